@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# bench.sh - the numbers for the issue's bars: version, training speed against
+# the sgemm floor, peak memory of a training epoch, sample latency and,
+# with --quality, the 15-epoch test loss.
+#
+# usage: scripts/bench.sh [--quality] [-- extra 'vae bench' options...]
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+RSS_LIMIT_MIB=150    # peak RSS of a 1-epoch training run
+SAMPLE_LIMIT_MS=100  # mean and max of `vae sample --n 128`, start to exit
+LOSS_LIMIT=104.6     # test loss (nats/image) after 15 epochs
+
+usage() {
+    cat <<EOF
+usage: $0 [--quality] [-- extra 'vae bench' options...]
+
+Installs what is missing (scripts/deps.sh --dev), builds build/vae
+(scripts/build.sh), fetches MNIST into data/ (scripts/fetch_data.sh), then
+prints a report, one figure a line:
+  a. vae --version
+  b. speed: vae bench --data data --epochs 5 [extra options]: epoch time,
+     sgemm floor (the same GEMM calls alone), their ratio, and the median ratio
+  c. memory: peak RSS of 'vae train --epochs 1' (GNU time -v), PASS if at
+     most $RSS_LIMIT_MIB MiB
+  d. sample latency: 'vae sample --n 128' from process start to exit
+     (hyperfine --warmup 3 --runs 30, or a bash loop without hyperfine),
+     PASS if mean and max are at most $SAMPLE_LIMIT_MS ms
+  e. with --quality: 'vae train --epochs 15', PASS if the last test loss is
+     at most $LOSS_LIMIT (takes several minutes)
+Temporary files go to a folder that is removed on exit. Speed figures are
+noisy on shared machines. Exits 1 if a step fails or a bar is missed.
+Example: $0 -- --threads 1 --epochs 3
+EOF
+}
+
+quality=0
+bench_extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --quality) quality=1 ;;
+        --) shift; bench_extra=("$@"); break ;;
+        *) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/vae-bench.XXXXXX")"
+trap 'rm -rf -- "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+die() { echo "bench.sh: $*" >&2; exit 1; }
+
+# --- setup --------------------------------------------------------------------
+"$root/scripts/deps.sh" --dev
+if ! "$root/scripts/build.sh" "$root/build" -DVAE_TESTS=OFF >"$tmp/build.log" 2>&1; then
+    cat "$tmp/build.log" >&2
+    die "build failed"
+fi
+"$root/scripts/fetch_data.sh" "$root/data"
+
+cd "$root"
+vae=build/vae
+summary=()
+missed=0
+
+# verdict OK: sets $result to PASS or FAIL (and remembers a failure).
+result=""
+verdict() {
+    if [ "$1" = 1 ]; then result=PASS; else result=FAIL; missed=1; fi
+}
+
+# --- a. version ------------------------------------------------------------------
+echo
+echo "=== a. version"
+"$vae" --version
+summary+=("version: $("$vae" --version | head -n 1)")
+
+# --- b. speed --------------------------------------------------------------------
+echo
+echo "=== b. speed: vae bench"
+# The CLI rejects an option given twice: the user's --epochs / --data win.
+use_epochs=1 use_data=1
+for arg in "${bench_extra[@]+"${bench_extra[@]}"}"; do
+    case "$arg" in
+        --epochs|--epochs=*) use_epochs=0 ;;
+        --data|--data=*) use_data=0 ;;
+    esac
+done
+bench_args=()
+[ "$use_data" = 1 ] && bench_args+=(--data data)
+[ "$use_epochs" = 1 ] && bench_args+=(--epochs 5)
+bench_cmd=("$vae" bench "${bench_args[@]+"${bench_args[@]}"}" "${bench_extra[@]+"${bench_extra[@]}"}")
+echo "\$ ${bench_cmd[*]}"
+"${bench_cmd[@]}" | tee "$tmp/bench.out" ||
+    die "vae bench failed"
+median="$(sed -n 's/^median ratio epoch \/ sgemm floor: \([0-9.]*\).*/\1/p' "$tmp/bench.out")"
+summary+=("speed: median ratio epoch / sgemm floor ${median:-?} ($(grep -c '^round ' "$tmp/bench.out") rounds)")
+
+# --- c. memory -------------------------------------------------------------------
+echo
+echo "=== c. memory: peak RSS of vae train --epochs 1"
+[ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) not found; run scripts/deps.sh --dev"
+mkdir -p "$tmp/train"
+echo "\$ $vae train --epochs 1 --data data --out \$TMP/train --ckpt \$TMP/train/vae.bin"
+/usr/bin/time -v -o "$tmp/time.txt" \
+    "$vae" train --epochs 1 --data data --out "$tmp/train" --ckpt "$tmp/train/vae.bin" ||
+    { cat "$tmp/time.txt" >&2; die "vae train failed"; }
+rss_kb="$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): \([0-9]*\)$/\1/p' "$tmp/time.txt")"
+[ -n "$rss_kb" ] || die "no 'Maximum resident set size' in the output of /usr/bin/time -v"
+rss_mib="$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')"
+ok="$(awk -v k="$rss_kb" -v lim="$RSS_LIMIT_MIB" 'BEGIN { print (k <= lim * 1024) ? 1 : 0 }')"
+verdict "$ok"
+line="memory: peak RSS $rss_mib MiB ($rss_kb kB), limit $RSS_LIMIT_MIB MiB: $result"
+echo "$line"
+summary+=("$line")
+
+# --- d. sample latency ------------------------------------------------------------
+echo
+echo "=== d. sample latency: vae sample --n 128, process start to exit"
+[ -f "$tmp/train/vae.bin" ] || die "the training run left no checkpoint"
+sample_cmd=("$vae" sample --n 128 --ckpt "$tmp/train/vae.bin" -o "$tmp/s.png")
+if command -v hyperfine >/dev/null 2>&1; then
+    method="hyperfine, 3 warmup + 30 runs"
+    # --shell=none: time the process itself, no shell in between.
+    hyperfine --shell=none --warmup 3 --runs 30 --export-json "$tmp/hf.json" \
+        "$(printf '%q ' "${sample_cmd[@]}")" || die "hyperfine failed"
+    # hyperfine's JSON has one "key": value per line; seconds -> ms.
+    json_ms() { sed -n "s/^ *\"$1\": *\([-0-9.eE+]*\),\{0,1\}$/\1/p" "$tmp/hf.json" |
+                    head -n 1 | awk '{ printf "%.1f", $1 * 1000 }'; }
+    mean_ms="$(json_ms mean)"
+    max_ms="$(json_ms max)"
+else
+    method="bash loop, 3 warmup + 30 runs (hyperfine not found)"
+    for _ in 1 2 3; do "${sample_cmd[@]}" >/dev/null || die "vae sample failed"; done
+    : >"$tmp/times.txt"
+    for _ in $(seq 30); do
+        t0="$(date +%s%N)"
+        "${sample_cmd[@]}" >/dev/null || die "vae sample failed"
+        t1="$(date +%s%N)"
+        echo $(( t1 - t0 )) >>"$tmp/times.txt"
+    done
+    mean_ms="$(awk '{ s += $1 } END { printf "%.1f", s / NR / 1e6 }' "$tmp/times.txt")"
+    max_ms="$(awk '$1 > m { m = $1 } END { printf "%.1f", m / 1e6 }' "$tmp/times.txt")"
+fi
+if [ -z "$mean_ms" ] || [ -z "$max_ms" ]; then die "could not read the sample timings"; fi
+ok="$(awk -v a="$mean_ms" -v b="$max_ms" -v lim="$SAMPLE_LIMIT_MS" \
+        'BEGIN { print (a <= lim && b <= lim) ? 1 : 0 }')"
+verdict "$ok"
+line="sample latency: mean $mean_ms ms, max $max_ms ms ($method), limit $SAMPLE_LIMIT_MS ms: $result"
+echo "$line"
+summary+=("$line")
+
+# --- e. quality --------------------------------------------------------------------
+if [ "$quality" = 1 ]; then
+    echo
+    echo "=== e. quality: vae train --epochs 15"
+    mkdir -p "$tmp/quality"
+    echo "\$ $vae train --epochs 15 --json --data data --out \$TMP/quality --ckpt \$TMP/quality/vae.bin"
+    "$vae" train --epochs 15 --json --data data --out "$tmp/quality" \
+        --ckpt "$tmp/quality/vae.bin" | tee "$tmp/quality.jsonl" ||
+        die "vae train failed"
+    loss="$(sed -n 's/.*"test_loss":\([-0-9.eE+]*\).*/\1/p' "$tmp/quality.jsonl" | tail -n 1)"
+    [ -n "$loss" ] || die "no test_loss in the output of vae train --json"
+    ok="$(awk -v l="$loss" -v lim="$LOSS_LIMIT" 'BEGIN { print (l <= lim) ? 1 : 0 }')"
+    verdict "$ok"
+    line="quality: test loss after 15 epochs $loss nats/image, limit $LOSS_LIMIT: $result"
+    echo "$line"
+    summary+=("$line")
+else
+    summary+=("quality: not run (use --quality)")
+fi
+
+echo
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+[ "$missed" = 0 ] || exit 1

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# test.sh - set everything up and run all tests: a Release build and a
+# sanitizer (ASan + UBSan, Debug) build, each with ctest.
+#
+# usage: scripts/test.sh [--quick]
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+usage() {
+    cat <<EOF
+usage: $0 [--quick]
+
+Installs missing Debian packages (scripts/deps.sh --dev), then builds and runs
+every test twice:
+  1. Release build in build/, ctest --output-on-failure;
+  2. AddressSanitizer + UBSan Debug build in build-asan/, ctest, with
+     ASAN_OPTIONS=detect_leaks=1 and UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1.
+--quick skips the sanitizer build. The tests need neither MNIST nor the network.
+Exits non-zero if any step fails; a summary is printed at the end.
+EOF
+}
+
+quick=0
+for arg in "$@"; do
+    case "$arg" in
+        -h|--help) usage; exit 0 ;;
+        --quick) quick=1 ;;
+        *) echo "test.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+"$root/scripts/deps.sh" --dev
+
+summary=()
+failed=0
+
+# step NAME CMD...: run CMD, record PASS/FAIL for the summary, keep going.
+step() {
+    local name="$1"
+    shift
+    echo
+    echo "=== $name"
+    if "$@"; then
+        summary+=("PASS  $name")
+    else
+        summary+=("FAIL  $name (exit $?)")
+        failed=1
+        return 1
+    fi
+}
+
+# suite LABEL DIR [cmake args...]: build in DIR, then ctest there if the build worked.
+suite() {
+    local label="$1" dir="$2"
+    shift 2
+    if step "$label: build ($dir)" "$root/scripts/build.sh" "$dir" "$@"; then
+        step "$label: ctest" ctest --test-dir "$dir" --output-on-failure \
+            --no-tests=error || true
+    fi
+}
+
+suite "release" "$root/build" -DCMAKE_BUILD_TYPE=Release -DVAE_TESTS=ON -DVAE_SANITIZE=OFF
+
+if [ "$quick" = 1 ]; then
+    summary+=("SKIP  sanitizer build (--quick)")
+else
+    export ASAN_OPTIONS=detect_leaks=1
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    suite "asan+ubsan" "$root/build-asan" -DVAE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DVAE_TESTS=ON
+fi
+
+echo
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+if [ "$failed" != 0 ]; then
+    echo "test.sh: FAILED"
+    exit 1
+fi
+echo "test.sh: all passed"
