@@ -1,0 +1,31 @@
+/* afile.h - atomic file replacement: write a temp file beside the target,
+ * flush, fsync, rename over the target, fsync the folder. A crash or a
+ * failed write at any moment leaves either the old file or the new one,
+ * whole. Targets that are not regular files (say /dev/full, /dev/stdout)
+ * are written in place, with every write error still reported. */
+#ifndef VAE_AFILE_H
+#define VAE_AFILE_H
+
+#include <stdio.h>
+
+#include "err.h"
+
+typedef struct afile {
+    FILE *fp;         /* write here between afile_open and commit/abort */
+    char *path;       /* the target */
+    char *tmp_path;   /* the temp file, or NULL when writing in place */
+} afile;
+
+/* Opens a temp file beside path for writing. Returns 0, or -1 with err
+ * (names the path: missing folder, not writable, ...). */
+int afile_open(afile *f, const char *path, err_msg *err);
+
+/* Flushes, fsyncs and closes, then renames the temp file over the target.
+ * Returns 0, or -1 with err; on failure the temp file is removed and the
+ * old target is untouched. Always releases f. */
+int afile_commit(afile *f, err_msg *err);
+
+/* Closes and removes the temp file, leaving the target untouched. */
+void afile_abort(afile *f);
+
+#endif

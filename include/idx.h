@@ -1,0 +1,47 @@
+/* idx.h - MNIST-format IDX image and label files, raw or gzip-compressed.
+ *
+ * Images stay uint8 in memory (60000 x 784 bytes for MNIST); callers scale
+ * them to [0,1] per batch. Every header field is validated against the
+ * file's real size before anything is allocated. */
+#ifndef VAE_IDX_H
+#define VAE_IDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define IDX_MAGIC_IMAGES 0x00000803u /* unsigned byte, 3 dimensions */
+#define IDX_MAGIC_LABELS 0x00000801u /* unsigned byte, 1 dimension */
+#define IDX_ROWS 28
+#define IDX_COLS 28
+#define IDX_NUM_CLASSES 10
+
+/* One split of a data set: n images of rows x cols bytes and n labels. */
+typedef struct idx_set {
+    size_t n;        /* number of images (= number of labels) */
+    size_t rows;     /* image height in pixels */
+    size_t cols;     /* image width in pixels */
+    uint8_t *images; /* n * rows * cols bytes, image-major, row-major */
+    uint8_t *labels; /* n bytes, each < IDX_NUM_CLASSES */
+} idx_set;
+
+/* Reads an idx3 image file at exactly path (gzip if it starts with 1f 8b).
+ * On success *data is malloc'd (caller frees). Returns 0, or -1 with err. */
+int idx_read_images(const char *path, uint8_t **data, size_t *n,
+                    size_t *rows, size_t *cols, err_msg *err);
+
+/* Reads an idx1 label file at exactly path (gzip if it starts with 1f 8b).
+ * On success *data is malloc'd (caller frees). Returns 0, or -1 with err. */
+int idx_read_labels(const char *path, uint8_t **data, size_t *n, err_msg *err);
+
+/* Loads split "train" or "t10k" from dir: SPLIT-images-idx3-ubyte and
+ * SPLIT-labels-idx1-ubyte, each found with or without ".gz". Requires 28x28
+ * images, equal counts and labels 0-9. Returns 0, or -1 with err (set is
+ * left empty). */
+int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err);
+
+/* Frees what idx_load allocated and zeroes the struct; safe on a zeroed set. */
+void idx_free(idx_set *set);
+
+#endif

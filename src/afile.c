@@ -1,0 +1,289 @@
+/* afile.c - atomic file replacement (see include/afile.h).
+ *
+ * Regular targets: mkstemp ".NAME.tmp.XXXXXX" in the target's folder, write,
+ * fflush, fsync, close, rename over the target, fsync the folder. rename(2)
+ * within one folder is atomic, so readers see the old file or the new one.
+ * Anything else that exists (a device, a FIFO) is written in place: renaming
+ * over /dev/full would replace the device node with a regular file.
+ *
+ * Why f->fp is a fopencookie stream and not fdopen: glibc drops a buffer it
+ * failed to write and keeps only the error flag, so by the time of commit the
+ * errno of the failed write(2) (ENOSPC, EDQUOT, EIO, EFBIG) is gone. The
+ * cookie records the first write error so commit can name it. */
+#define _GNU_SOURCE /* fopencookie; implies _POSIX_C_SOURCE 200809L */
+#include "afile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio_ext.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* The stream's sink: a file descriptor and the first error writing to it.
+ * It shares one allocation with the target path, and f->path points at its
+ * path member, so commit finds the sink from f alone (afile.h has no room
+ * for it, and a cookie cannot be read back from a FILE). */
+
+typedef struct afile_sink {
+    int fd;
+    int werr;    /* errno of the first failed write(2), or 0 */
+    char path[]; /* the target, NUL-terminated; f->path points here */
+} afile_sink;
+
+static afile_sink *sink_of(const afile *f)
+{
+    return (afile_sink *)(void *)(f->path - offsetof(afile_sink, path));
+}
+
+static ssize_t sink_write(void *cookie, const char *buf, size_t size)
+{
+    afile_sink *s = cookie;
+    size_t done = 0;
+    while (done < size) {
+        ssize_t w = write(s->fd, buf + done, size - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO; /* write(2) of n > 0 bytes never returns 0 */
+            if (s->werr == 0)
+                s->werr = errno;
+            break; /* a short count sets the stream's error flag */
+        }
+        done += (size_t)w;
+    }
+    return (ssize_t)done;
+}
+
+/* The descriptor is closed by commit/abort, not by fclose, so commit can
+ * fsync between flushing and closing and check close(2) itself. */
+static int sink_close(void *cookie)
+{
+    (void)cookie;
+    return 0;
+}
+
+static FILE *sink_stream(afile_sink *s)
+{
+    cookie_io_functions_t io = {.read = NULL, .write = sink_write, .seek = NULL,
+                                .close = sink_close};
+    return fopencookie(s, "w", io);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void afile_clear(afile *f)
+{
+    f->fp = NULL;
+    f->path = NULL;
+    f->tmp_path = NULL;
+}
+
+/* Frees the strings (and the sink with the path) and clears f. */
+static void afile_release(afile *f)
+{
+    if (f->path)
+        free(sink_of(f));
+    free(f->tmp_path);
+    afile_clear(f);
+}
+
+/* mkstemp gives 0600; the file should look like one fopen would create,
+ * minus write for group and others. umask(2) can only be read by setting it,
+ * so set it back at once. */
+static mode_t new_file_mode(void)
+{
+    mode_t mask = umask(022);
+    umask(mask);
+    return 0644 & ~mask;
+}
+
+/* ".NAME.tmp.XXXXXX" in the folder of path; NULL if path has no file name
+ * (empty, or ends with '/') or on allocation failure (errno says which). */
+static char *temp_name_for(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0; /* keeps the '/' */
+    const char *base = path + dir_len;
+    if (*base == '\0') {
+        errno = EISDIR;
+        return NULL;
+    }
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t len = dir_len + 1 + strlen(base) + sizeof suffix; /* sizeof counts NUL */
+    char *tmp = malloc(len);
+    if (!tmp)
+        return NULL;
+    memcpy(tmp, path, dir_len);
+    tmp[dir_len] = '.';
+    strcpy(tmp + dir_len + 1, base);
+    strcat(tmp, suffix);
+    return tmp;
+}
+
+int afile_open(afile *f, const char *path, err_msg *err)
+{
+    afile_clear(f);
+
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (!exists && errno != ENOENT)
+        return err_sys(err, errno, "cannot write %s", path);
+    if (exists && S_ISDIR(st.st_mode))
+        return err_set(err, "%s is a directory", path);
+
+    size_t path_len = strlen(path);
+    afile_sink *s = malloc(sizeof *s + path_len + 1);
+    if (!s)
+        return err_set(err, "%s: out of memory", path);
+    memcpy(s->path, path, path_len + 1);
+    s->fd = -1;
+    s->werr = 0;
+
+    char *tmp = NULL;
+    if (exists && !S_ISREG(st.st_mode)) {
+        /* A device or FIFO: write in place, never rename over it. */
+        do
+            s->fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        while (s->fd < 0 && errno == EINTR);
+        if (s->fd < 0) {
+            int e = errno;
+            free(s);
+            return err_sys(err, e, "cannot open %s", path);
+        }
+    } else {
+        tmp = temp_name_for(path);
+        if (!tmp) {
+            int e = errno;
+            free(s);
+            if (e == EISDIR)
+                return err_set(err, "%s is not a file name", path);
+            return err_set(err, "%s: out of memory", path);
+        }
+        s->fd = mkstemp(tmp);
+        if (s->fd < 0) {
+            int e = errno;
+            free(tmp);
+            free(s);
+            return err_sys(err, e, "cannot create a temp file beside %s", path);
+        }
+        if (fchmod(s->fd, new_file_mode()) != 0) {
+            int e = errno;
+            close(s->fd);
+            unlink(tmp);
+            free(tmp);
+            free(s);
+            return err_sys(err, e, "cannot set the mode of a temp file beside %s", path);
+        }
+    }
+
+    FILE *fp = sink_stream(s);
+    if (!fp) {
+        int e = errno;
+        close(s->fd);
+        if (tmp)
+            unlink(tmp);
+        free(tmp);
+        free(s);
+        return err_sys(err, e, "cannot open a stream for %s", path);
+    }
+    f->fp = fp;
+    f->path = s->path;
+    f->tmp_path = tmp;
+    return 0;
+}
+
+/* fsync fails with EINVAL (or ENOTSUP) on objects that cannot be synced,
+ * such as /dev/null, pipes and terminals: nothing is lost there. */
+static int fsync_failed(int fd)
+{
+    if (fsync(fd) == 0)
+        return 0;
+    return errno != EINVAL && errno != ENOTSUP;
+}
+
+/* Makes the rename durable. A folder we may not open (say mode 0300) or a
+ * file system that cannot sync folders is no write error. */
+static int sync_folder_of(const char *path, err_msg *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return err_set(err, "%s: out of memory", path);
+
+    int rc = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EACCES && errno != EPERM)
+            rc = err_sys(err, errno, "cannot open folder %s to sync %s", dir, path);
+    } else {
+        if (fsync_failed(fd))
+            rc = err_sys(err, errno, "cannot sync folder %s after writing %s", dir, path);
+        close(fd);
+    }
+    free(dir);
+    return rc;
+}
+
+int afile_commit(afile *f, err_msg *err)
+{
+    if (!f->fp || !f->path) {
+        afile_abort(f);
+        return err_set(err, "afile_commit: file is not open");
+    }
+    afile_sink *s = sink_of(f);
+    const char *path = f->path;
+    int rc = 0;
+
+    /* 1. Push the buffer to the descriptor; any write that ever failed counts. */
+    if (fflush(f->fp) != 0 || ferror(f->fp) || s->werr != 0) {
+        int e = s->werr ? s->werr : errno ? errno : EIO;
+        rc = err_sys(err, e, "cannot write %s", path);
+    }
+    /* 2. The stream holds no data now; fclose only frees it. */
+    if (fclose(f->fp) != 0 && rc == 0)
+        rc = err_sys(err, errno, "cannot write %s", path);
+    f->fp = NULL;
+    /* 3. Data on disk before the rename makes it visible. */
+    if (rc == 0 && fsync_failed(s->fd))
+        rc = err_sys(err, errno, "cannot sync %s", path);
+    /* 4. NFS and others report delayed write errors at close. */
+    if (close(s->fd) != 0 && rc == 0 && errno != EINTR)
+        rc = err_sys(err, errno, "cannot write %s", path);
+    s->fd = -1;
+
+    if (f->tmp_path) {
+        if (rc == 0 && rename(f->tmp_path, path) != 0)
+            rc = err_sys(err, errno, "cannot replace %s", path);
+        if (rc != 0)
+            unlink(f->tmp_path); /* the old target is untouched */
+        else
+            rc = sync_folder_of(path, err);
+    }
+    afile_release(f);
+    return rc;
+}
+
+void afile_abort(afile *f)
+{
+    if (f->fp) {
+        __fpurge(f->fp); /* discard, do not write, what is still buffered */
+        fclose(f->fp);
+    }
+    if (f->path && sink_of(f)->fd >= 0)
+        close(sink_of(f)->fd);
+    if (f->tmp_path)
+        unlink(f->tmp_path);
+    afile_release(f);
+}

@@ -1,0 +1,501 @@
+/* idx.c - MNIST-format IDX files, raw or gzip (see include/idx.h).
+ *
+ * An IDX file is a 4-byte magic (0, 0, data type, number of dimensions),
+ * one big-endian uint32 per dimension, then the data. We only read unsigned
+ * bytes (type 0x08): idx3 images (n, rows, cols) and idx1 labels (n).
+ *
+ * Every file goes through an idx_src, which hides whether the bytes come
+ * straight from disk or out of zlib's inflate. The parser reads the header,
+ * checks it against what the file can possibly hold, allocates the data
+ * buffer once and fills it in place, then insists the file ends there. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "idx.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define IDX_PATH_MAX 4096
+#define IDX_HEADER_MAX 16 /* magic + 3 dimensions */
+
+/* deflate cannot expand data by more than 1032:1 (zlib FAQ), so a gzip
+ * file of c bytes inflates to at most about 1032 * c bytes. That lets a
+ * gzip header's claim be refused before anything is allocated. */
+#define IDX_GZIP_MAX_RATIO 1032
+
+/* ---------------------------------------------------------------------- */
+/* Byte sources: a raw file, or a gzip file inflated on the fly            */
+
+typedef struct idx_src {
+    const char *path;
+    int fd;           /* raw files: open until idx_src_close */
+    size_t file_size; /* bytes on disk */
+    size_t consumed;  /* raw: bytes read so far */
+    int is_gzip;
+    uint8_t *gz;      /* gzip: the whole compressed file */
+    z_stream zs;
+    int zs_live;      /* inflateInit2 succeeded */
+    int gz_done;      /* the last gzip member has ended */
+} idx_src;
+
+static int read_fully(int fd, uint8_t *buf, size_t len, size_t *got)
+{
+    size_t total = 0;
+    while (total < len) {
+        size_t want = len - total;
+        if (want > (size_t)SSIZE_MAX)
+            want = (size_t)SSIZE_MAX;
+        ssize_t r = read(fd, buf + total, want);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *got = total;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        total += (size_t)r;
+    }
+    *got = total;
+    return 0;
+}
+
+static void src_close(idx_src *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->zs_live)
+        inflateEnd(&s->zs);
+    free(s->gz);
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+}
+
+static int src_open(idx_src *s, const char *path, err_msg *err)
+{
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    s->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0)
+        return err_sys(err, errno, "%s: cannot open", path);
+
+    struct stat st;
+    if (fstat(s->fd, &st) != 0) {
+        int e = errno;
+        src_close(s);
+        return err_sys(err, e, "%s: cannot stat", path);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        src_close(s);
+        return err_set(err, "%s: is a directory, expected an IDX file", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        src_close(s);
+        return err_set(err, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        src_close(s);
+        return err_set(err, "%s: file is empty (0 bytes)", path);
+    }
+    if ((uintmax_t)st.st_size > SIZE_MAX) {
+        src_close(s);
+        return err_set(err, "%s: file is too large for this machine", path);
+    }
+    s->file_size = (size_t)st.st_size;
+
+    uint8_t sig[2];
+    size_t got = 0;
+    if (read_fully(s->fd, sig, 2, &got) != 0) {
+        int e = errno;
+        src_close(s);
+        return err_sys(err, e, "%s: read error", path);
+    }
+    if (got < 2 || sig[0] != 0x1f || sig[1] != 0x8b) {
+        /* Raw: rewind so the parser sees the file from its first byte. */
+        if (lseek(s->fd, 0, SEEK_SET) != 0) {
+            int e = errno;
+            src_close(s);
+            return err_sys(err, e, "%s: cannot seek", path);
+        }
+        return 0;
+    }
+
+    /* gzip: slurp the compressed bytes, then inflate from memory. */
+    s->is_gzip = 1;
+    s->gz = malloc(s->file_size);
+    if (!s->gz) {
+        src_close(s);
+        return err_set(err, "%s: out of memory reading %zu bytes", path, s->file_size);
+    }
+    memcpy(s->gz, sig, 2);
+    if (read_fully(s->fd, s->gz + 2, s->file_size - 2, &got) != 0) {
+        int e = errno;
+        src_close(s);
+        return err_sys(err, e, "%s: read error", path);
+    }
+    if (got != s->file_size - 2) {
+        src_close(s);
+        return err_set(err, "%s: file shrank while being read", path);
+    }
+    close(s->fd);
+    s->fd = -1;
+
+    /* 16 + MAX_WBITS: expect a gzip wrapper and check its CRC and length. */
+    if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK) {
+        src_close(s);
+        return err_set(err, "%s: cannot initialise zlib", path);
+    }
+    s->zs_live = 1;
+    s->zs.next_in = s->gz;
+    return 0;
+}
+
+/* Offset in the compressed file of the next byte inflate will read. */
+static size_t gz_offset(const idx_src *s)
+{
+    return (size_t)(s->zs.next_in - s->gz);
+}
+
+/* Inflates up to len bytes into buf; *got < len only at the end of the
+ * last gzip member. Concatenated members (as `cat a.gz b.gz` makes) are
+ * one stream, as gzip itself treats them. */
+static int gz_read(idx_src *s, uint8_t *buf, size_t len, size_t *got, err_msg *err)
+{
+    size_t total = 0;
+    while (total < len && !s->gz_done) {
+        size_t out_left = len - total;
+        size_t in_left = s->file_size - gz_offset(s);
+        s->zs.next_out = buf + total;
+        s->zs.avail_out = out_left > UINT_MAX ? UINT_MAX : (uInt)out_left;
+        s->zs.avail_in = in_left > UINT_MAX ? UINT_MAX : (uInt)in_left;
+        uInt out_before = s->zs.avail_out;
+        int ret = inflate(&s->zs, Z_NO_FLUSH);
+        total += out_before - s->zs.avail_out;
+
+        if (ret == Z_STREAM_END) {
+            /* Another member follows only if the next bytes are 1f 8b;
+             * anything else is left for src_finish to report. */
+            size_t pos = gz_offset(s);
+            if (s->file_size - pos >= 2 && s->gz[pos] == 0x1f && s->gz[pos + 1] == 0x8b)
+                inflateReset(&s->zs);
+            else
+                s->gz_done = 1;
+            continue;
+        }
+        if (ret == Z_DATA_ERROR)
+            return err_set(err, "%s: corrupt gzip stream: %s", s->path,
+                           s->zs.msg ? s->zs.msg : "invalid data");
+        if (ret == Z_NEED_DICT)
+            return err_set(err, "%s: corrupt gzip stream: needs a preset dictionary", s->path);
+        if (ret == Z_MEM_ERROR)
+            return err_set(err, "%s: out of memory inflating", s->path);
+        /* Z_BUF_ERROR with room to write means inflate wants input that
+         * the file does not have: it ends in the middle of the stream. */
+        if (ret == Z_BUF_ERROR && gz_offset(s) == s->file_size)
+            return err_set(err, "%s: truncated gzip stream (the %zu-byte file ends "
+                           "before the compressed data does)", s->path, s->file_size);
+        if (ret != Z_OK && ret != Z_BUF_ERROR)
+            return err_set(err, "%s: zlib error %d", s->path, ret);
+    }
+    *got = total;
+    return 0;
+}
+
+/* Reads up to len bytes; *got < len only at the end of the data. */
+static int src_read(idx_src *s, uint8_t *buf, size_t len, size_t *got, err_msg *err)
+{
+    *got = 0;
+    if (s->is_gzip)
+        return gz_read(s, buf, len, got, err);
+    if (read_fully(s->fd, buf, len, got) != 0)
+        return err_sys(err, errno, "%s: read error", s->path);
+    s->consumed += *got;
+    return 0;
+}
+
+/* Largest number of data bytes the file could still deliver. */
+static size_t src_capacity(const idx_src *s)
+{
+    if (!s->is_gzip)
+        return s->file_size - s->consumed;
+    if (s->file_size > SIZE_MAX / IDX_GZIP_MAX_RATIO)
+        return SIZE_MAX;
+    return s->file_size * IDX_GZIP_MAX_RATIO;
+}
+
+/* After the data the header describes, the file must end. */
+static int src_finish(idx_src *s, size_t data_bytes, err_msg *err)
+{
+    if (!s->is_gzip) {
+        size_t extra = s->file_size - s->consumed;
+        if (extra > 0)
+            return err_set(err, "%s: trailing garbage: %zu extra bytes after the "
+                           "%zu bytes of data the header describes",
+                           s->path, extra, data_bytes);
+        return 0;
+    }
+
+    /* Inflate whatever is left (this also checks the gzip CRC and length). */
+    uint8_t scratch[16384];
+    size_t extra = 0, got;
+    do {
+        if (gz_read(s, scratch, sizeof scratch, &got, err) != 0)
+            return -1;
+        extra += got;
+    } while (got == sizeof scratch);
+    if (extra > 0)
+        return err_set(err, "%s: trailing garbage: %zu extra bytes after the "
+                       "%zu bytes of data the header describes",
+                       s->path, extra, data_bytes);
+    size_t rest = s->file_size - gz_offset(s);
+    if (rest > 0)
+        return err_set(err, "%s: trailing garbage: %zu extra bytes after the end "
+                       "of the gzip stream", s->path, rest);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The IDX parser                                                          */
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static const char *kind_name(unsigned ndims)
+{
+    return ndims == 3 ? "idx3 images" : "idx1 labels";
+}
+
+static int check_magic(const char *path, const uint8_t *m, unsigned ndims, err_msg *err)
+{
+    uint32_t found = be32(m);
+    uint32_t want = ndims == 3 ? IDX_MAGIC_IMAGES : IDX_MAGIC_LABELS;
+    uint32_t other = ndims == 3 ? IDX_MAGIC_LABELS : IDX_MAGIC_IMAGES;
+    if (found == want)
+        return 0;
+    if (found == other)
+        return err_set(err, "%s: wrong magic 0x%08x, expected 0x%08x (%s): this is an %s "
+                       "file; are the image and label files swapped?",
+                       path, (unsigned)found, (unsigned)want, kind_name(ndims),
+                       kind_name(ndims == 3 ? 1 : 3));
+    if (m[0] == 0 && m[1] == 0 && m[2] == 0x08)
+        return err_set(err, "%s: wrong number of dimensions: magic 0x%08x says %u, "
+                       "expected %u (%s)", path, (unsigned)found, (unsigned)m[3], ndims,
+                       kind_name(ndims));
+    if (m[0] == 0 && m[1] == 0 && (m[2] == 0x09 || (m[2] >= 0x0b && m[2] <= 0x0e)))
+        return err_set(err, "%s: wrong magic 0x%08x, expected 0x%08x (%s): data type 0x%02x "
+                       "is not unsigned bytes (0x08)", path, (unsigned)found, (unsigned)want,
+                       kind_name(ndims), (unsigned)m[2]);
+    return err_set(err, "%s: wrong magic 0x%08x, expected 0x%08x (%s): not an IDX file",
+                   path, (unsigned)found, (unsigned)want, kind_name(ndims));
+}
+
+/* Reads an IDX file of unsigned bytes with ndims dimensions (1 or 3).
+ * dims[0] is the item count; the data is the product of all dims. */
+static int idx_read(const char *path, unsigned ndims, size_t *dims, uint8_t **data,
+                    err_msg *err)
+{
+    const char *noun = ndims == 3 ? "images" : "labels";
+    size_t header_len = 4 + 4 * (size_t)ndims;
+    uint8_t hdr[IDX_HEADER_MAX];
+    uint8_t *buf = NULL;
+    size_t got = 0;
+    idx_src s;
+
+    if (src_open(&s, path, err) != 0)
+        return -1;
+
+    if (src_read(&s, hdr, 4, &got, err) != 0)
+        goto fail;
+    if (got == 0) {
+        err_set(err, "%s: file is empty%s", path,
+                s.is_gzip ? " (the gzip stream holds 0 bytes)" : "");
+        goto fail;
+    }
+    if (got < 4) {
+        err_set(err, "%s: truncated header: %zu bytes, an %s header needs %zu",
+                path, got, kind_name(ndims), header_len);
+        goto fail;
+    }
+    if (check_magic(path, hdr, ndims, err) != 0)
+        goto fail;
+    if (src_read(&s, hdr + 4, header_len - 4, &got, err) != 0)
+        goto fail;
+    if (got < header_len - 4) {
+        err_set(err, "%s: truncated header: %zu bytes, an %s header needs %zu",
+                path, 4 + got, kind_name(ndims), header_len);
+        goto fail;
+    }
+
+    size_t data_bytes = 1;
+    for (unsigned i = 0; i < ndims; i++) {
+        dims[i] = be32(hdr + 4 + 4 * i);
+        if (dims[i] == 0) {
+            if (i == 0)
+                err_set(err, "%s: header says 0 %s", path, noun);
+            else
+                err_set(err, "%s: header says the images are %zux%zu, a size of 0",
+                        path, (size_t)be32(hdr + 8), (size_t)be32(hdr + 12));
+            goto fail;
+        }
+        if (err_mul_size(data_bytes, dims[i], &data_bytes) != 0) {
+            if (ndims == 3)
+                err_set(err, "%s: header dimensions %zu x %zu x %zu overflow size_t", path,
+                        (size_t)be32(hdr + 4), (size_t)be32(hdr + 8), (size_t)be32(hdr + 12));
+            else
+                err_set(err, "%s: header count %zu overflows size_t", path, dims[0]);
+            goto fail;
+        }
+    }
+
+    /* Check the claim against the file before trusting it with malloc. */
+    size_t cap = src_capacity(&s);
+    if (data_bytes > cap) {
+        if (s.is_gzip)
+            err_set(err, "%s: header says %zu %s (%zu bytes), more than a %zu-byte gzip "
+                    "file can hold (at most %zu bytes)",
+                    path, dims[0], noun, data_bytes, s.file_size, cap);
+        else
+            err_set(err, "%s: truncated: header says %zu %s (%zu bytes) but the file has "
+                    "%zu bytes of data", path, dims[0], noun, data_bytes, cap);
+        goto fail;
+    }
+
+    buf = malloc(data_bytes);
+    if (!buf) {
+        err_set(err, "%s: out of memory for %zu bytes of %s", path, data_bytes, noun);
+        goto fail;
+    }
+    if (src_read(&s, buf, data_bytes, &got, err) != 0)
+        goto fail;
+    if (got < data_bytes) {
+        err_set(err, "%s: truncated: header says %zu %s (%zu bytes) but the file has "
+                "%zu bytes of data", path, dims[0], noun, data_bytes, got);
+        goto fail;
+    }
+    if (src_finish(&s, data_bytes, err) != 0)
+        goto fail;
+
+    src_close(&s);
+    *data = buf;
+    return 0;
+
+fail:
+    free(buf);
+    src_close(&s);
+    return -1;
+}
+
+int idx_read_images(const char *path, uint8_t **data, size_t *n,
+                    size_t *rows, size_t *cols, err_msg *err)
+{
+    size_t dims[3];
+    *data = NULL;
+    *n = *rows = *cols = 0;
+    if (idx_read(path, 3, dims, data, err) != 0)
+        return -1;
+    *n = dims[0];
+    *rows = dims[1];
+    *cols = dims[2];
+    return 0;
+}
+
+int idx_read_labels(const char *path, uint8_t **data, size_t *n, err_msg *err)
+{
+    size_t dims[1];
+    *data = NULL;
+    *n = 0;
+    if (idx_read(path, 1, dims, data, err) != 0)
+        return -1;
+    *n = dims[0];
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Loading a split                                                         */
+
+/* Builds dir/SPLIT-KIND, then picks it or its ".gz" twin, whichever
+ * exists (the raw file wins if both do). */
+static int find_file(char *out, size_t out_len, const char *dir, const char *split,
+                     const char *kind, err_msg *err)
+{
+    size_t dlen = strlen(dir);
+    while (dlen > 1 && dir[dlen - 1] == '/')
+        dlen--;
+    const char *sep = dir[dlen - 1] == '/' ? "" : "/";
+    int w = snprintf(out, out_len, "%.*s%s%s-%s", (int)dlen, dir, sep, split, kind);
+    if (w < 0 || (size_t)w + 3 >= out_len)
+        return err_set(err, "%s: data directory path is too long", dir);
+
+    struct stat st;
+    if (stat(out, &st) == 0 || errno != ENOENT)
+        return 0; /* exists (or fails otherwise): idx_read reports problems */
+    memcpy(out + w, ".gz", 4);
+    if (stat(out, &st) == 0 || errno != ENOENT)
+        return 0;
+    out[w] = '\0';
+    return err_set(err, "%s: not found (nor %s.gz); run scripts/fetch_data.sh "
+                   "or pass --data DIR", out, out);
+}
+
+int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err)
+{
+    char ipath[IDX_PATH_MAX], lpath[IDX_PATH_MAX];
+    size_t n_labels = 0;
+    memset(set, 0, sizeof *set);
+
+    if (!split || (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0))
+        return err_set(err, "unknown split '%s', expected train or t10k",
+                       split ? split : "(null)");
+    if (!dir || !*dir)
+        dir = ".";
+
+    if (find_file(ipath, sizeof ipath, dir, split, "images-idx3-ubyte", err) != 0 ||
+        find_file(lpath, sizeof lpath, dir, split, "labels-idx1-ubyte", err) != 0)
+        return -1;
+
+    if (idx_read_images(ipath, &set->images, &set->n, &set->rows, &set->cols, err) != 0)
+        goto fail;
+    if (set->rows != IDX_ROWS || set->cols != IDX_COLS) {
+        err_set(err, "%s: images are %zux%zu, vae needs %dx%d",
+                ipath, set->rows, set->cols, IDX_ROWS, IDX_COLS);
+        goto fail;
+    }
+    if (idx_read_labels(lpath, &set->labels, &n_labels, err) != 0)
+        goto fail;
+    if (n_labels != set->n) {
+        err_set(err, "count mismatch: %s has %zu images but %s has %zu labels",
+                ipath, set->n, lpath, n_labels);
+        goto fail;
+    }
+    for (size_t i = 0; i < n_labels; i++) {
+        if (set->labels[i] >= IDX_NUM_CLASSES) {
+            err_set(err, "%s: label %zu is %u, labels must be 0-%d",
+                    lpath, i, (unsigned)set->labels[i], IDX_NUM_CLASSES - 1);
+            goto fail;
+        }
+    }
+    return 0;
+
+fail:
+    idx_free(set);
+    return -1;
+}
+
+void idx_free(idx_set *set)
+{
+    if (!set)
+        return;
+    free(set->images);
+    free(set->labels);
+    memset(set, 0, sizeof *set);
+}

@@ -1,0 +1,491 @@
+/* test_afile.c - atomic replacement: content, temp files, errors, devices. */
+#define _GNU_SOURCE /* mkdtemp, setresuid */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "afile.h"
+
+/* ------------------------------------------------------------------------ */
+/* Fixture: a fresh folder under /tmp per test, removed afterwards. */
+
+typedef struct fixture {
+    char dir[64];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    strcpy(fx->dir, "/tmp/test_afile.XXXXXX");
+    if (!mkdtemp(fx->dir)) {
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        chmod(path, 0700);
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                    continue;
+                char sub[4096];
+                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+                remove_tree(sub);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    remove_tree(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers */
+
+static void join(char *out, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t)n < size);
+}
+
+/* Reads a whole small file into buf (NUL-terminated); returns its length. */
+static size_t slurp(const char *path, char *buf, size_t size)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, size - 1, fp);
+    assert_int_equal(ferror(fp), 0);
+    fclose(fp);
+    buf[n] = '\0';
+    return n;
+}
+
+/* Number of entries in dir other than . and ..; the name of the last one
+ * seen goes to last (if not NULL). */
+static size_t count_entries(const char *dir, char *last, size_t last_size)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        n++;
+        if (last)
+            snprintf(last, last_size, "%s", e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Asserts that dir holds exactly one entry, named name. */
+static void assert_only_entry(const char *dir, const char *name)
+{
+    char last[256] = "";
+    assert_int_equal(count_entries(dir, last, sizeof last), 1);
+    assert_string_equal(last, name);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, path, &err), 0);
+    assert_true(fputs(text, f.fp) >= 0);
+    if (afile_commit(&f, &err) != 0)
+        fail_msg("commit %s: %s", path, err.text);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tests */
+
+static void test_commit_creates_file(void **state)
+{
+    fixture *fx = *state;
+    char path[256], name[256] = "";
+    join(path, sizeof path, fx->dir, "out.txt");
+
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, path, &err), 0);
+    assert_non_null(f.fp);
+    assert_string_equal(f.path, path);
+    assert_non_null(f.tmp_path);
+    /* While open, only the temp file exists, beside the target. */
+    assert_int_equal(count_entries(fx->dir, name, sizeof name), 1);
+    assert_memory_equal(name, ".out.txt.tmp.", strlen(".out.txt.tmp."));
+    assert_int_equal(strlen(name), strlen(".out.txt.tmp.XXXXXX"));
+    assert_int_equal(access(path, F_OK), -1);
+
+    fputs("hello\n", f.fp);
+    if (afile_commit(&f, &err) != 0)
+        fail_msg("commit: %s", err.text);
+    assert_null(f.fp);
+    assert_null(f.path);
+    assert_null(f.tmp_path);
+
+    char buf[64];
+    assert_int_equal(slurp(path, buf, sizeof buf), 6);
+    assert_string_equal(buf, "hello\n");
+    assert_only_entry(fx->dir, "out.txt");
+}
+
+static void test_relative_path(void **state)
+{
+    fixture *fx = *state;
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(fx->dir), 0);
+    write_file("rel.txt", "relative");
+    assert_int_equal(chdir(cwd), 0);
+
+    char path[256], buf[64];
+    join(path, sizeof path, fx->dir, "rel.txt");
+    slurp(path, buf, sizeof buf);
+    assert_string_equal(buf, "relative");
+    assert_only_entry(fx->dir, "rel.txt");
+}
+
+static void test_abort_keeps_old(void **state)
+{
+    fixture *fx = *state;
+    char path[256], buf[64];
+    join(path, sizeof path, fx->dir, "out.txt");
+    write_file(path, "old");
+
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, path, &err), 0);
+    fputs("new content", f.fp);
+    fflush(f.fp);
+    afile_abort(&f);
+    assert_null(f.fp);
+    assert_null(f.tmp_path);
+
+    slurp(path, buf, sizeof buf);
+    assert_string_equal(buf, "old");
+    assert_only_entry(fx->dir, "out.txt");
+}
+
+static void test_second_commit_replaces(void **state)
+{
+    fixture *fx = *state;
+    char path[256], buf[64];
+    join(path, sizeof path, fx->dir, "out.txt");
+
+    write_file(path, "first version, long");
+    struct stat st1, st2;
+    assert_int_equal(stat(path, &st1), 0);
+    write_file(path, "second");
+    assert_int_equal(stat(path, &st2), 0);
+
+    slurp(path, buf, sizeof buf);
+    assert_string_equal(buf, "second"); /* replaced, not overwritten in place */
+    assert_true(st1.st_ino != st2.st_ino);
+    assert_only_entry(fx->dir, "out.txt");
+}
+
+static void test_missing_folder(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    join(path, sizeof path, fx->dir, "nope/out.txt");
+
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, path, &err), -1);
+    assert_null(f.fp);
+    assert_null(f.path);
+    assert_null(f.tmp_path);
+    assert_non_null(strstr(err.text, path));
+    assert_non_null(strstr(err.text, "No such file or directory"));
+    assert_int_equal(count_entries(fx->dir, NULL, 0), 0);
+}
+
+static void test_folder_is_a_file(void **state)
+{
+    fixture *fx = *state;
+    char file[256], path[256];
+    join(file, sizeof file, fx->dir, "file");
+    join(path, sizeof path, fx->dir, "file/out.txt");
+    write_file(file, "x");
+
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, path, &err), -1);
+    assert_non_null(strstr(err.text, path));
+    assert_non_null(strstr(err.text, "Not a directory"));
+    assert_only_entry(fx->dir, "file");
+}
+
+static void test_target_is_directory(void **state)
+{
+    fixture *fx = *state;
+    char path[256], slashed[256];
+    join(path, sizeof path, fx->dir, "sub");
+    join(slashed, sizeof slashed, fx->dir, "missing/");
+    assert_int_equal(mkdir(path, 0755), 0);
+
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, path, &err), -1);
+    assert_non_null(strstr(err.text, path));
+    assert_non_null(strstr(err.text, "is a directory"));
+    assert_null(f.fp);
+
+    /* No file name at all. */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(afile_open(&f, slashed, &err), -1);
+    assert_non_null(strstr(err.text, slashed));
+
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_only_entry(fx->dir, "sub");
+}
+
+/* Opens path and writes err.text to fd; exit status 0 if open failed. Run in
+ * a child that may have dropped root. */
+static void open_in_child(const char *path, int fd)
+{
+    afile f;
+    err_msg err = {{0}};
+    int rc = afile_open(&f, path, &err);
+    if (rc == 0)
+        afile_abort(&f);
+    ssize_t w = write(fd, err.text, strlen(err.text));
+    (void)w;
+    _exit(rc == -1 ? 0 : 1);
+}
+
+static void test_read_only_folder(void **state)
+{
+    fixture *fx = *state;
+    char ro[256], path[256];
+    join(ro, sizeof ro, fx->dir, "ro");
+    join(path, sizeof path, ro, "out.txt");
+    assert_int_equal(mkdir(ro, 0755), 0);
+    assert_int_equal(chmod(ro, 0555), 0);
+    /* Root ignores permissions: drop to nobody in a child, which needs to
+     * reach ro through the 0700 fixture folder. */
+    int as_root = geteuid() == 0;
+    if (as_root)
+        assert_int_equal(chmod(fx->dir, 0755), 0);
+
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        if (as_root && (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+                        setresuid(65534, 65534, 65534) != 0))
+            _exit(2);
+        open_in_child(path, pfd[1]);
+    }
+    close(pfd[1]);
+    char text[ERR_MSG_LEN + 1] = "";
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(pfd[0], text + got, sizeof text - 1 - got)) > 0)
+        got += (size_t)r;
+    close(pfd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 2)
+        skip(); /* cannot drop root here */
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_non_null(strstr(text, path));
+    assert_non_null(strstr(text, "Permission denied"));
+    assert_int_equal(count_entries(ro, NULL, 0), 0);
+}
+
+/* A commit that fails while writing the temp file (here: over the file size
+ * limit, EFBIG) removes the temp file and keeps the old target. */
+static void test_failed_commit_keeps_old(void **state)
+{
+    fixture *fx = *state;
+    char path[256], buf[64];
+    join(path, sizeof path, fx->dir, "out.txt");
+    write_file(path, "old");
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The limit is per process: set it in a child only. */
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit lim = {.rlim_cur = 1000, .rlim_max = 1000};
+        if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+            _exit(2);
+        afile f;
+        err_msg err = {{0}};
+        if (afile_open(&f, path, &err) != 0)
+            _exit(3);
+        for (int i = 0; i < 1000; i++)
+            fputs("new new new new new new new\n", f.fp);
+        int rc = afile_commit(&f, &err);
+        int named = strstr(err.text, path) != NULL &&
+                    strstr(err.text, "File too large") != NULL;
+        _exit(rc == -1 && named ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    slurp(path, buf, sizeof buf);
+    assert_string_equal(buf, "old");
+    assert_only_entry(fx->dir, "out.txt");
+}
+
+/* The target turns into a directory before commit: rename fails, the temp
+ * file goes, the directory stays. */
+static void test_failed_rename_removes_temp(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    join(path, sizeof path, fx->dir, "out");
+
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, path, &err), 0);
+    fputs("data", f.fp);
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(afile_commit(&f, &err), -1);
+    assert_non_null(strstr(err.text, path));
+    assert_null(f.fp);
+    assert_null(f.tmp_path);
+    afile_abort(&f); /* harmless after commit */
+
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_only_entry(fx->dir, "out");
+}
+
+static void assert_dev_full_still_device(void)
+{
+    struct stat st;
+    assert_int_equal(stat("/dev/full", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+}
+
+static void test_dev_full(void **state)
+{
+    (void)state;
+    static char big[64 * 1024];
+    memset(big, 'x', sizeof big);
+
+    /* Large: the write fails inside fwrite, long before commit. */
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, "/dev/full", &err), 0);
+    assert_null(f.tmp_path); /* in place: never rename over a device */
+    fwrite(big, 1, sizeof big, f.fp);
+    errno = 0; /* commit must not rely on errno left by the failed write */
+    assert_int_equal(afile_commit(&f, &err), -1);
+    assert_non_null(strstr(err.text, "/dev/full"));
+    assert_non_null(strstr(err.text, "No space left on device"));
+    assert_dev_full_still_device();
+
+    /* Small: the write fails when commit flushes. */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(afile_open(&f, "/dev/full", &err), 0);
+    fputs("x", f.fp);
+    assert_int_equal(afile_commit(&f, &err), -1);
+    assert_non_null(strstr(err.text, "No space left on device"));
+    assert_dev_full_still_device();
+}
+
+static void test_dev_null(void **state)
+{
+    (void)state;
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, "/dev/null", &err), 0);
+    assert_null(f.tmp_path);
+    fputs("discarded", f.fp);
+    if (afile_commit(&f, &err) != 0) /* fsync's EINVAL is no error */
+        fail_msg("commit /dev/null: %s", err.text);
+    struct stat st;
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+}
+
+static void test_mode(void **state)
+{
+    fixture *fx = *state;
+    char a[256], b[256];
+    join(a, sizeof a, fx->dir, "a");
+    join(b, sizeof b, fx->dir, "b");
+    struct stat st;
+
+    mode_t old = umask(022);
+    write_file(a, "a");
+    umask(077);
+    write_file(b, "b");
+    umask(old);
+
+    assert_int_equal(stat(a, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(stat(b, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_commit_creates_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_commit_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_folder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_folder_is_a_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_is_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_folder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_rename_removes_temp, setup, teardown),
+        cmocka_unit_test(test_dev_full),
+        cmocka_unit_test(test_dev_null),
+        cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,147 @@
+/* testutil.h - small helpers shared by the cmocka tests: temp folders,
+ * whole-file reads and writes, folder listings. Include after <cmocka.h>;
+ * every helper fails the running test loudly instead of returning an error. */
+#ifndef VAE_TESTUTIL_H
+#define VAE_TESTUTIL_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Creates a fresh folder from template (".../name.XXXXXX", rewritten in
+ * place); returns 0, or -1 (for cmocka setup functions, which may not assert). */
+static inline int tu_mkdtemp(char *tmpl)
+{
+    return mkdtemp(tmpl) ? 0 : -1;
+}
+
+/* Removes path and everything under it; missing paths are fine. */
+static inline void tu_remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        chmod(path, 0700);
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                    continue;
+                char sub[4096];
+                int n = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+                if (n > 0 && (size_t)n < sizeof sub)
+                    tu_remove_tree(sub);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* out = dir "/" name; fails the test if it does not fit. */
+static inline void tu_join(char *out, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= size)
+        fail_msg("path too long: %s/%s", dir, name);
+}
+
+/* Reads the whole file; returns a malloc'd buffer with a NUL after the
+ * *len bytes (len may be NULL). Fails the test if the file cannot be read. */
+static inline unsigned char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        fail_msg("cannot open %s", path);
+    size_t cap = 4096, n = 0;
+    unsigned char *b = malloc(cap + 1);
+    assert_non_null(b);
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            b = realloc(b, cap + 1);
+            assert_non_null(b);
+        }
+        size_t got = fread(b + n, 1, cap - n, fp);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(fp))
+        fail_msg("read error on %s", path);
+    fclose(fp);
+    b[n] = '\0';
+    if (len)
+        *len = n;
+    return b;
+}
+
+/* Writes len bytes to path (created or truncated). */
+static inline void tu_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        fail_msg("cannot create %s", path);
+    if (len && fwrite(data, 1, len, fp) != len)
+        fail_msg("cannot write %s", path);
+    if (fclose(fp) != 0)
+        fail_msg("cannot close %s", path);
+}
+
+static inline int tu_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Asserts the file at path holds exactly len bytes equal to want. */
+static inline void tu_assert_file_equals(const char *path, const void *want, size_t len)
+{
+    size_t n;
+    unsigned char *got = tu_read_file(path, &n);
+    if (n != len || memcmp(got, want, len) != 0) {
+        free(got);
+        fail_msg("%s changed: %zu bytes now, %zu expected (or contents differ)",
+                 path, n, len);
+    }
+    free(got);
+}
+
+/* Number of entries in dir other than . and ..; the name of the first
+ * entry whose name starts with '.' goes to hidden (if not NULL). */
+static inline size_t tu_count_entries(const char *dir, char *hidden, size_t hidden_size)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        fail_msg("cannot list %s", dir);
+    size_t n = 0;
+    if (hidden && hidden_size)
+        hidden[0] = '\0';
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        n++;
+        if (hidden && e->d_name[0] == '.' && hidden[0] == '\0')
+            snprintf(hidden, hidden_size, "%s", e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Fails the test if text (NUL-terminated) lacks needle; names both. */
+#define tu_assert_contains(text, needle)                                        \
+    do {                                                                        \
+        const char *tu_t_ = (text), *tu_n_ = (needle);                          \
+        if (!strstr(tu_t_, tu_n_))                                              \
+            fail_msg("expected \"%s\" in:\n%s", tu_n_, tu_t_);                  \
+    } while (0)
+
+#endif
