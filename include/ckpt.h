@@ -1,0 +1,62 @@
+/* ckpt.h - the vae.bin checkpoint: architecture, parameters and the whole
+ * training state, little-endian, with a CRC-32 (zlib) over every byte
+ * before it. Written atomically (afile). The format is in docs/checkpoint.md. */
+#ifndef VAE_CKPT_H
+#define VAE_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "rng.h"
+#include "vae.h"
+
+#define CKPT_MAGIC "VAECKPT\x1a" /* 8 bytes */
+#define CKPT_VERSION 1u
+
+/* Where a training run stands. A checkpoint written mid-epoch (after an
+ * interrupt) has step > 0; rng_data is the shuffle RNG as it was when the
+ * epoch began, so the epoch's order can be drawn again exactly. */
+typedef struct ckpt_train {
+    uint64_t seed;       /* the run's --seed */
+    uint64_t epoch;      /* completed epochs */
+    uint64_t step;       /* steps done in the epoch under way (0 between epochs) */
+    uint64_t adam_t;     /* Adam steps taken */
+    uint64_t batch;      /* --batch of the run */
+    double lr;           /* --lr of the run */
+    rng_state rng_data;  /* shuffle RNG at the start of the epoch under way */
+    rng_state rng_noise; /* reparameterization RNG, current */
+    double sum_bce;      /* running sums over the epoch under way */
+    double sum_kl;
+    uint64_t n_seen;     /* images seen in the epoch under way */
+    double seconds;      /* training seconds spent in the epoch under way */
+} ckpt_train;
+
+/* A checkpoint read into memory; params/adam_m/adam_v point into buf. */
+typedef struct ckpt_data {
+    vae_config cfg;
+    ckpt_train train;
+    size_t n_params;
+    const float *params;
+    const float *adam_m; /* Adam first moments, n_params */
+    const float *adam_v; /* Adam second moments, n_params */
+    void *buf;
+} ckpt_data;
+
+/* Writes model, Adam moments and training state to path atomically.
+ * Returns 0, or -1 with err (the old file at path is left untouched). */
+int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
+              const float *adam_v, const ckpt_train *t, err_msg *err);
+
+/* Reads and validates path (magic, version, CRC, architecture, sizes,
+ * finite values). Returns 0, or -1 with err naming path and the problem. */
+int ckpt_read(const char *path, ckpt_data *d, err_msg *err);
+
+/* Frees what ckpt_read allocated; safe on a zeroed struct. */
+void ckpt_data_free(ckpt_data *d);
+
+/* Reads path into a freshly initialised model m (parameters only).
+ * Returns 0, or -1 with err. */
+int ckpt_load_model(const char *path, vae_model *m, err_msg *err);
+
+#endif

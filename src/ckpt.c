@@ -1,0 +1,349 @@
+/* ckpt.c - checkpoint writer and validating reader (see docs/checkpoint.md).
+ *
+ * Layout: magic (8) | version u32 | header bytes u32 | header (u64/f64
+ * fields) | params f32[n] | adam_m f32[n] | adam_v f32[n] | crc32 u32. */
+#define _POSIX_C_SOURCE 200809L
+#include "ckpt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "afile.h"
+
+/* Header fields, in file order; each is 8 bytes. */
+enum {
+    H_X_DIM, H_N_HIDDEN, H_HIDDEN0, H_Z_DIM = H_HIDDEN0 + VAE_MAX_HIDDEN, H_ACT,
+    H_N_PARAMS, H_SEED, H_EPOCH, H_STEP, H_ADAM_T, H_BATCH, H_LR,
+    H_RNG_DATA, H_RNG_NOISE = H_RNG_DATA + 6, H_SUM_BCE = H_RNG_NOISE + 6,
+    H_SUM_KL, H_N_SEEN, H_SECONDS, H_COUNT
+};
+#define HEADER_BYTES (H_COUNT * 8)
+#define PREFIX_BYTES 16 /* magic, version, header size */
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static void put_u64(unsigned char *h, size_t field, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        h[field * 8 + (size_t)i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *h, size_t field)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)h[field * 8 + (size_t)i] << (8 * i);
+    return v;
+}
+
+static void put_f64(unsigned char *h, size_t field, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof v);
+    put_u64(h, field, v);
+}
+
+static double get_f64(const unsigned char *h, size_t field)
+{
+    uint64_t v = get_u64(h, field);
+    double d;
+    memcpy(&d, &v, sizeof d);
+    return d;
+}
+
+/* An RNG state takes 6 fields: s[0..3], the spare normal's bits, the flag. */
+static void put_rng(unsigned char *h, size_t field, const rng_state *r)
+{
+    uint32_t spare;
+    memcpy(&spare, &r->spare, sizeof spare);
+    for (int i = 0; i < 4; i++)
+        put_u64(h, field + (size_t)i, r->s[i]);
+    put_u64(h, field + 4, spare);
+    put_u64(h, field + 5, r->has_spare);
+}
+
+static int get_rng(const unsigned char *h, size_t field, rng_state *r)
+{
+    uint64_t any = 0;
+    for (int i = 0; i < 4; i++)
+        any |= r->s[i] = get_u64(h, field + (size_t)i);
+    uint64_t spare = get_u64(h, field + 4), flag = get_u64(h, field + 5);
+    if (!any || spare > UINT32_MAX || flag > 1)
+        return -1;
+    uint32_t s32 = (uint32_t)spare;
+    memcpy(&r->spare, &s32, sizeof r->spare);
+    r->has_spare = (uint32_t)flag;
+    return 0;
+}
+
+static int host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* Writes n floats little-endian, updating the running CRC. */
+static int write_floats(FILE *fp, const float *x, size_t n, uLong *crc)
+{
+    unsigned char buf[4096];
+    while (n > 0) {
+        size_t k = n < sizeof buf / 4 ? n : sizeof buf / 4;
+        if (host_is_little_endian()) {
+            memcpy(buf, x, k * 4);
+        } else {
+            for (size_t i = 0; i < k; i++) {
+                uint32_t v;
+                memcpy(&v, &x[i], 4);
+                put_u32(buf + 4 * i, v);
+            }
+        }
+        *crc = crc32(*crc, buf, (uInt)(k * 4));
+        if (fwrite(buf, 4, k, fp) != k)
+            return -1;
+        x += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
+              const float *adam_v, const ckpt_train *t, err_msg *err)
+{
+    unsigned char pre[PREFIX_BYTES], h[HEADER_BYTES];
+    memcpy(pre, CKPT_MAGIC, 8);
+    put_u32(pre + 8, CKPT_VERSION);
+    put_u32(pre + 12, HEADER_BYTES);
+    memset(h, 0, sizeof h);
+    const vae_config *c = &m->cfg;
+    put_u64(h, H_X_DIM, c->x_dim);
+    put_u64(h, H_N_HIDDEN, c->n_hidden);
+    for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
+        put_u64(h, H_HIDDEN0 + i, i < c->n_hidden ? c->hidden[i] : 0);
+    put_u64(h, H_Z_DIM, c->z_dim);
+    put_u64(h, H_ACT, (uint64_t)c->act);
+    put_u64(h, H_N_PARAMS, m->n_params);
+    put_u64(h, H_SEED, t->seed);
+    put_u64(h, H_EPOCH, t->epoch);
+    put_u64(h, H_STEP, t->step);
+    put_u64(h, H_ADAM_T, t->adam_t);
+    put_u64(h, H_BATCH, t->batch);
+    put_f64(h, H_LR, t->lr);
+    put_rng(h, H_RNG_DATA, &t->rng_data);
+    put_rng(h, H_RNG_NOISE, &t->rng_noise);
+    put_f64(h, H_SUM_BCE, t->sum_bce);
+    put_f64(h, H_SUM_KL, t->sum_kl);
+    put_u64(h, H_N_SEEN, t->n_seen);
+    put_f64(h, H_SECONDS, t->seconds);
+
+    afile f;
+    if (afile_open(&f, path, err))
+        return -1;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, pre, sizeof pre);
+    crc = crc32(crc, h, sizeof h);
+    int bad = fwrite(pre, 1, sizeof pre, f.fp) != sizeof pre ||
+              fwrite(h, 1, sizeof h, f.fp) != sizeof h ||
+              write_floats(f.fp, m->params, m->n_params, &crc) ||
+              write_floats(f.fp, adam_m, m->n_params, &crc) ||
+              write_floats(f.fp, adam_v, m->n_params, &crc);
+    unsigned char tail[4];
+    put_u32(tail, (uint32_t)crc);
+    if (bad || fwrite(tail, 1, 4, f.fp) != 4) {
+        int e = errno;
+        afile_abort(&f);
+        return err_sys(err, e ? e : EIO, "%s: write failed", path);
+    }
+    return afile_commit(&f, err);
+}
+
+/* Reads the whole file; refuses anything that is not a regular file or is
+ * larger than a checkpoint of the largest accepted model could be. */
+static int slurp(const char *path, unsigned char **buf, size_t *len, err_msg *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return err_sys(err, errno, "%s", path);
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0) {
+        int e = errno;
+        fclose(fp);
+        return err_sys(err, e, "%s", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return err_set(err, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    if ((off_t)n != st.st_size || n > ((size_t)1 << 40)) {
+        fclose(fp);
+        return err_set(err, "%s: too large to be a checkpoint", path);
+    }
+    unsigned char *b = malloc(n ? n : 1);
+    if (!b) {
+        fclose(fp);
+        return err_set(err, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = fread(b, 1, n, fp);
+    int rerr = ferror(fp);
+    fclose(fp);
+    if (got != n || rerr) {
+        free(b);
+        return err_set(err, "%s: read error", path);
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* Decodes n little-endian floats in place and checks they are finite. */
+static int decode_floats(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = get_u32((const unsigned char *)&x[i]);
+        memcpy(&x[i], &v, 4);
+        if (!isfinite(x[i]))
+            return -1;
+    }
+    return 0;
+}
+
+int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
+{
+    memset(d, 0, sizeof *d);
+    unsigned char *b = NULL;
+    size_t len = 0;
+    if (slurp(path, &b, &len, err))
+        return -1;
+#define FAIL(...) do { err_set(err, __VA_ARGS__); free(b); return -1; } while (0)
+    if (len < 8 || memcmp(b, CKPT_MAGIC, 8) != 0)
+        FAIL("%s: not a vae checkpoint (bad magic; expected a vae.bin written by 'vae train')", path);
+    if (len < PREFIX_BYTES + 4)
+        FAIL("%s: truncated checkpoint (%zu bytes)", path, len);
+    uint32_t version = get_u32(b + 8);
+    if (version > CKPT_VERSION)
+        FAIL("%s: checkpoint version %u is newer than this vae reads (%u); "
+             "upgrade vae", path, version, CKPT_VERSION);
+    if (version != CKPT_VERSION)
+        FAIL("%s: unknown checkpoint version %u", path, version);
+    if (get_u32(b + 12) != HEADER_BYTES)
+        FAIL("%s: corrupt checkpoint (header size %u, expected %u)", path,
+             get_u32(b + 12), (unsigned)HEADER_BYTES);
+    if (len < PREFIX_BYTES + HEADER_BYTES + 4)
+        FAIL("%s: truncated checkpoint (%zu bytes)", path, len);
+    const unsigned char *h = b + PREFIX_BYTES;
+    uint64_t n_params = get_u64(h, H_N_PARAMS);
+    /* The size must be exact: 3 float arrays and the CRC after the header. */
+    uint64_t body = len - PREFIX_BYTES - HEADER_BYTES - 4;
+    if (n_params == 0 || n_params > body / 12 || body != n_params * 12)
+        FAIL("%s: truncated or corrupt checkpoint (%zu bytes for %llu parameters)",
+             path, len, (unsigned long long)n_params);
+    uint32_t want = get_u32(b + len - 4);
+    uint32_t got = (uint32_t)crc32(0L, Z_NULL, 0);
+    for (size_t off = 0; off < len - 4;) {
+        size_t k = len - 4 - off > (1u << 30) ? (1u << 30) : len - 4 - off;
+        got = (uint32_t)crc32(got, b + off, (uInt)k);
+        off += k;
+    }
+    if (got != want)
+        FAIL("%s: checkpoint is corrupt (CRC32 %08x, stored %08x)", path, got, want);
+
+    vae_config *c = &d->cfg;
+    uint64_t v[H_COUNT];
+    for (size_t i = 0; i < H_COUNT; i++)
+        v[i] = get_u64(h, i);
+    if (v[H_N_HIDDEN] < 1 || v[H_N_HIDDEN] > VAE_MAX_HIDDEN)
+        FAIL("%s: bad architecture: %llu hidden layers", path,
+             (unsigned long long)v[H_N_HIDDEN]);
+    for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
+        if (v[H_HIDDEN0 + i] > VAE_MAX_WIDTH)
+            FAIL("%s: bad architecture: hidden width %llu", path,
+                 (unsigned long long)v[H_HIDDEN0 + i]);
+    if (v[H_X_DIM] > VAE_MAX_WIDTH * 16 || v[H_Z_DIM] > VAE_MAX_WIDTH || v[H_ACT] > 1)
+        FAIL("%s: bad architecture in header", path);
+    c->x_dim = (size_t)v[H_X_DIM];
+    c->n_hidden = (size_t)v[H_N_HIDDEN];
+    for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
+        c->hidden[i] = (size_t)v[H_HIDDEN0 + i];
+    c->z_dim = (size_t)v[H_Z_DIM];
+    c->act = (vae_act)v[H_ACT];
+    err_msg e2;
+    if (vae_config_check(c, &e2))
+        FAIL("%s: bad architecture: %s", path, e2.text);
+    vae_model shape;
+    if (vae_init(&shape, c, &e2))
+        FAIL("%s: %s", path, e2.text);
+    size_t expect = shape.n_params;
+    vae_free(&shape);
+    if (expect != n_params)
+        FAIL("%s: corrupt checkpoint: %llu parameters stored, the architecture has %zu",
+             path, (unsigned long long)n_params, expect);
+
+    ckpt_train *t = &d->train;
+    t->seed = v[H_SEED];
+    t->epoch = v[H_EPOCH];
+    t->step = v[H_STEP];
+    t->adam_t = v[H_ADAM_T];
+    t->batch = v[H_BATCH];
+    t->lr = get_f64(h, H_LR);
+    t->sum_bce = get_f64(h, H_SUM_BCE);
+    t->sum_kl = get_f64(h, H_SUM_KL);
+    t->n_seen = v[H_N_SEEN];
+    t->seconds = get_f64(h, H_SECONDS);
+    if (get_rng(h, H_RNG_DATA, &t->rng_data) || get_rng(h, H_RNG_NOISE, &t->rng_noise))
+        FAIL("%s: corrupt checkpoint: bad RNG state", path);
+    if (t->batch == 0 || !(t->lr > 0.0) || !isfinite(t->lr) ||
+        !isfinite(t->sum_bce) || !isfinite(t->sum_kl) || !isfinite(t->seconds))
+        FAIL("%s: corrupt checkpoint: bad training state", path);
+
+    float *p = (float *)(void *)(b + PREFIX_BYTES + HEADER_BYTES);
+    const char *what[3] = {"parameters", "Adam first moments", "Adam second moments"};
+    for (int k = 0; k < 3; k++)
+        if (decode_floats(p + (size_t)k * n_params, (size_t)n_params))
+            FAIL("%s: %s contain NaN or Inf", path, what[k]);
+#undef FAIL
+    d->n_params = (size_t)n_params;
+    d->params = p;
+    d->adam_m = p + n_params;
+    d->adam_v = p + 2 * n_params;
+    d->buf = b;
+    return 0;
+}
+
+void ckpt_data_free(ckpt_data *d)
+{
+    free(d->buf);
+    memset(d, 0, sizeof *d);
+}
+
+int ckpt_load_model(const char *path, vae_model *m, err_msg *err)
+{
+    ckpt_data d;
+    if (ckpt_read(path, &d, err))
+        return -1;
+    if (vae_init(m, &d.cfg, err)) {
+        ckpt_data_free(&d);
+        return -1;
+    }
+    memcpy(m->params, d.params, d.n_params * sizeof *m->params);
+    ckpt_data_free(&d);
+    return 0;
+}

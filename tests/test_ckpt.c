@@ -1,0 +1,1001 @@
+/* test_ckpt.c - the vae.bin checkpoint: bit-exact round trips, byte-identical
+ * rewrites, every flipped byte caught, and every way a file can be wrong
+ * (truncated, foreign, newer, NaN, inconsistent, unreadable, unwritable). */
+#define _GNU_SOURCE /* mkdtemp */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "ckpt.h"
+#include "png_grid.h"
+#include "rng.h"
+#include "vae.h"
+#include "testutil.h"
+
+/* The layout of version 1 (docs/checkpoint.md), restated here on purpose:
+ * if the writer moves a field, these tests must notice. */
+#define OFF_VERSION 8
+#define OFF_HEADER_SIZE 12
+#define OFF_HEADER 16
+#define HEADER_FIELDS 31
+#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 264 */
+enum {
+    F_X_DIM = 0, F_N_HIDDEN = 1, F_HIDDEN0 = 2, F_Z_DIM = 6, F_ACT = 7,
+    F_N_PARAMS = 8, F_SEED = 9, F_EPOCH = 10, F_STEP = 11, F_ADAM_T = 12,
+    F_BATCH = 13, F_LR = 14, F_RNG_DATA = 15, F_RNG_NOISE = 21,
+    F_SUM_BCE = 27, F_SUM_KL = 28, F_N_SEEN = 29, F_SECONDS = 30
+};
+
+/* ------------------------------------------------------------------------ */
+/* Fixture: a fresh folder per test, removed afterwards. */
+
+typedef struct fixture {
+    char dir[64];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    strcpy(fx->dir, "/tmp/test_ckpt.XXXXXX");
+    if (tu_mkdtemp(fx->dir)) {
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    tu_remove_tree(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A model with its optimizer and training state, all non-trivial. */
+
+typedef struct saved {
+    vae_model m;
+    float *adam_m, *adam_v;
+    ckpt_train t;
+} saved;
+
+static vae_config config(size_t x_dim, size_t n_hidden, const size_t *hidden,
+                         size_t z_dim, vae_act act)
+{
+    vae_config c;
+    memset(&c, 0, sizeof c); /* padding too, so memcmp compares fields only */
+    c.x_dim = x_dim;
+    c.n_hidden = n_hidden;
+    for (size_t i = 0; i < n_hidden; i++)
+        c.hidden[i] = hidden[i];
+    c.z_dim = z_dim;
+    c.act = act;
+    return c;
+}
+
+static vae_config cfg_small(void) /* 784-16-4, ReLU */
+{
+    const size_t h[] = {16};
+    return config(784, 1, h, 4, VAE_ACT_RELU);
+}
+
+static vae_config cfg_deep(void) /* 784-24-12-6, tanh */
+{
+    const size_t h[] = {24, 12};
+    return config(784, 2, h, 6, VAE_ACT_TANH);
+}
+
+static vae_config cfg_tiny(void) /* 8-3-2: small enough to flip every bit */
+{
+    const size_t h[] = {3};
+    return config(8, 1, h, 2, VAE_ACT_RELU);
+}
+
+/* Distinct values of every kind a float can finitely hold: negative zero,
+ * subnormals, the extremes, and a spread of ordinary values. */
+static float odd_float(size_t i, float scale)
+{
+    switch (i) {
+    case 0: return -0.0f;
+    case 1: return FLT_MIN / 8.0f; /* subnormal */
+    case 2: return FLT_MAX;
+    case 3: return -FLT_MAX;
+    default: return scale * sinf((float)i * 0.7f) + 1e-6f * (float)i;
+    }
+}
+
+static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    err_msg err;
+    if (vae_init(&s->m, cfg, &err))
+        fail_msg("vae_init: %s", err.text);
+    rng_state r;
+    rng_seed(&r, seed);
+    vae_init_params(&s->m, &r);
+    size_t n = s->m.n_params;
+    s->adam_m = malloc(n * sizeof(float));
+    s->adam_v = malloc(n * sizeof(float));
+    assert_non_null(s->adam_m);
+    assert_non_null(s->adam_v);
+    for (size_t i = 0; i < n; i++) {
+        s->adam_m[i] = odd_float(i, 0.01f);
+        s->adam_v[i] = 1e-9f * (float)(i + 1) + (float)seed * 1e-12f;
+    }
+    ckpt_train *t = &s->t;
+    memset(t, 0, sizeof *t);
+    t->seed = 0xdeadbeefcafebabeULL ^ seed;
+    t->epoch = 3;
+    t->step = 5;
+    t->adam_t = 12345;
+    t->batch = 32;
+    t->lr = 1.25e-3;
+    rng_seed(&t->rng_data, seed + 11);
+    rng_seed(&t->rng_noise, seed + 22);
+    float tmp[3];
+    rng_normal(&t->rng_data, tmp, 1);  /* odd counts leave a spare normal */
+    rng_normal(&t->rng_noise, tmp, 3);
+    assert_int_equal(t->rng_data.has_spare, 1);
+    assert_int_equal(t->rng_noise.has_spare, 1);
+    assert_true(t->rng_data.spare != t->rng_noise.spare);
+    t->sum_bce = 12345.678901234567;
+    t->sum_kl = 321.0 / 3.0;
+    t->n_seen = 160;
+    t->seconds = 1.0 / 7.0;
+}
+
+static void free_saved(saved *s)
+{
+    vae_free(&s->m);
+    free(s->adam_m);
+    free(s->adam_v);
+    memset(s, 0, sizeof *s);
+}
+
+static void save_ok(const char *path, const saved *s)
+{
+    err_msg err = {{0}};
+    if (ckpt_save(path, &s->m, s->adam_m, s->adam_v, &s->t, &err))
+        fail_msg("ckpt_save %s: %s", path, err.text);
+}
+
+static size_t file_size_for(size_t n_params)
+{
+    return OFF_BODY + 12 * n_params + 4;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Raw file surgery: patch a field, then (optionally) make the CRC right so
+ * only the patched field is wrong. */
+
+static uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void fix_crc(unsigned char *b, size_t len)
+{
+    uLong crc = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4));
+    put_le32(b + len - 4, (uint32_t)crc);
+}
+
+static void patch_field(unsigned char *b, size_t len, size_t field, uint64_t v)
+{
+    put_le64(b + OFF_HEADER + 8 * field, v);
+    fix_crc(b, len);
+}
+
+static void patch_field_f64(unsigned char *b, size_t len, size_t field, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof v);
+    patch_field(b, len, field, v);
+}
+
+static void patch_float(unsigned char *b, size_t len, size_t index, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, sizeof v);
+    put_le32(b + OFF_BODY + 4 * index, v);
+    fix_crc(b, len);
+}
+
+/* Asserts ckpt_read(path) fails with a message naming path and containing
+ * want (and want2 if non-NULL), and leaves d empty. */
+static void expect_read_fails(const char *path, const char *want, const char *want2)
+{
+    ckpt_data d;
+    memset(&d, 0x5a, sizeof d);
+    err_msg err = {{0}};
+    if (ckpt_read(path, &d, &err) == 0) {
+        ckpt_data_free(&d);
+        fail_msg("ckpt_read %s succeeded; expected an error with \"%s\"", path, want);
+    }
+    assert_null(d.buf);
+    ckpt_data_free(&d); /* safe after a failure */
+    tu_assert_contains(err.text, path);
+    tu_assert_contains(err.text, want);
+    if (want2)
+        tu_assert_contains(err.text, want2);
+}
+
+/* Writes the good file with one header field changed (CRC fixed) and
+ * expects ckpt_read to reject it with want in the message. */
+static void expect_field_rejected(const char *path, const unsigned char *good,
+                                  size_t len, size_t field, uint64_t v,
+                                  const char *want)
+{
+    unsigned char *b = malloc(len);
+    assert_non_null(b);
+    memcpy(b, good, len);
+    patch_field(b, len, field, v);
+    tu_write_file(path, b, len);
+    free(b);
+    expect_read_fails(path, want, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Round trips */
+
+static void assert_round_trip(const char *path, const saved *s)
+{
+    save_ok(path, s);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal((size_t)st.st_size, file_size_for(s->m.n_params));
+
+    ckpt_data d;
+    err_msg err = {{0}};
+    if (ckpt_read(path, &d, &err))
+        fail_msg("ckpt_read: %s", err.text);
+    assert_int_equal(d.n_params, s->m.n_params);
+    assert_memory_equal(&d.cfg, &s->m.cfg, sizeof d.cfg);
+    size_t bytes = d.n_params * sizeof(float);
+    assert_memory_equal(d.params, s->m.params, bytes);
+    assert_memory_equal(d.adam_m, s->adam_m, bytes);
+    assert_memory_equal(d.adam_v, s->adam_v, bytes);
+
+    /* Field by field first (a readable failure), then every bit. */
+    const ckpt_train *a = &d.train, *b = &s->t;
+    assert_int_equal(a->seed, b->seed);
+    assert_int_equal(a->epoch, b->epoch);
+    assert_int_equal(a->step, b->step);
+    assert_int_equal(a->adam_t, b->adam_t);
+    assert_int_equal(a->batch, b->batch);
+    assert_memory_equal(&a->lr, &b->lr, sizeof a->lr);
+    assert_memory_equal(&a->rng_data, &b->rng_data, sizeof a->rng_data);
+    assert_memory_equal(&a->rng_noise, &b->rng_noise, sizeof a->rng_noise);
+    assert_memory_equal(&a->sum_bce, &b->sum_bce, sizeof a->sum_bce);
+    assert_memory_equal(&a->sum_kl, &b->sum_kl, sizeof a->sum_kl);
+    assert_int_equal(a->n_seen, b->n_seen);
+    assert_memory_equal(&a->seconds, &b->seconds, sizeof a->seconds);
+    assert_memory_equal(a, b, sizeof *a);
+
+    /* A restored RNG draws what the original would have. */
+    rng_state r1 = a->rng_noise, r2 = b->rng_noise;
+    float x1[5], x2[5];
+    rng_normal(&r1, x1, 5);
+    rng_normal(&r2, x2, 5);
+    assert_memory_equal(x1, x2, sizeof x1);
+    ckpt_data_free(&d);
+    assert_null(d.buf);
+}
+
+static void test_round_trip_relu(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "vae.bin");
+    saved s;
+    vae_config c = cfg_small();
+    make_saved(&s, &c, 1);
+    assert_int_equal(s.m.n_params, 784 * 16 + 16 + 16 * 8 + 8 + 4 * 16 + 16 + 16 * 784 + 784);
+    assert_round_trip(path, &s);
+    /* Nothing but the checkpoint is left in the folder (no temp files). */
+    assert_int_equal(tu_count_entries(fx->dir, NULL, 0), 1);
+    free_saved(&s);
+}
+
+static void test_round_trip_tanh_two_hidden(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "deep.bin");
+    saved s;
+    vae_config c = cfg_deep();
+    make_saved(&s, &c, 2);
+    /* A fresh step-0 state and an RNG without a spare round-trip too. */
+    assert_round_trip(path, &s);
+    s.t.step = 0;
+    s.t.n_seen = 0;
+    s.t.sum_bce = s.t.sum_kl = s.t.seconds = 0.0;
+    rng_seed(&s.t.rng_data, 99);
+    assert_int_equal(s.t.rng_data.has_spare, 0);
+    assert_round_trip(path, &s);
+    free_saved(&s);
+}
+
+static void test_header_fields_at_documented_offsets(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "vae.bin");
+    saved s;
+    vae_config c = cfg_deep();
+    make_saved(&s, &c, 3);
+    save_ok(path, &s);
+    size_t len;
+    unsigned char *b = tu_read_file(path, &len);
+    assert_memory_equal(b, CKPT_MAGIC, 8);
+    assert_int_equal(get_le32(b + OFF_VERSION), CKPT_VERSION);
+    assert_int_equal(get_le32(b + OFF_HEADER_SIZE), 8 * HEADER_FIELDS);
+    const unsigned char *h = b + OFF_HEADER;
+    assert_int_equal(get_le64(h + 8 * F_X_DIM), 784);
+    assert_int_equal(get_le64(h + 8 * F_N_HIDDEN), 2);
+    assert_int_equal(get_le64(h + 8 * F_HIDDEN0), 24);
+    assert_int_equal(get_le64(h + 8 * (F_HIDDEN0 + 1)), 12);
+    assert_int_equal(get_le64(h + 8 * (F_HIDDEN0 + 2)), 0);
+    assert_int_equal(get_le64(h + 8 * (F_HIDDEN0 + 3)), 0);
+    assert_int_equal(get_le64(h + 8 * F_Z_DIM), 6);
+    assert_int_equal(get_le64(h + 8 * F_ACT), VAE_ACT_TANH);
+    assert_int_equal(get_le64(h + 8 * F_N_PARAMS), s.m.n_params);
+    assert_int_equal(get_le64(h + 8 * F_SEED), s.t.seed);
+    assert_int_equal(get_le64(h + 8 * F_EPOCH), 3);
+    assert_int_equal(get_le64(h + 8 * F_STEP), 5);
+    assert_int_equal(get_le64(h + 8 * F_ADAM_T), 12345);
+    assert_int_equal(get_le64(h + 8 * F_BATCH), 32);
+    assert_int_equal(get_le64(h + 8 * F_RNG_DATA), s.t.rng_data.s[0]);
+    assert_int_equal(get_le64(h + 8 * (F_RNG_DATA + 5)), 1);
+    assert_int_equal(get_le64(h + 8 * F_RNG_NOISE), s.t.rng_noise.s[0]);
+    assert_int_equal(get_le64(h + 8 * F_N_SEEN), 160);
+    double lr, secs;
+    uint64_t v = get_le64(h + 8 * F_LR);
+    memcpy(&lr, &v, 8);
+    v = get_le64(h + 8 * F_SECONDS);
+    memcpy(&secs, &v, 8);
+    assert_true(lr == s.t.lr);
+    assert_true(secs == s.t.seconds);
+    float p0;
+    uint32_t u = get_le32(b + OFF_BODY);
+    memcpy(&p0, &u, 4);
+    assert_true(p0 == s.m.params[0]);
+    uLong crc = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4));
+    assert_int_equal(get_le32(b + len - 4), (uint32_t)crc);
+    free(b);
+    free_saved(&s);
+}
+
+static void test_save_twice_identical(void **state)
+{
+    fixture *fx = *state;
+    char a[256], b[256];
+    tu_join(a, sizeof a, fx->dir, "a.bin");
+    tu_join(b, sizeof b, fx->dir, "b.bin");
+    saved s;
+    vae_config c = cfg_small();
+    make_saved(&s, &c, 4);
+    save_ok(a, &s);
+    save_ok(b, &s);
+    size_t la, lb;
+    unsigned char *ba = tu_read_file(a, &la);
+    unsigned char *bb = tu_read_file(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(ba, bb, la);
+    /* Over itself: same bytes again, still one file each. */
+    save_ok(a, &s);
+    tu_assert_file_equals(a, ba, la);
+    assert_int_equal(tu_count_entries(fx->dir, NULL, 0), 2);
+    free(ba);
+    free(bb);
+    free_saved(&s);
+}
+
+static void test_save_replaces_old_checkpoint(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "vae.bin");
+    saved s1, s2;
+    vae_config c1 = cfg_deep(), c2 = cfg_small();
+    make_saved(&s1, &c1, 5);
+    make_saved(&s2, &c2, 6);
+    save_ok(path, &s1);
+    assert_round_trip(path, &s2); /* a different, smaller model over it */
+    free_saved(&s1);
+    free_saved(&s2);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Corruption */
+
+/* What ckpt_read must say when the byte at off was changed. */
+static const char *expected_for_offset(size_t off)
+{
+    if (off < 8)
+        return "not a vae checkpoint";
+    if (off < OFF_HEADER_SIZE)
+        return "version";
+    return "corrupt";
+}
+
+/* Flips byte off of the file at path (open as fd) with mask, reads, expects
+ * a failure, and restores the byte. */
+static void flip_and_expect(int fd, const char *path, size_t off, unsigned char mask)
+{
+    unsigned char orig, bad;
+    assert_int_equal(pread(fd, &orig, 1, (off_t)off), 1);
+    bad = orig ^ mask;
+    assert_int_equal(pwrite(fd, &bad, 1, (off_t)off), 1);
+    ckpt_data d;
+    err_msg err = {{0}};
+    if (ckpt_read(path, &d, &err) == 0) {
+        ckpt_data_free(&d);
+        fail_msg("byte %zu ^ 0x%02x (0x%02x -> 0x%02x) was not detected", off,
+                 mask, orig, bad);
+    }
+    const char *want = expected_for_offset(off);
+    if (!strstr(err.text, want) || !strstr(err.text, path))
+        fail_msg("byte %zu ^ 0x%02x: expected \"%s\" and the path in: %s", off,
+                 mask, want, err.text);
+    assert_int_equal(pwrite(fd, &orig, 1, (off_t)off), 1);
+}
+
+static void test_every_bit_flip_detected_tiny(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "tiny.bin");
+    saved s;
+    vae_config c = cfg_tiny();
+    make_saved(&s, &c, 7);
+    save_ok(path, &s);
+    size_t len;
+    unsigned char *good = tu_read_file(path, &len);
+    assert_int_equal(len, file_size_for(s.m.n_params));
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    for (size_t off = 0; off < len; off++) {
+        for (int bit = 0; bit < 8; bit++)
+            flip_and_expect(fd, path, off, (unsigned char)(1u << bit));
+        flip_and_expect(fd, path, off, 0xff);
+    }
+    close(fd);
+    /* Every flip was undone: the file reads again. */
+    tu_assert_file_equals(path, good, len);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(path, &d, &err))
+        fail_msg("restored file: %s", err.text);
+    ckpt_data_free(&d);
+    free(good);
+    free_saved(&s);
+}
+
+static void test_byte_flips_detected_mnist_size(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "vae.bin");
+    saved s;
+    vae_config c = cfg_small();
+    make_saved(&s, &c, 8);
+    save_ok(path, &s);
+    size_t len = file_size_for(s.m.n_params), n = s.m.n_params;
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    size_t checked = 0;
+    for (size_t off = 0; off < len; off++) {
+        /* Every byte of the prefix, header and CRC; the first and last
+         * byte of each float array; and every 97th byte between. */
+        int edge = off < OFF_BODY || off >= len - 4 ||
+                   off == OFF_BODY + 4 * n || off == OFF_BODY + 8 * n ||
+                   off == OFF_BODY + 4 * n - 1 || off == OFF_BODY + 8 * n - 1 ||
+                   off == OFF_BODY + 12 * n - 1;
+        if (!edge && off % 97 != 0)
+            continue;
+        flip_and_expect(fd, path, off, 0xff);
+        flip_and_expect(fd, path, off, (unsigned char)(1u << (off % 8)));
+        checked++;
+    }
+    close(fd);
+    assert_true(checked > 3000);
+    free_saved(&s);
+}
+
+static void test_truncated(void **state)
+{
+    fixture *fx = *state;
+    char path[256], cut[256];
+    tu_join(path, sizeof path, fx->dir, "vae.bin");
+    tu_join(cut, sizeof cut, fx->dir, "cut.bin");
+    saved s;
+    vae_config c = cfg_small();
+    make_saved(&s, &c, 9);
+    save_ok(path, &s);
+    size_t len;
+    unsigned char *b = tu_read_file(path, &len);
+    static const struct { size_t len; const char *want; } cases[] = {
+        {0, "bad magic"}, {7, "bad magic"},
+        {8, "truncated"}, {19, "truncated"}, {20, "truncated"},
+        {OFF_BODY - 1, "truncated"}, {OFF_BODY, "truncated"},
+        {OFF_BODY + 4, "truncated"}, {OFF_BODY + 1000, "truncated"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tu_write_file(cut, b, cases[i].len);
+        expect_read_fails(cut, cases[i].want, NULL);
+    }
+    /* Near the end the CRC or the size check catches it; "truncated" in
+     * either case since the size no longer fits n_params. */
+    const size_t tails[] = {len - 1, len - 3, len - 4, len - 5, len - 12};
+    for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
+        tu_write_file(cut, b, tails[i]);
+        expect_read_fails(cut, "truncated", NULL);
+    }
+    /* One byte too many is as wrong as one too few. */
+    unsigned char *longer = malloc(len + 1);
+    assert_non_null(longer);
+    memcpy(longer, b, len);
+    longer[len] = 0;
+    tu_write_file(cut, longer, len + 1);
+    expect_read_fails(cut, "corrupt", NULL);
+    free(longer);
+    free(b);
+    free_saved(&s);
+}
+
+static void test_not_a_checkpoint(void **state)
+{
+    fixture *fx = *state;
+    char png[256], txt[256], zero[256];
+    tu_join(png, sizeof png, fx->dir, "picture.png");
+    tu_join(txt, sizeof txt, fx->dir, "notes.txt");
+    tu_join(zero, sizeof zero, fx->dir, "empty.bin");
+    uint8_t px[16 * 8];
+    for (size_t i = 0; i < sizeof px; i++)
+        px[i] = (uint8_t)(i * 7);
+    err_msg err;
+    if (png_grid_write_pixels(png, px, 16, 8, 1, &err))
+        fail_msg("%s", err.text);
+    expect_read_fails(png, "not a vae checkpoint", NULL);
+    const char *text = "epoch 1/15  train 164.20\nthis is not a checkpoint at all, but long enough\n";
+    tu_write_file(txt, text, strlen(text));
+    expect_read_fails(txt, "not a vae checkpoint", NULL);
+    tu_write_file(zero, "", 0);
+    expect_read_fails(zero, "not a vae checkpoint", NULL);
+    expect_read_fails("/dev/null", "not a regular file", NULL);
+}
+
+/* The good file of cfg_small, its length, and a scratch path beside it. */
+typedef struct good_file {
+    saved s;
+    unsigned char *b;
+    size_t len;
+    char path[256];
+} good_file;
+
+static void good_file_make(good_file *g, const fixture *fx, const vae_config *c)
+{
+    make_saved(&g->s, c, 10);
+    char orig[256];
+    tu_join(orig, sizeof orig, fx->dir, "good.bin");
+    save_ok(orig, &g->s);
+    g->b = tu_read_file(orig, &g->len);
+    tu_join(g->path, sizeof g->path, fx->dir, "patched.bin");
+}
+
+static void good_file_free(good_file *g)
+{
+    free(g->b);
+    free_saved(&g->s);
+}
+
+static void test_newer_version(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    put_le32(g.b + OFF_VERSION, CKPT_VERSION + 1);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    expect_read_fails(g.path, "newer", "upgrade");
+    put_le32(g.b + OFF_VERSION, 0xffffffffu);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    expect_read_fails(g.path, "newer", NULL);
+    put_le32(g.b + OFF_VERSION, 0);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    expect_read_fails(g.path, "unknown checkpoint version 0", NULL);
+    /* Restoring the version (CRC fixed again) makes it a good file. */
+    put_le32(g.b + OFF_VERSION, CKPT_VERSION);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("%s", err.text);
+    ckpt_data_free(&d);
+    good_file_free(&g);
+}
+
+static void test_header_size_wrong(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS + 8);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    expect_read_fails(g.path, "header size", NULL);
+    good_file_free(&g);
+}
+
+static void test_nan_or_inf_values(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    size_t n = g.s.m.n_params;
+    static const struct { size_t array; const char *what; } where[] = {
+        {0, "parameters"}, {1, "Adam first moments"}, {2, "Adam second moments"},
+    };
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    unsigned char *b = malloc(g.len);
+    assert_non_null(b);
+    for (size_t w = 0; w < 3; w++) {
+        for (size_t k = 0; k < 3; k++) {
+            /* First, middle and last value of the array. */
+            size_t idx = w * n + (k == 0 ? 0 : k == 1 ? n / 2 : n - 1);
+            memcpy(b, g.b, g.len);
+            patch_float(b, g.len, idx, bad[k]);
+            tu_write_file(g.path, b, g.len);
+            expect_read_fails(g.path, "NaN or Inf", where[w].what);
+        }
+    }
+    /* Without the CRC fixed, the CRC catches it first. */
+    memcpy(b, g.b, g.len);
+    float nan = NAN;
+    memcpy(b + OFF_BODY, &nan, 4);
+    tu_write_file(g.path, b, g.len);
+    expect_read_fails(g.path, "CRC", NULL);
+    free(b);
+    good_file_free(&g);
+}
+
+static void test_architecture_mismatch(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    /* Each header value is self-consistent in size and CRC, but wrong. */
+    expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, 17, "architecture has");
+    expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, 5, "architecture has");
+    expect_field_rejected(g.path, g.b, g.len, F_X_DIM, 783, "architecture has");
+    good_file_free(&g);
+}
+
+static void test_bad_architecture_values(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    expect_field_rejected(g.path, g.b, g.len, F_N_HIDDEN, 0, "hidden layers");
+    expect_field_rejected(g.path, g.b, g.len, F_N_HIDDEN, VAE_MAX_HIDDEN + 1, "hidden layers");
+    expect_field_rejected(g.path, g.b, g.len, F_N_HIDDEN, 2, "bad architecture"); /* hidden[1] = 0 */
+    expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, 0, "bad architecture");
+    expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, VAE_MAX_WIDTH + 1, "hidden width");
+    expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0 + 3, UINT64_MAX, "hidden width");
+    expect_field_rejected(g.path, g.b, g.len, F_ACT, 2, "bad architecture");
+    expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, 0, "bad architecture");
+    expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, UINT64_MAX, "bad architecture");
+    expect_field_rejected(g.path, g.b, g.len, F_X_DIM, 0, "bad architecture");
+    expect_field_rejected(g.path, g.b, g.len, F_X_DIM, UINT64_MAX, "bad architecture");
+    /* n_params that disagrees with the file size. */
+    expect_field_rejected(g.path, g.b, g.len, F_N_PARAMS, g.s.m.n_params + 1, "truncated or corrupt");
+    expect_field_rejected(g.path, g.b, g.len, F_N_PARAMS, g.s.m.n_params - 1, "truncated or corrupt");
+    expect_field_rejected(g.path, g.b, g.len, F_N_PARAMS, 0, "truncated or corrupt");
+    expect_field_rejected(g.path, g.b, g.len, F_N_PARAMS, UINT64_MAX, "truncated or corrupt");
+    good_file_free(&g);
+}
+
+static void test_bad_training_state(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    unsigned char *b = malloc(g.len);
+    assert_non_null(b);
+    /* An all-zero xoshiro state would draw zeros forever. */
+    for (size_t rng = F_RNG_DATA; rng <= F_RNG_NOISE; rng += F_RNG_NOISE - F_RNG_DATA) {
+        memcpy(b, g.b, g.len);
+        for (size_t i = 0; i < 4; i++)
+            put_le64(b + OFF_HEADER + 8 * (rng + i), 0);
+        fix_crc(b, g.len);
+        tu_write_file(g.path, b, g.len);
+        expect_read_fails(g.path, "bad RNG state", NULL);
+        expect_field_rejected(g.path, g.b, g.len, rng + 4, (uint64_t)UINT32_MAX + 1, "bad RNG state");
+        expect_field_rejected(g.path, g.b, g.len, rng + 5, 2, "bad RNG state");
+    }
+    expect_field_rejected(g.path, g.b, g.len, F_BATCH, 0, "bad training state");
+    const double bad_lr[] = {0.0, -1e-3, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad_lr / sizeof *bad_lr; i++) {
+        memcpy(b, g.b, g.len);
+        patch_field_f64(b, g.len, F_LR, bad_lr[i]);
+        tu_write_file(g.path, b, g.len);
+        expect_read_fails(g.path, "bad training state", NULL);
+    }
+    const size_t sums[] = {F_SUM_BCE, F_SUM_KL, F_SECONDS};
+    for (size_t i = 0; i < 3; i++) {
+        memcpy(b, g.b, g.len);
+        patch_field_f64(b, g.len, sums[i], NAN);
+        tu_write_file(g.path, b, g.len);
+        expect_read_fails(g.path, "bad training state", NULL);
+        memcpy(b, g.b, g.len);
+        patch_field_f64(b, g.len, sums[i], -INFINITY);
+        tu_write_file(g.path, b, g.len);
+        expect_read_fails(g.path, "bad training state", NULL);
+    }
+    free(b);
+    good_file_free(&g);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Paths that cannot be read or written */
+
+static void test_read_directory(void **state)
+{
+    fixture *fx = *state;
+    expect_read_fails(fx->dir, "not a regular file", NULL);
+}
+
+static void test_read_missing(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "no-such.bin");
+    expect_read_fails(path, "No such file", NULL);
+    tu_join(path, sizeof path, fx->dir, "no-such-folder/vae.bin");
+    expect_read_fails(path, "No such file", NULL);
+}
+
+static void test_save_into_missing_folder(void **state)
+{
+    fixture *fx = *state;
+    char folder[256], path[256];
+    tu_join(folder, sizeof folder, fx->dir, "missing");
+    tu_join(path, sizeof path, folder, "vae.bin");
+    saved s;
+    vae_config c = cfg_small();
+    make_saved(&s, &c, 11);
+    err_msg err = {{0}};
+    assert_int_equal(ckpt_save(path, &s.m, s.adam_m, s.adam_v, &s.t, &err), -1);
+    tu_assert_contains(err.text, path);
+    tu_assert_contains(err.text, "No such file");
+    assert_false(tu_exists(folder));
+    assert_int_equal(tu_count_entries(fx->dir, NULL, 0), 0);
+    free_saved(&s);
+}
+
+static void test_save_onto_directory(void **state)
+{
+    fixture *fx = *state;
+    saved s;
+    vae_config c = cfg_small();
+    make_saved(&s, &c, 12);
+    err_msg err = {{0}};
+    assert_int_equal(ckpt_save(fx->dir, &s.m, s.adam_m, s.adam_v, &s.t, &err), -1);
+    tu_assert_contains(err.text, fx->dir);
+    tu_assert_contains(err.text, "directory");
+    assert_int_equal(tu_count_entries(fx->dir, NULL, 0), 0);
+    free_saved(&s);
+}
+
+static void test_save_dev_full(void **state)
+{
+    (void)state;
+    saved s;
+    vae_config c = cfg_small();
+    make_saved(&s, &c, 13);
+    err_msg err = {{0}};
+    assert_int_equal(ckpt_save("/dev/full", &s.m, s.adam_m, s.adam_v, &s.t, &err), -1);
+    tu_assert_contains(err.text, "/dev/full");
+    tu_assert_contains(err.text, "No space left");
+    /* A tiny model fits in one stdio buffer: the error surfaces at commit. */
+    saved t;
+    vae_config ct = cfg_tiny();
+    make_saved(&t, &ct, 14);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(ckpt_save("/dev/full", &t.m, t.adam_m, t.adam_v, &t.t, &err), -1);
+    tu_assert_contains(err.text, "No space left");
+    free_saved(&t);
+    free_saved(&s);
+}
+
+/* Saves s over path in a child whose file size limit is limit bytes, so the
+ * write fails part way; returns the child's message through msg. */
+static int save_with_size_limit(const char *path, const saved *s, rlim_t limit,
+                                char *msg, size_t msg_size)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        signal(SIGXFSZ, SIG_IGN); /* write(2) fails with EFBIG instead */
+        struct rlimit lim = {limit, limit};
+        if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+            _exit(3);
+        err_msg err = {{0}};
+        int rc = ckpt_save(path, &s->m, s->adam_m, s->adam_v, &s->t, &err);
+        ssize_t w = write(fds[1], err.text, strlen(err.text));
+        (void)w;
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < msg_size && (r = read(fds[0], msg + n, msg_size - 1 - n)) > 0)
+        n += (size_t)r;
+    msg[n] = '\0';
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status))
+        fail_msg("save child died with signal %d", WTERMSIG(status));
+    assert_int_not_equal(WEXITSTATUS(status), 3);
+    return WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void test_failed_save_keeps_old_checkpoint(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "vae.bin");
+    saved old, next;
+    vae_config c1 = cfg_tiny(), c2 = cfg_small();
+    make_saved(&old, &c1, 15);
+    make_saved(&next, &c2, 16);
+    save_ok(path, &old);
+    size_t len;
+    unsigned char *before = tu_read_file(path, &len);
+    /* Fails in the header, then in the first stdio buffer, then far in. */
+    const rlim_t limits[] = {100, 5000, 200000};
+    for (size_t i = 0; i < 3; i++) {
+        char msg[ERR_MSG_LEN + 1];
+        assert_int_equal(save_with_size_limit(path, &next, limits[i], msg, sizeof msg), -1);
+        tu_assert_contains(msg, path);
+        tu_assert_contains(msg, "File too large");
+        tu_assert_file_equals(path, before, len);
+        char hidden[256];
+        assert_int_equal(tu_count_entries(fx->dir, hidden, sizeof hidden), 1);
+        if (hidden[0])
+            fail_msg("temp file %s left behind", hidden);
+    }
+    /* And the old checkpoint still reads as the old model. */
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(path, &d, &err))
+        fail_msg("%s", err.text);
+    assert_int_equal(d.n_params, old.m.n_params);
+    ckpt_data_free(&d);
+    /* The limit itself is what failed: without it the same save works. */
+    char msg[ERR_MSG_LEN + 1];
+    assert_int_equal(save_with_size_limit(path, &next, RLIM_INFINITY, msg, sizeof msg), 0);
+    assert_int_equal(ckpt_read(path, &d, &err), 0);
+    assert_int_equal(d.n_params, next.m.n_params);
+    ckpt_data_free(&d);
+    free(before);
+    free_saved(&old);
+    free_saved(&next);
+}
+
+static void test_load_model(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "vae.bin");
+    saved s;
+    vae_config c = cfg_deep();
+    make_saved(&s, &c, 17);
+    save_ok(path, &s);
+    vae_model m;
+    err_msg err = {{0}};
+    if (ckpt_load_model(path, &m, &err))
+        fail_msg("%s", err.text);
+    assert_memory_equal(&m.cfg, &s.m.cfg, sizeof m.cfg);
+    assert_int_equal(m.n_params, s.m.n_params);
+    assert_int_equal(m.n_layers, s.m.n_layers);
+    assert_memory_equal(m.layer, s.m.layer, sizeof m.layer);
+    assert_memory_equal(m.params, s.m.params, m.n_params * sizeof(float));
+    vae_free(&m);
+
+    /* Failure: an error naming the file, and nothing to free. */
+    char missing[256];
+    tu_join(missing, sizeof missing, fx->dir, "missing.bin");
+    memset(&m, 0, sizeof m);
+    assert_int_equal(ckpt_load_model(missing, &m, &err), -1);
+    tu_assert_contains(err.text, missing);
+    tu_assert_contains(err.text, "No such file");
+    assert_null(m.params);
+    free_saved(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_round_trip_relu),
+        T(test_round_trip_tanh_two_hidden),
+        T(test_header_fields_at_documented_offsets),
+        T(test_save_twice_identical),
+        T(test_save_replaces_old_checkpoint),
+        T(test_every_bit_flip_detected_tiny),
+        T(test_byte_flips_detected_mnist_size),
+        T(test_truncated),
+        T(test_not_a_checkpoint),
+        T(test_newer_version),
+        T(test_header_size_wrong),
+        T(test_nan_or_inf_values),
+        T(test_architecture_mismatch),
+        T(test_bad_architecture_values),
+        T(test_bad_training_state),
+        T(test_read_directory),
+        T(test_read_missing),
+        T(test_save_into_missing_folder),
+        T(test_save_onto_directory),
+        T(test_save_dev_full),
+        T(test_failed_save_keeps_old_checkpoint),
+        T(test_load_model),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
