@@ -1,0 +1,74 @@
+/* train.h - the training run: Adam over shuffled mini-batches, per-epoch
+ * evaluation, sample and reconstruction grids, and atomic checkpoints that
+ * let a run be resumed (even mid-epoch) to the bit-identical result. */
+#ifndef VAE_TRAIN_H
+#define VAE_TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "idx.h"
+#include "vae.h"
+
+#define TRAIN_STOPPED 1 /* train_run's return when *stop was raised */
+#define TRAIN_SAMPLE_N 128 /* prior draws in sampled-E.png */
+#define TRAIN_RECON_N 32   /* test images in reconst-E.png */
+
+typedef struct train_opts {
+    size_t epochs;       /* total epochs of the run (a resumed run included) */
+    size_t batch;        /* images per Adam step */
+    double lr;           /* Adam learning rate */
+    uint64_t seed;       /* all randomness of the run derives from it */
+    vae_config cfg;      /* architecture of a new run */
+    int resume;          /* continue the run stored in ckpt_path */
+    int explicit_batch;  /* with resume: batch/lr/cfg were given on the */
+    int explicit_lr;     /*   command line and must match the checkpoint */
+    int explicit_cfg;
+    const char *ckpt_path; /* written after every epoch and when stopped */
+    const char *out_dir;   /* sampled-E.png / reconst-E.png go here; NULL: none */
+    volatile sig_atomic_t *stop; /* raised by a signal: finish the step, save, stop */
+} train_opts;
+
+/* One finished epoch. */
+typedef struct train_report {
+    size_t epoch, epochs;
+    double train_loss, train_bce, train_kl; /* mean over the epoch's images */
+    double test_loss, test_bce, test_kl;    /* mean over the test set */
+    double seconds;      /* training time only (no evaluation or images) */
+    double images_per_s;
+} train_report;
+
+typedef struct train_hooks {
+    /* After every step: images done of total in this epoch, seconds so far. */
+    void (*progress)(void *ctx, size_t epoch, size_t done, size_t total,
+                     double seconds);
+    /* After every epoch, once its checkpoint and images are written. */
+    void (*epoch_done)(void *ctx, const train_report *r);
+    void *ctx;
+} train_hooks;
+
+/* Runs training on train, evaluating on test after each epoch.
+ * Returns 0 when all epochs are done, TRAIN_STOPPED when *stop was raised
+ * (a checkpoint of the exact state is written first), or -1 with err
+ * (bad options, non-finite loss, I/O failure; the last good checkpoint
+ * is kept). hooks may be NULL. */
+int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
+              const train_hooks *hooks, err_msg *err);
+
+/* One benchmark round: a training epoch and its GEMMs replayed alone. */
+typedef struct train_bench_round {
+    double epoch_s;  /* the epoch's training time */
+    double gemm_s;   /* the same sgemm calls, same operands, alone */
+} train_bench_round;
+
+/* The benchmark: trains `rounds` epochs of a fresh model exactly as
+ * train_run does (no evaluation, images or checkpoint); after every step
+ * it replays that step's sgemm calls alone (same shapes and operands).
+ * Fills out[0..rounds) with the summed times and *gemm_flops with one
+ * epoch's GEMM work. Returns 0, or -1 with err. */
+int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
+                train_bench_round *out, double *gemm_flops, err_msg *err);
+
+#endif

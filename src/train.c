@@ -1,0 +1,359 @@
+/* train.c - the training loop (see include/train.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adam.h"
+#include "ckpt.h"
+#include "gemm.h"
+#include "infer.h"
+#include "par.h"
+#include "rng.h"
+
+/* Salts separating the RNG streams drawn from one --seed. */
+#define INIT_SALT 0x696e6974ULL
+#define DATA_SALT 0x64617461ULL
+#define NOISE_SALT 0x6e6f6973ULL
+
+/* Everything a run holds; allocated once, before the first step. */
+typedef struct trainer {
+    vae_model model;
+    float *state;           /* one allocation: grads | adam_m | adam_v */
+    float *grads, *adam_m, *adam_v;
+    vae_acts acts;
+    uint32_t *perm;         /* the epoch's image order */
+    ckpt_train st;
+    adam_config adam;
+} trainer;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void trainer_free(trainer *t)
+{
+    vae_free(&t->model);
+    vae_acts_free(&t->acts);
+    free(t->state);
+    free(t->perm);
+    memset(t, 0, sizeof *t);
+}
+
+static int cfg_equal(const vae_config *a, const vae_config *b)
+{
+    if (a->x_dim != b->x_dim || a->n_hidden != b->n_hidden ||
+        a->z_dim != b->z_dim || a->act != b->act)
+        return 0;
+    for (size_t i = 0; i < a->n_hidden; i++)
+        if (a->hidden[i] != b->hidden[i])
+            return 0;
+    return 1;
+}
+
+/* Allocates model, optimizer state, activations and the order buffer. */
+static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
+                         size_t n_train, err_msg *err)
+{
+    if (vae_init(&t->model, cfg, err))
+        return -1;
+    size_t n = t->model.n_params;
+    t->state = calloc(3 * n, sizeof(float));
+    t->perm = malloc((n_train ? n_train : 1) * sizeof *t->perm);
+    if (!t->state || !t->perm)
+        return err_set(err, "out of memory for the optimizer state");
+    t->grads = t->state;
+    t->adam_m = t->state + n;
+    t->adam_v = t->state + 2 * n;
+    return vae_acts_init(&t->acts, cfg, batch, err);
+}
+
+/* A new run, or the run stored in o->ckpt_path when o->resume. */
+static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
+                         err_msg *err)
+{
+    memset(t, 0, sizeof *t);
+    if (!o->resume) {
+        if (trainer_alloc(t, &o->cfg, o->batch, n_train, err))
+            return -1;
+        rng_state init;
+        rng_seed(&init, o->seed ^ INIT_SALT);
+        vae_init_params(&t->model, &init);
+        t->st.seed = o->seed;
+        t->st.batch = o->batch;
+        t->st.lr = o->lr;
+        rng_seed(&t->st.rng_data, o->seed ^ DATA_SALT);
+        rng_seed(&t->st.rng_noise, o->seed ^ NOISE_SALT);
+        t->adam = adam_defaults(o->lr);
+        return 0;
+    }
+    ckpt_data d;
+    if (ckpt_read(o->ckpt_path, &d, err))
+        return -1;
+    const char *clash = NULL;
+    if (o->explicit_cfg && !cfg_equal(&o->cfg, &d.cfg))
+        clash = "the architecture options";
+    else if (o->explicit_batch && o->batch != d.train.batch)
+        clash = "--batch";
+    else if (o->explicit_lr && o->lr != d.train.lr)
+        clash = "--lr";
+    if (clash) {
+        ckpt_data_free(&d);
+        return err_set(err, "%s: %s differ from the run being resumed; "
+                       "a resumed run keeps its settings (drop them, or start "
+                       "a new run without --resume)", o->ckpt_path, clash);
+    }
+    if (d.train.epoch >= o->epochs) {
+        size_t done = (size_t)d.train.epoch;
+        ckpt_data_free(&d);
+        return err_set(err, "%s: the run already has %zu epochs; ask for more "
+                       "with --epochs (the total, not the number to add)",
+                       o->ckpt_path, done);
+    }
+    if (trainer_alloc(t, &d.cfg, (size_t)d.train.batch, n_train, err)) {
+        ckpt_data_free(&d);
+        return -1;
+    }
+    size_t bytes = d.n_params * sizeof(float);
+    memcpy(t->model.params, d.params, bytes);
+    memcpy(t->adam_m, d.adam_m, bytes);
+    memcpy(t->adam_v, d.adam_v, bytes);
+    t->st = d.train;
+    t->adam = adam_defaults(d.train.lr);
+    ckpt_data_free(&d);
+    return 0;
+}
+
+static int save(const trainer *t, const char *path, err_msg *err)
+{
+    return ckpt_save(path, &t->model, t->adam_m, t->adam_v, &t->st, err);
+}
+
+typedef struct adam_job {
+    trainer *t;
+    size_t off;
+} adam_job;
+
+/* Adam is elementwise, so any split over threads gives the same result. */
+static void adam_chunk(void *ctx, size_t begin, size_t end)
+{
+    const adam_job *j = ctx;
+    trainer *t = j->t;
+    size_t o = j->off + begin;
+    adam_step(t->model.params + o, t->grads + o, t->adam_m + o, t->adam_v + o,
+              end - begin, &t->adam, t->st.adam_t);
+}
+
+/* vae_backward's hook: Adam on one layer as soon as its gradient is final,
+ * while the gradient is still in cache (a separate pass over all
+ * parameters after backward costs 3x more here: it runs from DRAM). */
+static void adam_layer(void *ctx, size_t off, size_t n)
+{
+    adam_job j = {ctx, off};
+    par_for(n, 64, adam_chunk, &j);
+}
+
+/* One Adam step on images perm[first..first+B). Returns the batch's summed
+ * bce and kl through the pointers. */
+static void train_step(trainer *t, const idx_set *set, size_t first, size_t B,
+                       double *bce, double *kl)
+{
+    const vae_model *m = &t->model;
+    vae_acts *a = &t->acts;
+    infer_gather(set, t->perm + first, 0, B, a);
+    rng_normal(&t->st.rng_noise, a->eps, B * m->cfg.z_dim);
+    vae_encode(m, a, B);
+    vae_reparam(m, a, B, 0);
+    vae_decode(m, a, B);
+    vae_loss(m, a, B);
+    double sb = 0.0, sk = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        sb += a->bce[i];
+        sk += a->kl[i];
+    }
+    *bce = sb;
+    *kl = sk;
+    t->st.adam_t++;
+    vae_backward(m, a, t->grads, B, adam_layer, t);
+}
+
+/* The epoch's order: identity shuffled by the data RNG as it stood when the
+ * epoch began, so a resumed epoch draws the same order. Returns the RNG
+ * state after the shuffle (the next epoch's starting state). */
+static rng_state draw_order(trainer *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        t->perm[i] = (uint32_t)i;
+    rng_state r = t->st.rng_data;
+    rng_shuffle(&r, t->perm, n);
+    return r;
+}
+
+static int check_opts(const train_opts *o, const idx_set *train, err_msg *err)
+{
+    if (train->n == 0)
+        return err_set(err, "the training set is empty");
+    if (train->n > UINT32_MAX)
+        return err_set(err, "the training set has more than 2^32 images");
+    if (o->batch == 0 || o->batch > train->n)
+        return err_set(err, "--batch %zu: must be 1 to the training set size (%zu)",
+                       o->batch, train->n);
+    if (train->rows * train->cols != o->cfg.x_dim)
+        return err_set(err, "images are %zux%zu but the model takes %zu pixels",
+                       train->rows, train->cols, o->cfg.x_dim);
+    return 0;
+}
+
+int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
+              const train_hooks *hooks, err_msg *err)
+{
+    if (check_opts(o, train, err))
+        return -1;
+    trainer t;
+    if (trainer_start(&t, o, train->n, err)) {
+        trainer_free(&t);
+        return -1;
+    }
+    const vae_model *m = &t.model;
+    size_t batch = (size_t)t.st.batch, n = train->n;
+    if (batch > n) {
+        trainer_free(&t);
+        return err_set(err, "%s: the run's batch of %zu is larger than the "
+                       "training set (%zu images)", o->ckpt_path, batch, n);
+    }
+    size_t steps = (n + batch - 1) / batch;
+    float *prior = malloc(TRAIN_SAMPLE_N * m->cfg.z_dim * sizeof *prior);
+    if (!prior) {
+        trainer_free(&t);
+        return err_set(err, "out of memory");
+    }
+    infer_prior_draws(prior, TRAIN_SAMPLE_N, m->cfg.z_dim, t.st.seed);
+    int rc = 0;
+    while (rc == 0 && t.st.epoch < o->epochs) {
+        size_t epoch = (size_t)t.st.epoch + 1;
+        rng_state next = draw_order(&t, n);
+        double t0 = now_s();
+        for (size_t s = (size_t)t.st.step; s < steps; s++) {
+            size_t first = s * batch;
+            size_t B = n - first < batch ? n - first : batch;
+            double bce, kl;
+            train_step(&t, train, first, B, &bce, &kl);
+            if (!isfinite(bce + kl)) {
+                rc = err_set(err, "epoch %zu, step %zu: the loss is not finite "
+                             "(%g); training stopped, the last good checkpoint "
+                             "is kept in %s (try a smaller --lr)", epoch, s + 1,
+                             bce + kl, o->ckpt_path);
+                break;
+            }
+            t.st.sum_bce += bce;
+            t.st.sum_kl += kl;
+            t.st.n_seen += B;
+            if (hooks && hooks->progress)
+                hooks->progress(hooks->ctx, epoch, (size_t)t.st.n_seen, n,
+                                t.st.seconds + now_s() - t0);
+            if (o->stop && *o->stop) {
+                t.st.step = s + 1;
+                t.st.seconds += now_s() - t0;
+                rc = save(&t, o->ckpt_path, err) ? -1 : TRAIN_STOPPED;
+                break;
+            }
+        }
+        if (rc != 0)
+            break;
+        train_report r = {0};
+        r.epoch = epoch;
+        r.epochs = o->epochs;
+        r.seconds = t.st.seconds + now_s() - t0;
+        r.images_per_s = (double)t.st.n_seen / (r.seconds > 0 ? r.seconds : 1e-9);
+        r.train_bce = t.st.sum_bce / (double)t.st.n_seen;
+        r.train_kl = t.st.sum_kl / (double)t.st.n_seen;
+        r.train_loss = r.train_bce + r.train_kl;
+        t.st.epoch++;
+        t.st.step = 0;
+        t.st.rng_data = next;
+        t.st.sum_bce = t.st.sum_kl = t.st.seconds = 0.0;
+        t.st.n_seen = 0;
+        if (test && test->n)
+            r.test_loss = infer_eval(m, &t.acts, test, t.st.seed, &r.test_bce,
+                                     &r.test_kl);
+        if (o->out_dir) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/sampled-%zu.png", o->out_dir, epoch);
+            if (infer_sample_png(m, &t.acts, prior, TRAIN_SAMPLE_N, path, err)) {
+                rc = -1;
+                break;
+            }
+            if (test && test->n) {
+                snprintf(path, sizeof path, "%s/reconst-%zu.png", o->out_dir, epoch);
+                if (infer_recon_png(m, &t.acts, test, TRAIN_RECON_N, path, err)) {
+                    rc = -1;
+                    break;
+                }
+            }
+        }
+        if (save(&t, o->ckpt_path, err)) {
+            rc = -1;
+            break;
+        }
+        if (hooks && hooks->epoch_done)
+            hooks->epoch_done(hooks->ctx, &r);
+    }
+    free(prior);
+    trainer_free(&t);
+    return rc;
+}
+
+int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
+                train_bench_round *out, double *gemm_flops, err_msg *err)
+{
+    if (check_opts(o, train, err))
+        return -1;
+    train_opts fresh = *o;
+    fresh.resume = 0;
+    trainer t;
+    if (trainer_start(&t, &fresh, train->n, err)) {
+        trainer_free(&t);
+        return -1;
+    }
+    size_t n = train->n, batch = o->batch, steps = (n + batch - 1) / batch;
+    /* Warm-up: one step untimed so thread start-up and first-touch page
+     * faults count in neither measurement. */
+    draw_order(&t, n);
+    double bce, kl;
+    train_step(&t, train, 0, batch, &bce, &kl);
+    int rc = 0;
+    *gemm_flops = 0.0;
+    for (size_t r = 0; r < rounds && rc == 0; r++) {
+        t.st.rng_data = draw_order(&t, n);
+        out[r].epoch_s = out[r].gemm_s = 0.0;
+        /* Each step is timed, then its own sgemm calls are replayed alone
+         * right after it: both sides of the ratio see the same moment of
+         * a noisy shared machine. The replay overwrites activations and
+         * gradients, never parameters or Adam state, so training goes on
+         * exactly as in train_run. */
+        for (size_t s = 0; s < steps && rc == 0; s++) {
+            size_t first = s * batch;
+            gemm_trace_start();
+            double t0 = now_s();
+            train_step(&t, train, first, n - first < batch ? n - first : batch,
+                       &bce, &kl);
+            double t1 = now_s();
+            gemm_trace_stop();
+            rc = gemm_trace_replay(err);
+            out[r].epoch_s += t1 - t0;
+            out[r].gemm_s += now_s() - t1;
+            if (r == 0)
+                *gemm_flops += gemm_trace_flops();
+        }
+    }
+    gemm_trace_free();
+    trainer_free(&t);
+    return rc;
+}

@@ -1,0 +1,763 @@
+/* test_cli.c - the vae binary end to end, on small IDX files this test
+ * writes itself (no MNIST, no network): exit codes, stdout, stderr and the
+ * files each command leaves behind. The binary is $VAE_BIN (set by CTest). */
+#define _DEFAULT_SOURCE /* openpty */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "cpu.h"
+#include "png_grid.h"
+#include "rng.h"
+#include "testutil.h"
+
+#define N_TRAIN 300
+#define N_TEST 100
+#define MAX_ARGS 40
+
+static const char *vae_bin;
+static char dir[64];      /* scratch folder of the whole group */
+static char data[128];    /* the generated data set */
+static char out_path[160], err_path[160];
+
+/* ------------------------------------------------------------------------ */
+/* Data                                                                     */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* Writes SPLIT-images-idx3-ubyte and SPLIT-labels-idx1-ubyte into folder:
+ * n 28x28 images of one bright bar each (vertical or horizontal, at a
+ * random place), labels 0-9 in turn. */
+static void write_split(const char *folder, const char *split, size_t n,
+                        uint64_t seed)
+{
+    rng_state r;
+    rng_seed(&r, seed);
+    size_t img_len = 16 + n * 784, lab_len = 8 + n;
+    unsigned char *img = calloc(img_len, 1), *lab = calloc(lab_len, 1);
+    assert_non_null(img);
+    assert_non_null(lab);
+    put_be32(img, 0x803);
+    put_be32(img + 4, (uint32_t)n);
+    put_be32(img + 8, 28);
+    put_be32(img + 12, 28);
+    put_be32(lab, 0x801);
+    put_be32(lab + 4, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *px = img + 16 + i * 784;
+        lab[8 + i] = (unsigned char)(i % 10);
+        size_t pos = 4 + rng_below(&r, 20), vertical = i % 2;
+        for (size_t k = 4; k < 24; k++) {
+            size_t y = vertical ? k : pos, x = vertical ? pos : k;
+            px[y * 28 + x] = 255;
+            px[y * 28 + x + 1] = (unsigned char)(100 + rng_below(&r, 155));
+        }
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", folder, split);
+    tu_write_file(path, img, img_len);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", folder, split);
+    tu_write_file(path, lab, lab_len);
+    free(img);
+    free(lab);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Running the binary                                                       */
+
+/* The last run's stdout and stderr, NUL-terminated. */
+static char *out_text, *err_text;
+
+static void free_outputs(void)
+{
+    free(out_text);
+    free(err_text);
+    out_text = err_text = NULL;
+}
+
+/* Reaps pid; returns its exit code, or 128 + signal if it was killed. */
+static int wait_status(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            fail_msg("waitpid: %s", strerror(errno));
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Starts vae with the NULL-terminated argument list (argv[0] excluded),
+ * stdout and stderr into out_path and err_path. Returns the pid. */
+static pid_t spawn_v(const char *first, va_list ap)
+{
+    const char *argv[MAX_ARGS + 2];
+    size_t n = 0;
+    argv[n++] = vae_bin;
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        assert_true(n < MAX_ARGS);
+        argv[n++] = a;
+    }
+    argv[n] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(99);
+        execv(vae_bin, (char *const *)argv);
+        _exit(98);
+    }
+    return pid;
+}
+
+static void read_outputs(void)
+{
+    free_outputs();
+    out_text = (char *)tu_read_file(out_path, NULL);
+    err_text = (char *)tu_read_file(err_path, NULL);
+}
+
+/* Runs vae to the end; returns its exit status, outputs in out_text/err_text. */
+static int run(const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = spawn_v(first, ap);
+    va_end(ap);
+    int rc = wait_status(pid);
+    read_outputs();
+    return rc;
+}
+
+/* Asserts that the last run exited with want, showing its outputs if not. */
+#define assert_exit(got, want)                                                  \
+    do {                                                                        \
+        int got_ = (got);                                                       \
+        if (got_ != (want))                                                     \
+            fail_msg("exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", got_,    \
+                     (want), out_text ? out_text : "", err_text ? err_text : ""); \
+    } while (0)
+
+/* dir/name into buf. */
+static const char *in_dir(char *buf, size_t size, const char *name)
+{
+    tu_join(buf, size, dir, name);
+    return buf;
+}
+
+/* Trains a small model into ckpt (once per group: several tests use it). */
+static char model[160];
+
+static void train_small_model(void)
+{
+    if (tu_exists(model))
+        return;
+    char out[160];
+    in_dir(out, sizeof out, "model-out");
+    /* 100 steps at a larger learning rate than the default: it learns. */
+    assert_exit(run("train", "--data", data, "--ckpt", model, "--out", out,
+                    "--epochs", "10", "--batch", "30", "--lr", "0.005",
+                    "--hidden", "64", "--latent", "4", NULL), 0);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    vae_bin = getenv("VAE_BIN");
+    if (!vae_bin || access(vae_bin, X_OK) != 0) {
+        fprintf(stderr, "test_cli: VAE_BIN must name the vae binary (CTest sets it)\n");
+        return -1;
+    }
+    strcpy(dir, "/tmp/vae-test-cli-XXXXXX");
+    if (tu_mkdtemp(dir))
+        return -1;
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(out_path, sizeof out_path, "%s/stdout.txt", dir);
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", dir);
+    snprintf(model, sizeof model, "%s/model.bin", dir);
+    if (mkdir(data, 0755) != 0)
+        return -1;
+    write_split(data, "train", N_TRAIN, 1);
+    write_split(data, "t10k", N_TEST, 2);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    free_outputs();
+    tu_remove_tree(dir);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Help and version                                                         */
+
+static void test_help_and_version(void **state)
+{
+    (void)state;
+    assert_exit(run("--help", NULL), 0);
+    const char *cmds[] = {"train", "sample", "reconstruct", "eval", "bench"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        tu_assert_contains(out_text, cmds[i]);
+
+    assert_exit(run("--version", NULL), 0);
+    tu_assert_contains(out_text, "vae 0.1.0");
+    tu_assert_contains(out_text, "OpenBLAS core");
+
+    /* Every option the issue names, in the help of the commands using it. */
+    assert_exit(run("train", "--help", NULL), 0);
+    const char *train_opts[] = {"--data", "--ckpt", "--out", "--epochs", "--batch",
+                                "--lr", "--seed", "--threads", "--json", "--resume"};
+    for (size_t i = 0; i < sizeof train_opts / sizeof *train_opts; i++)
+        tu_assert_contains(out_text, train_opts[i]);
+    assert_exit(run("sample", "--help", NULL), 0);
+    tu_assert_contains(out_text, "--n N");
+    tu_assert_contains(out_text, "-o, --output FILE");
+    assert_exit(run("eval", "--help", NULL), 0);
+    tu_assert_contains(out_text, "--json");
+}
+
+/* "OpenBLAS core NAME ..." from --version: NAME into buf. */
+static void version_core(char *buf, size_t size)
+{
+    assert_exit(run("--version", NULL), 0);
+    const char *p = strstr(out_text, "OpenBLAS core ");
+    assert_non_null(p);
+    p += strlen("OpenBLAS core ");
+    size_t len = strcspn(p, " \n");
+    assert_true(len > 0 && len < size);
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+}
+
+/* With no OPENBLAS_CORETYPE the tool runs on kernels as strong as the CPU
+ * supports: as detected, or by re-executing itself once; a user's own
+ * OPENBLAS_CORETYPE always wins. */
+static void test_openblas_core(void **state)
+{
+    (void)state;
+    char *saved = getenv("OPENBLAS_CORETYPE");
+    saved = saved ? strdup(saved) : NULL;
+    const char *best = cpu_best_core();
+    char core[64];
+
+    unsetenv("OPENBLAS_CORETYPE");
+    version_core(core, sizeof core);
+    printf("  best core for this CPU %s, in use %s\n", best ? best : "n/a", core);
+    if (best)
+        assert_true(cpu_core_rank(core) >= cpu_core_rank(best));
+
+    /* OpenBLAS "detects" Prescott: vae sets the best core and re-executes. */
+    if (best) {
+        setenv(CPU_TEST_DETECTED_ENV, "Prescott", 1);
+        version_core(core, sizeof core);
+        unsetenv(CPU_TEST_DETECTED_ENV);
+        assert_string_equal(core, best);
+        tu_assert_contains(out_text, "chosen by vae: OpenBLAS detected Prescott");
+        /* The re-executed process ran the command it was given. */
+        setenv(CPU_TEST_DETECTED_ENV, "Prescott", 1);
+        int rc = run("sample", "--n", "0", NULL);
+        unsetenv(CPU_TEST_DETECTED_ENV);
+        assert_exit(rc, 2);
+        tu_assert_contains(err_text, "--n: must be at least 1");
+    }
+
+    /* The user's choice wins, even a weak one. */
+    setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+    setenv(CPU_TEST_DETECTED_ENV, "Prescott", 1);
+    version_core(core, sizeof core);
+    unsetenv(CPU_TEST_DETECTED_ENV);
+    assert_string_equal(core, "Prescott");
+    tu_assert_contains(out_text, "OPENBLAS_CORETYPE=Prescott set by the user");
+
+    if (saved)
+        setenv("OPENBLAS_CORETYPE", saved, 1);
+    else
+        unsetenv("OPENBLAS_CORETYPE");
+    free(saved);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    assert_exit(run(NULL), 2);
+    tu_assert_contains(out_text, "usage: vae COMMAND");
+
+    assert_exit(run("fly", NULL), 2);
+    tu_assert_contains(err_text, "unknown command 'fly'");
+
+    struct {
+        const char *args[4];
+        const char *msg;
+    } cases[] = {
+        {{"train", "--epochs", "0"}, "--epochs: must be at least 1, not 0"},
+        {{"train", "--epochs", "-3"}, "--epochs: '-3' is not a whole number"},
+        {{"train", "--epochs", "ten"}, "--epochs: 'ten' is not a whole number"},
+        {{"train", "--batch", "99999999999999999999999"}, "--batch"},
+        {{"train", "--lr", "0"}, "--lr: 0 must be above 0"},
+        {{"train", "--lr", "fast"}, "--lr: 'fast' is not a number"},
+        {{"train", "--wings"}, "unknown option '--wings'"},
+        {{"train", "--data"}, "--data needs a value"},
+        {{"train", "--json=1"}, "--json takes no value"},
+        {{"train", "--seed", "1", "--seed"}, "--seed given twice"},
+        {{"sample", "--n", "0"}, "--n: must be at least 1, not 0"},
+        {{"sample", "--epochs", "3"}, "unknown option '--epochs'"},
+        {{"eval", "stray"}, "unexpected argument 'stray'"},
+        {{"train", "--hidden", "400,,400"}, "--hidden"},
+        {{"train", "--act", "sigmoid"}, "--act: 'sigmoid' is not relu or tanh"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char **a = cases[i].args;
+        assert_exit(run(a[0], a[1], a[2], a[3], NULL), 2);
+        tu_assert_contains(err_text, cases[i].msg);
+        char see[64];
+        snprintf(see, sizeof see, "(see 'vae %s --help')", a[0]);
+        tu_assert_contains(err_text, see);
+        assert_string_equal(out_text, "");
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* train                                                                    */
+
+/* The value of "key": in a JSON line, or NAN when absent. */
+static double json_num(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p)
+        return NAN;
+    return strtod(p + strlen(pat), NULL);
+}
+
+static void assert_png_size(const char *path, size_t w, size_t h)
+{
+    uint8_t *px = NULL;
+    size_t pw, ph;
+    err_msg err;
+    if (png_grid_read_gray(path, &px, &pw, &ph, &err))
+        fail_msg("%s", err.text);
+    free(px);
+    if (pw != w || ph != h)
+        fail_msg("%s is %zux%zu, expected %zux%zu", path, pw, ph, w, h);
+}
+
+static void test_train_json_and_files(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160], path[256];
+    in_dir(out, sizeof out, "json-out");
+    in_dir(ckpt, sizeof ckpt, "json.bin");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out,
+                    "--epochs", "2", "--batch", "64", "--hidden", "64",
+                    "--latent", "4", "--json", "--threads", "1", NULL), 0);
+    /* One JSON object per line, one line per epoch, nothing else. */
+    char *lines[3] = {0};
+    size_t n = 0;
+    for (char *s = strtok(out_text, "\n"); s; s = strtok(NULL, "\n")) {
+        assert_true(n < 3);
+        lines[n++] = s;
+    }
+    assert_int_equal(n, 2);
+    const char *keys[] = {"epoch", "train_loss", "train_bce", "train_kl",
+                          "test_loss", "seconds", "images_per_s"};
+    for (size_t i = 0; i < n; i++) {
+        assert_true(lines[i][0] == '{' && lines[i][strlen(lines[i]) - 1] == '}');
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+            if (!isfinite(json_num(lines[i], keys[k])))
+                fail_msg("no \"%s\" in %s", keys[k], lines[i]);
+        assert_true(json_num(lines[i], "epoch") == (double)(i + 1));
+        double loss = json_num(lines[i], "train_loss");
+        assert_true(fabs(loss - json_num(lines[i], "train_bce") -
+                         json_num(lines[i], "train_kl")) < 1e-4);
+        assert_true(json_num(lines[i], "seconds") > 0.0);
+        /* images_per_s is the epoch's images over its training seconds. */
+        double ips = (double)N_TRAIN / json_num(lines[i], "seconds");
+        assert_true(fabs(json_num(lines[i], "images_per_s") - ips) < 0.01 * ips + 1.0);
+    }
+    double test_loss2 = json_num(lines[1], "test_loss");
+    assert_string_equal(err_text, "");
+
+    /* 128 samples, 8 a row, 28 px tiles and 2 px padding: 242 x 482;
+     * 32 test images beside their reconstructions: 64 tiles, 242 x 242. */
+    for (int e = 1; e <= 2; e++) {
+        snprintf(path, sizeof path, "%s/sampled-%d.png", out, e);
+        assert_png_size(path, 242, 482);
+        snprintf(path, sizeof path, "%s/reconst-%d.png", out, e);
+        assert_png_size(path, 242, 242);
+    }
+    /* Nothing else in the folder: no temp files left behind. */
+    assert_int_equal(tu_count_entries(out, NULL, 0), 4);
+
+    /* The checkpoint holds the run; eval of it gives the test loss train
+     * printed (same seed, so the same eps; only GEMM blocking differs). */
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(ckpt, &d, &err))
+        fail_msg("%s", err.text);
+    assert_int_equal(d.train.epoch, 2);
+    assert_int_equal(d.cfg.hidden[0], 64);
+    assert_int_equal(d.cfg.z_dim, 4);
+    ckpt_data_free(&d);
+    assert_exit(run("eval", "--data", data, "--ckpt", ckpt, "--json", NULL), 0);
+    double eval_loss = json_num(out_text, "test_loss");
+    printf("  train's test_loss %.5f, eval's %.5f\n", test_loss2, eval_loss);
+    assert_true(fabs(eval_loss - test_loss2) < 1e-3 * test_loss2);
+    assert_true(json_num(out_text, "n") == N_TEST);
+}
+
+static void test_train_human_output(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "human-out");
+    in_dir(ckpt, sizeof ckpt, "human.bin");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out,
+                    "--epochs", "1", "--batch", "100", "--hidden", "32",
+                    "--latent", "2", NULL), 0);
+    tu_assert_contains(out_text, "epoch 1/1  train ");
+    tu_assert_contains(out_text, " test ");
+    tu_assert_contains(out_text, "img/s");
+    tu_assert_contains(out_text, "saved ");
+    /* stdout is a file, not a terminal: no progress bar. */
+    assert_null(strchr(out_text, '\r'));
+    assert_null(strstr(out_text, "ETA"));
+}
+
+/* On a terminal the epoch shows a progress bar with images/s and an ETA. */
+static void test_progress_bar_on_tty(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "tty-out");
+    in_dir(ckpt, sizeof ckpt, "tty.bin");
+    int master, slave;
+    assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(master);
+        if (dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
+            _exit(99);
+        /* batch 1: 300 steps, so the bar is drawn more than once. */
+        execl(vae_bin, vae_bin, "train", "--data", data, "--ckpt", ckpt, "--out",
+              out, "--epochs", "1", "--batch", "1", "--hidden", "16", "--latent",
+              "2", (char *)NULL);
+        _exit(98);
+    }
+    close(slave);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    assert_non_null(buf);
+    for (;;) {
+        ssize_t r = read(master, buf + len, cap - len);
+        if (r <= 0) /* EIO once the child has closed the terminal */
+            break;
+        len += (size_t)r;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            assert_non_null(buf);
+        }
+    }
+    buf[len] = '\0';
+    close(master);
+    int rc = wait_status(pid);
+    if (rc != 0)
+        fail_msg("exit %d; terminal output:\n%s", rc, buf);
+    tu_assert_contains(buf, "\repoch 1/1 [");
+    tu_assert_contains(buf, "img/s  ETA ");
+    tu_assert_contains(buf, "epoch 1/1  train ");
+    free(buf);
+}
+
+static void test_resume_matches_straight_run(void **state)
+{
+    (void)state;
+    char out[160], straight[160], resumed[160];
+    in_dir(out, sizeof out, "resume-out");
+    in_dir(straight, sizeof straight, "straight.bin");
+    in_dir(resumed, sizeof resumed, "resumed.bin");
+#define ARGS "--data", data, "--out", out, "--batch", "64", "--hidden", "48", \
+             "--latent", "3", "--seed", "5", "--threads", "2"
+    assert_exit(run("train", ARGS, "--ckpt", straight, "--epochs", "2", NULL), 0);
+    assert_exit(run("train", ARGS, "--ckpt", resumed, "--epochs", "1", NULL), 0);
+#undef ARGS
+    /* The resumed run takes its settings from the checkpoint. */
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", resumed,
+                    "--epochs", "2", "--resume", "--threads", "2", NULL), 0);
+    tu_assert_contains(out_text, "epoch 2/2");
+    size_t n1, n2;
+    unsigned char *a = tu_read_file(straight, &n1), *b = tu_read_file(resumed, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1);
+    free(a);
+    free(b);
+
+    /* Resuming a finished run, or with other settings, is refused. */
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", resumed,
+                    "--epochs", "2", "--resume", NULL), 1);
+    tu_assert_contains(err_text, "already has 2 epochs");
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", resumed,
+                    "--epochs", "3", "--resume", "--batch", "32", NULL), 1);
+    tu_assert_contains(err_text, "--batch differ");
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", resumed,
+                    "--epochs", "3", "--resume", "--latent", "9", NULL), 1);
+    tu_assert_contains(err_text, "the architecture options differ");
+}
+
+static void test_train_input_errors(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160], missing[160];
+    in_dir(out, sizeof out, "err-out");
+    in_dir(ckpt, sizeof ckpt, "err.bin");
+    in_dir(missing, sizeof missing, "no-such-folder");
+
+    assert_exit(run("train", "--data", missing, "--ckpt", ckpt, "--out", out,
+                    "--epochs", "1", NULL), 1);
+    tu_assert_contains(err_text, missing);
+    tu_assert_contains(err_text, "train-images-idx3-ubyte");
+    assert_false(tu_exists(ckpt));
+
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out,
+                    "--epochs", "1", "--batch", "301", NULL), 1);
+    tu_assert_contains(err_text, "--batch 301");
+    tu_assert_contains(err_text, "(300)");
+    assert_false(tu_exists(ckpt));
+
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out,
+                    "--epochs", "1", "--resume", NULL), 1);
+    tu_assert_contains(err_text, ckpt);
+    assert_false(tu_exists(ckpt));
+
+    /* --out naming a file, not a folder. */
+    char file[160];
+    in_dir(file, sizeof file, "plain-file");
+    tu_write_file(file, "x", 1);
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", file,
+                    "--epochs", "1", NULL), 1);
+    tu_assert_contains(err_text, "--out");
+    tu_assert_contains(err_text, "not a folder");
+}
+
+/* ------------------------------------------------------------------------ */
+/* sample, reconstruct, eval                                                */
+
+static void test_sample(void **state)
+{
+    (void)state;
+    train_small_model();
+    char png[160], png2[160];
+    in_dir(png, sizeof png, "s10.png");
+    in_dir(png2, sizeof png2, "s10b.png");
+    assert_exit(run("sample", "--ckpt", model, "--n", "10", "-o", png, NULL), 0);
+    tu_assert_contains(out_text, png);
+    assert_png_size(png, 242, 62); /* 10 tiles: 8 + 2, two rows */
+
+    /* Same seed, same picture; another seed, another. */
+    assert_exit(run("sample", "--ckpt", model, "--n", "10", "--output", png2, NULL), 0);
+    size_t n1, n2;
+    unsigned char *a = tu_read_file(png, &n1), *b = tu_read_file(png2, &n2);
+    assert_true(n1 == n2 && memcmp(a, b, n1) == 0);
+    free(b);
+    assert_exit(run("sample", "--ckpt", model, "--n", "10", "--seed", "2", "-o",
+                    png2, NULL), 0);
+    b = tu_read_file(png2, &n2);
+    assert_false(n1 == n2 && memcmp(a, b, n1) == 0);
+    free(a);
+    free(b);
+
+    /* The default: 128 images. */
+    in_dir(png, sizeof png, "s128.png");
+    assert_exit(run("sample", "--ckpt", model, "-o", png, NULL), 0);
+    assert_png_size(png, 242, 482);
+}
+
+static void test_reconstruct_and_eval(void **state)
+{
+    (void)state;
+    train_small_model();
+    char png[160];
+    in_dir(png, sizeof png, "rec.png");
+    assert_exit(run("reconstruct", "--ckpt", model, "--data", data, "--n", "4",
+                    "-o", png, NULL), 0);
+    assert_png_size(png, 242, 32); /* 4 pairs: 8 tiles, one row */
+    tu_assert_contains(out_text, "4 test images");
+
+    assert_exit(run("eval", "--ckpt", model, "--data", data, NULL), 0);
+    tu_assert_contains(out_text, "test loss ");
+    tu_assert_contains(out_text, "nats/image");
+    tu_assert_contains(out_text, "on 100 images");
+    double loss = strtod(strstr(out_text, "test loss ") + 10, NULL);
+    /* An untrained model scores ~543 nats (784 ln 2); this one learned. */
+    printf("  test loss of the small model: %.2f\n", loss);
+    assert_true(loss > 0.0 && loss < 300.0);
+}
+
+static void test_checkpoint_errors(void **state)
+{
+    (void)state;
+    train_small_model();
+    char bad[160], png[160], missing[160];
+    in_dir(bad, sizeof bad, "bad.bin");
+    in_dir(png, sizeof png, "never.png");
+    in_dir(missing, sizeof missing, "missing.bin");
+
+    assert_exit(run("sample", "--ckpt", missing, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, missing);
+    assert_false(tu_exists(png));
+
+    tu_write_file(bad, "hello, not a checkpoint", 23);
+    assert_exit(run("sample", "--ckpt", bad, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, "not a vae checkpoint");
+    assert_false(tu_exists(png));
+
+    /* One flipped byte in the middle of the parameters. */
+    size_t n;
+    unsigned char *b = tu_read_file(model, &n);
+    b[n / 2] ^= 0x10;
+    tu_write_file(bad, b, n);
+    free(b);
+    assert_exit(run("eval", "--ckpt", bad, "--data", data, NULL), 1);
+    tu_assert_contains(err_text, bad);
+    tu_assert_contains(err_text, "corrupt");
+    assert_exit(run("reconstruct", "--ckpt", bad, "--data", data, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, "CRC32");
+    assert_false(tu_exists(png));
+}
+
+static void test_output_errors_keep_old_file(void **state)
+{
+    (void)state;
+    train_small_model();
+    char png[160], nodir[200];
+    in_dir(png, sizeof png, "keep.png");
+    tu_write_file(png, "old", 3);
+
+    assert_exit(run("sample", "--ckpt", model, "-o", "/dev/full", NULL), 1);
+    tu_assert_contains(err_text, "/dev/full");
+
+    snprintf(nodir, sizeof nodir, "%s/no-such-folder/x.png", dir);
+    assert_exit(run("sample", "--ckpt", model, "-o", nodir, NULL), 1);
+    tu_assert_contains(err_text, nodir);
+
+    assert_exit(run("sample", "--ckpt", model, "-o", dir, NULL), 1);
+    tu_assert_contains(err_text, "is a directory");
+
+    /* Failed writes touched neither the old file nor left temp files. */
+    tu_assert_file_equals(png, "old", 3);
+    char hidden[256];
+    tu_count_entries(dir, hidden, sizeof hidden);
+    assert_string_equal(hidden, "");
+}
+
+/* SIGINT mid-epoch: the step ends, the exact state is saved, the tool
+ * says how to resume and exits 130; resuming ends where a straight run does. */
+static void test_sigint_saves_and_resumes(void **state)
+{
+    (void)state;
+    char big[160], out[160], ckpt[160], straight[160];
+    /* 3000 images at batch 1: each epoch is thousands of steps, so a signal
+     * sent when epoch 1 is reported lands in the middle of epoch 2. */
+    in_dir(big, sizeof big, "data-big");
+    assert_int_equal(mkdir(big, 0755), 0);
+    write_split(big, "train", 3000, 3);
+    write_split(big, "t10k", 10, 4);
+    in_dir(out, sizeof out, "sig-out");
+    in_dir(ckpt, sizeof ckpt, "sig.bin");
+    in_dir(straight, sizeof straight, "sig-straight.bin");
+#define ARGS "--data", big, "--out", out, "--batch", "1", "--hidden", "32", \
+             "--latent", "2", "--epochs", "3", "--threads", "1"
+    assert_exit(run("train", ARGS, "--ckpt", straight, NULL), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(99);
+        execl(vae_bin, vae_bin, "train", ARGS, "--ckpt", ckpt, (char *)NULL);
+        _exit(98);
+    }
+#undef ARGS
+    int seen = 0;
+    for (int i = 0; i < 6000 && !seen; i++) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+        char *o = (char *)tu_read_file(out_path, NULL);
+        seen = strstr(o, "epoch 1/3") != NULL;
+        free(o);
+    }
+    assert_true(seen);
+    assert_int_equal(kill(pid, SIGINT), 0);
+    assert_exit(wait_status(pid), 130);
+    read_outputs();
+    tu_assert_contains(err_text, "interrupted by SIGINT");
+    tu_assert_contains(err_text, "vae train --resume");
+
+    /* Saved in the middle of epoch 2. */
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(ckpt, &d, &err))
+        fail_msg("%s", err.text);
+    printf("  interrupted at epoch %llu, step %llu\n",
+           (unsigned long long)d.train.epoch + 1, (unsigned long long)d.train.step);
+    assert_int_equal(d.train.epoch, 1);
+    assert_true(d.train.step > 0 && d.train.step < 3000);
+    ckpt_data_free(&d);
+
+    assert_exit(run("train", "--data", big, "--out", out, "--ckpt", ckpt,
+                    "--epochs", "3", "--resume", "--threads", "1", NULL), 0);
+    size_t n1, n2;
+    unsigned char *a = tu_read_file(straight, &n1), *b = tu_read_file(ckpt, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1);
+    free(a);
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_openblas_core),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_train_json_and_files),
+        cmocka_unit_test(test_train_human_output),
+        cmocka_unit_test(test_progress_bar_on_tty),
+        cmocka_unit_test(test_resume_matches_straight_run),
+        cmocka_unit_test(test_train_input_errors),
+        cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_reconstruct_and_eval),
+        cmocka_unit_test(test_checkpoint_errors),
+        cmocka_unit_test(test_output_errors_keep_old_file),
+        cmocka_unit_test(test_sigint_saves_and_resumes),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

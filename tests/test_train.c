@@ -1,0 +1,282 @@
+/* test_train.c - the training loop on small synthetic data: the loss goes
+ * down, and a run that is resumed (at an epoch boundary or after a stop in
+ * the middle of an epoch) ends bit-identical to an uninterrupted one. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "rng.h"
+#include "train.h"
+
+#define N_TRAIN 320
+#define N_TEST 64
+
+static char dir[64];
+static idx_set train_set, test_set;
+
+/* Digits-like images: a few bright strokes at random places. */
+static void make_set(idx_set *s, size_t n, uint64_t seed)
+{
+    rng_state r;
+    rng_seed(&r, seed);
+    s->n = n;
+    s->rows = s->cols = 28;
+    s->images = calloc(n * 784, 1);
+    s->labels = calloc(n, 1);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *img = s->images + i * 784;
+        s->labels[i] = (uint8_t)(i % 10);
+        size_t kind = i % 4, pos = 6 + rng_below(&r, 16);
+        for (size_t k = 4; k < 24; k++) {
+            size_t y = kind < 2 ? k : pos, x = kind < 2 ? pos : k;
+            img[y * 28 + x] = 255;
+            img[y * 28 + x + 1] = (uint8_t)(128 + rng_below(&r, 127));
+        }
+    }
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/vae-test-train-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    make_set(&train_set, N_TRAIN, 1);
+    make_set(&test_set, N_TEST, 2);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    idx_free(&train_set);
+    idx_free(&test_set);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static train_opts base_opts(const char *ckpt, size_t epochs)
+{
+    train_opts o = {0};
+    o.epochs = epochs;
+    o.batch = 32;
+    o.lr = 1e-3;
+    o.seed = 7;
+    o.cfg = (vae_config){784, 1, {32}, 4, VAE_ACT_RELU};
+    o.ckpt_path = ckpt;
+    return o;
+}
+
+typedef struct epochs_seen {
+    size_t n;
+    train_report r[8];
+} epochs_seen;
+
+static void on_epoch(void *ctx, const train_report *r)
+{
+    epochs_seen *e = ctx;
+    if (e->n < 8)
+        e->r[e->n++] = *r;
+}
+
+static void test_loss_goes_down(void **state)
+{
+    (void)state;
+    char ckpt[128];
+    snprintf(ckpt, sizeof ckpt, "%s/down.bin", dir);
+    train_opts o = base_opts(ckpt, 5);
+    o.lr = 5e-3; /* 50 steps in all: a larger step than the default */
+    o.out_dir = dir;
+    epochs_seen seen = {0};
+    train_hooks h = {NULL, on_epoch, &seen};
+    err_msg err;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), 0);
+    assert_int_equal(seen.n, 5);
+    for (size_t i = 0; i < seen.n; i++) {
+        const train_report *r = &seen.r[i];
+        printf("  epoch %zu: train %.2f (bce %.2f kl %.2f) test %.2f\n", r->epoch,
+               r->train_loss, r->train_bce, r->train_kl, r->test_loss);
+        assert_int_equal(r->epoch, i + 1);
+        assert_true(isfinite(r->test_loss) && r->seconds > 0.0);
+        assert_true(fabs(r->train_loss - r->train_bce - r->train_kl) < 1e-6);
+    }
+    /* 784 pixels at the initial loss ~ln 2 each: ~543 nats; it must fall a lot */
+    assert_true(seen.r[0].train_loss > 300.0);
+    assert_true(seen.r[4].train_loss < 0.6 * seen.r[0].train_loss);
+    assert_true(seen.r[4].test_loss < seen.r[0].test_loss);
+    char png[160];
+    snprintf(png, sizeof png, "%s/sampled-5.png", dir);
+    assert_int_equal(access(png, F_OK), 0);
+    snprintf(png, sizeof png, "%s/reconst-5.png", dir);
+    assert_int_equal(access(png, F_OK), 0);
+}
+
+/* Asserts two checkpoints hold the same parameters, moments and state. */
+static void assert_same_run(const char *a, const char *b)
+{
+    ckpt_data x, y;
+    err_msg err;
+    assert_int_equal(ckpt_read(a, &x, &err), 0);
+    assert_int_equal(ckpt_read(b, &y, &err), 0);
+    assert_int_equal(x.n_params, y.n_params);
+    assert_memory_equal(x.params, y.params, x.n_params * sizeof(float));
+    assert_memory_equal(x.adam_m, y.adam_m, x.n_params * sizeof(float));
+    assert_memory_equal(x.adam_v, y.adam_v, x.n_params * sizeof(float));
+    assert_true(x.train.epoch == y.train.epoch && x.train.adam_t == y.train.adam_t);
+    assert_memory_equal(&x.train.rng_data, &y.train.rng_data, sizeof(rng_state));
+    assert_memory_equal(&x.train.rng_noise, &y.train.rng_noise, sizeof(rng_state));
+    ckpt_data_free(&x);
+    ckpt_data_free(&y);
+}
+
+static void test_resume_at_epoch_boundary(void **state)
+{
+    (void)state;
+    char straight[128], split[128];
+    snprintf(straight, sizeof straight, "%s/straight.bin", dir);
+    snprintf(split, sizeof split, "%s/split.bin", dir);
+    err_msg err;
+    train_opts o = base_opts(straight, 2);
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    o = base_opts(split, 1);
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    o = base_opts(split, 2);
+    o.resume = 1;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    assert_same_run(straight, split);
+    /* Asking for no more epochs than the run has is an error, not a no-op. */
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    assert_non_null(strstr(err.text, "already has 2 epochs"));
+}
+
+typedef struct stopper {
+    volatile sig_atomic_t *flag;
+    size_t calls, at;
+} stopper;
+
+static void stop_after(void *ctx, size_t epoch, size_t done, size_t total,
+                       double seconds)
+{
+    (void)epoch, (void)done, (void)total, (void)seconds;
+    stopper *s = ctx;
+    if (++s->calls == s->at)
+        *s->flag = 1;
+}
+
+/* A stop in the middle of epoch 2 (as SIGINT does) saves the exact state;
+ * resuming ends where the uninterrupted run ends. */
+static void test_stop_mid_epoch_and_resume(void **state)
+{
+    (void)state;
+    char straight[128], stopped[128];
+    snprintf(straight, sizeof straight, "%s/straight3.bin", dir);
+    snprintf(stopped, sizeof stopped, "%s/stopped.bin", dir);
+    err_msg err;
+    train_opts o = base_opts(straight, 3);
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+
+    volatile sig_atomic_t flag = 0;
+    stopper s = {&flag, 0, 10 + 3}; /* 10 steps an epoch: step 3 of epoch 2 */
+    train_hooks h = {stop_after, NULL, &s};
+    o = base_opts(stopped, 3);
+    o.stop = &flag;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), TRAIN_STOPPED);
+    ckpt_data d;
+    assert_int_equal(ckpt_read(stopped, &d, &err), 0);
+    assert_int_equal(d.train.epoch, 1);
+    assert_int_equal(d.train.step, 3);
+    assert_int_equal(d.train.n_seen, 96);
+    ckpt_data_free(&d);
+
+    flag = 0;
+    o = base_opts(stopped, 3);
+    o.resume = 1;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    assert_same_run(straight, stopped);
+}
+
+/* A run whose loss becomes non-finite stops with the epoch and step, and
+ * the checkpoint on disk is the last good one, untouched. */
+static void test_nonfinite_loss_keeps_checkpoint(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/blowup.bin", dir);
+    err_msg err;
+    train_opts o = base_opts(path, 1);
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    /* Make the output layer's weights huge: logits overflow to inf. */
+    ckpt_data d;
+    assert_int_equal(ckpt_read(path, &d, &err), 0);
+    vae_model m;
+    assert_int_equal(vae_init(&m, &d.cfg, &err), 0);
+    memcpy(m.params, d.params, d.n_params * sizeof(float));
+    const vae_layer *out = &m.layer[m.n_layers - 1];
+    for (size_t i = 0; i < out->in * out->out; i++)
+        m.params[out->w_off + i] = 3e38f;
+    float *mom = calloc(2 * d.n_params, sizeof(float));
+    assert_int_equal(ckpt_save(path, &m, mom, mom + d.n_params, &d.train, &err), 0);
+    ckpt_data_free(&d);
+    FILE *f = fopen(path, "rb");
+    static unsigned char before[4 << 20], after[4 << 20];
+    size_t nb = fread(before, 1, sizeof before, f);
+    fclose(f);
+
+    o = base_opts(path, 2);
+    o.resume = 1;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    printf("  %s\n", err.text);
+    assert_non_null(strstr(err.text, "epoch 2, step 1"));
+    assert_non_null(strstr(err.text, "not finite"));
+    f = fopen(path, "rb");
+    size_t na = fread(after, 1, sizeof after, f);
+    fclose(f);
+    assert_int_equal(na, nb);
+    assert_memory_equal(before, after, nb);
+    vae_free(&m);
+    free(mom);
+}
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/bad.bin", dir);
+    err_msg err;
+    train_opts o = base_opts(path, 1);
+    o.batch = N_TRAIN + 1;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    assert_non_null(strstr(err.text, "--batch"));
+    o = base_opts(path, 1);
+    o.cfg.x_dim = 100;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    assert_non_null(strstr(err.text, "pixels"));
+    o = base_opts(path, 1);
+    o.resume = 1; /* nothing to resume */
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    assert_non_null(strstr(err.text, path));
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loss_goes_down),
+        cmocka_unit_test(test_resume_at_epoch_boundary),
+        cmocka_unit_test(test_stop_mid_epoch_and_resume),
+        cmocka_unit_test(test_nonfinite_loss_keeps_checkpoint),
+        cmocka_unit_test(test_bad_options),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
