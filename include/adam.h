@@ -19,10 +19,12 @@ typedef struct adam_config {
 /* PyTorch's defaults with lr. */
 adam_config adam_defaults(double lr);
 
-/* One step t (1-based, already counting this step) over n parameters:
+/* One step t (1-based, already counting this step) over n parameters whose
+ * gradient is the sum g = grads[0] + ... + grads[n_grads-1] (the shares of
+ * a data-parallel batch, added in that order):
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
  *   p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps) */
-void adam_step(float *params, const float *grads, float *m, float *v, size_t n,
-               const adam_config *c, uint64_t t);
+void adam_step(float *params, const float *const *grads, size_t n_grads,
+               float *m, float *v, size_t n, const adam_config *c, uint64_t t);
 
 #endif

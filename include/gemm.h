@@ -14,15 +14,17 @@ void gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
           const float *A, size_t lda, const float *B, size_t ldb,
           float beta, float *C, size_t ldc);
 
+/* The trace functions act on the calling thread's own trace. */
+
 /* Starts recording the shape of every gemm() call (drops an old trace). */
 void gemm_trace_start(void);
 
 /* Stops recording; returns the number of calls recorded. */
 size_t gemm_trace_stop(void);
 
-/* Replays the recorded calls, same shapes, flags and operands (the buffers
- * recorded must still be alive; their contents are overwritten). Returns 0,
- * or -1 with err (nothing recorded, or the trace ran out of memory). */
+/* Replays the recorded calls (none is fine), same shapes, flags and
+ * operands (the buffers recorded must still be alive; their contents are
+ * overwritten). Returns 0, or -1 with err if the trace ran out of memory. */
 int gemm_trace_replay(err_msg *err);
 
 /* Total floating point operations (2*M*N*K summed) of the recorded calls. */

@@ -41,6 +41,11 @@ int idx_read_labels(const char *path, uint8_t **data, size_t *n, err_msg *err);
  * left empty). */
 int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err);
 
+/* Copies images idx[0..B) of set (or start..start+B when idx is NULL) into
+ * out (B x rows*cols floats), scaled from bytes to [0,1]. */
+void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
+                size_t B, float *out);
+
 /* Frees what idx_load allocated and zeroes the struct; safe on a zeroed set. */
 void idx_free(idx_set *set);
 

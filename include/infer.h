@@ -9,17 +9,13 @@
 
 #include "err.h"
 #include "idx.h"
+#include "shard.h"
 #include "vae.h"
-
-/* Copies images idx[0..B) of set (or start..start+B when idx is NULL) into
- * a->x, scaled from bytes to [0,1]. */
-void infer_gather(const idx_set *set, const uint32_t *idx, size_t start,
-                  size_t B, vae_acts *a);
 
 /* Mean negative ELBO of the whole set in nats per image, split into *bce
  * and *kl; z is sampled with eps drawn from an RNG seeded with seed, in
- * batches of a->cap. Returns bce + kl. */
-double infer_eval(const vae_model *m, vae_acts *a, const idx_set *set,
+ * batches of s->cap split across the team. Returns bce + kl. */
+double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
                   uint64_t seed, double *bce, double *kl);
 
 /* Decodes n latent vectors z (n x z_dim) into pixel means and writes them

@@ -1,7 +1,10 @@
-/* par.h - a small process-wide pool of worker threads for the elementwise
- * loops (Adam, the per-pixel loss), so they use the cores OpenBLAS uses for
- * the GEMMs. Work is split into contiguous chunks, so results do not depend
- * on the number of threads. Without par_init everything runs serially. */
+/* par.h - the thread team. Training is data-parallel: each of T threads
+ * runs the model on its share of a batch with single-threaded sgemm calls,
+ * then each applies Adam to its share of the parameters. The team owns the
+ * cores, so par_init makes OpenBLAS single-threaded: two pools of spinning
+ * threads on the same cores would fight over them. Work is split into
+ * contiguous shares that do not depend on timing, so a run is reproducible
+ * for a given T. Without par_init everything runs on the caller (T = 1). */
 #ifndef VAE_PAR_H
 #define VAE_PAR_H
 
@@ -9,19 +12,25 @@
 
 #include "err.h"
 
-/* Work on the half-open range [begin, end). */
-typedef void (*par_fn)(void *ctx, size_t begin, size_t end);
+#define PAR_MAX_THREADS 64
 
-/* Starts threads-1 workers (the caller is the first thread). Returns 0, or
- * -1 with err. Calling it again first stops the old pool. */
+/* One thread's part of a job: k is the thread (0 is the caller), T the team. */
+typedef void (*par_task)(void *ctx, size_t k, size_t T);
+
+/* Starts threads-1 workers (the caller is thread 0) and sets OpenBLAS to one
+ * thread. Returns 0, or -1 with err. Calling it again first stops the old team. */
 int par_init(size_t threads, err_msg *err);
 
-/* Threads in the pool, the caller included (1 without a pool). */
+/* Threads in the team, the caller included (1 without a team). */
 size_t par_threads(void);
 
-/* Runs fn over [0, n) split into one chunk per thread, each chunk a
- * multiple of grain long (but the last); returns when all are done. */
-void par_for(size_t n, size_t grain, par_fn fn, void *ctx);
+/* Runs fn(ctx, k, T) on every thread k of the team; returns when all are done. */
+void par_run(par_task fn, void *ctx);
+
+/* Share k of T of [0, n): contiguous, each (but the last non-empty one) a
+ * multiple of align long; trailing shares may be empty (*begin == *end). */
+void par_share(size_t n, size_t align, size_t k, size_t T, size_t *begin,
+               size_t *end);
 
 /* Stops and joins the workers. */
 void par_shutdown(void);

@@ -95,18 +95,10 @@ void vae_decode(const vae_model *m, vae_acts *a, size_t B);
  * respect to the logits and the head. Returns the batch sum of bce + kl. */
 double vae_loss(const vae_model *m, vae_acts *a, size_t B);
 
-/* Called by vae_backward as soon as one layer's gradient is final: the
- * n values at grads[off..off+n) (the layer's weight then bias). The trainer
- * runs Adam on them there, while they are still in cache. */
-typedef void (*vae_grad_ready)(void *ctx, size_t off, size_t n);
-
 /* Backpropagates what vae_loss seeded through decoder, reparameterization
  * and encoder. Writes (does not accumulate) d(batch loss)/d(params) into
- * grads, laid out like m->params, calling ready (if non-NULL) per layer.
- * The parameters of a layer are read after its hook only if the layer is
- * below it, so a hook may update the layer it was called for. */
-void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                  vae_grad_ready ready, void *ctx);
+ * grads, laid out like m->params. */
+void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B);
 
 /* Pointers into the head output of image b. */
 float *vae_mu(const vae_model *m, const vae_acts *a, size_t b);

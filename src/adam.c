@@ -9,8 +9,11 @@ adam_config adam_defaults(double lr)
     return c;
 }
 
-void adam_step(float *restrict params, const float *restrict grads,
-               float *restrict m, float *restrict v, size_t n,
+/* Parameters per block: the summed gradient of a block stays in L1. */
+#define BLOCK 512
+
+void adam_step(float *restrict params, const float *const *grads,
+               size_t n_grads, float *restrict m, float *restrict v, size_t n,
                const adam_config *c, uint64_t t)
 {
     /* Bias corrections in double, as PyTorch computes them on the host. */
@@ -20,12 +23,27 @@ void adam_step(float *restrict params, const float *restrict grads,
     float rsqrt_bc2 = (float)(1.0 / sqrt(bc2));
     float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
     float ob1 = (float)(1.0 - c->beta1), ob2 = (float)(1.0 - c->beta2);
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        float mi = b1 * m[i] + ob1 * g;
-        float vi = b2 * v[i] + ob2 * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        params[i] -= step * mi / (sqrtf(vi) * rsqrt_bc2 + eps);
+    float sum[BLOCK];
+    for (size_t at = 0; at < n; at += BLOCK) {
+        size_t len = n - at < BLOCK ? n - at : BLOCK;
+        const float *g = grads[0] + at;
+        if (n_grads > 1) {
+            for (size_t i = 0; i < len; i++)
+                sum[i] = g[i];
+            for (size_t k = 1; k < n_grads; k++) {
+                const float *gk = grads[k] + at;
+                for (size_t i = 0; i < len; i++)
+                    sum[i] += gk[i];
+            }
+            g = sum;
+        }
+        float *restrict p = params + at, *restrict mm = m + at, *restrict vv = v + at;
+        for (size_t i = 0; i < len; i++) {
+            float mi = b1 * mm[i] + ob1 * g[i];
+            float vi = b2 * vv[i] + ob2 * g[i] * g[i];
+            mm[i] = mi;
+            vv[i] = vi;
+            p[i] -= step * mi / (sqrtf(vi) * rsqrt_bc2 + eps);
+        }
     }
 }

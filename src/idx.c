@@ -499,3 +499,17 @@ void idx_free(idx_set *set)
     free(set->labels);
     memset(set, 0, sizeof *set);
 }
+
+void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
+                size_t B, float *out)
+{
+    size_t D = set->rows * set->cols;
+    const float scale = 1.0f / 255.0f;
+    for (size_t i = 0; i < B; i++) {
+        size_t k = idx ? idx[i] : start + i;
+        const uint8_t *src = set->images + k * D;
+        float *dst = out + i * D;
+        for (size_t p = 0; p < D; p++)
+            dst[p] = (float)src[p] * scale;
+    }
+}

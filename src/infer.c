@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "par.h"
 #include "png_grid.h"
 #include "rng.h"
 
@@ -15,52 +14,20 @@
 #define EVAL_SALT 0x6576616cULL
 #define PRIOR_SALT 0x7072696fULL
 
-typedef struct gather_job {
-    const idx_set *set;
-    const uint32_t *idx;
-    size_t start;
-    float *x;
-} gather_job;
-
-static void gather_rows(void *ctx, size_t begin, size_t end)
-{
-    const gather_job *j = ctx;
-    size_t D = j->set->rows * j->set->cols;
-    const float scale = 1.0f / 255.0f;
-    for (size_t i = begin; i < end; i++) {
-        size_t k = j->idx ? j->idx[i] : j->start + i;
-        const uint8_t *src = j->set->images + k * D;
-        float *dst = j->x + i * D;
-        for (size_t p = 0; p < D; p++)
-            dst[p] = (float)src[p] * scale;
-    }
-}
-
-void infer_gather(const idx_set *set, const uint32_t *idx, size_t start,
-                  size_t B, vae_acts *a)
-{
-    gather_job j = {set, idx, start, a->x};
-    par_for(B, 1, gather_rows, &j);
-}
-
-double infer_eval(const vae_model *m, vae_acts *a, const idx_set *set,
+double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
                   uint64_t seed, double *bce, double *kl)
 {
     rng_state rng;
     rng_seed(&rng, seed ^ EVAL_SALT);
     double sb = 0.0, sk = 0.0;
-    for (size_t s = 0; s < set->n; s += a->cap) {
-        size_t B = set->n - s < a->cap ? set->n - s : a->cap;
-        infer_gather(set, NULL, s, B, a);
-        rng_normal(&rng, a->eps, B * m->cfg.z_dim);
-        vae_encode(m, a, B);
-        vae_reparam(m, a, B, 0);
-        vae_decode(m, a, B);
-        vae_loss(m, a, B);
-        for (size_t i = 0; i < B; i++) {
-            sb += a->bce[i];
-            sk += a->kl[i];
-        }
+    for (size_t at = 0; at < set->n; at += s->cap) {
+        size_t B = set->n - at < s->cap ? set->n - at : s->cap;
+        shard_batch b = {set, NULL, at, B};
+        double bb, kk;
+        shard_draw_eps(s, m, &rng, B);
+        shard_run(s, m, &b, 0, &bb, &kk);
+        sb += bb;
+        sk += kk;
     }
     double n = set->n ? (double)set->n : 1.0;
     *bce = sb / n;
@@ -106,7 +73,7 @@ int infer_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
         return err_set(err, "out of memory for %zu images", n);
     for (size_t s = 0; s < n; s += a->cap) {
         size_t B = n - s < a->cap ? n - s : a->cap;
-        infer_gather(set, NULL, s, B, a);
+        idx_gather(set, NULL, s, B, a->x);
         vae_encode(m, a, B);
         vae_reparam(m, a, B, 1);
         vae_decode(m, a, B);

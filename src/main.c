@@ -49,7 +49,7 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_OUTPUT] = {"--output", "-o", "FILE", "output PNG file"},
     [O_N] = {"--n", NULL, "N", "number of images"},
     [O_SEED] = {"--seed", NULL, "N", "random seed (default 1)"},
-    [O_THREADS] = {"--threads", NULL, "N", "OpenBLAS threads (default: all cores)"},
+    [O_THREADS] = {"--threads", NULL, "N", "threads (default: all cores, or OPENBLAS_NUM_THREADS)"},
     [O_BATCH] = {"--batch", NULL, "N", "images per step (default 128)"},
     [O_LR] = {"--lr", NULL, "F", "Adam learning rate (default 0.001)"},
     [O_EPOCHS] = {"--epochs", NULL, "N", "total epochs of the run (default 15)"},
@@ -187,7 +187,7 @@ static int parse_value(int id, const char *v)
     case O_OUTPUT: opt.output = v; return 0;
     case O_N: return parse_size(id, v, 1, 65536, &opt.n);
     case O_SEED: return parse_u64(id, v, &opt.seed);
-    case O_THREADS: return parse_size(id, v, 1, 1024, &opt.threads);
+    case O_THREADS: return parse_size(id, v, 1, PAR_MAX_THREADS, &opt.threads);
     case O_BATCH: return parse_size(id, v, 1, 1u << 20, &opt.batch);
     case O_LR: return parse_pos_double(id, v, &opt.lr);
     case O_EPOCHS: return parse_size(id, v, 1, 1000000, &opt.epochs);
@@ -354,14 +354,14 @@ static void on_epoch(void *vctx, const train_report *r)
 /* Commands                                                               */
 /* ===================================================================== */
 
-/* --threads sets OpenBLAS's threads and the pool's for the elementwise
- * loops; by default both use what OpenBLAS chose (all cores). */
+/* The thread team: --threads, or as many threads as OpenBLAS would use
+ * (all cores, or OPENBLAS_NUM_THREADS). par_init makes each sgemm call
+ * single-threaded: the team runs them side by side. */
 static int apply_threads(void)
 {
-    if (opt.set[O_THREADS])
-        openblas_set_num_threads((int)opt.threads);
+    size_t n = opt.set[O_THREADS] ? opt.threads : (size_t)openblas_get_num_threads();
     err_msg err;
-    if (par_init((size_t)openblas_get_num_threads(), &err)) {
+    if (par_init(n < 1 ? 1 : n > PAR_MAX_THREADS ? PAR_MAX_THREADS : n, &err)) {
         say_error("%s", err.text);
         return -1;
     }
@@ -543,14 +543,14 @@ static int cmd_eval(void)
         vae_free(&m);
         return 1;
     }
-    vae_acts a;
+    shard_set sh;
     err_msg err;
     int rc = 1;
-    if (vae_acts_init(&a, &m.cfg, opt.batch, &err)) {
+    if (shard_init(&sh, &m, opt.batch, 0, &err)) {
         say_error("%s", err.text);
     } else {
         double bce, kl, t0 = now_s();
-        double loss = infer_eval(&m, &a, &test, opt.seed, &bce, &kl);
+        double loss = infer_eval(&m, &sh, &test, opt.seed, &bce, &kl);
         double secs = now_s() - t0;
         if (opt.json)
             printf("{\"test_loss\":%.6f,\"test_bce\":%.6f,\"test_kl\":%.6f,"
@@ -559,7 +559,7 @@ static int cmd_eval(void)
             printf("test loss %.4f nats/image (bce %.4f, kl %.4f) on %zu images "
                    "[%s, %.2fs]\n", loss, bce, kl, test.n, opt.data, secs);
         rc = 0;
-        vae_acts_free(&a);
+        shard_free(&sh);
     }
     idx_free(&test);
     vae_free(&m);
@@ -604,8 +604,8 @@ static int cmd_bench(void)
     char core[256];
     cpu_describe(core, sizeof core);
     if (!opt.json)
-        printf("%s, %d threads, batch %zu, %zu images/epoch\n", core,
-               openblas_get_num_threads(), opt.batch, n_images);
+        printf("%s, %zu threads, batch %zu, %zu images/epoch\n", core,
+               par_threads(), opt.batch, n_images);
     for (size_t i = 0; i < rounds; i++) {
         ratio[i] = r[i].epoch_s / r[i].gemm_s;
         if (opt.json)
@@ -621,8 +621,8 @@ static int cmd_bench(void)
     double med = rounds % 2 ? ratio[rounds / 2]
                             : 0.5 * (ratio[rounds / 2 - 1] + ratio[rounds / 2]);
     if (opt.json)
-        printf("{\"rounds\":%zu,\"median_ratio\":%.4f,\"core\":\"%s\",\"threads\":%d}\n",
-               rounds, med, cpu_openblas_core(), openblas_get_num_threads());
+        printf("{\"rounds\":%zu,\"median_ratio\":%.4f,\"core\":\"%s\",\"threads\":%zu}\n",
+               rounds, med, cpu_openblas_core(), par_threads());
     else
         printf("median ratio epoch / sgemm floor: %.3f over %zu rounds\n", med, rounds);
     return 0;

@@ -23,9 +23,9 @@
 /* Everything a run holds; allocated once, before the first step. */
 typedef struct trainer {
     vae_model model;
-    float *state;           /* one allocation: grads | adam_m | adam_v */
-    float *grads, *adam_m, *adam_v;
-    vae_acts acts;
+    float *state;           /* one allocation: adam_m | adam_v */
+    float *adam_m, *adam_v;
+    shard_set shards;       /* per-thread activations and gradients */
     uint32_t *perm;         /* the epoch's image order */
     ckpt_train st;
     adam_config adam;
@@ -41,7 +41,7 @@ static double now_s(void)
 static void trainer_free(trainer *t)
 {
     vae_free(&t->model);
-    vae_acts_free(&t->acts);
+    shard_free(&t->shards);
     free(t->state);
     free(t->perm);
     memset(t, 0, sizeof *t);
@@ -58,21 +58,20 @@ static int cfg_equal(const vae_config *a, const vae_config *b)
     return 1;
 }
 
-/* Allocates model, optimizer state, activations and the order buffer. */
+/* Allocates model, optimizer state, the shards and the order buffer. */
 static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
                          size_t n_train, err_msg *err)
 {
     if (vae_init(&t->model, cfg, err))
         return -1;
     size_t n = t->model.n_params;
-    t->state = calloc(3 * n, sizeof(float));
+    t->state = calloc(2 * n, sizeof(float));
     t->perm = malloc((n_train ? n_train : 1) * sizeof *t->perm);
     if (!t->state || !t->perm)
         return err_set(err, "out of memory for the optimizer state");
-    t->grads = t->state;
-    t->adam_m = t->state + n;
-    t->adam_v = t->state + 2 * n;
-    return vae_acts_init(&t->acts, cfg, batch, err);
+    t->adam_m = t->state;
+    t->adam_v = t->state + n;
+    return shard_init(&t->shards, &t->model, batch, 1, err);
 }
 
 /* A new run, or the run stored in o->ckpt_path when o->resume. */
@@ -138,26 +137,25 @@ static int save(const trainer *t, const char *path, err_msg *err)
 
 typedef struct adam_job {
     trainer *t;
-    size_t off;
+    const float *grads[PAR_MAX_THREADS]; /* the shares' gradient buffers */
+    size_t n_grads;
 } adam_job;
 
-/* Adam is elementwise, so any split over threads gives the same result. */
-static void adam_chunk(void *ctx, size_t begin, size_t end)
+/* Adam on thread k's share of the parameters, summing the gradient shares.
+ * Shares are multiples of 16 floats so no two threads touch a cache line. */
+static void adam_share(void *ctx, size_t k, size_t T)
 {
     const adam_job *j = ctx;
     trainer *t = j->t;
-    size_t o = j->off + begin;
-    adam_step(t->model.params + o, t->grads + o, t->adam_m + o, t->adam_v + o,
-              end - begin, &t->adam, t->st.adam_t);
-}
-
-/* vae_backward's hook: Adam on one layer as soon as its gradient is final,
- * while the gradient is still in cache (a separate pass over all
- * parameters after backward costs 3x more here: it runs from DRAM). */
-static void adam_layer(void *ctx, size_t off, size_t n)
-{
-    adam_job j = {ctx, off};
-    par_for(n, 64, adam_chunk, &j);
+    size_t lo, hi;
+    par_share(t->model.n_params, 16, k, T, &lo, &hi);
+    if (lo == hi)
+        return;
+    const float *g[PAR_MAX_THREADS];
+    for (size_t i = 0; i < j->n_grads; i++)
+        g[i] = j->grads[i] + lo;
+    adam_step(t->model.params + lo, g, j->n_grads, t->adam_m + lo,
+              t->adam_v + lo, hi - lo, &t->adam, t->st.adam_t);
 }
 
 /* One Adam step on images perm[first..first+B). Returns the batch's summed
@@ -166,22 +164,13 @@ static void train_step(trainer *t, const idx_set *set, size_t first, size_t B,
                        double *bce, double *kl)
 {
     const vae_model *m = &t->model;
-    vae_acts *a = &t->acts;
-    infer_gather(set, t->perm + first, 0, B, a);
-    rng_normal(&t->st.rng_noise, a->eps, B * m->cfg.z_dim);
-    vae_encode(m, a, B);
-    vae_reparam(m, a, B, 0);
-    vae_decode(m, a, B);
-    vae_loss(m, a, B);
-    double sb = 0.0, sk = 0.0;
-    for (size_t i = 0; i < B; i++) {
-        sb += a->bce[i];
-        sk += a->kl[i];
-    }
-    *bce = sb;
-    *kl = sk;
+    shard_batch b = {set, t->perm + first, 0, B};
+    shard_draw_eps(&t->shards, m, &t->st.rng_noise, B);
+    shard_run(&t->shards, m, &b, 1, bce, kl);
     t->st.adam_t++;
-    vae_backward(m, a, t->grads, B, adam_layer, t);
+    adam_job j = {.t = t};
+    j.n_grads = shard_grads(&t->shards, B, j.grads);
+    par_run(adam_share, &j);
 }
 
 /* The epoch's order: identity shuffled by the data RNG as it stood when the
@@ -281,18 +270,18 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         t.st.sum_bce = t.st.sum_kl = t.st.seconds = 0.0;
         t.st.n_seen = 0;
         if (test && test->n)
-            r.test_loss = infer_eval(m, &t.acts, test, t.st.seed, &r.test_bce,
+            r.test_loss = infer_eval(m, &t.shards, test, t.st.seed, &r.test_bce,
                                      &r.test_kl);
         if (o->out_dir) {
             char path[4096];
             snprintf(path, sizeof path, "%s/sampled-%zu.png", o->out_dir, epoch);
-            if (infer_sample_png(m, &t.acts, prior, TRAIN_SAMPLE_N, path, err)) {
+            if (infer_sample_png(m, &t.shards.acts[0], prior, TRAIN_SAMPLE_N, path, err)) {
                 rc = -1;
                 break;
             }
             if (test && test->n) {
                 snprintf(path, sizeof path, "%s/reconst-%zu.png", o->out_dir, epoch);
-                if (infer_recon_png(m, &t.acts, test, TRAIN_RECON_N, path, err)) {
+                if (infer_recon_png(m, &t.shards.acts[0], test, TRAIN_RECON_N, path, err)) {
                     rc = -1;
                     break;
                 }
@@ -308,6 +297,37 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     free(prior);
     trainer_free(&t);
     return rc;
+}
+
+/* The benchmark's traces: every thread records, replays and frees its own. */
+enum { TRACE_START, TRACE_STOP, TRACE_REPLAY, TRACE_FREE };
+
+typedef struct trace_job {
+    int op;
+    size_t calls[PAR_MAX_THREADS];
+    double flops[PAR_MAX_THREADS];
+    int failed[PAR_MAX_THREADS];
+} trace_job;
+
+static void trace_task(void *ctx, size_t k, size_t T)
+{
+    (void)T;
+    trace_job *j = ctx;
+    switch (j->op) {
+    case TRACE_START: gemm_trace_start(); break;
+    case TRACE_STOP:
+        j->calls[k] = gemm_trace_stop();
+        j->flops[k] = gemm_trace_flops();
+        break;
+    case TRACE_REPLAY: j->failed[k] = gemm_trace_replay(NULL); break;
+    default: gemm_trace_free(); break;
+    }
+}
+
+static void trace_all(trace_job *j, int op)
+{
+    j->op = op;
+    par_run(trace_task, j);
 }
 
 int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
@@ -329,31 +349,43 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
     double bce, kl;
     train_step(&t, train, 0, batch, &bce, &kl);
     int rc = 0;
+    trace_job j;
+    memset(&j, 0, sizeof j);
     *gemm_flops = 0.0;
     for (size_t r = 0; r < rounds && rc == 0; r++) {
         t.st.rng_data = draw_order(&t, n);
         out[r].epoch_s = out[r].gemm_s = 0.0;
-        /* Each step is timed, then its own sgemm calls are replayed alone
-         * right after it: both sides of the ratio see the same moment of
-         * a noisy shared machine. The replay overwrites activations and
-         * gradients, never parameters or Adam state, so training goes on
-         * exactly as in train_run. */
+        /* Each step is timed, then the sgemm calls each thread made in it
+         * are replayed alone, by the same threads at once, right after it:
+         * both sides of the ratio see the same moment of a noisy shared
+         * machine. The replay overwrites activations and gradients, never
+         * parameters or Adam state, so training goes on as in train_run. */
         for (size_t s = 0; s < steps && rc == 0; s++) {
             size_t first = s * batch;
-            gemm_trace_start();
+            trace_all(&j, TRACE_START);
             double t0 = now_s();
             train_step(&t, train, first, n - first < batch ? n - first : batch,
                        &bce, &kl);
             double t1 = now_s();
-            gemm_trace_stop();
-            rc = gemm_trace_replay(err);
+            trace_all(&j, TRACE_STOP);
+            double t2 = now_s();
+            trace_all(&j, TRACE_REPLAY);
+            double t3 = now_s();
             out[r].epoch_s += t1 - t0;
-            out[r].gemm_s += now_s() - t1;
-            if (r == 0)
-                *gemm_flops += gemm_trace_flops();
+            out[r].gemm_s += t3 - t2;
+            size_t calls = 0;
+            for (size_t k = 0; k < par_threads(); k++) {
+                calls += j.calls[k];
+                if (j.failed[k])
+                    rc = err_set(err, "gemm trace: out of memory while recording");
+                if (r == 0)
+                    *gemm_flops += j.flops[k];
+            }
+            if (calls == 0 && rc == 0)
+                rc = err_set(err, "gemm trace: no sgemm calls recorded");
         }
     }
-    gemm_trace_free();
+    trace_all(&j, TRACE_FREE);
     trainer_free(&t);
     return rc;
 }

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "gemm.h"
-#include "par.h"
 
 /* ===================================================================== */
 /* Per-pixel math on 8-lane vectors                                       */
@@ -183,25 +182,11 @@ static void linear_backward(float *dinp, float *dw, float *db,
 /* Binary cross-entropy from logits a (B,D) against targets t (B,D) in [0,1]:
  *   loss = max(a,0) - a t + log1p(exp(-|a|)),  dloss/da = sigmoid(a) - t
  * Writes the per-image sums into loss (B) and the gradient into da. */
-typedef struct bce_job {
-    float *loss, *da;
-    const float *a, *t;
-    size_t D;
-} bce_job;
-
-static void bce_rows(void *ctx, size_t begin, size_t end)
-{
-    const bce_job *j = ctx;
-    for (size_t i = begin; i < end; i++)
-        j->loss[i] = sigmoid_bce_row(j->da + i * j->D, j->a + i * j->D,
-                                     j->t + i * j->D, j->D, 1);
-}
-
 static void bce_logits(float *loss, float *da, const float *a, const float *t,
                        size_t B, size_t D)
 {
-    bce_job j = {loss, da, a, t, D};
-    par_for(B, 1, bce_rows, &j);
+    for (size_t i = 0; i < B; i++)
+        loss[i] = sigmoid_bce_row(da + i * D, a + i * D, t + i * D, D, 1);
 }
 
 /* KL(q(z|x) || N(0,I)) per image from head rows [mu | lv] (B, 2Z):
@@ -416,14 +401,12 @@ double vae_loss(const vae_model *m, vae_acts *a, size_t B)
     return sum;
 }
 
-void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                  vae_grad_ready ready, void *ctx)
+void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
 {
     size_t nh = m->cfg.n_hidden, Z = m->cfg.z_dim;
     /* Decoder, from the output back to z. dh[l] holds the gradient at the
      * layer's output; for activated layers it is first taken through the
-     * activation, then through the linear map into the previous dh. The
-     * layer's own weights are used for dinp before its hook may change them. */
+     * activation, then through the linear map into the previous dh. */
     for (size_t l = m->n_layers - 1; l > nh; l--) {
         const vae_layer *L = &m->layer[l];
         if (L->has_act)
@@ -432,8 +415,6 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
         linear_backward(dinp, grads + L->w_off, grads + L->b_off, a->dh[l],
                         layer_input(m, a, l), m->params + L->w_off, B, L->in,
                         L->out);
-        if (ready)
-            ready(ctx, L->w_off, L->in * L->out + L->out);
     }
     /* Reparameterization z = mu + eps * exp(lv/2): the KL gradient already
      * in the head's dh gets dz added on mu and dz * eps * exp(lv/2) / 2 on lv. */
@@ -456,8 +437,6 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
         linear_backward(l == 0 ? NULL : a->dh[l - 1], grads + L->w_off,
                         grads + L->b_off, a->dh[l], layer_input(m, a, l),
                         m->params + L->w_off, B, L->in, L->out);
-        if (ready)
-            ready(ctx, L->w_off, L->in * L->out + L->out);
     }
 }
 

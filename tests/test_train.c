@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "par.h"
 #include "rng.h"
 #include "train.h"
 
@@ -206,6 +207,52 @@ static void test_stop_mid_epoch_and_resume(void **state)
     assert_same_run(straight, stopped);
 }
 
+/* With a team of 3 threads and a batch that splits raggedly (30 = 10 + 10
+ * + 10, the last batch 20 = 7 + 7 + 6), a run is reproducible, a stop and
+ * resume mid-epoch ends bit-identical, and the result matches one thread's
+ * up to the order of float sums. */
+static void test_team_of_three(void **state)
+{
+    (void)state;
+    char one[128], straight[128], again[128], stopped[128];
+    snprintf(one, sizeof one, "%s/team1.bin", dir);
+    snprintf(straight, sizeof straight, "%s/team3.bin", dir);
+    snprintf(again, sizeof again, "%s/team3b.bin", dir);
+    snprintf(stopped, sizeof stopped, "%s/team3-stopped.bin", dir);
+    err_msg err;
+    epochs_seen seen1 = {0}, seen3 = {0};
+    train_hooks h1 = {NULL, on_epoch, &seen1}, h3 = {NULL, on_epoch, &seen3};
+
+    train_opts o = base_opts(one, 2);
+    o.batch = 30;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &h1, &err), 0);
+
+    assert_int_equal(par_init(3, &err), 0);
+    o.ckpt_path = straight;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &h3, &err), 0);
+    o.ckpt_path = again;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    assert_same_run(straight, again);
+    for (size_t e = 0; e < 2; e++) {
+        printf("  epoch %zu: train loss %.6f (1 thread) %.6f (3 threads)\n", e + 1,
+               seen1.r[e].train_loss, seen3.r[e].train_loss);
+        assert_true(fabs(seen1.r[e].train_loss - seen3.r[e].train_loss) <
+                    1e-4 * seen1.r[e].train_loss);
+    }
+
+    volatile sig_atomic_t flag = 0;
+    stopper s = {&flag, 0, 11 + 4}; /* 11 steps an epoch: step 4 of epoch 2 */
+    train_hooks hs = {stop_after, NULL, &s};
+    o.ckpt_path = stopped;
+    o.stop = &flag;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &hs, &err), TRAIN_STOPPED);
+    flag = 0;
+    o.resume = 1;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    assert_same_run(straight, stopped);
+    par_shutdown();
+}
+
 /* A run whose loss becomes non-finite stops with the epoch and step, and
  * the checkpoint on disk is the last good one, untouched. */
 static void test_nonfinite_loss_keeps_checkpoint(void **state)
@@ -275,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_loss_goes_down),
         cmocka_unit_test(test_resume_at_epoch_boundary),
         cmocka_unit_test(test_stop_mid_epoch_and_resume),
+        cmocka_unit_test(test_team_of_three),
         cmocka_unit_test(test_nonfinite_loss_keeps_checkpoint),
         cmocka_unit_test(test_bad_options),
     };

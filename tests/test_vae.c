@@ -90,7 +90,7 @@ static int check_all(fixture *f, const char *name, size_t *skipped)
     *skipped = 0;
     loss_of(f);
     relu_mask(f, base, MASK_CAP);
-    vae_backward(&f->m, &f->a, f->grads, B, NULL, NULL);
+    vae_backward(&f->m, &f->a, f->grads, B);
     int bad = 0;
     for (size_t l = 0; l < f->m.n_layers; l++) {
         const vae_layer *L = &f->m.layer[l];
@@ -186,7 +186,7 @@ static void test_grad_check_catches_errors(void **state)
     const size_t hidden[] = {6};
     setup(&f, 10, 1, hidden, 3, VAE_ACT_TANH, 11);
     loss_of(&f);
-    vae_backward(&f.m, &f.a, f.grads, B, NULL, NULL);
+    vae_backward(&f.m, &f.a, f.grads, B);
     size_t i = f.m.layer[1].w_off + 2;
     float keep = f.m.params[i];
     f.m.params[i] = keep + FD_STEP;
@@ -197,45 +197,6 @@ static void test_grad_check_catches_errors(void **state)
     double fd = (up - down) / (2.0 * FD_STEP);
     assert_true(fabs(fd - f.grads[i]) < GRAD_ATOL + GRAD_RTOL * fabs(fd));
     assert_false(fabs(fd - 1.1 * f.grads[i]) < GRAD_ATOL + GRAD_RTOL * fabs(fd));
-    teardown(&f);
-}
-
-typedef struct hook_log {
-    size_t calls, covered;
-    size_t last_off;
-    const fixture *f;
-} hook_log;
-
-static void on_ready(void *ctx, size_t off, size_t n)
-{
-    hook_log *h = ctx;
-    /* Layers arrive from the output back to the input. */
-    assert_true(h->calls == 0 || off < h->last_off);
-    h->last_off = off;
-    h->calls++;
-    h->covered += n;
-}
-
-/* The per-layer hook sees every parameter once, and does not change what
- * backward computes. */
-static void test_backward_hook(void **state)
-{
-    (void)state;
-    fixture f;
-    const size_t hidden[] = {7, 5};
-    setup(&f, 9, 2, hidden, 2, VAE_ACT_RELU, 3);
-    loss_of(&f);
-    vae_backward(&f.m, &f.a, f.grads, B, NULL, NULL);
-    float *plain = malloc(f.m.n_params * sizeof(float));
-    memcpy(plain, f.grads, f.m.n_params * sizeof(float));
-    loss_of(&f);
-    hook_log h = {0, 0, 0, &f};
-    vae_backward(&f.m, &f.a, f.grads, B, on_ready, &h);
-    assert_int_equal(h.calls, f.m.n_layers);
-    assert_int_equal(h.covered, f.m.n_params);
-    assert_int_equal(h.last_off, 0);
-    assert_memory_equal(plain, f.grads, f.m.n_params * sizeof(float));
-    free(plain);
     teardown(&f);
 }
 
@@ -360,7 +321,6 @@ int main(void)
         cmocka_unit_test(test_grad_tanh_two_hidden),
         cmocka_unit_test(test_grad_relu),
         cmocka_unit_test(test_grad_check_catches_errors),
-        cmocka_unit_test(test_backward_hook),
         cmocka_unit_test(test_bce_and_sigmoid_accuracy),
         cmocka_unit_test(test_kl_closed_form),
         cmocka_unit_test(test_config_errors),

@@ -1,0 +1,58 @@
+/* shard.h - one batch of images split across the thread team (par.h).
+ *
+ * Each thread takes a contiguous share of the batch and runs, with its own
+ * activations, the forward pass and the loss, and for training the
+ * backward pass into its own gradient buffer; the optimizer then adds the
+ * shares' gradients in a fixed order. Shares and sums never depend on
+ * timing, so results depend on the team size only. */
+#ifndef VAE_SHARD_H
+#define VAE_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "idx.h"
+#include "par.h"
+#include "rng.h"
+#include "vae.h"
+
+typedef struct shard_set {
+    size_t T;                       /* shares: the team size when created */
+    size_t cap;                     /* images per batch at most */
+    size_t n_params;                /* gradient length; 0 without gradients */
+    vae_acts acts[PAR_MAX_THREADS]; /* share k's activations */
+    float *grads;                   /* T x n_params: share k's at k * n_params */
+} shard_set;
+
+/* The images of one batch: set's images idx[0..B), or start..start+B when
+ * idx is NULL. */
+typedef struct shard_batch {
+    const idx_set *set;
+    const uint32_t *idx;
+    size_t start, B;
+} shard_batch;
+
+/* Allocates activations for batches of up to cap images over par_threads()
+ * shares, and gradient buffers when with_grads. Returns 0, or -1 with err. */
+int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
+               err_msg *err);
+
+/* Frees the buffers; safe on a zeroed struct. */
+void shard_free(shard_set *s);
+
+/* Draws the reparameterization noise of a batch of B images from rng, in
+ * image order: the same numbers as one draw of B x z_dim. */
+void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B);
+
+/* Forward pass and loss of the batch with the noise drawn for it; with
+ * backward, each share's gradient of its summed loss into its buffer.
+ * *bce and *kl get the batch's sums, added in image order. */
+void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
+               int backward, double *bce, double *kl);
+
+/* Points out[0..n) at the gradient buffers of the shares a batch of B
+ * images used, in order; returns n. Their sum is the batch's gradient. */
+size_t shard_grads(const shard_set *s, size_t B, const float **out);
+
+#endif

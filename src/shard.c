@@ -1,0 +1,115 @@
+/* shard.c - a batch split across the thread team (see include/shard.h). */
+#include "shard.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Share k of a batch of B: [*lo, *hi). */
+static void share_of(const shard_set *s, size_t B, size_t k, size_t *lo, size_t *hi)
+{
+    par_share(B, 1, k, s->T, lo, hi);
+}
+
+int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
+               err_msg *err)
+{
+    memset(s, 0, sizeof *s);
+    s->T = par_threads();
+    s->cap = cap;
+    size_t per = (cap + s->T - 1) / s->T;
+    for (size_t k = 0; k < s->T; k++)
+        if (vae_acts_init(&s->acts[k], &m->cfg, per, err)) {
+            shard_free(s);
+            return -1;
+        }
+    if (with_grads) {
+        size_t total;
+        if (err_mul_size(s->T, m->n_params, &total) ||
+            !(s->grads = malloc(total * sizeof(float)))) {
+            shard_free(s);
+            return err_set(err, "out of memory for %zu gradient buffers", s->T);
+        }
+        s->n_params = m->n_params;
+    }
+    return 0;
+}
+
+void shard_free(shard_set *s)
+{
+    for (size_t k = 0; k < PAR_MAX_THREADS; k++)
+        vae_acts_free(&s->acts[k]);
+    free(s->grads);
+    memset(s, 0, sizeof *s);
+}
+
+void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
+{
+    for (size_t k = 0; k < s->T; k++) {
+        size_t lo, hi;
+        share_of(s, B, k, &lo, &hi);
+        rng_normal(rng, s->acts[k].eps, (hi - lo) * m->cfg.z_dim);
+    }
+}
+
+typedef struct run_job {
+    shard_set *s;
+    const vae_model *m;
+    const shard_batch *b;
+    int backward;
+} run_job;
+
+static void run_share(void *ctx, size_t k, size_t T)
+{
+    (void)T;
+    const run_job *j = ctx;
+    size_t lo, hi;
+    share_of(j->s, j->b->B, k, &lo, &hi);
+    if (lo == hi)
+        return;
+    size_t n = hi - lo;
+    vae_acts *a = &j->s->acts[k];
+    const shard_batch *b = j->b;
+    idx_gather(b->set, b->idx ? b->idx + lo : NULL, b->start + lo, n, a->x);
+    vae_encode(j->m, a, n);
+    vae_reparam(j->m, a, n, 0);
+    vae_decode(j->m, a, n);
+    vae_loss(j->m, a, n);
+    if (j->backward)
+        vae_backward(j->m, a, j->s->grads + k * j->s->n_params, n);
+}
+
+void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
+               int backward, double *bce, double *kl)
+{
+    run_job j = {s, m, b, backward && s->grads};
+    if (par_threads() == s->T) {
+        par_run(run_share, &j);
+    } else {
+        /* The team changed size since shard_init: same shares, one thread. */
+        for (size_t k = 0; k < s->T; k++)
+            run_share(&j, k, s->T);
+    }
+    double sb = 0.0, sk = 0.0;
+    for (size_t k = 0; k < s->T; k++) {
+        size_t lo, hi;
+        share_of(s, b->B, k, &lo, &hi);
+        for (size_t i = 0; i < hi - lo; i++) {
+            sb += s->acts[k].bce[i];
+            sk += s->acts[k].kl[i];
+        }
+    }
+    *bce = sb;
+    *kl = sk;
+}
+
+size_t shard_grads(const shard_set *s, size_t B, const float **out)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < s->T; k++) {
+        size_t lo, hi;
+        share_of(s, B, k, &lo, &hi);
+        if (lo < hi)
+            out[n++] = s->grads + k * s->n_params;
+    }
+    return n;
+}
