@@ -64,8 +64,8 @@ typedef struct cmd_spec {
     const char *name;
     const char *brief;   /* one line for 'vae --help' */
     const char *summary; /* the paragraph of 'vae CMD --help' */
-    const char *usage;
     int opts[O_COUNT + 1]; /* allowed options, ended by -1 */
+    const char *help[O_COUNT]; /* this command's help for an option, if not SPECS' */
     int (*run)(void);
 } cmd_spec;
 
@@ -223,13 +223,13 @@ static void set_defaults(void)
 
 static void print_cmd_help(const cmd_spec *c)
 {
-    printf("usage: vae %s %s\n\n%s\n\noptions:\n", c->name, c->usage, c->summary);
+    printf("usage: vae %s [options]\n\n%s\n\noptions:\n", c->name, c->summary);
     for (const int *o = c->opts; *o >= 0; o++) {
         const opt_spec *s = &SPECS[*o];
         char left[64];
         snprintf(left, sizeof left, "%s%s%s%s%s", s->alt ? s->alt : "",
                  s->alt ? ", " : "", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
-        printf("  %-24s %s\n", left, s->help);
+        printf("  %-24s %s\n", left, c->help[*o] ? c->help[*o] : s->help);
     }
     printf("  %-24s %s\n", "-h, --help", "show this help");
 }
@@ -630,30 +630,47 @@ static int cmd_bench(void)
 
 #define ARCH O_HIDDEN, O_LATENT, O_ACT
 static const cmd_spec CMDS[] = {
-    {"train", "train a VAE, writing sample grids and a checkpoint each epoch",
-     "Train the VAE on DIR/train-*, evaluate on DIR/t10k-* after each "
-     "epoch, write\nOUT/sampled-E.png and OUT/reconst-E.png and the checkpoint "
-     "each epoch.", "[options]",
-     {O_DATA, O_CKPT, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS, O_JSON,
-      O_RESUME, ARCH, -1}, cmd_train},
-    {"sample", "decode draws from the prior into a PNG grid",
-     "Decode --n draws from the prior N(0, I) into one PNG grid "
-     "(default sampled.png).", "[options]",
-     {O_CKPT, O_N, O_OUTPUT, O_SEED, O_THREADS, -1}, cmd_sample},
-    {"reconstruct", "test images beside their reconstructions, as a PNG grid",
-     "Write --n test images (default 32), each beside its "
-     "reconstruction from the\nposterior mean, as one PNG grid (default "
-     "reconst.png).", "[options]",
-     {O_CKPT, O_DATA, O_N, O_OUTPUT, O_THREADS, -1}, cmd_reconstruct},
-    {"eval", "test-set loss (negative ELBO) in nats per image",
-     "Test-set loss (negative ELBO, one z draw per image), in nats per "
-     "image.", "[options]",
-     {O_CKPT, O_DATA, O_SEED, O_BATCH, O_THREADS, O_JSON, -1}, cmd_eval},
-    {"bench", "time a training epoch against its sgemm floor",
-     "Time one training epoch of a fresh model, then the same sgemm "
-     "calls alone\n(the floor), and print both and their ratio; --epochs rounds "
-     "(default 3).", "[options]",
-     {O_DATA, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS, O_JSON, ARCH, -1}, cmd_bench},
+    {.name = "train",
+     .brief = "train a VAE, writing sample grids and a checkpoint each epoch",
+     .summary = "Train the VAE on DIR/train-*, evaluate on DIR/t10k-* after each "
+                "epoch, write\nOUT/sampled-E.png and OUT/reconst-E.png and the "
+                "checkpoint each epoch.",
+     .opts = {O_DATA, O_CKPT, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS,
+              O_JSON, O_RESUME, ARCH, -1},
+     .help = {[O_JSON] = "print one JSON object per epoch"},
+     .run = cmd_train},
+    {.name = "sample",
+     .brief = "decode draws from the prior into a PNG grid",
+     .summary = "Decode --n draws from the prior N(0, I) into one PNG grid, 8 a row.",
+     .opts = {O_CKPT, O_N, O_OUTPUT, O_SEED, O_THREADS, -1},
+     .help = {[O_N] = "images to draw (default 128)",
+              [O_OUTPUT] = "output PNG (default sampled.png)",
+              [O_SEED] = "seed of the prior draws (default 1)"},
+     .run = cmd_sample},
+    {.name = "reconstruct",
+     .brief = "test images beside their reconstructions, as a PNG grid",
+     .summary = "Write the first --n test images, each beside its reconstruction "
+                "from the\nposterior mean, as one PNG grid.",
+     .opts = {O_CKPT, O_DATA, O_N, O_OUTPUT, O_THREADS, -1},
+     .help = {[O_N] = "test images to show (default 32)",
+              [O_OUTPUT] = "output PNG (default reconst.png)"},
+     .run = cmd_reconstruct},
+    {.name = "eval",
+     .brief = "test-set loss (negative ELBO) in nats per image",
+     .summary = "Test-set loss (negative ELBO, one z draw per image), in nats per "
+                "image.",
+     .opts = {O_CKPT, O_DATA, O_SEED, O_BATCH, O_THREADS, O_JSON, -1},
+     .help = {[O_SEED] = "seed of the z draws (default 1, as train's evaluation)",
+              [O_JSON] = "print the result as one JSON object"},
+     .run = cmd_eval},
+    {.name = "bench",
+     .brief = "time a training epoch against its sgemm floor",
+     .summary = "Time training epochs of a fresh model and, step by step, the same "
+                "sgemm calls\nalone (the floor); print both and their ratio.",
+     .opts = {O_DATA, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS, O_JSON, ARCH, -1},
+     .help = {[O_EPOCHS] = "epochs to time (default 3)",
+              [O_JSON] = "print one JSON object per epoch and a summary"},
+     .run = cmd_bench},
 };
 #define N_CMDS (sizeof CMDS / sizeof *CMDS)
 
