@@ -8,6 +8,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+RATIO_LIMIT=1.4      # median epoch time / sgemm floor
 RSS_LIMIT_MIB=150    # peak RSS of a 1-epoch training run
 SAMPLE_LIMIT_MS=100  # mean and max of `vae sample --n 128`, start to exit
 LOSS_LIMIT=104.6     # test loss (nats/image) after 15 epochs
@@ -21,7 +22,8 @@ Installs what is missing (scripts/deps.sh --dev), builds build/vae
 prints a report, one figure a line:
   a. vae --version
   b. speed: vae bench --data data --epochs 5 [extra options]: epoch time,
-     sgemm floor (the same GEMM calls alone), their ratio, and the median ratio
+     sgemm floor (the same GEMM calls alone), their ratio, and the median ratio,
+     PASS if the median is at most $RATIO_LIMIT
   c. memory: peak RSS of 'vae train --epochs 1' (GNU time -v), PASS if at
      most $RSS_LIMIT_MIB MiB
   d. sample latency: 'vae sample --n 128' from process start to exit
@@ -97,7 +99,12 @@ echo "\$ ${bench_cmd[*]}"
 "${bench_cmd[@]}" | tee "$tmp/bench.out" ||
     die "vae bench failed"
 median="$(sed -n 's/^median ratio epoch \/ sgemm floor: \([0-9.]*\).*/\1/p' "$tmp/bench.out")"
-summary+=("speed: median ratio epoch / sgemm floor ${median:-?} ($(grep -c '^round ' "$tmp/bench.out") rounds)")
+[ -n "$median" ] || die "no median ratio in the output of vae bench"
+ok="$(awk -v r="$median" -v lim="$RATIO_LIMIT" 'BEGIN { print (r <= lim) ? 1 : 0 }')"
+verdict "$ok"
+line="speed: median ratio epoch / sgemm floor $median ($(grep -c '^round ' "$tmp/bench.out") rounds), limit $RATIO_LIMIT: $result"
+echo "$line"
+summary+=("$line")
 
 # --- c. memory -------------------------------------------------------------------
 echo
