@@ -57,7 +57,7 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 
 # --- setup --------------------------------------------------------------------
 "$root/scripts/deps.sh" --dev
-if ! "$root/scripts/build.sh" "$root/build" -DVAE_TESTS=OFF >"$tmp/build.log" 2>&1; then
+if ! "$root/scripts/build.sh" "$root/build" -DVAE_TESTS=ON >"$tmp/build.log" 2>&1; then
     cat "$tmp/build.log" >&2
     die "build failed"
 fi

@@ -32,8 +32,9 @@ for arg in "$@"; do
 done
 
 "$root/scripts/deps.sh"
-# Only the binary is needed here; scripts/test.sh turns the tests back on.
-"$root/scripts/build.sh" "$root/build" -DVAE_TESTS=OFF
+# The same build as scripts/test.sh (tests included), so the two never
+# flip each other's CMake cache.
+"$root/scripts/build.sh" "$root/build" -DVAE_TESTS=ON
 "$root/scripts/fetch_data.sh" "$root/data"
 
 cd "$root"

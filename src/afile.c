@@ -1,8 +1,12 @@
 /* afile.c - atomic file replacement (see include/afile.h).
  *
- * Regular targets: mkstemp ".NAME.tmp.XXXXXX" in the target's folder, write,
- * fflush, fsync, close, rename over the target, fsync the folder. rename(2)
- * within one folder is atomic, so readers see the old file or the new one.
+ * Regular targets: an unnamed file (O_TMPFILE) in the target's folder,
+ * write, fflush, fsync, link it as ".NAME.tmp.XXXXXX", close, rename over
+ * the target, fsync the folder. rename(2) within one folder is atomic, so
+ * readers see the old file or the new one; and a process killed while it
+ * writes leaves nothing behind, since the file has no name until it is
+ * whole. Where O_TMPFILE or /proc is missing, the temp name is made at once
+ * with mkstemp instead (a kill -9 then leaves that hidden file behind).
  * Anything else that exists (a device, a FIFO) is written in place: renaming
  * over /dev/full would replace the device node with a regular file.
  *
@@ -32,6 +36,7 @@
 typedef struct afile_sink {
     int fd;
     int werr;    /* errno of the first failed write(2), or 0 */
+    int unnamed; /* fd is an O_TMPFILE file, linked at commit as tmp_path */
     char path[]; /* the target, NUL-terminated; f->path points here */
 } afile_sink;
 
@@ -126,6 +131,62 @@ static char *temp_name_for(const char *path)
     return tmp;
 }
 
+/* The folder of path, malloc'd ("." for a bare name); NULL when out of memory. */
+static char *folder_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+/* An unnamed file in the folder of path, or -1 when the file system (or
+ * the kernel) has no O_TMPFILE, or /proc is not there to link it later. */
+static int open_unnamed(const char *path)
+{
+#ifdef O_TMPFILE
+    if (access("/proc/self/fd", X_OK) != 0)
+        return -1;
+    char *dir = folder_of(path);
+    if (!dir)
+        return -1;
+    int fd;
+    do
+        fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, new_file_mode());
+    while (fd < 0 && errno == EINTR);
+    free(dir);
+    return fd;
+#else
+    (void)path;
+    return -1;
+#endif
+}
+
+/* Gives the unnamed file fd the name tmpl, its trailing XXXXXX replaced by
+ * letters not yet taken. Returns 0, or -1 with errno. */
+static int link_unnamed(int fd, char *tmpl)
+{
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    static unsigned counter;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    char *x = tmpl + strlen(tmpl) - 6;
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        unsigned long v = (unsigned long)getpid() * 2654435761u +
+                          (unsigned long)counter++ * 40503u + (unsigned long)attempt;
+        for (int i = 0; i < 6; i++, v /= 36)
+            x[i] = abc[v % 36];
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmpl, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
 int afile_open(afile *f, const char *path, err_msg *err)
 {
     afile_clear(f);
@@ -144,6 +205,7 @@ int afile_open(afile *f, const char *path, err_msg *err)
     memcpy(s->path, path, path_len + 1);
     s->fd = -1;
     s->werr = 0;
+    s->unnamed = 0;
 
     char *tmp = NULL;
     if (exists && !S_ISREG(st.st_mode)) {
@@ -165,14 +227,18 @@ int afile_open(afile *f, const char *path, err_msg *err)
                 return err_set(err, "%s is not a file name", path);
             return err_set(err, "%s: out of memory", path);
         }
-        s->fd = mkstemp(tmp);
+        s->fd = open_unnamed(path);
+        if (s->fd >= 0)
+            s->unnamed = 1;
+        else
+            s->fd = mkstemp(tmp);
         if (s->fd < 0) {
             int e = errno;
             free(tmp);
             free(s);
             return err_sys(err, e, "cannot create a temp file beside %s", path);
         }
-        if (fchmod(s->fd, new_file_mode()) != 0) {
+        if (!s->unnamed && fchmod(s->fd, new_file_mode()) != 0) {
             int e = errno;
             close(s->fd);
             unlink(tmp);
@@ -186,7 +252,7 @@ int afile_open(afile *f, const char *path, err_msg *err)
     if (!fp) {
         int e = errno;
         close(s->fd);
-        if (tmp)
+        if (tmp && !s->unnamed)
             unlink(tmp);
         free(tmp);
         free(s);
@@ -211,14 +277,7 @@ static int fsync_failed(int fd)
  * file system that cannot sync folders is no write error. */
 static int sync_folder_of(const char *path, err_msg *err)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
+    char *dir = folder_of(path);
     if (!dir)
         return err_set(err, "%s: out of memory", path);
 
@@ -258,6 +317,13 @@ int afile_commit(afile *f, err_msg *err)
     /* 3. Data on disk before the rename makes it visible. */
     if (rc == 0 && fsync_failed(s->fd))
         rc = err_sys(err, errno, "cannot sync %s", path);
+    /* An unnamed file gets its temp name only now that it is whole. */
+    if (rc == 0 && s->unnamed) {
+        if (link_unnamed(s->fd, f->tmp_path) != 0)
+            rc = err_sys(err, errno, "cannot write %s", path);
+        else
+            s->unnamed = 0;
+    }
     /* 4. NFS and others report delayed write errors at close. */
     if (close(s->fd) != 0 && rc == 0 && errno != EINTR)
         rc = err_sys(err, errno, "cannot write %s", path);
@@ -266,10 +332,12 @@ int afile_commit(afile *f, err_msg *err)
     if (f->tmp_path) {
         if (rc == 0 && rename(f->tmp_path, path) != 0)
             rc = err_sys(err, errno, "cannot replace %s", path);
-        if (rc != 0)
-            unlink(f->tmp_path); /* the old target is untouched */
-        else
+        if (rc != 0) {
+            if (!s->unnamed) /* an unnamed file vanishes with its descriptor */
+                unlink(f->tmp_path); /* the old target is untouched */
+        } else {
             rc = sync_folder_of(path, err);
+        }
     }
     afile_release(f);
     return rc;
@@ -281,9 +349,10 @@ void afile_abort(afile *f)
         __fpurge(f->fp); /* discard, do not write, what is still buffered */
         fclose(f->fp);
     }
+    int unnamed = f->path && sink_of(f)->unnamed;
     if (f->path && sink_of(f)->fd >= 0)
         close(sink_of(f)->fd);
-    if (f->tmp_path)
+    if (f->tmp_path && !unnamed)
         unlink(f->tmp_path);
     afile_release(f);
 }

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -148,10 +149,18 @@ static void test_commit_creates_file(void **state)
     assert_non_null(f.fp);
     assert_string_equal(f.path, path);
     assert_non_null(f.tmp_path);
-    /* While open, only the temp file exists, beside the target. */
-    assert_int_equal(count_entries(fx->dir, name, sizeof name), 1);
-    assert_memory_equal(name, ".out.txt.tmp.", strlen(".out.txt.tmp."));
-    assert_int_equal(strlen(name), strlen(".out.txt.tmp.XXXXXX"));
+    /* While open, the new file has no name (O_TMPFILE): the folder is
+     * empty. Where O_TMPFILE is missing, a hidden temp file stands beside
+     * the target. Either way the target does not exist yet. */
+    size_t n = count_entries(fx->dir, name, sizeof name);
+    printf("  while writing, the folder holds %zu entries%s%s\n", n,
+           n ? ": " : "", name);
+    if (n == 1) {
+        assert_memory_equal(name, ".out.txt.tmp.", strlen(".out.txt.tmp."));
+        assert_int_equal(strlen(name), strlen(".out.txt.tmp.XXXXXX"));
+    } else {
+        assert_int_equal(n, 0);
+    }
     assert_int_equal(access(path, F_OK), -1);
 
     fputs("hello\n", f.fp);
@@ -199,6 +208,43 @@ static void test_abort_keeps_old(void **state)
     assert_null(f.fp);
     assert_null(f.tmp_path);
 
+    slurp(path, buf, sizeof buf);
+    assert_string_equal(buf, "old");
+    assert_only_entry(fx->dir, "out.txt");
+}
+
+/* A writer killed before commit (kill -9, a crash) leaves the old file
+ * and nothing else: the new file has no name until it is whole. */
+static void test_killed_writer_leaves_nothing(void **state)
+{
+    fixture *fx = *state;
+    char path[256], buf[64];
+    join(path, sizeof path, fx->dir, "out.txt");
+    write_file(path, "old");
+    /* Without O_TMPFILE here, afile falls back to a named temp file, which
+     * a kill leaves behind: then there is nothing to check. */
+    int probe = open(fx->dir, O_TMPFILE | O_WRONLY, 0600);
+    if (probe < 0) {
+        printf("  no O_TMPFILE in %s: %s\n", fx->dir, strerror(errno));
+        skip();
+    }
+    close(probe);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        afile f;
+        err_msg err;
+        if (afile_open(&f, path, &err))
+            _exit(2);
+        for (int i = 0; i < 1 << 16; i++)
+            fputs("new content ", f.fp);
+        fflush(f.fp);
+        _exit(0); /* no commit, no abort: as if killed */
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     slurp(path, buf, sizeof buf);
     assert_string_equal(buf, "old");
     assert_only_entry(fx->dir, "out.txt");
@@ -476,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_creates_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relative_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_writer_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_commit_replaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folder_is_a_file, setup, teardown),

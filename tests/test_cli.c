@@ -26,147 +26,10 @@
 #include "png_grid.h"
 #include "rng.h"
 #include "testutil.h"
+#include "cliutil.h"
 
-#define N_TRAIN 300
-#define N_TEST 100
-#define MAX_ARGS 40
-
-static const char *vae_bin;
-static char dir[64];      /* scratch folder of the whole group */
-static char data[128];    /* the generated data set */
-static char out_path[160], err_path[160];
-
-/* ------------------------------------------------------------------------ */
-/* Data                                                                     */
-
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-/* Writes SPLIT-images-idx3-ubyte and SPLIT-labels-idx1-ubyte into folder:
- * n 28x28 images of one bright bar each (vertical or horizontal, at a
- * random place), labels 0-9 in turn. */
-static void write_split(const char *folder, const char *split, size_t n,
-                        uint64_t seed)
-{
-    rng_state r;
-    rng_seed(&r, seed);
-    size_t img_len = 16 + n * 784, lab_len = 8 + n;
-    unsigned char *img = calloc(img_len, 1), *lab = calloc(lab_len, 1);
-    assert_non_null(img);
-    assert_non_null(lab);
-    put_be32(img, 0x803);
-    put_be32(img + 4, (uint32_t)n);
-    put_be32(img + 8, 28);
-    put_be32(img + 12, 28);
-    put_be32(lab, 0x801);
-    put_be32(lab + 4, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char *px = img + 16 + i * 784;
-        lab[8 + i] = (unsigned char)(i % 10);
-        size_t pos = 4 + rng_below(&r, 20), vertical = i % 2;
-        for (size_t k = 4; k < 24; k++) {
-            size_t y = vertical ? k : pos, x = vertical ? pos : k;
-            px[y * 28 + x] = 255;
-            px[y * 28 + x + 1] = (unsigned char)(100 + rng_below(&r, 155));
-        }
-    }
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", folder, split);
-    tu_write_file(path, img, img_len);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", folder, split);
-    tu_write_file(path, lab, lab_len);
-    free(img);
-    free(lab);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Running the binary                                                       */
-
-/* The last run's stdout and stderr, NUL-terminated. */
-static char *out_text, *err_text;
-
-static void free_outputs(void)
-{
-    free(out_text);
-    free(err_text);
-    out_text = err_text = NULL;
-}
-
-/* Reaps pid; returns its exit code, or 128 + signal if it was killed. */
-static int wait_status(pid_t pid)
-{
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            fail_msg("waitpid: %s", strerror(errno));
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* Starts vae with the NULL-terminated argument list (argv[0] excluded),
- * stdout and stderr into out_path and err_path. Returns the pid. */
-static pid_t spawn_v(const char *first, va_list ap)
-{
-    const char *argv[MAX_ARGS + 2];
-    size_t n = 0;
-    argv[n++] = vae_bin;
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        assert_true(n < MAX_ARGS);
-        argv[n++] = a;
-    }
-    argv[n] = NULL;
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(99);
-        execv(vae_bin, (char *const *)argv);
-        _exit(98);
-    }
-    return pid;
-}
-
-static void read_outputs(void)
-{
-    free_outputs();
-    out_text = (char *)tu_read_file(out_path, NULL);
-    err_text = (char *)tu_read_file(err_path, NULL);
-}
-
-/* Runs vae to the end; returns its exit status, outputs in out_text/err_text. */
-static int run(const char *first, ...)
-{
-    va_list ap;
-    va_start(ap, first);
-    pid_t pid = spawn_v(first, ap);
-    va_end(ap);
-    int rc = wait_status(pid);
-    read_outputs();
-    return rc;
-}
-
-/* Asserts that the last run exited with want, showing its outputs if not. */
-#define assert_exit(got, want)                                                  \
-    do {                                                                        \
-        int got_ = (got);                                                       \
-        if (got_ != (want))                                                     \
-            fail_msg("exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", got_,    \
-                     (want), out_text ? out_text : "", err_text ? err_text : ""); \
-    } while (0)
-
-/* dir/name into buf. */
-static const char *in_dir(char *buf, size_t size, const char *name)
-{
-    tu_join(buf, size, dir, name);
-    return buf;
-}
+#define N_TRAIN CLI_N_TRAIN
+#define N_TEST CLI_N_TEST
 
 /* Trains a small model into ckpt (once per group: several tests use it). */
 static char model[160];
@@ -186,30 +49,16 @@ static void train_small_model(void)
 static int group_setup(void **state)
 {
     (void)state;
-    vae_bin = getenv("VAE_BIN");
-    if (!vae_bin || access(vae_bin, X_OK) != 0) {
-        fprintf(stderr, "test_cli: VAE_BIN must name the vae binary (CTest sets it)\n");
+    if (cli_setup("vae-test-cli"))
         return -1;
-    }
-    strcpy(dir, "/tmp/vae-test-cli-XXXXXX");
-    if (tu_mkdtemp(dir))
-        return -1;
-    snprintf(data, sizeof data, "%s/data", dir);
-    snprintf(out_path, sizeof out_path, "%s/stdout.txt", dir);
-    snprintf(err_path, sizeof err_path, "%s/stderr.txt", dir);
     snprintf(model, sizeof model, "%s/model.bin", dir);
-    if (mkdir(data, 0755) != 0)
-        return -1;
-    write_split(data, "train", N_TRAIN, 1);
-    write_split(data, "t10k", N_TEST, 2);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    free_outputs();
-    tu_remove_tree(dir);
+    cli_teardown();
     return 0;
 }
 
@@ -343,29 +192,6 @@ static void test_usage_errors(void **state)
 
 /* ------------------------------------------------------------------------ */
 /* train                                                                    */
-
-/* The value of "key": in a JSON line, or NAN when absent. */
-static double json_num(const char *line, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p)
-        return NAN;
-    return strtod(p + strlen(pat), NULL);
-}
-
-static void assert_png_size(const char *path, size_t w, size_t h)
-{
-    uint8_t *px = NULL;
-    size_t pw, ph;
-    err_msg err;
-    if (png_grid_read_gray(path, &px, &pw, &ph, &err))
-        fail_msg("%s", err.text);
-    free(px);
-    if (pw != w || ph != h)
-        fail_msg("%s is %zux%zu, expected %zux%zu", path, pw, ph, w, h);
-}
 
 static void test_train_json_and_files(void **state)
 {
