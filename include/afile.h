@@ -25,6 +25,10 @@ int afile_open(afile *f, const char *path, err_msg *err);
  * old target is untouched. Always releases f. */
 int afile_commit(afile *f, err_msg *err);
 
+/* errno of the first write to f that failed (ENOSPC, EIO, ...), or 0. For
+ * callers whose writer reports a failure without its cause (libpng). */
+int afile_write_errno(const afile *f);
+
 /* Closes and removes the temp file, leaving the target untouched. */
 void afile_abort(afile *f);
 

@@ -187,6 +187,27 @@ static int link_unnamed(int fd, char *tmpl)
     return -1;
 }
 
+/* The error for a file that cannot be created beside path: says what is
+ * wrong with the folder when that is the cause. Returns -1. */
+static int folder_error(const char *path, int e, err_msg *err)
+{
+    char *dir = folder_of(path);
+    if (!dir)
+        return err_set(err, "%s: out of memory", path);
+    struct stat st;
+    int rc;
+    if (stat(dir, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
+        rc = err_set(err, "cannot write %s: folder %s does not exist", path, dir);
+    else if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        rc = err_set(err, "cannot write %s: %s is not a folder", path, dir);
+    else if (e == EACCES || e == EPERM || e == EROFS)
+        rc = err_sys(err, e, "cannot write %s: folder %s is not writable", path, dir);
+    else
+        rc = err_sys(err, e, "cannot write %s: cannot create a file in %s", path, dir);
+    free(dir);
+    return rc;
+}
+
 int afile_open(afile *f, const char *path, err_msg *err)
 {
     afile_clear(f);
@@ -194,7 +215,7 @@ int afile_open(afile *f, const char *path, err_msg *err)
     struct stat st;
     int exists = stat(path, &st) == 0;
     if (!exists && errno != ENOENT)
-        return err_sys(err, errno, "cannot write %s", path);
+        return folder_error(path, errno, err);
     if (exists && S_ISDIR(st.st_mode))
         return err_set(err, "%s is a directory", path);
 
@@ -236,7 +257,7 @@ int afile_open(afile *f, const char *path, err_msg *err)
             int e = errno;
             free(tmp);
             free(s);
-            return err_sys(err, e, "cannot create a temp file beside %s", path);
+            return folder_error(path, e, err);
         }
         if (!s->unnamed && fchmod(s->fd, new_file_mode()) != 0) {
             int e = errno;
@@ -341,6 +362,11 @@ int afile_commit(afile *f, err_msg *err)
     }
     afile_release(f);
     return rc;
+}
+
+int afile_write_errno(const afile *f)
+{
+    return f->path ? sink_of(f)->werr : 0;
 }
 
 void afile_abort(afile *f)

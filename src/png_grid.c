@@ -86,7 +86,12 @@ int png_grid_write_pixels(const char *path, const uint8_t *px, size_t width,
     image.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
     png_int_32 stride = (png_int_32)(width * (size_t)channels);
     if (!png_image_write_to_stdio(&image, f.fp, 0, px, stride, NULL)) {
-        err_set(err, "cannot write %s: %s", path, image.message);
+        fflush(f.fp); /* so a write error still in the buffer is seen */
+        int e = afile_write_errno(&f);
+        if (e)
+            err_sys(err, e, "cannot write %s", path);
+        else
+            err_set(err, "cannot write %s: %s", path, image.message);
         png_image_free(&image);
         afile_abort(&f);
         return -1;

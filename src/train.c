@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adam.h"
 #include "ckpt.h"
@@ -58,6 +59,25 @@ static int cfg_equal(const vae_config *a, const vae_config *b)
     return 1;
 }
 
+/* Refuses a model whose parameters, Adam moments and per-thread gradients
+ * (4 bytes each) do not fit in physical memory: allocating them would
+ * succeed (the kernel overcommits) and the first touch would get the run
+ * killed. */
+static int check_memory(size_t n_params, size_t threads, err_msg *err)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return 0; /* unknown: let malloc decide */
+    double have = (double)pages * (double)page;
+    double need = 4.0 * (double)n_params * (3.0 + (double)threads);
+    if (need <= have)
+        return 0;
+    return err_set(err, "the model has %zu parameters: training it needs %.1f GB "
+                   "of memory for parameters, gradients and Adam state, more "
+                   "than this machine's %.1f GB (use a smaller --hidden)",
+                   n_params, need / 1e9, have / 1e9);
+}
+
 /* Allocates model, optimizer state, the shards and the order buffer. */
 static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
                          size_t n_train, err_msg *err)
@@ -65,6 +85,8 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
     if (vae_init(&t->model, cfg, err))
         return -1;
     size_t n = t->model.n_params;
+    if (check_memory(n, par_threads(), err))
+        return -1;
     t->state = calloc(2 * n, sizeof(float));
     t->perm = malloc((n_train ? n_train : 1) * sizeof *t->perm);
     if (!t->state || !t->perm)

@@ -267,7 +267,8 @@ int vae_init(vae_model *m, const vae_config *cfg, err_msg *err)
     m->n_params = off;
     m->params = malloc(off * sizeof *m->params);
     if (!m->params)
-        return err_set(err, "out of memory for %zu parameters", off);
+        return err_set(err, "out of memory for the model's %zu parameters (%.1f GB)",
+                       off, 4e-9 * (double)off);
     return 0;
 }
 
