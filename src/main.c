@@ -368,23 +368,6 @@ static int apply_threads(void)
     return 0;
 }
 
-/* Creates dir if it does not exist (one level, like mkdir). */
-static int ensure_dir(const char *dir, const char *option)
-{
-    struct stat st;
-    if (stat(dir, &st) == 0) {
-        if (S_ISDIR(st.st_mode))
-            return 0;
-        say_error("%s %s: not a folder", option, dir);
-        return -1;
-    }
-    if (mkdir(dir, 0777) != 0) {
-        say_error("%s %s: cannot create the folder: %s", option, dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 static int load_split(idx_set *set, const char *split)
 {
     err_msg err;
@@ -397,12 +380,17 @@ static int load_split(idx_set *set, const char *split)
 
 static int cmd_train(void)
 {
-    if (ensure_dir(opt.out, "--out"))
-        return 1;
     idx_set train = {0}, test = {0};
     if (load_split(&train, "train") || load_split(&test, "t10k")) {
         idx_free(&train);
         return 1;
+    }
+    if (!opt.set[O_RESUME] && opt.batch > train.n) {
+        usage_error("--batch %zu: larger than the training set (%zu images in %s)",
+                    opt.batch, train.n, opt.data);
+        idx_free(&train);
+        idx_free(&test);
+        return EXIT_USAGE;
     }
     if (apply_threads())
         return 1;

@@ -2,11 +2,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adam.h"
@@ -207,25 +209,51 @@ static rng_state draw_order(trainer *t, size_t n)
     return r;
 }
 
-static int check_opts(const train_opts *o, const idx_set *train, err_msg *err)
+/* Creates the image folder if it does not exist (one level, like mkdir). */
+static int make_folder(const char *dir, err_msg *err)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : err_set(err, "--out %s: not a folder", dir);
+    if (mkdir(dir, 0777) != 0)
+        return err_sys(err, errno, "--out %s: cannot create the folder", dir);
+    return 0;
+}
+
+/* The data against the run: its images must be what the model takes, and
+ * a batch must fit in the training set. For a resumed run, batch and
+ * architecture are the checkpoint's (what names them is `whose`). */
+static int check_run(const idx_set *train, const idx_set *test, size_t batch,
+                     size_t x_dim, const char *whose, err_msg *err)
 {
     if (train->n == 0)
         return err_set(err, "the training set is empty");
     if (train->n > UINT32_MAX)
         return err_set(err, "the training set has more than 2^32 images");
-    if (o->batch == 0 || o->batch > train->n)
-        return err_set(err, "--batch %zu: must be 1 to the training set size (%zu)",
-                       o->batch, train->n);
-    if (train->rows * train->cols != o->cfg.x_dim)
-        return err_set(err, "images are %zux%zu but the model takes %zu pixels",
-                       train->rows, train->cols, o->cfg.x_dim);
+    if (batch == 0 || batch > train->n)
+        return err_set(err, "%s: a batch of %zu images; the training set has %zu",
+                       whose, batch, train->n);
+    const idx_set *sets[2] = {train, test};
+    for (int i = 0; i < 2; i++)
+        if (sets[i] && sets[i]->n && sets[i]->rows * sets[i]->cols != x_dim)
+            return err_set(err, "%s: the model takes %zu pixels, but the %s images "
+                           "are %zux%zu", whose, x_dim, i ? "test" : "training",
+                           sets[i]->rows, sets[i]->cols);
     return 0;
+}
+
+static int check_opts(const train_opts *o, const idx_set *train,
+                      const idx_set *test, err_msg *err)
+{
+    if (o->resume) /* checked against the checkpoint once it is read */
+        return train->n == 0 ? err_set(err, "the training set is empty") : 0;
+    return check_run(train, test, o->batch, o->cfg.x_dim, "--batch/--hidden", err);
 }
 
 int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
               const train_hooks *hooks, err_msg *err)
 {
-    if (check_opts(o, train, err))
+    if (check_opts(o, train, test, err))
         return -1;
     trainer t;
     if (trainer_start(&t, o, train->n, err)) {
@@ -234,10 +262,9 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     }
     const vae_model *m = &t.model;
     size_t batch = (size_t)t.st.batch, n = train->n;
-    if (batch > n) {
+    if (o->resume && check_run(train, test, batch, m->cfg.x_dim, o->ckpt_path, err)) {
         trainer_free(&t);
-        return err_set(err, "%s: the run's batch of %zu is larger than the "
-                       "training set (%zu images)", o->ckpt_path, batch, n);
+        return -1;
     }
     size_t steps = (n + batch - 1) / batch;
     float *prior = malloc(TRAIN_SAMPLE_N * m->cfg.z_dim * sizeof *prior);
@@ -246,7 +273,8 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         return err_set(err, "out of memory");
     }
     infer_prior_draws(prior, TRAIN_SAMPLE_N, m->cfg.z_dim, t.st.seed);
-    int rc = 0;
+    /* Only now that data, options and checkpoint are known good. */
+    int rc = o->out_dir ? make_folder(o->out_dir, err) : 0;
     while (rc == 0 && t.st.epoch < o->epochs) {
         size_t epoch = (size_t)t.st.epoch + 1;
         rng_state next = draw_order(&t, n);
@@ -355,10 +383,10 @@ static void trace_all(trace_job *j, int op)
 int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
                 train_bench_round *out, double *gemm_flops, err_msg *err)
 {
-    if (check_opts(o, train, err))
-        return -1;
     train_opts fresh = *o;
     fresh.resume = 0;
+    if (check_opts(&fresh, train, NULL, err))
+        return -1;
     trainer t;
     if (trainer_start(&t, &fresh, train->n, err)) {
         trainer_free(&t);

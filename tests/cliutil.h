@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "png_grid.h"
 #include "rng.h"

@@ -372,9 +372,8 @@ static void test_train_input_errors(void **state)
     assert_false(tu_exists(ckpt));
 
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out,
-                    "--epochs", "1", "--batch", "301", NULL), 1);
-    tu_assert_contains(err_text, "--batch 301");
-    tu_assert_contains(err_text, "(300)");
+                    "--epochs", "1", "--batch", "301", NULL), 2);
+    tu_assert_contains(err_text, "--batch 301: larger than the training set (300 images");
     assert_false(tu_exists(ckpt));
 
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out,
@@ -390,6 +389,9 @@ static void test_train_input_errors(void **state)
                     "--epochs", "1", NULL), 1);
     tu_assert_contains(err_text, "--out");
     tu_assert_contains(err_text, "not a folder");
+    /* Nothing was created by the failed runs: no checkpoint, no --out. */
+    assert_false(tu_exists(ckpt));
+    assert_false(tu_exists(out));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -309,6 +309,23 @@ static void test_bad_options(void **state)
     o.cfg.x_dim = 100;
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
     assert_non_null(strstr(err.text, "pixels"));
+    /* Resuming a model for other images: refused, never run (it would
+     * read 784 pixels into rows of 100). */
+    {
+        char other[128];
+        snprintf(other, sizeof other, "%s/x100.bin", dir);
+        train_opts small = base_opts(other, 1);
+        small.cfg.x_dim = 100;
+        idx_set tiny = train_set;
+        tiny.rows = 10;
+        tiny.cols = 10; /* the same bytes, read as 10x10 images */
+        assert_int_equal(train_run(&small, &tiny, NULL, NULL, &err), 0);
+        o = base_opts(other, 2);
+        o.resume = 1;
+        assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+        assert_non_null(strstr(err.text, "the model takes 100 pixels, but the "
+                                         "training images are 28x28"));
+    }
     o = base_opts(path, 1);
     o.resume = 1; /* nothing to resume */
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);

@@ -1,0 +1,621 @@
+/* test_errors.c - bad input through the vae binary: every malformed data
+ * file, damaged checkpoint, bad option and failing output gets a message
+ * that names the file or option and the problem, exit status 1 (2 for
+ * usage errors), never a signal, and nothing written or changed. */
+#define _DEFAULT_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "ckpt.h"
+#include "testutil.h"
+#include "cliutil.h"
+
+static char model[160]; /* a small trained model: --hidden 32 --latent 2 */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (cli_setup("vae-test-errors"))
+        return -1;
+    snprintf(model, sizeof model, "%s/model.bin", dir);
+    char out[160];
+    snprintf(out, sizeof out, "%s/model-out", dir);
+    if (run("train", "--data", data, "--ckpt", model, "--out", out, "--epochs", "1",
+            "--batch", "50", "--hidden", "32", "--latent", "2", NULL) != 0) {
+        fprintf(stderr, "test_errors: training the model failed:\n%s", err_text);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cli_teardown();
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* IDX files                                                                */
+
+/* An IDX header: magic then the dimensions, big-endian. */
+static size_t idx_header(unsigned char *h, uint32_t magic, const uint32_t *dims,
+                         size_t ndims)
+{
+    cli_put_be32(h, magic);
+    for (size_t i = 0; i < ndims; i++)
+        cli_put_be32(h + 4 + 4 * i, dims[i]);
+    return 4 + 4 * ndims;
+}
+
+/* Writes len bytes gzip-compressed to path. */
+static void write_gz(const char *path, const unsigned char *b, size_t len)
+{
+    gzFile gz = gzopen(path, "wb");
+    assert_non_null(gz);
+    assert_int_equal(gzwrite(gz, b, (unsigned)len), (int)len);
+    assert_int_equal(gzclose(gz), Z_OK);
+}
+
+/* A fresh copy of the good data set in folder NAME; returns its path. */
+static const char *copy_data(char *folder, size_t size, const char *name)
+{
+    in_dir(folder, size, name);
+    assert_int_equal(mkdir(folder, 0755), 0);
+    const char *files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (size_t i = 0; i < 4; i++) {
+        char from[256], to[256];
+        size_t n;
+        tu_join(from, sizeof from, data, files[i]);
+        tu_join(to, sizeof to, folder, files[i]);
+        unsigned char *b = tu_read_file(from, &n);
+        tu_write_file(to, b, n);
+        free(b);
+    }
+    return folder;
+}
+
+/* Runs train and eval on folder, whose file `bad` is broken: both must exit
+ * 1 naming that file and saying what, and train must write nothing. */
+static void expect_data_error(const char *folder, const char *bad, const char *what)
+{
+    char path[256], ckpt[256], out[256];
+    tu_join(path, sizeof path, folder, bad);
+    tu_join(ckpt, sizeof ckpt, folder, "never.bin");
+    tu_join(out, sizeof out, folder, "never-out");
+    assert_exit(run("train", "--data", folder, "--ckpt", ckpt, "--out", out,
+                    "--epochs", "1", NULL), 1);
+    tu_assert_contains(err_text, bad);
+    tu_assert_contains(err_text, what);
+    assert_false(tu_exists(ckpt));
+    assert_false(tu_exists(out));
+    if (!strncmp(bad, "t10k", 4)) {
+        assert_exit(run("eval", "--data", folder, "--ckpt", model, NULL), 1);
+        tu_assert_contains(err_text, bad);
+        tu_assert_contains(err_text, what);
+        assert_string_equal(out_text, "");
+    }
+    printf("  %-26s %s", bad, err_text);
+}
+
+static void test_idx_errors(void **state)
+{
+    (void)state;
+    char folder[160], path[256];
+    unsigned char b[64];
+    const uint32_t d28[3] = {CLI_N_TEST, 28, 28};
+    size_t n, len;
+    unsigned char *good;
+
+    copy_data(folder, sizeof folder, "idx-missing");
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    unlink(path);
+    expect_data_error(folder, "t10k-images-idx3-ubyte", "not found (nor ");
+
+    copy_data(folder, sizeof folder, "idx-empty");
+    tu_join(path, sizeof path, folder, "train-labels-idx1-ubyte");
+    tu_write_file(path, "", 0);
+    expect_data_error(folder, "train-labels-idx1-ubyte", "file is empty");
+
+    copy_data(folder, sizeof folder, "idx-short-header");
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    len = idx_header(b, 0x803, d28, 3);
+    tu_write_file(path, b, 10);
+    expect_data_error(folder, "t10k-images-idx3-ubyte", "truncated header");
+
+    copy_data(folder, sizeof folder, "idx-short-data");
+    tu_join(path, sizeof path, folder, "train-images-idx3-ubyte");
+    good = tu_read_file(path, &n);
+    tu_write_file(path, good, n - 784 * 10);
+    free(good);
+    expect_data_error(folder, "train-images-idx3-ubyte", "truncated: header says 300 images");
+
+    copy_data(folder, sizeof folder, "idx-magic");
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    good = tu_read_file(path, &n);
+    memcpy(good, "PK\x03\x04", 4);
+    tu_write_file(path, good, n);
+    free(good);
+    expect_data_error(folder, "t10k-images-idx3-ubyte", "wrong magic");
+
+    /* A label file where the images should be. */
+    copy_data(folder, sizeof folder, "idx-swapped");
+    tu_join(path, sizeof path, folder, "t10k-labels-idx1-ubyte");
+    good = tu_read_file(path, &n);
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    tu_write_file(path, good, n);
+    free(good);
+    expect_data_error(folder, "t10k-images-idx3-ubyte", "wrong magic");
+
+    copy_data(folder, sizeof folder, "idx-ndims");
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    good = tu_read_file(path, &n);
+    good[3] = 4; /* 0x0804: four dimensions */
+    tu_write_file(path, good, n);
+    free(good);
+    expect_data_error(folder, "t10k-images-idx3-ubyte", "wrong number of dimensions");
+
+    /* 32x32 images, a valid file: said, not guessed at. */
+    copy_data(folder, sizeof folder, "idx-32x32");
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    {
+        const uint32_t d32[3] = {CLI_N_TEST, 32, 32};
+        size_t hl = idx_header(b, 0x803, d32, 3), total = hl + CLI_N_TEST * 1024;
+        unsigned char *img = calloc(total, 1);
+        assert_non_null(img);
+        memcpy(img, b, hl);
+        tu_write_file(path, img, total);
+        free(img);
+    }
+    expect_data_error(folder, "t10k-images-idx3-ubyte", "images are 32x32, vae needs 28x28");
+
+    copy_data(folder, sizeof folder, "idx-counts");
+    tu_join(path, sizeof path, folder, "train-labels-idx1-ubyte");
+    good = tu_read_file(path, &n);
+    cli_put_be32(good + 4, CLI_N_TRAIN - 10);
+    tu_write_file(path, good, n - 10);
+    free(good);
+    expect_data_error(folder, "train-labels-idx1-ubyte", "count mismatch");
+    tu_assert_contains(err_text, "300 images");
+    tu_assert_contains(err_text, "290 labels");
+
+    copy_data(folder, sizeof folder, "idx-overflow");
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    {
+        const uint32_t huge[3] = {0xffffffffu, 0xffffffffu, 0xffffffffu};
+        len = idx_header(b, 0x803, huge, 3);
+        tu_write_file(path, b, len);
+    }
+    expect_data_error(folder, "t10k-images-idx3-ubyte", "overflow");
+
+    copy_data(folder, sizeof folder, "idx-too-many");
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    {
+        const uint32_t many[3] = {1000000, 28, 28};
+        len = idx_header(b, 0x803, many, 3);
+        unsigned char img[16 + 784];
+        memset(img, 0, sizeof img);
+        memcpy(img, b, len);
+        tu_write_file(path, img, sizeof img);
+    }
+    expect_data_error(folder, "t10k-images-idx3-ubyte", "header says 1000000 images");
+
+    /* Gzip: a flipped byte in the compressed stream, and a cut one. */
+    copy_data(folder, sizeof folder, "idx-gz-corrupt");
+    tu_join(path, sizeof path, folder, "t10k-images-idx3-ubyte");
+    good = tu_read_file(path, &n);
+    unlink(path);
+    strcat(path, ".gz");
+    write_gz(path, good, n);
+    free(good);
+    good = tu_read_file(path, &n);
+    for (size_t i = n / 2; i < n / 2 + 8; i++)
+        good[i] ^= 0x5a;
+    tu_write_file(path, good, n);
+    expect_data_error(folder, "t10k-images-idx3-ubyte.gz", "corrupt gzip stream");
+    tu_write_file(path, good, n / 2 + 1);
+    free(good);
+    expect_data_error(folder, "t10k-images-idx3-ubyte.gz", "truncated gzip stream");
+
+    copy_data(folder, sizeof folder, "idx-trailing");
+    tu_join(path, sizeof path, folder, "train-labels-idx1-ubyte");
+    good = tu_read_file(path, &n);
+    good = realloc(good, n + 5);
+    assert_non_null(good);
+    memcpy(good + n, "extra", 5);
+    tu_write_file(path, good, n + 5);
+    free(good);
+    expect_data_error(folder, "train-labels-idx1-ubyte", "trailing garbage: 5 extra bytes");
+
+    copy_data(folder, sizeof folder, "idx-label-range");
+    tu_join(path, sizeof path, folder, "train-labels-idx1-ubyte");
+    good = tu_read_file(path, &n);
+    good[8 + 17] = 10;
+    tu_write_file(path, good, n);
+    free(good);
+    expect_data_error(folder, "train-labels-idx1-ubyte", "label 17 is 10");
+
+    copy_data(folder, sizeof folder, "idx-directory");
+    tu_join(path, sizeof path, folder, "t10k-labels-idx1-ubyte");
+    unlink(path);
+    assert_int_equal(mkdir(path, 0755), 0);
+    expect_data_error(folder, "t10k-labels-idx1-ubyte", "is a directory");
+
+    /* --data naming a file, and a folder that is not there. */
+    tu_join(path, sizeof path, data, "train-images-idx3-ubyte");
+    assert_exit(run("eval", "--data", path, "--ckpt", model, NULL), 1);
+    tu_assert_contains(err_text, path);
+    in_dir(path, sizeof path, "no-such-data");
+    assert_exit(run("eval", "--data", path, "--ckpt", model, NULL), 1);
+    tu_assert_contains(err_text, "no-such-data/t10k-images-idx3-ubyte: not found");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints                                                              */
+
+/* Every command that reads --ckpt refuses bad: exit 1, what names the
+ * problem, and no output file. */
+static void expect_ckpt_error(const char *bad, const char *what)
+{
+    char png[160], out[160];
+    in_dir(png, sizeof png, "never.png");
+    in_dir(out, sizeof out, "never-out");
+    assert_exit(run("sample", "--ckpt", bad, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, bad);
+    tu_assert_contains(err_text, what);
+    printf("  %s", err_text);
+    assert_exit(run("reconstruct", "--ckpt", bad, "--data", data, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, what);
+    assert_exit(run("eval", "--ckpt", bad, "--data", data, NULL), 1);
+    tu_assert_contains(err_text, what);
+    assert_string_equal(out_text, "");
+    assert_false(tu_exists(png));
+    /* Resuming from it fails too, and leaves it as it was. */
+    size_t n0, n1;
+    struct stat st;
+    int regular = stat(bad, &st) == 0 && S_ISREG(st.st_mode);
+    unsigned char *before = regular ? tu_read_file(bad, &n0) : NULL;
+    assert_exit(run("train", "--ckpt", bad, "--data", data, "--out", out, "--epochs",
+                    "9", "--resume", NULL), 1);
+    tu_assert_contains(err_text, what);
+    assert_false(tu_exists(out));
+    if (before) {
+        unsigned char *after = tu_read_file(bad, &n1);
+        assert_int_equal(n0, n1);
+        assert_memory_equal(before, after, n0);
+        free(after);
+        free(before);
+    }
+}
+
+/* Loads the model checkpoint, lets edit change it, saves it as path. */
+static void save_edited(const char *path, void (*edit)(vae_model *m, ckpt_train *t))
+{
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(model, &d, &err))
+        fail_msg("%s", err.text);
+    vae_model m;
+    assert_int_equal(vae_init(&m, &d.cfg, &err), 0);
+    memcpy(m.params, d.params, d.n_params * sizeof(float));
+    ckpt_train t = d.train;
+    edit(&m, &t);
+    float *mom = calloc(2 * m.n_params, sizeof(float));
+    assert_non_null(mom);
+    if (ckpt_save(path, &m, mom, mom + m.n_params, &t, &err))
+        fail_msg("%s", err.text);
+    free(mom);
+    vae_free(&m);
+    ckpt_data_free(&d);
+}
+
+static void put_nan(vae_model *m, ckpt_train *t)
+{
+    (void)t;
+    m->params[m->n_params / 3] = NAN;
+}
+
+static void put_inf(vae_model *m, ckpt_train *t)
+{
+    (void)t;
+    m->params[m->n_params - 1] = -INFINITY;
+}
+
+static void test_checkpoint_errors(void **state)
+{
+    (void)state;
+    char bad[160];
+    size_t n;
+    unsigned char *good = tu_read_file(model, &n);
+
+    in_dir(bad, sizeof bad, "missing.bin");
+    expect_ckpt_error(bad, "No such file");
+
+    in_dir(bad, sizeof bad, "empty.bin");
+    tu_write_file(bad, "", 0);
+    expect_ckpt_error(bad, "not a vae checkpoint");
+
+    in_dir(bad, sizeof bad, "text.bin");
+    tu_write_file(bad, "these are not the weights you are looking for\n", 46);
+    expect_ckpt_error(bad, "not a vae checkpoint");
+
+    in_dir(bad, sizeof bad, "newer.bin");
+    unsigned char *b = malloc(n);
+    assert_non_null(b);
+    memcpy(b, good, n);
+    b[8] = 2; /* version 2 */
+    tu_write_file(bad, b, n);
+    expect_ckpt_error(bad, "newer than this vae reads");
+    tu_assert_contains(err_text, "upgrade vae");
+
+    in_dir(bad, sizeof bad, "half.bin");
+    tu_write_file(bad, good, n / 2);
+    expect_ckpt_error(bad, "truncated");
+
+    /* A flipped byte anywhere: in the header, the parameters, the Adam
+     * moments, the CRC itself. */
+    const size_t where[] = {20, 100, 300, n / 2, n - 100, n - 1};
+    for (size_t i = 0; i < sizeof where / sizeof *where; i++) {
+        memcpy(b, good, n);
+        b[where[i]] ^= 0x04;
+        snprintf(bad, sizeof bad, "%s/flip-%zu.bin", dir, where[i]);
+        tu_write_file(bad, b, n);
+        expect_ckpt_error(bad, "corrupt");
+    }
+    free(b);
+
+    in_dir(bad, sizeof bad, "nan.bin");
+    save_edited(bad, put_nan);
+    expect_ckpt_error(bad, "parameters contain NaN or Inf");
+    in_dir(bad, sizeof bad, "inf.bin");
+    save_edited(bad, put_inf);
+    expect_ckpt_error(bad, "parameters contain NaN or Inf");
+
+    in_dir(bad, sizeof bad, "a-folder.bin");
+    assert_int_equal(mkdir(bad, 0755), 0);
+    expect_ckpt_error(bad, "not a regular file");
+    free(good);
+}
+
+/* An architecture other than the one the command asks for. */
+static void test_checkpoint_architecture(void **state)
+{
+    (void)state;
+    char out[160], other[160];
+    in_dir(out, sizeof out, "arch-out");
+    in_dir(other, sizeof other, "arch.bin");
+    size_t n;
+    unsigned char *good = tu_read_file(model, &n);
+    tu_write_file(other, good, n);
+    free(good);
+    assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
+                    "--epochs", "3", "--resume", "--hidden", "64", NULL), 1);
+    tu_assert_contains(err_text, other);
+    tu_assert_contains(err_text, "the architecture options differ");
+    assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
+                    "--epochs", "3", "--resume", "--latent", "3", "--act", "tanh",
+                    NULL), 1);
+    tu_assert_contains(err_text, "the architecture options differ");
+    assert_false(tu_exists(out));
+
+    /* A model for other images than 28x28. */
+    vae_config cfg = {100, 1, {8}, 2, VAE_ACT_RELU};
+    vae_model m;
+    err_msg err;
+    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    rng_state r;
+    rng_seed(&r, 1);
+    vae_init_params(&m, &r);
+    float *mom = calloc(2 * m.n_params, sizeof(float));
+    ckpt_train t = {.batch = 10, .lr = 1e-3};
+    rng_seed(&t.rng_data, 1);
+    rng_seed(&t.rng_noise, 2);
+    assert_int_equal(ckpt_save(other, &m, mom, mom + m.n_params, &t, &err), 0);
+    free(mom);
+    vae_free(&m);
+    char png[160];
+    in_dir(png, sizeof png, "arch.png");
+    assert_exit(run("sample", "--ckpt", other, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, "takes 100 pixels, not 28x28 images");
+    assert_false(tu_exists(png));
+    assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
+                    "--epochs", "3", "--resume", NULL), 1);
+    tu_assert_contains(err_text, "the model takes 100 pixels, but the training "
+                                 "images are 28x28");
+    assert_false(tu_exists(out));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Options                                                                  */
+
+static void test_option_errors(void **state)
+{
+    (void)state;
+    struct {
+        const char *args[6];
+        const char *msg;
+    } cases[] = {
+        {{"train", "--epochs", "0"}, "--epochs: must be at least 1, not 0"},
+        {{"train", "--epochs", "-1"}, "--epochs: '-1' is not a whole number"},
+        {{"train", "--epochs", "2.5"}, "--epochs: '2.5' is not a whole number"},
+        {{"train", "--epochs", ""}, "--epochs: '' is not a whole number"},
+        {{"train", "--epochs", "99999999999999999999"}, "--epochs: 99999999999999999999 is too large"},
+        {{"train", "--batch", "0"}, "--batch: must be at least 1"},
+        {{"train", "--batch", "4294967296"}, "--batch: 4294967296 is too large"},
+        {{"train", "--lr", "-0.1"}, "--lr: -0.1 must be above 0"},
+        {{"train", "--lr", "nan"}, "--lr: 'nan' is not a number"},
+        {{"train", "--lr", "inf"}, "--lr: 'inf' is not a number"},
+        {{"train", "--lr", "1e-3x"}, "--lr: '1e-3x' is not a number"},
+        {{"train", "--seed", "-5"}, "--seed: '-5' is not a whole number"},
+        {{"train", "--threads", "0"}, "--threads: must be at least 1"},
+        {{"train", "--threads", "100000"}, "--threads: 100000 is too large"},
+        {{"train", "--hidden", "0"}, "--hidden: must be at least 1"},
+        {{"train", "--hidden", "400,"}, "--hidden: '400,' is not a list of widths"},
+        {{"train", "--hidden", "1,2,3,4,5"}, "--hidden: at most 4 layers"},
+        {{"train", "--hidden", "9999999"}, "--hidden: 9999999 is too large"},
+        {{"train", "--latent", "0"}, "--latent: must be at least 1"},
+        {{"train", "--latent", "100000"}, "--latent: 100000 is too large"},
+        {{"train", "--act", "gelu"}, "--act: 'gelu' is not relu or tanh"},
+        {{"sample", "--n", "0"}, "--n: must be at least 1, not 0"},
+        {{"sample", "--n", "1000000000"}, "--n: 1000000000 is too large"},
+        {{"sample", "-o"}, "--output needs a value"},
+        {{"sample", "--resume"}, "unknown option '--resume'"},
+        {{"train", "-x"}, "unknown option '-x'"},
+        {{"train", "--epochs", "3", "--epochs", "4"}, "--epochs given twice"},
+        {{"reconstruct", "extra"}, "unexpected argument 'extra'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char **a = cases[i].args;
+        assert_exit(run(a[0], a[1], a[2], a[3], a[4], a[5], NULL), 2);
+        tu_assert_contains(err_text, cases[i].msg);
+        assert_string_equal(out_text, "");
+    }
+    assert_exit(run("--verbose", NULL), 2);
+    tu_assert_contains(err_text, "unknown command '--verbose'");
+}
+
+/* Sizes that would not fit in memory are refused, not attempted. */
+static void test_too_large_for_memory(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "huge-out");
+    in_dir(ckpt, sizeof ckpt, "huge.bin");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out,
+                    "--hidden", "65536,65536,65536,65536", "--epochs", "1", NULL), 1);
+    tu_assert_contains(err_text, "parameters");
+    tu_assert_contains(err_text, "GB");
+    /* 3.3e9 parameters: 65 GB to train, 13 GB to allocate (so malloc
+     * alone would not refuse it on a machine of 24 GB). */
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if ((double)pages * (double)page < 60e9) {
+        assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out,
+                        "--hidden", "40000,40000", "--epochs", "1", NULL), 1);
+        tu_assert_contains(err_text, "more than this machine's");
+    }
+    assert_false(tu_exists(ckpt));
+    assert_false(tu_exists(out));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Outputs                                                                  */
+
+/* In the child: a file size limit of fsize_limit bytes (as a full disk),
+ * with write errors instead of SIGXFSZ. */
+static rlim_t fsize_limit;
+
+static void limit_file_size(void)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {fsize_limit, fsize_limit};
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+        _exit(97);
+}
+
+/* In the child, when run as root: become nobody, so permissions apply. */
+static void drop_root(void)
+{
+    if (getuid() != 0)
+        return;
+    if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+        _exit(96);
+}
+
+static void test_output_errors(void **state)
+{
+    (void)state;
+    char png[160], path[256];
+    in_dir(png, sizeof png, "keep.png");
+
+    assert_exit(run("sample", "--ckpt", model, "-o", "/dev/full", NULL), 1);
+    tu_assert_contains(err_text, "cannot write /dev/full: No space left on device");
+
+    in_dir(path, sizeof path, "no-such-folder/x.png");
+    assert_exit(run("sample", "--ckpt", model, "-o", path, NULL), 1);
+    tu_assert_contains(err_text, "no-such-folder does not exist");
+
+    tu_join(path, sizeof path, model, "x.png");
+    assert_exit(run("sample", "--ckpt", model, "-o", path, NULL), 1);
+    tu_assert_contains(err_text, "is not a folder");
+
+    assert_exit(run("reconstruct", "--ckpt", model, "--data", data, "-o", dir, NULL), 1);
+    tu_assert_contains(err_text, "is a directory");
+
+    /* A folder others may read but not write (the tool runs as nobody). */
+    char ro[160];
+    in_dir(ro, sizeof ro, "read-only");
+    assert_int_equal(mkdir(ro, 0755), 0);
+    assert_int_equal(chmod(dir, 0755), 0); /* nobody must reach it */
+    tu_join(path, sizeof path, ro, "x.png");
+    char ckpt_copy[160];
+    in_dir(ckpt_copy, sizeof ckpt_copy, "world-readable.bin");
+    size_t n;
+    unsigned char *b = tu_read_file(model, &n);
+    tu_write_file(ckpt_copy, b, n);
+    free(b);
+    chmod(ckpt_copy, 0644);
+    assert_exit(run_with(drop_root, "sample", "--ckpt", ckpt_copy, "-o", path, NULL), 1);
+    tu_assert_contains(err_text, "read-only is not writable");
+
+    /* The disk fills while the PNG is written: the old file stays. */
+    tu_write_file(png, "old picture", 11);
+    fsize_limit = 1000;
+    assert_exit(run_with(limit_file_size, "sample", "--ckpt", model, "--n", "128",
+                         "-o", png, NULL), 1);
+    tu_assert_contains(err_text, "File too large");
+    tu_assert_file_equals(png, "old picture", 11);
+
+    /* ... and while the checkpoint is written: the old checkpoint stays. */
+    char ckpt[160], out[160];
+    in_dir(ckpt, sizeof ckpt, "full-disk.bin");
+    in_dir(out, sizeof out, "full-disk-out");
+    b = tu_read_file(model, &n);
+    tu_write_file(ckpt, b, n);
+    /* A limit that lets the PNG grids through, not the checkpoint. */
+    fsize_limit = 200000;
+    assert_true(n > fsize_limit);
+    assert_exit(run_with(limit_file_size, "train", "--ckpt", ckpt, "--data", data,
+                         "--out", out, "--epochs", "2", "--resume", NULL), 1);
+    tu_assert_contains(err_text, ckpt);
+    tu_assert_contains(err_text, "File too large");
+    tu_assert_file_equals(ckpt, b, n);
+    free(b);
+
+    /* No temp file is left anywhere. */
+    char hidden[256];
+    tu_count_entries(dir, hidden, sizeof hidden);
+    assert_string_equal(hidden, "");
+    tu_count_entries(out, hidden, sizeof hidden);
+    assert_string_equal(hidden, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_idx_errors),
+        cmocka_unit_test(test_checkpoint_errors),
+        cmocka_unit_test(test_checkpoint_architecture),
+        cmocka_unit_test(test_option_errors),
+        cmocka_unit_test(test_too_large_for_memory),
+        cmocka_unit_test(test_output_errors),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
