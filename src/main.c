@@ -283,9 +283,21 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, int first)
 
 static volatile sig_atomic_t stop_signal;
 
+/* The first SIGINT or SIGTERM asks training to stop after the step under
+ * way (it then saves and exits); a second one ends the process at once.
+ * Either way the checkpoint on disk stays whole: writes are atomic. */
 static void on_signal(int sig)
 {
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     stop_signal = sig;
+    static const char msg[] = "\nvae train: stopping after this step to save "
+                              "the run (again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
 }
 
 static void catch_signals(void)

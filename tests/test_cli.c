@@ -505,71 +505,6 @@ static void test_output_errors_keep_old_file(void **state)
     assert_string_equal(hidden, "");
 }
 
-/* SIGINT mid-epoch: the step ends, the exact state is saved, the tool
- * says how to resume and exits 130; resuming ends where a straight run does. */
-static void test_sigint_saves_and_resumes(void **state)
-{
-    (void)state;
-    char big[160], out[160], ckpt[160], straight[160];
-    /* 3000 images at batch 1: each epoch is thousands of steps, so a signal
-     * sent when epoch 1 is reported lands in the middle of epoch 2. */
-    in_dir(big, sizeof big, "data-big");
-    assert_int_equal(mkdir(big, 0755), 0);
-    write_split(big, "train", 3000, 3);
-    write_split(big, "t10k", 10, 4);
-    in_dir(out, sizeof out, "sig-out");
-    in_dir(ckpt, sizeof ckpt, "sig.bin");
-    in_dir(straight, sizeof straight, "sig-straight.bin");
-#define ARGS "--data", big, "--out", out, "--batch", "1", "--hidden", "32", \
-             "--latent", "2", "--epochs", "3", "--threads", "1"
-    assert_exit(run("train", ARGS, "--ckpt", straight, NULL), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(99);
-        execl(vae_bin, vae_bin, "train", ARGS, "--ckpt", ckpt, (char *)NULL);
-        _exit(98);
-    }
-#undef ARGS
-    int seen = 0;
-    for (int i = 0; i < 6000 && !seen; i++) {
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
-        char *o = (char *)tu_read_file(out_path, NULL);
-        seen = strstr(o, "epoch 1/3") != NULL;
-        free(o);
-    }
-    assert_true(seen);
-    assert_int_equal(kill(pid, SIGINT), 0);
-    assert_exit(wait_status(pid), 130);
-    read_outputs();
-    tu_assert_contains(err_text, "interrupted by SIGINT");
-    tu_assert_contains(err_text, "vae train --resume");
-
-    /* Saved in the middle of epoch 2. */
-    ckpt_data d;
-    err_msg err;
-    if (ckpt_read(ckpt, &d, &err))
-        fail_msg("%s", err.text);
-    printf("  interrupted at epoch %llu, step %llu\n",
-           (unsigned long long)d.train.epoch + 1, (unsigned long long)d.train.step);
-    assert_int_equal(d.train.epoch, 1);
-    assert_true(d.train.step > 0 && d.train.step < 3000);
-    ckpt_data_free(&d);
-
-    assert_exit(run("train", "--data", big, "--out", out, "--ckpt", ckpt,
-                    "--epochs", "3", "--resume", "--threads", "1", NULL), 0);
-    size_t n1, n2;
-    unsigned char *a = tu_read_file(straight, &n1), *b = tu_read_file(ckpt, &n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(a, b, n1);
-    free(a);
-    free(b);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,7 +520,6 @@ int main(void)
         cmocka_unit_test(test_reconstruct_and_eval),
         cmocka_unit_test(test_checkpoint_errors),
         cmocka_unit_test(test_output_errors_keep_old_file),
-        cmocka_unit_test(test_sigint_saves_and_resumes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,274 @@
+/* test_recovery.c - faults during training, through the vae binary: SIGINT
+ * and SIGTERM save the exact state and resume to the bit-identical end; a
+ * second signal quits at once; kill -9 at any moment leaves the old or the
+ * new checkpoint, whole; a non-finite loss stops with the epoch and step
+ * and keeps the last good checkpoint. */
+#define _DEFAULT_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "testutil.h"
+#include "cliutil.h"
+
+/* 3000 images at batch 1: an epoch is thousands of steps, so a signal sent
+ * when epoch 1 is reported lands in the middle of epoch 2. */
+#define BIG_N 3000
+static char big[160];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (cli_setup("vae-test-recovery"))
+        return -1;
+    snprintf(big, sizeof big, "%s/data-big", dir);
+    if (mkdir(big, 0755) != 0)
+        return -1;
+    write_split(big, "train", BIG_N, 3);
+    write_split(big, "t10k", 10, 4);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cli_teardown();
+    return 0;
+}
+
+static void sleep_ms(double ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000.0) * 1e6)};
+    nanosleep(&ts, NULL);
+}
+
+static void assert_same_file(const char *a, const char *b)
+{
+    size_t n1, n2;
+    unsigned char *x = tu_read_file(a, &n1), *y = tu_read_file(b, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(x, y, n1);
+    free(x);
+    free(y);
+}
+
+#define BIG_ARGS "--data", big, "--batch", "1", "--hidden", "32", "--latent", \
+                 "2", "--epochs", "3", "--threads", "1"
+
+/* Trains the straight 3-epoch run once: what every interrupted run must
+ * end as. */
+static char straight[160];
+
+static void straight_run(void)
+{
+    if (tu_exists(straight))
+        return;
+    char out[160];
+    in_dir(straight, sizeof straight, "straight.bin");
+    in_dir(out, sizeof out, "straight-out");
+    assert_exit(run("train", BIG_ARGS, "--out", out, "--ckpt", straight, NULL), 0);
+}
+
+/* Starts the run, signals it with sig once epoch 1 is reported, and checks
+ * the exit status, the message and the checkpoint saved mid-epoch 2; then
+ * resumes it and checks it ends bit-identical to the straight run. */
+static void interrupt_and_resume(int sig, const char *name, int want_exit)
+{
+    straight_run();
+    char out[160], ckpt[160];
+    snprintf(out, sizeof out, "%s/%s-out", dir, name);
+    snprintf(ckpt, sizeof ckpt, "%s/%s.bin", dir, name);
+    pid_t pid = spawn("train", BIG_ARGS, "--out", out, "--ckpt", ckpt, NULL);
+    assert_true(wait_for_text(out_path, "epoch 1/3", 60.0));
+    assert_int_equal(kill(pid, sig), 0);
+    int rc = wait_status(pid);
+    read_outputs();
+    assert_exit(rc, want_exit);
+    char said[64];
+    snprintf(said, sizeof said, "interrupted by %s", name);
+    tu_assert_contains(err_text, said);
+    tu_assert_contains(err_text, "stopping after this step");
+    tu_assert_contains(err_text, "Continue with: vae train --resume --ckpt ");
+    tu_assert_contains(err_text, "--epochs 3");
+
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(ckpt, &d, &err))
+        fail_msg("%s", err.text);
+    printf("  %s: saved at epoch %llu, step %llu of %d\n", name,
+           (unsigned long long)d.train.epoch + 1, (unsigned long long)d.train.step, BIG_N);
+    assert_int_equal(d.train.epoch, 1);
+    assert_true(d.train.step > 0 && d.train.step < BIG_N);
+    assert_int_equal(d.train.n_seen, d.train.step);
+    ckpt_data_free(&d);
+
+    /* Resume with no settings but the ones a user must give again. */
+    assert_exit(run("train", "--data", big, "--out", out, "--ckpt", ckpt,
+                    "--epochs", "3", "--resume", "--threads", "1", NULL), 0);
+    tu_assert_contains(out_text, "epoch 2/3");
+    tu_assert_contains(out_text, "epoch 3/3");
+    assert_same_file(straight, ckpt);
+}
+
+static void test_sigint(void **state)
+{
+    (void)state;
+    interrupt_and_resume(SIGINT, "SIGINT", 130);
+}
+
+static void test_sigterm(void **state)
+{
+    (void)state;
+    interrupt_and_resume(SIGTERM, "SIGTERM", 143);
+}
+
+/* A second signal does not wait for the step: the process ends by the
+ * signal, and whatever checkpoint is on disk is whole. */
+static void test_second_signal_quits(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "twice-out");
+    in_dir(ckpt, sizeof ckpt, "twice.bin");
+    /* A big model: one step is long enough for both signals to land in it. */
+    pid_t pid = spawn("train", "--data", big, "--batch", "3000", "--hidden",
+                      "4096,4096", "--epochs", "3", "--threads", "1", "--out", out,
+                      "--ckpt", ckpt, NULL);
+    sleep_ms(1500);
+    assert_int_equal(kill(pid, SIGINT), 0);
+    sleep_ms(50);
+    assert_int_equal(kill(pid, SIGINT), 0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    read_outputs();
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGINT)
+        fail_msg("expected death by SIGINT, got status 0x%x\nstderr:\n%s", st, err_text);
+    tu_assert_contains(err_text, "again to quit at once");
+    if (tu_exists(ckpt)) {
+        ckpt_data d;
+        err_msg err;
+        if (ckpt_read(ckpt, &d, &err))
+            fail_msg("%s", err.text);
+        ckpt_data_free(&d);
+    }
+}
+
+/* kill -9 at many moments of a run that saves often (every epoch is a few
+ * milliseconds): each time, the checkpoint is absent (none yet) or whole,
+ * and so is every PNG. A resume then finishes the run. */
+static void test_kill9_leaves_whole_checkpoint(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160], path[320];
+    in_dir(out, sizeof out, "kill9-out");
+    in_dir(ckpt, sizeof ckpt, "kill9.bin");
+    rng_state r;
+    rng_seed(&r, 42);
+    int whole = 0;
+    for (int round = 0; round < 20; round++) {
+        pid_t pid;
+        if (!tu_exists(ckpt))
+            pid = spawn("train", "--data", data, "--out", out, "--ckpt", ckpt,
+                        "--epochs", "1000", "--batch", "100", "--hidden", "32",
+                        "--latent", "2", "--threads", "2", NULL);
+        else
+            pid = spawn("train", "--data", data, "--out", out, "--ckpt", ckpt,
+                        "--epochs", "1000", "--resume", "--threads", "2", NULL);
+        sleep_ms(30.0 + (double)rng_below(&r, 300));
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(wait_status(pid), 128 + SIGKILL);
+        if (!tu_exists(ckpt))
+            continue;
+        ckpt_data d;
+        err_msg err;
+        if (ckpt_read(ckpt, &d, &err))
+            fail_msg("after kill -9 number %d: %s", round + 1, err.text);
+        unsigned long long e = d.train.epoch;
+        ckpt_data_free(&d);
+        whole++;
+        /* The grids of the saved epoch are there, and the next epoch's, if
+         * written before the kill, are whole too. */
+        snprintf(path, sizeof path, "%s/sampled-%llu.png", out, e);
+        assert_png_size(path, 242, 482);
+        snprintf(path, sizeof path, "%s/reconst-%llu.png", out, e);
+        assert_png_size(path, 242, 242);
+        snprintf(path, sizeof path, "%s/sampled-%llu.png", out, e + 1);
+        if (tu_exists(path))
+            assert_png_size(path, 242, 482);
+    }
+    char hidden[256];
+    tu_count_entries(out, hidden, sizeof hidden);
+    printf("  20 kills, the checkpoint was there and whole after %d; a temp file "
+           "left behind: %s\n", whole, hidden[0] ? hidden : "none");
+    assert_true(whole >= 10);
+    ckpt_data d;
+    err_msg err;
+    assert_int_equal(ckpt_read(ckpt, &d, &err), 0);
+    char more[32];
+    snprintf(more, sizeof more, "%llu", (unsigned long long)d.train.epoch + 2);
+    ckpt_data_free(&d);
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", ckpt,
+                    "--epochs", more, "--resume", NULL), 0);
+}
+
+/* The loss turns non-finite: training stops with the epoch and step and a
+ * hint, exit 1, and the last good checkpoint is kept byte for byte. */
+static void test_nonfinite_loss(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "nan-out");
+    in_dir(ckpt, sizeof ckpt, "nan.bin");
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", ckpt,
+                    "--epochs", "1", "--batch", "100", "--hidden", "32",
+                    "--latent", "2", NULL), 0);
+    /* Blow up the output layer's weights, keep everything else. */
+    ckpt_data d;
+    err_msg err;
+    assert_int_equal(ckpt_read(ckpt, &d, &err), 0);
+    vae_model m;
+    assert_int_equal(vae_init(&m, &d.cfg, &err), 0);
+    memcpy(m.params, d.params, d.n_params * sizeof(float));
+    const vae_layer *L = &m.layer[m.n_layers - 1];
+    for (size_t i = 0; i < L->in * L->out; i++)
+        m.params[L->w_off + i] = 3e38f;
+    assert_int_equal(ckpt_save(ckpt, &m, d.adam_m, d.adam_v, &d.train, &err), 0);
+    ckpt_data_free(&d);
+    vae_free(&m);
+    size_t n;
+    unsigned char *before = tu_read_file(ckpt, &n);
+
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", ckpt,
+                    "--epochs", "2", "--resume", NULL), 1);
+    tu_assert_contains(err_text, "epoch 2, step 1: the loss is not finite");
+    tu_assert_contains(err_text, "the last good checkpoint is kept in");
+    tu_assert_file_equals(ckpt, before, n);
+    free(before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigint),
+        cmocka_unit_test(test_sigterm),
+        cmocka_unit_test(test_second_signal_quits),
+        cmocka_unit_test(test_kill9_leaves_whole_checkpoint),
+        cmocka_unit_test(test_nonfinite_loss),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
