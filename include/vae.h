@@ -64,7 +64,12 @@ typedef struct vae_acts {
 /* Checks a configuration. Returns 0, or -1 with err saying what is wrong. */
 int vae_config_check(const vae_config *cfg, err_msg *err);
 
-/* Allocates the parameters of cfg (uninitialised). Returns 0, or -1 with err. */
+/* Lays out the layers of cfg and counts its parameters, allocating
+ * nothing (m->params stays NULL). Returns 0, or -1 with err. */
+int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err);
+
+/* vae_layout, then allocates the parameters (uninitialised). Returns 0, or
+ * -1 with err. */
 int vae_init(vae_model *m, const vae_config *cfg, err_msg *err);
 
 /* PyTorch nn.Linear init: weights and biases U(-1/sqrt(in), 1/sqrt(in)). */

@@ -288,11 +288,10 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     err_msg e2;
     if (vae_config_check(c, &e2))
         FAIL("%s: bad architecture: %s", path, e2.text);
-    vae_model shape;
-    if (vae_init(&shape, c, &e2))
+    vae_model shape; /* counts the parameters; allocates nothing */
+    if (vae_layout(&shape, c, &e2))
         FAIL("%s: %s", path, e2.text);
     size_t expect = shape.n_params;
-    vae_free(&shape);
     if (expect != n_params)
         FAIL("%s: corrupt checkpoint: %llu parameters stored, the architecture has %zu",
              path, (unsigned long long)n_params, expect);

@@ -710,7 +710,9 @@ int main(int argc, char **argv)
         int p = parse_args(&CMDS[i], argc, argv, 2);
         if (p)
             return p > 0 ? 0 : EXIT_USAGE;
-        return CMDS[i].run();
+        int rc = CMDS[i].run();
+        par_shutdown(); /* join the team: nothing is left running at exit */
+        return rc;
     }
     fprintf(stderr, "vae: unknown command '%s' (see 'vae --help')\n", argv[1]);
     return EXIT_USAGE;

@@ -233,7 +233,7 @@ int vae_config_check(const vae_config *cfg, err_msg *err)
     return 0;
 }
 
-int vae_init(vae_model *m, const vae_config *cfg, err_msg *err)
+int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
 {
     memset(m, 0, sizeof *m);
     if (vae_config_check(cfg, err))
@@ -265,10 +265,17 @@ int vae_init(vae_model *m, const vae_config *cfg, err_msg *err)
         off += L->out;
     }
     m->n_params = off;
-    m->params = malloc(off * sizeof *m->params);
+    return 0;
+}
+
+int vae_init(vae_model *m, const vae_config *cfg, err_msg *err)
+{
+    if (vae_layout(m, cfg, err))
+        return -1;
+    m->params = malloc(m->n_params * sizeof *m->params);
     if (!m->params)
         return err_set(err, "out of memory for the model's %zu parameters (%.1f GB)",
-                       off, 4e-9 * (double)off);
+                       m->n_params, 4e-9 * (double)m->n_params);
     return 0;
 }
 
@@ -295,23 +302,12 @@ void vae_free(vae_model *m)
 int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
 {
     memset(a, 0, sizeof *a);
-    vae_model shape;
-    if (vae_init(&shape, cfg, err))
+    vae_model shape; /* the layer widths, without parameters */
+    if (vae_layout(&shape, cfg, err))
         return -1;
-    vae_free(&shape); /* only the layer widths were wanted */
-    /* Recompute the widths without keeping the parameters around. */
-    size_t nh = cfg->n_hidden, L = 2 * nh + 2;
-    size_t widths[VAE_MAX_LAYERS];
-    for (size_t l = 0; l < L; l++) {
-        if (l < nh)
-            widths[l] = cfg->hidden[l];
-        else if (l == nh)
-            widths[l] = 2 * cfg->z_dim;
-        else if (l < 2 * nh + 1)
-            widths[l] = cfg->hidden[2 * nh - l];
-        else
-            widths[l] = cfg->x_dim;
-    }
+    size_t L = shape.n_layers, widths[VAE_MAX_LAYERS];
+    for (size_t l = 0; l < L; l++)
+        widths[l] = shape.layer[l].out;
     size_t per_image = cfg->x_dim + 3 * cfg->z_dim + 2;
     for (size_t l = 0; l < L; l++)
         per_image += 2 * widths[l];

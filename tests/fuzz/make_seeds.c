@@ -1,0 +1,120 @@
+/* make_seeds.c - writes the fuzzers' seed corpus (tests/fuzz/seeds/): small
+ * valid IDX files, raw and gzip, and small checkpoints, so the fuzzers start
+ * from inputs that get past every check. Run: fuzz_make_seeds SEEDS_DIR
+ * (scripts/fuzz.sh --reseed does). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "ckpt.h"
+
+static int write_raw(const char *dir, const char *name, const void *b, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(b, 1, n, fp) != n || fclose(fp) != 0) {
+        fprintf(stderr, "make_seeds: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* members > 1 writes that many gzip members, one after another. */
+static int write_gz(const char *dir, const char *name, const void *b, size_t n,
+                    int members)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    remove(path);
+    size_t per = n / (size_t)members;
+    for (int k = 0; k < members; k++) {
+        gzFile gz = gzopen(path, k ? "ab9" : "wb9");
+        size_t len = k == members - 1 ? n - per * (size_t)k : per;
+        if (!gz || gzwrite(gz, (const char *)b + per * (size_t)k, (unsigned)len) != (int)len ||
+            gzclose(gz) != Z_OK) {
+            fprintf(stderr, "make_seeds: cannot write %s\n", path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+static int idx_seeds(const char *dir)
+{
+    enum { N = 3, R = 28, C = 28 };
+    static unsigned char img[16 + N * R * C], lab[8 + N], odd[16 + 2 * 3 * 4];
+    be32(img, 0x803), be32(img + 4, N), be32(img + 8, R), be32(img + 12, C);
+    for (size_t i = 0; i < N * R * C; i++)
+        img[16 + i] = (unsigned char)((i * 7) % 251);
+    be32(lab, 0x801), be32(lab + 4, N);
+    for (int i = 0; i < N; i++)
+        lab[8 + i] = (unsigned char)(i * 3);
+    be32(odd, 0x803), be32(odd + 4, 2), be32(odd + 8, 3), be32(odd + 12, 4);
+    for (int i = 0; i < 24; i++)
+        odd[16 + i] = (unsigned char)(i * 11);
+    return write_raw(dir, "images-3x28x28", img, sizeof img) ||
+           write_raw(dir, "labels-3", lab, sizeof lab) ||
+           write_raw(dir, "images-2x3x4", odd, sizeof odd) ||
+           write_gz(dir, "images-3x28x28.gz", img, sizeof img, 1) ||
+           write_gz(dir, "labels-3.gz", lab, sizeof lab, 1) ||
+           write_gz(dir, "images-2x3x4-two-members.gz", odd, sizeof odd, 2);
+}
+
+static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
+                     uint64_t step)
+{
+    vae_model m;
+    err_msg err;
+    if (vae_init(&m, cfg, &err)) {
+        fprintf(stderr, "make_seeds: %s\n", err.text);
+        return -1;
+    }
+    rng_state r;
+    rng_seed(&r, 7);
+    vae_init_params(&m, &r);
+    float *mom = calloc(2 * m.n_params, sizeof(float));
+    if (!mom)
+        return -1;
+    for (size_t i = 0; i < m.n_params; i++)
+        mom[i] = 0.01f * (float)(i % 5), mom[m.n_params + i] = 1e-4f * (float)(i % 3);
+    ckpt_train t = {.seed = 3, .epoch = 2, .step = step, .adam_t = 40 + step,
+                    .batch = 8, .lr = 1e-3, .sum_bce = step ? 12.5 : 0.0,
+                    .sum_kl = step ? 1.5 : 0.0, .n_seen = step * 8,
+                    .seconds = step ? 0.25 : 0.0};
+    rng_seed(&t.rng_data, 1);
+    rng_seed(&t.rng_noise, 2);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = ckpt_save(path, &m, mom, mom + m.n_params, &t, &err);
+    if (rc)
+        fprintf(stderr, "make_seeds: %s\n", err.text);
+    free(mom);
+    vae_free(&m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s SEEDS_DIR (with idx/ and ckpt/ in it)\n", argv[0]);
+        return 2;
+    }
+    char idx_dir[4096], ckpt_dir[4096];
+    snprintf(idx_dir, sizeof idx_dir, "%s/idx", argv[1]);
+    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", argv[1]);
+    vae_config relu = {4, 1, {3}, 2, VAE_ACT_RELU};
+    vae_config tanh2 = {6, 2, {5, 3}, 1, VAE_ACT_TANH};
+    if (idx_seeds(idx_dir) || ckpt_seed(ckpt_dir, "tiny-relu.bin", &relu, 0) ||
+        ckpt_seed(ckpt_dir, "tiny-tanh-two-hidden-mid-epoch.bin", &tanh2, 3))
+        return 1;
+    return 0;
+}
