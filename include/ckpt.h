@@ -12,7 +12,7 @@
 #include "vae.h"
 
 #define CKPT_MAGIC "VAECKPT\x1a" /* 8 bytes */
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 
 /* Where a training run stands. A checkpoint written mid-epoch (after an
  * interrupt) has step > 0; rng_data is the shuffle RNG as it was when the
@@ -24,9 +24,12 @@ typedef struct ckpt_train {
     uint64_t adam_t;     /* Adam steps taken */
     uint64_t batch;      /* --batch of the run */
     double lr;           /* --lr of the run */
+    double beta;         /* --beta: the KL's weight in the objective */
+    uint64_t binarize;   /* --binarize: 0 none, 1 static, 2 dynamic */
+    double noise;        /* --noise: std of the input corruption (0: none) */
     rng_state rng_data;  /* shuffle RNG at the start of the epoch under way */
     rng_state rng_noise; /* reparameterization RNG, current */
-    double sum_bce;      /* running sums over the epoch under way */
+    double sum_rec;      /* running sums over the epoch under way */
     double sum_kl;
     uint64_t n_seen;     /* images seen in the epoch under way */
     double seconds;      /* training seconds spent in the epoch under way */
@@ -55,8 +58,8 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err);
 /* Frees what ckpt_read allocated; safe on a zeroed struct. */
 void ckpt_data_free(ckpt_data *d);
 
-/* Reads path into a freshly initialised model m (parameters only).
- * Returns 0, or -1 with err. */
-int ckpt_load_model(const char *path, vae_model *m, err_msg *err);
+/* Reads path into a freshly initialised model m, and its training state
+ * into *t (if t is non-NULL). Returns 0, or -1 with err. */
+int ckpt_load_model(const char *path, vae_model *m, ckpt_train *t, err_msg *err);
 
 #endif

@@ -41,10 +41,18 @@ int idx_read_labels(const char *path, uint8_t **data, size_t *n, err_msg *err);
  * left empty). */
 int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err);
 
+/* How bytes become the model's inputs in [0,1]: intensities v/255, or
+ * binary pixels drawn from Bernoulli(v/255) (to 1/65536), the draws fixed
+ * by key and the image's index, so they do not depend on batch or thread. */
+typedef struct idx_view {
+    int binarize; /* 0: v/255; 1: Bernoulli draws */
+    uint64_t key;
+} idx_view;
+
 /* Copies images idx[0..B) of set (or start..start+B when idx is NULL) into
- * out (B x rows*cols floats), scaled from bytes to [0,1]. */
+ * out (B x rows*cols floats) as view says (NULL: v/255). */
 void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
-                size_t B, float *out);
+                size_t B, const idx_view *view, float *out);
 
 /* Frees what idx_load allocated and zeroes the struct; safe on a zeroed set. */
 void idx_free(idx_set *set);

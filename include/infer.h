@@ -1,6 +1,8 @@
-/* infer.h - what a trained model is used for: test loss, sample grids and
- * reconstruction grids. Shared by 'vae train' (each epoch) and the
- * sample, reconstruct and eval commands. */
+/* infer.h - what a trained model computes about a data set: the test loss
+ * (negative ELBO), per-image latent codes and scores, and the
+ * importance-weighted bound on -log p(x). Work is split across the thread
+ * team; every random draw is fixed by the seed and the image, so results
+ * do not depend on the number of threads or on batching. */
 #ifndef VAE_INFER_H
 #define VAE_INFER_H
 
@@ -12,24 +14,41 @@
 #include "shard.h"
 #include "vae.h"
 
-/* Mean negative ELBO of the whole set in nats per image, split into *bce
- * and *kl; z is sampled with eps drawn from an RNG seeded with seed, in
- * batches of s->cap split across the team. Returns bce + kl. */
+/* The draws that binarize the test images for a model trained binarized
+ * (the same for every model, so their numbers compare). */
+#define INFER_TEST_KEY 0x7465737462696eULL
+
+/* How a model trained with binarize mode b (0 none, else binarized) sees
+ * evaluation data: intensities, or a fixed binarization. */
+idx_view infer_test_view(uint64_t binarize);
+
+/* Mean negative ELBO of the whole set in nats per image, split into *rec
+ * (-log p(x|z)) and *kl; z is drawn with eps from an RNG seeded with seed,
+ * in batches of s->cap split across the team. Returns rec + kl. */
 double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
-                  uint64_t seed, double *bce, double *kl);
+                  const idx_view *view, uint64_t seed, double *rec, double *kl);
 
-/* Decodes n latent vectors z (n x z_dim) into pixel means and writes them
- * as a PNG grid (8 a row). Returns 0, or -1 with err. */
-int infer_sample_png(const vae_model *m, vae_acts *a, const float *z, size_t n,
-                     const char *path, err_msg *err);
+/* Per image of set, the quantities infer_eval sums (same draws): the
+ * posterior mean and log-variance (n x z_dim each) and the negative ELBO's
+ * two terms (n each). Any output may be NULL. */
+void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
+                     const idx_view *view, uint64_t seed, float *mu,
+                     float *logvar, float *rec, float *kl);
 
-/* Writes the first n images of set each beside its reconstruction (decoded
- * from the posterior mean): 8 tiles a row, original then reconstruction.
- * Returns 0, or -1 with err. */
-int infer_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
-                    size_t n, const char *path, err_msg *err);
+/* The importance-weighted bound of Burda et al. over the set. */
+typedef struct infer_iw_result {
+    double iw_nll;   /* mean over images of -log (1/K sum_k p(x,z_k)/q(z_k|x)) */
+    /* With bench: thread-seconds of the computation and of its sgemm calls
+     * replayed alone right after each batch of images, and their flops. */
+    double work_s, gemm_s, gemm_flops;
+} infer_iw_result;
 
-/* The fixed prior draws shown each epoch: n x z_dim normals from seed. */
-void infer_prior_draws(float *z, size_t n, size_t z_dim, uint64_t seed);
+/* For every image, K draws z_k ~ q(z|x) decoded in batches, log w_k =
+ * log p(x|z_k) + log p(z_k) - log q(z_k|x), and log (1/K sum exp(log w_k))
+ * by a running log-sum-exp. With bench, also times the work against its
+ * own sgemm calls. Returns 0, or -1 with err (out of memory). */
+int infer_iw(const vae_model *m, const idx_set *set, const idx_view *view,
+             size_t K, uint64_t seed, int bench, infer_iw_result *out,
+             err_msg *err);
 
 #endif

@@ -28,6 +28,10 @@ uint64_t rng_below(rng_state *r, uint64_t n);
 /* Fills out[0..n) with standard normal draws (Box-Muller). */
 void rng_normal(rng_state *r, float *out, size_t n);
 
+/* A 64-bit key from two values (say a run's key and an image's index),
+ * well mixed: keyed draws that do not depend on the order of the work. */
+uint64_t rng_mix(uint64_t a, uint64_t b);
+
 /* Fisher-Yates shuffle of idx[0..n). */
 void rng_shuffle(rng_state *r, uint32_t *idx, size_t n);
 

@@ -26,11 +26,16 @@ typedef struct shard_set {
 } shard_set;
 
 /* The images of one batch: set's images idx[0..B), or start..start+B when
- * idx is NULL. */
+ * idx is NULL, seen through view (NULL: intensities). With noise > 0 the
+ * encoder gets them corrupted by Gaussian noise of that std, clipped to
+ * [0,1], drawn per image from noise_key; the targets stay clean. */
 typedef struct shard_batch {
     const idx_set *set;
     const uint32_t *idx;
     size_t start, B;
+    const idx_view *view;
+    float noise;
+    uint64_t noise_key;
 } shard_batch;
 
 /* Allocates activations for batches of up to cap images over par_threads()
@@ -46,10 +51,14 @@ void shard_free(shard_set *s);
 void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B);
 
 /* Forward pass and loss of the batch with the noise drawn for it; with
- * backward, each share's gradient of its summed loss into its buffer.
- * *bce and *kl get the batch's sums, added in image order. */
+ * backward, each share's gradient of its summed rec + beta kl into its
+ * buffer. *rec and *kl get the batch's sums, added in image order. */
 void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
-               int backward, double *bce, double *kl);
+               int backward, double beta, double *rec, double *kl);
+
+/* Fills a's inputs with images [lo, hi) of batch b: targets a->x, encoder
+ * input a->xin (corrupted if b->noise), labels a->y. */
+void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi);
 
 /* Points out[0..n) at the gradient buffers of the shares a batch of B
  * images used, in order; returns n. Their sum is the batch's gradient. */

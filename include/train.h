@@ -16,26 +16,41 @@
 #define TRAIN_SAMPLE_N 128 /* prior draws in sampled-E.png */
 #define TRAIN_RECON_N 32   /* test images in reconst-E.png */
 
+/* How training sees the pixels (--binarize). */
+typedef enum train_binarize {
+    TRAIN_BIN_NONE = 0,    /* intensities in [0,1] */
+    TRAIN_BIN_STATIC = 1,  /* each image binarized once for the whole run */
+    TRAIN_BIN_DYNAMIC = 2  /* each pixel drawn anew every time an image is used */
+} train_binarize;
+
 typedef struct train_opts {
     size_t epochs;       /* total epochs of the run (a resumed run included) */
     size_t batch;        /* images per Adam step */
     double lr;           /* Adam learning rate */
+    double beta;         /* weight of the KL term in the objective */
+    train_binarize binarize;
+    double noise;        /* std of the Gaussian input corruption (0: none) */
     uint64_t seed;       /* all randomness of the run derives from it */
     vae_config cfg;      /* architecture of a new run */
     int resume;          /* continue the run stored in ckpt_path */
-    int explicit_batch;  /* with resume: batch/lr/cfg were given on the */
-    int explicit_lr;     /*   command line and must match the checkpoint */
-    int explicit_cfg;
+    /* With resume: which settings were given on the command line; each must
+     * match the checkpoint's (a resumed run keeps its settings). */
+    int explicit_batch, explicit_lr, explicit_cfg, explicit_beta,
+        explicit_binarize, explicit_noise;
     const char *ckpt_path; /* written after every epoch and when stopped */
     const char *out_dir;   /* sampled-E.png / reconst-E.png go here; NULL: none */
+    const char *metrics;   /* CSV of the epochs, plotted beside it; NULL: none */
     volatile sig_atomic_t *stop; /* raised by a signal: finish the step, save, stop */
 } train_opts;
 
-/* One finished epoch. */
+/* One finished epoch. Losses are means in nats per image: loss is the
+ * negative ELBO, rec + kl (what beta weighs is only the objective). */
 typedef struct train_report {
     size_t epoch, epochs;
-    double train_loss, train_bce, train_kl; /* mean over the epoch's images */
-    double test_loss, test_bce, test_kl;    /* mean over the test set */
+    double train_loss, train_rec, train_kl; /* over the epoch's images */
+    double test_loss, test_rec, test_kl;    /* over the test set */
+    double beta;
+    vae_lik likelihood;
     double seconds;      /* training time only (no evaluation or images) */
     double images_per_s;
 } train_report;
@@ -46,6 +61,9 @@ typedef struct train_hooks {
                      double seconds);
     /* After every epoch, once its checkpoint and images are written. */
     void (*epoch_done)(void *ctx, const train_report *r);
+    /* Something went wrong that does not stop training (the loss curve
+     * could not be drawn, say). */
+    void (*warn)(void *ctx, const char *msg);
     void *ctx;
 } train_hooks;
 

@@ -1,11 +1,17 @@
-/* vae.h - the MLP variational autoencoder: parameters, activations, and the
+/* vae.h - the variational autoencoder: parameters, activations, and the
  * forward and backward passes written over cblas_sgemm (through gemm.h).
  *
- * Layers are numbered 0..L-1 with L = 2*n_hidden + 2:
+ * The MLP's layers are numbered 0..L-1:
  *   0..nh-1       encoder hidden layers   (x -> h, activation)
  *   nh            head, out 2*z_dim       (row = [mu | logvar], no activation)
  *   nh+1..2nh     decoder hidden layers   (z -> h, activation, mirrored widths)
- *   2nh+1         output, out x_dim       (logits; sigmoid gives pixel means)
+ *   2nh+1         output, out x_dim       (logits of the likelihood)
+ *   2nh+2, 2nh+3  conditional only: the prior network, one-hot label ->
+ *                 hidden (width hidden[nh-1], activation) -> [mu | logvar]
+ *                 of p(z | y)
+ * A conditional model also feeds the one-hot label to the encoder's first
+ * layer (after the pixels) and the decoder's first (after z): those layers
+ * have n_classes extra input columns.
  * Weights are stored out x in, row-major, like PyTorch's nn.Linear. */
 #ifndef VAE_VAE_H
 #define VAE_VAE_H
@@ -17,10 +23,27 @@
 #include "rng.h"
 
 #define VAE_MAX_HIDDEN 4
-#define VAE_MAX_LAYERS (2 * VAE_MAX_HIDDEN + 2)
+#define VAE_MAX_LAYERS (2 * VAE_MAX_HIDDEN + 4)
 #define VAE_MAX_WIDTH 65536 /* largest accepted width of any layer */
+#define VAE_MAX_CLASSES 256 /* largest accepted number of labels */
+
+/* The Gaussian likelihood's fixed variance: with sigma^2 = 1/2 the
+ * negative log-likelihood is the summed squared error plus the constant
+ * (x_dim / 2) log(pi). */
+#define VAE_GAUSS_VAR 0.5
 
 typedef enum vae_act { VAE_ACT_RELU = 0, VAE_ACT_TANH = 1 } vae_act;
+
+/* p(x | z) per pixel, from the decoder's output a (a logit):
+ *   bernoulli  Bernoulli(sigmoid(a)): binary cross-entropy
+ *   cb         continuous Bernoulli(sigmoid(a)) (Loaiza-Ganem & Cunningham
+ *              2019): the cross-entropy minus its log normalising constant
+ *   gaussian   N(sigmoid(a), VAE_GAUSS_VAR) */
+typedef enum vae_lik {
+    VAE_LIK_BERNOULLI = 0,
+    VAE_LIK_CB = 1,
+    VAE_LIK_GAUSSIAN = 2
+} vae_lik;
 
 /* The architecture; stored in checkpoints. */
 typedef struct vae_config {
@@ -29,12 +52,17 @@ typedef struct vae_config {
     size_t hidden[VAE_MAX_HIDDEN]; /* encoder widths; the decoder mirrors them */
     size_t z_dim;                  /* latent dimensions */
     vae_act act;                   /* hidden-layer activation */
+    vae_lik likelihood;            /* p(x | z) */
+    size_t n_classes;              /* 0, or the labels of a conditional VAE */
 } vae_config;
 
-/* One linear layer: offsets of its weight (out x in) and bias (out) in the
- * flat parameter buffer; gradients and Adam moments use the same offsets. */
+/* One linear layer: out = W [inp | one-hot(y)] + b. Offsets of its weight
+ * (out x (in + n_onehot)) and bias (out) in the flat parameter buffer;
+ * gradients and Adam moments use the same offsets. */
 typedef struct vae_layer {
-    size_t in, out;
+    size_t in;       /* dense inputs */
+    size_t n_onehot; /* one-hot label inputs after them (0 or n_classes) */
+    size_t out;
     size_t w_off, b_off;
     int has_act;
 } vae_layer;
@@ -51,12 +79,15 @@ typedef struct vae_model {
 typedef struct vae_acts {
     size_t cap;
     float *mem;
-    float *x;                     /* cap x x_dim, input in [0,1] (also the BCE target) */
-    float *h[VAE_MAX_LAYERS];     /* layer outputs after activation; head = [mu|logvar] */
-    float *dh[VAE_MAX_LAYERS];    /* d loss / d h[l] (for the head and output: pre-act) */
-    float *eps;                   /* cap x z_dim, the reparameterization noise */
-    float *z, *dz;                /* cap x z_dim */
-    float *bce, *kl;              /* cap, per-image loss terms (nats) */
+    float *x;                  /* cap x x_dim: the reconstruction target */
+    float *xin;                /* the encoder's input: x, or xin_buf (corrupted x) */
+    float *xin_buf;            /* cap x x_dim */
+    uint8_t *y;                /* cap labels (conditional models) */
+    float *h[VAE_MAX_LAYERS];  /* layer outputs after activation; head = [mu|logvar] */
+    float *dh[VAE_MAX_LAYERS]; /* d loss / d h[l] (for the heads and output: pre-act) */
+    float *eps;                /* cap x z_dim, the reparameterization noise */
+    float *z, *dz;             /* cap x z_dim */
+    float *rec, *kl;           /* cap: per-image -log p(x|z) and KL (nats) */
 } vae_acts;
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -72,7 +103,7 @@ int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err);
  * -1 with err. */
 int vae_init(vae_model *m, const vae_config *cfg, err_msg *err);
 
-/* PyTorch nn.Linear init: weights and biases U(-1/sqrt(in), 1/sqrt(in)). */
+/* PyTorch nn.Linear init: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
 void vae_init_params(vae_model *m, rng_state *rng);
 
 /* Frees the parameters; safe on a zeroed model. */
@@ -86,33 +117,52 @@ void vae_acts_free(vae_acts *a);
 
 /* ---- passes (B <= a->cap images) ---------------------------------------- */
 
-/* Encoder: a->x (B x x_dim) -> head rows [mu | logvar] (B x 2z). */
+/* Encoder: a->xin (B x x_dim), and a->y if conditional -> head rows
+ * [mu | logvar] (B x 2z); for a conditional model also the prior head. */
 void vae_encode(const vae_model *m, vae_acts *a, size_t B);
+
+/* The prior network alone: a->y -> [mu | logvar] of p(z | y) (B x 2z).
+ * No-op for an unconditional model, whose prior is N(0, I). */
+void vae_prior(const vae_model *m, vae_acts *a, size_t B);
 
 /* z = mu + eps * exp(logvar / 2) from a->eps; with use_mean, z = mu. */
 void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean);
 
-/* Decoder: a->z (B x z) -> output logits (B x x_dim). */
+/* Decoder: a->z (B x z), and a->y if conditional -> logits (B x x_dim). */
 void vae_decode(const vae_model *m, vae_acts *a, size_t B);
 
-/* Loss per image into a->bce, a->kl (BCE summed over pixels, from logits,
- * against a->x; KL to N(0,I)), and the gradient of their batch sum with
- * respect to the logits and the head. Returns the batch sum of bce + kl. */
-double vae_loss(const vae_model *m, vae_acts *a, size_t B);
+/* Loss per image into a->rec (-log p(x|z) against a->x) and a->kl (KL of
+ * q(z|x) to the prior), and the gradient of the batch sum of rec + beta kl
+ * with respect to the logits and the heads. Returns the batch sum of
+ * rec + kl. */
+double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta);
 
-/* Backpropagates what vae_loss seeded through decoder, reparameterization
- * and encoder. Writes (does not accumulate) d(batch loss)/d(params) into
- * grads, laid out like m->params. */
+/* Backpropagates what vae_loss seeded through decoder, reparameterization,
+ * encoder and prior network. Writes (does not accumulate) the gradient
+ * into grads, laid out like m->params. */
 void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B);
+
+/* -log p(x | logits) of n rows of logits (n x x_dim) against targets x,
+ * rows x_stride apart (0: the same target for every row), into rec[n]. */
+void vae_rec_rows(const vae_model *m, const float *logits, const float *x,
+                  size_t x_stride, size_t n, float *rec);
 
 /* Pointers into the head output of image b. */
 float *vae_mu(const vae_model *m, const vae_acts *a, size_t b);
 float *vae_logvar(const vae_model *m, const vae_acts *a, size_t b);
 
+/* Pointers into the prior head of image b (conditional models only). */
+float *vae_prior_mu(const vae_model *m, const vae_acts *a, size_t b);
+float *vae_prior_logvar(const vae_model *m, const vae_acts *a, size_t b);
+
 /* Output logits of the batch (B x x_dim). */
 float *vae_logits(const vae_model *m, const vae_acts *a);
 
-/* out[i] = sigmoid(logits[i]) for n values: the decoder's pixel means. */
-void vae_sigmoid(float *out, const float *logits, size_t n);
+/* The likelihood's mean per pixel from n logits, what images show:
+ * sigmoid(a) (Bernoulli, Gaussian) or the continuous Bernoulli's mean. */
+void vae_mean(const vae_model *m, float *out, const float *logits, size_t n);
+
+/* The name of a likelihood ("bernoulli", "cb", "gaussian"). */
+const char *vae_lik_name(vae_lik lik);
 
 #endif

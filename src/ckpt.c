@@ -17,9 +17,10 @@
 
 /* Header fields, in file order; each is 8 bytes. */
 enum {
-    H_X_DIM, H_N_HIDDEN, H_HIDDEN0, H_Z_DIM = H_HIDDEN0 + VAE_MAX_HIDDEN, H_ACT,
-    H_N_PARAMS, H_SEED, H_EPOCH, H_STEP, H_ADAM_T, H_BATCH, H_LR,
-    H_RNG_DATA, H_RNG_NOISE = H_RNG_DATA + 6, H_SUM_BCE = H_RNG_NOISE + 6,
+    H_ARCH, H_X_DIM, H_N_HIDDEN, H_HIDDEN0, H_Z_DIM = H_HIDDEN0 + VAE_MAX_HIDDEN,
+    H_ACT, H_LIKELIHOOD, H_N_CLASSES, H_N_PARAMS,
+    H_SEED, H_EPOCH, H_STEP, H_ADAM_T, H_BATCH, H_LR, H_BETA, H_BINARIZE, H_NOISE,
+    H_RNG_DATA, H_RNG_NOISE = H_RNG_DATA + 6, H_SUM_REC = H_RNG_NOISE + 6,
     H_SUM_KL, H_N_SEEN, H_SECONDS, H_COUNT
 };
 #define HEADER_BYTES (H_COUNT * 8)
@@ -134,12 +135,15 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u32(pre + 12, HEADER_BYTES);
     memset(h, 0, sizeof h);
     const vae_config *c = &m->cfg;
+    put_u64(h, H_ARCH, 0); /* the MLP */
     put_u64(h, H_X_DIM, c->x_dim);
     put_u64(h, H_N_HIDDEN, c->n_hidden);
     for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
         put_u64(h, H_HIDDEN0 + i, i < c->n_hidden ? c->hidden[i] : 0);
     put_u64(h, H_Z_DIM, c->z_dim);
     put_u64(h, H_ACT, (uint64_t)c->act);
+    put_u64(h, H_LIKELIHOOD, (uint64_t)c->likelihood);
+    put_u64(h, H_N_CLASSES, c->n_classes);
     put_u64(h, H_N_PARAMS, m->n_params);
     put_u64(h, H_SEED, t->seed);
     put_u64(h, H_EPOCH, t->epoch);
@@ -147,9 +151,12 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u64(h, H_ADAM_T, t->adam_t);
     put_u64(h, H_BATCH, t->batch);
     put_f64(h, H_LR, t->lr);
+    put_f64(h, H_BETA, t->beta);
+    put_u64(h, H_BINARIZE, t->binarize);
+    put_f64(h, H_NOISE, t->noise);
     put_rng(h, H_RNG_DATA, &t->rng_data);
     put_rng(h, H_RNG_NOISE, &t->rng_noise);
-    put_f64(h, H_SUM_BCE, t->sum_bce);
+    put_f64(h, H_SUM_REC, t->sum_rec);
     put_f64(h, H_SUM_KL, t->sum_kl);
     put_u64(h, H_N_SEEN, t->n_seen);
     put_f64(h, H_SECONDS, t->seconds);
@@ -277,7 +284,11 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         if (v[H_HIDDEN0 + i] > VAE_MAX_WIDTH)
             FAIL("%s: bad architecture: hidden width %llu", path,
                  (unsigned long long)v[H_HIDDEN0 + i]);
-    if (v[H_X_DIM] > VAE_MAX_WIDTH * 16 || v[H_Z_DIM] > VAE_MAX_WIDTH || v[H_ACT] > 1)
+    if (v[H_ARCH] != 0)
+        FAIL("%s: unknown architecture %llu in header", path,
+             (unsigned long long)v[H_ARCH]);
+    if (v[H_X_DIM] > VAE_MAX_WIDTH * 16 || v[H_Z_DIM] > VAE_MAX_WIDTH || v[H_ACT] > 1 ||
+        v[H_LIKELIHOOD] > 2 || v[H_N_CLASSES] > VAE_MAX_CLASSES)
         FAIL("%s: bad architecture in header", path);
     c->x_dim = (size_t)v[H_X_DIM];
     c->n_hidden = (size_t)v[H_N_HIDDEN];
@@ -285,6 +296,8 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         c->hidden[i] = (size_t)v[H_HIDDEN0 + i];
     c->z_dim = (size_t)v[H_Z_DIM];
     c->act = (vae_act)v[H_ACT];
+    c->likelihood = (vae_lik)v[H_LIKELIHOOD];
+    c->n_classes = (size_t)v[H_N_CLASSES];
     err_msg e2;
     if (vae_config_check(c, &e2))
         FAIL("%s: bad architecture: %s", path, e2.text);
@@ -303,14 +316,19 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     t->adam_t = v[H_ADAM_T];
     t->batch = v[H_BATCH];
     t->lr = get_f64(h, H_LR);
-    t->sum_bce = get_f64(h, H_SUM_BCE);
+    t->beta = get_f64(h, H_BETA);
+    t->binarize = v[H_BINARIZE];
+    t->noise = get_f64(h, H_NOISE);
+    t->sum_rec = get_f64(h, H_SUM_REC);
     t->sum_kl = get_f64(h, H_SUM_KL);
     t->n_seen = v[H_N_SEEN];
     t->seconds = get_f64(h, H_SECONDS);
     if (get_rng(h, H_RNG_DATA, &t->rng_data) || get_rng(h, H_RNG_NOISE, &t->rng_noise))
         FAIL("%s: corrupt checkpoint: bad RNG state", path);
     if (t->batch == 0 || !(t->lr > 0.0) || !isfinite(t->lr) ||
-        !isfinite(t->sum_bce) || !isfinite(t->sum_kl) || !isfinite(t->seconds))
+        !(t->beta >= 0.0) || !isfinite(t->beta) || t->binarize > 2 ||
+        !(t->noise >= 0.0) || !isfinite(t->noise) ||
+        !isfinite(t->sum_rec) || !isfinite(t->sum_kl) || !isfinite(t->seconds))
         FAIL("%s: corrupt checkpoint: bad training state", path);
 
     float *p = (float *)(void *)(b + PREFIX_BYTES + HEADER_BYTES);
@@ -333,11 +351,13 @@ void ckpt_data_free(ckpt_data *d)
     memset(d, 0, sizeof *d);
 }
 
-int ckpt_load_model(const char *path, vae_model *m, err_msg *err)
+int ckpt_load_model(const char *path, vae_model *m, ckpt_train *t, err_msg *err)
 {
     ckpt_data d;
     if (ckpt_read(path, &d, err))
         return -1;
+    if (t)
+        *t = d.train;
     if (vae_init(m, &d.cfg, err)) {
         ckpt_data_free(&d);
         return -1;

@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "rng.h"
+
 #define IDX_PATH_MAX 4096
 #define IDX_HEADER_MAX 16 /* magic + 3 dimensions */
 
@@ -501,7 +503,7 @@ void idx_free(idx_set *set)
 }
 
 void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
-                size_t B, float *out)
+                size_t B, const idx_view *view, float *out)
 {
     size_t D = set->rows * set->cols;
     const float scale = 1.0f / 255.0f;
@@ -509,7 +511,22 @@ void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
         size_t k = idx ? idx[i] : start + i;
         const uint8_t *src = set->images + k * D;
         float *dst = out + i * D;
-        for (size_t p = 0; p < D; p++)
-            dst[p] = (float)src[p] * scale;
+        if (!view || !view->binarize) {
+            for (size_t p = 0; p < D; p++)
+                dst[p] = (float)src[p] * scale;
+            continue;
+        }
+        /* Pixel on when a 16-bit uniform w has w * 255 < v * 65536, i.e.
+         * with probability v/255 to 1/65536; four draws per 64 bits. */
+        rng_state r;
+        rng_seed(&r, rng_mix(view->key, k));
+        uint64_t bits = 0;
+        for (size_t p = 0; p < D; p++) {
+            if (p % 4 == 0)
+                bits = rng_u64(&r);
+            uint32_t w = (uint32_t)(bits & 0xffff);
+            bits >>= 16;
+            dst[p] = w * 255u < (uint32_t)src[p] * 65536u ? 1.0f : 0.0f;
+        }
     }
 }

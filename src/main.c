@@ -1,39 +1,26 @@
-/* main.c - the vae command line. The only place that prints, reads the
- * environment for user-facing choices, and turns errors into exit codes:
- * 0 success, 1 failure, 2 usage error, 128+signal when interrupted. */
+/* main.c - the vae command line: options, help, and dispatch to the
+ * commands (cmd_train.c, cmd_model.c). See src/cli.h. */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "ckpt.h"
+#include "cli.h"
 #include "cpu.h"
-#include "idx.h"
-#include "infer.h"
 #include "par.h"
 #include "train.h"
-#include "vae.h"
 
-#define VAE_VERSION "0.1.0"
-#define EXIT_USAGE 2
+cli_opts opt;
 
 /* ===================================================================== */
 /* Options                                                                */
 /* ===================================================================== */
-
-enum opt_id {
-    O_DATA, O_CKPT, O_OUT, O_OUTPUT, O_N, O_SEED, O_THREADS, O_BATCH, O_LR,
-    O_EPOCHS, O_JSON, O_RESUME, O_HIDDEN, O_LATENT, O_ACT, O_COUNT
-};
 
 typedef struct opt_spec {
     const char *name; /* "--data" */
@@ -46,7 +33,7 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_DATA] = {"--data", NULL, "DIR", "folder of IDX files, raw or .gz (default data/)"},
     [O_CKPT] = {"--ckpt", NULL, "PATH", "checkpoint file (default vae.bin)"},
     [O_OUT] = {"--out", NULL, "DIR", "folder for the per-epoch PNG grids (default samples/)"},
-    [O_OUTPUT] = {"--output", "-o", "FILE", "output PNG file"},
+    [O_OUTPUT] = {"--output", "-o", "FILE", "output file"},
     [O_N] = {"--n", NULL, "N", "number of images"},
     [O_SEED] = {"--seed", NULL, "N", "random seed (default 1)"},
     [O_THREADS] = {"--threads", NULL, "N", "threads (default: all cores, or OPENBLAS_NUM_THREADS)"},
@@ -58,6 +45,29 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500 (default 400)"},
     [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20)"},
     [O_ACT] = {"--act", NULL, "relu|tanh", "hidden activation (default relu)"},
+    [O_LIKELIHOOD] = {"--likelihood", NULL, "bernoulli|cb|gaussian",
+                      "p(x|z): cross-entropy (default), continuous Bernoulli, "
+                      "or Gaussian of variance 1/2 (squared error)"},
+    [O_BETA] = {"--beta", NULL, "F", "weight of the KL term (default 1)"},
+    [O_BINARIZE] = {"--binarize", NULL, "none|static|dynamic",
+                    "pixels as intensities (default), binarized once, or "
+                    "drawn anew each time"},
+    [O_NOISE] = {"--noise", NULL, "F", "denoising: Gaussian input noise of std F, "
+                 "clipped to [0,1] (default 0)"},
+    [O_CONDITIONAL] = {"--conditional", NULL, NULL,
+                       "a conditional VAE on the labels, with a learned prior p(z|y)"},
+    [O_METRICS] = {"--metrics", NULL, "FILE", "CSV of the epochs, plotted beside it as "
+                   "FILE.png (default OUT/metrics.csv)"},
+    [O_LABEL] = {"--label", NULL, "N", "the label (0-9) to draw"},
+    [O_GRID] = {"--grid", NULL, NULL, "one column per label"},
+    [O_FROM] = {"--from", NULL, "I", "first test image (index, default 0)"},
+    [O_TO] = {"--to", NULL, "J", "last test image (index, default 1)"},
+    [O_STEPS] = {"--steps", NULL, "N", "points on the line, ends included (default 8)"},
+    [O_TOP] = {"--top", NULL, "N", "write the N highest-scoring images as a PNG grid "
+               "instead of the CSV"},
+    [O_IW] = {"--iw", NULL, "K", "also the importance-weighted bound with K draws "
+              "per image"},
+    [O_SPLIT] = {"--split", NULL, "train|test", "which images (default test)"},
 };
 
 typedef struct cmd_spec {
@@ -69,21 +79,7 @@ typedef struct cmd_spec {
     int (*run)(void);
 } cmd_spec;
 
-/* Parsed values; set[] says which were given. */
-static struct {
-    const char *cmd;
-    int set[O_COUNT];
-    const char *data, *ckpt, *out, *output, *hidden_arg;
-    size_t n, threads, batch, epochs;
-    uint64_t seed;
-    double lr;
-    vae_config cfg;
-    int json;
-} opt;
-
-/* Prints "vae CMD: message" to stderr. */
-static void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say_error(const char *fmt, ...)
+void say_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -93,8 +89,7 @@ static void say_error(const char *fmt, ...)
     va_end(ap);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -140,7 +135,9 @@ static int parse_u64(int id, const char *s, uint64_t *out)
     return 0;
 }
 
-static int parse_pos_double(int id, const char *s, double *out)
+/* A finite number in (lo, hi], or [lo, hi] when lo_ok. */
+static int parse_double(int id, const char *s, double lo, int lo_ok, double hi,
+                        double *out)
 {
     const char *name = SPECS[id].name;
     errno = 0;
@@ -148,10 +145,31 @@ static int parse_pos_double(int id, const char *s, double *out)
     double v = strtod(s, &end);
     if (*s == '\0' || *end != '\0' || errno == ERANGE || !isfinite(v))
         return usage_error("%s: '%s' is not a number", name, s);
-    if (!(v > 0.0) || v > 1e6)
-        return usage_error("%s: %s must be above 0 (and at most 1e6)", name, s);
+    if (lo_ok ? !(v >= lo) : !(v > lo))
+        return usage_error("%s: %s must be %s %g", name, s, lo_ok ? "at least" : "above",
+                           lo);
+    if (v > hi)
+        return usage_error("%s: %s is too large (at most %g)", name, s, hi);
     *out = v;
     return 0;
+}
+
+/* One of names[0..n) into *out (its index); else a usage error listing
+ * them ("a, b or c"). */
+static int parse_choice(int id, const char *s, const char *const *names, int n,
+                        int *out)
+{
+    char list[128] = "";
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                 names[i]);
+    }
+    return usage_error("%s: '%s' is not %s", SPECS[id].name, s, list);
 }
 
 static int parse_hidden(const char *s, vae_config *cfg)
@@ -180,26 +198,48 @@ static int parse_hidden(const char *s, vae_config *cfg)
 
 static int parse_value(int id, const char *v)
 {
+    static const char *const acts[] = {"relu", "tanh"};
+    static const char *const liks[] = {"bernoulli", "cb", "gaussian"};
+    static const char *const bins[] = {"none", "static", "dynamic"};
+    static const char *const splits[] = {"train", "test"};
+    int c = 0;
     switch (id) {
     case O_DATA: opt.data = v; return 0;
     case O_CKPT: opt.ckpt = v; return 0;
     case O_OUT: opt.out = v; return 0;
     case O_OUTPUT: opt.output = v; return 0;
+    case O_METRICS: opt.metrics = v; return 0;
     case O_N: return parse_size(id, v, 1, 65536, &opt.n);
     case O_SEED: return parse_u64(id, v, &opt.seed);
     case O_THREADS: return parse_size(id, v, 1, PAR_MAX_THREADS, &opt.threads);
     case O_BATCH: return parse_size(id, v, 1, 1u << 20, &opt.batch);
-    case O_LR: return parse_pos_double(id, v, &opt.lr);
+    case O_LR: return parse_double(id, v, 0.0, 0, 1e6, &opt.lr);
+    case O_BETA: return parse_double(id, v, 0.0, 1, 1e6, &opt.beta);
+    case O_NOISE: return parse_double(id, v, 0.0, 1, 10.0, &opt.noise);
     case O_EPOCHS: return parse_size(id, v, 1, 1000000, &opt.epochs);
-    case O_HIDDEN: opt.hidden_arg = v; return parse_hidden(v, &opt.cfg);
+    case O_HIDDEN: return parse_hidden(v, &opt.cfg);
     case O_LATENT: return parse_size(id, v, 1, 4096, &opt.cfg.z_dim);
+    case O_LABEL: return parse_size(id, v, 0, 9, &opt.label);
+    case O_FROM: return parse_size(id, v, 0, 1u << 31, &opt.from);
+    case O_TO: return parse_size(id, v, 0, 1u << 31, &opt.to);
+    case O_STEPS: return parse_size(id, v, 2, 1000, &opt.steps);
+    case O_TOP: return parse_size(id, v, 1, 65536, &opt.top);
+    case O_IW: return parse_size(id, v, 1, 1000000, &opt.iw);
     case O_ACT:
-        if (!strcmp(v, "relu"))
-            opt.cfg.act = VAE_ACT_RELU;
-        else if (!strcmp(v, "tanh"))
-            opt.cfg.act = VAE_ACT_TANH;
-        else
-            return usage_error("--act: '%s' is not relu or tanh", v);
+        if (parse_choice(id, v, acts, 2, &c))
+            return -1;
+        opt.cfg.act = (vae_act)c;
+        return 0;
+    case O_LIKELIHOOD:
+        if (parse_choice(id, v, liks, 3, &c))
+            return -1;
+        opt.cfg.likelihood = (vae_lik)c;
+        return 0;
+    case O_BINARIZE: return parse_choice(id, v, bins, 3, &opt.binarize);
+    case O_SPLIT:
+        if (parse_choice(id, v, splits, 2, &c))
+            return -1;
+        opt.split = c ? "t10k" : "train";
         return 0;
     default: return 0;
     }
@@ -210,15 +250,20 @@ static void set_defaults(void)
     opt.data = "data";
     opt.ckpt = "vae.bin";
     opt.out = "samples";
+    opt.split = "t10k";
     opt.seed = 1;
     opt.batch = 128;
     opt.lr = 1e-3;
+    opt.beta = 1.0;
     opt.epochs = 15;
+    opt.steps = 8;
+    opt.to = 1;
     opt.cfg.x_dim = IDX_ROWS * IDX_COLS;
     opt.cfg.n_hidden = 1;
     opt.cfg.hidden[0] = 400;
     opt.cfg.z_dim = 20;
     opt.cfg.act = VAE_ACT_RELU;
+    opt.cfg.likelihood = VAE_LIK_BERNOULLI;
 }
 
 static void print_cmd_help(const cmd_spec *c)
@@ -229,7 +274,10 @@ static void print_cmd_help(const cmd_spec *c)
         char left[64];
         snprintf(left, sizeof left, "%s%s%s%s%s", s->alt ? s->alt : "",
                  s->alt ? ", " : "", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
-        printf("  %-24s %s\n", left, c->help[*o] ? c->help[*o] : s->help);
+        if (strlen(left) > 24)
+            printf("  %s\n  %-24s %s\n", left, "", c->help[*o] ? c->help[*o] : s->help);
+        else
+            printf("  %-24s %s\n", left, c->help[*o] ? c->help[*o] : s->help);
     }
     printf("  %-24s %s\n", "-h, --help", "show this help");
 }
@@ -266,6 +314,8 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, int first)
                 return usage_error("%s takes no value", SPECS[id].name);
             if (id == O_JSON)
                 opt.json = 1;
+            if (id == O_CONDITIONAL)
+                opt.cfg.n_classes = IDX_NUM_CLASSES;
             continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
@@ -278,98 +328,20 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, int first)
 }
 
 /* ===================================================================== */
-/* Signals and progress                                                   */
+/* What the commands share                                                */
 /* ===================================================================== */
 
-static volatile sig_atomic_t stop_signal;
-
-/* The first SIGINT or SIGTERM asks training to stop after the step under
- * way (it then saves and exits); a second one ends the process at once.
- * Either way the checkpoint on disk stays whole: writes are atomic. */
-static void on_signal(int sig)
-{
-    if (stop_signal) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    stop_signal = sig;
-    static const char msg[] = "\nvae train: stopping after this step to save "
-                              "the run (again to quit at once)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-static void catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-static double now_s(void)
+double cli_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-typedef struct progress_ctx {
-    int tty;
-    double last;
-} progress_ctx;
-
-static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
-                        double seconds)
-{
-    progress_ctx *ctx = vctx;
-    double t = now_s();
-    if (!ctx->tty || (t - ctx->last < 0.1 && done < total))
-        return;
-    ctx->last = t;
-    const int width = 30;
-    int fill = (int)((double)width * (double)done / (double)total);
-    char bar[64];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    bar[width] = '\0';
-    double rate = seconds > 0 ? (double)done / seconds : 0.0;
-    double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
-    printf("\repoch %zu/%zu [%s] %zu/%zu  %.0f img/s  ETA %.1fs\033[K", epoch,
-           opt.epochs, bar, done, total, rate, eta);
-    fflush(stdout);
-}
-
-static void on_epoch(void *vctx, const train_report *r)
-{
-    progress_ctx *ctx = vctx;
-    if (ctx->tty)
-        printf("\r\033[K");
-    if (opt.json)
-        printf("{\"epoch\":%zu,\"epochs\":%zu,\"train_loss\":%.6f,\"train_bce\":%.6f,"
-               "\"train_kl\":%.6f,\"test_loss\":%.6f,\"test_bce\":%.6f,\"test_kl\":%.6f,"
-               "\"seconds\":%.6f,\"images_per_s\":%.1f}\n",
-               r->epoch, r->epochs, r->train_loss, r->train_bce, r->train_kl,
-               r->test_loss, r->test_bce, r->test_kl, r->seconds, r->images_per_s);
-    else
-        printf("epoch %zu/%zu  train %.2f (bce %.2f, kl %.2f)  test %.2f  "
-               "%.2fs  %.0f img/s\n", r->epoch, r->epochs, r->train_loss,
-               r->train_bce, r->train_kl, r->test_loss, r->seconds,
-               r->images_per_s);
-    fflush(stdout);
-}
-
-/* ===================================================================== */
-/* Commands                                                               */
-/* ===================================================================== */
-
 /* The thread team: --threads, or as many threads as OpenBLAS would use
  * (all cores, or OPENBLAS_NUM_THREADS). par_init makes each sgemm call
  * single-threaded: the team runs them side by side. */
-static int apply_threads(void)
+int cli_threads(void)
 {
     size_t n = opt.set[O_THREADS] ? opt.threads : (size_t)openblas_get_num_threads();
     err_msg err;
@@ -380,7 +352,7 @@ static int apply_threads(void)
     return 0;
 }
 
-static int load_split(idx_set *set, const char *split)
+int cli_load_split(idx_set *set, const char *split)
 {
     err_msg err;
     if (idx_load(set, opt.data, split, &err)) {
@@ -390,66 +362,10 @@ static int load_split(idx_set *set, const char *split)
     return 0;
 }
 
-static int cmd_train(void)
-{
-    idx_set train = {0}, test = {0};
-    if (load_split(&train, "train") || load_split(&test, "t10k")) {
-        idx_free(&train);
-        return 1;
-    }
-    if (!opt.set[O_RESUME] && opt.batch > train.n) {
-        usage_error("--batch %zu: larger than the training set (%zu images in %s)",
-                    opt.batch, train.n, opt.data);
-        idx_free(&train);
-        idx_free(&test);
-        return EXIT_USAGE;
-    }
-    if (apply_threads())
-        return 1;
-    train_opts o = {0};
-    o.epochs = opt.epochs;
-    o.batch = opt.batch;
-    o.lr = opt.lr;
-    o.seed = opt.seed;
-    o.cfg = opt.cfg;
-    o.resume = opt.set[O_RESUME];
-    o.explicit_batch = opt.set[O_BATCH];
-    o.explicit_lr = opt.set[O_LR];
-    o.explicit_cfg = opt.set[O_HIDDEN] || opt.set[O_LATENT] || opt.set[O_ACT];
-    o.ckpt_path = opt.ckpt;
-    o.out_dir = opt.out;
-    o.stop = &stop_signal;
-    progress_ctx ctx = {isatty(STDOUT_FILENO) && !opt.json, 0.0};
-    train_hooks hooks = {on_progress, on_epoch, &ctx};
-    catch_signals();
-    err_msg err;
-    int rc = train_run(&o, &train, &test, &hooks, &err);
-    idx_free(&train);
-    idx_free(&test);
-    if (ctx.tty)
-        printf("\r\033[K");
-    fflush(stdout);
-    if (rc == TRAIN_STOPPED) {
-        int sig = (int)stop_signal;
-        fprintf(stderr, "vae train: interrupted by %s; the exact state is saved "
-                "in %s. Continue with: vae train --resume --ckpt %s --epochs %zu\n",
-                sig == SIGINT ? "SIGINT" : "SIGTERM", opt.ckpt, opt.ckpt, opt.epochs);
-        return 128 + sig;
-    }
-    if (rc) {
-        say_error("%s", err.text);
-        return 1;
-    }
-    if (!opt.json)
-        printf("saved %s; images in %s/\n", opt.ckpt, opt.out);
-    return 0;
-}
-
-/* Loads --ckpt; returns 0 or prints the error. */
-static int load_model(vae_model *m)
+int cli_load_model(vae_model *m, ckpt_train *t)
 {
     err_msg err;
-    if (ckpt_load_model(opt.ckpt, m, &err)) {
+    if (ckpt_load_model(opt.ckpt, m, t, &err)) {
         say_error("%s", err.text);
         return -1;
     }
@@ -462,190 +378,34 @@ static int load_model(vae_model *m)
     return 0;
 }
 
-static int cmd_sample(void)
-{
-    size_t n = opt.set[O_N] ? opt.n : 128;
-    const char *path = opt.output ? opt.output : "sampled.png";
-    if (apply_threads())
-        return 1;
-    vae_model m;
-    if (load_model(&m))
-        return 1;
-    vae_acts a;
-    err_msg err;
-    float *z = malloc(n * m.cfg.z_dim * sizeof *z);
-    int rc = 1;
-    if (!z) {
-        say_error("out of memory for %zu samples", n);
-    } else if (vae_acts_init(&a, &m.cfg, n < 256 ? n : 256, &err)) {
-        say_error("%s", err.text);
-    } else {
-        rng_state rng;
-        rng_seed(&rng, opt.seed);
-        rng_normal(&rng, z, n * m.cfg.z_dim);
-        if (infer_sample_png(&m, &a, z, n, path, &err))
-            say_error("%s", err.text);
-        else
-            rc = 0;
-        vae_acts_free(&a);
-    }
-    free(z);
-    vae_free(&m);
-    if (rc == 0 && !opt.json)
-        printf("wrote %s (%zu samples from %s)\n", path, n, opt.ckpt);
-    return rc;
-}
+/* ===================================================================== */
+/* Commands                                                               */
+/* ===================================================================== */
 
-static int cmd_reconstruct(void)
-{
-    size_t n = opt.set[O_N] ? opt.n : TRAIN_RECON_N;
-    const char *path = opt.output ? opt.output : "reconst.png";
-    if (apply_threads())
-        return 1;
-    vae_model m;
-    if (load_model(&m))
-        return 1;
-    idx_set test = {0};
-    if (load_split(&test, "t10k")) {
-        vae_free(&m);
-        return 1;
-    }
-    if (n > test.n)
-        n = test.n;
-    vae_acts a;
-    err_msg err;
-    int rc = 1;
-    if (vae_acts_init(&a, &m.cfg, n < 256 ? n : 256, &err)) {
-        say_error("%s", err.text);
-    } else {
-        if (infer_recon_png(&m, &a, &test, n, path, &err))
-            say_error("%s", err.text);
-        else
-            rc = 0;
-        vae_acts_free(&a);
-    }
-    idx_free(&test);
-    vae_free(&m);
-    if (rc == 0)
-        printf("wrote %s (%zu test images, each beside its reconstruction)\n", path, n);
-    return rc;
-}
-
-static int cmd_eval(void)
-{
-    if (apply_threads())
-        return 1;
-    vae_model m;
-    if (load_model(&m))
-        return 1;
-    idx_set test = {0};
-    if (load_split(&test, "t10k")) {
-        vae_free(&m);
-        return 1;
-    }
-    shard_set sh;
-    err_msg err;
-    int rc = 1;
-    if (shard_init(&sh, &m, opt.batch, 0, &err)) {
-        say_error("%s", err.text);
-    } else {
-        double bce, kl, t0 = now_s();
-        double loss = infer_eval(&m, &sh, &test, opt.seed, &bce, &kl);
-        double secs = now_s() - t0;
-        if (opt.json)
-            printf("{\"test_loss\":%.6f,\"test_bce\":%.6f,\"test_kl\":%.6f,"
-                   "\"n\":%zu,\"seconds\":%.4f}\n", loss, bce, kl, test.n, secs);
-        else
-            printf("test loss %.4f nats/image (bce %.4f, kl %.4f) on %zu images "
-                   "[%s, %.2fs]\n", loss, bce, kl, test.n, opt.data, secs);
-        rc = 0;
-        shard_free(&sh);
-    }
-    idx_free(&test);
-    vae_free(&m);
-    return rc;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmd_bench(void)
-{
-    size_t rounds = opt.set[O_EPOCHS] ? opt.epochs : 3;
-    if (rounds > 100) {
-        usage_error("--epochs: at most 100 benchmark rounds");
-        return EXIT_USAGE;
-    }
-    idx_set train = {0};
-    if (load_split(&train, "train"))
-        return 1;
-    if (apply_threads()) {
-        idx_free(&train);
-        return 1;
-    }
-    train_opts o = {0};
-    o.batch = opt.batch;
-    o.lr = opt.lr;
-    o.seed = opt.seed;
-    o.cfg = opt.cfg;
-    err_msg err;
-    train_bench_round r[100];
-    double flops, ratio[100];
-    int rc = train_bench(&o, &train, rounds, r, &flops, &err);
-    size_t n_images = train.n;
-    idx_free(&train);
-    if (rc) {
-        say_error("%s", err.text);
-        return 1;
-    }
-    char core[256];
-    cpu_describe(core, sizeof core);
-    if (!opt.json)
-        printf("%s, %zu threads, batch %zu, %zu images/epoch\n", core,
-               par_threads(), opt.batch, n_images);
-    for (size_t i = 0; i < rounds; i++) {
-        ratio[i] = r[i].epoch_s / r[i].gemm_s;
-        if (opt.json)
-            printf("{\"round\":%zu,\"epoch_seconds\":%.4f,\"sgemm_floor_seconds\":%.4f,"
-                   "\"ratio\":%.4f,\"gflops_floor\":%.1f}\n", i + 1, r[i].epoch_s,
-                   r[i].gemm_s, ratio[i], flops / r[i].gemm_s * 1e-9);
-        else
-            printf("round %zu: epoch %.3fs  sgemm floor %.3fs  ratio %.3f  "
-                   "(%.1f GFLOP/s in sgemm)\n", i + 1, r[i].epoch_s, r[i].gemm_s,
-                   ratio[i], flops / r[i].gemm_s * 1e-9);
-    }
-    qsort(ratio, rounds, sizeof *ratio, cmp_double);
-    double med = rounds % 2 ? ratio[rounds / 2]
-                            : 0.5 * (ratio[rounds / 2 - 1] + ratio[rounds / 2]);
-    if (opt.json)
-        printf("{\"rounds\":%zu,\"median_ratio\":%.4f,\"core\":\"%s\",\"threads\":%zu}\n",
-               rounds, med, cpu_openblas_core(), par_threads());
-    else
-        printf("median ratio epoch / sgemm floor: %.3f over %zu rounds\n", med, rounds);
-    return 0;
-}
-
-#define ARCH O_HIDDEN, O_LATENT, O_ACT
+#define MODEL O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD, O_CONDITIONAL
+#define TRAINING O_BETA, O_BINARIZE, O_NOISE
 static const cmd_spec CMDS[] = {
     {.name = "train",
      .brief = "train a VAE, writing sample grids and a checkpoint each epoch",
      .summary = "Train the VAE on DIR/train-*, evaluate on DIR/t10k-* after each "
-                "epoch, write\nOUT/sampled-E.png and OUT/reconst-E.png and the "
-                "checkpoint each epoch.",
+                "epoch, write\nOUT/sampled-E.png, OUT/reconst-E.png, the checkpoint "
+                "and the metrics each epoch.\nModel and training options are stored "
+                "in the checkpoint: other commands read them.",
      .opts = {O_DATA, O_CKPT, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS,
-              O_JSON, O_RESUME, ARCH, -1},
+              O_JSON, O_RESUME, MODEL, TRAINING, O_METRICS, -1},
      .help = {[O_JSON] = "print one JSON object per epoch"},
      .run = cmd_train},
     {.name = "sample",
      .brief = "decode draws from the prior into a PNG grid",
-     .summary = "Decode --n draws from the prior N(0, I) into one PNG grid, 8 a row.",
-     .opts = {O_CKPT, O_N, O_OUTPUT, O_SEED, O_THREADS, -1},
-     .help = {[O_N] = "images to draw (default 128)",
+     .summary = "Decode --n draws from the prior into one PNG grid, 8 a row: N(0, I), "
+                "or for a\nconditional model p(z|y) with --label, or one column "
+                "per label with --grid.",
+     .opts = {O_CKPT, O_N, O_OUTPUT, O_SEED, O_THREADS, O_LABEL, O_GRID, -1},
+     .help = {[O_N] = "images to draw (default 128; 100 with --grid)",
               [O_OUTPUT] = "output PNG (default sampled.png)",
-              [O_SEED] = "seed of the prior draws (default 1)"},
+              [O_SEED] = "seed of the prior draws (default 1)",
+              [O_LABEL] = "draw this label (0-9; conditional models)",
+              [O_GRID] = "10 columns, one per label (conditional models)"},
      .run = cmd_sample},
     {.name = "reconstruct",
      .brief = "test images beside their reconstructions, as a PNG grid",
@@ -656,20 +416,63 @@ static const cmd_spec CMDS[] = {
               [O_OUTPUT] = "output PNG (default reconst.png)"},
      .run = cmd_reconstruct},
     {.name = "eval",
-     .brief = "test-set loss (negative ELBO) in nats per image",
+     .brief = "test-set loss (negative ELBO), and the importance-weighted bound",
      .summary = "Test-set loss (negative ELBO, one z draw per image), in nats per "
-                "image.",
-     .opts = {O_CKPT, O_DATA, O_SEED, O_BATCH, O_THREADS, O_JSON, -1},
+                "image; with\n--iw K also the importance-weighted bound on "
+                "-log p(x) (Burda et al.) from K\ndraws per image (use K = 5000 "
+                "to report a likelihood).",
+     .opts = {O_CKPT, O_DATA, O_SEED, O_BATCH, O_THREADS, O_JSON, O_IW, -1},
      .help = {[O_SEED] = "seed of the z draws (default 1, as train's evaluation)",
               [O_JSON] = "print the result as one JSON object"},
      .run = cmd_eval},
+    {.name = "interpolate",
+     .brief = "decode the line between two test images' latent codes",
+     .summary = "Decode --steps points on the straight line between the posterior "
+                "means of\ntest images --from and --to (ends included), shown "
+                "between the two images, as\none PNG row.",
+     .opts = {O_CKPT, O_DATA, O_FROM, O_TO, O_STEPS, O_LABEL, O_OUTPUT, O_THREADS, -1},
+     .help = {[O_OUTPUT] = "output PNG (default strip.png)",
+              [O_LABEL] = "conditional models: decode with this label (default: "
+                          "the first image's)"},
+     .run = cmd_interpolate},
+    {.name = "encode",
+     .brief = "latent codes of images, as CSV",
+     .summary = "One CSV row per image: index, label, the posterior mean and "
+                "log-variance\n(index,label,mu_0,...,logvar_0,...).",
+     .opts = {O_CKPT, O_DATA, O_SPLIT, O_OUTPUT, O_THREADS, -1},
+     .help = {[O_OUTPUT] = "output CSV (default latents.csv)"},
+     .run = cmd_encode},
+    {.name = "score",
+     .brief = "per-image negative ELBO as an anomaly score",
+     .summary = "Per-image negative ELBO in nats (index,label,score,rec,kl) as CSV, "
+                "or with\n--top N the N highest-scoring images as a PNG grid, "
+                "highest first.",
+     .opts = {O_CKPT, O_DATA, O_SPLIT, O_OUTPUT, O_TOP, O_SEED, O_THREADS, -1},
+     .help = {[O_OUTPUT] = "output CSV (default scores.csv), or PNG with --top "
+                           "(default worst.png)",
+              [O_SEED] = "seed of the z draws (default 1)"},
+     .run = cmd_score},
+    {.name = "manifold",
+     .brief = "the latent space as a picture",
+     .summary = "For a 2-D latent, decode an N x N grid on the prior's quantiles "
+                "(Kingma &\nWelling, Fig. 4); for more dimensions, a scatter of the "
+                "first two latent\nmeans of the test set, coloured by label.",
+     .opts = {O_CKPT, O_DATA, O_N, O_LABEL, O_OUTPUT, O_THREADS, -1},
+     .help = {[O_N] = "grid side for a 2-D latent (default 20)",
+              [O_OUTPUT] = "output PNG (default manifold.png)",
+              [O_LABEL] = "conditional models: the label of the grid (default 0)"},
+     .run = cmd_manifold},
     {.name = "bench",
-     .brief = "time a training epoch against its sgemm floor",
+     .brief = "time training (or the importance-weighted bound) against its sgemm floor",
      .summary = "Time training epochs of a fresh model and, step by step, the same "
-                "sgemm calls\nalone (the floor); print both and their ratio.",
-     .opts = {O_DATA, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS, O_JSON, ARCH, -1},
+                "sgemm calls\nalone (the floor); print both and their ratio. With "
+                "--iw K, time the\nimportance-weighted bound over the test set of "
+                "--ckpt (or a fresh model)\ninstead.",
+     .opts = {O_DATA, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS, O_JSON, MODEL,
+              TRAINING, O_IW, O_CKPT, -1},
      .help = {[O_EPOCHS] = "epochs to time (default 3)",
-              [O_JSON] = "print one JSON object per epoch and a summary"},
+              [O_JSON] = "print one JSON object per epoch and a summary",
+              [O_CKPT] = "with --iw: the model (default: a fresh one)"},
      .run = cmd_bench},
 };
 #define N_CMDS (sizeof CMDS / sizeof *CMDS)

@@ -87,3 +87,11 @@ void rng_shuffle(rng_state *r, uint32_t *idx, size_t n)
         idx[j] = t;
     }
 }
+
+uint64_t rng_mix(uint64_t a, uint64_t b)
+{
+    uint64_t x = a ^ 0x6a09e667f3bcc909ULL;
+    uint64_t h = splitmix64(&x);
+    x = h ^ b;
+    return splitmix64(&x);
+}

@@ -51,11 +51,38 @@ void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
     }
 }
 
+void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi)
+{
+    size_t n = hi - lo, D = b->set->rows * b->set->cols;
+    const uint32_t *idx = b->idx ? b->idx + lo : NULL;
+    idx_gather(b->set, idx, b->start + lo, n, b->view, a->x);
+    for (size_t i = 0; i < n; i++)
+        a->y[i] = b->set->labels[idx ? idx[i] : b->start + lo + i];
+    a->xin = a->x;
+    if (b->noise <= 0.0f)
+        return;
+    /* Denoising: the encoder sees clip(x + noise * N(0,1), 0, 1). */
+    a->xin = a->xin_buf;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = idx ? idx[i] : b->start + lo + i;
+        rng_state r;
+        rng_seed(&r, rng_mix(b->noise_key, k));
+        float *xi = a->xin + i * D;
+        const float *x = a->x + i * D;
+        rng_normal(&r, xi, D);
+        for (size_t p = 0; p < D; p++) {
+            float v = x[p] + b->noise * xi[p];
+            xi[p] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+        }
+    }
+}
+
 typedef struct run_job {
     shard_set *s;
     const vae_model *m;
     const shard_batch *b;
     int backward;
+    double beta;
 } run_job;
 
 static void run_share(void *ctx, size_t k, size_t T)
@@ -68,20 +95,19 @@ static void run_share(void *ctx, size_t k, size_t T)
         return;
     size_t n = hi - lo;
     vae_acts *a = &j->s->acts[k];
-    const shard_batch *b = j->b;
-    idx_gather(b->set, b->idx ? b->idx + lo : NULL, b->start + lo, n, a->x);
+    shard_gather(a, j->b, lo, hi);
     vae_encode(j->m, a, n);
     vae_reparam(j->m, a, n, 0);
     vae_decode(j->m, a, n);
-    vae_loss(j->m, a, n);
+    vae_loss(j->m, a, n, j->beta);
     if (j->backward)
         vae_backward(j->m, a, j->s->grads + k * j->s->n_params, n);
 }
 
 void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
-               int backward, double *bce, double *kl)
+               int backward, double beta, double *rec, double *kl)
 {
-    run_job j = {s, m, b, backward && s->grads};
+    run_job j = {s, m, b, backward && s->grads, beta};
     if (par_threads() == s->T) {
         par_run(run_share, &j);
     } else {
@@ -94,11 +120,11 @@ void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
         size_t lo, hi;
         share_of(s, b->B, k, &lo, &hi);
         for (size_t i = 0; i < hi - lo; i++) {
-            sb += s->acts[k].bce[i];
+            sb += s->acts[k].rec[i];
             sk += s->acts[k].kl[i];
         }
     }
-    *bce = sb;
+    *rec = sb;
     *kl = sk;
 }
 

@@ -15,13 +15,17 @@
 #include "ckpt.h"
 #include "gemm.h"
 #include "infer.h"
+#include "metrics.h"
 #include "par.h"
 #include "rng.h"
+#include "show.h"
 
 /* Salts separating the RNG streams drawn from one --seed. */
 #define INIT_SALT 0x696e6974ULL
 #define DATA_SALT 0x64617461ULL
 #define NOISE_SALT 0x6e6f6973ULL
+#define BIN_SALT 0x62696e61ULL
+#define CORRUPT_SALT 0x636f7272ULL
 
 /* Everything a run holds; allocated once, before the first step. */
 typedef struct trainer {
@@ -53,7 +57,8 @@ static void trainer_free(trainer *t)
 static int cfg_equal(const vae_config *a, const vae_config *b)
 {
     if (a->x_dim != b->x_dim || a->n_hidden != b->n_hidden ||
-        a->z_dim != b->z_dim || a->act != b->act)
+        a->z_dim != b->z_dim || a->act != b->act ||
+        a->likelihood != b->likelihood || a->n_classes != b->n_classes)
         return 0;
     for (size_t i = 0; i < a->n_hidden; i++)
         if (a->hidden[i] != b->hidden[i])
@@ -112,6 +117,9 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
         t->st.seed = o->seed;
         t->st.batch = o->batch;
         t->st.lr = o->lr;
+        t->st.beta = o->beta;
+        t->st.binarize = (uint64_t)o->binarize;
+        t->st.noise = o->noise;
         rng_seed(&t->st.rng_data, o->seed ^ DATA_SALT);
         rng_seed(&t->st.rng_noise, o->seed ^ NOISE_SALT);
         t->adam = adam_defaults(o->lr);
@@ -122,11 +130,17 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
         return -1;
     const char *clash = NULL;
     if (o->explicit_cfg && !cfg_equal(&o->cfg, &d.cfg))
-        clash = "the architecture options";
+        clash = "the model options";
     else if (o->explicit_batch && o->batch != d.train.batch)
         clash = "--batch";
     else if (o->explicit_lr && o->lr != d.train.lr)
         clash = "--lr";
+    else if (o->explicit_beta && o->beta != d.train.beta)
+        clash = "--beta";
+    else if (o->explicit_binarize && (uint64_t)o->binarize != d.train.binarize)
+        clash = "--binarize";
+    else if (o->explicit_noise && o->noise != d.train.noise)
+        clash = "--noise";
     if (clash) {
         ckpt_data_free(&d);
         return err_set(err, "%s: %s differ from the run being resumed; "
@@ -182,15 +196,28 @@ static void adam_share(void *ctx, size_t k, size_t T)
               t->adam_v + lo, hi - lo, &t->adam, t->st.adam_t);
 }
 
-/* One Adam step on images perm[first..first+B). Returns the batch's summed
- * bce and kl through the pointers. */
-static void train_step(trainer *t, const idx_set *set, size_t first, size_t B,
-                       double *bce, double *kl)
+/* How epoch (1-based) of the run sees its training images: intensities,
+ * one binarization for the whole run (static), or a new one each epoch
+ * (dynamic); and the key of the epoch's input corruption. */
+static idx_view train_view(const ckpt_train *st, size_t epoch)
+{
+    uint64_t key = rng_mix(st->seed, BIN_SALT);
+    idx_view v = {st->binarize != TRAIN_BIN_NONE,
+                  st->binarize == TRAIN_BIN_DYNAMIC ? rng_mix(key, epoch) : key};
+    return v;
+}
+
+/* One Adam step on images perm[first..first+B) in epoch (1-based).
+ * Returns the batch's summed rec and kl through the pointers. */
+static void train_step(trainer *t, const idx_set *set, size_t epoch,
+                       size_t first, size_t B, double *rec, double *kl)
 {
     const vae_model *m = &t->model;
-    shard_batch b = {set, t->perm + first, 0, B};
+    idx_view view = train_view(&t->st, epoch);
+    shard_batch b = {set, t->perm + first, 0, B, &view, (float)t->st.noise,
+                     rng_mix(rng_mix(t->st.seed, CORRUPT_SALT), epoch)};
     shard_draw_eps(&t->shards, m, &t->st.rng_noise, B);
-    shard_run(&t->shards, m, &b, 1, bce, kl);
+    shard_run(&t->shards, m, &b, 1, t->st.beta, rec, kl);
     t->st.adam_t++;
     adam_job j = {.t = t};
     j.n_grads = shard_grads(&t->shards, B, j.grads);
@@ -267,14 +294,33 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         return -1;
     }
     size_t steps = (n + batch - 1) / batch;
-    float *prior = malloc(TRAIN_SAMPLE_N * m->cfg.z_dim * sizeof *prior);
-    if (!prior) {
+    /* The fixed prior draws shown each epoch: a 10 x 10 grid, one column
+     * per label, for a conditional model; else TRAIN_SAMPLE_N. */
+    size_t n_show = m->cfg.n_classes ? 10 * 10 : TRAIN_SAMPLE_N;
+    size_t show_cols = m->cfg.n_classes ? 10 : SHOW_COLS;
+    float *eps = malloc(2 * n_show * m->cfg.z_dim * sizeof *eps);
+    uint8_t *labels = malloc(n_show);
+    if (!eps || !labels) {
+        free(eps);
+        free(labels);
         trainer_free(&t);
         return err_set(err, "out of memory");
     }
-    infer_prior_draws(prior, TRAIN_SAMPLE_N, m->cfg.z_dim, t.st.seed);
+    float *prior_z = eps + n_show * m->cfg.z_dim;
+    show_prior_draws(eps, n_show, m->cfg.z_dim, t.st.seed);
+    for (size_t i = 0; i < n_show; i++)
+        labels[i] = (uint8_t)(i % 10);
+    idx_view test_view = infer_test_view(t.st.binarize);
+    metrics mt = {0};
+    char *png = NULL;
+    int plot_warned = 0;
     /* Only now that data, options and checkpoint are known good. */
     int rc = o->out_dir ? make_folder(o->out_dir, err) : 0;
+    if (rc == 0 && o->metrics) {
+        rc = metrics_open(&mt, o->metrics, (size_t)t.st.epoch, err);
+        if (rc == 0 && !(png = metrics_png_path(o->metrics)))
+            rc = err_set(err, "out of memory");
+    }
     while (rc == 0 && t.st.epoch < o->epochs) {
         size_t epoch = (size_t)t.st.epoch + 1;
         rng_state next = draw_order(&t, n);
@@ -282,16 +328,16 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         for (size_t s = (size_t)t.st.step; s < steps; s++) {
             size_t first = s * batch;
             size_t B = n - first < batch ? n - first : batch;
-            double bce, kl;
-            train_step(&t, train, first, B, &bce, &kl);
-            if (!isfinite(bce + kl)) {
+            double rec, kl;
+            train_step(&t, train, epoch, first, B, &rec, &kl);
+            if (!isfinite(rec + kl)) {
                 rc = err_set(err, "epoch %zu, step %zu: the loss is not finite "
                              "(%g); training stopped, the last good checkpoint "
                              "is kept in %s (try a smaller --lr)", epoch, s + 1,
-                             bce + kl, o->ckpt_path);
+                             rec + kl, o->ckpt_path);
                 break;
             }
-            t.st.sum_bce += bce;
+            t.st.sum_rec += rec;
             t.st.sum_kl += kl;
             t.st.n_seen += B;
             if (hooks && hooks->progress)
@@ -309,29 +355,33 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         train_report r = {0};
         r.epoch = epoch;
         r.epochs = o->epochs;
+        r.beta = t.st.beta;
+        r.likelihood = m->cfg.likelihood;
         r.seconds = t.st.seconds + now_s() - t0;
         r.images_per_s = (double)t.st.n_seen / (r.seconds > 0 ? r.seconds : 1e-9);
-        r.train_bce = t.st.sum_bce / (double)t.st.n_seen;
+        r.train_rec = t.st.sum_rec / (double)t.st.n_seen;
         r.train_kl = t.st.sum_kl / (double)t.st.n_seen;
-        r.train_loss = r.train_bce + r.train_kl;
+        r.train_loss = r.train_rec + r.train_kl;
         t.st.epoch++;
         t.st.step = 0;
         t.st.rng_data = next;
-        t.st.sum_bce = t.st.sum_kl = t.st.seconds = 0.0;
+        t.st.sum_rec = t.st.sum_kl = t.st.seconds = 0.0;
         t.st.n_seen = 0;
         if (test && test->n)
-            r.test_loss = infer_eval(m, &t.shards, test, t.st.seed, &r.test_bce,
-                                     &r.test_kl);
+            r.test_loss = infer_eval(m, &t.shards, test, &test_view, t.st.seed,
+                                     &r.test_rec, &r.test_kl);
         if (o->out_dir) {
             char path[4096];
+            vae_acts *a = &t.shards.acts[0];
             snprintf(path, sizeof path, "%s/sampled-%zu.png", o->out_dir, epoch);
-            if (infer_sample_png(m, &t.shards.acts[0], prior, TRAIN_SAMPLE_N, path, err)) {
+            show_prior_z(m, a, eps, labels, n_show, prior_z);
+            if (show_decode_png(m, a, prior_z, labels, n_show, show_cols, path, err)) {
                 rc = -1;
                 break;
             }
             if (test && test->n) {
                 snprintf(path, sizeof path, "%s/reconst-%zu.png", o->out_dir, epoch);
-                if (infer_recon_png(m, &t.shards.acts[0], test, TRAIN_RECON_N, path, err)) {
+                if (show_recon_png(m, a, test, &test_view, TRAIN_RECON_N, path, err)) {
                     rc = -1;
                     break;
                 }
@@ -341,10 +391,28 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             rc = -1;
             break;
         }
+        if (o->metrics) {
+            metrics_row row = {epoch, r.train_loss, r.train_rec, r.train_kl,
+                               r.test_loss, r.test_rec, r.test_kl, r.seconds,
+                               r.images_per_s};
+            if (metrics_add(&mt, &row, err)) {
+                rc = -1;
+                break;
+            }
+            err_msg perr;
+            if (metrics_plot(o->metrics, png, &perr) && !plot_warned) {
+                plot_warned = 1; /* once: the curve is a convenience */
+                if (hooks && hooks->warn)
+                    hooks->warn(hooks->ctx, perr.text);
+            }
+        }
         if (hooks && hooks->epoch_done)
             hooks->epoch_done(hooks->ctx, &r);
     }
-    free(prior);
+    metrics_close(&mt);
+    free(png);
+    free(eps);
+    free(labels);
     trainer_free(&t);
     return rc;
 }
@@ -396,8 +464,8 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
     /* Warm-up: one step untimed so thread start-up and first-touch page
      * faults count in neither measurement. */
     draw_order(&t, n);
-    double bce, kl;
-    train_step(&t, train, 0, batch, &bce, &kl);
+    double rec, kl;
+    train_step(&t, train, 1, 0, batch, &rec, &kl);
     int rc = 0;
     trace_job j;
     memset(&j, 0, sizeof j);
@@ -414,8 +482,8 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
             size_t first = s * batch;
             trace_all(&j, TRACE_START);
             double t0 = now_s();
-            train_step(&t, train, first, n - first < batch ? n - first : batch,
-                       &bce, &kl);
+            train_step(&t, train, r + 1, first, n - first < batch ? n - first : batch,
+                       &rec, &kl);
             double t1 = now_s();
             trace_all(&j, TRACE_STOP);
             double t2 = now_s();

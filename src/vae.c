@@ -1,8 +1,10 @@
-/* vae.c - MLP VAE forward and backward over cblas_sgemm (see include/vae.h).
+/* vae.c - the VAE's forward and backward passes over cblas_sgemm (see
+ * include/vae.h).
  *
  * All tensors are row-major with the batch as the leading dimension. The
- * elementwise kernels are written without branches so gcc vectorizes them;
- * the only transcendental work per pixel is one exp and one log1p. */
+ * per-pixel likelihood kernels and the tanh run 8 lanes at a time
+ * (v8math.h); ReLU, bias and the small latent-sized loops are plain loops
+ * gcc vectorizes itself. */
 #include "vae.h"
 
 #include <math.h>
@@ -10,105 +12,137 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "v8math.h"
 
 /* ===================================================================== */
-/* Per-pixel math on 8-lane vectors                                       */
+/* Likelihoods, per pixel, on 8 lanes                                     */
 /* ===================================================================== */
 
-/* GCC/clang vector extensions: plain C arithmetic on 8 floats at a time,
- * which -O2 maps onto AVX (or pairs of SSE registers). gcc does not
- * vectorize the clamped exp below from scalar code on its own. */
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
+#define LOG_2 0.69314718f
+#define HALF_LOG_PI 0.57236494f /* 0.5 log(2 pi sigma^2) with sigma^2 = 1/2 */
 
-static inline v8f v8_load(const float *p)
-{
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* What a likelihood row pass writes beside the loss sum. */
+enum { ROW_SUM, ROW_GRAD, ROW_MEAN };
 
-static inline void v8_store(float *p, v8f v)
-{
-    memcpy(p, &v, sizeof v);
-}
+/* The parts of the logistic function every likelihood shares, for logits
+ * a: e = exp(-|a|), sig = sigmoid(a), and the binary cross-entropy against
+ * t, softplus(a) - a t = max(a,0) - a t + log1p(e), stable for any a. */
+typedef struct logistic {
+    v8f e, sig, bce;
+} logistic;
 
-/* exp(x) for x <= 0, relative error ~2e-7: x = k ln2 + r with |r| <= ln2/2
- * (Cody-Waite split of ln2), a degree-7 Taylor/minimax polynomial for
- * exp(r), and 2^k built in the exponent bits. k < -126 (x < -87.3, or
- * x = -inf or NaN, where the conversion gives INT_MIN) flushes to 0. */
-static inline v8f v8_exp_nonpos(v8f x)
+static inline logistic logistic_of(v8f a, v8f t)
 {
-    v8i k = __builtin_convertvector(x * 1.44269504f - 0.5f, v8i);
-    v8f n = __builtin_convertvector(k, v8f);
-    v8f r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    v8i under = k < -126;
-    v8i bits = (k + 127) << 23;
-    v8f y = p * (v8f)bits;
-    return (v8f)((v8i)y & ~under);
-}
-
-/* log1p(e) for e in [0, 1], via log1p(e) = 2 atanh(s), s = e / (2 + e) in
- * [0, 1/3]: the odd series in s to s^13 is accurate to ~1e-8 absolute and
- * never forms 1 + e, so small e keep full precision. */
-static inline v8f v8_log1p_unit(v8f e)
-{
-    v8f s = e / (2.0f + e);
-    v8f s2 = s * s;
-    v8f p = s2 * (1.0f / 13.0f) + 1.0f / 11.0f;
-    p = p * s2 + 1.0f / 9.0f;
-    p = p * s2 + 1.0f / 7.0f;
-    p = p * s2 + 1.0f / 5.0f;
-    p = p * s2 + 1.0f / 3.0f;
-    p = p * s2 + 1.0f;
-    return 2.0f * s * p;
-}
-
-/* For logits a: sig = sigmoid(a) and the BCE term against target t,
- * softplus(a) - a t = max(a,0) - a t + log1p(exp(-|a|)), stable for any a. */
-static inline v8f v8_sigmoid_bce(v8f a, v8f t, v8f *sig)
-{
-    v8f abs_a = (v8f)((v8i)a & 0x7fffffff);
-    v8f e = v8_exp_nonpos(-abs_a);
-    v8f r = 1.0f / (1.0f + e);
-    v8i pos = a >= 0.0f;
-    *sig = (v8f)((pos & (v8i)r) | (~pos & (v8i)(e * r)));
+    logistic l;
+    l.e = v8_exp_nonpos(-v8_abs(a));
+    v8f r = 1.0f / (1.0f + l.e);
+    l.sig = v8_select(a >= 0.0f, r, l.e * r);
     v8f relu = (v8f)((v8i)a & (a > 0.0f));
-    return relu - a * t + v8_log1p_unit(e);
+    l.bce = relu - a * t + v8_log1p_unit(l.e);
+    return l;
 }
 
-/* Runs v8_sigmoid_bce over n values: sig[i] = sigmoid(a[i]) - t[i] when
- * grad is set (the BCE gradient), else sigmoid(a[i]); returns the sum of
- * the BCE terms (t may be NULL when only the sigmoid is wanted). */
-static float sigmoid_bce_row(float *out, const float *a, const float *t,
-                             size_t n, int grad)
+/* The continuous Bernoulli's log normalising constant as a function of the
+ * logit a (lambda = sigmoid(a)): C = 2 atanh(1 - 2 lambda) / (1 - 2 lambda)
+ * = a / tanh(a / 2), even in a. With u = |a|, e = exp(-u):
+ *   u >= 1/2: log C = log u - log(1 - e) + log1p(e),
+ *             d log C / du = 1/u - 2e / ((1 - e)(1 + e))    (= 1/u - 1/sinh u)
+ *   u < 1/2:  the series (x = u/2) log 2 + x^2/3 - 7x^4/90 + 62x^6/2835
+ *             - 127x^8/18900, and its derivative; both branches are then
+ *             accurate to float precision (the closed form loses digits to
+ *             cancellation near 0, where C -> 2). */
+static inline v8f cb_log_norm(v8f a, v8f e, v8f *dlogc_da)
+{
+    v8f u = v8_abs(a);
+    v8f ex;
+    v8f one_minus_e = -v8_expm1_nonpos(-u, &ex); /* 1 - e, accurately */
+    v8f far = v8_log(u) - v8_log(one_minus_e) + v8_log1p_unit(e);
+    v8f dfar = 1.0f / u - 2.0f * e / (one_minus_e * (1.0f + e));
+    v8f u2 = u * u;
+    v8f near = u2 * (-127.0f / 4838400.0f) + 62.0f / 181440.0f;
+    near = near * u2 - 7.0f / 1440.0f;
+    near = near * u2 + 1.0f / 12.0f;
+    near = near * u2 + LOG_2;
+    v8f dnear = u2 * (-127.0f / 604800.0f) + 62.0f / 30240.0f;
+    dnear = dnear * u2 - 7.0f / 360.0f;
+    dnear = dnear * u2 + 1.0f / 6.0f;
+    dnear = dnear * u;
+    v8i small = u < 0.5f;
+    *dlogc_da = v8_copysign(v8_select(small, dnear, dfar), a);
+    return v8_select(small, near, far);
+}
+
+/* The continuous Bernoulli's mean as a function of the logit a:
+ * 1/2 + (coth(a/2) - 2/a) / 2, odd about 1/2; for |a| < 1 its series
+ * a/12 - a^3/720 + a^5/30240 - a^7/1209600 + a^9/47900160. */
+static inline v8f cb_mean(v8f a, v8f e)
+{
+    v8f u = v8_abs(a);
+    v8f ex;
+    v8f one_minus_e = -v8_expm1_nonpos(-u, &ex);
+    v8f far = 0.5f * ((1.0f + e) / one_minus_e - 2.0f / u);
+    v8f u2 = u * u;
+    v8f near = u2 * (1.0f / 47900160.0f) - 1.0f / 1209600.0f;
+    near = near * u2 + 1.0f / 30240.0f;
+    near = near * u2 - 1.0f / 720.0f;
+    near = near * u2 + 1.0f / 12.0f;
+    near = near * u;
+    return 0.5f + v8_copysign(v8_select(u < 1.0f, near, far), a);
+}
+
+/* -log p(t | a) per lane, with d/da into *grad and the mean into *mean. */
+static inline v8f lik_lanes(vae_lik lik, v8f a, v8f t, v8f *grad, v8f *mean)
+{
+    logistic l = logistic_of(a, t);
+    if (lik == VAE_LIK_BERNOULLI) {
+        *grad = l.sig - t;
+        *mean = l.sig;
+        return l.bce;
+    }
+    if (lik == VAE_LIK_CB) {
+        v8f dlogc;
+        v8f logc = cb_log_norm(a, l.e, &dlogc);
+        *grad = l.sig - t - dlogc;
+        *mean = cb_mean(a, l.e);
+        return l.bce - logc;
+    }
+    /* Gaussian, sigma^2 = 1/2: (t - mu)^2 + log(pi)/2 with mu = sigmoid(a),
+     * d/da = 2 (mu - t) mu (1 - mu), and mu (1 - mu) = e / (1 + e)^2. */
+    v8f d = l.sig - t;
+    v8f r = 1.0f / (1.0f + l.e);
+    *grad = 2.0f * d * l.e * r * r;
+    *mean = l.sig;
+    return d * d + HALF_LOG_PI;
+}
+
+/* One row of n pixels: returns the summed -log p(t | a); writes the
+ * gradient (ROW_GRAD) or the mean (ROW_MEAN) into out, or nothing
+ * (ROW_SUM). t may be NULL for ROW_MEAN. The tail goes through the same
+ * lanes on zero padding, masked out of the sum. */
+static float lik_row(vae_lik lik, int what, float *out, const float *a,
+                     const float *t, size_t n)
 {
     v8f acc = {0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        v8f sig, tv = t ? v8_load(t + i) : (v8f){0};
-        acc += v8_sigmoid_bce(v8_load(a + i), tv, &sig);
-        v8_store(out + i, grad ? sig - tv : sig);
+        v8f grad, mean, tv = t ? v8_load(t + i) : (v8f){0};
+        acc += lik_lanes(lik, v8_load(a + i), tv, &grad, &mean);
+        if (what == ROW_GRAD)
+            v8_store(out + i, grad);
+        else if (what == ROW_MEAN)
+            v8_store(out + i, mean);
     }
     if (i < n) {
-        /* The tail goes through the same vector code on zero padding;
-         * padded lanes are masked out of the sum. */
         float ab[8] = {0}, tb[8] = {0}, ob[8];
         size_t rest = n - i;
         memcpy(ab, a + i, rest * sizeof *ab);
         if (t)
             memcpy(tb, t + i, rest * sizeof *tb);
-        v8f sig, tv = v8_load(tb);
-        v8f l = v8_sigmoid_bce(v8_load(ab), tv, &sig);
-        v8_store(ob, grad ? sig - tv : sig);
-        memcpy(out + i, ob, rest * sizeof *ob);
+        v8f grad, mean;
+        v8f l = lik_lanes(lik, v8_load(ab), v8_load(tb), &grad, &mean);
+        v8_store(ob, what == ROW_GRAD ? grad : mean);
+        if (what != ROW_SUM)
+            memcpy(out + i, ob, rest * sizeof *ob);
         for (size_t j = 0; j < rest; j++)
             acc[j] += l[j];
     }
@@ -122,29 +156,53 @@ static float sigmoid_bce_row(float *out, const float *a, const float *t,
 /* Layer kernels                                                          */
 /* ===================================================================== */
 
-/* out (B,OC) = inp (B,C) . w^T + b; w is (OC,C) as PyTorch stores it, so
- * the sgemm transposes its second operand. Bias and activation are applied
- * afterwards in one pass over out. */
-static void linear_forward(float *out, const float *inp, const float *w,
-                           const float *b, size_t B, size_t C, size_t OC,
-                           int act, vae_act kind)
+/* tanh over n values in place. */
+static void tanh_inplace(float *x, size_t n)
 {
-    gemm(0, 1, B, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        v8_store(x + i, v8_tanh(v8_load(x + i)));
+    if (i < n) {
+        float b[8] = {0};
+        memcpy(b, x + i, (n - i) * sizeof *b);
+        v8_store(b, v8_tanh(v8_load(b)));
+        memcpy(x + i, b, (n - i) * sizeof *b);
+    }
+}
+
+/* out (B,OC) = inp (B,C) . w[:, :C]^T + w[:, C + y_i] + b, then the
+ * activation if act. w is (OC, C+K) as PyTorch stores it (K one-hot label
+ * inputs after the C dense ones, K = 0 without labels), so the sgemm
+ * transposes its second operand and reads the dense columns with leading
+ * dimension C+K; a one-hot input just adds column C + y_i of w. */
+static void linear_forward(float *out, const float *inp, const float *w,
+                           const float *b, const uint8_t *y, size_t B,
+                           size_t C, size_t K, size_t OC, int act, vae_act kind)
+{
+    size_t ldw = C + K;
+    if (C > 0)
+        gemm(0, 1, B, OC, C, 1.0f, inp, C, w, ldw, 0.0f, out, OC);
+    else
+        memset(out, 0, B * OC * sizeof *out);
     for (size_t i = 0; i < B; i++) {
         float *o = out + i * OC;
-        if (!act) {
+        if (K > 0) {
+            const float *col = w + C + y[i];
             for (size_t j = 0; j < OC; j++)
-                o[j] += b[j];
-        } else if (kind == VAE_ACT_RELU) {
+                o[j] += col[j * ldw];
+        }
+        if (act && kind == VAE_ACT_RELU) {
             for (size_t j = 0; j < OC; j++) {
                 float v = o[j] + b[j];
                 o[j] = v > 0.0f ? v : 0.0f;
             }
         } else {
             for (size_t j = 0; j < OC; j++)
-                o[j] = tanhf(o[j] + b[j]);
+                o[j] += b[j];
         }
     }
+    if (act && kind == VAE_ACT_TANH)
+        tanh_inplace(out, B * OC);
 }
 
 /* dout (B,OC) *= act'(y) where y (B,OC) is the activation's output:
@@ -161,40 +219,44 @@ static void act_backward(float *dout, const float *y, size_t n, vae_act kind)
 }
 
 /* Given dout (B,OC) = d loss / d (pre-activation output):
- *   dw (OC,C) = dout^T . inp      (first operand transposed)
- *   db (OC)   = column sums of dout
- *   dinp (B,C) = dout . w         (skipped when dinp is NULL) */
+ *   dw[:, :C] (OC,C) = dout^T . inp       (first operand transposed)
+ *   dw[:, C+c]       = sum of the rows of dout with y_i = c
+ *   db (OC)          = column sums of dout
+ *   dinp (B,C)       = dout . w[:, :C]    (skipped when dinp is NULL) */
 static void linear_backward(float *dinp, float *dw, float *db,
                             const float *dout, const float *inp,
-                            const float *w, size_t B, size_t C, size_t OC)
+                            const float *w, const uint8_t *y, size_t B,
+                            size_t C, size_t K, size_t OC)
 {
-    gemm(1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 0.0f, dw, C);
+    size_t ldw = C + K;
+    if (C > 0)
+        gemm(1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 0.0f, dw, ldw);
+    if (K > 0) {
+        for (size_t j = 0; j < OC; j++)
+            memset(dw + j * ldw + C, 0, K * sizeof *dw);
+        for (size_t i = 0; i < B; i++) {
+            float *col = dw + C + y[i];
+            const float *d = dout + i * OC;
+            for (size_t j = 0; j < OC; j++)
+                col[j * ldw] += d[j];
+        }
+    }
     memset(db, 0, OC * sizeof *db);
     for (size_t i = 0; i < B; i++) {
         const float *d = dout + i * OC;
         for (size_t j = 0; j < OC; j++)
             db[j] += d[j];
     }
-    if (dinp)
-        gemm(0, 0, B, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
+    if (dinp && C > 0)
+        gemm(0, 0, B, C, OC, 1.0f, dout, OC, w, ldw, 0.0f, dinp, C);
 }
 
-/* Binary cross-entropy from logits a (B,D) against targets t (B,D) in [0,1]:
- *   loss = max(a,0) - a t + log1p(exp(-|a|)),  dloss/da = sigmoid(a) - t
- * Writes the per-image sums into loss (B) and the gradient into da. */
-static void bce_logits(float *loss, float *da, const float *a, const float *t,
-                       size_t B, size_t D)
-{
-    for (size_t i = 0; i < B; i++)
-        loss[i] = sigmoid_bce_row(da + i * D, a + i * D, t + i * D, D, 1);
-}
-
-/* KL(q(z|x) || N(0,I)) per image from head rows [mu | lv] (B, 2Z):
+/* KL(q || N(0, I)) per image from head rows [mu | lv] (B, 2Z):
  *   kl = -1/2 sum(1 + lv - mu^2 - exp(lv))
  *   dkl/dmu = mu,  dkl/dlv = (exp(lv) - 1) / 2
- * The gradients are written into dhead (B, 2Z) (overwriting). */
+ * beta times the gradients go into dhead (B, 2Z) (overwriting). */
 static void kl_normal(float *kl, float *dhead, const float *head, size_t B,
-                      size_t Z)
+                      size_t Z, float beta)
 {
     for (size_t i = 0; i < B; i++) {
         const float *mu = head + i * 2 * Z, *lv = mu + Z;
@@ -203,16 +265,61 @@ static void kl_normal(float *kl, float *dhead, const float *head, size_t B,
         for (size_t j = 0; j < Z; j++) {
             float ev = expf(lv[j]);
             sum += 1.0f + lv[j] - mu[j] * mu[j] - ev;
-            dmu[j] = mu[j];
-            dlv[j] = 0.5f * (ev - 1.0f);
+            dmu[j] = beta * mu[j];
+            dlv[j] = beta * 0.5f * (ev - 1.0f);
         }
         kl[i] = -0.5f * sum;
+    }
+}
+
+/* KL(q || p) per image between diagonal Gaussians, q from head rows
+ * [mu | lv], p from prior rows [mp | lp] (both (B, 2Z)):
+ *   kl = 1/2 sum(lp - lv + (exp(lv) + (mu - mp)^2) / exp(lp) - 1)
+ *   dkl/dmu = (mu - mp) / exp(lp) = -dkl/dmp
+ *   dkl/dlv = (exp(lv) / exp(lp) - 1) / 2
+ *   dkl/dlp = (1 - (exp(lv) + (mu - mp)^2) / exp(lp)) / 2
+ * beta times the gradients go into dhead and dprior (overwriting). */
+static void kl_prior(float *kl, float *dhead, float *dprior, const float *head,
+                     const float *prior, size_t B, size_t Z, float beta)
+{
+    for (size_t i = 0; i < B; i++) {
+        const float *mu = head + i * 2 * Z, *lv = mu + Z;
+        const float *mp = prior + i * 2 * Z, *lp = mp + Z;
+        float *dmu = dhead + i * 2 * Z, *dlv = dmu + Z;
+        float *dmp = dprior + i * 2 * Z, *dlp = dmp + Z;
+        float sum = 0.0f;
+        for (size_t j = 0; j < Z; j++) {
+            float ev = expf(lv[j]), inv_p = expf(-lp[j]), d = mu[j] - mp[j];
+            float ratio = (ev + d * d) * inv_p;
+            sum += lp[j] - lv[j] + ratio - 1.0f;
+            dmu[j] = beta * d * inv_p;
+            dmp[j] = -dmu[j];
+            dlv[j] = beta * 0.5f * (ev * inv_p - 1.0f);
+            dlp[j] = beta * 0.5f * (1.0f - ratio);
+        }
+        kl[i] = 0.5f * sum;
     }
 }
 
 /* ===================================================================== */
 /* Lifecycle                                                              */
 /* ===================================================================== */
+
+/* Layer indices of the model's parts. */
+static size_t head_of(const vae_model *m) { return m->cfg.n_hidden; }
+static size_t out_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 1; }
+static size_t prior_hidden_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 2; }
+static size_t prior_head_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 3; }
+
+const char *vae_lik_name(vae_lik lik)
+{
+    switch (lik) {
+    case VAE_LIK_BERNOULLI: return "bernoulli";
+    case VAE_LIK_CB: return "cb";
+    case VAE_LIK_GAUSSIAN: return "gaussian";
+    }
+    return "unknown";
+}
 
 int vae_config_check(const vae_config *cfg, err_msg *err)
 {
@@ -230,6 +337,11 @@ int vae_config_check(const vae_config *cfg, err_msg *err)
                        VAE_MAX_WIDTH / 2);
     if (cfg->act != VAE_ACT_RELU && cfg->act != VAE_ACT_TANH)
         return err_set(err, "unknown activation %d", (int)cfg->act);
+    if (cfg->likelihood != VAE_LIK_BERNOULLI && cfg->likelihood != VAE_LIK_CB &&
+        cfg->likelihood != VAE_LIK_GAUSSIAN)
+        return err_set(err, "unknown likelihood %d", (int)cfg->likelihood);
+    if (cfg->n_classes > VAE_MAX_CLASSES)
+        return err_set(err, "%zu classes: at most %d", cfg->n_classes, VAE_MAX_CLASSES);
     return 0;
 }
 
@@ -239,28 +351,37 @@ int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
     if (vae_config_check(cfg, err))
         return -1;
     m->cfg = *cfg;
-    size_t nh = cfg->n_hidden;
-    m->n_layers = 2 * nh + 2;
+    size_t nh = cfg->n_hidden, K = cfg->n_classes;
+    m->n_layers = 2 * nh + 2 + (K ? 2 : 0);
     size_t off = 0;
     for (size_t l = 0; l < m->n_layers; l++) {
         vae_layer *L = &m->layer[l];
         if (l < nh) {
             L->in = l == 0 ? cfg->x_dim : cfg->hidden[l - 1];
+            L->n_onehot = l == 0 ? K : 0;
             L->out = cfg->hidden[l];
         } else if (l == nh) {
             L->in = cfg->hidden[nh - 1];
             L->out = 2 * cfg->z_dim;
         } else if (l < 2 * nh + 1) {
             L->in = l == nh + 1 ? cfg->z_dim : cfg->hidden[2 * nh + 1 - l];
+            L->n_onehot = l == nh + 1 ? K : 0;
             L->out = cfg->hidden[2 * nh - l];
-        } else {
+        } else if (l == 2 * nh + 1) {
             L->in = cfg->hidden[0];
             L->out = cfg->x_dim;
+        } else if (l == 2 * nh + 2) { /* prior network: label -> hidden */
+            L->in = 0;
+            L->n_onehot = K;
+            L->out = cfg->hidden[nh - 1];
+        } else { /* prior head */
+            L->in = cfg->hidden[nh - 1];
+            L->out = 2 * cfg->z_dim;
         }
-        L->has_act = l != nh && l != 2 * nh + 1;
+        L->has_act = l != nh && l != 2 * nh + 1 && l != 2 * nh + 3;
         /* Widths are bounded by vae_config_check, so this cannot overflow. */
         L->w_off = off;
-        off += L->in * L->out;
+        off += (L->in + L->n_onehot) * L->out;
         L->b_off = off;
         off += L->out;
     }
@@ -283,9 +404,10 @@ void vae_init_params(vae_model *m, rng_state *rng)
 {
     for (size_t l = 0; l < m->n_layers; l++) {
         const vae_layer *L = &m->layer[l];
-        float bound = 1.0f / sqrtf((float)L->in);
+        size_t fan_in = L->in + L->n_onehot;
+        float bound = 1.0f / sqrtf((float)fan_in);
         float *w = m->params + L->w_off;
-        for (size_t i = 0; i < L->in * L->out; i++)
+        for (size_t i = 0; i < fan_in * L->out; i++)
             w[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
         float *b = m->params + L->b_off;
         for (size_t i = 0; i < L->out; i++)
@@ -305,12 +427,11 @@ int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
     vae_model shape; /* the layer widths, without parameters */
     if (vae_layout(&shape, cfg, err))
         return -1;
-    size_t L = shape.n_layers, widths[VAE_MAX_LAYERS];
+    size_t L = shape.n_layers;
+    /* x, xin_buf, eps, z, dz, rec, kl, and 4 bytes of label room */
+    size_t per_image = 2 * cfg->x_dim + 3 * cfg->z_dim + 3;
     for (size_t l = 0; l < L; l++)
-        widths[l] = shape.layer[l].out;
-    size_t per_image = cfg->x_dim + 3 * cfg->z_dim + 2;
-    for (size_t l = 0; l < L; l++)
-        per_image += 2 * widths[l];
+        per_image += 2 * shape.layer[l].out;
     size_t total;
     if (cap == 0 || err_mul_size(per_image, cap, &total) ||
         total > SIZE_MAX / sizeof(float))
@@ -321,15 +442,19 @@ int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
     a->cap = cap;
     float *p = a->mem;
     a->x = p, p += cap * cfg->x_dim;
+    a->xin_buf = p, p += cap * cfg->x_dim;
+    a->xin = a->x;
     for (size_t l = 0; l < L; l++) {
-        a->h[l] = p, p += cap * widths[l];
-        a->dh[l] = p, p += cap * widths[l];
+        a->h[l] = p, p += cap * shape.layer[l].out;
+        a->dh[l] = p, p += cap * shape.layer[l].out;
     }
     a->eps = p, p += cap * cfg->z_dim;
     a->z = p, p += cap * cfg->z_dim;
     a->dz = p, p += cap * cfg->z_dim;
-    a->bce = p, p += cap;
-    a->kl = p;
+    a->rec = p, p += cap;
+    a->kl = p, p += cap;
+    a->y = (uint8_t *)p;
+    memset(a->y, 0, cap);
     return 0;
 }
 
@@ -343,13 +468,15 @@ void vae_acts_free(vae_acts *a)
 /* Passes                                                                 */
 /* ===================================================================== */
 
-/* The input of layer l: x for the first, z for the decoder's first. */
+/* The input of layer l. */
 static const float *layer_input(const vae_model *m, const vae_acts *a, size_t l)
 {
     if (l == 0)
-        return a->x;
-    if (l == m->cfg.n_hidden + 1)
+        return a->xin;
+    if (l == head_of(m) + 1)
         return a->z;
+    if (l == prior_hidden_of(m))
+        return NULL; /* the label alone */
     return a->h[l - 1];
 }
 
@@ -359,25 +486,32 @@ static void forward_layers(const vae_model *m, vae_acts *a, size_t B,
     for (size_t l = first; l <= last; l++) {
         const vae_layer *L = &m->layer[l];
         linear_forward(a->h[l], layer_input(m, a, l), m->params + L->w_off,
-                       m->params + L->b_off, B, L->in, L->out, L->has_act,
-                       m->cfg.act);
+                       m->params + L->b_off, a->y, B, L->in, L->n_onehot, L->out,
+                       L->has_act, m->cfg.act);
     }
 }
 
 void vae_encode(const vae_model *m, vae_acts *a, size_t B)
 {
-    forward_layers(m, a, B, 0, m->cfg.n_hidden);
+    forward_layers(m, a, B, 0, head_of(m));
+    vae_prior(m, a, B);
+}
+
+void vae_prior(const vae_model *m, vae_acts *a, size_t B)
+{
+    if (m->cfg.n_classes)
+        forward_layers(m, a, B, prior_hidden_of(m), prior_head_of(m));
 }
 
 void vae_decode(const vae_model *m, vae_acts *a, size_t B)
 {
-    forward_layers(m, a, B, m->cfg.n_hidden + 1, m->n_layers - 1);
+    forward_layers(m, a, B, head_of(m) + 1, out_of(m));
 }
 
 void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 {
     size_t Z = m->cfg.z_dim;
-    const float *head = a->h[m->cfg.n_hidden];
+    const float *head = a->h[head_of(m)];
     for (size_t i = 0; i < B; i++) {
         const float *mu = head + i * 2 * Z, *lv = mu + Z;
         const float *eps = a->eps + i * Z;
@@ -387,32 +521,46 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
     }
 }
 
-double vae_loss(const vae_model *m, vae_acts *a, size_t B)
+double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta)
 {
-    size_t out = m->n_layers - 1, nh = m->cfg.n_hidden;
-    bce_logits(a->bce, a->dh[out], a->h[out], a->x, B, m->cfg.x_dim);
-    kl_normal(a->kl, a->dh[nh], a->h[nh], B, m->cfg.z_dim);
+    size_t out = out_of(m), nh = head_of(m), D = m->cfg.x_dim;
+    for (size_t i = 0; i < B; i++)
+        a->rec[i] = lik_row(m->cfg.likelihood, ROW_GRAD, a->dh[out] + i * D,
+                            a->h[out] + i * D, a->x + i * D, D);
+    if (m->cfg.n_classes)
+        kl_prior(a->kl, a->dh[nh], a->dh[prior_head_of(m)], a->h[nh],
+                 a->h[prior_head_of(m)], B, m->cfg.z_dim, (float)beta);
+    else
+        kl_normal(a->kl, a->dh[nh], a->h[nh], B, m->cfg.z_dim, (float)beta);
     double sum = 0.0;
     for (size_t i = 0; i < B; i++)
-        sum += (double)a->bce[i] + (double)a->kl[i];
+        sum += (double)a->rec[i] + (double)a->kl[i];
     return sum;
+}
+
+/* Backward through layers last..first, each from dh[l] (the gradient at
+ * its output), through its activation and into the previous layer's dh
+ * (or dinp_first for the first). */
+static void backward_layers(const vae_model *m, vae_acts *a, float *grads,
+                            size_t B, size_t last, size_t first,
+                            float *dinp_first)
+{
+    for (size_t l = last + 1; l-- > first;) {
+        const vae_layer *L = &m->layer[l];
+        if (L->has_act)
+            act_backward(a->dh[l], a->h[l], B * L->out, m->cfg.act);
+        float *dinp = l == first ? dinp_first : a->dh[l - 1];
+        linear_backward(dinp, grads + L->w_off, grads + L->b_off, a->dh[l],
+                        layer_input(m, a, l), m->params + L->w_off, a->y, B,
+                        L->in, L->n_onehot, L->out);
+    }
 }
 
 void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
 {
-    size_t nh = m->cfg.n_hidden, Z = m->cfg.z_dim;
-    /* Decoder, from the output back to z. dh[l] holds the gradient at the
-     * layer's output; for activated layers it is first taken through the
-     * activation, then through the linear map into the previous dh. */
-    for (size_t l = m->n_layers - 1; l > nh; l--) {
-        const vae_layer *L = &m->layer[l];
-        if (L->has_act)
-            act_backward(a->dh[l], a->h[l], B * L->out, m->cfg.act);
-        float *dinp = l == nh + 1 ? a->dz : a->dh[l - 1];
-        linear_backward(dinp, grads + L->w_off, grads + L->b_off, a->dh[l],
-                        layer_input(m, a, l), m->params + L->w_off, B, L->in,
-                        L->out);
-    }
+    size_t nh = head_of(m), Z = m->cfg.z_dim;
+    /* Decoder, from the output back to z. */
+    backward_layers(m, a, grads, B, out_of(m), nh + 1, a->dz);
     /* Reparameterization z = mu + eps * exp(lv/2): the KL gradient already
      * in the head's dh gets dz added on mu and dz * eps * exp(lv/2) / 2 on lv. */
     float *dhead = a->dh[nh];
@@ -427,19 +575,24 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
         }
     }
     /* Encoder, from the head back to the input (whose gradient is unused). */
-    for (size_t l = nh + 1; l-- > 0;) {
-        const vae_layer *L = &m->layer[l];
-        if (L->has_act)
-            act_backward(a->dh[l], a->h[l], B * L->out, m->cfg.act);
-        linear_backward(l == 0 ? NULL : a->dh[l - 1], grads + L->w_off,
-                        grads + L->b_off, a->dh[l], layer_input(m, a, l),
-                        m->params + L->w_off, B, L->in, L->out);
-    }
+    backward_layers(m, a, grads, B, nh, 0, NULL);
+    /* The prior network, from the KL's gradient at its head. */
+    if (m->cfg.n_classes)
+        backward_layers(m, a, grads, B, prior_head_of(m), prior_hidden_of(m), NULL);
+}
+
+void vae_rec_rows(const vae_model *m, const float *logits, const float *x,
+                  size_t x_stride, size_t n, float *rec)
+{
+    size_t D = m->cfg.x_dim;
+    for (size_t i = 0; i < n; i++)
+        rec[i] = lik_row(m->cfg.likelihood, ROW_SUM, NULL, logits + i * D,
+                         x + i * x_stride, D);
 }
 
 float *vae_mu(const vae_model *m, const vae_acts *a, size_t b)
 {
-    return a->h[m->cfg.n_hidden] + b * 2 * m->cfg.z_dim;
+    return a->h[head_of(m)] + b * 2 * m->cfg.z_dim;
 }
 
 float *vae_logvar(const vae_model *m, const vae_acts *a, size_t b)
@@ -447,12 +600,23 @@ float *vae_logvar(const vae_model *m, const vae_acts *a, size_t b)
     return vae_mu(m, a, b) + m->cfg.z_dim;
 }
 
-float *vae_logits(const vae_model *m, const vae_acts *a)
+float *vae_prior_mu(const vae_model *m, const vae_acts *a, size_t b)
 {
-    return a->h[m->n_layers - 1];
+    return m->cfg.n_classes ? a->h[prior_head_of(m)] + b * 2 * m->cfg.z_dim : NULL;
 }
 
-void vae_sigmoid(float *out, const float *logits, size_t n)
+float *vae_prior_logvar(const vae_model *m, const vae_acts *a, size_t b)
 {
-    sigmoid_bce_row(out, logits, NULL, n, 0);
+    float *mu = vae_prior_mu(m, a, b);
+    return mu ? mu + m->cfg.z_dim : NULL;
+}
+
+float *vae_logits(const vae_model *m, const vae_acts *a)
+{
+    return a->h[out_of(m)];
+}
+
+void vae_mean(const vae_model *m, float *out, const float *logits, size_t n)
+{
+    lik_row(m->cfg.likelihood, ROW_MEAN, out, logits, NULL, n);
 }

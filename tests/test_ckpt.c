@@ -28,18 +28,19 @@
 #include "vae.h"
 #include "testutil.h"
 
-/* The layout of version 1 (docs/checkpoint.md), restated here on purpose:
+/* The layout of version 2 (docs/checkpoint.md), restated here on purpose:
  * if the writer moves a field, these tests must notice. */
 #define OFF_VERSION 8
 #define OFF_HEADER_SIZE 12
 #define OFF_HEADER 16
-#define HEADER_FIELDS 31
-#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 264 */
+#define HEADER_FIELDS 37
+#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 312 */
 enum {
-    F_X_DIM = 0, F_N_HIDDEN = 1, F_HIDDEN0 = 2, F_Z_DIM = 6, F_ACT = 7,
-    F_N_PARAMS = 8, F_SEED = 9, F_EPOCH = 10, F_STEP = 11, F_ADAM_T = 12,
-    F_BATCH = 13, F_LR = 14, F_RNG_DATA = 15, F_RNG_NOISE = 21,
-    F_SUM_BCE = 27, F_SUM_KL = 28, F_N_SEEN = 29, F_SECONDS = 30
+    F_ARCH = 0, F_X_DIM = 1, F_N_HIDDEN = 2, F_HIDDEN0 = 3, F_Z_DIM = 7, F_ACT = 8,
+    F_LIKELIHOOD = 9, F_N_CLASSES = 10, F_N_PARAMS = 11, F_SEED = 12, F_EPOCH = 13,
+    F_STEP = 14, F_ADAM_T = 15, F_BATCH = 16, F_LR = 17, F_BETA = 18,
+    F_BINARIZE = 19, F_NOISE = 20, F_RNG_DATA = 21, F_RNG_NOISE = 27,
+    F_SUM_REC = 33, F_SUM_KL = 34, F_N_SEEN = 35, F_SECONDS = 36
 };
 
 /* ------------------------------------------------------------------------ */
@@ -81,7 +82,7 @@ typedef struct saved {
 } saved;
 
 static vae_config config(size_t x_dim, size_t n_hidden, const size_t *hidden,
-                         size_t z_dim, vae_act act)
+                         size_t z_dim, vae_act act, vae_lik lik, size_t classes)
 {
     vae_config c;
     memset(&c, 0, sizeof c); /* padding too, so memcmp compares fields only */
@@ -91,25 +92,28 @@ static vae_config config(size_t x_dim, size_t n_hidden, const size_t *hidden,
         c.hidden[i] = hidden[i];
     c.z_dim = z_dim;
     c.act = act;
+    c.likelihood = lik;
+    c.n_classes = classes;
     return c;
 }
 
 static vae_config cfg_small(void) /* 784-16-4, ReLU */
 {
     const size_t h[] = {16};
-    return config(784, 1, h, 4, VAE_ACT_RELU);
+    return config(784, 1, h, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0);
 }
 
-static vae_config cfg_deep(void) /* 784-24-12-6, tanh */
+/* 784-24-12-6, tanh, continuous Bernoulli, conditional on 10 labels */
+static vae_config cfg_deep(void)
 {
     const size_t h[] = {24, 12};
-    return config(784, 2, h, 6, VAE_ACT_TANH);
+    return config(784, 2, h, 6, VAE_ACT_TANH, VAE_LIK_CB, 10);
 }
 
 static vae_config cfg_tiny(void) /* 8-3-2: small enough to flip every bit */
 {
     const size_t h[] = {3};
-    return config(8, 1, h, 2, VAE_ACT_RELU);
+    return config(8, 1, h, 2, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 0);
 }
 
 /* Distinct values of every kind a float can finitely hold: negative zero,
@@ -151,6 +155,9 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
     t->adam_t = 12345;
     t->batch = 32;
     t->lr = 1.25e-3;
+    t->beta = 0.1;
+    t->binarize = 2;
+    t->noise = 0.3;
     rng_seed(&t->rng_data, seed + 11);
     rng_seed(&t->rng_noise, seed + 22);
     float tmp[3];
@@ -159,7 +166,7 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
     assert_int_equal(t->rng_data.has_spare, 1);
     assert_int_equal(t->rng_noise.has_spare, 1);
     assert_true(t->rng_data.spare != t->rng_noise.spare);
-    t->sum_bce = 12345.678901234567;
+    t->sum_rec = 12345.678901234567;
     t->sum_kl = 321.0 / 3.0;
     t->n_seen = 160;
     t->seconds = 1.0 / 7.0;
@@ -305,9 +312,12 @@ static void assert_round_trip(const char *path, const saved *s)
     assert_int_equal(a->adam_t, b->adam_t);
     assert_int_equal(a->batch, b->batch);
     assert_memory_equal(&a->lr, &b->lr, sizeof a->lr);
+    assert_memory_equal(&a->beta, &b->beta, sizeof a->beta);
+    assert_int_equal(a->binarize, b->binarize);
+    assert_memory_equal(&a->noise, &b->noise, sizeof a->noise);
     assert_memory_equal(&a->rng_data, &b->rng_data, sizeof a->rng_data);
     assert_memory_equal(&a->rng_noise, &b->rng_noise, sizeof a->rng_noise);
-    assert_memory_equal(&a->sum_bce, &b->sum_bce, sizeof a->sum_bce);
+    assert_memory_equal(&a->sum_rec, &b->sum_rec, sizeof a->sum_rec);
     assert_memory_equal(&a->sum_kl, &b->sum_kl, sizeof a->sum_kl);
     assert_int_equal(a->n_seen, b->n_seen);
     assert_memory_equal(&a->seconds, &b->seconds, sizeof a->seconds);
@@ -350,7 +360,7 @@ static void test_round_trip_tanh_two_hidden(void **state)
     assert_round_trip(path, &s);
     s.t.step = 0;
     s.t.n_seen = 0;
-    s.t.sum_bce = s.t.sum_kl = s.t.seconds = 0.0;
+    s.t.sum_rec = s.t.sum_kl = s.t.seconds = 0.0;
     rng_seed(&s.t.rng_data, 99);
     assert_int_equal(s.t.rng_data.has_spare, 0);
     assert_round_trip(path, &s);
@@ -372,6 +382,7 @@ static void test_header_fields_at_documented_offsets(void **state)
     assert_int_equal(get_le32(b + OFF_VERSION), CKPT_VERSION);
     assert_int_equal(get_le32(b + OFF_HEADER_SIZE), 8 * HEADER_FIELDS);
     const unsigned char *h = b + OFF_HEADER;
+    assert_int_equal(get_le64(h + 8 * F_ARCH), 0);
     assert_int_equal(get_le64(h + 8 * F_X_DIM), 784);
     assert_int_equal(get_le64(h + 8 * F_N_HIDDEN), 2);
     assert_int_equal(get_le64(h + 8 * F_HIDDEN0), 24);
@@ -380,6 +391,9 @@ static void test_header_fields_at_documented_offsets(void **state)
     assert_int_equal(get_le64(h + 8 * (F_HIDDEN0 + 3)), 0);
     assert_int_equal(get_le64(h + 8 * F_Z_DIM), 6);
     assert_int_equal(get_le64(h + 8 * F_ACT), VAE_ACT_TANH);
+    assert_int_equal(get_le64(h + 8 * F_LIKELIHOOD), VAE_LIK_CB);
+    assert_int_equal(get_le64(h + 8 * F_N_CLASSES), 10);
+    assert_int_equal(get_le64(h + 8 * F_BINARIZE), 2);
     assert_int_equal(get_le64(h + 8 * F_N_PARAMS), s.m.n_params);
     assert_int_equal(get_le64(h + 8 * F_SEED), s.t.seed);
     assert_int_equal(get_le64(h + 8 * F_EPOCH), 3);
@@ -397,6 +411,12 @@ static void test_header_fields_at_documented_offsets(void **state)
     memcpy(&secs, &v, 8);
     assert_true(lr == s.t.lr);
     assert_true(secs == s.t.seconds);
+    double beta, noise;
+    v = get_le64(h + 8 * F_BETA);
+    memcpy(&beta, &v, 8);
+    v = get_le64(h + 8 * F_NOISE);
+    memcpy(&noise, &v, 8);
+    assert_true(beta == s.t.beta && noise == s.t.noise);
     float p0;
     uint32_t u = get_le32(b + OFF_BODY);
     memcpy(&p0, &u, 4);
@@ -717,6 +737,7 @@ static void test_architecture_mismatch(void **state)
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, 17, "architecture has");
     expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, 5, "architecture has");
     expect_field_rejected(g.path, g.b, g.len, F_X_DIM, 783, "architecture has");
+    expect_field_rejected(g.path, g.b, g.len, F_N_CLASSES, 10, "architecture has");
     good_file_free(&g);
 }
 
@@ -733,6 +754,10 @@ static void test_bad_architecture_values(void **state)
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, VAE_MAX_WIDTH + 1, "hidden width");
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0 + 3, UINT64_MAX, "hidden width");
     expect_field_rejected(g.path, g.b, g.len, F_ACT, 2, "bad architecture");
+    expect_field_rejected(g.path, g.b, g.len, F_ARCH, 1, "unknown architecture 1");
+    expect_field_rejected(g.path, g.b, g.len, F_LIKELIHOOD, 3, "bad architecture");
+    expect_field_rejected(g.path, g.b, g.len, F_N_CLASSES, VAE_MAX_CLASSES + 1,
+                          "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, 0, "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, UINT64_MAX, "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_X_DIM, 0, "bad architecture");
@@ -765,6 +790,16 @@ static void test_bad_training_state(void **state)
         expect_field_rejected(g.path, g.b, g.len, rng + 5, 2, "bad RNG state");
     }
     expect_field_rejected(g.path, g.b, g.len, F_BATCH, 0, "bad training state");
+    expect_field_rejected(g.path, g.b, g.len, F_BINARIZE, 3, "bad training state");
+    const double bad_beta[] = {-0.5, NAN, INFINITY};
+    for (size_t i = 0; i < 3; i++) {
+        for (int f = 0; f < 2; f++) {
+            memcpy(b, g.b, g.len);
+            patch_field_f64(b, g.len, f ? F_NOISE : F_BETA, bad_beta[i]);
+            tu_write_file(g.path, b, g.len);
+            expect_read_fails(g.path, "bad training state", NULL);
+        }
+    }
     const double bad_lr[] = {0.0, -1e-3, NAN, INFINITY};
     for (size_t i = 0; i < sizeof bad_lr / sizeof *bad_lr; i++) {
         memcpy(b, g.b, g.len);
@@ -772,7 +807,7 @@ static void test_bad_training_state(void **state)
         tu_write_file(g.path, b, g.len);
         expect_read_fails(g.path, "bad training state", NULL);
     }
-    const size_t sums[] = {F_SUM_BCE, F_SUM_KL, F_SECONDS};
+    const size_t sums[] = {F_SUM_REC, F_SUM_KL, F_SECONDS};
     for (size_t i = 0; i < 3; i++) {
         memcpy(b, g.b, g.len);
         patch_field_f64(b, g.len, sums[i], NAN);
@@ -949,8 +984,10 @@ static void test_load_model(void **state)
     save_ok(path, &s);
     vae_model m;
     err_msg err = {{0}};
-    if (ckpt_load_model(path, &m, &err))
+    ckpt_train t;
+    if (ckpt_load_model(path, &m, &t, &err))
         fail_msg("%s", err.text);
+    assert_memory_equal(&t, &s.t, sizeof t);
     assert_memory_equal(&m.cfg, &s.m.cfg, sizeof m.cfg);
     assert_int_equal(m.n_params, s.m.n_params);
     assert_int_equal(m.n_layers, s.m.n_layers);
@@ -962,7 +999,7 @@ static void test_load_model(void **state)
     char missing[256];
     tu_join(missing, sizeof missing, fx->dir, "missing.bin");
     memset(&m, 0, sizeof m);
-    assert_int_equal(ckpt_load_model(missing, &m, &err), -1);
+    assert_int_equal(ckpt_load_model(missing, &m, NULL, &err), -1);
     tu_assert_contains(err.text, missing);
     tu_assert_contains(err.text, "No such file");
     assert_null(m.params);

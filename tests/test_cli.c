@@ -74,7 +74,7 @@ static void test_help_and_version(void **state)
         tu_assert_contains(out_text, cmds[i]);
 
     assert_exit(run("--version", NULL), 0);
-    tu_assert_contains(out_text, "vae 0.1.0");
+    tu_assert_contains(out_text, "vae 0.2.0");
     tu_assert_contains(out_text, "OpenBLAS core");
 
     /* Every option the issue names, in the help of the commands using it. */
@@ -237,8 +237,23 @@ static void test_train_json_and_files(void **state)
         snprintf(path, sizeof path, "%s/reconst-%d.png", out, e);
         assert_png_size(path, 242, 242);
     }
+    /* The metrics: a CSV row per epoch, and the loss curve beside it. */
+    snprintf(path, sizeof path, "%s/metrics.csv", out);
+    char *csv = (char *)tu_read_file(path, NULL);
+    tu_assert_contains(csv, "epoch,train_loss,train_rec,train_kl,test_loss");
+    tu_assert_contains(csv, "\n1,");
+    tu_assert_contains(csv, "\n2,");
+    free(csv);
+    snprintf(path, sizeof path, "%s/metrics.png", out);
+    uint8_t *px;
+    size_t pw, ph;
+    err_msg perr;
+    if (png_grid_read_gray(path, &px, &pw, &ph, &perr))
+        fail_msg("the loss curve: %s", perr.text);
+    free(px);
+    assert_true(pw == 800 && ph == 500);
     /* Nothing else in the folder: no temp files left behind. */
-    assert_int_equal(tu_count_entries(out, NULL, 0), 4);
+    assert_int_equal(tu_count_entries(out, NULL, 0), 6);
 
     /* The checkpoint holds the run; eval of it gives the test loss train
      * printed (same seed, so the same eps; only GEMM blocking differs). */
@@ -354,7 +369,7 @@ static void test_resume_matches_straight_run(void **state)
     tu_assert_contains(err_text, "--batch differ");
     assert_exit(run("train", "--data", data, "--out", out, "--ckpt", resumed,
                     "--epochs", "3", "--resume", "--latent", "9", NULL), 1);
-    tu_assert_contains(err_text, "the architecture options differ");
+    tu_assert_contains(err_text, "the model options differ");
 }
 
 static void test_train_input_errors(void **state)

@@ -361,7 +361,7 @@ static void test_checkpoint_errors(void **state)
     unsigned char *b = malloc(n);
     assert_non_null(b);
     memcpy(b, good, n);
-    b[8] = 2; /* version 2 */
+    b[8] = 3; /* version 3 */
     tu_write_file(bad, b, n);
     expect_ckpt_error(bad, "newer than this vae reads");
     tu_assert_contains(err_text, "upgrade vae");
@@ -409,15 +409,15 @@ static void test_checkpoint_architecture(void **state)
     assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
                     "--epochs", "3", "--resume", "--hidden", "64", NULL), 1);
     tu_assert_contains(err_text, other);
-    tu_assert_contains(err_text, "the architecture options differ");
+    tu_assert_contains(err_text, "the model options differ");
     assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
                     "--epochs", "3", "--resume", "--latent", "3", "--act", "tanh",
                     NULL), 1);
-    tu_assert_contains(err_text, "the architecture options differ");
+    tu_assert_contains(err_text, "the model options differ");
     assert_false(tu_exists(out));
 
     /* A model for other images than 28x28. */
-    vae_config cfg = {100, 1, {8}, 2, VAE_ACT_RELU};
+    vae_config cfg = {100, 1, {8}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0};
     vae_model m;
     err_msg err;
     assert_int_equal(vae_init(&m, &cfg, &err), 0);
@@ -425,7 +425,7 @@ static void test_checkpoint_architecture(void **state)
     rng_seed(&r, 1);
     vae_init_params(&m, &r);
     float *mom = calloc(2 * m.n_params, sizeof(float));
-    ckpt_train t = {.batch = 10, .lr = 1e-3};
+    ckpt_train t = {.batch = 10, .lr = 1e-3, .beta = 1.0};
     rng_seed(&t.rng_data, 1);
     rng_seed(&t.rng_noise, 2);
     assert_int_equal(ckpt_save(other, &m, mom, mom + m.n_params, &t, &err), 0);

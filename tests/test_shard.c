@@ -23,7 +23,7 @@ static idx_set set;
 static int setup(void **state)
 {
     (void)state;
-    vae_config cfg = {784, 2, {24, 16}, 3, VAE_ACT_TANH};
+    vae_config cfg = {784, 2, {24, 16}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0};
     err_msg err;
     if (vae_init(&model, &cfg, &err))
         return -1;
@@ -75,8 +75,8 @@ static void run_team(size_t T, const uint32_t *idx, size_t B, result *out)
         at += (hi - lo) * 3;
     }
     assert_int_equal(at, B * 3);
-    shard_batch b = {&set, idx, 0, B};
-    shard_run(&s, &model, &b, 1, &out->bce, &out->kl);
+    shard_batch b = {&set, idx, 0, B, NULL, 0.0f, 0};
+    shard_run(&s, &model, &b, 1, 1.0, &out->bce, &out->kl);
     const float *g[PAR_MAX_THREADS];
     size_t n = shard_grads(&s, B, g);
     assert_int_equal(n, B < T ? B : (B + (B + T - 1) / T - 1) / ((B + T - 1) / T));
@@ -155,11 +155,11 @@ static void test_team_resized_after_init(void **state)
     rng_state r;
     rng_seed(&r, 1);
     shard_draw_eps(&s, &model, &r, 8);
-    shard_batch b = {&set, NULL, 2, 8};
+    shard_batch b = {&set, NULL, 2, 8, NULL, 0.0f, 0};
     double bce3, kl3, bce2, kl2;
-    shard_run(&s, &model, &b, 0, &bce3, &kl3);
+    shard_run(&s, &model, &b, 0, 1.0, &bce3, &kl3);
     assert_int_equal(par_init(2, &err), 0);
-    shard_run(&s, &model, &b, 0, &bce2, &kl2);
+    shard_run(&s, &model, &b, 0, 1.0, &bce2, &kl2);
     assert_true(bce3 == bce2 && kl3 == kl2 && bce3 > 0.0);
     shard_free(&s);
 }

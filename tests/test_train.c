@@ -74,7 +74,8 @@ static train_opts base_opts(const char *ckpt, size_t epochs)
     o.batch = 32;
     o.lr = 1e-3;
     o.seed = 7;
-    o.cfg = (vae_config){784, 1, {32}, 4, VAE_ACT_RELU};
+    o.beta = 1.0;
+    o.cfg = (vae_config){784, 1, {32}, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0};
     o.ckpt_path = ckpt;
     return o;
 }
@@ -100,17 +101,17 @@ static void test_loss_goes_down(void **state)
     o.lr = 5e-3; /* 50 steps in all: a larger step than the default */
     o.out_dir = dir;
     epochs_seen seen = {0};
-    train_hooks h = {NULL, on_epoch, &seen};
+    train_hooks h = {NULL, on_epoch, NULL, &seen};
     err_msg err;
     assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), 0);
     assert_int_equal(seen.n, 5);
     for (size_t i = 0; i < seen.n; i++) {
         const train_report *r = &seen.r[i];
-        printf("  epoch %zu: train %.2f (bce %.2f kl %.2f) test %.2f\n", r->epoch,
-               r->train_loss, r->train_bce, r->train_kl, r->test_loss);
+        printf("  epoch %zu: train %.2f (rec %.2f kl %.2f) test %.2f\n", r->epoch,
+               r->train_loss, r->train_rec, r->train_kl, r->test_loss);
         assert_int_equal(r->epoch, i + 1);
         assert_true(isfinite(r->test_loss) && r->seconds > 0.0);
-        assert_true(fabs(r->train_loss - r->train_bce - r->train_kl) < 1e-6);
+        assert_true(fabs(r->train_loss - r->train_rec - r->train_kl) < 1e-6);
     }
     /* 784 pixels at the initial loss ~ln 2 each: ~543 nats; it must fall a lot */
     assert_true(seen.r[0].train_loss > 300.0);
@@ -189,7 +190,7 @@ static void test_stop_mid_epoch_and_resume(void **state)
 
     volatile sig_atomic_t flag = 0;
     stopper s = {&flag, 0, 10 + 3}; /* 10 steps an epoch: step 3 of epoch 2 */
-    train_hooks h = {stop_after, NULL, &s};
+    train_hooks h = {stop_after, NULL, NULL, &s};
     o = base_opts(stopped, 3);
     o.stop = &flag;
     assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), TRAIN_STOPPED);
@@ -221,7 +222,7 @@ static void test_team_of_three(void **state)
     snprintf(stopped, sizeof stopped, "%s/team3-stopped.bin", dir);
     err_msg err;
     epochs_seen seen1 = {0}, seen3 = {0};
-    train_hooks h1 = {NULL, on_epoch, &seen1}, h3 = {NULL, on_epoch, &seen3};
+    train_hooks h1 = {NULL, on_epoch, NULL, &seen1}, h3 = {NULL, on_epoch, NULL, &seen3};
 
     train_opts o = base_opts(one, 2);
     o.batch = 30;
@@ -242,7 +243,7 @@ static void test_team_of_three(void **state)
 
     volatile sig_atomic_t flag = 0;
     stopper s = {&flag, 0, 11 + 4}; /* 11 steps an epoch: step 4 of epoch 2 */
-    train_hooks hs = {stop_after, NULL, &s};
+    train_hooks hs = {stop_after, NULL, NULL, &s};
     o.ckpt_path = stopped;
     o.stop = &flag;
     assert_int_equal(train_run(&o, &train_set, &test_set, &hs, &err), TRAIN_STOPPED);

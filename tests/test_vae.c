@@ -1,6 +1,7 @@
 /* test_vae.c - the model's backward pass against central finite
- * differences (every parameter of every tensor), and the per-pixel loss
- * kernels against double-precision references. */
+ * differences (every parameter of every tensor, for every likelihood,
+ * activation, conditional or not, beta = 1 or not), and the per-pixel
+ * kernels (likelihoods, means, tanh) against double-precision references. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -25,29 +26,26 @@ typedef struct fixture {
     vae_model m;
     vae_acts a;
     float *grads;
+    double beta;
 } fixture;
 
-static void setup(fixture *f, size_t x_dim, size_t nh, const size_t *hidden,
-                  size_t z, vae_act act, uint64_t seed)
+/* A model of cfg with random parameters, inputs in [0,1], labels and eps. */
+static void setup(fixture *f, vae_config cfg, double beta, uint64_t seed)
 {
-    vae_config cfg = {0};
-    cfg.x_dim = x_dim;
-    cfg.n_hidden = nh;
-    for (size_t i = 0; i < nh; i++)
-        cfg.hidden[i] = hidden[i];
-    cfg.z_dim = z;
-    cfg.act = act;
     err_msg err;
     assert_int_equal(vae_init(&f->m, &cfg, &err), 0);
     assert_int_equal(vae_acts_init(&f->a, &cfg, B, &err), 0);
     rng_state r;
     rng_seed(&r, seed);
     vae_init_params(&f->m, &r);
-    for (size_t i = 0; i < B * x_dim; i++)
+    for (size_t i = 0; i < B * cfg.x_dim; i++)
         f->a.x[i] = rng_uniform(&r);
-    rng_normal(&r, f->a.eps, B * z);
+    for (size_t i = 0; i < B; i++)
+        f->a.y[i] = cfg.n_classes ? (uint8_t)rng_below(&r, cfg.n_classes) : 0;
+    rng_normal(&r, f->a.eps, B * cfg.z_dim);
     f->grads = calloc(f->m.n_params, sizeof(float));
     assert_non_null(f->grads);
+    f->beta = beta;
 }
 
 static void teardown(fixture *f)
@@ -57,13 +55,17 @@ static void teardown(fixture *f)
     free(f->grads);
 }
 
-/* The full batch loss with the fixture's fixed eps. */
+/* The objective, sum of rec + beta kl over the batch, with the fixed eps. */
 static double loss_of(fixture *f)
 {
     vae_encode(&f->m, &f->a, B);
     vae_reparam(&f->m, &f->a, B, 0);
     vae_decode(&f->m, &f->a, B);
-    return vae_loss(&f->m, &f->a, B);
+    vae_loss(&f->m, &f->a, B, f->beta);
+    double sum = 0.0;
+    for (size_t i = 0; i < B; i++)
+        sum += (double)f->a.rec[i] + f->beta * (double)f->a.kl[i];
+    return sum;
 }
 
 /* Bit pattern of which ReLU units are active in the last forward pass. */
@@ -96,7 +98,7 @@ static int check_all(fixture *f, const char *name, size_t *skipped)
         const vae_layer *L = &f->m.layer[l];
         for (int part = 0; part < 2; part++) {
             size_t off = part ? L->b_off : L->w_off;
-            size_t n = part ? L->out : L->in * L->out;
+            size_t n = part ? L->out : (L->in + L->n_onehot) * L->out;
             double maxdiff = 0.0;
             for (size_t i = off; i < off + n; i++) {
                 float keep = f->m.params[i];
@@ -132,50 +134,91 @@ static int check_all(fixture *f, const char *name, size_t *skipped)
     return bad;
 }
 
-static void test_grad_tanh_one_hidden(void **state)
+/* A small model: x_dim pixels, hidden widths, z, the rest from the args. */
+static vae_config small(size_t x_dim, size_t nh, size_t h0, size_t h1, size_t z,
+                        vae_act act, vae_lik lik, size_t classes)
 {
-    (void)state;
+    vae_config c = {0};
+    c.x_dim = x_dim;
+    c.n_hidden = nh;
+    c.hidden[0] = h0;
+    c.hidden[1] = h1;
+    c.z_dim = z;
+    c.act = act;
+    c.likelihood = lik;
+    c.n_classes = classes;
+    return c;
+}
+
+/* Runs the check; tanh must match everywhere, ReLU off its kinks (which
+ * must be a small share of the values). */
+static void expect_gradients(vae_config cfg, double beta, uint64_t seed, const char *name)
+{
     fixture f;
-    const size_t hidden[] = {6};
     size_t skipped;
-    setup(&f, 10, 1, hidden, 3, VAE_ACT_TANH, 11);
-    assert_int_equal(check_all(&f, "tanh 10-6-3", &skipped), 0);
-    assert_int_equal(skipped, 0);
+    setup(&f, cfg, beta, seed);
+    assert_int_equal(check_all(&f, name, &skipped), 0);
+    if (cfg.act == VAE_ACT_TANH) {
+        assert_int_equal(skipped, 0);
+    } else {
+        printf("  %s: %zu of %zu values straddle a kink (skipped)\n", name, skipped,
+               f.m.n_params);
+        assert_true(skipped * 10 < f.m.n_params);
+    }
     teardown(&f);
 }
 
-static void test_grad_tanh_two_hidden(void **state)
+static void test_grad_bernoulli(void **state)
 {
     (void)state;
-    fixture f;
-    const size_t hidden[] = {7, 5};
-    size_t skipped;
-    setup(&f, 9, 2, hidden, 2, VAE_ACT_TANH, 12);
-    assert_int_equal(check_all(&f, "tanh 9-7-5-2", &skipped), 0);
-    assert_int_equal(skipped, 0);
-    teardown(&f);
+    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1.0, 11,
+                     "tanh 10-6-3");
+    expect_gradients(small(9, 2, 7, 5, 2, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1.0, 12,
+                     "tanh 9-7-5-2");
+    expect_gradients(small(12, 1, 8, 0, 3, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0), 1.0, 5,
+                     "relu 12-8-3");
+    expect_gradients(small(12, 2, 8, 6, 3, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0), 1.0, 6,
+                     "relu 12-8-6-3");
 }
 
-/* ReLU: every value whose finite difference does not straddle a kink must
- * agree, and those must be nearly all of them. */
-static void test_grad_relu(void **state)
+static void test_grad_continuous_bernoulli(void **state)
 {
     (void)state;
-    const size_t one[] = {8}, two[] = {8, 6};
-    fixture f;
-    size_t skipped;
-    setup(&f, 12, 1, one, 3, VAE_ACT_RELU, 5);
-    assert_int_equal(check_all(&f, "relu 12-8-3", &skipped), 0);
-    printf("  relu 12-8-3: %zu of %zu values straddle a kink (skipped)\n",
-           skipped, f.m.n_params);
-    assert_true(skipped * 10 < f.m.n_params);
-    teardown(&f);
-    setup(&f, 12, 2, two, 3, VAE_ACT_RELU, 6);
-    assert_int_equal(check_all(&f, "relu 12-8-6-3", &skipped), 0);
-    printf("  relu 12-8-6-3: %zu of %zu values straddle a kink (skipped)\n",
-           skipped, f.m.n_params);
-    assert_true(skipped * 10 < f.m.n_params);
-    teardown(&f);
+    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_CB, 0), 1.0, 21,
+                     "cb tanh 10-6-3");
+    expect_gradients(small(12, 2, 8, 6, 3, VAE_ACT_RELU, VAE_LIK_CB, 0), 1.0, 22,
+                     "cb relu 12-8-6-3");
+}
+
+static void test_grad_gaussian(void **state)
+{
+    (void)state;
+    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_GAUSSIAN, 0), 1.0, 31,
+                     "gaussian tanh 10-6-3");
+    expect_gradients(small(12, 1, 8, 0, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 0), 1.0, 32,
+                     "gaussian relu 12-8-3");
+}
+
+static void test_grad_beta(void **state)
+{
+    (void)state;
+    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 0.1, 41,
+                     "beta 0.1 tanh");
+    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_GAUSSIAN, 0), 4.0, 42,
+                     "beta 4 gaussian");
+}
+
+/* The conditional VAE: one-hot label columns in the encoder's and the
+ * decoder's first layers, and the prior network p(z | y). */
+static void test_grad_conditional(void **state)
+{
+    (void)state;
+    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 4), 1.0, 51,
+                     "cvae tanh 10-6-3");
+    expect_gradients(small(9, 2, 7, 5, 2, VAE_ACT_TANH, VAE_LIK_CB, 3), 0.5, 52,
+                     "cvae cb tanh 9-7-5-2 beta 0.5");
+    expect_gradients(small(12, 1, 8, 0, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 5), 1.0, 53,
+                     "cvae gaussian relu 12-8-3");
 }
 
 /* A deliberately wrong gradient must be caught: the check is not vacuous. */
@@ -183,8 +226,7 @@ static void test_grad_check_catches_errors(void **state)
 {
     (void)state;
     fixture f;
-    const size_t hidden[] = {6};
-    setup(&f, 10, 1, hidden, 3, VAE_ACT_TANH, 11);
+    setup(&f, small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1.0, 11);
     loss_of(&f);
     vae_backward(&f.m, &f.a, f.grads, B);
     size_t i = f.m.layer[1].w_off + 2;
@@ -200,50 +242,160 @@ static void test_grad_check_catches_errors(void **state)
     teardown(&f);
 }
 
-/* Per-pixel BCE and sigmoid from the vector kernels against double math,
- * over logits from -100 to 100 (both tails and 0) and targets in [0,1]. */
-static void test_bce_and_sigmoid_accuracy(void **state)
+/* ------------------------------------------------------------------------ */
+/* Kernels against double references                                        */
+
+enum { D = 401 }; /* not a multiple of 8: exercises the tail */
+
+/* The continuous Bernoulli in double, from lambda = sigmoid(a):
+ * log C = log(2 atanh(1 - 2l) / (1 - 2l)), mean = l/(2l-1) + 1/(2 atanh(1-2l)),
+ * by their series near a = 0 (computed in long double to be safe). */
+static double ref_cb_logc(double a)
+{
+    long double x = a / 2.0L;
+    if (fabsl(x) < 1e-4L)
+        return (double)(logl(2.0L) + x * x / 3.0L);
+    return (double)(logl(2.0L * x / tanhl(x)));
+}
+
+static double ref_cb_mean(double a)
+{
+    long double x = a / 2.0L;
+    if (fabsl(x) < 1e-4L)
+        return (double)(0.5L + a / 12.0L);
+    return (double)(0.5L + 0.5L * (1.0L / tanhl(x) - 1.0L / x));
+}
+
+/* Logits from -60 to 60 through 0, and the near-0 region densely; targets
+ * in [0,1]. One image with mu = logvar = 0, so the KL is 0. */
+static void kernel_fixture(vae_model *m, vae_acts *a, vae_lik lik)
+{
+    vae_config cfg = small(D, 1, 4, 0, 2, VAE_ACT_RELU, lik, 0);
+    err_msg err;
+    assert_int_equal(vae_init(m, &cfg, &err), 0);
+    assert_int_equal(vae_acts_init(a, &cfg, 1, &err), 0);
+    float *logits = vae_logits(m, a);
+    for (int j = 0; j < D; j++) {
+        logits[j] = j < 200 ? -60.0f + 0.6f * (float)j : -1.5f + 0.0075f * (float)(j - 200);
+        a->x[j] = (float)((j * 37) % 11) / 10.0f;
+    }
+    memset(vae_mu(m, a, 0), 0, 2 * 2 * sizeof(float));
+}
+
+static void test_likelihood_accuracy(void **state)
 {
     (void)state;
-    enum { D = 401 }; /* not a multiple of 8: exercises the tail */
-    vae_config cfg = {D, 1, {4}, 2, VAE_ACT_RELU};
+    for (int lik = 0; lik < 3; lik++) {
+        vae_model m;
+        vae_acts a;
+        kernel_fixture(&m, &a, (vae_lik)lik);
+        const float *logits = vae_logits(&m, &a);
+        vae_loss(&m, &a, 1, 1.0);
+        const float *grad = a.dh[m.n_layers - 1];
+        float mean[D];
+        vae_mean(&m, mean, logits, D);
+        double want = 0.0, max_grad_err = 0.0, max_mean_err = 0.0;
+        for (int j = 0; j < D; j++) {
+            double x = logits[j], t = a.x[j];
+            double sig = 1.0 / (1.0 + exp(-x));
+            double bce = fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
+            double l, g, mu;
+            if (lik == VAE_LIK_BERNOULLI) {
+                l = bce, g = sig - t, mu = sig;
+            } else if (lik == VAE_LIK_CB) {
+                /* d log C / da by a central difference in long double. */
+                double h = 1e-4;
+                double dlogc = (ref_cb_logc(x + h) - ref_cb_logc(x - h)) / (2 * h);
+                l = bce - ref_cb_logc(x), g = sig - t - dlogc, mu = ref_cb_mean(x);
+            } else {
+                l = (t - sig) * (t - sig) + 0.5 * log(3.14159265358979323846);
+                g = 2.0 * (sig - t) * sig * (1.0 - sig), mu = sig;
+            }
+            want += l;
+            max_grad_err = fmax(max_grad_err, fabs(grad[j] - g));
+            max_mean_err = fmax(max_mean_err, fabs(mean[j] - mu));
+        }
+        printf("  %s: loss %.6f (double %.6f), max gradient error %.2e, max mean "
+               "error %.2e\n", vae_lik_name((vae_lik)lik), a.rec[0], want,
+               max_grad_err, max_mean_err);
+        assert_true(fabs(a.rec[0] - want) <= 2e-6 * fabs(want) + 1e-4);
+        assert_true(max_grad_err < 2e-6);
+        assert_true(max_mean_err < 1e-6);
+        assert_true(fabs(a.kl[0]) < 1e-7);
+        /* vae_rec_rows gives the same -log p(x|z) without gradients. */
+        float rec;
+        vae_rec_rows(&m, logits, a.x, 0, 1, &rec);
+        assert_true(rec == a.rec[0]);
+        vae_free(&m);
+        vae_acts_free(&a);
+    }
+}
+
+/* The CB normaliser is finite and even, and its two branches meet. */
+static void test_cb_near_half(void **state)
+{
+    (void)state;
     vae_model m;
     vae_acts a;
-    err_msg err;
-    assert_int_equal(vae_init(&m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init(&a, &cfg, 1, &err), 0);
+    kernel_fixture(&m, &a, VAE_LIK_CB);
     float *logits = vae_logits(&m, &a);
-    for (int j = 0; j < D; j++) {
-        logits[j] = -100.0f + 0.5f * (float)j;
-        a.x[j] = (float)((j * 37) % 11) / 10.0f;
-    }
-    memset(a.h[1], 0, 2 * 2 * sizeof(float)); /* mu = logvar = 0: KL 0 */
-    vae_loss(&m, &a, 1);
-    double want = 0.0;
-    float *dlog = a.dh[m.n_layers - 1];
-    for (int j = 0; j < D; j++) {
-        double x = logits[j], t = a.x[j];
-        want += fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
-        double sig = 1.0 / (1.0 + exp(-x));
-        assert_true(fabs(dlog[j] - (sig - t)) < 1e-6);
-    }
-    assert_true(fabs(a.bce[0] - want) / want < 1e-5);
-    assert_true(fabs(a.kl[0]) < 1e-7);
-    float sig[D];
-    vae_sigmoid(sig, logits, D);
-    for (int j = 0; j < D; j++) {
-        double ref = 1.0 / (1.0 + exp(-(double)logits[j]));
-        assert_true(fabs(sig[j] - ref) <= 1e-6 * ref + 1e-30);
+    const float probes[] = {0.0f, 1e-30f, 1e-8f, 1e-3f, 0.4999f, 0.5f, 0.5001f,
+                            0.9999f, 1.0f, 1.0001f, 80.0f};
+    for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
+        for (int sign = -1; sign <= 1; sign += 2) {
+            for (int j = 0; j < D; j++) {
+                logits[j] = (float)sign * probes[i];
+                a.x[j] = 0.5f;
+            }
+            vae_loss(&m, &a, 1, 1.0);
+            double per_pixel = a.rec[0] / D;
+            /* bce at t = 1/2 is softplus(a) - a/2 = log(2 cosh(a/2)) */
+            double x = (double)sign * probes[i];
+            double want = log(2.0 * cosh(x / 2.0)) - ref_cb_logc(x);
+            if (!isfinite(per_pixel) || fabs(per_pixel - want) >= 2e-6 * fmax(1.0, fabs(want)))
+                fail_msg("a = %g: -log p(1/2 | a) %.9g, expected %.9g", x, per_pixel, want);
+        }
     }
     vae_free(&m);
     vae_acts_free(&a);
 }
 
-/* KL of N(mu, e^lv) against N(0, 1) by its closed form. */
+/* tanh layers against double tanh (the vector kernel, through a forward). */
+static void test_tanh_accuracy(void **state)
+{
+    (void)state;
+    vae_config cfg = small(1, 1, 1024, 0, 1, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    vae_model m;
+    vae_acts a;
+    err_msg err;
+    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    assert_int_equal(vae_acts_init(&a, &cfg, 1, &err), 0);
+    /* Layer 0: h = tanh(w x + b) with x = 1, w = 0: h = tanh(b). */
+    const vae_layer *L = &m.layer[0];
+    memset(m.params + L->w_off, 0, L->out * sizeof(float));
+    for (size_t j = 0; j < L->out; j++)
+        m.params[L->b_off + j] = j < 512 ? -12.0f + 24.0f * (float)j / 511.0f
+                                         : 1e-6f * (float)(j - 512) - 2.5e-4f;
+    a.x[0] = 1.0f;
+    vae_encode(&m, &a, 1);
+    double worst = 0.0;
+    for (size_t j = 0; j < L->out; j++) {
+        double b = m.params[L->b_off + j], ref = tanh(b);
+        double rel = fabs(a.h[0][j] - ref) / fmax(fabs(ref), 1e-30);
+        worst = fmax(worst, rel);
+    }
+    printf("  tanh: max relative error %.2e over [-12, 12] and near 0\n", worst);
+    assert_true(worst < 5e-7);
+    vae_free(&m);
+    vae_acts_free(&a);
+}
+
+/* KL of N(mu, e^lv) against N(0, 1), and against a prior N(mp, e^lp), by
+ * their closed forms. */
 static void test_kl_closed_form(void **state)
 {
     (void)state;
-    vae_config cfg = {4, 1, {3}, 2, VAE_ACT_RELU};
+    vae_config cfg = small(4, 1, 3, 0, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0);
     vae_model m;
     vae_acts a;
     err_msg err;
@@ -253,12 +405,30 @@ static void test_kl_closed_form(void **state)
     mu[0] = 0.5f, mu[1] = -2.0f, lv[0] = 0.3f, lv[1] = -1.0f;
     memset(vae_logits(&m, &a), 0, 4 * sizeof(float));
     memset(a.x, 0, 4 * sizeof(float));
-    vae_loss(&m, &a, 1);
+    vae_loss(&m, &a, 1, 1.0);
     double want = 0.0;
     for (int j = 0; j < 2; j++)
         want += -0.5 * (1.0 + lv[j] - mu[j] * mu[j] - exp(lv[j]));
     assert_true(fabs(a.kl[0] - want) < 1e-5);
-    assert_true(fabs(a.bce[0] - 4.0 * log(2.0)) < 1e-5);
+    assert_true(fabs(a.rec[0] - 4.0 * log(2.0)) < 1e-5);
+    vae_free(&m);
+    vae_acts_free(&a);
+
+    cfg.n_classes = 3;
+    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    assert_int_equal(vae_acts_init(&a, &cfg, 1, &err), 0);
+    mu = vae_mu(&m, &a, 0), lv = vae_logvar(&m, &a, 0);
+    float *mp = vae_prior_mu(&m, &a, 0), *lp = vae_prior_logvar(&m, &a, 0);
+    mu[0] = 0.5f, mu[1] = -2.0f, lv[0] = 0.3f, lv[1] = -1.0f;
+    mp[0] = 1.0f, mp[1] = -1.0f, lp[0] = -0.5f, lp[1] = 0.7f;
+    memset(vae_logits(&m, &a), 0, 4 * sizeof(float));
+    vae_loss(&m, &a, 1, 1.0);
+    want = 0.0;
+    for (int j = 0; j < 2; j++)
+        want += 0.5 * (lp[j] - lv[j] + (exp(lv[j]) + (mu[j] - mp[j]) * (mu[j] - mp[j])) /
+                                           exp(lp[j]) - 1.0);
+    printf("  KL to the prior network's N: %.6f (closed form %.6f)\n", a.kl[0], want);
+    assert_true(fabs(a.kl[0] - want) < 1e-5);
     vae_free(&m);
     vae_acts_free(&a);
 }
@@ -267,7 +437,7 @@ static void test_config_errors(void **state)
 {
     (void)state;
     err_msg err;
-    vae_config ok = {784, 1, {400}, 20, VAE_ACT_RELU};
+    vae_config ok = small(784, 1, 400, 0, 20, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0);
     assert_int_equal(vae_config_check(&ok, &err), 0);
     vae_config c = ok;
     c.n_hidden = 0;
@@ -284,44 +454,52 @@ static void test_config_errors(void **state)
     c = ok;
     c.act = (vae_act)7;
     assert_int_equal(vae_config_check(&c, &err), -1);
+    c = ok;
+    c.likelihood = (vae_lik)3;
+    assert_int_equal(vae_config_check(&c, &err), -1);
+    assert_non_null(strstr(err.text, "likelihood"));
+    c = ok;
+    c.n_classes = VAE_MAX_CLASSES + 1;
+    assert_int_equal(vae_config_check(&c, &err), -1);
+    assert_non_null(strstr(err.text, "classes"));
     vae_acts a;
     assert_int_equal(vae_acts_init(&a, &ok, SIZE_MAX / 8, &err), -1);
     assert_non_null(strstr(err.text, "too large"));
 }
 
 /* The default model has the design card's shape and parameter count:
- * 784*400+400 + 400*40+40 + 20*400+400 + 400*784+784 = 652824. */
+ * 784*400+400 + 400*40+40 + 20*400+400 + 400*784+784 = 652824; the
+ * conditional one adds 10 label columns to two layers and the prior
+ * network, 10*400+400 + 400*40+40. */
 static void test_default_shape(void **state)
 {
     (void)state;
-    vae_config cfg = {784, 1, {400}, 20, VAE_ACT_RELU};
+    vae_config cfg = small(784, 1, 400, 0, 20, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0);
     vae_model m;
     err_msg err;
     assert_int_equal(vae_init(&m, &cfg, &err), 0);
-    assert_int_equal(m.n_layers, 4);
     assert_int_equal(m.n_params, 652824);
-    assert_int_equal(m.layer[1].out, 40);
-    assert_int_equal(m.layer[2].in, 20);
-    assert_int_equal(m.layer[3].out, 784);
-    rng_state r;
-    rng_seed(&r, 1);
-    vae_init_params(&m, &r);
-    /* PyTorch's nn.Linear bounds: 1/sqrt(784) for the first layer. */
-    float bound = 1.0f / sqrtf(784.0f), maxabs = 0.0f;
-    for (size_t i = 0; i < 784 * 400; i++)
-        maxabs = fmaxf(maxabs, fabsf(m.params[i]));
-    assert_true(maxabs <= bound && maxabs > 0.99f * bound);
+    assert_int_equal(m.n_layers, 4);
     vae_free(&m);
+    cfg.n_classes = 10;
+    assert_int_equal(vae_layout(&m, &cfg, &err), 0);
+    assert_null(m.params);
+    assert_int_equal(m.n_params, 652824 + 10 * 400 + 10 * 400 + 10 * 400 + 400 + 400 * 40 + 40);
+    assert_int_equal(m.n_layers, 6);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grad_tanh_one_hidden),
-        cmocka_unit_test(test_grad_tanh_two_hidden),
-        cmocka_unit_test(test_grad_relu),
+        cmocka_unit_test(test_grad_bernoulli),
+        cmocka_unit_test(test_grad_continuous_bernoulli),
+        cmocka_unit_test(test_grad_gaussian),
+        cmocka_unit_test(test_grad_beta),
+        cmocka_unit_test(test_grad_conditional),
         cmocka_unit_test(test_grad_check_catches_errors),
-        cmocka_unit_test(test_bce_and_sigmoid_accuracy),
+        cmocka_unit_test(test_likelihood_accuracy),
+        cmocka_unit_test(test_cb_near_half),
+        cmocka_unit_test(test_tanh_accuracy),
         cmocka_unit_test(test_kl_closed_form),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_default_shape),

@@ -87,7 +87,9 @@ static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
     for (size_t i = 0; i < m.n_params; i++)
         mom[i] = 0.01f * (float)(i % 5), mom[m.n_params + i] = 1e-4f * (float)(i % 3);
     ckpt_train t = {.seed = 3, .epoch = 2, .step = step, .adam_t = 40 + step,
-                    .batch = 8, .lr = 1e-3, .sum_bce = step ? 12.5 : 0.0,
+                    .batch = 8, .lr = 1e-3, .beta = step ? 0.5 : 1.0,
+                    .binarize = step ? 2 : 0, .noise = step ? 0.2 : 0.0,
+                    .sum_rec = step ? 12.5 : 0.0,
                     .sum_kl = step ? 1.5 : 0.0, .n_seen = step * 8,
                     .seconds = step ? 0.25 : 0.0};
     rng_seed(&t.rng_data, 1);
@@ -111,8 +113,8 @@ int main(int argc, char **argv)
     char idx_dir[4096], ckpt_dir[4096];
     snprintf(idx_dir, sizeof idx_dir, "%s/idx", argv[1]);
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", argv[1]);
-    vae_config relu = {4, 1, {3}, 2, VAE_ACT_RELU};
-    vae_config tanh2 = {6, 2, {5, 3}, 1, VAE_ACT_TANH};
+    vae_config relu = {4, 1, {3}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0};
+    vae_config tanh2 = {6, 2, {5, 3}, 1, VAE_ACT_TANH, VAE_LIK_CB, 3};
     if (idx_seeds(idx_dir) || ckpt_seed(ckpt_dir, "tiny-relu.bin", &relu, 0) ||
         ckpt_seed(ckpt_dir, "tiny-tanh-two-hidden-mid-epoch.bin", &tanh2, 3))
         return 1;

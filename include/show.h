@@ -1,0 +1,60 @@
+/* show.h - what a trained model looks like, as PNG files: samples from the
+ * prior, reconstructions, interpolations, the latent manifold, and a
+ * scatter of the latent codes. Grids follow torchvision's save_image
+ * (png_grid.h); each picture shows the likelihood's mean per pixel. */
+#ifndef VAE_SHOW_H
+#define VAE_SHOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "idx.h"
+#include "vae.h"
+
+#define SHOW_COLS 8 /* tiles a row, as save_image */
+#define SHOW_PAD 2  /* pixels between tiles */
+
+/* n x z_dim standard normal draws from seed (a stream of their own). */
+void show_prior_draws(float *eps, size_t n, size_t z_dim, uint64_t seed);
+
+/* Latent codes of n prior draws from the noise eps (n x z_dim): z = eps for
+ * N(0, I); for a conditional model z = mu_p(y) + exp(logvar_p(y) / 2) eps,
+ * y = labels[i], through a's prior network (in batches of a->cap). */
+void show_prior_z(const vae_model *m, vae_acts *a, const float *eps,
+                  const uint8_t *labels, size_t n, float *z);
+
+/* Decodes n latent codes z (with labels, for a conditional model) and
+ * writes the means as a grid of ncol columns. Returns 0, or -1 with err. */
+int show_decode_png(const vae_model *m, vae_acts *a, const float *z,
+                    const uint8_t *labels, size_t n, size_t ncol,
+                    const char *path, err_msg *err);
+
+/* The first n images of set (through view) each beside its reconstruction
+ * from the posterior mean, 8 tiles a row. Returns 0, or -1 with err. */
+int show_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
+                   const idx_view *view, size_t n, const char *path,
+                   err_msg *err);
+
+/* One row: image `from`, the decodings of steps points evenly spaced on the
+ * straight line from its posterior mean to image `to`'s (ends included),
+ * then image `to`. A conditional model decodes with label (or, if label
+ * < 0, image from's label). Returns 0, or -1 with err. */
+int show_interpolate_png(const vae_model *m, vae_acts *a, const idx_set *set,
+                         const idx_view *view, size_t from, size_t to,
+                         size_t steps, int label, const char *path,
+                         err_msg *err);
+
+/* For a 2-D latent: a side x side grid of decodings of z on the prior's
+ * quantiles, z = (Phi^-1(u), Phi^-1(v)) with u, v at (i + 1/2) / side
+ * (Kingma & Welling, Fig. 4); a conditional model uses p(z | label).
+ * Returns 0, or -1 with err (also when z is not 2-D). */
+int show_manifold_png(const vae_model *m, vae_acts *a, size_t side, int label,
+                      const char *path, err_msg *err);
+
+/* A scatter of n points xy (n x 2), coloured by label (0-9, ten colours),
+ * with the axes through 0 and a legend of the labels. Returns 0, or -1. */
+int show_scatter_png(const float *xy, const uint8_t *labels, size_t n,
+                     const char *path, err_msg *err);
+
+#endif

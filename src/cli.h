@@ -1,0 +1,71 @@
+/* cli.h - what the command-line files share (internal to src/): the
+ * parsed options, messages and exit codes. main.c parses and dispatches;
+ * cmd_train.c and cmd_model.c hold the commands. Only these files print,
+ * read the environment for user-facing choices, and pick exit codes:
+ * 0 success, 1 failure, 2 usage error, 128+signal when interrupted. */
+#ifndef VAE_CLI_H
+#define VAE_CLI_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt.h"
+#include "idx.h"
+#include "vae.h"
+
+#define VAE_VERSION "0.2.0"
+#define EXIT_USAGE 2
+
+enum opt_id {
+    O_DATA, O_CKPT, O_OUT, O_OUTPUT, O_N, O_SEED, O_THREADS, O_BATCH, O_LR,
+    O_EPOCHS, O_JSON, O_RESUME, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD,
+    O_BETA, O_BINARIZE, O_NOISE, O_CONDITIONAL, O_METRICS, O_LABEL, O_GRID,
+    O_FROM, O_TO, O_STEPS, O_TOP, O_IW, O_SPLIT, O_COUNT
+};
+
+/* Parsed values; set[] says which were given. */
+typedef struct cli_opts {
+    const char *cmd;
+    int set[O_COUNT];
+    const char *data, *ckpt, *out, *output, *metrics, *split;
+    size_t n, threads, batch, epochs, label, from, to, steps, top, iw;
+    uint64_t seed;
+    double lr, beta, noise;
+    int binarize; /* train_binarize */
+    vae_config cfg;
+    int json;
+} cli_opts;
+
+extern cli_opts opt;
+
+/* "vae CMD: message" on stderr. */
+void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* say_error plus a pointer to --help; returns -1. */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Starts the thread team (--threads). Returns 0, or -1 after a message. */
+int cli_threads(void);
+
+/* Loads split "train" or "t10k" of --data. Returns 0, or -1 after a message. */
+int cli_load_split(idx_set *set, const char *split);
+
+/* Loads --ckpt (model and training state). Returns 0, or -1 after a message. */
+int cli_load_model(vae_model *m, ckpt_train *t);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* The commands; each returns the exit status. */
+int cmd_train(void);
+int cmd_bench(void);
+int cmd_sample(void);
+int cmd_reconstruct(void);
+int cmd_eval(void);
+int cmd_interpolate(void);
+int cmd_encode(void);
+int cmd_score(void);
+int cmd_manifold(void);
+
+#endif

@@ -1,0 +1,419 @@
+/* cmd_model.c - the commands that use a trained model: sample,
+ * reconstruct, eval, interpolate, encode, score and manifold (see
+ * src/cli.h). Each reads the model and its training options from --ckpt. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "afile.h"
+#include "cli.h"
+#include "infer.h"
+#include "par.h"
+#include "png_grid.h"
+#include "show.h"
+
+/* A loaded model with what using it needs. */
+typedef struct session {
+    vae_model m;
+    ckpt_train tr;
+    vae_acts a;     /* single-thread activations for pictures */
+    shard_set sh;   /* the team's, for passes over a data set */
+    idx_set data;   /* the images the command reads, if any */
+    idx_view view;  /* how the model sees them */
+} session;
+
+static void session_free(session *s)
+{
+    vae_free(&s->m);
+    vae_acts_free(&s->a);
+    shard_free(&s->sh);
+    idx_free(&s->data);
+}
+
+/* Loads --ckpt, starts the team, and (if split) loads that split of --data;
+ * allocates activations for cap images. Returns 0, or -1 after a message. */
+static int session_open(session *s, const char *split, size_t cap)
+{
+    memset(s, 0, sizeof *s);
+    if (cli_load_model(&s->m, &s->tr))
+        return -1;
+    err_msg err;
+    s->view = infer_test_view(s->tr.binarize);
+    if ((split && cli_load_split(&s->data, split)) || cli_threads()) {
+        session_free(s);
+        return -1;
+    }
+    if (vae_acts_init(&s->a, &s->m.cfg, cap, &err) ||
+        shard_init(&s->sh, &s->m, opt.batch, 0, &err)) {
+        say_error("%s", err.text);
+        session_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* --label and --grid apply to conditional models only. */
+static int check_label_options(const session *s)
+{
+    if (s->m.cfg.n_classes)
+        return 0;
+    const char *which = opt.set[O_LABEL] ? "--label" : opt.set[O_GRID] ? "--grid" : NULL;
+    if (!which)
+        return 0;
+    return usage_error("%s: the model in %s is not conditional (train it with "
+                       "--conditional)", which, opt.ckpt);
+}
+
+static const char *output_or(const char *fallback)
+{
+    return opt.output ? opt.output : fallback;
+}
+
+/* ===================================================================== */
+
+int cmd_sample(void)
+{
+    session s;
+    if (session_open(&s, NULL, 256))
+        return 1;
+    if (check_label_options(&s)) {
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    if (opt.set[O_LABEL] && opt.set[O_GRID]) {
+        usage_error("--label and --grid: give one of them");
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    /* A conditional model without --label shows every label, a column each. */
+    int grid = s.m.cfg.n_classes && !opt.set[O_LABEL];
+    size_t n = opt.set[O_N] ? opt.n : grid ? 100 : 128;
+    if (grid)
+        n = (n + 9) / 10 * 10;
+    const char *path = output_or("sampled.png");
+    size_t Z = s.m.cfg.z_dim;
+    float *eps = malloc(2 * n * Z * sizeof *eps);
+    uint8_t *labels = malloc(n);
+    int rc = 1;
+    err_msg err;
+    if (!eps || !labels) {
+        say_error("out of memory for %zu samples", n);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            labels[i] = (uint8_t)(grid ? i % 10 : opt.label);
+        show_prior_draws(eps, n, Z, opt.seed);
+        show_prior_z(&s.m, &s.a, eps, labels, n, eps + n * Z);
+        if (show_decode_png(&s.m, &s.a, eps + n * Z, labels, n, grid ? 10 : SHOW_COLS,
+                            path, &err))
+            say_error("%s", err.text);
+        else
+            rc = 0;
+    }
+    if (rc == 0)
+        printf("wrote %s (%zu samples from %s)\n", path, n, opt.ckpt);
+    free(eps);
+    free(labels);
+    session_free(&s);
+    return rc;
+}
+
+int cmd_reconstruct(void)
+{
+    session s;
+    if (session_open(&s, "t10k", 256))
+        return 1;
+    size_t n = opt.set[O_N] ? opt.n : 32;
+    if (n > s.data.n)
+        n = s.data.n;
+    const char *path = output_or("reconst.png");
+    err_msg err;
+    int rc = show_recon_png(&s.m, &s.a, &s.data, &s.view, n, path, &err);
+    if (rc)
+        say_error("%s", err.text);
+    else
+        printf("wrote %s (%zu test images, each beside its reconstruction)\n", path, n);
+    session_free(&s);
+    return rc ? 1 : 0;
+}
+
+int cmd_eval(void)
+{
+    session s;
+    if (session_open(&s, "t10k", 1))
+        return 1;
+    double rec, kl, t0 = cli_now();
+    double loss = infer_eval(&s.m, &s.sh, &s.data, &s.view, opt.seed, &rec, &kl);
+    double secs = cli_now() - t0;
+    infer_iw_result iw = {0};
+    double iw_secs = 0.0;
+    if (opt.set[O_IW]) {
+        err_msg err;
+        t0 = cli_now();
+        if (infer_iw(&s.m, &s.data, &s.view, opt.iw, opt.seed, 0, &iw, &err)) {
+            say_error("%s", err.text);
+            session_free(&s);
+            return 1;
+        }
+        iw_secs = cli_now() - t0;
+    }
+    if (opt.json) {
+        printf("{\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,", loss, rec, kl);
+        if (opt.set[O_IW])
+            printf("\"iw_nll\":%.6f,\"iw\":%zu,\"iw_seconds\":%.3f,", iw.iw_nll, opt.iw,
+                   iw_secs);
+        printf("\"likelihood\":\"%s\",\"n\":%zu,\"seconds\":%.4f}\n",
+               vae_lik_name(s.m.cfg.likelihood), s.data.n, secs);
+    } else {
+        printf("test loss %.4f nats/image (rec %.4f, kl %.4f) on %zu images "
+               "[%s, %.2fs]\n", loss, rec, kl, s.data.n, opt.data, secs);
+        if (opt.set[O_IW])
+            printf("importance-weighted bound, K = %zu: %.4f nats/image [%.2fs]\n",
+                   opt.iw, iw.iw_nll, iw_secs);
+    }
+    session_free(&s);
+    return 0;
+}
+
+int cmd_interpolate(void)
+{
+    session s;
+    if (session_open(&s, "t10k", 256))
+        return 1;
+    int rc = 1;
+    err_msg err;
+    const char *path = output_or("strip.png");
+    if (check_label_options(&s)) {
+        rc = EXIT_USAGE;
+    } else if (opt.from >= s.data.n || opt.to >= s.data.n) {
+        usage_error("%s %zu: the test set has images 0 to %zu",
+                    opt.from >= s.data.n ? "--from" : "--to",
+                    opt.from >= s.data.n ? opt.from : opt.to, s.data.n - 1);
+        rc = EXIT_USAGE;
+    } else if (show_interpolate_png(&s.m, &s.a, &s.data, &s.view, opt.from, opt.to,
+                                    opt.steps, opt.set[O_LABEL] ? (int)opt.label : -1,
+                                    path, &err)) {
+        say_error("%s", err.text);
+    } else {
+        printf("wrote %s (test images %zu and %zu, %zu steps between)\n", path,
+               opt.from, opt.to, opt.steps);
+        rc = 0;
+    }
+    session_free(&s);
+    return rc;
+}
+
+/* Writes a CSV through afile: header, then row(ctx, i, fp) for i < n. */
+static int write_csv(const char *path, const char *header, size_t n,
+                     void (*row)(void *ctx, size_t i, FILE *fp), void *ctx)
+{
+    afile f;
+    err_msg err;
+    if (afile_open(&f, path, &err)) {
+        say_error("%s", err.text);
+        return -1;
+    }
+    fputs(header, f.fp);
+    for (size_t i = 0; i < n; i++)
+        row(ctx, i, f.fp);
+    if (afile_commit(&f, &err)) {
+        say_error("%s", err.text);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct codes {
+    const idx_set *set;
+    size_t Z;
+    float *mu, *logvar, *rec, *kl;
+} codes;
+
+static void code_row(void *ctx, size_t i, FILE *fp)
+{
+    const codes *c = ctx;
+    fprintf(fp, "%zu,%u", i, c->set->labels[i]);
+    for (size_t j = 0; j < c->Z; j++)
+        fprintf(fp, ",%.6g", c->mu[i * c->Z + j]);
+    for (size_t j = 0; j < c->Z; j++)
+        fprintf(fp, ",%.6g", c->logvar[i * c->Z + j]);
+    fputc('\n', fp);
+}
+
+int cmd_encode(void)
+{
+    session s;
+    if (session_open(&s, opt.split, 1))
+        return 1;
+    size_t n = s.data.n, Z = s.m.cfg.z_dim;
+    const char *path = output_or("latents.csv");
+    codes c = {&s.data, Z, malloc(n * Z * sizeof(float)), malloc(n * Z * sizeof(float)),
+               NULL, NULL};
+    int rc = 1;
+    if (!c.mu || !c.logvar) {
+        say_error("out of memory for %zu latent codes", n);
+    } else {
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, c.mu, c.logvar, NULL,
+                        NULL);
+        /* The header: index,label,mu_0..mu_{Z-1},logvar_0..logvar_{Z-1}. */
+        size_t cap = 32 + 24 * Z;
+        char *header = malloc(cap);
+        if (header) {
+            size_t len = (size_t)snprintf(header, cap, "index,label");
+            for (size_t j = 0; j < Z; j++)
+                len += (size_t)snprintf(header + len, cap - len, ",mu_%zu", j);
+            for (size_t j = 0; j < Z; j++)
+                len += (size_t)snprintf(header + len, cap - len, ",logvar_%zu", j);
+            snprintf(header + len, cap - len, "\n");
+            if (write_csv(path, header, n, code_row, &c) == 0) {
+                printf("wrote %s (%zu images, %zu latent dimensions)\n", path, n, Z);
+                rc = 0;
+            }
+            free(header);
+        } else {
+            say_error("out of memory");
+        }
+    }
+    free(c.mu);
+    free(c.logvar);
+    session_free(&s);
+    return rc;
+}
+
+static void score_row(void *ctx, size_t i, FILE *fp)
+{
+    const codes *c = ctx;
+    fprintf(fp, "%zu,%u,%.6f,%.6f,%.6f\n", i, c->set->labels[i],
+            (double)c->rec[i] + c->kl[i], c->rec[i], c->kl[i]);
+}
+
+static const float *sort_scores; /* for by_score_desc */
+
+/* Highest score first; ties by index, so the order is fixed. */
+static int by_score_desc(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    float x = sort_scores[a], y = sort_scores[b];
+    if (x != y)
+        return x > y ? -1 : 1;
+    return (a > b) - (a < b);
+}
+
+/* The top images of set by score, as a grid (through view). */
+static int write_top(const session *s, const float *score, size_t top,
+                     const char *path)
+{
+    size_t n = s->data.n, D = s->m.cfg.x_dim;
+    if (top > n)
+        top = n;
+    uint32_t *order = malloc(n * sizeof *order);
+    float *tiles = malloc(top * D * sizeof *tiles);
+    int rc = -1;
+    err_msg err;
+    if (!order || !tiles) {
+        say_error("out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++)
+            order[i] = (uint32_t)i;
+        sort_scores = score;
+        qsort(order, n, sizeof *order, by_score_desc);
+        idx_gather(&s->data, order, 0, top, &s->view, tiles);
+        if (png_grid_write(path, tiles, top, s->data.rows, s->data.cols, SHOW_COLS,
+                           SHOW_PAD, &err))
+            say_error("%s", err.text);
+        else
+            rc = 0;
+    }
+    free(order);
+    free(tiles);
+    return rc;
+}
+
+int cmd_score(void)
+{
+    session s;
+    if (session_open(&s, opt.split, 1))
+        return 1;
+    size_t n = s.data.n;
+    codes c = {&s.data, s.m.cfg.z_dim, NULL, NULL, malloc(n * sizeof(float)),
+               malloc(n * sizeof(float))};
+    float *score = malloc(n * sizeof *score);
+    int rc = 1;
+    if (!c.rec || !c.kl || !score) {
+        say_error("out of memory for %zu scores", n);
+    } else {
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, NULL, NULL, c.rec, c.kl);
+        for (size_t i = 0; i < n; i++)
+            score[i] = c.rec[i] + c.kl[i];
+        if (opt.set[O_TOP]) {
+            const char *path = output_or("worst.png");
+            if (write_top(&s, score, opt.top, path) == 0) {
+                printf("wrote %s (the %zu highest-scoring of %zu images)\n", path,
+                       opt.top < n ? opt.top : n, n);
+                rc = 0;
+            }
+        } else {
+            const char *path = output_or("scores.csv");
+            if (write_csv(path, "index,label,score,rec,kl\n", n, score_row, &c) == 0) {
+                printf("wrote %s (%zu images)\n", path, n);
+                rc = 0;
+            }
+        }
+    }
+    free(c.rec);
+    free(c.kl);
+    free(score);
+    session_free(&s);
+    return rc;
+}
+
+int cmd_manifold(void)
+{
+    session s;
+    if (session_open(&s, "t10k", 256))
+        return 1;
+    int rc = 1;
+    err_msg err;
+    const char *path = output_or("manifold.png");
+    size_t Z = s.m.cfg.z_dim;
+    if (check_label_options(&s)) {
+        rc = EXIT_USAGE;
+    } else if (Z == 2) {
+        size_t side = opt.set[O_N] ? opt.n : 20;
+        if (side > 200) {
+            usage_error("--n %zu: a manifold grid is at most 200 x 200", side);
+            rc = EXIT_USAGE;
+        } else if (show_manifold_png(&s.m, &s.a, side, opt.set[O_LABEL] ? (int)opt.label : 0,
+                                     path, &err)) {
+            say_error("%s", err.text);
+        } else {
+            printf("wrote %s (%zu x %zu decodings over the 2-D latent space)\n", path,
+                   side, side);
+            rc = 0;
+        }
+    } else {
+        size_t n = s.data.n;
+        float *mu = malloc(n * Z * sizeof *mu), *xy = malloc(n * 2 * sizeof *xy);
+        if (!mu || !xy) {
+            say_error("out of memory for %zu latent codes", n);
+        } else {
+            infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, mu, NULL, NULL, NULL);
+            for (size_t i = 0; i < n; i++) {
+                xy[2 * i] = mu[i * Z];
+                xy[2 * i + 1] = Z > 1 ? mu[i * Z + 1] : 0.0f;
+            }
+            if (show_scatter_png(xy, s.data.labels, n, path, &err)) {
+                say_error("%s", err.text);
+            } else {
+                printf("wrote %s (the first two of %zu latent means of %zu test "
+                       "images, coloured by label)\n", path, Z, n);
+                rc = 0;
+            }
+        }
+        free(mu);
+        free(xy);
+    }
+    session_free(&s);
+    return rc;
+}

@@ -1,0 +1,311 @@
+/* cmd_train.c - 'vae train' and 'vae bench' (see src/cli.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cpu.h"
+#include "infer.h"
+#include "par.h"
+#include "train.h"
+
+/* ===================================================================== */
+/* Signals and progress                                                   */
+/* ===================================================================== */
+
+static volatile sig_atomic_t stop_signal;
+
+/* The first SIGINT or SIGTERM asks training to stop after the step under
+ * way (it then saves and exits); a second one ends the process at once.
+ * Either way the checkpoint on disk stays whole: writes are atomic. */
+static void on_signal(int sig)
+{
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+    static const char msg[] = "\nvae train: stopping after this step to save "
+                              "the run (again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+typedef struct progress_ctx {
+    int tty;
+    double last;
+} progress_ctx;
+
+static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
+                        double seconds)
+{
+    progress_ctx *ctx = vctx;
+    double t = cli_now();
+    if (!ctx->tty || (t - ctx->last < 0.1 && done < total))
+        return;
+    ctx->last = t;
+    const int width = 30;
+    int fill = (int)((double)width * (double)done / (double)total);
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[width] = '\0';
+    double rate = seconds > 0 ? (double)done / seconds : 0.0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
+    printf("\repoch %zu/%zu [%s] %zu/%zu  %.0f img/s  ETA %.1fs\033[K", epoch,
+           opt.epochs, bar, done, total, rate, eta);
+    fflush(stdout);
+}
+
+static void on_epoch(void *vctx, const train_report *r)
+{
+    progress_ctx *ctx = vctx;
+    if (ctx->tty)
+        printf("\r\033[K");
+    if (opt.json) {
+        /* rec is -log p(x|z); for the Bernoulli likelihood it is the BCE. */
+        char bce[96] = "";
+        if (r->likelihood == VAE_LIK_BERNOULLI)
+            snprintf(bce, sizeof bce, "\"train_bce\":%.6f,\"test_bce\":%.6f,",
+                     r->train_rec, r->test_rec);
+        printf("{\"epoch\":%zu,\"epochs\":%zu,\"train_loss\":%.6f,\"train_rec\":%.6f,"
+               "\"train_kl\":%.6f,\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,"
+               "%s\"train_objective\":%.6f,\"beta\":%g,\"likelihood\":\"%s\","
+               "\"seconds\":%.6f,\"images_per_s\":%.1f}\n",
+               r->epoch, r->epochs, r->train_loss, r->train_rec, r->train_kl,
+               r->test_loss, r->test_rec, r->test_kl, bce,
+               r->train_rec + r->beta * r->train_kl, r->beta,
+               vae_lik_name(r->likelihood), r->seconds, r->images_per_s);
+    } else {
+        printf("epoch %zu/%zu  train %.2f (rec %.2f, kl %.2f)  test %.2f  "
+               "%.2fs  %.0f img/s\n", r->epoch, r->epochs, r->train_loss,
+               r->train_rec, r->train_kl, r->test_loss, r->seconds,
+               r->images_per_s);
+    }
+    fflush(stdout);
+}
+
+static void on_warn(void *vctx, const char *msg)
+{
+    (void)vctx;
+    fprintf(stderr, "vae train: warning: %s\n", msg);
+}
+
+/* ===================================================================== */
+/* train                                                                  */
+/* ===================================================================== */
+
+/* The options of a new run, from the command line. */
+static train_opts run_opts(void)
+{
+    train_opts o = {0};
+    o.epochs = opt.epochs;
+    o.batch = opt.batch;
+    o.lr = opt.lr;
+    o.beta = opt.beta;
+    o.binarize = (train_binarize)opt.binarize;
+    o.noise = opt.noise;
+    o.seed = opt.seed;
+    o.cfg = opt.cfg;
+    return o;
+}
+
+int cmd_train(void)
+{
+    idx_set train = {0}, test = {0};
+    if (cli_load_split(&train, "train") || cli_load_split(&test, "t10k")) {
+        idx_free(&train);
+        return 1;
+    }
+    if (!opt.set[O_RESUME] && opt.batch > train.n) {
+        usage_error("--batch %zu: larger than the training set (%zu images in %s)",
+                    opt.batch, train.n, opt.data);
+        idx_free(&train);
+        idx_free(&test);
+        return EXIT_USAGE;
+    }
+    char metrics[4096];
+    if (opt.metrics)
+        snprintf(metrics, sizeof metrics, "%s", opt.metrics);
+    else
+        snprintf(metrics, sizeof metrics, "%s/metrics.csv", opt.out);
+    if (cli_threads()) {
+        idx_free(&train);
+        idx_free(&test);
+        return 1;
+    }
+    train_opts o = run_opts();
+    o.resume = opt.set[O_RESUME];
+    o.explicit_batch = opt.set[O_BATCH];
+    o.explicit_lr = opt.set[O_LR];
+    o.explicit_cfg = opt.set[O_HIDDEN] || opt.set[O_LATENT] || opt.set[O_ACT] ||
+                     opt.set[O_LIKELIHOOD] || opt.set[O_CONDITIONAL];
+    o.explicit_beta = opt.set[O_BETA];
+    o.explicit_binarize = opt.set[O_BINARIZE];
+    o.explicit_noise = opt.set[O_NOISE];
+    o.ckpt_path = opt.ckpt;
+    o.out_dir = opt.out;
+    o.metrics = metrics;
+    o.stop = &stop_signal;
+    progress_ctx ctx = {isatty(STDOUT_FILENO) && !opt.json, 0.0};
+    train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx};
+    catch_signals();
+    err_msg err;
+    int rc = train_run(&o, &train, &test, &hooks, &err);
+    idx_free(&train);
+    idx_free(&test);
+    if (ctx.tty)
+        printf("\r\033[K");
+    fflush(stdout);
+    if (rc == TRAIN_STOPPED) {
+        int sig = (int)stop_signal;
+        fprintf(stderr, "vae train: interrupted by %s; the exact state is saved "
+                "in %s. Continue with: vae train --resume --ckpt %s --epochs %zu\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", opt.ckpt, opt.ckpt, opt.epochs);
+        return 128 + sig;
+    }
+    if (rc) {
+        say_error("%s", err.text);
+        return 1;
+    }
+    if (!opt.json)
+        printf("saved %s; images in %s/, metrics in %s\n", opt.ckpt, opt.out, metrics);
+    return 0;
+}
+
+/* ===================================================================== */
+/* bench                                                                  */
+/* ===================================================================== */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* --iw K: the importance-weighted bound over the test set, timed against
+ * its own sgemm calls replayed alone. */
+static int bench_iw(void)
+{
+    idx_set test = {0};
+    if (cli_load_split(&test, "t10k"))
+        return 1;
+    vae_model m;
+    ckpt_train tr = {0};
+    int have_ckpt = opt.set[O_CKPT];
+    if (have_ckpt ? cli_load_model(&m, &tr) : 0) {
+        idx_free(&test);
+        return 1;
+    }
+    err_msg err;
+    if (!have_ckpt) {
+        if (vae_init(&m, &opt.cfg, &err)) {
+            say_error("%s", err.text);
+            idx_free(&test);
+            return 1;
+        }
+        rng_state r;
+        rng_seed(&r, opt.seed);
+        vae_init_params(&m, &r);
+        tr.binarize = (uint64_t)opt.binarize;
+    }
+    int rc = 1;
+    if (cli_threads() == 0) {
+        idx_view view = infer_test_view(tr.binarize);
+        infer_iw_result res;
+        double t0 = cli_now();
+        if (infer_iw(&m, &test, &view, opt.iw, opt.seed, 1, &res, &err)) {
+            say_error("%s", err.text);
+        } else {
+            double wall = cli_now() - t0, ratio = res.work_s / res.gemm_s;
+            char core[256];
+            cpu_describe(core, sizeof core);
+            if (opt.json)
+                printf("{\"iw\":%zu,\"images\":%zu,\"iw_nll\":%.6f,\"work_thread_seconds\":%.4f,"
+                       "\"sgemm_floor_thread_seconds\":%.4f,\"ratio\":%.4f,"
+                       "\"gflops_floor\":%.1f,\"wall_seconds\":%.3f,\"threads\":%zu}\n",
+                       opt.iw, test.n, res.iw_nll, res.work_s, res.gemm_s, ratio,
+                       res.gemm_flops / res.gemm_s * 1e-9 * (double)par_threads(),
+                       wall, par_threads());
+            else
+                printf("%s, %zu threads\nimportance-weighted bound, K = %zu, %zu test "
+                       "images: %.4f nats/image\nwork %.3f thread-s  sgemm floor %.3f "
+                       "thread-s  ratio %.3f  (%.1f GFLOP/s in sgemm; wall %.2fs with "
+                       "the replays)\n", core, par_threads(), opt.iw, test.n,
+                       res.iw_nll, res.work_s, res.gemm_s, ratio,
+                       res.gemm_flops / res.gemm_s * 1e-9 * (double)par_threads(), wall);
+            rc = 0;
+        }
+    }
+    vae_free(&m);
+    idx_free(&test);
+    return rc;
+}
+
+int cmd_bench(void)
+{
+    if (opt.set[O_IW])
+        return bench_iw();
+    size_t rounds = opt.set[O_EPOCHS] ? opt.epochs : 3;
+    if (rounds > 100) {
+        usage_error("--epochs: at most 100 benchmark rounds");
+        return EXIT_USAGE;
+    }
+    idx_set train = {0};
+    if (cli_load_split(&train, "train"))
+        return 1;
+    if (cli_threads()) {
+        idx_free(&train);
+        return 1;
+    }
+    train_opts o = run_opts();
+    err_msg err;
+    train_bench_round r[100];
+    double flops, ratio[100];
+    int rc = train_bench(&o, &train, rounds, r, &flops, &err);
+    size_t n_images = train.n;
+    idx_free(&train);
+    if (rc) {
+        say_error("%s", err.text);
+        return 1;
+    }
+    char core[256];
+    cpu_describe(core, sizeof core);
+    if (!opt.json)
+        printf("%s, %zu threads, batch %zu, %zu images/epoch\n", core,
+               par_threads(), opt.batch, n_images);
+    for (size_t i = 0; i < rounds; i++) {
+        ratio[i] = r[i].epoch_s / r[i].gemm_s;
+        if (opt.json)
+            printf("{\"round\":%zu,\"epoch_seconds\":%.4f,\"sgemm_floor_seconds\":%.4f,"
+                   "\"ratio\":%.4f,\"gflops_floor\":%.1f}\n", i + 1, r[i].epoch_s,
+                   r[i].gemm_s, ratio[i], flops / r[i].gemm_s * 1e-9);
+        else
+            printf("round %zu: epoch %.3fs  sgemm floor %.3fs  ratio %.3f  "
+                   "(%.1f GFLOP/s in sgemm)\n", i + 1, r[i].epoch_s, r[i].gemm_s,
+                   ratio[i], flops / r[i].gemm_s * 1e-9);
+    }
+    qsort(ratio, rounds, sizeof *ratio, cmp_double);
+    double med = rounds % 2 ? ratio[rounds / 2]
+                            : 0.5 * (ratio[rounds / 2 - 1] + ratio[rounds / 2]);
+    if (opt.json)
+        printf("{\"rounds\":%zu,\"median_ratio\":%.4f,\"core\":\"%s\",\"threads\":%zu}\n",
+               rounds, med, cpu_openblas_core(), par_threads());
+    else
+        printf("median ratio epoch / sgemm floor: %.3f over %zu rounds\n", med, rounds);
+    return 0;
+}

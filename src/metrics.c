@@ -1,0 +1,206 @@
+/* metrics.c - the per-epoch CSV and its loss curve (see include/metrics.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "afile.h"
+
+static int append(metrics *mt, const char *s, size_t n, err_msg *err)
+{
+    if (mt->len + n + 1 > mt->cap) {
+        size_t cap = (mt->len + n + 1) * 2;
+        char *t = realloc(mt->text, cap);
+        if (!t)
+            return err_set(err, "%s: out of memory", mt->path);
+        mt->text = t;
+        mt->cap = cap;
+    }
+    memcpy(mt->text + mt->len, s, n);
+    mt->len += n;
+    mt->text[mt->len] = '\0';
+    return 0;
+}
+
+static int rewrite(const metrics *mt, err_msg *err)
+{
+    afile f;
+    if (afile_open(&f, mt->path, err))
+        return -1;
+    if (fwrite(mt->text, 1, mt->len, f.fp) != mt->len) {
+        int e = afile_write_errno(&f);
+        afile_abort(&f);
+        return err_sys(err, e ? e : EIO, "cannot write %s", mt->path);
+    }
+    return afile_commit(&f, err);
+}
+
+int metrics_open(metrics *mt, const char *path, size_t keep_epochs, err_msg *err)
+{
+    memset(mt, 0, sizeof *mt);
+    mt->path = strdup(path);
+    if (!mt->path || append(mt, METRICS_HEADER "\n", strlen(METRICS_HEADER) + 1, err)) {
+        metrics_close(mt);
+        return err_set(err, "%s: out of memory", path);
+    }
+    FILE *fp = keep_epochs ? fopen(path, "r") : NULL;
+    if (!fp)
+        return 0;
+    /* Keep the rows of the epochs the resumed run has done, in order. */
+    char line[1024];
+    size_t want = 1;
+    int header = 1;
+    while (fgets(line, sizeof line, fp)) {
+        if (header) {
+            header = 0;
+            if (strncmp(line, METRICS_HEADER, strlen(METRICS_HEADER)) != 0)
+                break; /* not ours: start afresh */
+            continue;
+        }
+        char *end;
+        unsigned long long e = strtoull(line, &end, 10);
+        if (end == line || *end != ',' || e != want || e > keep_epochs)
+            break;
+        if (append(mt, line, strlen(line), err)) {
+            fclose(fp);
+            metrics_close(mt);
+            return -1;
+        }
+        want++;
+    }
+    fclose(fp);
+    return 0;
+}
+
+int metrics_add(metrics *mt, const metrics_row *r, err_msg *err)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "%zu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n",
+                     r->epoch, r->train_loss, r->train_rec, r->train_kl, r->test_loss,
+                     r->test_rec, r->test_kl, r->seconds, r->images_per_s);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return err_set(err, "%s: row too long", mt->path);
+    if (append(mt, line, (size_t)n, err))
+        return -1;
+    return rewrite(mt, err);
+}
+
+void metrics_close(metrics *mt)
+{
+    free(mt->path);
+    free(mt->text);
+    memset(mt, 0, sizeof *mt);
+}
+
+char *metrics_png_path(const char *csv)
+{
+    size_t n = strlen(csv);
+    if (n >= 4 && !strcmp(csv + n - 4, ".csv"))
+        n -= 4;
+    char *p = malloc(n + 5);
+    if (p) {
+        memcpy(p, csv, n);
+        strcpy(p + n, ".png");
+    }
+    return p;
+}
+
+/* s as a gnuplot single-quoted string into out ('' stands for '). */
+static int gp_quote(char *out, size_t size, const char *s)
+{
+    size_t k = 0;
+    if (size < 3)
+        return -1;
+    out[k++] = '\'';
+    for (; *s; s++) {
+        if (k + 3 >= size)
+            return -1;
+        if (*s == '\'')
+            out[k++] = '\'';
+        out[k++] = *s;
+    }
+    out[k++] = '\'';
+    out[k] = '\0';
+    return 0;
+}
+
+int metrics_plot(const char *csv, const char *png, err_msg *err)
+{
+    char tmp[4096], qcsv[4200], qtmp[4200], script[12000];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp || gp_quote(qcsv, sizeof qcsv, csv) ||
+        gp_quote(qtmp, sizeof qtmp, tmp))
+        return err_set(err, "%s: path too long", png);
+    n = snprintf(script, sizeof script,
+                 "set terminal pngcairo size 800,500 font ',10'\n"
+                 "set output %s\n"
+                 "set datafile separator ','\n"
+                 "set title 'negative ELBO (nats per image)'\n"
+                 "set xlabel 'epoch'\n"
+                 "set ylabel 'nats per image'\n"
+                 "set grid\n"
+                 "set key top right\n"
+                 "set xtics 1\n"
+                 "plot %s using 1:2 skip 1 with linespoints lw 2 title 'train', "
+                 "'' using 1:5 skip 1 with linespoints lw 2 title 'test', "
+                 "'' using 1:7 skip 1 with lines dt 2 title 'test KL'\n",
+                 qtmp, qcsv);
+    if (n < 0 || (size_t)n >= sizeof script)
+        return err_set(err, "%s: path too long", png);
+    int pipefd[2];
+    if (pipe(pipefd) != 0)
+        return err_sys(err, errno, "cannot run gnuplot");
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return err_sys(err, e, "cannot run gnuplot");
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (dup2(pipefd[0], 0) < 0 || devnull < 0 || dup2(devnull, 1) < 0 ||
+            dup2(devnull, 2) < 0)
+            _exit(126);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execlp("gnuplot", "gnuplot", (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[0]);
+    /* A gnuplot that died early must not kill us with SIGPIPE. */
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    size_t len = (size_t)n, done = 0;
+    while (done < len) {
+        ssize_t w = write(pipefd[1], script + done, len - done);
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    close(pipefd[1]);
+    signal(SIGPIPE, old);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return err_sys(err, errno, "cannot run gnuplot");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        unlink(tmp);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+            return err_set(err, "gnuplot not found: no loss curve in %s "
+                           "(apt-get install gnuplot-nox)", png);
+        return err_set(err, "gnuplot failed drawing %s", png);
+    }
+    if (rename(tmp, png) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return err_sys(err, e, "cannot write %s", png);
+    }
+    return 0;
+}
