@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -717,10 +718,55 @@ static void test_trailing_garbage_after_gzip(void **state)
     free(b2);
 }
 
+/* Gathering: intensities v/255, or binary pixels drawn from Bernoulli(v/255)
+ * that depend only on the key and the image. */
+static void test_gather_views(void **state)
+{
+    (void)state;
+    enum { N = 64, D = 784 };
+    static uint8_t images[N * D], labels[N];
+    for (size_t i = 0; i < N * D; i++)
+        images[i] = (uint8_t)(i % 256);
+    idx_set set = {N, 28, 28, images, labels};
+    static float plain[N * D], a[N * D], b[N * D], c[N * D];
+    idx_gather(&set, NULL, 0, N, NULL, plain);
+    for (size_t i = 0; i < N * D; i++)
+        assert_true(plain[i] == (float)images[i] * (1.0f / 255.0f));
+    idx_view v1 = {1, 42}, v2 = {1, 43};
+    idx_gather(&set, NULL, 0, N, &v1, a);
+    /* The same images in another order and batch: the same pixels. */
+    uint32_t order[N];
+    for (size_t i = 0; i < N; i++)
+        order[i] = (uint32_t)(N - 1 - i);
+    idx_gather(&set, order, 0, N, &v1, b);
+    for (size_t i = 0; i < N; i++)
+        assert_memory_equal(a + (N - 1 - i) * D, b + i * D, D * sizeof(float));
+    idx_gather(&set, NULL, 0, N, &v2, c);
+    assert_true(memcmp(a, c, sizeof a) != 0); /* another key, other draws */
+    /* Binary, never on where v = 0, always where v = 255, and on about
+     * v/255 of the time: 196 pixels per value over the 64 images. */
+    size_t on[256] = {0};
+    for (size_t i = 0; i < N * D; i++) {
+        assert_true(a[i] == 0.0f || a[i] == 1.0f);
+        on[images[i]] += a[i] == 1.0f;
+    }
+    assert_int_equal(on[0], 0);
+    assert_int_equal(on[255], (N * D) / 256);
+    size_t total_on = 0;
+    for (int v = 0; v < 256; v++)
+        total_on += on[v];
+    double want = 0.0;
+    for (int v = 0; v < 256; v++)
+        want += (double)v / 255.0 * (double)(N * D / 256);
+    printf("  %zu pixels on, %.1f expected\n", total_on, want);
+    assert_true(fabs((double)total_on - want) < 4.0 * sqrt(want));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        cmocka_unit_test(test_gather_views),
         T(test_raw_and_gzip_read_identically),
         T(test_non_square_images_read),
         T(test_concatenated_gzip_members),

@@ -1,0 +1,321 @@
+/* test_family.c - the VAE family through the vae binary, on generated
+ * data: each likelihood, beta, binarization, denoising, the conditional
+ * VAE, and the commands that use a model (sample --label/--grid,
+ * interpolate, encode, score, manifold, eval --iw, bench --iw). */
+#define _DEFAULT_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "testutil.h"
+#include "cliutil.h"
+
+/* Models trained once for the group: conditional with a 4-D latent, and
+ * unconditional with a 2-D one. */
+static char cvae[160], vae2[160];
+
+#define SMALL "--data", data, "--batch", "30", "--lr", "0.005", "--hidden", "48", \
+              "--threads", "2"
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (cli_setup("vae-test-family"))
+        return -1;
+    snprintf(cvae, sizeof cvae, "%s/cvae.bin", dir);
+    snprintf(vae2, sizeof vae2, "%s/vae2.bin", dir);
+    char out[160];
+    snprintf(out, sizeof out, "%s/setup-out", dir);
+    if (run("train", SMALL, "--epochs", "6", "--latent", "4", "--conditional", "--ckpt",
+            cvae, "--out", out, NULL) != 0 ||
+        run("train", SMALL, "--epochs", "6", "--latent", "2", "--ckpt", vae2, "--out", out,
+            NULL) != 0) {
+        fprintf(stderr, "test_family: training failed:\n%s", err_text ? err_text : "");
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cli_teardown();
+    return 0;
+}
+
+/* The last JSON line of out_text. */
+static const char *last_line(void)
+{
+    size_t n = strlen(out_text);
+    while (n > 0 && out_text[n - 1] == '\n')
+        out_text[--n] = '\0';
+    const char *p = strrchr(out_text, '\n');
+    return p ? p + 1 : out_text;
+}
+
+static void read_ckpt(const char *path, ckpt_data *d)
+{
+    err_msg err;
+    if (ckpt_read(path, d, &err))
+        fail_msg("%s", err.text);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_likelihoods_and_beta(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "lik-out");
+    in_dir(ckpt, sizeof ckpt, "lik.bin");
+    const char *liks[] = {"bernoulli", "cb", "gaussian"};
+    double test_rec[3];
+    for (int i = 0; i < 3; i++) {
+        assert_exit(run("train", SMALL, "--epochs", "6", "--latent", "3", "--likelihood", liks[i],
+                        "--beta", "0.5", "--json", "--ckpt", ckpt, "--out", out, NULL), 0);
+        const char *l = last_line();
+        char want[64];
+        snprintf(want, sizeof want, "\"likelihood\":\"%s\"", liks[i]);
+        tu_assert_contains(l, want);
+        tu_assert_contains(l, "\"beta\":0.5");
+        double rec = json_num(l, "train_rec"), kl = json_num(l, "train_kl");
+        assert_true(fabs(json_num(l, "train_objective") - (rec + 0.5 * kl)) < 1e-4);
+        assert_true(fabs(json_num(l, "train_loss") - (rec + kl)) < 1e-4);
+        /* train_bce only where rec is a cross-entropy */
+        assert_true((strstr(l, "train_bce") != NULL) == (i == 0));
+        test_rec[i] = json_num(l, "test_rec");
+        printf("  %s: %s\n", liks[i], l);
+        /* Stored: the other commands need not be told. */
+        ckpt_data d;
+        read_ckpt(ckpt, &d);
+        assert_int_equal(d.cfg.likelihood, i);
+        assert_true(d.train.beta == 0.5);
+        ckpt_data_free(&d);
+        assert_exit(run("eval", "--ckpt", ckpt, "--data", data, "--json", NULL), 0);
+        snprintf(want, sizeof want, "\"likelihood\":\"%s\"", liks[i]);
+        tu_assert_contains(out_text, want);
+    }
+    /* The Gaussian's -log p holds its constant: 784/2 log(pi) = 448.7 nats. */
+    assert_true(test_rec[2] > 448.7);
+    /* The continuous Bernoulli's normaliser makes -log p smaller than the BCE. */
+    assert_true(test_rec[1] < test_rec[0]);
+}
+
+static void test_binarize_and_noise(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "bin-out");
+    in_dir(ckpt, sizeof ckpt, "bin.bin");
+    const char *modes[] = {"static", "dynamic"};
+    for (int i = 0; i < 2; i++) {
+        assert_exit(run("train", SMALL, "--latent", "3", "--binarize", modes[i],
+                        "--noise", "0.2", "--epochs", "2", "--json", "--ckpt", ckpt,
+                        "--out", out, NULL), 0);
+        ckpt_data d;
+        read_ckpt(ckpt, &d);
+        assert_int_equal(d.train.binarize, (uint64_t)i + 1);
+        assert_true(d.train.noise == 0.2);
+        ckpt_data_free(&d);
+        /* eval sees the binarized test set train evaluated on. */
+        double train_test = json_num(last_line(), "test_loss");
+        assert_exit(run("eval", "--ckpt", ckpt, "--data", data, "--json", NULL), 0);
+        double eval_test = json_num(out_text, "test_loss");
+        printf("  %s: train's test loss %.4f, eval's %.4f\n", modes[i], train_test, eval_test);
+        assert_true(fabs(eval_test - train_test) < 1e-3 * train_test);
+    }
+    /* A resumed run keeps these settings. */
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
+                    "3", "--resume", "--binarize", "none", NULL), 1);
+    tu_assert_contains(err_text, "--binarize differ");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
+                    "3", "--resume", "--noise", "0.1", NULL), 1);
+    tu_assert_contains(err_text, "--noise differ");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
+                    "3", "--resume", "--beta", "2", NULL), 1);
+    tu_assert_contains(err_text, "--beta differ");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
+                    "3", "--resume", "--threads", "2", NULL), 0);
+}
+
+static void test_conditional_sampling(void **state)
+{
+    (void)state;
+    char png[160];
+    in_dir(png, sizeof png, "grid.png");
+    /* One column per label: 10 columns, 100 images by default. */
+    assert_exit(run("sample", "--ckpt", cvae, "--grid", "-o", png, NULL), 0);
+    assert_png_size(png, 10 * 30 + 2, 10 * 30 + 2);
+    assert_exit(run("sample", "--ckpt", cvae, "--grid", "--n", "15", "-o", png, NULL), 0);
+    assert_png_size(png, 10 * 30 + 2, 2 * 30 + 2);
+    assert_exit(run("sample", "--ckpt", cvae, "--label", "3", "--n", "16", "-o", png, NULL), 0);
+    assert_png_size(png, 8 * 30 + 2, 2 * 30 + 2);
+    assert_exit(run("sample", "--ckpt", cvae, "--label", "3", "--grid", "-o", png, NULL), 2);
+    tu_assert_contains(err_text, "--label and --grid");
+    /* Not for an unconditional model. */
+    assert_exit(run("sample", "--ckpt", vae2, "--label", "3", "-o", png, NULL), 2);
+    tu_assert_contains(err_text, "is not conditional");
+    assert_exit(run("sample", "--ckpt", vae2, "--grid", "-o", png, NULL), 2);
+    assert_exit(run("sample", "--ckpt", cvae, "--label", "10", NULL), 2);
+    tu_assert_contains(err_text, "--label: 10 is too large (at most 9)");
+}
+
+static void test_interpolate(void **state)
+{
+    (void)state;
+    char png[160];
+    in_dir(png, sizeof png, "strip.png");
+    assert_exit(run("interpolate", "--ckpt", vae2, "--data", data, "--from", "3", "--to",
+                    "40", "--steps", "8", "-o", png, NULL), 0);
+    assert_png_size(png, 10 * 30 + 2, 32); /* image, 8 steps, image */
+    assert_exit(run("interpolate", "--ckpt", cvae, "--data", data, "--label", "7",
+                    "-o", png, NULL), 0);
+    assert_png_size(png, 10 * 30 + 2, 32);
+    assert_exit(run("interpolate", "--ckpt", vae2, "--data", data, "--to", "100", NULL), 2);
+    tu_assert_contains(err_text, "--to 100: the test set has images 0 to 99");
+    assert_exit(run("interpolate", "--ckpt", vae2, "--data", data, "--steps", "1", NULL), 2);
+    tu_assert_contains(err_text, "--steps: must be at least 2");
+}
+
+static void test_encode_and_score(void **state)
+{
+    (void)state;
+    char csv[160], png[160];
+    in_dir(csv, sizeof csv, "latents.csv");
+    assert_exit(run("encode", "--ckpt", cvae, "--data", data, "-o", csv, NULL), 0);
+    char *text = (char *)tu_read_file(csv, NULL);
+    const char *head = "index,label,mu_0,mu_1,mu_2,mu_3,logvar_0,logvar_1,logvar_2,"
+                       "logvar_3\n0,0,";
+    assert_true(!strncmp(text, head, strlen(head)));
+    size_t lines = 0, commas = 0;
+    for (char *p = text; *p; p++) {
+        lines += *p == '\n';
+        commas += *p == ',';
+    }
+    assert_int_equal(lines, 1 + CLI_N_TEST);
+    assert_int_equal(commas, (1 + CLI_N_TEST) * 9);
+    free(text);
+    assert_exit(run("encode", "--ckpt", cvae, "--data", data, "--split", "train", "-o",
+                    csv, NULL), 0);
+    tu_assert_contains(out_text, "300 images, 4 latent dimensions");
+
+    /* Scores: per image, and they average to eval's test loss. */
+    in_dir(csv, sizeof csv, "scores.csv");
+    assert_exit(run("score", "--ckpt", vae2, "--data", data, "-o", csv, NULL), 0);
+    text = (char *)tu_read_file(csv, NULL);
+    assert_true(!strncmp(text, "index,label,score,rec,kl\n", 25));
+    double sum = 0.0;
+    size_t n = 0;
+    for (char *line = strchr(text, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        double v[5];
+        assert_int_equal(sscanf(line, "%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3],
+                                &v[4]), 5);
+        assert_true(v[0] == (double)n && fabs(v[2] - v[3] - v[4]) < 1e-4);
+        sum += v[2];
+        n++;
+    }
+    free(text);
+    assert_int_equal(n, CLI_N_TEST);
+    assert_exit(run("eval", "--ckpt", vae2, "--data", data, "--json", NULL), 0);
+    printf("  mean score %.5f, eval's test loss %.5f\n", sum / (double)n,
+           json_num(out_text, "test_loss"));
+    assert_true(fabs(sum / (double)n - json_num(out_text, "test_loss")) < 1e-3);
+
+    in_dir(png, sizeof png, "worst.png");
+    assert_exit(run("score", "--ckpt", vae2, "--data", data, "--top", "12", "-o", png, NULL), 0);
+    assert_png_size(png, 8 * 30 + 2, 2 * 30 + 2);
+    tu_assert_contains(out_text, "the 12 highest-scoring of 100 images");
+}
+
+static void test_manifold(void **state)
+{
+    (void)state;
+    char png[160];
+    in_dir(png, sizeof png, "manifold.png");
+    assert_exit(run("manifold", "--ckpt", vae2, "--data", data, "-o", png, NULL), 0);
+    assert_png_size(png, 20 * 30 + 2, 20 * 30 + 2);
+    assert_exit(run("manifold", "--ckpt", vae2, "--data", data, "--n", "4", "-o", png, NULL), 0);
+    assert_png_size(png, 4 * 30 + 2, 4 * 30 + 2);
+    /* More than 2 dimensions: the scatter. */
+    assert_exit(run("manifold", "--ckpt", cvae, "--data", data, "-o", png, NULL), 0);
+    assert_png_size(png, 640, 680);
+    tu_assert_contains(out_text, "the first two of 4 latent means of 100 test images");
+}
+
+static void test_importance_weighted(void **state)
+{
+    (void)state;
+    double iw[3];
+    const char *ks[3] = {"1", "10", "100"};
+    double elbo = 0.0;
+    for (int i = 0; i < 3; i++) {
+        assert_exit(run("eval", "--ckpt", vae2, "--data", data, "--iw", ks[i], "--json",
+                        NULL), 0);
+        iw[i] = json_num(out_text, "iw_nll");
+        elbo = json_num(out_text, "test_loss");
+        assert_true(json_num(out_text, "iw") == atof(ks[i]));
+    }
+    printf("  -ELBO %.3f, IW K=1 %.3f, K=10 %.3f, K=100 %.3f\n", elbo, iw[0], iw[1], iw[2]);
+    assert_true(fabs(iw[0] - elbo) < 0.02 * elbo);
+    assert_true(iw[1] < iw[0] && iw[2] < iw[1]);
+    assert_exit(run("eval", "--ckpt", vae2, "--data", data, "--iw", "10", NULL), 0);
+    tu_assert_contains(out_text, "importance-weighted bound, K = 10: ");
+    assert_exit(run("bench", "--ckpt", vae2, "--data", data, "--iw", "5", "--json", NULL), 0);
+    assert_true(json_num(out_text, "ratio") > 1.0);
+    assert_true(json_num(out_text, "iw_nll") > 0.0);
+    assert_exit(run("eval", "--ckpt", vae2, "--data", data, "--iw", "0", NULL), 2);
+}
+
+/* The metrics of a resumed run: epochs in order, each once. */
+static void test_metrics_resume(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160], csv[160];
+    in_dir(out, sizeof out, "metrics-out");
+    in_dir(ckpt, sizeof ckpt, "metrics.bin");
+    in_dir(csv, sizeof csv, "my-metrics.csv");
+    assert_exit(run("train", SMALL, "--latent", "2", "--epochs", "2", "--ckpt", ckpt,
+                    "--out", out, "--metrics", csv, NULL), 0);
+    assert_exit(run("train", "--data", data, "--epochs", "3", "--resume", "--ckpt", ckpt,
+                    "--out", out, "--metrics", csv, NULL), 0);
+    char *text = (char *)tu_read_file(csv, NULL);
+    const char *p = strchr(text, '\n') + 1;
+    for (int e = 1; e <= 3; e++) {
+        assert_int_equal(atoi(p), e);
+        p = strchr(p, '\n') + 1;
+    }
+    assert_string_equal(p, "");
+    free(text);
+    char png[160];
+    in_dir(png, sizeof png, "my-metrics.png");
+    assert_png_size(png, 800, 500);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_likelihoods_and_beta),
+        cmocka_unit_test(test_binarize_and_noise),
+        cmocka_unit_test(test_conditional_sampling),
+        cmocka_unit_test(test_interpolate),
+        cmocka_unit_test(test_encode_and_score),
+        cmocka_unit_test(test_manifold),
+        cmocka_unit_test(test_importance_weighted),
+        cmocka_unit_test(test_metrics_resume),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
