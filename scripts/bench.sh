@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench.sh - the numbers for the issue's bars: version, training speed against
 # the sgemm floor, peak memory of a training epoch, sample latency and,
-# with --quality, the 15-epoch test loss.
+# with --quality, the 15-epoch test loss, and with --family the bars of the
+# VAE family (a deeper tanh model's speed, the importance-weighted bound).
 #
-# usage: scripts/bench.sh [--quality] [-- extra 'vae bench' options...]
+# usage: scripts/bench.sh [--quality] [--family] [-- extra 'vae bench' options...]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,10 +13,11 @@ RATIO_LIMIT=1.4      # median epoch time / sgemm floor
 RSS_LIMIT_MIB=150    # peak RSS of a 1-epoch training run
 SAMPLE_LIMIT_MS=100  # mean and max of `vae sample --n 128`, start to exit
 LOSS_LIMIT=104.6     # test loss (nats/image) after 15 epochs
+IW_RATIO_LIMIT=1.5   # importance-weighted bound (K=5000) / its sgemm floor
 
 usage() {
     cat <<EOF
-usage: $0 [--quality] [-- extra 'vae bench' options...]
+usage: $0 [--quality] [--family] [-- extra 'vae bench' options...]
 
 Installs what is missing (scripts/deps.sh --dev), builds build/vae
 (scripts/build.sh), fetches MNIST into data/ (scripts/fetch_data.sh), then
@@ -31,6 +33,12 @@ prints a report, one figure a line:
      PASS if mean and max are at most $SAMPLE_LIMIT_MS ms
   e. with --quality: 'vae train --epochs 15', PASS if the last test loss is
      at most $LOSS_LIMIT (takes several minutes)
+  f. with --family: 'vae bench --hidden 500,500 --latent 20 --act tanh', PASS
+     if the median ratio is at most $RATIO_LIMIT; then a model trained 15 epochs
+     with --binarize dynamic, its ELBO and importance-weighted bound for
+     K = 1, 50, 5000 (PASS if K = 1 is within 1% of the ELBO and the bound
+     falls as K grows), and 'vae bench --iw 5000' on it (PASS if the ratio to
+     the sgemm floor is at most $IW_RATIO_LIMIT); about 10 minutes
 Temporary files go to a folder that is removed on exit. Speed figures are
 noisy on shared machines. Exits 1 if a step fails or a bar is missed.
 Example: $0 -- --threads 1 --epochs 3
@@ -38,11 +46,13 @@ EOF
 }
 
 quality=0
+family=0
 bench_extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --quality) quality=1 ;;
+        --family) family=1 ;;
         --) shift; bench_extra=("$@"); break ;;
         *) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -178,6 +188,55 @@ if [ "$quality" = 1 ]; then
     summary+=("$line")
 else
     summary+=("quality: not run (use --quality)")
+fi
+
+# --- f. the VAE family ------------------------------------------------------------
+if [ "$family" = 1 ]; then
+    echo
+    echo "=== f. family: a 784-500-500-20 tanh model against its sgemm floor"
+    echo "\$ $vae bench --data data --epochs 3 --hidden 500,500 --latent 20 --act tanh"
+    "$vae" bench --data data --epochs 3 --hidden 500,500 --latent 20 --act tanh |
+        tee "$tmp/deep.out" || die "vae bench failed"
+    median="$(sed -n 's/^median ratio epoch \/ sgemm floor: \([0-9.]*\).*/\1/p' "$tmp/deep.out")"
+    ok="$(awk -v r="$median" -v lim="$RATIO_LIMIT" 'BEGIN { print (r <= lim) ? 1 : 0 }')"
+    verdict "$ok"
+    line="family speed: 500,500 tanh median ratio $median, limit $RATIO_LIMIT: $result"
+    echo "$line"
+    summary+=("$line")
+
+    echo
+    echo "=== f. family: the importance-weighted bound"
+    mkdir -p "$tmp/dyn"
+    echo "\$ $vae train --epochs 15 --binarize dynamic --data data --out \$TMP/dyn --ckpt \$TMP/dyn/vae.bin"
+    "$vae" train --epochs 15 --binarize dynamic --json --data data --out "$tmp/dyn" \
+        --ckpt "$tmp/dyn/vae.bin" | tail -n 1 || die "vae train failed"
+    iws=()
+    elbo=""
+    for k in 1 50 5000; do
+        echo "\$ $vae eval --iw $k --json --ckpt \$TMP/dyn/vae.bin --data data"
+        "$vae" eval --iw "$k" --json --ckpt "$tmp/dyn/vae.bin" --data data | tee "$tmp/iw.json" ||
+            die "vae eval failed"
+        elbo="$(sed -n 's/.*"test_loss":\([-0-9.eE+]*\).*/\1/p' "$tmp/iw.json")"
+        iws+=("$(sed -n 's/.*"iw_nll":\([-0-9.eE+]*\).*/\1/p' "$tmp/iw.json")")
+    done
+    ok="$(awk -v e="$elbo" -v a="${iws[0]}" -v b="${iws[1]}" -v c="${iws[2]}" \
+        'BEGIN { d = a - e; if (d < 0) d = -d; print (d <= 0.01 * e && b < a && c < b) ? 1 : 0 }')"
+    verdict "$ok"
+    line="family IW: -ELBO $elbo, K=1 ${iws[0]}, K=50 ${iws[1]}, K=5000 ${iws[2]} nats/image: $result"
+    echo "$line"
+    summary+=("$line")
+
+    echo "\$ $vae bench --iw 5000 --ckpt \$TMP/dyn/vae.bin --data data"
+    "$vae" bench --iw 5000 --ckpt "$tmp/dyn/vae.bin" --data data | tee "$tmp/iwb.out" ||
+        die "vae bench --iw failed"
+    ratio="$(sed -n 's/.*thread-s  ratio \([0-9.]*\).*/\1/p' "$tmp/iwb.out")"
+    ok="$(awk -v r="$ratio" -v lim="$IW_RATIO_LIMIT" 'BEGIN { print (r != "" && r <= lim) ? 1 : 0 }')"
+    verdict "$ok"
+    line="family IW speed: K=5000 over the test set, ratio to its sgemm floor $ratio, limit $IW_RATIO_LIMIT: $result"
+    echo "$line"
+    summary+=("$line")
+else
+    summary+=("family: not run (use --family)")
 fi
 
 echo
