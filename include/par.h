@@ -27,6 +27,10 @@ size_t par_threads(void);
 /* Runs fn(ctx, k, T) on every thread k of the team; returns when all are done. */
 void par_run(par_task fn, void *ctx);
 
+/* Inside a par_run task: waits until every thread of the team has called
+ * it (as often). All T threads must call it, or none. No-op for one thread. */
+void par_barrier(void);
+
 /* Share k of T of [0, n): contiguous, each (but the last non-empty one) a
  * multiple of align long; trailing shares may be empty (*begin == *end). */
 void par_share(size_t n, size_t align, size_t k, size_t T, size_t *begin,

@@ -23,6 +23,8 @@ typedef struct shard_set {
     size_t n_params;                /* gradient length; 0 without gradients */
     vae_acts acts[PAR_MAX_THREADS]; /* share k's activations */
     float *grads;                   /* T x n_params: share k's at k * n_params */
+    double *red;                    /* T x red_n: the team's sums (BatchNorm) */
+    size_t red_n;
 } shard_set;
 
 /* The images of one batch: set's images idx[0..B), or start..start+B when

@@ -1,5 +1,7 @@
 /* vae.h - the variational autoencoder: parameters, activations, and the
  * forward and backward passes written over cblas_sgemm (through gemm.h).
+ * Two architectures share everything but the encoder and decoder: the MLP
+ * and the convolutional VAE.
  *
  * The MLP's layers are numbered 0..L-1:
  *   0..nh-1       encoder hidden layers   (x -> h, activation)
@@ -12,7 +14,18 @@
  * A conditional model also feeds the one-hot label to the encoder's first
  * layer (after the pixels) and the decoder's first (after z): those layers
  * have n_classes extra input columns.
- * Weights are stored out x in, row-major, like PyTorch's nn.Linear. */
+ * Weights are stored out x in, row-major, like PyTorch's nn.Linear.
+ *
+ * The conv VAE (arch conv; n_hidden conv blocks of hidden[i] channels)
+ * zero-pads each side x side image to P x P, P = 4 * 2^n_hidden (28 -> 32
+ * for 3 blocks), and runs blocks of Conv 4x4 stride 2 pad 1 (halving the
+ * side), the activation (LeakyReLU 0.1 by default), BatchNorm, down to
+ * hidden[nh-1] x 4 x 4; a linear
+ * head gives [mu | logvar]. The decoder: linear z -> hidden[nh-1] x 4 x 4,
+ * then ConvTranspose 4x4 stride 2 pad 1 blocks (doubling the side) with
+ * the activation and BatchNorm, the last to 1 channel with neither: its
+ * P x P output, cropped back to side x side, is the logits. layer[0] is the
+ * head, layer[1] the decoder's linear; block[] holds the convolutions. */
 #ifndef VAE_VAE_H
 #define VAE_VAE_H
 
@@ -24,6 +37,7 @@
 
 #define VAE_MAX_HIDDEN 4
 #define VAE_MAX_LAYERS (2 * VAE_MAX_HIDDEN + 4)
+#define VAE_MAX_BLOCKS (2 * VAE_MAX_HIDDEN)
 #define VAE_MAX_WIDTH 65536 /* largest accepted width of any layer */
 #define VAE_MAX_CLASSES 256 /* largest accepted number of labels */
 
@@ -32,7 +46,13 @@
  * (x_dim / 2) log(pi). */
 #define VAE_GAUSS_VAR 0.5
 
-typedef enum vae_act { VAE_ACT_RELU = 0, VAE_ACT_TANH = 1 } vae_act;
+typedef enum vae_act {
+    VAE_ACT_RELU = 0,
+    VAE_ACT_TANH = 1,
+    VAE_ACT_LEAKY = 2 /* LeakyReLU, slope 0.1 */
+} vae_act;
+
+typedef enum vae_arch { VAE_ARCH_MLP = 0, VAE_ARCH_CONV = 1 } vae_arch;
 
 /* p(x | z) per pixel, from the decoder's output a (a logit):
  *   bernoulli  Bernoulli(sigmoid(a)): binary cross-entropy
@@ -53,7 +73,8 @@ typedef struct vae_config {
     size_t z_dim;                  /* latent dimensions */
     vae_act act;                   /* hidden-layer activation */
     vae_lik likelihood;            /* p(x | z) */
-    size_t n_classes;              /* 0, or the labels of a conditional VAE */
+    size_t n_classes;              /* 0, or the labels of a conditional VAE (MLP) */
+    vae_arch arch;                 /* MLP, or conv (hidden[] are then channels) */
 } vae_config;
 
 /* One linear layer: out = W [inp | one-hot(y)] + b. Offsets of its weight
@@ -67,18 +88,65 @@ typedef struct vae_layer {
     int has_act;
 } vae_layer;
 
+/* One convolution (or transposed convolution) of the conv VAE, with its
+ * activation and BatchNorm if it has them. Offsets as in vae_layer; the
+ * BatchNorm's gamma, beta, running mean and running variance (cout each)
+ * follow one another at bn_off. The running averages are in the parameter
+ * buffer, so checkpoints hold them, but their gradient is always 0: Adam
+ * leaves them alone, and the training forward pass moves them. */
+typedef struct vae_block {
+    size_t cin, cout;
+    size_t side;     /* input side; a conv halves it, a transposed one doubles it */
+    size_t w_off, b_off, bn_off;
+    int transposed;
+    int has_bn;      /* LeakyReLU then BatchNorm (all blocks but the last) */
+} vae_block;
+
 typedef struct vae_model {
     vae_config cfg;
     size_t n_layers;
     vae_layer layer[VAE_MAX_LAYERS];
+    size_t n_blocks; /* conv VAE only */
+    vae_block block[VAE_MAX_BLOCKS];
+    size_t side, pad; /* conv VAE: image side and its zero padding per edge */
     size_t n_params;
     float *params; /* one allocation, n_params floats */
 } vae_model;
+
+/* Sums n doubles in place over the threads that compute one batch
+ * together, every thread getting the same total; sum == NULL: one thread.
+ * BatchNorm's batch statistics go through it (shard.c provides it). */
+typedef struct vae_reduce {
+    void (*sum)(void *ctx, size_t k, double *v, size_t n);
+    void *ctx;
+    size_t k; /* this thread's index */
+} vae_reduce;
+
+/* The conv VAE's activations (CNHW tensors: channel, image, row, column). */
+typedef struct vae_cnn_acts {
+    float *xpad;                 /* (1, cap, P, P) padded input */
+    float *act[VAE_MAX_BLOCKS];  /* block output after LeakyReLU (pre-BatchNorm) */
+    float *xhat[VAE_MAX_BLOCKS]; /* BatchNorm's normalized input */
+    float *out[VAE_MAX_BLOCKS];  /* block output (after BatchNorm) */
+    float *invstd[VAE_MAX_BLOCKS];
+    float *flat;                 /* (cap, F): the encoder's last block, flattened */
+    float *dflat;                /* (cap, F): the decoder's linear output */
+    float *unflat;               /* (C, cap, 4x4): the same, as the first block's input */
+    float *gflat;                /* (cap, F): a gradient at either */
+    float *g0, *g1;              /* gradient buffers, each the largest CNHW tensor */
+    float *col;                  /* im2col scratch */
+    double *scratch;             /* BatchNorm sums */
+} vae_cnn_acts;
 
 /* Activations and their gradients for up to cap images, one allocation. */
 typedef struct vae_acts {
     size_t cap;
     float *mem;
+    int training;              /* BatchNorm: batch statistics (1) or running (0) */
+    vae_reduce reduce;         /* the team's sum for batch statistics */
+    float *head, *dhead;       /* cap x 2z: [mu | logvar] and its gradient */
+    float *logits, *dlogits;   /* cap x x_dim */
+    vae_cnn_acts cnn;
     float *x;                  /* cap x x_dim: the reconstruction target */
     float *xin;                /* the encoder's input: x, or xin_buf (corrupted x) */
     float *xin_buf;            /* cap x x_dim */

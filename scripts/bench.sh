@@ -4,7 +4,7 @@
 # with --quality, the 15-epoch test loss, and with --family the bars of the
 # VAE family (a deeper tanh model's speed, the importance-weighted bound).
 #
-# usage: scripts/bench.sh [--quality] [--family] [-- extra 'vae bench' options...]
+# usage: scripts/bench.sh [--quality] [--family] [--conv] [-- extra 'vae bench' options...]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,10 +14,11 @@ RSS_LIMIT_MIB=150    # peak RSS of a 1-epoch training run
 SAMPLE_LIMIT_MS=100  # mean and max of `vae sample --n 128`, start to exit
 LOSS_LIMIT=104.6     # test loss (nats/image) after 15 epochs
 IW_RATIO_LIMIT=1.5   # importance-weighted bound (K=5000) / its sgemm floor
+CONV_RATIO_LIMIT=1.6 # the conv VAE's epoch / its sgemm floor
 
 usage() {
     cat <<EOF
-usage: $0 [--quality] [--family] [-- extra 'vae bench' options...]
+usage: $0 [--quality] [--family] [--conv] [-- extra 'vae bench' options...]
 
 Installs what is missing (scripts/deps.sh --dev), builds build/vae
 (scripts/build.sh), fetches MNIST into data/ (scripts/fetch_data.sh), then
@@ -39,6 +40,8 @@ prints a report, one figure a line:
      K = 1, 50, 5000 (PASS if K = 1 is within 1% of the ELBO and the bound
      falls as K grows), and 'vae bench --iw 5000' on it (PASS if the ratio to
      the sgemm floor is at most $IW_RATIO_LIMIT); about 10 minutes
+  g. with --conv: 'vae bench --arch conv --likelihood gaussian --beta 0.1
+     --epochs 1', PASS if the ratio is at most $CONV_RATIO_LIMIT (about 2 minutes)
 Temporary files go to a folder that is removed on exit. Speed figures are
 noisy on shared machines. Exits 1 if a step fails or a bar is missed.
 Example: $0 -- --threads 1 --epochs 3
@@ -47,12 +50,14 @@ EOF
 
 quality=0
 family=0
+conv=0
 bench_extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --quality) quality=1 ;;
         --family) family=1 ;;
+        --conv) conv=1 ;;
         --) shift; bench_extra=("$@"); break ;;
         *) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -84,6 +89,21 @@ verdict() {
     if [ "$1" = 1 ]; then result=PASS; else result=FAIL; missed=1; fi
 }
 
+# bench_ratio LABEL LIMIT OUT vae-bench-args...: runs vae bench, shows and
+# saves its output in OUT, and records PASS if its median ratio is at most LIMIT.
+bench_ratio() {
+    local label="$1" limit="$2" out="$3" median ok
+    shift 3
+    echo "\$ $vae bench $*"
+    "$vae" bench "$@" | tee "$out" || die "vae bench $* failed"
+    median="$(sed -n 's/^median ratio epoch \/ sgemm floor: \([0-9.]*\).*/\1/p' "$out")"
+    ok="$(awk -v r="$median" -v lim="$limit" 'BEGIN { print (r != "" && r <= lim) ? 1 : 0 }')"
+    verdict "$ok"
+    line="$label: median ratio epoch / sgemm floor ${median:-?} ($(grep -c '^round ' "$out") rounds), limit $limit: $result"
+    echo "$line"
+    summary+=("$line")
+}
+
 # --- a. version ------------------------------------------------------------------
 echo
 echo "=== a. version"
@@ -104,17 +124,8 @@ done
 bench_args=()
 [ "$use_data" = 1 ] && bench_args+=(--data data)
 [ "$use_epochs" = 1 ] && bench_args+=(--epochs 5)
-bench_cmd=("$vae" bench "${bench_args[@]+"${bench_args[@]}"}" "${bench_extra[@]+"${bench_extra[@]}"}")
-echo "\$ ${bench_cmd[*]}"
-"${bench_cmd[@]}" | tee "$tmp/bench.out" ||
-    die "vae bench failed"
-median="$(sed -n 's/^median ratio epoch \/ sgemm floor: \([0-9.]*\).*/\1/p' "$tmp/bench.out")"
-[ -n "$median" ] || die "no median ratio in the output of vae bench"
-ok="$(awk -v r="$median" -v lim="$RATIO_LIMIT" 'BEGIN { print (r <= lim) ? 1 : 0 }')"
-verdict "$ok"
-line="speed: median ratio epoch / sgemm floor $median ($(grep -c '^round ' "$tmp/bench.out") rounds), limit $RATIO_LIMIT: $result"
-echo "$line"
-summary+=("$line")
+bench_ratio speed "$RATIO_LIMIT" "$tmp/bench.out" \
+    "${bench_args[@]+"${bench_args[@]}"}" "${bench_extra[@]+"${bench_extra[@]}"}"
 
 # --- c. memory -------------------------------------------------------------------
 echo
@@ -194,15 +205,8 @@ fi
 if [ "$family" = 1 ]; then
     echo
     echo "=== f. family: a 784-500-500-20 tanh model against its sgemm floor"
-    echo "\$ $vae bench --data data --epochs 3 --hidden 500,500 --latent 20 --act tanh"
-    "$vae" bench --data data --epochs 3 --hidden 500,500 --latent 20 --act tanh |
-        tee "$tmp/deep.out" || die "vae bench failed"
-    median="$(sed -n 's/^median ratio epoch \/ sgemm floor: \([0-9.]*\).*/\1/p' "$tmp/deep.out")"
-    ok="$(awk -v r="$median" -v lim="$RATIO_LIMIT" 'BEGIN { print (r <= lim) ? 1 : 0 }')"
-    verdict "$ok"
-    line="family speed: 500,500 tanh median ratio $median, limit $RATIO_LIMIT: $result"
-    echo "$line"
-    summary+=("$line")
+    bench_ratio "family speed (500,500 tanh)" "$RATIO_LIMIT" "$tmp/deep.out" \
+        --data data --epochs 3 --hidden 500,500 --latent 20 --act tanh
 
     echo
     echo "=== f. family: the importance-weighted bound"
@@ -237,6 +241,16 @@ if [ "$family" = 1 ]; then
     summary+=("$line")
 else
     summary+=("family: not run (use --family)")
+fi
+
+# --- g. the conv VAE ----------------------------------------------------------------
+if [ "$conv" = 1 ]; then
+    echo
+    echo "=== g. conv: the article's convolutional VAE against its sgemm floor"
+    bench_ratio "conv speed" "$CONV_RATIO_LIMIT" "$tmp/conv.out" \
+        --data data --arch conv --likelihood gaussian --beta 0.1 --epochs 1
+else
+    summary+=("conv: not run (use --conv)")
 fi
 
 echo

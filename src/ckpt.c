@@ -135,7 +135,7 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u32(pre + 12, HEADER_BYTES);
     memset(h, 0, sizeof h);
     const vae_config *c = &m->cfg;
-    put_u64(h, H_ARCH, 0); /* the MLP */
+    put_u64(h, H_ARCH, (uint64_t)c->arch);
     put_u64(h, H_X_DIM, c->x_dim);
     put_u64(h, H_N_HIDDEN, c->n_hidden);
     for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
@@ -284,10 +284,10 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         if (v[H_HIDDEN0 + i] > VAE_MAX_WIDTH)
             FAIL("%s: bad architecture: hidden width %llu", path,
                  (unsigned long long)v[H_HIDDEN0 + i]);
-    if (v[H_ARCH] != 0)
+    if (v[H_ARCH] > 1)
         FAIL("%s: unknown architecture %llu in header", path,
              (unsigned long long)v[H_ARCH]);
-    if (v[H_X_DIM] > VAE_MAX_WIDTH * 16 || v[H_Z_DIM] > VAE_MAX_WIDTH || v[H_ACT] > 1 ||
+    if (v[H_X_DIM] > VAE_MAX_WIDTH * 16 || v[H_Z_DIM] > VAE_MAX_WIDTH || v[H_ACT] > 2 ||
         v[H_LIKELIHOOD] > 2 || v[H_N_CLASSES] > VAE_MAX_CLASSES)
         FAIL("%s: bad architecture in header", path);
     c->x_dim = (size_t)v[H_X_DIM];
@@ -296,6 +296,7 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         c->hidden[i] = (size_t)v[H_HIDDEN0 + i];
     c->z_dim = (size_t)v[H_Z_DIM];
     c->act = (vae_act)v[H_ACT];
+    c->arch = (vae_arch)v[H_ARCH];
     c->likelihood = (vae_lik)v[H_LIKELIHOOD];
     c->n_classes = (size_t)v[H_N_CLASSES];
     err_msg e2;

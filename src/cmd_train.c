@@ -153,7 +153,7 @@ int cmd_train(void)
     o.explicit_batch = opt.set[O_BATCH];
     o.explicit_lr = opt.set[O_LR];
     o.explicit_cfg = opt.set[O_HIDDEN] || opt.set[O_LATENT] || opt.set[O_ACT] ||
-                     opt.set[O_LIKELIHOOD] || opt.set[O_CONDITIONAL];
+                     opt.set[O_LIKELIHOOD] || opt.set[O_CONDITIONAL] || opt.set[O_ARCH];
     o.explicit_beta = opt.set[O_BETA];
     o.explicit_binarize = opt.set[O_BINARIZE];
     o.explicit_noise = opt.set[O_NOISE];

@@ -48,6 +48,14 @@ void gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
           const float *A, size_t lda, const float *B, size_t ldb,
           float beta, float *C, size_t ldc)
 {
+    if (M == 0 || N == 0)
+        return;
+    if (K == 0) { /* no products: C = beta C, which BLAS leaves to the caller */
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++)
+                C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
     gemm_call c = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
     if (trace.on)
         trace_record(&c);

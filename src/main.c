@@ -44,7 +44,10 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_RESUME] = {"--resume", NULL, NULL, "continue the run saved in --ckpt"},
     [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500 (default 400)"},
     [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20)"},
-    [O_ACT] = {"--act", NULL, "relu|tanh", "hidden activation (default relu)"},
+    [O_ACT] = {"--act", NULL, "relu|tanh|leaky", "hidden activation (default relu; "
+               "leaky, LeakyReLU 0.1, for conv)"},
+    [O_ARCH] = {"--arch", NULL, "mlp|conv", "the MLP (default), or the convolutional "
+                "VAE (defaults --hidden 64,128,256 channels, --latent 100)"},
     [O_LIKELIHOOD] = {"--likelihood", NULL, "bernoulli|cb|gaussian",
                       "p(x|z): cross-entropy (default), continuous Bernoulli, "
                       "or Gaussian of variance 1/2 (squared error)"},
@@ -198,7 +201,8 @@ static int parse_hidden(const char *s, vae_config *cfg)
 
 static int parse_value(int id, const char *v)
 {
-    static const char *const acts[] = {"relu", "tanh"};
+    static const char *const acts[] = {"relu", "tanh", "leaky"};
+    static const char *const archs[] = {"mlp", "conv"};
     static const char *const liks[] = {"bernoulli", "cb", "gaussian"};
     static const char *const bins[] = {"none", "static", "dynamic"};
     static const char *const splits[] = {"train", "test"};
@@ -226,9 +230,14 @@ static int parse_value(int id, const char *v)
     case O_TOP: return parse_size(id, v, 1, 65536, &opt.top);
     case O_IW: return parse_size(id, v, 1, 1000000, &opt.iw);
     case O_ACT:
-        if (parse_choice(id, v, acts, 2, &c))
+        if (parse_choice(id, v, acts, 3, &c))
             return -1;
         opt.cfg.act = (vae_act)c;
+        return 0;
+    case O_ARCH:
+        if (parse_choice(id, v, archs, 2, &c))
+            return -1;
+        opt.cfg.arch = (vae_arch)c;
         return 0;
     case O_LIKELIHOOD:
         if (parse_choice(id, v, liks, 3, &c))
@@ -264,6 +273,25 @@ static void set_defaults(void)
     opt.cfg.z_dim = 20;
     opt.cfg.act = VAE_ACT_RELU;
     opt.cfg.likelihood = VAE_LIK_BERNOULLI;
+}
+
+/* The conv VAE's defaults are the article's: 64, 128, 256 channels, a
+ * 100-D latent, LeakyReLU 0.1. Returns 0, or -1 after a usage error. */
+static int model_defaults(void)
+{
+    if (opt.cfg.arch != VAE_ARCH_CONV)
+        return 0;
+    if (opt.set[O_CONDITIONAL])
+        return usage_error("--conditional: the conv VAE is not conditional (use --arch mlp)");
+    if (!opt.set[O_HIDDEN]) {
+        opt.cfg.n_hidden = 3;
+        opt.cfg.hidden[0] = 64, opt.cfg.hidden[1] = 128, opt.cfg.hidden[2] = 256;
+    }
+    if (!opt.set[O_LATENT])
+        opt.cfg.z_dim = 100;
+    if (!opt.set[O_ACT])
+        opt.cfg.act = VAE_ACT_LEAKY;
+    return 0;
 }
 
 static void print_cmd_help(const cmd_spec *c)
@@ -382,7 +410,7 @@ int cli_load_model(vae_model *m, ckpt_train *t)
 /* Commands                                                               */
 /* ===================================================================== */
 
-#define MODEL O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD, O_CONDITIONAL
+#define MODEL O_ARCH, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD, O_CONDITIONAL
 #define TRAINING O_BETA, O_BINARIZE, O_NOISE
 static const cmd_spec CMDS[] = {
     {.name = "train",
@@ -511,6 +539,8 @@ int main(int argc, char **argv)
             continue;
         opt.cmd = CMDS[i].name;
         int p = parse_args(&CMDS[i], argc, argv, 2);
+        if (p == 0)
+            p = model_defaults();
         if (p)
             return p > 0 ? 0 : EXIT_USAGE;
         int rc = CMDS[i].run();

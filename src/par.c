@@ -29,6 +29,8 @@ static struct {
     atomic_int quit;
     par_task fn;
     void *ctx;
+    atomic_uint bar_count; /* threads at the barrier */
+    atomic_uint bar_gen;   /* bumped each time all have arrived */
 } team = {.threads = 1, .lock = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER};
 
@@ -124,6 +126,23 @@ void par_run(par_task fn, void *ctx)
     pthread_mutex_unlock(&team.lock);
     fn(ctx, 0, team.threads);
     while (atomic_load_explicit(&team.pending, memory_order_acquire) != 0)
+        cpu_relax();
+}
+
+void par_barrier(void)
+{
+    if (team.threads <= 1)
+        return;
+    /* The generation is read before arriving: it can only move once every
+     * thread has arrived, this one included. */
+    unsigned gen = atomic_load_explicit(&team.bar_gen, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&team.bar_count, 1, memory_order_acq_rel) + 1 ==
+        team.threads) {
+        atomic_store_explicit(&team.bar_count, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&team.bar_gen, 1, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&team.bar_gen, memory_order_acquire) == gen)
         cpu_relax();
 }
 

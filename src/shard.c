@@ -10,6 +10,23 @@ static void share_of(const shard_set *s, size_t B, size_t k, size_t *lo, size_t 
     par_share(B, 1, k, s->T, lo, hi);
 }
 
+/* vae_reduce's sum for the team: each thread puts its values in its slot,
+ * then every thread adds all slots in the same order, so all get the same
+ * total, bit for bit. Called by every thread of the team together. */
+static void team_sum(void *ctx, size_t k, double *v, size_t n)
+{
+    shard_set *s = ctx;
+    memcpy(s->red + k * s->red_n, v, n * sizeof *v);
+    par_barrier();
+    for (size_t i = 0; i < n; i++) {
+        double t = 0.0;
+        for (size_t j = 0; j < s->T; j++)
+            t += s->red[j * s->red_n + i];
+        v[i] = t;
+    }
+    par_barrier(); /* nobody refills a slot before all have read it */
+}
+
 int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
                err_msg *err)
 {
@@ -22,6 +39,20 @@ int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
             shard_free(s);
             return -1;
         }
+    /* BatchNorm sums at most two values a channel and a count. */
+    size_t cmax = 1;
+    for (size_t b = 0; b < m->n_blocks; b++)
+        if (m->block[b].cout > cmax)
+            cmax = m->block[b].cout;
+    s->red_n = 2 * cmax + 1;
+    if (!(s->red = malloc(s->T * s->red_n * sizeof *s->red))) {
+        shard_free(s);
+        return err_set(err, "out of memory for the team's sums");
+    }
+    for (size_t k = 0; k < s->T; k++) {
+        vae_reduce r = {s->T > 1 ? team_sum : NULL, s, k};
+        s->acts[k].reduce = r;
+    }
     if (with_grads) {
         size_t total;
         if (err_mul_size(s->T, m->n_params, &total) ||
@@ -39,6 +70,7 @@ void shard_free(shard_set *s)
     for (size_t k = 0; k < PAR_MAX_THREADS; k++)
         vae_acts_free(&s->acts[k]);
     free(s->grads);
+    free(s->red);
     memset(s, 0, sizeof *s);
 }
 
@@ -91,10 +123,13 @@ static void run_share(void *ctx, size_t k, size_t T)
     const run_job *j = ctx;
     size_t lo, hi;
     share_of(j->s, j->b->B, k, &lo, &hi);
-    if (lo == hi)
+    /* A thread without images still runs a conv model's passes: its
+     * BatchNorm takes part in the team's sums. */
+    if (lo == hi && j->m->cfg.arch != VAE_ARCH_CONV)
         return;
     size_t n = hi - lo;
     vae_acts *a = &j->s->acts[k];
+    a->training = j->backward;
     shard_gather(a, j->b, lo, hi);
     vae_encode(j->m, a, n);
     vae_reparam(j->m, a, n, 0);
@@ -111,9 +146,14 @@ void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
     if (par_threads() == s->T) {
         par_run(run_share, &j);
     } else {
-        /* The team changed size since shard_init: same shares, one thread. */
-        for (size_t k = 0; k < s->T; k++)
+        /* The team changed size since shard_init: same shares, one thread,
+         * so no sums across them (BatchNorm then uses each share's own). */
+        for (size_t k = 0; k < s->T; k++) {
+            vae_reduce keep = s->acts[k].reduce;
+            s->acts[k].reduce.sum = NULL;
             run_share(&j, k, s->T);
+            s->acts[k].reduce = keep;
+        }
     }
     double sb = 0.0, sk = 0.0;
     for (size_t k = 0; k < s->T; k++) {

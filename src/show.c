@@ -43,6 +43,7 @@ static void decode_means(const vae_model *m, vae_acts *a, const float *z,
                          const uint8_t *labels, size_t n, float *tiles)
 {
     size_t D = m->cfg.x_dim, Z = m->cfg.z_dim;
+    a->training = 0; /* BatchNorm from its running averages */
     for (size_t s = 0; s < n; s += a->cap) {
         size_t B = n - s < a->cap ? n - s : a->cap;
         memcpy(a->z, z + s * Z, B * Z * sizeof(float));
@@ -96,6 +97,7 @@ static void encode_images(const vae_model *m, vae_acts *a, const idx_set *set,
     for (size_t i = 0; i < B; i++)
         a->y[i] = set->labels[idx ? idx[i] : start + i];
     a->xin = a->x;
+    a->training = 0;
     vae_encode(m, a, B);
 }
 

@@ -58,7 +58,8 @@ static int cfg_equal(const vae_config *a, const vae_config *b)
 {
     if (a->x_dim != b->x_dim || a->n_hidden != b->n_hidden ||
         a->z_dim != b->z_dim || a->act != b->act ||
-        a->likelihood != b->likelihood || a->n_classes != b->n_classes)
+        a->likelihood != b->likelihood || a->n_classes != b->n_classes ||
+        a->arch != b->arch)
         return 0;
     for (size_t i = 0; i < a->n_hidden; i++)
         if (a->hidden[i] != b->hidden[i])

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cnn.h"
 #include "gemm.h"
+#include "linear.h"
 #include "v8math.h"
 
 /* ===================================================================== */
@@ -153,103 +155,8 @@ static float lik_row(vae_lik lik, int what, float *out, const float *a,
 }
 
 /* ===================================================================== */
-/* Layer kernels                                                          */
+/* KL terms                                                               */
 /* ===================================================================== */
-
-/* tanh over n values in place. */
-static void tanh_inplace(float *x, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        v8_store(x + i, v8_tanh(v8_load(x + i)));
-    if (i < n) {
-        float b[8] = {0};
-        memcpy(b, x + i, (n - i) * sizeof *b);
-        v8_store(b, v8_tanh(v8_load(b)));
-        memcpy(x + i, b, (n - i) * sizeof *b);
-    }
-}
-
-/* out (B,OC) = inp (B,C) . w[:, :C]^T + w[:, C + y_i] + b, then the
- * activation if act. w is (OC, C+K) as PyTorch stores it (K one-hot label
- * inputs after the C dense ones, K = 0 without labels), so the sgemm
- * transposes its second operand and reads the dense columns with leading
- * dimension C+K; a one-hot input just adds column C + y_i of w. */
-static void linear_forward(float *out, const float *inp, const float *w,
-                           const float *b, const uint8_t *y, size_t B,
-                           size_t C, size_t K, size_t OC, int act, vae_act kind)
-{
-    size_t ldw = C + K;
-    if (C > 0)
-        gemm(0, 1, B, OC, C, 1.0f, inp, C, w, ldw, 0.0f, out, OC);
-    else
-        memset(out, 0, B * OC * sizeof *out);
-    for (size_t i = 0; i < B; i++) {
-        float *o = out + i * OC;
-        if (K > 0) {
-            const float *col = w + C + y[i];
-            for (size_t j = 0; j < OC; j++)
-                o[j] += col[j * ldw];
-        }
-        if (act && kind == VAE_ACT_RELU) {
-            for (size_t j = 0; j < OC; j++) {
-                float v = o[j] + b[j];
-                o[j] = v > 0.0f ? v : 0.0f;
-            }
-        } else {
-            for (size_t j = 0; j < OC; j++)
-                o[j] += b[j];
-        }
-    }
-    if (act && kind == VAE_ACT_TANH)
-        tanh_inplace(out, B * OC);
-}
-
-/* dout (B,OC) *= act'(y) where y (B,OC) is the activation's output:
- * relu' = [y > 0], tanh' = 1 - y^2. */
-static void act_backward(float *dout, const float *y, size_t n, vae_act kind)
-{
-    if (kind == VAE_ACT_RELU) {
-        for (size_t i = 0; i < n; i++)
-            dout[i] = y[i] > 0.0f ? dout[i] : 0.0f;
-    } else {
-        for (size_t i = 0; i < n; i++)
-            dout[i] *= 1.0f - y[i] * y[i];
-    }
-}
-
-/* Given dout (B,OC) = d loss / d (pre-activation output):
- *   dw[:, :C] (OC,C) = dout^T . inp       (first operand transposed)
- *   dw[:, C+c]       = sum of the rows of dout with y_i = c
- *   db (OC)          = column sums of dout
- *   dinp (B,C)       = dout . w[:, :C]    (skipped when dinp is NULL) */
-static void linear_backward(float *dinp, float *dw, float *db,
-                            const float *dout, const float *inp,
-                            const float *w, const uint8_t *y, size_t B,
-                            size_t C, size_t K, size_t OC)
-{
-    size_t ldw = C + K;
-    if (C > 0)
-        gemm(1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 0.0f, dw, ldw);
-    if (K > 0) {
-        for (size_t j = 0; j < OC; j++)
-            memset(dw + j * ldw + C, 0, K * sizeof *dw);
-        for (size_t i = 0; i < B; i++) {
-            float *col = dw + C + y[i];
-            const float *d = dout + i * OC;
-            for (size_t j = 0; j < OC; j++)
-                col[j * ldw] += d[j];
-        }
-    }
-    memset(db, 0, OC * sizeof *db);
-    for (size_t i = 0; i < B; i++) {
-        const float *d = dout + i * OC;
-        for (size_t j = 0; j < OC; j++)
-            db[j] += d[j];
-    }
-    if (dinp && C > 0)
-        gemm(0, 0, B, C, OC, 1.0f, dout, OC, w, ldw, 0.0f, dinp, C);
-}
 
 /* KL(q || N(0, I)) per image from head rows [mu | lv] (B, 2Z):
  *   kl = -1/2 sum(1 + lv - mu^2 - exp(lv))
@@ -335,13 +242,17 @@ int vae_config_check(const vae_config *cfg, err_msg *err)
     if (cfg->z_dim == 0 || cfg->z_dim > VAE_MAX_WIDTH / 2)
         return err_set(err, "latent size %zu out of range 1..%d", cfg->z_dim,
                        VAE_MAX_WIDTH / 2);
-    if (cfg->act != VAE_ACT_RELU && cfg->act != VAE_ACT_TANH)
+    if (cfg->act != VAE_ACT_RELU && cfg->act != VAE_ACT_TANH && cfg->act != VAE_ACT_LEAKY)
         return err_set(err, "unknown activation %d", (int)cfg->act);
+    if (cfg->arch != VAE_ARCH_MLP && cfg->arch != VAE_ARCH_CONV)
+        return err_set(err, "unknown architecture %d", (int)cfg->arch);
     if (cfg->likelihood != VAE_LIK_BERNOULLI && cfg->likelihood != VAE_LIK_CB &&
         cfg->likelihood != VAE_LIK_GAUSSIAN)
         return err_set(err, "unknown likelihood %d", (int)cfg->likelihood);
     if (cfg->n_classes > VAE_MAX_CLASSES)
         return err_set(err, "%zu classes: at most %d", cfg->n_classes, VAE_MAX_CLASSES);
+    if (cfg->arch == VAE_ARCH_CONV)
+        return cnn_config_check(cfg, err);
     return 0;
 }
 
@@ -351,6 +262,10 @@ int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
     if (vae_config_check(cfg, err))
         return -1;
     m->cfg = *cfg;
+    if (cfg->arch == VAE_ARCH_CONV) {
+        cnn_layout(m);
+        return 0;
+    }
     size_t nh = cfg->n_hidden, K = cfg->n_classes;
     m->n_layers = 2 * nh + 2 + (K ? 2 : 0);
     size_t off = 0;
@@ -402,6 +317,10 @@ int vae_init(vae_model *m, const vae_config *cfg, err_msg *err)
 
 void vae_init_params(vae_model *m, rng_state *rng)
 {
+    if (m->cfg.arch == VAE_ARCH_CONV) {
+        cnn_init_params(m, rng);
+        return;
+    }
     for (size_t l = 0; l < m->n_layers; l++) {
         const vae_layer *L = &m->layer[l];
         size_t fan_in = L->in + L->n_onehot;
@@ -427,6 +346,8 @@ int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
     vae_model shape; /* the layer widths, without parameters */
     if (vae_layout(&shape, cfg, err))
         return -1;
+    if (cfg->arch == VAE_ARCH_CONV)
+        return cnn_acts_init(a, &shape, cap, err);
     size_t L = shape.n_layers;
     /* x, xin_buf, eps, z, dz, rec, kl, and 4 bytes of label room */
     size_t per_image = 2 * cfg->x_dim + 3 * cfg->z_dim + 3;
@@ -455,6 +376,10 @@ int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
     a->kl = p, p += cap;
     a->y = (uint8_t *)p;
     memset(a->y, 0, cap);
+    a->head = a->h[shape.cfg.n_hidden];
+    a->dhead = a->dh[shape.cfg.n_hidden];
+    a->logits = a->h[2 * shape.cfg.n_hidden + 1];
+    a->dlogits = a->dh[2 * shape.cfg.n_hidden + 1];
     return 0;
 }
 
@@ -493,25 +418,32 @@ static void forward_layers(const vae_model *m, vae_acts *a, size_t B,
 
 void vae_encode(const vae_model *m, vae_acts *a, size_t B)
 {
+    if (m->cfg.arch == VAE_ARCH_CONV) {
+        cnn_encode(m, a, B);
+        return;
+    }
     forward_layers(m, a, B, 0, head_of(m));
     vae_prior(m, a, B);
 }
 
 void vae_prior(const vae_model *m, vae_acts *a, size_t B)
 {
-    if (m->cfg.n_classes)
+    if (m->cfg.n_classes && m->cfg.arch == VAE_ARCH_MLP)
         forward_layers(m, a, B, prior_hidden_of(m), prior_head_of(m));
 }
 
 void vae_decode(const vae_model *m, vae_acts *a, size_t B)
 {
-    forward_layers(m, a, B, head_of(m) + 1, out_of(m));
+    if (m->cfg.arch == VAE_ARCH_CONV)
+        cnn_decode(m, a, B);
+    else
+        forward_layers(m, a, B, head_of(m) + 1, out_of(m));
 }
 
 void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 {
     size_t Z = m->cfg.z_dim;
-    const float *head = a->h[head_of(m)];
+    const float *head = a->head;
     for (size_t i = 0; i < B; i++) {
         const float *mu = head + i * 2 * Z, *lv = mu + Z;
         const float *eps = a->eps + i * Z;
@@ -523,15 +455,15 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 
 double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta)
 {
-    size_t out = out_of(m), nh = head_of(m), D = m->cfg.x_dim;
+    size_t D = m->cfg.x_dim;
     for (size_t i = 0; i < B; i++)
-        a->rec[i] = lik_row(m->cfg.likelihood, ROW_GRAD, a->dh[out] + i * D,
-                            a->h[out] + i * D, a->x + i * D, D);
+        a->rec[i] = lik_row(m->cfg.likelihood, ROW_GRAD, a->dlogits + i * D,
+                            a->logits + i * D, a->x + i * D, D);
     if (m->cfg.n_classes)
-        kl_prior(a->kl, a->dh[nh], a->dh[prior_head_of(m)], a->h[nh],
+        kl_prior(a->kl, a->dhead, a->dh[prior_head_of(m)], a->head,
                  a->h[prior_head_of(m)], B, m->cfg.z_dim, (float)beta);
     else
-        kl_normal(a->kl, a->dh[nh], a->h[nh], B, m->cfg.z_dim, (float)beta);
+        kl_normal(a->kl, a->dhead, a->head, B, m->cfg.z_dim, (float)beta);
     double sum = 0.0;
     for (size_t i = 0; i < B; i++)
         sum += (double)a->rec[i] + (double)a->kl[i];
@@ -556,24 +488,34 @@ static void backward_layers(const vae_model *m, vae_acts *a, float *grads,
     }
 }
 
-void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
+/* Reparameterization z = mu + eps * exp(lv/2): the KL gradient already in
+ * dhead gets dz added on mu and dz * eps * exp(lv/2) / 2 on lv. */
+static void reparam_backward(const vae_model *m, vae_acts *a, size_t B)
 {
-    size_t nh = head_of(m), Z = m->cfg.z_dim;
-    /* Decoder, from the output back to z. */
-    backward_layers(m, a, grads, B, out_of(m), nh + 1, a->dz);
-    /* Reparameterization z = mu + eps * exp(lv/2): the KL gradient already
-     * in the head's dh gets dz added on mu and dz * eps * exp(lv/2) / 2 on lv. */
-    float *dhead = a->dh[nh];
-    const float *head = a->h[nh];
+    size_t Z = m->cfg.z_dim;
     for (size_t i = 0; i < B; i++) {
-        const float *lv = head + i * 2 * Z + Z;
+        const float *lv = a->head + i * 2 * Z + Z;
         const float *dz = a->dz + i * Z, *eps = a->eps + i * Z;
-        float *dmu = dhead + i * 2 * Z, *dlv = dmu + Z;
+        float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
         for (size_t j = 0; j < Z; j++) {
             dmu[j] += dz[j];
             dlv[j] += dz[j] * eps[j] * 0.5f * expf(0.5f * lv[j]);
         }
     }
+}
+
+void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
+{
+    if (m->cfg.arch == VAE_ARCH_CONV) {
+        cnn_backward_decoder(m, a, grads, B);
+        reparam_backward(m, a, B);
+        cnn_backward_encoder(m, a, grads, B);
+        return;
+    }
+    size_t nh = head_of(m);
+    /* Decoder, from the output back to z. */
+    backward_layers(m, a, grads, B, out_of(m), nh + 1, a->dz);
+    reparam_backward(m, a, B);
     /* Encoder, from the head back to the input (whose gradient is unused). */
     backward_layers(m, a, grads, B, nh, 0, NULL);
     /* The prior network, from the KL's gradient at its head. */
@@ -592,7 +534,7 @@ void vae_rec_rows(const vae_model *m, const float *logits, const float *x,
 
 float *vae_mu(const vae_model *m, const vae_acts *a, size_t b)
 {
-    return a->h[head_of(m)] + b * 2 * m->cfg.z_dim;
+    return a->head + b * 2 * m->cfg.z_dim;
 }
 
 float *vae_logvar(const vae_model *m, const vae_acts *a, size_t b)
@@ -602,7 +544,9 @@ float *vae_logvar(const vae_model *m, const vae_acts *a, size_t b)
 
 float *vae_prior_mu(const vae_model *m, const vae_acts *a, size_t b)
 {
-    return m->cfg.n_classes ? a->h[prior_head_of(m)] + b * 2 * m->cfg.z_dim : NULL;
+    return m->cfg.n_classes && m->cfg.arch == VAE_ARCH_MLP
+               ? a->h[prior_head_of(m)] + b * 2 * m->cfg.z_dim
+               : NULL;
 }
 
 float *vae_prior_logvar(const vae_model *m, const vae_acts *a, size_t b)
@@ -613,7 +557,8 @@ float *vae_prior_logvar(const vae_model *m, const vae_acts *a, size_t b)
 
 float *vae_logits(const vae_model *m, const vae_acts *a)
 {
-    return a->h[out_of(m)];
+    (void)m;
+    return a->logits;
 }
 
 void vae_mean(const vae_model *m, float *out, const float *logits, size_t n)

@@ -753,8 +753,10 @@ static void test_bad_architecture_values(void **state)
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, 0, "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, VAE_MAX_WIDTH + 1, "hidden width");
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0 + 3, UINT64_MAX, "hidden width");
-    expect_field_rejected(g.path, g.b, g.len, F_ACT, 2, "bad architecture");
-    expect_field_rejected(g.path, g.b, g.len, F_ARCH, 1, "unknown architecture 1");
+    expect_field_rejected(g.path, g.b, g.len, F_ACT, 3, "bad architecture");
+    expect_field_rejected(g.path, g.b, g.len, F_ARCH, 2, "unknown architecture 2");
+    /* The conv architecture cannot take 28x28 images with one block. */
+    expect_field_rejected(g.path, g.b, g.len, F_ARCH, 1, "do not pad to 8x8");
     expect_field_rejected(g.path, g.b, g.len, F_LIKELIHOOD, 3, "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_N_CLASSES, VAE_MAX_CLASSES + 1,
                           "bad architecture");

@@ -417,7 +417,7 @@ static void test_checkpoint_architecture(void **state)
     assert_false(tu_exists(out));
 
     /* A model for other images than 28x28. */
-    vae_config cfg = {100, 1, {8}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0};
+    vae_config cfg = {100, 1, {8}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
     vae_model m;
     err_msg err;
     assert_int_equal(vae_init(&m, &cfg, &err), 0);
@@ -473,7 +473,15 @@ static void test_option_errors(void **state)
         {{"train", "--hidden", "9999999"}, "--hidden: 9999999 is too large"},
         {{"train", "--latent", "0"}, "--latent: must be at least 1"},
         {{"train", "--latent", "100000"}, "--latent: 100000 is too large"},
-        {{"train", "--act", "gelu"}, "--act: 'gelu' is not relu or tanh"},
+        {{"train", "--act", "gelu"}, "--act: 'gelu' is not relu, tanh or leaky"},
+        {{"train", "--arch", "rnn"}, "--arch: 'rnn' is not mlp or conv"},
+        {{"train", "--likelihood", "poisson"}, "--likelihood: 'poisson' is not bernoulli, cb or gaussian"},
+        {{"train", "--binarize", "yes"}, "--binarize: 'yes' is not none, static or dynamic"},
+        {{"train", "--beta", "-1"}, "--beta: -1 must be at least 0"},
+        {{"train", "--noise", "11"}, "--noise: 11 is too large (at most 10)"},
+        {{"train", "--arch", "conv", "--hidden", "1,2,3,4,5"}, "--hidden: at most 4 layers"},
+        {{"encode", "--split", "valid"}, "--split: 'valid' is not train or test"},
+        {{"score", "--top", "0"}, "--top: must be at least 1"},
         {{"sample", "--n", "0"}, "--n: must be at least 1, not 0"},
         {{"sample", "--n", "1000000000"}, "--n: 1000000000 is too large"},
         {{"sample", "-o"}, "--output needs a value"},

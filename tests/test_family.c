@@ -280,6 +280,73 @@ static void test_importance_weighted(void **state)
     assert_exit(run("eval", "--ckpt", vae2, "--data", data, "--iw", "0", NULL), 2);
 }
 
+/* The convolutional VAE (small channels: the test's time), and every
+ * command on its checkpoint. */
+static void test_conv(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160], ckpt2[160], png[160], csv[160];
+    in_dir(out, sizeof out, "conv-out");
+    in_dir(ckpt, sizeof ckpt, "conv.bin");
+    in_dir(ckpt2, sizeof ckpt2, "conv2.bin");
+#define CONV "--data", data, "--arch", "conv", "--hidden", "4,8,16", "--batch", "50", \
+             "--lr", "0.003", "--threads", "2", "--out", out
+    assert_exit(run("train", CONV, "--latent", "4", "--likelihood", "gaussian", "--beta",
+                    "0.1", "--epochs", "3", "--json", "--ckpt", ckpt, NULL), 0);
+    const char *l = last_line();
+    printf("  %s\n", l);
+    assert_true(isfinite(json_num(l, "test_loss")));
+    assert_png_size(strcat(strcpy(png, out), "/sampled-3.png"), 242, 482);
+    ckpt_data d;
+    read_ckpt(ckpt, &d);
+    assert_int_equal(d.cfg.arch, VAE_ARCH_CONV);
+    assert_int_equal(d.cfg.act, VAE_ACT_LEAKY);
+    assert_int_equal(d.cfg.n_hidden, 3);
+    ckpt_data_free(&d);
+
+    in_dir(png, sizeof png, "conv-sample.png");
+    assert_exit(run("sample", "--ckpt", ckpt, "--n", "16", "-o", png, NULL), 0);
+    assert_png_size(png, 242, 62);
+    assert_exit(run("reconstruct", "--ckpt", ckpt, "--data", data, "--n", "8", "-o", png,
+                    NULL), 0);
+    assert_png_size(png, 242, 62);
+    assert_exit(run("interpolate", "--ckpt", ckpt, "--data", data, "-o", png, NULL), 0);
+    assert_png_size(png, 10 * 30 + 2, 32);
+    assert_exit(run("manifold", "--ckpt", ckpt, "--data", data, "-o", png, NULL), 0);
+    assert_png_size(png, 640, 680);
+    in_dir(csv, sizeof csv, "conv-latents.csv");
+    assert_exit(run("encode", "--ckpt", ckpt, "--data", data, "-o", csv, NULL), 0);
+    tu_assert_contains(out_text, "100 images, 4 latent dimensions");
+    in_dir(csv, sizeof csv, "conv-scores.csv");
+    assert_exit(run("score", "--ckpt", ckpt, "--data", data, "-o", csv, NULL), 0);
+    /* eval matches train's last test loss (running BatchNorm statistics) */
+    double train_test = json_num(l, "test_loss");
+    assert_exit(run("eval", "--ckpt", ckpt, "--data", data, "--iw", "5", "--json", NULL), 0);
+    printf("  eval: %s", out_text);
+    assert_true(fabs(json_num(out_text, "test_loss") - train_test) < 1e-3 * fabs(train_test));
+    assert_true(json_num(out_text, "iw_nll") < json_num(out_text, "test_loss") + 1.0);
+
+    /* A 2-D latent: the manifold grid. */
+    assert_exit(run("train", CONV, "--latent", "2", "--epochs", "1", "--ckpt", ckpt2, NULL), 0);
+    assert_exit(run("manifold", "--ckpt", ckpt2, "--data", data, "--n", "5", "-o", png, NULL), 0);
+    assert_png_size(png, 5 * 30 + 2, 5 * 30 + 2);
+
+    /* Resume: 1 + 1 epochs end bit-identical to 2, BatchNorm's running
+     * averages included. */
+    char a[160], b[160];
+    in_dir(a, sizeof a, "conv-straight.bin");
+    in_dir(b, sizeof b, "conv-split.bin");
+    assert_exit(run("train", CONV, "--latent", "3", "--epochs", "2", "--ckpt", a, NULL), 0);
+    assert_exit(run("train", CONV, "--latent", "3", "--epochs", "1", "--ckpt", b, NULL), 0);
+    assert_exit(run("train", "--data", data, "--out", out, "--threads", "2", "--epochs", "2",
+                    "--resume", "--ckpt", b, NULL), 0);
+    tu_assert_same_file(a, b);
+#undef CONV
+    /* Not conditional, and nothing but square images that pad. */
+    assert_exit(run("train", "--data", data, "--arch", "conv", "--conditional", NULL), 2);
+    tu_assert_contains(err_text, "the conv VAE is not conditional");
+}
+
 /* The metrics of a resumed run: epochs in order, each once. */
 static void test_metrics_resume(void **state)
 {
@@ -316,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_manifold),
         cmocka_unit_test(test_importance_weighted),
         cmocka_unit_test(test_metrics_resume),
+        cmocka_unit_test(test_conv),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

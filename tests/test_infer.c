@@ -27,8 +27,8 @@ static int setup(void **state)
 {
     (void)state;
     err_msg err;
-    vae_config cfg = {784, 1, {32}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0};
-    vae_config ccfg = {784, 1, {32}, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 10};
+    vae_config cfg = {784, 1, {32}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
+    vae_config ccfg = {784, 1, {32}, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 10, VAE_ARCH_MLP};
     if (vae_init(&model, &cfg, &err) || vae_init(&cond, &ccfg, &err))
         return -1;
     rng_state r;

@@ -57,16 +57,6 @@ static void sleep_ms(double ms)
     nanosleep(&ts, NULL);
 }
 
-static void assert_same_file(const char *a, const char *b)
-{
-    size_t n1, n2;
-    unsigned char *x = tu_read_file(a, &n1), *y = tu_read_file(b, &n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(x, y, n1);
-    free(x);
-    free(y);
-}
-
 #define BIG_ARGS "--data", big, "--batch", "1", "--hidden", "32", "--latent", \
                  "2", "--epochs", "3", "--threads", "1"
 
@@ -122,7 +112,7 @@ static void interrupt_and_resume(int sig, const char *name, int want_exit)
                     "--epochs", "3", "--resume", "--threads", "1", NULL), 0);
     tu_assert_contains(out_text, "epoch 2/3");
     tu_assert_contains(out_text, "epoch 3/3");
-    assert_same_file(straight, ckpt);
+    tu_assert_same_file(straight, ckpt);
 }
 
 static void test_sigint(void **state)

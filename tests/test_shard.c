@@ -23,7 +23,7 @@ static idx_set set;
 static int setup(void **state)
 {
     (void)state;
-    vae_config cfg = {784, 2, {24, 16}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0};
+    vae_config cfg = {784, 2, {24, 16}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
     err_msg err;
     if (vae_init(&model, &cfg, &err))
         return -1;

@@ -28,8 +28,8 @@ static int setup(void **state)
     if (tu_mkdtemp(dir))
         return -1;
     err_msg err;
-    vae_config c2 = {784, 1, {16}, 2, VAE_ACT_RELU, VAE_LIK_CB, 0};
-    vae_config cc = {784, 1, {16}, 4, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 10};
+    vae_config c2 = {784, 1, {16}, 2, VAE_ACT_RELU, VAE_LIK_CB, 0, VAE_ARCH_MLP};
+    vae_config cc = {784, 1, {16}, 4, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 10, VAE_ARCH_MLP};
     if (vae_init(&m2, &c2, &err) || vae_init(&mc, &cc, &err) ||
         vae_acts_init(&a2, &c2, 7, &err) || vae_acts_init(&ac, &cc, 7, &err))
         return -1;

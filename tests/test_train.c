@@ -75,7 +75,7 @@ static train_opts base_opts(const char *ckpt, size_t epochs)
     o.lr = 1e-3;
     o.seed = 7;
     o.beta = 1.0;
-    o.cfg = (vae_config){784, 1, {32}, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0};
+    o.cfg = (vae_config){784, 1, {32}, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
     o.ckpt_path = ckpt;
     return o;
 }

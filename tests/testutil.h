@@ -114,6 +114,18 @@ static inline void tu_assert_file_equals(const char *path, const void *want, siz
     free(got);
 }
 
+/* Asserts that files a and b hold the same bytes. */
+static inline void tu_assert_same_file(const char *a, const char *b)
+{
+    size_t n1, n2;
+    unsigned char *x = tu_read_file(a, &n1), *y = tu_read_file(b, &n2);
+    int same = n1 == n2 && memcmp(x, y, n1) == 0;
+    free(x);
+    free(y);
+    if (!same)
+        fail_msg("%s and %s differ (%zu and %zu bytes)", a, b, n1, n2);
+}
+
 /* Number of entries in dir other than . and ..; the name of the first
  * entry whose name starts with '.' goes to hidden (if not NULL). */
 static inline size_t tu_count_entries(const char *dir, char *hidden, size_t hidden_size)

@@ -113,10 +113,12 @@ int main(int argc, char **argv)
     char idx_dir[4096], ckpt_dir[4096];
     snprintf(idx_dir, sizeof idx_dir, "%s/idx", argv[1]);
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", argv[1]);
-    vae_config relu = {4, 1, {3}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0};
-    vae_config tanh2 = {6, 2, {5, 3}, 1, VAE_ACT_TANH, VAE_LIK_CB, 3};
+    vae_config relu = {4, 1, {3}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
+    vae_config tanh2 = {6, 2, {5, 3}, 1, VAE_ACT_TANH, VAE_LIK_CB, 3, VAE_ARCH_MLP};
+    vae_config conv = {36, 1, {2}, 2, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0, VAE_ARCH_CONV};
     if (idx_seeds(idx_dir) || ckpt_seed(ckpt_dir, "tiny-relu.bin", &relu, 0) ||
-        ckpt_seed(ckpt_dir, "tiny-tanh-two-hidden-mid-epoch.bin", &tanh2, 3))
+        ckpt_seed(ckpt_dir, "tiny-tanh-two-hidden-mid-epoch.bin", &tanh2, 3) ||
+        ckpt_seed(ckpt_dir, "tiny-conv.bin", &conv, 0))
         return 1;
     return 0;
 }

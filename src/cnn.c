@@ -1,0 +1,366 @@
+/* cnn.c - the convolutional VAE (see src/cnn.h and include/vae.h).
+ *
+ * The whole batch goes through each layer at once: activations are CNHW,
+ * so every convolution is one sgemm of (CO x CI*16) by (CI*16 x N*H*W)
+ * around an im2col, and the linear head and decoder input are sgemms over
+ * the flattened batch. BatchNorm in training mode shares its sums across
+ * the thread team (a->reduce), so the statistics are the whole batch's. */
+#include "cnn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv.h"
+#include "linear.h"
+
+#define KK (CONV_K * CONV_K)
+
+/* ===================================================================== */
+/* Layout                                                                 */
+/* ===================================================================== */
+
+int cnn_config_check(const vae_config *cfg, err_msg *err)
+{
+    size_t nh = cfg->n_hidden, P = (size_t)4 << nh;
+    size_t side = (size_t)sqrt((double)cfg->x_dim);
+    while (side * side < cfg->x_dim)
+        side++;
+    if (side * side != cfg->x_dim)
+        return err_set(err, "the conv VAE needs square images; %zu pixels are not",
+                       cfg->x_dim);
+    if (side > P || (P - side) % 2)
+        return err_set(err, "%zux%zu images do not pad to %zux%zu (the side %zu "
+                       "conv blocks need)", side, side, P, P, nh);
+    for (size_t i = 0; i < nh; i++)
+        if (cfg->hidden[i] > CNN_MAX_CHANNELS)
+            return err_set(err, "%zu channels: at most %d", cfg->hidden[i],
+                           CNN_MAX_CHANNELS);
+    if (cfg->n_classes)
+        return err_set(err, "the conv VAE is not conditional");
+    return 0;
+}
+
+void cnn_layout(vae_model *m)
+{
+    const vae_config *c = &m->cfg;
+    size_t nh = c->n_hidden, P = (size_t)4 << nh, off = 0;
+    m->side = (size_t)sqrt((double)c->x_dim);
+    while (m->side * m->side < c->x_dim)
+        m->side++;
+    m->pad = (P - m->side) / 2;
+    size_t F = c->hidden[nh - 1] * 16; /* the last block's C x 4 x 4 */
+    m->n_blocks = 2 * nh;
+    /* Encoder: P -> P/2 -> ... -> 4; decoder: 4 -> ... -> P. */
+    for (size_t b = 0; b < 2 * nh; b++) {
+        vae_block *k = &m->block[b];
+        k->transposed = b >= nh;
+        if (!k->transposed) {
+            k->cin = b == 0 ? 1 : c->hidden[b - 1];
+            k->cout = c->hidden[b];
+            k->side = P >> b;
+        } else {
+            size_t j = b - nh; /* decoder block j: hidden[nh-1-j] -> hidden[nh-2-j] */
+            k->cin = c->hidden[nh - 1 - j];
+            k->cout = j + 1 < nh ? c->hidden[nh - 2 - j] : 1;
+            k->side = (size_t)4 << j;
+        }
+        k->has_bn = b != 2 * nh - 1;
+        k->w_off = off;
+        off += k->cin * k->cout * KK;
+        k->b_off = off;
+        off += k->cout;
+        k->bn_off = off;
+        if (k->has_bn)
+            off += 4 * k->cout;
+    }
+    /* The head (F -> 2z) and the decoder's input (z -> F), no activation. */
+    m->n_layers = 2;
+    const size_t ins[2] = {F, c->z_dim}, outs[2] = {2 * c->z_dim, F};
+    for (size_t l = 0; l < 2; l++) {
+        vae_layer *L = &m->layer[l];
+        L->in = ins[l];
+        L->n_onehot = 0;
+        L->out = outs[l];
+        L->has_act = 0;
+        L->w_off = off;
+        off += L->in * L->out;
+        L->b_off = off;
+        off += L->out;
+    }
+    m->n_params = off;
+}
+
+static void uniform(float *x, size_t n, float bound, rng_state *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
+}
+
+void cnn_init_params(vae_model *m, rng_state *rng)
+{
+    for (size_t b = 0; b < m->n_blocks; b++) {
+        const vae_block *k = &m->block[b];
+        size_t fan_in = (k->transposed ? k->cout : k->cin) * KK;
+        float bound = 1.0f / sqrtf((float)fan_in);
+        uniform(m->params + k->w_off, k->cin * k->cout * KK, bound, rng);
+        uniform(m->params + k->b_off, k->cout, bound, rng);
+        if (k->has_bn) {
+            float *bn = m->params + k->bn_off;
+            for (size_t c = 0; c < k->cout; c++) {
+                bn[c] = 1.0f;                /* gamma */
+                bn[k->cout + c] = 0.0f;      /* beta */
+                bn[2 * k->cout + c] = 0.0f;  /* running mean */
+                bn[3 * k->cout + c] = 1.0f;  /* running variance */
+            }
+        }
+    }
+    for (size_t l = 0; l < 2; l++) {
+        const vae_layer *L = &m->layer[l];
+        float bound = 1.0f / sqrtf((float)L->in);
+        uniform(m->params + L->w_off, L->in * L->out, bound, rng);
+        uniform(m->params + L->b_off, L->out, bound, rng);
+    }
+}
+
+/* The side of block b's output. */
+static size_t out_side(const vae_block *k)
+{
+    return k->transposed ? 2 * k->side : k->side / 2;
+}
+
+int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, err_msg *err)
+{
+    const vae_config *c = &shape->cfg;
+    size_t P = (size_t)4 << c->n_hidden, F = shape->layer[1].out, Z = c->z_dim;
+    size_t D = c->x_dim, nb = shape->n_blocks;
+    /* Per image: x, xin_buf, head/dhead, logits/dlogits, eps/z/dz, rec/kl,
+     * labels; xpad; each block's tensors; flat, decoder linear, its
+     * unflattening, a flat gradient; two gradient buffers; im2col. */
+    size_t biggest = P * P > F ? P * P : F, col = 0, cmax = 1;
+    size_t per = 4 * D + 7 * Z + 3 + P * P + 4 * F;
+    for (size_t b = 0; b < nb; b++) {
+        const vae_block *k = &shape->block[b];
+        size_t os = out_side(k), t = k->cout * os * os;
+        per += t * (k->has_bn ? 3 : 1);
+        if (t > biggest)
+            biggest = t;
+        size_t cb = k->transposed ? k->cout * KK * k->side * k->side
+                                  : k->cin * KK * os * os;
+        if (cb > col)
+            col = cb;
+        if (k->cout > cmax)
+            cmax = k->cout;
+    }
+    per += 2 * biggest + col;
+    size_t total, fixed = nb * cmax + 2 * (2 * cmax + 1); /* invstd; doubles */
+    if (cap == 0 || err_mul_size(per, cap, &total) || total > SIZE_MAX / 8 - fixed)
+        return err_set(err, "batch of %zu images is too large", cap);
+    total += fixed;
+    a->mem = malloc(total * sizeof(float));
+    if (!a->mem)
+        return err_set(err, "out of memory for activations of %zu images (%.1f GB)",
+                       cap, 4e-9 * (double)total);
+    a->cap = cap;
+    float *p = a->mem;
+    vae_cnn_acts *n = &a->cnn;
+    /* doubles first, for their alignment */
+    n->scratch = (double *)(void *)p, p += 2 * (2 * cmax + 1);
+    a->x = p, p += cap * D;
+    a->xin_buf = p, p += cap * D;
+    a->xin = a->x;
+    a->head = p, p += cap * 2 * Z;
+    a->dhead = p, p += cap * 2 * Z;
+    a->logits = p, p += cap * D;
+    a->dlogits = p, p += cap * D;
+    a->eps = p, p += cap * Z;
+    a->z = p, p += cap * Z;
+    a->dz = p, p += cap * Z;
+    a->rec = p, p += cap;
+    a->kl = p, p += cap;
+    n->xpad = p, p += cap * P * P;
+    for (size_t b = 0; b < nb; b++) {
+        const vae_block *k = &shape->block[b];
+        size_t os = out_side(k), t = cap * k->cout * os * os;
+        n->act[b] = p, p += t;
+        if (k->has_bn) {
+            n->xhat[b] = p, p += t;
+            n->out[b] = p, p += t;
+        } else {
+            n->out[b] = n->act[b];
+        }
+        n->invstd[b] = p, p += cmax;
+    }
+    n->flat = p, p += cap * F;
+    n->dflat = p, p += cap * F;
+    n->unflat = p, p += cap * F;
+    n->gflat = p, p += cap * F;
+    n->g0 = p, p += cap * biggest;
+    n->g1 = p, p += cap * biggest;
+    n->col = p, p += cap * col;
+    a->y = (uint8_t *)p; /* the last float per image holds 4 label bytes */
+    memset(a->y, 0, cap);
+    return 0;
+}
+
+/* ===================================================================== */
+/* Passes                                                                 */
+/* ===================================================================== */
+
+/* (C, N, 16) -> (N, C*16), PyTorch's flattening order per image. */
+static void flatten(float *flat, const float *t, size_t C, size_t N)
+{
+    for (size_t c = 0; c < C; c++)
+        for (size_t n = 0; n < N; n++)
+            memcpy(flat + (n * C + c) * 16, t + (c * N + n) * 16, 16 * sizeof(float));
+}
+
+/* (N, C*16) -> (C, N, 16), flatten's inverse. */
+static void unflatten(float *t, const float *flat, size_t C, size_t N)
+{
+    for (size_t c = 0; c < C; c++)
+        for (size_t n = 0; n < N; n++)
+            memcpy(t + (c * N + n) * 16, flat + (n * C + c) * 16, 16 * sizeof(float));
+}
+
+/* BatchNorm's four vectors of block k. */
+static float *bn_param(const vae_model *m, const vae_block *k, int which)
+{
+    return m->params + k->bn_off + (size_t)which * k->cout;
+}
+
+/* Block b forward from in (cin, B, side^2) into a->cnn.act/out. */
+static void block_forward(const vae_model *m, vae_acts *a, size_t b,
+                          const float *in, size_t B)
+{
+    const vae_block *k = &m->block[b];
+    vae_cnn_acts *n = &a->cnn;
+    const float *w = m->params + k->w_off, *bias = m->params + k->b_off;
+    if (k->transposed)
+        convt_forward(n->act[b], n->col, in, w, bias, B, k->cin, k->cout, k->side);
+    else
+        conv_forward(n->act[b], n->col, in, w, bias, B, k->cin, k->cout, k->side);
+    if (!k->has_bn)
+        return;
+    size_t os = out_side(k);
+    act_forward(n->act[b], k->cout * B * os * os, m->cfg.act);
+    if (a->training)
+        bn_forward_train(n->out[b], n->xhat[b], n->invstd[b], n->act[b],
+                         bn_param(m, k, 0), bn_param(m, k, 1), bn_param(m, k, 2),
+                         bn_param(m, k, 3), k->cout, B, os * os, &a->reduce,
+                         n->scratch);
+    else
+        bn_forward_eval(n->out[b], n->act[b], bn_param(m, k, 0), bn_param(m, k, 1),
+                        bn_param(m, k, 2), bn_param(m, k, 3), k->cout, B * os * os);
+}
+
+/* Block b backward: g (cout, B, os^2) is d loss / d out[b]; writes d loss
+ * / d in into gin (unless NULL) and the block's gradients into grads. */
+static void block_backward(const vae_model *m, vae_acts *a, size_t b,
+                           const float *in, float *g, float *gin, float *grads,
+                           size_t B)
+{
+    const vae_block *k = &m->block[b];
+    vae_cnn_acts *n = &a->cnn;
+    size_t os = out_side(k);
+    if (k->has_bn) {
+        float *dbn = grads + k->bn_off;
+        bn_backward(g, dbn, dbn + k->cout, n->xhat[b], n->invstd[b], bn_param(m, k, 0),
+                    k->cout, B, os * os, &a->reduce, n->scratch);
+        /* the running averages are not trained */
+        memset(dbn + 2 * k->cout, 0, 2 * k->cout * sizeof(float));
+        act_backward(g, n->act[b], k->cout * B * os * os, m->cfg.act);
+    }
+    const float *w = m->params + k->w_off;
+    if (k->transposed)
+        convt_backward(gin, grads + k->w_off, grads + k->b_off, n->col, g, in, w, B,
+                       k->cin, k->cout, k->side);
+    else
+        conv_backward(gin, grads + k->w_off, grads + k->b_off, n->col, g, in, w, B,
+                      k->cin, k->cout, k->side);
+}
+
+void cnn_encode(const vae_model *m, vae_acts *a, size_t B)
+{
+    vae_cnn_acts *n = &a->cnn;
+    size_t P = m->block[0].side, s = m->side, pad = m->pad, nh = m->cfg.n_hidden;
+    /* Zero-pad each image from s x s to P x P. */
+    memset(n->xpad, 0, B * P * P * sizeof(float));
+    for (size_t i = 0; i < B; i++)
+        for (size_t r = 0; r < s; r++)
+            memcpy(n->xpad + i * P * P + (r + pad) * P + pad, a->xin + i * s * s + r * s,
+                   s * sizeof(float));
+    const float *in = n->xpad;
+    for (size_t b = 0; b < nh; b++) {
+        block_forward(m, a, b, in, B);
+        in = n->out[b];
+    }
+    flatten(n->flat, in, m->cfg.hidden[nh - 1], B);
+    const vae_layer *L = &m->layer[0];
+    linear_forward(a->head, n->flat, m->params + L->w_off, m->params + L->b_off, NULL,
+                   B, L->in, 0, L->out, 0, m->cfg.act);
+}
+
+void cnn_decode(const vae_model *m, vae_acts *a, size_t B)
+{
+    vae_cnn_acts *n = &a->cnn;
+    size_t nh = m->cfg.n_hidden;
+    const vae_layer *L = &m->layer[1];
+    linear_forward(n->dflat, a->z, m->params + L->w_off, m->params + L->b_off, NULL, B,
+                   L->in, 0, L->out, 0, m->cfg.act);
+    unflatten(n->unflat, n->dflat, m->cfg.hidden[nh - 1], B);
+    const float *in = n->unflat;
+    for (size_t b = nh; b < 2 * nh; b++) {
+        block_forward(m, a, b, in, B);
+        in = n->out[b];
+    }
+    /* Crop the P x P output back to s x s: the logits. */
+    size_t P = out_side(&m->block[2 * nh - 1]), s = m->side, pad = m->pad;
+    for (size_t i = 0; i < B; i++)
+        for (size_t r = 0; r < s; r++)
+            memcpy(a->logits + i * s * s + r * s, in + i * P * P + (r + pad) * P + pad,
+                   s * sizeof(float));
+}
+
+void cnn_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t B)
+{
+    vae_cnn_acts *n = &a->cnn;
+    size_t nh = m->cfg.n_hidden, s = m->side, pad = m->pad;
+    size_t P = out_side(&m->block[2 * nh - 1]);
+    /* The crop's backward: the gradient inside, zeros on the border. */
+    float *g = n->g0, *other = n->g1;
+    memset(g, 0, B * P * P * sizeof(float));
+    for (size_t i = 0; i < B; i++)
+        for (size_t r = 0; r < s; r++)
+            memcpy(g + i * P * P + (r + pad) * P + pad, a->dlogits + i * s * s + r * s,
+                   s * sizeof(float));
+    for (size_t b = 2 * nh; b-- > nh;) {
+        const float *in = b == nh ? n->unflat : n->out[b - 1];
+        block_backward(m, a, b, in, g, other, grads, B);
+        float *t = g;
+        g = other;
+        other = t;
+    }
+    flatten(n->gflat, g, m->cfg.hidden[nh - 1], B);
+    const vae_layer *L = &m->layer[1];
+    linear_backward(a->dz, grads + L->w_off, grads + L->b_off, n->gflat, a->z,
+                    m->params + L->w_off, NULL, B, L->in, 0, L->out);
+}
+
+void cnn_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t B)
+{
+    vae_cnn_acts *n = &a->cnn;
+    size_t nh = m->cfg.n_hidden;
+    const vae_layer *L = &m->layer[0];
+    linear_backward(n->gflat, grads + L->w_off, grads + L->b_off, a->dhead, n->flat,
+                    m->params + L->w_off, NULL, B, L->in, 0, L->out);
+    float *g = n->g0, *other = n->g1;
+    unflatten(g, n->gflat, m->cfg.hidden[nh - 1], B);
+    for (size_t b = nh; b-- > 0;) {
+        const float *in = b == 0 ? n->xpad : n->out[b - 1];
+        block_backward(m, a, b, in, g, b == 0 ? NULL : other, grads, B);
+        float *t = g;
+        g = other;
+        other = t;
+    }
+}

@@ -1,0 +1,109 @@
+/* linear.c - fully connected layers and activations (see src/linear.h). */
+#include "linear.h"
+
+#include <string.h>
+
+#include "gemm.h"
+#include "v8math.h"
+
+#define LEAKY_SLOPE 0.1f
+
+/* tanh over n values in place, 8 lanes at a time. */
+static void tanh_inplace(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        v8_store(x + i, v8_tanh(v8_load(x + i)));
+    if (i < n) {
+        float b[8] = {0};
+        memcpy(b, x + i, (n - i) * sizeof *b);
+        v8_store(b, v8_tanh(v8_load(b)));
+        memcpy(x + i, b, (n - i) * sizeof *b);
+    }
+}
+
+void act_forward(float *x, size_t n, vae_act kind)
+{
+    if (kind == VAE_ACT_TANH) {
+        tanh_inplace(x, n);
+    } else {
+        float slope = kind == VAE_ACT_LEAKY ? LEAKY_SLOPE : 0.0f;
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+    }
+}
+
+/* relu' = [y > 0], leaky' = y > 0 ? 1 : slope (the sign survives the
+ * activation), tanh' = 1 - y^2. */
+void act_backward(float *dout, const float *y, size_t n, vae_act kind)
+{
+    if (kind == VAE_ACT_TANH) {
+        for (size_t i = 0; i < n; i++)
+            dout[i] *= 1.0f - y[i] * y[i];
+    } else {
+        float slope = kind == VAE_ACT_LEAKY ? LEAKY_SLOPE : 0.0f;
+        for (size_t i = 0; i < n; i++)
+            dout[i] = y[i] > 0.0f ? dout[i] : slope * dout[i];
+    }
+}
+
+/* The sgemm transposes its second operand (w is out x in) and reads the
+ * dense columns with leading dimension C+K; a one-hot input just adds
+ * column C + y_i of w. Bias and ReLU go in one pass over out. */
+void linear_forward(float *out, const float *inp, const float *w, const float *b,
+                    const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
+                    int act, vae_act kind)
+{
+    size_t ldw = C + K;
+    if (C > 0)
+        gemm(0, 1, B, OC, C, 1.0f, inp, C, w, ldw, 0.0f, out, OC);
+    else
+        memset(out, 0, B * OC * sizeof *out);
+    int relu = act && kind == VAE_ACT_RELU;
+    for (size_t i = 0; i < B; i++) {
+        float *o = out + i * OC;
+        if (K > 0) {
+            const float *col = w + C + y[i];
+            for (size_t j = 0; j < OC; j++)
+                o[j] += col[j * ldw];
+        }
+        if (relu) {
+            for (size_t j = 0; j < OC; j++) {
+                float v = o[j] + b[j];
+                o[j] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (size_t j = 0; j < OC; j++)
+                o[j] += b[j];
+        }
+    }
+    if (act && !relu)
+        act_forward(out, B * OC, kind);
+}
+
+void linear_backward(float *dinp, float *dw, float *db, const float *dout,
+                     const float *inp, const float *w, const uint8_t *y, size_t B,
+                     size_t C, size_t K, size_t OC)
+{
+    size_t ldw = C + K;
+    if (C > 0) /* dw (OC,C) = dout^T . inp: the first operand transposed */
+        gemm(1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 0.0f, dw, ldw);
+    if (K > 0) {
+        for (size_t j = 0; j < OC; j++)
+            memset(dw + j * ldw + C, 0, K * sizeof *dw);
+        for (size_t i = 0; i < B; i++) {
+            float *col = dw + C + y[i];
+            const float *d = dout + i * OC;
+            for (size_t j = 0; j < OC; j++)
+                col[j * ldw] += d[j];
+        }
+    }
+    memset(db, 0, OC * sizeof *db);
+    for (size_t i = 0; i < B; i++) {
+        const float *d = dout + i * OC;
+        for (size_t j = 0; j < OC; j++)
+            db[j] += d[j];
+    }
+    if (dinp && C > 0) /* dinp (B,C) = dout . w[:, :C] */
+        gemm(0, 0, B, C, OC, 1.0f, dout, OC, w, ldw, 0.0f, dinp, C);
+}

@@ -1,0 +1,31 @@
+/* linear.h - fully connected layers and their activations, shared by the
+ * MLP (vae.c) and the conv VAE's linear heads (cnn.c). Internal to src/. */
+#ifndef VAE_LINEAR_H
+#define VAE_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vae.h"
+
+/* out (B,OC) = inp (B,C) . w[:, :C]^T + w[:, C + y_i] + b, then the
+ * activation if act. w is (OC, C+K) as PyTorch stores it (K one-hot label
+ * inputs after the C dense ones; K = 0 without labels). */
+void linear_forward(float *out, const float *inp, const float *w, const float *b,
+                    const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
+                    int act, vae_act kind);
+
+/* Given dout (B,OC) = d loss / d (pre-activation output):
+ *   dw[:, :C] = dout^T . inp,  dw[:, C+c] = sum of the rows with y_i = c,
+ *   db = column sums of dout,  dinp (B,C) = dout . w[:, :C] (unless NULL).
+ * Writes, does not accumulate. */
+void linear_backward(float *dinp, float *dw, float *db, const float *dout,
+                     const float *inp, const float *w, const uint8_t *y, size_t B,
+                     size_t C, size_t K, size_t OC);
+
+/* The activation in place over n values, and its backward: dout *= act'(y)
+ * from the activation's output y. */
+void act_forward(float *x, size_t n, vae_act kind);
+void act_backward(float *dout, const float *y, size_t n, vae_act kind);
+
+#endif

@@ -1,0 +1,467 @@
+/* test_cnn.c - the convolutional VAE: each layer kernel against a direct
+ * loop or its adjoint, BatchNorm's two modes, every parameter's gradient
+ * against central finite differences (training mode, batch statistics),
+ * and a batch split across teams of 1 to 3 threads computing the same. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/conv.h"
+#include "par.h"
+#include "shard.h"
+#include "vae.h"
+
+static float urand(rng_state *r)
+{
+    return 2.0f * rng_uniform(r) - 1.0f;
+}
+
+/* Direct convolution, 4x4 stride 2 pad 1, CNHW, against conv_forward. */
+static void test_conv_direct(void **state)
+{
+    (void)state;
+    enum { N = 3, CI = 2, CO = 3, S = 8, OS = 4 };
+    rng_state r;
+    rng_seed(&r, 1);
+    float x[CI * N * S * S], w[CO * CI * 16], b[CO], y[CO * N * OS * OS];
+    float col[CI * 16 * N * OS * OS];
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
+        x[i] = urand(&r);
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++)
+        w[i] = urand(&r);
+    for (size_t i = 0; i < CO; i++)
+        b[i] = urand(&r);
+    conv_forward(y, col, x, w, b, N, CI, CO, S);
+    double worst = 0.0;
+    for (int co = 0; co < CO; co++)
+        for (int n = 0; n < N; n++)
+            for (int oh = 0; oh < OS; oh++)
+                for (int ow = 0; ow < OS; ow++) {
+                    double v = b[co];
+                    for (int ci = 0; ci < CI; ci++)
+                        for (int i = 0; i < 4; i++)
+                            for (int j = 0; j < 4; j++) {
+                                int ih = oh * 2 + i - 1, iw = ow * 2 + j - 1;
+                                if (ih >= 0 && ih < S && iw >= 0 && iw < S)
+                                    v += (double)w[((co * CI + ci) * 4 + i) * 4 + j] *
+                                         x[((ci * N + n) * S + ih) * S + iw];
+                            }
+                    worst = fmax(worst, fabs(v - y[((co * N + n) * OS + oh) * OS + ow]));
+                }
+    printf("  conv: max |sgemm - direct| = %.2e\n", worst);
+    assert_true(worst < 1e-5);
+}
+
+/* The transposed convolution is the adjoint of the convolution's linear
+ * part: <conv(x; w), y> = <x, convt(y; w)> with the same weights. */
+static void test_convt_is_adjoint(void **state)
+{
+    (void)state;
+    enum { N = 2, C1 = 3, C2 = 4, S = 8, OS = 4 };
+    rng_state r;
+    rng_seed(&r, 2);
+    static float x[C1 * N * S * S], y[C2 * N * OS * OS], w[C2 * C1 * 16], zero[8];
+    static float cx[C2 * N * OS * OS], ty[C1 * N * S * S], col[C2 * 16 * N * OS * OS];
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
+        x[i] = urand(&r);
+    for (size_t i = 0; i < sizeof y / sizeof *y; i++)
+        y[i] = urand(&r);
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++)
+        w[i] = urand(&r);
+    /* conv C1 -> C2 at side 8 uses w as (C2, C1, 4, 4); convt C2 -> C1 at
+     * side 4 reads the same array as (C2, C1, 4, 4) = (CI, CO, K, K). */
+    conv_forward(cx, col, x, w, zero, N, C1, C2, S);
+    convt_forward(ty, col, y, w, zero, N, C2, C1, OS);
+    double a = 0.0, b = 0.0;
+    for (size_t i = 0; i < sizeof cx / sizeof *cx; i++)
+        a += (double)cx[i] * y[i];
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
+        b += (double)x[i] * ty[i];
+    printf("  <conv x, y> = %.6f, <x, convt y> = %.6f\n", a, b);
+    assert_true(fabs(a - b) < 1e-4 * fabs(a));
+}
+
+/* BatchNorm: training normalizes with the batch's statistics and moves the
+ * running ones; evaluation uses the running ones. */
+static void test_batchnorm_modes(void **state)
+{
+    (void)state;
+    enum { C = 2, NHW = 50 };
+    float x[C * NHW], y[C * NHW], xhat[C * NHW], invstd[C];
+    float gamma[C] = {1.5f, 0.5f}, beta[C] = {0.2f, -1.0f}, rm[C] = {0, 0}, rv[C] = {1, 1};
+    double scratch[2 * C + 1];
+    for (int i = 0; i < C * NHW; i++)
+        x[i] = (float)(i % NHW) * (i < NHW ? 1.0f : -2.0f) + 3.0f;
+    bn_forward_train(y, xhat, invstd, x, gamma, beta, rm, rv, C, 5, 10, NULL, scratch);
+    for (int c = 0; c < C; c++) {
+        double m = 0.0, v = 0.0;
+        for (int i = 0; i < NHW; i++)
+            m += y[c * NHW + i];
+        m /= NHW;
+        for (int i = 0; i < NHW; i++)
+            v += (y[c * NHW + i] - m) * (y[c * NHW + i] - m);
+        v /= NHW;
+        /* the output has mean beta and std gamma (up to eps) */
+        assert_true(fabs(m - beta[c]) < 1e-5);
+        assert_true(fabs(sqrt(v) - gamma[c]) < 1e-4);
+    }
+    /* x in channel 0: 3..52, mean 27.5, unbiased var 212.5 */
+    assert_true(fabsf(rm[0] - 2.75f) < 1e-5f);
+    assert_true(fabsf(rv[0] - (0.9f + 0.1f * 212.5f)) < 1e-3f);
+    bn_forward_eval(y, x, gamma, beta, rm, rv, C, NHW);
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < NHW; i++) {
+            float want = gamma[c] * (x[c * NHW + i] - rm[c]) / sqrtf(rv[c] + 1e-5f) + beta[c];
+            assert_true(fabsf(y[c * NHW + i] - want) < 1e-4f);
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The model's gradient against finite differences                          */
+
+/* 12x12 images padded to 16x16, two conv blocks of 2 and 3 channels.
+ * The gradient checks use tanh, which has no kink: with BatchNorm coupling
+ * every unit of a block, a finite-difference step moves many LeakyReLU
+ * units across 0. LeakyReLU's own derivative is checked in test_vae. */
+static vae_config small_conv(vae_lik lik, vae_act act)
+{
+    vae_config c = {144, 2, {2, 3}, 2, act, lik, 0, VAE_ARCH_CONV};
+    return c;
+}
+
+#define B 3
+#define FD_STEP 1e-2f
+/* Float rounding of the ~700-nat loss through BatchNorm puts ~1e-3 of
+ * noise on each finite difference (it grows as the step shrinks): single
+ * entries are held to that, and each tensor as a whole, along a random
+ * direction, where the noise is small against the derivative. */
+#define GRAD_ATOL 3e-3
+#define GRAD_RTOL 2e-2
+#define DIR_STEP 1e-2f /* the length of a directional step */
+#define DIR_ATOL 3e-3
+#define DIR_RTOL 5e-3
+
+/* A conv model of cfg with random parameters, batch inputs and eps, in
+ * training mode; r continues the random stream. */
+static void setup_model(vae_model *m, vae_acts *a, vae_config cfg, rng_state *r)
+{
+    err_msg err;
+    assert_int_equal(vae_init(m, &cfg, &err), 0);
+    assert_int_equal(vae_acts_init(a, &cfg, B, &err), 0);
+    vae_init_params(m, r);
+    /* Move BatchNorm's gamma and beta off 1 and 0, so their gradients and
+     * the normalization are exercised away from the identity. */
+    for (size_t b = 0; b < m->n_blocks; b++)
+        if (m->block[b].has_bn)
+            for (size_t c = 0; c < 2 * m->block[b].cout; c++)
+                m->params[m->block[b].bn_off + c] += 0.3f * urand(r);
+    for (size_t i = 0; i < B * cfg.x_dim; i++)
+        a->x[i] = rng_uniform(r);
+    rng_normal(r, a->eps, B * cfg.z_dim);
+    a->training = 1;
+}
+
+static double objective(const vae_model *m, vae_acts *a)
+{
+    vae_encode(m, a, B);
+    vae_reparam(m, a, B, 0);
+    vae_decode(m, a, B);
+    vae_loss(m, a, B, 1.0);
+    double s = 0.0;
+    for (int i = 0; i < B; i++)
+        s += (double)a->rec[i] + a->kl[i];
+    return s;
+}
+
+/* Which LeakyReLU units are positive after the last forward pass (none
+ * recorded for a smooth activation). */
+static size_t sign_mask(const vae_model *m, const vae_acts *a, unsigned char *mask,
+                        size_t cap)
+{
+    size_t k = 0;
+    if (m->cfg.act == VAE_ACT_TANH)
+        return 0;
+    for (size_t b = 0; b < m->n_blocks; b++) {
+        const vae_block *blk = &m->block[b];
+        if (!blk->has_bn)
+            continue;
+        size_t os = blk->transposed ? 2 * blk->side : blk->side / 2;
+        for (size_t i = 0; i < blk->cout * B * os * os && k < cap; i++)
+            mask[k++] = a->cnn.act[b][i] > 0.0f;
+    }
+    return k;
+}
+
+#define MASK_CAP 8192
+
+static void check_gradients(vae_lik lik, uint64_t seed)
+{
+    static unsigned char base[MASK_CAP], up_m[MASK_CAP], down_m[MASK_CAP];
+    vae_config cfg = small_conv(lik, VAE_ACT_TANH);
+    vae_model m;
+    vae_acts a;
+    rng_state r;
+    rng_seed(&r, seed);
+    setup_model(&m, &a, cfg, &r);
+    float *grads = calloc(m.n_params, sizeof(float));
+    objective(&m, &a);
+    size_t nmask = sign_mask(&m, &a, base, MASK_CAP);
+    assert_true(nmask < MASK_CAP);
+    if (cfg.act == VAE_ACT_TANH)
+        assert_int_equal(nmask, 0);
+    vae_backward(&m, &a, grads, B);
+    size_t bad = 0, skipped = 0;
+    double maxdiff = 0.0;
+    for (size_t i = 0; i < m.n_params; i++) {
+        float keep = m.params[i];
+        m.params[i] = keep + FD_STEP;
+        double up = objective(&m, &a);
+        sign_mask(&m, &a, up_m, MASK_CAP);
+        m.params[i] = keep - FD_STEP;
+        double down = objective(&m, &a);
+        sign_mask(&m, &a, down_m, MASK_CAP);
+        m.params[i] = keep;
+        /* A step that moves a LeakyReLU unit across 0 measures two slopes:
+         * no derivative there. */
+        if (memcmp(base, up_m, nmask) || memcmp(base, down_m, nmask)) {
+            skipped++;
+            continue;
+        }
+        double fd = (up - down) / (2.0 * FD_STEP);
+        double diff = fabs(fd - grads[i]);
+        if (diff > maxdiff)
+            maxdiff = diff;
+        if (diff > GRAD_ATOL + GRAD_RTOL * fabs(fd)) {
+            if (bad < 5)
+                printf("  param %zu: backward %.6g, finite difference %.6g\n", i,
+                       grads[i], fd);
+            bad++;
+        }
+    }
+    /* Each tensor along a random +-1 direction v: (L(p + h v) - L(p - h v))
+     * / 2h against grad . v, the step h v of length DIR_STEP. */
+    size_t offs[4 * VAE_MAX_BLOCKS + 4][2], nt = 0;
+    for (size_t b = 0; b < m.n_blocks; b++) {
+        const vae_block *k = &m.block[b];
+        offs[nt][0] = k->w_off, offs[nt++][1] = k->cin * k->cout * 16;
+        offs[nt][0] = k->b_off, offs[nt++][1] = k->cout;
+        if (k->has_bn) {
+            offs[nt][0] = k->bn_off, offs[nt++][1] = k->cout;            /* gamma */
+            offs[nt][0] = k->bn_off + k->cout, offs[nt++][1] = k->cout;  /* beta */
+        }
+    }
+    for (size_t l = 0; l < 2; l++) {
+        offs[nt][0] = m.layer[l].w_off, offs[nt++][1] = m.layer[l].in * m.layer[l].out;
+        offs[nt][0] = m.layer[l].b_off, offs[nt++][1] = m.layer[l].out;
+    }
+    double worst_dir = 0.0;
+    for (size_t t = 0; t < nt; t++) {
+        size_t off = offs[t][0], n = offs[t][1];
+        float *keep = malloc(n * sizeof *keep), *v = malloc(n * sizeof *v);
+        memcpy(keep, m.params + off, n * sizeof *keep);
+        double an = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            v[i] = rng_below(&r, 2) ? 1.0f : -1.0f;
+            an += (double)grads[off + i] * v[i];
+        }
+        /* a step of length DIR_STEP along v: each entry moves DIR_STEP / sqrt(n) */
+        float h = DIR_STEP / sqrtf((float)n);
+        for (size_t i = 0; i < n; i++)
+            m.params[off + i] = keep[i] + h * v[i];
+        double up = objective(&m, &a);
+        for (size_t i = 0; i < n; i++)
+            m.params[off + i] = keep[i] - h * v[i];
+        double down = objective(&m, &a);
+        memcpy(m.params + off, keep, n * sizeof *keep);
+        double fd = (up - down) / (2.0 * h), diff = fabs(fd - an);
+        worst_dir = fmax(worst_dir, diff / (DIR_ATOL + DIR_RTOL * fabs(fd)));
+        if (diff > DIR_ATOL + DIR_RTOL * fabs(fd)) {
+            printf("  tensor at %zu (%zu values): grad . v %.6g, finite difference %.6g\n",
+                   off, n, an, fd);
+            bad++;
+        }
+        free(keep);
+        free(v);
+    }
+    printf("  %zu tensors along random directions: worst |difference| / tolerance "
+           "%.2f (tolerance %.0e + %.0e |fd|)\n", nt, worst_dir, DIR_ATOL, DIR_RTOL);
+    /* The running averages get no gradient, and the loss does not depend
+     * on them in training mode. */
+    for (size_t b = 0; b < m.n_blocks; b++)
+        if (m.block[b].has_bn)
+            for (size_t c = 2 * m.block[b].cout; c < 4 * m.block[b].cout; c++)
+                assert_true(grads[m.block[b].bn_off + c] == 0.0f);
+    printf("  conv %s: %zu parameters, %zu straddle a LeakyReLU kink (skipped), max "
+           "|backward - fd| %.2e (tolerance %.0e + %.0e |fd|)\n", vae_lik_name(lik),
+           m.n_params, skipped, maxdiff, GRAD_ATOL, GRAD_RTOL);
+    assert_int_equal(bad, 0);
+    assert_true(skipped * 10 < m.n_params);
+    free(grads);
+    vae_free(&m);
+    vae_acts_free(&a);
+}
+
+static void test_grad_bernoulli(void **state)
+{
+    (void)state;
+    check_gradients(VAE_LIK_BERNOULLI, 3);
+}
+
+static void test_grad_gaussian(void **state)
+{
+    (void)state;
+    check_gradients(VAE_LIK_GAUSSIAN, 4);
+}
+
+/* A wrong gradient is caught: the check above is not vacuous. */
+static void test_grad_check_catches_errors(void **state)
+{
+    (void)state;
+    vae_model m;
+    vae_acts a;
+    rng_state r;
+    rng_seed(&r, 5);
+    setup_model(&m, &a, small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY), &r);
+    float *grads = calloc(m.n_params, sizeof(float));
+    objective(&m, &a);
+    vae_backward(&m, &a, grads, B);
+    size_t i = m.block[1].w_off + 3; /* a weight of the second conv */
+    float keep = m.params[i];
+    m.params[i] = keep + FD_STEP;
+    double up = objective(&m, &a);
+    m.params[i] = keep - FD_STEP;
+    double down = objective(&m, &a);
+    m.params[i] = keep;
+    double fd = (up - down) / (2.0 * FD_STEP);
+    assert_true(fabs(fd - grads[i]) < GRAD_ATOL + GRAD_RTOL * fabs(fd));
+    assert_false(fabs(fd - 1.2 * grads[i]) < GRAD_ATOL + GRAD_RTOL * fabs(fd));
+    free(grads);
+    vae_free(&m);
+    vae_acts_free(&a);
+}
+
+/* The default shape: 32x32 padding, the article's channels, 100-D latent. */
+static void test_default_shape(void **state)
+{
+    (void)state;
+    vae_config c = {784, 3, {64, 128, 256}, 100, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0,
+                    VAE_ARCH_CONV};
+    vae_model m;
+    err_msg err;
+    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(m.side, 28);
+    assert_int_equal(m.pad, 2);
+    assert_int_equal(m.block[0].side, 32);
+    assert_int_equal(m.n_blocks, 6);
+    size_t want = (1 * 64 * 16 + 64 + 4 * 64) + (64 * 128 * 16 + 128 + 4 * 128) +
+                  (128 * 256 * 16 + 256 + 4 * 256) + (4096 * 200 + 200) +
+                  (100 * 4096 + 4096) + (256 * 128 * 16 + 128 + 4 * 128) +
+                  (128 * 64 * 16 + 64 + 4 * 64) + (64 * 1 * 16 + 1);
+    assert_int_equal(m.n_params, want);
+    /* Refused: images that do not pad, and a conditional conv model. */
+    c.x_dim = 841; /* 29 x 29: 3 pixels of padding do not split evenly */
+    assert_int_equal(vae_layout(&m, &c, &err), -1);
+    assert_non_null(strstr(err.text, "29x29 images do not pad to 32x32"));
+    c.x_dim = 783;
+    assert_int_equal(vae_layout(&m, &c, &err), -1);
+    assert_non_null(strstr(err.text, "square"));
+    c.x_dim = 784;
+    c.n_classes = 10;
+    assert_int_equal(vae_layout(&m, &c, &err), -1);
+    assert_non_null(strstr(err.text, "not conditional"));
+}
+
+/* A batch split across teams of 1, 2 and 3 threads: BatchNorm's statistics
+ * are the whole batch's either way, so the loss and the summed gradient
+ * agree up to the order of float sums; and the running averages move the
+ * same. */
+static void test_teams_agree(void **state)
+{
+    (void)state;
+    vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY);
+    vae_model m;
+    err_msg err;
+    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    rng_state r;
+    rng_seed(&r, 6);
+    vae_init_params(&m, &r);
+    float *init = malloc(m.n_params * sizeof(float));
+    memcpy(init, m.params, m.n_params * sizeof(float));
+    enum { N = 7 };
+    idx_set set = {N, 12, 12, malloc(N * 144), malloc(N)};
+    for (size_t i = 0; i < N * 144; i++)
+        set.images[i] = (uint8_t)rng_below(&r, 256);
+    memset(set.labels, 0, N);
+    double loss[3];
+    float *g[3], *stats[3];
+    for (size_t T = 1; T <= 3; T++) {
+        memcpy(m.params, init, m.n_params * sizeof(float));
+        assert_int_equal(par_init(T, &err), 0);
+        shard_set s;
+        assert_int_equal(shard_init(&s, &m, N, 1, &err), 0);
+        rng_state e;
+        rng_seed(&e, 9);
+        shard_draw_eps(&s, &m, &e, N);
+        shard_batch b = {&set, NULL, 0, N, NULL, 0.0f, 0};
+        double rec, kl;
+        shard_run(&s, &m, &b, 1, 1.0, &rec, &kl);
+        loss[T - 1] = rec + kl;
+        const float *gs[PAR_MAX_THREADS];
+        size_t ng = shard_grads(&s, N, gs);
+        g[T - 1] = calloc(m.n_params, sizeof(float));
+        for (size_t k = 0; k < ng; k++)
+            for (size_t i = 0; i < m.n_params; i++)
+                g[T - 1][i] += gs[k][i];
+        stats[T - 1] = malloc(m.n_params * sizeof(float));
+        memcpy(stats[T - 1], m.params, m.n_params * sizeof(float));
+        shard_free(&s);
+    }
+    par_shutdown();
+    double gmax = 0.0;
+    for (size_t i = 0; i < m.n_params; i++)
+        gmax = fmax(gmax, fabs(g[0][i]));
+    for (int t = 1; t < 3; t++) {
+        double worst = 0.0, wstat = 0.0;
+        for (size_t i = 0; i < m.n_params; i++) {
+            worst = fmax(worst, fabs(g[t][i] - g[0][i]));
+            wstat = fmax(wstat, fabs(stats[t][i] - stats[0][i]));
+        }
+        printf("  team %d: loss %.6f (one thread %.6f), max gradient difference %.2e "
+               "of %.2e, running averages %.2e\n", t + 1, loss[t], loss[0], worst, gmax,
+               wstat);
+        assert_true(fabs(loss[t] - loss[0]) < 1e-5 * fabs(loss[0]));
+        assert_true(worst < 1e-4 * gmax);
+        assert_true(wstat < 1e-6);
+    }
+    /* and the running averages did move (the forward pass trained them) */
+    assert_true(memcmp(stats[0], init, m.n_params * sizeof(float)) != 0);
+    for (int t = 0; t < 3; t++) {
+        free(g[t]);
+        free(stats[t]);
+    }
+    free(init);
+    idx_free(&set);
+    vae_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_direct),
+        cmocka_unit_test(test_convt_is_adjoint),
+        cmocka_unit_test(test_batchnorm_modes),
+        cmocka_unit_test(test_grad_bernoulli),
+        cmocka_unit_test(test_grad_gaussian),
+        cmocka_unit_test(test_grad_check_catches_errors),
+        cmocka_unit_test(test_default_shape),
+        cmocka_unit_test(test_teams_agree),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
