@@ -17,7 +17,8 @@ images (28x28, generated here, no MNIST needed) to a temp folder, and runs
 under valgrind --tool=memcheck --leak-check=full --error-exitcode=1:
   vae train --epochs 2 --batch 50 --hidden 32 --latent 4 --threads 2
   vae train --epochs 3 --resume
-  vae sample --n 16, vae reconstruct --n 8, vae eval
+  vae sample --n 16, vae reconstruct --n 8, vae eval --iw 3
+  vae train --arch conv --hidden 4,8,16 --latent 4 --epochs 1, vae sample
 Exits 1 if memcheck reports any error or leak (definite, indirect or possible).
 EOF2
 }
@@ -69,5 +70,8 @@ run train "${common[@]}" --out "$tmp/out" --epochs 2 --batch 50 --hidden 32 --la
 run train "${common[@]}" --out "$tmp/out" --epochs 3 --resume --threads 2
 run sample --ckpt "$tmp/vae.bin" --n 16 -o "$tmp/s.png"
 run reconstruct "${common[@]}" --n 8 -o "$tmp/r.png"
-run eval "${common[@]}"
+run eval "${common[@]}" --iw 3
+run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --arch conv --hidden 4,8,16 \
+    --latent 4 --epochs 1 --batch 50 --threads 2
+run sample --ckpt "$tmp/conv.bin" --n 8 -o "$tmp/conv.png"
 echo "valgrind.sh: memcheck clean: no errors, no leaks"
