@@ -15,7 +15,8 @@ Installs missing Debian packages (scripts/deps.sh --dev), then builds and runs
 every test twice, then memcheck:
   1. Release build in build/, ctest --output-on-failure;
   2. AddressSanitizer + UBSan Debug build in build-asan/, ctest, with
-     ASAN_OPTIONS=detect_leaks=1 and UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1;
+     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 and
+     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1;
   3. scripts/valgrind.sh: every command under valgrind's memcheck.
 --quick skips 2 and 3. The tests need neither MNIST nor the network.
 Exits non-zero if any step fails; a summary is printed at the end.
@@ -66,7 +67,9 @@ suite "release" "$root/build" -DCMAKE_BUILD_TYPE=Release -DVAE_TESTS=ON -DVAE_SA
 if [ "$quick" = 1 ]; then
     summary+=("SKIP  sanitizer build and valgrind (--quick)")
 else
-    export ASAN_OPTIONS=detect_leaks=1
+    # allocator_may_return_null: a refused huge allocation must reach the
+    # code that reports it, as malloc's NULL does outside ASan.
+    export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     suite "asan+ubsan" "$root/build-asan" -DVAE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DVAE_TESTS=ON
     step "valgrind: memcheck of every command" "$root/scripts/valgrind.sh" || true

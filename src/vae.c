@@ -114,7 +114,7 @@ static inline v8f lik_lanes(vae_lik lik, v8f a, v8f t, v8f *grad, v8f *mean)
     v8f r = 1.0f / (1.0f + l.e);
     *grad = 2.0f * d * l.e * r * r;
     *mean = l.sig;
-    return d * d + HALF_LOG_PI;
+    return d * d; /* lik_row adds the constant once a row */
 }
 
 /* One row of n pixels: returns the summed -log p(t | a); writes the
@@ -151,6 +151,10 @@ static float lik_row(vae_lik lik, int what, float *out, const float *a,
     float sum = 0.0f;
     for (int j = 0; j < 8; j++)
         sum += acc[j];
+    /* The Gaussian's constant, added once rather than per pixel, so the
+     * float sum keeps the digits that vary. */
+    if (lik == VAE_LIK_GAUSSIAN)
+        sum += (float)((double)HALF_LOG_PI * (double)n);
     return sum;
 }
 

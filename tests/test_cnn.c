@@ -126,21 +126,24 @@ static void test_batchnorm_modes(void **state)
 /* ------------------------------------------------------------------------ */
 /* The model's gradient against finite differences                          */
 
-/* 12x12 images padded to 16x16, two conv blocks of 2 and 3 channels.
+/* 6x6 images padded to 16x16, two conv blocks of 2 and 3 channels: few
+ * pixels keep the loss small, so float rounding puts little noise on the
+ * finite differences (the border of zeros still runs through every layer
+ * and every BatchNorm statistic).
  * The gradient checks use tanh, which has no kink: with BatchNorm coupling
  * every unit of a block, a finite-difference step moves many LeakyReLU
  * units across 0. LeakyReLU's own derivative is checked in test_vae. */
 static vae_config small_conv(vae_lik lik, vae_act act)
 {
-    vae_config c = {144, 2, {2, 3}, 2, act, lik, 0, VAE_ARCH_CONV};
+    vae_config c = {36, 2, {2, 3}, 2, act, lik, 0, VAE_ARCH_CONV};
     return c;
 }
 
 #define B 3
 #define FD_STEP 1e-2f
-/* Float rounding of the ~700-nat loss through BatchNorm puts ~1e-3 of
- * noise on each finite difference (it grows as the step shrinks): single
- * entries are held to that, and each tensor as a whole, along a random
+/* Float rounding of the loss through BatchNorm puts noise on each finite
+ * difference (it grows as the step shrinks): single entries are held to
+ * a tolerance above it, and each tensor as a whole, along a random
  * direction, where the noise is small against the derivative. */
 #define GRAD_ATOL 3e-3
 #define GRAD_RTOL 2e-2
@@ -328,11 +331,15 @@ static void test_grad_check_catches_errors(void **state)
     vae_acts a;
     rng_state r;
     rng_seed(&r, 5);
-    setup_model(&m, &a, small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY), &r);
+    setup_model(&m, &a, small_conv(VAE_LIK_BERNOULLI, VAE_ACT_TANH), &r);
     float *grads = calloc(m.n_params, sizeof(float));
     objective(&m, &a);
     vae_backward(&m, &a, grads, B);
-    size_t i = m.block[1].w_off + 3; /* a weight of the second conv */
+    /* the second conv's weight with the largest gradient */
+    size_t i = m.block[1].w_off;
+    for (size_t j = i; j < m.block[1].w_off + m.block[1].cin * m.block[1].cout * 16; j++)
+        if (fabsf(grads[j]) > fabsf(grads[i]))
+            i = j;
     float keep = m.params[i];
     m.params[i] = keep + FD_STEP;
     double up = objective(&m, &a);
@@ -395,8 +402,8 @@ static void test_teams_agree(void **state)
     float *init = malloc(m.n_params * sizeof(float));
     memcpy(init, m.params, m.n_params * sizeof(float));
     enum { N = 7 };
-    idx_set set = {N, 12, 12, malloc(N * 144), malloc(N)};
-    for (size_t i = 0; i < N * 144; i++)
+    idx_set set = {N, 6, 6, malloc(N * 36), malloc(N)};
+    for (size_t i = 0; i < N * 36; i++)
         set.images[i] = (uint8_t)rng_below(&r, 256);
     memset(set.labels, 0, N);
     double loss[3];

@@ -567,11 +567,21 @@ static void test_output_errors(void **state)
     assert_exit(run("reconstruct", "--ckpt", model, "--data", data, "-o", dir, NULL), 1);
     tu_assert_contains(err_text, "is a directory");
 
-    /* A folder others may read but not write (the tool runs as nobody). */
-    char ro[160];
+    /* A folder others may read but not write (the tool runs as nobody,
+     * from a copy of the binary in the scratch folder: the build tree may
+     * sit where nobody may not go, say a 0700 temp folder). */
+    char ro[160], bin_copy[160];
     in_dir(ro, sizeof ro, "read-only");
     assert_int_equal(mkdir(ro, 0755), 0);
     assert_int_equal(chmod(dir, 0755), 0); /* nobody must reach it */
+    in_dir(bin_copy, sizeof bin_copy, "vae-copy");
+    size_t bin_len;
+    unsigned char *bin = tu_read_file(vae_bin, &bin_len);
+    tu_write_file(bin_copy, bin, bin_len);
+    free(bin);
+    assert_int_equal(chmod(bin_copy, 0755), 0);
+    const char *real_bin = vae_bin;
+    vae_bin = bin_copy;
     tu_join(path, sizeof path, ro, "x.png");
     char ckpt_copy[160];
     in_dir(ckpt_copy, sizeof ckpt_copy, "world-readable.bin");
@@ -582,6 +592,7 @@ static void test_output_errors(void **state)
     chmod(ckpt_copy, 0644);
     assert_exit(run_with(drop_root, "sample", "--ckpt", ckpt_copy, "-o", path, NULL), 1);
     tu_assert_contains(err_text, "read-only is not writable");
+    vae_bin = real_bin;
 
     /* The disk fills while the PNG is written: the old file stays. */
     tu_write_file(png, "old picture", 11);
