@@ -33,7 +33,10 @@ static void session_free(session *s)
 }
 
 /* Loads --ckpt, starts the team, and (if split) loads that split of --data;
- * allocates activations for cap images. Returns 0, or -1 after a message. */
+ * allocates activations for pictures, cap images at a time (fewer for the
+ * conv VAE, whose activations take ~1 MB an image), and the team's for
+ * passes over the data (--batch at a time). Returns 0, or -1 after a
+ * message. */
 static int session_open(session *s, const char *split, size_t cap)
 {
     memset(s, 0, sizeof *s);
@@ -45,8 +48,10 @@ static int session_open(session *s, const char *split, size_t cap)
         session_free(s);
         return -1;
     }
+    if (s->m.cfg.arch == VAE_ARCH_CONV && cap > 32)
+        cap = 32;
     if (vae_acts_init(&s->a, &s->m.cfg, cap, &err) ||
-        shard_init(&s->sh, &s->m, opt.batch, 0, &err)) {
+        (split && shard_init(&s->sh, &s->m, opt.batch, 0, &err))) {
         say_error("%s", err.text);
         session_free(s);
         return -1;

@@ -19,6 +19,7 @@
 
 #define IW_IMAGES 32 /* images encoded at once */
 #define IW_ROWS 512  /* draws decoded at once */
+#define IW_ROWS_CONV 64 /* for the conv VAE, whose activations are ~1 MB a draw */
 
 idx_view infer_test_view(uint64_t binarize)
 {
@@ -173,7 +174,7 @@ static void iw_draw(const vae_model *m, iw_work *w, size_t K, size_t r0, size_t 
 static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
 {
     const vae_model *m = j->m;
-    size_t D = m->cfg.x_dim, K = j->K;
+    size_t D = m->cfg.x_dim, K = j->K, rows = w->dec.cap;
     for (size_t b0 = lo; b0 < hi; b0 += IW_IMAGES) {
         size_t nb = hi - b0 < IW_IMAGES ? hi - b0 : IW_IMAGES;
         if (j->bench)
@@ -188,8 +189,8 @@ static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
             w->max[b] = -INFINITY;
             w->sum[b] = 0.0;
         }
-        for (size_t r0 = 0; r0 < nb * K; r0 += IW_ROWS) {
-            size_t R = nb * K - r0 < IW_ROWS ? nb * K - r0 : IW_ROWS;
+        for (size_t r0 = 0; r0 < nb * K; r0 += rows) {
+            size_t R = nb * K - r0 < rows ? nb * K - r0 : rows;
             iw_draw(m, w, K, r0, R);
             vae_decode(m, &w->dec, R);
             const float *logits = vae_logits(m, &w->dec);
@@ -238,7 +239,8 @@ static void iw_task(void *ctx, size_t k, size_t T)
     iw_work *w = calloc(1, sizeof *w);
     err_msg err;
     if (!w || vae_acts_init(&w->enc, &j->m->cfg, IW_IMAGES, &err) ||
-        vae_acts_init(&w->dec, &j->m->cfg, IW_ROWS, &err)) {
+        vae_acts_init(&w->dec, &j->m->cfg,
+                      j->m->cfg.arch == VAE_ARCH_CONV ? IW_ROWS_CONV : IW_ROWS, &err)) {
         j->failed[k] = 1;
     } else {
         iw_images(j, w, k, lo, hi);
