@@ -21,59 +21,21 @@
 #include <unistd.h>
 
 #include "afile.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* Fixture: a fresh folder under /tmp per test, removed afterwards. */
 
-typedef struct fixture {
-    char dir[64];
-} fixture;
+typedef tu_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    strcpy(fx->dir, "/tmp/test_afile.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        chmod(path, 0700);
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char sub[4096];
-                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-                remove_tree(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
+    return tu_fixture_setup(state, "test_afile");
 }
 
 static int teardown(void **state)
 {
-    fixture *fx = *state;
-    remove_tree(fx->dir);
-    free(fx);
-    return 0;
+    return tu_fixture_teardown(state);
 }
 
 /* ------------------------------------------------------------------------ */

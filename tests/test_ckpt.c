@@ -46,30 +46,16 @@ enum {
 /* ------------------------------------------------------------------------ */
 /* Fixture: a fresh folder per test, removed afterwards. */
 
-typedef struct fixture {
-    char dir[64];
-} fixture;
+typedef tu_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    strcpy(fx->dir, "/tmp/test_ckpt.XXXXXX");
-    if (tu_mkdtemp(fx->dir)) {
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
+    return tu_fixture_setup(state, "test_ckpt");
 }
 
 static int teardown(void **state)
 {
-    fixture *fx = *state;
-    tu_remove_tree(fx->dir);
-    free(fx);
-    return 0;
+    return tu_fixture_teardown(state);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -20,45 +20,21 @@
 #include <unistd.h>
 
 #include "png_grid.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* Fixture: a fresh folder under /tmp per test, removed afterwards (flat). */
 
-typedef struct fixture {
-    char dir[64];
-} fixture;
+typedef tu_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    strcpy(fx->dir, "/tmp/test_png_grid.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
+    return tu_fixture_setup(state, "test_png_grid");
 }
 
 static int teardown(void **state)
 {
-    fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", fx->dir, e->d_name);
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-                unlink(sub);
-        }
-        closedir(d);
-    }
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
+    return tu_fixture_teardown(state);
 }
 
 /* ------------------------------------------------------------------------ */

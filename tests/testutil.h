@@ -45,6 +45,35 @@ static inline void tu_remove_tree(const char *path)
     }
 }
 
+/* A fresh folder per test: cmocka setup and teardown functions pass it in
+ * *state. tu_fixture_setup(state, "name") makes /tmp/name.XXXXXX. */
+typedef struct tu_fixture {
+    char dir[64];
+} tu_fixture;
+
+static inline int tu_fixture_setup(void **state, const char *name)
+{
+    tu_fixture *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/%s.XXXXXX", name);
+    if (tu_mkdtemp(fx->dir)) {
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+/* Removes the fixture's folder and everything in it. */
+static inline int tu_fixture_teardown(void **state)
+{
+    tu_fixture *fx = *state;
+    tu_remove_tree(fx->dir);
+    free(fx);
+    return 0;
+}
+
 /* out = dir "/" name; fails the test if it does not fit. */
 static inline void tu_join(char *out, size_t size, const char *dir, const char *name)
 {
