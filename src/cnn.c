@@ -23,9 +23,7 @@
 int cnn_config_check(const vae_config *cfg, err_msg *err)
 {
     size_t nh = cfg->n_hidden, P = (size_t)4 << nh;
-    size_t side = (size_t)sqrt((double)cfg->x_dim);
-    while (side * side < cfg->x_dim)
-        side++;
+    size_t side = vae_image_side(cfg->x_dim);
     if (side * side != cfg->x_dim)
         return err_set(err, "the conv VAE needs square images; %zu pixels are not",
                        cfg->x_dim);
@@ -45,9 +43,7 @@ void cnn_layout(vae_model *m)
 {
     const vae_config *c = &m->cfg;
     size_t nh = c->n_hidden, P = (size_t)4 << nh, off = 0;
-    m->side = (size_t)sqrt((double)c->x_dim);
-    while (m->side * m->side < c->x_dim)
-        m->side++;
+    m->side = vae_image_side(c->x_dim);
     m->pad = (P - m->side) / 2;
     size_t F = c->hidden[nh - 1] * 16; /* the last block's C x 4 x 4 */
     m->n_blocks = 2 * nh;

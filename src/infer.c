@@ -180,9 +180,8 @@ static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
         if (j->bench)
             gemm_trace_start();
         double t0 = now_s();
-        idx_gather(j->set, NULL, b0, nb, j->view, w->enc.x);
-        memcpy(w->enc.y, j->set->labels + b0, nb);
-        w->enc.xin = w->enc.x;
+        shard_batch batch = {j->set, NULL, b0, nb, j->view, 0.0f, 0};
+        shard_gather(&w->enc, &batch, 0, nb);
         vae_encode(m, &w->enc, nb);
         for (size_t b = 0; b < nb; b++) {
             rng_seed(&w->rng[b], rng_mix(j->seed ^ IW_SALT, b0 + b));

@@ -7,6 +7,7 @@
 
 #include "png_grid.h"
 #include "rng.h"
+#include "shard.h"
 
 /* Keeps the display draws apart from every other stream of the same seed. */
 #define PRIOR_SALT 0x7072696fULL
@@ -64,15 +65,6 @@ static float *alloc_tiles(const vae_model *m, size_t n, err_msg *err)
     return t;
 }
 
-/* Tiles are square: side of an x_dim-pixel image. */
-static size_t tile_side(const vae_model *m)
-{
-    size_t s = (size_t)sqrt((double)m->cfg.x_dim);
-    while (s * s < m->cfg.x_dim)
-        s++;
-    return s;
-}
-
 int show_decode_png(const vae_model *m, vae_acts *a, const float *z,
                     const uint8_t *labels, size_t n, size_t ncol,
                     const char *path, err_msg *err)
@@ -81,7 +73,7 @@ int show_decode_png(const vae_model *m, vae_acts *a, const float *z,
     if (!tiles)
         return -1;
     decode_means(m, a, z, m->cfg.n_classes ? labels : NULL, n, tiles);
-    size_t side = tile_side(m);
+    size_t side = vae_image_side(m->cfg.x_dim);
     int rc = png_grid_write(path, tiles, n, side, m->cfg.x_dim / side, ncol,
                             SHOW_PAD, err);
     free(tiles);
@@ -93,10 +85,8 @@ static void encode_images(const vae_model *m, vae_acts *a, const idx_set *set,
                           const idx_view *view, const uint32_t *idx,
                           size_t start, size_t B)
 {
-    idx_gather(set, idx, start, B, view, a->x);
-    for (size_t i = 0; i < B; i++)
-        a->y[i] = set->labels[idx ? idx[i] : start + i];
-    a->xin = a->x;
+    shard_batch b = {set, idx, start, B, view, 0.0f, 0};
+    shard_gather(a, &b, 0, B);
     a->training = 0;
     vae_encode(m, a, B);
 }

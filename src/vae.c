@@ -222,6 +222,14 @@ static size_t out_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 1; }
 static size_t prior_hidden_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 2; }
 static size_t prior_head_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 3; }
 
+size_t vae_image_side(size_t x_dim)
+{
+    size_t s = (size_t)sqrt((double)x_dim);
+    while (s * s < x_dim)
+        s++;
+    return s;
+}
+
 const char *vae_lik_name(vae_lik lik)
 {
     switch (lik) {
