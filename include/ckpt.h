@@ -8,11 +8,13 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "idx.h"
 #include "rng.h"
 #include "vae.h"
 
 #define CKPT_MAGIC "VAECKPT\x1a" /* 8 bytes */
-#define CKPT_VERSION 2u
+#define CKPT_VERSION 3u     /* what ckpt_save writes */
+#define CKPT_VERSION_MIN 2u /* the oldest ckpt_read reads (no data fingerprint) */
 
 /* Where a training run stands. A checkpoint written mid-epoch (after an
  * interrupt) has step > 0; rng_data is the shuffle RNG as it was when the
@@ -33,10 +35,12 @@ typedef struct ckpt_train {
     double sum_kl;
     uint64_t n_seen;     /* images seen in the epoch under way */
     double seconds;      /* training seconds spent in the epoch under way */
+    idx_fingerprint data; /* the training set (n = 0: unknown, version 2) */
 } ckpt_train;
 
 /* A checkpoint read into memory; params/adam_m/adam_v point into buf. */
 typedef struct ckpt_data {
+    uint32_t version;    /* of the file read */
     vae_config cfg;
     ckpt_train train;
     size_t n_params;

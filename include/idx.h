@@ -35,6 +35,15 @@ int idx_read_images(const char *path, uint8_t **data, size_t *n,
  * On success *data is malloc'd (caller frees). Returns 0, or -1 with err. */
 int idx_read_labels(const char *path, uint8_t **data, size_t *n, err_msg *err);
 
+#define IDX_PATH_MAX 4096 /* longest path idx_split_paths builds */
+
+/* The two files idx_load reads for split of dir: SPLIT-images-idx3-ubyte
+ * and SPLIT-labels-idx1-ubyte, each the raw file if it exists, else its
+ * ".gz" twin. images and labels hold IDX_PATH_MAX bytes. Returns 0, or -1
+ * with err when either is missing (the message says where to get data). */
+int idx_split_paths(const char *dir, const char *split, char *images, char *labels,
+                    err_msg *err);
+
 /* Loads split "train" or "t10k" from dir: SPLIT-images-idx3-ubyte and
  * SPLIT-labels-idx1-ubyte, each found with or without ".gz". Requires 28x28
  * images, equal counts and labels 0-9. Returns 0, or -1 with err (set is
@@ -53,6 +62,23 @@ typedef struct idx_view {
  * out (B x rows*cols floats) as view says (NULL: v/255). */
 void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
                 size_t B, const idx_view *view, float *out);
+
+/* What a data set is, in 40 bytes: counts, image size and CRC-32s (zlib's)
+ * of its pixel bytes and label bytes in file order. A checkpoint keeps its
+ * training set's, so a resumed run can tell other data from its own. */
+typedef struct idx_fingerprint {
+    uint64_t n, rows, cols; /* n = 0: unknown (a checkpoint that predates them) */
+    uint32_t pixels_crc, labels_crc;
+} idx_fingerprint;
+
+/* The fingerprint of set. */
+idx_fingerprint idx_fingerprint_of(const idx_set *set);
+
+/* Whether b, the data at hand, differs from a, a run's; if so, what
+ * differs, in words ("it has 10000 images, the run's had 60000"), into why
+ * (why_len bytes). Returns 1 when they differ, else 0. */
+int idx_fingerprint_differs(const idx_fingerprint *a, const idx_fingerprint *b,
+                            char *why, size_t why_len);
 
 /* Frees what idx_load allocated and zeroes the struct; safe on a zeroed set. */
 void idx_free(idx_set *set);

@@ -37,6 +37,11 @@ typedef struct train_opts {
      * match the checkpoint's (a resumed run keeps its settings). */
     int explicit_batch, explicit_lr, explicit_cfg, explicit_beta,
         explicit_binarize, explicit_noise;
+    /* With resume: the training set may differ from the one the checkpoint's
+     * fingerprint describes (which then becomes this one's); without it, a
+     * different training set is refused. */
+    int new_data;
+    const char *data_name; /* where the training set came from, for messages */
     const char *ckpt_path; /* written after every epoch and when stopped */
     const char *out_dir;   /* sampled-E.png / reconst-E.png go here; NULL: none */
     const char *metrics;   /* CSV of the epochs, plotted beside it; NULL: none */

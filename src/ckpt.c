@@ -1,7 +1,8 @@
 /* ckpt.c - checkpoint writer and validating reader (see docs/checkpoint.md).
  *
  * Layout: magic (8) | version u32 | header bytes u32 | header (u64/f64
- * fields) | params f32[n] | adam_m f32[n] | adam_v f32[n] | crc32 u32. */
+ * fields) | params f32[n] | adam_m f32[n] | adam_v f32[n] | crc32 u32.
+ * Writes version 3; reads 2 (the same without the data fingerprint) too. */
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt.h"
 
@@ -21,7 +22,10 @@ enum {
     H_ACT, H_LIKELIHOOD, H_N_CLASSES, H_N_PARAMS,
     H_SEED, H_EPOCH, H_STEP, H_ADAM_T, H_BATCH, H_LR, H_BETA, H_BINARIZE, H_NOISE,
     H_RNG_DATA, H_RNG_NOISE = H_RNG_DATA + 6, H_SUM_REC = H_RNG_NOISE + 6,
-    H_SUM_KL, H_N_SEEN, H_SECONDS, H_COUNT
+    H_SUM_KL, H_N_SEEN, H_SECONDS,
+    H_COUNT_V2, /* version 2 ends here; version 3 adds the data fingerprint */
+    H_DATA_N = H_COUNT_V2, H_DATA_ROWS, H_DATA_COLS, H_DATA_PIXELS_CRC,
+    H_DATA_LABELS_CRC, H_COUNT
 };
 #define HEADER_BYTES (H_COUNT * 8)
 #define PREFIX_BYTES 16 /* magic, version, header size */
@@ -160,6 +164,11 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_f64(h, H_SUM_KL, t->sum_kl);
     put_u64(h, H_N_SEEN, t->n_seen);
     put_f64(h, H_SECONDS, t->seconds);
+    put_u64(h, H_DATA_N, t->data.n);
+    put_u64(h, H_DATA_ROWS, t->data.rows);
+    put_u64(h, H_DATA_COLS, t->data.cols);
+    put_u64(h, H_DATA_PIXELS_CRC, t->data.pixels_crc);
+    put_u64(h, H_DATA_LABELS_CRC, t->data.labels_crc);
 
     afile f;
     if (afile_open(&f, path, err))
@@ -249,17 +258,19 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     if (version > CKPT_VERSION)
         FAIL("%s: checkpoint version %u is newer than this vae reads (%u); "
              "upgrade vae", path, version, CKPT_VERSION);
-    if (version != CKPT_VERSION)
+    if (version < CKPT_VERSION_MIN)
         FAIL("%s: unknown checkpoint version %u", path, version);
-    if (get_u32(b + 12) != HEADER_BYTES)
-        FAIL("%s: corrupt checkpoint (header size %u, expected %u)", path,
-             get_u32(b + 12), (unsigned)HEADER_BYTES);
-    if (len < PREFIX_BYTES + HEADER_BYTES + 4)
+    /* Each version has one header size; any other is damage. */
+    size_t n_fields = version == 2 ? H_COUNT_V2 : H_COUNT, header = 8 * n_fields;
+    if (get_u32(b + 12) != header)
+        FAIL("%s: corrupt checkpoint (header size %u, expected %zu for version %u)",
+             path, get_u32(b + 12), header, version);
+    if (len < PREFIX_BYTES + header + 4)
         FAIL("%s: truncated checkpoint (%zu bytes)", path, len);
     const unsigned char *h = b + PREFIX_BYTES;
     uint64_t n_params = get_u64(h, H_N_PARAMS);
     /* The size must be exact: 3 float arrays and the CRC after the header. */
-    uint64_t body = len - PREFIX_BYTES - HEADER_BYTES - 4;
+    uint64_t body = len - PREFIX_BYTES - header - 4;
     if (n_params == 0 || n_params > body / 12 || body != n_params * 12)
         FAIL("%s: truncated or corrupt checkpoint (%zu bytes for %llu parameters)",
              path, len, (unsigned long long)n_params);
@@ -274,8 +285,8 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         FAIL("%s: checkpoint is corrupt (CRC32 %08x, stored %08x)", path, got, want);
 
     vae_config *c = &d->cfg;
-    uint64_t v[H_COUNT];
-    for (size_t i = 0; i < H_COUNT; i++)
+    uint64_t v[H_COUNT] = {0}; /* a version-2 file: no fingerprint (zeros) */
+    for (size_t i = 0; i < n_fields; i++)
         v[i] = get_u64(h, i);
     if (v[H_N_HIDDEN] < 1 || v[H_N_HIDDEN] > VAE_MAX_HIDDEN)
         FAIL("%s: bad architecture: %llu hidden layers", path,
@@ -331,13 +342,26 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         !(t->noise >= 0.0) || !isfinite(t->noise) ||
         !isfinite(t->sum_rec) || !isfinite(t->sum_kl) || !isfinite(t->seconds))
         FAIL("%s: corrupt checkpoint: bad training state", path);
+    /* The fingerprint: all zeros (unknown), or a data set's. */
+    t->data.n = v[H_DATA_N];
+    t->data.rows = v[H_DATA_ROWS];
+    t->data.cols = v[H_DATA_COLS];
+    if (v[H_DATA_PIXELS_CRC] > UINT32_MAX || v[H_DATA_LABELS_CRC] > UINT32_MAX ||
+        (t->data.n == 0 ? (t->data.rows | t->data.cols | v[H_DATA_PIXELS_CRC] |
+                           v[H_DATA_LABELS_CRC]) != 0
+                        : t->data.rows == 0 || t->data.rows > VAE_MAX_WIDTH ||
+                          t->data.cols == 0 || t->data.cols > VAE_MAX_WIDTH))
+        FAIL("%s: corrupt checkpoint: bad data fingerprint", path);
+    t->data.pixels_crc = (uint32_t)v[H_DATA_PIXELS_CRC];
+    t->data.labels_crc = (uint32_t)v[H_DATA_LABELS_CRC];
 
-    float *p = (float *)(void *)(b + PREFIX_BYTES + HEADER_BYTES);
+    float *p = (float *)(void *)(b + PREFIX_BYTES + header);
     const char *what[3] = {"parameters", "Adam first moments", "Adam second moments"};
     for (int k = 0; k < 3; k++)
         if (decode_floats(p + (size_t)k * n_params, (size_t)n_params))
             FAIL("%s: %s contain NaN or Inf", path, what[k]);
 #undef FAIL
+    d->version = version;
     d->n_params = (size_t)n_params;
     d->params = p;
     d->adam_m = p + n_params;

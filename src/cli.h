@@ -12,6 +12,7 @@
 
 #include "ckpt.h"
 #include "idx.h"
+#include "paths.h"
 #include "vae.h"
 
 #define VAE_VERSION "0.2.0"
@@ -21,7 +22,8 @@ enum opt_id {
     O_DATA, O_CKPT, O_OUT, O_OUTPUT, O_N, O_SEED, O_THREADS, O_BATCH, O_LR,
     O_EPOCHS, O_JSON, O_RESUME, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD,
     O_BETA, O_BINARIZE, O_NOISE, O_CONDITIONAL, O_METRICS, O_LABEL, O_GRID,
-    O_FROM, O_TO, O_STEPS, O_TOP, O_IW, O_SPLIT, O_ARCH, O_COUNT
+    O_FROM, O_TO, O_STEPS, O_TOP, O_IW, O_SPLIT, O_ARCH, O_FORCE, O_NEW_DATA,
+    O_COUNT
 };
 
 /* Parsed values; set[] says which were given. */
@@ -51,6 +53,14 @@ int cli_threads(void);
 /* Loads split "train" or "t10k" of --data. Returns 0, or -1 after a message. */
 int cli_load_split(idx_set *set, const char *split);
 
+/* Adds the two files of split ("train" or "t10k") of --data that exist,
+ * as read; names them "the training images" and so on. */
+void cli_add_split(paths_list *l, const char *split);
+
+/* paths_check on l; a clash is a usage error. Returns 0, or -1 after the
+ * message. */
+int cli_check_paths(const paths_list *l);
+
 /* Loads --ckpt (model and training state). Returns 0, or -1 after a message. */
 int cli_load_model(vae_model *m, ckpt_train *t);
 
@@ -67,5 +77,6 @@ int cmd_interpolate(void);
 int cmd_encode(void);
 int cmd_score(void);
 int cmd_manifold(void);
+int cmd_info(void);
 
 #endif

@@ -32,31 +32,62 @@ static void session_free(session *s)
     idx_free(&s->data);
 }
 
-/* Loads --ckpt, starts the team, and (if split) loads that split of --data;
- * allocates activations for pictures, cap images at a time (fewer for the
- * conv VAE, whose activations take ~1 MB an image), and the team's for
- * passes over the data (--batch at a time). Returns 0, or -1 after a
- * message. */
-static int session_open(session *s, const char *split, size_t cap)
+/* Loads --ckpt and starts the team; allocates activations for pictures,
+ * cap images at a time (fewer for the conv VAE, whose activations take
+ * ~1 MB an image). out is the file the command will write (NULL: none):
+ * it may be neither the checkpoint nor any other file the command reads.
+ * Returns 0, or the exit status after a message. */
+static int session_open(session *s, size_t cap, const char *out)
 {
     memset(s, 0, sizeof *s);
+    paths_list l = {0};
+    paths_add(&l, "--ckpt", opt.ckpt, PATHS_READ);
+    paths_add(&l, "-o", out, PATHS_WRITE);
+    if (cli_check_paths(&l))
+        return EXIT_USAGE;
     if (cli_load_model(&s->m, &s->tr))
-        return -1;
+        return 1;
     err_msg err;
     s->view = infer_test_view(s->tr.binarize);
-    if ((split && cli_load_split(&s->data, split)) || cli_threads()) {
+    if (cli_threads()) {
         session_free(s);
-        return -1;
+        return 1;
     }
     if (s->m.cfg.arch == VAE_ARCH_CONV && cap > 32)
         cap = 32;
-    if (vae_acts_init(&s->a, &s->m.cfg, cap, &err) ||
-        (split && shard_init(&s->sh, &s->m, opt.batch, 0, &err))) {
+    if (vae_acts_init(&s->a, &s->m.cfg, cap, &err)) {
         say_error("%s", err.text);
         session_free(s);
-        return -1;
+        return 1;
     }
     return 0;
+}
+
+/* Loads split of --data into the session, and the team's activations for
+ * passes over it (--batch at a time), once out (as in session_open) is
+ * known not to be one of its files. Returns 0, or the exit status after a
+ * message (the session is then freed). */
+static int session_load(session *s, const char *split, const char *out)
+{
+    paths_list l = {0};
+    cli_add_split(&l, split);
+    paths_add(&l, "-o", out, PATHS_WRITE);
+    int rc = cli_check_paths(&l) ? EXIT_USAGE : cli_load_split(&s->data, split) ? 1 : 0;
+    err_msg err;
+    if (rc == 0 && shard_init(&s->sh, &s->m, opt.batch, 0, &err)) {
+        say_error("%s", err.text);
+        rc = 1;
+    }
+    if (rc)
+        session_free(s);
+    return rc;
+}
+
+/* session_open, then session_load. */
+static int session_open_data(session *s, const char *split, size_t cap, const char *out)
+{
+    int rc = session_open(s, cap, out);
+    return rc ? rc : session_load(s, split, out);
 }
 
 /* --label and --grid apply to conditional models only. */
@@ -81,8 +112,10 @@ static const char *output_or(const char *fallback)
 int cmd_sample(void)
 {
     session s;
-    if (session_open(&s, NULL, 256))
-        return 1;
+    const char *path = output_or("sampled.png");
+    int open_rc = session_open(&s, 256, path);
+    if (open_rc)
+        return open_rc;
     if (check_label_options(&s)) {
         session_free(&s);
         return EXIT_USAGE;
@@ -97,7 +130,6 @@ int cmd_sample(void)
     size_t n = opt.set[O_N] ? opt.n : grid ? 100 : 128;
     if (grid)
         n = (n + 9) / 10 * 10;
-    const char *path = output_or("sampled.png");
     size_t Z = s.m.cfg.z_dim;
     float *eps = malloc(2 * n * Z * sizeof *eps);
     uint8_t *labels = malloc(n);
@@ -127,12 +159,13 @@ int cmd_sample(void)
 int cmd_reconstruct(void)
 {
     session s;
-    if (session_open(&s, "t10k", 256))
-        return 1;
+    const char *path = output_or("reconst.png");
+    int open_rc = session_open_data(&s, "t10k", 256, path);
+    if (open_rc)
+        return open_rc;
     size_t n = opt.set[O_N] ? opt.n : 32;
     if (n > s.data.n)
         n = s.data.n;
-    const char *path = output_or("reconst.png");
     err_msg err;
     int rc = show_recon_png(&s.m, &s.a, &s.data, &s.view, n, path, &err);
     if (rc)
@@ -146,8 +179,9 @@ int cmd_reconstruct(void)
 int cmd_eval(void)
 {
     session s;
-    if (session_open(&s, "t10k", 1))
-        return 1;
+    int open_rc = session_open_data(&s, "t10k", 1, NULL);
+    if (open_rc)
+        return open_rc;
     double rec, kl, t0 = cli_now();
     double loss = infer_eval(&s.m, &s.sh, &s.data, &s.view, opt.seed, &rec, &kl);
     double secs = cli_now() - t0;
@@ -184,11 +218,12 @@ int cmd_eval(void)
 int cmd_interpolate(void)
 {
     session s;
-    if (session_open(&s, "t10k", 256))
-        return 1;
-    int rc = 1;
-    err_msg err;
     const char *path = output_or("strip.png");
+    int rc = session_open_data(&s, "t10k", 256, path);
+    if (rc)
+        return rc;
+    rc = 1;
+    err_msg err;
     if (check_label_options(&s)) {
         rc = EXIT_USAGE;
     } else if (opt.from >= s.data.n || opt.to >= s.data.n) {
@@ -249,10 +284,11 @@ static void code_row(void *ctx, size_t i, FILE *fp)
 int cmd_encode(void)
 {
     session s;
-    if (session_open(&s, opt.split, 1))
-        return 1;
-    size_t n = s.data.n, Z = s.m.cfg.z_dim;
     const char *path = output_or("latents.csv");
+    int open_rc = session_open_data(&s, opt.split, 1, path);
+    if (open_rc)
+        return open_rc;
+    size_t n = s.data.n, Z = s.m.cfg.z_dim;
     codes c = {&s.data, Z, malloc(n * Z * sizeof(float)), malloc(n * Z * sizeof(float)),
                NULL, NULL};
     int rc = 1;
@@ -338,8 +374,10 @@ static int write_top(const session *s, const float *score, size_t top,
 int cmd_score(void)
 {
     session s;
-    if (session_open(&s, opt.split, 1))
-        return 1;
+    const char *path = output_or(opt.set[O_TOP] ? "worst.png" : "scores.csv");
+    int open_rc = session_open_data(&s, opt.split, 1, path);
+    if (open_rc)
+        return open_rc;
     size_t n = s.data.n;
     codes c = {&s.data, s.m.cfg.z_dim, NULL, NULL, malloc(n * sizeof(float)),
                malloc(n * sizeof(float))};
@@ -352,14 +390,12 @@ int cmd_score(void)
         for (size_t i = 0; i < n; i++)
             score[i] = c.rec[i] + c.kl[i];
         if (opt.set[O_TOP]) {
-            const char *path = output_or("worst.png");
             if (write_top(&s, score, opt.top, path) == 0) {
                 printf("wrote %s (the %zu highest-scoring of %zu images)\n", path,
                        opt.top < n ? opt.top : n, n);
                 rc = 0;
             }
         } else {
-            const char *path = output_or("scores.csv");
             if (write_csv(path, "index,label,score,rec,kl\n", n, score_row, &c) == 0) {
                 printf("wrote %s (%zu images)\n", path, n);
                 rc = 0;
@@ -376,11 +412,12 @@ int cmd_score(void)
 int cmd_manifold(void)
 {
     session s;
-    if (session_open(&s, "t10k", 256))
-        return 1;
-    int rc = 1;
-    err_msg err;
     const char *path = output_or("manifold.png");
+    int rc = session_open(&s, 256, path);
+    if (rc)
+        return rc;
+    rc = 1;
+    err_msg err;
     size_t Z = s.m.cfg.z_dim;
     if (check_label_options(&s)) {
         rc = EXIT_USAGE;
@@ -397,7 +434,10 @@ int cmd_manifold(void)
                    side, side);
             rc = 0;
         }
+    } else if ((rc = session_load(&s, "t10k", path)) != 0) {
+        return rc; /* the 2-D grid above needs no data; the scatter does */
     } else {
+        rc = 1;
         size_t n = s.data.n;
         float *mu = malloc(n * Z * sizeof *mu), *xy = malloc(n * 2 * sizeof *xy);
         if (!mu || !xy) {
@@ -421,4 +461,67 @@ int cmd_manifold(void)
     }
     session_free(&s);
     return rc;
+}
+
+/* ===================================================================== */
+
+/* What is in --ckpt, without loading a model or any data. */
+int cmd_info(void)
+{
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(opt.ckpt, &d, &err)) {
+        say_error("%s", err.text);
+        return 1;
+    }
+    static const char *const acts[] = {"relu", "tanh", "leaky"};
+    static const char *const archs[] = {"mlp", "conv"};
+    static const char *const bins[] = {"none", "static", "dynamic"};
+    const vae_config *c = &d.cfg;
+    const ckpt_train *t = &d.train;
+    char hidden[128] = "";
+    for (size_t i = 0, len = 0; i < c->n_hidden && len < sizeof hidden; i++)
+        len += (size_t)snprintf(hidden + len, sizeof hidden - len, "%s%zu", i ? "," : "",
+                                c->hidden[i]);
+    const char *act = acts[c->act], *arch = archs[c->arch], *bin = bins[t->binarize];
+    const char *lik = vae_lik_name(c->likelihood);
+    if (opt.json) {
+        printf("{\"version\":%u,\"arch\":\"%s\",\"x_dim\":%zu,\"hidden\":[%s],"
+               "\"latent\":%zu,\"act\":\"%s\",\"likelihood\":\"%s\",\"classes\":%zu,"
+               "\"params\":%zu,\"epoch\":%llu,\"step\":%llu,\"adam_t\":%llu,"
+               "\"batch\":%llu,\"lr\":%g,\"beta\":%g,\"binarize\":\"%s\",\"noise\":%g,"
+               "\"seed\":%llu", d.version, arch, c->x_dim, hidden, c->z_dim, act, lik,
+               c->n_classes, d.n_params, (unsigned long long)t->epoch,
+               (unsigned long long)t->step, (unsigned long long)t->adam_t,
+               (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
+               (unsigned long long)t->seed);
+        if (t->data.n)
+            printf(",\"data\":{\"images\":%llu,\"rows\":%llu,\"cols\":%llu,"
+                   "\"pixels_crc32\":\"%08x\",\"labels_crc32\":\"%08x\"}}\n",
+                   (unsigned long long)t->data.n, (unsigned long long)t->data.rows,
+                   (unsigned long long)t->data.cols, (unsigned)t->data.pixels_crc,
+                   (unsigned)t->data.labels_crc);
+        else
+            printf(",\"data\":null}\n");
+    } else {
+        printf("%s: vae checkpoint, format version %u\n"
+               "model     %s, %zu pixels, hidden %s, latent %zu, %s, %s likelihood%s; "
+               "%zu parameters\n"
+               "training  %llu epoch%s done%s; batch %llu, lr %g, beta %g, binarize %s, "
+               "noise %g, seed %llu\n", opt.ckpt, d.version, arch, c->x_dim, hidden,
+               c->z_dim, act, lik, c->n_classes ? ", conditional" : "", d.n_params,
+               (unsigned long long)t->epoch, t->epoch == 1 ? "" : "s",
+               t->step ? " and part of the next (resumable)" : "",
+               (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
+               (unsigned long long)t->seed);
+        if (t->data.n)
+            printf("data      %llu training images of %llux%llu (pixels CRC-32 %08x, "
+                   "labels CRC-32 %08x)\n", (unsigned long long)t->data.n,
+                   (unsigned long long)t->data.rows, (unsigned long long)t->data.cols,
+                   (unsigned)t->data.pixels_crc, (unsigned)t->data.labels_crc);
+        else
+            printf("data      not recorded (a version-2 checkpoint)\n");
+    }
+    ckpt_data_free(&d);
+    return 0;
 }

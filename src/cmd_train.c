@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cpu.h"
 #include "infer.h"
+#include "lock.h"
+#include "metrics.h"
 #include "par.h"
 #include "train.h"
 
@@ -124,7 +127,94 @@ static train_opts run_opts(void)
     return o;
 }
 
+static int train_locked(const char *csv);
+
+/* Every file the run reads or writes, none over another (a usage error). */
+static int check_train_paths(const char *csv, const char *plot, const char *lock)
+{
+    paths_list l = {0};
+    cli_add_split(&l, "train");
+    cli_add_split(&l, "t10k");
+    paths_add(&l, "--ckpt", opt.ckpt, opt.set[O_RESUME] ? PATHS_UPDATE : PATHS_WRITE);
+    paths_add(&l, "the lock file of --ckpt", lock, PATHS_WRITE);
+    paths_add(&l, "--metrics", csv, PATHS_WRITE);
+    paths_add(&l, "the loss plot of --metrics", plot, PATHS_WRITE);
+    paths_add_series(&l, "--out", opt.out, "sampled-", ".png", 1, opt.epochs);
+    paths_add_series(&l, "--out", opt.out, "reconst-", ".png", 1, opt.epochs);
+    return cli_check_paths(&l);
+}
+
+/* A new run never replaces another run's checkpoint unasked. Checked while
+ * holding the lock, so no other run can slip in between. Returns 0, or the
+ * exit status after a message. */
+static int check_no_earlier_run(void)
+{
+    struct stat st;
+    if (opt.set[O_RESUME] || stat(opt.ckpt, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0; /* nothing there (or a device such as /dev/null) */
+    ckpt_data d;
+    err_msg err;
+    char what[160];
+    if (ckpt_read(opt.ckpt, &d, &err) == 0) {
+        snprintf(what, sizeof what, "holds a run of %llu epoch%s%s",
+                 (unsigned long long)d.train.epoch, d.train.epoch == 1 ? "" : "s",
+                 d.train.step ? " and part of the next" : "");
+        ckpt_data_free(&d);
+    } else {
+        snprintf(what, sizeof what, "exists and is not a checkpoint vae can read");
+    }
+    if (opt.set[O_FORCE]) {
+        if (!opt.json)
+            printf("--force: %s %s; the new run replaces it\n", opt.ckpt, what);
+        return 0;
+    }
+    usage_error("--ckpt %s %s; a new run would replace it. Continue that run "
+                "with --resume, train into another --ckpt, or give --force to "
+                "replace it", opt.ckpt, what);
+    return EXIT_USAGE;
+}
+
 int cmd_train(void)
+{
+    if (opt.set[O_FORCE] && opt.set[O_RESUME]) {
+        usage_error("--force and --resume: --force starts a new run, --resume "
+                    "continues one; give one of them");
+        return EXIT_USAGE;
+    }
+    if (opt.set[O_NEW_DATA] && !opt.set[O_RESUME]) {
+        usage_error("--new-data applies to a resumed run (with --resume)");
+        return EXIT_USAGE;
+    }
+    char csv[4096], plot[4096 + 8], lock_name[4096 + 8];
+    if (opt.metrics)
+        snprintf(csv, sizeof csv, "%s", opt.metrics);
+    else
+        snprintf(csv, sizeof csv, "%s/metrics.csv", opt.out);
+    char *png = metrics_png_path(csv);
+    if (!png || lock_path(lock_name, sizeof lock_name, opt.ckpt)) {
+        free(png);
+        say_error("--ckpt: path too long");
+        return 1;
+    }
+    snprintf(plot, sizeof plot, "%s", png);
+    free(png);
+    if (check_train_paths(csv, plot, lock_name))
+        return EXIT_USAGE;
+    lock_file lock;
+    err_msg err;
+    if (lock_take(&lock, opt.ckpt, &err)) {
+        say_error("%s", err.text);
+        return 1;
+    }
+    int rc = check_no_earlier_run();
+    if (rc == 0)
+        rc = train_locked(csv);
+    lock_drop(&lock);
+    return rc;
+}
+
+/* The run itself, once the checkpoint is ours. */
+static int train_locked(const char *csv)
 {
     idx_set train = {0}, test = {0};
     if (cli_load_split(&train, "train") || cli_load_split(&test, "t10k")) {
@@ -138,11 +228,6 @@ int cmd_train(void)
         idx_free(&test);
         return EXIT_USAGE;
     }
-    char metrics[4096];
-    if (opt.metrics)
-        snprintf(metrics, sizeof metrics, "%s", opt.metrics);
-    else
-        snprintf(metrics, sizeof metrics, "%s/metrics.csv", opt.out);
     if (cli_threads()) {
         idx_free(&train);
         idx_free(&test);
@@ -157,9 +242,11 @@ int cmd_train(void)
     o.explicit_beta = opt.set[O_BETA];
     o.explicit_binarize = opt.set[O_BINARIZE];
     o.explicit_noise = opt.set[O_NOISE];
+    o.new_data = opt.set[O_NEW_DATA];
+    o.data_name = opt.data;
     o.ckpt_path = opt.ckpt;
     o.out_dir = opt.out;
-    o.metrics = metrics;
+    o.metrics = csv;
     o.stop = &stop_signal;
     progress_ctx ctx = {isatty(STDOUT_FILENO) && !opt.json, 0.0};
     train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx};
@@ -183,7 +270,7 @@ int cmd_train(void)
         return 1;
     }
     if (!opt.json)
-        printf("saved %s; images in %s/, metrics in %s\n", opt.ckpt, opt.out, metrics);
+        printf("saved %s; images in %s/, metrics in %s\n", opt.ckpt, opt.out, csv);
     return 0;
 }
 

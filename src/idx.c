@@ -25,7 +25,6 @@
 
 #include "rng.h"
 
-#define IDX_PATH_MAX 4096
 #define IDX_HEADER_MAX 16 /* magic + 3 dimensions */
 
 /* deflate cannot expand data by more than 1032:1 (zlib FAQ), so a gzip
@@ -449,20 +448,26 @@ static int find_file(char *out, size_t out_len, const char *dir, const char *spl
                    "or pass --data DIR", out, out);
 }
 
-int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err)
+int idx_split_paths(const char *dir, const char *split, char *images, char *labels,
+                    err_msg *err)
 {
-    char ipath[IDX_PATH_MAX], lpath[IDX_PATH_MAX];
-    size_t n_labels = 0;
-    memset(set, 0, sizeof *set);
-
     if (!split || (strcmp(split, "train") != 0 && strcmp(split, "t10k") != 0))
         return err_set(err, "unknown split '%s', expected train or t10k",
                        split ? split : "(null)");
     if (!dir || !*dir)
         dir = ".";
+    if (find_file(images, IDX_PATH_MAX, dir, split, "images-idx3-ubyte", err) != 0 ||
+        find_file(labels, IDX_PATH_MAX, dir, split, "labels-idx1-ubyte", err) != 0)
+        return -1;
+    return 0;
+}
 
-    if (find_file(ipath, sizeof ipath, dir, split, "images-idx3-ubyte", err) != 0 ||
-        find_file(lpath, sizeof lpath, dir, split, "labels-idx1-ubyte", err) != 0)
+int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err)
+{
+    char ipath[IDX_PATH_MAX], lpath[IDX_PATH_MAX];
+    size_t n_labels = 0;
+    memset(set, 0, sizeof *set);
+    if (idx_split_paths(dir, split, ipath, lpath, err) != 0)
         return -1;
 
     if (idx_read_images(ipath, &set->images, &set->n, &set->rows, &set->cols, err) != 0)
@@ -491,6 +496,48 @@ int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err)
 fail:
     idx_free(set);
     return -1;
+}
+
+/* zlib's crc32 takes at most 4 GiB a call. */
+static uint32_t crc_of(const uint8_t *p, size_t len)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (len > 0) {
+        size_t k = len > (1u << 30) ? (1u << 30) : len;
+        crc = crc32(crc, p, (uInt)k);
+        p += k;
+        len -= k;
+    }
+    return (uint32_t)crc;
+}
+
+idx_fingerprint idx_fingerprint_of(const idx_set *set)
+{
+    idx_fingerprint f = {set->n, set->rows, set->cols, 0, 0};
+    f.pixels_crc = crc_of(set->images, set->n * set->rows * set->cols);
+    f.labels_crc = crc_of(set->labels, set->n);
+    return f;
+}
+
+int idx_fingerprint_differs(const idx_fingerprint *a, const idx_fingerprint *b,
+                            char *why, size_t why_len)
+{
+    if (a->n != b->n)
+        snprintf(why, why_len, "it has %llu images, the run's had %llu",
+                 (unsigned long long)b->n, (unsigned long long)a->n);
+    else if (a->rows != b->rows || a->cols != b->cols)
+        snprintf(why, why_len, "its images are %llux%llu, the run's were %llux%llu",
+                 (unsigned long long)b->rows, (unsigned long long)b->cols,
+                 (unsigned long long)a->rows, (unsigned long long)a->cols);
+    else if (a->pixels_crc != b->pixels_crc)
+        snprintf(why, why_len, "as many images, but other pixels (CRC-32 %08x, the "
+                 "run's %08x)", (unsigned)b->pixels_crc, (unsigned)a->pixels_crc);
+    else if (a->labels_crc != b->labels_crc)
+        snprintf(why, why_len, "the same pixels, but other labels (CRC-32 %08x, the "
+                 "run's %08x)", (unsigned)b->labels_crc, (unsigned)a->labels_crc);
+    else
+        return 0;
+    return 1;
 }
 
 void idx_free(idx_set *set)

@@ -32,7 +32,7 @@ typedef struct opt_spec {
 static const opt_spec SPECS[O_COUNT] = {
     [O_DATA] = {"--data", NULL, "DIR", "folder of IDX files, raw or .gz (default data/)"},
     [O_CKPT] = {"--ckpt", NULL, "PATH", "checkpoint file (default vae.bin)"},
-    [O_OUT] = {"--out", NULL, "DIR", "folder for the per-epoch PNG grids (default samples/)"},
+    [O_OUT] = {"--out", NULL, "DIR", "folder for the per-epoch PNG grids (default out/)"},
     [O_OUTPUT] = {"--output", "-o", "FILE", "output file"},
     [O_N] = {"--n", NULL, "N", "number of images"},
     [O_SEED] = {"--seed", NULL, "N", "random seed (default 1)"},
@@ -71,6 +71,9 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_IW] = {"--iw", NULL, "K", "also the importance-weighted bound with K draws "
               "per image"},
     [O_SPLIT] = {"--split", NULL, "train|test", "which images (default test)"},
+    [O_FORCE] = {"--force", NULL, NULL, "replace the run already in --ckpt with a new one"},
+    [O_NEW_DATA] = {"--new-data", NULL, NULL, "with --resume: go on with training data "
+                    "other than the run's own (the checkpoint records it)"},
 };
 
 typedef struct cmd_spec {
@@ -258,7 +261,7 @@ static void set_defaults(void)
 {
     opt.data = "data";
     opt.ckpt = "vae.bin";
-    opt.out = "samples";
+    opt.out = "out";
     opt.split = "t10k";
     opt.seed = 1;
     opt.batch = 128;
@@ -390,6 +393,27 @@ int cli_load_split(idx_set *set, const char *split)
     return 0;
 }
 
+void cli_add_split(paths_list *l, const char *split)
+{
+    /* Static: paths_list keeps the pointers. Missing files are skipped here
+     * and reported by the loader. */
+    static char names[2][2][IDX_PATH_MAX];
+    int k = strcmp(split, "train") != 0;
+    err_msg err;
+    if (idx_split_paths(opt.data, split, names[k][0], names[k][1], &err))
+        return;
+    paths_add(l, k ? "the test images" : "the training images", names[k][0], PATHS_READ);
+    paths_add(l, k ? "the test labels" : "the training labels", names[k][1], PATHS_READ);
+}
+
+int cli_check_paths(const paths_list *l)
+{
+    err_msg err;
+    if (paths_check(l, &err))
+        return usage_error("%s", err.text);
+    return 0;
+}
+
 int cli_load_model(vae_model *m, ckpt_train *t)
 {
     err_msg err;
@@ -418,9 +442,11 @@ static const cmd_spec CMDS[] = {
      .summary = "Train the VAE on DIR/train-*, evaluate on DIR/t10k-* after each "
                 "epoch, write\nOUT/sampled-E.png, OUT/reconst-E.png, the checkpoint "
                 "and the metrics each epoch.\nModel and training options are stored "
-                "in the checkpoint: other commands read them.",
+                "in the checkpoint: other commands read them.\nA run locks its "
+                "checkpoint (CKPT.lock) against a second run. An existing\ncheckpoint "
+                "is never replaced unasked: --resume continues it, --force replaces it.",
      .opts = {O_DATA, O_CKPT, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS,
-              O_JSON, O_RESUME, MODEL, TRAINING, O_METRICS, -1},
+              O_JSON, O_RESUME, O_NEW_DATA, O_FORCE, MODEL, TRAINING, O_METRICS, -1},
      .help = {[O_JSON] = "print one JSON object per epoch"},
      .run = cmd_train},
     {.name = "sample",
@@ -490,6 +516,14 @@ static const cmd_spec CMDS[] = {
               [O_OUTPUT] = "output PNG (default manifold.png)",
               [O_LABEL] = "conditional models: the label of the grid (default 0)"},
      .run = cmd_manifold},
+    {.name = "info",
+     .brief = "what a checkpoint holds: model, training state, training data",
+     .summary = "Print what --ckpt holds: its format version, the model, how far "
+                "training got and\nwith which settings, and the fingerprint of the "
+                "training data (count, size,\nCRC-32s of pixels and labels).",
+     .opts = {O_CKPT, O_JSON, -1},
+     .help = {[O_JSON] = "print it as one JSON object"},
+     .run = cmd_info},
     {.name = "bench",
      .brief = "time training (or the importance-weighted bound) against its sgemm floor",
      .summary = "Time training epochs of a fresh model and, step by step, the same "

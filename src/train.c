@@ -36,6 +36,7 @@ typedef struct trainer {
     uint32_t *perm;         /* the epoch's image order */
     ckpt_train st;
     adam_config adam;
+    char note[ERR_MSG_LEN]; /* a resume's word on its data, for hooks->warn */
 } trainer;
 
 static double now_s(void)
@@ -104,9 +105,36 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
     return shard_init(&t->shards, &t->model, batch, 1, err);
 }
 
-/* A new run, or the run stored in o->ckpt_path when o->resume. */
+/* A resumed run trains on its own data: the fingerprint of the training set
+ * must be the checkpoint's, unless o->new_data says other data is meant
+ * (the checkpoint then takes the new one, as does one that had none). */
+static int check_data(trainer *t, const train_opts *o, const ckpt_train *st,
+                      const idx_fingerprint *fp, err_msg *err)
+{
+    char why[160];
+    if (st->data.n == 0) {
+        snprintf(t->note, sizeof t->note, "%s was written before checkpoints "
+                 "recorded their training data, so it cannot be checked; this "
+                 "run's data is recorded from now on", o->ckpt_path);
+        return 0;
+    }
+    if (!idx_fingerprint_differs(&st->data, fp, why, sizeof why))
+        return 0;
+    if (o->new_data) {
+        snprintf(t->note, sizeof t->note, "--new-data: the run goes on with other "
+                 "training data (%s); %s records it from now on", why, o->ckpt_path);
+        return 0;
+    }
+    return err_set(err, "%s: the training set in %s is not the one this run began "
+                   "with: %s. Resume with the run's own data, or give --new-data to "
+                   "go on with this data on purpose", o->ckpt_path,
+                   o->data_name ? o->data_name : "the data given", why);
+}
+
+/* A new run, or the run stored in o->ckpt_path when o->resume; fp is the
+ * training set's fingerprint, recorded in the run. */
 static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
-                         err_msg *err)
+                         const idx_fingerprint *fp, err_msg *err)
 {
     memset(t, 0, sizeof *t);
     if (!o->resume) {
@@ -124,6 +152,7 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
         rng_seed(&t->st.rng_data, o->seed ^ DATA_SALT);
         rng_seed(&t->st.rng_noise, o->seed ^ NOISE_SALT);
         t->adam = adam_defaults(o->lr);
+        t->st.data = *fp;
         return 0;
     }
     ckpt_data d;
@@ -148,6 +177,10 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
                        "a resumed run keeps its settings (drop them, or start "
                        "a new run without --resume)", o->ckpt_path, clash);
     }
+    if (check_data(t, o, &d.train, fp, err)) {
+        ckpt_data_free(&d);
+        return -1;
+    }
     if (d.train.epoch >= o->epochs) {
         size_t done = (size_t)d.train.epoch;
         ckpt_data_free(&d);
@@ -164,6 +197,7 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
     memcpy(t->adam_m, d.adam_m, bytes);
     memcpy(t->adam_v, d.adam_v, bytes);
     t->st = d.train;
+    t->st.data = *fp;
     t->adam = adam_defaults(d.train.lr);
     ckpt_data_free(&d);
     return 0;
@@ -284,10 +318,13 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     if (check_opts(o, train, test, err))
         return -1;
     trainer t;
-    if (trainer_start(&t, o, train->n, err)) {
+    idx_fingerprint fp = idx_fingerprint_of(train);
+    if (trainer_start(&t, o, train->n, &fp, err)) {
         trainer_free(&t);
         return -1;
     }
+    if (t.note[0] && hooks && hooks->warn)
+        hooks->warn(hooks->ctx, t.note);
     const vae_model *m = &t.model;
     size_t batch = (size_t)t.st.batch, n = train->n;
     if (o->resume && check_run(train, test, batch, m->cfg.x_dim, o->ckpt_path, err)) {
@@ -457,7 +494,8 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
     if (check_opts(&fresh, train, NULL, err))
         return -1;
     trainer t;
-    if (trainer_start(&t, &fresh, train->n, err)) {
+    idx_fingerprint fp = idx_fingerprint_of(train);
+    if (trainer_start(&t, &fresh, train->n, &fp, err)) {
         trainer_free(&t);
         return -1;
     }

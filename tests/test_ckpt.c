@@ -28,19 +28,23 @@
 #include "vae.h"
 #include "testutil.h"
 
-/* The layout of version 2 (docs/checkpoint.md), restated here on purpose:
- * if the writer moves a field, these tests must notice. */
+/* The layout of version 3 (docs/checkpoint.md), restated here on purpose:
+ * if the writer moves a field, these tests must notice. Version 2 is the
+ * same without the last five fields (the data fingerprint). */
 #define OFF_VERSION 8
 #define OFF_HEADER_SIZE 12
 #define OFF_HEADER 16
-#define HEADER_FIELDS 37
-#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 312 */
+#define HEADER_FIELDS 42
+#define HEADER_FIELDS_V2 37
+#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 352 */
 enum {
     F_ARCH = 0, F_X_DIM = 1, F_N_HIDDEN = 2, F_HIDDEN0 = 3, F_Z_DIM = 7, F_ACT = 8,
     F_LIKELIHOOD = 9, F_N_CLASSES = 10, F_N_PARAMS = 11, F_SEED = 12, F_EPOCH = 13,
     F_STEP = 14, F_ADAM_T = 15, F_BATCH = 16, F_LR = 17, F_BETA = 18,
     F_BINARIZE = 19, F_NOISE = 20, F_RNG_DATA = 21, F_RNG_NOISE = 27,
-    F_SUM_REC = 33, F_SUM_KL = 34, F_N_SEEN = 35, F_SECONDS = 36
+    F_SUM_REC = 33, F_SUM_KL = 34, F_N_SEEN = 35, F_SECONDS = 36,
+    F_DATA_N = 37, F_DATA_ROWS = 38, F_DATA_COLS = 39, F_DATA_PIXELS_CRC = 40,
+    F_DATA_LABELS_CRC = 41
 };
 
 /* ------------------------------------------------------------------------ */
@@ -156,6 +160,8 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
     t->sum_kl = 321.0 / 3.0;
     t->n_seen = 160;
     t->seconds = 1.0 / 7.0;
+    idx_fingerprint fp = {60000, 28, 27, 0x89abcdefu, 0x01234567u};
+    t->data = fp;
 }
 
 static void free_saved(saved *s)
@@ -307,6 +313,8 @@ static void assert_round_trip(const char *path, const saved *s)
     assert_memory_equal(&a->sum_kl, &b->sum_kl, sizeof a->sum_kl);
     assert_int_equal(a->n_seen, b->n_seen);
     assert_memory_equal(&a->seconds, &b->seconds, sizeof a->seconds);
+    assert_memory_equal(&a->data, &b->data, sizeof a->data);
+    assert_int_equal(d.version, CKPT_VERSION);
     assert_memory_equal(a, b, sizeof *a);
 
     /* A restored RNG draws what the original would have. */
@@ -390,6 +398,11 @@ static void test_header_fields_at_documented_offsets(void **state)
     assert_int_equal(get_le64(h + 8 * (F_RNG_DATA + 5)), 1);
     assert_int_equal(get_le64(h + 8 * F_RNG_NOISE), s.t.rng_noise.s[0]);
     assert_int_equal(get_le64(h + 8 * F_N_SEEN), 160);
+    assert_int_equal(get_le64(h + 8 * F_DATA_N), 60000);
+    assert_int_equal(get_le64(h + 8 * F_DATA_ROWS), 28);
+    assert_int_equal(get_le64(h + 8 * F_DATA_COLS), 27);
+    assert_int_equal(get_le64(h + 8 * F_DATA_PIXELS_CRC), 0x89abcdefu);
+    assert_int_equal(get_le64(h + 8 * F_DATA_LABELS_CRC), 0x01234567u);
     double lr, secs;
     uint64_t v = get_le64(h + 8 * F_LR);
     memcpy(&lr, &v, 8);
@@ -664,6 +677,97 @@ static void test_newer_version(void **state)
     if (ckpt_read(g.path, &d, &err))
         fail_msg("%s", err.text);
     ckpt_data_free(&d);
+    good_file_free(&g);
+}
+
+/* A version-2 file: the version-3 file without the fingerprint fields,
+ * version 2, header size 296, CRC made right. */
+static unsigned char *as_version_2(const unsigned char *b3, size_t len3, size_t *len2)
+{
+    size_t cut = 8 * (HEADER_FIELDS - HEADER_FIELDS_V2);
+    unsigned char *b = malloc(len3 - cut);
+    assert_non_null(b);
+    size_t head_end = OFF_HEADER + 8 * HEADER_FIELDS_V2;
+    memcpy(b, b3, head_end);
+    memcpy(b + head_end, b3 + head_end + cut, len3 - head_end - cut);
+    *len2 = len3 - cut;
+    put_le32(b + OFF_VERSION, 2);
+    put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
+    fix_crc(b, *len2);
+    return b;
+}
+
+static void test_reads_version_2(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    size_t len2;
+    unsigned char *b = as_version_2(g.b, g.len, &len2);
+    tu_write_file(g.path, b, len2);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("%s", err.text);
+    /* Everything but the fingerprint, which version 2 did not have. */
+    assert_int_equal(d.version, 2);
+    assert_int_equal(d.train.data.n, 0);
+    assert_int_equal(d.train.data.pixels_crc, 0);
+    ckpt_train want = g.s.t;
+    memset(&want.data, 0, sizeof want.data);
+    assert_memory_equal(&d.train, &want, sizeof want);
+    assert_memory_equal(&d.cfg, &g.s.m.cfg, sizeof d.cfg);
+    assert_memory_equal(d.params, g.s.m.params, d.n_params * sizeof(float));
+    assert_memory_equal(d.adam_v, g.s.adam_v, d.n_params * sizeof(float));
+    ckpt_data_free(&d);
+    /* Each version has its own header size: 2 with 336 bytes, 3 with 296,
+     * are damage. */
+    put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
+    fix_crc(b, len2);
+    tu_write_file(g.path, b, len2);
+    expect_read_fails(g.path, "header size 336, expected 296", NULL);
+    put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    expect_read_fails(g.path, "header size 296, expected 336", NULL);
+    /* Version 1 never existed as this format. */
+    put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
+    put_le32(b + OFF_VERSION, 1);
+    fix_crc(b, len2);
+    tu_write_file(g.path, b, len2);
+    expect_read_fails(g.path, "unknown checkpoint version 1", NULL);
+    free(b);
+    good_file_free(&g);
+}
+
+static void test_bad_fingerprint(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    const char *bad = "bad data fingerprint";
+    expect_field_rejected(g.path, g.b, g.len, F_DATA_ROWS, 0, bad);
+    expect_field_rejected(g.path, g.b, g.len, F_DATA_COLS, 65537, bad);
+    expect_field_rejected(g.path, g.b, g.len, F_DATA_PIXELS_CRC, (uint64_t)UINT32_MAX + 1, bad);
+    expect_field_rejected(g.path, g.b, g.len, F_DATA_LABELS_CRC, (uint64_t)1 << 63, bad);
+    /* Unknown (n = 0) means all zero: a count of 0 beside a CRC is damage. */
+    expect_field_rejected(g.path, g.b, g.len, F_DATA_N, 0, bad);
+    unsigned char *b = malloc(g.len);
+    assert_non_null(b);
+    memcpy(b, g.b, g.len);
+    for (size_t f = F_DATA_N; f <= F_DATA_LABELS_CRC; f++)
+        put_le64(b + OFF_HEADER + 8 * f, 0);
+    fix_crc(b, g.len);
+    tu_write_file(g.path, b, g.len);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("an all-zero fingerprint is 'unknown', and fine: %s", err.text);
+    assert_int_equal(d.train.data.n, 0);
+    ckpt_data_free(&d);
+    free(b);
     good_file_free(&g);
 }
 
@@ -1009,6 +1113,8 @@ int main(void)
         T(test_not_a_checkpoint),
         T(test_newer_version),
         T(test_header_size_wrong),
+        T(test_reads_version_2),
+        T(test_bad_fingerprint),
         T(test_nan_or_inf_values),
         T(test_architecture_mismatch),
         T(test_bad_architecture_values),

@@ -86,7 +86,8 @@ static void test_likelihoods_and_beta(void **state)
     double test_rec[3];
     for (int i = 0; i < 3; i++) {
         assert_exit(run("train", SMALL, "--epochs", "6", "--latent", "3", "--likelihood", liks[i],
-                        "--beta", "0.5", "--json", "--ckpt", ckpt, "--out", out, NULL), 0);
+                        "--beta", "0.5", "--json", "--force", "--ckpt", ckpt, "--out", out,
+                        NULL), 0);
         const char *l = last_line();
         char want[64];
         snprintf(want, sizeof want, "\"likelihood\":\"%s\"", liks[i]);
@@ -124,8 +125,8 @@ static void test_binarize_and_noise(void **state)
     const char *modes[] = {"static", "dynamic"};
     for (int i = 0; i < 2; i++) {
         assert_exit(run("train", SMALL, "--latent", "3", "--binarize", modes[i],
-                        "--noise", "0.2", "--epochs", "2", "--json", "--ckpt", ckpt,
-                        "--out", out, NULL), 0);
+                        "--noise", "0.2", "--epochs", "2", "--json", "--force", "--ckpt",
+                        ckpt, "--out", out, NULL), 0);
         ckpt_data d;
         read_ckpt(ckpt, &d);
         assert_int_equal(d.train.binarize, (uint64_t)i + 1);

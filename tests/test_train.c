@@ -324,6 +324,9 @@ static void test_bad_options(void **state)
         o = base_opts(other, 2);
         o.resume = 1;
         assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+        assert_non_null(strstr(err.text, "its images are 28x28, the run's were 10x10"));
+        o.new_data = 1; /* other data on purpose: still not for this model */
+        assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
         assert_non_null(strstr(err.text, "the model takes 100 pixels, but the "
                                          "training images are 28x28"));
     }

@@ -1,0 +1,49 @@
+/* paths.h - the files a command reads and writes, checked before anything
+ * runs: no write may land on a file the command reads or on another file it
+ * writes, whatever name reaches it (symbolic and hard links, "./", "..",
+ * another spelling of the same folder). */
+#ifndef VAE_PATHS_H
+#define VAE_PATHS_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+#define PATHS_MAX 16
+
+typedef enum paths_mode {
+    PATHS_READ,   /* only read */
+    PATHS_WRITE,  /* written (created or replaced) */
+    PATHS_UPDATE  /* read, then replaced by its own next version (a resumed checkpoint) */
+} paths_mode;
+
+/* One file, or a numbered series of files in a folder. */
+typedef struct paths_entry {
+    const char *what;   /* how the user knows it: "--ckpt", "-o", "the training images" */
+    const char *path;   /* the file; for a series, the folder */
+    paths_mode mode;
+    /* A series: folder/PREFIX N SUFFIX for N in [lo, hi] (prefix NULL: one file). */
+    const char *prefix, *suffix;
+    size_t lo, hi;
+} paths_entry;
+
+typedef struct paths_list {
+    paths_entry e[PATHS_MAX];
+    size_t n;
+} paths_list;
+
+/* Adds one file; a NULL path is skipped. Silently ignores more than
+ * PATHS_MAX entries (callers add a handful). */
+void paths_add(paths_list *l, const char *what, const char *path, paths_mode mode);
+
+/* Adds the files folder/PREFIX N SUFFIX, N = lo..hi, all written. */
+void paths_add_series(paths_list *l, const char *what, const char *folder,
+                      const char *prefix, const char *suffix, size_t lo, size_t hi);
+
+/* Returns 0 when no written file is another entry's file, or -1 with err
+ * naming both ("-o keep.bin would write over --ckpt keep.bin, which this
+ * command reads ..."). Two reads of one file are fine; so are files that
+ * are not regular (/dev/null, a terminal), which writing does not destroy. */
+int paths_check(const paths_list *l, err_msg *err);
+
+#endif
