@@ -188,41 +188,15 @@ static size_t file_size_for(size_t n_params)
 /* Raw file surgery: patch a field, then (optionally) make the CRC right so
  * only the patched field is wrong. */
 
-static uint32_t get_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static void fix_crc(unsigned char *b, size_t len)
 {
     uLong crc = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4));
-    put_le32(b + len - 4, (uint32_t)crc);
+    tu_put_le32(b + len - 4, (uint32_t)crc);
 }
 
 static void patch_field(unsigned char *b, size_t len, size_t field, uint64_t v)
 {
-    put_le64(b + OFF_HEADER + 8 * field, v);
+    tu_put_le64(b + OFF_HEADER + 8 * field, v);
     fix_crc(b, len);
 }
 
@@ -237,7 +211,7 @@ static void patch_float(unsigned char *b, size_t len, size_t index, float f)
 {
     uint32_t v;
     memcpy(&v, &f, sizeof v);
-    put_le32(b + OFF_BODY + 4 * index, v);
+    tu_put_le32(b + OFF_BODY + 4 * index, v);
     fix_crc(b, len);
 }
 
@@ -373,55 +347,55 @@ static void test_header_fields_at_documented_offsets(void **state)
     size_t len;
     unsigned char *b = tu_read_file(path, &len);
     assert_memory_equal(b, CKPT_MAGIC, 8);
-    assert_int_equal(get_le32(b + OFF_VERSION), CKPT_VERSION);
-    assert_int_equal(get_le32(b + OFF_HEADER_SIZE), 8 * HEADER_FIELDS);
+    assert_int_equal(tu_get_le32(b + OFF_VERSION), CKPT_VERSION);
+    assert_int_equal(tu_get_le32(b + OFF_HEADER_SIZE), 8 * HEADER_FIELDS);
     const unsigned char *h = b + OFF_HEADER;
-    assert_int_equal(get_le64(h + 8 * F_ARCH), 0);
-    assert_int_equal(get_le64(h + 8 * F_X_DIM), 784);
-    assert_int_equal(get_le64(h + 8 * F_N_HIDDEN), 2);
-    assert_int_equal(get_le64(h + 8 * F_HIDDEN0), 24);
-    assert_int_equal(get_le64(h + 8 * (F_HIDDEN0 + 1)), 12);
-    assert_int_equal(get_le64(h + 8 * (F_HIDDEN0 + 2)), 0);
-    assert_int_equal(get_le64(h + 8 * (F_HIDDEN0 + 3)), 0);
-    assert_int_equal(get_le64(h + 8 * F_Z_DIM), 6);
-    assert_int_equal(get_le64(h + 8 * F_ACT), VAE_ACT_TANH);
-    assert_int_equal(get_le64(h + 8 * F_LIKELIHOOD), VAE_LIK_CB);
-    assert_int_equal(get_le64(h + 8 * F_N_CLASSES), 10);
-    assert_int_equal(get_le64(h + 8 * F_BINARIZE), 2);
-    assert_int_equal(get_le64(h + 8 * F_N_PARAMS), s.m.n_params);
-    assert_int_equal(get_le64(h + 8 * F_SEED), s.t.seed);
-    assert_int_equal(get_le64(h + 8 * F_EPOCH), 3);
-    assert_int_equal(get_le64(h + 8 * F_STEP), 5);
-    assert_int_equal(get_le64(h + 8 * F_ADAM_T), 12345);
-    assert_int_equal(get_le64(h + 8 * F_BATCH), 32);
-    assert_int_equal(get_le64(h + 8 * F_RNG_DATA), s.t.rng_data.s[0]);
-    assert_int_equal(get_le64(h + 8 * (F_RNG_DATA + 5)), 1);
-    assert_int_equal(get_le64(h + 8 * F_RNG_NOISE), s.t.rng_noise.s[0]);
-    assert_int_equal(get_le64(h + 8 * F_N_SEEN), 160);
-    assert_int_equal(get_le64(h + 8 * F_DATA_N), 60000);
-    assert_int_equal(get_le64(h + 8 * F_DATA_ROWS), 28);
-    assert_int_equal(get_le64(h + 8 * F_DATA_COLS), 27);
-    assert_int_equal(get_le64(h + 8 * F_DATA_PIXELS_CRC), 0x89abcdefu);
-    assert_int_equal(get_le64(h + 8 * F_DATA_LABELS_CRC), 0x01234567u);
+    assert_int_equal(tu_get_le64(h + 8 * F_ARCH), 0);
+    assert_int_equal(tu_get_le64(h + 8 * F_X_DIM), 784);
+    assert_int_equal(tu_get_le64(h + 8 * F_N_HIDDEN), 2);
+    assert_int_equal(tu_get_le64(h + 8 * F_HIDDEN0), 24);
+    assert_int_equal(tu_get_le64(h + 8 * (F_HIDDEN0 + 1)), 12);
+    assert_int_equal(tu_get_le64(h + 8 * (F_HIDDEN0 + 2)), 0);
+    assert_int_equal(tu_get_le64(h + 8 * (F_HIDDEN0 + 3)), 0);
+    assert_int_equal(tu_get_le64(h + 8 * F_Z_DIM), 6);
+    assert_int_equal(tu_get_le64(h + 8 * F_ACT), VAE_ACT_TANH);
+    assert_int_equal(tu_get_le64(h + 8 * F_LIKELIHOOD), VAE_LIK_CB);
+    assert_int_equal(tu_get_le64(h + 8 * F_N_CLASSES), 10);
+    assert_int_equal(tu_get_le64(h + 8 * F_BINARIZE), 2);
+    assert_int_equal(tu_get_le64(h + 8 * F_N_PARAMS), s.m.n_params);
+    assert_int_equal(tu_get_le64(h + 8 * F_SEED), s.t.seed);
+    assert_int_equal(tu_get_le64(h + 8 * F_EPOCH), 3);
+    assert_int_equal(tu_get_le64(h + 8 * F_STEP), 5);
+    assert_int_equal(tu_get_le64(h + 8 * F_ADAM_T), 12345);
+    assert_int_equal(tu_get_le64(h + 8 * F_BATCH), 32);
+    assert_int_equal(tu_get_le64(h + 8 * F_RNG_DATA), s.t.rng_data.s[0]);
+    assert_int_equal(tu_get_le64(h + 8 * (F_RNG_DATA + 5)), 1);
+    assert_int_equal(tu_get_le64(h + 8 * F_RNG_NOISE), s.t.rng_noise.s[0]);
+    assert_int_equal(tu_get_le64(h + 8 * F_N_SEEN), 160);
+    assert_int_equal(tu_get_le64(h + 8 * F_DATA_N), 60000);
+    assert_int_equal(tu_get_le64(h + 8 * F_DATA_ROWS), 28);
+    assert_int_equal(tu_get_le64(h + 8 * F_DATA_COLS), 27);
+    assert_int_equal(tu_get_le64(h + 8 * F_DATA_PIXELS_CRC), 0x89abcdefu);
+    assert_int_equal(tu_get_le64(h + 8 * F_DATA_LABELS_CRC), 0x01234567u);
     double lr, secs;
-    uint64_t v = get_le64(h + 8 * F_LR);
+    uint64_t v = tu_get_le64(h + 8 * F_LR);
     memcpy(&lr, &v, 8);
-    v = get_le64(h + 8 * F_SECONDS);
+    v = tu_get_le64(h + 8 * F_SECONDS);
     memcpy(&secs, &v, 8);
     assert_true(lr == s.t.lr);
     assert_true(secs == s.t.seconds);
     double beta, noise;
-    v = get_le64(h + 8 * F_BETA);
+    v = tu_get_le64(h + 8 * F_BETA);
     memcpy(&beta, &v, 8);
-    v = get_le64(h + 8 * F_NOISE);
+    v = tu_get_le64(h + 8 * F_NOISE);
     memcpy(&noise, &v, 8);
     assert_true(beta == s.t.beta && noise == s.t.noise);
     float p0;
-    uint32_t u = get_le32(b + OFF_BODY);
+    uint32_t u = tu_get_le32(b + OFF_BODY);
     memcpy(&p0, &u, 4);
     assert_true(p0 == s.m.params[0]);
     uLong crc = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4));
-    assert_int_equal(get_le32(b + len - 4), (uint32_t)crc);
+    assert_int_equal(tu_get_le32(b + len - 4), (uint32_t)crc);
     free(b);
     free_saved(&s);
 }
@@ -656,20 +630,20 @@ static void test_newer_version(void **state)
     good_file g;
     vae_config c = cfg_small();
     good_file_make(&g, fx, &c);
-    put_le32(g.b + OFF_VERSION, CKPT_VERSION + 1);
+    tu_put_le32(g.b + OFF_VERSION, CKPT_VERSION + 1);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
     expect_read_fails(g.path, "newer", "upgrade");
-    put_le32(g.b + OFF_VERSION, 0xffffffffu);
+    tu_put_le32(g.b + OFF_VERSION, 0xffffffffu);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
     expect_read_fails(g.path, "newer", NULL);
-    put_le32(g.b + OFF_VERSION, 0);
+    tu_put_le32(g.b + OFF_VERSION, 0);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
     expect_read_fails(g.path, "unknown checkpoint version 0", NULL);
     /* Restoring the version (CRC fixed again) makes it a good file. */
-    put_le32(g.b + OFF_VERSION, CKPT_VERSION);
+    tu_put_le32(g.b + OFF_VERSION, CKPT_VERSION);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
     ckpt_data d;
@@ -691,8 +665,8 @@ static unsigned char *as_version_2(const unsigned char *b3, size_t len3, size_t 
     memcpy(b, b3, head_end);
     memcpy(b + head_end, b3 + head_end + cut, len3 - head_end - cut);
     *len2 = len3 - cut;
-    put_le32(b + OFF_VERSION, 2);
-    put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
+    tu_put_le32(b + OFF_VERSION, 2);
+    tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     fix_crc(b, *len2);
     return b;
 }
@@ -723,17 +697,17 @@ static void test_reads_version_2(void **state)
     ckpt_data_free(&d);
     /* Each version has its own header size: 2 with 336 bytes, 3 with 296,
      * are damage. */
-    put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
+    tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len2);
     tu_write_file(g.path, b, len2);
     expect_read_fails(g.path, "header size 336, expected 296", NULL);
-    put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
+    tu_put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
     expect_read_fails(g.path, "header size 296, expected 336", NULL);
     /* Version 1 never existed as this format. */
-    put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
-    put_le32(b + OFF_VERSION, 1);
+    tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
+    tu_put_le32(b + OFF_VERSION, 1);
     fix_crc(b, len2);
     tu_write_file(g.path, b, len2);
     expect_read_fails(g.path, "unknown checkpoint version 1", NULL);
@@ -758,7 +732,7 @@ static void test_bad_fingerprint(void **state)
     assert_non_null(b);
     memcpy(b, g.b, g.len);
     for (size_t f = F_DATA_N; f <= F_DATA_LABELS_CRC; f++)
-        put_le64(b + OFF_HEADER + 8 * f, 0);
+        tu_put_le64(b + OFF_HEADER + 8 * f, 0);
     fix_crc(b, g.len);
     tu_write_file(g.path, b, g.len);
     ckpt_data d;
@@ -777,7 +751,7 @@ static void test_header_size_wrong(void **state)
     good_file g;
     vae_config c = cfg_small();
     good_file_make(&g, fx, &c);
-    put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS + 8);
+    tu_put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS + 8);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
     expect_read_fails(g.path, "header size", NULL);
@@ -874,7 +848,7 @@ static void test_bad_training_state(void **state)
     for (size_t rng = F_RNG_DATA; rng <= F_RNG_NOISE; rng += F_RNG_NOISE - F_RNG_DATA) {
         memcpy(b, g.b, g.len);
         for (size_t i = 0; i < 4; i++)
-            put_le64(b + OFF_HEADER + 8 * (rng + i), 0);
+            tu_put_le64(b + OFF_HEADER + 8 * (rng + i), 0);
         fix_crc(b, g.len);
         tu_write_file(g.path, b, g.len);
         expect_read_fails(g.path, "bad RNG state", NULL);
