@@ -18,7 +18,9 @@ under valgrind --tool=memcheck --leak-check=full --error-exitcode=1:
   vae train --epochs 2 --batch 50 --hidden 32 --latent 4 --threads 2
   vae train --epochs 3 --resume
   vae sample --n 16, vae reconstruct --n 8, vae eval --iw 3
-  vae train --arch conv --hidden 4,8,16 --latent 4 --epochs 1, vae sample
+  vae train --arch conv --hidden 4,8,16 --latent 4 --epochs 1, vae sample,
+  vae info, vae train --force over it, and vae sample -o over its checkpoint
+  (refused, exit 2)
 Exits 1 if memcheck reports any error or leak (definite, indirect or possible).
 EOF2
 }
@@ -74,4 +76,18 @@ run eval "${common[@]}" --iw 3
 run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --arch conv --hidden 4,8,16 \
     --latent 4 --epochs 1 --batch 50 --threads 2
 run sample --ckpt "$tmp/conv.bin" --n 8 -o "$tmp/conv.png"
+run info --ckpt "$tmp/conv.bin"
+run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --hidden 8 --latent 2 \
+    --epochs 1 --batch 50 --threads 2 --force
+# A refused command (exit 2: -o over the checkpoint) is clean too; memcheck's
+# own failure is exit 1.
+echo "\$ valgrind vae sample --ckpt \$TMP/vae.bin -o \$TMP/vae.bin (refused)"
+rc=0
+"${vg[@]}" "$vae" sample --ckpt "$tmp/vae.bin" -o "$tmp/vae.bin" >"$tmp/out.txt" \
+    2>"$tmp/err.txt" || rc=$?
+if [ "$rc" != 2 ]; then
+    cat "$tmp/out.txt" "$tmp/err.txt" >&2
+    echo "valgrind.sh: expected exit 2 from the refused command, got $rc" >&2
+    exit 1
+fi
 echo "valgrind.sh: memcheck clean: no errors, no leaks"

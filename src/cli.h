@@ -15,7 +15,7 @@
 #include "paths.h"
 #include "vae.h"
 
-#define VAE_VERSION "0.2.0"
+#define VAE_VERSION "0.3.0"
 #define EXIT_USAGE 2
 
 enum opt_id {

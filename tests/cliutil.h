@@ -110,6 +110,13 @@ static inline pid_t spawn_v(cli_child_fn child, const char *first, va_list ap)
         argv[n++] = a;
     }
     argv[n] = NULL;
+    /* Emptied here, not only in the child: a caller polling out_path right
+     * after spawn must not see the previous run's output. */
+    int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fo >= 0 && fe >= 0);
+    close(fo);
+    close(fe);
     fflush(stdout);
     pid_t pid = fork();
     assert_true(pid >= 0);

@@ -74,7 +74,7 @@ static void test_help_and_version(void **state)
         tu_assert_contains(out_text, cmds[i]);
 
     assert_exit(run("--version", NULL), 0);
-    tu_assert_contains(out_text, "vae 0.2.0");
+    tu_assert_contains(out_text, "vae 0.3.0");
     tu_assert_contains(out_text, "OpenBLAS core");
 
     /* Every option the issue names, in the help of the commands using it. */
