@@ -200,9 +200,14 @@ int cmd_train(void)
     free(png);
     if (check_train_paths(csv, plot, lock_name))
         return EXIT_USAGE;
-    lock_file lock;
+    /* A device (/dev/null) as --ckpt has nothing to protect: no lock file
+     * beside it. */
+    lock_file lock = {-1, NULL};
     err_msg err;
-    if (lock_take(&lock, opt.ckpt, &err)) {
+    struct stat st;
+    int device = stat(opt.ckpt, &st) == 0 &&
+                 (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode));
+    if (!device && lock_take(&lock, opt.ckpt, &err)) {
         say_error("%s", err.text);
         return 1;
     }
