@@ -10,11 +10,12 @@
 #include "err.h"
 #include "idx.h"
 #include "rng.h"
+#include "schedule.h"
 #include "vae.h"
 
 #define CKPT_MAGIC "VAECKPT\x1a" /* 8 bytes */
-#define CKPT_VERSION 3u     /* what ckpt_save writes */
-#define CKPT_VERSION_MIN 2u /* the oldest ckpt_read reads (no data fingerprint) */
+#define CKPT_VERSION 4u     /* what ckpt_save writes */
+#define CKPT_VERSION_MIN 2u /* the oldest ckpt_read reads */
 
 /* Where a training run stands. A checkpoint written mid-epoch (after an
  * interrupt) has step > 0; rng_data is the shuffle RNG as it was when the
@@ -36,7 +37,20 @@ typedef struct ckpt_train {
     uint64_t n_seen;     /* images seen in the epoch under way */
     double seconds;      /* training seconds spent in the epoch under way */
     idx_fingerprint data; /* the training set (n = 0: unknown, version 2) */
+    /* Training controls (version 4; older files read as the defaults). */
+    schedule_config sched;  /* learning-rate schedule; sched.lr is lr above */
+    uint64_t kl_warmup;  /* epochs over which the KL weight rises to beta (0: none) */
+    double adam_beta1, adam_beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
+    uint64_t init;       /* how the run began: 0 PyTorch's nn.Linear, 1 Glorot */
+    uint64_t valid_n;    /* training images held out for validation (0: none) */
+    uint64_t best_epoch; /* the epoch of the lowest validation loss so far (0: none) */
+    double best_loss;    /* that loss (0 while best_epoch is 0) */
 } ckpt_train;
+
+/* A training state with every field 0 except the training controls, which
+ * hold what a version-2 or 3 file reads as: a constant rate (gamma 1), no
+ * KL warm-up, Adam 0.9 / 0.999 / 1e-8, PyTorch's init. */
+ckpt_train ckpt_train_defaults(void);
 
 /* A checkpoint read into memory; params/adam_m/adam_v point into buf. */
 typedef struct ckpt_data {

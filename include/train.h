@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "idx.h"
+#include "schedule.h"
 #include "vae.h"
 
 #define TRAIN_STOPPED 1 /* train_run's return when *stop was raised */
@@ -23,6 +24,21 @@ typedef enum train_binarize {
     TRAIN_BIN_DYNAMIC = 2  /* each pixel drawn anew every time an image is used */
 } train_binarize;
 
+/* How a new run's parameters start (--init). */
+typedef enum train_init {
+    TRAIN_INIT_TORCH = 0,  /* PyTorch's nn.Linear / Conv2d defaults */
+    TRAIN_INIT_GLOROT = 1  /* Glorot uniform, zero biases, output bias at the
+                              logit of each pixel's training mean */
+} train_init;
+
+/* Bits of train_opts.explicit_controls. */
+enum {
+    TRAIN_SET_SCHEDULE = 1u << 0, TRAIN_SET_WARMUP = 1u << 1, TRAIN_SET_EVERY = 1u << 2,
+    TRAIN_SET_GAMMA = 1u << 3, TRAIN_SET_KL_WARMUP = 1u << 4, TRAIN_SET_BETA1 = 1u << 5,
+    TRAIN_SET_BETA2 = 1u << 6, TRAIN_SET_EPS = 1u << 7, TRAIN_SET_INIT = 1u << 8,
+    TRAIN_SET_VALID = 1u << 9
+};
+
 typedef struct train_opts {
     size_t epochs;       /* total epochs of the run (a resumed run included) */
     size_t batch;        /* images per Adam step */
@@ -32,11 +48,19 @@ typedef struct train_opts {
     double noise;        /* std of the Gaussian input corruption (0: none) */
     uint64_t seed;       /* all randomness of the run derives from it */
     vae_config cfg;      /* architecture of a new run */
+    /* Training controls of a new run. sched.lr and sched.horizon are set
+     * from lr and epochs; a resumed run keeps its own. */
+    schedule_config sched;  /* the learning rate's schedule */
+    uint64_t kl_warmup;  /* epochs over which the KL weight rises from 0 to beta */
+    double adam_beta1, adam_beta2, adam_eps;
+    train_init init;     /* how parameters start */
+    uint64_t valid;      /* training images held out for validation (0: none) */
     int resume;          /* continue the run stored in ckpt_path */
     /* With resume: which settings were given on the command line; each must
      * match the checkpoint's (a resumed run keeps its settings). */
     int explicit_batch, explicit_lr, explicit_cfg, explicit_beta,
         explicit_binarize, explicit_noise;
+    unsigned explicit_controls; /* TRAIN_SET_* bits: the controls given */
     /* With resume: the training set may differ from the one the checkpoint's
      * fingerprint describes (which then becomes this one's); without it, a
      * different training set is refused. */
@@ -45,6 +69,8 @@ typedef struct train_opts {
     const char *ckpt_path; /* written after every epoch and when stopped */
     const char *out_dir;   /* sampled-E.png / reconst-E.png go here; NULL: none */
     const char *metrics;   /* CSV of the epochs, plotted beside it; NULL: none */
+    const char *best_path; /* with a validation set: the checkpoint of the epoch with
+                              the lowest validation loss; NULL: not kept */
     volatile sig_atomic_t *stop; /* raised by a signal: finish the step, save, stop */
 } train_opts;
 
@@ -54,7 +80,11 @@ typedef struct train_report {
     size_t epoch, epochs;
     double train_loss, train_rec, train_kl; /* over the epoch's images */
     double test_loss, test_rec, test_kl;    /* over the test set */
+    double valid_loss, valid_rec, valid_kl; /* over the held-out images (if any) */
+    size_t best_epoch;   /* the epoch of the lowest validation loss so far (0: none) */
     double beta;
+    double lr;           /* the learning rate of the epoch's last step */
+    double kl_factor;    /* KL warm-up's factor at the epoch's last step (1: none) */
     vae_lik likelihood;
     double seconds;      /* training time only (no evaluation or images) */
     double images_per_s;
@@ -71,6 +101,19 @@ typedef struct train_hooks {
     void (*warn)(void *ctx, const char *msg);
     void *ctx;
 } train_hooks;
+
+/* The defaults of every option: batch 128, lr 1e-3, beta 1, a constant
+ * learning rate, no KL warm-up, PyTorch's Adam (0.9, 0.999, 1e-8) and
+ * init, seed 1, 15 epochs; no checkpoint, images or metrics. */
+train_opts train_defaults(void);
+
+/* The validation split of a run: valid (valid_n images) and part (the rest,
+ * trained on), copies of whole's images and labels, each in file order. The
+ * held-out images are the first valid_n of a shuffle of all indices by
+ * rng_seed(seed ^ 0x76616c69), so the run's seed fixes them. Returns 0, or
+ * -1 with err (valid_n not in [1, n), out of memory); free both with idx_free. */
+int train_split(const idx_set *whole, uint64_t valid_n, uint64_t seed, idx_set *part,
+                idx_set *valid, err_msg *err);
 
 /* Runs training on train, evaluating on test after each epoch.
  * Returns 0 when all epochs are done, TRAIN_STOPPED when *stop was raised

@@ -174,6 +174,13 @@ int vae_init(vae_model *m, const vae_config *cfg, err_msg *err);
 /* PyTorch nn.Linear init: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
 void vae_init_params(vae_model *m, rng_state *rng);
 
+/* Glorot (Xavier) uniform init: weights U(-b, b), b = sqrt(6 / (fan_in +
+ * fan_out)), drawn in the same order as vae_init_params; biases 0, except
+ * the output layer's: the logit of each pixel's mean over the training set
+ * (pixel_mean, x_dim values in [0,1]; clipped to [0.001, 0.999]); the conv
+ * VAE's single output bias takes the mean over all pixels. */
+void vae_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean);
+
 /* Frees the parameters; safe on a zeroed model. */
 void vae_free(vae_model *m);
 

@@ -2,7 +2,8 @@
  *
  * Layout: magic (8) | version u32 | header bytes u32 | header (u64/f64
  * fields) | params f32[n] | adam_m f32[n] | adam_v f32[n] | crc32 u32.
- * Writes version 3; reads 2 (the same without the data fingerprint) too. */
+ * Writes version 4; reads 3 (without the training controls) and 2 (without
+ * the data fingerprint either) too. */
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt.h"
 
@@ -25,7 +26,11 @@ enum {
     H_SUM_KL, H_N_SEEN, H_SECONDS,
     H_COUNT_V2, /* version 2 ends here; version 3 adds the data fingerprint */
     H_DATA_N = H_COUNT_V2, H_DATA_ROWS, H_DATA_COLS, H_DATA_PIXELS_CRC,
-    H_DATA_LABELS_CRC, H_COUNT
+    H_DATA_LABELS_CRC,
+    H_COUNT_V3, /* version 4 adds the training controls */
+    H_SCHED = H_COUNT_V3, H_WARMUP, H_HORIZON, H_EVERY, H_GAMMA, H_KL_WARMUP,
+    H_ADAM_BETA1, H_ADAM_BETA2, H_ADAM_EPS, H_INIT, H_VALID_N, H_BEST_EPOCH,
+    H_BEST_LOSS, H_COUNT
 };
 #define HEADER_BYTES (H_COUNT * 8)
 #define PREFIX_BYTES 16 /* magic, version, header size */
@@ -130,6 +135,18 @@ static int write_floats(FILE *fp, const float *x, size_t n, uLong *crc)
     return 0;
 }
 
+ckpt_train ckpt_train_defaults(void)
+{
+    ckpt_train t;
+    memset(&t, 0, sizeof t);
+    t.sched.kind = SCHEDULE_CONSTANT;
+    t.sched.gamma = 1.0;
+    t.adam_beta1 = 0.9;
+    t.adam_beta2 = 0.999;
+    t.adam_eps = 1e-8;
+    return t;
+}
+
 int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
               const float *adam_v, const ckpt_train *t, err_msg *err)
 {
@@ -169,6 +186,19 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u64(h, H_DATA_COLS, t->data.cols);
     put_u64(h, H_DATA_PIXELS_CRC, t->data.pixels_crc);
     put_u64(h, H_DATA_LABELS_CRC, t->data.labels_crc);
+    put_u64(h, H_SCHED, (uint64_t)t->sched.kind);
+    put_u64(h, H_WARMUP, t->sched.warmup);
+    put_u64(h, H_HORIZON, t->sched.horizon);
+    put_u64(h, H_EVERY, t->sched.every);
+    put_f64(h, H_GAMMA, t->sched.gamma);
+    put_u64(h, H_KL_WARMUP, t->kl_warmup);
+    put_f64(h, H_ADAM_BETA1, t->adam_beta1);
+    put_f64(h, H_ADAM_BETA2, t->adam_beta2);
+    put_f64(h, H_ADAM_EPS, t->adam_eps);
+    put_u64(h, H_INIT, t->init);
+    put_u64(h, H_VALID_N, t->valid_n);
+    put_u64(h, H_BEST_EPOCH, t->best_epoch);
+    put_f64(h, H_BEST_LOSS, t->best_loss);
 
     afile f;
     if (afile_open(&f, path, err))
@@ -261,7 +291,8 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     if (version < CKPT_VERSION_MIN)
         FAIL("%s: unknown checkpoint version %u", path, version);
     /* Each version has one header size; any other is damage. */
-    size_t n_fields = version == 2 ? H_COUNT_V2 : H_COUNT, header = 8 * n_fields;
+    size_t n_fields = version == 2 ? H_COUNT_V2 : version == 3 ? H_COUNT_V3 : H_COUNT;
+    size_t header = 8 * n_fields;
     if (get_u32(b + 12) != header)
         FAIL("%s: corrupt checkpoint (header size %u, expected %zu for version %u)",
              path, get_u32(b + 12), header, version);
@@ -285,7 +316,7 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         FAIL("%s: checkpoint is corrupt (CRC32 %08x, stored %08x)", path, got, want);
 
     vae_config *c = &d->cfg;
-    uint64_t v[H_COUNT] = {0}; /* a version-2 file: no fingerprint (zeros) */
+    uint64_t v[H_COUNT] = {0}; /* fields a file predates read as 0 */
     for (size_t i = 0; i < n_fields; i++)
         v[i] = get_u64(h, i);
     if (v[H_N_HIDDEN] < 1 || v[H_N_HIDDEN] > VAE_MAX_HIDDEN)
@@ -354,6 +385,42 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         FAIL("%s: corrupt checkpoint: bad data fingerprint", path);
     t->data.pixels_crc = (uint32_t)v[H_DATA_PIXELS_CRC];
     t->data.labels_crc = (uint32_t)v[H_DATA_LABELS_CRC];
+    /* The training controls: a file before version 4 trained with the
+     * defaults (a constant rate, no warm-up, PyTorch's Adam and init). */
+    schedule_config *sc = &t->sched;
+    sc->kind = (schedule_kind)(v[H_SCHED] > 3 ? 4 : v[H_SCHED]);
+    sc->lr = t->lr;
+    sc->warmup = v[H_WARMUP];
+    sc->horizon = v[H_HORIZON];
+    sc->every = v[H_EVERY];
+    t->kl_warmup = v[H_KL_WARMUP];
+    t->init = v[H_INIT];
+    t->valid_n = v[H_VALID_N];
+    t->best_epoch = v[H_BEST_EPOCH];
+    if (version >= 4) {
+        sc->gamma = get_f64(h, H_GAMMA);
+        t->adam_beta1 = get_f64(h, H_ADAM_BETA1);
+        t->adam_beta2 = get_f64(h, H_ADAM_BETA2);
+        t->adam_eps = get_f64(h, H_ADAM_EPS);
+        t->best_loss = get_f64(h, H_BEST_LOSS);
+    } else {
+        ckpt_train def = ckpt_train_defaults();
+        sc->gamma = def.sched.gamma;
+        t->adam_beta1 = def.adam_beta1, t->adam_beta2 = def.adam_beta2;
+        t->adam_eps = def.adam_eps;
+    }
+    err_msg e3;
+    if (schedule_check(sc, &e3))
+        FAIL("%s: corrupt checkpoint: bad learning-rate schedule (%s)", path, e3.text);
+    if (!(t->adam_beta1 >= 0.0 && t->adam_beta1 < 1.0) ||
+        !(t->adam_beta2 >= 0.0 && t->adam_beta2 < 1.0) ||
+        !(t->adam_eps > 0.0) || !isfinite(t->adam_eps) || t->init > 1)
+        FAIL("%s: corrupt checkpoint: bad optimizer settings", path);
+    if (!isfinite(t->best_loss) || t->best_epoch > t->epoch ||
+        (t->best_epoch == 0 && t->best_loss != 0.0) ||
+        (t->valid_n == 0 && t->best_epoch != 0) ||
+        (t->data.n != 0 && t->valid_n >= t->data.n))
+        FAIL("%s: corrupt checkpoint: bad validation state", path);
 
     float *p = (float *)(void *)(b + PREFIX_BYTES + header);
     const char *what[3] = {"parameters", "Adam first moments", "Adam second moments"};

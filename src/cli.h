@@ -13,6 +13,7 @@
 #include "ckpt.h"
 #include "idx.h"
 #include "paths.h"
+#include "train.h"
 #include "vae.h"
 
 #define VAE_VERSION "0.3.0"
@@ -23,7 +24,8 @@ enum opt_id {
     O_EPOCHS, O_JSON, O_RESUME, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD,
     O_BETA, O_BINARIZE, O_NOISE, O_CONDITIONAL, O_METRICS, O_LABEL, O_GRID,
     O_FROM, O_TO, O_STEPS, O_TOP, O_IW, O_SPLIT, O_ARCH, O_FORCE, O_NEW_DATA,
-    O_COUNT
+    O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, O_ADAM_BETA1,
+    O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_COUNT
 };
 
 /* Parsed values; set[] says which were given. */
@@ -35,6 +37,7 @@ typedef struct cli_opts {
     uint64_t seed;
     double lr, beta, noise;
     int binarize; /* train_binarize */
+    train_opts run; /* train's training controls (schedule, warm-up, Adam, init) */
     vae_config cfg;
     int json;
 } cli_opts;

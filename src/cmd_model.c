@@ -477,6 +477,7 @@ int cmd_info(void)
     static const char *const acts[] = {"relu", "tanh", "leaky"};
     static const char *const archs[] = {"mlp", "conv"};
     static const char *const bins[] = {"none", "static", "dynamic"};
+    static const char *const inits[] = {"torch", "glorot"};
     const vae_config *c = &d.cfg;
     const ckpt_train *t = &d.train;
     char hidden[128] = "";
@@ -495,6 +496,15 @@ int cmd_info(void)
                (unsigned long long)t->step, (unsigned long long)t->adam_t,
                (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
                (unsigned long long)t->seed);
+        printf(",\"schedule\":\"%s\",\"warmup\":%llu,\"horizon\":%llu,\"lr_every\":%llu,"
+               "\"lr_gamma\":%g,\"kl_warmup\":%llu,\"adam_beta1\":%g,\"adam_beta2\":%g,"
+               "\"adam_eps\":%g,\"init\":\"%s\",\"valid\":%llu,\"best_epoch\":%llu,"
+               "\"best_loss\":%.6f", schedule_name(t->sched.kind),
+               (unsigned long long)t->sched.warmup, (unsigned long long)t->sched.horizon,
+               (unsigned long long)t->sched.every, t->sched.gamma,
+               (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
+               inits[t->init], (unsigned long long)t->valid_n,
+               (unsigned long long)t->best_epoch, t->best_loss);
         if (t->data.n)
             printf(",\"data\":{\"images\":%llu,\"rows\":%llu,\"cols\":%llu,"
                    "\"pixels_crc32\":\"%08x\",\"labels_crc32\":\"%08x\"}}\n",
@@ -514,6 +524,20 @@ int cmd_info(void)
                t->step ? " and part of the next (resumable)" : "",
                (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
                (unsigned long long)t->seed);
+        printf("controls  %s learning rate", schedule_name(t->sched.kind));
+        if (t->sched.kind == SCHEDULE_COSINE)
+            printf(" (warm-up %llu, 0 at epoch %llu)", (unsigned long long)t->sched.warmup,
+                   (unsigned long long)t->sched.horizon);
+        if (t->sched.kind == SCHEDULE_STEP)
+            printf(" (x %g every %llu epochs)", t->sched.gamma,
+                   (unsigned long long)t->sched.every);
+        printf(", KL warm-up %llu epochs, Adam %g/%g/%g, init %s\n",
+               (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
+               inits[t->init]);
+        if (t->valid_n)
+            printf("validate  %llu images held out; lowest loss %.4f at epoch %llu\n",
+                   (unsigned long long)t->valid_n, t->best_loss,
+                   (unsigned long long)t->best_epoch);
         if (t->data.n)
             printf("data      %llu training images of %llux%llu (pixels CRC-32 %08x, "
                    "labels CRC-32 %08x)\n", (unsigned long long)t->data.n,

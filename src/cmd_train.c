@@ -51,6 +51,7 @@ static void catch_signals(void)
 typedef struct progress_ctx {
     int tty;
     double last;
+    size_t best_epoch; /* the last report's (0: no validation set) */
 } progress_ctx;
 
 static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
@@ -77,6 +78,7 @@ static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
 static void on_epoch(void *vctx, const train_report *r)
 {
     progress_ctx *ctx = vctx;
+    ctx->best_epoch = r->best_epoch;
     if (ctx->tty)
         printf("\r\033[K");
     if (opt.json) {
@@ -85,18 +87,28 @@ static void on_epoch(void *vctx, const train_report *r)
         if (r->likelihood == VAE_LIK_BERNOULLI)
             snprintf(bce, sizeof bce, "\"train_bce\":%.6f,\"test_bce\":%.6f,",
                      r->train_rec, r->test_rec);
+        char valid[160] = "";
+        if (r->best_epoch)
+            snprintf(valid, sizeof valid, "\"valid_loss\":%.6f,\"valid_rec\":%.6f,"
+                     "\"valid_kl\":%.6f,\"best_epoch\":%zu,", r->valid_loss, r->valid_rec,
+                     r->valid_kl, r->best_epoch);
         printf("{\"epoch\":%zu,\"epochs\":%zu,\"train_loss\":%.6f,\"train_rec\":%.6f,"
                "\"train_kl\":%.6f,\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,"
-               "%s\"train_objective\":%.6f,\"beta\":%g,\"likelihood\":\"%s\","
-               "\"seconds\":%.6f,\"images_per_s\":%.1f}\n",
+               "%s%s\"train_objective\":%.6f,\"beta\":%g,\"kl_factor\":%.9g,\"lr\":%.9g,"
+               "\"likelihood\":\"%s\",\"seconds\":%.6f,\"images_per_s\":%.1f}\n",
                r->epoch, r->epochs, r->train_loss, r->train_rec, r->train_kl,
-               r->test_loss, r->test_rec, r->test_kl, bce,
-               r->train_rec + r->beta * r->train_kl, r->beta,
-               vae_lik_name(r->likelihood), r->seconds, r->images_per_s);
+               r->test_loss, r->test_rec, r->test_kl, valid, bce,
+               r->train_rec + r->beta * r->kl_factor * r->train_kl, r->beta,
+               r->kl_factor, r->lr, vae_lik_name(r->likelihood), r->seconds,
+               r->images_per_s);
     } else {
-        printf("epoch %zu/%zu  train %.2f (rec %.2f, kl %.2f)  test %.2f  "
+        char valid[64] = "";
+        if (r->best_epoch)
+            snprintf(valid, sizeof valid, "  valid %.2f%s", r->valid_loss,
+                     r->best_epoch == r->epoch ? " (best)" : "");
+        printf("epoch %zu/%zu  train %.2f (rec %.2f, kl %.2f)  test %.2f%s  "
                "%.2fs  %.0f img/s\n", r->epoch, r->epochs, r->train_loss,
-               r->train_rec, r->train_kl, r->test_loss, r->seconds,
+               r->train_rec, r->train_kl, r->test_loss, valid, r->seconds,
                r->images_per_s);
     }
     fflush(stdout);
@@ -115,7 +127,7 @@ static void on_warn(void *vctx, const char *msg)
 /* The options of a new run, from the command line. */
 static train_opts run_opts(void)
 {
-    train_opts o = {0};
+    train_opts o = opt.run; /* the training controls, parsed there */
     o.epochs = opt.epochs;
     o.batch = opt.batch;
     o.lr = opt.lr;
@@ -127,22 +139,53 @@ static train_opts run_opts(void)
     return o;
 }
 
-static int train_locked(const char *csv);
+static int train_locked(const char *csv, const char *best);
+
+/* A schedule's own options go with that schedule; a cosine warm-up must
+ * end before the run does. Returns 0, or -1 after a usage error. */
+static int check_schedule_options(void)
+{
+    schedule_kind k = opt.run.sched.kind;
+    if (opt.set[O_WARMUP] && k != SCHEDULE_COSINE)
+        return usage_error("--warmup applies to --schedule cosine");
+    if ((opt.set[O_LR_EVERY] || opt.set[O_LR_GAMMA]) && k != SCHEDULE_STEP)
+        return usage_error("%s applies to --schedule step",
+                           opt.set[O_LR_EVERY] ? "--lr-every" : "--lr-gamma");
+    if (k == SCHEDULE_COSINE && !opt.set[O_RESUME] && opt.run.sched.warmup >= opt.epochs)
+        return usage_error("--warmup %llu: the cosine schedule's warm-up must be "
+                           "shorter than the run (%zu epochs)",
+                           (unsigned long long)opt.run.sched.warmup, opt.epochs);
+    return 0;
+}
 
 /* Every file the run reads or writes, none over another (a usage error). */
-static int check_train_paths(const char *csv, const char *plot, const char *lock)
+/* CKPT.best.bin: the best epoch's model beside the run's checkpoint ("vae.bin"
+ * gives "vae.best.bin"; a name without ".bin" gets ".best.bin" added). */
+static void best_path(char *out, size_t len, const char *ckpt)
+{
+    size_t n = strlen(ckpt);
+    if (n > 4 && !strcmp(ckpt + n - 4, ".bin"))
+        n -= 4;
+    snprintf(out, len, "%.*s.best.bin", (int)n, ckpt);
+}
+
+static int check_train_paths(const char *csv, const char *plot, const char *lock,
+                             const char *best)
 {
     paths_list l = {0};
     cli_add_split(&l, "train");
     cli_add_split(&l, "t10k");
     paths_add(&l, "--ckpt", opt.ckpt, opt.set[O_RESUME] ? PATHS_UPDATE : PATHS_WRITE);
     paths_add(&l, "the lock file of --ckpt", lock, PATHS_WRITE);
+    paths_add(&l, "the best epoch's checkpoint (--valid)", best, PATHS_WRITE);
     paths_add(&l, "--metrics", csv, PATHS_WRITE);
     paths_add(&l, "the loss plot of --metrics", plot, PATHS_WRITE);
     paths_add_series(&l, "--out", opt.out, "sampled-", ".png", 1, opt.epochs);
     paths_add_series(&l, "--out", opt.out, "reconst-", ".png", 1, opt.epochs);
     return cli_check_paths(&l);
 }
+
+static char replacing[320]; /* what --force replaces, to say when it does */
 
 /* A new run never replaces another run's checkpoint unasked. Checked while
  * holding the lock, so no other run can slip in between. Returns 0, or the
@@ -164,8 +207,9 @@ static int check_no_earlier_run(void)
         snprintf(what, sizeof what, "exists and is not a checkpoint vae can read");
     }
     if (opt.set[O_FORCE]) {
-        if (!opt.json)
-            printf("--force: %s %s; the new run replaces it\n", opt.ckpt, what);
+        /* Said once the new run is about to start (train_locked). */
+        snprintf(replacing, sizeof replacing, "--force: %s %s; the new run replaces it",
+                 opt.ckpt, what);
         return 0;
     }
     usage_error("--ckpt %s %s; a new run would replace it. Continue that run "
@@ -185,7 +229,9 @@ int cmd_train(void)
         usage_error("--new-data applies to a resumed run (with --resume)");
         return EXIT_USAGE;
     }
-    char csv[4096], plot[4096 + 8], lock_name[4096 + 8];
+    if (check_schedule_options())
+        return EXIT_USAGE;
+    char csv[4096], plot[4096 + 8], lock_name[4096 + 8], best[4096 + 16];
     if (opt.metrics)
         snprintf(csv, sizeof csv, "%s", opt.metrics);
     else
@@ -198,7 +244,8 @@ int cmd_train(void)
     }
     snprintf(plot, sizeof plot, "%s", png);
     free(png);
-    if (check_train_paths(csv, plot, lock_name))
+    best_path(best, sizeof best, opt.ckpt);
+    if (check_train_paths(csv, plot, lock_name, best))
         return EXIT_USAGE;
     /* A device (/dev/null) as --ckpt has nothing to protect: no lock file
      * beside it. */
@@ -213,22 +260,30 @@ int cmd_train(void)
     }
     int rc = check_no_earlier_run();
     if (rc == 0)
-        rc = train_locked(csv);
+        rc = train_locked(csv, best);
     lock_drop(&lock);
     return rc;
 }
 
 /* The run itself, once the checkpoint is ours. */
-static int train_locked(const char *csv)
+static int train_locked(const char *csv, const char *best)
 {
     idx_set train = {0}, test = {0};
     if (cli_load_split(&train, "train") || cli_load_split(&test, "t10k")) {
         idx_free(&train);
         return 1;
     }
-    if (!opt.set[O_RESUME] && opt.batch > train.n) {
-        usage_error("--batch %zu: larger than the training set (%zu images in %s)",
-                    opt.batch, train.n, opt.data);
+    if (!opt.set[O_RESUME] && opt.run.valid >= train.n) {
+        usage_error("--valid %llu: the training set has %zu images in %s; hold out fewer",
+                    (unsigned long long)opt.run.valid, train.n, opt.data);
+        idx_free(&train);
+        idx_free(&test);
+        return EXIT_USAGE;
+    }
+    if (!opt.set[O_RESUME] && opt.batch > train.n - opt.run.valid) {
+        usage_error("--batch %zu: larger than the training set (%zu images in %s%s)",
+                    opt.batch, train.n - (size_t)opt.run.valid, opt.data,
+                    opt.run.valid ? ", less --valid" : "");
         idx_free(&train);
         idx_free(&test);
         return EXIT_USAGE;
@@ -248,14 +303,27 @@ static int train_locked(const char *csv)
     o.explicit_binarize = opt.set[O_BINARIZE];
     o.explicit_noise = opt.set[O_NOISE];
     o.new_data = opt.set[O_NEW_DATA];
+    static const struct { int id; unsigned bit; } controls[] = {
+        {O_SCHEDULE, TRAIN_SET_SCHEDULE}, {O_WARMUP, TRAIN_SET_WARMUP},
+        {O_LR_EVERY, TRAIN_SET_EVERY}, {O_LR_GAMMA, TRAIN_SET_GAMMA},
+        {O_KL_WARMUP, TRAIN_SET_KL_WARMUP}, {O_ADAM_BETA1, TRAIN_SET_BETA1},
+        {O_ADAM_BETA2, TRAIN_SET_BETA2}, {O_ADAM_EPS, TRAIN_SET_EPS},
+        {O_INIT, TRAIN_SET_INIT}, {O_VALID, TRAIN_SET_VALID},
+    };
+    for (size_t i = 0; i < sizeof controls / sizeof *controls; i++)
+        if (opt.set[controls[i].id])
+            o.explicit_controls |= controls[i].bit;
     o.data_name = opt.data;
     o.ckpt_path = opt.ckpt;
     o.out_dir = opt.out;
     o.metrics = csv;
+    o.best_path = best;
     o.stop = &stop_signal;
-    progress_ctx ctx = {isatty(STDOUT_FILENO) && !opt.json, 0.0};
+    progress_ctx ctx = {isatty(STDOUT_FILENO) && !opt.json, 0.0, 0};
     train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx};
     catch_signals();
+    if (replacing[0] && !opt.json)
+        printf("%s\n", replacing);
     err_msg err;
     int rc = train_run(&o, &train, &test, &hooks, &err);
     idx_free(&train);
@@ -276,6 +344,9 @@ static int train_locked(const char *csv)
     }
     if (!opt.json)
         printf("saved %s; images in %s/, metrics in %s\n", opt.ckpt, opt.out, csv);
+    if (!opt.json && ctx.best_epoch)
+        printf("lowest validation loss: epoch %zu, its model in %s\n", ctx.best_epoch,
+               best);
     return 0;
 }
 

@@ -119,6 +119,31 @@ void cnn_init_params(vae_model *m, rng_state *rng)
     }
 }
 
+void cnn_init_glorot(vae_model *m, rng_state *rng, float out_bias)
+{
+    for (size_t b = 0; b < m->n_blocks; b++) {
+        const vae_block *k = &m->block[b];
+        float bound = sqrtf(6.0f / (float)((k->cin + k->cout) * KK));
+        uniform(m->params + k->w_off, k->cin * k->cout * KK, bound, rng);
+        for (size_t c = 0; c < k->cout; c++)
+            m->params[k->b_off + c] = b == m->n_blocks - 1 ? out_bias : 0.0f;
+        if (k->has_bn) {
+            float *bn = m->params + k->bn_off;
+            for (size_t c = 0; c < k->cout; c++) {
+                bn[c] = 1.0f, bn[k->cout + c] = 0.0f;
+                bn[2 * k->cout + c] = 0.0f, bn[3 * k->cout + c] = 1.0f;
+            }
+        }
+    }
+    for (size_t l = 0; l < 2; l++) {
+        const vae_layer *L = &m->layer[l];
+        float bound = sqrtf(6.0f / (float)(L->in + L->out));
+        uniform(m->params + L->w_off, L->in * L->out, bound, rng);
+        for (size_t i = 0; i < L->out; i++)
+            m->params[L->b_off + i] = 0.0f;
+    }
+}
+
 /* The side of block b's output. */
 static size_t out_side(const vae_block *k)
 {

@@ -25,6 +25,10 @@ void cnn_layout(vae_model *m);
  * running mean 0, running variance 1. */
 void cnn_init_params(vae_model *m, rng_state *rng);
 
+/* Glorot uniform weights, zero biases but the last block's (out_bias),
+ * BatchNorm as cnn_init_params. */
+void cnn_init_glorot(vae_model *m, rng_state *rng, float out_bias);
+
 /* Allocates a's buffers for batches of up to cap images (shape: the
  * model's layout, no parameters needed). Returns 0, or -1 with err. */
 int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, err_msg *err);

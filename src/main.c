@@ -74,6 +74,26 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_FORCE] = {"--force", NULL, NULL, "replace the run already in --ckpt with a new one"},
     [O_NEW_DATA] = {"--new-data", NULL, NULL, "with --resume: go on with training data "
                     "other than the run's own (the checkpoint records it)"},
+    [O_SCHEDULE] = {"--schedule", NULL, "constant|staged|cosine|step",
+                    "learning rate over the run: constant (default); staged "
+                    "(Burda et al.: stage i = 0..7 lasts 3^i epochs at lr 10^(-i/7)); "
+                    "cosine decay to 0 at --epochs after --warmup; step (x --lr-gamma "
+                    "every --lr-every epochs)"},
+    [O_WARMUP] = {"--warmup", NULL, "N", "cosine: epochs of linear learning-rate "
+                  "warm-up (default 0)"},
+    [O_LR_EVERY] = {"--lr-every", NULL, "N", "step: epochs between decays (default 10)"},
+    [O_LR_GAMMA] = {"--lr-gamma", NULL, "F", "step: factor of each decay (default 0.5)"},
+    [O_KL_WARMUP] = {"--kl-warmup", NULL, "N", "raise the KL's weight linearly from 0 "
+                     "to --beta over the first N epochs (default 0: none)"},
+    [O_ADAM_BETA1] = {"--adam-beta1", NULL, "F", "Adam's beta1 (default 0.9)"},
+    [O_ADAM_BETA2] = {"--adam-beta2", NULL, "F", "Adam's beta2 (default 0.999)"},
+    [O_ADAM_EPS] = {"--adam-eps", NULL, "F", "Adam's epsilon (default 1e-8)"},
+    [O_VALID] = {"--valid", NULL, "N", "hold N training images out (a seeded choice), "
+                 "report their loss each epoch and keep the best epoch's model in "
+                 "CKPT.best.bin (CKPT without .bin)"},
+    [O_INIT] = {"--init", NULL, "torch|glorot", "initial weights: PyTorch's defaults, "
+                "or Glorot uniform with zero biases and the output bias at the logit "
+                "of each pixel's training mean (default torch)"},
 };
 
 typedef struct cmd_spec {
@@ -141,6 +161,17 @@ static int parse_u64(int id, const char *s, uint64_t *out)
     return 0;
 }
 
+/* A whole number in [0, hi]. */
+static int parse_u64_max(int id, const char *s, uint64_t hi, uint64_t *out)
+{
+    if (parse_u64(id, s, out))
+        return -1;
+    if (*out > hi)
+        return usage_error("%s: %s is too large (at most %llu)", SPECS[id].name, s,
+                           (unsigned long long)hi);
+    return 0;
+}
+
 /* A finite number in (lo, hi], or [lo, hi] when lo_ok. */
 static int parse_double(int id, const char *s, double lo, int lo_ok, double hi,
                         double *out)
@@ -162,6 +193,19 @@ static int parse_double(int id, const char *s, double lo, int lo_ok, double hi,
 
 /* One of names[0..n) into *out (its index); else a usage error listing
  * them ("a, b or c"). */
+static int parse_double(int id, const char *s, double lo, int lo_ok, double hi,
+                        double *out);
+
+/* A number in [0, 1) (Adam's betas). */
+static int parse_unit(int id, const char *s, double *out)
+{
+    if (parse_double(id, s, 0.0, 1, 1.0, out))
+        return -1;
+    if (*out >= 1.0)
+        return usage_error("%s: must be below 1, not %s", SPECS[id].name, s);
+    return 0;
+}
+
 static int parse_choice(int id, const char *s, const char *const *names, int n,
                         int *out)
 {
@@ -209,6 +253,8 @@ static int parse_value(int id, const char *v)
     static const char *const liks[] = {"bernoulli", "cb", "gaussian"};
     static const char *const bins[] = {"none", "static", "dynamic"};
     static const char *const splits[] = {"train", "test"};
+    static const char *const scheds[] = {"constant", "staged", "cosine", "step"};
+    static const char *const inits[] = {"torch", "glorot"};
     int c = 0;
     switch (id) {
     case O_DATA: opt.data = v; return 0;
@@ -232,6 +278,26 @@ static int parse_value(int id, const char *v)
     case O_STEPS: return parse_size(id, v, 2, 1000, &opt.steps);
     case O_TOP: return parse_size(id, v, 1, 65536, &opt.top);
     case O_IW: return parse_size(id, v, 1, 1000000, &opt.iw);
+    case O_WARMUP: return parse_u64_max(id, v, 1000000, &opt.run.sched.warmup);
+    case O_LR_EVERY: return parse_u64_max(id, v, 1000000, &opt.run.sched.every) ||
+                            (opt.run.sched.every == 0 &&
+                             usage_error("--lr-every: must be at least 1"));
+    case O_LR_GAMMA: return parse_double(id, v, 0.0, 0, 1.0, &opt.run.sched.gamma);
+    case O_KL_WARMUP: return parse_u64_max(id, v, 1000000, &opt.run.kl_warmup);
+    case O_VALID: return parse_u64_max(id, v, UINT32_MAX, &opt.run.valid);
+    case O_ADAM_BETA1: return parse_unit(id, v, &opt.run.adam_beta1);
+    case O_ADAM_BETA2: return parse_unit(id, v, &opt.run.adam_beta2);
+    case O_ADAM_EPS: return parse_double(id, v, 0.0, 0, 1.0, &opt.run.adam_eps);
+    case O_SCHEDULE:
+        if (parse_choice(id, v, scheds, 4, &c))
+            return -1;
+        opt.run.sched.kind = (schedule_kind)c;
+        return 0;
+    case O_INIT:
+        if (parse_choice(id, v, inits, 2, &c))
+            return -1;
+        opt.run.init = (train_init)c;
+        return 0;
     case O_ACT:
         if (parse_choice(id, v, acts, 3, &c))
             return -1;
@@ -276,6 +342,9 @@ static void set_defaults(void)
     opt.cfg.z_dim = 20;
     opt.cfg.act = VAE_ACT_RELU;
     opt.cfg.likelihood = VAE_LIK_BERNOULLI;
+    opt.run = train_defaults();
+    opt.run.sched.every = 10;
+    opt.run.sched.gamma = 0.5;
 }
 
 /* The conv VAE's defaults are the article's: 64, 128, 256 channels, a
@@ -436,6 +505,8 @@ int cli_load_model(vae_model *m, ckpt_train *t)
 
 #define MODEL O_ARCH, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD, O_CONDITIONAL
 #define TRAINING O_BETA, O_BINARIZE, O_NOISE
+#define CONTROLS O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, \
+    O_ADAM_BETA1, O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID
 static const cmd_spec CMDS[] = {
     {.name = "train",
      .brief = "train a VAE, writing sample grids and a checkpoint each epoch",
@@ -446,7 +517,8 @@ static const cmd_spec CMDS[] = {
                 "checkpoint (CKPT.lock) against a second run. An existing\ncheckpoint "
                 "is never replaced unasked: --resume continues it, --force replaces it.",
      .opts = {O_DATA, O_CKPT, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS,
-              O_JSON, O_RESUME, O_NEW_DATA, O_FORCE, MODEL, TRAINING, O_METRICS, -1},
+              O_JSON, O_RESUME, O_NEW_DATA, O_FORCE, MODEL, TRAINING, CONTROLS,
+              O_METRICS, -1},
      .help = {[O_JSON] = "print one JSON object per epoch"},
      .run = cmd_train},
     {.name = "sample",
@@ -531,7 +603,7 @@ static const cmd_spec CMDS[] = {
                 "--iw K, time the\nimportance-weighted bound over the test set of "
                 "--ckpt (or a fresh model)\ninstead.",
      .opts = {O_DATA, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS, O_JSON, MODEL,
-              TRAINING, O_IW, O_CKPT, -1},
+              TRAINING, CONTROLS, O_IW, O_CKPT, -1},
      .help = {[O_EPOCHS] = "epochs to time (default 3)",
               [O_JSON] = "print one JSON object per epoch and a summary",
               [O_CKPT] = "with --iw: the model (default: a fresh one)"},

@@ -26,6 +26,7 @@
 #define NOISE_SALT 0x6e6f6973ULL
 #define BIN_SALT 0x62696e61ULL
 #define CORRUPT_SALT 0x636f7272ULL
+#define VALID_SALT 0x76616c69ULL
 
 /* Everything a run holds; allocated once, before the first step. */
 typedef struct trainer {
@@ -37,6 +38,10 @@ typedef struct trainer {
     ckpt_train st;
     adam_config adam;
     char note[ERR_MSG_LEN]; /* a resume's word on its data, for hooks->warn */
+    /* The images trained on and those held out (st.valid_n of them). With
+     * none held out, part is the caller's set (not owned). */
+    idx_set part, valid;
+    int owns_part;
 } trainer;
 
 static double now_s(void)
@@ -52,6 +57,9 @@ static void trainer_free(trainer *t)
     shard_free(&t->shards);
     free(t->state);
     free(t->perm);
+    if (t->owns_part)
+        idx_free(&t->part);
+    idx_free(&t->valid);
     memset(t, 0, sizeof *t);
 }
 
@@ -131,18 +139,127 @@ static int check_data(trainer *t, const train_opts *o, const ckpt_train *st,
                    o->data_name ? o->data_name : "the data given", why);
 }
 
+/* Each pixel's mean intensity over the training set, in [0,1] (x_dim
+ * values, malloc'd), or NULL when out of memory. */
+static double *pixel_means(const idx_set *set)
+{
+    size_t D = set->rows * set->cols;
+    double *mean = calloc(D ? D : 1, sizeof *mean);
+    if (!mean)
+        return NULL;
+    for (size_t i = 0; i < set->n; i++)
+        for (size_t p = 0; p < D; p++)
+            mean[p] += set->images[i * D + p];
+    for (size_t p = 0; p < D; p++)
+        mean[p] /= 255.0 * (double)(set->n ? set->n : 1);
+    return mean;
+}
+
+int train_split(const idx_set *whole, uint64_t valid_n, uint64_t seed, idx_set *part,
+                idx_set *valid, err_msg *err)
+{
+    memset(part, 0, sizeof *part);
+    memset(valid, 0, sizeof *valid);
+    size_t n = whole->n, D = whole->rows * whole->cols;
+    if (valid_n == 0 || valid_n >= n)
+        return err_set(err, "--valid %llu: must be at least 1 and below the training "
+                       "set's %zu images", (unsigned long long)valid_n, n);
+    uint32_t *order = malloc(n * sizeof *order);
+    uint8_t *held = calloc(n, 1);
+    idx_set *sets[2] = {part, valid};
+    size_t count[2] = {n - (size_t)valid_n, (size_t)valid_n};
+    for (int k = 0; k < 2; k++) {
+        sets[k]->n = count[k];
+        sets[k]->rows = whole->rows;
+        sets[k]->cols = whole->cols;
+        sets[k]->images = malloc(count[k] * D);
+        sets[k]->labels = malloc(count[k]);
+    }
+    if (!order || !held || !part->images || !part->labels || !valid->images ||
+        !valid->labels) {
+        free(order);
+        free(held);
+        idx_free(part);
+        idx_free(valid);
+        return err_set(err, "out of memory for the validation split");
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = (uint32_t)i;
+    rng_state r;
+    rng_seed(&r, seed ^ VALID_SALT);
+    rng_shuffle(&r, order, n);
+    for (size_t i = 0; i < valid_n; i++)
+        held[order[i]] = 1;
+    size_t at[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        int k = held[i];
+        memcpy(sets[k]->images + at[k] * D, whole->images + i * D, D);
+        sets[k]->labels[at[k]++] = whole->labels[i];
+    }
+    free(order);
+    free(held);
+    return 0;
+}
+
+/* The run's images: all of whole, or whole split by train_split. */
+static int split_valid(trainer *t, const idx_set *whole, uint64_t valid_n, uint64_t seed,
+                       err_msg *err)
+{
+    if (valid_n == 0) {
+        t->part = *whole;
+        return 0;
+    }
+    if (train_split(whole, valid_n, seed, &t->part, &t->valid, err))
+        return -1;
+    t->owns_part = 1;
+    return 0;
+}
+
+/* Whether a resumed run is asked, by the controls given (o->explicit_controls),
+ * for other values than its own. */
+static int controls_differ(const train_opts *o, const ckpt_train *st)
+{
+    const schedule_config *a = &o->sched, *b = &st->sched;
+    unsigned set = o->explicit_controls;
+    return ((set & TRAIN_SET_SCHEDULE) && a->kind != b->kind) ||
+           ((set & TRAIN_SET_WARMUP) && a->warmup != b->warmup) ||
+           ((set & TRAIN_SET_EVERY) && a->every != b->every) ||
+           ((set & TRAIN_SET_GAMMA) && a->gamma != b->gamma) ||
+           ((set & TRAIN_SET_KL_WARMUP) && o->kl_warmup != st->kl_warmup) ||
+           ((set & TRAIN_SET_BETA1) && o->adam_beta1 != st->adam_beta1) ||
+           ((set & TRAIN_SET_BETA2) && o->adam_beta2 != st->adam_beta2) ||
+           ((set & TRAIN_SET_EPS) && o->adam_eps != st->adam_eps) ||
+           ((set & TRAIN_SET_INIT) && (uint64_t)o->init != st->init) ||
+           ((set & TRAIN_SET_VALID) && o->valid != st->valid_n);
+}
+
+static adam_config adam_of(const ckpt_train *st)
+{
+    adam_config c = {st->lr, st->adam_beta1, st->adam_beta2, st->adam_eps};
+    return c;
+}
+
 /* A new run, or the run stored in o->ckpt_path when o->resume; fp is the
  * training set's fingerprint, recorded in the run. */
-static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
+static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
                          const idx_fingerprint *fp, err_msg *err)
 {
     memset(t, 0, sizeof *t);
     if (!o->resume) {
-        if (trainer_alloc(t, &o->cfg, o->batch, n_train, err))
+        if (split_valid(t, train, o->valid, o->seed, err) ||
+            trainer_alloc(t, &o->cfg, o->batch, t->part.n, err))
             return -1;
         rng_state init;
         rng_seed(&init, o->seed ^ INIT_SALT);
-        vae_init_params(&t->model, &init);
+        if (o->init == TRAIN_INIT_GLOROT) {
+            double *mean = pixel_means(&t->part);
+            if (!mean)
+                return err_set(err, "out of memory");
+            vae_init_glorot(&t->model, &init, mean);
+            free(mean);
+        } else {
+            vae_init_params(&t->model, &init);
+        }
         t->st.seed = o->seed;
         t->st.batch = o->batch;
         t->st.lr = o->lr;
@@ -151,7 +268,22 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
         t->st.noise = o->noise;
         rng_seed(&t->st.rng_data, o->seed ^ DATA_SALT);
         rng_seed(&t->st.rng_noise, o->seed ^ NOISE_SALT);
-        t->adam = adam_defaults(o->lr);
+        t->st.sched = o->sched;
+        t->st.sched.lr = o->lr;
+        t->st.sched.horizon = o->sched.kind == SCHEDULE_COSINE ? o->epochs : 0;
+        if (o->sched.kind != SCHEDULE_STEP)
+            t->st.sched.every = 0, t->st.sched.gamma = 1.0;
+        if (o->sched.kind != SCHEDULE_COSINE)
+            t->st.sched.warmup = 0;
+        t->st.kl_warmup = o->kl_warmup;
+        t->st.adam_beta1 = o->adam_beta1;
+        t->st.adam_beta2 = o->adam_beta2;
+        t->st.adam_eps = o->adam_eps;
+        t->st.init = (uint64_t)o->init;
+        t->st.valid_n = o->valid;
+        if (schedule_check(&t->st.sched, err))
+            return -1;
+        t->adam = adam_of(&t->st);
         t->st.data = *fp;
         return 0;
     }
@@ -171,6 +303,8 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
         clash = "--binarize";
     else if (o->explicit_noise && o->noise != d.train.noise)
         clash = "--noise";
+    else if (o->explicit_controls && controls_differ(o, &d.train))
+        clash = "the schedule, warm-up, Adam or --init options";
     if (clash) {
         ckpt_data_free(&d);
         return err_set(err, "%s: %s differ from the run being resumed; "
@@ -188,7 +322,8 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
                        "with --epochs (the total, not the number to add)",
                        o->ckpt_path, done);
     }
-    if (trainer_alloc(t, &d.cfg, (size_t)d.train.batch, n_train, err)) {
+    if (split_valid(t, train, d.train.valid_n, d.train.seed, err) ||
+        trainer_alloc(t, &d.cfg, (size_t)d.train.batch, t->part.n, err)) {
         ckpt_data_free(&d);
         return -1;
     }
@@ -198,7 +333,7 @@ static int trainer_start(trainer *t, const train_opts *o, size_t n_train,
     memcpy(t->adam_v, d.adam_v, bytes);
     t->st = d.train;
     t->st.data = *fp;
-    t->adam = adam_defaults(d.train.lr);
+    t->adam = adam_of(&t->st);
     ckpt_data_free(&d);
     return 0;
 }
@@ -243,16 +378,21 @@ static idx_view train_view(const ckpt_train *st, size_t epoch)
 }
 
 /* One Adam step on images perm[first..first+B) in epoch (1-based).
- * Returns the batch's summed rec and kl through the pointers. */
+ * Returns the batch's summed rec and kl through the pointers. The learning
+ * rate and the KL's weight are the schedule's at this step: the fraction
+ * first / n of the epoch done. */
 static void train_step(trainer *t, const idx_set *set, size_t epoch,
                        size_t first, size_t B, double *rec, double *kl)
 {
     const vae_model *m = &t->model;
+    double frac = (double)first / (double)set->n;
+    t->adam.lr = schedule_lr(&t->st.sched, epoch - 1, frac);
+    double beta = t->st.beta * schedule_kl_factor(t->st.kl_warmup, epoch - 1, frac);
     idx_view view = train_view(&t->st, epoch);
     shard_batch b = {set, t->perm + first, 0, B, &view, (float)t->st.noise,
                      rng_mix(rng_mix(t->st.seed, CORRUPT_SALT), epoch)};
     shard_draw_eps(&t->shards, m, &t->st.rng_noise, B);
-    shard_run(&t->shards, m, &b, 1, t->st.beta, rec, kl);
+    shard_run(&t->shards, m, &b, 1, beta, rec, kl);
     t->st.adam_t++;
     adam_job j = {.t = t};
     j.n_grads = shard_grads(&t->shards, B, j.grads);
@@ -312,6 +452,24 @@ static int check_opts(const train_opts *o, const idx_set *train,
     return check_run(train, test, o->batch, o->cfg.x_dim, "--batch/--hidden", err);
 }
 
+train_opts train_defaults(void)
+{
+    train_opts o;
+    memset(&o, 0, sizeof o);
+    o.epochs = 15;
+    o.batch = 128;
+    o.lr = 1e-3;
+    o.beta = 1.0;
+    o.seed = 1;
+    o.sched.kind = SCHEDULE_CONSTANT;
+    o.sched.gamma = 1.0;
+    o.adam_beta1 = 0.9;
+    o.adam_beta2 = 0.999;
+    o.adam_eps = 1e-8;
+    o.init = TRAIN_INIT_TORCH;
+    return o;
+}
+
 int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
               const train_hooks *hooks, err_msg *err)
 {
@@ -319,15 +477,18 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         return -1;
     trainer t;
     idx_fingerprint fp = idx_fingerprint_of(train);
-    if (trainer_start(&t, o, train->n, &fp, err)) {
+    if (trainer_start(&t, o, train, &fp, err)) {
         trainer_free(&t);
         return -1;
     }
     if (t.note[0] && hooks && hooks->warn)
         hooks->warn(hooks->ctx, t.note);
     const vae_model *m = &t.model;
+    train = &t.part; /* from here on: the images trained on */
     size_t batch = (size_t)t.st.batch, n = train->n;
-    if (o->resume && check_run(train, test, batch, m->cfg.x_dim, o->ckpt_path, err)) {
+    if ((o->resume || t.st.valid_n) &&
+        check_run(train, test, batch, m->cfg.x_dim, o->resume ? o->ckpt_path : "--valid",
+                  err)) {
         trainer_free(&t);
         return -1;
     }
@@ -394,6 +555,9 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         r.epoch = epoch;
         r.epochs = o->epochs;
         r.beta = t.st.beta;
+        r.lr = t.adam.lr;
+        r.kl_factor = schedule_kl_factor(t.st.kl_warmup, epoch - 1,
+                                      (double)((steps - 1) * batch) / (double)n);
         r.likelihood = m->cfg.likelihood;
         r.seconds = t.st.seconds + now_s() - t0;
         r.images_per_s = (double)t.st.n_seen / (r.seconds > 0 ? r.seconds : 1e-9);
@@ -408,6 +572,20 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         if (test && test->n)
             r.test_loss = infer_eval(m, &t.shards, test, &test_view, t.st.seed,
                                      &r.test_rec, &r.test_kl);
+        if (t.st.valid_n) {
+            r.valid_loss = infer_eval(m, &t.shards, &t.valid, &test_view, t.st.seed,
+                                      &r.valid_rec, &r.valid_kl);
+            if (t.st.best_epoch == 0 || r.valid_loss < t.st.best_loss) {
+                t.st.best_epoch = epoch;
+                t.st.best_loss = r.valid_loss;
+                /* Before the run's checkpoint, which records it as kept. */
+                if (o->best_path && save(&t, o->best_path, err)) {
+                    rc = -1;
+                    break;
+                }
+            }
+            r.best_epoch = (size_t)t.st.best_epoch;
+        }
         if (o->out_dir) {
             char path[4096];
             vae_acts *a = &t.shards.acts[0];
@@ -491,11 +669,12 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
 {
     train_opts fresh = *o;
     fresh.resume = 0;
+    fresh.valid = 0; /* the benchmark trains on every image */
     if (check_opts(&fresh, train, NULL, err))
         return -1;
     trainer t;
     idx_fingerprint fp = idx_fingerprint_of(train);
-    if (trainer_start(&t, &fresh, train->n, &fp, err)) {
+    if (trainer_start(&t, &fresh, train, &fp, err)) {
         trainer_free(&t);
         return -1;
     }

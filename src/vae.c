@@ -346,6 +346,36 @@ void vae_init_params(vae_model *m, rng_state *rng)
     }
 }
 
+/* logit(p) with p kept in [0.001, 0.999]: a pixel that is always 0 (MNIST's
+ * corners) would otherwise get an infinite bias. */
+static float clipped_logit(double p)
+{
+    p = p < 0.001 ? 0.001 : p > 0.999 ? 0.999 : p;
+    return (float)log(p / (1.0 - p));
+}
+
+void vae_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean)
+{
+    if (m->cfg.arch == VAE_ARCH_CONV) {
+        double mean = 0.0;
+        for (size_t p = 0; p < m->cfg.x_dim; p++)
+            mean += pixel_mean[p];
+        cnn_init_glorot(m, rng, clipped_logit(mean / (double)m->cfg.x_dim));
+        return;
+    }
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const vae_layer *L = &m->layer[l];
+        size_t fan_in = L->in + L->n_onehot;
+        float bound = sqrtf(6.0f / (float)(fan_in + L->out));
+        float *w = m->params + L->w_off;
+        for (size_t i = 0; i < fan_in * L->out; i++)
+            w[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
+        float *b = m->params + L->b_off;
+        for (size_t i = 0; i < L->out; i++)
+            b[i] = l == out_of(m) ? clipped_logit(pixel_mean[i]) : 0.0f;
+    }
+}
+
 void vae_free(vae_model *m)
 {
     free(m->params);

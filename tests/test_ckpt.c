@@ -28,15 +28,17 @@
 #include "vae.h"
 #include "testutil.h"
 
-/* The layout of version 3 (docs/checkpoint.md), restated here on purpose:
- * if the writer moves a field, these tests must notice. Version 2 is the
- * same without the last five fields (the data fingerprint). */
+/* The layout of version 4 (docs/checkpoint.md), restated here on purpose:
+ * if the writer moves a field, these tests must notice. Version 3 is the
+ * same without the last 13 fields (the training controls), version 2
+ * without the five before them too (the data fingerprint). */
 #define OFF_VERSION 8
 #define OFF_HEADER_SIZE 12
 #define OFF_HEADER 16
-#define HEADER_FIELDS 42
+#define HEADER_FIELDS 55
+#define HEADER_FIELDS_V3 42
 #define HEADER_FIELDS_V2 37
-#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 352 */
+#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 456 */
 enum {
     F_ARCH = 0, F_X_DIM = 1, F_N_HIDDEN = 2, F_HIDDEN0 = 3, F_Z_DIM = 7, F_ACT = 8,
     F_LIKELIHOOD = 9, F_N_CLASSES = 10, F_N_PARAMS = 11, F_SEED = 12, F_EPOCH = 13,
@@ -44,7 +46,9 @@ enum {
     F_BINARIZE = 19, F_NOISE = 20, F_RNG_DATA = 21, F_RNG_NOISE = 27,
     F_SUM_REC = 33, F_SUM_KL = 34, F_N_SEEN = 35, F_SECONDS = 36,
     F_DATA_N = 37, F_DATA_ROWS = 38, F_DATA_COLS = 39, F_DATA_PIXELS_CRC = 40,
-    F_DATA_LABELS_CRC = 41
+    F_DATA_LABELS_CRC = 41, F_SCHED = 42, F_WARMUP = 43, F_HORIZON = 44, F_EVERY = 45,
+    F_GAMMA = 46, F_KL_WARMUP = 47, F_ADAM_BETA1 = 48, F_ADAM_BETA2 = 49,
+    F_ADAM_EPS = 50, F_INIT = 51, F_VALID_N = 52, F_BEST_EPOCH = 53, F_BEST_LOSS = 54
 };
 
 /* ------------------------------------------------------------------------ */
@@ -138,7 +142,7 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
         s->adam_v[i] = 1e-9f * (float)(i + 1) + (float)seed * 1e-12f;
     }
     ckpt_train *t = &s->t;
-    memset(t, 0, sizeof *t);
+    *t = ckpt_train_defaults();
     t->seed = 0xdeadbeefcafebabeULL ^ seed;
     t->epoch = 3;
     t->step = 5;
@@ -162,6 +166,19 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
     t->seconds = 1.0 / 7.0;
     idx_fingerprint fp = {60000, 28, 27, 0x89abcdefu, 0x01234567u};
     t->data = fp;
+    /* Training controls other than the defaults, each distinct. */
+    t->sched.kind = SCHEDULE_COSINE;
+    t->sched.lr = t->lr; /* the reader restores it from lr */
+    t->sched.warmup = 2;
+    t->sched.horizon = 40;
+    t->kl_warmup = 3;
+    t->adam_beta1 = 0.8;
+    t->adam_beta2 = 0.99;
+    t->adam_eps = 1e-6;
+    t->init = 1;
+    t->valid_n = 1000;
+    t->best_epoch = 2;
+    t->best_loss = 99.5;
 }
 
 static void free_saved(saved *s)
@@ -288,6 +305,14 @@ static void assert_round_trip(const char *path, const saved *s)
     assert_int_equal(a->n_seen, b->n_seen);
     assert_memory_equal(&a->seconds, &b->seconds, sizeof a->seconds);
     assert_memory_equal(&a->data, &b->data, sizeof a->data);
+    assert_memory_equal(&a->sched, &b->sched, sizeof a->sched);
+    assert_int_equal(a->kl_warmup, b->kl_warmup);
+    assert_true(a->adam_beta1 == b->adam_beta1 && a->adam_beta2 == b->adam_beta2 &&
+                a->adam_eps == b->adam_eps);
+    assert_int_equal(a->init, b->init);
+    assert_int_equal(a->valid_n, b->valid_n);
+    assert_int_equal(a->best_epoch, b->best_epoch);
+    assert_true(a->best_loss == b->best_loss);
     assert_int_equal(d.version, CKPT_VERSION);
     assert_memory_equal(a, b, sizeof *a);
 
@@ -377,6 +402,23 @@ static void test_header_fields_at_documented_offsets(void **state)
     assert_int_equal(tu_get_le64(h + 8 * F_DATA_COLS), 27);
     assert_int_equal(tu_get_le64(h + 8 * F_DATA_PIXELS_CRC), 0x89abcdefu);
     assert_int_equal(tu_get_le64(h + 8 * F_DATA_LABELS_CRC), 0x01234567u);
+    assert_int_equal(tu_get_le64(h + 8 * F_SCHED), SCHEDULE_COSINE);
+    assert_int_equal(tu_get_le64(h + 8 * F_WARMUP), 2);
+    assert_int_equal(tu_get_le64(h + 8 * F_HORIZON), 40);
+    assert_int_equal(tu_get_le64(h + 8 * F_EVERY), 0);
+    assert_int_equal(tu_get_le64(h + 8 * F_KL_WARMUP), 3);
+    assert_int_equal(tu_get_le64(h + 8 * F_INIT), 1);
+    assert_int_equal(tu_get_le64(h + 8 * F_VALID_N), 1000);
+    assert_int_equal(tu_get_le64(h + 8 * F_BEST_EPOCH), 2);
+    const struct { size_t field; double want; } f64s[] = {
+        {F_GAMMA, 1.0}, {F_ADAM_BETA1, 0.8}, {F_ADAM_BETA2, 0.99}, {F_ADAM_EPS, 1e-6},
+        {F_BEST_LOSS, 99.5}};
+    for (size_t i = 0; i < 5; i++) {
+        uint64_t bits = tu_get_le64(h + 8 * f64s[i].field);
+        double d;
+        memcpy(&d, &bits, 8);
+        assert_true(d == f64s[i].want);
+    }
     double lr, secs;
     uint64_t v = tu_get_le64(h + 8 * F_LR);
     memcpy(&lr, &v, 8);
@@ -654,21 +696,68 @@ static void test_newer_version(void **state)
     good_file_free(&g);
 }
 
-/* A version-2 file: the version-3 file without the fingerprint fields,
- * version 2, header size 296, CRC made right. */
-static unsigned char *as_version_2(const unsigned char *b3, size_t len3, size_t *len2)
+/* An older file: the current file cut to the first `fields` header fields,
+ * with that version and header size, CRC made right. */
+static unsigned char *as_version(const unsigned char *b4, size_t len4, uint32_t version,
+                                 size_t fields, size_t *len)
 {
-    size_t cut = 8 * (HEADER_FIELDS - HEADER_FIELDS_V2);
-    unsigned char *b = malloc(len3 - cut);
+    size_t cut = 8 * (HEADER_FIELDS - fields);
+    unsigned char *b = malloc(len4 - cut);
     assert_non_null(b);
-    size_t head_end = OFF_HEADER + 8 * HEADER_FIELDS_V2;
-    memcpy(b, b3, head_end);
-    memcpy(b + head_end, b3 + head_end + cut, len3 - head_end - cut);
-    *len2 = len3 - cut;
-    tu_put_le32(b + OFF_VERSION, 2);
-    tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
-    fix_crc(b, *len2);
+    size_t head_end = OFF_HEADER + 8 * fields;
+    memcpy(b, b4, head_end);
+    memcpy(b + head_end, b4 + head_end + cut, len4 - head_end - cut);
+    *len = len4 - cut;
+    tu_put_le32(b + OFF_VERSION, version);
+    tu_put_le32(b + OFF_HEADER_SIZE, (uint32_t)(8 * fields));
+    fix_crc(b, *len);
     return b;
+}
+
+/* What an older file must read as: the saved state with the fields that
+ * version lacks at what they mean by default. */
+static ckpt_train older_state(const ckpt_train *t, uint32_t version)
+{
+    ckpt_train want = *t, def = ckpt_train_defaults();
+    want.sched = def.sched;
+    want.sched.lr = t->lr;
+    want.kl_warmup = def.kl_warmup;
+    want.adam_beta1 = def.adam_beta1, want.adam_beta2 = def.adam_beta2;
+    want.adam_eps = def.adam_eps;
+    want.init = def.init;
+    want.valid_n = 0, want.best_epoch = 0, want.best_loss = 0.0;
+    if (version == 2)
+        memset(&want.data, 0, sizeof want.data);
+    return want;
+}
+
+static void test_reads_version_3(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    size_t len3;
+    unsigned char *b = as_version(g.b, g.len, 3, HEADER_FIELDS_V3, &len3);
+    tu_write_file(g.path, b, len3);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("%s", err.text);
+    assert_int_equal(d.version, 3);
+    assert_int_equal(d.train.data.n, 60000); /* kept: version 3 had it */
+    assert_int_equal(d.train.sched.kind, SCHEDULE_CONSTANT);
+    assert_true(d.train.adam_eps == 1e-8);
+    ckpt_train want = older_state(&g.s.t, 3);
+    assert_memory_equal(&d.train, &want, sizeof want);
+    assert_memory_equal(d.params, g.s.m.params, d.n_params * sizeof(float));
+    ckpt_data_free(&d);
+    tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
+    fix_crc(b, len3);
+    tu_write_file(g.path, b, len3);
+    expect_read_fails(g.path, "header size 440, expected 336 for version 3", NULL);
+    free(b);
+    good_file_free(&g);
 }
 
 static void test_reads_version_2(void **state)
@@ -678,7 +767,7 @@ static void test_reads_version_2(void **state)
     vae_config c = cfg_small();
     good_file_make(&g, fx, &c);
     size_t len2;
-    unsigned char *b = as_version_2(g.b, g.len, &len2);
+    unsigned char *b = as_version(g.b, g.len, 2, HEADER_FIELDS_V2, &len2);
     tu_write_file(g.path, b, len2);
     ckpt_data d;
     err_msg err;
@@ -688,23 +777,22 @@ static void test_reads_version_2(void **state)
     assert_int_equal(d.version, 2);
     assert_int_equal(d.train.data.n, 0);
     assert_int_equal(d.train.data.pixels_crc, 0);
-    ckpt_train want = g.s.t;
-    memset(&want.data, 0, sizeof want.data);
+    ckpt_train want = older_state(&g.s.t, 2);
     assert_memory_equal(&d.train, &want, sizeof want);
     assert_memory_equal(&d.cfg, &g.s.m.cfg, sizeof d.cfg);
     assert_memory_equal(d.params, g.s.m.params, d.n_params * sizeof(float));
     assert_memory_equal(d.adam_v, g.s.adam_v, d.n_params * sizeof(float));
     ckpt_data_free(&d);
-    /* Each version has its own header size: 2 with 336 bytes, 3 with 296,
+    /* Each version has its own header size: 2 with 440 bytes, 4 with 296,
      * are damage. */
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len2);
     tu_write_file(g.path, b, len2);
-    expect_read_fails(g.path, "header size 336, expected 296", NULL);
+    expect_read_fails(g.path, "header size 440, expected 296", NULL);
     tu_put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
-    expect_read_fails(g.path, "header size 296, expected 336", NULL);
+    expect_read_fails(g.path, "header size 296, expected 440", NULL);
     /* Version 1 never existed as this format. */
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     tu_put_le32(b + OFF_VERSION, 1);
@@ -741,6 +829,75 @@ static void test_bad_fingerprint(void **state)
         fail_msg("an all-zero fingerprint is 'unknown', and fine: %s", err.text);
     assert_int_equal(d.train.data.n, 0);
     ckpt_data_free(&d);
+    free(b);
+    good_file_free(&g);
+}
+
+static void test_bad_controls(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    const char *sched = "bad learning-rate schedule", *opt = "bad optimizer settings";
+    expect_field_rejected(g.path, g.b, g.len, F_SCHED, 4, sched);
+    expect_field_rejected(g.path, g.b, g.len, F_HORIZON, 2, sched); /* = warm-up */
+    expect_field_rejected(g.path, g.b, g.len, F_INIT, 2, opt);
+    const struct { size_t field; double v; const char *want; } bad[] = {
+        {F_ADAM_BETA1, 1.0, opt}, {F_ADAM_BETA1, -0.1, opt}, {F_ADAM_BETA2, NAN, opt},
+        {F_ADAM_EPS, 0.0, opt}, {F_ADAM_EPS, INFINITY, opt},
+    };
+    unsigned char *b = malloc(g.len);
+    assert_non_null(b);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memcpy(b, g.b, g.len);
+        patch_field_f64(b, g.len, bad[i].field, bad[i].v);
+        tu_write_file(g.path, b, g.len);
+        expect_read_fails(g.path, bad[i].want, NULL);
+    }
+    /* A step schedule needs a decay every N >= 1 epochs by a factor in (0, 1]. */
+    memcpy(b, g.b, g.len);
+    patch_field(b, g.len, F_SCHED, SCHEDULE_STEP);
+    patch_field(b, g.len, F_EVERY, 10);
+    patch_field_f64(b, g.len, F_GAMMA, 0.5);
+    tu_write_file(g.path, b, g.len);
+    expect_read_fails(g.path, sched, NULL); /* still a cosine's warm-up and horizon */
+    patch_field(b, g.len, F_WARMUP, 0);
+    patch_field(b, g.len, F_HORIZON, 0);
+    patch_field(b, g.len, F_EVERY, 0);
+    tu_write_file(g.path, b, g.len);
+    expect_read_fails(g.path, sched, NULL);
+    patch_field(b, g.len, F_EVERY, 10);
+    patch_field_f64(b, g.len, F_GAMMA, 1.5);
+    tu_write_file(g.path, b, g.len);
+    expect_read_fails(g.path, sched, NULL);
+    patch_field_f64(b, g.len, F_GAMMA, 0.5);
+    tu_write_file(g.path, b, g.len);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("a good step schedule: %s", err.text);
+    assert_int_equal(d.train.sched.kind, SCHEDULE_STEP);
+    ckpt_data_free(&d);
+    /* The validation state: a best epoch not yet trained, one without a
+     * validation set, a loss without an epoch, all the data held out. */
+    const char *val = "bad validation state";
+    expect_field_rejected(g.path, g.b, g.len, F_BEST_EPOCH, 4, val);
+    expect_field_rejected(g.path, g.b, g.len, F_VALID_N, 0, val);
+    expect_field_rejected(g.path, g.b, g.len, F_VALID_N, 60000, val);
+    memcpy(b, g.b, g.len);
+    patch_field(b, g.len, F_BEST_EPOCH, 0);
+    tu_write_file(g.path, b, g.len);
+    expect_read_fails(g.path, val, NULL);
+    patch_field_f64(b, g.len, F_BEST_LOSS, 0.0);
+    tu_write_file(g.path, b, g.len);
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("no best epoch yet: %s", err.text);
+    ckpt_data_free(&d);
+    memcpy(b, g.b, g.len);
+    patch_field_f64(b, g.len, F_BEST_LOSS, NAN);
+    tu_write_file(g.path, b, g.len);
+    expect_read_fails(g.path, val, NULL);
     free(b);
     good_file_free(&g);
 }
@@ -1088,6 +1245,8 @@ int main(void)
         T(test_newer_version),
         T(test_header_size_wrong),
         T(test_reads_version_2),
+        T(test_reads_version_3),
+        T(test_bad_controls),
         T(test_bad_fingerprint),
         T(test_nan_or_inf_values),
         T(test_architecture_mismatch),

@@ -1,8 +1,10 @@
 /* test_ckpt_doc.c - docs/checkpoint.md checked against the code, so the
  * document cannot drift: its header-field table against what ckpt_save
  * writes, its worked example against the default model's layout and a
- * written checkpoint, its RNG test vectors against rng.c, and its reader
- * rules (version 2, header size, data fingerprint) against ckpt_read.
+ * written checkpoint, its RNG and init test vectors against rng.c and
+ * vae.c, its schedule tables against schedule.c, and its reader rules
+ * (versions 2 and 3, header sizes, data fingerprint, training controls)
+ * against ckpt_read.
  *
  * The tables are read from the document itself (path in VAE_CKPT_DOC, set
  * by CMakeLists.txt): each is found by its heading row, and every row must
@@ -15,6 +17,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,8 @@
 #include "idx.h"
 #include "infer.h"
 #include "rng.h"
+#include "schedule.h"
+#include "train.h"
 #include "vae.h"
 #include "testutil.h"
 
@@ -223,14 +228,47 @@ static void parse_range(const doc_row *r, size_t *lo, size_t *hi)
     *hi = b;
 }
 
-/* Fails unless the document contains text (a fact stated in prose). */
+/* Makes every run of spaces and line breaks in s one space, in place, so
+ * that prose may wrap anywhere. */
+static void squeeze(char *s)
+{
+    char *o = s;
+    for (const char *p = s; *p; p++) {
+        int blank = *p == ' ' || *p == '\n';
+        if (blank && o > s && o[-1] == ' ')
+            continue;
+        *o++ = blank ? ' ' : *p;
+    }
+    *o = '\0';
+}
+
+/* Fails unless the document contains text (a fact stated in prose; line
+ * breaks count as spaces). */
 static void doc_says(const char *text)
 {
     char *doc = (char *)tu_read_file(doc_path(), NULL);
-    int found = strstr(doc, text) != NULL;
+    char *want = strdup(text);
+    assert_non_null(want);
+    squeeze(doc);
+    squeeze(want);
+    int found = strstr(doc, want) != NULL;
     free(doc);
+    free(want);
     if (!found)
         fail_msg("%s: does not say \"%s\" (the code's number)", doc_path(), text);
+}
+
+/* doc_says with printf formatting. */
+static void doc_says_f(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void doc_says_f(const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < sizeof text);
+    doc_says(text);
 }
 
 /* ======================================================================== */
@@ -302,8 +340,9 @@ static void make_saved(saved *s, const vae_config *cfg)
         s->adam_m[i] = -(float)i - 1.0f;
         s->adam_v[i] = (float)i + 0.5f;
     }
+    s->t = ckpt_train_defaults(); /* the training controls of a default run */
     s->t.batch = 1;
-    s->t.lr = 1e-3;
+    s->t.lr = s->t.sched.lr = 1e-3;
     rng_seed(&s->t.rng_data, 1);
     rng_seed(&s->t.rng_noise, 2);
 }
@@ -358,12 +397,20 @@ static void make_distinct(saved *s, int which)
         t->sum_rec = 1234.5, t->sum_kl = 67.25, t->n_seen = 45, t->seconds = 8.5;
         t->data.n = 46, t->data.rows = 47, t->data.cols = 48;
         t->data.pixels_crc = 0xdeadbeefu, t->data.labels_crc = 0x89abcdefu;
+        /* A step schedule, with warmup and horizon set although it does not
+         * use them, so that every field differs from every other (the
+         * header tests read the bytes; ckpt_read would refuse them). */
+        t->sched = (schedule_config){SCHEDULE_STEP, t->lr, 61, 62, 63, 0.875};
+        t->kl_warmup = 64;
+        t->adam_beta1 = 0.8125, t->adam_beta2 = 0.9375, t->adam_eps = 1e-6;
+        t->init = 1;
+        t->valid_n = 39, t->best_epoch = 38, t->best_loss = 87.5;
     } else {
         c.arch = VAE_ARCH_CONV;
         c.x_dim = 16; /* 4 x 4, padded to 64 x 64 by 4 blocks */
         c.hidden[0] = 12, c.hidden[1] = 11, c.hidden[2] = 10, c.hidden[3] = 14;
         c.z_dim = 15;
-        c.act = VAE_ACT_RELU;
+        c.act = VAE_ACT_LEAKY; /* (1, 2): (1, 0) is init's pair */
         c.likelihood = VAE_LIK_CB;
         c.n_classes = 0;
         make_saved(s, &c);
@@ -377,6 +424,11 @@ static void make_distinct(saved *s, int which)
         t->sum_rec = 2345.5, t->sum_kl = 78.75, t->n_seen = 55, t->seconds = 9.25;
         t->data.n = 56, t->data.rows = 57, t->data.cols = 58;
         t->data.pixels_crc = 0x01234567u, t->data.labels_crc = 0xfedcba98u;
+        t->sched = (schedule_config){SCHEDULE_COSINE, t->lr, 71, 72, 73, 0.625};
+        t->kl_warmup = 74;
+        t->adam_beta1 = 0.6875, t->adam_beta2 = 0.96875, t->adam_eps = 2e-7;
+        t->init = 0;
+        t->valid_n = 49, t->best_epoch = 48, t->best_loss = 97.25;
     }
 }
 
@@ -385,6 +437,7 @@ static void make_distinct(saved *s, int which)
 /* ======================================================================== */
 
 #define MAX_SLOTS 6
+#define MAX_FIELDS 64 /* bounds the header's fields and the table's rows */
 
 /* What the test knows a documented field holds in a saved checkpoint. */
 typedef struct field_want {
@@ -440,6 +493,19 @@ static size_t fields_of(const saved *s, field_want *w)
     ONE("data_cols", "u64", t->data.cols);
     ONE("data_pixels_crc32", "u64", t->data.pixels_crc);
     ONE("data_labels_crc32", "u64", t->data.labels_crc);
+    ONE("sched", "u64", t->sched.kind);
+    ONE("warmup", "u64", t->sched.warmup);
+    ONE("horizon", "u64", t->sched.horizon);
+    ONE("every", "u64", t->sched.every);
+    ONE("gamma", "f64", f64_bits(t->sched.gamma));
+    ONE("kl_warmup", "u64", t->kl_warmup);
+    ONE("adam_beta1", "f64", f64_bits(t->adam_beta1));
+    ONE("adam_beta2", "f64", f64_bits(t->adam_beta2));
+    ONE("adam_eps", "f64", f64_bits(t->adam_eps));
+    ONE("init", "u64", t->init);
+    ONE("valid_n", "u64", t->valid_n);
+    ONE("best_epoch", "u64", t->best_epoch);
+    ONE("best_loss", "f64", f64_bits(t->best_loss));
 #undef ONE
     return n;
 }
@@ -457,18 +523,28 @@ static void field_range(const doc_table *t, const char *name, size_t *lo, size_t
 
 #define HEADING_FIELDS "| # | field | type |"
 
+/* The header's field counts of versions 3 and 2, by the document's rule:
+ * each is the newer version cut before the first field it lacks (sched
+ * for version 3, data_n for version 2). */
+static void older_counts(const doc_table *t, size_t *n3, size_t *n2)
+{
+    size_t hi;
+    field_range(t, "sched", n3, &hi);
+    field_range(t, "data_n", n2, &hi);
+}
+
 /* Every documented field of file (written from s) holds what s says; the
  * rows cover fields 0..F-1 once each, F = the header size / 8. Returns F. */
 static size_t check_header_table(const doc_table *t, const saved *s,
                                  const unsigned char *file, size_t len,
                                  uint64_t slot_value[][2], int which)
 {
-    field_want want[40];
+    field_want want[MAX_FIELDS];
     size_t n_want = fields_of(s, want);
     size_t n_fields = tu_get_le32(file + 12) / 8;
     assert_true(OFF_HEADER + 8 * n_fields <= len);
-    int covered[64] = {0}, used[40] = {0};
-    assert_true(n_fields <= 64);
+    int covered[MAX_FIELDS] = {0}, used[MAX_FIELDS] = {0};
+    assert_true(n_fields <= MAX_FIELDS);
     for (size_t i = 0; i < t->n_rows; i++) {
         const doc_row *r = &t->row[i];
         size_t lo, hi;
@@ -518,7 +594,7 @@ static void test_header_table_matches_writer(void **state)
     fixture *fx = *state;
     doc_table t;
     doc_table_load(&t, HEADING_FIELDS);
-    uint64_t slot[64][2];
+    uint64_t slot[MAX_FIELDS][2];
     size_t n_fields[2];
     for (int which = 0; which < 2; which++) {
         saved s;
@@ -638,14 +714,23 @@ static void test_worked_example_tensors(void **state)
                      (unsigned long long)doc_byte, (double)got, tensors[i].name,
                      (double)s.m.params[index]);
     }
-    /* The sizes stated in prose. */
-    char num[32], text[96];
+    /* The sizes stated in prose, the older versions' by their headers'
+     * field counts. */
+    char num[32];
     with_commas(num, sizeof num, m->n_params);
-    snprintf(text, sizeof text, "n = %s parameters", num);
-    doc_says(text);
+    doc_says_f("n = %s parameters", num);
     with_commas(num, sizeof num, len);
-    snprintf(text, sizeof text, "a %s-byte file", num);
-    doc_says(text);
+    doc_says_f("a %s-byte file", num);
+    doc_says_f("A float's byte offset is `%zu + 4 x` its index", body);
+    doc_table ft;
+    doc_table_load(&ft, HEADING_FIELDS);
+    size_t n4 = (body - OFF_HEADER) / 8, n3, n2;
+    older_counts(&ft, &n3, &n2);
+    with_commas(num, sizeof num, len - 8 * (n4 - n3));
+    doc_says_f("(version 3: %s;", num);
+    with_commas(num, sizeof num, len - 8 * (n4 - n2));
+    doc_says_f("version 2: %s)", num);
+    doc_table_free(&ft);
     doc_table_free(&t);
     free(b);
     free_saved(&s);
@@ -698,8 +783,40 @@ static void test_worked_example_areas(void **state)
 }
 
 /* ======================================================================== */
-/* The RNG test vectors                                                     */
+/* The RNG and init test vectors                                            */
 /* ======================================================================== */
+
+/* The initial parameters' stream is rng_seed(seed ^ INIT_SALT), as the
+ * document's streams table says (checked below). */
+#define INIT_SALT 0x696e6974ULL
+
+/* What the document's Glorot rules give the output bias of a pixel of
+ * mean intensity mean. */
+static float doc_out_bias(double mean)
+{
+    double q = mean < 0.001 ? 0.001 : mean > 0.999 ? 0.999 : mean;
+    return (float)log(q / (1.0 - q));
+}
+
+/* The default model initialised from seed 1's stream; init 1 with a pixel
+ * mean of 0 at pixel 0, 0.25 at pixel 1 and 0.5 elsewhere. */
+static void init_default(vae_model *m, int glorot)
+{
+    vae_config c = cfg_default();
+    err_msg err;
+    if (vae_init(m, &c, &err))
+        fail_msg("vae_init: %s", err.text);
+    rng_state r;
+    rng_seed(&r, 1 ^ INIT_SALT);
+    if (!glorot) {
+        vae_init_params(m, &r);
+        return;
+    }
+    double mean[784];
+    for (size_t p = 0; p < 784; p++)
+        mean[p] = p == 0 ? 0.0 : p == 1 ? 0.25 : 0.5;
+    vae_init_glorot(m, &r, mean);
+}
 
 static void test_rng_vectors(void **state)
 {
@@ -713,7 +830,7 @@ static void test_rng_vectors(void **state)
     struct {
         const char *key;
         uint64_t want;
-    } v[16];
+    } v[24];
     size_t n = 0;
     for (int i = 0; i < 4; i++)
         v[n].key = s_rows[i], v[n++].want = r.s[i];
@@ -732,6 +849,34 @@ static void test_rng_vectors(void **state)
     v[n++].want = key0;
     rng_seed(&r, key0);
     v[n].key = "first `rng_u64` after `rng_seed` with that seed", v[n++].want = rng_u64(&r);
+    /* The initial parameters of the default model (layers 1 and 3: the
+     * head and the output). */
+    vae_model m;
+    init_default(&m, 0);
+    v[n].key = "default model, seed 1, init 0: `enc1.weight[0]`, float bits";
+    v[n++].want = f32_bits(m.params[m.layer[0].w_off]);
+    vae_free(&m);
+    init_default(&m, 1);
+    v[n].key = "default model, seed 1, init 1 (Glorot): `enc1.weight[0]`, float bits";
+    v[n++].want = f32_bits(m.params[m.layer[0].w_off]);
+    /* The head's first weight is the stream's value number (the first
+     * layer's weight count), which the row names; test_init_streams checks
+     * that number against the stream. */
+    char num[32], head_key[128];
+    with_commas(num, sizeof num, (m.layer[0].in + m.layer[0].n_onehot) * m.layer[0].out);
+    snprintf(head_key, sizeof head_key, "default model, seed 1, init 1: `head.weight[0]` "
+             "(value %s of the stream), float bits", num);
+    v[n].key = head_key;
+    v[n++].want = f32_bits(m.params[m.layer[1].w_off]);
+    const float *out_bias = m.params + m.layer[3].b_off;
+    assert_true(out_bias[0] == doc_out_bias(0.0) && out_bias[1] == doc_out_bias(0.25));
+    v[n].key = "init 1: the output bias of a pixel whose mean is 0 (clipped to 0.001), "
+               "float bits";
+    v[n++].want = f32_bits(out_bias[0]);
+    v[n].key = "init 1: the output bias of a pixel whose mean is 0.25, float bits";
+    v[n++].want = f32_bits(out_bias[1]);
+    vae_free(&m);
+    assert_true(n <= sizeof v / sizeof v[0]);
     for (size_t i = 0; i < n; i++) {
         const doc_row *row = row_named(&t, v[i].key);
         uint64_t got = parse_hex(row, 1);
@@ -794,71 +939,578 @@ static void test_input_scaling(void **state)
 }
 
 /* ======================================================================== */
-/* Reader rules: version 2, the header size, the data fingerprint           */
+/* The initial parameters, drawn as the streams table and "Glorot           */
+/* initialisation" say                                                      */
+/* ======================================================================== */
+
+/* The stream's next value times bound, as the document writes it. */
+static float doc_draw(rng_state *r, float bound)
+{
+    return (2.0f * rng_uniform(r) - 1.0f) * bound;
+}
+
+/* Fails unless params[off..off+n) are the stream's next n values times
+ * bound (or, with r NULL, all equal to value). */
+static void expect_run(const vae_model *m, const char *what, size_t off, size_t n,
+                       rng_state *r, float bound, float value, int glorot)
+{
+    for (size_t i = 0; i < n; i++) {
+        float want = r ? doc_draw(r, bound) : value;
+        if (f32_bits(m->params[off + i]) != f32_bits(want))
+            fail_msg("init %d, %s, value %zu: the code gives %.9g, the document's "
+                     "rule %.9g", glorot, what, i, (double)m->params[off + i],
+                     (double)want);
+    }
+}
+
+/* Initialises a model of cfg with vae_init_params (glorot 0) or
+ * vae_init_glorot (1) and replays the document's rules over every value. */
+static void replay_init(const vae_config *cfg, int glorot)
+{
+    vae_model m;
+    err_msg err;
+    if (vae_init(&m, cfg, &err))
+        fail_msg("vae_init: %s", err.text);
+    size_t D = cfg->x_dim;
+    double *mean = malloc(D * sizeof *mean);
+    assert_non_null(mean);
+    double avg = 0.0;
+    for (size_t p = 0; p < D; p++) {
+        /* both clips, and means between */
+        mean[p] = p % 5 == 0 ? 0.0 : p % 5 == 1 ? 1.0 : (double)p / (double)(D + 1);
+        avg += mean[p];
+    }
+    avg /= (double)D;
+    const uint64_t seed = 0x5eedULL;
+    rng_state r, doc;
+    rng_seed(&r, seed);
+    rng_seed(&doc, seed);
+    if (glorot)
+        vae_init_glorot(&m, &r, mean);
+    else
+        vae_init_params(&m, &r);
+    if (cfg->arch == VAE_ARCH_CONV) {
+        for (size_t b = 0; b < m.n_blocks; b++) {
+            const vae_block *k = &m.block[b];
+            size_t fan_in = (k->transposed ? k->cout : k->cin) * 16;
+            float bound = glorot ? sqrtf(6.0f / (float)((k->cin + k->cout) * 16))
+                                 : 1.0f / sqrtf((float)fan_in);
+            expect_run(&m, "a block's weight", k->w_off, k->cin * k->cout * 16, &doc,
+                       bound, 0.0f, glorot);
+            float bias = b + 1 == m.n_blocks ? doc_out_bias(avg) : 0.0f;
+            expect_run(&m, "a block's bias", k->b_off, k->cout, glorot ? NULL : &doc,
+                       bound, bias, glorot);
+            if (k->has_bn) {
+                expect_run(&m, "BatchNorm gamma", k->bn_off, k->cout, NULL, 0, 1.0f, glorot);
+                expect_run(&m, "BatchNorm beta", k->bn_off + k->cout, 2 * k->cout, NULL, 0,
+                           0.0f, glorot); /* beta, then the running mean */
+                expect_run(&m, "BatchNorm running variance", k->bn_off + 3 * k->cout,
+                           k->cout, NULL, 0, 1.0f, glorot);
+            }
+        }
+        assert_int_equal(m.n_layers, 2);
+    }
+    /* The MLP's layers, or the conv VAE's two linear layers. */
+    size_t out_layer = cfg->arch == VAE_ARCH_CONV ? SIZE_MAX : 2 * cfg->n_hidden + 1;
+    for (size_t l = 0; l < m.n_layers; l++) {
+        const vae_layer *L = &m.layer[l];
+        size_t fan_in = L->in + L->n_onehot;
+        float bound = glorot ? sqrtf(6.0f / (float)(fan_in + L->out))
+                             : 1.0f / sqrtf((float)fan_in);
+        expect_run(&m, "a layer's weight", L->w_off, fan_in * L->out, &doc, bound, 0.0f,
+                   glorot);
+        if (!glorot) {
+            expect_run(&m, "a layer's bias", L->b_off, L->out, &doc, bound, 0.0f, 0);
+        } else if (l == out_layer) {
+            for (size_t p = 0; p < L->out; p++)
+                expect_run(&m, "the output bias", L->b_off + p, 1, NULL, 0,
+                           doc_out_bias(mean[p]), 1);
+        } else {
+            expect_run(&m, "a layer's bias", L->b_off, L->out, NULL, 0, 0.0f, 1);
+        }
+    }
+    /* Nothing left out: the replay drew what the code drew. */
+    assert_true(rng_u64(&r) == rng_u64(&doc));
+    free(mean);
+    vae_free(&m);
+}
+
+static void test_init_streams(void **state)
+{
+    (void)state;
+    for (int glorot = 0; glorot < 2; glorot++) {
+        vae_config c = cfg_default();
+        replay_init(&c, glorot);
+        for (int which = 0; which < 2; which++) { /* conditional MLP, conv */
+            saved s;
+            make_distinct(&s, which);
+            replay_init(&s.m.cfg, glorot);
+            free_saved(&s);
+        }
+    }
+    /* The numbers the prose states. */
+    doc_says_f("`rng_seed(seed ^ 0x%llx)`", (unsigned long long)INIT_SALT);
+    doc_says_f("`rng_seed(1 ^ 0x%llx)`", (unsigned long long)INIT_SALT);
+    doc_says("`q = mean_p` clipped to [0.001, 0.999]");
+    vae_config c = cfg_default();
+    vae_model m;
+    err_msg err;
+    if (vae_layout(&m, &c, &err))
+        fail_msg("vae_layout: %s", err.text);
+    char a[32], b[32];
+    with_commas(a, sizeof a, (m.layer[0].in + m.layer[0].n_onehot) * m.layer[0].out);
+    with_commas(b, sizeof b, m.layer[1].w_off);
+    doc_says_f("`head.weight[0]` gets value %s, where init 0 gives it value %s", a, b);
+    /* And that is where the stream's values go: the Glorot head weight is
+     * value a, the init-0 one value b. */
+    init_default(&m, 1);
+    rng_state r;
+    rng_seed(&r, 1 ^ INIT_SALT);
+    size_t k = (m.layer[0].in + m.layer[0].n_onehot) * m.layer[0].out;
+    for (size_t i = 0; i < k; i++)
+        rng_uniform(&r);
+    float g = doc_draw(&r, sqrtf(6.0f / (float)(m.layer[1].in + m.layer[1].out)));
+    assert_true(f32_bits(m.params[m.layer[1].w_off]) == f32_bits(g));
+    vae_free(&m);
+    init_default(&m, 0);
+    rng_seed(&r, 1 ^ INIT_SALT);
+    for (size_t i = 0; i < m.layer[1].w_off; i++)
+        rng_uniform(&r);
+    float p = doc_draw(&r, 1.0f / sqrtf((float)m.layer[1].in));
+    assert_true(f32_bits(m.params[m.layer[1].w_off]) == f32_bits(p));
+    vae_free(&m);
+}
+
+/* ======================================================================== */
+/* The schedules                                                            */
+/* ======================================================================== */
+
+/* "%.6g" of v: the document's rates, to six significant digits. */
+static void six_digits(char *out, size_t size, double v)
+{
+    snprintf(out, size, "%.6g", v);
+}
+
+/* The staged schedule's table against schedule_stage, schedule_stage_epochs
+ * and schedule_lr. */
+static void test_staged_table(void **state)
+{
+    (void)state;
+    doc_table t;
+    doc_table_load(&t, "| stage | first epoch | last epoch | learning rate |");
+    if (t.n_rows != SCHEDULE_STAGES)
+        fail_msg("%s: the staged schedule's table has %zu stages; the code has %d",
+                 doc_path(), t.n_rows, SCHEDULE_STAGES);
+    const schedule_config c = {SCHEDULE_STAGED, 1e-3, 0, 0, 0, 1.0};
+    uint64_t len = 1; /* 3^i */
+    for (size_t i = 0; i < SCHEDULE_STAGES; i++, len *= 3) {
+        char key[8], lr[32], lr_last[32];
+        snprintf(key, sizeof key, "%zu", i);
+        const doc_row *r = row_named(&t, key);
+        uint64_t first = parse_count(r, 1), last = parse_count(r, 2);
+        uint64_t want_first = schedule_stage_epochs(i);
+        uint64_t want_last = schedule_stage_epochs(i + 1) - 1;
+        if (first != want_first || last != want_last)
+            fail_msg("%s:%zu: stage %zu is epochs %llu-%llu, not %llu-%llu", doc_path(),
+                     r->line, i, (unsigned long long)want_first,
+                     (unsigned long long)want_last, (unsigned long long)first,
+                     (unsigned long long)last);
+        /* "stage i lasts 3^i epochs", and schedule_stage agrees */
+        assert_true(last - first + 1 == len);
+        assert_int_equal(schedule_stage(first), i);
+        assert_int_equal(schedule_stage(last), i);
+        if (i > 0)
+            assert_int_equal(schedule_stage(first - 1), i - 1);
+        six_digits(lr, sizeof lr, schedule_lr(&c, first, 0.0));
+        six_digits(lr_last, sizeof lr_last, schedule_lr(&c, last, 0.999));
+        assert_string_equal(lr, lr_last); /* one rate through the stage */
+        /* the rate is lr 10^(-i/7), as the document's formula says */
+        assert_true(schedule_lr(&c, first, 0.5) == 1e-3 * pow(10.0, -(double)i / 7.0));
+        if (strcmp(cell(r, 3), lr) != 0)
+            fail_msg("%s:%zu: stage %zu's learning rate is %s, not %s", doc_path(),
+                     r->line, i, lr, cell(r, 3));
+    }
+    /* Later epochs stay in the last stage. */
+    uint64_t end = schedule_stage_epochs(SCHEDULE_STAGES);
+    assert_int_equal(schedule_stage(end), SCHEDULE_STAGES - 1);
+    assert_int_equal(schedule_stage(UINT64_MAX), SCHEDULE_STAGES - 1);
+    assert_int_equal(SCHEDULE_STAGES, 8);
+    char num[32];
+    with_commas(num, sizeof num, end);
+    doc_says_f("epochs from %s on (past the %s epochs of the eight stages) stay in "
+               "stage %d", num, num, SCHEDULE_STAGES - 1);
+    doc_table_free(&t);
+}
+
+/* The test vectors of the cosine and step schedules and the KL factor. */
+static void test_schedule_vectors(void **state)
+{
+    (void)state;
+    doc_table t;
+    doc_table_load(&t, "| settings | e | frac | value |");
+    static const struct {
+        const char *key;
+        int kl; /* 1: schedule_kl_factor(kl_warmup, ...), 0: schedule_lr(&c, ...) */
+        schedule_config c;
+        uint64_t kl_warmup;
+    } settings[] = {
+        {"cosine, lr 1e-3, warmup 2, horizon 10", 0, {SCHEDULE_COSINE, 1e-3, 2, 10, 0, 1.0}, 0},
+        {"step, lr 1e-3, every 10, gamma 0.5", 0, {SCHEDULE_STEP, 1e-3, 0, 0, 10, 0.5}, 0},
+        {"KL factor, kl_warmup 4", 1, {SCHEDULE_CONSTANT, 1e-3, 0, 0, 0, 1.0}, 4},
+    };
+    enum { N_SETTINGS = sizeof settings / sizeof settings[0] };
+    size_t used[N_SETTINGS] = {0};
+    for (size_t i = 0; i < t.n_rows; i++) {
+        const doc_row *r = &t.row[i];
+        size_t k = 0;
+        while (k < N_SETTINGS && strcmp(settings[k].key, cell(r, 0)) != 0)
+            k++;
+        if (k == N_SETTINGS)
+            fail_msg("%s:%zu: settings \"%s\" are not ones the test knows", doc_path(),
+                     r->line, cell(r, 0));
+        used[k]++;
+        uint64_t e = parse_count(r, 1);
+        char *end;
+        double frac = strtod(cell(r, 2), &end);
+        if (end == cell(r, 2) || *end || !(frac >= 0.0 && frac < 1.0))
+            fail_msg("%s:%zu: \"%s\" is not a fraction in [0, 1)", doc_path(), r->line,
+                     cell(r, 2));
+        double v = settings[k].kl ? schedule_kl_factor(settings[k].kl_warmup, e, frac)
+                                  : schedule_lr(&settings[k].c, e, frac);
+        char want[32];
+        six_digits(want, sizeof want, v);
+        if (strcmp(cell(r, 3), want) != 0)
+            fail_msg("%s:%zu: %s at e %llu, frac %s is %s, not %s", doc_path(), r->line,
+                     settings[k].key, (unsigned long long)e, cell(r, 2), want, cell(r, 3));
+    }
+    for (size_t k = 0; k < N_SETTINGS; k++)
+        if (used[k] == 0)
+            fail_msg("%s: no test vector of \"%s\"", doc_path(), settings[k].key);
+    doc_says("`pi` is 3.14159265358979323846");
+    doc_table_free(&t);
+}
+
+/* ======================================================================== */
+/* Reader rules: older versions, the header size, the data fingerprint,     */
+/* the training controls                                                    */
 /* ======================================================================== */
 
 /* Writes b (len bytes) to dir/name and reads it; returns ckpt_read's result
- * (d is freed unless keep). */
+ * (d is freed unless keep; the message goes to err if non-NULL). */
 static int read_bytes(const char *dir, const char *name, const unsigned char *b,
-                      size_t len, ckpt_data *d, int keep)
+                      size_t len, ckpt_data *d, int keep, err_msg *err)
 {
     char path[256];
     tu_join(path, sizeof path, dir, name);
     tu_write_file(path, b, len);
-    err_msg err = {{0}};
-    int rc = ckpt_read(path, d, &err);
+    err_msg e = {{0}};
+    int rc = ckpt_read(path, d, err ? err : &e);
     if (rc == 0 && !keep)
         ckpt_data_free(d);
     return rc;
 }
 
-/* A version-2 file made by the document's rule (version 3 without the
- * fingerprint fields) reads back as the same checkpoint with no fingerprint. */
-static void test_version_2_is_version_3_without_fingerprint(void **state)
+/* b4, a current file of len bytes, made an older version by the
+ * document's rule: the header cut after its first keep fields, the rest
+ * moved up, the version and header size stamped, the CRC redone. */
+static unsigned char *cut_header(const unsigned char *b4, size_t len, size_t keep,
+                                 uint32_t version, size_t *len_out)
+{
+    size_t h4 = tu_get_le32(b4 + 12), n = len - (h4 - 8 * keep);
+    unsigned char *b = malloc(n);
+    assert_non_null(b);
+    memcpy(b, b4, OFF_HEADER + 8 * keep);
+    memcpy(b + OFF_HEADER + 8 * keep, b4 + OFF_HEADER + h4, len - OFF_HEADER - h4);
+    tu_put_le32(b + 8, version);
+    tu_put_le32(b + 12, (uint32_t)(8 * keep));
+    fix_crc(b, n);
+    *len_out = n;
+    return b;
+}
+
+/* The training control or validation field name of t, as a double; fails
+ * for an unknown name. */
+static double control_of(const ckpt_train *t, const char *name, size_t line)
+{
+    static const char *const names[] = {"sched", "warmup", "horizon", "every",
+                                        "gamma", "kl_warmup", "adam_beta1",
+                                        "adam_beta2", "adam_eps", "init",
+                                        "valid_n", "best_epoch", "best_loss"};
+    const double v[] = {(double)t->sched.kind, (double)t->sched.warmup,
+                        (double)t->sched.horizon, (double)t->sched.every,
+                        t->sched.gamma, (double)t->kl_warmup, t->adam_beta1,
+                        t->adam_beta2, t->adam_eps, (double)t->init,
+                        (double)t->valid_n, (double)t->best_epoch, t->best_loss};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(names[i], name) == 0)
+            return v[i];
+    fail_msg("%s:%zu: \"%s\" is not a training control the test knows", doc_path(),
+             line, name);
+    return 0.0;
+}
+
+#define HEADING_DEFAULTS "| field | a version 2 or 3 file reads as |"
+
+/* d, read from a file of an older version made from s, is s's checkpoint
+ * with the training controls of the document's defaults table (and, for
+ * version 2, no fingerprint). */
+static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
+                        const doc_table *defaults)
+{
+    assert_int_equal(d->version, version);
+    assert_int_equal(d->n_params, s->m.n_params);
+    assert_memory_equal(d->params, s->m.params, s->m.n_params * sizeof(float));
+    assert_memory_equal(d->adam_m, s->adam_m, s->m.n_params * sizeof(float));
+    assert_memory_equal(d->adam_v, s->adam_v, s->m.n_params * sizeof(float));
+    assert_int_equal(d->cfg.n_classes, s->m.cfg.n_classes);
+    const ckpt_train *t = &d->train;
+    assert_int_equal(t->adam_t, s->t.adam_t);
+    assert_true(t->lr == s->t.lr && t->sched.lr == s->t.lr);
+    assert_true(t->seconds == s->t.seconds);
+    assert_memory_equal(&t->rng_noise, &s->t.rng_noise, sizeof t->rng_noise);
+    if (version == 2) {
+        assert_int_equal(t->data.n, 0);
+        assert_int_equal(t->data.rows | t->data.cols, 0);
+        assert_int_equal(t->data.pixels_crc | t->data.labels_crc, 0);
+    } else {
+        assert_memory_equal(&t->data, &s->t.data, sizeof t->data);
+    }
+    /* The controls the version lacks read as the defaults table says
+     * (test_older_versions checks that it lists each of them once). */
+    for (size_t i = 0; i < defaults->n_rows; i++) {
+        const doc_row *r = &defaults->row[i];
+        const char *name = cell(r, 0), *text = cell(r, 1);
+        char *end;
+        double want = strtod(text, &end);
+        if (end == text || *end)
+            fail_msg("%s:%zu: \"%s\" is not a number", doc_path(), r->line, text);
+        double got = control_of(t, name, r->line);
+        if (got != want)
+            fail_msg("%s:%zu: a version-%u file reads %s as %.17g, not %s", doc_path(),
+                     r->line, version, name, got, text);
+        /* ... and differs from what the version-4 file held. */
+        if (control_of(&s->t, name, r->line) == want)
+            fail_msg("test setup: %s holds its default already", name);
+    }
+}
+
+/* Version 3 is version 4 without the training controls, version 2 version
+ * 3 without the fingerprint, as the document says; both read back as the
+ * same checkpoint with the documented defaults. Only each version's own
+ * header size is accepted. */
+static void test_older_versions(void **state)
+{
+    fixture *fx = *state;
+    doc_table t, dt;
+    doc_table_load(&t, HEADING_FIELDS);
+    doc_table_load(&dt, HEADING_DEFAULTS);
+    saved s;
+    make_distinct(&s, 0);
+    size_t len4;
+    unsigned char *b4 = save_and_read(fx->dir, "v4.bin", &s, &len4);
+    assert_int_equal(tu_get_le32(b4 + 8), CKPT_VERSION);
+    size_t n4 = tu_get_le32(b4 + 12) / 8, n3, n2, lo, last;
+    older_counts(&t, &n3, &n2);
+    field_range(&t, "data_labels_crc32", &lo, &last);
+    assert_int_equal(last + 1, n3); /* the fingerprint ends version 3's */
+    /* The defaults table lists the fields version 3 lacks, each once. */
+    if (dt.n_rows != n4 - n3)
+        fail_msg("%s: the defaults table has %zu rows; versions 2 and 3 lack %zu "
+                 "fields", doc_path(), dt.n_rows, n4 - n3);
+    for (size_t i = 0; i < dt.n_rows; i++) {
+        size_t f, hi;
+        field_range(&t, cell(&dt.row[i], 0), &f, &hi);
+        if (f < n3 || f >= n4)
+            fail_msg("%s:%zu: %s is field %zu, which version 3 has", doc_path(),
+                     dt.row[i].line, cell(&dt.row[i], 0), f);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cell(&dt.row[j], 0), cell(&dt.row[i], 0)) == 0)
+                fail_msg("%s:%zu: %s listed twice", doc_path(), dt.row[i].line,
+                         cell(&dt.row[i], 0));
+    }
+
+    size_t len3, len2;
+    unsigned char *b3 = cut_header(b4, len4, n3, 3, &len3);
+    unsigned char *b2 = cut_header(b4, len4, n2, 2, &len2);
+    ckpt_data d;
+    if (read_bytes(fx->dir, "v3.bin", b3, len3, &d, 1, NULL))
+        fail_msg("a version-3 file made as the document says is rejected");
+    check_older(&d, &s, 3, &dt);
+    ckpt_data_free(&d);
+    if (read_bytes(fx->dir, "v2.bin", b2, len2, &d, 1, NULL))
+        fail_msg("a version-2 file made as the document says is rejected");
+    check_older(&d, &s, 2, &dt);
+    ckpt_data_free(&d);
+
+    /* Only the exact header size of each version is accepted. */
+    struct {
+        unsigned char *b;
+        size_t len, n_fields;
+    } v[3] = {{b2, len2, n2}, {b3, len3, n3}, {b4, len4, n4}};
+    for (int i = 0; i < 3; i++) {
+        const long sizes[] = {8 * (long)n2, 8 * (long)n3, 8 * (long)n4,
+                              8 * (long)v[i].n_fields - 8, 8 * (long)v[i].n_fields + 8};
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            if (sizes[k] == 8 * (long)v[i].n_fields)
+                continue;
+            tu_put_le32(v[i].b + 12, (uint32_t)sizes[k]);
+            fix_crc(v[i].b, v[i].len);
+            if (read_bytes(fx->dir, "vh.bin", v[i].b, v[i].len, &d, 0, NULL) != -1)
+                fail_msg("a version-%d file with a header of %ld bytes is accepted",
+                         i + 2, sizes[k]);
+        }
+    }
+
+    /* The numbers the prose states. */
+    size_t p4 = OFF_HEADER + 8 * n4, p3 = OFF_HEADER + 8 * n3, p2 = OFF_HEADER + 8 * n2;
+    doc_says_f("checkpoint format (version %u)", CKPT_VERSION);
+    doc_says_f("format version, u32: %u (3 and 2 are still read)", CKPT_VERSION);
+    doc_says_f("`vae` writes version %u and still reads versions 3 and 2", CKPT_VERSION);
+    doc_says_f("Version 3 is version 4 without header fields %zu-%zu", n3, n4 - 1);
+    doc_says_f("Version 2 is version 3 without header fields %zu-%zu", n2, n3 - 1);
+    doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
+               "%zu instead of %zu", n3, 8 * n3, p3, p4);
+    doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
+               "%zu.", n2, 8 * n2, p2);
+    doc_says_f("`%zu * 8` = %zu (version 3: `%zu * 8` = %zu; version 2: `%zu * 8` = %zu)",
+               n4, 8 * n4, n3, 8 * n3, n2, 8 * n2);
+    doc_says_f("With H = %zu the parameters start at byte %zu and the file is exactly "
+               "`%zu + 12n + 4` bytes (version 3: `%zu + 12n + 4`; version 2: "
+               "`%zu + 12n + 4`)", 8 * n4, p4, p4, p3, p2);
+    doc_says_f("accepts exactly %zu for version 2, %zu for version 3 and %zu for "
+               "version 4", 8 * n2, 8 * n3, 8 * n4);
+    doc_says_f("header size exactly %zu (version 2), %zu (version 3) or %zu (version 4)",
+               8 * n2, 8 * n3, 8 * n4);
+    doc_says_f("version: above %u is \"newer than this vae reads; upgrade vae\", below "
+               "%u unknown", CKPT_VERSION, CKPT_VERSION_MIN);
+    doc_says_f("always writes the current version (%u)", CKPT_VERSION);
+    free(b2);
+    free(b3);
+    free(b4);
+    free_saved(&s);
+    doc_table_free(&dt);
+    doc_table_free(&t);
+}
+
+/* The training controls' rules in the header table's last column and
+ * "What the reader checks", case by case. */
+static void test_control_rules(void **state)
 {
     fixture *fx = *state;
     doc_table t;
     doc_table_load(&t, HEADING_FIELDS);
-    size_t first, last, lo, hi;
-    field_range(&t, "data_n", &first, &hi);
-    field_range(&t, "data_labels_crc32", &lo, &last);
+    static const char *const names[] = {"sched", "warmup", "horizon", "every", "gamma",
+                                        "kl_warmup", "adam_beta1", "adam_beta2",
+                                        "adam_eps", "init"};
+    enum { SCHED, WARMUP, HORIZON, EVERY, GAMMA, KLW, B1, B2, EPS, INIT, N_CTRL };
+    size_t f[N_CTRL], hi;
+    for (int i = 0; i < N_CTRL; i++)
+        field_range(&t, names[i], &f[i], &hi);
     saved s;
     make_distinct(&s, 0);
     size_t len;
-    unsigned char *b3 = save_and_read(fx->dir, "v3.bin", &s, &len);
-    size_t h3 = tu_get_le32(b3 + 12), cut = 8 * (last + 1 - first);
-    assert_int_equal(h3, 8 * (last + 1));
-    size_t len2 = len - cut;
-    unsigned char *b2 = malloc(len2);
-    assert_non_null(b2);
-    memcpy(b2, b3, OFF_HEADER + 8 * first);
-    memcpy(b2 + OFF_HEADER + 8 * first, b3 + OFF_HEADER + h3, len - OFF_HEADER - h3);
-    tu_put_le32(b2 + 8, 2);
-    tu_put_le32(b2 + 12, (uint32_t)(8 * first));
-    fix_crc(b2, len2);
-    ckpt_data d;
-    if (read_bytes(fx->dir, "v2.bin", b2, len2, &d, 1))
-        fail_msg("a version-2 file made as the document says is rejected");
-    assert_int_equal(d.version, 2);
-    assert_int_equal(d.train.data.n, 0);
-    assert_int_equal(d.train.data.pixels_crc, 0);
-    assert_int_equal(d.n_params, s.m.n_params);
-    assert_memory_equal(d.params, s.m.params, s.m.n_params * sizeof(float));
-    assert_memory_equal(d.adam_v, s.adam_v, s.m.n_params * sizeof(float));
-    assert_int_equal(d.train.adam_t, s.t.adam_t);
-    assert_memory_equal(&d.train.rng_noise, &s.t.rng_noise, sizeof d.train.rng_noise);
-    ckpt_data_free(&d);
-    /* Only the exact header size of each version is accepted. */
-    tu_put_le32(b2 + 12, (uint32_t)h3);
-    fix_crc(b2, len2);
-    assert_int_equal(read_bytes(fx->dir, "v2h.bin", b2, len2, &d, 0), -1);
-    for (int delta = -8; delta <= 8; delta += 16) {
-        tu_put_le32(b3 + 12, (uint32_t)((long)h3 + delta));
-        fix_crc(b3, len);
-        assert_int_equal(read_bytes(fx->dir, "v3h.bin", b3, len, &d, 0), -1);
+    unsigned char *good = save_and_read(fx->dir, "ctl.bin", &s, &len);
+    unsigned char *b = malloc(len);
+    assert_non_null(b);
+    const double nan = NAN, inf = INFINITY;
+    /* Each case sets all ten fields. why: 0 accepted, 'S' rejected with
+     * the schedule's message, 'O' with the optimizer's. */
+    struct ctl_case {
+        uint64_t sched, warmup, horizon, every, klw, init;
+        double gamma, b1, b2, eps;
+        char why;
+    };
+#define BASE 3, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, 1e-8
+    static const uint64_t big = UINT64_MAX;
+    const struct ctl_case cases[] = {
+        {BASE, 0},
+        /* the settings a kind does not use must hold 0 (gamma 1.0) */
+        {0, 0, 0, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 0},
+        {1, 0, 0, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 0},
+        {2, 0, 1, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 0},
+        {0, 5, 0, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {0, 0, 0, 0, 0, 0, nan, 0.9, 0.999, 1e-8, 'S'},
+        {1, 7, 3, 0, 0, 0, -2.0, 0.9, 0.999, 1e-8, 'S'},
+        {1, 0, 0, 4, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {2, 0, 1, 0, 0, 0, nan, 0.9, 0.999, 1e-8, 'S'},
+        {2, 0, 1, 2, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {3, 9, 2, 1, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {3, 0, 2, 1, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {4, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {big, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        /* cosine: horizon >= 1, warmup < horizon */
+        {2, 0, 0, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {2, 3, 3, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {2, 4, 3, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {2, 2, 3, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 0},
+        /* step: every >= 1, gamma in (0, 1] */
+        {3, 0, 0, 0, 0, 0, 1.0, 0.9, 0.999, 1e-8, 'S'},
+        {3, 0, 0, big, 0, 0, 1e-300, 0.9, 0.999, 1e-8, 0},
+        {3, 0, 0, 1, 0, 0, 0.0, 0.9, 0.999, 1e-8, 'S'},
+        {3, 0, 0, 1, 0, 0, -0.5, 0.9, 0.999, 1e-8, 'S'},
+        {3, 0, 0, 1, 0, 0, 1.0000000000000002, 0.9, 0.999, 1e-8, 'S'},
+        {3, 0, 0, 1, 0, 0, nan, 0.9, 0.999, 1e-8, 'S'},
+        /* kl_warmup: any */
+        {3, 0, 0, 1, big, 0, 1.0, 0.9, 0.999, 1e-8, 0},
+        /* betas in [0, 1) */
+        {3, 0, 0, 1, 0, 0, 1.0, 0.0, 0.0, 1e-8, 0},
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9999999999999999, 0.9999999999999999, 1e-8, 0},
+        {3, 0, 0, 1, 0, 0, 1.0, 1.0, 0.999, 1e-8, 'O'},
+        {3, 0, 0, 1, 0, 0, 1.0, -1e-300, 0.999, 1e-8, 'O'},
+        {3, 0, 0, 1, 0, 0, 1.0, nan, 0.999, 1e-8, 'O'},
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9, 1.0, 1e-8, 'O'},
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9, nan, 1e-8, 'O'},
+        /* eps finite and > 0 */
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, 4.9e-324, 0},
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, 1e300, 0},
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, 0.0, 'O'},
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, -1e-8, 'O'},
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, inf, 'O'},
+        {3, 0, 0, 1, 0, 0, 1.0, 0.9, 0.999, nan, 'O'},
+        /* init 0 or 1 */
+        {3, 0, 0, 1, 0, 1, 1.0, 0.9, 0.999, 1e-8, 0},
+        {3, 0, 0, 1, 0, 2, 1.0, 0.9, 0.999, 1e-8, 'O'},
+    };
+#undef BASE
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct ctl_case *c = &cases[i];
+        memcpy(b, good, len);
+        const uint64_t v[N_CTRL] = {c->sched, c->warmup, c->horizon, c->every,
+                                    f64_bits(c->gamma), c->klw, f64_bits(c->b1),
+                                    f64_bits(c->b2), f64_bits(c->eps), c->init};
+        for (int k = 0; k < N_CTRL; k++)
+            tu_put_le64(b + OFF_HEADER + 8 * f[k], v[k]);
+        fix_crc(b, len);
+        ckpt_data d;
+        err_msg err = {{0}};
+        int rc = read_bytes(fx->dir, "ctlx.bin", b, len, &d, 1, &err);
+        const char *want = c->why == 'S' ? "bad learning-rate schedule"
+                           : c->why == 'O' ? "bad optimizer settings" : NULL;
+        if (rc != (want ? -1 : 0) || (want && !strstr(err.text, want)))
+            fail_msg("case %zu (sched %llu warmup %llu horizon %llu every %llu gamma %g "
+                     "kl_warmup %llu betas %g %g eps %g init %llu): ckpt_read %s%s%s",
+                     i, (unsigned long long)c->sched, (unsigned long long)c->warmup,
+                     (unsigned long long)c->horizon, (unsigned long long)c->every,
+                     c->gamma, (unsigned long long)c->klw, c->b1, c->b2, c->eps,
+                     (unsigned long long)c->init, rc ? "rejects it: " : "accepts it",
+                     rc ? err.text : "", want && !rc ? ", expected a rejection" : "");
+        if (rc == 0) {
+            /* What was accepted reads back as written. */
+            const ckpt_train *tr = &d.train;
+            assert_int_equal(tr->sched.kind, c->sched);
+            assert_int_equal(tr->sched.every, c->every);
+            assert_int_equal(tr->kl_warmup, c->klw);
+            assert_int_equal(tr->init, c->init);
+            assert_true(f64_bits(tr->sched.gamma) == f64_bits(c->gamma));
+            assert_true(f64_bits(tr->adam_eps) == f64_bits(c->eps));
+            ckpt_data_free(&d);
+        }
     }
-    free(b2);
-    free(b3);
+    /* The messages the document names. */
+    doc_says("A failure says \"bad learning-rate schedule\" and why");
+    doc_says("A failure says \"bad optimizer settings\"");
+    free(b);
+    free(good);
     free_saved(&s);
     doc_table_free(&t);
 }
@@ -877,6 +1529,10 @@ static void test_fingerprint_rules(void **state)
     field_range(&t, "data_labels_crc32", &f_lab, &hi);
     saved s;
     make_distinct(&s, 0);
+    s.t.sched.warmup = s.t.sched.horizon = 0; /* a readable step schedule */
+    /* No validation set, whose size the fingerprint's data_n bounds. */
+    s.t.valid_n = s.t.best_epoch = 0;
+    s.t.best_loss = 0.0;
     size_t len;
     unsigned char *good = save_and_read(fx->dir, "fp.bin", &s, &len);
     unsigned char *b = malloc(len);
@@ -910,7 +1566,7 @@ static void test_fingerprint_rules(void **state)
             fix_crc(b, len);
             ckpt_data d;
             int want = cases[i].ok && !crc_big ? 0 : -1;
-            int rc = read_bytes(fx->dir, "fpx.bin", b, len, &d, 0);
+            int rc = read_bytes(fx->dir, "fpx.bin", b, len, &d, 0, NULL);
             if (rc != want)
                 fail_msg("fingerprint n %llu rows %llu cols %llu CRCs 0x%llx 0x%llx: "
                          "ckpt_read %s it", (unsigned long long)cases[i].n,
@@ -925,6 +1581,131 @@ static void test_fingerprint_rules(void **state)
     doc_table_free(&t);
 }
 
+/* The validation state's rules in the header table's last column and
+ * "What the reader checks". */
+static void test_validation_rules(void **state)
+{
+    fixture *fx = *state;
+    doc_table t;
+    doc_table_load(&t, HEADING_FIELDS);
+    size_t f_valid, f_best, f_loss, f_n, f_rows, f_cols, f_pix, f_lab, hi;
+    field_range(&t, "valid_n", &f_valid, &hi);
+    field_range(&t, "best_epoch", &f_best, &hi);
+    field_range(&t, "best_loss", &f_loss, &hi);
+    field_range(&t, "data_n", &f_n, &hi);
+    field_range(&t, "data_rows", &f_rows, &hi);
+    field_range(&t, "data_cols", &f_cols, &hi);
+    field_range(&t, "data_pixels_crc32", &f_pix, &hi);
+    field_range(&t, "data_labels_crc32", &f_lab, &hi);
+    saved s;
+    make_distinct(&s, 0); /* epoch 41, data_n 46 */
+    s.t.sched.warmup = s.t.sched.horizon = 0; /* a readable step schedule */
+    assert_int_equal(s.t.epoch, 41);
+    assert_int_equal(s.t.data.n, 46);
+    size_t len;
+    unsigned char *good = save_and_read(fx->dir, "val.bin", &s, &len);
+    unsigned char *b = malloc(len);
+    assert_non_null(b);
+    const double nan = NAN, inf = INFINITY;
+    const struct {
+        uint64_t valid_n, best_epoch;
+        double best_loss;
+        int no_fingerprint; /* data_n and the rest of the fingerprint 0 */
+        int ok;
+    } cases[] = {
+        {0, 0, 0.0, 0, 1},
+        {0, 0, 5.0, 0, 0},    /* a loss but no best epoch */
+        {0, 1, 5.0, 0, 0},    /* a best epoch but no validation set */
+        {1, 0, 0.0, 0, 1},    /* none finished yet */
+        {1, 1, -3.5, 0, 1},   /* any finite loss */
+        {45, 41, 80.0, 0, 1}, /* valid_n below data_n, best_epoch = epoch */
+        {46, 1, 80.0, 0, 0},  /* valid_n = data_n */
+        {1, 42, 80.0, 0, 0},  /* best_epoch after epoch */
+        {1, 1, inf, 0, 0},
+        {1, 1, nan, 0, 0},
+        {UINT64_MAX, 1, 80.0, 1, 1}, /* no fingerprint: valid_n not bounded */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(b, good, len);
+        tu_put_le64(b + OFF_HEADER + 8 * f_valid, cases[i].valid_n);
+        tu_put_le64(b + OFF_HEADER + 8 * f_best, cases[i].best_epoch);
+        tu_put_le64(b + OFF_HEADER + 8 * f_loss, f64_bits(cases[i].best_loss));
+        if (cases[i].no_fingerprint) {
+            const size_t fp[5] = {f_n, f_rows, f_cols, f_pix, f_lab};
+            for (int k = 0; k < 5; k++)
+                tu_put_le64(b + OFF_HEADER + 8 * fp[k], 0);
+        }
+        fix_crc(b, len);
+        ckpt_data d;
+        err_msg err = {{0}};
+        int rc = read_bytes(fx->dir, "valx.bin", b, len, &d, 0, &err);
+        if (rc != (cases[i].ok ? 0 : -1) ||
+            (rc && !strstr(err.text, "bad validation state")))
+            fail_msg("valid_n %llu best_epoch %llu best_loss %g%s: ckpt_read %s %s",
+                     (unsigned long long)cases[i].valid_n,
+                     (unsigned long long)cases[i].best_epoch, cases[i].best_loss,
+                     cases[i].no_fingerprint ? " (no fingerprint)" : "",
+                     rc ? "rejects it:" : "accepts it", rc ? err.text : "");
+    }
+    doc_says("A failure says \"bad validation state\"");
+    free(b);
+    free(good);
+    free_saved(&s);
+    doc_table_free(&t);
+}
+
+/* The held-out images are the ones the document's rule picks. */
+static void test_validation_split(void **state)
+{
+    (void)state;
+    enum { N = 300, SIDE = 2 };
+    uint8_t img[N * SIDE * SIDE], lab[N];
+    for (size_t i = 0; i < N; i++) {
+        lab[i] = (uint8_t)(i % 251);
+        for (size_t p = 0; p < SIDE * SIDE; p++)
+            img[i * SIDE * SIDE + p] = (uint8_t)((i * 7 + p) % 256);
+    }
+    idx_set whole = {N, SIDE, SIDE, img, lab};
+    const uint64_t seed = 12345, valid_n = 37;
+    idx_set part, valid;
+    err_msg err;
+    if (train_split(&whole, valid_n, seed, &part, &valid, &err))
+        fail_msg("train_split: %s", err.text);
+    /* The document's rule: 0..N-1 shuffled as an epoch's order (for i = N
+     * down to 2, j = rng_below(i), swap i-1 and j) by rng_seed(seed ^
+     * 0x76616c69); the first valid_n are held out; both parts in file order. */
+    const uint64_t salt = 0x76616c69ULL;
+    uint32_t order[N];
+    for (uint32_t i = 0; i < N; i++)
+        order[i] = i;
+    rng_state r;
+    rng_seed(&r, seed ^ salt);
+    for (size_t i = N; i >= 2; i--) {
+        size_t j = (size_t)rng_below(&r, i);
+        uint32_t tmp = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = tmp;
+    }
+    int held[N] = {0};
+    for (size_t i = 0; i < valid_n; i++)
+        held[order[i]] = 1;
+    assert_int_equal(valid.n, valid_n);
+    assert_int_equal(part.n, N - valid_n);
+    size_t at[2] = {0, 0};
+    for (size_t i = 0; i < N; i++) {
+        const idx_set *set = held[i] ? &valid : &part;
+        size_t k = at[held[i]]++;
+        if (memcmp(set->images + k * SIDE * SIDE, img + i * SIDE * SIDE, SIDE * SIDE) ||
+            set->labels[k] != lab[i])
+            fail_msg("image %zu of the training file: the document puts it %s as image "
+                     "%zu; train_split does not", i, held[i] ? "held out" : "kept", k);
+    }
+    idx_free(&part);
+    idx_free(&valid);
+    doc_says_f("`rng_seed(seed ^ 0x%llx)`, and the first valid_n indices of the shuffled "
+               "order are held out", (unsigned long long)salt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -934,8 +1715,14 @@ int main(void)
         T(test_worked_example_areas),
         T(test_rng_vectors),
         T(test_input_scaling),
-        T(test_version_2_is_version_3_without_fingerprint),
+        T(test_init_streams),
+        T(test_staged_table),
+        T(test_schedule_vectors),
+        T(test_older_versions),
         T(test_fingerprint_rules),
+        T(test_control_rules),
+        T(test_validation_rules),
+        T(test_validation_split),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -425,7 +425,8 @@ static void test_checkpoint_architecture(void **state)
     rng_seed(&r, 1);
     vae_init_params(&m, &r);
     float *mom = calloc(2 * m.n_params, sizeof(float));
-    ckpt_train t = {.batch = 10, .lr = 1e-3, .beta = 1.0};
+    ckpt_train t = ckpt_train_defaults();
+    t.batch = 10, t.lr = 1e-3, t.beta = 1.0;
     rng_seed(&t.rng_data, 1);
     rng_seed(&t.rng_noise, 2);
     assert_int_equal(ckpt_save(other, &m, mom, mom + m.n_params, &t, &err), 0);
@@ -489,6 +490,20 @@ static void test_option_errors(void **state)
         {{"train", "-x"}, "unknown option '-x'"},
         {{"train", "--epochs", "3", "--epochs", "4"}, "--epochs given twice"},
         {{"reconstruct", "extra"}, "unexpected argument 'extra'"},
+        {{"train", "--schedule", "linear"}, "--schedule: 'linear' is not constant, staged, cosine or step"},
+        {{"train", "--lr-every", "0"}, "--lr-every: must be at least 1"},
+        {{"train", "--lr-gamma", "0"}, "--lr-gamma: 0 must be above 0"},
+        {{"train", "--lr-gamma", "1.5"}, "--lr-gamma: 1.5 is too large (at most 1)"},
+        {{"train", "--adam-beta1", "1"}, "--adam-beta1: must be below 1, not 1"},
+        {{"train", "--adam-beta2", "-0.5"}, "--adam-beta2: -0.5 must be at least 0"},
+        {{"train", "--adam-eps", "0"}, "--adam-eps: 0 must be above 0"},
+        {{"train", "--init", "he"}, "--init: 'he' is not torch or glorot"},
+        {{"train", "--kl-warmup", "-3"}, "--kl-warmup: '-3' is not a whole number"},
+        {{"train", "--schedule", "cosine", "--warmup", "15"},
+         "--warmup 15: the cosine schedule's warm-up must be shorter than the run (15 epochs)"},
+        {{"train", "--warmup", "2"}, "--warmup applies to --schedule cosine"},
+        {{"train", "--schedule", "staged", "--lr-gamma", "0.5"},
+         "--lr-gamma applies to --schedule step"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char **a = cases[i].args;

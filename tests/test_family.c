@@ -373,10 +373,61 @@ static void test_metrics_resume(void **state)
     assert_png_size(png, 800, 500);
 }
 
+/* The training controls through the binary: reported each epoch, stored,
+ * shown by info, kept on resume; the best epoch's model beside the run's. */
+static void test_training_controls(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160], best[160];
+    in_dir(out, sizeof out, "ctl-out");
+    in_dir(ckpt, sizeof ckpt, "ctl.bin");
+    in_dir(best, sizeof best, "ctl.best.bin");
+    assert_exit(run("train", SMALL, "--epochs", "2", "--latent", "3", "--schedule", "staged",
+                    "--kl-warmup", "2", "--init", "glorot", "--adam-eps", "1e-4", "--valid",
+                    "50", "--json", "--ckpt", ckpt, "--out", out, NULL), 0);
+    const char *l = last_line();
+    assert_true(fabs(json_num(l, "lr") - 5e-3 * pow(10.0, -1.0 / 7.0)) < 1e-9);
+    assert_true(json_num(l, "kl_factor") > 0.5 && json_num(l, "kl_factor") < 1.0);
+    assert_true(json_num(l, "valid_loss") > 0.0);
+    double best_epoch = json_num(l, "best_epoch");
+    assert_true(best_epoch == 1.0 || best_epoch == 2.0);
+    double rec = json_num(l, "train_rec"), kl = json_num(l, "train_kl");
+    assert_true(fabs(json_num(l, "train_objective") - (rec + json_num(l, "kl_factor") * kl)) <
+                1e-4);
+    assert_true(tu_exists(best));
+    assert_exit(run("info", "--ckpt", ckpt, "--json", NULL), 0);
+    tu_assert_contains(out_text, "\"schedule\":\"staged\"");
+    tu_assert_contains(out_text, "\"kl_warmup\":2");
+    tu_assert_contains(out_text, "\"adam_eps\":0.0001");
+    tu_assert_contains(out_text, "\"init\":\"glorot\"");
+    tu_assert_contains(out_text, "\"valid\":50");
+    assert_exit(run("info", "--ckpt", best, NULL), 0);
+    tu_assert_contains(out_text, "validate  50 images held out");
+    /* A resume keeps them; asking for others is refused. */
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
+                    "--resume", "--schedule", "cosine", NULL), 1);
+    tu_assert_contains(err_text, "differ from the run being resumed");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
+                    "--resume", "--valid", "49", NULL), 1);
+    tu_assert_contains(err_text, "differ from the run being resumed");
+    /* The same values said again are fine (the step schedule's own defaults
+     * do not count against a staged run). */
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
+                    "--resume", "--json", "--kl-warmup", "2", "--adam-eps", "1e-4",
+                    "--schedule", "staged", NULL), 0);
+    assert_true(fabs(json_num(last_line(), "lr") - 5e-3 * pow(10.0, -1.0 / 7.0)) < 1e-9);
+    assert_true(json_num(last_line(), "kl_factor") == 1.0);
+    /* Everything held out, or a batch larger than what is left: usage errors. */
+    assert_exit(run("train", SMALL, "--valid", "300", "--ckpt", ckpt, "--out", out,
+                    "--force", NULL), 2);
+    tu_assert_contains(err_text, "--valid 300: the training set has 300 images");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_likelihoods_and_beta),
+        cmocka_unit_test(test_training_controls),
         cmocka_unit_test(test_binarize_and_noise),
         cmocka_unit_test(test_conditional_sampling),
         cmocka_unit_test(test_interpolate),

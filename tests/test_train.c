@@ -69,7 +69,7 @@ static int group_teardown(void **state)
 
 static train_opts base_opts(const char *ckpt, size_t epochs)
 {
-    train_opts o = {0};
+    train_opts o = train_defaults();
     o.epochs = epochs;
     o.batch = 32;
     o.lr = 1e-3;
@@ -208,6 +208,186 @@ static void test_stop_mid_epoch_and_resume(void **state)
     assert_same_run(straight, stopped);
 }
 
+/* The training controls: a staged schedule across its stage boundaries
+ * (epochs 1 | 2-4 | 5-13), KL warm-up, Adam's settings and Glorot init.
+ * Stopped mid-epoch in stage 2 and resumed, the run ends bit-identical to
+ * a straight one; each control changes the run; a resume asked for other
+ * controls is refused. */
+static train_opts controlled(const char *ckpt, size_t epochs)
+{
+    train_opts o = base_opts(ckpt, epochs);
+    o.sched.kind = SCHEDULE_STAGED;
+    o.kl_warmup = 3;
+    o.adam_eps = 1e-4;
+    o.adam_beta2 = 0.99;
+    o.init = TRAIN_INIT_GLOROT;
+    return o;
+}
+
+static void test_controls_resume(void **state)
+{
+    (void)state;
+    char straight[128], stopped[128], plain[128];
+    snprintf(straight, sizeof straight, "%s/controls.bin", dir);
+    snprintf(stopped, sizeof stopped, "%s/controls-stopped.bin", dir);
+    snprintf(plain, sizeof plain, "%s/controls-plain.bin", dir);
+    err_msg err;
+    epochs_seen seen = {0};
+    train_hooks h = {NULL, on_epoch, NULL, &seen};
+    train_opts o = controlled(straight, 5);
+    assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), 0);
+    /* The rate of each epoch's last step, and the KL's factor there. */
+    const double lr[5] = {1e-3, 1e-3 * pow(10, -1 / 7.0), 1e-3 * pow(10, -1 / 7.0),
+                          1e-3 * pow(10, -1 / 7.0), 1e-3 * pow(10, -2 / 7.0)};
+    for (size_t e = 0; e < 5; e++) {
+        assert_true(fabs(seen.r[e].lr - lr[e]) < 1e-15);
+        double f = ((double)e + 0.9) / 3.0; /* the last of 10 steps starts at 0.9 */
+        assert_true(fabs(seen.r[e].kl_factor - (f < 1.0 ? f : 1.0)) < 1e-12);
+    }
+    ckpt_data d;
+    assert_int_equal(ckpt_read(straight, &d, &err), 0);
+    assert_int_equal(d.train.sched.kind, SCHEDULE_STAGED);
+    assert_int_equal(d.train.kl_warmup, 3);
+    assert_true(d.train.adam_eps == 1e-4 && d.train.adam_beta2 == 0.99);
+    assert_int_equal(d.train.init, TRAIN_INIT_GLOROT);
+    ckpt_data_free(&d);
+
+    volatile sig_atomic_t flag = 0;
+    stopper s = {&flag, 0, 2 * 10 + 6}; /* step 6 of epoch 3, in stage 1 */
+    train_hooks hs = {stop_after, NULL, NULL, &s};
+    o = controlled(stopped, 5);
+    o.stop = &flag;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &hs, &err), TRAIN_STOPPED);
+    flag = 0;
+    o = base_opts(stopped, 5); /* the run's own controls come from the checkpoint */
+    o.resume = 1;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    assert_same_run(straight, stopped);
+
+    /* Without the controls the run differs (else the test above proves little). */
+    o = base_opts(plain, 5);
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    ckpt_data x, y;
+    assert_int_equal(ckpt_read(straight, &x, &err), 0);
+    assert_int_equal(ckpt_read(plain, &y, &err), 0);
+    assert_true(memcmp(x.params, y.params, x.n_params * sizeof(float)) != 0);
+    ckpt_data_free(&x);
+    ckpt_data_free(&y);
+
+    o = controlled(stopped, 6);
+    o.resume = 1;
+    o.explicit_controls = TRAIN_SET_SCHEDULE | TRAIN_SET_KL_WARMUP;
+    o.sched.kind = SCHEDULE_CONSTANT;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    assert_non_null(strstr(err.text, "differ from the run being resumed"));
+    o.sched.kind = SCHEDULE_STAGED; /* the same controls, said again: fine */
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+}
+
+/* The validation split: disjoint, together the whole set, each in file
+ * order with its labels, fixed by the seed. */
+static void test_valid_split(void **state)
+{
+    (void)state;
+    idx_set whole = train_set, part, valid;
+    size_t n = whole.n, D = whole.rows * whole.cols;
+    whole.images = malloc(n * D);
+    assert_non_null(whole.images);
+    memcpy(whole.images, train_set.images, n * D);
+    for (size_t i = 0; i < n; i++) /* each image tagged with its index */
+        memcpy(whole.images + i * D, &i, sizeof i);
+    err_msg err;
+    assert_int_equal(train_split(&whole, 30, 7, &part, &valid, &err), 0);
+    assert_int_equal(valid.n, 30);
+    assert_int_equal(part.n, n - 30);
+    uint8_t *seen = calloc(n, 1);
+    assert_non_null(seen);
+    const idx_set *sets[2] = {&part, &valid};
+    for (int k = 0; k < 2; k++) {
+        size_t prev = 0;
+        for (size_t j = 0; j < sets[k]->n; j++) {
+            size_t i;
+            memcpy(&i, sets[k]->images + j * D, sizeof i);
+            assert_true(i < n && !seen[i]);
+            assert_true(j == 0 || i > prev); /* file order */
+            assert_memory_equal(sets[k]->images + j * D, whole.images + i * D, D);
+            assert_int_equal(sets[k]->labels[j], whole.labels[i]);
+            seen[i] = 1;
+            prev = i;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(seen[i], 1);
+    /* The same seed holds out the same images; another seed others. */
+    idx_set part2, valid2;
+    assert_int_equal(train_split(&whole, 30, 7, &part2, &valid2, &err), 0);
+    assert_memory_equal(valid.images, valid2.images, 30 * D);
+    idx_free(&part2);
+    idx_free(&valid2);
+    assert_int_equal(train_split(&whole, 30, 8, &part2, &valid2, &err), 0);
+    assert_true(memcmp(valid.images, valid2.images, 30 * D) != 0);
+    idx_free(&part2);
+    idx_free(&valid2);
+    assert_int_equal(train_split(&whole, 0, 7, &part2, &valid2, &err), -1);
+    assert_int_equal(train_split(&whole, n, 7, &part2, &valid2, &err), -1);
+    assert_non_null(strstr(err.text, "--valid"));
+    idx_free(&part);
+    idx_free(&valid);
+    free(seen);
+    free(whole.images);
+}
+
+/* With --valid, each epoch reports the held-out loss, the best epoch's
+ * model is kept, and a stopped, resumed run ends bit-identical to a
+ * straight one (best model included). */
+static void test_valid_resume(void **state)
+{
+    (void)state;
+    char straight[128], stopped[128], best1[128], best2[128];
+    snprintf(straight, sizeof straight, "%s/valid.bin", dir);
+    snprintf(stopped, sizeof stopped, "%s/valid-stopped.bin", dir);
+    snprintf(best1, sizeof best1, "%s/valid.best.bin", dir);
+    snprintf(best2, sizeof best2, "%s/valid-stopped.best.bin", dir);
+    err_msg err;
+    epochs_seen seen = {0};
+    train_hooks h = {NULL, on_epoch, NULL, &seen};
+    train_opts o = base_opts(straight, 3);
+    o.valid = 40;
+    o.best_path = best1;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), 0);
+    for (size_t e = 0; e < 3; e++) {
+        assert_true(seen.r[e].valid_loss > 0.0 && seen.r[e].best_epoch >= 1);
+        assert_true(seen.r[e].best_epoch <= e + 1);
+    }
+    ckpt_data d, b;
+    assert_int_equal(ckpt_read(straight, &d, &err), 0);
+    assert_int_equal(ckpt_read(best1, &b, &err), 0);
+    assert_int_equal(d.train.valid_n, 40);
+    assert_int_equal(d.train.best_epoch, seen.r[2].best_epoch);
+    assert_int_equal(b.train.epoch, d.train.best_epoch); /* the best epoch's state */
+    assert_true(d.train.best_loss == b.train.best_loss);
+    /* 260 images trained on: 9 steps of 32 an epoch. */
+    assert_int_equal(d.train.adam_t, 3 * 9);
+    ckpt_data_free(&d);
+    ckpt_data_free(&b);
+
+    volatile sig_atomic_t flag = 0;
+    stopper s = {&flag, 0, 9 + 4}; /* step 4 of epoch 2 */
+    train_hooks hs = {stop_after, NULL, NULL, &s};
+    o = base_opts(stopped, 3);
+    o.valid = 40;
+    o.best_path = best2;
+    o.stop = &flag;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &hs, &err), TRAIN_STOPPED);
+    flag = 0;
+    o = base_opts(stopped, 3);
+    o.resume = 1;
+    o.best_path = best2;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    assert_same_run(straight, stopped);
+    assert_same_run(best1, best2);
+}
+
 /* With a team of 3 threads and a batch that splits raggedly (30 = 10 + 10
  * + 10, the last batch 20 = 7 + 7 + 6), a run is reproducible, a stop and
  * resume mid-epoch ends bit-identical, and the result matches one thread's
@@ -344,6 +524,9 @@ int main(void)
         cmocka_unit_test(test_resume_at_epoch_boundary),
         cmocka_unit_test(test_stop_mid_epoch_and_resume),
         cmocka_unit_test(test_team_of_three),
+        cmocka_unit_test(test_controls_resume),
+        cmocka_unit_test(test_valid_split),
+        cmocka_unit_test(test_valid_resume),
         cmocka_unit_test(test_nonfinite_loss_keeps_checkpoint),
         cmocka_unit_test(test_bad_options),
     };

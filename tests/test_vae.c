@@ -490,6 +490,61 @@ static void test_default_shape(void **state)
     assert_int_equal(m.n_layers, 6);
 }
 
+/* Glorot: every weight within sqrt(6 / (fan_in + fan_out)) and spread over
+ * that range, biases 0, the output bias at the logit of each pixel's mean
+ * (clipped to [0.001, 0.999]); the conv VAE alike, one output bias. */
+static void test_glorot_init(void **state)
+{
+    (void)state;
+    err_msg err;
+    vae_model m;
+    vae_config c = {784, 2, {64, 32}, 8, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 10, VAE_ARCH_MLP};
+    assert_int_equal(vae_init(&m, &c, &err), 0);
+    double mean[784];
+    for (size_t p = 0; p < 784; p++)
+        mean[p] = p < 100 ? 0.0 : p < 200 ? 1.0 : (double)p / 1000.0;
+    rng_state r;
+    rng_seed(&r, 5);
+    vae_init_glorot(&m, &r, mean);
+    for (size_t l = 0; l < m.n_layers; l++) {
+        const vae_layer *L = &m.layer[l];
+        size_t fan_in = L->in + L->n_onehot;
+        float bound = sqrtf(6.0f / (float)(fan_in + L->out)), top = 0.0f;
+        for (size_t i = 0; i < fan_in * L->out; i++) {
+            float w = fabsf(m.params[L->w_off + i]);
+            assert_true(w <= bound);
+            top = w > top ? w : top;
+        }
+        assert_true(top > 0.9f * bound);
+        for (size_t i = 0; i < L->out; i++) {
+            float b = m.params[L->b_off + i];
+            if (l != 2 * c.n_hidden + 1) {
+                assert_true(b == 0.0f);
+                continue;
+            }
+            double p = mean[i] < 0.001 ? 0.001 : mean[i] > 0.999 ? 0.999 : mean[i];
+            assert_true(fabs(b - log(p / (1.0 - p))) < 1e-5);
+        }
+    }
+    vae_free(&m);
+
+    vae_config k = {144, 2, {4, 8}, 3, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0, VAE_ARCH_CONV};
+    assert_int_equal(vae_init(&m, &k, &err), 0);
+    for (size_t p = 0; p < 784; p++)
+        mean[p] = 0.25;
+    vae_init_glorot(&m, &r, mean);
+    for (size_t b = 0; b < m.n_blocks; b++) {
+        const vae_block *K = &m.block[b];
+        float bound = sqrtf(6.0f / (float)((K->cin + K->cout) * 16));
+        for (size_t i = 0; i < K->cin * K->cout * 16; i++)
+            assert_true(fabsf(m.params[K->w_off + i]) <= bound);
+        float want = b == m.n_blocks - 1 ? logf(0.25f / 0.75f) : 0.0f;
+        for (size_t i = 0; i < K->cout; i++)
+            assert_true(fabsf(m.params[K->b_off + i] - want) < 1e-6f);
+    }
+    vae_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_kl_closed_form),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_default_shape),
+        cmocka_unit_test(test_glorot_init),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

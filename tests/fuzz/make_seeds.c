@@ -1,8 +1,9 @@
 /* make_seeds.c - writes the fuzzers' seed corpus (tests/fuzz/seeds/): small
  * valid IDX files, raw and gzip, and small checkpoints of the current version,
- * so the fuzzers start from inputs that get past every check (the version-2
- * seeds, v2-*.bin, were written by an earlier vae and are kept as they are). Run: fuzz_make_seeds SEEDS_DIR
- * (scripts/fuzz.sh --reseed does). */
+ * so the fuzzers start from inputs that get past every check. The seeds of
+ * older versions (v2-*.bin, v3-*.bin) were written by earlier vae versions
+ * and are kept as they are. Run: fuzz_make_seeds SEEDS_DIR (scripts/fuzz.sh
+ * --reseed does). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,12 +88,17 @@ static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
         return -1;
     for (size_t i = 0; i < m.n_params; i++)
         mom[i] = 0.01f * (float)(i % 5), mom[m.n_params + i] = 1e-4f * (float)(i % 3);
-    ckpt_train t = {.seed = 3, .epoch = 2, .step = step, .adam_t = 40 + step,
-                    .batch = 8, .lr = 1e-3, .beta = step ? 0.5 : 1.0,
-                    .binarize = step ? 2 : 0, .noise = step ? 0.2 : 0.0,
-                    .sum_rec = step ? 12.5 : 0.0,
-                    .sum_kl = step ? 1.5 : 0.0, .n_seen = step * 8,
-                    .seconds = step ? 0.25 : 0.0};
+    ckpt_train t = ckpt_train_defaults();
+    t.seed = 3, t.epoch = 2, t.step = step, t.adam_t = 40 + step, t.batch = 8;
+    t.lr = 1e-3, t.beta = step ? 0.5 : 1.0, t.binarize = step ? 2 : 0;
+    t.noise = step ? 0.2 : 0.0, t.sum_rec = step ? 12.5 : 0.0;
+    t.sum_kl = step ? 1.5 : 0.0, t.n_seen = step * 8, t.seconds = step ? 0.25 : 0.0;
+    /* The mid-epoch seed trains with the staged schedule, KL warm-up and
+     * Glorot init (version 4's controls); the others with the defaults. */
+    if (step) {
+        t.sched.kind = SCHEDULE_STAGED, t.kl_warmup = 5, t.init = 1;
+        t.adam_eps = 1e-4;
+    }
     /* The training set's fingerprint (version 3); the mid-epoch seed keeps
      * it unknown (all zero), as a resumed version-2 file had it. */
     if (!step) {
