@@ -80,6 +80,10 @@ idx_fingerprint idx_fingerprint_of(const idx_set *set);
 int idx_fingerprint_differs(const idx_fingerprint *a, const idx_fingerprint *b,
                             char *why, size_t why_len);
 
+/* The side of a square image of `pixels` pixels: the smallest s with
+ * s * s >= pixels (so s * s == pixels exactly when the image is square). */
+size_t idx_square_side(size_t pixels);
+
 /* Frees what idx_load allocated and zeroes the struct; safe on a zeroed set. */
 void idx_free(idx_set *set);
 

@@ -237,9 +237,6 @@ float *vae_logits(const vae_model *m, const vae_acts *a);
  * sigmoid(a) (Bernoulli, Gaussian) or the continuous Bernoulli's mean. */
 void vae_mean(const vae_model *m, float *out, const float *logits, size_t n);
 
-/* The side of a square image of x_dim pixels: the smallest s with
- * s * s >= x_dim (so s * s == x_dim exactly when the image is square). */
-size_t vae_image_side(size_t x_dim);
 
 /* The name of a likelihood ("bernoulli", "cb", "gaussian"). */
 const char *vae_lik_name(vae_lik lik);

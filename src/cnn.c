@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "idx.h"
 #include "linear.h"
 
 #define KK (CONV_K * CONV_K)
@@ -23,7 +24,7 @@
 int cnn_config_check(const vae_config *cfg, err_msg *err)
 {
     size_t nh = cfg->n_hidden, P = (size_t)4 << nh;
-    size_t side = vae_image_side(cfg->x_dim);
+    size_t side = idx_square_side(cfg->x_dim);
     if (side * side != cfg->x_dim)
         return err_set(err, "the conv VAE needs square images; %zu pixels are not",
                        cfg->x_dim);
@@ -43,7 +44,7 @@ void cnn_layout(vae_model *m)
 {
     const vae_config *c = &m->cfg;
     size_t nh = c->n_hidden, P = (size_t)4 << nh, off = 0;
-    m->side = vae_image_side(c->x_dim);
+    m->side = idx_square_side(c->x_dim);
     m->pad = (P - m->side) / 2;
     size_t F = c->hidden[nh - 1] * 16; /* the last block's C x 4 x 4 */
     m->n_blocks = 2 * nh;

@@ -540,6 +540,14 @@ int idx_fingerprint_differs(const idx_fingerprint *a, const idx_fingerprint *b,
     return 1;
 }
 
+size_t idx_square_side(size_t pixels)
+{
+    size_t s = 0;
+    while (s * s < pixels)
+        s++;
+    return s;
+}
+
 void idx_free(idx_set *set)
 {
     if (!set)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idx.h"
 #include "png_grid.h"
 #include "rng.h"
 #include "shard.h"
@@ -73,7 +74,7 @@ int show_decode_png(const vae_model *m, vae_acts *a, const float *z,
     if (!tiles)
         return -1;
     decode_means(m, a, z, m->cfg.n_classes ? labels : NULL, n, tiles);
-    size_t side = vae_image_side(m->cfg.x_dim);
+    size_t side = idx_square_side(m->cfg.x_dim);
     int rc = png_grid_write(path, tiles, n, side, m->cfg.x_dim / side, ncol,
                             SHOW_PAD, err);
     free(tiles);
