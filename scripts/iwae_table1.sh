@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# iwae_table1.sh - reproduce Table 1 of Burda, Grosse & Salakhutdinov,
+# "Importance Weighted Autoencoders" (ICLR 2016): MNIST, one stochastic
+# layer, test negative log-likelihood in nats estimated with K = 5000.
+#
+# usage: scripts/iwae_table1.sh [options]   (--help for them)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+usage() {
+    cat <<EOF
+usage: $0 [--results DIR] [--stages N] [--data DIR] [--eval-k K] [--jobs J]
+          [--cells LIST] [--vae PATH]
+
+Trains and evaluates the cells of the table (the paper's setup: 784-200-200-
+50-200-200-784, tanh, dynamically binarized MNIST, Glorot init, batch 20,
+Adam with eps 1e-4, the staged schedule of 3^i epochs at 1e-3 * 10^(-i/7))
+and prints the paper's number, ours and the difference in each cell, with
+the time each cell took. Everything stays under the results folder, one
+sub-folder per cell (checkpoint, train.log, eval-*.json). Killed and run
+again, it resumes every unfinished run where it stopped (vae train --resume)
+and skips what is finished.
+
+  --results DIR   results folder (default results/iwae-table1)
+  --stages N      the schedule's first N stages only (1-8; default 8, the
+                  paper's 3,280 epochs; 2 stages are 4 epochs)
+  --data DIR      MNIST-format data (default data/, fetched if missing)
+  --eval-k K      importance samples of the test NLL (default 5000)
+  --jobs J        cells trained side by side, one thread each (default 1;
+                  with 1, a cell uses every core)
+  --cells LIST    comma-separated subset of: vae-k1,vae-k5,vae-k50,
+                  iwae-k5,iwae-k50 (default all; IWAE with k = 1 is the
+                  same objective as the VAE with k = 1, so its row shows
+                  that cell)
+  --vae PATH      the vae binary (default build/vae, built if missing)
+
+Cells whose objective this vae does not have yet (vae train --help lists
+no --objective) are shown as "not run" with the reason.
+EOF
+}
+
+results="$root/results/iwae-table1"
+stages=8
+data="$root/data"
+eval_k=5000
+jobs=1
+cells="vae-k1,vae-k5,vae-k50,iwae-k5,iwae-k50"
+vae="$root/build/vae"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --results|--stages|--data|--eval-k|--jobs|--cells|--vae)
+            [ $# -ge 2 ] || { echo "iwae_table1.sh: $1 needs a value" >&2; exit 2; }
+            case "$1" in
+                --results) results="$2" ;; --stages) stages="$2" ;;
+                --data) data="$2" ;; --eval-k) eval_k="$2" ;; --jobs) jobs="$2" ;;
+                --cells) cells="$2" ;; --vae) vae="$2" ;;
+            esac
+            shift ;;
+        *) echo "iwae_table1.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$stages" in [1-8]) ;; *) echo "iwae_table1.sh: --stages must be 1 to 8, not '$stages'" >&2; exit 2 ;; esac
+case "$eval_k" in ''|*[!0-9]*|0) echo "iwae_table1.sh: --eval-k must be a whole number >= 1" >&2; exit 2 ;; esac
+case "$jobs" in ''|*[!0-9]*|0) echo "iwae_table1.sh: --jobs must be a whole number >= 1" >&2; exit 2 ;; esac
+IFS=, read -r -a wanted <<<"$cells"
+for c in "${wanted[@]}"; do
+    case "$c" in vae-k1|vae-k5|vae-k50|iwae-k5|iwae-k50) ;;
+        *) echo "iwae_table1.sh: unknown cell '$c' (see --help)" >&2; exit 2 ;; esac
+done
+
+if [ ! -x "$vae" ]; then
+    "$root/scripts/deps.sh"
+    "$root/scripts/build.sh" "$root/build" -DVAE_TESTS=ON
+fi
+if [ "$data" = "$root/data" ]; then
+    "$root/scripts/fetch_data.sh" "$root/data" >/dev/null
+fi
+
+# Epochs in the first N stages: 3^0 + ... + 3^(N-1).
+epochs=0
+len=1
+for ((i = 0; i < stages; i++)); do
+    epochs=$((epochs + len))
+    len=$((len * 3))
+done
+
+has_objective=0
+"$vae" train --help | grep -q -- '--objective' && has_objective=1
+
+# The paper's Table 1 (one stochastic layer): cell -> NLL.
+declare -A paper=([vae-k1]=86.76 [vae-k5]=86.47 [vae-k50]=86.35
+                  [iwae-k1]=86.76 [iwae-k5]=85.54 [iwae-k50]=84.78)
+
+# The training options of a cell (its objective and k after the setup).
+cell_opts() {
+    local obj="${1%%-*}" k="${1##*-k}"
+    local opts=(--hidden 200,200 --latent 50 --act tanh --binarize dynamic --batch 20
+                --schedule staged --adam-eps 1e-4 --init glorot)
+    if [ "$obj" = iwae ] || [ "$k" != 1 ]; then
+        opts+=(--objective "$obj" --k "$k")
+    fi
+    printf '%s\n' "${opts[@]}"
+}
+
+# "epoch" from vae info --json of a checkpoint (0 if there is none).
+epochs_done() {
+    [ -f "$1" ] || { echo 0; return; }
+    "$vae" info --ckpt "$1" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p'
+}
+
+# Trains (or resumes) one cell up to $epochs, then evaluates it with K =
+# $eval_k. Writes CELL/status: done, or "not run: why".
+run_cell() {
+    local cell="$1" threads="$2" dir="$results/$1"
+    mkdir -p "$dir"
+    local obj="${cell%%-*}" k="${cell##*-k}"
+    if [ "$has_objective" = 0 ] && { [ "$obj" = iwae ] || [ "$k" != 1 ]; }; then
+        echo "not run: this vae has no --objective/--k yet" >"$dir/status"
+        return 0
+    fi
+    local done_e
+    done_e=$(epochs_done "$dir/vae.bin")
+    local thr=()
+    [ "$threads" -gt 0 ] && thr=(--threads "$threads")
+    if [ "$done_e" -lt "$epochs" ]; then
+        local how=()
+        mapfile -t how < <(cell_opts "$cell")
+        [ "$done_e" -gt 0 ] || [ -f "$dir/vae.bin" ] && how=(--resume)
+        echo "$cell: training epochs $((done_e + 1))-$epochs (log: $dir/train.log)"
+        if ! in_background "$dir" "$vae" train --data "$data" --ckpt "$dir/vae.bin" \
+            --out "$dir/out" --epochs "$epochs" --json "${thr[@]}" "${how[@]}" \
+            >>"$dir/train.log" 2>>"$dir/train.err"; then
+            echo "not run: training stopped (see $dir/train.err)" >"$dir/status"
+            return 1
+        fi
+    fi
+    local ev="$dir/eval-k$eval_k-e$epochs.json"
+    if [ ! -s "$ev" ]; then
+        echo "$cell: evaluating with K = $eval_k"
+        if ! in_background "$dir" "$vae" eval --ckpt "$dir/vae.bin" --data "$data" \
+            --iw "$eval_k" --json "${thr[@]}" >"$ev.tmp"; then
+            rm -f "$ev.tmp"
+            echo "not run: evaluation failed" >"$dir/status"
+            return 1
+        fi
+        mv "$ev.tmp" "$ev"
+    fi
+    echo done >"$dir/status"
+}
+
+# Runs a command in the background and waits for it, its pid in DIR/run.pid
+# meanwhile, so that a signal to this script reaches it (stop_all): vae
+# train then saves its exact state, and the next run resumes from it.
+in_background() { # DIR CMD...
+    local dir="$1"
+    shift
+    "$@" &
+    local pid=$!
+    echo "$pid" >"$dir/run.pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    rm -f "$dir/run.pid"
+    return "$rc"
+}
+
+# Side by side with --jobs J > 1 (one thread each), else one after another.
+pids=()
+stop_all() {
+    trap '' INT TERM
+    local f
+    for f in "$results"/*/run.pid; do
+        [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+    done
+    # The vae processes save and exit; so do the cells waiting for them.
+    for f in "$results"/*/run.pid; do
+        while [ -f "$f" ] && kill -0 "$(cat "$f" 2>/dev/null || echo 0)" 2>/dev/null; do
+            sleep 0.1
+        done
+    done
+    wait || true
+    echo "iwae_table1.sh: stopped; run it again to resume" >&2
+    exit 130
+}
+trap stop_all INT TERM
+threads=0
+[ "$jobs" -gt 1 ] && threads=1
+failed=0
+for c in "${wanted[@]}"; do
+    if [ "$jobs" -gt 1 ]; then
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
+        run_cell "$c" "$threads" &
+        pids+=($!)
+    else
+        run_cell "$c" "$threads" || failed=1
+    fi
+done
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+trap - INT TERM
+
+# The table: each cell's NLL (K = eval_k), the paper's, the difference,
+# and the hours it took (training seconds from its log plus evaluation).
+value() { # FILE KEY
+    sed -n "s/.*\"$2\":\([-0-9.e]*\).*/\1/p" "$1" | tail -n 1
+}
+cell_text() { # CELL -> "ours (diff) time" or the reason it was not run
+    local dir="$results/$1" ev="$results/$1/eval-k$eval_k-e$epochs.json"
+    if [ ! -s "$ev" ]; then
+        local why="not run"
+        [ -f "$dir/status" ] && why=$(cat "$dir/status")
+        printf '%s' "$why"
+        return
+    fi
+    local ours train_s eval_s
+    ours=$(value "$ev" iw_nll)
+    train_s=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' "$dir/train.log" |
+              awk '{s += $1} END {printf "%.0f", s}')
+    eval_s=$(value "$ev" iw_seconds)
+    awk -v o="$ours" -v p="${paper[$1]}" -v t="$train_s" -v e="$eval_s" \
+        'BEGIN {printf "%.2f (%+.2f), %.2f h", o, o - p, (t + e) / 3600}'
+}
+echo
+echo "IWAE Table 1, MNIST, one stochastic layer: test NLL in nats (K = $eval_k)"
+echo "schedule: $stages of 8 stages ($epochs epochs); paper: 8 stages"
+echo
+printf '| k | VAE: paper | VAE: ours (diff), time | IWAE: paper | IWAE: ours (diff), time |\n'
+printf '|---|---|---|---|---|\n'
+for k in 1 5 50; do
+    v="not asked for"; w="not asked for"
+    [[ ",$cells," == *",vae-k$k,"* ]] && v=$(cell_text "vae-k$k")
+    if [ "$k" = 1 ]; then
+        w="$v (the same objective)"
+    elif [[ ",$cells," == *",iwae-k$k,"* ]]; then
+        w=$(cell_text "iwae-k$k")
+    fi
+    printf '| %s | %s | %s | %s | %s |\n' "$k" "${paper[vae-k$k]}" "$v" "${paper[iwae-k$k]}" "$w"
+done
+exit "$failed"
