@@ -158,7 +158,6 @@ static int check_schedule_options(void)
     return 0;
 }
 
-/* Every file the run reads or writes, none over another (a usage error). */
 /* CKPT.best.bin: the best epoch's model beside the run's checkpoint ("vae.bin"
  * gives "vae.best.bin"; a name without ".bin" gets ".best.bin" added). */
 static void best_path(char *out, size_t len, const char *ckpt)
@@ -169,6 +168,7 @@ static void best_path(char *out, size_t len, const char *ckpt)
     snprintf(out, len, "%.*s.best.bin", (int)n, ckpt);
 }
 
+/* Every file the run reads or writes, none over another (a usage error). */
 static int check_train_paths(const char *csv, const char *plot, const char *lock,
                              const char *best)
 {
@@ -187,13 +187,22 @@ static int check_train_paths(const char *csv, const char *plot, const char *lock
 
 static char replacing[320]; /* what --force replaces, to say when it does */
 
-/* A new run never replaces another run's checkpoint unasked. Checked while
+/* A new run never replaces another run's checkpoint unasked, nor, when it
+ * keeps a best epoch (--valid), an earlier run's best model. Checked while
  * holding the lock, so no other run can slip in between. Returns 0, or the
  * exit status after a message. */
-static int check_no_earlier_run(void)
+static int check_no_earlier_run(const char *best)
 {
     struct stat st;
-    if (opt.set[O_RESUME] || stat(opt.ckpt, &st) != 0 || !S_ISREG(st.st_mode))
+    if (opt.set[O_RESUME])
+        return 0;
+    if (opt.run.valid && !opt.set[O_FORCE] && stat(best, &st) == 0 && S_ISREG(st.st_mode)) {
+        usage_error("%s holds the best epoch of an earlier run; a new run with --valid "
+                    "would replace it. Continue that run with --resume, train into "
+                    "another --ckpt, or give --force to replace it", best);
+        return EXIT_USAGE;
+    }
+    if (stat(opt.ckpt, &st) != 0 || !S_ISREG(st.st_mode))
         return 0; /* nothing there (or a device such as /dev/null) */
     ckpt_data d;
     err_msg err;
@@ -258,7 +267,7 @@ int cmd_train(void)
         say_error("%s", err.text);
         return 1;
     }
-    int rc = check_no_earlier_run();
+    int rc = check_no_earlier_run(best);
     if (rc == 0)
         rc = train_locked(csv, best);
     lock_drop(&lock);

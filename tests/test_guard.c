@@ -345,6 +345,17 @@ static void test_no_run_over_another(void **state)
                     SMALL, NULL), 2);
     tu_assert_contains(err_text, "is not a checkpoint vae can read");
     tu_assert_file_equals(text, "my notes\n", 9);
+    /* An earlier run's best model (--valid) is not replaced either, even
+     * when its checkpoint is gone. */
+    char fresh[200], fresh_best[200];
+    in_dir(fresh, sizeof fresh, "fresh.bin");
+    in_dir(fresh_best, sizeof fresh_best, "fresh.best.bin");
+    tu_write_file(fresh_best, "an earlier best\n", 16);
+    assert_exit(run("train", "--data", data, "--ckpt", fresh, "--out", out, "--epochs", "1",
+                    "--valid", "20", SMALL, NULL), 2);
+    tu_assert_contains(err_text, "holds the best epoch of an earlier run");
+    tu_assert_file_equals(fresh_best, "an earlier best\n", 16);
+    assert_false(tu_exists(fresh));
     /* --force with --resume contradicts itself; --new-data needs --resume. */
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--resume", "--force", NULL), 2);
     tu_assert_contains(err_text, "give one of them");
