@@ -42,11 +42,14 @@ static int rewrite(const metrics *mt, err_msg *err)
     return afile_commit(&f, err);
 }
 
-int metrics_open(metrics *mt, const char *path, size_t keep_epochs, err_msg *err)
+int metrics_open(metrics *mt, const char *path, size_t keep_epochs, int valid,
+                 err_msg *err)
 {
     memset(mt, 0, sizeof *mt);
+    mt->valid = valid;
+    const char *header = valid ? METRICS_HEADER_VALID : METRICS_HEADER;
     mt->path = strdup(path);
-    if (!mt->path || append(mt, METRICS_HEADER "\n", strlen(METRICS_HEADER) + 1, err)) {
+    if (!mt->path || append(mt, header, strlen(header), err) || append(mt, "\n", 1, err)) {
         metrics_close(mt);
         return err_set(err, "%s: out of memory", path);
     }
@@ -56,12 +59,13 @@ int metrics_open(metrics *mt, const char *path, size_t keep_epochs, err_msg *err
     /* Keep the rows of the epochs the resumed run has done, in order. */
     char line[1024];
     size_t want = 1;
-    int header = 1;
+    int first = 1;
     while (fgets(line, sizeof line, fp)) {
-        if (header) {
-            header = 0;
-            if (strncmp(line, METRICS_HEADER, strlen(METRICS_HEADER)) != 0)
-                break; /* not ours: start afresh */
+        if (first) {
+            first = 0;
+            if (strcspn(line, "\r\n") != strlen(header) ||
+                strncmp(line, header, strlen(header)) != 0)
+                break; /* not ours (or other columns): start afresh */
             continue;
         }
         char *end;
@@ -81,10 +85,13 @@ int metrics_open(metrics *mt, const char *path, size_t keep_epochs, err_msg *err
 
 int metrics_add(metrics *mt, const metrics_row *r, err_msg *err)
 {
-    char line[512];
-    int n = snprintf(line, sizeof line, "%zu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f\n",
+    char line[512], valid[160] = "";
+    if (mt->valid)
+        snprintf(valid, sizeof valid, ",%.6f,%.6f,%.6f", r->valid_loss, r->valid_rec,
+                 r->valid_kl);
+    int n = snprintf(line, sizeof line, "%zu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f%s\n",
                      r->epoch, r->train_loss, r->train_rec, r->train_kl, r->test_loss,
-                     r->test_rec, r->test_kl, r->seconds, r->images_per_s);
+                     r->test_rec, r->test_kl, r->seconds, r->images_per_s, valid);
     if (n < 0 || (size_t)n >= sizeof line)
         return err_set(err, "%s: row too long", mt->path);
     if (append(mt, line, (size_t)n, err))
@@ -131,7 +138,7 @@ static int gp_quote(char *out, size_t size, const char *s)
     return 0;
 }
 
-int metrics_plot(const char *csv, const char *png, err_msg *err)
+int metrics_plot(const char *csv, const char *png, int valid, err_msg *err)
 {
     char tmp[4096], qcsv[4200], qtmp[4200], script[12000];
     int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
@@ -147,11 +154,15 @@ int metrics_plot(const char *csv, const char *png, err_msg *err)
                  "set ylabel 'nats per image'\n"
                  "set grid\n"
                  "set key top right\n"
-                 "set xtics 1\n"
+                 /* One tic an epoch on short runs; gnuplot's own on long ones. */
+                 "stats %s using 1 skip 1 nooutput\n"
+                 "if (STATS_max <= 20) { set xtics 1 }\n"
                  "plot %s using 1:2 skip 1 with linespoints lw 2 title 'train', "
                  "'' using 1:5 skip 1 with linespoints lw 2 title 'test', "
-                 "'' using 1:7 skip 1 with lines dt 2 title 'test KL'\n",
-                 qtmp, qcsv);
+                 "'' using 1:7 skip 1 with lines dt 2 title 'test KL'%s\n",
+                 qtmp, qcsv, qcsv,
+                 valid ? ", '' using 1:10 skip 1 with linespoints lw 2 title 'validation'"
+                       : "");
     if (n < 0 || (size_t)n >= sizeof script)
         return err_set(err, "%s: path too long", png);
     int pipefd[2];

@@ -516,7 +516,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     /* Only now that data, options and checkpoint are known good. */
     int rc = o->out_dir ? make_folder(o->out_dir, err) : 0;
     if (rc == 0 && o->metrics) {
-        rc = metrics_open(&mt, o->metrics, (size_t)t.st.epoch, err);
+        rc = metrics_open(&mt, o->metrics, (size_t)t.st.epoch, t.st.valid_n > 0, err);
         if (rc == 0 && !(png = metrics_png_path(o->metrics)))
             rc = err_set(err, "out of memory");
     }
@@ -610,13 +610,13 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         if (o->metrics) {
             metrics_row row = {epoch, r.train_loss, r.train_rec, r.train_kl,
                                r.test_loss, r.test_rec, r.test_kl, r.seconds,
-                               r.images_per_s};
+                               r.images_per_s, r.valid_loss, r.valid_rec, r.valid_kl};
             if (metrics_add(&mt, &row, err)) {
                 rc = -1;
                 break;
             }
             err_msg perr;
-            if (metrics_plot(o->metrics, png, &perr) && !plot_warned) {
+            if (metrics_plot(o->metrics, png, t.st.valid_n > 0, &perr) && !plot_warned) {
                 plot_warned = 1; /* once: the curve is a convenience */
                 if (hooks && hooks->warn)
                     hooks->warn(hooks->ctx, perr.text);

@@ -34,7 +34,8 @@ static int teardown(void **state)
 
 static metrics_row row(size_t e)
 {
-    metrics_row r = {e, 200.0 - e, 150.0 - e, 50.0, 190.0 - e, 140.0 - e, 50.0, 0.5, 1e5};
+    metrics_row r = {e, 200.0 - e, 150.0 - e, 50.0, 190.0 - e, 140.0 - e, 50.0, 0.5, 1e5,
+                     0.0, 0.0, 0.0};
     return r;
 }
 
@@ -53,12 +54,12 @@ static void test_rows_and_resume(void **state)
     tu_join(path, sizeof path, dir, "m.csv");
     metrics mt;
     err_msg err;
-    assert_int_equal(metrics_open(&mt, path, 0, &err), 0);
+    assert_int_equal(metrics_open(&mt, path, 0, 0, &err), 0);
     metrics_row zero = {0};
     assert_int_equal(metrics_add(&mt, &zero, &err), 0);
     metrics_close(&mt);
     /* A fresh run starts the file over. */
-    assert_int_equal(metrics_open(&mt, path, 0, &err), 0);
+    assert_int_equal(metrics_open(&mt, path, 0, 0, &err), 0);
     for (size_t e = 1; e <= 4; e++) {
         metrics_row r = row(e);
         assert_int_equal(metrics_add(&mt, &r, &err), 0);
@@ -70,7 +71,7 @@ static void test_rows_and_resume(void **state)
     tu_assert_contains(text, "\n4,196.000000,");
     free(text);
     /* Resuming after epoch 2 keeps epochs 1 and 2, then goes on. */
-    assert_int_equal(metrics_open(&mt, path, 2, &err), 0);
+    assert_int_equal(metrics_open(&mt, path, 2, 0, &err), 0);
     metrics_row r = row(3);
     r.train_loss = 777.0;
     assert_int_equal(metrics_add(&mt, &r, &err), 0);
@@ -82,7 +83,7 @@ static void test_rows_and_resume(void **state)
     free(text);
     /* Someone else's CSV is not kept. */
     tu_write_file(path, "a,b\n1,2\n", 8);
-    assert_int_equal(metrics_open(&mt, path, 5, &err), 0);
+    assert_int_equal(metrics_open(&mt, path, 5, 0, &err), 0);
     assert_int_equal(metrics_add(&mt, &r, &err), 0);
     metrics_close(&mt);
     text = (char *)tu_read_file(path, NULL);
@@ -97,12 +98,12 @@ static void test_write_errors(void **state)
     tu_join(path, sizeof path, dir, "no-such-folder/m.csv");
     metrics mt;
     err_msg err;
-    assert_int_equal(metrics_open(&mt, path, 0, &err), 0);
+    assert_int_equal(metrics_open(&mt, path, 0, 0, &err), 0);
     metrics_row r = row(1);
     assert_int_equal(metrics_add(&mt, &r, &err), -1);
     tu_assert_contains(err.text, "does not exist");
     metrics_close(&mt);
-    assert_int_equal(metrics_open(&mt, "/dev/full", 0, &err), 0);
+    assert_int_equal(metrics_open(&mt, "/dev/full", 0, 0, &err), 0);
     assert_int_equal(metrics_add(&mt, &r, &err), -1);
     tu_assert_contains(err.text, "/dev/full");
     metrics_close(&mt);
@@ -130,13 +131,13 @@ static void test_plot(void **state)
     tu_join(bad, sizeof bad, dir, "missing.csv");
     metrics mt;
     err_msg err;
-    assert_int_equal(metrics_open(&mt, csv, 0, &err), 0);
+    assert_int_equal(metrics_open(&mt, csv, 0, 0, &err), 0);
     for (size_t e = 1; e <= 3; e++) {
         metrics_row r = row(e);
         assert_int_equal(metrics_add(&mt, &r, &err), 0);
     }
     metrics_close(&mt);
-    if (metrics_plot(csv, png, &err))
+    if (metrics_plot(csv, png, 0, &err))
         fail_msg("%s", err.text);
     uint8_t *px;
     size_t w, h;
@@ -145,9 +146,71 @@ static void test_plot(void **state)
     free(px);
     char out[128];
     tu_join(out, sizeof out, dir, "never.png");
-    assert_int_equal(metrics_plot(bad, out, &err), -1);
+    assert_int_equal(metrics_plot(bad, out, 0, &err), -1);
     tu_assert_contains(err.text, "gnuplot failed");
     assert_false(tu_exists(out));
+}
+
+/* With a validation set: three more columns, kept on resume; a CSV of the
+ * other shape is not resumed into; the plot draws the validation curve
+ * (its pixels differ from the same plot without it). */
+static void test_valid_columns(void **state)
+{
+    (void)state;
+    char csv[128], png[128], png0[128];
+    tu_join(csv, sizeof csv, dir, "valid.csv");
+    tu_join(png, sizeof png, dir, "valid.png");
+    tu_join(png0, sizeof png0, dir, "novalid.png");
+    metrics mt;
+    err_msg err;
+    assert_int_equal(metrics_open(&mt, csv, 0, 1, &err), 0);
+    for (size_t e = 1; e <= 3; e++) {
+        metrics_row r = row(e);
+        r.valid_loss = 180.0 - (double)e, r.valid_rec = 130.0, r.valid_kl = 50.0 - (double)e;
+        assert_int_equal(metrics_add(&mt, &r, &err), 0);
+    }
+    metrics_close(&mt);
+    char *text = (char *)tu_read_file(csv, NULL);
+    tu_assert_contains(text, METRICS_HEADER_VALID "\n1,");
+    tu_assert_contains(text, ",100000.0,179.000000,130.000000,49.000000\n2,");
+    free(text);
+    /* Resumed after 2 epochs, with validation: rows 1-2 kept. */
+    assert_int_equal(metrics_open(&mt, csv, 2, 1, &err), 0);
+    metrics_close(&mt);
+    assert_int_equal(metrics_open(&mt, csv, 2, 1, &err), 0);
+    metrics_row r = row(3);
+    assert_int_equal(metrics_add(&mt, &r, &err), 0);
+    metrics_close(&mt);
+    text = (char *)tu_read_file(csv, NULL);
+    assert_non_null(strstr(text, "\n2,"));
+    free(text);
+    /* The same file read as a run without validation: not resumed into. */
+    assert_int_equal(metrics_open(&mt, csv, 2, 0, &err), 0);
+    r = row(1);
+    assert_int_equal(metrics_add(&mt, &r, &err), 0);
+    metrics_close(&mt);
+    text = (char *)tu_read_file(csv, NULL);
+    assert_null(strstr(text, "valid_loss"));
+    assert_null(strstr(text, "\n2,"));
+    free(text);
+    /* The plot with and without the validation curve. */
+    assert_int_equal(metrics_open(&mt, csv, 0, 1, &err), 0);
+    for (size_t e = 1; e <= 3; e++) {
+        metrics_row v = row(e);
+        v.valid_loss = 170.0 - 5.0 * (double)e;
+        assert_int_equal(metrics_add(&mt, &v, &err), 0);
+    }
+    metrics_close(&mt);
+    if (metrics_plot(csv, png, 1, &err) || metrics_plot(csv, png0, 0, &err))
+        fail_msg("%s", err.text);
+    uint8_t *a, *b;
+    size_t w, h, w0, h0;
+    assert_int_equal(png_grid_read_gray(png, &a, &w, &h, &err), 0);
+    assert_int_equal(png_grid_read_gray(png0, &b, &w0, &h0, &err), 0);
+    assert_true(w == w0 && h == h0);
+    assert_true(memcmp(a, b, w * h) != 0);
+    free(a);
+    free(b);
 }
 
 int main(void)
@@ -157,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_png_path),
         cmocka_unit_test(test_plot),
+        cmocka_unit_test(test_valid_columns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
