@@ -45,6 +45,9 @@ typedef struct ckpt_train {
     uint64_t valid_n;    /* training images held out for validation (0: none) */
     uint64_t best_epoch; /* the epoch of the lowest validation loss so far (0: none) */
     double best_loss;    /* that loss (0 while best_epoch is 0) */
+    uint64_t objective;  /* vae_objective: 0 the ELBO, 1 the importance-weighted bound */
+    uint64_t draws;      /* --k: draws of z per image in training (1 to VAE_MAX_DRAWS) */
+    double sum_obj;      /* the objective summed over the epoch under way */
 } ckpt_train;
 
 /* A training state with every field 0 except the training controls, which

@@ -45,6 +45,14 @@ typedef struct shard_batch {
 int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
                err_msg *err);
 
+/* shard_init with k draws per image and the training objective (see
+ * vae_acts_init_k). Returns 0, or -1 with err. */
+int shard_init_k(shard_set *s, const vae_model *m, size_t cap, int with_grads, size_t k,
+                 vae_objective objective, err_msg *err);
+
+/* The objective summed over the B images of the last shard_run. */
+double shard_objective(const shard_set *s, size_t B);
+
 /* Frees the buffers; safe on a zeroed struct. */
 void shard_free(shard_set *s);
 

@@ -36,7 +36,7 @@ enum {
     TRAIN_SET_SCHEDULE = 1u << 0, TRAIN_SET_WARMUP = 1u << 1, TRAIN_SET_EVERY = 1u << 2,
     TRAIN_SET_GAMMA = 1u << 3, TRAIN_SET_KL_WARMUP = 1u << 4, TRAIN_SET_BETA1 = 1u << 5,
     TRAIN_SET_BETA2 = 1u << 6, TRAIN_SET_EPS = 1u << 7, TRAIN_SET_INIT = 1u << 8,
-    TRAIN_SET_VALID = 1u << 9
+    TRAIN_SET_VALID = 1u << 9, TRAIN_SET_OBJECTIVE = 1u << 10, TRAIN_SET_DRAWS = 1u << 11
 };
 
 typedef struct train_opts {
@@ -55,6 +55,8 @@ typedef struct train_opts {
     double adam_beta1, adam_beta2, adam_eps;
     train_init init;     /* how parameters start */
     uint64_t valid;      /* training images held out for validation (0: none) */
+    vae_objective objective; /* what is minimised: the ELBO or the IW bound */
+    size_t draws;        /* draws of z per image (--k) */
     int resume;          /* continue the run stored in ckpt_path */
     /* With resume: which settings were given on the command line; each must
      * match the checkpoint's (a resumed run keeps its settings). */
@@ -79,6 +81,7 @@ typedef struct train_opts {
 typedef struct train_report {
     size_t epoch, epochs;
     double train_loss, train_rec, train_kl; /* over the epoch's images */
+    double train_objective; /* what training minimised, its mean over the epoch */
     double test_loss, test_rec, test_kl;    /* over the test set */
     double valid_loss, valid_rec, valid_kl; /* over the held-out images (if any) */
     size_t best_epoch;   /* the epoch of the lowest validation loss so far (0: none) */

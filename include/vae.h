@@ -40,6 +40,7 @@
 #define VAE_MAX_BLOCKS (2 * VAE_MAX_HIDDEN)
 #define VAE_MAX_WIDTH 65536 /* largest accepted width of any layer */
 #define VAE_MAX_CLASSES 256 /* largest accepted number of labels */
+#define VAE_MAX_DRAWS 5000  /* largest accepted number of draws per image (--k) */
 
 /* The Gaussian likelihood's fixed variance: with sigma^2 = 1/2 the
  * negative log-likelihood is the summed squared error plus the constant
@@ -138,6 +139,12 @@ typedef struct vae_cnn_acts {
     double *scratch;             /* BatchNorm sums */
 } vae_cnn_acts;
 
+/* What training minimises per image. */
+typedef enum vae_objective {
+    VAE_OBJ_ELBO = 0, /* rec averaged over the draws + beta KL: the negative ELBO */
+    VAE_OBJ_IWAE = 1  /* -log (1/k sum_j p(x, z_j) / q(z_j | x)) (beta unused) */
+} vae_objective;
+
 /* Activations and their gradients for up to cap images, one allocation. */
 typedef struct vae_acts {
     size_t cap;
@@ -156,6 +163,15 @@ typedef struct vae_acts {
     float *eps;                /* cap x z_dim, the reparameterization noise */
     float *z, *dz;             /* cap x z_dim */
     float *rec, *kl;           /* cap: per-image -log p(x|z) and KL (nats) */
+    /* K draws per image (MLP): the decoder runs on cap * k rows, row i*k+j
+     * the j-th draw of image i; eps, z and dz are then cap * k rows too. */
+    size_t k;
+    vae_objective objective;
+    float *obj;                /* cap: the objective per image (what is minimised) */
+    float *rrec;               /* cap * k: -log p(x|z) per draw */
+    float *wt;                 /* cap * k: each draw's weight in the gradient */
+    uint8_t *ydec;             /* cap * k labels of the decoder's rows (= y when k is 1) */
+    void *aux;                 /* a second allocation (the conv VAE's obj), or NULL */
 } vae_acts;
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -184,8 +200,16 @@ void vae_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean);
 /* Frees the parameters; safe on a zeroed model. */
 void vae_free(vae_model *m);
 
-/* Allocates activations for batches of up to cap images. Returns 0 or -1. */
+/* Allocates activations for batches of up to cap images, one draw each and
+ * the ELBO as the objective. Returns 0 or -1. */
 int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err);
+
+/* vae_acts_init with k draws per image and the objective: the ELBO with
+ * its reconstruction term averaged over the k draws (KL in closed form),
+ * or the importance-weighted bound of Burda et al. (MLP only for k > 1 or
+ * the IWAE). Returns 0 or -1 with err. */
+int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
+                    vae_objective objective, err_msg *err);
 
 /* Frees the activations; safe on a zeroed struct. */
 void vae_acts_free(vae_acts *a);

@@ -99,6 +99,9 @@ cell_opts() {
     local obj="${1%%-*}" k="${1##*-k}"
     local opts=(--hidden 200,200 --latent 50 --act tanh --binarize dynamic --batch 20
                 --schedule staged --adam-eps 1e-4 --init glorot)
+    # The paper's VAE rows train the ELBO (its reconstruction term averaged
+    # over k draws), its IWAE rows the importance-weighted bound.
+    [ "$obj" = vae ] && obj=elbo
     if [ "$obj" = iwae ] || [ "$k" != 1 ]; then
         opts+=(--objective "$obj" --k "$k")
     fi

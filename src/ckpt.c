@@ -30,7 +30,7 @@ enum {
     H_COUNT_V3, /* version 4 adds the training controls */
     H_SCHED = H_COUNT_V3, H_WARMUP, H_HORIZON, H_EVERY, H_GAMMA, H_KL_WARMUP,
     H_ADAM_BETA1, H_ADAM_BETA2, H_ADAM_EPS, H_INIT, H_VALID_N, H_BEST_EPOCH,
-    H_BEST_LOSS, H_COUNT
+    H_BEST_LOSS, H_OBJECTIVE, H_DRAWS, H_SUM_OBJ, H_COUNT
 };
 #define HEADER_BYTES (H_COUNT * 8)
 #define PREFIX_BYTES 16 /* magic, version, header size */
@@ -139,6 +139,7 @@ ckpt_train ckpt_train_defaults(void)
 {
     ckpt_train t;
     memset(&t, 0, sizeof t);
+    t.draws = 1;
     t.sched.kind = SCHEDULE_CONSTANT;
     t.sched.gamma = 1.0;
     t.adam_beta1 = 0.9;
@@ -199,6 +200,9 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u64(h, H_VALID_N, t->valid_n);
     put_u64(h, H_BEST_EPOCH, t->best_epoch);
     put_f64(h, H_BEST_LOSS, t->best_loss);
+    put_u64(h, H_OBJECTIVE, t->objective);
+    put_u64(h, H_DRAWS, t->draws);
+    put_f64(h, H_SUM_OBJ, t->sum_obj);
 
     afile f;
     if (afile_open(&f, path, err))
@@ -397,13 +401,17 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     t->init = v[H_INIT];
     t->valid_n = v[H_VALID_N];
     t->best_epoch = v[H_BEST_EPOCH];
+    t->objective = v[H_OBJECTIVE];
+    t->draws = version >= 4 ? v[H_DRAWS] : 1;
     if (version >= 4) {
         sc->gamma = get_f64(h, H_GAMMA);
         t->adam_beta1 = get_f64(h, H_ADAM_BETA1);
         t->adam_beta2 = get_f64(h, H_ADAM_BETA2);
         t->adam_eps = get_f64(h, H_ADAM_EPS);
         t->best_loss = get_f64(h, H_BEST_LOSS);
+        t->sum_obj = get_f64(h, H_SUM_OBJ);
     } else {
+        t->sum_obj = t->sum_rec + t->beta * t->sum_kl; /* the ELBO's */
         ckpt_train def = ckpt_train_defaults();
         sc->gamma = def.sched.gamma;
         t->adam_beta1 = def.adam_beta1, t->adam_beta2 = def.adam_beta2;
@@ -421,6 +429,10 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         (t->valid_n == 0 && t->best_epoch != 0) ||
         (t->data.n != 0 && t->valid_n >= t->data.n))
         FAIL("%s: corrupt checkpoint: bad validation state", path);
+    if (t->objective > 1 || t->draws < 1 || t->draws > VAE_MAX_DRAWS ||
+        !isfinite(t->sum_obj) ||
+        (c->arch == VAE_ARCH_CONV && (t->objective != 0 || t->draws != 1)))
+        FAIL("%s: corrupt checkpoint: bad training objective", path);
 
     float *p = (float *)(void *)(b + PREFIX_BYTES + header);
     const char *what[3] = {"parameters", "Adam first moments", "Adam second moments"};

@@ -499,12 +499,14 @@ int cmd_info(void)
         printf(",\"schedule\":\"%s\",\"warmup\":%llu,\"horizon\":%llu,\"lr_every\":%llu,"
                "\"lr_gamma\":%g,\"kl_warmup\":%llu,\"adam_beta1\":%g,\"adam_beta2\":%g,"
                "\"adam_eps\":%g,\"init\":\"%s\",\"valid\":%llu,\"best_epoch\":%llu,"
-               "\"best_loss\":%.6f", schedule_name(t->sched.kind),
+               "\"best_loss\":%.6f,\"objective\":\"%s\",\"k\":%llu",
+               schedule_name(t->sched.kind),
                (unsigned long long)t->sched.warmup, (unsigned long long)t->sched.horizon,
                (unsigned long long)t->sched.every, t->sched.gamma,
                (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
                inits[t->init], (unsigned long long)t->valid_n,
-               (unsigned long long)t->best_epoch, t->best_loss);
+               (unsigned long long)t->best_epoch, t->best_loss,
+               t->objective ? "iwae" : "elbo", (unsigned long long)t->draws);
         if (t->data.n)
             printf(",\"data\":{\"images\":%llu,\"rows\":%llu,\"cols\":%llu,"
                    "\"pixels_crc32\":\"%08x\",\"labels_crc32\":\"%08x\"}}\n",
@@ -531,9 +533,10 @@ int cmd_info(void)
         if (t->sched.kind == SCHEDULE_STEP)
             printf(" (x %g every %llu epochs)", t->sched.gamma,
                    (unsigned long long)t->sched.every);
-        printf(", KL warm-up %llu epochs, Adam %g/%g/%g, init %s\n",
+        printf(", KL warm-up %llu epochs, Adam %g/%g/%g, init %s; objective %s, k %llu\n",
                (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
-               inits[t->init]);
+               inits[t->init], t->objective ? "iwae" : "elbo",
+               (unsigned long long)t->draws);
         if (t->valid_n)
             printf("validate  %llu images held out; lowest loss %.4f at epoch %llu\n",
                    (unsigned long long)t->valid_n, t->best_loss,

@@ -98,7 +98,7 @@ static void on_epoch(void *vctx, const train_report *r)
                "\"likelihood\":\"%s\",\"seconds\":%.6f,\"images_per_s\":%.1f}\n",
                r->epoch, r->epochs, r->train_loss, r->train_rec, r->train_kl,
                r->test_loss, r->test_rec, r->test_kl, valid, bce,
-               r->train_rec + r->beta * r->kl_factor * r->train_kl, r->beta,
+               r->train_objective, r->beta,
                r->kl_factor, r->lr, vae_lik_name(r->likelihood), r->seconds,
                r->images_per_s);
     } else {
@@ -151,6 +151,9 @@ static int check_schedule_options(void)
     if ((opt.set[O_LR_EVERY] || opt.set[O_LR_GAMMA]) && k != SCHEDULE_STEP)
         return usage_error("%s applies to --schedule step",
                            opt.set[O_LR_EVERY] ? "--lr-every" : "--lr-gamma");
+    if (opt.run.objective == VAE_OBJ_IWAE && opt.set[O_BETA] && opt.beta != 1.0)
+        return usage_error("--beta: the importance-weighted bound has no KL weight "
+                           "(use --objective elbo)");
     if (k == SCHEDULE_COSINE && !opt.set[O_RESUME] && opt.run.sched.warmup >= opt.epochs)
         return usage_error("--warmup %llu: the cosine schedule's warm-up must be "
                            "shorter than the run (%zu epochs)",
@@ -318,6 +321,7 @@ static int train_locked(const char *csv, const char *best)
         {O_KL_WARMUP, TRAIN_SET_KL_WARMUP}, {O_ADAM_BETA1, TRAIN_SET_BETA1},
         {O_ADAM_BETA2, TRAIN_SET_BETA2}, {O_ADAM_EPS, TRAIN_SET_EPS},
         {O_INIT, TRAIN_SET_INIT}, {O_VALID, TRAIN_SET_VALID},
+        {O_OBJECTIVE, TRAIN_SET_OBJECTIVE}, {O_K, TRAIN_SET_DRAWS},
     };
     for (size_t i = 0; i < sizeof controls / sizeof *controls; i++)
         if (opt.set[controls[i].id])

@@ -91,6 +91,11 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_VALID] = {"--valid", NULL, "N", "hold N training images out (a seeded choice), "
                  "report their loss each epoch and keep the best epoch's model in "
                  "CKPT.best.bin (CKPT without .bin)"},
+    [O_OBJECTIVE] = {"--objective", NULL, "elbo|iwae", "what training minimises: the "
+                     "negative ELBO, its reconstruction averaged over --k draws "
+                     "(default), or the importance-weighted bound with --k draws "
+                     "(Burda et al.)"},
+    [O_K] = {"--k", NULL, "K", "draws of z per image in training (default 1)"},
     [O_INIT] = {"--init", NULL, "torch|glorot", "initial weights: PyTorch's defaults, "
                 "or Glorot uniform with zero biases and the output bias at the logit "
                 "of each pixel's training mean (default torch)"},
@@ -255,6 +260,7 @@ static int parse_value(int id, const char *v)
     static const char *const splits[] = {"train", "test"};
     static const char *const scheds[] = {"constant", "staged", "cosine", "step"};
     static const char *const inits[] = {"torch", "glorot"};
+    static const char *const objectives[] = {"elbo", "iwae"};
     int c = 0;
     switch (id) {
     case O_DATA: opt.data = v; return 0;
@@ -285,6 +291,12 @@ static int parse_value(int id, const char *v)
     case O_LR_GAMMA: return parse_double(id, v, 0.0, 0, 1.0, &opt.run.sched.gamma);
     case O_KL_WARMUP: return parse_u64_max(id, v, 1000000, &opt.run.kl_warmup);
     case O_VALID: return parse_u64_max(id, v, UINT32_MAX, &opt.run.valid);
+    case O_K: return parse_size(id, v, 1, VAE_MAX_DRAWS, &opt.run.draws);
+    case O_OBJECTIVE:
+        if (parse_choice(id, v, objectives, 2, &c))
+            return -1;
+        opt.run.objective = (vae_objective)c;
+        return 0;
     case O_ADAM_BETA1: return parse_unit(id, v, &opt.run.adam_beta1);
     case O_ADAM_BETA2: return parse_unit(id, v, &opt.run.adam_beta2);
     case O_ADAM_EPS: return parse_double(id, v, 0.0, 0, 1.0, &opt.run.adam_eps);
@@ -355,6 +367,9 @@ static int model_defaults(void)
         return 0;
     if (opt.set[O_CONDITIONAL])
         return usage_error("--conditional: the conv VAE is not conditional (use --arch mlp)");
+    if (opt.run.draws > 1 || opt.run.objective != VAE_OBJ_ELBO)
+        return usage_error("--objective iwae and --k above 1: not yet for the conv VAE "
+                           "(use --arch mlp)");
     if (!opt.set[O_HIDDEN]) {
         opt.cfg.n_hidden = 3;
         opt.cfg.hidden[0] = 64, opt.cfg.hidden[1] = 128, opt.cfg.hidden[2] = 256;
@@ -506,7 +521,7 @@ int cli_load_model(vae_model *m, ckpt_train *t)
 #define MODEL O_ARCH, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD, O_CONDITIONAL
 #define TRAINING O_BETA, O_BINARIZE, O_NOISE
 #define CONTROLS O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, \
-    O_ADAM_BETA1, O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID
+    O_ADAM_BETA1, O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K
 static const cmd_spec CMDS[] = {
     {.name = "train",
      .brief = "train a VAE, writing sample grids and a checkpoint each epoch",

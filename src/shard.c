@@ -30,12 +30,18 @@ static void team_sum(void *ctx, size_t k, double *v, size_t n)
 int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
                err_msg *err)
 {
+    return shard_init_k(s, m, cap, with_grads, 1, VAE_OBJ_ELBO, err);
+}
+
+int shard_init_k(shard_set *s, const vae_model *m, size_t cap, int with_grads,
+                 size_t draws, vae_objective objective, err_msg *err)
+{
     memset(s, 0, sizeof *s);
     s->T = par_threads();
     s->cap = cap;
     size_t per = (cap + s->T - 1) / s->T;
     for (size_t k = 0; k < s->T; k++)
-        if (vae_acts_init(&s->acts[k], &m->cfg, per, err)) {
+        if (vae_acts_init_k(&s->acts[k], &m->cfg, per, draws, objective, err)) {
             shard_free(s);
             return -1;
         }
@@ -79,7 +85,7 @@ void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
     for (size_t k = 0; k < s->T; k++) {
         size_t lo, hi;
         share_of(s, B, k, &lo, &hi);
-        rng_normal(rng, s->acts[k].eps, (hi - lo) * m->cfg.z_dim);
+        rng_normal(rng, s->acts[k].eps, (hi - lo) * s->acts[k].k * m->cfg.z_dim);
     }
 }
 
@@ -166,6 +172,18 @@ void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
     }
     *rec = sb;
     *kl = sk;
+}
+
+double shard_objective(const shard_set *s, size_t B)
+{
+    double sum = 0.0;
+    for (size_t k = 0; k < s->T; k++) {
+        size_t lo, hi;
+        share_of(s, B, k, &lo, &hi);
+        for (size_t i = 0; i < hi - lo; i++)
+            sum += s->acts[k].obj[i];
+    }
+    return sum;
 }
 
 size_t shard_grads(const shard_set *s, size_t B, const float **out)

@@ -34,6 +34,10 @@ typedef struct trainer {
     float *state;           /* one allocation: adam_m | adam_v */
     float *adam_m, *adam_v;
     shard_set shards;       /* per-thread activations and gradients */
+    /* Evaluation and pictures: one draw per image, as vae eval. With one
+     * draw and the ELBO in training, the training shards themselves. */
+    shard_set eval_shards;
+    shard_set *eval;
     uint32_t *perm;         /* the epoch's image order */
     ckpt_train st;
     adam_config adam;
@@ -55,6 +59,7 @@ static void trainer_free(trainer *t)
 {
     vae_free(&t->model);
     shard_free(&t->shards);
+    shard_free(&t->eval_shards);
     free(t->state);
     free(t->perm);
     if (t->owns_part)
@@ -95,9 +100,11 @@ static int check_memory(size_t n_params, size_t threads, err_msg *err)
                    n_params, need / 1e9, have / 1e9);
 }
 
-/* Allocates model, optimizer state, the shards and the order buffer. */
+/* Allocates model, optimizer state, the shards (draws per image, the
+ * objective) and the order buffer. */
 static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
-                         size_t n_train, err_msg *err)
+                         size_t n_train, size_t draws, vae_objective objective,
+                         err_msg *err)
 {
     if (vae_init(&t->model, cfg, err))
         return -1;
@@ -110,7 +117,13 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
         return err_set(err, "out of memory for the optimizer state");
     t->adam_m = t->state;
     t->adam_v = t->state + n;
-    return shard_init(&t->shards, &t->model, batch, 1, err);
+    if (shard_init_k(&t->shards, &t->model, batch, 1, draws, objective, err))
+        return -1;
+    t->eval = &t->shards;
+    if (draws == 1 && objective == VAE_OBJ_ELBO)
+        return 0;
+    t->eval = &t->eval_shards;
+    return shard_init(&t->eval_shards, &t->model, batch, 0, err);
 }
 
 /* A resumed run trains on its own data: the fingerprint of the training set
@@ -230,7 +243,9 @@ static int controls_differ(const train_opts *o, const ckpt_train *st)
            ((set & TRAIN_SET_BETA2) && o->adam_beta2 != st->adam_beta2) ||
            ((set & TRAIN_SET_EPS) && o->adam_eps != st->adam_eps) ||
            ((set & TRAIN_SET_INIT) && (uint64_t)o->init != st->init) ||
-           ((set & TRAIN_SET_VALID) && o->valid != st->valid_n);
+           ((set & TRAIN_SET_VALID) && o->valid != st->valid_n) ||
+           ((set & TRAIN_SET_OBJECTIVE) && (uint64_t)o->objective != st->objective) ||
+           ((set & TRAIN_SET_DRAWS) && o->draws != st->draws);
 }
 
 static adam_config adam_of(const ckpt_train *st)
@@ -247,7 +262,7 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     memset(t, 0, sizeof *t);
     if (!o->resume) {
         if (split_valid(t, train, o->valid, o->seed, err) ||
-            trainer_alloc(t, &o->cfg, o->batch, t->part.n, err))
+            trainer_alloc(t, &o->cfg, o->batch, t->part.n, o->draws, o->objective, err))
             return -1;
         rng_state init;
         rng_seed(&init, o->seed ^ INIT_SALT);
@@ -281,6 +296,8 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
         t->st.adam_eps = o->adam_eps;
         t->st.init = (uint64_t)o->init;
         t->st.valid_n = o->valid;
+        t->st.objective = (uint64_t)o->objective;
+        t->st.draws = o->draws;
         if (schedule_check(&t->st.sched, err))
             return -1;
         t->adam = adam_of(&t->st);
@@ -323,7 +340,8 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
                        o->ckpt_path, done);
     }
     if (split_valid(t, train, d.train.valid_n, d.train.seed, err) ||
-        trainer_alloc(t, &d.cfg, (size_t)d.train.batch, t->part.n, err)) {
+        trainer_alloc(t, &d.cfg, (size_t)d.train.batch, t->part.n, (size_t)d.train.draws,
+                      (vae_objective)d.train.objective, err)) {
         ckpt_data_free(&d);
         return -1;
     }
@@ -382,7 +400,7 @@ static idx_view train_view(const ckpt_train *st, size_t epoch)
  * rate and the KL's weight are the schedule's at this step: the fraction
  * first / n of the epoch done. */
 static void train_step(trainer *t, const idx_set *set, size_t epoch,
-                       size_t first, size_t B, double *rec, double *kl)
+                       size_t first, size_t B, double *rec, double *kl, double *obj)
 {
     const vae_model *m = &t->model;
     double frac = (double)first / (double)set->n;
@@ -393,6 +411,7 @@ static void train_step(trainer *t, const idx_set *set, size_t epoch,
                      rng_mix(rng_mix(t->st.seed, CORRUPT_SALT), epoch)};
     shard_draw_eps(&t->shards, m, &t->st.rng_noise, B);
     shard_run(&t->shards, m, &b, 1, beta, rec, kl);
+    *obj = shard_objective(&t->shards, B);
     t->st.adam_t++;
     adam_job j = {.t = t};
     j.n_grads = shard_grads(&t->shards, B, j.grads);
@@ -467,6 +486,8 @@ train_opts train_defaults(void)
     o.adam_beta2 = 0.999;
     o.adam_eps = 1e-8;
     o.init = TRAIN_INIT_TORCH;
+    o.objective = VAE_OBJ_ELBO;
+    o.draws = 1;
     return o;
 }
 
@@ -527,9 +548,9 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         for (size_t s = (size_t)t.st.step; s < steps; s++) {
             size_t first = s * batch;
             size_t B = n - first < batch ? n - first : batch;
-            double rec, kl;
-            train_step(&t, train, epoch, first, B, &rec, &kl);
-            if (!isfinite(rec + kl)) {
+            double rec, kl, obj;
+            train_step(&t, train, epoch, first, B, &rec, &kl, &obj);
+            if (!isfinite(rec + kl + obj)) {
                 rc = err_set(err, "epoch %zu, step %zu: the loss is not finite "
                              "(%g); training stopped, the last good checkpoint "
                              "is kept in %s (try a smaller --lr)", epoch, s + 1,
@@ -538,6 +559,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             }
             t.st.sum_rec += rec;
             t.st.sum_kl += kl;
+            t.st.sum_obj += obj;
             t.st.n_seen += B;
             if (hooks && hooks->progress)
                 hooks->progress(hooks->ctx, epoch, (size_t)t.st.n_seen, n,
@@ -563,17 +585,18 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         r.images_per_s = (double)t.st.n_seen / (r.seconds > 0 ? r.seconds : 1e-9);
         r.train_rec = t.st.sum_rec / (double)t.st.n_seen;
         r.train_kl = t.st.sum_kl / (double)t.st.n_seen;
+        r.train_objective = t.st.sum_obj / (double)t.st.n_seen;
         r.train_loss = r.train_rec + r.train_kl;
         t.st.epoch++;
         t.st.step = 0;
         t.st.rng_data = next;
-        t.st.sum_rec = t.st.sum_kl = t.st.seconds = 0.0;
+        t.st.sum_rec = t.st.sum_kl = t.st.sum_obj = t.st.seconds = 0.0;
         t.st.n_seen = 0;
         if (test && test->n)
-            r.test_loss = infer_eval(m, &t.shards, test, &test_view, t.st.seed,
+            r.test_loss = infer_eval(m, t.eval, test, &test_view, t.st.seed,
                                      &r.test_rec, &r.test_kl);
         if (t.st.valid_n) {
-            r.valid_loss = infer_eval(m, &t.shards, &t.valid, &test_view, t.st.seed,
+            r.valid_loss = infer_eval(m, t.eval, &t.valid, &test_view, t.st.seed,
                                       &r.valid_rec, &r.valid_kl);
             if (t.st.best_epoch == 0 || r.valid_loss < t.st.best_loss) {
                 t.st.best_epoch = epoch;
@@ -588,7 +611,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         }
         if (o->out_dir) {
             char path[4096];
-            vae_acts *a = &t.shards.acts[0];
+            vae_acts *a = &t.eval->acts[0];
             snprintf(path, sizeof path, "%s/sampled-%zu.png", o->out_dir, epoch);
             show_prior_z(m, a, eps, labels, n_show, prior_z);
             if (show_decode_png(m, a, prior_z, labels, n_show, show_cols, path, err)) {
@@ -682,8 +705,8 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
     /* Warm-up: one step untimed so thread start-up and first-touch page
      * faults count in neither measurement. */
     draw_order(&t, n);
-    double rec, kl;
-    train_step(&t, train, 1, 0, batch, &rec, &kl);
+    double rec, kl, obj;
+    train_step(&t, train, 1, 0, batch, &rec, &kl, &obj);
     int rc = 0;
     trace_job j;
     memset(&j, 0, sizeof j);
@@ -701,7 +724,7 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
             trace_all(&j, TRACE_START);
             double t0 = now_s();
             train_step(&t, train, r + 1, first, n - first < batch ? n - first : batch,
-                       &rec, &kl);
+                       &rec, &kl, &obj);
             double t1 = now_s();
             trace_all(&j, TRACE_STOP);
             double t2 = now_s();

@@ -237,17 +237,47 @@ void vae_free(vae_model *m)
 
 int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
 {
+    return vae_acts_init_k(a, cfg, cap, 1, VAE_OBJ_ELBO, err);
+}
+
+/* Whether layer l is the decoder's (it runs on k rows an image). */
+static int is_decoder(const vae_model *m, size_t l)
+{
+    return l > head_of(m) && l <= out_of(m);
+}
+
+int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
+                    vae_objective objective, err_msg *err)
+{
     memset(a, 0, sizeof *a);
     vae_model shape; /* the layer widths, without parameters */
     if (vae_layout(&shape, cfg, err))
         return -1;
-    if (cfg->arch == VAE_ARCH_CONV)
-        return cnn_acts_init(a, &shape, cap, err);
+    if (k < 1 || k > VAE_MAX_DRAWS)
+        return err_set(err, "%zu draws per image: need 1 to %d", k, VAE_MAX_DRAWS);
+    if (cfg->arch == VAE_ARCH_CONV) {
+        if (k != 1 || objective != VAE_OBJ_ELBO)
+            return err_set(err, "the conv VAE trains on one draw per image and the "
+                           "ELBO only (not yet --k > 1 or --objective iwae)");
+        if (cnn_acts_init(a, &shape, cap, err))
+            return -1;
+        a->k = 1;
+        a->rrec = a->rec;
+        a->ydec = a->y;
+        a->obj = a->aux = malloc(cap * sizeof *a->obj);
+        if (!a->obj) {
+            vae_acts_free(a);
+            return err_set(err, "out of memory for activations of %zu images", cap);
+        }
+        return 0;
+    }
     size_t L = shape.n_layers;
-    /* x, xin_buf, eps, z, dz, rec, kl, and 4 bytes of label room */
-    size_t per_image = 2 * cfg->x_dim + 3 * cfg->z_dim + 3;
+    /* Per image: x, xin_buf, rec, kl, obj, 4 bytes of label room; k times
+     * eps, z, dz, rrec, wt and the decoder's label room; the layers' outputs
+     * and gradients, k times for the decoder's. */
+    size_t per_image = 2 * cfg->x_dim + 4 + k * (3 * cfg->z_dim + 3);
     for (size_t l = 0; l < L; l++)
-        per_image += 2 * shape.layer[l].out;
+        per_image += 2 * shape.layer[l].out * (is_decoder(&shape, l) ? k : 1);
     size_t total;
     if (cap == 0 || err_mul_size(per_image, cap, &total) ||
         total > SIZE_MAX / sizeof(float))
@@ -261,16 +291,25 @@ int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
     a->xin_buf = p, p += cap * cfg->x_dim;
     a->xin = a->x;
     for (size_t l = 0; l < L; l++) {
-        a->h[l] = p, p += cap * shape.layer[l].out;
-        a->dh[l] = p, p += cap * shape.layer[l].out;
+        size_t rows = cap * (is_decoder(&shape, l) ? k : 1);
+        a->h[l] = p, p += rows * shape.layer[l].out;
+        a->dh[l] = p, p += rows * shape.layer[l].out;
     }
-    a->eps = p, p += cap * cfg->z_dim;
-    a->z = p, p += cap * cfg->z_dim;
-    a->dz = p, p += cap * cfg->z_dim;
+    a->eps = p, p += cap * k * cfg->z_dim;
+    a->z = p, p += cap * k * cfg->z_dim;
+    a->dz = p, p += cap * k * cfg->z_dim;
     a->rec = p, p += cap;
     a->kl = p, p += cap;
-    a->y = (uint8_t *)p;
+    a->obj = p, p += cap;
+    a->rrec = k == 1 ? a->rec : p;
+    p += cap * k;
+    a->wt = p, p += cap * k;
+    a->y = (uint8_t *)p, p += cap;
     memset(a->y, 0, cap);
+    a->ydec = k == 1 ? a->y : (uint8_t *)p;
+    memset(a->ydec, 0, cap * k);
+    a->k = k;
+    a->objective = objective;
     a->head = a->h[shape.cfg.n_hidden];
     a->dhead = a->dh[shape.cfg.n_hidden];
     a->logits = a->h[2 * shape.cfg.n_hidden + 1];
@@ -281,6 +320,7 @@ int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
 void vae_acts_free(vae_acts *a)
 {
     free(a->mem);
+    free(a->aux);
     memset(a, 0, sizeof *a);
 }
 
@@ -300,14 +340,16 @@ static const float *layer_input(const vae_model *m, const vae_acts *a, size_t l)
     return a->h[l - 1];
 }
 
+/* B images: the decoder's layers run on B * k rows, with their labels. */
 static void forward_layers(const vae_model *m, vae_acts *a, size_t B,
                            size_t first, size_t last)
 {
     for (size_t l = first; l <= last; l++) {
         const vae_layer *L = &m->layer[l];
+        int dec = is_decoder(m, l);
         linear_forward(a->h[l], layer_input(m, a, l), m->params + L->w_off,
-                       m->params + L->b_off, a->y, B, L->in, L->n_onehot, L->out,
-                       L->has_act, m->cfg.act);
+                       m->params + L->b_off, dec ? a->ydec : a->y, dec ? B * a->k : B,
+                       L->in, L->n_onehot, L->out, L->has_act, m->cfg.act);
     }
 }
 
@@ -337,31 +379,112 @@ void vae_decode(const vae_model *m, vae_acts *a, size_t B)
 
 void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 {
-    size_t Z = m->cfg.z_dim;
+    size_t Z = m->cfg.z_dim, K = a->k ? a->k : 1;
     const float *head = a->head;
-    for (size_t i = 0; i < B; i++) {
+    for (size_t r = 0; r < B * K; r++) {
+        size_t i = r / K;
         const float *mu = head + i * 2 * Z, *lv = mu + Z;
-        const float *eps = a->eps + i * Z;
-        float *z = a->z + i * Z;
+        const float *eps = a->eps + r * Z;
+        float *z = a->z + r * Z;
         for (size_t j = 0; j < Z; j++)
             z[j] = use_mean ? mu[j] : mu[j] + eps[j] * expf(0.5f * lv[j]);
+        if (K > 1)
+            a->ydec[r] = a->y[i];
     }
+}
+
+/* The importance-weighted bound's part of vae_loss, for image i's K draws
+ * (rows i*K .. i*K+K-1) once rrec holds -log p(x|z_j): the log weights
+ *   log w_j = -rec_j + log p(z_j) - log q(z_j|x)
+ *           = -rec_j + sum_d (-z^2/2 + eps^2/2 + lv/2)          (prior N(0, I))
+ *           = -rec_j + sum_d (-(z-mp)^2/(2 e^lp) - lp/2 + eps^2/2 + lv/2)
+ * (the 2 pi terms cancel), the objective -log(1/K sum_j w_j), and its
+ * gradient (Burda et al.): -sum_j wt_j d log w_j with the normalised
+ * weights wt_j held fixed. Here: wt, the direct -1/2 on each lv (and the
+ * prior head's gradient); reparam_backward adds the z terms. */
+static float iwae_image(const vae_model *m, vae_acts *a, size_t i, size_t K)
+{
+    size_t Z = m->cfg.z_dim;
+    const float *mu = a->head + i * 2 * Z, *lv = mu + Z;
+    const float *prior = m->cfg.n_classes ? a->h[prior_head_of(m)] + i * 2 * Z : NULL;
+    double lw[VAE_MAX_DRAWS], top = -INFINITY;
+    for (size_t j = 0; j < K; j++) {
+        size_t r = i * K + j;
+        const float *z = a->z + r * Z, *eps = a->eps + r * Z;
+        double t = -(double)a->rrec[r];
+        for (size_t d = 0; d < Z; d++) {
+            double dz = prior ? (double)z[d] - prior[d] : (double)z[d];
+            double inv = prior ? exp(-(double)prior[Z + d]) : 1.0;
+            t += -0.5 * dz * dz * inv - (prior ? 0.5 * prior[Z + d] : 0.0) +
+                 0.5 * (double)eps[d] * eps[d] + 0.5 * (double)lv[d];
+        }
+        lw[j] = t;
+        top = t > top ? t : top;
+    }
+    double sum = 0.0;
+    for (size_t j = 0; j < K; j++)
+        sum += exp(lw[j] - top);
+    for (size_t j = 0; j < K; j++)
+        a->wt[i * K + j] = (float)(exp(lw[j] - top) / sum);
+    /* d/dlv directly: -sum_j wt_j / 2 = -1/2; mu only through z. */
+    float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
+    for (size_t d = 0; d < Z; d++)
+        dmu[d] = 0.0f, dlv[d] = -0.5f;
+    if (prior) { /* -log p(z|y) against mp and lp, weighted */
+        float *dmp = a->dh[prior_head_of(m)] + i * 2 * Z, *dlp = dmp + Z;
+        for (size_t d = 0; d < Z; d++) {
+            float inv = expf(-prior[Z + d]), gm = 0.0f, gl = 0.0f;
+            for (size_t j = 0; j < K; j++) {
+                size_t r = i * K + j;
+                float dz = a->z[r * Z + d] - prior[d], w = a->wt[r];
+                gm -= w * dz * inv;
+                gl += w * (0.5f - 0.5f * dz * dz * inv);
+            }
+            dmp[d] = gm, dlp[d] = gl;
+        }
+    }
+    return (float)(-(top + log(sum) - log((double)K)));
 }
 
 double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta)
 {
-    size_t D = m->cfg.x_dim;
-    for (size_t i = 0; i < B; i++)
-        a->rec[i] = lik_row(m->cfg.likelihood, LIK_GRAD, a->dlogits + i * D,
-                            a->logits + i * D, a->x + i * D, D);
+    size_t D = m->cfg.x_dim, K = a->k ? a->k : 1;
+    int iwae = a->objective == VAE_OBJ_IWAE;
+    for (size_t r = 0; r < B * K; r++)
+        a->rrec[r] = lik_row(m->cfg.likelihood, LIK_GRAD, a->dlogits + r * D,
+                             a->logits + r * D, a->x + (r / K) * D, D);
+    /* The closed-form KL: the ELBO's, and what is reported for the IWAE
+     * (whose gradient it does not enter). */
+    float kl_beta = iwae ? 0.0f : (float)beta;
     if (m->cfg.n_classes)
         kl_prior(a->kl, a->dhead, a->dh[prior_head_of(m)], a->head,
-                 a->h[prior_head_of(m)], B, m->cfg.z_dim, (float)beta);
+                 a->h[prior_head_of(m)], B, m->cfg.z_dim, kl_beta);
     else
-        kl_normal(a->kl, a->dhead, a->head, B, m->cfg.z_dim, (float)beta);
+        kl_normal(a->kl, a->dhead, a->head, B, m->cfg.z_dim, kl_beta);
     double sum = 0.0;
-    for (size_t i = 0; i < B; i++)
+    for (size_t i = 0; i < B; i++) {
+        if (K > 1) { /* rec: the mean over the draws */
+            double rs = 0.0;
+            for (size_t j = 0; j < K; j++)
+                rs += a->rrec[i * K + j];
+            a->rec[i] = (float)(rs / (double)K);
+        }
+        if (iwae) {
+            a->obj[i] = iwae_image(m, a, i, K);
+        } else {
+            a->obj[i] = a->rec[i] + (float)beta * a->kl[i];
+            for (size_t j = 0; K > 1 && j < K; j++)
+                a->wt[i * K + j] = 1.0f / (float)K;
+        }
         sum += (double)a->rec[i] + (double)a->kl[i];
+    }
+    /* Each draw's reconstruction gradient counts with its weight. */
+    if (K > 1 || iwae)
+        for (size_t r = 0; r < B * K; r++) {
+            float w = a->wt[r], *g = a->dlogits + r * D;
+            for (size_t p = 0; p < D; p++)
+                g[p] *= w;
+        }
     return sum;
 }
 
@@ -374,25 +497,36 @@ static void backward_layers(const vae_model *m, vae_acts *a, float *grads,
 {
     for (size_t l = last + 1; l-- > first;) {
         const vae_layer *L = &m->layer[l];
+        int dec = is_decoder(m, l);
+        size_t rows = dec ? B * a->k : B;
         if (L->has_act)
-            act_backward(a->dh[l], a->h[l], B * L->out, m->cfg.act);
+            act_backward(a->dh[l], a->h[l], rows * L->out, m->cfg.act);
         float *dinp = l == first ? dinp_first : a->dh[l - 1];
         linear_backward(dinp, grads + L->w_off, grads + L->b_off, a->dh[l],
-                        layer_input(m, a, l), m->params + L->w_off, a->y, B,
-                        L->in, L->n_onehot, L->out);
+                        layer_input(m, a, l), m->params + L->w_off,
+                        dec ? a->ydec : a->y, rows, L->in, L->n_onehot, L->out);
     }
 }
 
-/* Reparameterization z = mu + eps * exp(lv/2): the KL gradient already in
- * dhead gets dz added on mu and dz * eps * exp(lv/2) / 2 on lv. */
+/* Reparameterization z_r = mu + eps_r * exp(lv/2) over each image's k draws:
+ * the gradient already in dhead gets each draw's dz added on mu and
+ * dz * eps * exp(lv/2) / 2 on lv. For the IWAE, dz also holds the draw's
+ * weighted -log p(z) term: wt (z - mp) / exp(lp) (mp = 0, lp = 0 for N(0, I)). */
 static void reparam_backward(const vae_model *m, vae_acts *a, size_t B)
 {
-    size_t Z = m->cfg.z_dim;
-    for (size_t i = 0; i < B; i++) {
+    size_t Z = m->cfg.z_dim, K = a->k ? a->k : 1;
+    int iwae = a->objective == VAE_OBJ_IWAE;
+    for (size_t r = 0; r < B * K; r++) {
+        size_t i = r / K;
         const float *lv = a->head + i * 2 * Z + Z;
-        const float *dz = a->dz + i * Z, *eps = a->eps + i * Z;
+        const float *prior = m->cfg.n_classes && m->cfg.arch == VAE_ARCH_MLP
+                                 ? a->h[prior_head_of(m)] + i * 2 * Z : NULL;
+        float *dz = a->dz + r * Z;
+        const float *eps = a->eps + r * Z, *z = a->z + r * Z;
         float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
         for (size_t j = 0; j < Z; j++) {
+            if (iwae)
+                dz[j] += a->wt[r] * (prior ? (z[j] - prior[j]) * expf(-prior[Z + j]) : z[j]);
             dmu[j] += dz[j];
             dlv[j] += dz[j] * eps[j] * 0.5f * expf(0.5f * lv[j]);
         }

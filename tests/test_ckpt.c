@@ -30,15 +30,15 @@
 
 /* The layout of version 4 (docs/checkpoint.md), restated here on purpose:
  * if the writer moves a field, these tests must notice. Version 3 is the
- * same without the last 13 fields (the training controls), version 2
+ * same without the last 16 fields (the training controls), version 2
  * without the five before them too (the data fingerprint). */
 #define OFF_VERSION 8
 #define OFF_HEADER_SIZE 12
 #define OFF_HEADER 16
-#define HEADER_FIELDS 55
+#define HEADER_FIELDS 58
 #define HEADER_FIELDS_V3 42
 #define HEADER_FIELDS_V2 37
-#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 456 */
+#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 480 */
 enum {
     F_ARCH = 0, F_X_DIM = 1, F_N_HIDDEN = 2, F_HIDDEN0 = 3, F_Z_DIM = 7, F_ACT = 8,
     F_LIKELIHOOD = 9, F_N_CLASSES = 10, F_N_PARAMS = 11, F_SEED = 12, F_EPOCH = 13,
@@ -48,7 +48,8 @@ enum {
     F_DATA_N = 37, F_DATA_ROWS = 38, F_DATA_COLS = 39, F_DATA_PIXELS_CRC = 40,
     F_DATA_LABELS_CRC = 41, F_SCHED = 42, F_WARMUP = 43, F_HORIZON = 44, F_EVERY = 45,
     F_GAMMA = 46, F_KL_WARMUP = 47, F_ADAM_BETA1 = 48, F_ADAM_BETA2 = 49,
-    F_ADAM_EPS = 50, F_INIT = 51, F_VALID_N = 52, F_BEST_EPOCH = 53, F_BEST_LOSS = 54
+    F_ADAM_EPS = 50, F_INIT = 51, F_VALID_N = 52, F_BEST_EPOCH = 53, F_BEST_LOSS = 54,
+    F_OBJECTIVE = 55, F_DRAWS = 56, F_SUM_OBJ = 57
 };
 
 /* ------------------------------------------------------------------------ */
@@ -179,6 +180,9 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
     t->valid_n = 1000;
     t->best_epoch = 2;
     t->best_loss = 99.5;
+    t->objective = 1;
+    t->draws = 7;
+    t->sum_obj = 12000.25;
 }
 
 static void free_saved(saved *s)
@@ -313,6 +317,9 @@ static void assert_round_trip(const char *path, const saved *s)
     assert_int_equal(a->valid_n, b->valid_n);
     assert_int_equal(a->best_epoch, b->best_epoch);
     assert_true(a->best_loss == b->best_loss);
+    assert_int_equal(a->objective, b->objective);
+    assert_int_equal(a->draws, b->draws);
+    assert_memory_equal(&a->sum_obj, &b->sum_obj, sizeof a->sum_obj);
     assert_int_equal(d.version, CKPT_VERSION);
     assert_memory_equal(a, b, sizeof *a);
 
@@ -410,10 +417,12 @@ static void test_header_fields_at_documented_offsets(void **state)
     assert_int_equal(tu_get_le64(h + 8 * F_INIT), 1);
     assert_int_equal(tu_get_le64(h + 8 * F_VALID_N), 1000);
     assert_int_equal(tu_get_le64(h + 8 * F_BEST_EPOCH), 2);
+    assert_int_equal(tu_get_le64(h + 8 * F_OBJECTIVE), 1);
+    assert_int_equal(tu_get_le64(h + 8 * F_DRAWS), 7);
     const struct { size_t field; double want; } f64s[] = {
         {F_GAMMA, 1.0}, {F_ADAM_BETA1, 0.8}, {F_ADAM_BETA2, 0.99}, {F_ADAM_EPS, 1e-6},
-        {F_BEST_LOSS, 99.5}};
-    for (size_t i = 0; i < 5; i++) {
+        {F_BEST_LOSS, 99.5}, {F_SUM_OBJ, 12000.25}};
+    for (size_t i = 0; i < 6; i++) {
         uint64_t bits = tu_get_le64(h + 8 * f64s[i].field);
         double d;
         memcpy(&d, &bits, 8);
@@ -726,6 +735,8 @@ static ckpt_train older_state(const ckpt_train *t, uint32_t version)
     want.adam_eps = def.adam_eps;
     want.init = def.init;
     want.valid_n = 0, want.best_epoch = 0, want.best_loss = 0.0;
+    want.objective = 0, want.draws = 1;
+    want.sum_obj = t->sum_rec + t->beta * t->sum_kl;
     if (version == 2)
         memset(&want.data, 0, sizeof want.data);
     return want;
@@ -755,7 +766,7 @@ static void test_reads_version_3(void **state)
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len3);
     tu_write_file(g.path, b, len3);
-    expect_read_fails(g.path, "header size 440, expected 336 for version 3", NULL);
+    expect_read_fails(g.path, "header size 464, expected 336 for version 3", NULL);
     free(b);
     good_file_free(&g);
 }
@@ -783,16 +794,16 @@ static void test_reads_version_2(void **state)
     assert_memory_equal(d.params, g.s.m.params, d.n_params * sizeof(float));
     assert_memory_equal(d.adam_v, g.s.adam_v, d.n_params * sizeof(float));
     ckpt_data_free(&d);
-    /* Each version has its own header size: 2 with 440 bytes, 4 with 296,
+    /* Each version has its own header size: 2 with 464 bytes, 4 with 296,
      * are damage. */
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len2);
     tu_write_file(g.path, b, len2);
-    expect_read_fails(g.path, "header size 440, expected 296", NULL);
+    expect_read_fails(g.path, "header size 464, expected 296", NULL);
     tu_put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
-    expect_read_fails(g.path, "header size 296, expected 440", NULL);
+    expect_read_fails(g.path, "header size 296, expected 464", NULL);
     /* Version 1 never existed as this format. */
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     tu_put_le32(b + OFF_VERSION, 1);
@@ -898,6 +909,15 @@ static void test_bad_controls(void **state)
     patch_field_f64(b, g.len, F_BEST_LOSS, NAN);
     tu_write_file(g.path, b, g.len);
     expect_read_fails(g.path, val, NULL);
+    /* The objective: 0 or 1, 1 to 5000 draws, a finite sum. */
+    const char *objv = "bad training objective";
+    expect_field_rejected(g.path, g.b, g.len, F_OBJECTIVE, 2, objv);
+    expect_field_rejected(g.path, g.b, g.len, F_DRAWS, 0, objv);
+    expect_field_rejected(g.path, g.b, g.len, F_DRAWS, 5001, objv);
+    memcpy(b, g.b, g.len);
+    patch_field_f64(b, g.len, F_SUM_OBJ, INFINITY);
+    tu_write_file(g.path, b, g.len);
+    expect_read_fails(g.path, objv, NULL);
     free(b);
     good_file_free(&g);
 }

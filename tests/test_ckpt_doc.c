@@ -2,9 +2,10 @@
  * document cannot drift: its header-field table against what ckpt_save
  * writes, its worked example against the default model's layout and a
  * written checkpoint, its RNG and init test vectors against rng.c and
- * vae.c, its schedule tables against schedule.c, and its reader rules
- * (versions 2 and 3, header sizes, data fingerprint, training controls)
- * against ckpt_read.
+ * vae.c, its schedule tables against schedule.c, its objectives and the
+ * order of the training noise against vae_loss and shard_draw_eps, and its
+ * reader rules (versions 2 and 3, header sizes, data fingerprint, training
+ * controls, objective) against ckpt_read.
  *
  * The tables are read from the document itself (path in VAE_CKPT_DOC, set
  * by CMakeLists.txt): each is found by its heading row, and every row must
@@ -26,8 +27,10 @@
 #include "ckpt.h"
 #include "idx.h"
 #include "infer.h"
+#include "par.h"
 #include "rng.h"
 #include "schedule.h"
+#include "shard.h"
 #include "train.h"
 #include "vae.h"
 #include "testutil.h"
@@ -366,11 +369,21 @@ static unsigned char *save_and_read(const char *dir, const char *name,
     return tu_read_file(path, len);
 }
 
-/* A conditional MLP and a conv model whose every header field differs,
- * so that, across the two files, no two fields hold the same pair of
- * values: a misnumbered field cannot pass by luck (checked below). */
+/* A conditional MLP (which 0) and a conv model (1) whose every header
+ * field differs, and (2) the MLP of 0 trained with the ELBO and one draw,
+ * so that, across the three files, no two fields hold the same values: a
+ * misnumbered field cannot pass by luck (checked below). Two files would
+ * not do: arch, init, objective and the RNGs' flags are 0 or 1 in both,
+ * and five such fields cannot hold five different pairs. */
+#define N_DISTINCT 3
 static void make_distinct(saved *s, int which)
 {
+    if (which == 2) {
+        make_distinct(s, 0);
+        s->t.objective = VAE_OBJ_ELBO; /* (1, 0, 0) where init has (1, 0, 1) */
+        s->t.draws = 1;
+        return;
+    }
     vae_config c;
     memset(&c, 0, sizeof c);
     c.n_hidden = 4;
@@ -405,6 +418,8 @@ static void make_distinct(saved *s, int which)
         t->adam_beta1 = 0.8125, t->adam_beta2 = 0.9375, t->adam_eps = 1e-6;
         t->init = 1;
         t->valid_n = 39, t->best_epoch = 38, t->best_loss = 87.5;
+        /* The IWAE, and a sum_obj that is not the ELBO's (1259.71875). */
+        t->objective = VAE_OBJ_IWAE, t->draws = 59, t->sum_obj = 1301.75;
     } else {
         c.arch = VAE_ARCH_CONV;
         c.x_dim = 16; /* 4 x 4, padded to 64 x 64 by 4 blocks */
@@ -429,6 +444,8 @@ static void make_distinct(saved *s, int which)
         t->adam_beta1 = 0.6875, t->adam_beta2 = 0.96875, t->adam_eps = 2e-7;
         t->init = 0;
         t->valid_n = 49, t->best_epoch = 48, t->best_loss = 97.25;
+        /* The conv VAE trains with the ELBO and one draw only. */
+        t->objective = VAE_OBJ_ELBO, t->draws = 1, t->sum_obj = 2400.125;
     }
 }
 
@@ -506,6 +523,9 @@ static size_t fields_of(const saved *s, field_want *w)
     ONE("valid_n", "u64", t->valid_n);
     ONE("best_epoch", "u64", t->best_epoch);
     ONE("best_loss", "f64", f64_bits(t->best_loss));
+    ONE("objective", "u64", t->objective);
+    ONE("draws", "u64", t->draws);
+    ONE("sum_obj", "f64", f64_bits(t->sum_obj));
 #undef ONE
     return n;
 }
@@ -537,7 +557,7 @@ static void older_counts(const doc_table *t, size_t *n3, size_t *n2)
  * rows cover fields 0..F-1 once each, F = the header size / 8. Returns F. */
 static size_t check_header_table(const doc_table *t, const saved *s,
                                  const unsigned char *file, size_t len,
-                                 uint64_t slot_value[][2], int which)
+                                 uint64_t slot_value[][N_DISTINCT], int which)
 {
     field_want want[MAX_FIELDS];
     size_t n_want = fields_of(s, want);
@@ -594,26 +614,32 @@ static void test_header_table_matches_writer(void **state)
     fixture *fx = *state;
     doc_table t;
     doc_table_load(&t, HEADING_FIELDS);
-    uint64_t slot[MAX_FIELDS][2];
-    size_t n_fields[2];
-    for (int which = 0; which < 2; which++) {
+    uint64_t slot[MAX_FIELDS][N_DISTINCT];
+    size_t n_fields[N_DISTINCT];
+    static const char *const names[N_DISTINCT] = {"mlp.bin", "conv.bin", "elbo.bin"};
+    for (int which = 0; which < N_DISTINCT; which++) {
         saved s;
         make_distinct(&s, which);
         size_t len;
-        unsigned char *b = save_and_read(fx->dir, which ? "conv.bin" : "mlp.bin", &s, &len);
+        unsigned char *b = save_and_read(fx->dir, names[which], &s, &len);
         assert_memory_equal(b, CKPT_MAGIC, 8);
         assert_int_equal(tu_get_le32(b + 8), CKPT_VERSION);
         n_fields[which] = check_header_table(&t, &s, b, len, slot, which);
         free(b);
         free_saved(&s);
     }
-    assert_int_equal(n_fields[0], n_fields[1]);
-    /* The two files tell every field from every other. */
+    for (int which = 1; which < N_DISTINCT; which++)
+        assert_int_equal(n_fields[which], n_fields[0]);
+    /* The files tell every field from every other. */
     for (size_t f = 0; f < n_fields[0]; f++)
-        for (size_t g = f + 1; g < n_fields[0]; g++)
-            if (slot[f][0] == slot[g][0] && slot[f][1] == slot[g][1])
+        for (size_t g = f + 1; g < n_fields[0]; g++) {
+            int same = 1;
+            for (int which = 0; which < N_DISTINCT; which++)
+                same &= slot[f][which] == slot[g][which];
+            if (same)
                 fail_msg("test setup: fields %zu and %zu hold the same values in "
-                         "both files, so a swap would pass", f, g);
+                         "every file, so a swap would pass", f, g);
+        }
     doc_table_free(&t);
 }
 
@@ -1228,19 +1254,21 @@ static unsigned char *cut_header(const unsigned char *b4, size_t len, size_t kee
     return b;
 }
 
-/* The training control or validation field name of t, as a double; fails
- * for an unknown name. */
+/* The training control, validation or objective field name of t, as a
+ * double; fails for an unknown name. */
 static double control_of(const ckpt_train *t, const char *name, size_t line)
 {
     static const char *const names[] = {"sched", "warmup", "horizon", "every",
                                         "gamma", "kl_warmup", "adam_beta1",
                                         "adam_beta2", "adam_eps", "init",
-                                        "valid_n", "best_epoch", "best_loss"};
+                                        "valid_n", "best_epoch", "best_loss",
+                                        "objective", "draws", "sum_obj"};
     const double v[] = {(double)t->sched.kind, (double)t->sched.warmup,
                         (double)t->sched.horizon, (double)t->sched.every,
                         t->sched.gamma, (double)t->kl_warmup, t->adam_beta1,
                         t->adam_beta2, t->adam_eps, (double)t->init,
-                        (double)t->valid_n, (double)t->best_epoch, t->best_loss};
+                        (double)t->valid_n, (double)t->best_epoch, t->best_loss,
+                        (double)t->objective, (double)t->draws, t->sum_obj};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(names[i], name) == 0)
             return v[i];
@@ -1250,6 +1278,10 @@ static double control_of(const ckpt_train *t, const char *name, size_t line)
 }
 
 #define HEADING_DEFAULTS "| field | a version 2 or 3 file reads as |"
+
+/* What the defaults table gives sum_obj of an older file: not a number but
+ * the ELBO's running sum, from the file's own fields. */
+#define SUM_OBJ_RULE "`sum_rec + beta * sum_kl`"
 
 /* d, read from a file of an older version made from s, is s's checkpoint
  * with the training controls of the document's defaults table (and, for
@@ -1266,6 +1298,8 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
     const ckpt_train *t = &d->train;
     assert_int_equal(t->adam_t, s->t.adam_t);
     assert_true(t->lr == s->t.lr && t->sched.lr == s->t.lr);
+    assert_true(t->beta == s->t.beta);
+    assert_true(t->sum_rec == s->t.sum_rec && t->sum_kl == s->t.sum_kl);
     assert_true(t->seconds == s->t.seconds);
     assert_memory_equal(&t->rng_noise, &s->t.rng_noise, sizeof t->rng_noise);
     if (version == 2) {
@@ -1281,9 +1315,17 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
         const doc_row *r = &defaults->row[i];
         const char *name = cell(r, 0), *text = cell(r, 1);
         char *end;
-        double want = strtod(text, &end);
-        if (end == text || *end)
-            fail_msg("%s:%zu: \"%s\" is not a number", doc_path(), r->line, text);
+        double want;
+        if (strcmp(name, "sum_obj") == 0) {
+            if (strcmp(text, SUM_OBJ_RULE) != 0)
+                fail_msg("%s:%zu: sum_obj reads as \"%s\", not %s", doc_path(), r->line,
+                         text, SUM_OBJ_RULE);
+            want = s->t.sum_rec + s->t.beta * s->t.sum_kl;
+        } else {
+            want = strtod(text, &end);
+            if (end == text || *end)
+                fail_msg("%s:%zu: \"%s\" is not a number", doc_path(), r->line, text);
+        }
         double got = control_of(t, name, r->line);
         if (got != want)
             fail_msg("%s:%zu: a version-%u file reads %s as %.17g, not %s", doc_path(),
@@ -1706,6 +1748,289 @@ static void test_validation_split(void **state)
                "order are held out", (unsigned long long)salt);
 }
 
+/* ======================================================================== */
+/* The objective and K draws                                                */
+/* ======================================================================== */
+
+/* The header table's "the reader accepts" cell of field name is want. */
+static void expect_accepts(const doc_table *t, const char *name, const char *want)
+{
+    for (size_t i = 0; i < t->n_rows; i++)
+        if (strcmp(cell(&t->row[i], 1), name) == 0) {
+            if (strcmp(cell(&t->row[i], 4), want) != 0)
+                fail_msg("%s:%zu: the reader accepts %s \"%s\", not \"%s\"", doc_path(),
+                         t->row[i].line, name, want, cell(&t->row[i], 4));
+            return;
+        }
+    fail_msg("%s: the header table has no field \"%s\"", doc_path(), name);
+}
+
+/* The objective's rules in the header table's last column and "What the
+ * reader checks", case by case, on the conditional MLP and on the conv
+ * model, which trains only with the ELBO and one draw. */
+static void test_objective_rules(void **state)
+{
+    fixture *fx = *state;
+    doc_table t;
+    doc_table_load(&t, HEADING_FIELDS);
+    size_t f_obj, f_draws, f_sum, hi;
+    field_range(&t, "objective", &f_obj, &hi);
+    field_range(&t, "draws", &f_draws, &hi);
+    field_range(&t, "sum_obj", &f_sum, &hi);
+    /* The limits the table states are the code's. */
+    char num[32], text[64];
+    with_commas(num, sizeof num, VAE_MAX_DRAWS);
+    snprintf(text, sizeof text, "1 to %s; conv: 1", num);
+    expect_accepts(&t, "draws", text);
+    expect_accepts(&t, "objective", "0 or 1; conv: 0");
+    expect_accepts(&t, "sum_obj", "finite");
+    const double nan = NAN, inf = INFINITY;
+    const uint64_t max = VAE_MAX_DRAWS;
+    const struct {
+        uint64_t objective, draws;
+        double sum_obj;
+        int ok_mlp, ok_conv;
+    } cases[] = {
+        {0, 1, 0.0, 1, 1},
+        {0, 1, -12.5, 1, 1}, /* any finite sum */
+        {0, 1, 1e300, 1, 1},
+        {1, 1, 7.0, 1, 0},   /* the conv VAE: the ELBO and one draw only */
+        {0, 2, 7.0, 1, 0},
+        {1, 2, -7.0, 1, 0},
+        {1, max, 7.0, 1, 0},
+        {0, max + 1, 7.0, 0, 0},
+        {0, 0, 7.0, 0, 0},
+        {1, 0, 7.0, 0, 0},
+        {0, UINT64_MAX, 7.0, 0, 0},
+        {2, 1, 7.0, 0, 0},
+        {UINT64_MAX, 1, 7.0, 0, 0},
+        {0, 1, nan, 0, 0},
+        {0, 1, inf, 0, 0},
+        {1, 5, -inf, 0, 0},
+    };
+    for (int which = 0; which < 2; which++) {
+        saved s;
+        make_distinct(&s, which);
+        /* Readable schedules: the MLP's step, the conv model's cosine. */
+        if (which == 0) {
+            s.t.sched.warmup = s.t.sched.horizon = 0;
+        } else {
+            s.t.sched.every = 0;
+            s.t.sched.gamma = 1.0;
+        }
+        size_t len;
+        unsigned char *good = save_and_read(fx->dir, "obj.bin", &s, &len);
+        unsigned char *b = malloc(len);
+        assert_non_null(b);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            memcpy(b, good, len);
+            tu_put_le64(b + OFF_HEADER + 8 * f_obj, cases[i].objective);
+            tu_put_le64(b + OFF_HEADER + 8 * f_draws, cases[i].draws);
+            tu_put_le64(b + OFF_HEADER + 8 * f_sum, f64_bits(cases[i].sum_obj));
+            fix_crc(b, len);
+            ckpt_data d;
+            err_msg err = {{0}};
+            int ok = which ? cases[i].ok_conv : cases[i].ok_mlp;
+            int rc = read_bytes(fx->dir, "objx.bin", b, len, &d, 1, &err);
+            if (rc != (ok ? 0 : -1) || (rc && !strstr(err.text, "bad training objective")))
+                fail_msg("%s, objective %llu draws %llu sum_obj %g: ckpt_read %s %s",
+                         which ? "conv" : "MLP", (unsigned long long)cases[i].objective,
+                         (unsigned long long)cases[i].draws, cases[i].sum_obj,
+                         rc ? "rejects it:" : "accepts it", rc ? err.text : "");
+            if (rc == 0) {
+                /* What was accepted reads back as written. */
+                assert_int_equal(d.train.objective, cases[i].objective);
+                assert_int_equal(d.train.draws, cases[i].draws);
+                assert_true(f64_bits(d.train.sum_obj) == f64_bits(cases[i].sum_obj));
+                ckpt_data_free(&d);
+            }
+        }
+        free(b);
+        free(good);
+        free_saved(&s);
+    }
+    doc_says("A failure says \"bad training objective\"");
+    doc_says_f("objective 0 or 1, draws 1 to %s, sum_obj finite, and a conv model "
+               "(arch 1) only with objective 0 and draws 1", num);
+    doc_table_free(&t);
+}
+
+#define N_IMG 4 /* images of a batch in the objective tests */
+#define N_DRAWS 3
+
+/* One batch of a small MLP (conditional with 3 labels if conditional) run
+ * through vae_loss with K = N_DRAWS draws and objective, and each image's
+ * numbers recomputed by the document's formulas ("The objective and K
+ * draws", "Likelihoods and the loss"). */
+static void check_objective(int conditional, vae_objective objective, double beta)
+{
+    enum { D = 12, Z = 3, K = N_DRAWS, B = N_IMG };
+    vae_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = VAE_ARCH_MLP;
+    c.x_dim = D;
+    c.n_hidden = 1;
+    c.hidden[0] = 7;
+    c.z_dim = Z;
+    c.act = VAE_ACT_TANH;
+    c.likelihood = VAE_LIK_BERNOULLI;
+    c.n_classes = conditional ? 3 : 0;
+    vae_model m;
+    vae_acts a;
+    err_msg err;
+    if (vae_init(&m, &c, &err) || vae_acts_init_k(&a, &c, B, K, objective, &err))
+        fail_msg("%s", err.text);
+    rng_state r;
+    rng_seed(&r, 77);
+    vae_init_params(&m, &r);
+    for (size_t i = 0; i < B * D; i++)
+        a.x[i] = rng_uniform(&r);
+    for (size_t i = 0; i < B; i++)
+        a.y[i] = (uint8_t)(i % 3);
+    rng_normal(&r, a.eps, B * K * Z);
+    vae_encode(&m, &a, B);
+    vae_reparam(&m, &a, B, 0);
+    vae_decode(&m, &a, B);
+    double total = vae_loss(&m, &a, B, beta);
+    const float *logits = vae_logits(&m, &a);
+    double want_total = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        const float *mu = vae_mu(&m, &a, i), *lv = vae_logvar(&m, &a, i);
+        const float *mp = conditional ? vae_prior_mu(&m, &a, i) : NULL;
+        const float *lp = conditional ? vae_prior_logvar(&m, &a, i) : NULL;
+        double lw[K], rec_mean = 0.0, kl = 0.0;
+        for (size_t j = 0; j < K; j++) {
+            size_t row = i * K + j; /* draw j of image i */
+            const float *eps = a.eps + row * Z, *z = a.z + row * Z;
+            float rec;
+            vae_rec_rows(&m, logits + row * D, a.x + i * D, 0, 1, &rec);
+            rec_mean += rec / (double)K;
+            double t = -(double)rec;
+            for (size_t d = 0; d < Z; d++) {
+                /* z_ij = mu + exp(lv / 2) eps_ij */
+                double zd = (double)mu[d] + exp((double)lv[d] / 2.0) * eps[d];
+                if (fabs(z[d] - zd) > 1e-5 * (1.0 + fabs(zd)))
+                    fail_msg("image %zu, draw %zu, latent %zu: z is %.9g, the "
+                             "document's %.9g", i, j, d, (double)z[d], zd);
+                double e2 = (double)eps[d] * eps[d];
+                t += conditional
+                         ? -(zd - mp[d]) * (zd - mp[d]) / (2.0 * exp(lp[d])) - lp[d] / 2.0 +
+                               e2 / 2.0 + lv[d] / 2.0
+                         : -zd * zd / 2.0 + e2 / 2.0 + lv[d] / 2.0;
+            }
+            lw[j] = t;
+        }
+        for (size_t d = 0; d < Z; d++)
+            kl += conditional
+                      ? 0.5 * (lp[d] - lv[d] +
+                               (exp(lv[d]) + (mu[d] - mp[d]) * (mu[d] - mp[d])) /
+                                   exp(lp[d]) - 1.0)
+                      : -0.5 * (1.0 + lv[d] - (double)mu[d] * mu[d] - exp(lv[d]));
+        double obj;
+        if (objective == VAE_OBJ_ELBO) {
+            obj = rec_mean + beta * kl;
+        } else {
+            double mean_w = 0.0;
+            for (size_t j = 0; j < K; j++)
+                mean_w += exp(lw[j]) / (double)K;
+            obj = -log(mean_w);
+        }
+        const struct {
+            const char *what;
+            double got, want;
+        } v[] = {{"rec (the mean over the draws)", a.rec[i], rec_mean},
+                 {"kl", a.kl[i], kl},
+                 {"the objective", a.obj[i], obj}};
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
+            if (fabs(v[k].got - v[k].want) > 1e-5 * (1.0 + fabs(v[k].want)))
+                fail_msg("%s, %s, beta %g, image %zu: %s is %.9g, the document's %.9g",
+                         conditional ? "conditional" : "N(0, I) prior",
+                         objective ? "IWAE" : "ELBO", beta, i, v[k].what, v[k].got,
+                         v[k].want);
+        want_total += rec_mean + kl;
+    }
+    /* What vae_loss reports is the negative ELBO, whatever is minimised. */
+    assert_true(fabs(total - want_total) <= 1e-5 * (1.0 + fabs(want_total)));
+    if (objective == VAE_OBJ_IWAE) { /* beta does not enter it */
+        float obj[B];
+        memcpy(obj, a.obj, sizeof obj);
+        vae_loss(&m, &a, B, 2.0 * beta + 1.0);
+        assert_memory_equal(obj, a.obj, sizeof obj);
+    }
+    vae_acts_free(&a);
+    vae_free(&m);
+}
+
+static void test_objective_values(void **state)
+{
+    (void)state;
+    for (int conditional = 0; conditional < 2; conditional++)
+        for (int objective = 0; objective < 2; objective++)
+            for (int k = 0; k < 2; k++)
+                check_objective(conditional, (vae_objective)objective, k ? 0.25 : 1.0);
+    /* The formulas the test recomputes are the document's. */
+    doc_says("`z_ij = mu + exp(lv / 2) eps_ij`");
+    doc_says("`obj_i = (1/K) sum_j rec_ij + beta_s kl_i`");
+    doc_says("`obj_i = -log((1/K) sum_j w_ij)`");
+    doc_says("`log w_ij = -rec_ij + sum_d (-z^2/2 + eps^2/2 + lv/2)` for the N(0, I) prior");
+    doc_says("`log w_ij = -rec_ij + sum_d (-(z - mp)^2 / (2 exp(lp)) - lp/2 + eps^2/2 + "
+             "lv/2)` for a conditional model's prior p(z|y) = N(mp, exp(lp))");
+    doc_says("Neither beta nor the KL warm-up enters it");
+}
+
+/* A step's eps, drawn across a team of threads, are the stream's normals
+ * in the streams table's order: image i of the batch, draw j, latent d is
+ * normal number (i K + j) z_dim + d; in a thread's share, draw j of its
+ * image i is row i K + j, the row vae_reparam makes z_ij of. */
+static void test_eps_order(void **state)
+{
+    (void)state;
+    enum { T = 3, B = 7, K = 4 }; /* shares of 3, 3 and 1 images */
+    vae_config c = cfg_default();
+    c.hidden[0] = 5;
+    c.x_dim = 6;
+    vae_model m;
+    err_msg err;
+    if (par_init(T, &err) || vae_init(&m, &c, &err))
+        fail_msg("%s", err.text);
+    shard_set sh;
+    if (shard_init_k(&sh, &m, B, 0, K, VAE_OBJ_IWAE, &err))
+        fail_msg("shard_init_k: %s", err.text);
+    assert_int_equal(sh.T, T);
+    const size_t Z = c.z_dim;
+    rng_state r, doc;
+    float spare;
+    rng_seed(&r, 5);
+    rng_normal(&r, &spare, 1); /* a spare pending: the split must not matter */
+    doc = r;
+    shard_draw_eps(&sh, &m, &r, B);
+    float *want = malloc(B * K * Z * sizeof *want);
+    assert_non_null(want);
+    rng_normal(&doc, want, B * K * Z);
+    assert_memory_equal(&r, &doc, sizeof r); /* nothing more drawn */
+    size_t seen = 0;
+    for (size_t k = 0; k < T; k++) {
+        size_t lo, hi;
+        par_share(B, 1, k, T, &lo, &hi);
+        assert_int_equal(sh.acts[k].k, K);
+        for (size_t i = lo; i < hi; i++)
+            for (size_t j = 0; j < K; j++)
+                for (size_t d = 0; d < Z; d++, seen++)
+                    if (f32_bits(sh.acts[k].eps[((i - lo) * K + j) * Z + d]) !=
+                        f32_bits(want[(i * K + j) * Z + d]))
+                        fail_msg("image %zu, draw %zu, latent %zu: not normal number "
+                                 "%zu of the step's", i, j, d, (i * K + j) * Z + d);
+    }
+    assert_int_equal(seen, B * K * Z);
+    free(want);
+    shard_free(&sh);
+    vae_free(&m);
+    par_shutdown();
+    doc_says("each step, B x K x z_dim normals (eps; K = draws, field 56)");
+    doc_says("image i of the batch (from 0), draw j, latent d gets normal number "
+             "`(i K + j) z_dim + d` of the step's");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1723,6 +2048,9 @@ int main(void)
         T(test_control_rules),
         T(test_validation_rules),
         T(test_validation_split),
+        T(test_objective_rules),
+        T(test_objective_values),
+        T(test_eps_order),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

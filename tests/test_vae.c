@@ -29,12 +29,14 @@ typedef struct fixture {
     double beta;
 } fixture;
 
-/* A model of cfg with random parameters, inputs in [0,1], labels and eps. */
-static void setup(fixture *f, vae_config cfg, double beta, uint64_t seed)
+/* A model of cfg with random parameters, inputs in [0,1], labels and eps,
+ * k draws an image and the objective. */
+static void setup_k(fixture *f, vae_config cfg, double beta, uint64_t seed, size_t k,
+                    vae_objective obj)
 {
     err_msg err;
     assert_int_equal(vae_init(&f->m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init(&f->a, &cfg, B, &err), 0);
+    assert_int_equal(vae_acts_init_k(&f->a, &cfg, B, k, obj, &err), 0);
     rng_state r;
     rng_seed(&r, seed);
     vae_init_params(&f->m, &r);
@@ -42,10 +44,15 @@ static void setup(fixture *f, vae_config cfg, double beta, uint64_t seed)
         f->a.x[i] = rng_uniform(&r);
     for (size_t i = 0; i < B; i++)
         f->a.y[i] = cfg.n_classes ? (uint8_t)rng_below(&r, cfg.n_classes) : 0;
-    rng_normal(&r, f->a.eps, B * cfg.z_dim);
+    rng_normal(&r, f->a.eps, B * k * cfg.z_dim);
     f->grads = calloc(f->m.n_params, sizeof(float));
     assert_non_null(f->grads);
     f->beta = beta;
+}
+
+static void setup(fixture *f, vae_config cfg, double beta, uint64_t seed)
+{
+    setup_k(f, cfg, beta, seed, 1, VAE_OBJ_ELBO);
 }
 
 static void teardown(fixture *f)
@@ -55,7 +62,9 @@ static void teardown(fixture *f)
     free(f->grads);
 }
 
-/* The objective, sum of rec + beta kl over the batch, with the fixed eps. */
+/* The objective summed over the batch, with the fixed eps: rec + beta kl
+ * for the ELBO (rec averaged over the draws), the negative IW bound for the
+ * IWAE. */
 static double loss_of(fixture *f)
 {
     vae_encode(&f->m, &f->a, B);
@@ -63,8 +72,12 @@ static double loss_of(fixture *f)
     vae_decode(&f->m, &f->a, B);
     vae_loss(&f->m, &f->a, B, f->beta);
     double sum = 0.0;
-    for (size_t i = 0; i < B; i++)
-        sum += (double)f->a.rec[i] + f->beta * (double)f->a.kl[i];
+    for (size_t i = 0; i < B; i++) {
+        if (f->a.objective == VAE_OBJ_ELBO)
+            assert_true(fabsf(f->a.obj[i] - (f->a.rec[i] + (float)f->beta * f->a.kl[i])) <=
+                        1e-4f * fabsf(f->a.obj[i]));
+        sum += (double)f->a.obj[i];
+    }
     return sum;
 }
 
@@ -221,6 +234,100 @@ static void test_grad_conditional(void **state)
                      "cvae cb tanh 9-7-5-2 beta 0.5");
     expect_gradients(small(12, 1, 8, 0, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 5), 1.0, 53,
                      "cvae gaussian relu 12-8-3");
+}
+
+/* The objectives over K draws per image (Burda et al.): the K-sample ELBO
+ * and the importance-weighted bound, for K = 1, 5, a case where one draw's
+ * weight dominates, and the conditional model (prior p(z|y)). */
+static void expect_gradients_k(vae_config cfg, size_t k, vae_objective obj,
+                               double eps_scale, uint64_t seed, const char *name)
+{
+    fixture f;
+    size_t skipped;
+    setup_k(&f, cfg, 1.0, seed, k, obj);
+    for (size_t i = 0; i < B * k * cfg.z_dim; i++)
+        f.a.eps[i] *= (float)eps_scale;
+    assert_int_equal(check_all(&f, name, &skipped), 0);
+    assert_int_equal(skipped, 0);
+    teardown(&f);
+}
+
+static void test_grad_k_draws(void **state)
+{
+    (void)state;
+    vae_config c = small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    expect_gradients_k(c, 5, VAE_OBJ_ELBO, 1.0, 61, "elbo k=5");
+    expect_gradients_k(c, 1, VAE_OBJ_IWAE, 1.0, 62, "iwae k=1");
+    expect_gradients_k(c, 5, VAE_OBJ_IWAE, 1.0, 63, "iwae k=5");
+    expect_gradients_k(small(9, 2, 7, 5, 2, VAE_ACT_TANH, VAE_LIK_GAUSSIAN, 0), 4,
+                       VAE_OBJ_IWAE, 1.0, 64, "iwae k=4 gaussian 9-7-5-2");
+    expect_gradients_k(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_CB, 4), 3, VAE_OBJ_IWAE,
+                       1.0, 65, "iwae k=3 conditional cb");
+    expect_gradients_k(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 4), 3,
+                       VAE_OBJ_ELBO, 1.0, 66, "elbo k=3 conditional");
+}
+
+/* One draw far from the others (eps scaled up 4x): its weight dominates,
+ * and the gradient still matches. */
+static void test_grad_iwae_unbalanced(void **state)
+{
+    (void)state;
+    vae_config c = small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    fixture f;
+    setup_k(&f, c, 1.0, 71, 5, VAE_OBJ_IWAE);
+    for (size_t i = 0; i < B * 5 * c.z_dim; i++)
+        f.a.eps[i] *= 4.0f;
+    loss_of(&f);
+    float top = 0.0f;
+    for (size_t r = 0; r < B * 5; r++)
+        top = f.a.wt[r] > top ? f.a.wt[r] : top;
+    printf("  the largest normalised weight: %.4f\n", top);
+    assert_true(top > 0.9f);
+    size_t skipped;
+    assert_int_equal(check_all(&f, "iwae k=5 unbalanced", &skipped), 0);
+    teardown(&f);
+}
+
+/* The IWAE objective's value: for K = 1 the one-sample ELBO estimate with
+ * the KL sampled, rec + log q(z|x) - log p(z); for K > 1 at most the mean
+ * of the K one-sample estimates (Jensen), and the weights sum to 1. */
+static void test_iwae_values(void **state)
+{
+    (void)state;
+    vae_config c = small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    fixture f;
+    setup_k(&f, c, 1.0, 81, 1, VAE_OBJ_IWAE);
+    loss_of(&f);
+    for (size_t i = 0; i < B; i++) {
+        const float *mu = f.a.head + i * 2 * c.z_dim, *lv = mu + c.z_dim;
+        double want = f.a.rrec[i];
+        for (size_t d = 0; d < c.z_dim; d++) {
+            double z = f.a.z[i * c.z_dim + d], e = f.a.eps[i * c.z_dim + d];
+            want += 0.5 * z * z - 0.5 * e * e - 0.5 * lv[d];
+        }
+        assert_true(fabs(f.a.obj[i] - want) < 1e-4 * fabs(want));
+        assert_true(f.a.wt[i] == 1.0f);
+    }
+    teardown(&f);
+    setup_k(&f, c, 1.0, 82, 6, VAE_OBJ_IWAE);
+    loss_of(&f);
+    for (size_t i = 0; i < B; i++) {
+        double mean = 0.0, wsum = 0.0;
+        const float *lv = f.a.head + i * 2 * c.z_dim + c.z_dim;
+        for (size_t j = 0; j < 6; j++) {
+            size_t r = i * 6 + j;
+            double one = f.a.rrec[r];
+            for (size_t d = 0; d < c.z_dim; d++) {
+                double z = f.a.z[r * c.z_dim + d], e = f.a.eps[r * c.z_dim + d];
+                one += 0.5 * z * z - 0.5 * e * e - 0.5 * lv[d];
+            }
+            mean += one / 6.0;
+            wsum += f.a.wt[r];
+        }
+        assert_true(f.a.obj[i] <= mean + 1e-4);
+        assert_true(fabs(wsum - 1.0) < 1e-5);
+    }
+    teardown(&f);
 }
 
 /* A deliberately wrong gradient must be caught: the check is not vacuous. */
@@ -554,6 +661,9 @@ int main(void)
         cmocka_unit_test(test_grad_beta),
         cmocka_unit_test(test_grad_conditional),
         cmocka_unit_test(test_grad_check_catches_errors),
+        cmocka_unit_test(test_grad_k_draws),
+        cmocka_unit_test(test_grad_iwae_unbalanced),
+        cmocka_unit_test(test_iwae_values),
         cmocka_unit_test(test_likelihood_accuracy),
         cmocka_unit_test(test_cb_near_half),
         cmocka_unit_test(test_tanh_accuracy),

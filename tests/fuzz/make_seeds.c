@@ -98,6 +98,7 @@ static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
     if (step) {
         t.sched.kind = SCHEDULE_STAGED, t.kl_warmup = 5, t.init = 1;
         t.adam_eps = 1e-4;
+        t.objective = 1, t.draws = 3, t.sum_obj = 13.5; /* the IW bound, 3 draws */
     }
     /* The training set's fingerprint (version 3); the mid-epoch seed keeps
      * it unknown (all zero), as a resumed version-2 file had it. */
