@@ -2,9 +2,10 @@
  * include/vae.h).
  *
  * All tensors are row-major with the batch as the leading dimension. The
- * likelihoods are in lik.c, the conv VAE's network in cnn.c; this file
- * holds the MLP, the KL terms and the reparameterization, and hands the
- * conv architecture to cnn.c (which calls nothing here). The tanh runs 8
+ * likelihoods are in lik.c, the objectives (KL, K-sample ELBO, IW bound) in
+ * objective.c, the conv VAE's network in cnn.c; this file holds the MLP and
+ * the reparameterization, and hands the conv architecture to cnn.c (which
+ * calls nothing here). The tanh runs 8
  * lanes at a time (v8math.h); ReLU, bias and the small latent-sized loops
  * are plain loops gcc vectorizes itself. */
 #include "vae.h"
@@ -16,62 +17,9 @@
 #include "cnn.h"
 #include "gemm.h"
 #include "lik.h"
+#include "objective.h"
 #include "linear.h"
 #include "v8math.h"
-
-/* ===================================================================== */
-/* KL terms                                                               */
-/* ===================================================================== */
-
-/* KL(q || N(0, I)) per image from head rows [mu | lv] (B, 2Z):
- *   kl = -1/2 sum(1 + lv - mu^2 - exp(lv))
- *   dkl/dmu = mu,  dkl/dlv = (exp(lv) - 1) / 2
- * beta times the gradients go into dhead (B, 2Z) (overwriting). */
-static void kl_normal(float *kl, float *dhead, const float *head, size_t B,
-                      size_t Z, float beta)
-{
-    for (size_t i = 0; i < B; i++) {
-        const float *mu = head + i * 2 * Z, *lv = mu + Z;
-        float *dmu = dhead + i * 2 * Z, *dlv = dmu + Z;
-        float sum = 0.0f;
-        for (size_t j = 0; j < Z; j++) {
-            float ev = expf(lv[j]);
-            sum += 1.0f + lv[j] - mu[j] * mu[j] - ev;
-            dmu[j] = beta * mu[j];
-            dlv[j] = beta * 0.5f * (ev - 1.0f);
-        }
-        kl[i] = -0.5f * sum;
-    }
-}
-
-/* KL(q || p) per image between diagonal Gaussians, q from head rows
- * [mu | lv], p from prior rows [mp | lp] (both (B, 2Z)):
- *   kl = 1/2 sum(lp - lv + (exp(lv) + (mu - mp)^2) / exp(lp) - 1)
- *   dkl/dmu = (mu - mp) / exp(lp) = -dkl/dmp
- *   dkl/dlv = (exp(lv) / exp(lp) - 1) / 2
- *   dkl/dlp = (1 - (exp(lv) + (mu - mp)^2) / exp(lp)) / 2
- * beta times the gradients go into dhead and dprior (overwriting). */
-static void kl_prior(float *kl, float *dhead, float *dprior, const float *head,
-                     const float *prior, size_t B, size_t Z, float beta)
-{
-    for (size_t i = 0; i < B; i++) {
-        const float *mu = head + i * 2 * Z, *lv = mu + Z;
-        const float *mp = prior + i * 2 * Z, *lp = mp + Z;
-        float *dmu = dhead + i * 2 * Z, *dlv = dmu + Z;
-        float *dmp = dprior + i * 2 * Z, *dlp = dmp + Z;
-        float sum = 0.0f;
-        for (size_t j = 0; j < Z; j++) {
-            float ev = expf(lv[j]), inv_p = expf(-lp[j]), d = mu[j] - mp[j];
-            float ratio = (ev + d * d) * inv_p;
-            sum += lp[j] - lv[j] + ratio - 1.0f;
-            dmu[j] = beta * d * inv_p;
-            dmp[j] = -dmu[j];
-            dlv[j] = beta * 0.5f * (ev * inv_p - 1.0f);
-            dlp[j] = beta * 0.5f * (1.0f - ratio);
-        }
-        kl[i] = 0.5f * sum;
-    }
-}
 
 /* ===================================================================== */
 /* Lifecycle                                                              */
@@ -393,99 +341,15 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
     }
 }
 
-/* The importance-weighted bound's part of vae_loss, for image i's K draws
- * (rows i*K .. i*K+K-1) once rrec holds -log p(x|z_j): the log weights
- *   log w_j = -rec_j + log p(z_j) - log q(z_j|x)
- *           = -rec_j + sum_d (-z^2/2 + eps^2/2 + lv/2)          (prior N(0, I))
- *           = -rec_j + sum_d (-(z-mp)^2/(2 e^lp) - lp/2 + eps^2/2 + lv/2)
- * (the 2 pi terms cancel), the objective -log(1/K sum_j w_j), and its
- * gradient (Burda et al.): -sum_j wt_j d log w_j with the normalised
- * weights wt_j held fixed. Here: wt, the direct -1/2 on each lv (and the
- * prior head's gradient); reparam_backward adds the z terms. */
-static float iwae_image(const vae_model *m, vae_acts *a, size_t i, size_t K)
-{
-    size_t Z = m->cfg.z_dim;
-    const float *mu = a->head + i * 2 * Z, *lv = mu + Z;
-    const float *prior = m->cfg.n_classes ? a->h[prior_head_of(m)] + i * 2 * Z : NULL;
-    double lw[VAE_MAX_DRAWS], top = -INFINITY;
-    for (size_t j = 0; j < K; j++) {
-        size_t r = i * K + j;
-        const float *z = a->z + r * Z, *eps = a->eps + r * Z;
-        double t = -(double)a->rrec[r];
-        for (size_t d = 0; d < Z; d++) {
-            double dz = prior ? (double)z[d] - prior[d] : (double)z[d];
-            double inv = prior ? exp(-(double)prior[Z + d]) : 1.0;
-            t += -0.5 * dz * dz * inv - (prior ? 0.5 * prior[Z + d] : 0.0) +
-                 0.5 * (double)eps[d] * eps[d] + 0.5 * (double)lv[d];
-        }
-        lw[j] = t;
-        top = t > top ? t : top;
-    }
-    double sum = 0.0;
-    for (size_t j = 0; j < K; j++)
-        sum += exp(lw[j] - top);
-    for (size_t j = 0; j < K; j++)
-        a->wt[i * K + j] = (float)(exp(lw[j] - top) / sum);
-    /* d/dlv directly: -sum_j wt_j / 2 = -1/2; mu only through z. */
-    float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
-    for (size_t d = 0; d < Z; d++)
-        dmu[d] = 0.0f, dlv[d] = -0.5f;
-    if (prior) { /* -log p(z|y) against mp and lp, weighted */
-        float *dmp = a->dh[prior_head_of(m)] + i * 2 * Z, *dlp = dmp + Z;
-        for (size_t d = 0; d < Z; d++) {
-            float inv = expf(-prior[Z + d]), gm = 0.0f, gl = 0.0f;
-            for (size_t j = 0; j < K; j++) {
-                size_t r = i * K + j;
-                float dz = a->z[r * Z + d] - prior[d], w = a->wt[r];
-                gm -= w * dz * inv;
-                gl += w * (0.5f - 0.5f * dz * dz * inv);
-            }
-            dmp[d] = gm, dlp[d] = gl;
-        }
-    }
-    return (float)(-(top + log(sum) - log((double)K)));
-}
-
 double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta)
 {
     size_t D = m->cfg.x_dim, K = a->k ? a->k : 1;
-    int iwae = a->objective == VAE_OBJ_IWAE;
     for (size_t r = 0; r < B * K; r++)
         a->rrec[r] = lik_row(m->cfg.likelihood, LIK_GRAD, a->dlogits + r * D,
                              a->logits + r * D, a->x + (r / K) * D, D);
-    /* The closed-form KL: the ELBO's, and what is reported for the IWAE
-     * (whose gradient it does not enter). */
-    float kl_beta = iwae ? 0.0f : (float)beta;
-    if (m->cfg.n_classes)
-        kl_prior(a->kl, a->dhead, a->dh[prior_head_of(m)], a->head,
-                 a->h[prior_head_of(m)], B, m->cfg.z_dim, kl_beta);
-    else
-        kl_normal(a->kl, a->dhead, a->head, B, m->cfg.z_dim, kl_beta);
-    double sum = 0.0;
-    for (size_t i = 0; i < B; i++) {
-        if (K > 1) { /* rec: the mean over the draws */
-            double rs = 0.0;
-            for (size_t j = 0; j < K; j++)
-                rs += a->rrec[i * K + j];
-            a->rec[i] = (float)(rs / (double)K);
-        }
-        if (iwae) {
-            a->obj[i] = iwae_image(m, a, i, K);
-        } else {
-            a->obj[i] = a->rec[i] + (float)beta * a->kl[i];
-            for (size_t j = 0; K > 1 && j < K; j++)
-                a->wt[i * K + j] = 1.0f / (float)K;
-        }
-        sum += (double)a->rec[i] + (double)a->kl[i];
-    }
-    /* Each draw's reconstruction gradient counts with its weight. */
-    if (K > 1 || iwae)
-        for (size_t r = 0; r < B * K; r++) {
-            float w = a->wt[r], *g = a->dlogits + r * D;
-            for (size_t p = 0; p < D; p++)
-                g[p] *= w;
-        }
-    return sum;
+    const float *prior = vae_prior_mu(m, a, 0);
+    return objective_loss(&m->cfg, a, B, beta, prior,
+                          prior ? a->dh[prior_head_of(m)] : NULL);
 }
 
 /* Backward through layers last..first, each from dh[l] (the gradient at
@@ -508,43 +372,18 @@ static void backward_layers(const vae_model *m, vae_acts *a, float *grads,
     }
 }
 
-/* Reparameterization z_r = mu + eps_r * exp(lv/2) over each image's k draws:
- * the gradient already in dhead gets each draw's dz added on mu and
- * dz * eps * exp(lv/2) / 2 on lv. For the IWAE, dz also holds the draw's
- * weighted -log p(z) term: wt (z - mp) / exp(lp) (mp = 0, lp = 0 for N(0, I)). */
-static void reparam_backward(const vae_model *m, vae_acts *a, size_t B)
-{
-    size_t Z = m->cfg.z_dim, K = a->k ? a->k : 1;
-    int iwae = a->objective == VAE_OBJ_IWAE;
-    for (size_t r = 0; r < B * K; r++) {
-        size_t i = r / K;
-        const float *lv = a->head + i * 2 * Z + Z;
-        const float *prior = m->cfg.n_classes && m->cfg.arch == VAE_ARCH_MLP
-                                 ? a->h[prior_head_of(m)] + i * 2 * Z : NULL;
-        float *dz = a->dz + r * Z;
-        const float *eps = a->eps + r * Z, *z = a->z + r * Z;
-        float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
-        for (size_t j = 0; j < Z; j++) {
-            if (iwae)
-                dz[j] += a->wt[r] * (prior ? (z[j] - prior[j]) * expf(-prior[Z + j]) : z[j]);
-            dmu[j] += dz[j];
-            dlv[j] += dz[j] * eps[j] * 0.5f * expf(0.5f * lv[j]);
-        }
-    }
-}
-
 void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
 {
     if (m->cfg.arch == VAE_ARCH_CONV) {
         cnn_backward_decoder(m, a, grads, B);
-        reparam_backward(m, a, B);
+        objective_reparam_backward(&m->cfg, a, B, vae_prior_mu(m, a, 0));
         cnn_backward_encoder(m, a, grads, B);
         return;
     }
     size_t nh = head_of(m);
     /* Decoder, from the output back to z. */
     backward_layers(m, a, grads, B, out_of(m), nh + 1, a->dz);
-    reparam_backward(m, a, B);
+    objective_reparam_backward(&m->cfg, a, B, vae_prior_mu(m, a, 0));
     /* Encoder, from the head back to the input (whose gradient is unused). */
     backward_layers(m, a, grads, B, nh, 0, NULL);
     /* The prior network, from the KL's gradient at its head. */
