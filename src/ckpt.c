@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "adam.h"
 #include "afile.h"
 
 /* Header fields, in file order; each is 8 bytes. */
@@ -142,9 +143,10 @@ ckpt_train ckpt_train_defaults(void)
     t.draws = 1;
     t.sched.kind = SCHEDULE_CONSTANT;
     t.sched.gamma = 1.0;
-    t.adam_beta1 = 0.9;
-    t.adam_beta2 = 0.999;
-    t.adam_eps = 1e-8;
+    adam_config adam = adam_defaults(0.0); /* PyTorch's: one place says them */
+    t.adam_beta1 = adam.beta1;
+    t.adam_beta2 = adam.beta2;
+    t.adam_eps = adam.eps;
     return t;
 }
 

@@ -482,9 +482,10 @@ train_opts train_defaults(void)
     o.seed = 1;
     o.sched.kind = SCHEDULE_CONSTANT;
     o.sched.gamma = 1.0;
-    o.adam_beta1 = 0.9;
-    o.adam_beta2 = 0.999;
-    o.adam_eps = 1e-8;
+    adam_config adam = adam_defaults(o.lr);
+    o.adam_beta1 = adam.beta1;
+    o.adam_beta2 = adam.beta2;
+    o.adam_eps = adam.eps;
     o.init = TRAIN_INIT_TORCH;
     o.objective = VAE_OBJ_ELBO;
     o.draws = 1;
