@@ -111,7 +111,7 @@ static float iwae_image(vae_acts *a, size_t i, size_t K, size_t Z, const float *
 double objective_loss(const vae_config *cfg, vae_acts *a, size_t B, double beta,
                       const float *prior, float *dprior)
 {
-    size_t D = cfg->x_dim, Z = cfg->z_dim, K = a->k ? a->k : 1;
+    size_t D = cfg->x_dim, Z = cfg->z_dim, K = a->k;
     int iwae = a->objective == VAE_OBJ_IWAE;
     /* The closed-form KL: the ELBO's, and what is reported for the IWAE
      * (whose gradient it does not enter). */
@@ -155,7 +155,7 @@ double objective_loss(const vae_config *cfg, vae_acts *a, size_t B, double beta,
 void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
                                 const float *prior_rows)
 {
-    size_t Z = cfg->z_dim, K = a->k ? a->k : 1;
+    size_t Z = cfg->z_dim, K = a->k;
     int iwae = a->objective == VAE_OBJ_IWAE;
     for (size_t r = 0; r < B * K; r++) {
         size_t i = r / K;

@@ -327,7 +327,7 @@ void vae_decode(const vae_model *m, vae_acts *a, size_t B)
 
 void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 {
-    size_t Z = m->cfg.z_dim, K = a->k ? a->k : 1;
+    size_t Z = m->cfg.z_dim, K = a->k;
     const float *head = a->head;
     for (size_t r = 0; r < B * K; r++) {
         size_t i = r / K;
@@ -343,7 +343,7 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 
 double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta)
 {
-    size_t D = m->cfg.x_dim, K = a->k ? a->k : 1;
+    size_t D = m->cfg.x_dim, K = a->k;
     for (size_t r = 0; r < B * K; r++)
         a->rrec[r] = lik_row(m->cfg.likelihood, LIK_GRAD, a->dlogits + r * D,
                              a->logits + r * D, a->x + (r / K) * D, D);
