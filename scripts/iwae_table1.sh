@@ -18,9 +18,10 @@ Trains and evaluates the cells of the table (the paper's setup: 784-200-200-
 Adam with eps 1e-4, the staged schedule of 3^i epochs at 1e-3 * 10^(-i/7))
 and prints the paper's number, ours and the difference in each cell, with
 the time each cell took. Everything stays under the results folder, one
-sub-folder per cell (checkpoint, train.log, eval-*.json). Killed and run
-again, it resumes every unfinished run where it stopped (vae train --resume)
-and skips what is finished.
+sub-folder per cell (checkpoint, a copy of it at the end of each stage,
+train.log, eval-*.json). Killed and run again, it resumes every unfinished
+run where it stopped (vae train --resume) and skips what is finished; a
+smaller --stages later evaluates the kept copy of that stage.
 
   --results DIR   results folder (default results/iwae-table1)
   --stages N      the schedule's first N stages only (1-8; default 8, the
@@ -114,8 +115,22 @@ epochs_done() {
     "$vae" info --ckpt "$1" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p'
 }
 
-# Trains (or resumes) one cell up to $epochs, then evaluates it with K =
-# $eval_k. Writes CELL/status: done, or "not run: why".
+# Epochs at the end of stage S: 3^0 + ... + 3^(S-1).
+stage_end() {
+    local e=0 len=1 i
+    for ((i = 0; i < $1; i++)); do
+        e=$((e + len))
+        len=$((len * 3))
+    done
+    echo "$e"
+}
+
+# Trains (or resumes) one cell up to $epochs, one stage at a time, keeping
+# a copy of the checkpoint at the end of each stage (CELL/stageS.bin: the
+# staged schedule does not depend on the run's length, so a run of N stages
+# is the first N stages of a longer one, and a later --stages N reads its
+# snapshot instead of training again); then evaluates stage $stages with
+# K = $eval_k. Writes CELL/status: done, or "not run: why".
 run_cell() {
     local cell="$1" threads="$2" dir="$results/$1"
     mkdir -p "$dir"
@@ -128,22 +143,36 @@ run_cell() {
     done_e=$(epochs_done "$dir/vae.bin")
     local thr=()
     [ "$threads" -gt 0 ] && thr=(--threads "$threads")
-    if [ "$done_e" -lt "$epochs" ]; then
-        local how=()
-        mapfile -t how < <(cell_opts "$cell")
-        [ "$done_e" -gt 0 ] || [ -f "$dir/vae.bin" ] && how=(--resume)
-        echo "$cell: training epochs $((done_e + 1))-$epochs (log: $dir/train.log)"
-        if ! in_background "$dir" "$vae" train --data "$data" --ckpt "$dir/vae.bin" \
-            --out "$dir/out" --epochs "$epochs" --json "${thr[@]}" "${how[@]}" \
-            >>"$dir/train.log" 2>>"$dir/train.err"; then
-            echo "not run: training stopped (see $dir/train.err)" >"$dir/status"
-            return 1
+    local s end
+    for ((s = 1; s <= stages; s++)); do
+        end=$(stage_end "$s")
+        if [ "$done_e" -lt "$end" ]; then
+            local how=()
+            mapfile -t how < <(cell_opts "$cell")
+            [ "$done_e" -gt 0 ] || [ -f "$dir/vae.bin" ] && how=(--resume)
+            echo "$cell: training epochs $((done_e + 1))-$end, stage $s (log: $dir/train.log)"
+            if ! in_background "$dir" "$vae" train --data "$data" --ckpt "$dir/vae.bin" \
+                --out "$dir/out" --epochs "$end" --json "${thr[@]}" "${how[@]}" \
+                >>"$dir/train.log" 2>>"$dir/train.err"; then
+                echo "not run: training stopped (see $dir/train.err)" >"$dir/status"
+                return 1
+            fi
+            done_e=$end
         fi
+        if [ "$done_e" = "$end" ] && [ ! -f "$dir/stage$s.bin" ]; then
+            cp "$dir/vae.bin" "$dir/stage$s.bin.tmp"
+            mv "$dir/stage$s.bin.tmp" "$dir/stage$s.bin"
+        fi
+    done
+    local snap="$dir/stage$stages.bin"
+    if [ ! -f "$snap" ]; then
+        echo "not run: the run passed stage $stages before stage snapshots were kept" >"$dir/status"
+        return 0
     fi
     local ev="$dir/eval-k$eval_k-e$epochs.json"
     if [ ! -s "$ev" ]; then
-        echo "$cell: evaluating with K = $eval_k"
-        if ! in_background "$dir" "$vae" eval --ckpt "$dir/vae.bin" --data "$data" \
+        echo "$cell: evaluating stage $stages with K = $eval_k"
+        if ! in_background "$dir" "$vae" eval --ckpt "$snap" --data "$data" \
             --iw "$eval_k" --json "${thr[@]}" >"$ev.tmp"; then
             rm -f "$ev.tmp"
             echo "not run: evaluation failed" >"$dir/status"
@@ -218,8 +247,10 @@ cell_text() { # CELL -> "ours (diff) time" or the reason it was not run
     fi
     local ours train_s eval_s
     ours=$(value "$ev" iw_nll)
-    train_s=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' "$dir/train.log" |
-              awk '{s += $1} END {printf "%.0f", s}')
+    # The last line of each epoch up to the stage's end (a resumed run
+    # repeats none, but keep the last if it did).
+    train_s=$(sed -n 's/.*"epoch":\([0-9]*\),.*"seconds":\([0-9.]*\).*/\1 \2/p' "$dir/train.log" |
+              awk -v n="$epochs" '$1 <= n {t[$1] = $2} END {for (e in t) s += t[e]; printf "%.0f", s}')
     eval_s=$(value "$ev" iw_seconds)
     awk -v o="$ours" -v p="${paper[$1]}" -v t="$train_s" -v e="$eval_s" \
         'BEGIN {printf "%.2f (%+.2f), %.2f h", o, o - p, (t + e) / 3600}'

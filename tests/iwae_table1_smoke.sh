@@ -32,11 +32,21 @@ run() { "$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results
 
 out=$(run --cells vae-k1) || fail "first run failed: $out"
 echo "$out"
-grep -q 'training epochs 1-4' <<<"$out" || fail "no training in the first run"
+grep -q 'training epochs 1-1, stage 1' <<<"$out" && grep -q 'training epochs 2-4, stage 2' <<<"$out" ||
+    fail "no training stage by stage in the first run"
 grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \([-+][0-9.]+\), [0-9.]+ h \|' <<<"$out" ||
     fail "no VAE k = 1 row with a number"
 [ "$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 4 ] ||
     fail "the checkpoint does not hold 4 epochs"
+for s in 1 2; do
+    [ "$("$vae" info --ckpt "$tmp/r/vae-k1/stage$s.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = $((s == 1 ? 1 : 4)) ] ||
+        fail "no snapshot of stage $s"
+done
+# A shorter schedule later: the kept stage-1 copy is evaluated, nothing trained.
+one=$(run --cells vae-k1 --stages 1) || fail "the --stages 1 run failed: $one"
+grep -q 'training epochs' <<<"$one" && fail "--stages 1 trained again"
+grep -q 'evaluating stage 1' <<<"$one" || fail "--stages 1 did not evaluate the stage-1 copy"
+grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \(' <<<"$one" || fail "no number for stage 1"
 again=$(run --cells vae-k1) || fail "second run failed"
 grep -q 'training epochs' <<<"$again" && fail "the second run trained again"
 [ "$(grep '^| 1 ' <<<"$out")" = "$(grep '^| 1 ' <<<"$again")" ] || fail "the table changed"
@@ -70,6 +80,9 @@ done_e=$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch"
 [ "$done_e" -ge 8 ] && [ "$done_e" -lt 364 ] || fail "after the kill the run holds $done_e epochs"
 resumed=$("$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results "$tmp/r" \
           --stages 5 --eval-k 10 --cells vae-k1) || fail "the resumed run failed"
-grep -q "training epochs $((done_e + 1))-121" <<<"$resumed" || fail "not resumed at $((done_e + 1))"
+grep -q "training epochs $((done_e + 1))-" <<<"$resumed" || fail "not resumed at $((done_e + 1))"
+grep -q "training epochs [0-9]*-121, stage 5" <<<"$resumed" || fail "stage 5 not trained"
+[ "$("$vae" info --ckpt "$tmp/r/vae-k1/stage5.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 121 ] ||
+    fail "no snapshot of stage 5"
 grep -q '^| 1 | 86.76 | [0-9]' <<<"$resumed" || fail "no table after the resume"
 echo "iwae_table1_smoke: passed (stopped at $done_e epochs, resumed to 121)"
