@@ -23,7 +23,11 @@ adam_config adam_defaults(double lr);
  * gradient is the sum g = grads[0] + ... + grads[n_grads-1] (the shares of
  * a data-parallel batch, added in that order):
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
- *   p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps) */
+ *   p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)
+ * in float, with the coefficients rounded to float once, exactly as
+ *   m = fma(b1, m, (1-b1) g);  v = fma(b2, v, ((1-b2) g) g)
+ *   p = p - (step m) / fma(sqrt(v), 1/sqrt(1-b2^t), eps),  step = lr/(1-b1^t)
+ * with sqrt and division correctly rounded: the same bits on every CPU. */
 void adam_step(float *params, const float *const *grads, size_t n_grads,
                float *m, float *v, size_t n, const adam_config *c, uint64_t t);
 
