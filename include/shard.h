@@ -1,10 +1,17 @@
 /* shard.h - one batch of images split across the thread team (par.h).
  *
- * Each thread takes a contiguous share of the batch and runs, with its own
- * activations, the forward pass and the loss, and for training the
- * backward pass into its own gradient buffer; the optimizer then adds the
- * shares' gradients in a fixed order. Shares and sums never depend on
- * timing, so results depend on the team size only. */
+ * Two plans. Rows: each thread takes a contiguous share of the batch and
+ * runs, with its own activations, the forward pass and the loss, and for
+ * training the backward pass into its own gradient buffer; the optimizer
+ * then adds the shares' gradients in a fixed order. Units (training the
+ * MLP on small batches, where a share of a few rows would run sgemm at a
+ * fraction of its speed): all threads run one pass over the whole batch,
+ * each computing its share of every layer's output units, into one
+ * gradient buffer; every sum has the terms it has with one thread, so
+ * the result is the one-thread result up to the order OpenBLAS's kernel
+ * for a share's shape adds them in. Shares and sums
+ * never depend on timing, so results depend on the plan and team size
+ * only. */
 #ifndef VAE_SHARD_H
 #define VAE_SHARD_H
 
@@ -17,7 +24,15 @@
 #include "rng.h"
 #include "vae.h"
 
+/* How a team splits a batch (see above); auto: shard_plan_for's choice. */
+typedef enum shard_plan { SHARD_AUTO = 0, SHARD_ROWS = 1, SHARD_UNITS = 2 } shard_plan;
+
+/* shard_plan_for picks the units plan while a batch has fewer than this
+ * many images a thread (measured: docs/performance.md). */
+#define SHARD_UNITS_BELOW 64
+
 typedef struct shard_set {
+    int units;                      /* the units plan (then acts[0] only) */
     size_t T;                       /* shares: the team size when created */
     size_t cap;                     /* images per batch at most */
     size_t n_params;                /* gradient length; 0 without gradients */
@@ -46,9 +61,21 @@ int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
                err_msg *err);
 
 /* shard_init with k draws per image and the training objective (see
- * vae_acts_init_k). Returns 0, or -1 with err. */
+ * vae_acts_init_k); with gradients, the plan of shard_plan_for. Returns 0,
+ * or -1 with err. */
 int shard_init_k(shard_set *s, const vae_model *m, size_t cap, int with_grads, size_t k,
                  vae_objective objective, err_msg *err);
+
+/* The plan training uses for batches of up to cap images on a team of
+ * threads: units for the MLP below SHARD_UNITS_BELOW images a thread,
+ * rows otherwise. */
+shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads);
+
+/* shard_init_k with the plan given (units: MLP training only; auto: the
+ * plan of shard_plan_for with gradients, rows without). Returns 0, or -1
+ * with err. */
+int shard_init_plan(shard_set *s, const vae_model *m, size_t cap, int with_grads,
+                    size_t k, vae_objective objective, shard_plan plan, err_msg *err);
 
 /* The objective summed over the B images of the last shard_run. */
 double shard_objective(const shard_set *s, size_t B);

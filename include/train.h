@@ -11,6 +11,7 @@
 #include "err.h"
 #include "idx.h"
 #include "schedule.h"
+#include "shard.h"
 #include "vae.h"
 
 #define TRAIN_STOPPED 1 /* train_run's return when *stop was raised */
@@ -57,6 +58,7 @@ typedef struct train_opts {
     uint64_t valid;      /* training images held out for validation (0: none) */
     vae_objective objective; /* what is minimised: the ELBO or the IW bound */
     size_t draws;        /* draws of z per image (--k) */
+    shard_plan plan;     /* how threads split a batch (auto; bench --plan) */
     int resume;          /* continue the run stored in ckpt_path */
     /* With resume: which settings were given on the command line; each must
      * match the checkpoint's (a resumed run keeps its settings). */

@@ -25,7 +25,10 @@
  * then ConvTranspose 4x4 stride 2 pad 1 blocks (doubling the side) with
  * the activation and BatchNorm, the last to 1 channel with neither: its
  * P x P output, cropped back to side x side, is the logits. layer[0] is the
- * head, layer[1] the decoder's linear; block[] holds the convolutions. */
+ * head, layer[1] the decoder's linear; block[] holds the convolutions.
+ * With k draws per image the encoder runs on the B images and the decoder
+ * on the B * k draws, so in training the decoder's BatchNorm takes its
+ * batch statistics over all B * k rows (the encoder's over the B images). */
 #ifndef VAE_VAE_H
 #define VAE_VAE_H
 
@@ -123,6 +126,15 @@ typedef struct vae_reduce {
     size_t k; /* this thread's index */
 } vae_reduce;
 
+/* A thread's part in a team that computes one batch together by splitting
+ * every MLP layer's output units (the plan for small batches; see
+ * vae_train_team). {0, 1, NULL, NULL}: one thread alone. */
+typedef struct vae_team {
+    size_t k, T;                /* this thread's index, of T */
+    void (*barrier)(void *ctx); /* returns once all T threads have called it */
+    void *ctx;
+} vae_team;
+
 /* The conv VAE's activations (CNHW tensors: channel, image, row, column). */
 typedef struct vae_cnn_acts {
     float *xpad;                 /* (1, cap, P, P) padded input */
@@ -163,15 +175,16 @@ typedef struct vae_acts {
     float *eps;                /* cap x z_dim, the reparameterization noise */
     float *z, *dz;             /* cap x z_dim */
     float *rec, *kl;           /* cap: per-image -log p(x|z) and KL (nats) */
-    /* K draws per image (MLP): the decoder runs on cap * k rows, row i*k+j
-     * the j-th draw of image i; eps, z and dz are then cap * k rows too. */
+    /* K draws per image (both architectures): the decoder runs on cap * k
+     * rows, row i*k+j the j-th draw of image i; eps, z and dz are then
+     * cap * k rows too. */
     size_t k;
     vae_objective objective;
     float *obj;                /* cap: the objective per image (what is minimised) */
     float *rrec;               /* cap * k: -log p(x|z) per draw */
     float *wt;                 /* cap * k: each draw's weight in the gradient */
     uint8_t *ydec;             /* cap * k labels of the decoder's rows (= y when k is 1) */
-    void *aux;                 /* a second allocation (the conv VAE's obj), or NULL */
+    void *aux;                 /* a second allocation, or NULL (neither uses one now) */
 } vae_acts;
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -206,8 +219,8 @@ int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err);
 
 /* vae_acts_init with k draws per image and the objective: the ELBO with
  * its reconstruction term averaged over the k draws (KL in closed form),
- * or the importance-weighted bound of Burda et al. (MLP only for k > 1 or
- * the IWAE). Returns 0 or -1 with err. */
+ * or the importance-weighted bound of Burda et al. Returns 0 or -1 with
+ * err. */
 int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
                     vae_objective objective, err_msg *err);
 
@@ -240,6 +253,15 @@ double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta);
  * encoder and prior network. Writes (does not accumulate) the gradient
  * into grads, laid out like m->params. */
 void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B);
+
+/* The MLP's whole training pass, by every thread of team t at once over
+ * one shared a and grads: encode, draw z from a->eps, decode, the loss and
+ * its gradient (as vae_loss) and the backward pass (as vae_backward); each
+ * layer's units split among the threads, so every sum has the terms it has
+ * with one thread (in the same order, unless OpenBLAS picks another kernel
+ * for a narrower share). Returns, in thread 0, the batch sum of rec + kl (0 elsewhere). */
+double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                      double beta, const vae_team *t);
 
 /* -log p(x | logits) of n rows of logits (n x x_dim) against targets x,
  * rows x_stride apart (0: the same target for every row), into rec[n]. */

@@ -432,8 +432,7 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         (t->data.n != 0 && t->valid_n >= t->data.n))
         FAIL("%s: corrupt checkpoint: bad validation state", path);
     if (t->objective > 1 || t->draws < 1 || t->draws > VAE_MAX_DRAWS ||
-        !isfinite(t->sum_obj) ||
-        (c->arch == VAE_ARCH_CONV && (t->objective != 0 || t->draws != 1)))
+        !isfinite(t->sum_obj))
         FAIL("%s: corrupt checkpoint: bad training objective", path);
 
     float *p = (float *)(void *)(b + PREFIX_BYTES + header);

@@ -3,8 +3,11 @@
  * The whole batch goes through each layer at once: activations are CNHW,
  * so every convolution is one sgemm of (CO x CI*16) by (CI*16 x N*H*W)
  * around an im2col, and the linear head and decoder input are sgemms over
- * the flattened batch. BatchNorm in training mode shares its sums across
- * the thread team (a->reduce), so the statistics are the whole batch's. */
+ * the flattened batch. With k draws per image the encoder runs on the B
+ * images and the decoder on their B * k draws (row i*k+j: image i's j-th),
+ * so the decoder's BatchNorm takes its statistics over all B * k rows.
+ * BatchNorm in training mode shares its sums across the thread team
+ * (a->reduce), so the statistics are the whole batch's. */
 #include "cnn.h"
 
 #include <math.h>
@@ -151,39 +154,69 @@ static size_t out_side(const vae_block *k)
     return k->transposed ? 2 * k->side : k->side / 2;
 }
 
-int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, err_msg *err)
+/* *total += n * per; returns 0, or -1 if that overflows size_t. */
+static int grow(size_t *total, size_t n, size_t per)
+{
+    size_t t;
+    if (err_mul_size(n, per, &t) || t > SIZE_MAX - *total)
+        return -1;
+    *total += t;
+    return 0;
+}
+
+int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
+                  err_msg *err)
 {
     const vae_config *c = &shape->cfg;
     size_t P = (size_t)4 << c->n_hidden, F = shape->layer[1].out, Z = c->z_dim;
-    size_t D = c->x_dim, nb = shape->n_blocks;
-    /* Per image: x, xin_buf, head/dhead, logits/dlogits, eps/z/dz, rec/kl,
-     * labels; xpad; each block's tensors; flat, decoder linear, its
-     * unflattening, a flat gradient; two gradient buffers; im2col. */
-    size_t biggest = P * P > F ? P * P : F, col = 0, cmax = 1;
-    size_t per = 4 * D + 7 * Z + 3 + P * P + 4 * F;
+    size_t D = c->x_dim, nb = shape->n_blocks, rows;
+    /* The encoder runs on cap images, the decoder on their rows = cap * k
+     * draws. Per image: x, xin_buf, head/dhead, rec, kl, obj; xpad; the
+     * encoder's block tensors; flat. Per row: logits/dlogits, eps/z/dz, wt,
+     * rrec (k > 1); the decoder's block tensors; its linear output, that
+     * unflattened, and a flat gradient. The two gradient buffers and the
+     * im2col scratch serve the encoder and the decoder in turn, so each
+     * takes the larger of the two's needs. Labels: a byte an image (and a
+     * row, k > 1), four to a float. */
+    size_t per_img = 2 * D + 4 * Z + 3 + P * P + F;
+    size_t per_row = 2 * D + 3 * Z + 1 + (k > 1) + 3 * F;
+    size_t big_e = F, big_d = P * P > F ? P * P : F, col_e = 0, col_d = 0, cmax = 1;
     for (size_t b = 0; b < nb; b++) {
-        const vae_block *k = &shape->block[b];
-        size_t os = out_side(k), t = k->cout * os * os;
-        per += t * (k->has_bn ? 3 : 1);
-        if (t > biggest)
-            biggest = t;
-        size_t cb = k->transposed ? k->cout * KK * k->side * k->side
-                                  : k->cin * KK * os * os;
-        if (cb > col)
-            col = cb;
-        if (k->cout > cmax)
-            cmax = k->cout;
+        const vae_block *blk = &shape->block[b];
+        size_t os = out_side(blk), t = blk->cout * os * os;
+        size_t cb = blk->transposed ? blk->cout * KK * blk->side * blk->side
+                                    : blk->cin * KK * os * os;
+        if (blk->transposed) {
+            per_row += t * (blk->has_bn ? 3 : 1);
+            big_d = t > big_d ? t : big_d;
+            col_d = cb > col_d ? cb : col_d;
+        } else {
+            per_img += t * (blk->has_bn ? 3 : 1);
+            big_e = t > big_e ? t : big_e;
+            col_e = cb > col_e ? cb : col_e;
+        }
+        if (blk->cout > cmax)
+            cmax = blk->cout;
     }
-    per += 2 * biggest + col;
-    size_t total, fixed = nb * cmax + 2 * (2 * cmax + 1); /* invstd; doubles */
-    if (cap == 0 || err_mul_size(per, cap, &total) || total > SIZE_MAX / 8 - fixed)
-        return err_set(err, "batch of %zu images is too large", cap);
-    total += fixed;
+    size_t fixed = nb * cmax + 2 * (2 * cmax + 1); /* invstd; BatchNorm's doubles */
+    size_t total = fixed, g_e = 0, g_d = 0, c_e = 0, c_d = 0;
+    if (cap == 0 || err_mul_size(cap, k, &rows) || grow(&total, cap, per_img) ||
+        grow(&total, rows, per_row) || grow(&g_e, cap, big_e) || grow(&g_d, rows, big_d) ||
+        grow(&c_e, cap, col_e) || grow(&c_d, rows, col_d) ||
+        grow(&total, 2, g_e > g_d ? g_e : g_d) || grow(&total, 1, c_e > c_d ? c_e : c_d) ||
+        grow(&total, 1, cap / 4 + 1 + (k > 1 ? rows / 4 + 1 : 0)) ||
+        total > SIZE_MAX / sizeof(float)) {
+        if (k == 1)
+            return err_set(err, "batch of %zu images is too large", cap);
+        return err_set(err, "batch of %zu images with %zu draws each is too large "
+                       "(the decoder runs on batch x draws rows)", cap, k);
+    }
     a->mem = malloc(total * sizeof(float));
     if (!a->mem)
-        return err_set(err, "out of memory for activations of %zu images (%.1f GB)",
-                       cap, 4e-9 * (double)total);
+        return err_set(err, "out of memory for activations of %zu images x %zu draws "
+                       "(%.1f GB)", cap, k, 4e-9 * (double)total);
     a->cap = cap;
+    a->k = k;
     float *p = a->mem;
     vae_cnn_acts *n = &a->cnn;
     /* doubles first, for their alignment */
@@ -193,19 +226,20 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, err_msg *err)
     a->xin = a->x;
     a->head = p, p += cap * 2 * Z;
     a->dhead = p, p += cap * 2 * Z;
-    a->logits = p, p += cap * D;
-    a->dlogits = p, p += cap * D;
-    a->eps = p, p += cap * Z;
-    a->z = p, p += cap * Z;
-    a->dz = p, p += cap * Z;
+    a->logits = p, p += rows * D;
+    a->dlogits = p, p += rows * D;
+    a->eps = p, p += rows * Z;
+    a->z = p, p += rows * Z;
+    a->dz = p, p += rows * Z;
     a->rec = p, p += cap;
     a->kl = p, p += cap;
     n->xpad = p, p += cap * P * P;
     for (size_t b = 0; b < nb; b++) {
-        const vae_block *k = &shape->block[b];
-        size_t os = out_side(k), t = cap * k->cout * os * os;
+        const vae_block *blk = &shape->block[b];
+        size_t os = out_side(blk);
+        size_t t = (blk->transposed ? rows : cap) * blk->cout * os * os;
         n->act[b] = p, p += t;
-        if (k->has_bn) {
+        if (blk->has_bn) {
             n->xhat[b] = p, p += t;
             n->out[b] = p, p += t;
         } else {
@@ -214,14 +248,20 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, err_msg *err)
         n->invstd[b] = p, p += cmax;
     }
     n->flat = p, p += cap * F;
-    n->dflat = p, p += cap * F;
-    n->unflat = p, p += cap * F;
-    n->gflat = p, p += cap * F;
-    n->g0 = p, p += cap * biggest;
-    n->g1 = p, p += cap * biggest;
-    n->col = p, p += cap * col;
-    a->y = (uint8_t *)p; /* the last float per image holds 4 label bytes */
+    n->dflat = p, p += rows * F;
+    n->unflat = p, p += rows * F;
+    n->gflat = p, p += rows * F;
+    n->g0 = p, p += g_e > g_d ? g_e : g_d;
+    n->g1 = p, p += g_e > g_d ? g_e : g_d;
+    n->col = p, p += c_e > c_d ? c_e : c_d;
+    a->obj = p, p += cap;
+    a->wt = p, p += rows;
+    a->rrec = k == 1 ? a->rec : p;
+    p += k > 1 ? rows : 0;
+    a->y = (uint8_t *)p, p += cap / 4 + 1;
     memset(a->y, 0, cap);
+    a->ydec = k == 1 ? a->y : (uint8_t *)p;
+    memset(a->ydec, 0, rows);
     return 0;
 }
 
@@ -326,19 +366,19 @@ void cnn_encode(const vae_model *m, vae_acts *a, size_t B)
 void cnn_decode(const vae_model *m, vae_acts *a, size_t B)
 {
     vae_cnn_acts *n = &a->cnn;
-    size_t nh = m->cfg.n_hidden;
+    size_t nh = m->cfg.n_hidden, R = B * a->k; /* one row a draw */
     const vae_layer *L = &m->layer[1];
-    linear_forward(n->dflat, a->z, m->params + L->w_off, m->params + L->b_off, NULL, B,
+    linear_forward(n->dflat, a->z, m->params + L->w_off, m->params + L->b_off, NULL, R,
                    L->in, 0, L->out, 0, m->cfg.act);
-    unflatten(n->unflat, n->dflat, m->cfg.hidden[nh - 1], B);
+    unflatten(n->unflat, n->dflat, m->cfg.hidden[nh - 1], R);
     const float *in = n->unflat;
     for (size_t b = nh; b < 2 * nh; b++) {
-        block_forward(m, a, b, in, B);
+        block_forward(m, a, b, in, R);
         in = n->out[b];
     }
     /* Crop the P x P output back to s x s: the logits. */
     size_t P = out_side(&m->block[2 * nh - 1]), s = m->side, pad = m->pad;
-    for (size_t i = 0; i < B; i++)
+    for (size_t i = 0; i < R; i++)
         for (size_t r = 0; r < s; r++)
             memcpy(a->logits + i * s * s + r * s, in + i * P * P + (r + pad) * P + pad,
                    s * sizeof(float));
@@ -347,26 +387,26 @@ void cnn_decode(const vae_model *m, vae_acts *a, size_t B)
 void cnn_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t B)
 {
     vae_cnn_acts *n = &a->cnn;
-    size_t nh = m->cfg.n_hidden, s = m->side, pad = m->pad;
+    size_t nh = m->cfg.n_hidden, s = m->side, pad = m->pad, R = B * a->k;
     size_t P = out_side(&m->block[2 * nh - 1]);
     /* The crop's backward: the gradient inside, zeros on the border. */
     float *g = n->g0, *other = n->g1;
-    memset(g, 0, B * P * P * sizeof(float));
-    for (size_t i = 0; i < B; i++)
+    memset(g, 0, R * P * P * sizeof(float));
+    for (size_t i = 0; i < R; i++)
         for (size_t r = 0; r < s; r++)
             memcpy(g + i * P * P + (r + pad) * P + pad, a->dlogits + i * s * s + r * s,
                    s * sizeof(float));
     for (size_t b = 2 * nh; b-- > nh;) {
         const float *in = b == nh ? n->unflat : n->out[b - 1];
-        block_backward(m, a, b, in, g, other, grads, B);
+        block_backward(m, a, b, in, g, other, grads, R);
         float *t = g;
         g = other;
         other = t;
     }
-    flatten(n->gflat, g, m->cfg.hidden[nh - 1], B);
+    flatten(n->gflat, g, m->cfg.hidden[nh - 1], R);
     const vae_layer *L = &m->layer[1];
     linear_backward(a->dz, grads + L->w_off, grads + L->b_off, n->gflat, a->z,
-                    m->params + L->w_off, NULL, B, L->in, 0, L->out);
+                    m->params + L->w_off, NULL, R, L->in, 0, L->out);
 }
 
 void cnn_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t B)

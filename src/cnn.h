@@ -29,20 +29,25 @@ void cnn_init_params(vae_model *m, rng_state *rng);
  * BatchNorm as cnn_init_params. */
 void cnn_init_glorot(vae_model *m, rng_state *rng, float out_bias);
 
-/* Allocates a's buffers for batches of up to cap images (shape: the
- * model's layout, no parameters needed). Returns 0, or -1 with err. */
-int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, err_msg *err);
+/* Allocates a's buffers for batches of up to cap images of k draws each
+ * (shape: the model's layout, no parameters needed): the encoder's for cap
+ * rows, the decoder's, eps, z, dz, rrec, wt and ydec for cap * k (rrec is
+ * rec and ydec is y when k is 1). Sets a->cap and a->k, not the objective.
+ * Returns 0, or -1 with err (a batch whose cap * k rows do not fit). */
+int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
+                  err_msg *err);
 
 /* a->xin (B x side^2) -> a->head (B x 2z). Training mode (a->training)
  * uses the batch's statistics, shared through a->reduce, and moves the
  * running averages (thread 0 of the team). */
 void cnn_encode(const vae_model *m, vae_acts *a, size_t B);
 
-/* a->z (B x z) -> a->logits (B x side^2). */
+/* a->z (B * a->k x z) -> a->logits (B * a->k x side^2), row i*k+j image
+ * i's j-th draw. Training mode: BatchNorm's statistics over all B * k rows. */
 void cnn_decode(const vae_model *m, vae_acts *a, size_t B);
 
-/* From a->dlogits, the decoder's gradients into grads and d loss / dz
- * into a->dz. */
+/* From a->dlogits (B * a->k rows), the decoder's gradients into grads and
+ * d loss / dz into a->dz (B * a->k rows). */
 void cnn_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t B);
 
 /* From a->dhead, the encoder's gradients into grads. */

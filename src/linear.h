@@ -15,6 +15,12 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
                     const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
                     int act, vae_act kind);
 
+/* Columns [c0, c1) of linear_forward's out (rows OC apart): one thread's
+ * part of a layer whose output units a team splits. */
+void linear_forward_cols(float *out, const float *inp, const float *w, const float *b,
+                         const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
+                         size_t c0, size_t c1, int act, vae_act kind);
+
 /* Given dout (B,OC) = d loss / d (pre-activation output):
  *   dw[:, :C] = dout^T . inp,  dw[:, C+c] = sum of the rows with y_i = c,
  *   db = column sums of dout,  dinp (B,C) = dout . w[:, :C] (unless NULL).
@@ -23,9 +29,23 @@ void linear_backward(float *dinp, float *dw, float *db, const float *dout,
                      const float *inp, const float *w, const uint8_t *y, size_t B,
                      size_t C, size_t K, size_t OC);
 
+/* linear_backward's parameter gradients of output units [c0, c1) only:
+ * rows c0..c1 of dw and db[c0..c1). */
+void linear_backward_params(float *dw, float *db, const float *dout, const float *inp,
+                            const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
+                            size_t c0, size_t c1);
+
+/* linear_backward's dinp, columns [i0, i1) only (i1 <= C). */
+void linear_backward_input(float *dinp, const float *dout, const float *w, size_t B,
+                           size_t C, size_t K, size_t OC, size_t i0, size_t i1);
+
 /* The activation in place over n values, and its backward: dout *= act'(y)
  * from the activation's output y. */
 void act_forward(float *x, size_t n, vae_act kind);
 void act_backward(float *dout, const float *y, size_t n, vae_act kind);
+
+/* act_backward over columns [c0, c1) of B rows OC apart. */
+void act_backward_cols(float *dout, const float *y, size_t B, size_t OC,
+                       size_t c0, size_t c1, vae_act kind);
 
 #endif

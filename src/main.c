@@ -96,6 +96,10 @@ static const opt_spec SPECS[O_COUNT] = {
                      "(default), or the importance-weighted bound with --k draws "
                      "(Burda et al.)"},
     [O_K] = {"--k", NULL, "K", "draws of z per image in training (default 1)"},
+    [O_PLAN] = {"--plan", NULL, "auto|rows|units", "how threads split a batch: each "
+                "a share of the images (rows), each a share of every layer's units "
+                "(units: the MLP), or what training picks (default auto: units below "
+                "64 images a thread)"},
     [O_INIT] = {"--init", NULL, "torch|glorot", "initial weights: PyTorch's defaults, "
                 "or Glorot uniform with zero biases and the output bias at the logit "
                 "of each pixel's training mean (default torch)"},
@@ -261,6 +265,7 @@ static int parse_value(int id, const char *v)
     static const char *const scheds[] = {"constant", "staged", "cosine", "step"};
     static const char *const inits[] = {"torch", "glorot"};
     static const char *const objectives[] = {"elbo", "iwae"};
+    static const char *const plans[] = {"auto", "rows", "units"};
     int c = 0;
     switch (id) {
     case O_DATA: opt.data = v; return 0;
@@ -292,6 +297,11 @@ static int parse_value(int id, const char *v)
     case O_KL_WARMUP: return parse_u64_max(id, v, 1000000, &opt.run.kl_warmup);
     case O_VALID: return parse_u64_max(id, v, UINT32_MAX, &opt.run.valid);
     case O_K: return parse_size(id, v, 1, VAE_MAX_DRAWS, &opt.run.draws);
+    case O_PLAN:
+        if (parse_choice(id, v, plans, 3, &c))
+            return -1;
+        opt.run.plan = (shard_plan)c;
+        return 0;
     case O_OBJECTIVE:
         if (parse_choice(id, v, objectives, 2, &c))
             return -1;
@@ -367,9 +377,6 @@ static int model_defaults(void)
         return 0;
     if (opt.set[O_CONDITIONAL])
         return usage_error("--conditional: the conv VAE is not conditional (use --arch mlp)");
-    if (opt.run.draws > 1 || opt.run.objective != VAE_OBJ_ELBO)
-        return usage_error("--objective iwae and --k above 1: not yet for the conv VAE "
-                           "(use --arch mlp)");
     if (!opt.set[O_HIDDEN]) {
         opt.cfg.n_hidden = 3;
         opt.cfg.hidden[0] = 64, opt.cfg.hidden[1] = 128, opt.cfg.hidden[2] = 256;
@@ -618,7 +625,7 @@ static const cmd_spec CMDS[] = {
                 "--iw K, time the\nimportance-weighted bound over the test set of "
                 "--ckpt (or a fresh model)\ninstead.",
      .opts = {O_DATA, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS, O_JSON, MODEL,
-              TRAINING, CONTROLS, O_IW, O_CKPT, -1},
+              TRAINING, CONTROLS, O_IW, O_CKPT, O_PLAN, -1},
      .help = {[O_EPOCHS] = "epochs to time (default 3)",
               [O_JSON] = "print one JSON object per epoch and a summary",
               [O_CKPT] = "with --iw: the model (default: a fresh one)"},

@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +18,10 @@
 /* Pause instructions a worker spins for the next job before it sleeps:
  * some milliseconds, longer than the gaps inside a training epoch. */
 #define SPIN_ROUNDS 100000
+
+/* Pause instructions a thread spins at a barrier (or the caller for the
+ * end of a job) before it starts yielding its core: some microseconds. */
+#define BARRIER_SPINS 4000
 
 static struct {
     size_t threads;
@@ -125,8 +130,13 @@ void par_run(par_task fn, void *ctx)
     pthread_cond_broadcast(&team.wake);
     pthread_mutex_unlock(&team.lock);
     fn(ctx, 0, team.threads);
-    while (atomic_load_explicit(&team.pending, memory_order_acquire) != 0)
-        cpu_relax();
+    for (unsigned spins = 0;
+         atomic_load_explicit(&team.pending, memory_order_acquire) != 0; spins++) {
+        if (spins < BARRIER_SPINS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 void par_barrier(void)
@@ -142,8 +152,16 @@ void par_barrier(void)
         atomic_fetch_add_explicit(&team.bar_gen, 1, memory_order_release);
         return;
     }
-    while (atomic_load_explicit(&team.bar_gen, memory_order_acquire) == gen)
-        cpu_relax();
+    /* Spin (a step's barriers are microseconds apart), then yield the core:
+     * on a machine with more busy threads than cores, the thread everyone
+     * waits for may be the one that needs it. */
+    for (unsigned spins = 0;
+         atomic_load_explicit(&team.bar_gen, memory_order_acquire) == gen; spins++) {
+        if (spins < BARRIER_SPINS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 void par_share(size_t n, size_t align, size_t k, size_t T, size_t *begin,

@@ -4,10 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Share k of a batch of B: [*lo, *hi). */
+/* Share k of a batch of B: [*lo, *hi). The units plan keeps the whole
+ * batch in share 0's activations. */
 static void share_of(const shard_set *s, size_t B, size_t k, size_t *lo, size_t *hi)
 {
+    if (s->units) {
+        *lo = 0;
+        *hi = k == 0 ? B : 0;
+        return;
+    }
     par_share(B, 1, k, s->T, lo, hi);
+}
+
+static void team_barrier(void *ctx)
+{
+    (void)ctx;
+    par_barrier();
 }
 
 /* vae_reduce's sum for the team: each thread puts its values in its slot,
@@ -33,14 +45,33 @@ int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
     return shard_init_k(s, m, cap, with_grads, 1, VAE_OBJ_ELBO, err);
 }
 
+shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads)
+{
+    if (m->cfg.arch != VAE_ARCH_MLP || threads < 2)
+        return SHARD_ROWS;
+    return cap < SHARD_UNITS_BELOW * threads ? SHARD_UNITS : SHARD_ROWS;
+}
+
 int shard_init_k(shard_set *s, const vae_model *m, size_t cap, int with_grads,
                  size_t draws, vae_objective objective, err_msg *err)
+{
+    return shard_init_plan(s, m, cap, with_grads, draws, objective, SHARD_AUTO, err);
+}
+
+int shard_init_plan(shard_set *s, const vae_model *m, size_t cap, int with_grads,
+                    size_t draws, vae_objective objective, shard_plan plan,
+                    err_msg *err)
 {
     memset(s, 0, sizeof *s);
     s->T = par_threads();
     s->cap = cap;
-    size_t per = (cap + s->T - 1) / s->T;
-    for (size_t k = 0; k < s->T; k++)
+    if (plan == SHARD_AUTO)
+        plan = with_grads ? shard_plan_for(m, cap, s->T) : SHARD_ROWS;
+    if (plan == SHARD_UNITS && (m->cfg.arch != VAE_ARCH_MLP || !with_grads))
+        return err_set(err, "the units plan (threads splitting each layer) is for training an MLP, not for the conv VAE or evaluation");
+    s->units = plan == SHARD_UNITS && s->T > 1;
+    size_t n_acts = s->units ? 1 : s->T, per = s->units ? cap : (cap + s->T - 1) / s->T;
+    for (size_t k = 0; k < n_acts; k++)
         if (vae_acts_init_k(&s->acts[k], &m->cfg, per, draws, objective, err)) {
             shard_free(s);
             return -1;
@@ -61,7 +92,7 @@ int shard_init_k(shard_set *s, const vae_model *m, size_t cap, int with_grads,
     }
     if (with_grads) {
         size_t total;
-        if (err_mul_size(s->T, m->n_params, &total) ||
+        if (err_mul_size(n_acts, m->n_params, &total) ||
             !(s->grads = malloc(total * sizeof(float)))) {
             shard_free(s);
             return err_set(err, "out of memory for %zu gradient buffers", s->T);
@@ -89,30 +120,37 @@ void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
     }
 }
 
-void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi)
+/* Images [lo, hi) of batch b into a's rows from row `at` on (a->xin set
+ * by the caller). */
+static void gather_rows(vae_acts *a, const shard_batch *b, size_t lo, size_t hi,
+                        size_t at)
 {
     size_t n = hi - lo, D = b->set->rows * b->set->cols;
     const uint32_t *idx = b->idx ? b->idx + lo : NULL;
-    idx_gather(b->set, idx, b->start + lo, n, b->view, a->x);
+    idx_gather(b->set, idx, b->start + lo, n, b->view, a->x + at * D);
     for (size_t i = 0; i < n; i++)
-        a->y[i] = b->set->labels[idx ? idx[i] : b->start + lo + i];
-    a->xin = a->x;
+        a->y[at + i] = b->set->labels[idx ? idx[i] : b->start + lo + i];
     if (b->noise <= 0.0f)
         return;
     /* Denoising: the encoder sees clip(x + noise * N(0,1), 0, 1). */
-    a->xin = a->xin_buf;
     for (size_t i = 0; i < n; i++) {
         size_t k = idx ? idx[i] : b->start + lo + i;
         rng_state r;
         rng_seed(&r, rng_mix(b->noise_key, k));
-        float *xi = a->xin + i * D;
-        const float *x = a->x + i * D;
+        float *xi = a->xin_buf + (at + i) * D;
+        const float *x = a->x + (at + i) * D;
         rng_normal(&r, xi, D);
         for (size_t p = 0; p < D; p++) {
             float v = x[p] + b->noise * xi[p];
             xi[p] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
         }
     }
+}
+
+void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi)
+{
+    a->xin = b->noise > 0.0f ? a->xin_buf : a->x;
+    gather_rows(a, b, lo, hi, 0);
 }
 
 typedef struct run_job {
@@ -145,11 +183,41 @@ static void run_share(void *ctx, size_t k, size_t T)
         vae_backward(j->m, a, j->s->grads + k * j->s->n_params, n);
 }
 
+/* The units plan: every thread gathers its share of the images, then all
+ * run the MLP's pass together over share 0's activations. */
+static void run_units(void *ctx, size_t k, size_t T)
+{
+    const run_job *j = ctx;
+    vae_acts *a = &j->s->acts[0];
+    size_t lo, hi;
+    par_share(j->b->B, 1, k, T, &lo, &hi);
+    if (lo < hi)
+        gather_rows(a, j->b, lo, hi, lo);
+    par_barrier();
+    vae_team t = {k, T, team_barrier, NULL};
+    vae_train_team(j->m, a, j->s->grads, j->b->B, j->beta, &t);
+}
+
 void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
                int backward, double beta, double *rec, double *kl)
 {
     run_job j = {s, m, b, backward && s->grads, beta};
-    if (par_threads() == s->T) {
+    if (s->units) {
+        vae_acts *a = &s->acts[0];
+        a->training = 1;
+        a->xin = b->noise > 0.0f ? a->xin_buf : a->x;
+        if (par_threads() == s->T && j.backward) {
+            par_run(run_units, &j);
+        } else { /* one thread: the same pass alone */
+            gather_rows(a, b, 0, b->B, 0);
+            vae_encode(m, a, b->B);
+            vae_reparam(m, a, b->B, 0);
+            vae_decode(m, a, b->B);
+            vae_loss(m, a, b->B, beta);
+            if (j.backward)
+                vae_backward(m, a, s->grads, b->B);
+        }
+    } else if (par_threads() == s->T) {
         par_run(run_share, &j);
     } else {
         /* The team changed size since shard_init: same shares, one thread,

@@ -104,7 +104,7 @@ static int check_memory(size_t n_params, size_t threads, err_msg *err)
  * objective) and the order buffer. */
 static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
                          size_t n_train, size_t draws, vae_objective objective,
-                         err_msg *err)
+                         shard_plan plan, err_msg *err)
 {
     if (vae_init(&t->model, cfg, err))
         return -1;
@@ -117,10 +117,11 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
         return err_set(err, "out of memory for the optimizer state");
     t->adam_m = t->state;
     t->adam_v = t->state + n;
-    if (shard_init_k(&t->shards, &t->model, batch, 1, draws, objective, err))
+    if (shard_init_plan(&t->shards, &t->model, batch, 1, draws, objective, plan, err))
         return -1;
+    /* Evaluation draws once per image, and splits by rows. */
     t->eval = &t->shards;
-    if (draws == 1 && objective == VAE_OBJ_ELBO)
+    if (draws == 1 && objective == VAE_OBJ_ELBO && !t->shards.units)
         return 0;
     t->eval = &t->eval_shards;
     return shard_init(&t->eval_shards, &t->model, batch, 0, err);
@@ -262,7 +263,8 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     memset(t, 0, sizeof *t);
     if (!o->resume) {
         if (split_valid(t, train, o->valid, o->seed, err) ||
-            trainer_alloc(t, &o->cfg, o->batch, t->part.n, o->draws, o->objective, err))
+            trainer_alloc(t, &o->cfg, o->batch, t->part.n, o->draws, o->objective,
+                          o->plan, err))
             return -1;
         rng_state init;
         rng_seed(&init, o->seed ^ INIT_SALT);
@@ -341,7 +343,7 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     }
     if (split_valid(t, train, d.train.valid_n, d.train.seed, err) ||
         trainer_alloc(t, &d.cfg, (size_t)d.train.batch, t->part.n, (size_t)d.train.draws,
-                      (vae_objective)d.train.objective, err)) {
+                      (vae_objective)d.train.objective, o->plan, err)) {
         ckpt_data_free(&d);
         return -1;
     }

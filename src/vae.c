@@ -1,13 +1,9 @@
-/* vae.c - the VAE's forward and backward passes over cblas_sgemm (see
- * include/vae.h).
- *
- * All tensors are row-major with the batch as the leading dimension. The
- * likelihoods are in lik.c, the objectives (KL, K-sample ELBO, IW bound) in
- * objective.c, the conv VAE's network in cnn.c; this file holds the MLP and
- * the reparameterization, and hands the conv architecture to cnn.c (which
- * calls nothing here). The tanh runs 8
- * lanes at a time (v8math.h); ReLU, bias and the small latent-sized loops
- * are plain loops gcc vectorizes itself. */
+/* vae.c - the VAE as a whole (see include/vae.h): checks a configuration,
+ * allocates, and runs a batch through the network of its architecture
+ * (the MLP in mlp.c, the conv VAE in cnn.c; neither calls the other or
+ * this file), the reparameterization here, the likelihood (lik.c) and the
+ * objective (objective.c). All tensors are row-major with the batch as
+ * the leading dimension. */
 #include "vae.h"
 
 #include <math.h>
@@ -15,21 +11,16 @@
 #include <string.h>
 
 #include "cnn.h"
-#include "gemm.h"
 #include "lik.h"
+#include "mlp.h"
 #include "objective.h"
-#include "linear.h"
-#include "v8math.h"
 
 /* ===================================================================== */
 /* Lifecycle                                                              */
 /* ===================================================================== */
 
-/* Layer indices of the model's parts. */
-static size_t head_of(const vae_model *m) { return m->cfg.n_hidden; }
-static size_t out_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 1; }
-static size_t prior_hidden_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 2; }
-static size_t prior_head_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 3; }
+/* One thread alone. */
+static const vae_team ALONE = {0, 1, NULL, NULL};
 
 const char *vae_lik_name(vae_lik lik)
 {
@@ -79,41 +70,7 @@ int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
         cnn_layout(m);
         return 0;
     }
-    size_t nh = cfg->n_hidden, K = cfg->n_classes;
-    m->n_layers = 2 * nh + 2 + (K ? 2 : 0);
-    size_t off = 0;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        vae_layer *L = &m->layer[l];
-        if (l < nh) {
-            L->in = l == 0 ? cfg->x_dim : cfg->hidden[l - 1];
-            L->n_onehot = l == 0 ? K : 0;
-            L->out = cfg->hidden[l];
-        } else if (l == nh) {
-            L->in = cfg->hidden[nh - 1];
-            L->out = 2 * cfg->z_dim;
-        } else if (l < 2 * nh + 1) {
-            L->in = l == nh + 1 ? cfg->z_dim : cfg->hidden[2 * nh + 1 - l];
-            L->n_onehot = l == nh + 1 ? K : 0;
-            L->out = cfg->hidden[2 * nh - l];
-        } else if (l == 2 * nh + 1) {
-            L->in = cfg->hidden[0];
-            L->out = cfg->x_dim;
-        } else if (l == 2 * nh + 2) { /* prior network: label -> hidden */
-            L->in = 0;
-            L->n_onehot = K;
-            L->out = cfg->hidden[nh - 1];
-        } else { /* prior head */
-            L->in = cfg->hidden[nh - 1];
-            L->out = 2 * cfg->z_dim;
-        }
-        L->has_act = l != nh && l != 2 * nh + 1 && l != 2 * nh + 3;
-        /* Widths are bounded by vae_config_check, so this cannot overflow. */
-        L->w_off = off;
-        off += (L->in + L->n_onehot) * L->out;
-        L->b_off = off;
-        off += L->out;
-    }
-    m->n_params = off;
+    mlp_layout(m);
     return 0;
 }
 
@@ -134,17 +91,7 @@ void vae_init_params(vae_model *m, rng_state *rng)
         cnn_init_params(m, rng);
         return;
     }
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const vae_layer *L = &m->layer[l];
-        size_t fan_in = L->in + L->n_onehot;
-        float bound = 1.0f / sqrtf((float)fan_in);
-        float *w = m->params + L->w_off;
-        for (size_t i = 0; i < fan_in * L->out; i++)
-            w[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
-        float *b = m->params + L->b_off;
-        for (size_t i = 0; i < L->out; i++)
-            b[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
-    }
+    mlp_init_params(m, rng);
 }
 
 /* logit(p) with p kept in [0.001, 0.999]: a pixel that is always 0 (MNIST's
@@ -164,17 +111,7 @@ void vae_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean)
         cnn_init_glorot(m, rng, clipped_logit(mean / (double)m->cfg.x_dim));
         return;
     }
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const vae_layer *L = &m->layer[l];
-        size_t fan_in = L->in + L->n_onehot;
-        float bound = sqrtf(6.0f / (float)(fan_in + L->out));
-        float *w = m->params + L->w_off;
-        for (size_t i = 0; i < fan_in * L->out; i++)
-            w[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
-        float *b = m->params + L->b_off;
-        for (size_t i = 0; i < L->out; i++)
-            b[i] = l == out_of(m) ? clipped_logit(pixel_mean[i]) : 0.0f;
-    }
+    mlp_init_glorot(m, rng, pixel_mean);
 }
 
 void vae_free(vae_model *m)
@@ -188,12 +125,6 @@ int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
     return vae_acts_init_k(a, cfg, cap, 1, VAE_OBJ_ELBO, err);
 }
 
-/* Whether layer l is the decoder's (it runs on k rows an image). */
-static int is_decoder(const vae_model *m, size_t l)
-{
-    return l > head_of(m) && l <= out_of(m);
-}
-
 int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
                     vae_objective objective, err_msg *err)
 {
@@ -204,64 +135,14 @@ int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
     if (k < 1 || k > VAE_MAX_DRAWS)
         return err_set(err, "%zu draws per image: need 1 to %d", k, VAE_MAX_DRAWS);
     if (cfg->arch == VAE_ARCH_CONV) {
-        if (k != 1 || objective != VAE_OBJ_ELBO)
-            return err_set(err, "the conv VAE trains on one draw per image and the "
-                           "ELBO only (not yet --k > 1 or --objective iwae)");
-        if (cnn_acts_init(a, &shape, cap, err))
+        if (cnn_acts_init(a, &shape, cap, k, err))
             return -1;
-        a->k = 1;
-        a->rrec = a->rec;
-        a->ydec = a->y;
-        a->obj = a->aux = malloc(cap * sizeof *a->obj);
-        if (!a->obj) {
-            vae_acts_free(a);
-            return err_set(err, "out of memory for activations of %zu images", cap);
-        }
+        a->objective = objective;
         return 0;
     }
-    size_t L = shape.n_layers;
-    /* Per image: x, xin_buf, rec, kl, obj, 4 bytes of label room; k times
-     * eps, z, dz, rrec, wt and the decoder's label room; the layers' outputs
-     * and gradients, k times for the decoder's. */
-    size_t per_image = 2 * cfg->x_dim + 4 + k * (3 * cfg->z_dim + 3);
-    for (size_t l = 0; l < L; l++)
-        per_image += 2 * shape.layer[l].out * (is_decoder(&shape, l) ? k : 1);
-    size_t total;
-    if (cap == 0 || err_mul_size(per_image, cap, &total) ||
-        total > SIZE_MAX / sizeof(float))
-        return err_set(err, "batch of %zu images is too large", cap);
-    a->mem = malloc(total * sizeof(float));
-    if (!a->mem)
-        return err_set(err, "out of memory for activations of %zu images", cap);
-    a->cap = cap;
-    float *p = a->mem;
-    a->x = p, p += cap * cfg->x_dim;
-    a->xin_buf = p, p += cap * cfg->x_dim;
-    a->xin = a->x;
-    for (size_t l = 0; l < L; l++) {
-        size_t rows = cap * (is_decoder(&shape, l) ? k : 1);
-        a->h[l] = p, p += rows * shape.layer[l].out;
-        a->dh[l] = p, p += rows * shape.layer[l].out;
-    }
-    a->eps = p, p += cap * k * cfg->z_dim;
-    a->z = p, p += cap * k * cfg->z_dim;
-    a->dz = p, p += cap * k * cfg->z_dim;
-    a->rec = p, p += cap;
-    a->kl = p, p += cap;
-    a->obj = p, p += cap;
-    a->rrec = k == 1 ? a->rec : p;
-    p += cap * k;
-    a->wt = p, p += cap * k;
-    a->y = (uint8_t *)p, p += cap;
-    memset(a->y, 0, cap);
-    a->ydec = k == 1 ? a->y : (uint8_t *)p;
-    memset(a->ydec, 0, cap * k);
-    a->k = k;
+    if (mlp_acts_init(a, &shape, cap, k, err))
+        return -1;
     a->objective = objective;
-    a->head = a->h[shape.cfg.n_hidden];
-    a->dhead = a->dh[shape.cfg.n_hidden];
-    a->logits = a->h[2 * shape.cfg.n_hidden + 1];
-    a->dlogits = a->dh[2 * shape.cfg.n_hidden + 1];
     return 0;
 }
 
@@ -276,45 +157,18 @@ void vae_acts_free(vae_acts *a)
 /* Passes                                                                 */
 /* ===================================================================== */
 
-/* The input of layer l. */
-static const float *layer_input(const vae_model *m, const vae_acts *a, size_t l)
-{
-    if (l == 0)
-        return a->xin;
-    if (l == head_of(m) + 1)
-        return a->z;
-    if (l == prior_hidden_of(m))
-        return NULL; /* the label alone */
-    return a->h[l - 1];
-}
-
-/* B images: the decoder's layers run on B * k rows, with their labels. */
-static void forward_layers(const vae_model *m, vae_acts *a, size_t B,
-                           size_t first, size_t last)
-{
-    for (size_t l = first; l <= last; l++) {
-        const vae_layer *L = &m->layer[l];
-        int dec = is_decoder(m, l);
-        linear_forward(a->h[l], layer_input(m, a, l), m->params + L->w_off,
-                       m->params + L->b_off, dec ? a->ydec : a->y, dec ? B * a->k : B,
-                       L->in, L->n_onehot, L->out, L->has_act, m->cfg.act);
-    }
-}
-
 void vae_encode(const vae_model *m, vae_acts *a, size_t B)
 {
-    if (m->cfg.arch == VAE_ARCH_CONV) {
+    if (m->cfg.arch == VAE_ARCH_CONV)
         cnn_encode(m, a, B);
-        return;
-    }
-    forward_layers(m, a, B, 0, head_of(m));
-    vae_prior(m, a, B);
+    else
+        mlp_encode(m, a, B, &ALONE);
 }
 
 void vae_prior(const vae_model *m, vae_acts *a, size_t B)
 {
-    if (m->cfg.n_classes && m->cfg.arch == VAE_ARCH_MLP)
-        forward_layers(m, a, B, prior_hidden_of(m), prior_head_of(m));
+    if (m->cfg.arch == VAE_ARCH_MLP)
+        mlp_prior(m, a, B, &ALONE);
 }
 
 void vae_decode(const vae_model *m, vae_acts *a, size_t B)
@@ -322,7 +176,7 @@ void vae_decode(const vae_model *m, vae_acts *a, size_t B)
     if (m->cfg.arch == VAE_ARCH_CONV)
         cnn_decode(m, a, B);
     else
-        forward_layers(m, a, B, head_of(m) + 1, out_of(m));
+        mlp_decode(m, a, B, &ALONE);
 }
 
 void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
@@ -341,35 +195,28 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
     }
 }
 
-double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta)
+/* -log p(x | z) of rows [r0, r1) of the decoder's B * k and its gradient
+ * at their logits. */
+static void rec_rows_grad(const vae_model *m, vae_acts *a, size_t r0, size_t r1)
 {
     size_t D = m->cfg.x_dim, K = a->k;
-    for (size_t r = 0; r < B * K; r++)
+    for (size_t r = r0; r < r1; r++)
         a->rrec[r] = lik_row(m->cfg.likelihood, LIK_GRAD, a->dlogits + r * D,
                              a->logits + r * D, a->x + (r / K) * D, D);
-    const float *prior = vae_prior_mu(m, a, 0);
-    return objective_loss(&m->cfg, a, B, beta, prior,
-                          prior ? a->dh[prior_head_of(m)] : NULL);
 }
 
-/* Backward through layers last..first, each from dh[l] (the gradient at
- * its output), through its activation and into the previous layer's dh
- * (or dinp_first for the first). */
-static void backward_layers(const vae_model *m, vae_acts *a, float *grads,
-                            size_t B, size_t last, size_t first,
-                            float *dinp_first)
+/* The objective from the rows' rec (objective.c), seeding the heads. */
+static double objective_of(const vae_model *m, vae_acts *a, size_t B, double beta)
 {
-    for (size_t l = last + 1; l-- > first;) {
-        const vae_layer *L = &m->layer[l];
-        int dec = is_decoder(m, l);
-        size_t rows = dec ? B * a->k : B;
-        if (L->has_act)
-            act_backward(a->dh[l], a->h[l], rows * L->out, m->cfg.act);
-        float *dinp = l == first ? dinp_first : a->dh[l - 1];
-        linear_backward(dinp, grads + L->w_off, grads + L->b_off, a->dh[l],
-                        layer_input(m, a, l), m->params + L->w_off,
-                        dec ? a->ydec : a->y, rows, L->in, L->n_onehot, L->out);
-    }
+    float *prior = vae_prior_mu(m, a, 0);
+    return objective_loss(&m->cfg, a, B, beta, prior,
+                          prior ? mlp_prior_grad(m, a) : NULL);
+}
+
+double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta)
+{
+    rec_rows_grad(m, a, 0, B * a->k);
+    return objective_of(m, a, B, beta);
 }
 
 void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
@@ -380,15 +227,37 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
         cnn_backward_encoder(m, a, grads, B);
         return;
     }
-    size_t nh = head_of(m);
-    /* Decoder, from the output back to z. */
-    backward_layers(m, a, grads, B, out_of(m), nh + 1, a->dz);
+    mlp_backward_decoder(m, a, grads, B, &ALONE);
     objective_reparam_backward(&m->cfg, a, B, vae_prior_mu(m, a, 0));
-    /* Encoder, from the head back to the input (whose gradient is unused). */
-    backward_layers(m, a, grads, B, nh, 0, NULL);
-    /* The prior network, from the KL's gradient at its head. */
-    if (m->cfg.n_classes)
-        backward_layers(m, a, grads, B, prior_head_of(m), prior_hidden_of(m), NULL);
+    mlp_backward_encoder(m, a, grads, B, &ALONE);
+}
+
+double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                      double beta, const vae_team *t)
+{
+    double sum = 0.0;
+    mlp_encode(m, a, B, t);
+    if (t->k == 0)
+        vae_reparam(m, a, B, 0);
+    if (t->T > 1)
+        t->barrier(t->ctx);
+    mlp_decode(m, a, B, t);
+    size_t rows = B * a->k, per = (rows + t->T - 1) / t->T;
+    size_t r0 = t->k * per < rows ? t->k * per : rows;
+    rec_rows_grad(m, a, r0, r0 + per < rows ? r0 + per : rows);
+    if (t->T > 1)
+        t->barrier(t->ctx);
+    if (t->k == 0)
+        sum = objective_of(m, a, B, beta);
+    if (t->T > 1)
+        t->barrier(t->ctx);
+    mlp_backward_decoder(m, a, grads, B, t);
+    if (t->k == 0)
+        objective_reparam_backward(&m->cfg, a, B, vae_prior_mu(m, a, 0));
+    if (t->T > 1)
+        t->barrier(t->ctx);
+    mlp_backward_encoder(m, a, grads, B, t);
+    return sum;
 }
 
 void vae_rec_rows(const vae_model *m, const float *logits, const float *x,
@@ -412,9 +281,8 @@ float *vae_logvar(const vae_model *m, const vae_acts *a, size_t b)
 
 float *vae_prior_mu(const vae_model *m, const vae_acts *a, size_t b)
 {
-    return m->cfg.n_classes && m->cfg.arch == VAE_ARCH_MLP
-               ? a->h[prior_head_of(m)] + b * 2 * m->cfg.z_dim
-               : NULL;
+    float *head = m->cfg.arch == VAE_ARCH_MLP ? mlp_prior_head(m, a) : NULL;
+    return head ? head + b * 2 * m->cfg.z_dim : NULL;
 }
 
 float *vae_prior_logvar(const vae_model *m, const vae_acts *a, size_t b)

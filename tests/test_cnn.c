@@ -1,7 +1,9 @@
 /* test_cnn.c - the convolutional VAE: each layer kernel against a direct
  * loop or its adjoint, BatchNorm's two modes, every parameter's gradient
  * against central finite differences (training mode, batch statistics),
- * and a batch split across teams of 1 to 3 threads computing the same. */
+ * with one draw per image and with k draws (the K-sample ELBO and the
+ * importance-weighted bound), and a batch split across teams of 1 to 3
+ * threads computing the same. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -151,13 +153,16 @@ static vae_config small_conv(vae_lik lik, vae_act act)
 #define DIR_ATOL 3e-3
 #define DIR_RTOL 5e-3
 
-/* A conv model of cfg with random parameters, batch inputs and eps, in
- * training mode; r continues the random stream. */
-static void setup_model(vae_model *m, vae_acts *a, vae_config cfg, rng_state *r)
+/* A conv model of cfg with random parameters, batch inputs and eps for k
+ * draws an image, the objective, in training mode; r continues the random
+ * stream. */
+static void setup_model_k(vae_model *m, vae_acts *a, vae_config cfg, size_t k,
+                          vae_objective obj, rng_state *r)
 {
     err_msg err;
     assert_int_equal(vae_init(m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init(a, &cfg, B, &err), 0);
+    assert_int_equal(vae_acts_init_k(a, &cfg, B, k, obj, &err), 0);
+    assert_int_equal(a->k, k);
     vae_init_params(m, r);
     /* Move BatchNorm's gamma and beta off 1 and 0, so their gradients and
      * the normalization are exercised away from the identity. */
@@ -167,10 +172,18 @@ static void setup_model(vae_model *m, vae_acts *a, vae_config cfg, rng_state *r)
                 m->params[m->block[b].bn_off + c] += 0.3f * urand(r);
     for (size_t i = 0; i < B * cfg.x_dim; i++)
         a->x[i] = rng_uniform(r);
-    rng_normal(r, a->eps, B * cfg.z_dim);
+    rng_normal(r, a->eps, B * k * cfg.z_dim);
     a->training = 1;
 }
 
+static void setup_model(vae_model *m, vae_acts *a, vae_config cfg, rng_state *r)
+{
+    setup_model_k(m, a, cfg, 1, VAE_OBJ_ELBO, r);
+}
+
+/* The batch's objective with the fixed eps (beta 1): rec + kl for one draw
+ * and the ELBO, else what vae_loss says is minimised, a->obj (the ELBO's
+ * rec averaged over the draws plus kl; the negative IW bound). */
 static double objective(const vae_model *m, vae_acts *a)
 {
     vae_encode(m, a, B);
@@ -179,7 +192,10 @@ static double objective(const vae_model *m, vae_acts *a)
     vae_loss(m, a, B, 1.0);
     double s = 0.0;
     for (int i = 0; i < B; i++)
-        s += (double)a->rec[i] + a->kl[i];
+        if (a->k == 1 && a->objective == VAE_OBJ_ELBO)
+            s += (double)a->rec[i] + a->kl[i];
+        else
+            s += (double)a->obj[i];
     return s;
 }
 
@@ -196,7 +212,8 @@ static size_t sign_mask(const vae_model *m, const vae_acts *a, unsigned char *ma
         if (!blk->has_bn)
             continue;
         size_t os = blk->transposed ? 2 * blk->side : blk->side / 2;
-        for (size_t i = 0; i < blk->cout * B * os * os && k < cap; i++)
+        size_t rows = blk->transposed ? B * a->k : B; /* the decoder's: every draw */
+        for (size_t i = 0; i < blk->cout * rows * os * os && k < cap; i++)
             mask[k++] = a->cnn.act[b][i] > 0.0f;
     }
     return k;
@@ -204,7 +221,11 @@ static size_t sign_mask(const vae_model *m, const vae_acts *a, unsigned char *ma
 
 #define MASK_CAP 8192
 
-static void check_gradients(vae_lik lik, uint64_t seed)
+/* Every parameter's gradient, and each tensor's along a random direction,
+ * against central finite differences of the objective obj with `draws`
+ * draws an image (eps fixed, scaled by eps_scale). */
+static void check_gradients_k(vae_lik lik, uint64_t seed, size_t draws, vae_objective obj,
+                              float eps_scale)
 {
     static unsigned char base[MASK_CAP], up_m[MASK_CAP], down_m[MASK_CAP];
     vae_config cfg = small_conv(lik, VAE_ACT_TANH);
@@ -212,9 +233,20 @@ static void check_gradients(vae_lik lik, uint64_t seed)
     vae_acts a;
     rng_state r;
     rng_seed(&r, seed);
-    setup_model(&m, &a, cfg, &r);
+    setup_model_k(&m, &a, cfg, draws, obj, &r);
+    for (size_t i = 0; i < B * draws * cfg.z_dim; i++)
+        a.eps[i] *= eps_scale;
     float *grads = calloc(m.n_params, sizeof(float));
     objective(&m, &a);
+    if (obj == VAE_OBJ_IWAE && draws > 1) {
+        /* The weights must be far from uniform, or the IW bound's gradient
+         * would be the ELBO's with the KL sampled. */
+        float far = 0.0f;
+        for (size_t i = 0; i < B * draws; i++)
+            far = fmaxf(far, fabsf(a.wt[i] - 1.0f / (float)draws));
+        printf("  the normalised weights: largest |wt - 1/k| %.3f\n", far);
+        assert_true(far > 0.1f);
+    }
     size_t nmask = sign_mask(&m, &a, base, MASK_CAP);
     assert_true(nmask < MASK_CAP);
     if (cfg.act == VAE_ACT_TANH)
@@ -301,14 +333,20 @@ static void check_gradients(vae_lik lik, uint64_t seed)
         if (m.block[b].has_bn)
             for (size_t c = 2 * m.block[b].cout; c < 4 * m.block[b].cout; c++)
                 assert_true(grads[m.block[b].bn_off + c] == 0.0f);
-    printf("  conv %s: %zu parameters, %zu straddle a LeakyReLU kink (skipped), max "
-           "|backward - fd| %.2e (tolerance %.0e + %.0e |fd|)\n", vae_lik_name(lik),
-           m.n_params, skipped, maxdiff, GRAD_ATOL, GRAD_RTOL);
+    printf("  conv %s, %s k=%zu: %zu parameters, %zu straddle a LeakyReLU kink "
+           "(skipped), max |backward - fd| %.2e (tolerance %.0e + %.0e |fd|)\n",
+           vae_lik_name(lik), obj == VAE_OBJ_IWAE ? "iwae" : "elbo", draws, m.n_params,
+           skipped, maxdiff, GRAD_ATOL, GRAD_RTOL);
     assert_int_equal(bad, 0);
     assert_true(skipped * 10 < m.n_params);
     free(grads);
     vae_free(&m);
     vae_acts_free(&a);
+}
+
+static void check_gradients(vae_lik lik, uint64_t seed)
+{
+    check_gradients_k(lik, seed, 1, VAE_OBJ_ELBO, 1.0f);
 }
 
 static void test_grad_bernoulli(void **state)
@@ -354,6 +392,161 @@ static void test_grad_check_catches_errors(void **state)
     vae_acts_free(&a);
 }
 
+/* ------------------------------------------------------------------------ */
+/* K draws per image                                                        */
+
+/* The K-sample ELBO and the IW bound with k = 3: the decoder on B * 3
+ * rows, its BatchNorm's statistics over all of them. The IWAE's eps are
+ * scaled up so that the draws' weights differ. */
+static void test_grad_k_draws(void **state)
+{
+    (void)state;
+    check_gradients_k(VAE_LIK_BERNOULLI, 13, 3, VAE_OBJ_ELBO, 1.0f);
+    check_gradients_k(VAE_LIK_BERNOULLI, 14, 3, VAE_OBJ_IWAE, 3.0f);
+    check_gradients_k(VAE_LIK_GAUSSIAN, 15, 3, VAE_OBJ_IWAE, 3.0f);
+}
+
+/* With one draw the IW bound is the ELBO (Burda et al.): the same
+ * reconstruction term, bit for bit, and the same decoder gradient (the one
+ * draw's weight is 1); only the KL differs, sampled (log q(z|x) - log p(z))
+ * in the IWAE where the ELBO has it in closed form, so the two objectives
+ * agree in expectation over eps. */
+static void test_iwae_one_draw_is_elbo(void **state)
+{
+    (void)state;
+    vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_TANH);
+    vae_model m;
+    vae_acts e, w;
+    err_msg err;
+    rng_state r;
+    rng_seed(&r, 16);
+    setup_model_k(&m, &e, cfg, 1, VAE_OBJ_ELBO, &r);
+    assert_int_equal(vae_acts_init_k(&w, &cfg, B, 1, VAE_OBJ_IWAE, &err), 0);
+    w.training = 1;
+    memcpy(w.x, e.x, B * cfg.x_dim * sizeof(float));
+    size_t Z = cfg.z_dim, n = m.n_params;
+    float *ge = calloc(n, sizeof(float)), *gw = calloc(n, sizeof(float));
+    enum { DRAWS = 4000 };
+    double diff = 0.0, diff2 = 0.0, kl = 0.0;
+    for (int t = 0; t < DRAWS; t++) {
+        rng_normal(&r, e.eps, B * Z);
+        memcpy(w.eps, e.eps, B * Z * sizeof(float));
+        double oe = objective(&m, &e), ow = objective(&m, &w);
+        for (size_t i = 0; i < B; i++) {
+            assert_true(w.rec[i] == e.rec[i] && w.rrec[i] == w.rec[i]);
+            assert_true(w.kl[i] == e.kl[i]);
+            assert_true(w.wt[i] == 1.0f);
+            assert_true(fabsf(e.obj[i] - (e.rec[i] + e.kl[i])) <= 1e-6f * e.obj[i]);
+            /* the IWAE's: rec + log q(z|x) - log p(z), the 2 pi terms cancelled */
+            const float *lv = vae_logvar(&m, &w, i);
+            double want = w.rec[i];
+            for (size_t d = 0; d < Z; d++) {
+                double z = w.z[i * Z + d], x = w.eps[i * Z + d];
+                want += 0.5 * z * z - 0.5 * x * x - 0.5 * lv[d];
+            }
+            assert_true(fabs(w.obj[i] - want) <= 1e-5 * fabs(want));
+        }
+        if (t == 0) { /* the decoder's gradient is the same, bit for bit */
+            vae_backward(&m, &e, ge, B);
+            vae_backward(&m, &w, gw, B);
+            size_t d0 = m.block[m.n_blocks / 2].w_off, d1 = m.layer[0].w_off;
+            for (size_t i = d0; i < d1; i++)
+                assert_true(ge[i] == gw[i]);
+            const vae_layer *L = &m.layer[1];
+            for (size_t i = L->w_off; i < L->b_off + L->out; i++)
+                assert_true(ge[i] == gw[i]);
+            assert_true(memcmp(ge, gw, n * sizeof(float)) != 0); /* the encoder's differ */
+        }
+        diff += ow - oe;
+        diff2 += (ow - oe) * (ow - oe);
+        for (size_t i = 0; i < B; i++)
+            kl += e.kl[i] / DRAWS;
+    }
+    double mean = diff / DRAWS, se = sqrt((diff2 / DRAWS - mean * mean) / DRAWS);
+    printf("  iwae - elbo objective, k=1, over %d draws of eps: %.4f +- %.4f (the "
+           "batch's KL %.4f)\n", DRAWS, mean, se, kl);
+    assert_true(fabs(mean) < 4.0 * se);
+    assert_true(se < 0.05 * kl);
+    free(ge);
+    free(gw);
+    vae_free(&m);
+    vae_acts_free(&e);
+    vae_acts_free(&w);
+}
+
+/* The decoder's rows are the draws, row i*k+j image i's j-th: in
+ * evaluation mode (no batch coupling) decoding B * 3 rows at once gives,
+ * for each j, what decoding the B rows of draw j alone gives. */
+static void test_draws_are_rows(void **state)
+{
+    (void)state;
+    enum { K = 3 };
+    vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY);
+    vae_model m;
+    vae_acts a3, a1;
+    err_msg err;
+    rng_state r;
+    rng_seed(&r, 17);
+    setup_model_k(&m, &a3, cfg, K, VAE_OBJ_IWAE, &r);
+    assert_int_equal(vae_acts_init(&a1, &cfg, B, &err), 0);
+    a3.training = a1.training = 0;
+    size_t Z = cfg.z_dim, D = cfg.x_dim;
+    memcpy(a1.x, a3.x, B * D * sizeof(float));
+    vae_encode(&m, &a3, B);
+    vae_reparam(&m, &a3, B, 0);
+    vae_decode(&m, &a3, B);
+    double worst = 0.0;
+    for (size_t j = 0; j < K; j++) {
+        for (size_t i = 0; i < B; i++)
+            memcpy(a1.z + i * Z, a3.z + (i * K + j) * Z, Z * sizeof(float));
+        vae_decode(&m, &a1, B);
+        for (size_t i = 0; i < B; i++)
+            for (size_t p = 0; p < D; p++)
+                worst = fmax(worst, fabs(a1.logits[i * D + p] -
+                                         a3.logits[(i * K + j) * D + p]));
+    }
+    printf("  %d draws decoded together vs one at a time: max |difference| %.2e\n", K,
+           worst);
+    assert_true(worst < 1e-5);
+    /* and the draws differ (eps is not reused across them) */
+    assert_true(memcmp(a3.logits, a3.logits + D, D * sizeof(float)) != 0);
+    vae_free(&m);
+    vae_acts_free(&a3);
+    vae_acts_free(&a1);
+}
+
+/* Buffers: k = 1 keeps rrec = rec and ydec = y; k > 1 gives them their own;
+ * a batch whose rows times draws overflow is refused with a message. */
+static void test_draws_buffers(void **state)
+{
+    (void)state;
+    vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY);
+    vae_acts a;
+    err_msg err;
+    assert_int_equal(vae_acts_init_k(&a, &cfg, 4, 1, VAE_OBJ_IWAE, &err), 0);
+    assert_ptr_equal(a.rrec, a.rec);
+    assert_ptr_equal(a.ydec, a.y);
+    assert_non_null(a.obj);
+    assert_non_null(a.wt);
+    assert_int_equal(a.objective, VAE_OBJ_IWAE);
+    vae_acts_free(&a);
+    assert_int_equal(vae_acts_init_k(&a, &cfg, 4, VAE_MAX_DRAWS, VAE_OBJ_ELBO, &err), 0);
+    assert_int_equal(a.k, VAE_MAX_DRAWS);
+    assert_true(a.rrec != a.rec && a.ydec != a.y);
+    /* every row of every per-draw buffer is there (ASan checks the ends) */
+    size_t rows = 4 * VAE_MAX_DRAWS;
+    memset(a.logits, 0, rows * cfg.x_dim * sizeof(float));
+    memset(a.dz, 0, rows * cfg.z_dim * sizeof(float));
+    memset(a.rrec, 0, rows * sizeof(float));
+    memset(a.wt, 0, rows * sizeof(float));
+    memset(a.ydec, 0, rows);
+    vae_acts_free(&a);
+    assert_int_equal(vae_acts_init_k(&a, &cfg, SIZE_MAX / 4, 3, VAE_OBJ_IWAE, &err), -1);
+    assert_non_null(strstr(err.text, "with 3 draws each is too large"));
+    assert_int_equal(vae_acts_init_k(&a, &cfg, 2, 0, VAE_OBJ_ELBO, &err), -1);
+    assert_non_null(strstr(err.text, "need 1 to"));
+}
+
 /* The default shape: 32x32 padding, the article's channels, 100-D latent. */
 static void test_default_shape(void **state)
 {
@@ -385,13 +578,13 @@ static void test_default_shape(void **state)
     assert_non_null(strstr(err.text, "not conditional"));
 }
 
-/* A batch split across teams of 1, 2 and 3 threads: BatchNorm's statistics
- * are the whole batch's either way, so the loss and the summed gradient
- * agree up to the order of float sums; and the running averages move the
- * same. */
-static void test_teams_agree(void **state)
+/* A batch split across teams of 1 to max_T threads, `draws` an image and
+ * the objective: BatchNorm's statistics are the whole batch's either way
+ * (the decoder's over all its draws), so the loss, the objective and the
+ * summed gradient agree up to the order of float sums; and the running
+ * averages move the same. */
+static void teams_agree(size_t draws, vae_objective objective, size_t max_T)
 {
-    (void)state;
     vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY);
     vae_model m;
     err_msg err;
@@ -406,13 +599,15 @@ static void test_teams_agree(void **state)
     for (size_t i = 0; i < N * 36; i++)
         set.images[i] = (uint8_t)rng_below(&r, 256);
     memset(set.labels, 0, N);
-    double loss[3];
+    double loss[3], obj[3];
     float *g[3], *stats[3];
-    for (size_t T = 1; T <= 3; T++) {
+    assert_true(max_T <= 3);
+    for (size_t T = 1; T <= max_T; T++) {
         memcpy(m.params, init, m.n_params * sizeof(float));
         assert_int_equal(par_init(T, &err), 0);
         shard_set s;
-        assert_int_equal(shard_init(&s, &m, N, 1, &err), 0);
+        assert_int_equal(shard_init_k(&s, &m, N, 1, draws, objective, &err), 0);
+        assert_int_equal(s.units, 0); /* the conv VAE splits by rows */
         rng_state e;
         rng_seed(&e, 9);
         shard_draw_eps(&s, &m, &e, N);
@@ -420,6 +615,7 @@ static void test_teams_agree(void **state)
         double rec, kl;
         shard_run(&s, &m, &b, 1, 1.0, &rec, &kl);
         loss[T - 1] = rec + kl;
+        obj[T - 1] = shard_objective(&s, N);
         const float *gs[PAR_MAX_THREADS];
         size_t ng = shard_grads(&s, N, gs);
         g[T - 1] = calloc(m.n_params, sizeof(float));
@@ -434,28 +630,47 @@ static void test_teams_agree(void **state)
     double gmax = 0.0;
     for (size_t i = 0; i < m.n_params; i++)
         gmax = fmax(gmax, fabs(g[0][i]));
-    for (int t = 1; t < 3; t++) {
+    for (size_t t = 1; t < max_T; t++) {
         double worst = 0.0, wstat = 0.0;
         for (size_t i = 0; i < m.n_params; i++) {
             worst = fmax(worst, fabs(g[t][i] - g[0][i]));
             wstat = fmax(wstat, fabs(stats[t][i] - stats[0][i]));
         }
-        printf("  team %d: loss %.6f (one thread %.6f), max gradient difference %.2e "
-               "of %.2e, running averages %.2e\n", t + 1, loss[t], loss[0], worst, gmax,
-               wstat);
+        printf("  %s k=%zu, team %zu: loss %.6f (one thread %.6f), objective %.6f "
+               "(%.6f), max gradient difference %.2e of %.2e, running averages %.2e\n",
+               objective == VAE_OBJ_IWAE ? "iwae" : "elbo", draws, t + 1, loss[t], loss[0],
+               obj[t], obj[0], worst, gmax, wstat);
         assert_true(fabs(loss[t] - loss[0]) < 1e-5 * fabs(loss[0]));
+        assert_true(fabs(obj[t] - obj[0]) < 1e-5 * fabs(obj[0]));
         assert_true(worst < 1e-4 * gmax);
         assert_true(wstat < 1e-6);
     }
     /* and the running averages did move (the forward pass trained them) */
     assert_true(memcmp(stats[0], init, m.n_params * sizeof(float)) != 0);
-    for (int t = 0; t < 3; t++) {
+    if (objective == VAE_OBJ_IWAE && draws > 1) /* the IW bound is below the ELBO */
+        assert_true(obj[0] < loss[0]);
+    for (size_t t = 0; t < max_T; t++) {
         free(g[t]);
         free(stats[t]);
     }
     free(init);
     idx_free(&set);
     vae_free(&m);
+}
+
+static void test_teams_agree(void **state)
+{
+    (void)state;
+    teams_agree(1, VAE_OBJ_ELBO, 3);
+}
+
+/* k = 3: each thread's share decodes its images' draws, and the decoder's
+ * BatchNorm sums over every share's B * k rows. */
+static void test_teams_agree_k_draws(void **state)
+{
+    (void)state;
+    teams_agree(3, VAE_OBJ_IWAE, 2);
+    teams_agree(3, VAE_OBJ_ELBO, 2);
 }
 
 int main(void)
@@ -467,8 +682,13 @@ int main(void)
         cmocka_unit_test(test_grad_bernoulli),
         cmocka_unit_test(test_grad_gaussian),
         cmocka_unit_test(test_grad_check_catches_errors),
+        cmocka_unit_test(test_grad_k_draws),
+        cmocka_unit_test(test_iwae_one_draw_is_elbo),
+        cmocka_unit_test(test_draws_are_rows),
+        cmocka_unit_test(test_draws_buffers),
         cmocka_unit_test(test_default_shape),
         cmocka_unit_test(test_teams_agree),
+        cmocka_unit_test(test_teams_agree_k_draws),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

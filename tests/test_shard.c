@@ -1,6 +1,7 @@
 /* test_shard.c - a batch split across the team computes what one thread
  * computes: the same noise, loss sums and summed gradient, for team sizes
- * that split the batch evenly, raggedly, or leave threads idle. */
+ * that split the batch evenly, raggedly, or leave threads idle; by rows
+ * and by units. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -56,14 +57,16 @@ typedef struct result {
     float eps[N_IMAGES * 3];
 } result;
 
-/* Runs images idx[0..B) with a team of T and noise from seed 9. */
+/* Runs images idx[0..B) with a team of T splitting by rows and noise from
+ * seed 9. */
 static void run_team(size_t T, const uint32_t *idx, size_t B, result *out)
 {
     err_msg err;
     assert_int_equal(par_init(T, &err), 0);
     shard_set s;
-    assert_int_equal(shard_init(&s, &model, 8, 1, &err), 0);
+    assert_int_equal(shard_init_plan(&s, &model, 8, 1, 1, VAE_OBJ_ELBO, SHARD_ROWS, &err), 0);
     assert_int_equal(s.T, T);
+    assert_false(s.units);
     rng_state r;
     rng_seed(&r, 9);
     shard_draw_eps(&s, &model, &r, B);
@@ -87,19 +90,26 @@ static void run_team(size_t T, const uint32_t *idx, size_t B, result *out)
     shard_free(&s);
 }
 
+static void assert_grad_close(const vae_model *m, const result *a, const result *b);
+
 static void assert_close(const result *a, const result *b, size_t B)
 {
     assert_memory_equal(a->eps, b->eps, B * 3 * sizeof(float));
     assert_true(fabs(a->bce - b->bce) <= TOL * fabs(a->bce));
     assert_true(fabs(a->kl - b->kl) <= TOL * fabs(a->kl) + 1e-6);
+    assert_grad_close(&model, a, b);
+}
+
+static void assert_grad_close(const vae_model *m, const result *a, const result *b)
+{
     /* Each gradient is a sum over images whose terms cancel in part, so
      * the order of the sum moves it by rounding of the terms' size: compare
      * against the tensor's largest gradient, not the entry alone. */
     double maxabs = 0.0, maxdiff = 0.0;
-    for (size_t i = 0; i < model.n_params; i++)
+    for (size_t i = 0; i < m->n_params; i++)
         if (fabs(a->grad[i]) > maxabs)
             maxabs = fabs(a->grad[i]);
-    for (size_t i = 0; i < model.n_params; i++) {
+    for (size_t i = 0; i < m->n_params; i++) {
         double d = fabs((double)a->grad[i] - b->grad[i]);
         if (d > maxdiff)
             maxdiff = d;
@@ -151,7 +161,7 @@ static void test_team_resized_after_init(void **state)
     err_msg err;
     assert_int_equal(par_init(3, &err), 0);
     shard_set s;
-    assert_int_equal(shard_init(&s, &model, 8, 0, &err), 0);
+    assert_int_equal(shard_init_plan(&s, &model, 8, 0, 1, VAE_OBJ_ELBO, SHARD_ROWS, &err), 0);
     rng_state r;
     rng_seed(&r, 1);
     shard_draw_eps(&s, &model, &r, 8);
@@ -164,12 +174,117 @@ static void test_team_resized_after_init(void **state)
     shard_free(&s);
 }
 
+/* One training pass of batch idx[0..B) of model m with k draws under
+ * objective o, by a team of T with the plan given; the gradient copied
+ * into grad (the shares summed), the sums into rec and kl. */
+static void pass(const vae_model *m, size_t T, shard_plan plan, size_t k, vae_objective o,
+                 const uint32_t *idx, size_t B, float *grad, double *rec, double *kl,
+                 double *obj)
+{
+    err_msg err;
+    assert_int_equal(par_init(T, &err), 0);
+    shard_set s;
+    if (shard_init_plan(&s, m, B, 1, k, o, plan, &err))
+        fail_msg("shard_init_plan: %s", err.text);
+    assert_int_equal(s.units, plan == SHARD_UNITS && T > 1);
+    rng_state r;
+    rng_seed(&r, 4);
+    shard_draw_eps(&s, m, &r, B);
+    shard_batch b = {&set, idx, 0, B, NULL, 0.0f, 0};
+    shard_run(&s, m, &b, 1, 0.7, rec, kl);
+    *obj = shard_objective(&s, B);
+    const float *g[PAR_MAX_THREADS];
+    size_t n = shard_grads(&s, B, g);
+    assert_int_equal(n, s.units ? 1 : (B < T ? B : T));
+    memcpy(grad, g[0], m->n_params * sizeof *grad);
+    for (size_t i = 1; i < n; i++)
+        for (size_t p = 0; p < m->n_params; p++)
+            grad[p] += g[i][p];
+    shard_free(&s);
+}
+
+/* The units plan splits every layer's output units among the threads:
+ * every sum runs over the same terms as with one thread, so teams of 2 to
+ * 5 give the one-thread loss, objective and gradient up to rounding
+ * (OpenBLAS may pick another kernel, with another order of the sums, for a
+ * narrower share; often it is bit for bit): plain, conditional
+ * (labels into the encoder, decoder and prior network), and with k = 3
+ * draws under the IWAE objective (the decoder on B * k rows). Layer widths
+ * leave some threads with a ragged share, some with none. */
+static void test_units_plan_is_one_thread(void **state)
+{
+    (void)state;
+    const uint32_t idx[6] = {4, 1, 9, 9, 0, 11};
+    static const struct {
+        size_t classes, k;
+        vae_objective o;
+        vae_act act;
+    } cases[] = {
+        {0, 1, VAE_OBJ_ELBO, VAE_ACT_TANH},
+        {10, 1, VAE_OBJ_ELBO, VAE_ACT_RELU},
+        {0, 3, VAE_OBJ_IWAE, VAE_ACT_LEAKY},
+        {10, 3, VAE_OBJ_ELBO, VAE_ACT_TANH},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        vae_config cfg = {784, 2, {100, 40}, 20, cases[c].act, VAE_LIK_BERNOULLI,
+                          cases[c].classes, VAE_ARCH_MLP};
+        vae_model m;
+        err_msg err;
+        assert_int_equal(vae_init(&m, &cfg, &err), 0);
+        rng_state r;
+        rng_seed(&r, 8);
+        vae_init_params(&m, &r);
+        float *g1 = malloc(m.n_params * sizeof *g1), *gT = malloc(m.n_params * sizeof *gT);
+        assert_non_null(g1);
+        assert_non_null(gT);
+        double rec1, kl1, obj1;
+        pass(&m, 1, SHARD_ROWS, cases[c].k, cases[c].o, idx, 6, g1, &rec1, &kl1, &obj1);
+        for (size_t T = 2; T <= 5; T++) {
+            double rec, kl, obj;
+            pass(&m, T, SHARD_UNITS, cases[c].k, cases[c].o, idx, 6, gT, &rec, &kl, &obj);
+            assert_true(fabs(rec - rec1) <= 1e-6 * rec1);
+            assert_true(fabs(kl - kl1) <= 1e-6 * kl1);
+            assert_true(fabs(obj - obj1) <= 1e-6 * obj1);
+            result r1 = {.grad = g1}, rT = {.grad = gT};
+            printf("  case %zu, team %zu:", c, T);
+            assert_grad_close(&m, &r1, &rT);
+        }
+        /* and the gradient is not trivially zero */
+        double norm = 0.0;
+        for (size_t p = 0; p < m.n_params; p++)
+            norm += fabs(g1[p]);
+        assert_true(norm > 1.0);
+        free(g1);
+        free(gT);
+        vae_free(&m);
+    }
+}
+
+/* The plan training picks: units for the MLP's small batches only. */
+static void test_plan_choice(void **state)
+{
+    (void)state;
+    assert_int_equal(shard_plan_for(&model, 20, 2), SHARD_UNITS);
+    assert_int_equal(shard_plan_for(&model, 127, 2), SHARD_UNITS);
+    assert_int_equal(shard_plan_for(&model, 128, 2), SHARD_ROWS);
+    assert_int_equal(shard_plan_for(&model, 20, 1), SHARD_ROWS);
+    vae_model conv = model;
+    conv.cfg.arch = VAE_ARCH_CONV;
+    assert_int_equal(shard_plan_for(&conv, 20, 2), SHARD_ROWS);
+    shard_set s;
+    err_msg err;
+    assert_int_equal(shard_init_plan(&s, &model, 8, 0, 1, VAE_OBJ_ELBO, SHARD_UNITS, &err), -1);
+    assert_non_null(strstr(err.text, "MLP"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_teams_agree),
         cmocka_unit_test(test_team_deterministic),
         cmocka_unit_test(test_team_resized_after_init),
+        cmocka_unit_test(test_units_plan_is_one_thread),
+        cmocka_unit_test(test_plan_choice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
