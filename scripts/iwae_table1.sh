@@ -183,18 +183,21 @@ run_cell() {
     echo done >"$dir/status"
 }
 
-# Runs a command in the background and waits for it, its pid in DIR/run.pid
-# meanwhile, so that a signal to this script reaches it (stop_all): vae
-# train then saves its exact state, and the next run resumes from it.
+# Runs a command in the background and waits for it, its pid in
+# DIR/run.PID.pid meanwhile (PID: this script's, so that another instance
+# evaluating a finished stage in the same folder keeps its own), so that a
+# signal to this script reaches it (stop_all): vae train then saves its
+# exact state, and the next run resumes from it.
+me=$$
 in_background() { # DIR CMD...
     local dir="$1"
     shift
     "$@" &
     local pid=$!
-    echo "$pid" >"$dir/run.pid"
+    echo "$pid" >"$dir/run.$me.pid"
     local rc=0
     wait "$pid" || rc=$?
-    rm -f "$dir/run.pid"
+    rm -f "$dir/run.$me.pid"
     return "$rc"
 }
 
@@ -203,11 +206,11 @@ pids=()
 stop_all() {
     trap '' INT TERM
     local f
-    for f in "$results"/*/run.pid; do
+    for f in "$results"/*/run.$me.pid; do
         [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
     done
     # The vae processes save and exit; so do the cells waiting for them.
-    for f in "$results"/*/run.pid; do
+    for f in "$results"/*/run.$me.pid; do
         while [ -f "$f" ] && kill -0 "$(cat "$f" 2>/dev/null || echo 0)" 2>/dev/null; do
             sleep 0.1
         done
