@@ -93,6 +93,21 @@ void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B);
 void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
                int backward, double beta, double *rec, double *kl);
 
+/* What every thread of the team does once a training batch's gradient is
+ * complete, in the same job (the optimizer on its share of the
+ * parameters): fn(ctx, k, T) on thread k of T. */
+typedef struct shard_then {
+    void (*fn)(void *ctx, size_t k, size_t T);
+    void *ctx;
+} shard_then;
+
+/* A training step's pass in one job of the team: the batch's noise drawn
+ * from rng (the numbers of shard_draw_eps; in the units plan thread 0 draws
+ * them while the others gather the images), the forward and backward pass
+ * as shard_run, then then->fn (NULL: nothing) on every thread. */
+void shard_step(shard_set *s, const vae_model *m, const shard_batch *b, rng_state *rng,
+                double beta, const shard_then *then, double *rec, double *kl);
+
 /* Fills a's inputs with images [lo, hi) of batch b: targets a->x, encoder
  * input a->xin (corrupted if b->noise), labels a->y. */
 void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi);

@@ -159,28 +159,40 @@ typedef struct run_job {
     const shard_batch *b;
     int backward;
     double beta;
+    rng_state *eps_rng;     /* units plan: thread 0 draws the noise (or NULL) */
+    const shard_then *then; /* after the gradient, on every thread (or NULL) */
 } run_job;
+
+/* then->fn on thread k once every thread is done with the batch. */
+static void then_run(const run_job *j, size_t k, size_t T)
+{
+    if (!j->then)
+        return;
+    if (T > 1)
+        par_barrier();
+    j->then->fn(j->then->ctx, k, T);
+}
 
 static void run_share(void *ctx, size_t k, size_t T)
 {
-    (void)T;
     const run_job *j = ctx;
     size_t lo, hi;
     share_of(j->s, j->b->B, k, &lo, &hi);
     /* A thread without images still runs a conv model's passes: its
      * BatchNorm takes part in the team's sums. */
-    if (lo == hi && j->m->cfg.arch != VAE_ARCH_CONV)
-        return;
-    size_t n = hi - lo;
-    vae_acts *a = &j->s->acts[k];
-    a->training = j->backward;
-    shard_gather(a, j->b, lo, hi);
-    vae_encode(j->m, a, n);
-    vae_reparam(j->m, a, n, 0);
-    vae_decode(j->m, a, n);
-    vae_loss(j->m, a, n, j->beta);
-    if (j->backward)
-        vae_backward(j->m, a, j->s->grads + k * j->s->n_params, n);
+    if (lo < hi || j->m->cfg.arch == VAE_ARCH_CONV) {
+        size_t n = hi - lo;
+        vae_acts *a = &j->s->acts[k];
+        a->training = j->backward;
+        shard_gather(a, j->b, lo, hi);
+        vae_encode(j->m, a, n);
+        vae_reparam(j->m, a, n, 0);
+        vae_decode(j->m, a, n);
+        vae_loss(j->m, a, n, j->beta);
+        if (j->backward)
+            vae_backward(j->m, a, j->s->grads + k * j->s->n_params, n);
+    }
+    then_run(j, k, T);
 }
 
 /* The units plan: every thread gathers its share of the images, then all
@@ -189,24 +201,41 @@ static void run_units(void *ctx, size_t k, size_t T)
 {
     const run_job *j = ctx;
     vae_acts *a = &j->s->acts[0];
-    size_t lo, hi;
-    par_share(j->b->B, 1, k, T, &lo, &hi);
+    size_t B = j->b->B, lo, hi;
+    if (j->eps_rng) { /* thread 0 draws the noise while the others gather */
+        if (k == 0) {
+            rng_normal(j->eps_rng, a->eps, B * a->k * j->m->cfg.z_dim);
+            lo = hi = 0;
+        } else {
+            par_share(B, 1, k - 1, T - 1, &lo, &hi);
+        }
+    } else {
+        par_share(B, 1, k, T, &lo, &hi);
+    }
     if (lo < hi)
         gather_rows(a, j->b, lo, hi, lo);
     par_barrier();
     vae_team t = {k, T, team_barrier, NULL};
-    vae_train_team(j->m, a, j->s->grads, j->b->B, j->beta, &t);
+    vae_train_team(j->m, a, j->s->grads, B, j->beta, &t);
+    then_run(j, k, T);
 }
 
-void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
-               int backward, double beta, double *rec, double *kl)
+/* shard_run and shard_step: the noise drawn first unless rng is NULL. */
+static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
+                    int backward, double beta, rng_state *rng,
+                    const shard_then *then, double *rec, double *kl)
 {
-    run_job j = {s, m, b, backward && s->grads, beta};
+    run_job j = {s, m, b, backward && s->grads, beta, NULL, then};
+    int team = par_threads() == s->T;
+    if (rng && !(s->units && team && j.backward && s->T > 1))
+        shard_draw_eps(s, m, rng, b->B);
+    else
+        j.eps_rng = rng;
     if (s->units) {
         vae_acts *a = &s->acts[0];
         a->training = 1;
         a->xin = b->noise > 0.0f ? a->xin_buf : a->x;
-        if (par_threads() == s->T && j.backward) {
+        if (team && j.backward) {
             par_run(run_units, &j);
         } else { /* one thread: the same pass alone */
             gather_rows(a, b, 0, b->B, 0);
@@ -216,18 +245,23 @@ void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
             vae_loss(m, a, b->B, beta);
             if (j.backward)
                 vae_backward(m, a, s->grads, b->B);
+            if (then)
+                then->fn(then->ctx, 0, 1);
         }
-    } else if (par_threads() == s->T) {
+    } else if (team) {
         par_run(run_share, &j);
     } else {
         /* The team changed size since shard_init: same shares, one thread,
          * so no sums across them (BatchNorm then uses each share's own). */
+        j.then = NULL;
         for (size_t k = 0; k < s->T; k++) {
             vae_reduce keep = s->acts[k].reduce;
             s->acts[k].reduce.sum = NULL;
             run_share(&j, k, s->T);
             s->acts[k].reduce = keep;
         }
+        if (then)
+            then->fn(then->ctx, 0, 1);
     }
     double sb = 0.0, sk = 0.0;
     for (size_t k = 0; k < s->T; k++) {
@@ -240,6 +274,18 @@ void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
     }
     *rec = sb;
     *kl = sk;
+}
+
+void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
+               int backward, double beta, double *rec, double *kl)
+{
+    run_all(s, m, b, backward, beta, NULL, NULL, rec, kl);
+}
+
+void shard_step(shard_set *s, const vae_model *m, const shard_batch *b, rng_state *rng,
+                double beta, const shard_then *then, double *rec, double *kl)
+{
+    run_all(s, m, b, 1, beta, rng, then, rec, kl);
 }
 
 double shard_objective(const shard_set *s, size_t B)

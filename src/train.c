@@ -411,13 +411,12 @@ static void train_step(trainer *t, const idx_set *set, size_t epoch,
     idx_view view = train_view(&t->st, epoch);
     shard_batch b = {set, t->perm + first, 0, B, &view, (float)t->st.noise,
                      rng_mix(rng_mix(t->st.seed, CORRUPT_SALT), epoch)};
-    shard_draw_eps(&t->shards, m, &t->st.rng_noise, B);
-    shard_run(&t->shards, m, &b, 1, beta, rec, kl);
-    *obj = shard_objective(&t->shards, B);
     t->st.adam_t++;
     adam_job j = {.t = t};
     j.n_grads = shard_grads(&t->shards, B, j.grads);
-    par_run(adam_share, &j);
+    shard_then then = {adam_share, &j};
+    shard_step(&t->shards, m, &b, &t->st.rng_noise, beta, &then, rec, kl);
+    *obj = shard_objective(&t->shards, B);
 }
 
 /* The epoch's order: identity shuffled by the data RNG as it stood when the

@@ -179,11 +179,13 @@ void vae_decode(const vae_model *m, vae_acts *a, size_t B)
         mlp_decode(m, a, B, &ALONE);
 }
 
-void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
+/* Rows [r0, r1) of vae_reparam's B * k. */
+static void reparam_rows(const vae_model *m, vae_acts *a, size_t r0, size_t r1,
+                         int use_mean)
 {
     size_t Z = m->cfg.z_dim, K = a->k;
     const float *head = a->head;
-    for (size_t r = 0; r < B * K; r++) {
+    for (size_t r = r0; r < r1; r++) {
         size_t i = r / K;
         const float *mu = head + i * 2 * Z, *lv = mu + Z;
         const float *eps = a->eps + r * Z;
@@ -193,6 +195,19 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
         if (K > 1)
             a->ydec[r] = a->y[i];
     }
+}
+
+void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
+{
+    reparam_rows(m, a, 0, B * a->k, use_mean);
+}
+
+/* Thread t->k's share [*r0, *r1) of n rows. */
+static void team_rows(size_t n, const vae_team *t, size_t *r0, size_t *r1)
+{
+    size_t per = (n + t->T - 1) / t->T, lo = t->k * per;
+    *r0 = lo < n ? lo : n;
+    *r1 = lo + per < n ? lo + per : n;
 }
 
 /* -log p(x | z) of rows [r0, r1) of the decoder's B * k and its gradient
@@ -236,15 +251,14 @@ double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
                       double beta, const vae_team *t)
 {
     double sum = 0.0;
+    size_t r0, r1;
+    team_rows(B * a->k, t, &r0, &r1);
     mlp_encode(m, a, B, t);
-    if (t->k == 0)
-        vae_reparam(m, a, B, 0);
+    reparam_rows(m, a, r0, r1, 0);
     if (t->T > 1)
         t->barrier(t->ctx);
     mlp_decode(m, a, B, t);
-    size_t rows = B * a->k, per = (rows + t->T - 1) / t->T;
-    size_t r0 = t->k * per < rows ? t->k * per : rows;
-    rec_rows_grad(m, a, r0, r0 + per < rows ? r0 + per : rows);
+    rec_rows_grad(m, a, r0, r1);
     if (t->T > 1)
         t->barrier(t->ctx);
     if (t->k == 0)

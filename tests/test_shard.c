@@ -260,6 +260,64 @@ static void test_units_plan_is_one_thread(void **state)
     }
 }
 
+typedef struct then_log {
+    int calls[PAR_MAX_THREADS];
+    size_t T;
+    int bad;
+} then_log;
+
+static void log_then(void *ctx, size_t k, size_t T)
+{
+    then_log *l = ctx;
+    if (k >= PAR_MAX_THREADS || (l->T && l->T != T))
+        l->bad = 1;
+    else
+        l->calls[k]++;
+    l->T = T;
+}
+
+/* shard_step is shard_draw_eps then shard_run (the same noise, loss and
+ * gradient, bit for bit, with either plan; in the units plan thread 0
+ * draws while the others gather), then the hook once on every thread. */
+static void test_step_is_draw_then_run(void **state)
+{
+    (void)state;
+    const uint32_t idx[8] = {3, 11, 0, 7, 7, 2, 9, 5};
+    err_msg err;
+    for (int plan = SHARD_ROWS; plan <= SHARD_UNITS; plan++)
+        for (size_t T = 1; T <= 3; T++) {
+            assert_int_equal(par_init(T, &err), 0);
+            shard_set a, b;
+            assert_int_equal(shard_init_plan(&a, &model, 8, 1, 1, VAE_OBJ_ELBO,
+                                             (shard_plan)plan, &err), 0);
+            assert_int_equal(shard_init_plan(&b, &model, 8, 1, 1, VAE_OBJ_ELBO,
+                                             (shard_plan)plan, &err), 0);
+            shard_batch batch = {&set, idx, 0, 8, NULL, 0.0f, 0};
+            rng_state ra, rb;
+            rng_seed(&ra, 21);
+            rb = ra;
+            double rec_a, kl_a, rec_b, kl_b;
+            shard_draw_eps(&a, &model, &ra, 8);
+            shard_run(&a, &model, &batch, 1, 1.0, &rec_a, &kl_a);
+            then_log log = {{0}, 0, 0};
+            shard_then then = {log_then, &log};
+            shard_step(&b, &model, &batch, &rb, 1.0, &then, &rec_b, &kl_b);
+            assert_true(rec_a == rec_b && kl_a == kl_b);
+            assert_memory_equal(&ra, &rb, sizeof ra); /* as many draws */
+            const float *ga[PAR_MAX_THREADS], *gb[PAR_MAX_THREADS];
+            size_t n = shard_grads(&a, 8, ga);
+            assert_int_equal(shard_grads(&b, 8, gb), n);
+            for (size_t i = 0; i < n; i++)
+                assert_memory_equal(ga[i], gb[i], model.n_params * sizeof(float));
+            assert_false(log.bad);
+            assert_int_equal(log.T, T);
+            for (size_t k = 0; k < T; k++)
+                assert_int_equal(log.calls[k], 1);
+            shard_free(&a);
+            shard_free(&b);
+        }
+}
+
 /* The plan training picks: units for the MLP's small batches only. */
 static void test_plan_choice(void **state)
 {
@@ -285,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_team_resized_after_init),
         cmocka_unit_test(test_units_plan_is_one_thread),
         cmocka_unit_test(test_plan_choice),
+        cmocka_unit_test(test_step_is_draw_then_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
