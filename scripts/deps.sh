@@ -12,8 +12,9 @@ set -euo pipefail
 BASE=(build-essential cmake pkg-config libopenblas-dev libpng-dev zlib1g-dev
       libcmocka-dev gnuplot-nox)
 # --dev: sanitizer builds and fuzzers (clang + its runtime), valgrind,
-# GNU time for peak memory, hyperfine for latency.
-DEV=(clang libclang-rt-14-dev valgrind time hyperfine)
+# GNU time for peak memory, hyperfine for latency, PyTorch for the test
+# that loads `vae export`'s file in scripts/vae_torch.py.
+DEV=(clang libclang-rt-14-dev valgrind time hyperfine python3-torch)
 
 usage() {
     cat <<EOF

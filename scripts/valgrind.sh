@@ -17,9 +17,9 @@ images (28x28, generated here, no MNIST needed) to a temp folder, and runs
 under valgrind --tool=memcheck --leak-check=full --error-exitcode=1:
   vae train --epochs 2 --batch 50 --hidden 32 --latent 4 --threads 2
   vae train --epochs 3 --resume
-  vae sample --n 16, vae reconstruct --n 8, vae eval --iw 3
+  vae sample --n 16, vae reconstruct --n 8, vae eval --iw 3, vae export
   vae train --arch conv --hidden 4,8,16 --latent 4 --epochs 1, vae sample,
-  vae info, vae train --force over it, and vae sample -o over its checkpoint
+  vae info, vae export, vae train --force over it, and vae sample -o over its checkpoint
   (refused, exit 2)
 Exits 1 if memcheck reports any error or leak (definite, indirect or possible).
 EOF2
@@ -73,10 +73,12 @@ run train "${common[@]}" --out "$tmp/out" --epochs 3 --resume --threads 2
 run sample --ckpt "$tmp/vae.bin" --n 16 -o "$tmp/s.png"
 run reconstruct "${common[@]}" --n 8 -o "$tmp/r.png"
 run eval "${common[@]}" --iw 3
+run export --ckpt "$tmp/vae.bin" -o "$tmp/vae.safetensors"
 run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --arch conv --hidden 4,8,16 \
     --latent 4 --epochs 1 --batch 50 --threads 2
 run sample --ckpt "$tmp/conv.bin" --n 8 -o "$tmp/conv.png"
 run info --ckpt "$tmp/conv.bin"
+run export --ckpt "$tmp/conv.bin" -o "$tmp/conv.safetensors"
 run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --hidden 8 --latent 2 \
     --epochs 1 --batch 50 --threads 2 --force
 # A refused command (exit 2: -o over the checkpoint) is clean too; memcheck's

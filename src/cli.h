@@ -34,6 +34,7 @@ typedef struct cli_opts {
     int set[O_COUNT];
     const char *data, *ckpt, *out, *output, *metrics, *split;
     size_t n, threads, batch, epochs, label, from, to, steps, top, iw;
+    size_t knn; /* probe's --k: neighbours that vote */
     uint64_t seed;
     double lr, beta, noise;
     int binarize; /* train_binarize */
@@ -81,5 +82,7 @@ int cmd_encode(void);
 int cmd_score(void);
 int cmd_manifold(void);
 int cmd_info(void);
+int cmd_probe(void);
+int cmd_export(void); /* cmd_export.c */
 
 #endif

@@ -1,6 +1,6 @@
 /* cmd_model.c - the commands that use a trained model: sample,
- * reconstruct, eval, interpolate, encode, score and manifold (see
- * src/cli.h). Each reads the model and its training options from --ckpt. */
+ * reconstruct, eval, interpolate, encode, score, manifold and probe
+ * (see src/cli.h). Each reads the model and its training options from --ckpt. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "infer.h"
 #include "par.h"
 #include "png_grid.h"
+#include "probe.h"
 #include "show.h"
 
 /* A loaded model with what using it needs. */
@@ -551,4 +552,84 @@ int cmd_info(void)
     }
     ckpt_data_free(&d);
     return 0;
+}
+
+/* ===================================================================== */
+
+/* The probe's result: one line, or one JSON object with each label's
+ * accuracy (null for a label no test image has). */
+static void print_probe(const probe_result *r, double enc_s, double knn_s)
+{
+    if (!opt.json) {
+        printf("k-NN accuracy (k = %zu, %zu references, %zu queries): %.2f%% "
+               "[encode %.2fs, k-NN %.2fs]\n", r->k, r->n_ref, r->n_query,
+               100.0 * r->accuracy, enc_s, knn_s);
+        return;
+    }
+    printf("{\"accuracy\":%.6f,\"k\":%zu,\"n_ref\":%zu,\"n_query\":%zu,\"correct\":%zu,"
+           "\"per_class\":[", r->accuracy, r->k, r->n_ref, r->n_query, r->correct);
+    for (size_t c = 0; c < IDX_NUM_CLASSES; c++) {
+        printf("%s{\"label\":%zu,\"n\":%zu,\"accuracy\":", c ? "," : "", c, r->class_n[c]);
+        if (r->class_n[c])
+            printf("%.6f}", (double)r->class_correct[c] / (double)r->class_n[c]);
+        else
+            printf("null}");
+    }
+    printf("],\"encode_seconds\":%.4f,\"knn_seconds\":%.4f,\"seconds\":%.4f}\n", enc_s,
+           knn_s, enc_s + knn_s);
+}
+
+/* k-NN accuracy of the posterior means (probe.h): the training images'
+ * means, with their labels, are the references; the test images' the
+ * queries. */
+int cmd_probe(void)
+{
+    session s;
+    int rc = session_open_data(&s, "train", 1, NULL);
+    if (rc)
+        return rc;
+    size_t k = opt.set[O_K] ? opt.knn : PROBE_DEFAULT_K;
+    idx_set test = {0};
+    paths_list l = {0};
+    cli_add_split(&l, "t10k");
+    if (k > s.data.n) {
+        usage_error("--k %zu: more than the %zu training images", k, s.data.n);
+        rc = EXIT_USAGE;
+    } else if (cli_check_paths(&l)) {
+        rc = EXIT_USAGE;
+    } else if (cli_load_split(&test, "t10k")) {
+        rc = 1;
+    }
+    size_t Z = s.m.cfg.z_dim, ref_b = 0, query_b = 0;
+    float *ref = NULL, *query = NULL;
+    if (rc == 0) {
+        rc = 1;
+        if (err_mul_size(s.data.n * sizeof(float), Z, &ref_b) ||
+            err_mul_size(test.n * sizeof(float), Z, &query_b) ||
+            !(ref = malloc(ref_b)) || !(query = malloc(query_b))) {
+            say_error("out of memory for %zu + %zu latent codes", s.data.n, test.n);
+        } else {
+            /* mu only: the draws of z (seeded) play no part. */
+            double t0 = cli_now();
+            infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, ref, NULL, NULL,
+                            NULL);
+            infer_per_image(&s.m, &s.sh, &test, &s.view, opt.seed, query, NULL, NULL,
+                            NULL);
+            double t1 = cli_now();
+            probe_points r = {ref, s.data.labels, s.data.n}, q = {query, test.labels, test.n};
+            probe_result res;
+            err_msg err;
+            if (probe_knn(&r, &q, Z, k, NULL, &res, &err)) {
+                say_error("%s", err.text);
+            } else {
+                print_probe(&res, t1 - t0, cli_now() - t1);
+                rc = 0;
+            }
+        }
+    }
+    free(ref);
+    free(query);
+    idx_free(&test);
+    session_free(&s);
+    return rc;
 }

@@ -296,7 +296,10 @@ static int parse_value(int id, const char *v)
     case O_LR_GAMMA: return parse_double(id, v, 0.0, 0, 1.0, &opt.run.sched.gamma);
     case O_KL_WARMUP: return parse_u64_max(id, v, 1000000, &opt.run.kl_warmup);
     case O_VALID: return parse_u64_max(id, v, UINT32_MAX, &opt.run.valid);
-    case O_K: return parse_size(id, v, 1, VAE_MAX_DRAWS, &opt.run.draws);
+    case O_K: /* probe's neighbours: checked against the references once known */
+        if (!strcmp(opt.cmd, "probe"))
+            return parse_size(id, v, 1, UINT32_MAX, &opt.knn);
+        return parse_size(id, v, 1, VAE_MAX_DRAWS, &opt.run.draws);
     case O_PLAN:
         if (parse_choice(id, v, plans, 3, &c))
             return -1;
@@ -600,6 +603,19 @@ static const cmd_spec CMDS[] = {
                            "(default worst.png)",
               [O_SEED] = "seed of the z draws (default 1)"},
      .run = cmd_score},
+    {.name = "probe",
+     .brief = "k-NN accuracy of the latent means: test images by training labels",
+     .summary = "Classify each test image by the labels of the --k training images "
+                "whose posterior\nmeans are nearest its own (Euclidean), and print "
+                "the accuracy. The vote goes\nto the most frequent label; a tie, to "
+                "the tied label with the nearest\nneighbour (equal distances: the "
+                "earlier training image). A conditional model\nencodes each image "
+                "with its own label.",
+     .opts = {O_CKPT, O_DATA, O_K, O_THREADS, O_JSON, -1},
+     .help = {[O_K] = "neighbours that vote (default 5; at most the training images)",
+              [O_JSON] = "print the result as one JSON object, with the "
+                         "accuracy of each label"},
+     .run = cmd_probe},
     {.name = "manifold",
      .brief = "the latent space as a picture",
      .summary = "For a 2-D latent, decode an N x N grid on the prior's quantiles "
@@ -618,6 +634,15 @@ static const cmd_spec CMDS[] = {
      .opts = {O_CKPT, O_JSON, -1},
      .help = {[O_JSON] = "print it as one JSON object"},
      .run = cmd_info},
+    {.name = "export",
+     .brief = "the model's weights as safetensors, for PyTorch",
+     .summary = "Write the model of --ckpt as a safetensors file: its tensors "
+                "named as the\nstate_dict of scripts/vae_torch.py's modules, the "
+                "architecture in the\nheader's __metadata__. scripts/vae_torch.py "
+                "loads it with PyTorch alone.",
+     .opts = {O_CKPT, O_OUTPUT, -1},
+     .help = {[O_OUTPUT] = "output file (default model.safetensors)"},
+     .run = cmd_export},
     {.name = "bench",
      .brief = "time training (or the importance-weighted bound) against its sgemm floor",
      .summary = "Time training epochs of a fresh model and, step by step, the same "

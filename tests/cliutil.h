@@ -8,10 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "png_grid.h"
@@ -231,6 +234,35 @@ static inline void assert_png_size(const char *path, size_t w, size_t h)
 
 /* Group setup: finds $VAE_BIN, makes the scratch folder /tmp/NAME-XXXXXX
  * and the good data set in it. Returns 0, or -1. */
+/* ------------------------------------------------------------------------ */
+/* Children that fail in chosen ways (for run_with)                          */
+
+/* The file size limit limit_file_size sets, in bytes. */
+static inline rlim_t *cli_fsize_limit(void)
+{
+    static rlim_t limit;
+    return &limit;
+}
+
+/* In the child: a file size limit of *cli_fsize_limit() bytes (as a full
+ * disk), with write errors instead of SIGXFSZ. */
+static inline void limit_file_size(void)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {*cli_fsize_limit(), *cli_fsize_limit()};
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+        _exit(97);
+}
+
+/* In the child, when run as root: become nobody, so permissions apply. */
+static inline void drop_root(void)
+{
+    if (getuid() != 0)
+        return;
+    if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+        _exit(96);
+}
+
 static inline int cli_setup(const char *name)
 {
     vae_bin = getenv("VAE_BIN");

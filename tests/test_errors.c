@@ -113,6 +113,11 @@ static void expect_data_error(const char *folder, const char *bad, const char *w
         tu_assert_contains(err_text, what);
         assert_string_equal(out_text, "");
     }
+    /* probe reads both splits. */
+    assert_exit(run("probe", "--data", folder, "--ckpt", model, NULL), 1);
+    tu_assert_contains(err_text, bad);
+    tu_assert_contains(err_text, what);
+    assert_string_equal(out_text, "");
     printf("  %-26s %s", bad, err_text);
 }
 
@@ -287,6 +292,9 @@ static void expect_ckpt_error(const char *bad, const char *what)
     assert_exit(run("eval", "--ckpt", bad, "--data", data, NULL), 1);
     tu_assert_contains(err_text, what);
     assert_string_equal(out_text, "");
+    assert_exit(run("probe", "--ckpt", bad, "--data", data, NULL), 1);
+    tu_assert_contains(err_text, what);
+    assert_string_equal(out_text, "");
     assert_false(tu_exists(png));
     /* Resuming from it fails too, and leaves it as it was. */
     size_t n0, n1;
@@ -437,6 +445,8 @@ static void test_checkpoint_architecture(void **state)
     assert_exit(run("sample", "--ckpt", other, "-o", png, NULL), 1);
     tu_assert_contains(err_text, "takes 100 pixels, not 28x28 images");
     assert_false(tu_exists(png));
+    assert_exit(run("probe", "--ckpt", other, "--data", data, NULL), 1);
+    tu_assert_contains(err_text, "takes 100 pixels, not 28x28 images");
     assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
                     "--epochs", "3", "--resume", NULL), 1);
     tu_assert_contains(err_text, "the model takes 100 pixels, but the training "
@@ -483,6 +493,8 @@ static void test_option_errors(void **state)
         {{"train", "--arch", "conv", "--hidden", "1,2,3,4,5"}, "--hidden: at most 4 layers"},
         {{"encode", "--split", "valid"}, "--split: 'valid' is not train or test"},
         {{"score", "--top", "0"}, "--top: must be at least 1"},
+        {{"probe", "--k", "0"}, "--k: must be at least 1, not 0"},
+        {{"probe", "--k", "-5"}, "--k: '-5' is not a whole number"},
         {{"sample", "--n", "0"}, "--n: must be at least 1, not 0"},
         {{"sample", "--n", "1000000000"}, "--n: 1000000000 is too large"},
         {{"sample", "-o"}, "--output needs a value"},
@@ -541,26 +553,6 @@ static void test_too_large_for_memory(void **state)
 /* ------------------------------------------------------------------------ */
 /* Outputs                                                                  */
 
-/* In the child: a file size limit of fsize_limit bytes (as a full disk),
- * with write errors instead of SIGXFSZ. */
-static rlim_t fsize_limit;
-
-static void limit_file_size(void)
-{
-    signal(SIGXFSZ, SIG_IGN);
-    struct rlimit lim = {fsize_limit, fsize_limit};
-    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
-        _exit(97);
-}
-
-/* In the child, when run as root: become nobody, so permissions apply. */
-static void drop_root(void)
-{
-    if (getuid() != 0)
-        return;
-    if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
-        _exit(96);
-}
 
 static void test_output_errors(void **state)
 {
@@ -611,7 +603,7 @@ static void test_output_errors(void **state)
 
     /* The disk fills while the PNG is written: the old file stays. */
     tu_write_file(png, "old picture", 11);
-    fsize_limit = 1000;
+    *cli_fsize_limit() = 1000;
     assert_exit(run_with(limit_file_size, "sample", "--ckpt", model, "--n", "128",
                          "-o", png, NULL), 1);
     tu_assert_contains(err_text, "File too large");
@@ -624,8 +616,8 @@ static void test_output_errors(void **state)
     b = tu_read_file(model, &n);
     tu_write_file(ckpt, b, n);
     /* A limit that lets the PNG grids through, not the checkpoint. */
-    fsize_limit = 200000;
-    assert_true(n > fsize_limit);
+    *cli_fsize_limit() = 200000;
+    assert_true(n > *cli_fsize_limit());
     assert_exit(run_with(limit_file_size, "train", "--ckpt", ckpt, "--data", data,
                          "--out", out, "--epochs", "2", "--resume", NULL), 1);
     tu_assert_contains(err_text, ckpt);

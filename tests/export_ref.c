@@ -1,0 +1,104 @@
+/* export_ref.c - vae's own numbers for tests/export_torch.py to compare
+ * with PyTorch's: runs the model of a checkpoint over the test set of a data
+ * folder exactly as `vae eval --seed SEED` draws it (evaluation mode, eps
+ * from the eval stream, image k getting normals k*z_dim ..), and writes raw
+ * little-endian float32 files into OUT_DIR:
+ *
+ *   x.f32       n x x_dim   the encoder's input (and the target)
+ *   eps.f32     n x z_dim   the draws
+ *   mu.f32, logvar.f32      n x z_dim
+ *   logits.f32  n x x_dim   the decoder's output at z = mu + eps exp(logvar/2)
+ *   rec.f32, kl.f32         n   -log p(x|z) and the KL, per image
+ *
+ * usage: export_ref CKPT DATA_DIR OUT_DIR SEED. Exits 0, or 1 with a message. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "idx.h"
+#include "infer.h"
+#include "rng.h"
+#include "vae.h"
+
+#define EVAL_SALT 0x6576616cULL /* docs/checkpoint.md, "Test loss" */
+#define BATCH 25
+
+static int write_f32(const char *dir, const char *name, const float *x, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    /* The tests run on little-endian hosts; the file format says so too. */
+    int bad = !fp || fwrite(x, sizeof *x, n, fp) != n;
+    if (fp && fclose(fp) != 0)
+        bad = 1;
+    if (bad)
+        fprintf(stderr, "export_ref: cannot write %s\n", path);
+    return bad ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: export_ref CKPT DATA_DIR OUT_DIR SEED\n");
+        return 2;
+    }
+    const char *ckpt = argv[1], *data = argv[2], *out = argv[3];
+    uint64_t seed = strtoull(argv[4], NULL, 10);
+    vae_model m;
+    ckpt_train t;
+    idx_set set;
+    vae_acts a;
+    err_msg err;
+    memset(&set, 0, sizeof set);
+    memset(&a, 0, sizeof a);
+    if (ckpt_load_model(ckpt, &m, &t, &err) || idx_load(&set, data, "t10k", &err) ||
+        vae_acts_init(&a, &m.cfg, BATCH, &err)) {
+        fprintf(stderr, "export_ref: %s\n", err.text);
+        return 1;
+    }
+    size_t n = set.n, D = m.cfg.x_dim, Z = m.cfg.z_dim;
+    float *x = malloc(n * D * sizeof *x), *logits = malloc(n * D * sizeof *logits);
+    float *eps = malloc(n * Z * sizeof *eps), *mu = malloc(n * Z * sizeof *mu);
+    float *lv = malloc(n * Z * sizeof *lv), *rec = malloc(n * sizeof *rec);
+    float *kl = malloc(n * sizeof *kl);
+    if (!x || !logits || !eps || !mu || !lv || !rec || !kl) {
+        fprintf(stderr, "export_ref: out of memory\n");
+        return 1;
+    }
+    idx_view view = infer_test_view(t.binarize);
+    rng_state rng;
+    rng_seed(&rng, seed ^ EVAL_SALT);
+    a.training = 0; /* BatchNorm with the running averages */
+    for (size_t at = 0; at < n; at += BATCH) {
+        size_t B = n - at < BATCH ? n - at : BATCH;
+        idx_gather(&set, NULL, at, B, &view, a.x);
+        a.xin = a.x;
+        memcpy(a.y, set.labels + at, B);
+        rng_normal(&rng, a.eps, B * Z);
+        vae_encode(&m, &a, B);
+        vae_reparam(&m, &a, B, 0);
+        vae_decode(&m, &a, B);
+        vae_loss(&m, &a, B, 1.0);
+        memcpy(x + at * D, a.x, B * D * sizeof *x);
+        memcpy(eps + at * Z, a.eps, B * Z * sizeof *eps);
+        memcpy(logits + at * D, vae_logits(&m, &a), B * D * sizeof *logits);
+        for (size_t i = 0; i < B; i++) {
+            memcpy(mu + (at + i) * Z, vae_mu(&m, &a, i), Z * sizeof *mu);
+            memcpy(lv + (at + i) * Z, vae_logvar(&m, &a, i), Z * sizeof *lv);
+            rec[at + i] = a.rec[i];
+            kl[at + i] = a.kl[i];
+        }
+    }
+    int rc = write_f32(out, "x.f32", x, n * D) || write_f32(out, "eps.f32", eps, n * Z) ||
+             write_f32(out, "mu.f32", mu, n * Z) || write_f32(out, "logvar.f32", lv, n * Z) ||
+             write_f32(out, "logits.f32", logits, n * D) ||
+             write_f32(out, "rec.f32", rec, n) || write_f32(out, "kl.f32", kl, n);
+    free(x), free(logits), free(eps), free(mu), free(lv), free(rec), free(kl);
+    vae_acts_free(&a);
+    idx_free(&set);
+    vae_free(&m);
+    return rc ? 1 : 0;
+}

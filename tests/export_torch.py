@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""export_torch.py - `vae export` read by PyTorch (scripts/vae_torch.py)
+gives vae's numbers. CTest runs it (test export_torch):
+
+    export_torch.py --vae BUILD/vae --ref BUILD/export_ref
+
+On a generated data set (300 training and 100 test images of bars) it
+trains three small models one epoch each: an MLP (two hidden layers, tanh,
+Bernoulli), a conditional MLP (LeakyReLU, continuous Bernoulli) and the
+conv VAE (the article's: 64,128,256 channels, 100-D latent, Gaussian, beta
+0.1). For each it exports the model, loads it with vae_torch.load (strict
+state_dict) and checks against export_ref (vae's own forward pass over the
+test set with the draws of `vae eval`):
+
+  - the inputs, bit for bit (vae_torch.intensities is vae's byte * 1/255f);
+  - mu, logvar and the logits at z = mu + eps exp(logvar / 2): max |torch -
+    vae| / max |vae| at most TOL_NET, the same eps for both;
+  - with those eps, PyTorch's mean negative ELBO against `vae eval`'s
+    test_loss: relative difference at most TOL_LOSS;
+  - with torch's own eps (two independent draws a and b), PyTorch's loss
+    against `vae eval`'s within NOISE_SIGMAS standard errors, the standard
+    error being std_i(L_a,i - L_b,i) / sqrt(n): L_a,i - L_b,i has twice the
+    variance of one image's draw, so that is the standard error of the
+    difference of two one-draw means over the same n images.
+
+Exits 0 when all pass, 1 on a failure (torch missing included: a skipped
+test must not look like a pass).
+"""
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+TOL_NET = 1e-5       # relative to the tensor's largest magnitude
+TOL_LOSS = 1e-5      # relative, same eps
+NOISE_SIGMAS = 4.0   # torch's own eps
+
+try:
+    import torch
+    import vae_torch
+except ImportError as e:
+    print(f"export_torch: FAIL: cannot import PyTorch with {sys.executable} ({e});\n"
+          "  install Debian's python3-torch: scripts/deps.sh --dev", file=sys.stderr)
+    sys.exit(1)
+
+MODELS = {
+    "mlp": ["--hidden", "64,32", "--latent", "6", "--act", "tanh"],
+    "cvae": ["--conditional", "--hidden", "48", "--latent", "4", "--act", "leaky",
+             "--likelihood", "cb"],
+    "conv": ["--arch", "conv", "--likelihood", "gaussian", "--beta", "0.1"],
+}
+failures, passes = [], []
+
+
+def check(ok, what):
+    print(f"  {'ok  ' if ok else 'FAIL'} {what}")
+    (passes if ok else failures).append(what)
+
+
+def write_split(folder, split, n, seed):
+    """n 28x28 images, each a bright bar (vertical or horizontal) with a
+    dimmer edge, labels 0-9 in turn, as IDX files."""
+    rnd = random.Random(seed)
+    px = bytearray(n * 784)
+    for i in range(n):
+        pos, vertical = rnd.randrange(4, 24), i % 2
+        for k in range(4, 24):
+            y, x = (k, pos) if vertical else (pos, k)
+            px[i * 784 + y * 28 + x] = 255
+            px[i * 784 + y * 28 + x + 1] = rnd.randrange(100, 255)
+    with open(os.path.join(folder, f"{split}-images-idx3-ubyte"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + px)
+    with open(os.path.join(folder, f"{split}-labels-idx1-ubyte"), "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + bytes(i % 10 for i in range(n)))
+
+
+def run(*cmd):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"export_torch: FAIL: {' '.join(map(str, cmd))} exited "
+                         f"{r.returncode}:\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def raw(folder, name, *shape):
+    with open(os.path.join(folder, name), "rb") as f:
+        return torch.frombuffer(bytearray(f.read()), dtype=torch.float32).view(*shape)
+
+
+def rel_diff(got, want):
+    return ((got - want).abs().max() / want.abs().max().clamp(min=1e-30)).item()
+
+
+@torch.no_grad()
+def check_model(name, args, tmp, data):
+    print(f"{name}: vae train {' '.join(MODELS[name])}")
+    ckpt, st = os.path.join(tmp, f"{name}.bin"), os.path.join(tmp, f"{name}.safetensors")
+    ref = os.path.join(tmp, f"{name}-ref")
+    os.mkdir(ref)
+    run(args.vae, "train", "--data", data, "--ckpt", ckpt, "--out", os.path.join(tmp, "out"),
+        "--epochs", "1", "--batch", "20", "--threads", "2", *MODELS[name])
+    print("  " + run(args.vae, "export", "--ckpt", ckpt, "-o", st).strip())
+    run(args.ref, ckpt, data, ref, "1")
+    vae_eval = json.loads(run(args.vae, "eval", "--ckpt", ckpt, "--data", data, "--json",
+                              "--seed", "1", "--threads", "2"))
+
+    t0 = time.monotonic()
+    model = vae_torch.load(st)  # strict: every name and shape must match
+    meta = model.meta
+    check(meta["arch"] == ("conv" if name == "conv" else "mlp") and meta["x_dim"] == "784"
+          and meta["format"] == "pt" and meta["likelihood"] == vae_eval["likelihood"],
+          f"metadata {meta}")
+    images, labels = vae_torch.load_idx(data, "t10k")
+    n, Z = len(labels), model.head.out_features // 2
+    x = vae_torch.intensities(images)
+    check(torch.equal(x, raw(ref, "x.f32", n, 784)), "inputs equal vae's, bit for bit")
+
+    eps = raw(ref, "eps.f32", n, Z)
+    mu, logvar = model.encode(x, labels)
+    logits = model.decode(mu + eps * torch.exp(logvar / 2), labels)
+    for what, got in (("mu", mu), ("logvar", logvar), ("logits", logits)):
+        want = raw(ref, f"{what}.f32", n, -1)
+        d = rel_diff(got, want)
+        check(d <= TOL_NET, f"{what:6s} max |torch - vae| / max |vae| = {d:.2e} "
+              f"(tolerance {TOL_NET:g}; max |vae| {want.abs().max().item():.3g})")
+
+    rec, kl = vae_torch.neg_elbo(model, x, eps, labels)
+    loss, want = (rec + kl).mean().item(), vae_eval["test_loss"]
+    d = abs(loss - want) / abs(want)
+    check(d <= TOL_LOSS, f"test loss, vae's eps: torch {loss:.6f}, vae eval {want:.6f}, "
+          f"relative difference {d:.2e} (tolerance {TOL_LOSS:g})")
+
+    la, per_a = vae_torch.test_loss(model, images, labels, torch.Generator().manual_seed(11))
+    lb, per_b = vae_torch.test_loss(model, images, labels, torch.Generator().manual_seed(12))
+    se = (per_a - per_b).std().item() / math.sqrt(n)
+    check(abs(la - want) <= NOISE_SIGMAS * se,
+          f"test loss, torch's eps: torch {la:.4f} (again: {lb:.4f}), vae eval {want:.4f}, "
+          f"|difference| {abs(la - want):.4f} = {abs(la - want) / se:.2f} standard errors "
+          f"of {se:.4f} (tolerance {NOISE_SIGMAS:g})")
+    print(f"  PyTorch: {time.monotonic() - t0:.2f} s")
+
+
+def main():
+    ap = argparse.ArgumentParser(description="vae export, loaded by PyTorch")
+    ap.add_argument("--vae", required=True, help="the vae binary")
+    ap.add_argument("--ref", required=True, help="the export_ref helper")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    torch.manual_seed(0)
+    tmp = tempfile.mkdtemp(prefix="vae-export-torch.")
+    try:
+        data = os.path.join(tmp, "data")
+        os.mkdir(data)
+        write_split(data, "train", 300, 1)
+        write_split(data, "t10k", 100, 2)
+        for name in MODELS:
+            check_model(name, args, tmp, data)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"export_torch: {time.monotonic() - t0:.1f} s in all (torch {torch.__version__})")
+    print(f"export_torch: {len(passes)} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
