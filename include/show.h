@@ -1,7 +1,8 @@
 /* show.h - what a trained model looks like, as PNG files: samples from the
- * prior, reconstructions, interpolations, the latent manifold, and a
- * scatter of the latent codes. Grids follow torchvision's save_image
- * (png_grid.h); each picture shows the likelihood's mean per pixel. */
+ * prior, reconstructions, interpolations, the latent manifold, and a map of
+ * the latent codes (a chart drawn by gnuplot, plot.h). Grids follow
+ * torchvision's save_image (png_grid.h); each picture shows the
+ * likelihood's mean per pixel. */
 #ifndef VAE_SHOW_H
 #define VAE_SHOW_H
 
@@ -52,9 +53,23 @@ int show_interpolate_png(const vae_model *m, vae_acts *a, const idx_set *set,
 int show_manifold_png(const vae_model *m, vae_acts *a, size_t side, int label,
                       const char *path, err_msg *err);
 
-/* A scatter of n points xy (n x 2), coloured by label (0-9, ten colours),
- * with the axes through 0 and a legend of the labels. Returns 0, or -1. */
-int show_scatter_png(const float *xy, const uint8_t *labels, size_t n,
-                     const char *path, err_msg *err);
+/* The size of the latent map, in pixels. */
+#define SHOW_MAP_W 800
+#define SHOW_MAP_H 640
+
+/* The latent map: n points xy (n x 2, coordinates on the first two
+ * principal components, explained[c] the share of the variance along each)
+ * written to csv (index,label,pc1,pc2) and drawn from it by gnuplot into
+ * png: one colour and legend entry a label, axes "PC1 (x% of variance)"
+ * and "PC2 (y%)", the title. Returns 0, or -1 with err (gnuplot missing or
+ * failing: the CSV is written, no PNG). */
+int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
+                    const double explained[2], const char *title, const char *csv,
+                    const char *png, err_msg *err);
+
+/* The CSV beside a latent map: png's name with ".png" (if any) replaced by
+ * ".csv" (else ".csv" appended). Returns a malloc'd string, or NULL when
+ * out of memory. */
+char *show_map_csv_path(const char *png);
 
 #endif

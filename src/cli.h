@@ -83,6 +83,7 @@ int cmd_score(void);
 int cmd_manifold(void);
 int cmd_info(void);
 int cmd_probe(void);
+int cmd_traverse(void);
 int cmd_export(void); /* cmd_export.c */
 
 #endif

@@ -1,5 +1,5 @@
 /* cmd_model.c - the commands that use a trained model: sample,
- * reconstruct, eval, interpolate, encode, score, manifold and probe
+ * reconstruct, eval, interpolate, encode, score, manifold, probe and traverse
  * (see src/cli.h). Each reads the model and its training options from --ckpt. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -11,9 +11,12 @@
 #include "cli.h"
 #include "infer.h"
 #include "par.h"
+#include "pca.h"
+#include "plot.h"
 #include "png_grid.h"
 #include "probe.h"
 #include "show.h"
+#include "traverse.h"
 
 /* A loaded model with what using it needs. */
 typedef struct session {
@@ -410,6 +413,82 @@ int cmd_score(void)
     return rc;
 }
 
+/* The latent map of a model with more than 2 latent dimensions: the test
+ * set's posterior means on their first two principal components, written
+ * as CSV beside path and drawn from it by gnuplot into path. Frees the
+ * session; returns the exit status. */
+static int manifold_map(session *s, const char *path)
+{
+    size_t Z = s->m.cfg.z_dim;
+    char *csv = NULL;
+    int rc = 1;
+    if (Z < 2) {
+        say_error("the model in %s has a 1-D latent space: manifold draws a 2-D "
+                  "latent's grid, or the first two principal components of more "
+                  "(vae encode writes the codes)", opt.ckpt);
+        goto done;
+    }
+    /* The picture is the command's whole output: no gnuplot, no run. */
+    if (!plot_gnuplot_found()) {
+        say_error("the latent map is drawn by gnuplot, which is not on PATH: %s",
+                  PLOT_INSTALL_HINT);
+        goto done;
+    }
+    if (!(csv = show_map_csv_path(path))) {
+        say_error("out of memory");
+        goto done;
+    }
+    paths_list l = {0};
+    paths_add(&l, "--ckpt", opt.ckpt, PATHS_READ);
+    cli_add_split(&l, "t10k");
+    paths_add(&l, "-o", path, PATHS_WRITE);
+    paths_add(&l, "the CSV beside -o", csv, PATHS_WRITE);
+    if (cli_check_paths(&l)) {
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if ((rc = session_load(s, "t10k", path)) != 0) {
+        free(csv);
+        return rc; /* the session is freed */
+    }
+    rc = 1;
+    size_t n = s->data.n, bytes;
+    float *mu = NULL, *xy = NULL;
+    pca *p = NULL;
+    err_msg err;
+    if (err_mul_size(n * sizeof(float), Z, &bytes) || !(mu = malloc(bytes)) ||
+        !(xy = malloc(n * 2 * sizeof *xy))) {
+        say_error("out of memory for %zu latent codes", n);
+    } else {
+        infer_per_image(&s->m, &s->sh, &s->data, &s->view, opt.seed, mu, NULL, NULL, NULL);
+        char title[160];
+        snprintf(title, sizeof title, "posterior means of %zu test images, on their first "
+                 "two principal components (%zu-D latent)", n, Z);
+        double explained[2] = {0.0, 0.0};
+        if ((p = pca_fit(mu, n, Z, 2, &err)) != NULL) {
+            explained[0] = pca_explained(p, 0);
+            explained[1] = pca_explained(p, 1);
+        }
+        if (!p || pca_project(p, mu, n, xy, &err) ||
+            show_latent_map(xy, s->data.labels, n, explained, title, csv, path, &err)) {
+            say_error("%s", err.text);
+        } else {
+            printf("wrote %s and %s (posterior means of %zu test images on their first two "
+                   "principal components: %.1f%% and %.1f%% of the %zu-D latent's "
+                   "variance)\n", path, csv, n, 100.0 * explained[0], 100.0 * explained[1],
+                   Z);
+            rc = 0;
+        }
+    }
+    pca_free(p);
+    free(mu);
+    free(xy);
+done:
+    free(csv);
+    session_free(s);
+    return rc;
+}
+
 int cmd_manifold(void)
 {
     session s;
@@ -435,30 +514,8 @@ int cmd_manifold(void)
                    side, side);
             rc = 0;
         }
-    } else if ((rc = session_load(&s, "t10k", path)) != 0) {
-        return rc; /* the 2-D grid above needs no data; the scatter does */
     } else {
-        rc = 1;
-        size_t n = s.data.n;
-        float *mu = malloc(n * Z * sizeof *mu), *xy = malloc(n * 2 * sizeof *xy);
-        if (!mu || !xy) {
-            say_error("out of memory for %zu latent codes", n);
-        } else {
-            infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, mu, NULL, NULL, NULL);
-            for (size_t i = 0; i < n; i++) {
-                xy[2 * i] = mu[i * Z];
-                xy[2 * i + 1] = Z > 1 ? mu[i * Z + 1] : 0.0f;
-            }
-            if (show_scatter_png(xy, s.data.labels, n, path, &err)) {
-                say_error("%s", err.text);
-            } else {
-                printf("wrote %s (the first two of %zu latent means of %zu test "
-                       "images, coloured by label)\n", path, Z, n);
-                rc = 0;
-            }
-        }
-        free(mu);
-        free(xy);
+        return manifold_map(&s, path); /* the 2-D grid above needs no data */
     }
     session_free(&s);
     return rc;
@@ -630,6 +687,102 @@ int cmd_probe(void)
     free(ref);
     free(query);
     idx_free(&test);
+    session_free(&s);
+    return rc;
+}
+
+/* ===================================================================== */
+
+/* The ranking of traverse: one line a dimension after a header, or one
+ * JSON object; rows is how many of them the picture shows. */
+static void print_traverse(const session *s, const traverse_dim *dims,
+                           const float *unit, size_t rows, size_t steps,
+                           const char *path)
+{
+    size_t Z = s->m.cfg.z_dim;
+    unsigned label = s->data.labels[opt.from];
+    double total = 0.0;
+    for (size_t r = 0; r < Z; r++)
+        total += dims[r].kl;
+    if (opt.json) {
+        printf("{\"image\":%zu,\"label\":%u,\"latent\":%zu,\"rows\":%zu,\"steps\":%zu,"
+               "\"range\":%g,\"unit\":\"prior_sd\",\"n\":%zu,\"kl_total\":%.6f,\"dims\":[",
+               opt.from, label, Z, rows, steps, (double)TRAVERSE_RANGE, s->data.n, total);
+        for (size_t r = 0; r < Z; r++)
+            printf("%s{\"rank\":%zu,\"dim\":%zu,\"kl\":%.6f,\"sd_means\":%.6f,"
+                   "\"unit\":%.6g}", r ? "," : "", r + 1, dims[r].dim, dims[r].kl,
+                   dims[r].sd_means, (double)unit[dims[r].dim]);
+        printf("]}\n");
+        return;
+    }
+    printf("wrote %s (test image %zu, label %u: the %zu most active of %zu latent "
+           "dimensions, each from -%g to +%g prior standard deviations in %zu steps)\n",
+           path, opt.from, label, rows, Z, (double)TRAVERSE_RANGE, (double)TRAVERSE_RANGE,
+           steps);
+    printf("latent dimensions by KL to the prior, mean over %zu test images "
+           "(%.4f nats in all):\n rank  dim  KL (nats)  sd of means\n", s->data.n, total);
+    for (size_t r = 0; r < Z; r++)
+        printf("%5zu %4zu %10.4f %12.4f%s\n", r + 1, dims[r].dim, dims[r].kl,
+               dims[r].sd_means, r < rows ? "" : "  (not drawn)");
+}
+
+/* Latent traversals: the dimensions ranked by the KL they carry over the
+ * test set, and the top --top moved one at a time around test image
+ * --from's posterior mean (traverse.h). */
+int cmd_traverse(void)
+{
+    session s;
+    const char *path = output_or("traverse.png");
+    int rc = session_open_data(&s, "t10k", 256, path);
+    if (rc)
+        return rc;
+    size_t n = s.data.n, Z = s.m.cfg.z_dim;
+    size_t rows = opt.set[O_TOP] ? opt.top : Z < TRAVERSE_MAX_ROWS ? Z : TRAVERSE_MAX_ROWS;
+    size_t steps = opt.set[O_STEPS] ? opt.steps : TRAVERSE_STEPS;
+    if (opt.from >= n) {
+        usage_error("--from %zu: the test set has images 0 to %zu", opt.from, n - 1);
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    if (rows > Z) {
+        usage_error("--top %zu: the model in %s has %zu latent dimension%s", rows,
+                    opt.ckpt, Z, Z == 1 ? "" : "s");
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    rc = 1;
+    size_t bytes = 0;
+    float *mu = NULL, *lv = NULL, *unit = malloc(Z * sizeof *unit);
+    traverse_dim *dims = malloc(Z * sizeof *dims);
+    size_t *order = malloc(Z * sizeof *order);
+    err_msg err;
+    if (err_mul_size(n * sizeof(float), Z, &bytes) || !(mu = malloc(bytes)) ||
+        !(lv = malloc(bytes)) || !unit || !dims || !order) {
+        say_error("out of memory for %zu latent codes", n);
+    } else {
+        /* mu and logvar only: the seeded draws of z play no part. */
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, mu, lv, NULL, NULL);
+        if (traverse_rank(&s.m, &s.a, mu, lv, s.data.labels, n, dims, &err)) {
+            say_error("%s", err.text);
+        } else {
+            for (size_t r = 0; r < Z; r++)
+                order[r] = dims[r].dim;
+            uint8_t label = s.data.labels[opt.from];
+            traverse_unit(&s.m, &s.a, label, unit);
+            if (traverse_png(&s.m, &s.a, mu + opt.from * Z, label, order, rows, steps,
+                             path, &err)) {
+                say_error("%s", err.text);
+            } else {
+                print_traverse(&s, dims, unit, rows, steps, path);
+                rc = 0;
+            }
+        }
+    }
+    free(mu);
+    free(lv);
+    free(unit);
+    free(dims);
+    free(order);
     session_free(&s);
     return rc;
 }

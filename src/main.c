@@ -619,13 +619,34 @@ static const cmd_spec CMDS[] = {
     {.name = "manifold",
      .brief = "the latent space as a picture",
      .summary = "For a 2-D latent, decode an N x N grid on the prior's quantiles "
-                "(Kingma &\nWelling, Fig. 4); for more dimensions, a scatter of the "
-                "first two latent\nmeans of the test set, coloured by label.",
+                "(Kingma &\nWelling, Fig. 4). For more dimensions, the latent map: the "
+                "test set's\nposterior means projected on their first two principal "
+                "components (PCA), one\ncolour a label, the axes saying the share of "
+                "the variance each carries; drawn\nby gnuplot (without it, an error: "
+                "scripts/deps.sh installs gnuplot-nox), with\nthe points as CSV beside "
+                "the PNG (index,label,pc1,pc2; manifold.csv).",
      .opts = {O_CKPT, O_DATA, O_N, O_LABEL, O_OUTPUT, O_THREADS, -1},
      .help = {[O_N] = "grid side for a 2-D latent (default 20)",
-              [O_OUTPUT] = "output PNG (default manifold.png)",
+              [O_OUTPUT] = "output PNG (default manifold.png; the map's CSV beside it)",
               [O_LABEL] = "conditional models: the label of the grid (default 0)"},
      .run = cmd_manifold},
+    {.name = "traverse",
+     .brief = "latent dimensions by their KL, each moved around a test image's code",
+     .summary = "Rank the latent dimensions by the KL of q(z|x) to the prior each "
+                "carries, averaged\nover the test set, and print the ranking. Then, "
+                "for the --top most active, decode\na row that moves that one "
+                "coordinate of test image --from's posterior mean from\n-3 to +3 "
+                "standard deviations of the prior (1 for N(0, I); for a conditional\n"
+                "model, p(z|y)'s of the image's label, which it also decodes with), "
+                "the others\nheld at the mean: one row a dimension, --steps columns, "
+                "as one PNG grid.",
+     .opts = {O_CKPT, O_DATA, O_FROM, O_TOP, O_STEPS, O_OUTPUT, O_THREADS, O_JSON, -1},
+     .help = {[O_FROM] = "the test image whose code is moved (index, default 0)",
+              [O_TOP] = "rows: the N most active dimensions (default all, at most 10)",
+              [O_STEPS] = "columns a row, -3 to +3 ends included (default 11)",
+              [O_OUTPUT] = "output PNG (default traverse.png)",
+              [O_JSON] = "print the ranking as one JSON object"},
+     .run = cmd_traverse},
     {.name = "info",
      .brief = "what a checkpoint holds: model, training state, training data",
      .summary = "Print what --ckpt holds: its format version, the model, how far "

@@ -3,15 +3,12 @@
 #include "metrics.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "afile.h"
+#include "plot.h"
 
 static int append(metrics *mt, const char *s, size_t n, err_msg *err)
 {
@@ -119,99 +116,29 @@ char *metrics_png_path(const char *csv)
     return p;
 }
 
-/* s as a gnuplot single-quoted string into out ('' stands for '). */
-static int gp_quote(char *out, size_t size, const char *s)
-{
-    size_t k = 0;
-    if (size < 3)
-        return -1;
-    out[k++] = '\'';
-    for (; *s; s++) {
-        if (k + 3 >= size)
-            return -1;
-        if (*s == '\'')
-            out[k++] = '\'';
-        out[k++] = *s;
-    }
-    out[k++] = '\'';
-    out[k] = '\0';
-    return 0;
-}
-
 int metrics_plot(const char *csv, const char *png, int valid, err_msg *err)
 {
-    char tmp[4096], qcsv[4200], qtmp[4200], script[12000];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp || gp_quote(qcsv, sizeof qcsv, csv) ||
-        gp_quote(qtmp, sizeof qtmp, tmp))
-        return err_set(err, "%s: path too long", png);
-    n = snprintf(script, sizeof script,
-                 "set terminal pngcairo size 800,500 font ',10'\n"
-                 "set output %s\n"
-                 "set datafile separator ','\n"
-                 "set title 'negative ELBO (nats per image)'\n"
-                 "set xlabel 'epoch'\n"
-                 "set ylabel 'nats per image'\n"
-                 "set grid\n"
-                 "set key top right\n"
-                 /* One tic an epoch on short runs; gnuplot's own on long ones. */
-                 "stats %s using 1 skip 1 nooutput\n"
-                 "if (STATS_max <= 20) { set xtics 1 }\n"
-                 "plot %s using 1:2 skip 1 with linespoints lw 2 title 'train', "
-                 "'' using 1:5 skip 1 with linespoints lw 2 title 'test', "
-                 "'' using 1:7 skip 1 with lines dt 2 title 'test KL'%s\n",
-                 qtmp, qcsv, qcsv,
-                 valid ? ", '' using 1:10 skip 1 with linespoints lw 2 title 'validation'"
-                       : "");
+    char qcsv[8200], script[20000];
+    if (plot_quote(qcsv, sizeof qcsv, csv))
+        return err_set(err, "%s: path too long", csv);
+    int n = snprintf(script, sizeof script,
+                     "set datafile separator ','\n"
+                     "set title 'negative ELBO (nats per image)'\n"
+                     "set xlabel 'epoch'\n"
+                     "set ylabel 'nats per image'\n"
+                     "set grid\n"
+                     "set key top right\n"
+                     /* One tic an epoch on short runs; gnuplot's own on long ones. */
+                     "stats %s using 1 skip 1 nooutput\n"
+                     "if (STATS_max <= 20) { set xtics 1 }\n"
+                     "plot %s using 1:2 skip 1 with linespoints lw 2 title 'train', "
+                     "'' using 1:5 skip 1 with linespoints lw 2 title 'test', "
+                     "'' using 1:7 skip 1 with lines dt 2 title 'test KL'%s\n",
+                     qcsv, qcsv,
+                     valid ? ", '' using 1:10 skip 1 with linespoints lw 2 "
+                             "title 'validation'"
+                           : "");
     if (n < 0 || (size_t)n >= sizeof script)
         return err_set(err, "%s: path too long", png);
-    int pipefd[2];
-    if (pipe(pipefd) != 0)
-        return err_sys(err, errno, "cannot run gnuplot");
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return err_sys(err, e, "cannot run gnuplot");
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        if (dup2(pipefd[0], 0) < 0 || devnull < 0 || dup2(devnull, 1) < 0 ||
-            dup2(devnull, 2) < 0)
-            _exit(126);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        execlp("gnuplot", "gnuplot", (char *)NULL);
-        _exit(127);
-    }
-    close(pipefd[0]);
-    /* A gnuplot that died early must not kill us with SIGPIPE. */
-    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-    size_t len = (size_t)n, done = 0;
-    while (done < len) {
-        ssize_t w = write(pipefd[1], script + done, len - done);
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
-    close(pipefd[1]);
-    signal(SIGPIPE, old);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return err_sys(err, errno, "cannot run gnuplot");
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        unlink(tmp);
-        if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
-            return err_set(err, "gnuplot not found: no loss curve in %s "
-                           "(apt-get install gnuplot-nox)", png);
-        return err_set(err, "gnuplot failed drawing %s", png);
-    }
-    if (rename(tmp, png) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return err_sys(err, e, "cannot write %s", png);
-    }
-    return 0;
+    return plot_png(png, 800, 500, script, "loss curve", err);
 }

@@ -2,10 +2,14 @@
 #include "show.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "afile.h"
 #include "idx.h"
+#include "plot.h"
 #include "png_grid.h"
 #include "rng.h"
 #include "shard.h"
@@ -218,96 +222,109 @@ done:
 }
 
 /* ---------------------------------------------------------------------- */
-/* The scatter                                                             */
+/* The latent map                                                          */
 
-#define SC_W 640
-#define SC_H 680 /* a legend row above a square plot */
-#define SC_TOP 40
-#define SC_MARGIN 20
+#define MAP_SCRIPT_MAX 65536
 
-/* matplotlib's tab10, which colour-blind readers can mostly tell apart. */
-static const uint8_t PALETTE[10][3] = {
-    {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189},
-    {140, 86, 75}, {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+/* matplotlib's tab10, which colour-blind readers can mostly tell apart,
+ * then tab20's light shades for labels 10-19; label l takes l mod 20. */
+static const unsigned PALETTE[20] = {
+    0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd, 0x8c564b, 0xe377c2,
+    0x7f7f7f, 0xbcbd22, 0x17becf, 0xaec7e8, 0xffbb78, 0x98df8a, 0xff9896,
+    0xc5b0d5, 0xc49c94, 0xf7b6d2, 0xc7c7c7, 0xdbdb8d, 0x9edae5};
 
-/* The digits 0-9 in 3x5 pixels, one row of 3 bits per 3 bits, top first. */
-static const uint16_t DIGITS[10] = {
-    075557, 026227, 071747, 071717, 055711, 074717, 074757, 071111, 075757, 075717};
-
-static void put_px(uint8_t *img, long x, long y, const uint8_t rgb[3])
+/* The points as CSV: index,label,pc1,pc2, floats to the last bit. */
+static int write_map_csv(const float *xy, const uint8_t *labels, size_t n,
+                         const char *csv, err_msg *err)
 {
-    if (x < 0 || y < 0 || x >= SC_W || y >= SC_H)
-        return;
-    memcpy(img + ((size_t)y * SC_W + (size_t)x) * 3, rgb, 3);
-}
-
-static void fill_rect(uint8_t *img, long x, long y, long w, long h, const uint8_t rgb[3])
-{
-    for (long i = 0; i < h; i++)
-        for (long j = 0; j < w; j++)
-            put_px(img, x + j, y + i, rgb);
-}
-
-/* Digit d at (x, y), each font pixel scale x scale. */
-static void put_digit(uint8_t *img, long x, long y, int d, long scale, const uint8_t rgb[3])
-{
-    for (int r = 0; r < 5; r++)
-        for (int c = 0; c < 3; c++)
-            if (DIGITS[d] >> ((4 - r) * 3 + (2 - c)) & 1)
-                fill_rect(img, x + c * scale, y + r * scale, scale, scale, rgb);
-}
-
-int show_scatter_png(const float *xy, const uint8_t *labels, size_t n,
-                     const char *path, err_msg *err)
-{
-    static const uint8_t black[3] = {0, 0, 0}, frame[3] = {160, 160, 160},
-                         axis[3] = {215, 215, 215}, other[3] = {90, 90, 90};
-    uint8_t *img = malloc((size_t)SC_W * SC_H * 3);
-    if (!img)
-        return err_set(err, "out of memory for the scatter image");
-    memset(img, 255, (size_t)SC_W * SC_H * 3);
-    /* Data range, padded by 5%, over the finite points. */
-    float lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+    afile f;
+    if (afile_open(&f, csv, err))
+        return -1;
+    fputs("index,label,pc1,pc2\n", f.fp);
     for (size_t i = 0; i < n; i++)
-        for (int d = 0; d < 2; d++)
-            if (isfinite(xy[2 * i + d])) {
-                lo[d] = fminf(lo[d], xy[2 * i + d]);
-                hi[d] = fmaxf(hi[d], xy[2 * i + d]);
-            }
-    for (int d = 0; d < 2; d++) {
-        if (!(hi[d] > lo[d])) {
-            float c = isfinite(lo[d]) ? lo[d] : 0.0f;
-            lo[d] = c - 1.0f, hi[d] = c + 1.0f;
-        }
-        float pad = 0.05f * (hi[d] - lo[d]);
-        lo[d] -= pad, hi[d] += pad;
-    }
-    long x0 = SC_MARGIN, y0 = SC_TOP, side = SC_W - 2 * SC_MARGIN;
-    float sx = (float)(side - 1) / (hi[0] - lo[0]), sy = (float)(side - 1) / (hi[1] - lo[1]);
-    /* Axes through 0, then the frame. */
-    if (lo[0] < 0.0f && hi[0] > 0.0f)
-        fill_rect(img, x0 + (long)((0.0f - lo[0]) * sx), y0, 1, side, axis);
-    if (lo[1] < 0.0f && hi[1] > 0.0f)
-        fill_rect(img, x0, y0 + (long)((hi[1] - 0.0f) * sy), side, 1, axis);
-    fill_rect(img, x0 - 1, y0 - 1, side + 2, 1, frame);
-    fill_rect(img, x0 - 1, y0 + side, side + 2, 1, frame);
-    fill_rect(img, x0 - 1, y0 - 1, 1, side + 2, frame);
-    fill_rect(img, x0 + side, y0 - 1, 1, side + 2, frame);
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(xy[2 * i]) || !isfinite(xy[2 * i + 1]))
-            continue;
-        long px = x0 + (long)((xy[2 * i] - lo[0]) * sx);
-        long py = y0 + (long)((hi[1] - xy[2 * i + 1]) * sy);
-        const uint8_t *rgb = labels[i] < 10 ? PALETTE[labels[i]] : other;
-        fill_rect(img, px - 1, py - 1, 3, 3, rgb);
-    }
-    /* Legend: a swatch and the digit for each label. */
-    for (int c = 0; c < 10; c++) {
-        long lx = SC_MARGIN + 8 + c * 60;
-        fill_rect(img, lx, 12, 14, 14, PALETTE[c]);
-        put_digit(img, lx + 20, 9, c, 4, black);
-    }
-    int rc = png_grid_write_pixels(path, img, SC_W, SC_H, 3, err);
-    free(img);
+        fprintf(f.fp, "%zu,%u,%.9g,%.9g\n", i, labels[i], (double)xy[2 * i],
+                (double)xy[2 * i + 1]);
+    return afile_commit(&f, err);
+}
+
+/* Appends to the script at *len; -1 when it would not fit. */
+static int add(char *script, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int add(char *script, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(script + *len, MAP_SCRIPT_MAX - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= MAP_SCRIPT_MAX - *len)
+        return -1;
+    *len += (size_t)n;
+    return 0;
+}
+
+int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
+                    const double explained[2], const char *title, const char *csv,
+                    const char *png, err_msg *err)
+{
+    if (write_map_csv(xy, labels, n, csv, err))
+        return -1;
+    char qcsv[8200], qtitle[1200], xlabel[64], ylabel[64], qx[140], qy[140];
+    snprintf(xlabel, sizeof xlabel, "PC1 (%.1f%% of variance)", 100.0 * explained[0]);
+    snprintf(ylabel, sizeof ylabel, "PC2 (%.1f%%)", 100.0 * explained[1]);
+    if (plot_quote(qcsv, sizeof qcsv, csv) || plot_quote(qtitle, sizeof qtitle, title) ||
+        plot_quote(qx, sizeof qx, xlabel) || plot_quote(qy, sizeof qy, ylabel))
+        return err_set(err, "%s: path or title too long", png);
+    int seen[256] = {0};
+    for (size_t i = 0; i < n; i++)
+        seen[labels[i]] = 1;
+    char *script = malloc(MAP_SCRIPT_MAX);
+    if (!script)
+        return err_set(err, "out of memory for the script of %s", png);
+    size_t len = 0;
+    /* Equal units on both axes (size ratio -1): the spreads compare. The
+     * points in the file's order, each coloured by its label (so no label
+     * is drawn over all the others), then one legend entry a label, with
+     * a bigger dot than the points'. */
+    int bad = add(script, &len,
+                  "set datafile separator ','\n"
+                  "set title %s\n"
+                  "set xlabel %s\n"
+                  "set ylabel %s\n"
+                  "set size ratio -1\n"
+                  "set grid\n"
+                  "set zeroaxis lt 1 lc rgb '#bbbbbb'\n"
+                  "set key outside right top title 'label' box\n"
+                  "array C[20] = [",
+                  qtitle, qx, qy);
+    for (int c = 0; c < 20 && !bad; c++)
+        bad = add(script, &len, "%u%s", PALETTE[c], c < 19 ? ", " : "]\n");
+    if (!bad)
+        bad = add(script, &len,
+                  "plot %s using 3:4:(C[int(column(2)) %% 20 + 1]) skip 1 "
+                  "with points pt 7 ps 0.35 lc rgb variable notitle",
+                  qcsv);
+    for (int c = 0; c < 256 && !bad; c++)
+        if (seen[c])
+            bad = add(script, &len,
+                      ", keyentry with points pt 7 ps 1.2 lc rgb '#%06x' title '%d'",
+                      PALETTE[c % 20], c);
+    if (!bad)
+        bad = add(script, &len, "\n");
+    int rc = bad ? err_set(err, "%s: too many labels or too long a path", png)
+                 : plot_png(png, SHOW_MAP_W, SHOW_MAP_H, script, "latent map", err);
+    free(script);
     return rc;
+}
+
+char *show_map_csv_path(const char *png)
+{
+    size_t n = strlen(png);
+    if (n >= 4 && !strcmp(png + n - 4, ".png"))
+        n -= 4;
+    char *p = malloc(n + 5);
+    if (p) {
+        memcpy(p, png, n);
+        strcpy(p + n, ".csv");
+    }
+    return p;
 }

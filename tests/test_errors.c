@@ -495,6 +495,9 @@ static void test_option_errors(void **state)
         {{"score", "--top", "0"}, "--top: must be at least 1"},
         {{"probe", "--k", "0"}, "--k: must be at least 1, not 0"},
         {{"probe", "--k", "-5"}, "--k: '-5' is not a whole number"},
+        {{"traverse", "--steps", "1"}, "--steps: must be at least 2, not 1"},
+        {{"traverse", "--top", "0"}, "--top: must be at least 1, not 0"},
+        {{"traverse", "--from", "-1"}, "--from: '-1' is not a whole number"},
         {{"sample", "--n", "0"}, "--n: must be at least 1, not 0"},
         {{"sample", "--n", "1000000000"}, "--n: 1000000000 is too large"},
         {{"sample", "-o"}, "--output needs a value"},
@@ -525,6 +528,59 @@ static void test_option_errors(void **state)
     }
     assert_exit(run("--verbose", NULL), 2);
     tu_assert_contains(err_text, "unknown command '--verbose'");
+}
+
+/* vae traverse on bad input: a test image or a number of rows the data or
+ * the model does not have, missing files, -o over an input. Each exits 1
+ * (2 for usage errors) with a message naming the problem, and writes
+ * nothing. */
+static void test_traverse_errors(void **state)
+{
+    (void)state;
+    char png[160], missing[160];
+    in_dir(png, sizeof png, "traverse-never.png");
+    struct {
+        const char *args[8];
+        int status;
+        const char *msg;
+    } cases[] = {
+        {{"--from", "100"}, 2, "--from 100: the test set has images 0 to 99"},
+        {{"--top", "3"}, 2, "has 2 latent dimensions"},
+        {{"--steps", "1001"}, 2, "--steps: 1001 is too large"},
+        {{"--data", "/nonexistent-vae-data"}, 1, "/nonexistent-vae-data"},
+        {{"--ckpt", in_dir(missing, sizeof missing, "no-such.bin")}, 1, "no-such.bin"},
+        {{"--label", "3"}, 2, "unknown option '--label'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char **a = cases[i].args;
+        const char *ckpt = strcmp(a[0], "--ckpt") ? model : a[1];
+        const char *folder = strcmp(a[0], "--data") ? data : a[1];
+        int skip = !strcmp(a[0], "--ckpt") || !strcmp(a[0], "--data");
+        assert_exit(run("traverse", "--ckpt", ckpt, "--data", folder, "-o", png,
+                        skip ? NULL : a[0], a[1], NULL), cases[i].status);
+        tu_assert_contains(err_text, cases[i].msg);
+        assert_string_equal(out_text, "");
+        assert_false(tu_exists(png));
+    }
+    /* -o over the checkpoint or the test set: refused before anything is
+     * read, the input left as it was. */
+    char img[256];
+    tu_join(img, sizeof img, data, "t10k-images-idx3-ubyte");
+    size_t n_model, n_img;
+    unsigned char *before = tu_read_file(model, &n_model), *before_img = tu_read_file(img, &n_img);
+    assert_exit(run("traverse", "--ckpt", model, "--data", data, "-o", model, NULL), 2);
+    tu_assert_contains(err_text, "the same file");
+    tu_assert_contains(err_text, "--ckpt");
+    assert_exit(run("traverse", "--ckpt", model, "--data", data, "-o", img, NULL), 2);
+    tu_assert_contains(err_text, "the test images");
+    tu_assert_file_equals(model, before, n_model);
+    tu_assert_file_equals(img, before_img, n_img);
+    free(before);
+    free(before_img);
+    /* A folder that is not there for the PNG: after the work, exit 1. */
+    in_dir(png, sizeof png, "no-such-folder/t.png");
+    assert_exit(run("traverse", "--ckpt", model, "--data", data, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, "no-such-folder does not exist");
 }
 
 /* Sizes that would not fit in memory are refused, not attempted. */
@@ -640,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_errors),
         cmocka_unit_test(test_checkpoint_architecture),
         cmocka_unit_test(test_option_errors),
+        cmocka_unit_test(test_traverse_errors),
         cmocka_unit_test(test_too_large_for_memory),
         cmocka_unit_test(test_output_errors),
     };

@@ -1,7 +1,7 @@
 /* test_family.c - the VAE family through the vae binary, on generated
  * data: each likelihood, beta, binarization, denoising, the conditional
  * VAE, and the commands that use a model (sample --label/--grid,
- * interpolate, encode, score, manifold, eval --iw, bench --iw). */
+ * interpolate, traverse, encode, score, manifold, eval --iw, bench --iw). */
 #define _DEFAULT_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "pca.h"
+#include "show.h"
 #include "testutil.h"
 #include "cliutil.h"
 
@@ -192,6 +194,77 @@ static void test_interpolate(void **state)
     tu_assert_contains(err_text, "--steps: must be at least 2");
 }
 
+/* Checks traverse's JSON ranking in out_text: z_dim entries, each
+ * dimension once, KLs finite, >= 0 and in descending order, summing to
+ * kl_total; returns kl_total. */
+static double check_ranking(size_t z_dim)
+{
+    double total = json_num(out_text, "kl_total"), sum = 0.0, prev = INFINITY;
+    assert_true(isfinite(total));
+    int seen[16] = {0};
+    size_t n = 0;
+    for (const char *p = strstr(out_text, "{\"rank\":"); p; p = strstr(p + 1, "{\"rank\":")) {
+        double rank = json_num(p, "rank"), dim = json_num(p, "dim"), kl = json_num(p, "kl");
+        assert_true(rank == (double)(n + 1));
+        assert_true(dim >= 0.0 && dim < (double)z_dim && !seen[(int)dim]);
+        seen[(int)dim] = 1;
+        if (!isfinite(kl) || kl < -1e-6 || kl > prev)
+            fail_msg("rank %zu: KL %g after %g (not finite, negative or not descending)\n%s",
+                     n + 1, kl, prev, out_text);
+        assert_true(isfinite(json_num(p, "sd_means")) && json_num(p, "unit") > 0.0);
+        prev = kl;
+        sum += kl;
+        n++;
+    }
+    assert_int_equal(n, z_dim);
+    assert_true(fabs(sum - total) < 1e-5 * (1.0 + total));
+    return total;
+}
+
+/* vae traverse: the ranking (descending KL, summing to eval's KL term), a
+ * grid of one row a dimension and --steps columns, for the conditional,
+ * unconditional and conv VAEs. Its errors are in test_errors. */
+static void test_traverse(void **state)
+{
+    (void)state;
+    char png[160];
+    in_dir(png, sizeof png, "traverse.png");
+    /* Conditional, 4-D: all 4 dimensions by default, 11 columns. */
+    assert_exit(run("traverse", "--ckpt", cvae, "--data", data, "--from", "7", "--json",
+                    "-o", png, NULL), 0);
+    printf("  %s", out_text);
+    assert_png_size(png, 11 * 30 + 2, 4 * 30 + 2);
+    tu_assert_contains(out_text, "\"image\":7,\"label\":7,\"latent\":4,\"rows\":4,\"steps\":11");
+    tu_assert_contains(out_text, "\"unit\":\"prior_sd\"");
+    double total = check_ranking(4);
+    /* The per-dimension KLs are the KL term of the test loss, split up. */
+    assert_exit(run("eval", "--ckpt", cvae, "--data", data, "--json", NULL), 0);
+    printf("  traverse's KL in all %.6f, eval's test_kl %.6f\n", total,
+           json_num(out_text, "test_kl"));
+    assert_true(fabs(total - json_num(out_text, "test_kl")) < 1e-4 * (1.0 + total));
+    /* Unconditional, 2-D: the text, --top and --steps. */
+    assert_exit(run("traverse", "--ckpt", vae2, "--data", data, "--top", "1", "--steps", "5",
+                    "-o", png, NULL), 0);
+    assert_png_size(png, 5 * 30 + 2, 30 + 2);
+    tu_assert_contains(out_text, "test image 0, label 0: the 1 most active of 2 latent "
+                                 "dimensions, each from -3 to +3 prior standard deviations");
+    tu_assert_contains(out_text, "(not drawn)");
+    assert_exit(run("traverse", "--ckpt", vae2, "--data", data, "--json", "-o", png, NULL), 0);
+    check_ranking(2);
+    assert_true(strstr(out_text, "\"unit\":1}") != NULL); /* N(0, I): unit 1 */
+    /* The conv VAE. */
+    char out[160], conv[160];
+    in_dir(out, sizeof out, "trav-conv-out");
+    in_dir(conv, sizeof conv, "trav-conv.bin");
+    assert_exit(run("train", "--data", data, "--arch", "conv", "--hidden", "4,8,16", "--latent",
+                    "3", "--batch", "50", "--threads", "2", "--epochs", "1", "--out", out,
+                    "--ckpt", conv, NULL), 0);
+    assert_exit(run("traverse", "--ckpt", conv, "--data", data, "--from", "99", "--steps", "4",
+                    "--json", "-o", png, NULL), 0);
+    assert_png_size(png, 4 * 30 + 2, 3 * 30 + 2);
+    check_ranking(3);
+}
+
 static void test_encode_and_score(void **state)
 {
     (void)state;
@@ -242,19 +315,109 @@ static void test_encode_and_score(void **state)
     tu_assert_contains(out_text, "the 12 highest-scoring of 100 images");
 }
 
+/* Reads a CSV written by vae (a header, then n rows): columns first to
+ * first + m - 1 of each row into v (n x m), column 1 (the label) into
+ * labels. */
+static void read_csv_columns(const char *path, size_t n, size_t first, size_t m, float *v,
+                             uint8_t *labels)
+{
+    char *text = (char *)tu_read_file(path, NULL);
+    const char *line = strchr(text, '\n');
+    for (size_t i = 0; i < n; i++) {
+        if (!line || !line[1])
+            fail_msg("%s: %zu rows, expected %zu", path, i, n);
+        const char *p = line + 1;
+        for (size_t col = 0; col < first + m; col++) {
+            char *end;
+            double x = strtod(p, &end);
+            if (end == p)
+                fail_msg("%s: row %zu, column %zu is not a number", path, i, col);
+            if (col == 1)
+                labels[i] = (uint8_t)x;
+            if (col >= first)
+                v[i * m + col - first] = (float)x;
+            p = end + 1;
+        }
+        line = strchr(line + 1, '\n');
+    }
+    free(text);
+}
+
+/* In the child: no gnuplot on PATH. */
+static void no_gnuplot(void)
+{
+    setenv("PATH", "/nonexistent-vae-test-family", 1);
+}
+
 static void test_manifold(void **state)
 {
     (void)state;
-    char png[160];
+    char png[160], csv[160], lat[160];
     in_dir(png, sizeof png, "manifold.png");
+    in_dir(csv, sizeof csv, "manifold.csv");
     assert_exit(run("manifold", "--ckpt", vae2, "--data", data, "-o", png, NULL), 0);
     assert_png_size(png, 20 * 30 + 2, 20 * 30 + 2);
     assert_exit(run("manifold", "--ckpt", vae2, "--data", data, "--n", "4", "-o", png, NULL), 0);
     assert_png_size(png, 4 * 30 + 2, 4 * 30 + 2);
-    /* More than 2 dimensions: the scatter. */
+    assert_false(tu_exists(csv)); /* the grid has no CSV */
+    /* More than 2 dimensions: the latent map, the test set's posterior
+     * means on their first two principal components, drawn by gnuplot,
+     * and its CSV beside it. */
     assert_exit(run("manifold", "--ckpt", cvae, "--data", data, "-o", png, NULL), 0);
-    assert_png_size(png, 640, 680);
-    tu_assert_contains(out_text, "the first two of 4 latent means of 100 test images");
+    assert_png_size(png, SHOW_MAP_W, SHOW_MAP_H);
+    printf("  %s", out_text);
+    tu_assert_contains(out_text, "manifold.csv (posterior means of 100 test images on their "
+                                 "first two principal components: ");
+    tu_assert_contains(out_text, "of the 4-D latent's variance)");
+    char *map_out = strdup(out_text);
+    /* The CSV and the percentages are the library's PCA of the means that
+     * vae encode writes (to 6 digits, hence the tolerance). */
+    enum { N = CLI_N_TEST, Z = 4 };
+    float mu[N * Z], want[N * 2], got[N * 2];
+    uint8_t labels[N], got_labels[N];
+    in_dir(lat, sizeof lat, "manifold-latents.csv");
+    assert_exit(run("encode", "--ckpt", cvae, "--data", data, "-o", lat, NULL), 0);
+    read_csv_columns(lat, N, 2, Z, mu, labels);
+    err_msg err;
+    pca *p = pca_fit(mu, N, Z, 2, &err);
+    if (!p)
+        fail_msg("%s", err.text);
+    assert_int_equal(pca_project(p, mu, N, want, &err), 0);
+    read_csv_columns(csv, N, 2, 2, got, got_labels);
+    double worst = 0.0;
+    for (size_t i = 0; i < N * 2; i++)
+        worst = fmax(worst, fabs((double)got[i] - want[i]));
+    printf("  the CSV against pca_fit of encode's means: largest difference %.3g\n", worst);
+    assert_true(worst < 1e-3);
+    assert_memory_equal(got_labels, labels, N);
+    char pct[80];
+    snprintf(pct, sizeof pct, "components: %.1f%% and %.1f%% of", 100.0 * pca_explained(p, 0),
+             100.0 * pca_explained(p, 1));
+    tu_assert_contains(map_out, pct);
+    free(map_out);
+    pca_free(p);
+
+    /* No gnuplot: an error naming it and how to install it; nothing
+     * written (the picture is the command's output). */
+    in_dir(png, sizeof png, "nognuplot.png");
+    assert_exit(run_with(no_gnuplot, "manifold", "--ckpt", cvae, "--data", data, "-o", png,
+                         NULL), 1);
+    tu_assert_contains(err_text, "the latent map is drawn by gnuplot, which is not on "
+                                 "PATH: install it with scripts/deps.sh, or apt-get install "
+                                 "gnuplot-nox");
+    in_dir(csv, sizeof csv, "nognuplot.csv");
+    assert_false(tu_exists(png));
+    assert_false(tu_exists(csv));
+
+    /* A 1-D latent has neither a grid nor two components. */
+    char out[160], one[160];
+    in_dir(out, sizeof out, "one-out");
+    in_dir(one, sizeof one, "one.bin");
+    assert_exit(run("train", SMALL, "--epochs", "1", "--latent", "1", "--ckpt", one, "--out",
+                    out, NULL), 0);
+    assert_exit(run("manifold", "--ckpt", one, "--data", data, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, "has a 1-D latent space");
+    assert_false(tu_exists(png));
 }
 
 static void test_importance_weighted(void **state)
@@ -320,7 +483,7 @@ static void test_conv(void **state)
     assert_exit(run("interpolate", "--ckpt", ckpt, "--data", data, "-o", png, NULL), 0);
     assert_png_size(png, 10 * 30 + 2, 32);
     assert_exit(run("manifold", "--ckpt", ckpt, "--data", data, "-o", png, NULL), 0);
-    assert_png_size(png, 640, 680);
+    assert_png_size(png, SHOW_MAP_W, SHOW_MAP_H);
     in_dir(csv, sizeof csv, "conv-latents.csv");
     assert_exit(run("encode", "--ckpt", ckpt, "--data", data, "-o", csv, NULL), 0);
     tu_assert_contains(out_text, "100 images, 4 latent dimensions");
@@ -495,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_binarize_and_noise),
         cmocka_unit_test(test_conditional_sampling),
         cmocka_unit_test(test_interpolate),
+        cmocka_unit_test(test_traverse),
         cmocka_unit_test(test_encode_and_score),
         cmocka_unit_test(test_manifold),
         cmocka_unit_test(test_importance_weighted),

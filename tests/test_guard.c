@@ -555,7 +555,7 @@ static void test_manifold_2d_needs_no_data(void **state)
     assert_exit(run("manifold", "--ckpt", model, "--data", nowhere, "--n", "5", "-o", png,
                     NULL), 0);
     assert_png_size(png, 5 * 30 + 2, 5 * 30 + 2);
-    /* A 3-D latent draws a scatter of the test set, which it needs. */
+    /* A 3-D latent draws the test set's map (its principal components), which needs it. */
     in_dir(ckpt3, sizeof ckpt3, "z3.bin");
     in_dir(out, sizeof out, "z3-out");
     assert_exit(run("train", "--data", data, "--ckpt", ckpt3, "--out", out, "--epochs", "1",

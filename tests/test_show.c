@@ -1,5 +1,5 @@
 /* test_show.c - the pictures: grid sizes, what each tile holds, the
- * manifold's quantile grid, the scatter, and their errors. */
+ * manifold's quantile grid, the latent map, and their errors. */
 #define _DEFAULT_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,17 +60,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static uint8_t *read_png(const char *path, size_t w, size_t h)
-{
-    uint8_t *px;
-    size_t pw, ph;
-    err_msg err;
-    if (png_grid_read_gray(path, &px, &pw, &ph, &err))
-        fail_msg("%s", err.text);
-    if (pw != w || ph != h)
-        fail_msg("%s is %zux%zu, expected %zux%zu", path, pw, ph, w, h);
-    return px;
-}
 
 /* The conditional prior: z = mu_p(y) + sigma_p(y) eps, computed by hand
  * from the prior network's output. */
@@ -110,11 +99,11 @@ static void test_grids(void **state)
         labels[i] = (uint8_t)(i % 10);
     tu_join(path, sizeof path, dir, "decode.png");
     assert_int_equal(show_decode_png(&mc, &ac, z, labels, 23, 10, path, &err), 0);
-    free(read_png(path, 10 * 30 + 2, 3 * 30 + 2));
+    free(tu_read_png(path, 10 * 30 + 2, 3 * 30 + 2));
 
     tu_join(path, sizeof path, dir, "recon.png");
     assert_int_equal(show_recon_png(&m2, &a2, &set, NULL, 9, path, &err), 0);
-    uint8_t *px = read_png(path, 8 * 30 + 2, 3 * 30 + 2);
+    uint8_t *px = tu_read_png(path, 8 * 30 + 2, 3 * 30 + 2);
     /* Tile 0 is test image 0 itself. */
     for (size_t y = 0; y < 28; y++)
         for (size_t x = 0; x < 28; x++) {
@@ -127,7 +116,7 @@ static void test_grids(void **state)
     /* from, 5 steps, to: one row of 7; the ends are the test images. */
     tu_join(path, sizeof path, dir, "strip.png");
     assert_int_equal(show_interpolate_png(&mc, &ac, &set, NULL, 3, 11, 5, -1, path, &err), 0);
-    px = read_png(path, 7 * 30 + 2, 32);
+    px = tu_read_png(path, 7 * 30 + 2, 32);
     for (size_t y = 0; y < 28; y++)
         for (size_t x = 0; x < 28; x++) {
             assert_true(abs(px[(2 + y) * 212 + 2 + x] - set.images[3 * 784 + y * 28 + x]) <= 1);
@@ -146,7 +135,7 @@ static void test_manifold(void **state)
     err_msg err;
     tu_join(path, sizeof path, dir, "manifold.png");
     assert_int_equal(show_manifold_png(&m2, &a2, 5, 0, path, &err), 0);
-    uint8_t *px = read_png(path, 5 * 30 + 2, 5 * 30 + 2);
+    uint8_t *px = tu_read_png(path, 5 * 30 + 2, 5 * 30 + 2);
     /* The centre tile decodes z = (0, 0): Phi^-1(1/2) = 0 exactly. */
     float zero[2] = {0.0f, 0.0f}, mean[784];
     memcpy(a2.z, zero, sizeof zero);
@@ -162,26 +151,54 @@ static void test_manifold(void **state)
     tu_assert_contains(err.text, "needs a 2-D latent space, not 4-D");
 }
 
-static void test_scatter(void **state)
+/* The latent map: the CSV's rows to the last bit, the chart gnuplot
+ * draws from it (its size; colour where the points are), the CSV beside
+ * any name, and a missing folder reported. */
+static void test_latent_map(void **state)
 {
     (void)state;
-    char path[160];
+    enum { N = 40 };
+    char png[160], csv[160];
     err_msg err;
-    float xy[2 * 12];
-    uint8_t labels[12];
-    for (int i = 0; i < 12; i++) {
-        xy[2 * i] = (float)i - 5.0f;
-        xy[2 * i + 1] = 0.5f * (float)i;
-        labels[i] = (uint8_t)i; /* 10 and 11 are shown grey */
+    float xy[2 * N];
+    uint8_t labels[N];
+    for (int i = 0; i < N; i++) {
+        xy[2 * i] = 0.1f * (float)i - 2.0f;
+        xy[2 * i + 1] = sinf((float)i);
+        labels[i] = (uint8_t)(i < 36 ? i % 10 : 12); /* a label past 9 */
     }
-    xy[2 * 11] = NAN; /* left out */
-    tu_join(path, sizeof path, dir, "scatter.png");
-    assert_int_equal(show_scatter_png(xy, labels, 12, path, &err), 0);
-    free(read_png(path, 640, 680));
-    /* One point, or all at one place: still a picture. */
-    assert_int_equal(show_scatter_png(xy, labels, 1, path, &err), 0);
-    tu_join(path, sizeof path, dir, "nope/scatter.png");
-    assert_int_equal(show_scatter_png(xy, labels, 12, path, &err), -1);
+    const double explained[2] = {0.4567, 0.1234};
+    tu_join(png, sizeof png, dir, "map.png");
+    tu_join(csv, sizeof csv, dir, "map.csv");
+    if (show_latent_map(xy, labels, N, explained, "a test's map", csv, png, &err))
+        fail_msg("%s", err.text);
+    free(tu_read_png(png, SHOW_MAP_W, SHOW_MAP_H));
+    char *text = (char *)tu_read_file(csv, NULL), want[64];
+    tu_assert_contains(text, "index,label,pc1,pc2\n0,0,-2,0\n1,1,");
+    snprintf(want, sizeof want, "\n39,12,%.9g,%.9g\n", (double)xy[78], (double)xy[79]);
+    tu_assert_contains(text, want);
+    for (int i = 0; i < N; i++) { /* every float read back is the one written */
+        const char *row = strstr(text, "\n");
+        for (int r = 0; r < i; r++)
+            row = strstr(row + 1, "\n");
+        unsigned idx, lab;
+        float x, y;
+        assert_int_equal(sscanf(row + 1, "%u,%u,%f,%f", &idx, &lab, &x, &y), 4);
+        assert_true(idx == (unsigned)i && lab == labels[i] && x == xy[2 * i] &&
+                    y == xy[2 * i + 1]);
+    }
+    free(text);
+
+    char *p = show_map_csv_path("out/manifold.png");
+    assert_string_equal(p, "out/manifold.csv");
+    free(p);
+    p = show_map_csv_path("map");
+    assert_string_equal(p, "map.csv");
+    free(p);
+
+    tu_join(png, sizeof png, dir, "nope/map.png");
+    tu_join(csv, sizeof csv, dir, "nope/map.csv");
+    assert_int_equal(show_latent_map(xy, labels, N, explained, "t", csv, png, &err), -1);
     tu_assert_contains(err.text, "does not exist");
 }
 
@@ -191,7 +208,7 @@ int main(void)
         cmocka_unit_test(test_prior_z),
         cmocka_unit_test(test_grids),
         cmocka_unit_test(test_manifold),
-        cmocka_unit_test(test_scatter),
+        cmocka_unit_test(test_latent_map),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

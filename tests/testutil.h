@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "png_grid.h"
+
 /* Creates a fresh folder from template (".../name.XXXXXX", rewritten in
  * place); returns 0, or -1 (for cmocka setup functions, which may not assert). */
 static inline int tu_mkdtemp(char *tmpl)
@@ -179,6 +181,19 @@ static inline size_t tu_count_entries(const char *dir, char *hidden, size_t hidd
 }
 
 /* Little-endian integers in a byte buffer (the checkpoint's byte order). */
+/* A grey PNG read back with libpng; fails the test unless it is w x h. */
+static inline uint8_t *tu_read_png(const char *path, size_t w, size_t h)
+{
+    uint8_t *px;
+    size_t pw, ph;
+    err_msg err;
+    if (png_grid_read_gray(path, &px, &pw, &ph, &err))
+        fail_msg("%s", err.text);
+    if (pw != w || ph != h)
+        fail_msg("%s is %zux%zu, expected %zux%zu", path, pw, ph, w, h);
+    return px;
+}
+
 static inline uint32_t tu_get_le32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |

@@ -1,0 +1,30 @@
+/* plot.h - charts drawn by gnuplot, a separate program that reads a script
+ * on its standard input: the loss curve (metrics.c) and the latent map
+ * (show.c). The chart goes to a temp file beside the PNG and is renamed
+ * over it only when gnuplot succeeds. */
+#ifndef VAE_PLOT_H
+#define VAE_PLOT_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/* How to get gnuplot, for messages. */
+#define PLOT_INSTALL_HINT "install it with scripts/deps.sh, or apt-get install gnuplot-nox"
+
+/* 1 when an executable gnuplot is on PATH, else 0. */
+int plot_gnuplot_found(void);
+
+/* s as a gnuplot single-quoted string ('' stands for ') into out. Returns
+ * 0, or -1 when it does not fit in size bytes. */
+int plot_quote(char *out, size_t size, const char *s);
+
+/* Runs gnuplot on script after a pngcairo terminal of width x height and
+ * the output file. what names the chart in messages ("loss curve").
+ * Returns 0, or -1 with err: "gnuplot not found: no WHAT in PNG (install
+ * ...)", or "gnuplot failed drawing PNG"; no PNG or temp file is left
+ * then. */
+int plot_png(const char *png, int width, int height, const char *script,
+             const char *what, err_msg *err);
+
+#endif
