@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "linear.h"
+#include "par.h"
 
 /* Layer indices of the model's parts. */
 static size_t head_of(const vae_model *m) { return m->cfg.n_hidden; }
@@ -164,11 +165,7 @@ float *mlp_prior_grad(const vae_model *m, const vae_acts *a)
 /* Thread t->k's share [*lo, *hi) of n units. */
 static void share(size_t n, const vae_team *t, size_t *lo, size_t *hi)
 {
-    size_t units = (n + SHARE_ALIGN - 1) / SHARE_ALIGN;
-    size_t per = (units + t->T - 1) / t->T * SHARE_ALIGN;
-    size_t a = t->k * per, b = a + per;
-    *lo = a < n ? a : n;
-    *hi = b < n ? b : n;
+    par_share(n, SHARE_ALIGN, t->k, t->T, lo, hi);
 }
 
 static void wait_all(const vae_team *t)

@@ -14,6 +14,7 @@
 #include "lik.h"
 #include "mlp.h"
 #include "objective.h"
+#include "par.h"
 
 /* ===================================================================== */
 /* Lifecycle                                                              */
@@ -202,13 +203,6 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
     reparam_rows(m, a, 0, B * a->k, use_mean);
 }
 
-/* Thread t->k's share [*r0, *r1) of n rows. */
-static void team_rows(size_t n, const vae_team *t, size_t *r0, size_t *r1)
-{
-    size_t per = (n + t->T - 1) / t->T, lo = t->k * per;
-    *r0 = lo < n ? lo : n;
-    *r1 = lo + per < n ? lo + per : n;
-}
 
 /* -log p(x | z) of rows [r0, r1) of the decoder's B * k and its gradient
  * at their logits. */
@@ -252,7 +246,7 @@ double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
 {
     double sum = 0.0;
     size_t r0, r1;
-    team_rows(B * a->k, t, &r0, &r1);
+    par_share(B * a->k, 1, t->k, t->T, &r0, &r1);
     mlp_encode(m, a, B, t);
     reparam_rows(m, a, r0, r1, 0);
     if (t->T > 1)
