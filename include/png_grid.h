@@ -20,6 +20,11 @@ int png_grid_write_pixels(const char *path, const uint8_t *px, size_t width,
 int png_grid_write(const char *path, const float *tiles, size_t n, size_t h,
                    size_t w, size_t ncol, size_t pad, err_msg *err);
 
+/* png_grid_write for tiles of channels 1 (grey) or 3 (RGB, each pixel's
+ * three values together: h x w x 3 floats a tile). Returns 0, or -1 with err. */
+int png_grid_write_color(const char *path, const float *tiles, size_t n, size_t h,
+                         size_t w, int channels, size_t ncol, size_t pad, err_msg *err);
+
 /* Reads a PNG as 8-bit gray (RGB is converted). On success *px is malloc'd
  * (caller frees). Returns 0, or -1 with err. Used by tests and tools. */
 int png_grid_read_gray(const char *path, uint8_t **px, size_t *width,

@@ -14,6 +14,16 @@
 #include "vae.h"
 
 #define SHOW_COLS 8 /* tiles a row, as save_image */
+#define SHOW_CLASS_COLS 16 /* most labels a conditional model's grid shows, a column each */
+
+/* Writes n tiles of the model's images (x_dim floats each, as the model
+ * sees them) to a PNG grid of ncol columns, grey or colour as the model's
+ * images are. Returns 0, or -1 with err. */
+int show_tiles_png(const vae_model *m, const float *tiles, size_t n, size_t ncol,
+                   const char *path, err_msg *err);
+
+/* The columns of a conditional model's grid of n_classes labels. */
+size_t show_class_cols(size_t n_classes);
 #define SHOW_PAD 2  /* pixels between tiles */
 
 /* n x z_dim standard normal draws from seed (a stream of their own). */

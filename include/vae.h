@@ -17,14 +17,16 @@
  * Weights are stored out x in, row-major, like PyTorch's nn.Linear.
  *
  * The conv VAE (arch conv; n_hidden conv blocks of hidden[i] channels)
- * zero-pads each side x side image to P x P, P = 4 * 2^n_hidden (28 -> 32
- * for 3 blocks), and runs blocks of Conv 4x4 stride 2 pad 1 (halving the
- * side), the activation (LeakyReLU 0.1 by default), BatchNorm, down to
- * hidden[nh-1] x 4 x 4; a linear
- * head gives [mu | logvar]. The decoder: linear z -> hidden[nh-1] x 4 x 4,
- * then ConvTranspose 4x4 stride 2 pad 1 blocks (doubling the side) with
- * the activation and BatchNorm, the last to 1 channel with neither: its
- * P x P output, cropped back to side x side, is the logits. layer[0] is the
+ * zero-pads each H x W image of C channels to PH x PW, PH = 2^n_hidden *
+ * max(4, ceil(H / 2^n_hidden)) (likewise PW; 28 -> 32 for 3 blocks, 64 ->
+ * 64), floor((PH - H) / 2) rows on top and the rest below, likewise left
+ * and right; it runs blocks of Conv 4x4 stride 2 pad 1 (halving the
+ * sides), the activation (LeakyReLU 0.1 by default), BatchNorm, down to
+ * hidden[nh-1] x BH x BW (BH = PH / 2^nh, at least 4); a linear
+ * head gives [mu | logvar]. The decoder: linear z -> hidden[nh-1] x BH x BW,
+ * then ConvTranspose 4x4 stride 2 pad 1 blocks (doubling the sides) with
+ * the activation and BatchNorm, the last to C channels with neither: its
+ * PH x PW output, cropped back to H x W, is the logits. layer[0] is the
  * head, layer[1] the decoder's linear; block[] holds the convolutions.
  * With k draws per image the encoder runs on the B images and the decoder
  * on the B * k draws, so in training the decoder's BatchNorm takes its
@@ -71,7 +73,7 @@ typedef enum vae_lik {
 
 /* The architecture; stored in checkpoints. */
 typedef struct vae_config {
-    size_t x_dim;                  /* input pixels (784) */
+    size_t x_dim;                  /* input values per image (784): height * width * channels */
     size_t n_hidden;               /* hidden layers per side, 1..VAE_MAX_HIDDEN */
     size_t hidden[VAE_MAX_HIDDEN]; /* encoder widths; the decoder mirrors them */
     size_t z_dim;                  /* latent dimensions */
@@ -79,6 +81,8 @@ typedef struct vae_config {
     vae_lik likelihood;            /* p(x | z) */
     size_t n_classes;              /* 0, or the labels of a conditional VAE (MLP) */
     vae_arch arch;                 /* MLP, or conv (hidden[] are then channels) */
+    size_t height, width;          /* image size; 0: a square of x_dim pixels (else 1 x x_dim) */
+    size_t channels;               /* 1 grey, 3 RGB (each pixel's three values together); 0: 1 */
 } vae_config;
 
 /* One linear layer: out = W [inp | one-hot(y)] + b. Offsets of its weight
@@ -100,7 +104,7 @@ typedef struct vae_layer {
  * leaves them alone, and the training forward pass moves them. */
 typedef struct vae_block {
     size_t cin, cout;
-    size_t side;     /* input side; a conv halves it, a transposed one doubles it */
+    size_t h, w;     /* input size; a conv halves it, a transposed one doubles it */
     size_t w_off, b_off, bn_off;
     int transposed;
     int has_bn;      /* LeakyReLU then BatchNorm (all blocks but the last) */
@@ -112,7 +116,7 @@ typedef struct vae_model {
     vae_layer layer[VAE_MAX_LAYERS];
     size_t n_blocks; /* conv VAE only */
     vae_block block[VAE_MAX_BLOCKS];
-    size_t side, pad; /* conv VAE: image side and its zero padding per edge */
+    size_t pad_top, pad_left; /* conv VAE: zero rows above, columns left of an image */
     size_t n_params;
     float *params; /* one allocation, n_params floats */
 } vae_model;
@@ -137,7 +141,7 @@ typedef struct vae_team {
 
 /* The conv VAE's activations (CNHW tensors: channel, image, row, column). */
 typedef struct vae_cnn_acts {
-    float *xpad;                 /* (1, cap, P, P) padded input */
+    float *xpad;                 /* (C, cap, PH, PW) padded input */
     float *act[VAE_MAX_BLOCKS];  /* block output after LeakyReLU (pre-BatchNorm) */
     float *xhat[VAE_MAX_BLOCKS]; /* BatchNorm's normalized input */
     float *out[VAE_MAX_BLOCKS];  /* block output (after BatchNorm) */
@@ -191,6 +195,13 @@ typedef struct vae_acts {
 
 /* Checks a configuration. Returns 0, or -1 with err saying what is wrong. */
 int vae_config_check(const vae_config *cfg, err_msg *err);
+
+/* Fills in an unset image shape of cfg (height/width 0, channels 0): one
+ * channel, a square of x_dim pixels if x_dim is a square, else 1 x x_dim. */
+void vae_config_shape(vae_config *cfg);
+
+/* Sets cfg's image shape and x_dim = height * width * channels. */
+void vae_config_image(vae_config *cfg, size_t height, size_t width, size_t channels);
 
 /* Lays out the layers of cfg and counts its parameters, allocating
  * nothing (m->params stays NULL). Returns 0, or -1 with err. */

@@ -80,25 +80,35 @@ class MLPVAE(nn.Module):
 
 
 class ConvVAE(nn.Module):
-    """The side x side image, zero-padded to P x P (P = 4 * 2^blocks); per
+    """The H x W image of C channels (the input row holds each pixel's C
+    values together), zero-padded to PH x PW, PH = 2^blocks * max(4,
+    ceil(H / 2^blocks)), (PH - H) // 2 rows on top (likewise PW, W); per
     block Conv2d(4, stride 2, padding 1), activation, BatchNorm2d, down to
-    C x 4 x 4; flattened (C, row, column) into the head. The decoder: Linear
-    z -> C x 4 x 4, ConvTranspose2d blocks back up to one P x P channel
-    (the last without activation or BatchNorm), cropped to side x side."""
+    K x BH x BW; flattened (K, row, column) into the head. The decoder:
+    Linear z -> K x BH x BW, ConvTranspose2d blocks back up to C channels
+    of PH x PW (the last without activation or BatchNorm), cropped to
+    H x W, each pixel's C values together again."""
 
-    def __init__(self, side, hidden, latent, act="leaky", likelihood="gaussian"):
+    def __init__(self, height, width, channels, hidden, latent, act="leaky",
+                 likelihood="gaussian"):
         super().__init__()
         self.likelihood, self.n_classes = likelihood, 0
-        self.side, self.channels = side, hidden[-1]
-        self.pad = (4 * 2 ** len(hidden) - side) // 2
-        layers, cin = [], 1
+        self.h, self.w, self.c, self.k = height, width, channels, hidden[-1]
+        f = 2 ** len(hidden)
+        self.bh = max(4, -(-height // f))
+        self.bw = max(4, -(-width // f))
+        self.ph, self.pw = self.bh * f, self.bw * f
+        self.top = (self.ph - height) // 2
+        self.left = (self.pw - width) // 2
+        bottom = self.bh * self.bw * hidden[-1]
+        layers, cin = [], channels
         for c in hidden:
             layers += [nn.Conv2d(cin, c, 4, 2, 1), activation(act), nn.BatchNorm2d(c)]
             cin = c
         self.encoder = nn.Sequential(*layers)
-        self.head = nn.Linear(16 * hidden[-1], 2 * latent)
-        self.decoder_input = nn.Linear(latent, 16 * hidden[-1])
-        chans, layers = list(reversed(hidden)) + [1], []
+        self.head = nn.Linear(bottom, 2 * latent)
+        self.decoder_input = nn.Linear(latent, bottom)
+        chans, layers = list(reversed(hidden)) + [channels], []
         for j in range(len(hidden)):
             layers.append(nn.ConvTranspose2d(chans[j], chans[j + 1], 4, 2, 1))
             if j + 1 < len(hidden):
@@ -106,13 +116,16 @@ class ConvVAE(nn.Module):
         self.decoder = nn.Sequential(*layers)
 
     def encode(self, x, y=None):
-        img = F.pad(x.view(-1, 1, self.side, self.side), (self.pad,) * 4)
+        img = x.view(-1, self.h, self.w, self.c).permute(0, 3, 1, 2)
+        img = F.pad(img, (self.left, self.pw - self.w - self.left,
+                          self.top, self.ph - self.h - self.top))
         return self.head(self.encoder(img).flatten(1)).chunk(2, dim=1)
 
     def decode(self, z, y=None):
-        out = self.decoder(self.decoder_input(z).view(-1, self.channels, 4, 4))
-        s, p = self.side, self.pad
-        return out[:, 0, p:p + s, p:p + s].reshape(-1, s * s)
+        out = self.decoder(self.decoder_input(z).view(-1, self.k, self.bh, self.bw))
+        t, l = self.top, self.left
+        out = out[:, :, t:t + self.h, l:l + self.w]
+        return out.permute(0, 2, 3, 1).reshape(-1, self.h * self.w * self.c)
 
     def prior_params(self, y):
         return None
@@ -206,8 +219,9 @@ def build(meta):
     hidden = [int(h) for h in meta["hidden"].split(",")]
     latent, act, lik = int(meta["latent"]), meta["activation"], meta["likelihood"]
     if meta["arch"] == "conv":
-        model = ConvVAE(int(meta["side"]), hidden, latent, act, lik)
-        assert model.pad == int(meta["padding"]), meta
+        model = ConvVAE(int(meta["height"]), int(meta["width"]), int(meta["channels"]),
+                        hidden, latent, act, lik)
+        assert (model.top, model.left) == (int(meta["pad_top"]), int(meta["pad_left"])), meta
         return model
     return MLPVAE(int(meta["x_dim"]), hidden, latent, act, lik, int(meta["n_classes"]))
 

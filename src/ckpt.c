@@ -2,8 +2,8 @@
  *
  * Layout: magic (8) | version u32 | header bytes u32 | header (u64/f64
  * fields) | params f32[n] | adam_m f32[n] | adam_v f32[n] | crc32 u32.
- * Writes version 4; reads 3 (without the training controls) and 2 (without
- * the data fingerprint either) too. */
+ * Writes version 5; reads 4 (without the image shape), 3 (without the
+ * training controls either) and 2 (without the data fingerprint either). */
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt.h"
 
@@ -31,7 +31,9 @@ enum {
     H_COUNT_V3, /* version 4 adds the training controls */
     H_SCHED = H_COUNT_V3, H_WARMUP, H_HORIZON, H_EVERY, H_GAMMA, H_KL_WARMUP,
     H_ADAM_BETA1, H_ADAM_BETA2, H_ADAM_EPS, H_INIT, H_VALID_N, H_BEST_EPOCH,
-    H_BEST_LOSS, H_OBJECTIVE, H_DRAWS, H_SUM_OBJ, H_COUNT
+    H_BEST_LOSS, H_OBJECTIVE, H_DRAWS, H_SUM_OBJ,
+    H_COUNT_V4, /* version 5 adds the image shape */
+    H_HEIGHT = H_COUNT_V4, H_WIDTH, H_CHANNELS, H_COUNT
 };
 #define HEADER_BYTES (H_COUNT * 8)
 #define PREFIX_BYTES 16 /* magic, version, header size */
@@ -169,6 +171,9 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u64(h, H_LIKELIHOOD, (uint64_t)c->likelihood);
     put_u64(h, H_N_CLASSES, c->n_classes);
     put_u64(h, H_N_PARAMS, m->n_params);
+    put_u64(h, H_HEIGHT, c->height);
+    put_u64(h, H_WIDTH, c->width);
+    put_u64(h, H_CHANNELS, c->channels);
     put_u64(h, H_SEED, t->seed);
     put_u64(h, H_EPOCH, t->epoch);
     put_u64(h, H_STEP, t->step);
@@ -297,7 +302,10 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     if (version < CKPT_VERSION_MIN)
         FAIL("%s: unknown checkpoint version %u", path, version);
     /* Each version has one header size; any other is damage. */
-    size_t n_fields = version == 2 ? H_COUNT_V2 : version == 3 ? H_COUNT_V3 : H_COUNT;
+    size_t n_fields = version == 2   ? H_COUNT_V2
+                      : version == 3 ? H_COUNT_V3
+                      : version == 4 ? H_COUNT_V4
+                                     : H_COUNT;
     size_t header = 8 * n_fields;
     if (get_u32(b + 12) != header)
         FAIL("%s: corrupt checkpoint (header size %u, expected %zu for version %u)",
@@ -347,6 +355,20 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     c->arch = (vae_arch)v[H_ARCH];
     c->likelihood = (vae_lik)v[H_LIKELIHOOD];
     c->n_classes = (size_t)v[H_N_CLASSES];
+    /* The image shape; a file before version 5 held square grey images. */
+    if (version >= 5) {
+        if (v[H_HEIGHT] < 1 || v[H_HEIGHT] > VAE_MAX_WIDTH || v[H_WIDTH] < 1 ||
+            v[H_WIDTH] > VAE_MAX_WIDTH || (v[H_CHANNELS] != 1 && v[H_CHANNELS] != 3) ||
+            v[H_HEIGHT] * v[H_WIDTH] * v[H_CHANNELS] != v[H_X_DIM])
+            FAIL("%s: bad architecture: images of %llu x %llu x %llu are not %llu "
+                 "input values", path, (unsigned long long)v[H_HEIGHT],
+                 (unsigned long long)v[H_WIDTH], (unsigned long long)v[H_CHANNELS],
+                 (unsigned long long)v[H_X_DIM]);
+        c->height = (size_t)v[H_HEIGHT];
+        c->width = (size_t)v[H_WIDTH];
+        c->channels = (size_t)v[H_CHANNELS];
+    }
+    vae_config_shape(c);
     err_msg e2;
     if (vae_config_check(c, &e2))
         FAIL("%s: bad architecture: %s", path, e2.text);

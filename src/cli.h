@@ -57,6 +57,19 @@ int cli_threads(void);
 /* Loads split "train" or "t10k" of --data. Returns 0, or -1 after a message. */
 int cli_load_split(idx_set *set, const char *split);
 
+/* A new model's image shape from the training set, and with
+ * --conditional its classes (1 + the largest label). Returns 0, or -1
+ * after a message (an unlabelled set cannot train a conditional model). */
+int cli_data_model(vae_config *cfg, const idx_set *set);
+
+/* Whether the test set's images are the training set's size and channels.
+ * Returns 0, or -1 after a message naming the test images. */
+int cli_same_shape(const idx_set *train, const idx_set *test);
+
+/* Whether split's set fits the model of cfg (--ckpt): its image shape, and
+ * for a conditional model its labels. Returns 0, or -1 after a message. */
+int cli_check_data(const vae_config *cfg, const idx_set *set, const char *split);
+
 /* Adds the two files of split ("train" or "t10k") of --data that exist,
  * as read; names them "the training images" and so on. */
 void cli_add_split(paths_list *l, const char *split);

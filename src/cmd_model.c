@@ -78,6 +78,8 @@ static int session_load(session *s, const char *split, const char *out)
     paths_add(&l, "-o", out, PATHS_WRITE);
     int rc = cli_check_paths(&l) ? EXIT_USAGE : cli_load_split(&s->data, split) ? 1 : 0;
     err_msg err;
+    if (rc == 0 && cli_check_data(&s->m.cfg, &s->data, split))
+        rc = 1;
     if (rc == 0 && shard_init(&s->sh, &s->m, opt.batch, 0, &err)) {
         say_error("%s", err.text);
         rc = 1;
@@ -97,8 +99,12 @@ static int session_open_data(session *s, const char *split, size_t cap, const ch
 /* --label and --grid apply to conditional models only. */
 static int check_label_options(const session *s)
 {
-    if (s->m.cfg.n_classes)
+    if (s->m.cfg.n_classes) {
+        if (opt.set[O_LABEL] && opt.label >= s->m.cfg.n_classes)
+            return usage_error("--label %zu: the model in %s knows labels 0 to %zu",
+                               opt.label, opt.ckpt, s->m.cfg.n_classes - 1);
         return 0;
+    }
     const char *which = opt.set[O_LABEL] ? "--label" : opt.set[O_GRID] ? "--grid" : NULL;
     if (!which)
         return 0;
@@ -131,9 +137,10 @@ int cmd_sample(void)
     }
     /* A conditional model without --label shows every label, a column each. */
     int grid = s.m.cfg.n_classes && !opt.set[O_LABEL];
-    size_t n = opt.set[O_N] ? opt.n : grid ? 100 : 128;
+    size_t cols = grid ? show_class_cols(s.m.cfg.n_classes) : SHOW_COLS;
+    size_t n = opt.set[O_N] ? opt.n : grid ? 10 * cols : 128;
     if (grid)
-        n = (n + 9) / 10 * 10;
+        n = (n + cols - 1) / cols * cols;
     size_t Z = s.m.cfg.z_dim;
     float *eps = malloc(2 * n * Z * sizeof *eps);
     uint8_t *labels = malloc(n);
@@ -143,11 +150,10 @@ int cmd_sample(void)
         say_error("out of memory for %zu samples", n);
     } else {
         for (size_t i = 0; i < n; i++)
-            labels[i] = (uint8_t)(grid ? i % 10 : opt.label);
+            labels[i] = (uint8_t)(grid ? i % cols : opt.label);
         show_prior_draws(eps, n, Z, opt.seed);
         show_prior_z(&s.m, &s.a, eps, labels, n, eps + n * Z);
-        if (show_decode_png(&s.m, &s.a, eps + n * Z, labels, n, grid ? 10 : SHOW_COLS,
-                            path, &err))
+        if (show_decode_png(&s.m, &s.a, eps + n * Z, labels, n, cols, path, &err))
             say_error("%s", err.text);
         else
             rc = 0;
@@ -364,8 +370,7 @@ static int write_top(const session *s, const float *score, size_t top,
         sort_scores = score;
         qsort(order, n, sizeof *order, by_score_desc);
         idx_gather(&s->data, order, 0, top, &s->view, tiles);
-        if (png_grid_write(path, tiles, top, s->data.rows, s->data.cols, SHOW_COLS,
-                           SHOW_PAD, &err))
+        if (show_tiles_png(&s->m, tiles, top, SHOW_COLS, path, &err))
             say_error("%s", err.text);
         else
             rc = 0;
@@ -625,7 +630,11 @@ static void print_probe(const probe_result *r, double enc_s, double knn_s)
     }
     printf("{\"accuracy\":%.6f,\"k\":%zu,\"n_ref\":%zu,\"n_query\":%zu,\"correct\":%zu,"
            "\"per_class\":[", r->accuracy, r->k, r->n_ref, r->n_query, r->correct);
-    for (size_t c = 0; c < IDX_NUM_CLASSES; c++) {
+    size_t n_classes = 0;
+    for (size_t c = 0; c < PROBE_CLASSES; c++)
+        if (r->class_n[c])
+            n_classes = c + 1;
+    for (size_t c = 0; c < n_classes; c++) {
         printf("%s{\"label\":%zu,\"n\":%zu,\"accuracy\":", c ? "," : "", c, r->class_n[c]);
         if (r->class_n[c])
             printf("%.6f}", (double)r->class_correct[c] / (double)r->class_n[c]);
@@ -649,12 +658,19 @@ int cmd_probe(void)
     idx_set test = {0};
     paths_list l = {0};
     cli_add_split(&l, "t10k");
-    if (k > s.data.n) {
+    if (!s.data.n_classes) {
+        say_error("%s: the training set has no label file; the probe needs labels",
+                  opt.data);
+        rc = 1;
+    } else if (k > s.data.n) {
         usage_error("--k %zu: more than the %zu training images", k, s.data.n);
         rc = EXIT_USAGE;
     } else if (cli_check_paths(&l)) {
         rc = EXIT_USAGE;
-    } else if (cli_load_split(&test, "t10k")) {
+    } else if (cli_load_split(&test, "t10k") || cli_check_data(&s.m.cfg, &test, "t10k")) {
+        rc = 1;
+    } else if (!test.n_classes) {
+        say_error("%s: the test set has no label file; the probe needs labels", opt.data);
         rc = 1;
     }
     size_t Z = s.m.cfg.z_dim, ref_b = 0, query_b = 0;

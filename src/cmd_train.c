@@ -281,8 +281,10 @@ int cmd_train(void)
 static int train_locked(const char *csv, const char *best)
 {
     idx_set train = {0}, test = {0};
-    if (cli_load_split(&train, "train") || cli_load_split(&test, "t10k")) {
+    if (cli_load_split(&train, "train") || cli_load_split(&test, "t10k") ||
+        cli_same_shape(&train, &test) || cli_data_model(&opt.cfg, &train)) {
         idx_free(&train);
+        idx_free(&test);
         return 1;
     }
     if (!opt.set[O_RESUME] && opt.run.valid >= train.n) {
@@ -380,6 +382,10 @@ static int bench_iw(void)
     idx_set test = {0};
     if (cli_load_split(&test, "t10k"))
         return 1;
+    if (!opt.set[O_CKPT] && cli_data_model(&opt.cfg, &test)) {
+        idx_free(&test);
+        return 1;
+    }
     vae_model m;
     ckpt_train tr = {0};
     int have_ckpt = opt.set[O_CKPT];
@@ -444,7 +450,7 @@ int cmd_bench(void)
     idx_set train = {0};
     if (cli_load_split(&train, "train"))
         return 1;
-    if (cli_threads()) {
+    if (cli_data_model(&opt.cfg, &train) || cli_threads()) {
         idx_free(&train);
         return 1;
     }

@@ -24,16 +24,22 @@
 /* Layout                                                                 */
 /* ===================================================================== */
 
+/* The padded size of an image side of n pixels for nh blocks: 2^nh times
+ * the bottom's side, max(4, ceil(n / 2^nh)). */
+static size_t padded(size_t n, size_t nh)
+{
+    size_t f = (size_t)1 << nh, bottom = (n + f - 1) / f;
+    return (bottom < 4 ? 4 : bottom) * f;
+}
+
 int cnn_config_check(const vae_config *cfg, err_msg *err)
 {
-    size_t nh = cfg->n_hidden, P = (size_t)4 << nh;
-    size_t side = idx_square_side(cfg->x_dim);
-    if (side * side != cfg->x_dim)
-        return err_set(err, "the conv VAE needs square images; %zu pixels are not",
-                       cfg->x_dim);
-    if (side > P || (P - side) % 2)
-        return err_set(err, "%zux%zu images do not pad to %zux%zu (the side %zu "
-                       "conv blocks need)", side, side, P, P, nh);
+    vae_config c = *cfg;
+    vae_config_shape(&c);
+    size_t nh = c.n_hidden;
+    if (c.height > 4096 || c.width > 4096)
+        return err_set(err, "%zux%zu images: the conv VAE takes at most 4096x4096",
+                       c.height, c.width);
     for (size_t i = 0; i < nh; i++)
         if (cfg->hidden[i] > CNN_MAX_CHANNELS)
             return err_set(err, "%zu channels: at most %d", cfg->hidden[i],
@@ -46,24 +52,27 @@ int cnn_config_check(const vae_config *cfg, err_msg *err)
 void cnn_layout(vae_model *m)
 {
     const vae_config *c = &m->cfg;
-    size_t nh = c->n_hidden, P = (size_t)4 << nh, off = 0;
-    m->side = idx_square_side(c->x_dim);
-    m->pad = (P - m->side) / 2;
-    size_t F = c->hidden[nh - 1] * 16; /* the last block's C x 4 x 4 */
+    size_t nh = c->n_hidden, off = 0;
+    size_t PH = padded(c->height, nh), PW = padded(c->width, nh);
+    m->pad_top = (PH - c->height) / 2;
+    m->pad_left = (PW - c->width) / 2;
+    size_t F = c->hidden[nh - 1] * (PH >> nh) * (PW >> nh); /* the last block's C x BH x BW */
     m->n_blocks = 2 * nh;
-    /* Encoder: P -> P/2 -> ... -> 4; decoder: 4 -> ... -> P. */
+    /* Encoder: PH -> PH/2 -> ... -> BH; decoder: BH -> ... -> PH (likewise W). */
     for (size_t b = 0; b < 2 * nh; b++) {
         vae_block *k = &m->block[b];
         k->transposed = b >= nh;
         if (!k->transposed) {
-            k->cin = b == 0 ? 1 : c->hidden[b - 1];
+            k->cin = b == 0 ? c->channels : c->hidden[b - 1];
             k->cout = c->hidden[b];
-            k->side = P >> b;
+            k->h = PH >> b;
+            k->w = PW >> b;
         } else {
             size_t j = b - nh; /* decoder block j: hidden[nh-1-j] -> hidden[nh-2-j] */
             k->cin = c->hidden[nh - 1 - j];
-            k->cout = j + 1 < nh ? c->hidden[nh - 2 - j] : 1;
-            k->side = (size_t)4 << j;
+            k->cout = j + 1 < nh ? c->hidden[nh - 2 - j] : c->channels;
+            k->h = (PH >> nh) << j;
+            k->w = (PW >> nh) << j;
         }
         k->has_bn = b != 2 * nh - 1;
         k->w_off = off;
@@ -148,10 +157,27 @@ void cnn_init_glorot(vae_model *m, rng_state *rng, float out_bias)
     }
 }
 
-/* The side of block b's output. */
-static size_t out_side(const vae_block *k)
+/* The pixels of one image of block b's output, and of its input. */
+static size_t out_px(const vae_block *k)
 {
-    return k->transposed ? 2 * k->side : k->side / 2;
+    return k->transposed ? 4 * k->h * k->w : (k->h / 2) * (k->w / 2);
+}
+
+static size_t in_px(const vae_block *k)
+{
+    return k->h * k->w;
+}
+
+/* The pixels of one padded image (PH x PW): the first block's input. */
+static size_t padded_px(const vae_model *m)
+{
+    return in_px(&m->block[0]);
+}
+
+/* The pixels of one image at the bottom (BH x BW). */
+static size_t bottom_px(const vae_model *m)
+{
+    return out_px(&m->block[m->cfg.n_hidden - 1]);
 }
 
 /* *total += n * per; returns 0, or -1 if that overflows size_t. */
@@ -168,7 +194,7 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
                   err_msg *err)
 {
     const vae_config *c = &shape->cfg;
-    size_t P = (size_t)4 << c->n_hidden, F = shape->layer[1].out, Z = c->z_dim;
+    size_t PP = c->channels * padded_px(shape), F = shape->layer[1].out, Z = c->z_dim;
     size_t D = c->x_dim, nb = shape->n_blocks, rows;
     /* The encoder runs on cap images, the decoder on their rows = cap * k
      * draws. Per image: x, xin_buf, head/dhead, rec, kl, obj; xpad; the
@@ -178,14 +204,14 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
      * im2col scratch serve the encoder and the decoder in turn, so each
      * takes the larger of the two's needs. Labels: a byte an image (and a
      * row, k > 1), four to a float. */
-    size_t per_img = 2 * D + 4 * Z + 3 + P * P + F;
+    size_t per_img = 2 * D + 4 * Z + 3 + PP + F;
     size_t per_row = 2 * D + 3 * Z + 1 + (k > 1) + 3 * F;
-    size_t big_e = F, big_d = P * P > F ? P * P : F, col_e = 0, col_d = 0, cmax = 1;
+    size_t big_e = F, big_d = PP > F ? PP : F, col_e = 0, col_d = 0, cmax = 1;
     for (size_t b = 0; b < nb; b++) {
         const vae_block *blk = &shape->block[b];
-        size_t os = out_side(blk), t = blk->cout * os * os;
-        size_t cb = blk->transposed ? blk->cout * KK * blk->side * blk->side
-                                    : blk->cin * KK * os * os;
+        size_t t = blk->cout * out_px(blk);
+        size_t cb = blk->transposed ? blk->cout * KK * in_px(blk)
+                                    : blk->cin * KK * out_px(blk);
         if (blk->transposed) {
             per_row += t * (blk->has_bn ? 3 : 1);
             big_d = t > big_d ? t : big_d;
@@ -233,11 +259,10 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
     a->dz = p, p += rows * Z;
     a->rec = p, p += cap;
     a->kl = p, p += cap;
-    n->xpad = p, p += cap * P * P;
+    n->xpad = p, p += cap * PP;
     for (size_t b = 0; b < nb; b++) {
         const vae_block *blk = &shape->block[b];
-        size_t os = out_side(blk);
-        size_t t = (blk->transposed ? rows : cap) * blk->cout * os * os;
+        size_t t = (blk->transposed ? rows : cap) * blk->cout * out_px(blk);
         n->act[b] = p, p += t;
         if (blk->has_bn) {
             n->xhat[b] = p, p += t;
@@ -269,20 +294,72 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
 /* Passes                                                                 */
 /* ===================================================================== */
 
-/* (C, N, 16) -> (N, C*16), PyTorch's flattening order per image. */
-static void flatten(float *flat, const float *t, size_t C, size_t N)
+/* (C, N, HW) -> (N, C*HW), PyTorch's flattening order per image. */
+static void flatten(float *flat, const float *t, size_t C, size_t N, size_t HW)
 {
     for (size_t c = 0; c < C; c++)
         for (size_t n = 0; n < N; n++)
-            memcpy(flat + (n * C + c) * 16, t + (c * N + n) * 16, 16 * sizeof(float));
+            memcpy(flat + (n * C + c) * HW, t + (c * N + n) * HW, HW * sizeof(float));
 }
 
-/* (N, C*16) -> (C, N, 16), flatten's inverse. */
-static void unflatten(float *t, const float *flat, size_t C, size_t N)
+/* (N, C*HW) -> (C, N, HW), flatten's inverse. */
+static void unflatten(float *t, const float *flat, size_t C, size_t N, size_t HW)
 {
     for (size_t c = 0; c < C; c++)
         for (size_t n = 0; n < N; n++)
-            memcpy(t + (c * N + n) * 16, flat + (n * C + c) * 16, 16 * sizeof(float));
+            memcpy(t + (c * N + n) * HW, flat + (n * C + c) * HW, HW * sizeof(float));
+}
+
+/* Pads B images (B, H, W, C: a->xin's rows) into (C, B, PH, PW), zeros
+ * around them. */
+static void pad_images(float *xpad, const float *x, const vae_model *m, size_t B)
+{
+    const vae_block *k = &m->block[0];
+    size_t H = m->cfg.height, W = m->cfg.width, C = m->cfg.channels;
+    size_t PH = k->h, PW = k->w, top = m->pad_top, left = m->pad_left;
+    memset(xpad, 0, C * B * PH * PW * sizeof(float));
+    for (size_t i = 0; i < B; i++)
+        for (size_t r = 0; r < H; r++) {
+            const float *src = x + (i * H + r) * W * C;
+            if (C == 1) {
+                memcpy(xpad + i * PH * PW + (r + top) * PW + left, src, W * sizeof(float));
+                continue;
+            }
+            for (size_t c = 0; c < C; c++) {
+                float *dst = xpad + ((c * B + i) * PH + r + top) * PW + left;
+                for (size_t q = 0; q < W; q++)
+                    dst[q] = src[q * C + c];
+            }
+        }
+}
+
+/* Crops R images (C, R, PH, PW) back to rows of (H, W, C) in out, or with
+ * to_padded, pad_images' step for the decoder's gradient: out (C, R, PH,
+ * PW), zeros around, from rows in. */
+static void crop_images(float *out, const float *in, const vae_model *m, size_t R,
+                        int to_padded)
+{
+    const vae_block *k = &m->block[2 * m->cfg.n_hidden - 1];
+    size_t H = m->cfg.height, W = m->cfg.width, C = m->cfg.channels;
+    size_t PH = 2 * k->h, PW = 2 * k->w, top = m->pad_top, left = m->pad_left;
+    if (to_padded)
+        memset(out, 0, C * R * PH * PW * sizeof(float));
+    for (size_t i = 0; i < R; i++)
+        for (size_t r = 0; r < H; r++)
+            for (size_t c = 0; c < C; c++) {
+                size_t row = (i * H + r) * W * C, pad = ((c * R + i) * PH + r + top) * PW + left;
+                if (C == 1 && !to_padded) {
+                    memcpy(out + row, in + pad, W * sizeof(float));
+                } else if (C == 1) {
+                    memcpy(out + pad, in + row, W * sizeof(float));
+                } else if (!to_padded) {
+                    for (size_t q = 0; q < W; q++)
+                        out[row + q * C + c] = in[pad + q];
+                } else {
+                    for (size_t q = 0; q < W; q++)
+                        out[pad + q] = in[row + q * C + c];
+                }
+            }
 }
 
 /* BatchNorm's four vectors of block k. */
@@ -291,7 +368,7 @@ static float *bn_param(const vae_model *m, const vae_block *k, int which)
     return m->params + k->bn_off + (size_t)which * k->cout;
 }
 
-/* Block b forward from in (cin, B, side^2) into a->cnn.act/out. */
+/* Block b forward from in (cin, B, h*w) into a->cnn.act/out. */
 static void block_forward(const vae_model *m, vae_acts *a, size_t b,
                           const float *in, size_t B)
 {
@@ -299,24 +376,23 @@ static void block_forward(const vae_model *m, vae_acts *a, size_t b,
     vae_cnn_acts *n = &a->cnn;
     const float *w = m->params + k->w_off, *bias = m->params + k->b_off;
     if (k->transposed)
-        convt_forward(n->act[b], n->col, in, w, bias, B, k->cin, k->cout, k->side);
+        convt_forward(n->act[b], n->col, in, w, bias, B, k->cin, k->cout, k->h, k->w);
     else
-        conv_forward(n->act[b], n->col, in, w, bias, B, k->cin, k->cout, k->side);
+        conv_forward(n->act[b], n->col, in, w, bias, B, k->cin, k->cout, k->h, k->w);
     if (!k->has_bn)
         return;
-    size_t os = out_side(k);
-    act_forward(n->act[b], k->cout * B * os * os, m->cfg.act);
+    size_t os = out_px(k);
+    act_forward(n->act[b], k->cout * B * os, m->cfg.act);
     if (a->training)
         bn_forward_train(n->out[b], n->xhat[b], n->invstd[b], n->act[b],
                          bn_param(m, k, 0), bn_param(m, k, 1), bn_param(m, k, 2),
-                         bn_param(m, k, 3), k->cout, B, os * os, &a->reduce,
-                         n->scratch);
+                         bn_param(m, k, 3), k->cout, B, os, &a->reduce, n->scratch);
     else
         bn_forward_eval(n->out[b], n->act[b], bn_param(m, k, 0), bn_param(m, k, 1),
-                        bn_param(m, k, 2), bn_param(m, k, 3), k->cout, B * os * os);
+                        bn_param(m, k, 2), bn_param(m, k, 3), k->cout, B * os);
 }
 
-/* Block b backward: g (cout, B, os^2) is d loss / d out[b]; writes d loss
+/* Block b backward: g (cout, B, out_px) is d loss / d out[b]; writes d loss
  * / d in into gin (unless NULL) and the block's gradients into grads. */
 static void block_backward(const vae_model *m, vae_acts *a, size_t b,
                            const float *in, float *g, float *gin, float *grads,
@@ -324,40 +400,35 @@ static void block_backward(const vae_model *m, vae_acts *a, size_t b,
 {
     const vae_block *k = &m->block[b];
     vae_cnn_acts *n = &a->cnn;
-    size_t os = out_side(k);
+    size_t os = out_px(k);
     if (k->has_bn) {
         float *dbn = grads + k->bn_off;
         bn_backward(g, dbn, dbn + k->cout, n->xhat[b], n->invstd[b], bn_param(m, k, 0),
-                    k->cout, B, os * os, &a->reduce, n->scratch);
+                    k->cout, B, os, &a->reduce, n->scratch);
         /* the running averages are not trained */
         memset(dbn + 2 * k->cout, 0, 2 * k->cout * sizeof(float));
-        act_backward(g, n->act[b], k->cout * B * os * os, m->cfg.act);
+        act_backward(g, n->act[b], k->cout * B * os, m->cfg.act);
     }
     const float *w = m->params + k->w_off;
     if (k->transposed)
         convt_backward(gin, grads + k->w_off, grads + k->b_off, n->col, g, in, w, B,
-                       k->cin, k->cout, k->side);
+                       k->cin, k->cout, k->h, k->w);
     else
         conv_backward(gin, grads + k->w_off, grads + k->b_off, n->col, g, in, w, B,
-                      k->cin, k->cout, k->side);
+                      k->cin, k->cout, k->h, k->w);
 }
 
 void cnn_encode(const vae_model *m, vae_acts *a, size_t B)
 {
     vae_cnn_acts *n = &a->cnn;
-    size_t P = m->block[0].side, s = m->side, pad = m->pad, nh = m->cfg.n_hidden;
-    /* Zero-pad each image from s x s to P x P. */
-    memset(n->xpad, 0, B * P * P * sizeof(float));
-    for (size_t i = 0; i < B; i++)
-        for (size_t r = 0; r < s; r++)
-            memcpy(n->xpad + i * P * P + (r + pad) * P + pad, a->xin + i * s * s + r * s,
-                   s * sizeof(float));
+    size_t nh = m->cfg.n_hidden;
+    pad_images(n->xpad, a->xin, m, B);
     const float *in = n->xpad;
     for (size_t b = 0; b < nh; b++) {
         block_forward(m, a, b, in, B);
         in = n->out[b];
     }
-    flatten(n->flat, in, m->cfg.hidden[nh - 1], B);
+    flatten(n->flat, in, m->cfg.hidden[nh - 1], B, bottom_px(m));
     const vae_layer *L = &m->layer[0];
     linear_forward(a->head, n->flat, m->params + L->w_off, m->params + L->b_off, NULL,
                    B, L->in, 0, L->out, 0, m->cfg.act);
@@ -370,32 +441,23 @@ void cnn_decode(const vae_model *m, vae_acts *a, size_t B)
     const vae_layer *L = &m->layer[1];
     linear_forward(n->dflat, a->z, m->params + L->w_off, m->params + L->b_off, NULL, R,
                    L->in, 0, L->out, 0, m->cfg.act);
-    unflatten(n->unflat, n->dflat, m->cfg.hidden[nh - 1], R);
+    unflatten(n->unflat, n->dflat, m->cfg.hidden[nh - 1], R, bottom_px(m));
     const float *in = n->unflat;
     for (size_t b = nh; b < 2 * nh; b++) {
         block_forward(m, a, b, in, R);
         in = n->out[b];
     }
-    /* Crop the P x P output back to s x s: the logits. */
-    size_t P = out_side(&m->block[2 * nh - 1]), s = m->side, pad = m->pad;
-    for (size_t i = 0; i < R; i++)
-        for (size_t r = 0; r < s; r++)
-            memcpy(a->logits + i * s * s + r * s, in + i * P * P + (r + pad) * P + pad,
-                   s * sizeof(float));
+    /* Crop the PH x PW output back to H x W: the logits. */
+    crop_images(a->logits, in, m, R, 0);
 }
 
 void cnn_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t B)
 {
     vae_cnn_acts *n = &a->cnn;
-    size_t nh = m->cfg.n_hidden, s = m->side, pad = m->pad, R = B * a->k;
-    size_t P = out_side(&m->block[2 * nh - 1]);
+    size_t nh = m->cfg.n_hidden, R = B * a->k;
     /* The crop's backward: the gradient inside, zeros on the border. */
     float *g = n->g0, *other = n->g1;
-    memset(g, 0, R * P * P * sizeof(float));
-    for (size_t i = 0; i < R; i++)
-        for (size_t r = 0; r < s; r++)
-            memcpy(g + i * P * P + (r + pad) * P + pad, a->dlogits + i * s * s + r * s,
-                   s * sizeof(float));
+    crop_images(g, a->dlogits, m, R, 1);
     for (size_t b = 2 * nh; b-- > nh;) {
         const float *in = b == nh ? n->unflat : n->out[b - 1];
         block_backward(m, a, b, in, g, other, grads, R);
@@ -403,7 +465,7 @@ void cnn_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t 
         g = other;
         other = t;
     }
-    flatten(n->gflat, g, m->cfg.hidden[nh - 1], R);
+    flatten(n->gflat, g, m->cfg.hidden[nh - 1], R, bottom_px(m));
     const vae_layer *L = &m->layer[1];
     linear_backward(a->dz, grads + L->w_off, grads + L->b_off, n->gflat, a->z,
                     m->params + L->w_off, NULL, R, L->in, 0, L->out);
@@ -417,7 +479,7 @@ void cnn_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t 
     linear_backward(n->gflat, grads + L->w_off, grads + L->b_off, a->dhead, n->flat,
                     m->params + L->w_off, NULL, B, L->in, 0, L->out);
     float *g = n->g0, *other = n->g1;
-    unflatten(g, n->gflat, m->cfg.hidden[nh - 1], B);
+    unflatten(g, n->gflat, m->cfg.hidden[nh - 1], B, bottom_px(m));
     for (size_t b = nh; b-- > 0;) {
         const float *in = b == 0 ? n->xpad : n->out[b - 1];
         block_backward(m, a, b, in, g, b == 0 ? NULL : other, grads, B);

@@ -37,12 +37,12 @@ void cnn_init_glorot(vae_model *m, rng_state *rng, float out_bias);
 int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
                   err_msg *err);
 
-/* a->xin (B x side^2) -> a->head (B x 2z). Training mode (a->training)
+/* a->xin (B x H*W*C) -> a->head (B x 2z). Training mode (a->training)
  * uses the batch's statistics, shared through a->reduce, and moves the
  * running averages (thread 0 of the team). */
 void cnn_encode(const vae_model *m, vae_acts *a, size_t B);
 
-/* a->z (B * a->k x z) -> a->logits (B * a->k x side^2), row i*k+j image
+/* a->z (B * a->k x z) -> a->logits (B * a->k x H*W*C), row i*k+j image
  * i's j-th draw. Training mode: BatchNorm's statistics over all B * k rows. */
 void cnn_decode(const vae_model *m, vae_acts *a, size_t B);
 

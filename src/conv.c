@@ -95,10 +95,10 @@ static void row_sums(float *db, const float *dy, size_t C, size_t cols)
 /* ===================================================================== */
 
 void conv_forward(float *y, float *col, const float *x, const float *w,
-                  const float *b, size_t N, size_t CI, size_t CO, size_t side)
+                  const float *b, size_t N, size_t CI, size_t CO, size_t H, size_t W)
 {
-    size_t os = side / 2, cols = N * os * os;
-    conv_im2col(col, x, CI, N, side, side, os, os);
+    size_t oh = H / 2, ow = W / 2, cols = N * oh * ow;
+    conv_im2col(col, x, CI, N, H, W, oh, ow);
     /* (CO, CI*KK) . (CI*KK, cols): neither operand transposed */
     gemm(0, 0, CO, cols, CI * KK, 1.0f, w, CI * KK, col, cols, 0.0f, y, cols);
     add_bias_rows(y, b, CO, cols);
@@ -106,10 +106,10 @@ void conv_forward(float *y, float *col, const float *x, const float *w,
 
 void conv_backward(float *dx, float *dw, float *db, float *col, const float *dy,
                    const float *x, const float *w, size_t N, size_t CI, size_t CO,
-                   size_t side)
+                   size_t H, size_t W)
 {
-    size_t os = side / 2, cols = N * os * os;
-    conv_im2col(col, x, CI, N, side, side, os, os);
+    size_t oh = H / 2, ow = W / 2, cols = N * oh * ow;
+    conv_im2col(col, x, CI, N, H, W, oh, ow);
     /* dw (CO, CI*KK) = dy (CO, cols) . col^T: the second operand transposed */
     gemm(0, 1, CO, CI * KK, cols, 1.0f, dy, cols, col, cols, 0.0f, dw, CI * KK);
     row_sums(db, dy, CO, cols);
@@ -117,28 +117,28 @@ void conv_backward(float *dx, float *dw, float *db, float *col, const float *dy,
         return;
     /* dcol (CI*KK, cols) = w^T . dy, into col (its x is no longer needed) */
     gemm(1, 0, CI * KK, cols, CO, 1.0f, w, CI * KK, dy, cols, 0.0f, col, cols);
-    conv_col2im(dx, col, CI, N, side, side, os, os);
+    conv_col2im(dx, col, CI, N, H, W, oh, ow);
 }
 
 void convt_forward(float *y, float *col, const float *x, const float *w,
-                   const float *b, size_t N, size_t CI, size_t CO, size_t side)
+                   const float *b, size_t N, size_t CI, size_t CO, size_t H, size_t W)
 {
-    size_t os = 2 * side, cols = N * side * side;
+    size_t oh = 2 * H, ow = 2 * W, cols = N * H * W;
     /* col (CO*KK, cols) = w^T . x, w stored (CI, CO*KK): first operand transposed */
     gemm(1, 0, CO * KK, cols, CI, 1.0f, w, CO * KK, x, cols, 0.0f, col, cols);
-    conv_col2im(y, col, CO, N, os, os, side, side);
-    add_bias_rows(y, b, CO, N * os * os);
+    conv_col2im(y, col, CO, N, oh, ow, H, W);
+    add_bias_rows(y, b, CO, N * oh * ow);
 }
 
 void convt_backward(float *dx, float *dw, float *db, float *col, const float *dy,
                     const float *x, const float *w, size_t N, size_t CI, size_t CO,
-                    size_t side)
+                    size_t H, size_t W)
 {
-    size_t os = 2 * side, cols = N * side * side;
-    conv_im2col(col, dy, CO, N, os, os, side, side);
+    size_t oh = 2 * H, ow = 2 * W, cols = N * H * W;
+    conv_im2col(col, dy, CO, N, oh, ow, H, W);
     /* dw (CI, CO*KK) = x (CI, cols) . dcol^T */
     gemm(0, 1, CI, CO * KK, cols, 1.0f, x, cols, col, cols, 0.0f, dw, CO * KK);
-    row_sums(db, dy, CO, N * os * os);
+    row_sums(db, dy, CO, N * oh * ow);
     if (dx) /* dx (CI, cols) = w (CI, CO*KK) . dcol */
         gemm(0, 0, CI, cols, CO * KK, 1.0f, w, CO * KK, col, cols, 0.0f, dx, cols);
 }

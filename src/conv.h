@@ -31,32 +31,32 @@ void conv_im2col(float *col, const float *x, size_t C, size_t N, size_t H,
 void conv_col2im(float *x, const float *col, size_t C, size_t N, size_t H,
                  size_t W, size_t OH, size_t OW);
 
-/* Convolution, CI -> CO channels, side S -> S/2:
+/* Convolution, CI -> CO channels, H x W -> H/2 x W/2 (H, W even):
  *   y (CO, N*OH*OW) = w (CO, CI*K*K) . im2col(x) + b
  * w is PyTorch's Conv2d weight (CO, CI, K, K). col is scratch of
  * CI*K*K x N*OH*OW floats. */
 void conv_forward(float *y, float *col, const float *x, const float *w,
-                  const float *b, size_t N, size_t CI, size_t CO, size_t side);
+                  const float *b, size_t N, size_t CI, size_t CO, size_t H, size_t W);
 
 /* Its backward from dy (CO, N*OH*OW): dw = dy . col^T, db = row sums of
  * dy, and (unless dx is NULL) dx = col2im(w^T . dy). Writes, does not
  * accumulate. col is scratch (x's im2col is recomputed into it). */
 void conv_backward(float *dx, float *dw, float *db, float *col, const float *dy,
                    const float *x, const float *w, size_t N, size_t CI, size_t CO,
-                   size_t side);
+                   size_t H, size_t W);
 
-/* Transposed convolution, CI -> CO channels, side S -> 2S (the adjoint
- * of conv_forward's linear part, plus a bias):
- *   y (CO, N, 2S, 2S) = col2im(w^T . x) + b
- * w is PyTorch's ConvTranspose2d weight (CI, CO, K, K), x (CI, N*S*S). */
+/* Transposed convolution, CI -> CO channels, H x W -> 2H x 2W (the
+ * adjoint of conv_forward's linear part, plus a bias):
+ *   y (CO, N, 2H, 2W) = col2im(w^T . x) + b
+ * w is PyTorch's ConvTranspose2d weight (CI, CO, K, K), x (CI, N*H*W). */
 void convt_forward(float *y, float *col, const float *x, const float *w,
-                   const float *b, size_t N, size_t CI, size_t CO, size_t side);
+                   const float *b, size_t N, size_t CI, size_t CO, size_t H, size_t W);
 
-/* Its backward from dy (CO, N, 2S, 2S): dcol = im2col(dy),
+/* Its backward from dy (CO, N, 2H, 2W): dcol = im2col(dy),
  * dw = x . dcol^T, db = sums of dy, dx = w . dcol (unless dx is NULL). */
 void convt_backward(float *dx, float *dw, float *db, float *col, const float *dy,
                     const float *x, const float *w, size_t N, size_t CI, size_t CO,
-                    size_t side);
+                    size_t H, size_t W);
 
 /* LeakyReLU in place over n values, and its backward from the output y. */
 void lrelu_forward(float *x, size_t n);

@@ -162,10 +162,11 @@ static void put_metadata(sbuf *b, const vae_model *m, const export_info *info)
     for (size_t i = 0; i < c->n_hidden; i++)
         put(b, "%s%zu", i ? "," : "", c->hidden[i]);
     put(b, "\",\"latent\":\"%zu\",\"activation\":\"%s\",\"likelihood\":\"%s\","
-        "\"n_classes\":\"%zu\"", c->z_dim, act_name(c->act), vae_lik_name(c->likelihood),
-        c->n_classes);
+        "\"n_classes\":\"%zu\",\"height\":\"%zu\",\"width\":\"%zu\",\"channels\":\"%zu\"",
+        c->z_dim, act_name(c->act), vae_lik_name(c->likelihood), c->n_classes, c->height,
+        c->width, c->channels);
     if (c->arch == VAE_ARCH_CONV)
-        put(b, ",\"side\":\"%zu\",\"padding\":\"%zu\"", m->side, m->pad);
+        put(b, ",\"pad_top\":\"%zu\",\"pad_left\":\"%zu\"", m->pad_top, m->pad_left);
     put(b, ",\"epochs\":\"%llu\",\"binarize\":\"%s\"}", (unsigned long long)info->epochs,
         bins[info->binarize < 3 ? info->binarize : 0]);
 }

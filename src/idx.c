@@ -2,7 +2,8 @@
  *
  * An IDX file is a 4-byte magic (0, 0, data type, number of dimensions),
  * one big-endian uint32 per dimension, then the data. We only read unsigned
- * bytes (type 0x08): idx3 images (n, rows, cols) and idx1 labels (n).
+ * bytes (type 0x08): idx3 images (n, rows, cols), idx4 images (n, rows,
+ * cols, channels: colour, channels last) and idx1 labels (n).
  *
  * Every file goes through an idx_src, which hides whether the bytes come
  * straight from disk or out of zlib's inflate. The parser reads the header,
@@ -25,7 +26,7 @@
 
 #include "rng.h"
 
-#define IDX_HEADER_MAX 16 /* magic + 3 dimensions */
+#define IDX_HEADER_MAX 20 /* magic + 4 dimensions */
 
 /* deflate cannot expand data by more than 1032:1 (zlib FAQ), so a gzip
  * file of c bytes inflates to at most about 1032 * c bytes. That lets a
@@ -271,42 +272,55 @@ static uint32_t be32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-static const char *kind_name(unsigned ndims)
+/* What a file is read as: images (idx3, or idx4 with channels last) or
+ * labels (idx1). */
+typedef enum idx_kind { KIND_IMAGES, KIND_LABELS } idx_kind;
+
+static const char *kind_name(idx_kind k)
 {
-    return ndims == 3 ? "idx3 images" : "idx1 labels";
+    return k == KIND_IMAGES ? "idx3 or idx4 images" : "idx1 labels";
 }
 
-static int check_magic(const char *path, const uint8_t *m, unsigned ndims, err_msg *err)
+static int is_magic_of(uint32_t magic, idx_kind k)
+{
+    if (k == KIND_LABELS)
+        return magic == IDX_MAGIC_LABELS;
+    return magic == IDX_MAGIC_IMAGES || magic == IDX_MAGIC_IMAGES4;
+}
+
+/* Checks the magic m for kind k; on success *ndims is its dimension count. */
+static int check_magic(const char *path, const uint8_t *m, idx_kind k, unsigned *ndims,
+                       err_msg *err)
 {
     uint32_t found = be32(m);
-    uint32_t want = ndims == 3 ? IDX_MAGIC_IMAGES : IDX_MAGIC_LABELS;
-    uint32_t other = ndims == 3 ? IDX_MAGIC_LABELS : IDX_MAGIC_IMAGES;
-    if (found == want)
+    idx_kind other = k == KIND_IMAGES ? KIND_LABELS : KIND_IMAGES;
+    const char *want = k == KIND_IMAGES ? "0x00000803 or 0x00000804" : "0x00000801";
+    if (is_magic_of(found, k)) {
+        *ndims = m[3];
         return 0;
-    if (found == other)
-        return err_set(err, "%s: wrong magic 0x%08x, expected 0x%08x (%s): this is an %s "
+    }
+    if (is_magic_of(found, other))
+        return err_set(err, "%s: wrong magic 0x%08x, expected %s (%s): this is an %s "
                        "file; are the image and label files swapped?",
-                       path, (unsigned)found, (unsigned)want, kind_name(ndims),
-                       kind_name(ndims == 3 ? 1 : 3));
+                       path, (unsigned)found, want, kind_name(k), kind_name(other));
     if (m[0] == 0 && m[1] == 0 && m[2] == 0x08)
         return err_set(err, "%s: wrong number of dimensions: magic 0x%08x says %u, "
-                       "expected %u (%s)", path, (unsigned)found, (unsigned)m[3], ndims,
-                       kind_name(ndims));
+                       "expected %s (%s)", path, (unsigned)found, (unsigned)m[3],
+                       k == KIND_IMAGES ? "3 or 4" : "1", kind_name(k));
     if (m[0] == 0 && m[1] == 0 && (m[2] == 0x09 || (m[2] >= 0x0b && m[2] <= 0x0e)))
-        return err_set(err, "%s: wrong magic 0x%08x, expected 0x%08x (%s): data type 0x%02x "
-                       "is not unsigned bytes (0x08)", path, (unsigned)found, (unsigned)want,
-                       kind_name(ndims), (unsigned)m[2]);
-    return err_set(err, "%s: wrong magic 0x%08x, expected 0x%08x (%s): not an IDX file",
-                   path, (unsigned)found, (unsigned)want, kind_name(ndims));
+        return err_set(err, "%s: wrong magic 0x%08x, expected %s (%s): data type 0x%02x "
+                       "is not unsigned bytes (0x08)", path, (unsigned)found, want,
+                       kind_name(k), (unsigned)m[2]);
+    return err_set(err, "%s: wrong magic 0x%08x, expected %s (%s): not an IDX file",
+                   path, (unsigned)found, want, kind_name(k));
 }
 
-/* Reads an IDX file of unsigned bytes with ndims dimensions (1 or 3).
+/* Reads an IDX file of unsigned bytes of kind k into dims[0..*ndims):
  * dims[0] is the item count; the data is the product of all dims. */
-static int idx_read(const char *path, unsigned ndims, size_t *dims, uint8_t **data,
-                    err_msg *err)
+static int idx_read(const char *path, idx_kind k, size_t *dims, unsigned *ndims,
+                    uint8_t **data, err_msg *err)
 {
-    const char *noun = ndims == 3 ? "images" : "labels";
-    size_t header_len = 4 + 4 * (size_t)ndims;
+    const char *noun = k == KIND_IMAGES ? "images" : "labels";
     uint8_t hdr[IDX_HEADER_MAX];
     uint8_t *buf = NULL;
     size_t got = 0;
@@ -323,35 +337,39 @@ static int idx_read(const char *path, unsigned ndims, size_t *dims, uint8_t **da
         goto fail;
     }
     if (got < 4) {
-        err_set(err, "%s: truncated header: %zu bytes, an %s header needs %zu",
-                path, got, kind_name(ndims), header_len);
+        err_set(err, "%s: truncated header: %zu bytes, an %s header needs %d", path, got,
+                kind_name(k), k == KIND_IMAGES ? 16 : 8);
         goto fail;
     }
-    if (check_magic(path, hdr, ndims, err) != 0)
+    if (check_magic(path, hdr, k, ndims, err) != 0)
         goto fail;
+    size_t header_len = 4 + 4 * (size_t)*ndims;
     if (src_read(&s, hdr + 4, header_len - 4, &got, err) != 0)
         goto fail;
     if (got < header_len - 4) {
-        err_set(err, "%s: truncated header: %zu bytes, an %s header needs %zu",
-                path, 4 + got, kind_name(ndims), header_len);
+        err_set(err, "%s: truncated header: %zu bytes, an idx%u %s header needs %zu",
+                path, 4 + got, *ndims, noun, header_len);
         goto fail;
     }
 
     size_t data_bytes = 1;
-    for (unsigned i = 0; i < ndims; i++) {
+    for (unsigned i = 0; i < *ndims; i++) {
         dims[i] = be32(hdr + 4 + 4 * i);
         if (dims[i] == 0) {
             if (i == 0)
                 err_set(err, "%s: header says 0 %s", path, noun);
-            else
+            else if (i < 3)
                 err_set(err, "%s: header says the images are %zux%zu, a size of 0",
                         path, (size_t)be32(hdr + 8), (size_t)be32(hdr + 12));
+            else
+                err_set(err, "%s: header says the images have 0 channels", path);
             goto fail;
         }
         if (err_mul_size(data_bytes, dims[i], &data_bytes) != 0) {
-            if (ndims == 3)
-                err_set(err, "%s: header dimensions %zu x %zu x %zu overflow size_t", path,
-                        (size_t)be32(hdr + 4), (size_t)be32(hdr + 8), (size_t)be32(hdr + 12));
+            if (*ndims > 1)
+                err_set(err, "%s: header dimensions %zu x %zu x %zu%s overflow size_t",
+                        path, (size_t)be32(hdr + 4), (size_t)be32(hdr + 8),
+                        (size_t)be32(hdr + 12), *ndims == 4 ? " x channels" : "");
             else
                 err_set(err, "%s: header count %zu overflows size_t", path, dims[0]);
             goto fail;
@@ -396,26 +414,42 @@ fail:
     return -1;
 }
 
-int idx_read_images(const char *path, uint8_t **data, size_t *n,
-                    size_t *rows, size_t *cols, err_msg *err)
+int idx_read_images(const char *path, uint8_t **data, size_t *n, size_t *rows,
+                    size_t *cols, size_t *channels, err_msg *err)
 {
-    size_t dims[3];
+    size_t dims[4];
+    unsigned nd = 0;
     *data = NULL;
-    *n = *rows = *cols = 0;
-    if (idx_read(path, 3, dims, data, err) != 0)
+    *n = *rows = *cols = *channels = 0;
+    if (idx_read(path, KIND_IMAGES, dims, &nd, data, err) != 0)
         return -1;
+    size_t c = nd == 4 ? dims[3] : 1;
+    if (c != 1 && c != 3) {
+        free(*data);
+        *data = NULL;
+        return err_set(err, "%s: the images have %zu channels; vae reads 1 (grey) or 3 "
+                       "(RGB)", path, c);
+    }
+    if (dims[1] > IDX_MAX_SIDE || dims[2] > IDX_MAX_SIDE) {
+        free(*data);
+        *data = NULL;
+        return err_set(err, "%s: the images are %zux%zu; vae reads at most %dx%d", path,
+                       dims[1], dims[2], IDX_MAX_SIDE, IDX_MAX_SIDE);
+    }
     *n = dims[0];
     *rows = dims[1];
     *cols = dims[2];
+    *channels = c;
     return 0;
 }
 
 int idx_read_labels(const char *path, uint8_t **data, size_t *n, err_msg *err)
 {
     size_t dims[1];
+    unsigned nd = 0;
     *data = NULL;
     *n = 0;
-    if (idx_read(path, 1, dims, data, err) != 0)
+    if (idx_read(path, KIND_LABELS, dims, &nd, data, err) != 0)
         return -1;
     *n = dims[0];
     return 0;
@@ -424,8 +458,10 @@ int idx_read_labels(const char *path, uint8_t **data, size_t *n, err_msg *err)
 /* ---------------------------------------------------------------------- */
 /* Loading a split                                                         */
 
-/* Builds dir/SPLIT-KIND, then picks it or its ".gz" twin, whichever
- * exists (the raw file wins if both do). */
+/* Builds dir/SPLIT-KIND into out, or its ".gz" twin, whichever exists (the
+ * raw file wins if both do). Returns 1 if one exists (or cannot be told
+ * apart from existing: the reader then reports the problem), 0 if neither
+ * does (out holds the raw name), -1 with err if the path is too long. */
 static int find_file(char *out, size_t out_len, const char *dir, const char *split,
                      const char *kind, err_msg *err)
 {
@@ -439,13 +475,12 @@ static int find_file(char *out, size_t out_len, const char *dir, const char *spl
 
     struct stat st;
     if (stat(out, &st) == 0 || errno != ENOENT)
-        return 0; /* exists (or fails otherwise): idx_read reports problems */
+        return 1;
     memcpy(out + w, ".gz", 4);
     if (stat(out, &st) == 0 || errno != ENOENT)
-        return 0;
+        return 1;
     out[w] = '\0';
-    return err_set(err, "%s: not found (nor %s.gz); run scripts/fetch_data.sh "
-                   "or pass --data DIR", out, out);
+    return 0;
 }
 
 int idx_split_paths(const char *dir, const char *split, char *images, char *labels,
@@ -456,9 +491,26 @@ int idx_split_paths(const char *dir, const char *split, char *images, char *labe
                        split ? split : "(null)");
     if (!dir || !*dir)
         dir = ".";
-    if (find_file(images, IDX_PATH_MAX, dir, split, "images-idx3-ubyte", err) != 0 ||
-        find_file(labels, IDX_PATH_MAX, dir, split, "labels-idx1-ubyte", err) != 0)
+    /* Grey images are idx3, colour ones idx4; the idx3 name wins. */
+    char other[IDX_PATH_MAX];
+    int has3 = find_file(images, IDX_PATH_MAX, dir, split, "images-idx3-ubyte", err);
+    if (has3 < 0)
         return -1;
+    if (!has3) {
+        int has4 = find_file(other, IDX_PATH_MAX, dir, split, "images-idx4-ubyte", err);
+        if (has4 < 0)
+            return -1;
+        if (!has4)
+            return err_set(err, "%s: not found (nor %s.gz, nor an idx4 file of colour "
+                           "images); run scripts/fetch_data.sh, vae import, or pass "
+                           "--data DIR", images, images);
+        memcpy(images, other, IDX_PATH_MAX);
+    }
+    int hasl = find_file(labels, IDX_PATH_MAX, dir, split, "labels-idx1-ubyte", err);
+    if (hasl < 0)
+        return -1;
+    if (!hasl)
+        labels[0] = '\0';
     return 0;
 }
 
@@ -470,12 +522,17 @@ int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err)
     if (idx_split_paths(dir, split, ipath, lpath, err) != 0)
         return -1;
 
-    if (idx_read_images(ipath, &set->images, &set->n, &set->rows, &set->cols, err) != 0)
+    if (idx_read_images(ipath, &set->images, &set->n, &set->rows, &set->cols,
+                        &set->channels, err) != 0)
         goto fail;
-    if (set->rows != IDX_ROWS || set->cols != IDX_COLS) {
-        err_set(err, "%s: images are %zux%zu, vae needs %dx%d",
-                ipath, set->rows, set->cols, IDX_ROWS, IDX_COLS);
-        goto fail;
+    if (!lpath[0]) {
+        /* No label file: an unlabelled set (a flat vae import). */
+        set->labels = calloc(set->n, 1);
+        if (!set->labels) {
+            err_set(err, "%s: out of memory for %zu labels", ipath, set->n);
+            goto fail;
+        }
+        return 0;
     }
     if (idx_read_labels(lpath, &set->labels, &n_labels, err) != 0)
         goto fail;
@@ -484,13 +541,9 @@ int idx_load(idx_set *set, const char *dir, const char *split, err_msg *err)
                 ipath, set->n, lpath, n_labels);
         goto fail;
     }
-    for (size_t i = 0; i < n_labels; i++) {
-        if (set->labels[i] >= IDX_NUM_CLASSES) {
-            err_set(err, "%s: label %zu is %u, labels must be 0-%d",
-                    lpath, i, (unsigned)set->labels[i], IDX_NUM_CLASSES - 1);
-            goto fail;
-        }
-    }
+    for (size_t i = 0; i < n_labels; i++)
+        if (set->labels[i] >= set->n_classes)
+            set->n_classes = (size_t)set->labels[i] + 1;
     return 0;
 
 fail:
@@ -514,7 +567,7 @@ static uint32_t crc_of(const uint8_t *p, size_t len)
 idx_fingerprint idx_fingerprint_of(const idx_set *set)
 {
     idx_fingerprint f = {set->n, set->rows, set->cols, 0, 0};
-    f.pixels_crc = crc_of(set->images, set->n * set->rows * set->cols);
+    f.pixels_crc = crc_of(set->images, set->n * idx_image_bytes(set));
     f.labels_crc = crc_of(set->labels, set->n);
     return f;
 }
@@ -540,6 +593,11 @@ int idx_fingerprint_differs(const idx_fingerprint *a, const idx_fingerprint *b,
     return 1;
 }
 
+size_t idx_image_bytes(const idx_set *set)
+{
+    return set->rows * set->cols * (set->channels ? set->channels : 1);
+}
+
 size_t idx_square_side(size_t pixels)
 {
     size_t s = 0;
@@ -560,7 +618,7 @@ void idx_free(idx_set *set)
 void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
                 size_t B, const idx_view *view, float *out)
 {
-    size_t D = set->rows * set->cols;
+    size_t D = idx_image_bytes(set);
     const float scale = 1.0f / 255.0f;
     for (size_t i = 0; i < B; i++) {
         size_t k = idx ? idx[i] : start + i;

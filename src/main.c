@@ -61,7 +61,7 @@ static const opt_spec SPECS[O_COUNT] = {
                        "a conditional VAE on the labels, with a learned prior p(z|y)"},
     [O_METRICS] = {"--metrics", NULL, "FILE", "CSV of the epochs, plotted beside it as "
                    "FILE.png (default OUT/metrics.csv)"},
-    [O_LABEL] = {"--label", NULL, "N", "the label (0-9) to draw"},
+    [O_LABEL] = {"--label", NULL, "N", "the label to draw (0 to the model's classes - 1)"},
     [O_GRID] = {"--grid", NULL, NULL, "one column per label"},
     [O_FROM] = {"--from", NULL, "I", "first test image (index, default 0)"},
     [O_TO] = {"--to", NULL, "J", "last test image (index, default 1)"},
@@ -283,7 +283,7 @@ static int parse_value(int id, const char *v)
     case O_EPOCHS: return parse_size(id, v, 1, 1000000, &opt.epochs);
     case O_HIDDEN: return parse_hidden(v, &opt.cfg);
     case O_LATENT: return parse_size(id, v, 1, 4096, &opt.cfg.z_dim);
-    case O_LABEL: return parse_size(id, v, 0, 9, &opt.label);
+    case O_LABEL: return parse_size(id, v, 0, VAE_MAX_CLASSES - 1, &opt.label);
     case O_FROM: return parse_size(id, v, 0, 1u << 31, &opt.from);
     case O_TO: return parse_size(id, v, 0, 1u << 31, &opt.to);
     case O_STEPS: return parse_size(id, v, 2, 1000, &opt.steps);
@@ -439,8 +439,6 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, int first)
                 return usage_error("%s takes no value", SPECS[id].name);
             if (id == O_JSON)
                 opt.json = 1;
-            if (id == O_CONDITIONAL)
-                opt.cfg.n_classes = IDX_NUM_CLASSES;
             continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
@@ -487,6 +485,63 @@ int cli_load_split(idx_set *set, const char *split)
     return 0;
 }
 
+/* The images file of split in --data, for messages ("" if none). */
+static const char *images_file(const char *split)
+{
+    static char images[IDX_PATH_MAX], labels[IDX_PATH_MAX];
+    err_msg err;
+    if (idx_split_paths(opt.data, split, images, labels, &err))
+        images[0] = '\0';
+    return images;
+}
+
+int cli_same_shape(const idx_set *train, const idx_set *test)
+{
+    size_t c1 = train->channels ? train->channels : 1, c2 = test->channels ? test->channels : 1;
+    if (train->rows == test->rows && train->cols == test->cols && c1 == c2)
+        return 0;
+    say_error("%s: the test images are %zux%zu %s, the training images %zux%zu %s: both "
+              "splits must hold images of one size", images_file("t10k"), test->rows,
+              test->cols, c2 == 3 ? "colour" : "grey", train->rows, train->cols,
+              c1 == 3 ? "colour" : "grey");
+    return -1;
+}
+
+int cli_data_model(vae_config *cfg, const idx_set *set)
+{
+    vae_config_image(cfg, set->rows, set->cols, set->channels ? set->channels : 1);
+    if (!opt.set[O_CONDITIONAL])
+        return 0;
+    if (!set->n_classes) {
+        say_error("--conditional: the training set in %s has no label file (a flat "
+                  "vae import); a conditional model needs labels", opt.data);
+        return -1;
+    }
+    cfg->n_classes = set->n_classes;
+    return 0;
+}
+
+int cli_check_data(const vae_config *cfg, const idx_set *set, const char *split)
+{
+    err_msg err;
+    const char *what = strcmp(split, "train") ? "test" : "training";
+    if (train_check_shape(cfg, set, opt.ckpt, what, &err)) {
+        say_error("%s (%s)", err.text, images_file(split));
+        return -1;
+    }
+    if (cfg->n_classes && !set->n_classes) {
+        say_error("%s: a conditional model needs labels, and the %s set in %s has no "
+                  "label file", opt.ckpt, what, opt.data);
+        return -1;
+    }
+    if (cfg->n_classes && set->n_classes > cfg->n_classes) {
+        say_error("%s: the model knows %zu classes, but the %s labels in %s go up to %zu",
+                  opt.ckpt, cfg->n_classes, what, opt.data, set->n_classes - 1);
+        return -1;
+    }
+    return 0;
+}
+
 void cli_add_split(paths_list *l, const char *split)
 {
     /* Static: paths_list keeps the pointers. Missing files are skipped here
@@ -497,7 +552,8 @@ void cli_add_split(paths_list *l, const char *split)
     if (idx_split_paths(opt.data, split, names[k][0], names[k][1], &err))
         return;
     paths_add(l, k ? "the test images" : "the training images", names[k][0], PATHS_READ);
-    paths_add(l, k ? "the test labels" : "the training labels", names[k][1], PATHS_READ);
+    if (names[k][1][0])
+        paths_add(l, k ? "the test labels" : "the training labels", names[k][1], PATHS_READ);
 }
 
 int cli_check_paths(const paths_list *l)
@@ -513,12 +569,6 @@ int cli_load_model(vae_model *m, ckpt_train *t)
     err_msg err;
     if (ckpt_load_model(opt.ckpt, m, t, &err)) {
         say_error("%s", err.text);
-        return -1;
-    }
-    if (m->cfg.x_dim != IDX_ROWS * IDX_COLS) {
-        say_error("%s: the model takes %zu pixels, not 28x28 images", opt.ckpt,
-                  m->cfg.x_dim);
-        vae_free(m);
         return -1;
     }
     return 0;
@@ -555,7 +605,7 @@ static const cmd_spec CMDS[] = {
      .help = {[O_N] = "images to draw (default 128; 100 with --grid)",
               [O_OUTPUT] = "output PNG (default sampled.png)",
               [O_SEED] = "seed of the prior draws (default 1)",
-              [O_LABEL] = "draw this label (0-9; conditional models)",
+              [O_LABEL] = "draw this label (conditional models; 0 to classes - 1)",
               [O_GRID] = "10 columns, one per label (conditional models)"},
      .run = cmd_sample},
     {.name = "reconstruct",

@@ -103,6 +103,15 @@ int png_grid_write_pixels(const char *path, const uint8_t *px, size_t width,
 int png_grid_write(const char *path, const float *tiles, size_t n, size_t h,
                    size_t w, size_t ncol, size_t pad, err_msg *err)
 {
+    return png_grid_write_color(path, tiles, n, h, w, 1, ncol, pad, err);
+}
+
+int png_grid_write_color(const char *path, const float *tiles, size_t n, size_t h,
+                         size_t w, int channels, size_t ncol, size_t pad, err_msg *err)
+{
+    if (channels != 1 && channels != 3)
+        return err_set(err, "%s: %d channels: a grid is grey (1) or RGB (3)", path,
+                       channels);
     if (n == 0 || h == 0 || w == 0 || ncol == 0)
         return err_set(err, "%s: grid needs n, h, w and ncol > 0 (n %zu, h %zu, "
                        "w %zu, ncol %zu)", path, n, h, w, ncol);
@@ -114,14 +123,15 @@ int png_grid_write(const char *path, const float *tiles, size_t n, size_t h,
     size_t xmaps = ncol < n ? ncol : n;
     size_t ymaps = n / xmaps + (n % xmaps != 0);
     size_t tile_px, all_px, cell_w, cell_h, width, height, npx;
-    if (err_mul_size(h, w, &tile_px) != 0 || err_mul_size(n, tile_px, &all_px) != 0 ||
+    size_t C = (size_t)channels;
+    if (err_mul_size(h, w * C, &tile_px) != 0 || err_mul_size(n, tile_px, &all_px) != 0 ||
         check_add(w, pad, &cell_w) != 0 || check_add(h, pad, &cell_h) != 0 ||
         err_mul_size(xmaps, cell_w, &width) != 0 || check_add(width, pad, &width) != 0 ||
         err_mul_size(ymaps, cell_h, &height) != 0 || check_add(height, pad, &height) != 0 ||
-        err_mul_size(width, height, &npx) != 0)
+        err_mul_size(width * C, height, &npx) != 0)
         return err_set(err, "%s: grid of %zu tiles of %zu x %zu (ncol %zu, pad %zu) "
                        "overflows size_t", path, n, h, w, ncol, pad);
-    if (check_image_size(path, width, height, 1, err) != 0)
+    if (check_image_size(path, width, height, channels, err) != 0)
         return -1;
 
     uint8_t *px = calloc(npx, 1); /* padding and empty slots stay 0 */
@@ -132,12 +142,12 @@ int png_grid_write(const char *path, const float *tiles, size_t n, size_t h,
         size_t y0 = (k / xmaps) * cell_h + pad;
         const float *tile = tiles + k * tile_px;
         for (size_t y = 0; y < h; y++) {
-            uint8_t *row = px + (y0 + y) * width + x0;
-            for (size_t x = 0; x < w; x++)
-                row[x] = float_to_byte(tile[y * w + x]);
+            uint8_t *row = px + ((y0 + y) * width + x0) * C;
+            for (size_t x = 0; x < w * C; x++)
+                row[x] = float_to_byte(tile[y * w * C + x]);
         }
     }
-    int rc = png_grid_write_pixels(path, px, width, height, 1, err);
+    int rc = png_grid_write_pixels(path, px, width, height, channels, err);
     free(px);
     return rc;
 }

@@ -125,7 +125,7 @@ void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
 static void gather_rows(vae_acts *a, const shard_batch *b, size_t lo, size_t hi,
                         size_t at)
 {
-    size_t n = hi - lo, D = b->set->rows * b->set->cols;
+    size_t n = hi - lo, D = idx_image_bytes(b->set);
     const uint32_t *idx = b->idx ? b->idx + lo : NULL;
     idx_gather(b->set, idx, b->start + lo, n, b->view, a->x + at * D);
     for (size_t i = 0; i < n; i++)

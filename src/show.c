@@ -44,6 +44,11 @@ void show_prior_z(const vae_model *m, vae_acts *a, const float *eps,
     }
 }
 
+size_t show_class_cols(size_t n_classes)
+{
+    return n_classes < SHOW_CLASS_COLS ? n_classes : SHOW_CLASS_COLS;
+}
+
 /* Decodes n codes into tiles (n x x_dim means), in batches of a->cap. */
 static void decode_means(const vae_model *m, vae_acts *a, const float *z,
                          const uint8_t *labels, size_t n, float *tiles)
@@ -58,6 +63,14 @@ static void decode_means(const vae_model *m, vae_acts *a, const float *z,
         vae_decode(m, a, B);
         vae_mean(m, tiles + s * D, vae_logits(m, a), B * D);
     }
+}
+
+int show_tiles_png(const vae_model *m, const float *tiles, size_t n, size_t ncol,
+                   const char *path, err_msg *err)
+{
+    const vae_config *c = &m->cfg;
+    return png_grid_write_color(path, tiles, n, c->height, c->width, (int)c->channels, ncol,
+                                SHOW_PAD, err);
 }
 
 /* A buffer of n tiles of the model's images; NULL with err on failure. */
@@ -78,9 +91,7 @@ int show_decode_png(const vae_model *m, vae_acts *a, const float *z,
     if (!tiles)
         return -1;
     decode_means(m, a, z, m->cfg.n_classes ? labels : NULL, n, tiles);
-    size_t side = idx_square_side(m->cfg.x_dim);
-    int rc = png_grid_write(path, tiles, n, side, m->cfg.x_dim / side, ncol,
-                            SHOW_PAD, err);
+    int rc = show_tiles_png(m, tiles, n, ncol, path, err);
     free(tiles);
     return rc;
 }
@@ -116,8 +127,7 @@ int show_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
             vae_mean(m, tiles + (2 * (s + i) + 1) * D, vae_logits(m, a) + i * D, D);
         }
     }
-    int rc = png_grid_write(path, tiles, 2 * n, set->rows, set->cols, SHOW_COLS,
-                            SHOW_PAD, err);
+    int rc = show_tiles_png(m, tiles, 2 * n, SHOW_COLS, path, err);
     free(tiles);
     return rc;
 }
@@ -154,7 +164,7 @@ int show_interpolate_png(const vae_model *m, vae_acts *a, const idx_set *set,
         y[s] = lab;
     }
     decode_means(m, a, z, m->cfg.n_classes ? y : NULL, steps, tiles + D);
-    rc = png_grid_write(path, tiles, n, set->rows, set->cols, n, SHOW_PAD, err);
+    rc = show_tiles_png(m, tiles, n, n, path, err);
 done:
     free(tiles);
     free(z);

@@ -70,7 +70,8 @@ static void trainer_free(trainer *t)
 
 static int cfg_equal(const vae_config *a, const vae_config *b)
 {
-    if (a->x_dim != b->x_dim || a->n_hidden != b->n_hidden ||
+    if (a->x_dim != b->x_dim || a->height != b->height || a->width != b->width ||
+        a->channels != b->channels || a->n_hidden != b->n_hidden ||
         a->z_dim != b->z_dim || a->act != b->act ||
         a->likelihood != b->likelihood || a->n_classes != b->n_classes ||
         a->arch != b->arch)
@@ -157,7 +158,7 @@ static int check_data(trainer *t, const train_opts *o, const ckpt_train *st,
  * values, malloc'd), or NULL when out of memory. */
 static double *pixel_means(const idx_set *set)
 {
-    size_t D = set->rows * set->cols;
+    size_t D = idx_image_bytes(set);
     double *mean = calloc(D ? D : 1, sizeof *mean);
     if (!mean)
         return NULL;
@@ -174,7 +175,7 @@ int train_split(const idx_set *whole, uint64_t valid_n, uint64_t seed, idx_set *
 {
     memset(part, 0, sizeof *part);
     memset(valid, 0, sizeof *valid);
-    size_t n = whole->n, D = whole->rows * whole->cols;
+    size_t n = whole->n, D = idx_image_bytes(whole);
     if (valid_n == 0 || valid_n >= n)
         return err_set(err, "--valid %llu: must be at least 1 and below the training "
                        "set's %zu images", (unsigned long long)valid_n, n);
@@ -186,6 +187,8 @@ int train_split(const idx_set *whole, uint64_t valid_n, uint64_t seed, idx_set *
         sets[k]->n = count[k];
         sets[k]->rows = whole->rows;
         sets[k]->cols = whole->cols;
+        sets[k]->channels = whole->channels;
+        sets[k]->n_classes = whole->n_classes;
         sets[k]->images = malloc(count[k] * D);
         sets[k]->labels = malloc(count[k]);
     }
@@ -442,11 +445,24 @@ static int make_folder(const char *dir, err_msg *err)
     return 0;
 }
 
+int train_check_shape(const vae_config *cfg, const idx_set *set, const char *whose,
+                      const char *what, err_msg *err)
+{
+    vae_config c = *cfg;
+    vae_config_shape(&c);
+    size_t ch = set->channels ? set->channels : 1;
+    if (set->rows == c.height && set->cols == c.width && ch == c.channels)
+        return 0;
+    return err_set(err, "%s: the model takes %zux%zu %s images, but the %s images are "
+                   "%zux%zu %s", whose, c.height, c.width, c.channels == 3 ? "colour" : "grey",
+                   what, set->rows, set->cols, ch == 3 ? "colour" : "grey");
+}
+
 /* The data against the run: its images must be what the model takes, and
  * a batch must fit in the training set. For a resumed run, batch and
  * architecture are the checkpoint's (what names them is `whose`). */
 static int check_run(const idx_set *train, const idx_set *test, size_t batch,
-                     size_t x_dim, const char *whose, err_msg *err)
+                     const vae_config *cfg, const char *whose, err_msg *err)
 {
     if (train->n == 0)
         return err_set(err, "the training set is empty");
@@ -457,10 +473,17 @@ static int check_run(const idx_set *train, const idx_set *test, size_t batch,
                        whose, batch, train->n);
     const idx_set *sets[2] = {train, test};
     for (int i = 0; i < 2; i++)
-        if (sets[i] && sets[i]->n && sets[i]->rows * sets[i]->cols != x_dim)
-            return err_set(err, "%s: the model takes %zu pixels, but the %s images "
-                           "are %zux%zu", whose, x_dim, i ? "test" : "training",
-                           sets[i]->rows, sets[i]->cols);
+        if (sets[i] && sets[i]->n && train_check_shape(cfg, sets[i], whose,
+                                                       i ? "test" : "training", err))
+            return -1;
+    if (cfg->n_classes && !train->n_classes)
+        return err_set(err, "%s: a conditional model needs labels, and the training "
+                       "set has no label file", whose);
+    for (int i = 0; i < 2; i++)
+        if (cfg->n_classes && sets[i] && sets[i]->n_classes > cfg->n_classes)
+            return err_set(err, "%s: the model knows %zu classes, but the %s labels "
+                           "go up to %zu", whose, cfg->n_classes, i ? "test" : "training",
+                           sets[i]->n_classes - 1);
     return 0;
 }
 
@@ -469,7 +492,7 @@ static int check_opts(const train_opts *o, const idx_set *train,
 {
     if (o->resume) /* checked against the checkpoint once it is read */
         return train->n == 0 ? err_set(err, "the training set is empty") : 0;
-    return check_run(train, test, o->batch, o->cfg.x_dim, "--batch/--hidden", err);
+    return check_run(train, test, o->batch, &o->cfg, "--batch/--hidden", err);
 }
 
 train_opts train_defaults(void)
@@ -510,16 +533,17 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     train = &t.part; /* from here on: the images trained on */
     size_t batch = (size_t)t.st.batch, n = train->n;
     if ((o->resume || t.st.valid_n) &&
-        check_run(train, test, batch, m->cfg.x_dim, o->resume ? o->ckpt_path : "--valid",
+        check_run(train, test, batch, &m->cfg, o->resume ? o->ckpt_path : "--valid",
                   err)) {
         trainer_free(&t);
         return -1;
     }
     size_t steps = (n + batch - 1) / batch;
-    /* The fixed prior draws shown each epoch: a 10 x 10 grid, one column
-     * per label, for a conditional model; else TRAIN_SAMPLE_N. */
-    size_t n_show = m->cfg.n_classes ? 10 * 10 : TRAIN_SAMPLE_N;
-    size_t show_cols = m->cfg.n_classes ? 10 : SHOW_COLS;
+    /* The fixed prior draws shown each epoch: for a conditional model 10
+     * rows, one column per label (the first SHOW_CLASS_COLS labels if there
+     * are more); else TRAIN_SAMPLE_N. */
+    size_t show_cols = m->cfg.n_classes ? show_class_cols(m->cfg.n_classes) : SHOW_COLS;
+    size_t n_show = m->cfg.n_classes ? 10 * show_cols : TRAIN_SAMPLE_N;
     float *eps = malloc(2 * n_show * m->cfg.z_dim * sizeof *eps);
     uint8_t *labels = malloc(n_show);
     if (!eps || !labels) {
@@ -531,7 +555,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     float *prior_z = eps + n_show * m->cfg.z_dim;
     show_prior_draws(eps, n_show, m->cfg.z_dim, t.st.seed);
     for (size_t i = 0; i < n_show; i++)
-        labels[i] = (uint8_t)(i % 10);
+        labels[i] = (uint8_t)(i % show_cols);
     idx_view test_view = infer_test_view(t.st.binarize);
     metrics mt = {0};
     char *png = NULL;

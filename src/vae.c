@@ -33,10 +33,42 @@ const char *vae_lik_name(vae_lik lik)
     return "unknown";
 }
 
+void vae_config_shape(vae_config *cfg)
+{
+    if (cfg->channels == 0)
+        cfg->channels = 1;
+    if (cfg->height == 0 || cfg->width == 0) {
+        size_t px = cfg->x_dim / cfg->channels, s = 0;
+        while (s * s < px)
+            s++;
+        cfg->height = s * s == px ? s : 1;
+        cfg->width = s * s == px ? s : px;
+    }
+}
+
+void vae_config_image(vae_config *cfg, size_t height, size_t width, size_t channels)
+{
+    cfg->height = height;
+    cfg->width = width;
+    cfg->channels = channels;
+    cfg->x_dim = height * width * channels;
+}
+
 int vae_config_check(const vae_config *cfg, err_msg *err)
 {
     if (cfg->x_dim == 0 || cfg->x_dim > VAE_MAX_WIDTH * 16)
         return err_set(err, "input size %zu out of range", cfg->x_dim);
+    if (cfg->channels != 0 && cfg->channels != 1 && cfg->channels != 3)
+        return err_set(err, "%zu channels: 1 (grey) or 3 (RGB)", cfg->channels);
+    if (cfg->height && cfg->width &&
+        (cfg->height > VAE_MAX_WIDTH || cfg->width > VAE_MAX_WIDTH ||
+         cfg->height * cfg->width * (cfg->channels ? cfg->channels : 1) != cfg->x_dim))
+        return err_set(err, "%zux%zu images of %zu channels are not %zu input values",
+                       cfg->height, cfg->width, cfg->channels ? cfg->channels : 1,
+                       cfg->x_dim);
+    if (cfg->x_dim % (cfg->channels ? cfg->channels : 1))
+        return err_set(err, "%zu input values are not whole pixels of %zu channels",
+                       cfg->x_dim, cfg->channels);
     if (cfg->n_hidden < 1 || cfg->n_hidden > VAE_MAX_HIDDEN)
         return err_set(err, "%zu hidden layers: need 1 to %d", cfg->n_hidden,
                        VAE_MAX_HIDDEN);
@@ -67,6 +99,7 @@ int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
     if (vae_config_check(cfg, err))
         return -1;
     m->cfg = *cfg;
+    vae_config_shape(&m->cfg);
     if (cfg->arch == VAE_ARCH_CONV) {
         cnn_layout(m);
         return 0;

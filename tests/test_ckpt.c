@@ -28,17 +28,19 @@
 #include "vae.h"
 #include "testutil.h"
 
-/* The layout of version 4 (docs/checkpoint.md), restated here on purpose:
- * if the writer moves a field, these tests must notice. Version 3 is the
- * same without the last 16 fields (the training controls), version 2
- * without the five before them too (the data fingerprint). */
+/* The layout of version 5 (docs/checkpoint.md), restated here on purpose:
+ * if the writer moves a field, these tests must notice. Version 4 is the
+ * same without the last 3 fields (the image shape), version 3 without the
+ * 16 before them too (the training controls), version 2 without the five
+ * before those (the data fingerprint). */
 #define OFF_VERSION 8
 #define OFF_HEADER_SIZE 12
 #define OFF_HEADER 16
-#define HEADER_FIELDS 58
+#define HEADER_FIELDS 61
+#define HEADER_FIELDS_V4 58
 #define HEADER_FIELDS_V3 42
 #define HEADER_FIELDS_V2 37
-#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 480 */
+#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 504 */
 enum {
     F_ARCH = 0, F_X_DIM = 1, F_N_HIDDEN = 2, F_HIDDEN0 = 3, F_Z_DIM = 7, F_ACT = 8,
     F_LIKELIHOOD = 9, F_N_CLASSES = 10, F_N_PARAMS = 11, F_SEED = 12, F_EPOCH = 13,
@@ -49,7 +51,8 @@ enum {
     F_DATA_LABELS_CRC = 41, F_SCHED = 42, F_WARMUP = 43, F_HORIZON = 44, F_EVERY = 45,
     F_GAMMA = 46, F_KL_WARMUP = 47, F_ADAM_BETA1 = 48, F_ADAM_BETA2 = 49,
     F_ADAM_EPS = 50, F_INIT = 51, F_VALID_N = 52, F_BEST_EPOCH = 53, F_BEST_LOSS = 54,
-    F_OBJECTIVE = 55, F_DRAWS = 56, F_SUM_OBJ = 57
+    F_OBJECTIVE = 55, F_DRAWS = 56, F_SUM_OBJ = 57, F_HEIGHT = 58, F_WIDTH = 59,
+    F_CHANNELS = 60
 };
 
 /* ------------------------------------------------------------------------ */
@@ -384,6 +387,9 @@ static void test_header_fields_at_documented_offsets(void **state)
     const unsigned char *h = b + OFF_HEADER;
     assert_int_equal(tu_get_le64(h + 8 * F_ARCH), 0);
     assert_int_equal(tu_get_le64(h + 8 * F_X_DIM), 784);
+    assert_int_equal(tu_get_le64(h + 8 * F_HEIGHT), 28);
+    assert_int_equal(tu_get_le64(h + 8 * F_WIDTH), 28);
+    assert_int_equal(tu_get_le64(h + 8 * F_CHANNELS), 1);
     assert_int_equal(tu_get_le64(h + 8 * F_N_HIDDEN), 2);
     assert_int_equal(tu_get_le64(h + 8 * F_HIDDEN0), 24);
     assert_int_equal(tu_get_le64(h + 8 * (F_HIDDEN0 + 1)), 12);
@@ -766,8 +772,67 @@ static void test_reads_version_3(void **state)
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len3);
     tu_write_file(g.path, b, len3);
-    expect_read_fails(g.path, "header size 464, expected 336 for version 3", NULL);
+    expect_read_fails(g.path, "header size 488, expected 336 for version 3", NULL);
     free(b);
+    good_file_free(&g);
+}
+
+/* Version 4: the image shape is not stored; a square x_dim reads as a
+ * square grey image. */
+static void test_reads_version_4(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    size_t len4;
+    unsigned char *b = as_version(g.b, g.len, 4, HEADER_FIELDS_V4, &len4);
+    tu_write_file(g.path, b, len4);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("%s", err.text);
+    assert_int_equal(d.version, 4);
+    assert_int_equal(d.cfg.height, 28);
+    assert_int_equal(d.cfg.width, 28);
+    assert_int_equal(d.cfg.channels, 1);
+    assert_memory_equal(&d.train, &g.s.t, sizeof d.train);
+    assert_memory_equal(d.params, g.s.m.params, d.n_params * sizeof(float));
+    ckpt_data_free(&d);
+    free(b);
+    good_file_free(&g);
+}
+
+/* A version-5 shape that is not x_dim values, or has 2 channels: refused. */
+static void test_rejects_bad_image_shape(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    unsigned char *h = g.b + OFF_HEADER;
+    tu_put_le64(h + 8 * F_WIDTH, 27);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    expect_read_fails(g.path, "images of 28 x 27 x 1 are not 784 input values", NULL);
+    tu_put_le64(h + 8 * F_WIDTH, 14);
+    tu_put_le64(h + 8 * F_CHANNELS, 2);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    expect_read_fails(g.path, "images of 28 x 14 x 2", NULL);
+    /* 28 x 28 x 1 as 14 x 56 x 1: a valid other shape of the same x_dim. */
+    tu_put_le64(h + 8 * F_HEIGHT, 14);
+    tu_put_le64(h + 8 * F_WIDTH, 56);
+    tu_put_le64(h + 8 * F_CHANNELS, 1);
+    fix_crc(g.b, g.len);
+    tu_write_file(g.path, g.b, g.len);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("%s", err.text);
+    assert_int_equal(d.cfg.height, 14);
+    assert_int_equal(d.cfg.width, 56);
+    ckpt_data_free(&d);
     good_file_free(&g);
 }
 
@@ -794,16 +859,16 @@ static void test_reads_version_2(void **state)
     assert_memory_equal(d.params, g.s.m.params, d.n_params * sizeof(float));
     assert_memory_equal(d.adam_v, g.s.adam_v, d.n_params * sizeof(float));
     ckpt_data_free(&d);
-    /* Each version has its own header size: 2 with 464 bytes, 4 with 296,
+    /* Each version has its own header size: 2 with 488 bytes, 5 with 296,
      * are damage. */
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len2);
     tu_write_file(g.path, b, len2);
-    expect_read_fails(g.path, "header size 464, expected 296", NULL);
+    expect_read_fails(g.path, "header size 488, expected 296", NULL);
     tu_put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
-    expect_read_fails(g.path, "header size 296, expected 464", NULL);
+    expect_read_fails(g.path, "header size 296, expected 488", NULL);
     /* Version 1 never existed as this format. */
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     tu_put_le32(b + OFF_VERSION, 1);
@@ -977,7 +1042,7 @@ static void test_architecture_mismatch(void **state)
     /* Each header value is self-consistent in size and CRC, but wrong. */
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, 17, "architecture has");
     expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, 5, "architecture has");
-    expect_field_rejected(g.path, g.b, g.len, F_X_DIM, 783, "architecture has");
+    expect_field_rejected(g.path, g.b, g.len, F_X_DIM, 783, "are not 783 input values");
     expect_field_rejected(g.path, g.b, g.len, F_N_CLASSES, 10, "architecture has");
     good_file_free(&g);
 }
@@ -996,8 +1061,10 @@ static void test_bad_architecture_values(void **state)
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0 + 3, UINT64_MAX, "hidden width");
     expect_field_rejected(g.path, g.b, g.len, F_ACT, 3, "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_ARCH, 2, "unknown architecture 2");
-    /* The conv architecture cannot take 28x28 images with one block. */
-    expect_field_rejected(g.path, g.b, g.len, F_ARCH, 1, "do not pad to 8x8");
+    /* The same header as a conv model has other parameters. */
+    expect_field_rejected(g.path, g.b, g.len, F_ARCH, 1, "architecture has");
+    expect_field_rejected(g.path, g.b, g.len, F_CHANNELS, 3, "28 x 28 x 3");
+    expect_field_rejected(g.path, g.b, g.len, F_HEIGHT, 0, "images of 0 x 28");
     expect_field_rejected(g.path, g.b, g.len, F_LIKELIHOOD, 3, "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_N_CLASSES, VAE_MAX_CLASSES + 1,
                           "bad architecture");
@@ -1265,6 +1332,8 @@ int main(void)
         T(test_newer_version),
         T(test_header_size_wrong),
         T(test_reads_version_2),
+        T(test_reads_version_4),
+        T(test_rejects_bad_image_shape),
         T(test_reads_version_3),
         T(test_bad_controls),
         T(test_bad_fingerprint),

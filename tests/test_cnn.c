@@ -40,7 +40,7 @@ static void test_conv_direct(void **state)
         w[i] = urand(&r);
     for (size_t i = 0; i < CO; i++)
         b[i] = urand(&r);
-    conv_forward(y, col, x, w, b, N, CI, CO, S);
+    conv_forward(y, col, x, w, b, N, CI, CO, S, S);
     double worst = 0.0;
     for (int co = 0; co < CO; co++)
         for (int n = 0; n < N; n++)
@@ -79,8 +79,8 @@ static void test_convt_is_adjoint(void **state)
         w[i] = urand(&r);
     /* conv C1 -> C2 at side 8 uses w as (C2, C1, 4, 4); convt C2 -> C1 at
      * side 4 reads the same array as (C2, C1, 4, 4) = (CI, CO, K, K). */
-    conv_forward(cx, col, x, w, zero, N, C1, C2, S);
-    convt_forward(ty, col, y, w, zero, N, C2, C1, OS);
+    conv_forward(cx, col, x, w, zero, N, C1, C2, S, S);
+    convt_forward(ty, col, y, w, zero, N, C2, C1, OS, OS);
     double a = 0.0, b = 0.0;
     for (size_t i = 0; i < sizeof cx / sizeof *cx; i++)
         a += (double)cx[i] * y[i];
@@ -211,9 +211,9 @@ static size_t sign_mask(const vae_model *m, const vae_acts *a, unsigned char *ma
         const vae_block *blk = &m->block[b];
         if (!blk->has_bn)
             continue;
-        size_t os = blk->transposed ? 2 * blk->side : blk->side / 2;
+        size_t os = blk->transposed ? 4 * blk->h * blk->w : (blk->h / 2) * (blk->w / 2);
         size_t rows = blk->transposed ? B * a->k : B; /* the decoder's: every draw */
-        for (size_t i = 0; i < blk->cout * rows * os * os && k < cap; i++)
+        for (size_t i = 0; i < blk->cout * rows * os && k < cap; i++)
             mask[k++] = a->cnn.act[b][i] > 0.0f;
     }
     return k;
@@ -224,11 +224,10 @@ static size_t sign_mask(const vae_model *m, const vae_acts *a, unsigned char *ma
 /* Every parameter's gradient, and each tensor's along a random direction,
  * against central finite differences of the objective obj with `draws`
  * draws an image (eps fixed, scaled by eps_scale). */
-static void check_gradients_k(vae_lik lik, uint64_t seed, size_t draws, vae_objective obj,
-                              float eps_scale)
+static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
+                                vae_objective obj, float eps_scale)
 {
     static unsigned char base[MASK_CAP], up_m[MASK_CAP], down_m[MASK_CAP];
-    vae_config cfg = small_conv(lik, VAE_ACT_TANH);
     vae_model m;
     vae_acts a;
     rng_state r;
@@ -333,15 +332,22 @@ static void check_gradients_k(vae_lik lik, uint64_t seed, size_t draws, vae_obje
         if (m.block[b].has_bn)
             for (size_t c = 2 * m.block[b].cout; c < 4 * m.block[b].cout; c++)
                 assert_true(grads[m.block[b].bn_off + c] == 0.0f);
-    printf("  conv %s, %s k=%zu: %zu parameters, %zu straddle a LeakyReLU kink "
+    printf("  conv %zux%zux%zu %s, %s k=%zu: %zu parameters, %zu straddle a LeakyReLU kink "
            "(skipped), max |backward - fd| %.2e (tolerance %.0e + %.0e |fd|)\n",
-           vae_lik_name(lik), obj == VAE_OBJ_IWAE ? "iwae" : "elbo", draws, m.n_params,
+           m.cfg.height, m.cfg.width, m.cfg.channels, vae_lik_name(cfg.likelihood),
+           obj == VAE_OBJ_IWAE ? "iwae" : "elbo", draws, m.n_params,
            skipped, maxdiff, GRAD_ATOL, GRAD_RTOL);
     assert_int_equal(bad, 0);
     assert_true(skipped * 10 < m.n_params);
     free(grads);
     vae_free(&m);
     vae_acts_free(&a);
+}
+
+static void check_gradients_k(vae_lik lik, uint64_t seed, size_t draws, vae_objective obj,
+                              float eps_scale)
+{
+    check_gradients_cfg(small_conv(lik, VAE_ACT_TANH), seed, draws, obj, eps_scale);
 }
 
 static void check_gradients(vae_lik lik, uint64_t seed)
@@ -359,6 +365,38 @@ static void test_grad_gaussian(void **state)
 {
     (void)state;
     check_gradients(VAE_LIK_GAUSSIAN, 4);
+}
+
+/* Colour and non-square images: 3x5 RGB padded to 16x16 (6 rows on top, 5
+ * columns left) through two blocks; 10x2 RGB through one block, padded to
+ * 10x8 (a 5x4 bottom). The input's three channels and the output's are
+ * split from and joined into each pixel's three values. Small images, as
+ * small_conv's, keep float noise off the finite differences. */
+static void test_grad_colour_non_square(void **state)
+{
+    (void)state;
+    vae_config c = {45, 2, {2, 3}, 2, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_CONV,
+                    3, 5, 3};
+    vae_model m;
+    err_msg err;
+    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(m.block[0].h, 16);
+    assert_int_equal(m.block[0].w, 16);
+    assert_int_equal(m.pad_top, 6);
+    assert_int_equal(m.pad_left, 5);
+    assert_int_equal(m.block[0].cin, 3);
+    assert_int_equal(m.block[3].cout, 3);
+    check_gradients_cfg(c, 21, 1, VAE_OBJ_ELBO, 1.0f);
+    check_gradients_cfg(c, 22, 3, VAE_OBJ_IWAE, 3.0f);
+    vae_config d = {60, 1, {2}, 2, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_CONV,
+                    10, 2, 3};
+    assert_int_equal(vae_layout(&m, &d, &err), 0);
+    assert_int_equal(m.block[0].h, 10);
+    assert_int_equal(m.block[0].w, 8);
+    assert_int_equal(m.pad_top, 0);
+    assert_int_equal(m.pad_left, 3);
+    assert_int_equal(m.layer[0].in, 2 * 5 * 4);
+    check_gradients_cfg(d, 23, 1, VAE_OBJ_ELBO, 1.0f);
 }
 
 /* A wrong gradient is caught: the check above is not vacuous. */
@@ -556,23 +594,40 @@ static void test_default_shape(void **state)
     vae_model m;
     err_msg err;
     assert_int_equal(vae_layout(&m, &c, &err), 0);
-    assert_int_equal(m.side, 28);
-    assert_int_equal(m.pad, 2);
-    assert_int_equal(m.block[0].side, 32);
+    assert_int_equal(m.cfg.height, 28);
+    assert_int_equal(m.cfg.width, 28);
+    assert_int_equal(m.cfg.channels, 1);
+    assert_int_equal(m.pad_top, 2);
+    assert_int_equal(m.pad_left, 2);
+    assert_int_equal(m.block[0].h, 32);
+    assert_int_equal(m.block[0].w, 32);
     assert_int_equal(m.n_blocks, 6);
     size_t want = (1 * 64 * 16 + 64 + 4 * 64) + (64 * 128 * 16 + 128 + 4 * 128) +
                   (128 * 256 * 16 + 256 + 4 * 256) + (4096 * 200 + 200) +
                   (100 * 4096 + 4096) + (256 * 128 * 16 + 128 + 4 * 128) +
                   (128 * 64 * 16 + 64 + 4 * 64) + (64 * 1 * 16 + 1);
     assert_int_equal(m.n_params, want);
-    /* Refused: images that do not pad, and a conditional conv model. */
-    c.x_dim = 841; /* 29 x 29: 3 pixels of padding do not split evenly */
+    /* 29 x 29 pads to 32 x 32 too, the odd pixel of padding below and right;
+     * 64 x 64 keeps its size, with an 8 x 8 bottom. */
+    c.x_dim = 841;
+    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(m.block[0].h, 32);
+    assert_int_equal(m.pad_top, 1);
+    assert_int_equal(m.pad_left, 1);
+    c.x_dim = 64 * 64;
+    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(m.block[0].h, 64);
+    assert_int_equal(m.pad_top, 0);
+    assert_int_equal(m.layer[0].in, 256 * 8 * 8);
+    /* Refused: a shape that is not x_dim values, other channel counts, and
+     * a conditional conv model. */
+    c.x_dim = 783, c.height = 28, c.width = 28, c.channels = 1;
     assert_int_equal(vae_layout(&m, &c, &err), -1);
-    assert_non_null(strstr(err.text, "29x29 images do not pad to 32x32"));
-    c.x_dim = 783;
+    assert_non_null(strstr(err.text, "28x28 images of 1 channels are not 783"));
+    c.x_dim = 28 * 28 * 2, c.channels = 2;
     assert_int_equal(vae_layout(&m, &c, &err), -1);
-    assert_non_null(strstr(err.text, "square"));
-    c.x_dim = 784;
+    assert_non_null(strstr(err.text, "2 channels"));
+    c.x_dim = 784, c.channels = 1;
     c.n_classes = 10;
     assert_int_equal(vae_layout(&m, &c, &err), -1);
     assert_non_null(strstr(err.text, "not conditional"));
@@ -682,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_grad_bernoulli),
         cmocka_unit_test(test_grad_gaussian),
         cmocka_unit_test(test_grad_check_catches_errors),
+        cmocka_unit_test(test_grad_colour_non_square),
         cmocka_unit_test(test_grad_k_draws),
         cmocka_unit_test(test_iwae_one_draw_is_elbo),
         cmocka_unit_test(test_draws_are_rows),

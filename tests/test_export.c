@@ -359,7 +359,10 @@ static void test_mlp_file(void **state)
     assert_string_equal(jmeta(meta, "n_classes"), "0");
     assert_string_equal(jmeta(meta, "epochs"), "3");
     assert_string_equal(jmeta(meta, "binarize"), "dynamic");
-    assert_null(jget(meta, "side"));
+    assert_string_equal(jmeta(meta, "height"), "28");
+    assert_string_equal(jmeta(meta, "width"), "28");
+    assert_string_equal(jmeta(meta, "channels"), "1");
+    assert_null(jget(meta, "pad_top"));
     json_free(h);
 
     /* export_header agrees with the file, and its length is padded. */
@@ -424,8 +427,10 @@ static void test_conv_file(void **state)
     const jval *meta = jget(h, "__metadata__");
     assert_string_equal(jmeta(meta, "arch"), "conv");
     assert_string_equal(jmeta(meta, "hidden"), "4,8,16");
-    assert_string_equal(jmeta(meta, "side"), "28");
-    assert_string_equal(jmeta(meta, "padding"), "2");
+    assert_string_equal(jmeta(meta, "height"), "28");
+    assert_string_equal(jmeta(meta, "channels"), "1");
+    assert_string_equal(jmeta(meta, "pad_top"), "2");
+    assert_string_equal(jmeta(meta, "pad_left"), "2");
     json_free(h);
     vae_free(&m);
 }

@@ -174,7 +174,10 @@ static void test_conditional_sampling(void **state)
     tu_assert_contains(err_text, "is not conditional");
     assert_exit(run("sample", "--ckpt", vae2, "--grid", "-o", png, NULL), 2);
     assert_exit(run("sample", "--ckpt", cvae, "--label", "10", NULL), 2);
-    tu_assert_contains(err_text, "--label: 10 is too large (at most 9)");
+    tu_assert_contains(err_text, "--label 10: the model in");
+    tu_assert_contains(err_text, "knows labels 0 to 9");
+    assert_exit(run("sample", "--ckpt", cvae, "--label", "256", NULL), 2);
+    tu_assert_contains(err_text, "--label: 256 is too large (at most 255)");
 }
 
 static void test_interpolate(void **state)

@@ -538,7 +538,7 @@ static void test_version_2_checkpoint(void **state)
                     "--resume", NULL), 0);
     tu_assert_contains(err_text, "before checkpoints recorded their training data");
     assert_exit(run("info", "--ckpt", ckpt, "--json", NULL), 0);
-    tu_assert_contains(out_text, "\"version\":4");
+    tu_assert_contains(out_text, "\"version\":5");
     tu_assert_contains(out_text, "\"epoch\":2");
     tu_assert_contains(out_text, "\"images\":300");
 }

@@ -109,6 +109,24 @@ static uint8_t *make_idx3(uint32_t magic, uint32_t n, uint32_t rows, uint32_t co
     return b;
 }
 
+/* An idx4 file of n images of rows x cols x ch bytes, pixel(i) each. */
+static uint8_t *make_idx4(uint32_t n, uint32_t rows, uint32_t cols, uint32_t ch,
+                          size_t *len)
+{
+    size_t data_len = (size_t)n * rows * cols * ch;
+    *len = 20 + data_len;
+    uint8_t *b = malloc(*len);
+    assert_non_null(b);
+    put_be32(b, IDX_MAGIC_IMAGES4);
+    put_be32(b + 4, n);
+    put_be32(b + 8, rows);
+    put_be32(b + 12, cols);
+    put_be32(b + 16, ch);
+    for (size_t i = 0; i < data_len; i++)
+        b[20 + i] = pixel(i);
+    return b;
+}
+
 static uint8_t *make_images(uint32_t n, size_t *len)
 {
     return make_idx3(IDX_MAGIC_IMAGES, n, 28, 28, (size_t)n * 784, len);
@@ -193,8 +211,9 @@ static void expect_images_error(const char *path, const char *phrase)
 {
     err_msg err = {{0}};
     uint8_t *data = (uint8_t *)&err; /* poison: must be reset to NULL */
-    size_t n = 99, rows = 99, cols = 99;
-    assert_int_equal(idx_read_images(path, &data, &n, &rows, &cols, &err), -1);
+    size_t n = 99, rows = 99, cols = 99, chans = 99;
+    assert_int_equal(idx_read_images(path, &data, &n, &rows, &cols, &chans, &err), -1);
+    assert_int_equal(chans, 0);
     assert_null(data);
     assert_int_equal(n, 0);
     assert_int_equal(rows, 0);
@@ -250,10 +269,10 @@ static void test_raw_and_gzip_read_identically(void **state)
     write_gz(tpath(f, "a.gz"), src, len);
 
     uint8_t *raw = NULL, *gz = NULL;
-    size_t n1, r1, c1, n2, r2, c2;
+    size_t n1, r1, c1, n2, r2, c2, chans;
     err_msg err = {{0}};
-    assert_int_equal(idx_read_images(tpath(f, "a"), &raw, &n1, &r1, &c1, &err), 0);
-    assert_int_equal(idx_read_images(tpath(f, "a.gz"), &gz, &n2, &r2, &c2, &err), 0);
+    assert_int_equal(idx_read_images(tpath(f, "a"), &raw, &n1, &r1, &c1, &chans, &err), 0);
+    assert_int_equal(idx_read_images(tpath(f, "a.gz"), &gz, &n2, &r2, &c2, &chans, &err), 0);
     assert_int_equal(n1, 7);
     assert_int_equal(r1, 28);
     assert_int_equal(c1, 28);
@@ -288,10 +307,10 @@ static void test_non_square_images_read(void **state)
     uint8_t *src = make_idx3(IDX_MAGIC_IMAGES, 3, 5, 4, 60, &len);
     write_raw(tpath(f, "a"), src, len);
     uint8_t *data = NULL;
-    size_t n, rows, cols;
+    size_t n, rows, cols, chans;
     err_msg err = {{0}};
-    /* The reader itself takes any size; only idx_load insists on 28x28. */
-    assert_int_equal(idx_read_images(tpath(f, "a"), &data, &n, &rows, &cols, &err), 0);
+    /* The reader takes any size. */
+    assert_int_equal(idx_read_images(tpath(f, "a"), &data, &n, &rows, &cols, &chans, &err), 0);
     assert_int_equal(n, 3);
     assert_int_equal(rows, 5);
     assert_int_equal(cols, 4);
@@ -317,9 +336,9 @@ static void test_concatenated_gzip_members(void **state)
     write_raw(tpath(f, "cat.gz"), cat, l1 + l2);
 
     uint8_t *data = NULL;
-    size_t n, rows, cols;
+    size_t n, rows, cols, chans;
     err_msg err = {{0}};
-    assert_int_equal(idx_read_images(tpath(f, "cat.gz"), &data, &n, &rows, &cols, &err), 0);
+    assert_int_equal(idx_read_images(tpath(f, "cat.gz"), &data, &n, &rows, &cols, &chans, &err), 0);
     assert_int_equal(n, 2);
     assert_memory_equal(data, src + 16, 2 * 784);
     free(data);
@@ -395,10 +414,27 @@ static void test_load_missing_names_both_paths(void **state)
     expect_load_error(f, "train", "not found", "scripts/fetch_data.sh");
     expect_load_error(f, "train", "--data", NULL);
 
-    /* Images present, labels missing: the labels are named. */
+    expect_load_error(f, "train", "idx4", "vae import");
+}
+
+/* Images without a label file: an unlabelled set, every label 0. */
+static void test_load_without_labels(void **state)
+{
+    fixture *f = *state;
     put_images(f, "train-images-idx3-ubyte", 2, 0);
-    snprintf(raw, sizeof raw, "%s/train-labels-idx1-ubyte", f->dir);
-    expect_load_error(f, "train", "not found", raw);
+    idx_set s;
+    err_msg err = {{0}};
+    assert_int_equal(idx_load(&s, f->dir, "train", &err), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.n_classes, 0);
+    assert_int_equal(s.channels, 1);
+    assert_int_equal(s.labels[0], 0);
+    assert_int_equal(s.labels[1], 0);
+    idx_free(&s);
+    char images[IDX_PATH_MAX], labels[IDX_PATH_MAX];
+    assert_int_equal(idx_split_paths(f->dir, "train", images, labels, &err), 0);
+    assert_non_null(strstr(images, "train-images-idx3-ubyte"));
+    assert_string_equal(labels, "");
 }
 
 static void test_load_rejects_unknown_split(void **state)
@@ -407,21 +443,67 @@ static void test_load_rejects_unknown_split(void **state)
     expect_load_error(f, "valid", "unknown split 'valid'", NULL);
 }
 
-static void test_load_rejects_non_28x28(void **state)
+/* Any size loads; idx4 files hold colour images, channels last. */
+static void test_load_any_size_and_colour(void **state)
 {
     fixture *f = *state;
     size_t len;
-    uint8_t *b = make_idx3(IDX_MAGIC_IMAGES, 3, 32, 32, 3 * 32 * 32, &len);
+    uint8_t *b = make_idx3(IDX_MAGIC_IMAGES, 3, 5, 7, 3 * 5 * 7, &len);
     write_raw(tpath(f, "train-images-idx3-ubyte"), b, len);
     free(b);
     put_labels(f, "train-labels-idx1-ubyte", 3, 0);
-    expect_load_error(f, "train", "images are 32x32, vae needs 28x28",
-                      "train-images-idx3-ubyte");
+    idx_set s;
+    err_msg err = {{0}};
+    assert_int_equal(idx_load(&s, f->dir, "train", &err), 0);
+    assert_int_equal(s.rows, 5);
+    assert_int_equal(s.cols, 7);
+    assert_int_equal(s.channels, 1);
+    assert_int_equal(s.n_classes, 3); /* labels 0, 1, 2 */
+    assert_int_equal(idx_image_bytes(&s), 35);
+    idx_free(&s);
 
-    b = make_idx3(IDX_MAGIC_IMAGES, 3, 28, 27, 3 * 28 * 27, &len);
+    /* The same folder with an idx4 file instead: 3 colour images of 4x6. */
+    remove(tpath(f, "train-images-idx3-ubyte"));
+    b = make_idx4(3, 4, 6, 3, &len);
+    write_gz(tpath(f, "train-images-idx4-ubyte.gz"), b, len);
+    free(b);
+    assert_int_equal(idx_load(&s, f->dir, "train", &err), 0);
+    assert_int_equal(s.rows, 4);
+    assert_int_equal(s.cols, 6);
+    assert_int_equal(s.channels, 3);
+    assert_int_equal(idx_image_bytes(&s), 72);
+    for (size_t i = 0; i < 3 * 72; i++)
+        assert_int_equal(s.images[i], pixel(i));
+    /* Gathered as the model sees it: each image's bytes in file order. */
+    float x[72];
+    idx_gather(&s, NULL, 2, 1, NULL, x);
+    for (size_t i = 0; i < 72; i++)
+        assert_true(x[i] == (float)pixel(2 * 72 + i) * (1.0f / 255.0f));
+    idx_fingerprint fp = idx_fingerprint_of(&s);
+    idx_free(&s);
+
+    /* An idx3 file, if there is one, wins over the idx4 one. */
+    b = make_idx3(IDX_MAGIC_IMAGES, 3, 4, 18, 3 * 72, &len);
     write_raw(tpath(f, "train-images-idx3-ubyte"), b, len);
     free(b);
-    expect_load_error(f, "train", "images are 28x27, vae needs 28x28", NULL);
+    assert_int_equal(idx_load(&s, f->dir, "train", &err), 0);
+    assert_int_equal(s.channels, 1);
+    assert_int_equal(s.cols, 18);
+    idx_fingerprint fp3 = idx_fingerprint_of(&s);
+    char why[160];
+    assert_int_equal(idx_fingerprint_differs(&fp, &fp3, why, sizeof why), 1);
+    idx_free(&s);
+    remove(tpath(f, "train-images-idx3-ubyte"));
+
+    /* Channels other than 1 or 3 are refused, with the file named. */
+    b = make_idx4(3, 4, 6, 2, &len);
+    write_raw(tpath(f, "train-images-idx4-ubyte"), b, len);
+    free(b);
+    expect_load_error(f, "train", "2 channels", "train-images-idx4-ubyte");
+    b = make_idx4(3, 4, 6, 0, &len);
+    write_raw(tpath(f, "train-images-idx4-ubyte"), b, len);
+    free(b);
+    expect_load_error(f, "train", "0 channels", NULL);
 }
 
 static void test_load_count_mismatch(void **state)
@@ -433,20 +515,21 @@ static void test_load_count_mismatch(void **state)
     expect_load_error(f, "train", "train-labels-idx1-ubyte.gz has 4 labels", NULL);
 }
 
-static void test_load_label_out_of_range(void **state)
+/* Labels are bytes: any value is a class; n_classes is 1 + the largest. */
+static void test_load_labels_up_to_255(void **state)
 {
     fixture *f = *state;
     size_t len;
     put_images(f, "train-images-idx3-ubyte", 6, 0);
     uint8_t *b = make_labels(6, &len);
-    b[8 + 3] = 10;
-    write_raw(tpath(f, "train-labels-idx1-ubyte"), b, len);
-    expect_load_error(f, "train", "label 3 is 10", "train-labels-idx1-ubyte");
-
-    b[8 + 3] = 3;
     b[8 + 5] = 255;
     write_raw(tpath(f, "train-labels-idx1-ubyte"), b, len);
-    expect_load_error(f, "train", "label 5 is 255", NULL);
+    idx_set s;
+    err_msg err = {{0}};
+    assert_int_equal(idx_load(&s, f->dir, "train", &err), 0);
+    assert_int_equal(s.n_classes, 256);
+    assert_int_equal(s.labels[5], 255);
+    idx_free(&s);
     free(b);
 }
 
@@ -516,7 +599,7 @@ static void test_wrong_magic(void **state)
     put_images(f, "images", 1, 0);
     /* Swapped files get a hint. */
     expect_images_error(tpath(f, "labels"),
-                        "wrong magic 0x00000801, expected 0x00000803 (idx3 images)");
+                        "wrong magic 0x00000801, expected 0x00000803 or 0x00000804 (idx3 or idx4 images)");
     expect_images_error(tpath(f, "labels"), "swapped");
     expect_labels_error(tpath(f, "images"),
                         "wrong magic 0x00000803, expected 0x00000801 (idx1 labels)");
@@ -774,9 +857,10 @@ int main(void)
         T(test_load_prefers_raw_over_gz),
         T(test_load_missing_names_both_paths),
         T(test_load_rejects_unknown_split),
-        T(test_load_rejects_non_28x28),
+        T(test_load_any_size_and_colour),
+        T(test_load_without_labels),
         T(test_load_count_mismatch),
-        T(test_load_label_out_of_range),
+        T(test_load_labels_up_to_255),
         T(test_load_reports_bad_file),
         T(test_missing_file),
         T(test_directory_instead_of_file),

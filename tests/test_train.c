@@ -532,7 +532,8 @@ static void test_bad_options(void **state)
     o = base_opts(path, 1);
     o.cfg.x_dim = 100;
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
-    assert_non_null(strstr(err.text, "pixels"));
+    assert_non_null(strstr(err.text, "the model takes 10x10 grey images, but the "
+                                     "training images are 28x28 grey"));
     /* Resuming a model for other images: refused, never run (it would
      * read 784 pixels into rows of 100). */
     {
@@ -550,7 +551,7 @@ static void test_bad_options(void **state)
         assert_non_null(strstr(err.text, "its images are 28x28, the run's were 10x10"));
         o.new_data = 1; /* other data on purpose: still not for this model */
         assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
-        assert_non_null(strstr(err.text, "the model takes 100 pixels, but the "
+        assert_non_null(strstr(err.text, "the model takes 10x10 grey images, but the "
                                          "training images are 28x28"));
     }
     o = base_opts(path, 1);

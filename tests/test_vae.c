@@ -223,6 +223,25 @@ static void test_grad_beta(void **state)
                      "beta 4 gaussian");
 }
 
+/* Colour, non-square images: the MLP takes each image as its H*W*C values
+ * (each pixel's three together), here 2x3 RGB (18 inputs), every
+ * likelihood, and the conditional model. */
+static void test_grad_colour_non_square(void **state)
+{
+    (void)state;
+    static const vae_lik liks[3] = {VAE_LIK_BERNOULLI, VAE_LIK_CB, VAE_LIK_GAUSSIAN};
+    for (int l = 0; l < 3; l++) {
+        vae_config c = small(18, 1, 6, 0, 3, VAE_ACT_TANH, liks[l], l == 2 ? 4 : 0);
+        vae_config_image(&c, 2, 3, 3);
+        vae_model m;
+        err_msg err;
+        assert_int_equal(vae_layout(&m, &c, &err), 0);
+        assert_int_equal(m.cfg.x_dim, 18);
+        assert_int_equal(m.layer[0].in, 18);
+        expect_gradients(c, 1.0, 81 + (uint64_t)l, l == 2 ? "2x3 rgb cvae gaussian" : "2x3 rgb");
+    }
+}
+
 /* The conditional VAE: one-hot label columns in the encoder's and the
  * decoder's first layers, and the prior network p(z | y). */
 static void test_grad_conditional(void **state)
@@ -660,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_grad_gaussian),
         cmocka_unit_test(test_grad_beta),
         cmocka_unit_test(test_grad_conditional),
+        cmocka_unit_test(test_grad_colour_non_square),
         cmocka_unit_test(test_grad_check_catches_errors),
         cmocka_unit_test(test_grad_k_draws),
         cmocka_unit_test(test_grad_iwae_unbalanced),

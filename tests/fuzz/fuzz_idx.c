@@ -20,11 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     err_msg err;
     uint8_t *buf = NULL;
-    size_t n, rows, cols;
+    size_t n, rows, cols, chans;
     err.text[0] = '\0';
-    if (idx_read_images(path, &buf, &n, &rows, &cols, &err) == 0) {
+    if (idx_read_images(path, &buf, &n, &rows, &cols, &chans, &err) == 0) {
         /* Touch every byte the header promised: ASan checks the size. */
-        for (size_t i = 0; i < n * rows * cols; i++)
+        for (size_t i = 0; i < n * rows * cols * chans; i++)
             sink ^= buf[i];
         free(buf);
     } else if (err.text[0] == '\0') {
