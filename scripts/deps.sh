@@ -8,9 +8,10 @@
 # through sudo). Prints one line "deps: all present" when nothing is to do.
 set -euo pipefail
 
-# Build and run: compiler, cmake, the libraries, gnuplot for the loss plots.
+# Build and run: compiler, cmake, the libraries, gnuplot for the loss plots,
+# libjpeg-turbo's TurboJPEG and stb_image_resize for vae import.
 BASE=(build-essential cmake pkg-config libopenblas-dev libpng-dev zlib1g-dev
-      libcmocka-dev gnuplot-nox)
+      libcmocka-dev gnuplot-nox libturbojpeg0-dev libstb-dev)
 # --dev: sanitizer builds and fuzzers (clang + its runtime), valgrind,
 # GNU time for peak memory, hyperfine for latency, PyTorch for the test
 # that loads `vae export`'s file in scripts/vae_torch.py.

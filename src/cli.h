@@ -1,6 +1,6 @@
 /* cli.h - what the command-line files share (internal to src/): the
  * parsed options, messages and exit codes. main.c parses and dispatches;
- * cmd_train.c and cmd_model.c hold the commands. Only these files print,
+ * cmd_train.c, cmd_model.c, cmd_export.c and cmd_import.c hold the commands. Only these files print,
  * read the environment for user-facing choices, and pick exit codes:
  * 0 success, 1 failure, 2 usage error, 128+signal when interrupted. */
 #ifndef VAE_CLI_H
@@ -25,12 +25,14 @@ enum opt_id {
     O_BETA, O_BINARIZE, O_NOISE, O_CONDITIONAL, O_METRICS, O_LABEL, O_GRID,
     O_FROM, O_TO, O_STEPS, O_TOP, O_IW, O_SPLIT, O_ARCH, O_FORCE, O_NEW_DATA,
     O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, O_ADAM_BETA1,
-    O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K, O_PLAN, O_COUNT
+    O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K, O_PLAN, O_SIZE,
+    O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SKIP_BROKEN, O_COUNT
 };
 
 /* Parsed values; set[] says which were given. */
 typedef struct cli_opts {
     const char *cmd;
+    const char *operand; /* the command's one positional argument (import's DIR) */
     int set[O_COUNT];
     const char *data, *ckpt, *out, *output, *metrics, *split;
     size_t n, threads, batch, epochs, label, from, to, steps, top, iw;
@@ -41,6 +43,10 @@ typedef struct cli_opts {
     train_opts run; /* train's training controls (schedule, warm-up, Adam, init) */
     vae_config cfg;
     int json;
+    size_t size_w, size_h; /* import's --size WxH */
+    int channels;          /* import's --channels: 0 auto, 1 or 3 */
+    int background;        /* import's --background: 255 white, 0 black */
+    double test_fraction;  /* import's --test-fraction */
 } cli_opts;
 
 extern cli_opts opt;
@@ -98,5 +104,6 @@ int cmd_info(void);
 int cmd_probe(void);
 int cmd_traverse(void);
 int cmd_export(void); /* cmd_export.c */
+int cmd_import(void); /* cmd_import.c */
 
 #endif

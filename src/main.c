@@ -1,5 +1,6 @@
 /* main.c - the vae command line: options, help, and dispatch to the
- * commands (cmd_train.c, cmd_model.c). See src/cli.h. */
+ * commands (cmd_train.c, cmd_model.c, cmd_export.c, cmd_import.c). See
+ * src/cli.h. */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 
 #include "cli.h"
 #include "cpu.h"
+#include "import.h"
 #include "par.h"
 #include "train.h"
 
@@ -103,6 +105,18 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_INIT] = {"--init", NULL, "torch|glorot", "initial weights: PyTorch's defaults, "
                 "or Glorot uniform with zero biases and the output bias at the logit "
                 "of each pixel's training mean (default torch)"},
+    [O_SIZE] = {"--size", NULL, "WxH", "resize every image to W x H pixels "
+                "(stb_image_resize; default: all images must be one size)"},
+    [O_CHANNELS] = {"--channels", NULL, "auto|1|3", "grey or RGB output: auto (default) "
+                    "is 1 if every pixel has R = G = B, else 3; 1 turns colour into "
+                    "BT.601 luma"},
+    [O_BACKGROUND] = {"--background", NULL, "white|black", "what transparent pixels "
+                      "are composited over (default white)"},
+    [O_TEST_FRACTION] = {"--test-fraction", NULL, "F", "share of each class that goes "
+                         "to the test files: round(F x n), above 0 and below 1 (default 0.1)"},
+    [O_SKIP_BROKEN] = {"--skip-broken", NULL, NULL, "skip an image that does not decode, "
+                       "with a warning (default: stop with its name and the decoder's "
+                       "message)"},
 };
 
 typedef struct cmd_spec {
@@ -111,6 +125,7 @@ typedef struct cmd_spec {
     const char *summary; /* the paragraph of 'vae CMD --help' */
     int opts[O_COUNT + 1]; /* allowed options, ended by -1 */
     const char *help[O_COUNT]; /* this command's help for an option, if not SPECS' */
+    const char *operand; /* its one positional argument ("DIR"), or NULL */
     int (*run)(void);
 } cmd_spec;
 
@@ -231,6 +246,32 @@ static int parse_choice(int id, const char *s, const char *const *names, int n,
     return usage_error("%s: '%s' is not %s", SPECS[id].name, s, list);
 }
 
+/* --size WxH: each side a whole number from 1 to IMPORT_MAX_SIDE. */
+static int parse_wxh(const char *s, size_t *w, size_t *h)
+{
+    const char *x = strpbrk(s, "xX");
+    char side[32];
+    if (!x || (size_t)(x - s) >= sizeof side)
+        return usage_error("--size: '%s' is not WxH, e.g. 28x28", s);
+    memcpy(side, s, (size_t)(x - s));
+    side[x - s] = '\0';
+    char *end;
+    for (int k = 0; k < 2; k++) {
+        const char *t = k ? x + 1 : side;
+        if (*t < '0' || *t > '9')
+            return usage_error("--size: '%s' is not WxH, e.g. 28x28", s);
+        errno = 0;
+        unsigned long long v = strtoull(t, &end, 10);
+        if (*end != '\0')
+            return usage_error("--size: '%s' is not WxH, e.g. 28x28", s);
+        if (v < 1 || v > IMPORT_MAX_SIDE || errno == ERANGE)
+            return usage_error("--size: '%s': width and height go from 1 to %d", s,
+                               IMPORT_MAX_SIDE);
+        *(k ? h : w) = (size_t)v;
+    }
+    return 0;
+}
+
 static int parse_hidden(const char *s, vae_config *cfg)
 {
     size_t n = 0;
@@ -266,6 +307,8 @@ static int parse_value(int id, const char *v)
     static const char *const inits[] = {"torch", "glorot"};
     static const char *const objectives[] = {"elbo", "iwae"};
     static const char *const plans[] = {"auto", "rows", "units"};
+    static const char *const channels[] = {"auto", "1", "3"};
+    static const char *const backgrounds[] = {"white", "black"};
     int c = 0;
     switch (id) {
     case O_DATA: opt.data = v; return 0;
@@ -300,6 +343,23 @@ static int parse_value(int id, const char *v)
         if (!strcmp(opt.cmd, "probe"))
             return parse_size(id, v, 1, UINT32_MAX, &opt.knn);
         return parse_size(id, v, 1, VAE_MAX_DRAWS, &opt.run.draws);
+    case O_SIZE: return parse_wxh(v, &opt.size_w, &opt.size_h);
+    case O_CHANNELS:
+        if (parse_choice(id, v, channels, 3, &c))
+            return -1;
+        opt.channels = c == 0 ? 0 : c == 1 ? 1 : 3;
+        return 0;
+    case O_BACKGROUND:
+        if (parse_choice(id, v, backgrounds, 2, &c))
+            return -1;
+        opt.background = c == 0 ? 255 : 0;
+        return 0;
+    case O_TEST_FRACTION:
+        if (parse_double(id, v, 0.0, 1, 1e300, &opt.test_fraction))
+            return -1;
+        if (!(opt.test_fraction > 0.0 && opt.test_fraction < 1.0))
+            return usage_error("--test-fraction: must be above 0 and below 1, not %s", v);
+        return 0;
     case O_PLAN:
         if (parse_choice(id, v, plans, 3, &c))
             return -1;
@@ -370,6 +430,8 @@ static void set_defaults(void)
     opt.run = train_defaults();
     opt.run.sched.every = 10;
     opt.run.sched.gamma = 0.5;
+    opt.background = 255;
+    opt.test_fraction = 0.1;
 }
 
 /* The conv VAE's defaults are the article's: 64, 128, 256 channels, a
@@ -393,7 +455,8 @@ static int model_defaults(void)
 
 static void print_cmd_help(const cmd_spec *c)
 {
-    printf("usage: vae %s [options]\n\n%s\n\noptions:\n", c->name, c->summary);
+    printf("usage: vae %s%s%s [options]\n\n%s\n\noptions:\n", c->name,
+           c->operand ? " " : "", c->operand ? c->operand : "", c->summary);
     for (const int *o = c->opts; *o >= 0; o++) {
         const opt_spec *s = &SPECS[*o];
         char left[64];
@@ -425,6 +488,10 @@ static int parse_args(const cmd_spec *c, int argc, char **argv, int first)
             if ((strlen(s->name) == len && !strncmp(a, s->name, len)) ||
                 (s->alt && !eq && !strcmp(a, s->alt)))
                 id = *o;
+        }
+        if (id < 0 && a[0] != '-' && c->operand && !opt.operand) {
+            opt.operand = a;
+            continue;
         }
         if (id < 0) {
             if (a[0] != '-')
@@ -714,6 +781,30 @@ static const cmd_spec CMDS[] = {
      .opts = {O_CKPT, O_OUTPUT, -1},
      .help = {[O_OUTPUT] = "output file (default model.safetensors)"},
      .run = cmd_export},
+    {.name = "import",
+     .brief = "a folder of PNG/JPEG images into IDX files the other commands read",
+     .summary = "Turn the images in DIR into a data set in the folder -o (created if "
+                "missing):\none sub-folder of DIR per class (label i: the i-th name in "
+                "byte order; images\nanywhere below it; an image beside class folders "
+                "is an error), or only\nimages (no labels). Files ending in .png, .jpg "
+                "or .jpeg (any case) are images;\nother files are skipped and counted; "
+                "names starting with '.' are ignored.\nAlpha is composited over "
+                "--background; an image that does not decode stops the\nimport "
+                "(--skip-broken: skipped with a warning). Grey output is\n"
+                "train/t10k-images-idx3-ubyte, colour idx4 (N, H, W, 3, RGB "
+                "interleaved); with\nclasses also the idx1 label files and labels.txt.\n"
+                "Each class's round(F x n) images, at most n - 1, go to the test files "
+                "(a seeded\nchoice). Existing IDX files in the folder are not replaced "
+                "without --force.\nSee docs/import.md.",
+     .opts = {O_OUTPUT, O_SIZE, O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SEED,
+              O_SKIP_BROKEN, O_FORCE, O_JSON, -1},
+     .help = {[O_OUTPUT] = "the data set's folder (required; created if missing)",
+              [O_SEED] = "seed of the split and of the files' order (default 1)",
+              [O_FORCE] = "replace the data set already in the folder (and remove "
+                          "its files this import does not write)",
+              [O_JSON] = "print the summary as one JSON object"},
+     .operand = "DIR",
+     .run = cmd_import},
     {.name = "bench",
      .brief = "time training (or the importance-weighted bound) against its sgemm floor",
      .summary = "Time training epochs of a fresh model and, step by step, the same "
