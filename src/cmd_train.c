@@ -206,8 +206,8 @@ static int check_train_paths(const char *csv, const char *plot, const char *lock
     paths_add_series(&l, "--out", opt.out, "reconst-", ".png", 1, opt.epochs);
     static const char *const page[] = {REPORT_PAGE, REPORT_LATENT_PNG, REPORT_LATENT_CSV,
                                        REPORT_LOSS_CSV, REPORT_LOSS_PNG};
-    char files[5][4096 + 16];
-    for (size_t i = 0; i < 5; i++) {
+    char files[sizeof page / sizeof *page][4096 + 16];
+    for (size_t i = 0; i < sizeof page / sizeof *page; i++) {
         snprintf(files[i], sizeof files[i], "%s/%s", opt.out, page[i]);
         paths_add(&l, "the run's page in --out", files[i], PATHS_WRITE);
     }
