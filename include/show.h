@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "idx.h"
+#include "shard.h"
 #include "vae.h"
 
 #define SHOW_COLS 8 /* tiles a row, as save_image */
@@ -76,6 +77,16 @@ int show_manifold_png(const vae_model *m, vae_acts *a, size_t side, int label,
 int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
                     const double explained[2], const char *title, const char *csv,
                     const char *png, err_msg *err);
+
+/* The latent map of set: its posterior means (infer_per_image, z drawn
+ * from seed) projected on their first two principal components (pca.h),
+ * written by show_latent_map to csv and png under a title that says so;
+ * explained[] gets each component's share of the variance. s is the
+ * team's activations, m's latent at least 2-D. Returns 0, or -1 with err
+ * (out of memory, no variance, gnuplot missing or failing). */
+int show_latent_pca(const vae_model *m, shard_set *s, const idx_set *set,
+                    const idx_view *view, uint64_t seed, const char *csv,
+                    const char *png, double explained[2], err_msg *err);
 
 /* The CSV beside a latent map: png's name with ".png" (if any) replaced by
  * ".csv" (else ".csv" appended). Returns a malloc'd string, or NULL when

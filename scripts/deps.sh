@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian 12 packages the project needs, if any is missing.
 #
-# usage: scripts/deps.sh [--dev]
+# usage: scripts/deps.sh [--dev] [--browser]
 #
 # Checks every package with dpkg-query first; only when something is missing
 # does it run `apt-get update` once and install the missing ones (as root, or
@@ -16,32 +16,39 @@ BASE=(build-essential cmake pkg-config libopenblas-dev libpng-dev zlib1g-dev
 # GNU time for peak memory, hyperfine for latency, PyTorch for the test
 # that loads `vae export`'s file in scripts/vae_torch.py.
 DEV=(clang libclang-rt-14-dev valgrind time hyperfine python3-torch)
+# --browser: headless Chromium, for scripts/report_shot.sh's screenshot of a
+# run's page (large, so in neither list above).
+BROWSER=(chromium)
 
 usage() {
     cat <<EOF
-usage: $0 [--dev]
+usage: $0 [--dev] [--browser]
 
 Installs the Debian packages vae needs, only if some are missing:
   ${BASE[*]}
   npm (only if no 'npm' command is on PATH; scripts/fetch_data.sh uses it)
 With --dev, also: ${DEV[*]}
 (used by scripts/test.sh and scripts/bench.sh).
+With --browser, also: ${BROWSER[*]} (used by scripts/report_shot.sh).
 
 Runs apt-get as root, or through sudo when not root.
 EOF
 }
 
 dev=0
+browser=0
 for arg in "$@"; do
     case "$arg" in
         -h|--help) usage; exit 0 ;;
         --dev) dev=1 ;;
+        --browser) browser=1 ;;
         *) echo "deps.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
     esac
 done
 
 wanted=("${BASE[@]}")
 [ "$dev" = 1 ] && wanted+=("${DEV[@]}")
+[ "$browser" = 1 ] && wanted+=("${BROWSER[@]}")
 command -v npm >/dev/null 2>&1 || wanted+=(npm)
 
 is_installed() {

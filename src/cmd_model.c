@@ -11,7 +11,6 @@
 #include "cli.h"
 #include "infer.h"
 #include "par.h"
-#include "pca.h"
 #include "plot.h"
 #include "png_grid.h"
 #include "probe.h"
@@ -456,38 +455,18 @@ static int manifold_map(session *s, const char *path)
         free(csv);
         return rc; /* the session is freed */
     }
-    rc = 1;
-    size_t n = s->data.n, bytes;
-    float *mu = NULL, *xy = NULL;
-    pca *p = NULL;
     err_msg err;
-    if (err_mul_size(n * sizeof(float), Z, &bytes) || !(mu = malloc(bytes)) ||
-        !(xy = malloc(n * 2 * sizeof *xy))) {
-        say_error("out of memory for %zu latent codes", n);
+    double explained[2];
+    if (show_latent_pca(&s->m, &s->sh, &s->data, &s->view, opt.seed, csv, path, explained,
+                        &err)) {
+        say_error("%s", err.text);
+        rc = 1;
     } else {
-        infer_per_image(&s->m, &s->sh, &s->data, &s->view, opt.seed, mu, NULL, NULL, NULL);
-        char title[160];
-        snprintf(title, sizeof title, "posterior means of %zu test images, on their first "
-                 "two principal components (%zu-D latent)", n, Z);
-        double explained[2] = {0.0, 0.0};
-        if ((p = pca_fit(mu, n, Z, 2, &err)) != NULL) {
-            explained[0] = pca_explained(p, 0);
-            explained[1] = pca_explained(p, 1);
-        }
-        if (!p || pca_project(p, mu, n, xy, &err) ||
-            show_latent_map(xy, s->data.labels, n, explained, title, csv, path, &err)) {
-            say_error("%s", err.text);
-        } else {
-            printf("wrote %s and %s (posterior means of %zu test images on their first two "
-                   "principal components: %.1f%% and %.1f%% of the %zu-D latent's "
-                   "variance)\n", path, csv, n, 100.0 * explained[0], 100.0 * explained[1],
-                   Z);
-            rc = 0;
-        }
+        printf("wrote %s and %s (posterior means of %zu test images on their first two "
+               "principal components: %.1f%% and %.1f%% of the %zu-D latent's "
+               "variance)\n", path, csv, s->data.n, 100.0 * explained[0],
+               100.0 * explained[1], Z);
     }
-    pca_free(p);
-    free(mu);
-    free(xy);
 done:
     free(csv);
     session_free(s);

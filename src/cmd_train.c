@@ -13,6 +13,7 @@
 #include "lock.h"
 #include "metrics.h"
 #include "par.h"
+#include "report.h"
 #include "train.h"
 
 /* ===================================================================== */
@@ -52,7 +53,24 @@ typedef struct progress_ctx {
     int tty;
     double last;
     size_t best_epoch; /* the last report's (0: no validation set) */
+    report page;       /* OUT/index.html */
+    char page_warned[ERR_MSG_LEN]; /* the last failure said about it */
 } progress_ctx;
+
+static void on_warn(void *vctx, const char *msg);
+
+/* Rewrites the run's page. A failure is a warning, said once until the
+ * page fails some other way: the page is a view of the run, whose
+ * checkpoint is already saved. */
+static void write_page(progress_ctx *ctx, report_status status)
+{
+    err_msg err;
+    if (report_write(&ctx->page, status, &err) == 0 ||
+        !strcmp(err.text, ctx->page_warned))
+        return;
+    snprintf(ctx->page_warned, sizeof ctx->page_warned, "%s", err.text);
+    on_warn(ctx, err.text);
+}
 
 static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
                         double seconds)
@@ -112,6 +130,7 @@ static void on_epoch(void *vctx, const train_report *r)
                r->images_per_s);
     }
     fflush(stdout);
+    write_page(ctx, r->epoch < r->epochs ? REPORT_RUNNING : REPORT_FINISHED);
 }
 
 static void on_warn(void *vctx, const char *msg)
@@ -185,6 +204,13 @@ static int check_train_paths(const char *csv, const char *plot, const char *lock
     paths_add(&l, "the loss plot of --metrics", plot, PATHS_WRITE);
     paths_add_series(&l, "--out", opt.out, "sampled-", ".png", 1, opt.epochs);
     paths_add_series(&l, "--out", opt.out, "reconst-", ".png", 1, opt.epochs);
+    static const char *const page[] = {REPORT_PAGE, REPORT_LATENT_PNG, REPORT_LATENT_CSV,
+                                       REPORT_LOSS_CSV, REPORT_LOSS_PNG};
+    char files[sizeof page / sizeof *page][4096 + 16];
+    for (size_t i = 0; i < sizeof page / sizeof *page; i++) {
+        snprintf(files[i], sizeof files[i], "%s/%s", opt.out, page[i]);
+        paths_add(&l, "the run's page in --out", files[i], PATHS_WRITE);
+    }
     return cli_check_paths(&l);
 }
 
@@ -334,7 +360,9 @@ static int train_locked(const char *csv, const char *best)
     o.metrics = csv;
     o.best_path = best;
     o.stop = &stop_signal;
-    progress_ctx ctx = {isatty(STDOUT_FILENO) && !opt.json, 0.0, 0};
+    progress_ctx ctx = {.tty = isatty(STDOUT_FILENO) && !opt.json};
+    report_run page = {opt.out, opt.ckpt, csv, opt.data, opt.epochs, par_threads()};
+    report_init(&ctx.page, &page);
     train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx};
     catch_signals();
     if (replacing[0] && !opt.json)
@@ -342,6 +370,14 @@ static int train_locked(const char *csv, const char *best)
     err_msg err;
     int rc = train_run(&o, &train, &test, &hooks, &err);
     idx_free(&train);
+    if (rc == 0) { /* the page's last state: with the latent map */
+        err_msg lerr;
+        if (report_latent(&ctx.page, &test, &lerr))
+            on_warn(&ctx, lerr.text);
+        write_page(&ctx, REPORT_FINISHED);
+    } else if (rc == TRAIN_STOPPED) {
+        write_page(&ctx, REPORT_STOPPED);
+    }
     idx_free(&test);
     if (ctx.tty)
         printf("\r\033[K");
@@ -358,7 +394,8 @@ static int train_locked(const char *csv, const char *best)
         return 1;
     }
     if (!opt.json)
-        printf("saved %s; images in %s/, metrics in %s\n", opt.ckpt, opt.out, csv);
+        printf("saved %s; images in %s/, metrics in %s, the run's page %s/%s\n", opt.ckpt,
+               opt.out, csv, opt.out, REPORT_PAGE);
     if (!opt.json && ctx.best_epoch)
         printf("lowest validation loss: epoch %zu, its model in %s\n", ctx.best_epoch,
                best);

@@ -34,7 +34,8 @@ typedef struct opt_spec {
 static const opt_spec SPECS[O_COUNT] = {
     [O_DATA] = {"--data", NULL, "DIR", "folder of IDX files, raw or .gz (default data/)"},
     [O_CKPT] = {"--ckpt", NULL, "PATH", "checkpoint file (default vae.bin)"},
-    [O_OUT] = {"--out", NULL, "DIR", "folder for the per-epoch PNG grids (default out/)"},
+    [O_OUT] = {"--out", NULL, "DIR", "folder for the per-epoch PNG grids and the run's "
+               "page, index.html (default out/)"},
     [O_OUTPUT] = {"--output", "-o", "FILE", "output file"},
     [O_N] = {"--n", NULL, "N", "number of images"},
     [O_SEED] = {"--seed", NULL, "N", "random seed (default 1)"},
@@ -654,7 +655,11 @@ static const cmd_spec CMDS[] = {
      .brief = "train a VAE, writing sample grids and a checkpoint each epoch",
      .summary = "Train the VAE on DIR/train-*, evaluate on DIR/t10k-* after each "
                 "epoch, write\nOUT/sampled-E.png, OUT/reconst-E.png, the checkpoint "
-                "and the metrics each epoch.\nModel and training options are stored "
+                "and the metrics each epoch.\nOUT/index.html is the run's page, "
+                "rewritten each epoch: settings, losses, loss\ncurve, samples and "
+                "reconstructions, and at the end the latent map (OUT/latent.png;\n"
+                "vae manifold's). Open it in a browser; the folder can be moved whole.\n"
+                "Model and training options are stored "
                 "in the checkpoint: other commands read them.\nA run locks its "
                 "checkpoint (CKPT.lock) against a second run. An existing\ncheckpoint "
                 "is never replaced unasked: --resume continues it, --force replaces it.",

@@ -9,6 +9,8 @@
 
 #include "afile.h"
 #include "idx.h"
+#include "infer.h"
+#include "pca.h"
 #include "plot.h"
 #include "png_grid.h"
 #include "rng.h"
@@ -323,6 +325,39 @@ int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
     int rc = bad ? err_set(err, "%s: too many labels or too long a path", png)
                  : plot_png(png, SHOW_MAP_W, SHOW_MAP_H, script, "latent map", err);
     free(script);
+    return rc;
+}
+
+int show_latent_pca(const vae_model *m, shard_set *s, const idx_set *set,
+                    const idx_view *view, uint64_t seed, const char *csv,
+                    const char *png, double explained[2], err_msg *err)
+{
+    size_t n = set->n, Z = m->cfg.z_dim, bytes;
+    explained[0] = explained[1] = 0.0;
+    if (Z < 2)
+        return err_set(err, "a %zu-D latent has no map of two components", Z);
+    float *mu = NULL, *xy = NULL;
+    pca *p = NULL;
+    int rc = -1;
+    if (err_mul_size(n * sizeof(float), Z, &bytes) || !(mu = malloc(bytes)) ||
+        !(xy = malloc(n * 2 * sizeof *xy))) {
+        err_set(err, "out of memory for %zu latent codes", n);
+        goto done;
+    }
+    infer_per_image(m, s, set, view, seed, mu, NULL, NULL, NULL);
+    char title[160];
+    snprintf(title, sizeof title, "posterior means of %zu test images, on their first "
+             "two principal components (%zu-D latent)", n, Z);
+    if (!(p = pca_fit(mu, n, Z, 2, err)))
+        goto done;
+    explained[0] = pca_explained(p, 0);
+    explained[1] = pca_explained(p, 1);
+    if (pca_project(p, mu, n, xy, err) == 0)
+        rc = show_latent_map(xy, set->labels, n, explained, title, csv, png, err);
+done:
+    pca_free(p);
+    free(mu);
+    free(xy);
     return rc;
 }
 

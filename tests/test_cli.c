@@ -252,8 +252,13 @@ static void test_train_json_and_files(void **state)
         fail_msg("the loss curve: %s", perr.text);
     free(px);
     assert_true(pw == 800 && ph == 500);
-    /* Nothing else in the folder: no temp files left behind. */
-    assert_int_equal(tu_count_entries(out, NULL, 0), 6);
+    /* The run's page and, as the run finished, its latent map with the
+     * points; nothing else in the folder: no temp files left behind. */
+    snprintf(path, sizeof path, "%s/index.html", out);
+    assert_true(tu_exists(path));
+    snprintf(path, sizeof path, "%s/latent.png", out);
+    assert_true(tu_exists(path));
+    assert_int_equal(tu_count_entries(out, NULL, 0), 9);
 
     /* The checkpoint holds the run; eval of it gives the test loss train
      * printed (same seed, so the same eps; only GEMM blocking differs). */
