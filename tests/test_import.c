@@ -233,11 +233,12 @@ static void test_idx_write(void **state)
     tu_join(path, sizeof path, out, "g");
     assert_int_equal(idx_write_images(path, px, 2, 3, 5, 1, &err), 0);
     uint8_t *back;
-    size_t n, rows, cols;
-    assert_int_equal(idx_read_images(path, &back, &n, &rows, &cols, &err), 0);
+    size_t n, rows, cols, chans;
+    assert_int_equal(idx_read_images(path, &back, &n, &rows, &cols, &chans, &err), 0);
     assert_int_equal(n, 2);
     assert_int_equal(rows, 3);
     assert_int_equal(cols, 5);
+    assert_int_equal(chans, 1);
     assert_memory_equal(back, px, sizeof px);
     free(back);
 
@@ -248,6 +249,13 @@ static void test_idx_write(void **state)
     assert_dims(&f, 0x804, 4, 2, 1, 5, 3);
     assert_memory_equal(f.body, px, sizeof px);
     free(f.raw);
+    /* ... and by the loader's reader, as 3 channels. */
+    assert_int_equal(idx_read_images(path, &back, &n, &rows, &cols, &chans, &err), 0);
+    assert_int_equal(rows, 1);
+    assert_int_equal(cols, 5);
+    assert_int_equal(chans, 3);
+    assert_memory_equal(back, px, sizeof px);
+    free(back);
 
     tu_join(path, sizeof path, out, "l");
     assert_int_equal(idx_write_labels(path, lab, 2, &err), 0);
@@ -429,8 +437,18 @@ static void test_flat_folder(void **state)
     assert_dims(&te, 0x803, 3, 3, 3, 4, 0);
     free(tr.raw);
     free(te.raw);
-    /* No labels: no label files, no labels.txt. */
+    /* No labels: no label files, no labels.txt; the loader reads an
+     * unlabelled set. */
     assert_int_equal(tu_count_entries(out, NULL, 0), 2);
+    idx_set set;
+    err_msg err;
+    if (idx_load(&set, out, "train", &err) != 0)
+        fail_msg("idx_load: %s", err.text);
+    assert_int_equal(set.n, 7);
+    assert_int_equal(set.rows, 3);
+    assert_int_equal(set.cols, 4);
+    assert_int_equal(set.n_classes, 0);
+    idx_free(&set);
 }
 
 /* 28x28 grey images in two classes load with the existing idx_load, pixel
@@ -513,6 +531,20 @@ static void test_colour_png(void **state)
     assert_dims(&f, 0x804, 4, 1, 2, 3, 3); /* N, H, W, C */
     assert_memory_equal(f.body, rgb, 18); /* HWC, rows top to bottom */
     free(f.raw);
+    /* The loader reads it as one colour image of 2 x 3. */
+    {
+        char out[256];
+        idx_set set;
+        err_msg err;
+        in_dir(out, sizeof out, "colour/out"); /* the folder import_one wrote */
+        if (idx_load(&set, out, "t10k", &err) != 0)
+            fail_msg("idx_load: %s", err.text);
+        assert_int_equal(set.rows, 2);
+        assert_int_equal(set.cols, 3);
+        assert_int_equal(set.channels, 3);
+        assert_memory_equal(set.images, rgb, 18);
+        idx_free(&set);
+    }
 
     /* --channels 1: BT.601 luma, round(0.299 R + 0.587 G + 0.114 B). */
     o = import_defaults();
