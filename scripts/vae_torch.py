@@ -239,22 +239,32 @@ def load(path):
 
 def load_idx(folder, split):
     """(images, labels) of split ("train" or "t10k") of an MNIST-format
-    folder, raw or .gz: uint8 tensors (n, rows * cols) and (n,)."""
-    def read(kind, magic):
-        path = os.path.join(folder, f"{split}-{kind}-idx{3 if magic == 0x803 else 1}-ubyte")
-        if not os.path.exists(path):
-            path += ".gz"
+    folder, raw or .gz: uint8 tensors (n, rows * cols * channels) and (n,).
+    Grey images are idx3, colour ones idx4 (n, rows, cols, 3); a folder
+    without label files (a flat vae import) gives zeros for labels."""
+    def find(name):
+        for path in (os.path.join(folder, name), os.path.join(folder, name + ".gz")):
+            if os.path.exists(path):
+                return path
+        return None
+
+    def read(path, magics):
         with open(path, "rb") as f:
             blob = f.read()
         if blob[:2] == b"\x1f\x8b":
             blob = gzip.decompress(blob)
         ndim = blob[3]
         dims = struct.unpack(f">{ndim}I", blob[4:4 + 4 * ndim])
-        if struct.unpack(">I", blob[:4])[0] != magic or len(blob) != 4 + 4 * ndim + math.prod(dims):
+        if struct.unpack(">I", blob[:4])[0] not in magics or \
+                len(blob) != 4 + 4 * ndim + math.prod(dims):
             raise ValueError(f"{path}: not an IDX file of the expected kind and size")
         return torch.frombuffer(bytearray(blob[4 + 4 * ndim:]), dtype=torch.uint8), dims
-    images, dims = read("images", 0x803)
-    labels, _ = read("labels", 0x801)
+    path = find(f"{split}-images-idx3-ubyte") or find(f"{split}-images-idx4-ubyte")
+    if path is None:
+        raise FileNotFoundError(f"{folder}: no {split} images (idx3 or idx4)")
+    images, dims = read(path, (0x803, 0x804))
+    path = find(f"{split}-labels-idx1-ubyte")
+    labels = read(path, (0x801,))[0] if path else torch.zeros(dims[0], dtype=torch.uint8)
     return images.view(dims[0], -1), labels
 
 

@@ -8,7 +8,8 @@ On a generated data set (300 training and 100 test images of bars) it
 trains three small models one epoch each: an MLP (two hidden layers, tanh,
 Bernoulli), a conditional MLP (LeakyReLU, continuous Bernoulli) and the
 conv VAE (the article's: 64,128,256 channels, 100-D latent, Gaussian, beta
-0.1). For each it exports the model, loads it with vae_torch.load (strict
+0.1); and on 18 x 21 RGB images (an idx4 folder without labels) a small
+conv VAE (8,16 channels). For each it exports the model, loads it with vae_torch.load (strict
 state_dict) and checks against export_ref (vae's own forward pass over the
 test set with the draws of `vae eval`):
 
@@ -58,7 +59,11 @@ MODELS = {
     "cvae": ["--conditional", "--hidden", "48", "--latent", "4", "--act", "leaky",
              "--likelihood", "cb"],
     "conv": ["--arch", "conv", "--likelihood", "gaussian", "--beta", "0.1"],
+    # Colour, not square: 18 x 21 RGB padded to 20 x 24 (1 row on top and
+    # 1 below; 1 column left, 2 right), two blocks.
+    "conv-rgb": ["--arch", "conv", "--hidden", "8,16", "--latent", "5"],
 }
+RGB_SHAPE = (18, 21, 3)
 failures, passes = [], []
 
 
@@ -82,6 +87,23 @@ def write_split(folder, split, n, seed):
         f.write(struct.pack(">IIII", 0x803, n, 28, 28) + px)
     with open(os.path.join(folder, f"{split}-labels-idx1-ubyte"), "wb") as f:
         f.write(struct.pack(">II", 0x801, n) + bytes(i % 10 for i in range(n)))
+
+
+def write_rgb_split(folder, split, n, seed):
+    """n 18 x 21 RGB images (idx4, channels last): a coloured bar on a dark
+    ground, a random colour each; no label files (an unlabelled set)."""
+    rnd = random.Random(seed)
+    h, w, c = RGB_SHAPE
+    px = bytearray(n * h * w * c)
+    for i in range(n):
+        colour = [rnd.randrange(256) for _ in range(3)]
+        pos = rnd.randrange(2, min(h, w) - 2)
+        for k in range(2, min(h, w) - 2):
+            y, x = (k, pos) if i % 2 else (pos, k)
+            for ch in range(3):
+                px[((i * h + y) * w + x) * c + ch] = colour[ch]
+    with open(os.path.join(folder, f"{split}-images-idx4-ubyte"), "wb") as f:
+        f.write(struct.pack(">IIIII", 0x804, n, h, w, c) + px)
 
 
 def run(*cmd):
@@ -117,13 +139,15 @@ def check_model(name, args, tmp, data):
     t0 = time.monotonic()
     model = vae_torch.load(st)  # strict: every name and shape must match
     meta = model.meta
-    check(meta["arch"] == ("conv" if name == "conv" else "mlp") and meta["x_dim"] == "784"
+    D = math.prod(RGB_SHAPE) if name == "conv-rgb" else 784
+    check(meta["arch"] == ("conv" if name.startswith("conv") else "mlp")
+          and meta["x_dim"] == str(D)
           and meta["format"] == "pt" and meta["likelihood"] == vae_eval["likelihood"],
           f"metadata {meta}")
     images, labels = vae_torch.load_idx(data, "t10k")
     n, Z = len(labels), model.head.out_features // 2
     x = vae_torch.intensities(images)
-    check(torch.equal(x, raw(ref, "x.f32", n, 784)), "inputs equal vae's, bit for bit")
+    check(torch.equal(x, raw(ref, "x.f32", n, D)), "inputs equal vae's, bit for bit")
 
     eps = raw(ref, "eps.f32", n, Z)
     mu, logvar = model.encode(x, labels)
@@ -160,12 +184,15 @@ def main():
     torch.manual_seed(0)
     tmp = tempfile.mkdtemp(prefix="vae-export-torch.")
     try:
-        data = os.path.join(tmp, "data")
+        data, rgb = os.path.join(tmp, "data"), os.path.join(tmp, "rgb")
         os.mkdir(data)
+        os.mkdir(rgb)
         write_split(data, "train", 300, 1)
         write_split(data, "t10k", 100, 2)
+        write_rgb_split(rgb, "train", 300, 3)
+        write_rgb_split(rgb, "t10k", 100, 4)
         for name in MODELS:
-            check_model(name, args, tmp, data)
+            check_model(name, args, tmp, rgb if name == "conv-rgb" else data)
     finally:
         if args.keep:
             print(f"kept {tmp}")
