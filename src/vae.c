@@ -69,6 +69,12 @@ int vae_config_check(const vae_config *cfg, err_msg *err)
     if (cfg->x_dim % (cfg->channels ? cfg->channels : 1))
         return err_set(err, "%zu input values are not whole pixels of %zu channels",
                        cfg->x_dim, cfg->channels);
+    vae_config shaped = *cfg;
+    vae_config_shape(&shaped);
+    if (shaped.width > VAE_MAX_WIDTH)
+        return err_set(err, "%zu input values with no image size: a row of %zu pixels is "
+                       "wider than %d; give the height and width", cfg->x_dim,
+                       shaped.width, VAE_MAX_WIDTH);
     if (cfg->n_hidden < 1 || cfg->n_hidden > VAE_MAX_HIDDEN)
         return err_set(err, "%zu hidden layers: need 1 to %d", cfg->n_hidden,
                        VAE_MAX_HIDDEN);

@@ -4,8 +4,8 @@
  * written checkpoint, its RNG and init test vectors against rng.c and
  * vae.c, its schedule tables against schedule.c, its objectives and the
  * order of the training noise against vae_loss and shard_draw_eps, and its
- * reader rules (versions 2 and 3, header sizes, data fingerprint, training
- * controls, objective) against ckpt_read.
+ * reader rules (versions 4, 3 and 2, header sizes, the image shape, data
+ * fingerprint, training controls, objective) against ckpt_read.
  *
  * The tables are read from the document itself (path in VAE_CKPT_DOC, set
  * by CMakeLists.txt): each is found by its heading row, and every row must
@@ -422,7 +422,10 @@ static void make_distinct(saved *s, int which)
         t->objective = VAE_OBJ_IWAE, t->draws = 59, t->sum_obj = 1301.75;
     } else {
         c.arch = VAE_ARCH_CONV;
-        c.x_dim = 16; /* 4 x 4, padded to 64 x 64 by 4 blocks */
+        /* Colour images of 5 x 2 (x_dim 30), padded to 64 x 64 by 4
+         * blocks: height, width and channels differ from the MLP's 1 x 13
+         * grey (the shape a pre-5 file of x_dim 13 reads as). */
+        vae_config_image(&c, 5, 2, 3);
         c.hidden[0] = 12, c.hidden[1] = 11, c.hidden[2] = 10, c.hidden[3] = 14;
         c.z_dim = 15;
         c.act = VAE_ACT_LEAKY; /* (1, 2): (1, 0) is init's pair */
@@ -488,6 +491,9 @@ static size_t fields_of(const saved *s, field_want *w)
     ONE("likelihood", "u64", c->likelihood);
     ONE("n_classes", "u64", c->n_classes);
     ONE("n_params", "u64", s->m.n_params);
+    ONE("height", "u64", c->height);
+    ONE("width", "u64", c->width);
+    ONE("channels", "u64", c->channels);
     ONE("seed", "u64", t->seed);
     ONE("epoch", "u64", t->epoch);
     ONE("step", "u64", t->step);
@@ -543,12 +549,13 @@ static void field_range(const doc_table *t, const char *name, size_t *lo, size_t
 
 #define HEADING_FIELDS "| # | field | type |"
 
-/* The header's field counts of versions 3 and 2, by the document's rule:
- * each is the newer version cut before the first field it lacks (sched
- * for version 3, data_n for version 2). */
-static void older_counts(const doc_table *t, size_t *n3, size_t *n2)
+/* The header's field counts of versions 4, 3 and 2, by the document's
+ * rule: each is the newer version cut before the first field it lacks
+ * (height for version 4, sched for version 3, data_n for version 2). */
+static void older_counts(const doc_table *t, size_t *n4, size_t *n3, size_t *n2)
 {
     size_t hi;
+    field_range(t, "height", n4, &hi);
     field_range(t, "sched", n3, &hi);
     field_range(t, "data_n", n2, &hi);
 }
@@ -750,12 +757,13 @@ static void test_worked_example_tensors(void **state)
     doc_says_f("A float's byte offset is `%zu + 4 x` its index", body);
     doc_table ft;
     doc_table_load(&ft, HEADING_FIELDS);
-    size_t n4 = (body - OFF_HEADER) / 8, n3, n2;
-    older_counts(&ft, &n3, &n2);
-    with_commas(num, sizeof num, len - 8 * (n4 - n3));
-    doc_says_f("(version 3: %s;", num);
-    with_commas(num, sizeof num, len - 8 * (n4 - n2));
-    doc_says_f("version 2: %s)", num);
+    size_t n5 = (body - OFF_HEADER) / 8, n4, n3, n2;
+    older_counts(&ft, &n4, &n3, &n2);
+    char num4[32], num3[32], num2[32];
+    with_commas(num4, sizeof num4, len - 8 * (n5 - n4));
+    with_commas(num3, sizeof num3, len - 8 * (n5 - n3));
+    with_commas(num2, sizeof num2, len - 8 * (n5 - n2));
+    doc_says_f("(version 4: %s; version 3: %s; version 2: %s)", num4, num3, num2);
     doc_table_free(&ft);
     doc_table_free(&t);
     free(b);
@@ -1236,17 +1244,17 @@ static int read_bytes(const char *dir, const char *name, const unsigned char *b,
     return rc;
 }
 
-/* b4, a current file of len bytes, made an older version by the
+/* cur, a current file of len bytes, made an older version by the
  * document's rule: the header cut after its first keep fields, the rest
  * moved up, the version and header size stamped, the CRC redone. */
-static unsigned char *cut_header(const unsigned char *b4, size_t len, size_t keep,
+static unsigned char *cut_header(const unsigned char *cur, size_t len, size_t keep,
                                  uint32_t version, size_t *len_out)
 {
-    size_t h4 = tu_get_le32(b4 + 12), n = len - (h4 - 8 * keep);
+    size_t hc = tu_get_le32(cur + 12), n = len - (hc - 8 * keep);
     unsigned char *b = malloc(n);
     assert_non_null(b);
-    memcpy(b, b4, OFF_HEADER + 8 * keep);
-    memcpy(b + OFF_HEADER + 8 * keep, b4 + OFF_HEADER + h4, len - OFF_HEADER - h4);
+    memcpy(b, cur, OFF_HEADER + 8 * keep);
+    memcpy(b + OFF_HEADER + 8 * keep, cur + OFF_HEADER + hc, len - OFF_HEADER - hc);
     tu_put_le32(b + 8, version);
     tu_put_le32(b + 12, (uint32_t)(8 * keep));
     fix_crc(b, n);
@@ -1283,9 +1291,22 @@ static double control_of(const ckpt_train *t, const char *name, size_t line)
  * the ELBO's running sum, from the file's own fields. */
 #define SUM_OBJ_RULE "`sum_rec + beta * sum_kl`"
 
+/* The shape the document says a file before version 5 reads as: one
+ * channel; a square of side sqrt(x_dim) when x_dim is a perfect square,
+ * else 1 x x_dim. */
+static void doc_pre5_shape(size_t x_dim, size_t *height, size_t *width)
+{
+    size_t s = 0;
+    while ((s + 1) * (s + 1) <= x_dim)
+        s++;
+    *height = s * s == x_dim ? s : 1;
+    *width = s * s == x_dim ? s : x_dim;
+}
+
 /* d, read from a file of an older version made from s, is s's checkpoint
- * with the training controls of the document's defaults table (and, for
- * version 2, no fingerprint). */
+ * with the image shape of the document's pre-5 rule, and (versions 2 and
+ * 3) the training controls of the document's defaults table (and, for
+ * version 2, no fingerprint); a version-4 file keeps its controls. */
 static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
                         const doc_table *defaults)
 {
@@ -1295,6 +1316,13 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
     assert_memory_equal(d->adam_m, s->adam_m, s->m.n_params * sizeof(float));
     assert_memory_equal(d->adam_v, s->adam_v, s->m.n_params * sizeof(float));
     assert_int_equal(d->cfg.n_classes, s->m.cfg.n_classes);
+    assert_int_equal(d->cfg.x_dim, s->m.cfg.x_dim);
+    size_t height, width;
+    doc_pre5_shape(d->cfg.x_dim, &height, &width);
+    if (d->cfg.height != height || d->cfg.width != width || d->cfg.channels != 1)
+        fail_msg("a version-%u file of x_dim %zu reads as %zu x %zu x %zu images; the "
+                 "document says %zu x %zu x 1", version, d->cfg.x_dim, d->cfg.height,
+                 d->cfg.width, d->cfg.channels, height, width);
     const ckpt_train *t = &d->train;
     assert_int_equal(t->adam_t, s->t.adam_t);
     assert_true(t->lr == s->t.lr && t->sched.lr == s->t.lr);
@@ -1309,8 +1337,9 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
     } else {
         assert_memory_equal(&t->data, &s->t.data, sizeof t->data);
     }
-    /* The controls the version lacks read as the defaults table says
-     * (test_older_versions checks that it lists each of them once). */
+    /* The controls versions 2 and 3 lack read as the defaults table says
+     * (test_older_versions checks that it lists each of them once); a
+     * version-4 file has them and reads them as written. */
     for (size_t i = 0; i < defaults->n_rows; i++) {
         const doc_row *r = &defaults->row[i];
         const char *name = cell(r, 0), *text = cell(r, 1);
@@ -1326,20 +1355,27 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
             if (end == text || *end)
                 fail_msg("%s:%zu: \"%s\" is not a number", doc_path(), r->line, text);
         }
-        double got = control_of(t, name, r->line);
+        double got = control_of(t, name, r->line), saved_v = control_of(&s->t, name, r->line);
+        if (version >= 4) { /* a version-4 file keeps its own value */
+            if (got != saved_v)
+                fail_msg("a version-4 file reads %s as %.17g, not the %.17g it holds",
+                         name, got, saved_v);
+            continue;
+        }
         if (got != want)
             fail_msg("%s:%zu: a version-%u file reads %s as %.17g, not %s", doc_path(),
                      r->line, version, name, got, text);
-        /* ... and differs from what the version-4 file held. */
-        if (control_of(&s->t, name, r->line) == want)
+        /* ... and differs from what the version-5 file held. */
+        if (saved_v == want)
             fail_msg("test setup: %s holds its default already", name);
     }
 }
 
-/* Version 3 is version 4 without the training controls, version 2 version
- * 3 without the fingerprint, as the document says; both read back as the
- * same checkpoint with the documented defaults. Only each version's own
- * header size is accepted. */
+/* Version 4 is version 5 without the image shape, version 3 version 4
+ * without the training controls, version 2 version 3 without the
+ * fingerprint, as the document says; all read back as the same checkpoint,
+ * with the documented shape and defaults. Only each version's own header
+ * size is accepted. */
 static void test_older_versions(void **state)
 {
     fixture *fx = *state;
@@ -1348,33 +1384,54 @@ static void test_older_versions(void **state)
     doc_table_load(&dt, HEADING_DEFAULTS);
     saved s;
     make_distinct(&s, 0);
-    size_t len4;
-    unsigned char *b4 = save_and_read(fx->dir, "v4.bin", &s, &len4);
-    assert_int_equal(tu_get_le32(b4 + 8), CKPT_VERSION);
-    size_t n4 = tu_get_le32(b4 + 12) / 8, n3, n2, lo, last;
-    older_counts(&t, &n3, &n2);
+    size_t len5;
+    unsigned char *b5 = save_and_read(fx->dir, "v5.bin", &s, &len5);
+    assert_int_equal(tu_get_le32(b5 + 8), CKPT_VERSION);
+    assert_int_equal(CKPT_VERSION, 5);
+    size_t n5 = tu_get_le32(b5 + 12) / 8, n4, n3, n2, lo, last;
+    older_counts(&t, &n4, &n3, &n2);
+    assert_true(n2 < n3 && n3 < n4 && n4 < n5);
     field_range(&t, "data_labels_crc32", &lo, &last);
     assert_int_equal(last + 1, n3); /* the fingerprint ends version 3's */
-    /* The defaults table lists the fields version 3 lacks, each once. */
+    field_range(&t, "sum_obj", &lo, &last);
+    assert_int_equal(last + 1, n4); /* the objective ends version 4's */
+    field_range(&t, "channels", &lo, &last);
+    assert_int_equal(last + 1, n5); /* the shape ends version 5's */
+    /* The defaults table lists the fields version 3 lacks and version 4
+     * has, each once. */
     if (dt.n_rows != n4 - n3)
         fail_msg("%s: the defaults table has %zu rows; versions 2 and 3 lack %zu "
-                 "fields", doc_path(), dt.n_rows, n4 - n3);
+                 "fields of version 4", doc_path(), dt.n_rows, n4 - n3);
     for (size_t i = 0; i < dt.n_rows; i++) {
         size_t f, hi;
         field_range(&t, cell(&dt.row[i], 0), &f, &hi);
         if (f < n3 || f >= n4)
-            fail_msg("%s:%zu: %s is field %zu, which version 3 has", doc_path(),
-                     dt.row[i].line, cell(&dt.row[i], 0), f);
+            fail_msg("%s:%zu: %s is field %zu, which is not one version 3 lacks and "
+                     "version 4 has", doc_path(), dt.row[i].line, cell(&dt.row[i], 0), f);
         for (size_t j = 0; j < i; j++)
             if (strcmp(cell(&dt.row[j], 0), cell(&dt.row[i], 0)) == 0)
                 fail_msg("%s:%zu: %s listed twice", doc_path(), dt.row[i].line,
                          cell(&dt.row[i], 0));
     }
 
-    size_t len3, len2;
-    unsigned char *b3 = cut_header(b4, len4, n3, 3, &len3);
-    unsigned char *b2 = cut_header(b4, len4, n2, 2, &len2);
+    /* A version-4 file keeps the training controls, so its fixture's step
+     * schedule must leave warmup and horizon at 0 to be readable; the
+     * cut-off controls of versions 3 and 2 may hold anything. */
+    saved s4;
+    make_distinct(&s4, 0);
+    s4.t.sched.warmup = s4.t.sched.horizon = 0;
+    size_t len5r, len4, len3, len2;
+    unsigned char *b5r = save_and_read(fx->dir, "v5r.bin", &s4, &len5r);
+    unsigned char *b4 = cut_header(b5r, len5r, n4, 4, &len4);
+    unsigned char *b3 = cut_header(b5, len5, n3, 3, &len3);
+    unsigned char *b2 = cut_header(b5, len5, n2, 2, &len2);
     ckpt_data d;
+    if (read_bytes(fx->dir, "v5r.bin", b5r, len5r, &d, 0, NULL))
+        fail_msg("test setup: the version-5 file is rejected");
+    if (read_bytes(fx->dir, "v4.bin", b4, len4, &d, 1, NULL))
+        fail_msg("a version-4 file made as the document says is rejected");
+    check_older(&d, &s4, 4, &dt);
+    ckpt_data_free(&d);
     if (read_bytes(fx->dir, "v3.bin", b3, len3, &d, 1, NULL))
         fail_msg("a version-3 file made as the document says is rejected");
     check_older(&d, &s, 3, &dt);
@@ -1384,13 +1441,38 @@ static void test_older_versions(void **state)
     check_older(&d, &s, 2, &dt);
     ckpt_data_free(&d);
 
+    /* A square x_dim reads as a square: the default model (784 pixels)
+     * cut to version 4 reads as 28 x 28 grey images, the shape version 5
+     * writes for it. */
+    saved sq;
+    vae_config c = cfg_default();
+    make_saved(&sq, &c);
+    assert_int_equal(sq.m.cfg.height, 28);
+    assert_int_equal(sq.m.cfg.width, 28);
+    assert_int_equal(sq.m.cfg.channels, 1);
+    size_t lsq5, lsq4;
+    unsigned char *q5 = save_and_read(fx->dir, "sq5.bin", &sq, &lsq5);
+    unsigned char *q4 = cut_header(q5, lsq5, n4, 4, &lsq4);
+    if (read_bytes(fx->dir, "sq4.bin", q4, lsq4, &d, 1, NULL))
+        fail_msg("a version-4 file of the default model is rejected");
+    size_t height, width;
+    doc_pre5_shape(784, &height, &width);
+    assert_int_equal(height, 28);
+    assert_int_equal(d.cfg.height, height);
+    assert_int_equal(d.cfg.width, width);
+    assert_int_equal(d.cfg.channels, 1);
+    ckpt_data_free(&d);
+    free(q4);
+    free(q5);
+    free_saved(&sq);
+
     /* Only the exact header size of each version is accepted. */
     struct {
         unsigned char *b;
         size_t len, n_fields;
-    } v[3] = {{b2, len2, n2}, {b3, len3, n3}, {b4, len4, n4}};
-    for (int i = 0; i < 3; i++) {
-        const long sizes[] = {8 * (long)n2, 8 * (long)n3, 8 * (long)n4,
+    } v[4] = {{b2, len2, n2}, {b3, len3, n3}, {b4, len4, n4}, {b5r, len5r, n5}};
+    for (int i = 0; i < 4; i++) {
+        const long sizes[] = {8 * (long)n2, 8 * (long)n3, 8 * (long)n4, 8 * (long)n5,
                               8 * (long)v[i].n_fields - 8, 8 * (long)v[i].n_fields + 8};
         for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
             if (sizes[k] == 8 * (long)v[i].n_fields)
@@ -1404,32 +1486,43 @@ static void test_older_versions(void **state)
     }
 
     /* The numbers the prose states. */
-    size_t p4 = OFF_HEADER + 8 * n4, p3 = OFF_HEADER + 8 * n3, p2 = OFF_HEADER + 8 * n2;
+    size_t p5 = OFF_HEADER + 8 * n5, p4 = OFF_HEADER + 8 * n4, p3 = OFF_HEADER + 8 * n3,
+           p2 = OFF_HEADER + 8 * n2;
     doc_says_f("checkpoint format (version %u)", CKPT_VERSION);
-    doc_says_f("format version, u32: %u (3 and 2 are still read)", CKPT_VERSION);
-    doc_says_f("`vae` writes version %u and still reads versions 3 and 2", CKPT_VERSION);
+    doc_says_f("format version, u32: %u (4, 3 and 2 are still read)", CKPT_VERSION);
+    doc_says_f("`vae` writes version %u and still reads versions 4, 3 and 2", CKPT_VERSION);
+    doc_says_f("Version 4 is version 5 without header fields %zu-%zu", n4, n5 - 1);
     doc_says_f("Version 3 is version 4 without header fields %zu-%zu", n3, n4 - 1);
     doc_says_f("Version 2 is version 3 without header fields %zu-%zu", n2, n3 - 1);
+    doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
+               "%zu instead of %zu", n4, 8 * n4, p4, p5);
     doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
                "%zu instead of %zu", n3, 8 * n3, p3, p4);
     doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
                "%zu.", n2, 8 * n2, p2);
-    doc_says_f("`%zu * 8` = %zu (version 3: `%zu * 8` = %zu; version 2: `%zu * 8` = %zu)",
-               n4, 8 * n4, n3, 8 * n3, n2, 8 * n2);
+    doc_says_f("`%zu * 8` = %zu (version 4: `%zu * 8` = %zu; version 3: `%zu * 8` = %zu; "
+               "version 2: `%zu * 8` = %zu)", n5, 8 * n5, n4, 8 * n4, n3, 8 * n3, n2,
+               8 * n2);
     doc_says_f("With H = %zu the parameters start at byte %zu and the file is exactly "
-               "`%zu + 12n + 4` bytes (version 3: `%zu + 12n + 4`; version 2: "
-               "`%zu + 12n + 4`)", 8 * n4, p4, p4, p3, p2);
-    doc_says_f("accepts exactly %zu for version 2, %zu for version 3 and %zu for "
-               "version 4", 8 * n2, 8 * n3, 8 * n4);
-    doc_says_f("header size exactly %zu (version 2), %zu (version 3) or %zu (version 4)",
-               8 * n2, 8 * n3, 8 * n4);
+               "`%zu + 12n + 4` bytes (version 4: `%zu + 12n + 4`; version 3: "
+               "`%zu + 12n + 4`; version 2: `%zu + 12n + 4`)", 8 * n5, p5, p5, p4, p3, p2);
+    doc_says_f("accepts exactly %zu for version 2, %zu for version 3, %zu for version 4 "
+               "and %zu for version 5", 8 * n2, 8 * n3, 8 * n4, 8 * n5);
+    doc_says_f("header size exactly %zu (version 2), %zu (version 3), %zu (version 4) or "
+               "%zu (version 5)", 8 * n2, 8 * n3, 8 * n4, 8 * n5);
     doc_says_f("version: above %u is \"newer than this vae reads; upgrade vae\", below "
                "%u unknown", CKPT_VERSION, CKPT_VERSION_MIN);
     doc_says_f("always writes the current version (%u)", CKPT_VERSION);
+    doc_says("A file before version 5 reads as grey images (channels 1): height = "
+             "width = sqrt(x_dim) when x_dim is a perfect square, else height 1 and "
+             "width x_dim");
     free(b2);
     free(b3);
     free(b4);
+    free(b5);
+    free(b5r);
     free_saved(&s);
+    free_saved(&s4);
     doc_table_free(&dt);
     doc_table_free(&t);
 }
@@ -1621,6 +1714,24 @@ static void test_fingerprint_rules(void **state)
     free(good);
     free_saved(&s);
     doc_table_free(&t);
+    /* The CRCs are of the bytes the document names: a colour set's pixel
+     * CRC covers n * rows * cols * channels bytes, and a set without a
+     * label file has n zero labels. */
+    enum { N = 3, ROWS = 2, COLS = 5, CH = 3 };
+    uint8_t img[N * ROWS * COLS * CH], lab[N] = {0, 0, 0};
+    for (size_t i = 0; i < sizeof img; i++)
+        img[i] = (uint8_t)(i * 37 + 11);
+    idx_set set = {N, ROWS, COLS, img, lab, CH, 0};
+    idx_fingerprint fp = idx_fingerprint_of(&set);
+    assert_int_equal(fp.n, N);
+    assert_int_equal(fp.rows, ROWS);
+    assert_int_equal(fp.cols, COLS);
+    uLong crc0 = crc32(0L, Z_NULL, 0);
+    assert_int_equal(fp.pixels_crc, (uint32_t)crc32(crc0, img, (uInt)sizeof img));
+    assert_int_equal(fp.labels_crc, (uint32_t)crc32(crc0, lab, N));
+    doc_says("CRC-32 (zlib) of the `data_n * rows * cols * channels` training pixel "
+             "bytes in file order");
+    doc_says("without label files, as `data_n` zero bytes");
 }
 
 /* The validation state's rules in the header table's last column and
@@ -1855,6 +1966,146 @@ static void test_objective_rules(void **state)
     doc_table_free(&t);
 }
 
+/* A small model of the given shape for the shape rules: conv (nh blocks
+ * of 1 channel) or the MLP, one hidden unit, z_dim 1. */
+static void make_shaped(saved *s, vae_arch arch, size_t nh, size_t height, size_t width,
+                        size_t channels)
+{
+    vae_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = arch;
+    c.n_hidden = nh;
+    for (size_t i = 0; i < nh; i++)
+        c.hidden[i] = 1;
+    c.z_dim = 1;
+    c.act = VAE_ACT_RELU;
+    c.likelihood = VAE_LIK_BERNOULLI;
+    vae_config_image(&c, height, width, channels);
+    make_saved(s, &c);
+}
+
+/* The image shape's rules (fields 58-60) in the header table's last column
+ * and "What the reader checks", case by case: on the conv model's colour
+ * 5 x 2 images, the MLP's 1 x 13, and models at the size limits. */
+static void test_shape_rules(void **state)
+{
+    fixture *fx = *state;
+    doc_table t;
+    doc_table_load(&t, HEADING_FIELDS);
+    size_t f_x, f_h, f_w, f_c, hi;
+    field_range(&t, "x_dim", &f_x, &hi);
+    field_range(&t, "height", &f_h, &hi);
+    field_range(&t, "width", &f_w, &hi);
+    field_range(&t, "channels", &f_c, &hi);
+    /* The limits the table states are the code's. */
+    char num[32], conv_num[32], text[192];
+    with_commas(num, sizeof num, VAE_MAX_WIDTH);
+    with_commas(conv_num, sizeof conv_num, 4096);
+    snprintf(text, sizeof text, "1 to %s; conv: at most %s", num, conv_num);
+    expect_accepts(&t, "height", text);
+    expect_accepts(&t, "width", text);
+    expect_accepts(&t, "channels", "1 or 3, and height x width x channels = x_dim");
+    assert_int_equal(VAE_MAX_WIDTH, 65536);
+    enum { CONV, MLP, MLP_BIG, CONV_TALL, N_FIX };
+    saved s[N_FIX];
+    make_distinct(&s[CONV], 1); /* conv, 5 x 2 x 3 */
+    s[CONV].t.sched.every = 0;  /* a readable cosine schedule */
+    s[CONV].t.sched.gamma = 1.0;
+    make_distinct(&s[MLP], 0); /* MLP, x_dim 13 */
+    s[MLP].t.sched.warmup = s[MLP].t.sched.horizon = 0; /* a readable step schedule */
+    make_shaped(&s[MLP_BIG], VAE_ARCH_MLP, 1, 256, 256, 1);
+    make_shaped(&s[CONV_TALL], VAE_ARCH_CONV, 1, 4096, 1, 1);
+    assert_int_equal(s[CONV].m.cfg.x_dim, 30);
+    assert_int_equal(s[CONV].m.cfg.channels, 3);
+    assert_int_equal(s[MLP].m.cfg.x_dim, 13);
+    const uint64_t big = UINT64_MAX;
+    /* why: 0 accepted; 'A' rejected as "bad architecture"; 'P' rejected
+     * (the parameter count no longer fits the architecture) */
+    static const struct {
+        int fix;
+        uint64_t x_dim; /* 0: the file's */
+        uint64_t height, width, channels;
+        char why;
+    } cases[] = {
+        {CONV, 0, 5, 2, 3, 0},
+        {CONV, 0, 2, 5, 3, 0},   /* any shape that pads alike */
+        {CONV, 0, 10, 1, 3, 0},
+        {CONV, 0, 1, 10, 3, 0},
+        {CONV, 0, 30, 1, 1, 'P'}, /* grey: the first block has 1 input channel */
+        {CONV, 0, 5, 2, 1, 'A'},  /* 10 values, not 30 */
+        {CONV, 0, 5, 3, 3, 'A'},
+        {CONV, 0, 5, 2, 2, 'A'},
+        {CONV, 0, 5, 2, 0, 'A'},
+        {CONV, 0, 0, 2, 3, 'A'},
+        {CONV, 0, 5, 0, 3, 'A'},
+        {CONV, 0, 5, 2, big, 'A'},
+        {MLP, 0, 1, 13, 1, 0},
+        {MLP, 0, 13, 1, 1, 0},
+        {MLP, 0, 1, 13, 3, 'A'},
+        {MLP, 0, 1, 12, 1, 'A'},
+        {MLP, 0, 1, 14, 1, 'A'},
+        {MLP, 0, 0, 13, 1, 'A'},
+        {MLP, 0, 13, 0, 1, 'A'},
+        {MLP, 0, 1, 13, 2, 'A'},
+        {MLP, 0, 1, 13, 4, 'A'},
+        {MLP, 0, big, 13, 1, 'A'},
+        {MLP_BIG, 0, 256, 256, 1, 0},
+        {MLP_BIG, 0, 65536, 1, 1, 0}, /* the largest side */
+        {MLP_BIG, 0, 1, 65536, 1, 0},
+        {MLP_BIG, 0, 128, 512, 1, 0},
+        {MLP_BIG, 65537, 65537, 1, 1, 'A'}, /* a side above 65,536 */
+        {MLP_BIG, 65537, 1, 65537, 1, 'A'},
+        {CONV_TALL, 0, 4096, 1, 1, 0},
+        {CONV_TALL, 0, 1, 4096, 1, 0},
+        {CONV_TALL, 4097, 4097, 1, 1, 'A'}, /* the conv VAE's limit */
+        {CONV_TALL, 4097, 1, 4097, 1, 'A'},
+    };
+    size_t len[N_FIX];
+    unsigned char *good[N_FIX];
+    static const char *const names[N_FIX] = {"sh0.bin", "sh1.bin", "sh2.bin", "sh3.bin"};
+    for (int k = 0; k < N_FIX; k++)
+        good[k] = save_and_read(fx->dir, names[k], &s[k], &len[k]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int k = cases[i].fix;
+        unsigned char *b = malloc(len[k]);
+        assert_non_null(b);
+        memcpy(b, good[k], len[k]);
+        uint64_t x_dim = cases[i].x_dim ? cases[i].x_dim : s[k].m.cfg.x_dim;
+        tu_put_le64(b + OFF_HEADER + 8 * f_x, x_dim);
+        tu_put_le64(b + OFF_HEADER + 8 * f_h, cases[i].height);
+        tu_put_le64(b + OFF_HEADER + 8 * f_w, cases[i].width);
+        tu_put_le64(b + OFF_HEADER + 8 * f_c, cases[i].channels);
+        fix_crc(b, len[k]);
+        ckpt_data d;
+        err_msg err = {{0}};
+        int rc = read_bytes(fx->dir, "shx.bin", b, len[k], &d, 1, &err);
+        int want_rc = cases[i].why ? -1 : 0;
+        if (rc != want_rc || (cases[i].why == 'A' && !strstr(err.text, "bad architecture")))
+            fail_msg("case %zu: x_dim %llu, %llu x %llu x %llu: ckpt_read %s %s", i,
+                     (unsigned long long)x_dim, (unsigned long long)cases[i].height,
+                     (unsigned long long)cases[i].width,
+                     (unsigned long long)cases[i].channels,
+                     rc ? "rejects it:" : "accepts it", rc ? err.text : "");
+        if (rc == 0) {
+            /* What was accepted reads back as written. */
+            assert_int_equal(d.cfg.x_dim, x_dim);
+            assert_int_equal(d.cfg.height, cases[i].height);
+            assert_int_equal(d.cfg.width, cases[i].width);
+            assert_int_equal(d.cfg.channels, cases[i].channels);
+            ckpt_data_free(&d);
+        }
+        free(b);
+    }
+    for (int k = 0; k < N_FIX; k++) {
+        free(good[k]);
+        free_saved(&s[k]);
+    }
+    snprintf(text, sizeof text, "height and width 1 to %s, channels 1 or 3, and height x "
+             "width x channels = x_dim. A failure says \"bad architecture\"", num);
+    doc_says(text);
+    doc_table_free(&t);
+}
+
 #define N_IMG 4 /* images of a batch in the objective tests */
 #define N_DRAWS 3
 
@@ -2049,6 +2300,7 @@ int main(void)
         T(test_validation_rules),
         T(test_validation_split),
         T(test_objective_rules),
+        T(test_shape_rules),
         T(test_objective_values),
         T(test_eps_order),
 #undef T
