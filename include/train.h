@@ -143,7 +143,8 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
                 train_bench_round *out, double *gemm_flops, err_msg *err);
 
 /* Whether set's images are what the model of cfg takes (height, width and
- * channels). Returns 0, or -1 with err naming whose model and what set. */
+ * channels). Returns 0, or -1 with err naming whose model and what set
+ * (sizes as width x height). */
 int train_check_shape(const vae_config *cfg, const idx_set *set, const char *whose,
                       const char *what, err_msg *err);
 

@@ -533,11 +533,12 @@ int cmd_info(void)
                "\"latent\":%zu,\"act\":\"%s\",\"likelihood\":\"%s\",\"classes\":%zu,"
                "\"params\":%zu,\"epoch\":%llu,\"step\":%llu,\"adam_t\":%llu,"
                "\"batch\":%llu,\"lr\":%g,\"beta\":%g,\"binarize\":\"%s\",\"noise\":%g,"
-               "\"seed\":%llu", d.version, arch, c->x_dim, hidden, c->z_dim, act, lik,
+               "\"seed\":%llu,\"height\":%zu,\"width\":%zu,\"channels\":%zu", d.version, arch,
+               c->x_dim, hidden, c->z_dim, act, lik,
                c->n_classes, d.n_params, (unsigned long long)t->epoch,
                (unsigned long long)t->step, (unsigned long long)t->adam_t,
                (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
-               (unsigned long long)t->seed);
+               (unsigned long long)t->seed, c->height, c->width, c->channels);
         printf(",\"schedule\":\"%s\",\"warmup\":%llu,\"horizon\":%llu,\"lr_every\":%llu,"
                "\"lr_gamma\":%g,\"kl_warmup\":%llu,\"adam_beta1\":%g,\"adam_beta2\":%g,"
                "\"adam_eps\":%g,\"init\":\"%s\",\"valid\":%llu,\"best_epoch\":%llu,"
@@ -559,10 +560,11 @@ int cmd_info(void)
             printf(",\"data\":null}\n");
     } else {
         printf("%s: vae checkpoint, format version %u\n"
-               "model     %s, %zu pixels, hidden %s, latent %zu, %s, %s likelihood%s; "
-               "%zu parameters\n"
+               "model     %s, %zux%zu %s images (%zu values), hidden %s, latent %zu, %s, "
+               "%s likelihood%s; %zu parameters\n"
                "training  %llu epoch%s done%s; batch %llu, lr %g, beta %g, binarize %s, "
-               "noise %g, seed %llu\n", opt.ckpt, d.version, arch, c->x_dim, hidden,
+               "noise %g, seed %llu\n", opt.ckpt, d.version, arch, c->width, c->height,
+               c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden,
                c->z_dim, act, lik, c->n_classes ? ", conditional" : "", d.n_params,
                (unsigned long long)t->epoch, t->epoch == 1 ? "" : "s",
                t->step ? " and part of the next (resumable)" : "",

@@ -569,8 +569,8 @@ int cli_same_shape(const idx_set *train, const idx_set *test)
     if (train->rows == test->rows && train->cols == test->cols && c1 == c2)
         return 0;
     say_error("%s: the test images are %zux%zu %s, the training images %zux%zu %s: both "
-              "splits must hold images of one size", images_file("t10k"), test->rows,
-              test->cols, c2 == 3 ? "colour" : "grey", train->rows, train->cols,
+              "splits must hold images of one size", images_file("t10k"), test->cols,
+              test->rows, c2 == 3 ? "colour" : "grey", train->cols, train->rows,
               c1 == 3 ? "colour" : "grey");
     return -1;
 }

@@ -344,8 +344,9 @@ static void put_settings(FILE *fp, const report *r, const epochs *e)
         for (size_t i = 0, len = 0; i < c->n_hidden && len < sizeof hidden; i++)
             len += (size_t)snprintf(hidden + len, sizeof hidden - len, "%s%zu",
                                     i ? "," : "", c->hidden[i]);
-        setting(fp, "model", "%s, %zu pixels, hidden %s, latent %zu, %s%s; %zu parameters",
-                ARCHS[c->arch], c->x_dim, hidden, c->z_dim, ACTS[c->act],
+        setting(fp, "model", "%s, %zux%zu %s images (%zu values), hidden %s, latent %zu, "
+                "%s%s; %zu parameters", ARCHS[c->arch], c->width, c->height,
+                c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden, c->z_dim, ACTS[c->act],
                 c->n_classes ? ", conditional" : "", r->n_params);
         setting(fp, "likelihood", "%s", vae_lik_name(c->likelihood));
         setting(fp, "objective", "%s, %llu draw%s of z per image",

@@ -453,9 +453,10 @@ int train_check_shape(const vae_config *cfg, const idx_set *set, const char *who
     size_t ch = set->channels ? set->channels : 1;
     if (set->rows == c.height && set->cols == c.width && ch == c.channels)
         return 0;
+    /* Sizes as width x height, as vae import's --size. */
     return err_set(err, "%s: the model takes %zux%zu %s images, but the %s images are "
-                   "%zux%zu %s", whose, c.height, c.width, c.channels == 3 ? "colour" : "grey",
-                   what, set->rows, set->cols, ch == 3 ? "colour" : "grey");
+                   "%zux%zu %s", whose, c.width, c.height, c.channels == 3 ? "colour" : "grey",
+                   what, set->cols, set->rows, ch == 3 ? "colour" : "grey");
 }
 
 /* The data against the run: its images must be what the model takes, and

@@ -896,6 +896,105 @@ static void test_cli(void **state)
     tu_assert_contains(out_text, "1 broken image skipped (first: ");
 }
 
+/* Colour through every command: a generated folder of 10 x 6 RGB images in
+ * three classes (a red, green or blue bar), imported, then trained on by the
+ * MLP (also conditional) and the conv VAE; sample and reconstruct write RGB
+ * grids of 10 x 6 tiles; info names the shape; probe classifies; a flat
+ * import (no labels) trains, and what needs labels says so. */
+static void test_colour_end_to_end(void **state)
+{
+    (void)state;
+    char in[256], out[256], path[512], ckpt[512], runs[512], png[512];
+    make_case("e2e", in, out);
+    static const char *const cls[3] = {"blue", "green", "red"};
+    uint8_t px[6 * 10 * 3];
+    for (int k = 0; k < 60; k++) {
+        int c = k % 3;
+        memset(px, 20, sizeof px);
+        for (int y = 0; y < 6; y++) {
+            int x = 1 + (k / 3) % 8;
+            px[(y * 10 + x) * 3 + (2 - c)] = 250; /* blue: B, green: G, red: R */
+        }
+        char name[64];
+        snprintf(name, sizeof name, "%s/%02d.png", cls[c], k);
+        write_png(under(path, sizeof path, in, name), 10, 6, 3, px);
+    }
+    assert_exit(run("import", in, "-o", out, "--test-fraction", "0.2", NULL), 0);
+    tu_assert_contains(out_text, "imported 60 images, 10x6x3, 3 classes: 48 train, 12 test");
+    in_dir(runs, sizeof runs, "e2e/runs");
+    mkdir(runs, 0777);
+    static const char *const archs[3][4] = {{"--arch", "mlp", "--hidden", "32"},
+                                            {"--arch", "conv", "--hidden", "4,8"},
+                                            {"--conditional", "--hidden", "32", "--act"}};
+    for (int a = 0; a < 3; a++) {
+        char name[32];
+        snprintf(name, sizeof name, "m%d.bin", a);
+        tu_join(ckpt, sizeof ckpt, runs, name);
+        snprintf(name, sizeof name, "out%d", a);
+        tu_join(path, sizeof path, runs, name);
+        assert_exit(run("train", "--data", out, "--ckpt", ckpt, "--out", path, "--epochs",
+                        "2", "--batch", "8", "--latent", "3", archs[a][0], archs[a][1],
+                        archs[a][2], archs[a][3], a == 2 ? "tanh" : NULL, NULL), 0);
+        assert_exit(run("info", "--ckpt", ckpt, NULL), 0);
+        tu_assert_contains(out_text, "10x6 RGB images (180 values)");
+        tu_join(png, sizeof png, runs, "s.png");
+        assert_exit(run("sample", "--ckpt", ckpt, "--n", "3", "-o", png, NULL), 0);
+        /* A conditional model shows a column a label: 3 columns here. */
+        size_t tiles_x = 3, tiles_y = a == 2 ? 1 : 1;
+        png_image im;
+        memset(&im, 0, sizeof im);
+        im.version = PNG_IMAGE_VERSION;
+        assert_true(png_image_begin_read_from_file(&im, png));
+        assert_int_equal(im.width, 2 + tiles_x * 12);
+        assert_int_equal(im.height, 2 + tiles_y * 8);
+        assert_true(im.format & PNG_FORMAT_FLAG_COLOR);
+        png_image_free(&im);
+        tu_join(png, sizeof png, runs, "r.png");
+        assert_exit(run("reconstruct", "--ckpt", ckpt, "--data", out, "--n", "4", "-o", png,
+                        NULL), 0);
+        assert_exit(run("eval", "--ckpt", ckpt, "--data", out, NULL), 0);
+        if (a == 0) {
+            assert_exit(run("probe", "--ckpt", ckpt, "--data", out, "--k", "3", NULL), 0);
+            tu_assert_contains(out_text, "12 queries");
+        }
+    }
+    /* A label the conditional model does not know. */
+    assert_exit(run("sample", "--ckpt", ckpt, "--label", "3", NULL), 2);
+    tu_assert_contains(err_text, "knows labels 0 to 2");
+
+    /* Flat: the same images without class folders. */
+    char flat[256], fout[256];
+    make_case("e2e-flat", flat, fout);
+    for (int k = 0; k < 20; k++) {
+        memset(px, (uint8_t)(10 * k), sizeof px);
+        px[0] = 255; /* colour */
+        char name[32];
+        snprintf(name, sizeof name, "%02d.png", k);
+        write_png(under(path, sizeof path, flat, name), 10, 6, 3, px);
+    }
+    assert_exit(run("import", flat, "-o", fout, NULL), 0);
+    tu_join(ckpt, sizeof ckpt, runs, "flat.bin");
+    tu_join(path, sizeof path, runs, "flat-out");
+    assert_exit(run("train", "--data", fout, "--ckpt", ckpt, "--out", path, "--epochs", "1",
+                    "--batch", "6", "--hidden", "16", "--latent", "2", NULL), 0);
+    assert_exit(run("probe", "--ckpt", ckpt, "--data", fout, NULL), 1);
+    tu_assert_contains(err_text, "has no label file");
+    tu_join(ckpt, sizeof ckpt, runs, "flat-c.bin");
+    assert_exit(run("train", "--data", fout, "--ckpt", ckpt, "--out", path, "--epochs", "1",
+                    "--conditional", NULL), 1);
+    tu_assert_contains(err_text, "no label file");
+    assert_false(tu_exists(ckpt));
+    /* A model of 10 x 6 colour images refuses grey data of the same size. */
+    tu_join(ckpt, sizeof ckpt, runs, "m0.bin");
+    char grey[256], gout[256];
+    make_case("e2e-grey", grey, gout);
+    write_ids(grey, "g%d.png", 10, 10, 6, 1);
+    assert_exit(run("import", grey, "-o", gout, NULL), 0);
+    assert_exit(run("eval", "--ckpt", ckpt, "--data", gout, NULL), 1);
+    tu_assert_contains(err_text, "the model takes 10x6 colour images, but the test images "
+                                 "are 10x6 grey");
+}
+
 static void test_cli_errors(void **state)
 {
     (void)state;
@@ -974,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_existing_output),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_cli_errors),
+        cmocka_unit_test(test_colour_end_to_end),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
