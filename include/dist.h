@@ -1,0 +1,80 @@
+/* dist.h - the ranks of an MPI run: `mpirun -np R vae train ...` starts R
+ * processes, each with its own thread team (par.h), that split every batch
+ * between them (shard.h). Built without MPI (no VAE_MPI), or started
+ * without mpirun, a process is rank 0 of 1 and every call here is a no-op
+ * or a copy: MPI_Init is never called then.
+ *
+ * Only the caller's thread (thread 0 of the team) calls these. The
+ * collectives must be called by every rank, in the same order. A failed
+ * collective, or a rank that dies, ends the whole job (Open MPI's default
+ * error handler, MPI_ERRORS_ARE_FATAL): the other ranks never hang. */
+#ifndef VAE_DIST_H
+#define VAE_DIST_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/* Elements one collective moves per rank at most (MPI counts are ints). */
+#define DIST_MAX_COUNT 2147483647u
+
+/* ===================================================================== */
+/* Lifecycle                                                              */
+/* ===================================================================== */
+
+/* Whether this process was started by mpirun (Open MPI sets
+ * OMPI_COMM_WORLD_SIZE), whether or not the build has MPI. */
+int dist_launched(void);
+
+/* Whether the build has MPI (VAE_MPI). */
+int dist_built(void);
+
+/* Joins the job if started by mpirun; else nothing (rank 0 of 1). Returns
+ * 0, or -1 with err (started by mpirun but built without MPI, or MPI_Init
+ * failed). */
+int dist_init(int *argc, char ***argv, err_msg *err);
+
+/* This process's rank, 0 .. dist_size()-1. */
+size_t dist_rank(void);
+
+/* Ranks in the job (1 without mpirun). */
+size_t dist_size(void);
+
+/* Leaves the job cleanly (every rank must call it); no-op for one rank. */
+void dist_finalize(void);
+
+/* Ends every rank of the job with code (MPI_Abort); for one rank, returns. */
+void dist_abort(int code);
+
+/* ===================================================================== */
+/* Collectives (every rank, same order, n <= DIST_MAX_COUNT)              */
+/* ===================================================================== */
+
+/* In place: rank r's n floats at buf + r*n go to every rank. */
+void dist_allgather_floats(float *buf, size_t n);
+
+/* In place: rank r's n doubles at buf + r*n go to every rank. */
+void dist_allgather_doubles(double *buf, size_t n);
+
+/* Elementwise sum of buf over the ranks, in place, the same on every rank.
+ * MPI fixes no order of the additions: exact only where at most one rank
+ * holds a non-zero value (a gather in disguise), which is how it is used. */
+void dist_sum_floats(float *buf, size_t n);
+
+/* Whether flag is non-zero on any rank (the same answer on every rank). */
+int dist_any(int flag);
+
+/* Rank 0's bytes into every rank's buf. */
+void dist_bcast(void *buf, size_t bytes);
+
+/* Returns once every rank has called it. */
+void dist_barrier(void);
+
+/* Seconds spent in the collectives above since the last dist_time_reset
+ * (the allgathers of a training step; vae bench reports it). */
+double dist_time(void);
+
+/* Sets dist_time's clock to 0. */
+void dist_time_reset(void);
+
+#endif
