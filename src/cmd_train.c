@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cpu.h"
+#include "dist.h"
 #include "infer.h"
 #include "lock.h"
 #include "metrics.h"
@@ -292,7 +293,8 @@ int cmd_train(void)
     struct stat st;
     int device = stat(opt.ckpt, &st) == 0 &&
                  (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode));
-    if (!device && lock_take(&lock, opt.ckpt, &err)) {
+    /* Under mpirun rank 0 alone writes the checkpoint, so it alone locks. */
+    if (!device && dist_rank() == 0 && lock_take(&lock, opt.ckpt, &err)) {
         say_error("%s", err.text);
         return 1;
     }
@@ -368,8 +370,17 @@ static int train_locked(const char *csv, const char *best)
     if (replacing[0] && !opt.json)
         printf("%s\n", replacing);
     err_msg err;
-    int rc = train_run(&o, &train, &test, &hooks, &err);
+    int root = dist_rank() == 0; /* under mpirun, rank 0 alone writes and tells */
+    int rc = train_run(&o, &train, &test, root ? &hooks : NULL, &err);
     idx_free(&train);
+    if (!root) {
+        idx_free(&test);
+        if (rc == TRAIN_STOPPED)
+            return 128 + (stop_signal ? (int)stop_signal : SIGTERM);
+        if (rc)
+            say_error("%s", err.text);
+        return rc ? 1 : 0;
+    }
     if (rc == 0) { /* the page's last state: with the latent map */
         err_msg lerr;
         if (report_latent(&ctx.page, &test, &lerr))
@@ -386,8 +397,9 @@ static int train_locked(const char *csv, const char *best)
         int sig = (int)stop_signal;
         fprintf(stderr, "vae train: interrupted by %s; the exact state is saved "
                 "in %s. Continue with: vae train --resume --ckpt %s --epochs %zu\n",
-                sig == SIGINT ? "SIGINT" : "SIGTERM", opt.ckpt, opt.ckpt, opt.epochs);
-        return 128 + sig;
+                sig == SIGINT ? "SIGINT" : sig ? "SIGTERM" : "a signal to another rank",
+                opt.ckpt, opt.ckpt, opt.epochs);
+        return 128 + (sig ? sig : SIGTERM);
     }
     if (rc) {
         say_error("%s", err.text);
