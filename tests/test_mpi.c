@@ -4,8 +4,9 @@
  * threads that of one process with 4; only rank 0 prints; a SIGTERM to
  * one rank stops all after the same step with one whole checkpoint that
  * resumes to the uninterrupted run's bytes; a rank killed mid-run ends the
- * job (no hang) and leaves the last checkpoint whole; commands that do not
- * split their work yet refuse more than one rank. Built only with MPI. */
+ * job (no hang) and leaves the last checkpoint whole; vae eval across ranks
+ * prints one process's numbers; commands that do not split their work yet
+ * refuse more than one rank. Built only with MPI. */
 #define _DEFAULT_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,6 +262,36 @@ static void test_killed_rank_ends_job_checkpoint_whole(void **state)
     ckpt_data_free(&d);
 }
 
+/* vae eval across 2 ranks of 1 thread prints the numbers of one process
+ * with 2 threads, for the MLP and the conv VAE (trained above), with a
+ * batch that splits evenly and one that leaves a short last batch. */
+static void test_eval_two_ranks_equal_two_threads(void **state)
+{
+    (void)state;
+    const char *models[] = {"mlp-1.bin", "conv-1.bin"}, *batches[] = {"50", "7"};
+    const char *keys[] = {"test_loss", "test_rec", "test_kl", "n"};
+    for (int i = 0; i < 2; i++)
+        for (int b = 0; b < 2; b++) {
+            char ck[256];
+            in_dir(ck, sizeof ck, models[i]);
+            assert_exit(run("eval", "--data", data, "--ckpt", ck, "--threads", "2",
+                            "--batch", batches[b], "--json", NULL), 0);
+            char *one = strdup(out_text);
+            cli_prefix = two_ranks;
+            int rc = run("eval", "--data", data, "--ckpt", ck, "--threads", "1",
+                         "--batch", batches[b], "--json", NULL);
+            cli_prefix = NULL;
+            assert_exit(rc, 0);
+            assert_int_equal(count_lines(out_text), 1); /* rank 0 alone */
+            for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+                if (!(json_num(one, keys[k]) == json_num(out_text, keys[k])))
+                    fail_msg("%s, batch %s, %s: %.9g in one process, %.9g across ranks",
+                             models[i], batches[b], keys[k], json_num(one, keys[k]),
+                             json_num(out_text, keys[k]));
+            free(one);
+        }
+}
+
 /* What does not split its work across ranks yet refuses to run twice. */
 static void test_other_commands_refuse_ranks(void **state)
 {
@@ -268,10 +299,12 @@ static void test_other_commands_refuse_ranks(void **state)
     char ck[256];
     in_dir(ck, sizeof ck, "mlp-1.bin");
     cli_prefix = two_ranks;
-    int rc = run("eval", "--data", data, "--ckpt", ck, NULL);
+    int rc = run("eval", "--data", data, "--ckpt", ck, "--iw", "5", NULL);
+    int rc_info = rc ? run("info", "--ckpt", ck, NULL) : 0;
     cli_prefix = NULL;
     assert_true(rc != 0);
-    assert_non_null(strstr(err_text, "only 'vae train'"));
+    assert_true(rc_info != 0);
+    assert_non_null(strstr(err_text, "only 'vae train' and 'vae eval'"));
 }
 
 int main(void)
@@ -280,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_mlp_two_ranks_equal_two_threads),
         cmocka_unit_test(test_conv_two_ranks_equal_two_threads),
         cmocka_unit_test(test_two_ranks_of_two_equal_four_threads),
+        cmocka_unit_test(test_eval_two_ranks_equal_two_threads),
         cmocka_unit_test(test_signal_to_one_rank_stops_all_and_resumes),
         cmocka_unit_test(test_killed_rank_ends_job_checkpoint_whole),
         cmocka_unit_test(test_other_commands_refuse_ranks),
