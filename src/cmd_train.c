@@ -516,11 +516,24 @@ int cmd_bench(void)
     }
     char core[256];
     cpu_describe(core, sizeof core);
-    if (!opt.json)
+    if (!opt.json && dist_size() > 1)
+        printf("%s, %zu ranks x %zu threads, batch %zu, %zu images/epoch\n", core,
+               dist_size(), par_threads(), opt.batch, n_images);
+    else if (!opt.json)
         printf("%s, %zu threads, batch %zu, %zu images/epoch\n", core,
                par_threads(), opt.batch, n_images);
     for (size_t i = 0; i < rounds; i++) {
         ratio[i] = r[i].epoch_s / r[i].gemm_s;
+        /* Under mpirun: rank 0's time in the step's collectives (the
+         * gradient allgather, BatchNorm's and the losses' gathers). */
+        double comm_ms = 1e3 * r[i].comm_s / (double)(r[i].steps ? r[i].steps : 1);
+        if (dist_size() > 1 && opt.json)
+            printf("{\"round\":%zu,\"ranks\":%zu,\"allreduce_ms_per_step\":%.4f,"
+                   "\"allreduce_seconds\":%.4f}\n", i + 1, dist_size(), comm_ms,
+                   r[i].comm_s);
+        else if (dist_size() > 1)
+            printf("round %zu: %zu ranks, allreduce %.3f ms/step (%.3fs of the epoch)\n",
+                   i + 1, dist_size(), comm_ms, r[i].comm_s);
         if (opt.json)
             printf("{\"round\":%zu,\"epoch_seconds\":%.4f,\"sgemm_floor_seconds\":%.4f,"
                    "\"ratio\":%.4f,\"gflops_floor\":%.1f}\n", i + 1, r[i].epoch_s,

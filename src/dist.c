@@ -17,13 +17,6 @@ static struct {
     double seconds;
 } world = {0, 0, 1, 0.0};
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int dist_launched(void)
 {
     return getenv("OMPI_COMM_WORLD_SIZE") != NULL;
@@ -59,6 +52,13 @@ void dist_time_reset(void)
 }
 
 #ifdef VAE_MPI
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int dist_init(int *argc, char ***argv, err_msg *err)
 {

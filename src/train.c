@@ -763,7 +763,8 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
     *gemm_flops = 0.0;
     for (size_t r = 0; r < rounds && rc == 0; r++) {
         t.st.rng_data = draw_order(&t, n);
-        out[r].epoch_s = out[r].gemm_s = 0.0;
+        out[r].epoch_s = out[r].gemm_s = out[r].comm_s = 0.0;
+        out[r].steps = steps;
         /* Each step is timed, then the sgemm calls each thread made in it
          * are replayed alone, by the same threads at once, right after it:
          * both sides of the ratio see the same moment of a noisy shared
@@ -772,6 +773,7 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
         for (size_t s = 0; s < steps && rc == 0; s++) {
             size_t first = s * batch;
             trace_all(&j, TRACE_START);
+            double c0 = dist_time();
             double t0 = now_s();
             train_step(&t, train, r + 1, first, n - first < batch ? n - first : batch,
                        &rec, &kl, &obj);
@@ -781,6 +783,7 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
             trace_all(&j, TRACE_REPLAY);
             double t3 = now_s();
             out[r].epoch_s += t1 - t0;
+            out[r].comm_s += dist_time() - c0;
             out[r].gemm_s += t3 - t2;
             size_t calls = 0;
             for (size_t k = 0; k < par_threads(); k++) {

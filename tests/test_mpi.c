@@ -304,7 +304,7 @@ static void test_other_commands_refuse_ranks(void **state)
     cli_prefix = NULL;
     assert_true(rc != 0);
     assert_true(rc_info != 0);
-    assert_non_null(strstr(err_text, "only 'vae train' and 'vae eval'"));
+    assert_non_null(strstr(err_text, "only 'vae train', 'vae eval' and 'vae bench'"));
 }
 
 int main(void)
