@@ -18,6 +18,9 @@
 /* Elements one collective moves per rank at most (MPI counts are ints). */
 #define DIST_MAX_COUNT 2147483647u
 
+/* Ranks in a job at most. */
+#define DIST_MAX_RANKS 64
+
 /* ===================================================================== */
 /* Lifecycle                                                              */
 /* ===================================================================== */
@@ -50,11 +53,24 @@ void dist_abort(int code);
 /* Collectives (every rank, same order, n <= DIST_MAX_COUNT)              */
 /* ===================================================================== */
 
-/* In place: rank r's n floats at buf + r*n go to every rank. */
-void dist_allgather_floats(float *buf, size_t n);
-
 /* In place: rank r's n doubles at buf + r*n go to every rank. */
 void dist_allgather_doubles(double *buf, size_t n);
+
+/* Rank q's slice of a buffer of n: [*lo, *hi), par_share's split of n into
+ * dist_size() parts, multiples of align long (16: no two ranks' slices
+ * share a cache line). */
+void dist_slice(size_t n, size_t align, size_t q, size_t *lo, size_t *hi);
+
+/* Blocks to the slices' owners: buf holds dist_size() * per blocks of n
+ * floats (block b at b*n; rank r computed blocks r*per .. r*per+per-1).
+ * Afterwards rank r's slice (dist_slice(n, align, r)) of every block holds
+ * the values of the rank that computed the block; outside it, other
+ * ranks' blocks are unchanged. */
+void dist_to_owners(float *buf, size_t n, size_t per, size_t align);
+
+/* Each rank's slice of buf (n floats, dist_slice(n, align, .)) to every
+ * rank, in place. */
+void dist_from_owners(float *buf, size_t n, size_t align);
 
 /* Elementwise sum of buf over the ranks, in place, the same on every rank.
  * MPI fixes no order of the additions: exact only where at most one rank

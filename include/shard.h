@@ -15,11 +15,13 @@
  *
  * Across the R ranks of an MPI run (dist.h), each with a team of T, the
  * rows plan makes the R*T shares one process with R*T threads would make:
- * rank r computes shares r*T .. r*T+T-1, every rank gets all R*T gradient
- * shares (an allgather) and adds them in share order, and BatchNorm's sums
- * and the losses are gathered and added in the same order too. So R ranks
- * of T threads compute the bits of one process with R*T threads on the
- * rows plan. The units plan stays inside one process. */
+ * rank r computes shares r*T .. r*T+T-1. The parameters are cut into R
+ * slices; rank r gets all R*T gradient shares of its slice, and the
+ * training step's then->fn (Adam) adds them in share order and updates
+ * that slice, after which every rank gets every slice. BatchNorm's sums
+ * and the losses are gathered and added in share and image order too. So
+ * R ranks of T threads compute the bits of one process with R*T threads
+ * on the rows plan. The units plan stays inside one process. */
 #ifndef VAE_SHARD_H
 #define VAE_SHARD_H
 
@@ -117,7 +119,9 @@ void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
 
 /* What every thread of the team does once a training batch's gradient is
  * complete, in the same job (the optimizer on its share of the
- * parameters): fn(ctx, k, T) on thread k of T. */
+ * parameters): fn(ctx, k, T) on thread k of T. Across ranks the gradient
+ * is complete in shard_param_slice only, fn updates that slice of
+ * m->params, and shard_step then copies every rank's slice to all. */
 typedef struct shard_then {
     void (*fn)(void *ctx, size_t k, size_t T);
     void *ctx;
@@ -133,6 +137,13 @@ void shard_step(shard_set *s, const vae_model *m, const shard_batch *b, rng_stat
 /* Fills a's inputs with images [lo, hi) of batch b: targets a->x, encoder
  * input a->xin (corrupted if b->noise), labels a->y. */
 void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi);
+
+/* Parameters per rank's slice are multiples of this (a cache line). */
+#define SHARD_SLICE_ALIGN 16
+
+/* The parameters [*lo, *hi) this rank updates in a training step: all of
+ * them for one rank. */
+void shard_param_slice(const shard_set *s, size_t *lo, size_t *hi);
 
 /* Points out[0..n) at the gradient buffers of the shares a batch of B
  * images used, in order, every rank's (n <= PAR_MAX_THREADS); returns n.

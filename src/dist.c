@@ -31,6 +31,16 @@ int dist_built(void)
 #endif
 }
 
+void dist_slice(size_t n, size_t align, size_t q, size_t *lo, size_t *hi)
+{
+    if (align == 0)
+        align = 1;
+    size_t units = (n + align - 1) / align;
+    size_t per = (units + world.size - 1) / world.size * align;
+    *lo = q * per < n ? q * per : n;
+    *hi = (q + 1) * per < n ? (q + 1) * per : n;
+}
+
 size_t dist_rank(void)
 {
     return world.rank;
@@ -74,6 +84,8 @@ int dist_init(int *argc, char ***argv, err_msg *err)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     world.rank = (size_t)rank;
     world.size = (size_t)size;
+    if (world.size > DIST_MAX_RANKS)
+        return err_set(err, "%zu ranks: at most %d", world.size, DIST_MAX_RANKS);
     if (have < MPI_THREAD_FUNNELED)
         return err_set(err, "this MPI gives no thread support (MPI_THREAD_FUNNELED): "
                        "the thread team needs it");
@@ -96,24 +108,72 @@ void dist_abort(int code)
 /* The collectives are no-ops for one rank, so a plain run pays nothing. */
 #define ONE_RANK() (!world.on || world.size < 2)
 
-/* In place: rank r's n elements of type at buf + r*n to every rank. */
-static void allgather(void *buf, size_t n, MPI_Datatype type)
+void dist_allgather_doubles(double *buf, size_t n)
 {
     if (ONE_RANK())
         return;
     double t0 = now_s();
-    MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, (int)n, type, MPI_COMM_WORLD);
+    MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, (int)n, MPI_DOUBLE,
+                  MPI_COMM_WORLD);
     world.seconds += now_s() - t0;
 }
 
-void dist_allgather_floats(float *buf, size_t n)
+/* Starts sending (or receiving) per runs of len floats, n apart, from (or
+ * into) at, to (or from) peer; *nreq counts the requests. */
+static void post(int send, float *at, size_t per, size_t len, size_t n, size_t peer,
+                 MPI_Datatype *type, MPI_Request *req, int *nreq)
 {
-    allgather(buf, n, MPI_FLOAT);
+    if (len == 0)
+        return;
+    MPI_Type_vector((int)per, (int)len, (int)n, MPI_FLOAT, &type[*nreq]);
+    MPI_Type_commit(&type[*nreq]);
+    if (send)
+        MPI_Isend(at, 1, type[*nreq], (int)peer, 0, MPI_COMM_WORLD, &req[*nreq]);
+    else
+        MPI_Irecv(at, 1, type[*nreq], (int)peer, 0, MPI_COMM_WORLD, &req[*nreq]);
+    (*nreq)++;
 }
 
-void dist_allgather_doubles(double *buf, size_t n)
+void dist_to_owners(float *buf, size_t n, size_t per, size_t align)
 {
-    allgather(buf, n, MPI_DOUBLE);
+    if (ONE_RANK() || per == 0)
+        return;
+    double t0 = now_s();
+    size_t me = world.rank, lo, hi;
+    MPI_Request req[2 * DIST_MAX_RANKS];
+    MPI_Datatype type[2 * DIST_MAX_RANKS];
+    int nreq = 0;
+    dist_slice(n, align, me, &lo, &hi);
+    for (size_t q = 0; q < world.size; q++) {
+        size_t qlo, qhi;
+        dist_slice(n, align, q, &qlo, &qhi);
+        if (q == me)
+            continue;
+        /* Rank q's slice of my per blocks, and my slice of q's, into place. */
+        post(1, buf + me * per * n + qlo, per, qhi - qlo, n, q, type, req, &nreq);
+        post(0, buf + q * per * n + lo, per, hi - lo, n, q, type, req, &nreq);
+    }
+    MPI_Waitall(nreq, req, MPI_STATUSES_IGNORE);
+    for (int i = 0; i < nreq; i++)
+        MPI_Type_free(&type[i]);
+    world.seconds += now_s() - t0;
+}
+
+void dist_from_owners(float *buf, size_t n, size_t align)
+{
+    if (ONE_RANK())
+        return;
+    double t0 = now_s();
+    int count[DIST_MAX_RANKS], at[DIST_MAX_RANKS];
+    for (size_t q = 0; q < world.size; q++) {
+        size_t lo, hi;
+        dist_slice(n, align, q, &lo, &hi);
+        count[q] = (int)(hi - lo);
+        at[q] = (int)lo;
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, count, at, MPI_FLOAT,
+                   MPI_COMM_WORLD);
+    world.seconds += now_s() - t0;
 }
 
 void dist_sum_floats(float *buf, size_t n)
@@ -169,14 +229,19 @@ void dist_abort(int code)
     (void)code;
 }
 
-void dist_allgather_floats(float *buf, size_t n)
+void dist_allgather_doubles(double *buf, size_t n)
 {
     (void)buf, (void)n;
 }
 
-void dist_allgather_doubles(double *buf, size_t n)
+void dist_to_owners(float *buf, size_t n, size_t per, size_t align)
 {
-    (void)buf, (void)n;
+    (void)buf, (void)n, (void)per, (void)align;
+}
+
+void dist_from_owners(float *buf, size_t n, size_t align)
+{
+    (void)buf, (void)n, (void)align;
 }
 
 void dist_sum_floats(float *buf, size_t n)

@@ -220,14 +220,33 @@ typedef struct run_job {
     int gather;             /* in the team's job: gather the ranks' gradients */
 } run_job;
 
-/* Every rank's gradient shares to every rank, once the team's are done:
- * rank r's T shares are one block at r*T*n_params, so one allgather. */
+/* Once the team's gradient shares are done: each rank gets every share's
+ * values in the slice of the parameters it updates (shard_param_slice). */
 static void gather_grads(shard_set *s, size_t k, size_t T)
 {
     if (T > 1)
         par_barrier();
     if (k == 0)
-        dist_allgather_floats(s->grads, s->T * s->n_params);
+        dist_to_owners(s->grads, s->n_params, s->T, SHARD_SLICE_ALIGN);
+}
+
+/* Once every rank has updated its slice: all slices to every rank. */
+static void gather_params(const run_job *j, size_t k, size_t T)
+{
+    if (T > 1)
+        par_barrier();
+    if (k == 0)
+        dist_from_owners(j->m->params, j->m->n_params, SHARD_SLICE_ALIGN);
+}
+
+void shard_param_slice(const shard_set *s, size_t *lo, size_t *hi)
+{
+    if (s->ranks == 1) {
+        *lo = 0;
+        *hi = s->n_params;
+        return;
+    }
+    dist_slice(s->n_params, SHARD_SLICE_ALIGN, s->rank, lo, hi);
 }
 
 /* then->fn on thread k once every thread is done with the batch. */
@@ -263,6 +282,8 @@ static void run_share(void *ctx, size_t k, size_t T)
     if (j->gather)
         gather_grads(j->s, k, T);
     then_run(j, k, T);
+    if (j->gather && j->then)
+        gather_params(j, k, T);
 }
 
 /* The units plan: every thread gathers its share of the images, then all
@@ -353,6 +374,8 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
             gather_grads(s, 0, 1);
         if (then)
             then->fn(then->ctx, 0, 1);
+        if (then && j.backward && s->ranks > 1)
+            gather_params(&j, 0, 1);
     }
     if (s->ranks > 1) {
         gather_losses(s, b->B);

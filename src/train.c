@@ -366,9 +366,15 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     return 0;
 }
 
-/* Under mpirun only rank 0 writes; every rank holds the same state. */
+/* Under mpirun only rank 0 writes; every rank calls it, as each holds
+ * Adam's moments of its own slice of the parameters only: all are
+ * gathered first. */
 static int save(const trainer *t, const char *path, err_msg *err)
 {
+    if (dist_size() > 1) {
+        dist_from_owners(t->adam_m, t->model.n_params, SHARD_SLICE_ALIGN);
+        dist_from_owners(t->adam_v, t->model.n_params, SHARD_SLICE_ALIGN);
+    }
     if (dist_rank() != 0)
         return 0;
     return ckpt_save(path, &t->model, t->adam_m, t->adam_v, &t->st, err);
@@ -386,8 +392,11 @@ static void adam_share(void *ctx, size_t k, size_t T)
 {
     const adam_job *j = ctx;
     trainer *t = j->t;
-    size_t lo, hi;
-    par_share(t->model.n_params, 16, k, T, &lo, &hi);
+    size_t lo, hi, from, to;
+    shard_param_slice(&t->shards, &from, &to); /* across ranks: this rank's */
+    par_share(to - from, 16, k, T, &lo, &hi);
+    lo += from;
+    hi += from;
     if (lo == hi)
         return;
     const float *g[PAR_MAX_THREADS];
