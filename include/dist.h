@@ -80,6 +80,31 @@ void dist_sum_floats(float *buf, size_t n);
 /* Whether flag is non-zero on any rank (the same answer on every rank). */
 int dist_any(int flag);
 
+/* ===================================================================== */
+/* Memory shared by the ranks of one machine                              */
+/* ===================================================================== */
+
+/* A buffer every rank maps (an MPI shared-memory window). */
+typedef struct dist_shared dist_shared;
+
+/* Whether every rank runs on this machine, so dist_shared_alloc works;
+ * VAE_MPI_SHM=0 in the environment says no (messages are then used). */
+int dist_one_node(void);
+
+/* A buffer of bytes every rank sees (zeroed), with dist_one_node(); every
+ * rank calls it. Returns it, or NULL with err. */
+dist_shared *dist_shared_alloc(size_t bytes, err_msg *err);
+
+/* The buffer's first byte in this process. */
+void *dist_shared_base(const dist_shared *sh);
+
+/* Returns once every rank has called it, every rank's writes to sh before
+ * it visible to every rank's reads after it. */
+void dist_shared_sync(dist_shared *sh);
+
+/* Frees the buffer (every rank calls it); NULL is a no-op. */
+void dist_shared_free(dist_shared *sh);
+
 /* Rank 0's bytes into every rank's buf. */
 void dist_bcast(void *buf, size_t bytes);
 

@@ -18,7 +18,9 @@
  * rank r computes shares r*T .. r*T+T-1. The parameters are cut into R
  * slices; rank r gets all R*T gradient shares of its slice, and the
  * training step's then->fn (Adam) adds them in share order and updates
- * that slice, after which every rank gets every slice. BatchNorm's sums
+ * that slice, after which every rank gets every slice. On one machine
+ * the gradient shares and the slices pass through memory all ranks map
+ * (nothing is sent); across machines, in MPI messages. BatchNorm's sums
  * and the losses are gathered and added in share and image order too. So
  * R ranks of T threads compute the bits of one process with R*T threads
  * on the rows plan. The units plan stays inside one process. */
@@ -54,6 +56,9 @@ typedef struct shard_set {
     size_t red_n;
     float *img;                     /* ranks > 1: 3 x cap per-image losses, gathered */
     float *skip;                    /* ranks > 1: other ranks' noise, drawn and dropped */
+    /* Ranks on one machine (dist_one_node), training: grads in memory all
+     * ranks map, and a copy of the parameters each rank fills its slice of. */
+    struct dist_shared *shm_grads, *shm_params;
 } shard_set;
 
 /* The images of one batch: set's images idx[0..B), or start..start+B when

@@ -13,9 +13,10 @@
 
 static struct {
     int on; /* MPI_Init was called */
+    int one_node; /* every rank on this machine */
     size_t rank, size;
     double seconds;
-} world = {0, 0, 1, 0.0};
+} world = {.size = 1};
 
 int dist_launched(void)
 {
@@ -86,6 +87,14 @@ int dist_init(int *argc, char ***argv, err_msg *err)
     world.size = (size_t)size;
     if (world.size > DIST_MAX_RANKS)
         return err_set(err, "%zu ranks: at most %d", world.size, DIST_MAX_RANKS);
+    /* The ranks that can share memory with this one: all of them? */
+    MPI_Comm node;
+    int node_size = 0;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &node_size);
+    MPI_Comm_free(&node);
+    const char *shm = getenv("VAE_MPI_SHM");
+    world.one_node = node_size == size && !(shm && !strcmp(shm, "0"));
     if (have < MPI_THREAD_FUNNELED)
         return err_set(err, "this MPI gives no thread support (MPI_THREAD_FUNNELED): "
                        "the thread team needs it");
@@ -211,6 +220,63 @@ void dist_barrier(void)
         MPI_Barrier(MPI_COMM_WORLD);
 }
 
+struct dist_shared {
+    MPI_Win win;
+    void *base;
+};
+
+int dist_one_node(void)
+{
+    return world.on && world.one_node;
+}
+
+dist_shared *dist_shared_alloc(size_t bytes, err_msg *err)
+{
+    if (!dist_one_node())
+        return err_set(err, "the ranks are not all on one machine"), NULL;
+    dist_shared *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return err_set(err, "out of memory"), NULL;
+    /* Rank 0 holds it all; the others map rank 0's part. */
+    void *mine = NULL;
+    MPI_Aint size = world.rank == 0 ? (MPI_Aint)bytes : 0, got = 0;
+    int unit = 0;
+    if (MPI_Win_allocate_shared(size, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &mine,
+                                &sh->win) != MPI_SUCCESS) {
+        free(sh);
+        return err_set(err, "cannot share %zu bytes between the ranks", bytes), NULL;
+    }
+    MPI_Win_shared_query(sh->win, 0, &got, &unit, &sh->base);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, sh->win);
+    if (world.rank == 0)
+        memset(sh->base, 0, bytes);
+    dist_shared_sync(sh);
+    return sh;
+}
+
+void *dist_shared_base(const dist_shared *sh)
+{
+    return sh->base;
+}
+
+void dist_shared_sync(dist_shared *sh)
+{
+    double t0 = now_s();
+    MPI_Win_sync(sh->win);
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_sync(sh->win);
+    world.seconds += now_s() - t0;
+}
+
+void dist_shared_free(dist_shared *sh)
+{
+    if (!sh)
+        return;
+    MPI_Win_unlock_all(sh->win);
+    MPI_Win_free(&sh->win);
+    free(sh);
+}
+
 #else /* one rank: the identity */
 
 int dist_init(int *argc, char ***argv, err_msg *err)
@@ -260,5 +326,32 @@ void dist_bcast(void *buf, size_t bytes)
 }
 
 void dist_barrier(void) {}
+
+int dist_one_node(void)
+{
+    return 0;
+}
+
+dist_shared *dist_shared_alloc(size_t bytes, err_msg *err)
+{
+    (void)bytes;
+    return err_set(err, "built without MPI: no memory shared between ranks"), NULL;
+}
+
+void *dist_shared_base(const dist_shared *sh)
+{
+    (void)sh;
+    return NULL;
+}
+
+void dist_shared_sync(dist_shared *sh)
+{
+    (void)sh;
+}
+
+void dist_shared_free(dist_shared *sh)
+{
+    (void)sh;
+}
 
 #endif

@@ -128,8 +128,19 @@ int shard_init_ranks(shard_set *s, const vae_model *m, size_t cap, int with_grad
             return err_set(err, "%zu parameters x %zu threads: too many for one MPI message "
                            "(at most %u floats a rank)", m->n_params, s->T, DIST_MAX_COUNT);
         }
-        if (err_mul_size(n_grads, m->n_params, &total) ||
-            !(s->grads = malloc(total * sizeof(float)))) {
+        if (err_mul_size(n_grads, m->n_params, &total) || total > SIZE_MAX / sizeof(float)) {
+            shard_free(s);
+            return err_set(err, "%zu gradient buffers of %zu: too large", n_grads,
+                           m->n_params);
+        }
+        if (ranks > 1 && dist_one_node()) { /* every rank reads every share */
+            if (!(s->shm_grads = dist_shared_alloc(total * sizeof(float), err)) ||
+                !(s->shm_params = dist_shared_alloc(m->n_params * sizeof(float), err))) {
+                shard_free(s);
+                return -1;
+            }
+            s->grads = dist_shared_base(s->shm_grads);
+        } else if (!(s->grads = malloc(total * sizeof(float)))) {
             shard_free(s);
             return err_set(err, "out of memory for %zu gradient buffers", n_grads);
         }
@@ -147,7 +158,11 @@ void shard_free(shard_set *s)
 {
     for (size_t k = 0; k < PAR_MAX_THREADS; k++)
         vae_acts_free(&s->acts[k]);
-    free(s->grads);
+    if (s->shm_grads)
+        dist_shared_free(s->shm_grads);
+    else
+        free(s->grads);
+    dist_shared_free(s->shm_params);
     free(s->red);
     free(s->img);
     free(s->skip);
@@ -226,7 +241,9 @@ static void gather_grads(shard_set *s, size_t k, size_t T)
 {
     if (T > 1)
         par_barrier();
-    if (k == 0)
+    if (k == 0 && s->shm_grads)
+        dist_shared_sync(s->shm_grads); /* every share readable by every rank */
+    else if (k == 0)
         dist_to_owners(s->grads, s->n_params, s->T, SHARD_SLICE_ALIGN);
 }
 
@@ -235,8 +252,20 @@ static void gather_params(const run_job *j, size_t k, size_t T)
 {
     if (T > 1)
         par_barrier();
-    if (k == 0)
-        dist_from_owners(j->m->params, j->m->n_params, SHARD_SLICE_ALIGN);
+    shard_set *s = j->s;
+    float *p = j->m->params;
+    if (k == 0 && s->shm_params) {
+        /* This rank's slice into the shared copy, then the others' out. */
+        float *all = dist_shared_base(s->shm_params);
+        size_t lo, hi;
+        shard_param_slice(s, &lo, &hi);
+        memcpy(all + lo, p + lo, (hi - lo) * sizeof *p);
+        dist_shared_sync(s->shm_params);
+        memcpy(p, all, lo * sizeof *p);
+        memcpy(p + hi, all + hi, (s->n_params - hi) * sizeof *p);
+    } else if (k == 0) {
+        dist_from_owners(p, j->m->n_params, SHARD_SLICE_ALIGN);
+    }
 }
 
 void shard_param_slice(const shard_set *s, size_t *lo, size_t *hi)

@@ -1,7 +1,8 @@
 /* test_mpi.c - vae train across MPI ranks, through the binary under mpirun
  * ($VAE_MPIRUN): 2 ranks of 1 thread write the checkpoint of one process
  * with 2 threads byte for byte (the MLP and the conv VAE), 2 ranks of 2
- * threads that of one process with 4; only rank 0 prints; a SIGTERM to
+ * threads that of one process with 4, through shared memory and through
+ * MPI messages; only rank 0 prints; a SIGTERM to
  * one rank stops all after the same step with one whole checkpoint that
  * resumes to the uninterrupted run's bytes; a rank killed mid-run ends the
  * job (no hang) and leaves the last checkpoint whole; vae eval across ranks
@@ -34,8 +35,11 @@
 #define STOP_N 1000
 static char stop_data[160];
 
-/* mpirun -np 2, as root too (CI), on a machine with fewer free cores. */
-static const char *two_ranks[8];
+/* mpirun -np 2, as root too (CI), on a machine with fewer free cores;
+ * the same with VAE_MPI_SHM=0 (MPI messages instead of shared memory). */
+static const char *two_ranks[8], *two_ranks_msg[8];
+/* What same_as_threads runs its ranks with. */
+static const char *const *ranks_prefix = two_ranks;
 
 static int group_setup(void **state)
 {
@@ -48,6 +52,9 @@ static int group_setup(void **state)
     const char *argv[] = {mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2",
                           NULL};
     memcpy(two_ranks, argv, sizeof argv);
+    const char *msg[] = {mpirun, "--allow-run-as-root", "--oversubscribe", "-x",
+                         "VAE_MPI_SHM=0", "-np", "2", NULL};
+    memcpy(two_ranks_msg, msg, sizeof msg);
     if (cli_setup("vae-test-mpi"))
         return -1;
     snprintf(stop_data, sizeof stop_data, "%s/data-stop", dir);
@@ -95,7 +102,7 @@ static void same_as_threads(const char *name, const char *threads, const char *h
     assert_exit(run("train", "--data", data, "--ckpt", c1, "--out", o1, "--epochs", "2",
                     "--threads", threads, "--json", a1, a2, a3, a4, NULL), 0);
     char *lines1 = strdup(out_text);
-    cli_prefix = two_ranks;
+    cli_prefix = ranks_prefix;
     int rc = run("train", "--data", data, "--ckpt", c2, "--out", o2, "--epochs", "2",
                  "--threads", half, "--json", a1, a2, a3, a4, NULL);
     cli_prefix = NULL;
@@ -143,6 +150,17 @@ static void test_two_ranks_of_two_equal_four_threads(void **state)
 {
     (void)state;
     same_as_threads("four", "4", "2", "--batch", "256", NULL, NULL);
+}
+
+/* The same through MPI messages (the path between machines): the slices
+ * of the gradient shares sent to their owners, the parameters gathered. */
+static void test_messages_equal_threads(void **state)
+{
+    (void)state;
+    ranks_prefix = two_ranks_msg;
+    same_as_threads("msg", "2", "1", NULL, NULL, NULL, NULL);
+    same_as_threads("msg4", "4", "2", "--batch", "256", NULL, NULL);
+    ranks_prefix = two_ranks;
 }
 
 /* The vae processes mpirun started, in order: its children. */
@@ -313,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_mlp_two_ranks_equal_two_threads),
         cmocka_unit_test(test_conv_two_ranks_equal_two_threads),
         cmocka_unit_test(test_two_ranks_of_two_equal_four_threads),
+        cmocka_unit_test(test_messages_equal_threads),
         cmocka_unit_test(test_eval_two_ranks_equal_two_threads),
         cmocka_unit_test(test_signal_to_one_rank_stops_all_and_resumes),
         cmocka_unit_test(test_killed_rank_ends_job_checkpoint_whole),
