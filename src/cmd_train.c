@@ -363,7 +363,8 @@ static int train_locked(const char *csv, const char *best)
     o.best_path = best;
     o.stop = &stop_signal;
     progress_ctx ctx = {.tty = isatty(STDOUT_FILENO) && !opt.json};
-    report_run page = {opt.out, opt.ckpt, csv, opt.data, opt.epochs, par_threads()};
+    report_run page = {opt.out, opt.ckpt, csv, opt.data, opt.epochs, par_threads(),
+                       dist_size()};
     report_init(&ctx.page, &page);
     train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx};
     catch_signals();
