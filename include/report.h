@@ -45,6 +45,7 @@ typedef struct report_run {
     const char *data_dir;    /* where the images came from (shown only) */
     size_t epochs;           /* the epochs the run is asked for */
     size_t threads;          /* the thread team's size (shown only) */
+    size_t ranks;            /* MPI ranks, each with such a team (0 or 1: one process) */
 } report_run;
 
 typedef struct report {

@@ -11,7 +11,19 @@
  * the result is the one-thread result up to the order OpenBLAS's kernel
  * for a share's shape adds them in. Shares and sums
  * never depend on timing, so results depend on the plan and team size
- * only. */
+ * only.
+ *
+ * Across the R ranks of an MPI run (dist.h), each with a team of T, the
+ * rows plan makes the R*T shares one process with R*T threads would make:
+ * rank r computes shares r*T .. r*T+T-1. The parameters are cut into R
+ * slices; rank r gets all R*T gradient shares of its slice, and the
+ * training step's then->fn (Adam) adds them in share order and updates
+ * that slice, after which every rank gets every slice. On one machine
+ * the gradient shares and the slices pass through memory all ranks map
+ * (nothing is sent); across machines, in MPI messages. BatchNorm's sums
+ * and the losses are gathered and added in share and image order too. So
+ * R ranks of T threads compute the bits of one process with R*T threads
+ * on the rows plan. The units plan stays inside one process. */
 #ifndef VAE_SHARD_H
 #define VAE_SHARD_H
 
@@ -33,13 +45,20 @@ typedef enum shard_plan { SHARD_AUTO = 0, SHARD_ROWS = 1, SHARD_UNITS = 2 } shar
 
 typedef struct shard_set {
     int units;                      /* the units plan (then acts[0] only) */
-    size_t T;                       /* shares: the team size when created */
+    size_t T;                       /* this rank's shares: its team size when created */
+    size_t rank, ranks;             /* this process of the ranks sharing each batch */
+    size_t S;                       /* all shares: ranks x T */
     size_t cap;                     /* images per batch at most */
     size_t n_params;                /* gradient length; 0 without gradients */
-    vae_acts acts[PAR_MAX_THREADS]; /* share k's activations */
-    float *grads;                   /* T x n_params: share k's at k * n_params */
-    double *red;                    /* T x red_n: the team's sums (BatchNorm) */
+    vae_acts acts[PAR_MAX_THREADS]; /* local share k's activations (share rank*T+k) */
+    float *grads;                   /* S x n_params: share g's at g * n_params */
+    double *red;                    /* S x red_n: the team's sums (BatchNorm) */
     size_t red_n;
+    float *img;                     /* ranks > 1: 3 x cap per-image losses, gathered */
+    float *skip;                    /* ranks > 1: other ranks' noise, drawn and dropped */
+    /* Ranks on one machine (dist_one_node), training: grads in memory all
+     * ranks map, and a copy of the parameters each rank fills its slice of. */
+    struct dist_shared *shm_grads, *shm_params;
 } shard_set;
 
 /* The images of one batch: set's images idx[0..B), or start..start+B when
@@ -77,6 +96,16 @@ shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads);
 int shard_init_plan(shard_set *s, const vae_model *m, size_t cap, int with_grads,
                     size_t k, vae_objective objective, shard_plan plan, err_msg *err);
 
+/* shard_init_plan for rank of ranks of an MPI run (dist.h): each batch is
+ * split into ranks x par_threads() shares, this rank computing its own;
+ * shard_run, shard_step and shard_draw_eps are then collectives, called by
+ * every rank with the same batch. The units plan is refused (auto: rows).
+ * Returns 0, or -1 with err (more than PAR_MAX_THREADS shares in all, a
+ * gradient too large for one MPI message). */
+int shard_init_ranks(shard_set *s, const vae_model *m, size_t cap, int with_grads,
+                     size_t k, vae_objective objective, shard_plan plan, size_t rank,
+                     size_t ranks, err_msg *err);
+
 /* The objective summed over the B images of the last shard_run. */
 double shard_objective(const shard_set *s, size_t B);
 
@@ -95,7 +124,9 @@ void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
 
 /* What every thread of the team does once a training batch's gradient is
  * complete, in the same job (the optimizer on its share of the
- * parameters): fn(ctx, k, T) on thread k of T. */
+ * parameters): fn(ctx, k, T) on thread k of T. Across ranks the gradient
+ * is complete in shard_param_slice only, fn updates that slice of
+ * m->params, and shard_step then copies every rank's slice to all. */
 typedef struct shard_then {
     void (*fn)(void *ctx, size_t k, size_t T);
     void *ctx;
@@ -112,8 +143,16 @@ void shard_step(shard_set *s, const vae_model *m, const shard_batch *b, rng_stat
  * input a->xin (corrupted if b->noise), labels a->y. */
 void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi);
 
+/* Parameters per rank's slice are multiples of this (a cache line). */
+#define SHARD_SLICE_ALIGN 16
+
+/* The parameters [*lo, *hi) this rank updates in a training step: all of
+ * them for one rank. */
+void shard_param_slice(const shard_set *s, size_t *lo, size_t *hi);
+
 /* Points out[0..n) at the gradient buffers of the shares a batch of B
- * images used, in order; returns n. Their sum is the batch's gradient. */
+ * images used, in order, every rank's (n <= PAR_MAX_THREADS); returns n.
+ * Their sum is the batch's gradient. */
 size_t shard_grads(const shard_set *s, size_t B, const float **out);
 
 #endif

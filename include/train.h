@@ -132,6 +132,8 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
 typedef struct train_bench_round {
     double epoch_s;  /* the epoch's training time */
     double gemm_s;   /* the same sgemm calls, same operands, alone */
+    double comm_s;   /* under mpirun: of epoch_s, the time in collectives (dist.h) */
+    size_t steps;    /* the epoch's steps */
 } train_bench_round;
 
 /* The benchmark: trains `rounds` epochs of a fresh model exactly as

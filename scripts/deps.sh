@@ -9,9 +9,12 @@
 set -euo pipefail
 
 # Build and run: compiler, cmake, the libraries, gnuplot for the loss plots,
-# libjpeg-turbo's TurboJPEG and stb_image_resize for vae import.
+# libjpeg-turbo's TurboJPEG and stb_image_resize for vae import, and Open
+# MPI for `mpirun -np R vae train` (optional: without libopenmpi-dev the
+# build leaves MPI out and vae runs as one process, as before).
 BASE=(build-essential cmake pkg-config libopenblas-dev libpng-dev zlib1g-dev
-      libcmocka-dev gnuplot-nox libturbojpeg0-dev libstb-dev)
+      libcmocka-dev gnuplot-nox libturbojpeg0-dev libstb-dev
+      libopenmpi-dev openmpi-bin)
 # --dev: sanitizer builds and fuzzers (clang + its runtime), valgrind,
 # GNU time for peak memory, hyperfine for latency, PyTorch for the test
 # that loads `vae export`'s file in scripts/vae_torch.py.

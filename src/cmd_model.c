@@ -9,6 +9,7 @@
 
 #include "afile.h"
 #include "cli.h"
+#include "dist.h"
 #include "infer.h"
 #include "par.h"
 #include "plot.h"
@@ -79,7 +80,9 @@ static int session_load(session *s, const char *split, const char *out)
     err_msg err;
     if (rc == 0 && cli_check_data(&s->m.cfg, &s->data, split))
         rc = 1;
-    if (rc == 0 && shard_init(&s->sh, &s->m, opt.batch, 0, &err)) {
+    /* Under mpirun (vae eval) each rank takes its shares of every batch. */
+    if (rc == 0 && shard_init_ranks(&s->sh, &s->m, opt.batch, 0, 1, VAE_OBJ_ELBO, SHARD_AUTO,
+                                    dist_rank(), dist_size(), &err)) {
         say_error("%s", err.text);
         rc = 1;
     }

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cpu.h"
+#include "dist.h"
 #include "infer.h"
 #include "lock.h"
 #include "metrics.h"
@@ -292,7 +293,8 @@ int cmd_train(void)
     struct stat st;
     int device = stat(opt.ckpt, &st) == 0 &&
                  (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode));
-    if (!device && lock_take(&lock, opt.ckpt, &err)) {
+    /* Under mpirun rank 0 alone writes the checkpoint, so it alone locks. */
+    if (!device && dist_rank() == 0 && lock_take(&lock, opt.ckpt, &err)) {
         say_error("%s", err.text);
         return 1;
     }
@@ -361,15 +363,25 @@ static int train_locked(const char *csv, const char *best)
     o.best_path = best;
     o.stop = &stop_signal;
     progress_ctx ctx = {.tty = isatty(STDOUT_FILENO) && !opt.json};
-    report_run page = {opt.out, opt.ckpt, csv, opt.data, opt.epochs, par_threads()};
+    report_run page = {opt.out, opt.ckpt, csv, opt.data, opt.epochs, par_threads(),
+                       dist_size()};
     report_init(&ctx.page, &page);
     train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx};
     catch_signals();
     if (replacing[0] && !opt.json)
         printf("%s\n", replacing);
     err_msg err;
-    int rc = train_run(&o, &train, &test, &hooks, &err);
+    int root = dist_rank() == 0; /* under mpirun, rank 0 alone writes and tells */
+    int rc = train_run(&o, &train, &test, root ? &hooks : NULL, &err);
     idx_free(&train);
+    if (!root) {
+        idx_free(&test);
+        if (rc == TRAIN_STOPPED)
+            return 128 + (stop_signal ? (int)stop_signal : SIGTERM);
+        if (rc)
+            say_error("%s", err.text);
+        return rc ? 1 : 0;
+    }
     if (rc == 0) { /* the page's last state: with the latent map */
         err_msg lerr;
         if (report_latent(&ctx.page, &test, &lerr))
@@ -386,8 +398,9 @@ static int train_locked(const char *csv, const char *best)
         int sig = (int)stop_signal;
         fprintf(stderr, "vae train: interrupted by %s; the exact state is saved "
                 "in %s. Continue with: vae train --resume --ckpt %s --epochs %zu\n",
-                sig == SIGINT ? "SIGINT" : "SIGTERM", opt.ckpt, opt.ckpt, opt.epochs);
-        return 128 + sig;
+                sig == SIGINT ? "SIGINT" : sig ? "SIGTERM" : "a signal to another rank",
+                opt.ckpt, opt.ckpt, opt.epochs);
+        return 128 + (sig ? sig : SIGTERM);
     }
     if (rc) {
         say_error("%s", err.text);
@@ -504,11 +517,24 @@ int cmd_bench(void)
     }
     char core[256];
     cpu_describe(core, sizeof core);
-    if (!opt.json)
+    if (!opt.json && dist_size() > 1)
+        printf("%s, %zu ranks x %zu threads, batch %zu, %zu images/epoch\n", core,
+               dist_size(), par_threads(), opt.batch, n_images);
+    else if (!opt.json)
         printf("%s, %zu threads, batch %zu, %zu images/epoch\n", core,
                par_threads(), opt.batch, n_images);
     for (size_t i = 0; i < rounds; i++) {
         ratio[i] = r[i].epoch_s / r[i].gemm_s;
+        /* Under mpirun: rank 0's time in the step's collectives (the
+         * gradient allgather, BatchNorm's and the losses' gathers). */
+        double comm_ms = 1e3 * r[i].comm_s / (double)(r[i].steps ? r[i].steps : 1);
+        if (dist_size() > 1 && opt.json)
+            printf("{\"round\":%zu,\"ranks\":%zu,\"allreduce_ms_per_step\":%.4f,"
+                   "\"allreduce_seconds\":%.4f}\n", i + 1, dist_size(), comm_ms,
+                   r[i].comm_s);
+        else if (dist_size() > 1)
+            printf("round %zu: %zu ranks, allreduce %.3f ms/step (%.3fs of the epoch)\n",
+                   i + 1, dist_size(), comm_ms, r[i].comm_s);
         if (opt.json)
             printf("{\"round\":%zu,\"epoch_seconds\":%.4f,\"sgemm_floor_seconds\":%.4f,"
                    "\"ratio\":%.4f,\"gflops_floor\":%.1f}\n", i + 1, r[i].epoch_s,

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "cpu.h"
+#include "dist.h"
 #include "import.h"
 #include "par.h"
 #include "train.h"
@@ -135,6 +136,8 @@ void say_error(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "vae%s%s: ", opt.cmd ? " " : "", opt.cmd ? opt.cmd : "");
+    if (dist_size() > 1) /* under mpirun: whose error */
+        fprintf(stderr, "rank %zu: ", dist_rank());
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -145,6 +148,8 @@ int usage_error(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "vae%s%s: ", opt.cmd ? " " : "", opt.cmd ? opt.cmd : "");
+    if (dist_size() > 1) /* under mpirun: whose error */
+        fprintf(stderr, "rank %zu: ", dist_rank());
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (see 'vae %s%s--help')\n", opt.cmd ? opt.cmd : "",
             opt.cmd ? " " : "");
@@ -836,6 +841,39 @@ static void print_help(void)
            "the version and BLAS core.\n");
 }
 
+/* Started by mpirun: joins the job (dist.h). Only vae train, vae eval and
+ * vae bench (without --iw) split their work across ranks so far; other
+ * commands refuse more than one rank.
+ * Ranks other than 0 print nothing to stdout. Returns 0, or -1 after a
+ * message. */
+static int join_ranks(int *argc, char ***argv)
+{
+    err_msg err;
+    if (dist_init(argc, argv, &err)) {
+        say_error("%s", err.text);
+        dist_abort(1);
+        return -1;
+    }
+    if (dist_size() < 2)
+        return 0;
+    int split = !strcmp(opt.cmd, "train") ||
+                ((!strcmp(opt.cmd, "eval") || !strcmp(opt.cmd, "bench")) && !opt.set[O_IW]);
+    if (!split) {
+        if (dist_rank() == 0)
+            say_error("runs in one process: under mpirun only 'vae train', 'vae eval' "
+                      "and 'vae bench' (without --iw) split their work across ranks so "
+                      "far (start it without mpirun, or -np 1)");
+        dist_finalize();
+        return -1;
+    }
+    if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) {
+        say_error("cannot silence stdout: %s", strerror(errno));
+        dist_abort(1);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cpu_tune_openblas(argv);
@@ -863,8 +901,15 @@ int main(int argc, char **argv)
             p = model_defaults();
         if (p)
             return p > 0 ? 0 : EXIT_USAGE;
+        if (join_ranks(&argc, &argv))
+            return 1;
         int rc = CMDS[i].run();
         par_shutdown(); /* join the team: nothing is left running at exit */
+        /* Under mpirun: a failed rank ends the job, so none waits in a
+         * collective for it; a finished or stopped one leaves it cleanly. */
+        if (rc != 0 && rc < 128)
+            dist_abort(rc);
+        dist_finalize();
         return rc;
     }
     fprintf(stderr, "vae: unknown command '%s' (see 'vae --help')\n", argv[1]);

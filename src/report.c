@@ -385,7 +385,10 @@ static void put_settings(FILE *fp, const report *r, const epochs *e)
     }
     setting(fp, "data folder", "%s", r->run.data_dir ? r->run.data_dir : "-");
     setting(fp, "checkpoint", "%s", r->run.ckpt_path);
-    setting(fp, "threads", "%zu", r->run.threads);
+    if (r->run.ranks > 1)
+        setting(fp, "threads", "%zu MPI ranks x %zu", r->run.ranks, r->run.threads);
+    else
+        setting(fp, "threads", "%zu", r->run.threads);
     fputs("</table>\n", fp);
 }
 

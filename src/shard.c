@@ -4,8 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Share k of a batch of B: [*lo, *hi). The units plan keeps the whole
- * batch in share 0's activations. */
+#include "dist.h"
+
+/* Share g of all S shares (every rank's) of a batch of B: [*lo, *hi). */
+static void global_share(const shard_set *s, size_t B, size_t g, size_t *lo, size_t *hi)
+{
+    par_share(B, 1, g, s->S, lo, hi);
+}
+
+/* This rank's share k of a batch of B: [*lo, *hi). The units plan keeps
+ * the whole batch in share 0's activations. */
 static void share_of(const shard_set *s, size_t B, size_t k, size_t *lo, size_t *hi)
 {
     if (s->units) {
@@ -13,7 +21,7 @@ static void share_of(const shard_set *s, size_t B, size_t k, size_t *lo, size_t 
         *hi = k == 0 ? B : 0;
         return;
     }
-    par_share(B, 1, k, s->T, lo, hi);
+    global_share(s, B, s->rank * s->T + k, lo, hi);
 }
 
 static void team_barrier(void *ctx)
@@ -22,17 +30,24 @@ static void team_barrier(void *ctx)
     par_barrier();
 }
 
-/* vae_reduce's sum for the team: each thread puts its values in its slot,
- * then every thread adds all slots in the same order, so all get the same
- * total, bit for bit. Called by every thread of the team together. */
+/* vae_reduce's sum for the team: each thread puts its values in its
+ * share's slot, thread 0 swaps the slots with the other ranks, then every
+ * thread adds all S slots in share order, so all threads of all ranks get
+ * the same total, bit for bit: the total of one process with S threads.
+ * Called by every thread of the team together (of every rank). */
 static void team_sum(void *ctx, size_t k, double *v, size_t n)
 {
     shard_set *s = ctx;
-    memcpy(s->red + k * s->red_n, v, n * sizeof *v);
+    memcpy(s->red + (s->rank * s->T + k) * s->red_n, v, n * sizeof *v);
     par_barrier();
+    if (s->ranks > 1) {
+        if (k == 0) /* rank r's T slots are at r*T*red_n: one block a rank */
+            dist_allgather_doubles(s->red, s->T * s->red_n);
+        par_barrier();
+    }
     for (size_t i = 0; i < n; i++) {
         double t = 0.0;
-        for (size_t j = 0; j < s->T; j++)
+        for (size_t j = 0; j < s->S; j++)
             t += s->red[j * s->red_n + i];
         v[i] = t;
     }
@@ -62,15 +77,31 @@ int shard_init_plan(shard_set *s, const vae_model *m, size_t cap, int with_grads
                     size_t draws, vae_objective objective, shard_plan plan,
                     err_msg *err)
 {
+    return shard_init_ranks(s, m, cap, with_grads, draws, objective, plan, 0, 1, err);
+}
+
+int shard_init_ranks(shard_set *s, const vae_model *m, size_t cap, int with_grads,
+                     size_t draws, vae_objective objective, shard_plan plan, size_t rank,
+                     size_t ranks, err_msg *err)
+{
     memset(s, 0, sizeof *s);
     s->T = par_threads();
+    s->rank = rank;
+    s->ranks = ranks;
+    s->S = ranks * s->T;
     s->cap = cap;
+    if (ranks < 1 || rank >= ranks || s->S > PAR_MAX_THREADS)
+        return err_set(err, "%zu ranks of %zu threads: at most %d shares of a batch in all",
+                       ranks, s->T, PAR_MAX_THREADS);
     if (plan == SHARD_AUTO)
-        plan = with_grads ? shard_plan_for(m, cap, s->T) : SHARD_ROWS;
+        plan = with_grads && ranks == 1 ? shard_plan_for(m, cap, s->T) : SHARD_ROWS;
     if (plan == SHARD_UNITS && (m->cfg.arch != VAE_ARCH_MLP || !with_grads))
         return err_set(err, "the units plan (threads splitting each layer) is for training an MLP, not for the conv VAE or evaluation");
+    if (plan == SHARD_UNITS && ranks > 1)
+        return err_set(err, "the units plan (threads splitting each layer) runs in one "
+                       "process; across MPI ranks batches are split by rows");
     s->units = plan == SHARD_UNITS && s->T > 1;
-    size_t n_acts = s->units ? 1 : s->T, per = s->units ? cap : (cap + s->T - 1) / s->T;
+    size_t n_acts = s->units ? 1 : s->T, per = s->units ? cap : (cap + s->S - 1) / s->S;
     for (size_t k = 0; k < n_acts; k++)
         if (vae_acts_init_k(&s->acts[k], &m->cfg, per, draws, objective, err)) {
             shard_free(s);
@@ -82,22 +113,43 @@ int shard_init_plan(shard_set *s, const vae_model *m, size_t cap, int with_grads
         if (m->block[b].cout > cmax)
             cmax = m->block[b].cout;
     s->red_n = 2 * cmax + 1;
-    if (!(s->red = malloc(s->T * s->red_n * sizeof *s->red))) {
+    if (!(s->red = malloc(s->S * s->red_n * sizeof *s->red))) {
         shard_free(s);
         return err_set(err, "out of memory for the team's sums");
     }
     for (size_t k = 0; k < s->T; k++) {
-        vae_reduce r = {s->T > 1 ? team_sum : NULL, s, k};
+        vae_reduce r = {s->S > 1 ? team_sum : NULL, s, k};
         s->acts[k].reduce = r;
     }
     if (with_grads) {
-        size_t total;
-        if (err_mul_size(n_acts, m->n_params, &total) ||
-            !(s->grads = malloc(total * sizeof(float)))) {
+        size_t total, n_grads = s->units ? 1 : s->S;
+        if (ranks > 1 && (err_mul_size(s->T, m->n_params, &total) || total > DIST_MAX_COUNT)) {
             shard_free(s);
-            return err_set(err, "out of memory for %zu gradient buffers", s->T);
+            return err_set(err, "%zu parameters x %zu threads: too many for one MPI message "
+                           "(at most %u floats a rank)", m->n_params, s->T, DIST_MAX_COUNT);
+        }
+        if (err_mul_size(n_grads, m->n_params, &total) || total > SIZE_MAX / sizeof(float)) {
+            shard_free(s);
+            return err_set(err, "%zu gradient buffers of %zu: too large", n_grads,
+                           m->n_params);
+        }
+        if (ranks > 1 && dist_one_node()) { /* every rank reads every share */
+            if (!(s->shm_grads = dist_shared_alloc(total * sizeof(float), err)) ||
+                !(s->shm_params = dist_shared_alloc(m->n_params * sizeof(float), err))) {
+                shard_free(s);
+                return -1;
+            }
+            s->grads = dist_shared_base(s->shm_grads);
+        } else if (!(s->grads = malloc(total * sizeof(float)))) {
+            shard_free(s);
+            return err_set(err, "out of memory for %zu gradient buffers", n_grads);
         }
         s->n_params = m->n_params;
+    }
+    if (ranks > 1 && (!(s->img = malloc(3 * cap * sizeof *s->img)) ||
+                      !(s->skip = malloc(per * draws * m->cfg.z_dim * sizeof *s->skip)))) {
+        shard_free(s);
+        return err_set(err, "out of memory for the ranks' losses");
     }
     return 0;
 }
@@ -106,17 +158,36 @@ void shard_free(shard_set *s)
 {
     for (size_t k = 0; k < PAR_MAX_THREADS; k++)
         vae_acts_free(&s->acts[k]);
-    free(s->grads);
+    if (s->shm_grads)
+        dist_shared_free(s->shm_grads);
+    else
+        free(s->grads);
+    dist_shared_free(s->shm_params);
     free(s->red);
+    free(s->img);
+    free(s->skip);
     memset(s, 0, sizeof *s);
 }
 
 void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
 {
-    for (size_t k = 0; k < s->T; k++) {
+    if (s->ranks == 1) {
+        for (size_t k = 0; k < s->T; k++) {
+            size_t lo, hi;
+            share_of(s, B, k, &lo, &hi);
+            rng_normal(rng, s->acts[k].eps, (hi - lo) * s->acts[k].k * m->cfg.z_dim);
+        }
+        return;
+    }
+    /* Every rank draws every share's numbers, in share order, so its
+     * stream moves as one process's does; other ranks' go to scratch. */
+    size_t first = s->rank * s->T;
+    for (size_t g = 0; g < s->S; g++) {
         size_t lo, hi;
-        share_of(s, B, k, &lo, &hi);
-        rng_normal(rng, s->acts[k].eps, (hi - lo) * s->acts[k].k * m->cfg.z_dim);
+        global_share(s, B, g, &lo, &hi);
+        int mine = g >= first && g < first + s->T;
+        rng_normal(rng, mine ? s->acts[g - first].eps : s->skip,
+                   (hi - lo) * s->acts[0].k * m->cfg.z_dim);
     }
 }
 
@@ -161,7 +232,51 @@ typedef struct run_job {
     double beta;
     rng_state *eps_rng;     /* units plan: thread 0 draws the noise (or NULL) */
     const shard_then *then; /* after the gradient, on every thread (or NULL) */
+    int gather;             /* in the team's job: gather the ranks' gradients */
 } run_job;
+
+/* Once the team's gradient shares are done: each rank gets every share's
+ * values in the slice of the parameters it updates (shard_param_slice). */
+static void gather_grads(shard_set *s, size_t k, size_t T)
+{
+    if (T > 1)
+        par_barrier();
+    if (k == 0 && s->shm_grads)
+        dist_shared_sync(s->shm_grads); /* every share readable by every rank */
+    else if (k == 0)
+        dist_to_owners(s->grads, s->n_params, s->T, SHARD_SLICE_ALIGN);
+}
+
+/* Once every rank has updated its slice: all slices to every rank. */
+static void gather_params(const run_job *j, size_t k, size_t T)
+{
+    if (T > 1)
+        par_barrier();
+    shard_set *s = j->s;
+    float *p = j->m->params;
+    if (k == 0 && s->shm_params) {
+        /* This rank's slice into the shared copy, then the others' out. */
+        float *all = dist_shared_base(s->shm_params);
+        size_t lo, hi;
+        shard_param_slice(s, &lo, &hi);
+        memcpy(all + lo, p + lo, (hi - lo) * sizeof *p);
+        dist_shared_sync(s->shm_params);
+        memcpy(p, all, lo * sizeof *p);
+        memcpy(p + hi, all + hi, (s->n_params - hi) * sizeof *p);
+    } else if (k == 0) {
+        dist_from_owners(p, j->m->n_params, SHARD_SLICE_ALIGN);
+    }
+}
+
+void shard_param_slice(const shard_set *s, size_t *lo, size_t *hi)
+{
+    if (s->ranks == 1) {
+        *lo = 0;
+        *hi = s->n_params;
+        return;
+    }
+    dist_slice(s->n_params, SHARD_SLICE_ALIGN, s->rank, lo, hi);
+}
 
 /* then->fn on thread k once every thread is done with the batch. */
 static void then_run(const run_job *j, size_t k, size_t T)
@@ -190,9 +305,14 @@ static void run_share(void *ctx, size_t k, size_t T)
         vae_decode(j->m, a, n);
         vae_loss(j->m, a, n, j->beta);
         if (j->backward)
-            vae_backward(j->m, a, j->s->grads + k * j->s->n_params, n);
+            vae_backward(j->m, a, j->s->grads + (j->s->rank * j->s->T + k) *
+                                                  j->s->n_params, n);
     }
+    if (j->gather)
+        gather_grads(j->s, k, T);
     then_run(j, k, T);
+    if (j->gather && j->then)
+        gather_params(j, k, T);
 }
 
 /* The units plan: every thread gathers its share of the images, then all
@@ -220,12 +340,30 @@ static void run_units(void *ctx, size_t k, size_t T)
     then_run(j, k, T);
 }
 
+/* Across ranks: every image's rec, kl and objective of the batch, in
+ * image order, into s->img (rec | kl | obj, B each) on every rank. Each
+ * value is non-zero on one rank only, so the sum is exact. */
+static void gather_losses(shard_set *s, size_t B)
+{
+    memset(s->img, 0, 3 * B * sizeof *s->img);
+    for (size_t k = 0; k < s->T; k++) {
+        size_t lo, hi;
+        share_of(s, B, k, &lo, &hi);
+        for (size_t i = 0; i < hi - lo; i++) {
+            s->img[lo + i] = s->acts[k].rec[i];
+            s->img[B + lo + i] = s->acts[k].kl[i];
+            s->img[2 * B + lo + i] = s->acts[k].obj[i];
+        }
+    }
+    dist_sum_floats(s->img, 3 * B);
+}
+
 /* shard_run and shard_step: the noise drawn first unless rng is NULL. */
 static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
                     int backward, double beta, rng_state *rng,
                     const shard_then *then, double *rec, double *kl)
 {
-    run_job j = {s, m, b, backward && s->grads, beta, NULL, then};
+    run_job j = {s, m, b, backward && s->grads, beta, NULL, then, 0};
     int team = par_threads() == s->T;
     if (rng && !(s->units && team && j.backward && s->T > 1))
         shard_draw_eps(s, m, rng, b->B);
@@ -249,6 +387,7 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
                 then->fn(then->ctx, 0, 1);
         }
     } else if (team) {
+        j.gather = j.backward && s->ranks > 1;
         par_run(run_share, &j);
     } else {
         /* The team changed size since shard_init: same shares, one thread,
@@ -260,8 +399,23 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
             run_share(&j, k, s->T);
             s->acts[k].reduce = keep;
         }
+        if (j.backward && s->ranks > 1)
+            gather_grads(s, 0, 1);
         if (then)
             then->fn(then->ctx, 0, 1);
+        if (then && j.backward && s->ranks > 1)
+            gather_params(&j, 0, 1);
+    }
+    if (s->ranks > 1) {
+        gather_losses(s, b->B);
+        double sb = 0.0, sk = 0.0;
+        for (size_t i = 0; i < b->B; i++) {
+            sb += s->img[i];
+            sk += s->img[b->B + i];
+        }
+        *rec = sb;
+        *kl = sk;
+        return;
     }
     double sb = 0.0, sk = 0.0;
     for (size_t k = 0; k < s->T; k++) {
@@ -291,6 +445,11 @@ void shard_step(shard_set *s, const vae_model *m, const shard_batch *b, rng_stat
 double shard_objective(const shard_set *s, size_t B)
 {
     double sum = 0.0;
+    if (s->ranks > 1) {
+        for (size_t i = 0; i < B; i++)
+            sum += s->img[2 * B + i];
+        return sum;
+    }
     for (size_t k = 0; k < s->T; k++) {
         size_t lo, hi;
         share_of(s, B, k, &lo, &hi);
@@ -303,11 +462,14 @@ double shard_objective(const shard_set *s, size_t B)
 size_t shard_grads(const shard_set *s, size_t B, const float **out)
 {
     size_t n = 0;
-    for (size_t k = 0; k < s->T; k++) {
+    for (size_t g = 0; g < (s->units ? 1 : s->S); g++) {
         size_t lo, hi;
-        share_of(s, B, k, &lo, &hi);
+        if (s->units)
+            share_of(s, B, g, &lo, &hi);
+        else
+            global_share(s, B, g, &lo, &hi);
         if (lo < hi)
-            out[n++] = s->grads + k * s->n_params;
+            out[n++] = s->grads + g * s->n_params;
     }
     return n;
 }

@@ -13,6 +13,7 @@
 
 #include "adam.h"
 #include "ckpt.h"
+#include "dist.h"
 #include "gemm.h"
 #include "infer.h"
 #include "metrics.h"
@@ -110,7 +111,7 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
     if (vae_init(&t->model, cfg, err))
         return -1;
     size_t n = t->model.n_params;
-    if (check_memory(n, par_threads(), err))
+    if (check_memory(n, par_threads() * dist_size(), err))
         return -1;
     t->state = calloc(2 * n, sizeof(float));
     t->perm = malloc((n_train ? n_train : 1) * sizeof *t->perm);
@@ -118,14 +119,18 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
         return err_set(err, "out of memory for the optimizer state");
     t->adam_m = t->state;
     t->adam_v = t->state + n;
-    if (shard_init_plan(&t->shards, &t->model, batch, 1, draws, objective, plan, err))
+    /* Under mpirun every rank takes its shares of each batch (shard.h). */
+    size_t rank = dist_rank(), ranks = dist_size();
+    if (shard_init_ranks(&t->shards, &t->model, batch, 1, draws, objective, plan, rank,
+                         ranks, err))
         return -1;
     /* Evaluation draws once per image, and splits by rows. */
     t->eval = &t->shards;
     if (draws == 1 && objective == VAE_OBJ_ELBO && !t->shards.units)
         return 0;
     t->eval = &t->eval_shards;
-    return shard_init(&t->eval_shards, &t->model, batch, 0, err);
+    return shard_init_ranks(&t->eval_shards, &t->model, batch, 0, 1, VAE_OBJ_ELBO,
+                            SHARD_AUTO, rank, ranks, err);
 }
 
 /* A resumed run trains on its own data: the fingerprint of the training set
@@ -361,8 +366,17 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     return 0;
 }
 
+/* Under mpirun only rank 0 writes; every rank calls it, as each holds
+ * Adam's moments of its own slice of the parameters only: all are
+ * gathered first. */
 static int save(const trainer *t, const char *path, err_msg *err)
 {
+    if (dist_size() > 1) {
+        dist_from_owners(t->adam_m, t->model.n_params, SHARD_SLICE_ALIGN);
+        dist_from_owners(t->adam_v, t->model.n_params, SHARD_SLICE_ALIGN);
+    }
+    if (dist_rank() != 0)
+        return 0;
     return ckpt_save(path, &t->model, t->adam_m, t->adam_v, &t->st, err);
 }
 
@@ -378,8 +392,11 @@ static void adam_share(void *ctx, size_t k, size_t T)
 {
     const adam_job *j = ctx;
     trainer *t = j->t;
-    size_t lo, hi;
-    par_share(t->model.n_params, 16, k, T, &lo, &hi);
+    size_t lo, hi, from, to;
+    shard_param_slice(&t->shards, &from, &to); /* across ranks: this rank's */
+    par_share(to - from, 16, k, T, &lo, &hi);
+    lo += from;
+    hi += from;
     if (lo == hi)
         return;
     const float *g[PAR_MAX_THREADS];
@@ -522,6 +539,14 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
 {
     if (check_opts(o, train, test, err))
         return -1;
+    /* Under mpirun the ranks compute alike; rank 0 alone writes and tells
+     * (save() writes nothing on the others). */
+    train_opts mine = *o;
+    if (dist_rank() != 0) {
+        mine.out_dir = mine.metrics = NULL;
+        hooks = NULL;
+    }
+    o = &mine;
     trainer t;
     idx_fingerprint fp = idx_fingerprint_of(train);
     if (trainer_start(&t, o, train, &fp, err)) {
@@ -591,10 +616,17 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             if (hooks && hooks->progress)
                 hooks->progress(hooks->ctx, epoch, (size_t)t.st.n_seen, n,
                                 t.st.seconds + now_s() - t0);
-            if (o->stop && *o->stop) {
+            /* A signal to any rank stops them all after the same step. */
+            int stopping = o->stop && *o->stop;
+            if (dist_size() > 1)
+                stopping = dist_any(stopping);
+            if (stopping) {
                 t.st.step = s + 1;
                 t.st.seconds += now_s() - t0;
                 rc = save(&t, o->ckpt_path, err) ? -1 : TRAIN_STOPPED;
+                /* No rank leaves before rank 0 has saved: mpirun ends the
+                 * job once a rank exits with a non-zero status. */
+                dist_barrier();
                 break;
             }
         }
@@ -740,7 +772,8 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
     *gemm_flops = 0.0;
     for (size_t r = 0; r < rounds && rc == 0; r++) {
         t.st.rng_data = draw_order(&t, n);
-        out[r].epoch_s = out[r].gemm_s = 0.0;
+        out[r].epoch_s = out[r].gemm_s = out[r].comm_s = 0.0;
+        out[r].steps = steps;
         /* Each step is timed, then the sgemm calls each thread made in it
          * are replayed alone, by the same threads at once, right after it:
          * both sides of the ratio see the same moment of a noisy shared
@@ -749,6 +782,7 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
         for (size_t s = 0; s < steps && rc == 0; s++) {
             size_t first = s * batch;
             trace_all(&j, TRACE_START);
+            double c0 = dist_time();
             double t0 = now_s();
             train_step(&t, train, r + 1, first, n - first < batch ? n - first : batch,
                        &rec, &kl, &obj);
@@ -758,6 +792,7 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
             trace_all(&j, TRACE_REPLAY);
             double t3 = now_s();
             out[r].epoch_s += t1 - t0;
+            out[r].comm_s += dist_time() - c0;
             out[r].gemm_s += t3 - t2;
             size_t calls = 0;
             for (size_t k = 0; k < par_threads(); k++) {

@@ -29,6 +29,9 @@ static char dir[64];   /* scratch folder of the whole group */
 static char data[128]; /* a good data set: CLI_N_TRAIN / CLI_N_TEST images */
 static char out_path[160], err_path[160];
 static char *out_text, *err_text; /* the last run's stdout and stderr */
+/* NULL, or a launcher's argv (NULL-terminated) that runs the binary:
+ * {"mpirun", "-np", "2", NULL} runs "mpirun -np 2 $VAE_BIN args". */
+static const char *const *cli_prefix;
 
 /* ------------------------------------------------------------------------ */
 /* Data                                                                     */
@@ -107,6 +110,10 @@ static inline pid_t spawn_v(cli_child_fn child, const char *first, va_list ap)
 {
     const char *argv[CLI_MAX_ARGS + 2];
     size_t n = 0;
+    for (size_t i = 0; cli_prefix && cli_prefix[i]; i++) {
+        assert_true(n < CLI_MAX_ARGS);
+        argv[n++] = cli_prefix[i];
+    }
     argv[n++] = vae_bin;
     for (const char *a = first; a; a = va_arg(ap, const char *)) {
         assert_true(n < CLI_MAX_ARGS);
@@ -130,7 +137,7 @@ static inline pid_t spawn_v(cli_child_fn child, const char *first, va_list ap)
             _exit(99);
         if (child)
             child();
-        execv(vae_bin, (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(98);
     }
     return pid;
