@@ -31,7 +31,8 @@ double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
 
 /* Per image of set, the quantities infer_eval sums (same draws): the
  * posterior mean and log-variance (n x z_dim each) and the negative ELBO's
- * two terms (n each). Any output may be NULL. */
+ * two terms (n each). Any output may be NULL (the same on every rank).
+ * Across ranks (s from shard_init_ranks) every rank gets every image's. */
 void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
                      const idx_view *view, uint64_t seed, float *mu,
                      float *logvar, float *rec, float *kl);

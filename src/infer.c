@@ -82,10 +82,10 @@ static void copy_out(void *ctx, shard_set *s, size_t at, size_t B, double rec,
 {
     (void)rec, (void)kl;
     const per_image *p = ctx;
-    size_t Z = p->m->cfg.z_dim;
+    size_t Z = p->m->cfg.z_dim, first = s->rank * s->T;
     for (size_t k = 0; k < s->T; k++) {
         size_t lo, hi;
-        par_share(B, 1, k, s->T, &lo, &hi);
+        par_share(B, 1, first + k, s->S, &lo, &hi);
         const vae_acts *a = &s->acts[k];
         for (size_t i = 0; i < hi - lo; i++) {
             size_t g = at + lo + i;
@@ -99,6 +99,21 @@ static void copy_out(void *ctx, shard_set *s, size_t at, size_t B, double rec,
                 p->kl[g] = a->kl[i];
         }
     }
+    if (s->ranks < 2)
+        return;
+    /* Every rank's run of the batch (its shares) to every rank. */
+    size_t lo, hi, end;
+    par_share(B, 1, first, s->S, &lo, &end);
+    par_share(B, 1, first + s->T - 1, s->S, &end, &hi);
+    lo += at, hi += at;
+    if (p->mu)
+        dist_gather_ranges(p->mu, Z * sizeof(float), lo, hi);
+    if (p->logvar)
+        dist_gather_ranges(p->logvar, Z * sizeof(float), lo, hi);
+    if (p->rec)
+        dist_gather_ranges(p->rec, sizeof(float), lo, hi);
+    if (p->kl)
+        dist_gather_ranges(p->kl, sizeof(float), lo, hi);
 }
 
 void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
