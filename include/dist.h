@@ -72,6 +72,12 @@ void dist_to_owners(float *buf, size_t n, size_t per, size_t align);
  * rank, in place. */
 void dist_from_owners(float *buf, size_t n, size_t align);
 
+/* Every rank's elements [lo, hi) of buf (elem bytes each; each rank
+ * passes its own range, the ranges apart) to every rank, in place: a
+ * gather, no arithmetic, so the bits arrive unchanged (-0.0 too). hi * elem
+ * <= DIST_MAX_COUNT. */
+void dist_gather_ranges(void *buf, size_t elem, size_t lo, size_t hi);
+
 /* Elementwise sum of buf over the ranks, in place, the same on every rank.
  * MPI fixes no order of the additions: exact only where at most one rank
  * holds a non-zero value (a gather in disguise), which is how it is used. */

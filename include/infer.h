@@ -2,7 +2,8 @@
  * (negative ELBO), per-image latent codes and scores, and the
  * importance-weighted bound on -log p(x). Work is split across the thread
  * team; every random draw is fixed by the seed and the image, so results
- * do not depend on the number of threads or on batching. */
+ * depend on the number of threads only through the rounding of the sgemm
+ * calls a split makes (last digits). */
 #ifndef VAE_INFER_H
 #define VAE_INFER_H
 
@@ -30,7 +31,8 @@ double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
 
 /* Per image of set, the quantities infer_eval sums (same draws): the
  * posterior mean and log-variance (n x z_dim each) and the negative ELBO's
- * two terms (n each). Any output may be NULL. */
+ * two terms (n each). Any output may be NULL (the same on every rank).
+ * Across ranks (s from shard_init_ranks) every rank gets every image's. */
 void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
                      const idx_view *view, uint64_t seed, float *mu,
                      float *logvar, float *rec, float *kl);
@@ -45,8 +47,13 @@ typedef struct infer_iw_result {
 
 /* For every image, K draws z_k ~ q(z|x) decoded in batches, log w_k =
  * log p(x|z_k) + log p(z_k) - log q(z_k|x), and log (1/K sum exp(log w_k))
- * by a running log-sum-exp. With bench, also times the work against its
- * own sgemm calls. Returns 0, or -1 with err (out of memory). */
+ * by a running log-sum-exp. Under mpirun (dist.h) every rank calls it:
+ * R ranks of T threads take the images one process with R x T threads
+ * gives its threads, the per-image values are gathered and summed in image
+ * order on every rank, so the bound is that process's to the bit; the
+ * timings are this rank's. With
+ * bench, also times the work against its own sgemm calls. Returns 0, or -1
+ * with err (out of memory on any rank). */
 int infer_iw(const vae_model *m, const idx_set *set, const idx_view *view,
              size_t K, uint64_t seed, int bench, infer_iw_result *out,
              err_msg *err);

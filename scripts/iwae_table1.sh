@@ -11,7 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 usage() {
     cat <<EOF
 usage: $0 [--results DIR] [--stages N] [--data DIR] [--eval-k K] [--jobs J]
-          [--cells LIST] [--vae PATH]
+          [--cells LIST] [--vae PATH] [--mpirun PREFIX]
 
 Trains and evaluates the cells of the table (the paper's setup: 784-200-200-
 50-200-200-784, tanh, dynamically binarized MNIST, Glorot init, batch 20,
@@ -35,6 +35,13 @@ smaller --stages later evaluates the kept copy of that stage.
                   same objective as the VAE with k = 1, so its row shows
                   that cell)
   --vae PATH      the vae binary (default build/vae, built if missing)
+  --mpirun PREFIX a launcher put before each vae train and vae eval, split
+                  at spaces, e.g. "mpirun -np 2 -x OPENBLAS_NUM_THREADS=1"
+                  (each rank otherwise starts a thread per core; the vae
+                  must be built with MPI). A stop (Ctrl-C) then signals
+                  mpirun, which passes SIGTERM on and SIGKILLs a second
+                  later: the last whole checkpoint stays, but the exact
+                  state may not be saved (README, Many processes)
 
 Cells whose objective this vae does not have yet (vae train --help lists
 no --objective) are shown as "not run" with the reason.
@@ -48,15 +55,17 @@ eval_k=5000
 jobs=1
 cells="vae-k1,vae-k5,vae-k50,iwae-k5,iwae-k50"
 vae="$root/build/vae"
+launcher=()
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
-        --results|--stages|--data|--eval-k|--jobs|--cells|--vae)
+        --results|--stages|--data|--eval-k|--jobs|--cells|--vae|--mpirun)
             [ $# -ge 2 ] || { echo "iwae_table1.sh: $1 needs a value" >&2; exit 2; }
             case "$1" in
                 --results) results="$2" ;; --stages) stages="$2" ;;
                 --data) data="$2" ;; --eval-k) eval_k="$2" ;; --jobs) jobs="$2" ;;
                 --cells) cells="$2" ;; --vae) vae="$2" ;;
+                --mpirun) read -r -a launcher <<<"$2" ;;
             esac
             shift ;;
         *) echo "iwae_table1.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -151,8 +160,9 @@ run_cell() {
             mapfile -t how < <(cell_opts "$cell")
             [ "$done_e" -gt 0 ] || [ -f "$dir/vae.bin" ] && how=(--resume)
             echo "$cell: training epochs $((done_e + 1))-$end, stage $s (log: $dir/train.log)"
-            if ! in_background "$dir" "$vae" train --data "$data" --ckpt "$dir/vae.bin" \
-                --out "$dir/out" --epochs "$end" --json "${thr[@]}" "${how[@]}" \
+            if ! in_background "$dir" "${launcher[@]}" "$vae" train --data "$data" \
+                --ckpt "$dir/vae.bin" --out "$dir/out" --epochs "$end" --json "${thr[@]}" \
+                "${how[@]}" \
                 >>"$dir/train.log" 2>>"$dir/train.err"; then
                 echo "not run: training stopped (see $dir/train.err)" >"$dir/status"
                 return 1
@@ -172,8 +182,8 @@ run_cell() {
     local ev="$dir/eval-k$eval_k-e$epochs.json"
     if [ ! -s "$ev" ]; then
         echo "$cell: evaluating stage $stages with K = $eval_k"
-        if ! in_background "$dir" "$vae" eval --ckpt "$snap" --data "$data" \
-            --iw "$eval_k" --json "${thr[@]}" >"$ev.tmp"; then
+        if ! in_background "$dir" "${launcher[@]}" "$vae" eval --ckpt "$snap" \
+            --data "$data" --iw "$eval_k" --json "${thr[@]}" >"$ev.tmp"; then
             rm -f "$ev.tmp"
             echo "not run: evaluation failed" >"$dir/status"
             return 1

@@ -80,7 +80,8 @@ static int session_load(session *s, const char *split, const char *out)
     err_msg err;
     if (rc == 0 && cli_check_data(&s->m.cfg, &s->data, split))
         rc = 1;
-    /* Under mpirun (vae eval) each rank takes its shares of every batch. */
+    /* Under mpirun (vae eval, score, encode) each rank takes its shares of
+     * every batch. */
     if (rc == 0 && shard_init_ranks(&s->sh, &s->m, opt.batch, 0, 1, VAE_OBJ_ELBO, SHARD_AUTO,
                                     dist_rank(), dist_size(), &err)) {
         say_error("%s", err.text);
@@ -304,7 +305,7 @@ int cmd_encode(void)
     codes c = {&s.data, Z, malloc(n * Z * sizeof(float)), malloc(n * Z * sizeof(float)),
                NULL, NULL};
     int rc = 1;
-    if (!c.mu || !c.logvar) {
+    if (dist_any(!c.mu || !c.logvar)) {
         say_error("out of memory for %zu latent codes", n);
     } else {
         infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, c.mu, c.logvar, NULL,
@@ -319,7 +320,9 @@ int cmd_encode(void)
             for (size_t j = 0; j < Z; j++)
                 len += (size_t)snprintf(header + len, cap - len, ",logvar_%zu", j);
             snprintf(header + len, cap - len, "\n");
-            if (write_csv(path, header, n, code_row, &c) == 0) {
+            if (dist_rank() > 0) { /* rank 0 writes */
+                rc = 0;
+            } else if (write_csv(path, header, n, code_row, &c) == 0) {
                 printf("wrote %s (%zu images, %zu latent dimensions)\n", path, n, Z);
                 rc = 0;
             }
@@ -394,13 +397,15 @@ int cmd_score(void)
                malloc(n * sizeof(float))};
     float *score = malloc(n * sizeof *score);
     int rc = 1;
-    if (!c.rec || !c.kl || !score) {
+    if (dist_any(!c.rec || !c.kl || !score)) {
         say_error("out of memory for %zu scores", n);
     } else {
         infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, NULL, NULL, c.rec, c.kl);
         for (size_t i = 0; i < n; i++)
             score[i] = c.rec[i] + c.kl[i];
-        if (opt.set[O_TOP]) {
+        if (dist_rank() > 0) { /* rank 0 writes */
+            rc = 0;
+        } else if (opt.set[O_TOP]) {
             if (write_top(&s, score, opt.top, path) == 0) {
                 printf("wrote %s (the %zu highest-scoring of %zu images)\n", path,
                        opt.top < n ? opt.top : n, n);

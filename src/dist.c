@@ -191,6 +191,24 @@ void dist_from_owners(float *buf, size_t n, size_t align)
     world.seconds += now_s() - t0;
 }
 
+void dist_gather_ranges(void *buf, size_t elem, size_t lo, size_t hi)
+{
+    if (ONE_RANK())
+        return;
+    double t0 = now_s();
+    unsigned long long mine[2] = {lo, hi}, all[2 * DIST_MAX_RANKS];
+    MPI_Allgather(mine, 2, MPI_UNSIGNED_LONG_LONG, all, 2, MPI_UNSIGNED_LONG_LONG,
+                  MPI_COMM_WORLD);
+    int count[DIST_MAX_RANKS], at[DIST_MAX_RANKS];
+    for (size_t q = 0; q < world.size; q++) {
+        count[q] = (int)((all[2 * q + 1] - all[2 * q]) * elem);
+        at[q] = (int)(all[2 * q] * elem);
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, count, at, MPI_BYTE,
+                   MPI_COMM_WORLD);
+    world.seconds += now_s() - t0;
+}
+
 void dist_sum_floats(float *buf, size_t n)
 {
     if (ONE_RANK())
@@ -314,6 +332,11 @@ void dist_to_owners(float *buf, size_t n, size_t per, size_t align)
 void dist_from_owners(float *buf, size_t n, size_t align)
 {
     (void)buf, (void)n, (void)align;
+}
+
+void dist_gather_ranges(void *buf, size_t elem, size_t lo, size_t hi)
+{
+    (void)buf, (void)elem, (void)lo, (void)hi;
 }
 
 void dist_sum_floats(float *buf, size_t n)

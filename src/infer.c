@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dist.h"
 #include "gemm.h"
 #include "par.h"
 #include "rng.h"
@@ -81,10 +82,10 @@ static void copy_out(void *ctx, shard_set *s, size_t at, size_t B, double rec,
 {
     (void)rec, (void)kl;
     const per_image *p = ctx;
-    size_t Z = p->m->cfg.z_dim;
+    size_t Z = p->m->cfg.z_dim, first = s->rank * s->T;
     for (size_t k = 0; k < s->T; k++) {
         size_t lo, hi;
-        par_share(B, 1, k, s->T, &lo, &hi);
+        par_share(B, 1, first + k, s->S, &lo, &hi);
         const vae_acts *a = &s->acts[k];
         for (size_t i = 0; i < hi - lo; i++) {
             size_t g = at + lo + i;
@@ -98,6 +99,21 @@ static void copy_out(void *ctx, shard_set *s, size_t at, size_t B, double rec,
                 p->kl[g] = a->kl[i];
         }
     }
+    if (s->ranks < 2)
+        return;
+    /* Every rank's run of the batch (its shares) to every rank. */
+    size_t lo, hi, end;
+    par_share(B, 1, first, s->S, &lo, &end);
+    par_share(B, 1, first + s->T - 1, s->S, &end, &hi);
+    lo += at, hi += at;
+    if (p->mu)
+        dist_gather_ranges(p->mu, Z * sizeof(float), lo, hi);
+    if (p->logvar)
+        dist_gather_ranges(p->logvar, Z * sizeof(float), lo, hi);
+    if (p->rec)
+        dist_gather_ranges(p->rec, sizeof(float), lo, hi);
+    if (p->kl)
+        dist_gather_ranges(p->kl, sizeof(float), lo, hi);
 }
 
 void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
@@ -119,6 +135,7 @@ typedef struct iw_job {
     size_t K;
     uint64_t seed;
     int bench;
+    size_t first, S; /* this rank's first share of the S = ranks x threads */
     double *iw; /* per image: log (1/K sum_k w_k) */
     double work_s[PAR_MAX_THREADS], gemm_s[PAR_MAX_THREADS], flops[PAR_MAX_THREADS];
     int failed[PAR_MAX_THREADS];
@@ -231,8 +248,9 @@ static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
 static void iw_task(void *ctx, size_t k, size_t T)
 {
     iw_job *j = ctx;
+    (void)T;
     size_t lo, hi;
-    par_share(j->set->n, 1, k, T, &lo, &hi);
+    par_share(j->set->n, 1, j->first + k, j->S, &lo, &hi);
     if (lo == hi)
         return;
     iw_work *w = calloc(1, sizeof *w);
@@ -271,15 +289,27 @@ int infer_iw(const vae_model *m, const idx_set *set, const idx_view *view,
     }
     j->m = m, j->set = set, j->view = view, j->K = K, j->seed = seed;
     j->bench = bench, j->iw = iw;
+    /* Across R ranks of T threads, the R x T shares of one process with
+     * R x T threads: rank r computes shares rT .. rT+T-1, a run of images.
+     * A per-image value depends on how images are grouped into sgemm
+     * calls (their rounding does), so the split has to be that one. */
+    size_t T = par_threads(), lo, hi, end;
+    j->S = dist_size() * T, j->first = dist_rank() * T;
+    par_share(set->n, 1, j->first, j->S, &lo, &end);
+    par_share(set->n, 1, j->first + T - 1, j->S, &end, &hi);
     par_run(iw_task, j);
-    int rc = 0;
+    int failed = 0;
     for (size_t k = 0; k < par_threads(); k++) {
-        if (j->failed[k])
-            rc = err_set(err, "out of memory for the importance-weighted bound");
+        failed |= j->failed[k];
         out->work_s += j->work_s[k];
         out->gemm_s += j->gemm_s[k];
         out->gemm_flops += j->flops[k];
     }
+    int rc = 0;
+    if (dist_any(failed))
+        rc = err_set(err, "out of memory for the importance-weighted bound");
+    else
+        dist_gather_ranges(iw, sizeof *iw, lo, hi);
     double sum = 0.0;
     for (size_t i = 0; i < set->n; i++)
         sum -= iw[i];

@@ -841,9 +841,9 @@ static void print_help(void)
            "the version and BLAS core.\n");
 }
 
-/* Started by mpirun: joins the job (dist.h). Only vae train, vae eval and
- * vae bench (without --iw) split their work across ranks so far; other
- * commands refuse more than one rank.
+/* Started by mpirun: joins the job (dist.h). Only vae train, vae eval (--iw
+ * too), vae score, vae encode and vae bench (without --iw) split their work
+ * across ranks so far; other commands refuse more than one rank.
  * Ranks other than 0 print nothing to stdout. Returns 0, or -1 after a
  * message. */
 static int join_ranks(int *argc, char ***argv)
@@ -856,13 +856,15 @@ static int join_ranks(int *argc, char ***argv)
     }
     if (dist_size() < 2)
         return 0;
-    int split = !strcmp(opt.cmd, "train") ||
-                ((!strcmp(opt.cmd, "eval") || !strcmp(opt.cmd, "bench")) && !opt.set[O_IW]);
+    int split = !strcmp(opt.cmd, "train") || !strcmp(opt.cmd, "eval") ||
+                !strcmp(opt.cmd, "score") || !strcmp(opt.cmd, "encode") ||
+                (!strcmp(opt.cmd, "bench") && !opt.set[O_IW]);
     if (!split) {
         if (dist_rank() == 0)
-            say_error("runs in one process: under mpirun only 'vae train', 'vae eval' "
-                      "and 'vae bench' (without --iw) split their work across ranks so "
-                      "far (start it without mpirun, or -np 1)");
+            say_error("runs in one process: under mpirun only 'vae train', 'vae eval', "
+                      "'vae score', 'vae encode' and 'vae bench' (without --iw) split "
+                      "their work across ranks so far (start it without mpirun, or -np "
+                      "1)");
         dist_finalize();
         return -1;
     }
