@@ -85,4 +85,18 @@ grep -q "training epochs [0-9]*-121, stage 5" <<<"$resumed" || fail "stage 5 not
 [ "$("$vae" info --ckpt "$tmp/r/vae-k1/stage5.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 121 ] ||
     fail "no snapshot of stage 5"
 grep -q '^| 1 | 86.76 | [0-9]' <<<"$resumed" || fail "no table after the resume"
+# With MPI (VAE_MPIRUN, set by CMake): a cell through --mpirun, 2 ranks of
+# one thread; every vae train and vae eval runs under the launcher.
+if [ -n "${VAE_MPIRUN:-}" ]; then
+    launcher="$VAE_MPIRUN --allow-run-as-root --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS=1"
+    ranks=$("$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results "$tmp/rm" \
+            --stages 2 --eval-k 10 --cells vae-k1 --mpirun "$launcher") ||
+        fail "the run under --mpirun failed: $ranks"
+    grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \(' <<<"$ranks" || fail "no number under --mpirun"
+    [ "$("$vae" info --ckpt "$tmp/rm/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 4 ] ||
+        fail "under --mpirun the run does not hold 4 epochs"
+    [ "$(grep -c '"epoch"' "$tmp/rm/vae-k1/train.log")" = 4 ] ||
+        fail "under --mpirun the log does not hold 4 epochs (one rank prints)"
+    echo "iwae_table1_smoke: --mpirun (2 ranks): $(grep '^| 1 ' <<<"$ranks")"
+fi
 echo "iwae_table1_smoke: passed (stopped at $done_e epochs, resumed to 121)"
