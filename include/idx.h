@@ -91,12 +91,11 @@ idx_fingerprint idx_fingerprint_of(const idx_set *set);
 int idx_fingerprint_differs(const idx_fingerprint *a, const idx_fingerprint *b,
                             char *why, size_t why_len);
 
+/* The channels of set's images: set->channels, or 1 when it is 0. */
+size_t idx_channels(const idx_set *set);
+
 /* Bytes of one image of set: rows * cols * channels. */
 size_t idx_image_bytes(const idx_set *set);
-
-/* The side of a square image of `pixels` pixels: the smallest s with
- * s * s >= pixels (so s * s == pixels exactly when the image is square). */
-size_t idx_square_side(size_t pixels);
 
 /* Frees what idx_load allocated and zeroes the struct; safe on a zeroed set. */
 void idx_free(idx_set *set);

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "conv.h"
-#include "idx.h"
 #include "linear.h"
 
 #define KK (CONV_K * CONV_K)

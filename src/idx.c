@@ -593,17 +593,14 @@ int idx_fingerprint_differs(const idx_fingerprint *a, const idx_fingerprint *b,
     return 1;
 }
 
-size_t idx_image_bytes(const idx_set *set)
+size_t idx_channels(const idx_set *set)
 {
-    return set->rows * set->cols * (set->channels ? set->channels : 1);
+    return set->channels ? set->channels : 1;
 }
 
-size_t idx_square_side(size_t pixels)
+size_t idx_image_bytes(const idx_set *set)
 {
-    size_t s = 0;
-    while (s * s < pixels)
-        s++;
-    return s;
+    return set->rows * set->cols * idx_channels(set);
 }
 
 void idx_free(idx_set *set)

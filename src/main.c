@@ -570,7 +570,7 @@ static const char *images_file(const char *split)
 
 int cli_same_shape(const idx_set *train, const idx_set *test)
 {
-    size_t c1 = train->channels ? train->channels : 1, c2 = test->channels ? test->channels : 1;
+    size_t c1 = idx_channels(train), c2 = idx_channels(test);
     if (train->rows == test->rows && train->cols == test->cols && c1 == c2)
         return 0;
     say_error("%s: the test images are %zux%zu %s, the training images %zux%zu %s: both "
@@ -582,7 +582,7 @@ int cli_same_shape(const idx_set *train, const idx_set *test)
 
 int cli_data_model(vae_config *cfg, const idx_set *set)
 {
-    vae_config_image(cfg, set->rows, set->cols, set->channels ? set->channels : 1);
+    vae_config_image(cfg, set->rows, set->cols, idx_channels(set));
     if (!opt.set[O_CONDITIONAL])
         return 0;
     if (!set->n_classes) {

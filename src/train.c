@@ -467,7 +467,7 @@ int train_check_shape(const vae_config *cfg, const idx_set *set, const char *who
 {
     vae_config c = *cfg;
     vae_config_shape(&c);
-    size_t ch = set->channels ? set->channels : 1;
+    size_t ch = idx_channels(set);
     if (set->rows == c.height && set->cols == c.width && ch == c.channels)
         return 0;
     /* Sizes as width x height, as vae import's --size. */

@@ -60,13 +60,13 @@ int vae_config_check(const vae_config *cfg, err_msg *err)
         return err_set(err, "input size %zu out of range", cfg->x_dim);
     if (cfg->channels != 0 && cfg->channels != 1 && cfg->channels != 3)
         return err_set(err, "%zu channels: 1 (grey) or 3 (RGB)", cfg->channels);
+    size_t ch = cfg->channels ? cfg->channels : 1;
     if (cfg->height && cfg->width &&
         (cfg->height > VAE_MAX_WIDTH || cfg->width > VAE_MAX_WIDTH ||
-         cfg->height * cfg->width * (cfg->channels ? cfg->channels : 1) != cfg->x_dim))
+         cfg->height * cfg->width * ch != cfg->x_dim))
         return err_set(err, "%zux%zu images of %zu channels are not %zu input values",
-                       cfg->height, cfg->width, cfg->channels ? cfg->channels : 1,
-                       cfg->x_dim);
-    if (cfg->x_dim % (cfg->channels ? cfg->channels : 1))
+                       cfg->height, cfg->width, ch, cfg->x_dim);
+    if (cfg->x_dim % ch)
         return err_set(err, "%zu input values are not whole pixels of %zu channels",
                        cfg->x_dim, cfg->channels);
     vae_config shaped = *cfg;
