@@ -94,37 +94,35 @@ static uint8_t pixel(size_t i)
 
 /* idx3 file: magic, n, rows, cols, then data_len bytes of pixel(i).
  * data_len may differ from n*rows*cols to build broken files. */
-static uint8_t *make_idx3(uint32_t magic, uint32_t n, uint32_t rows, uint32_t cols,
-                          size_t data_len, size_t *len)
+/* An IDX file: magic, the nd dimensions, then data_len bytes pixel(i). */
+static uint8_t *make_idx(uint32_t magic, const uint32_t *dims, size_t nd, size_t data_len,
+                         size_t *len)
 {
-    *len = 16 + data_len;
+    size_t head = 4 + 4 * nd;
+    *len = head + data_len;
     uint8_t *b = malloc(*len);
     assert_non_null(b);
     put_be32(b, magic);
-    put_be32(b + 4, n);
-    put_be32(b + 8, rows);
-    put_be32(b + 12, cols);
+    for (size_t i = 0; i < nd; i++)
+        put_be32(b + 4 + 4 * i, dims[i]);
     for (size_t i = 0; i < data_len; i++)
-        b[16 + i] = pixel(i);
+        b[head + i] = pixel(i);
     return b;
+}
+
+static uint8_t *make_idx3(uint32_t magic, uint32_t n, uint32_t rows, uint32_t cols,
+                          size_t data_len, size_t *len)
+{
+    const uint32_t dims[3] = {n, rows, cols};
+    return make_idx(magic, dims, 3, data_len, len);
 }
 
 /* An idx4 file of n images of rows x cols x ch bytes, pixel(i) each. */
 static uint8_t *make_idx4(uint32_t n, uint32_t rows, uint32_t cols, uint32_t ch,
                           size_t *len)
 {
-    size_t data_len = (size_t)n * rows * cols * ch;
-    *len = 20 + data_len;
-    uint8_t *b = malloc(*len);
-    assert_non_null(b);
-    put_be32(b, IDX_MAGIC_IMAGES4);
-    put_be32(b + 4, n);
-    put_be32(b + 8, rows);
-    put_be32(b + 12, cols);
-    put_be32(b + 16, ch);
-    for (size_t i = 0; i < data_len; i++)
-        b[20 + i] = pixel(i);
-    return b;
+    const uint32_t dims[4] = {n, rows, cols, ch};
+    return make_idx(IDX_MAGIC_IMAGES4, dims, 4, (size_t)n * rows * cols * ch, len);
 }
 
 static uint8_t *make_images(uint32_t n, size_t *len)
