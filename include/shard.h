@@ -7,9 +7,12 @@
  * MLP on small batches, where a share of a few rows would run sgemm at a
  * fraction of its speed): all threads run one pass over the whole batch,
  * each computing its share of every layer's output units, into one
- * gradient buffer; every sum has the terms it has with one thread, so
- * the result is the one-thread result up to the order OpenBLAS's kernel
- * for a share's shape adds them in. Shares and sums
+ * gradient buffer, and Adam updates each thread's own units: a thread
+ * reads and writes only its own units' weights (a layer's input gradient
+ * is the sum of the threads' products over their units, added in thread
+ * order), as a line another core last wrote costs far more to read or
+ * write than a local one. Every other sum has the terms it has with one
+ * thread, so the result is the one-thread result up to rounding. Shares and sums
  * never depend on timing, so results depend on the plan and team size
  * only.
  *
@@ -52,6 +55,8 @@ typedef struct shard_set {
     size_t n_params;                /* gradient length; 0 without gradients */
     vae_acts acts[PAR_MAX_THREADS]; /* local share k's activations (share rank*T+k) */
     float *grads;                   /* S x n_params: share g's at g * n_params */
+    float *part;                    /* units plan: 2 x T x part_n (vae_team) */
+    size_t part_n;
     double *red;                    /* S x red_n: the team's sums (BatchNorm) */
     size_t red_n;
     float *img;                     /* ranks > 1: 3 x cap per-image losses, gathered */
@@ -149,6 +154,13 @@ void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi);
 /* The parameters [*lo, *hi) this rank updates in a training step: all of
  * them for one rank. */
 void shard_param_slice(const shard_set *s, size_t *lo, size_t *hi);
+
+/* Calls fn(ctx, lo, hi) on the ranges of parameters thread k of T updates
+ * after a training step: in the units plan the weights and biases of the
+ * units it computes (so it writes no cache line another thread reads), else
+ * its share of shard_param_slice, 16-float aligned. */
+void shard_param_share(const shard_set *s, const vae_model *m, size_t k, size_t T,
+                       void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
 
 /* Points out[0..n) at the gradient buffers of the shares a batch of B
  * images used, in order, every rank's (n <= PAR_MAX_THREADS); returns n.

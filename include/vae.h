@@ -132,12 +132,21 @@ typedef struct vae_reduce {
 
 /* A thread's part in a team that computes one batch together by splitting
  * every MLP layer's output units (the plan for small batches; see
- * vae_train_team). {0, 1, NULL, NULL}: one thread alone. */
+ * vae_train_team). {0, 1, NULL, NULL, NULL, 0}: one thread alone. */
 typedef struct vae_team {
     size_t k, T;                /* this thread's index, of T */
     void (*barrier)(void *ctx); /* returns once all T threads have called it */
     void *ctx;
+    /* T > 1: T scratch buffers of part_n floats (thread k's at part + k *
+     * part_n) for the backward pass's partial input gradients, each at
+     * least vae_team_part_n floats. */
+    float *part;
+    size_t part_n;
 } vae_team;
+
+/* The floats each thread's partial input gradient needs (vae_team.part_n)
+ * for batches of up to cap images with k draws each. */
+size_t vae_team_part_n(const vae_model *m, size_t cap, size_t k);
 
 /* The conv VAE's activations (CNHW tensors: channel, image, row, column). */
 typedef struct vae_cnn_acts {
@@ -268,9 +277,12 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B);
 /* The MLP's whole training pass, by every thread of team t at once over
  * one shared a and grads: encode, draw z from a->eps, decode, the loss and
  * its gradient (as vae_loss) and the backward pass (as vae_backward); each
- * layer's units split among the threads, so every sum has the terms it has
- * with one thread (in the same order, unless OpenBLAS picks another kernel
- * for a narrower share). Returns, in thread 0, the batch sum of rec + kl (0 elsewhere). */
+ * layer's units split among the threads. Each thread reads and writes only
+ * its own units' weights: a layer's input gradient is the sum of every
+ * thread's product over its own units, added in thread order; every other
+ * sum has the terms it has with one thread (in the same order, unless
+ * OpenBLAS picks another kernel for a narrower share). Returns, in thread
+ * 0, the batch sum of rec + kl (0 elsewhere). */
 double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
                       double beta, const vae_team *t);
 

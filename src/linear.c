@@ -143,6 +143,16 @@ void linear_backward_input(float *dinp, const float *dout, const float *w, size_
     gemm(0, 0, B, i1 - i0, OC, 1.0f, dout, OC, w + i0, C + K, 0.0f, dinp + i0, C);
 }
 
+void linear_backward_input_part(float *part, const float *dout, const float *w, size_t B,
+                                size_t C, size_t K, size_t OC, size_t u0, size_t u1)
+{
+    if (u0 >= u1) { /* no units: no contribution */
+        memset(part, 0, B * C * sizeof *part);
+        return;
+    }
+    gemm(0, 0, B, C, u1 - u0, 1.0f, dout + u0, OC, w + u0 * (C + K), C + K, 0.0f, part, C);
+}
+
 void linear_backward(float *dinp, float *dw, float *db, const float *dout,
                      const float *inp, const float *w, const uint8_t *y, size_t B,
                      size_t C, size_t K, size_t OC)

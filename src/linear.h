@@ -39,6 +39,11 @@ void linear_backward_params(float *dw, float *db, const float *dout, const float
 void linear_backward_input(float *dinp, const float *dout, const float *w, size_t B,
                            size_t C, size_t K, size_t OC, size_t i0, size_t i1);
 
+/* The part of linear_backward's dinp (B, C) that output units [u0, u1)
+ * contribute: part = dout[:, u0:u1] . w[u0:u1, :C], rows C apart. */
+void linear_backward_input_part(float *part, const float *dout, const float *w, size_t B,
+                                size_t C, size_t K, size_t OC, size_t u0, size_t u1);
+
 /* The activation in place over n values, and its backward: dout *= act'(y)
  * from the activation's output y. */
 void act_forward(float *x, size_t n, vae_act kind);

@@ -162,10 +162,21 @@ float *mlp_prior_grad(const vae_model *m, const vae_acts *a)
  * cache line of each row. */
 #define SHARE_ALIGN 16
 
+/* Share k of T [*lo, *hi) of n units: the n / 16 cache lines of a row
+ * split as evenly as whole lines allow (the last share takes the ragged
+ * end). */
+static void unit_share(size_t n, size_t k, size_t T, size_t *lo, size_t *hi)
+{
+    size_t lines = (n + SHARE_ALIGN - 1) / SHARE_ALIGN;
+    size_t a = lines * k / T * SHARE_ALIGN, b = lines * (k + 1) / T * SHARE_ALIGN;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+}
+
 /* Thread t->k's share [*lo, *hi) of n units. */
 static void share(size_t n, const vae_team *t, size_t *lo, size_t *hi)
 {
-    par_share(n, SHARE_ALIGN, t->k, t->T, lo, hi);
+    unit_share(n, t->k, t->T, lo, hi);
 }
 
 static void wait_all(const vae_team *t)
@@ -221,12 +232,41 @@ void mlp_decode(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
     forward_layers(m, a, B, head_of(m) + 1, out_of(m), t);
 }
 
+/* Thread t->k's part of dinp = dout . w[:, :C] (rows x C) for a layer
+ * whose output units it owns [u0, u1): its own product into a scratch
+ * buffer (two sets, alternating by parity, so a thread may start the next
+ * layer's while others still read this one's), then, once every thread
+ * has its own, its share of the columns as the sum of all the products in
+ * thread order. */
+static void input_grad_team(float *dinp, const float *dout, const float *w, size_t rows,
+                            size_t C, size_t K, size_t OC, size_t u0, size_t u1,
+                            int parity, const vae_team *t)
+{
+    float *set = t->part + (size_t)parity * t->T * t->part_n;
+    linear_backward_input_part(set + t->k * t->part_n, dout, w, rows, C, K, OC, u0, u1);
+    t->barrier(t->ctx);
+    size_t c0, c1;
+    share(C, t, &c0, &c1);
+    for (size_t r = 0; r < rows; r++) {
+        float *out = dinp + r * C;
+        const float *p0 = set + r * C;
+        for (size_t c = c0; c < c1; c++)
+            out[c] = p0[c];
+        for (size_t k = 1; k < t->T; k++) {
+            const float *pk = set + k * t->part_n + r * C;
+            for (size_t c = c0; c < c1; c++)
+                out[c] += pk[c];
+        }
+    }
+}
+
 /* Backward through layers last..first, each from dh[l] (the gradient at
  * its output), through its activation and into the previous layer's dh
  * (or dinp_first for the first). A thread's share of layer l's inputs is
  * its share of layer l-1's outputs, so it goes on to layer l-1 with the
- * columns it computed itself; the barrier is where dinp needs all of
- * dh[l]. dinp_first is complete for every thread on return. */
+ * columns it computed itself. In a team a thread reads only its own
+ * units' weights (input_grad_team). dinp_first is complete for every
+ * thread on return. */
 static void backward_layers(const vae_model *m, vae_acts *a, float *grads, size_t B,
                             size_t last, size_t first, float *dinp_first,
                             const vae_team *t)
@@ -244,10 +284,12 @@ static void backward_layers(const vae_model *m, vae_acts *a, float *grads, size_
         float *dinp = l == first ? dinp_first : a->dh[l - 1];
         if (!dinp)
             continue;
-        wait_all(t);
-        share(L->in, t, &lo, &hi);
-        linear_backward_input(dinp, a->dh[l], m->params + L->w_off, rows, L->in,
-                              L->n_onehot, L->out, lo, hi);
+        if (t->T > 1)
+            input_grad_team(dinp, a->dh[l], m->params + L->w_off, rows, L->in,
+                            L->n_onehot, L->out, lo, hi, (int)(l & 1), t);
+        else
+            linear_backward_input(dinp, a->dh[l], m->params + L->w_off, rows, L->in,
+                                  L->n_onehot, L->out, 0, L->in);
     }
     if (dinp_first)
         wait_all(t);
@@ -264,7 +306,33 @@ void mlp_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t 
 {
     /* From the head back to the input (whose gradient is unused). */
     backward_layers(m, a, grads, B, head_of(m), 0, NULL, t);
-    /* The prior network, from the KL's gradient at its head. */
-    if (m->cfg.n_classes)
+    /* The prior network, from the KL's gradient at its head; after a
+     * barrier, as its head's partial input gradients take the scratch
+     * set of the encoder's layer 1 (both odd), which others may still read. */
+    if (m->cfg.n_classes) {
+        wait_all(t);
         backward_layers(m, a, grads, B, prior_head_of(m), prior_hidden_of(m), NULL, t);
+    }
+}
+
+void mlp_share_params(const vae_model *m, size_t l, size_t k, size_t T, size_t r[4])
+{
+    const vae_layer *L = &m->layer[l];
+    size_t lo, hi, row = L->in + L->n_onehot;
+    unit_share(L->out, k, T, &lo, &hi);
+    r[0] = L->w_off + lo * row;
+    r[1] = L->w_off + hi * row;
+    r[2] = L->b_off + lo;
+    r[3] = L->b_off + hi;
+}
+
+size_t mlp_part_n(const vae_model *m, size_t cap, size_t k)
+{
+    size_t most = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        size_t rows = is_decoder(m, l) ? cap * k : cap;
+        if (rows * m->layer[l].in > most)
+            most = rows * m->layer[l].in;
+    }
+    return most;
 }

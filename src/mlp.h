@@ -16,6 +16,14 @@
 #include "rng.h"
 #include "vae.h"
 
+/* The parameters of layer l's output units share k of T, the units a
+ * team's thread k computes: weight rows [r[0], r[1]) and biases
+ * [r[2], r[3]), as offsets into the parameter buffer. */
+void mlp_share_params(const vae_model *m, size_t l, size_t k, size_t T, size_t r[4]);
+
+/* vae_team_part_n for the MLP. */
+size_t mlp_part_n(const vae_model *m, size_t cap, size_t k);
+
 /* Lays out the layers of m->cfg into m and counts the parameters. */
 void mlp_layout(vae_model *m);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dist.h"
+#include "mlp.h"
 
 /* Share g of all S shares (every rank's) of a batch of B: [*lo, *hi). */
 static void global_share(const shard_set *s, size_t B, size_t g, size_t *lo, size_t *hi)
@@ -146,6 +147,15 @@ int shard_init_ranks(shard_set *s, const vae_model *m, size_t cap, int with_grad
         }
         s->n_params = m->n_params;
     }
+    if (s->units) { /* two sets of partial input gradients a thread */
+        size_t n;
+        s->part_n = vae_team_part_n(m, cap, draws);
+        if (err_mul_size(2 * s->T, s->part_n, &n) || n > SIZE_MAX / sizeof(float) ||
+            !(s->part = malloc(n * sizeof(float)))) {
+            shard_free(s);
+            return err_set(err, "out of memory for the team's partial gradients");
+        }
+    }
     if (ranks > 1 && (!(s->img = malloc(3 * cap * sizeof *s->img)) ||
                       !(s->skip = malloc(per * draws * m->cfg.z_dim * sizeof *s->skip)))) {
         shard_free(s);
@@ -164,6 +174,7 @@ void shard_free(shard_set *s)
         free(s->grads);
     dist_shared_free(s->shm_params);
     free(s->red);
+    free(s->part);
     free(s->img);
     free(s->skip);
     memset(s, 0, sizeof *s);
@@ -335,7 +346,7 @@ static void run_units(void *ctx, size_t k, size_t T)
     if (lo < hi)
         gather_rows(a, j->b, lo, hi, lo);
     par_barrier();
-    vae_team t = {k, T, team_barrier, NULL};
+    vae_team t = {k, T, team_barrier, NULL, j->s->part, j->s->part_n};
     vae_train_team(j->m, a, j->s->grads, B, j->beta, &t);
     then_run(j, k, T);
 }
@@ -457,6 +468,27 @@ double shard_objective(const shard_set *s, size_t B)
             sum += s->acts[k].obj[i];
     }
     return sum;
+}
+
+void shard_param_share(const shard_set *s, const vae_model *m, size_t k, size_t T,
+                       void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx)
+{
+    if (s->units && T == s->T) {
+        for (size_t l = 0; l < m->n_layers; l++) {
+            size_t r[4];
+            mlp_share_params(m, l, k, T, r);
+            if (r[0] < r[1])
+                fn(ctx, r[0], r[1]);
+            if (r[2] < r[3])
+                fn(ctx, r[2], r[3]);
+        }
+        return;
+    }
+    size_t lo, hi, from, to;
+    shard_param_slice(s, &from, &to);
+    par_share(to - from, SHARD_SLICE_ALIGN, k, T, &lo, &hi);
+    if (lo < hi)
+        fn(ctx, from + lo, from + hi);
 }
 
 size_t shard_grads(const shard_set *s, size_t B, const float **out)

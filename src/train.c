@@ -386,24 +386,26 @@ typedef struct adam_job {
     size_t n_grads;
 } adam_job;
 
-/* Adam on thread k's share of the parameters, summing the gradient shares.
- * Shares are multiples of 16 floats so no two threads touch a cache line. */
-static void adam_share(void *ctx, size_t k, size_t T)
+/* Adam on parameters [lo, hi), summing the gradient shares. */
+static void adam_range(void *ctx, size_t lo, size_t hi)
 {
     const adam_job *j = ctx;
     trainer *t = j->t;
-    size_t lo, hi, from, to;
-    shard_param_slice(&t->shards, &from, &to); /* across ranks: this rank's */
-    par_share(to - from, 16, k, T, &lo, &hi);
-    lo += from;
-    hi += from;
-    if (lo == hi)
-        return;
     const float *g[PAR_MAX_THREADS];
     for (size_t i = 0; i < j->n_grads; i++)
         g[i] = j->grads[i] + lo;
     adam_step(t->model.params + lo, g, j->n_grads, t->adam_m + lo,
               t->adam_v + lo, hi - lo, &t->adam, t->st.adam_t);
+}
+
+/* Adam on thread k's share of the parameters (shard_param_share: across
+ * ranks within this rank's slice; in the units plan the thread's own
+ * units). Shares are multiples of 16 floats so no two threads write a
+ * cache line. */
+static void adam_share(void *ctx, size_t k, size_t T)
+{
+    const adam_job *j = ctx;
+    shard_param_share(&j->t->shards, &j->t->model, k, T, adam_range, (void *)j);
 }
 
 /* How epoch (1-based) of the run sees its training images: intensities,

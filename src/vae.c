@@ -21,7 +21,7 @@
 /* ===================================================================== */
 
 /* One thread alone. */
-static const vae_team ALONE = {0, 1, NULL, NULL};
+static const vae_team ALONE = {0, 1, NULL, NULL, NULL, 0};
 
 const char *vae_lik_name(vae_lik lik)
 {
@@ -278,6 +278,11 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
     mlp_backward_decoder(m, a, grads, B, &ALONE);
     objective_reparam_backward(&m->cfg, a, B, vae_prior_mu(m, a, 0));
     mlp_backward_encoder(m, a, grads, B, &ALONE);
+}
+
+size_t vae_team_part_n(const vae_model *m, size_t cap, size_t k)
+{
+    return m->cfg.arch == VAE_ARCH_MLP ? mlp_part_n(m, cap, k) : 0;
 }
 
 double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,

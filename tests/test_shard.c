@@ -318,6 +318,89 @@ static void test_step_is_draw_then_run(void **state)
         }
 }
 
+typedef struct cover {
+    unsigned char *hit;
+    size_t n;
+    int bad;
+} cover;
+
+static void mark(void *ctx, size_t lo, size_t hi)
+{
+    cover *c = ctx;
+    if (lo >= hi || hi > c->n) {
+        c->bad = 1;
+        return;
+    }
+    for (size_t i = lo; i < hi; i++)
+        c->hit[i]++;
+}
+
+/* The parameters each thread updates after a step (shard_param_share):
+ * the threads' ranges cover every parameter exactly once, for both plans
+ * and for teams that leave some thread without units of a layer; in the
+ * units plan thread k's ranges are its units' weight rows and biases: in
+ * every layer, the rows a 16-unit aligned share starts at, and no thread
+ * gets a row of another's units. */
+static void test_param_shares(void **state)
+{
+    (void)state;
+    vae_config cfg = {784, 2, {100, 40}, 20, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 10,
+                      VAE_ARCH_MLP};
+    vae_model m;
+    err_msg err;
+    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    for (int plan = SHARD_ROWS; plan <= SHARD_UNITS; plan++)
+        for (size_t T = 2; T <= 5; T++) {
+            assert_int_equal(par_init(T, &err), 0);
+            shard_set s;
+            assert_int_equal(shard_init_plan(&s, &m, 8, 1, 1, VAE_OBJ_ELBO,
+                                             (shard_plan)plan, &err), 0);
+            cover c = {calloc(m.n_params, 1), m.n_params, 0};
+            assert_non_null(c.hit);
+            for (size_t k = 0; k < T; k++) {
+                unsigned char *before = malloc(m.n_params);
+                assert_non_null(before);
+                memcpy(before, c.hit, m.n_params);
+                shard_param_share(&s, &m, k, T, mark, &c);
+                if (plan != SHARD_UNITS) {
+                    free(before);
+                    continue;
+                }
+                /* Thread k's weights: whole rows, a share starting at a
+                 * multiple of 16 units. */
+                for (size_t l = 0; l < m.n_layers; l++) {
+                    const vae_layer *L = &m.layer[l];
+                    size_t row = L->in + L->n_onehot, first = SIZE_MAX, count = 0;
+                    for (size_t u = 0; u < L->out; u++)
+                        if (c.hit[L->w_off + u * row] != before[L->w_off + u * row]) {
+                            if (first == SIZE_MAX)
+                                first = u;
+                            count++;
+                            /* the row and its bias, wholly */
+                            for (size_t i = 0; i < row; i++)
+                                assert_int_equal(c.hit[L->w_off + u * row + i], 1);
+                            assert_int_equal(c.hit[L->b_off + u], 1);
+                        }
+                    if (count) {
+                        assert_int_equal(first % 16, 0);
+                        for (size_t u = first; u < first + count; u++)
+                            assert_int_equal(c.hit[L->w_off + u * row],
+                                             before[L->w_off + u * row] + 1);
+                    }
+                }
+                free(before);
+            }
+            assert_false(c.bad);
+            for (size_t i = 0; i < m.n_params; i++)
+                if (c.hit[i] != 1)
+                    fail_msg("plan %d, team %zu: parameter %zu updated %d times", plan, T,
+                             i, c.hit[i]);
+            free(c.hit);
+            shard_free(&s);
+        }
+    vae_free(&m);
+}
+
 /* The plan training picks: units for the MLP's small batches only. */
 static void test_plan_choice(void **state)
 {
@@ -343,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_team_resized_after_init),
         cmocka_unit_test(test_units_plan_is_one_thread),
         cmocka_unit_test(test_plan_choice),
+        cmocka_unit_test(test_param_shares),
         cmocka_unit_test(test_step_is_draw_then_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
