@@ -157,8 +157,8 @@ void shard_param_slice(const shard_set *s, size_t *lo, size_t *hi);
 
 /* Calls fn(ctx, lo, hi) on the ranges of parameters thread k of T updates
  * after a training step: in the units plan the weights and biases of the
- * units it computes (so it writes no cache line another thread reads), else
- * its share of shard_param_slice, 16-float aligned. */
+ * units it computes (the weights only it reads), else its share of
+ * shard_param_slice, 16-float aligned. */
 void shard_param_share(const shard_set *s, const vae_model *m, size_t k, size_t T,
                        void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
 

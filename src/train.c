@@ -400,8 +400,7 @@ static void adam_range(void *ctx, size_t lo, size_t hi)
 
 /* Adam on thread k's share of the parameters (shard_param_share: across
  * ranks within this rank's slice; in the units plan the thread's own
- * units). Shares are multiples of 16 floats so no two threads write a
- * cache line. */
+ * units' weights and biases). */
 static void adam_share(void *ctx, size_t k, size_t T)
 {
     const adam_job *j = ctx;

@@ -204,10 +204,11 @@ static void pass(const vae_model *m, size_t T, shard_plan plan, size_t k, vae_ob
 }
 
 /* The units plan splits every layer's output units among the threads:
- * every sum runs over the same terms as with one thread, so teams of 2 to
- * 5 give the one-thread loss, objective and gradient up to rounding
- * (OpenBLAS may pick another kernel, with another order of the sums, for a
- * narrower share; often it is bit for bit): plain, conditional
+ * every sum runs over the same terms as with one thread (an input
+ * gradient's as the threads' parts, added in thread order), so teams of 2
+ * to 5 give the one-thread loss, objective and gradient up to rounding
+ * (OpenBLAS may also pick another kernel, with another order of the sums,
+ * for a narrower share): plain, conditional
  * (labels into the encoder, decoder and prior network), and with k = 3
  * draws under the IWAE objective (the decoder on B * k rows). Layer widths
  * leave some threads with a ragged share, some with none. */
