@@ -329,7 +329,7 @@ void mlp_share_params(const vae_model *m, size_t l, size_t k, size_t T, size_t r
 size_t mlp_part_n(const vae_model *m, size_t cap, size_t k)
 {
     size_t most = 0;
-    for (size_t l = 0; l < m->n_layers; l++) {
+    for (size_t l = 1; l < m->n_layers; l++) { /* layer 0's is never computed */
         size_t rows = is_decoder(m, l) ? cap * k : cap;
         if (rows * m->layer[l].in > most)
             most = rows * m->layer[l].in;

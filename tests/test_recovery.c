@@ -127,6 +127,28 @@ static void test_sigterm(void **state)
     interrupt_and_resume(SIGTERM, "SIGTERM", 143);
 }
 
+/* path's inode, or 0 if there is none: each checkpoint save renames a new
+ * file over the old one. */
+static ino_t ino_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) ? 0 : st.st_ino;
+}
+
+/* Waits up to a minute (a loaded machine starts runs slowly) for path to
+ * exist as another file than the one whose inode is before (0: any);
+ * fails if it does not. */
+static void wait_for_new(const char *path, ino_t before)
+{
+    for (int i = 0; i < 60000; i++) {
+        ino_t now = ino_of(path);
+        if (now && now != before)
+            return;
+        sleep_ms(1.0);
+    }
+    fail_msg("%s: not made within a minute", path);
+}
+
 /* A second signal does not wait for the step: the process ends by the
  * signal, and whatever checkpoint is on disk is whole. */
 static void test_second_signal_quits(void **state)
@@ -142,9 +164,7 @@ static void test_second_signal_quits(void **state)
     /* The run makes its output folder once its signal handlers are in and
      * just before its first step: wait for that (a loaded machine starts
      * slowly), then for the step to be under way. */
-    for (int i = 0; i < 60000 && !tu_exists(out); i++)
-        sleep_ms(1.0);
-    assert_true(tu_exists(out));
+    wait_for_new(out, 0);
     sleep_ms(300);
     assert_int_equal(kill(pid, SIGINT), 0);
     sleep_ms(50);
@@ -162,27 +182,6 @@ static void test_second_signal_quits(void **state)
             fail_msg("%s", err.text);
         ckpt_data_free(&d);
     }
-}
-
-/* The checkpoint file's inode, or 0 if there is none: each save renames a
- * new file over it. */
-static ino_t ino_of(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) ? 0 : st.st_ino;
-}
-
-/* Waits up to a minute (a loaded machine starts slowly) for a save after
- * the one whose inode is before; fails if none comes. */
-static void wait_for_save(const char *path, ino_t before)
-{
-    for (int i = 0; i < 60000; i++) {
-        ino_t now = ino_of(path);
-        if (now && now != before)
-            return;
-        sleep_ms(1.0);
-    }
-    fail_msg("%s: no checkpoint saved within a minute", path);
 }
 
 /* kill -9 at many moments of a run that saves often (every epoch is a few
@@ -209,7 +208,7 @@ static void test_kill9_leaves_whole_checkpoint(void **state)
         else
             pid = spawn("train", "--data", data, "--out", out, "--ckpt", ckpt,
                         "--epochs", "1000", "--resume", "--threads", "2", NULL);
-        wait_for_save(ckpt, before);
+        wait_for_new(ckpt, before);
         sleep_ms((double)rng_below(&r, 100));
         assert_int_equal(kill(pid, SIGKILL), 0);
         assert_int_equal(wait_status(pid), 128 + SIGKILL);
