@@ -37,7 +37,8 @@ enum {
     TRAIN_SET_SCHEDULE = 1u << 0, TRAIN_SET_WARMUP = 1u << 1, TRAIN_SET_EVERY = 1u << 2,
     TRAIN_SET_GAMMA = 1u << 3, TRAIN_SET_KL_WARMUP = 1u << 4, TRAIN_SET_BETA1 = 1u << 5,
     TRAIN_SET_BETA2 = 1u << 6, TRAIN_SET_EPS = 1u << 7, TRAIN_SET_INIT = 1u << 8,
-    TRAIN_SET_VALID = 1u << 9, TRAIN_SET_OBJECTIVE = 1u << 10, TRAIN_SET_DRAWS = 1u << 11
+    TRAIN_SET_VALID = 1u << 9, TRAIN_SET_OBJECTIVE = 1u << 10, TRAIN_SET_DRAWS = 1u << 11,
+    TRAIN_SET_SEED = 1u << 12
 };
 
 typedef struct train_opts {

@@ -351,7 +351,7 @@ static int train_locked(const char *csv, const char *best)
         {O_KL_WARMUP, TRAIN_SET_KL_WARMUP}, {O_ADAM_BETA1, TRAIN_SET_BETA1},
         {O_ADAM_BETA2, TRAIN_SET_BETA2}, {O_ADAM_EPS, TRAIN_SET_EPS},
         {O_INIT, TRAIN_SET_INIT}, {O_VALID, TRAIN_SET_VALID},
-        {O_OBJECTIVE, TRAIN_SET_OBJECTIVE}, {O_K, TRAIN_SET_DRAWS},
+        {O_OBJECTIVE, TRAIN_SET_OBJECTIVE}, {O_K, TRAIN_SET_DRAWS}, {O_SEED, TRAIN_SET_SEED},
     };
     for (size_t i = 0; i < sizeof controls / sizeof *controls; i++)
         if (opt.set[controls[i].id])

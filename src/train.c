@@ -330,6 +330,8 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
         clash = "--binarize";
     else if (o->explicit_noise && o->noise != d.train.noise)
         clash = "--noise";
+    else if ((o->explicit_controls & TRAIN_SET_SEED) && o->seed != d.train.seed)
+        clash = "--seed"; /* the run's data order, noise and split are its seed's */
     else if (o->explicit_controls && controls_differ(o, &d.train))
         clash = "the schedule, warm-up, Adam or --init options";
     if (clash) {

@@ -282,6 +282,16 @@ static void test_controls_resume(void **state)
     assert_non_null(strstr(err.text, "differ from the run being resumed"));
     o.sched.kind = SCHEDULE_STAGED; /* the same controls, said again: fine */
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+
+    /* --seed too: a resumed run's order, noise and split are its own seed's. */
+    o = controlled(stopped, 7);
+    o.resume = 1;
+    o.explicit_controls = TRAIN_SET_SEED;
+    o.seed += 1;
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    assert_non_null(strstr(err.text, "--seed differ from the run being resumed"));
+    o.seed -= 1; /* its own seed, said again: fine */
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
 }
 
 /* Training on the importance-weighted bound with 3 draws an image: the
