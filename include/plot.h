@@ -1,7 +1,9 @@
 /* plot.h - charts drawn by gnuplot, a separate program that reads a script
  * on its standard input: the loss curve (metrics.c) and the latent map
- * (show.c). The chart goes to a temp file beside the PNG and is renamed
- * over it only when gnuplot succeeds. */
+ * (show.c). gnuplot writes the chart to a pipe; only a whole PNG of the
+ * size asked for (its IEND chunk there, every row decoded) replaces the
+ * file, atomically (afile.h), so a full disk, a killed gnuplot or a broken
+ * picture leaves the old file as it was and no temp file behind. */
 #ifndef VAE_PLOT_H
 #define VAE_PLOT_H
 
@@ -19,11 +21,11 @@ int plot_gnuplot_found(void);
  * 0, or -1 when it does not fit in size bytes. */
 int plot_quote(char *out, size_t size, const char *s);
 
-/* Runs gnuplot on script after a pngcairo terminal of width x height and
- * the output file. what names the chart in messages ("loss curve").
- * Returns 0, or -1 with err: "gnuplot not found: no WHAT in PNG (install
- * ...)", or "gnuplot failed drawing PNG"; no PNG or temp file is left
- * then. */
+/* Runs gnuplot on script after a pngcairo terminal of width x height, and
+ * writes the chart to png. what names the chart in messages ("loss
+ * curve"). Returns 0, or -1 with err: "gnuplot not found: no WHAT in PNG
+ * (install ...)", "gnuplot failed drawing PNG: its first line", "gnuplot
+ * gave no whole PNG", or the write's error; png is untouched then. */
 int plot_png(const char *png, int width, int height, const char *script,
              const char *what, err_msg *err);
 

@@ -5,11 +5,17 @@
 #define VAE_TESTUTIL_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef _GNU_SOURCE
+#include <sched.h>
+#include <sys/mount.h>
+#endif
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "png_grid.h"
@@ -180,7 +186,6 @@ static inline size_t tu_count_entries(const char *dir, char *hidden, size_t hidd
     return n;
 }
 
-/* Little-endian integers in a byte buffer (the checkpoint's byte order). */
 /* A grey PNG read back with libpng; fails the test unless it is w x h. */
 static inline uint8_t *tu_read_png(const char *path, size_t w, size_t h)
 {
@@ -194,6 +199,7 @@ static inline uint8_t *tu_read_png(const char *path, size_t w, size_t h)
     return px;
 }
 
+/* Little-endian integers in a byte buffer (the checkpoint's byte order). */
 static inline uint32_t tu_get_le32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
@@ -219,6 +225,55 @@ static inline void tu_put_le64(unsigned char *p, uint64_t v)
     for (int i = 0; i < 8; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
+
+/* ------------------------------------------------------------------------ */
+/* A small file system that can be filled: a tmpfs of size_kb KiB mounted on
+ * the folder mnt (made if missing), in a mount namespace of the test's own
+ * so that a test that dies leaves no mount behind. Returns 0, or -1 after
+ * saying why when mounting is not allowed (not root, or a container without
+ * CAP_SYS_ADMIN): the caller then skips its check. These need _GNU_SOURCE
+ * (unshare). */
+#ifdef _GNU_SOURCE
+static inline int tu_mount_tmpfs(const char *mnt, size_t size_kb)
+{
+    static int own_namespace;
+    if (!own_namespace && unshare(CLONE_NEWNS) == 0 &&
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+        own_namespace = 1;
+    mkdir(mnt, 0755);
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%zuk,mode=0755", size_kb);
+    if (mount("tmpfs", mnt, "tmpfs", 0, opts) != 0) {
+        print_message("skipping the full-disk check: cannot mount a tmpfs on %s (%s); "
+                      "it runs as root\n", mnt, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Unmounts mnt (tu_mount_tmpfs) and removes the folder. */
+static inline void tu_umount_tmpfs(const char *mnt)
+{
+    if (umount2(mnt, MNT_DETACH) != 0)
+        fail_msg("cannot unmount %s: %s", mnt, strerror(errno));
+    rmdir(mnt);
+}
+
+/* Fills the file system of folder dir to the last byte with dir/FILL. */
+static inline void tu_fill_disk(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/FILL", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        fail_msg("cannot create %s: %s", path, strerror(errno));
+    static const char zeros[4096];
+    for (size_t chunk = sizeof zeros; chunk > 0; chunk /= 2)
+        while (write(fd, zeros, chunk) == (ssize_t)chunk)
+            ;
+    close(fd);
+}
+#endif
 
 /* Fails the test if text (NUL-terminated) lacks needle; names both. */
 #define tu_assert_contains(text, needle)                                        \
