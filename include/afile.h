@@ -1,8 +1,10 @@
 /* afile.h - atomic file replacement: write a temp file beside the target,
  * flush, fsync, rename over the target, fsync the folder. A crash or a
  * failed write at any moment leaves either the old file or the new one,
- * whole. Targets that are not regular files (say /dev/full, /dev/stdout)
- * are written in place, with every write error still reported. */
+ * whole, and no temp file that outlives the next write of the same file.
+ * Through a symbolic link the file it points to is replaced; the link
+ * stays. Targets that are not regular files (say /dev/full) are written in
+ * place, without blocking, with every write error reported. */
 #ifndef VAE_AFILE_H
 #define VAE_AFILE_H
 

@@ -40,10 +40,20 @@ void paths_add(paths_list *l, const char *what, const char *path, paths_mode mod
 void paths_add_series(paths_list *l, const char *what, const char *folder,
                       const char *prefix, const char *suffix, size_t lo, size_t hi);
 
-/* Returns 0 when no written file is another entry's file, or -1 with err
- * naming both ("-o keep.bin would write over --ckpt keep.bin, which this
- * command reads ..."). Two reads of one file are fine; so are files that
- * are not regular (/dev/null, a terminal), which writing does not destroy. */
+/* Returns 0 when every written file can be written without stalling and
+ * none is another entry's file; else -1 with err naming them: a written
+ * file that is a FIFO, a socket or a folder ("-o pipe is a FIFO ..."), a
+ * series whose folder is not a folder, or one file twice ("-o keep.bin
+ * would write over --ckpt keep.bin, which this command reads ..."). Two
+ * reads of one file are fine; so are devices (/dev/null, a terminal),
+ * which are written in place and which writing does not destroy. */
 int paths_check(const paths_list *l, err_msg *err);
+
+/* The file a write to path lands on, into out (size bytes): the links of
+ * its last name followed (a dangling link gives the file it would create),
+ * its folder canonical (realpath; as given when it does not exist), so
+ * "run/../vae.bin", a symlink to it and "vae.bin" give one name. Returns
+ * 0, or -1 with errno (ELOOP, ENAMETOOLONG). */
+int paths_resolve(const char *path, char *out, size_t size);
 
 #endif

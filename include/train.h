@@ -106,6 +106,9 @@ typedef struct train_hooks {
      * could not be drawn, say). */
     void (*warn)(void *ctx, const char *msg);
     void *ctx;
+    /* Right after each save of the run's checkpoint (a new file under its
+     * name), before anything else is written; may be NULL. */
+    void (*saved)(void *ctx);
 } train_hooks;
 
 /* The defaults of every option: batch 128, lr 1e-3, beta 1, a constant

@@ -1,14 +1,16 @@
 /* afile.c - atomic file replacement (see include/afile.h).
  *
  * Regular targets: an unnamed file (O_TMPFILE) in the target's folder,
- * write, fflush, fsync, link it as ".NAME.tmp.XXXXXX", close, rename over
- * the target, fsync the folder. rename(2) within one folder is atomic, so
- * readers see the old file or the new one; and a process killed while it
- * writes leaves nothing behind, since the file has no name until it is
+ * write, fflush, fsync, link it as ".NAME.tmp.PID.XXXXXX", close, rename
+ * over the target, fsync the folder. rename(2) within one folder is atomic,
+ * so readers see the old file or the new one; and a process killed while
+ * it writes leaves nothing behind, since the file has no name until it is
  * whole. Where O_TMPFILE or /proc is missing, the temp name is made at once
- * with mkstemp instead (a kill -9 then leaves that hidden file behind).
- * Anything else that exists (a device, a FIFO) is written in place: renaming
- * over /dev/full would replace the device node with a regular file.
+ * with mkstemp instead. Either way the next writer of NAME removes temp
+ * files of writers that no longer run. A symbolic link is followed: its
+ * target is replaced, the link stays. Anything else that exists (a device)
+ * is written in place: renaming over /dev/full would replace the device
+ * node with a regular file.
  *
  * Why f->fp is a fopencookie stream and not fdopen: glibc drops a buffer it
  * failed to write and keeps only the error flag, so by the time of commit the
@@ -17,15 +19,23 @@
 #define _GNU_SOURCE /* fopencookie; implies _POSIX_C_SOURCE 200809L */
 #include "afile.h"
 
+#include "paths.h"
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio_ext.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+/* Between a target's name and the writer's process id in a temp name. */
+#define TEMP_MARK ".tmp."
 
 /* ------------------------------------------------------------------------ */
 /* The stream's sink: a file descriptor and the first error writing to it.
@@ -108,8 +118,10 @@ static mode_t new_file_mode(void)
     return 0644 & ~mask;
 }
 
-/* ".NAME.tmp.XXXXXX" in the folder of path; NULL if path has no file name
- * (empty, or ends with '/') or on allocation failure (errno says which). */
+/* ".NAME.tmp.PID.XXXXXX" in the folder of path; NULL if path has no file
+ * name (empty, or ends with '/') or on allocation failure (errno says
+ * which). The writer's process id in the name tells a later writer of the
+ * same file whether a leftover is a live writer's or a dead one's. */
 static char *temp_name_for(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -119,16 +131,47 @@ static char *temp_name_for(const char *path)
         errno = EISDIR;
         return NULL;
     }
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t len = dir_len + 1 + strlen(base) + sizeof suffix; /* sizeof counts NUL */
+    char suffix[48];
+    snprintf(suffix, sizeof suffix, "%s%ld.XXXXXX", TEMP_MARK, (long)getpid());
+    size_t len = dir_len + 1 + strlen(base) + strlen(suffix) + 1;
     char *tmp = malloc(len);
     if (!tmp)
         return NULL;
-    memcpy(tmp, path, dir_len);
-    tmp[dir_len] = '.';
-    strcpy(tmp + dir_len + 1, base);
-    strcat(tmp, suffix);
+    snprintf(tmp, len, "%.*s.%s%s", (int)dir_len, path, base, suffix);
     return tmp;
+}
+
+static char *folder_of(const char *path);
+
+/* Removes what writers of path killed before they finished left: temp
+ * files ".NAME.tmp.PID.XXXXXX" of processes that no longer run. Only the
+ * window between naming a whole temp file and renaming it leaves one
+ * where O_TMPFILE works; where it does not, every kill -9 mid-write does. */
+static void sweep_leftovers(const char *path)
+{
+    char *dir = folder_of(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char prefix[NAME_MAX + 2 + sizeof TEMP_MARK];
+    int plen = snprintf(prefix, sizeof prefix, ".%s%s", base, TEMP_MARK);
+    DIR *d = dir && plen > 0 && (size_t)plen < sizeof prefix ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, (size_t)plen) != 0)
+            continue;
+        char *end;
+        long pid = strtol(e->d_name + plen, &end, 10);
+        struct stat st;
+        if (pid <= 0 || *end != '.' || strlen(end) != 7 || pid == (long)getpid() ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* not ours, or its writer may still be at work */
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode))
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
 }
 
 /* The folder of path, malloc'd ("." for a bare name); NULL when out of memory. */
@@ -212,7 +255,16 @@ int afile_open(afile *f, const char *path, err_msg *err)
 {
     afile_clear(f);
 
+    /* Through a symbolic link, the file it points to is replaced and the
+     * link stays a link (a rename over the link's name would replace it). */
     struct stat st;
+    char real[PATH_MAX + NAME_MAX + 2];
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        if (paths_resolve(path, real, sizeof real) != 0)
+            return err_sys(err, errno, "cannot write %s: cannot follow the link", path);
+        path = real;
+    }
+
     int exists = stat(path, &st) == 0;
     if (!exists && errno != ENOENT)
         return folder_error(path, errno, err);
@@ -230,16 +282,24 @@ int afile_open(afile *f, const char *path, err_msg *err)
 
     char *tmp = NULL;
     if (exists && !S_ISREG(st.st_mode)) {
-        /* A device or FIFO: write in place, never rename over it. */
+        /* A device: write in place, never rename over it. Opened without
+         * blocking: a FIFO (refused by paths_check, but one may appear
+         * since) fails at once with ENXIO when nobody reads it, and its
+         * writes fail rather than wait, so a stop is never held up. */
         do
-            s->fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+            s->fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NONBLOCK);
         while (s->fd < 0 && errno == EINTR);
         if (s->fd < 0) {
             int e = errno;
             free(s);
+            if (e == ENXIO)
+                return err_set(err, "cannot write %s: no process reads it", path);
             return err_sys(err, e, "cannot open %s", path);
         }
+        if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
+            fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
     } else {
+        sweep_leftovers(path);
         tmp = temp_name_for(path);
         if (!tmp) {
             int e = errno;

@@ -1,5 +1,7 @@
 /* cmd_train.c - 'vae train' and 'vae bench' (see src/cli.h). */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* dirfd */
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,21 @@ static void on_signal(int sig)
     (void)w;
 }
 
+/* A report that cannot be written (stdout on a full disk, or a closed pipe:
+ * main ignores SIGPIPE) stops the run as a signal would: saved exactly,
+ * with a non-zero exit. SIGPIPE stands for it in stop_signal. */
+static int stdout_errno;
+
+static void stop_if_stdout_failed(void)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return;
+    if (!stdout_errno)
+        stdout_errno = errno ? errno : EIO;
+    if (!stop_signal)
+        stop_signal = SIGPIPE;
+}
+
 static void catch_signals(void)
 {
     struct sigaction sa;
@@ -55,6 +72,7 @@ typedef struct progress_ctx {
     double last;
     size_t best_epoch; /* the last report's (0: no validation set) */
     report page;       /* OUT/index.html */
+    lock_file *lock;   /* the checkpoint's, moved to each new save */
     char page_warned[ERR_MSG_LEN]; /* the last failure said about it */
 } progress_ctx;
 
@@ -91,7 +109,7 @@ static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
     double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
     printf("\repoch %zu/%zu [%s] %zu/%zu  %.0f img/s  ETA %.1fs\033[K", epoch,
            opt.epochs, bar, done, total, rate, eta);
-    fflush(stdout);
+    stop_if_stdout_failed();
 }
 
 static void on_epoch(void *vctx, const train_report *r)
@@ -130,7 +148,7 @@ static void on_epoch(void *vctx, const train_report *r)
                r->train_rec, r->train_kl, r->test_loss, valid, r->seconds,
                r->images_per_s);
     }
-    fflush(stdout);
+    stop_if_stdout_failed();
     write_page(ctx, r->epoch < r->epochs ? REPORT_RUNNING : REPORT_FINISHED);
 }
 
@@ -138,6 +156,15 @@ static void on_warn(void *vctx, const char *msg)
 {
     (void)vctx;
     fprintf(stderr, "vae train: warning: %s\n", msg);
+}
+
+/* A save made a new checkpoint file: the lock moves onto it at once. */
+static void on_saved(void *vctx)
+{
+    progress_ctx *ctx = vctx;
+    err_msg err;
+    if (lock_follow(ctx->lock, opt.ckpt, &err))
+        on_warn(ctx, err.text);
 }
 
 /* ===================================================================== */
@@ -159,7 +186,72 @@ static train_opts run_opts(void)
     return o;
 }
 
-static int train_locked(const char *csv, const char *best);
+static int train_locked(const char *csv, const char *best, lock_file *lock);
+
+/* Whether name is a file a run writes into --out: its grids, the page's
+ * files, and the metrics CSV and plot when they are the default ones. */
+static int run_writes(const char *name, const char *csv, const char *plot)
+{
+    static const char *const page[] = {REPORT_PAGE, REPORT_LATENT_PNG, REPORT_LATENT_CSV,
+                                       REPORT_LOSS_CSV, REPORT_LOSS_PNG};
+    for (size_t i = 0; i < sizeof page / sizeof *page; i++)
+        if (!strcmp(name, page[i]))
+            return 1;
+    const char *slash;
+    if (((slash = strrchr(csv, '/')) && !strcmp(name, slash + 1)) ||
+        ((slash = strrchr(plot, '/')) && !strcmp(name, slash + 1)))
+        return 1;
+    size_t n = strlen(name);
+    return n > 4 && !strcmp(name + n - 4, ".png") &&
+           (!strncmp(name, "sampled-", 8) || !strncmp(name, "reconst-", 8));
+}
+
+/* A run that made --out and then failed without saving: the folder goes,
+ * with what the run wrote into it (pictures of an epoch it never saved).
+ * Anything else found there keeps the folder, and the user is told. */
+static void unmake_out(const char *csv, const char *plot)
+{
+    DIR *d = opendir(opt.out);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (run_writes(e->d_name, csv, plot))
+            unlinkat(dirfd(d), e->d_name, 0);
+    if (d)
+        closedir(d);
+    if (rmdir(opt.out) != 0 && errno != ENOENT)
+        say_error("note: left the folder %s, made by this run: it holds files "
+                  "this run did not write", opt.out);
+}
+
+/* The checkpoint's file as it is now (0: none), to tell after a failure
+ * whether the run saved. */
+static ino_t ckpt_inode(void)
+{
+    struct stat st;
+    return stat(opt.ckpt, &st) == 0 ? st.st_ino : 0;
+}
+
+/* --out: made now if missing (*made says so), and locked, so that a second
+ * run into the same folder is refused before either spends an epoch.
+ * Returns 0, or -1 after a message. */
+static int take_out_folder(lock_file *l, int *made)
+{
+    *made = 0;
+    if (mkdir(opt.out, 0777) == 0)
+        *made = 1;
+    else if (errno != EEXIST) {
+        say_error("--out %s: cannot create the folder: %s", opt.out, strerror(errno));
+        return -1;
+    }
+    err_msg err;
+    if (lock_take_folder(l, opt.out, "--out", &err)) {
+        if (*made)
+            rmdir(opt.out);
+        say_error("%s", err.text);
+        return -1;
+    }
+    return 0;
+}
 
 /* A schedule's own options go with that schedule; a cosine warm-up must
  * end before the run does. Returns 0, or -1 after a usage error. */
@@ -270,7 +362,7 @@ int cmd_train(void)
     }
     if (check_schedule_options())
         return EXIT_USAGE;
-    char csv[4096], plot[4096 + 8], lock_name[4096 + 8], best[4096 + 16];
+    char csv[4096], plot[4096 + 8], lock_name[8192], best[4096 + 16];
     if (opt.metrics)
         snprintf(csv, sizeof csv, "%s", opt.metrics);
     else
@@ -288,7 +380,7 @@ int cmd_train(void)
         return EXIT_USAGE;
     /* A device (/dev/null) as --ckpt has nothing to protect: no lock file
      * beside it. */
-    lock_file lock = {-1, NULL};
+    lock_file lock = LOCK_NONE, out_lock = LOCK_NONE;
     err_msg err;
     struct stat st;
     int device = stat(opt.ckpt, &st) == 0 &&
@@ -298,15 +390,28 @@ int cmd_train(void)
         say_error("%s", err.text);
         return 1;
     }
+    /* From here on a stop saves the run; before the output folder exists,
+     * so that its appearing means they are in. */
+    catch_signals();
+    int made_out = 0;
+    if (dist_rank() == 0 && take_out_folder(&out_lock, &made_out)) {
+        lock_drop(&lock);
+        return 1;
+    }
+    ino_t before = ckpt_inode();
     int rc = check_no_earlier_run(best);
     if (rc == 0)
-        rc = train_locked(csv, best);
+        rc = train_locked(csv, best, &lock);
+    /* A failed run that never saved leaves no folder it made. */
+    if (rc != 0 && rc < 128 && made_out && ckpt_inode() == before)
+        unmake_out(csv, plot);
+    lock_drop(&out_lock);
     lock_drop(&lock);
     return rc;
 }
 
 /* The run itself, once the checkpoint is ours. */
-static int train_locked(const char *csv, const char *best)
+static int train_locked(const char *csv, const char *best, lock_file *lock)
 {
     idx_set train = {0}, test = {0};
     if (cli_load_split(&train, "train") || cli_load_split(&test, "t10k") ||
@@ -362,12 +467,11 @@ static int train_locked(const char *csv, const char *best)
     o.metrics = csv;
     o.best_path = best;
     o.stop = &stop_signal;
-    progress_ctx ctx = {.tty = isatty(STDOUT_FILENO) && !opt.json};
+    progress_ctx ctx = {.tty = isatty(STDOUT_FILENO) && !opt.json, .lock = lock};
     report_run page = {opt.out, opt.ckpt, csv, opt.data, opt.epochs, par_threads(),
                        dist_size()};
     report_init(&ctx.page, &page);
-    train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx};
-    catch_signals();
+    train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx, on_saved};
     if (replacing[0] && !opt.json)
         printf("%s\n", replacing);
     err_msg err;
@@ -396,11 +500,16 @@ static int train_locked(const char *csv, const char *best)
     fflush(stdout);
     if (rc == TRAIN_STOPPED) {
         int sig = (int)stop_signal;
-        fprintf(stderr, "vae train: interrupted by %s; the exact state is saved "
-                "in %s. Continue with: vae train --resume --ckpt %s --epochs %zu\n",
-                sig == SIGINT ? "SIGINT" : sig ? "SIGTERM" : "a signal to another rank",
-                opt.ckpt, opt.ckpt, opt.epochs);
-        return 128 + (sig ? sig : SIGTERM);
+        char why[128];
+        if (sig == SIGPIPE)
+            snprintf(why, sizeof why, "standard output failed (%s)", strerror(stdout_errno));
+        else
+            snprintf(why, sizeof why, "interrupted by %s",
+                     sig == SIGINT ? "SIGINT" : sig ? "SIGTERM" : "a signal to another rank");
+        fprintf(stderr, "vae train: %s; the exact state is saved in %s. Continue with: "
+                "vae train --resume --ckpt %s --epochs %zu\n", why, opt.ckpt, opt.ckpt,
+                opt.epochs);
+        return sig == SIGPIPE ? 1 : 128 + (sig ? sig : SIGTERM);
     }
     if (rc) {
         say_error("%s", err.text);

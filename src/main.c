@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -876,8 +877,23 @@ static int join_ranks(int *argc, char ***argv)
     return 0;
 }
 
+/* Whatever a command printed must have reached standard output: a full
+ * disk or a closed pipe is an error (SIGPIPE is ignored, so a closed pipe
+ * is EPIPE here rather than a silent death). Returns 0, or -1 after a
+ * message. */
+static int finish_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    say_error("cannot write standard output: %s",
+              errno ? strerror(errno) : "an earlier write failed");
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN);
     cpu_tune_openblas(argv);
     set_defaults();
     if (argc < 2) {
@@ -886,13 +902,13 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         print_help();
-        return 0;
+        return finish_stdout() ? 1 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
         char core[256];
         cpu_describe(core, sizeof core);
         printf("vae %s\n%s\n%s\n", VAE_VERSION, core, openblas_get_config());
-        return 0;
+        return finish_stdout() ? 1 : 0;
     }
     for (size_t i = 0; i < N_CMDS; i++) {
         if (strcmp(argv[1], CMDS[i].name))
@@ -901,11 +917,15 @@ int main(int argc, char **argv)
         int p = parse_args(&CMDS[i], argc, argv, 2);
         if (p == 0)
             p = model_defaults();
+        if (p > 0) /* --help was asked for and printed */
+            return finish_stdout() ? 1 : 0;
         if (p)
-            return p > 0 ? 0 : EXIT_USAGE;
+            return EXIT_USAGE;
         if (join_ranks(&argc, &argv))
             return 1;
         int rc = CMDS[i].run();
+        if (finish_stdout() && rc == 0)
+            rc = 1;
         par_shutdown(); /* join the team: nothing is left running at exit */
         /* Under mpirun: a failed rank ends the job, so none waits in a
          * collective for it; a finished or stopped one leaves it cleanly. */

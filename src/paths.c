@@ -10,16 +10,19 @@
 #include "paths.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* What a name refers to. */
 typedef struct ident {
     int exists;          /* stat() found it */
     int special;         /* it exists and is not a regular file */
+    mode_t type;         /* S_IFMT bits of an existing file */
     dev_t dev;
     ino_t ino;
     char name[2 * PATH_MAX]; /* canonical name */
@@ -55,6 +58,7 @@ static void identify(const char *path, ident *id)
     if (stat(path, &st) == 0) {
         id->exists = 1;
         id->special = !S_ISREG(st.st_mode);
+        id->type = st.st_mode & S_IFMT;
         id->dev = st.st_dev;
         id->ino = st.st_ino;
     }
@@ -144,6 +148,104 @@ static int clash(const paths_entry *a, const char *a_name, const paths_entry *b,
                    a_name, b->what, b_name);
 }
 
+/* ------------------------------------------------------------------------ */
+/* What may be written: a regular file or a device (/dev/null), written in
+ * place. A FIFO would stall the command until some process reads it (and
+ * a stalled write cannot save a run that is asked to stop); a socket or a
+ * folder cannot be written at all. */
+
+static const char *unwritable(mode_t type)
+{
+    switch (type) {
+    case S_IFIFO: return "a FIFO (named pipe), which would stall vae until some "
+                         "process reads it";
+    case S_IFSOCK: return "a socket, which vae cannot write";
+    case S_IFDIR: return "a folder";
+    default: return NULL;
+    }
+}
+
+static int check_writable(const paths_entry *e, const ident *id, err_msg *err)
+{
+    const char *why = unwritable(id->type);
+    if (!why || (e->mode == PATHS_UPDATE && id->type == S_IFDIR))
+        return 0; /* a folder to update: its reader says it is no checkpoint */
+    return err_set(err, "%s %s is %s; give the name of a file to write", e->what,
+                   e->path, why);
+}
+
+/* A series' folder must be a folder (or not exist yet), and no member of it
+ * that exists may be unwritable. */
+static int check_series(const paths_entry *s, err_msg *err)
+{
+    struct stat st;
+    if (stat(s->path, &st) != 0)
+        return 0; /* made when the command writes */
+    if (!S_ISDIR(st.st_mode))
+        return err_set(err, "%s %s is not a folder; give a folder (made if missing)",
+                       s->what, s->path);
+    DIR *d = opendir(s->path);
+    if (!d)
+        return 0; /* unreadable: writing there will say why */
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!in_series(s, e->d_name))
+            continue;
+        char member[PATH_MAX + NAME_MAX + 2];
+        snprintf(member, sizeof member, "%s/%s", s->path, e->d_name);
+        const char *why = stat(member, &st) == 0 ? unwritable(st.st_mode & S_IFMT) : NULL;
+        if (why)
+            rc = err_set(err, "%s: %s, which this command writes, is %s; move it away",
+                         s->what, member, why);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+
+int paths_resolve(const char *path, char *out, size_t size)
+{
+    char cur[PATH_MAX];
+    if ((size_t)snprintf(cur, sizeof cur, "%s", path) >= sizeof cur) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    /* Follow the last name's links, dangling ones too (a write creates
+     * their target); the kernel's limit of 40 hops. */
+    struct stat st;
+    int hops = 0;
+    while (lstat(cur, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX], folder[PATH_MAX];
+        ssize_t n = readlink(cur, target, sizeof target - 1);
+        if (n < 0)
+            return -1;
+        if (++hops > 40) {
+            errno = ELOOP;
+            return -1;
+        }
+        target[n] = '\0';
+        split_path(cur, folder, sizeof folder);
+        int len = target[0] == '/' ? snprintf(cur, sizeof cur, "%s", target)
+                                   : snprintf(cur, sizeof cur, "%s/%s", folder, target);
+        if (len < 0 || (size_t)len >= sizeof cur) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+    }
+    /* The folder by its canonical name, so every spelling gives one name. */
+    char folder[PATH_MAX], canon[PATH_MAX];
+    const char *base = split_path(cur, folder, sizeof folder);
+    canon_folder(folder, canon);
+    int len = snprintf(out, size, "%s/%s", strcmp(canon, "/") ? canon : "", base);
+    if (len < 0 || (size_t)len >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
 void paths_add(paths_list *l, const char *what, const char *path, paths_mode mode)
 {
     if (!path || l->n == PATHS_MAX)
@@ -171,6 +273,10 @@ int paths_check(const paths_list *l, err_msg *err)
         if (!l->e[i].prefix)
             identify(l->e[i].path, &id[i]);
     int rc = 0;
+    for (size_t i = 0; i < l->n && rc == 0; i++)
+        if (l->e[i].mode != PATHS_READ)
+            rc = l->e[i].prefix ? check_series(&l->e[i], err)
+                                : check_writable(&l->e[i], &id[i], err);
     for (size_t i = 0; i < l->n && rc == 0; i++) {
         for (size_t j = i + 1; j < l->n && rc == 0; j++) {
             const paths_entry *a = &l->e[i], *b = &l->e[j];

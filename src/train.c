@@ -606,10 +606,17 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             double rec, kl, obj;
             train_step(&t, train, epoch, first, B, &rec, &kl, &obj);
             if (!isfinite(rec + kl + obj)) {
+                /* Only a run that saved (or was resumed) has a checkpoint. */
+                char kept[4200];
+                if (o->resume || t.st.epoch > 0)
+                    snprintf(kept, sizeof kept, ", the last good checkpoint is kept in %s",
+                             o->ckpt_path);
+                else
+                    snprintf(kept, sizeof kept, " before its first save: this run "
+                             "wrote no checkpoint");
                 rc = err_set(err, "epoch %zu, step %zu: the loss is not finite "
-                             "(%g); training stopped, the last good checkpoint "
-                             "is kept in %s (try a smaller --lr)", epoch, s + 1,
-                             rec + kl, o->ckpt_path);
+                             "(%g); training stopped%s (try a smaller --lr)", epoch,
+                             s + 1, rec + kl, kept);
                 break;
             }
             t.st.sum_rec += rec;
@@ -692,6 +699,8 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             rc = -1;
             break;
         }
+        if (hooks && hooks->saved)
+            hooks->saved(hooks->ctx);
         if (o->metrics) {
             metrics_row row = {epoch, r.train_loss, r.train_rec, r.train_kl,
                                r.test_loss, r.test_rec, r.test_kl, r.seconds,

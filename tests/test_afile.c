@@ -458,6 +458,68 @@ static void test_dev_null(void **state)
     assert_true(S_ISCHR(st.st_mode));
 }
 
+/* Through a symbolic link (relative, and one to a file not there yet),
+ * the file it points to is written; the link stays a link. */
+static void test_through_symlink(void **state)
+{
+    fixture *fx = *state;
+    char real[256], sub[256], link[256], buf[64];
+    join(sub, sizeof sub, fx->dir, "sub");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    join(real, sizeof real, sub, "real.bin");
+    join(link, sizeof link, fx->dir, "link.bin");
+    assert_int_equal(symlink("sub/real.bin", link), 0);
+    write_file(link, "first"); /* dangling: creates sub/real.bin */
+    write_file(link, "second");
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    slurp(real, buf, sizeof buf);
+    assert_string_equal(buf, "second");
+    assert_only_entry(sub, "real.bin");
+    assert_int_equal(count_entries(fx->dir, NULL, 0), 2); /* sub and the link */
+}
+
+/* A temp file a killed writer left (its process gone) is removed by the
+ * next write of the same file; a live writer's is not. */
+static void test_sweeps_dead_writers_temp(void **state)
+{
+    fixture *fx = *state;
+    char path[256], dead[256], live[256], other[256], name[128];
+    join(path, sizeof path, fx->dir, "x.png");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    waitpid(pid, NULL, 0); /* pid now names no process */
+    snprintf(name, sizeof name, ".x.png.tmp.%ld.abc123", (long)pid);
+    join(dead, sizeof dead, fx->dir, name);
+    snprintf(name, sizeof name, ".x.png.tmp.%ld.abc123", (long)getppid());
+    join(live, sizeof live, fx->dir, name);
+    snprintf(name, sizeof name, ".y.png.tmp.%ld.abc123", (long)pid);
+    join(other, sizeof other, fx->dir, name);
+    tu_write_file(dead, "half", 4);
+    tu_write_file(live, "half", 4);
+    tu_write_file(other, "half", 4);
+    write_file(path, "whole");
+    assert_false(tu_exists(dead));
+    assert_true(tu_exists(live));  /* its writer may still finish */
+    assert_true(tu_exists(other)); /* another file's */
+}
+
+/* A FIFO nobody reads: an error at once, not a wait for a reader. */
+static void test_fifo_does_not_block(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    join(path, sizeof path, fx->dir, "pipe");
+    assert_int_equal(mkfifo(path, 0644), 0);
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, path, &err), -1);
+    tu_assert_contains(err.text, "no process reads it");
+}
+
 static void test_mode(void **state)
 {
     fixture *fx = *state;
@@ -495,6 +557,9 @@ int main(void)
         cmocka_unit_test(test_dev_full),
         cmocka_unit_test(test_dev_null),
         cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_through_symlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweeps_dead_writers_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_does_not_block, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

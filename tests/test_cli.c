@@ -401,7 +401,7 @@ static void test_train_input_errors(void **state)
     in_dir(file, sizeof file, "plain-file");
     tu_write_file(file, "x", 1);
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", file,
-                    "--epochs", "1", NULL), 1);
+                    "--epochs", "1", NULL), 2);
     tu_assert_contains(err_text, "--out");
     tu_assert_contains(err_text, "not a folder");
     /* Nothing was created by the failed runs: no checkpoint, no --out. */
@@ -510,8 +510,8 @@ static void test_output_errors_keep_old_file(void **state)
     assert_exit(run("sample", "--ckpt", model, "-o", nodir, NULL), 1);
     tu_assert_contains(err_text, nodir);
 
-    assert_exit(run("sample", "--ckpt", model, "-o", dir, NULL), 1);
-    tu_assert_contains(err_text, "is a directory");
+    assert_exit(run("sample", "--ckpt", model, "-o", dir, NULL), 2);
+    tu_assert_contains(err_text, "is a folder");
 
     /* Failed writes touched neither the old file nor left temp files. */
     tu_assert_file_equals(png, "old", 3);

@@ -544,7 +544,7 @@ static void test_cli_errors(void **state)
     expect_error(1, model, path, "no-such-folder does not exist");
     tu_join(path, sizeof path, model, "x.safetensors");
     expect_error(1, model, path, "is not a folder");
-    expect_error(1, model, dir, "is a directory");
+    expect_error(2, model, dir, "is a folder");
     expect_error(1, model, "/dev/full", "cannot write /dev/full: No space left on device");
 
     /* A folder this user may not write: 0555, and as nobody when root

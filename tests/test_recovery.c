@@ -161,9 +161,9 @@ static void test_second_signal_quits(void **state)
     pid_t pid = spawn("train", "--data", big, "--batch", "3000", "--hidden",
                       "4096,4096", "--epochs", "3", "--threads", "1", "--out", out,
                       "--ckpt", ckpt, NULL);
-    /* The run makes its output folder once its signal handlers are in and
-     * just before its first step: wait for that (a loaded machine starts
-     * slowly), then for the step to be under way. */
+    /* The run makes its output folder once its signal handlers are in,
+     * before it loads the data: wait for that (a loaded machine starts
+     * slowly), then for the first step to be under way. */
     wait_for_new(out, 0);
     sleep_ms(300);
     assert_int_equal(kill(pid, SIGINT), 0);
@@ -278,6 +278,24 @@ static void test_nonfinite_loss(void **state)
     tu_assert_contains(err_text, "epoch 2, step 1: the loss is not finite");
     tu_assert_contains(err_text, "the last good checkpoint is kept in");
     tu_assert_file_equals(ckpt, before, n);
+
+    /* A new run that diverges before its first save speaks of no
+     * checkpoint of its own, and leaves no --out folder it made; with
+     * --force the earlier run's checkpoint is still there, untouched. */
+    char fresh[160], fresh_out[160];
+    in_dir(fresh, sizeof fresh, "nan-new.bin");
+    in_dir(fresh_out, sizeof fresh_out, "nan-new-out");
+    assert_exit(run("train", "--data", data, "--out", fresh_out, "--ckpt", fresh,
+                    "--epochs", "1", "--lr", "1e6", NULL), 1);
+    tu_assert_contains(err_text, "before its first save: this run wrote no checkpoint");
+    assert_null(strstr(err_text, "last good checkpoint"));
+    assert_false(tu_exists(fresh));
+    assert_false(tu_exists(fresh_out));
+    assert_exit(run("train", "--data", data, "--out", fresh_out, "--ckpt", ckpt,
+                    "--epochs", "1", "--lr", "1e6", "--force", NULL), 1);
+    tu_assert_contains(err_text, "this run wrote no checkpoint");
+    tu_assert_file_equals(ckpt, before, n);
+    assert_false(tu_exists(fresh_out));
     free(before);
 }
 

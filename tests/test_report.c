@@ -369,8 +369,9 @@ static void test_train_page_without_gnuplot(void **state)
     tu_assert_contains(err_text, "warning: the latent map is drawn by gnuplot");
 }
 
-/* The page's name taken by a folder: each epoch's page fails, the run
- * warns once and goes on to the end, and its checkpoint is whole. */
+/* The page's name a link into a folder that is not there: each epoch's
+ * page fails, the run warns once and goes on to the end, and its
+ * checkpoint is whole. (A folder in its place is refused at the start.) */
 static void test_train_page_failure_warns(void **state)
 {
     (void)state;
@@ -379,9 +380,13 @@ static void test_train_page_failure_warns(void **state)
     assert_int_equal(mkdir(out, 0755), 0);
     tu_join(taken, sizeof taken, out, REPORT_PAGE);
     assert_int_equal(mkdir(taken, 0755), 0);
+    assert_exit(train_small("fail", "4", NULL), 2);
+    tu_assert_contains(err_text, "is a folder");
+    assert_int_equal(rmdir(taken), 0);
+    assert_int_equal(symlink("no-such-folder/page.html", taken), 0);
     assert_exit(train_small("fail", "4", NULL), 0);
     tu_assert_contains(err_text, "vae train: warning:");
-    tu_assert_contains(err_text, taken);
+    tu_assert_contains(err_text, "no-such-folder does not exist");
     assert_int_equal(count(err_text, "warning:"), 1);
     tu_assert_contains(out_text, "epoch 2/2");
     in_dir(ckpt, sizeof ckpt, "fail.bin");

@@ -1,0 +1,426 @@
+/* test_edges.c - the file system's edges, through the vae binary: outputs
+ * that are not regular files (a FIFO, a socket, /dev/full), standard output
+ * that fails (a full disk, a closed pipe), a checkpoint reached through a
+ * symbolic link, a hard link or "..", two runs into one --out folder, and a
+ * disk that fills while a checkpoint is written. Every run has a time limit:
+ * a hang fails the test instead of stalling it. */
+#define _GNU_SOURCE /* unshare, for the tmpfs */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "ckpt.h"
+#include "testutil.h"
+#include "cliutil.h"
+
+#define LIMIT_S 60.0 /* far above any run here; only a hang reaches it */
+
+static char model[160]; /* a model of 2 epochs, trained in setup */
+
+static void sleep_ms(double ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000.0) * 1e6)};
+    nanosleep(&ts, NULL);
+}
+
+/* run_with(), failing the test if the run takes more than LIMIT_S. */
+static int run_within(cli_child_fn child, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = spawn_v(child, first, ap);
+    va_end(ap);
+    for (double waited = 0.0;; waited += 5.0) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            read_outputs();
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        if (waited > LIMIT_S * 1000.0) {
+            kill(pid, SIGKILL);
+            wait_status(pid);
+            read_outputs();
+            fail_msg("vae %s hung (killed after %.0f s)\nstderr:\n%s", first, LIMIT_S,
+                     err_text);
+        }
+        sleep_ms(5.0);
+    }
+}
+
+/* The epoch a checkpoint holds (fails the test if it does not read). */
+static unsigned long long epoch_of(const char *ckpt)
+{
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(ckpt, &d, &err))
+        fail_msg("%s", err.text);
+    unsigned long long e = d.train.epoch;
+    ckpt_data_free(&d);
+    return e;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (cli_setup("vae-test-edges"))
+        return -1;
+    snprintf(model, sizeof model, "%s/model.bin", dir);
+    char out[160];
+    snprintf(out, sizeof out, "%s/model-out", dir);
+    return run("train", "--data", data, "--ckpt", model, "--out", out, "--epochs", "2",
+               "--hidden", "32", "--latent", "2", "--batch", "100", NULL) == 0
+               ? 0
+               : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cli_teardown();
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Outputs that are not regular files                                       */
+
+/* A FIFO nobody reads, as each output: refused at once (exit 2), before
+ * an epoch is spent; today's runs waited for a reader for ever. */
+static void test_fifo_outputs(void **state)
+{
+    (void)state;
+    char fifo[160], ckpt[160], out[160], member[200];
+    in_dir(fifo, sizeof fifo, "pipe");
+    in_dir(ckpt, sizeof ckpt, "fifo.bin");
+    in_dir(out, sizeof out, "fifo-out");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+
+    assert_exit(run_within(NULL, "sample", "--ckpt", model, "-o", fifo, NULL), 2);
+    tu_assert_contains(err_text, "-o");
+    tu_assert_contains(err_text, "is a FIFO");
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", fifo, "--out", out,
+                           "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "--ckpt");
+    tu_assert_contains(err_text, "is a FIFO");
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--metrics", fifo, "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "--metrics");
+    tu_assert_contains(err_text, "is a FIFO");
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", fifo,
+                           "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "--out");
+    tu_assert_contains(err_text, "not a folder");
+    /* A FIFO where the run would write its first grid. */
+    assert_int_equal(mkdir(out, 0755), 0);
+    snprintf(member, sizeof member, "%s/sampled-1.png", out);
+    assert_int_equal(mkfifo(member, 0644), 0);
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "sampled-1.png");
+    tu_assert_contains(err_text, "is a FIFO");
+    assert_false(tu_exists(ckpt)); /* no epoch was spent */
+    unlink(member);
+    rmdir(out);
+    unlink(fifo);
+}
+
+static void test_socket_output(void **state)
+{
+    (void)state;
+    char sock[160], out[160];
+    in_dir(sock, sizeof sock, "sock");
+    in_dir(out, sizeof out, "sock-out");
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    assert_true(strlen(sock) < sizeof a.sun_path);
+    memcpy(a.sun_path, sock, strlen(sock) + 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", sock, "--out", out,
+                           "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "is a socket");
+    assert_exit(run_within(NULL, "encode", "--ckpt", model, "--data", data, "-o", sock,
+                           NULL), 2);
+    tu_assert_contains(err_text, "is a socket");
+    close(fd);
+    unlink(sock);
+    assert_false(tu_exists(out));
+}
+
+/* /dev/full as --metrics: the epoch's checkpoint is saved first, then the
+ * row fails: exit 1 naming it, and the run resumes from that epoch. */
+static void test_metrics_on_dev_full(void **state)
+{
+    (void)state;
+    char ckpt[160], out[160];
+    in_dir(ckpt, sizeof ckpt, "full-metrics.bin");
+    in_dir(out, sizeof out, "full-metrics-out");
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--metrics", "/dev/full", "--epochs", "3", "--hidden", "32",
+                           "--latent", "2", NULL), 1);
+    tu_assert_contains(err_text, "/dev/full");
+    tu_assert_contains(err_text, "No space left on device");
+    assert_int_equal(epoch_of(ckpt), 1);
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--epochs", "3", "--resume", NULL), 0);
+    assert_int_equal(epoch_of(ckpt), 3);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Standard output that fails                                               */
+
+static void stdout_to_dev_full(void)
+{
+    int fd = open("/dev/full", O_WRONLY);
+    if (fd < 0 || dup2(fd, 1) < 0)
+        _exit(95);
+}
+
+/* A pipe whose reader is gone (as after "vae ... | head -1"). */
+static void stdout_to_closed_pipe(void)
+{
+    int p[2];
+    if (pipe(p) != 0 || dup2(p[1], 1) < 0)
+        _exit(95);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void expect_stdout_error(cli_child_fn child, const char *why)
+{
+    assert_exit(run_within(child, "info", "--ckpt", model, NULL), 1);
+    tu_assert_contains(err_text, "cannot write standard output");
+    tu_assert_contains(err_text, why);
+    assert_exit(run_within(child, "eval", "--ckpt", model, "--data", data, NULL), 1);
+    tu_assert_contains(err_text, "cannot write standard output");
+    assert_exit(run_within(child, "encode", "--ckpt", model, "--data", data, NULL), 1);
+    tu_assert_contains(err_text, "cannot write standard output");
+    assert_exit(run_within(child, "--help", NULL), 1);
+    tu_assert_contains(err_text, why);
+}
+
+static void test_stdout_full(void **state)
+{
+    (void)state;
+    expect_stdout_error(stdout_to_dev_full, "No space left on device");
+}
+
+static void test_stdout_closed(void **state)
+{
+    (void)state;
+    expect_stdout_error(stdout_to_closed_pipe, "Broken pipe");
+}
+
+/* Training whose reports cannot be written stops as a signal would: the
+ * exact state saved, exit 1 with the reason, and a resume goes on. */
+static void test_train_stdout_fails(void **state)
+{
+    (void)state;
+    cli_child_fn how[2] = {stdout_to_dev_full, stdout_to_closed_pipe};
+    for (int i = 0; i < 2; i++) {
+        char ckpt[160], out[160];
+        in_dir(ckpt, sizeof ckpt, i ? "pipe-closed.bin" : "stdout-full.bin");
+        in_dir(out, sizeof out, i ? "pipe-closed-out" : "stdout-full-out");
+        assert_exit(run_within(how[i], "train", "--data", data, "--ckpt", ckpt, "--out",
+                               out, "--epochs", "50", "--hidden", "32", "--latent", "2",
+                               NULL), 1);
+        tu_assert_contains(err_text, "standard output failed");
+        tu_assert_contains(err_text, "the exact state is saved");
+        unsigned long long e = epoch_of(ckpt);
+        assert_true(e >= 1 && e < 50);
+        assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                               "--epochs", "3", "--resume", NULL), 0);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* A checkpoint through any name                                            */
+
+/* Resuming through a symbolic link updates the file it points to; the link
+ * stays a link. */
+static void test_resume_through_symlink(void **state)
+{
+    (void)state;
+    char real[160], link[160], out[160];
+    in_dir(real, sizeof real, "real.bin");
+    in_dir(link, sizeof link, "link.bin");
+    in_dir(out, sizeof out, "link-out");
+    size_t n;
+    unsigned char *b = tu_read_file(model, &n);
+    tu_write_file(real, b, n);
+    free(b);
+    assert_int_equal(symlink("real.bin", link), 0);
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", link, "--out", out,
+                           "--epochs", "3", "--resume", NULL), 0);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(epoch_of(real), 3);
+    char hidden[256];
+    tu_count_entries(dir, hidden, sizeof hidden);
+    assert_string_equal(hidden, "");
+}
+
+/* Whether /proc/locks shows a flock on the file at path. */
+static int flocked(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    FILE *fp = fopen("/proc/locks", "r");
+    assert_non_null(fp);
+    char line[256];
+    int found = 0;
+    unsigned long long ino;
+    while (!found && fgets(line, sizeof line, fp))
+        found = strstr(line, "FLOCK") &&
+                sscanf(line, "%*s %*s %*s %*s %*d %*x:%*x:%llu", &ino) == 1 &&
+                ino == (unsigned long long)st.st_ino;
+    fclose(fp);
+    return found;
+}
+
+/* Holds a run stopped (SIGSTOP) after its first save, at a moment when it
+ * holds the lock of the checkpoint file now under its name (not between a
+ * save's rename and the lock's move to the new file). */
+static pid_t held_run(const char *ckpt, const char *out)
+{
+    pid_t pid = spawn("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
+                      "100000", "--hidden", "32", "--latent", "2", NULL);
+    for (int i = 0; i < 60000 && !tu_exists(ckpt); i++)
+        sleep_ms(1.0);
+    if (!tu_exists(ckpt))
+        fail_msg("%s: not saved within a minute", ckpt);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        sleep_ms(20.0); /* stopped for sure */
+        if (flocked(ckpt))
+            return pid;
+        kill(pid, SIGCONT);
+        sleep_ms(1.0);
+    }
+    fail_msg("%s: never found locked", ckpt);
+    return pid;
+}
+
+static void end_run(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    kill(pid, SIGCONT);
+    wait_status(pid);
+}
+
+/* While a run holds its checkpoint, a second run is refused by any other
+ * name of that file: a symlink, a path through "..", a hard link. */
+static void test_one_writer_by_any_name(void **state)
+{
+    (void)state;
+    char ckpt[160], out[160], other_out[160], sym[160], dotdot[200], hard[160], sub[160];
+    in_dir(ckpt, sizeof ckpt, "held.bin");
+    in_dir(out, sizeof out, "held-out");
+    in_dir(other_out, sizeof other_out, "second-out");
+    in_dir(sym, sizeof sym, "held-link.bin");
+    in_dir(hard, sizeof hard, "held-hard.bin");
+    in_dir(sub, sizeof sub, "sub");
+    mkdir(sub, 0755);
+    snprintf(dotdot, sizeof dotdot, "%s/../held.bin", sub);
+    pid_t pid = held_run(ckpt, out);
+    char pid_text[32];
+    snprintf(pid_text, sizeof pid_text, "process %ld", (long)pid);
+
+    assert_int_equal(symlink("held.bin", sym), 0);
+    assert_int_equal(link(ckpt, hard), 0);
+    const char *names[3] = {sym, dotdot, hard};
+    for (int i = 0; i < 3; i++) {
+        assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", names[i], "--out",
+                               other_out, "--epochs", "100000", "--resume", NULL), 1);
+        tu_assert_contains(err_text, "is in use");
+        tu_assert_contains(err_text, pid_text);
+    }
+    end_run(pid);
+    /* Once it is gone, the same names work. */
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", sym, "--out",
+                           other_out, "--epochs", "2", "--resume", NULL), 0);
+    unlink(hard);
+}
+
+/* Two runs into one --out folder (by two spellings of it): the second is
+ * refused, naming the first. */
+static void test_one_run_per_out_folder(void **state)
+{
+    (void)state;
+    char ckpt[160], ckpt2[160], out[160], out_link[160];
+    in_dir(ckpt, sizeof ckpt, "out-first.bin");
+    in_dir(ckpt2, sizeof ckpt2, "out-second.bin");
+    in_dir(out, sizeof out, "shared-out");
+    in_dir(out_link, sizeof out_link, "shared-out-link");
+    pid_t pid = held_run(ckpt, out);
+    assert_int_equal(symlink("shared-out", out_link), 0);
+    char pid_text[32];
+    snprintf(pid_text, sizeof pid_text, "process %ld", (long)pid);
+    const char *outs[2] = {out, out_link};
+    for (int i = 0; i < 2; i++) {
+        assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt2, "--out",
+                               outs[i], "--epochs", "2", NULL), 1);
+        tu_assert_contains(err_text, "is in use");
+        tu_assert_contains(err_text, pid_text);
+        assert_false(tu_exists(ckpt2));
+    }
+    end_run(pid);
+    unlink(out_link);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A full disk                                                              */
+
+/* The file system fills while a resumed run saves: exit 1 naming the
+ * checkpoint, which is as it was; no temp file is left. */
+static void test_full_disk_checkpoint(void **state)
+{
+    (void)state;
+    char mnt[160], ckpt[200], out[200];
+    in_dir(mnt, sizeof mnt, "small");
+    if (tu_mount_tmpfs(mnt, 2048) != 0)
+        return;
+    tu_join(ckpt, sizeof ckpt, mnt, "vae.bin");
+    tu_join(out, sizeof out, mnt, "out");
+    size_t n;
+    unsigned char *b = tu_read_file(model, &n);
+    tu_write_file(ckpt, b, n);
+    tu_fill_disk(mnt);
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--epochs", "4", "--resume", NULL), 1);
+    tu_assert_contains(err_text, "No space left on device");
+    tu_assert_file_equals(ckpt, b, n);
+    free(b);
+    char hidden[256];
+    tu_count_entries(mnt, hidden, sizeof hidden);
+    assert_string_equal(hidden, "");
+    tu_umount_tmpfs(mnt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fifo_outputs),
+        cmocka_unit_test(test_socket_output),
+        cmocka_unit_test(test_metrics_on_dev_full),
+        cmocka_unit_test(test_stdout_full),
+        cmocka_unit_test(test_stdout_closed),
+        cmocka_unit_test(test_train_stdout_fails),
+        cmocka_unit_test(test_resume_through_symlink),
+        cmocka_unit_test(test_one_writer_by_any_name),
+        cmocka_unit_test(test_one_run_per_out_folder),
+        cmocka_unit_test(test_full_disk_checkpoint),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
