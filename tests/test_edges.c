@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -55,6 +56,16 @@ static int run_within(cli_child_fn child, const char *first, ...)
         }
         sleep_ms(5.0);
     }
+}
+
+/* spawn() with child() called in the child before exec. */
+static pid_t spawn_with(cli_child_fn child, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = spawn_v(child, first, ap);
+    va_end(ap);
+    return pid;
 }
 
 /* The epoch a checkpoint holds (fails the test if it does not read). */
@@ -242,6 +253,51 @@ static void test_train_stdout_fails(void **state)
     }
 }
 
+/* A pipe nobody reads, kept open: once it is full, writes wait. */
+static int stalled[2];
+
+static void stdout_to_stalled_pipe(void)
+{
+    if (dup2(stalled[1], 1) < 0)
+        _exit(95);
+}
+
+/* SIGTERM while training waits to write its report: the run is saved. */
+static void test_signal_during_stalled_write(void **state)
+{
+    (void)state;
+    char ckpt[160], out[160];
+    in_dir(ckpt, sizeof ckpt, "stalled.bin");
+    in_dir(out, sizeof out, "stalled-out");
+    assert_int_equal(pipe(stalled), 0);
+    int cap = fcntl(stalled[1], F_SETPIPE_SZ, 4096); /* the least: full in a few epochs */
+    assert_true(cap >= 4096);
+    pid_t pid = spawn_with(stdout_to_stalled_pipe, "train", "--data", data, "--ckpt", ckpt,
+                           "--out", out, "--epochs", "100000", "--hidden", "32", "--latent",
+                           "2", "--json", NULL);
+    /* Full: less room left than one epoch's line. */
+    int queued = 0;
+    for (int i = 0; i < 60000 && queued < cap - 400; i++) {
+        sleep_ms(1.0);
+        assert_int_equal(ioctl(stalled[0], FIONREAD, &queued), 0);
+    }
+    assert_true(queued >= cap - 400);
+    sleep_ms(200.0); /* the next report is waiting */
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    for (int i = 0; i < 6000 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+        sleep_ms(10.0);
+    if (kill(pid, 0) == 0) {
+        kill(pid, SIGKILL);
+        wait_status(pid);
+        fail_msg("vae train did not stop within a minute of SIGTERM");
+    }
+    read_outputs();
+    close(stalled[0]);
+    close(stalled[1]);
+    tu_assert_contains(err_text, "the exact state is saved");
+    assert_true(epoch_of(ckpt) >= 1);
+}
+
 /* ------------------------------------------------------------------------ */
 /* A checkpoint through any name                                            */
 
@@ -417,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_stdout_full),
         cmocka_unit_test(test_stdout_closed),
         cmocka_unit_test(test_train_stdout_fails),
+        cmocka_unit_test(test_signal_during_stalled_write),
         cmocka_unit_test(test_resume_through_symlink),
         cmocka_unit_test(test_one_writer_by_any_name),
         cmocka_unit_test(test_one_run_per_out_folder),
