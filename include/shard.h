@@ -43,7 +43,7 @@
 typedef enum shard_plan { SHARD_AUTO = 0, SHARD_ROWS = 1, SHARD_UNITS = 2 } shard_plan;
 
 /* shard_plan_for picks the units plan while a batch has fewer than this
- * many images a thread (measured: README, Speed). */
+ * many images a thread (measured: docs/speed.md). */
 #define SHARD_UNITS_BELOW 64
 
 typedef struct shard_set {

@@ -41,7 +41,7 @@ smaller --stages later evaluates the kept copy of that stage.
                   must be built with MPI). A stop (Ctrl-C) then signals
                   mpirun, which passes SIGTERM on and SIGKILLs a second
                   later: the last whole checkpoint stays, but the exact
-                  state may not be saved (README, Many processes)
+                  state may not be saved (docs/mpi.md)
 
 Cells whose objective this vae does not have yet (vae train --help lists
 no --objective) are shown as "not run" with the reason.
