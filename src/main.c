@@ -701,7 +701,7 @@ static const cmd_spec CMDS[] = {
                 "-log p(x) (Burda et al.) from K\ndraws per image (use K = 5000 "
                 "to report a likelihood).",
      .opts = {O_CKPT, O_DATA, O_SEED, O_BATCH, O_THREADS, O_JSON, O_IW, -1},
-     .help = {[O_SEED] = "seed of the z draws (default 1, as train's evaluation)",
+     .help = {[O_SEED] = "seed of the z draws (default 1; train's evaluation uses the run's own seed, which vae info shows)",
               [O_JSON] = "print the result as one JSON object"},
      .run = cmd_eval},
     {.name = "interpolate",

@@ -500,6 +500,9 @@ static int check_run(const idx_set *train, const idx_set *test, size_t batch,
     if (cfg->n_classes && !train->n_classes)
         return err_set(err, "%s: a conditional model needs labels, and the training "
                        "set has no label file", whose);
+    if (cfg->n_classes && test && test->n && !test->n_classes)
+        return err_set(err, "%s: a conditional model needs labels, and the test set "
+                       "has no label file", whose);
     for (int i = 0; i < 2; i++)
         if (cfg->n_classes && sets[i] && sets[i]->n_classes > cfg->n_classes)
             return err_set(err, "%s: the model knows %zu classes, but the %s labels "

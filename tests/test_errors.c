@@ -603,6 +603,33 @@ static void test_too_large_for_memory(void **state)
     assert_false(tu_exists(out));
 }
 
+/* A conditional model evaluates on the test labels: a test set without
+ * them is refused before training (it was evaluated as all label 0). */
+static void test_conditional_needs_test_labels(void **state)
+{
+    (void)state;
+    char half[160], from[256], to[256], ckpt[160], out[160];
+    in_dir(half, sizeof half, "no-test-labels");
+    in_dir(ckpt, sizeof ckpt, "cond.bin");
+    in_dir(out, sizeof out, "cond-out");
+    assert_int_equal(mkdir(half, 0755), 0);
+    static const char *const files[3] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                         "t10k-images-idx3-ubyte"};
+    for (int i = 0; i < 3; i++) {
+        size_t n;
+        tu_join(from, sizeof from, data, files[i]);
+        tu_join(to, sizeof to, half, files[i]);
+        unsigned char *b = tu_read_file(from, &n);
+        tu_write_file(to, b, n);
+        free(b);
+    }
+    assert_exit(run("train", "--data", half, "--ckpt", ckpt, "--out", out, "--epochs", "1",
+                    "--conditional", "--hidden", "16", NULL), 1);
+    tu_assert_contains(err_text, "the test set has no label file");
+    assert_false(tu_exists(ckpt));
+    assert_false(tu_exists(out));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Outputs                                                                  */
 
@@ -695,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_option_errors),
         cmocka_unit_test(test_traverse_errors),
         cmocka_unit_test(test_too_large_for_memory),
+        cmocka_unit_test(test_conditional_needs_test_labels),
         cmocka_unit_test(test_output_errors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
