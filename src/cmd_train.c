@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,19 +43,38 @@ static void on_signal(int sig)
     (void)w;
 }
 
-/* A report that cannot be written (stdout on a full disk, or a closed pipe:
- * main ignores SIGPIPE) stops the run as a signal would: saved exactly,
- * with a non-zero exit. SIGPIPE stands for it in stop_signal. */
+/* Training's reports go to standard output through say(), not stdio: a
+ * reader that stops reading (a stalled pipe) must not hold up a run that
+ * is asked to stop, and stdio retries a write the signal cut short for
+ * ever. A report that cannot be written (a full disk, a closed pipe: main
+ * ignores SIGPIPE) stops the run as a signal would: saved exactly, with a
+ * non-zero exit. SIGPIPE stands for it in stop_signal. */
 static int stdout_errno;
 
-static void stop_if_stdout_failed(void)
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
 {
-    if (fflush(stdout) == 0 && !ferror(stdout))
-        return;
-    if (!stdout_errno)
-        stdout_errno = errno ? errno : EIO;
-    if (!stop_signal)
-        stop_signal = SIGPIPE;
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    for (size_t done = 0; done < len && !stdout_errno;) {
+        ssize_t w = write(STDOUT_FILENO, text + done, len - done);
+        /* A signal cuts a waiting write short (EINTR, or a part written):
+         * once a stop is asked, the rest of the line is dropped. */
+        if (w > 0 || (w < 0 && errno == EINTR)) {
+            done += w > 0 ? (size_t)w : 0;
+            if (stop_signal)
+                return;
+            continue;
+        }
+        stdout_errno = w < 0 ? errno : EIO;
+        if (!stop_signal)
+            stop_signal = SIGPIPE;
+    }
 }
 
 static void catch_signals(void)
@@ -107,9 +127,8 @@ static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
     bar[width] = '\0';
     double rate = seconds > 0 ? (double)done / seconds : 0.0;
     double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
-    printf("\repoch %zu/%zu [%s] %zu/%zu  %.0f img/s  ETA %.1fs\033[K", epoch,
-           opt.epochs, bar, done, total, rate, eta);
-    stop_if_stdout_failed();
+    say("\repoch %zu/%zu [%s] %zu/%zu  %.0f img/s  ETA %.1fs\033[K", epoch, opt.epochs, bar,
+        done, total, rate, eta);
 }
 
 static void on_epoch(void *vctx, const train_report *r)
@@ -117,7 +136,7 @@ static void on_epoch(void *vctx, const train_report *r)
     progress_ctx *ctx = vctx;
     ctx->best_epoch = r->best_epoch;
     if (ctx->tty)
-        printf("\r\033[K");
+        say("\r\033[K");
     if (opt.json) {
         /* rec is -log p(x|z); for the Bernoulli likelihood it is the BCE. */
         char bce[96] = "";
@@ -129,7 +148,7 @@ static void on_epoch(void *vctx, const train_report *r)
             snprintf(valid, sizeof valid, "\"valid_loss\":%.6f,\"valid_rec\":%.6f,"
                      "\"valid_kl\":%.6f,\"best_epoch\":%zu,", r->valid_loss, r->valid_rec,
                      r->valid_kl, r->best_epoch);
-        printf("{\"epoch\":%zu,\"epochs\":%zu,\"train_loss\":%.6f,\"train_rec\":%.6f,"
+        say("{\"epoch\":%zu,\"epochs\":%zu,\"train_loss\":%.6f,\"train_rec\":%.6f,"
                "\"train_kl\":%.6f,\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,"
                "%s%s\"train_objective\":%.6f,\"beta\":%g,\"kl_factor\":%.9g,\"lr\":%.9g,"
                "\"likelihood\":\"%s\",\"seconds\":%.6f,\"images_per_s\":%.1f}\n",
@@ -143,12 +162,11 @@ static void on_epoch(void *vctx, const train_report *r)
         if (r->best_epoch)
             snprintf(valid, sizeof valid, "  valid %.2f%s", r->valid_loss,
                      r->best_epoch == r->epoch ? " (best)" : "");
-        printf("epoch %zu/%zu  train %.2f (rec %.2f, kl %.2f)  test %.2f%s  "
+        say("epoch %zu/%zu  train %.2f (rec %.2f, kl %.2f)  test %.2f%s  "
                "%.2fs  %.0f img/s\n", r->epoch, r->epochs, r->train_loss,
                r->train_rec, r->train_kl, r->test_loss, valid, r->seconds,
                r->images_per_s);
     }
-    stop_if_stdout_failed();
     write_page(ctx, r->epoch < r->epochs ? REPORT_RUNNING : REPORT_FINISHED);
 }
 
@@ -473,7 +491,7 @@ static int train_locked(const char *csv, const char *best, lock_file *lock)
     report_init(&ctx.page, &page);
     train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx, on_saved};
     if (replacing[0] && !opt.json)
-        printf("%s\n", replacing);
+        say("%s\n", replacing);
     err_msg err;
     int root = dist_rank() == 0; /* under mpirun, rank 0 alone writes and tells */
     int rc = train_run(&o, &train, &test, root ? &hooks : NULL, &err);
@@ -496,8 +514,7 @@ static int train_locked(const char *csv, const char *best, lock_file *lock)
     }
     idx_free(&test);
     if (ctx.tty)
-        printf("\r\033[K");
-    fflush(stdout);
+        say("\r\033[K");
     if (rc == TRAIN_STOPPED) {
         int sig = (int)stop_signal;
         char why[128];
@@ -516,10 +533,10 @@ static int train_locked(const char *csv, const char *best, lock_file *lock)
         return 1;
     }
     if (!opt.json)
-        printf("saved %s; images in %s/, metrics in %s, the run's page %s/%s\n", opt.ckpt,
+        say("saved %s; images in %s/, metrics in %s, the run's page %s/%s\n", opt.ckpt,
                opt.out, csv, opt.out, REPORT_PAGE);
     if (!opt.json && ctx.best_epoch)
-        printf("lowest validation loss: epoch %zu, its model in %s\n", ctx.best_epoch,
+        say("lowest validation loss: epoch %zu, its model in %s\n", ctx.best_epoch,
                best);
     return 0;
 }
