@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ import_opts import_defaults(void)
     o.background = 255;
     o.test_fraction = 0.1;
     o.seed = 1;
+    o.max_pixels = IMPORT_DEFAULT_MAX_PIXELS;
     return o;
 }
 
@@ -402,16 +404,38 @@ static uint8_t over(unsigned c, unsigned a, unsigned bg)
     return (uint8_t)((c * a + bg * (255u - a) + 127u) / 255u);
 }
 
+/* The pixel limit, checked on the declared size before any pixel is
+ * decoded: a file of a few hundred KB can declare 20000 x 20000. */
+static int check_pixels(const char *name, uint64_t w, uint64_t h, uint64_t max_pixels,
+                        err_msg *err)
+{
+    if (w == 0 || h == 0)
+        return err_set(err, "%s: an image of %llux%llu pixels", name, (unsigned long long)w,
+                       (unsigned long long)h);
+    /* w and h are below 2^32 (PNG) or 2^16 (JPEG): w * h cannot overflow. */
+    if (w * h > max_pixels)
+        return err_set(err, "%s: %llux%llu pixels, above the limit of %llu (--max-pixels N "
+                       "raises it)", name, (unsigned long long)w, (unsigned long long)h,
+                       (unsigned long long)max_pixels);
+    return 0;
+}
+
 /* libpng, any PNG (grey, palette, 16-bit, tRNS) read as 8-bit RGBA, then
  * composited into *rgb (w x h x 3, malloc'd). */
-static int decode_png(const char *path, const uint8_t *data, size_t len, uint8_t bg,
-                      uint8_t **rgb, size_t *w, size_t *h, err_msg *err)
+static int decode_png(const char *name, const uint8_t *data, size_t len, uint8_t bg,
+                      uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
+                      err_msg *err)
 {
     png_image im;
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
+    /* Reads the chunks before the pixels only: the size is known here. */
     if (!png_image_begin_read_from_memory(&im, data, len)) {
-        err_set(err, "%s: %s", path, im.message);
+        err_set(err, "%s: %s", name, im.message);
+        png_image_free(&im);
+        return -1;
+    }
+    if (check_pixels(name, im.width, im.height, max_pixels, err) != 0) {
         png_image_free(&im);
         return -1;
     }
@@ -420,15 +444,15 @@ static int decode_png(const char *path, const uint8_t *data, size_t len, uint8_t
     if (err_mul_size(im.width, im.height, &npx) != 0 || err_mul_size(npx, 4, &nbytes) != 0 ||
         (size_t)im.width * 4 > (size_t)INT32_MAX) {
         png_image_free(&im);
-        return err_set(err, "%s: an image of %ux%u is too large", path, im.width, im.height);
+        return err_set(err, "%s: an image of %ux%u is too large", name, im.width, im.height);
     }
-    uint8_t *px = malloc(nbytes ? nbytes : 1);
+    uint8_t *px = malloc(nbytes);
     if (!px) {
         png_image_free(&im);
-        return err_set(err, "%s: out of memory for %ux%u", path, im.width, im.height);
+        return err_set(err, "%s: out of memory for %ux%u", name, im.width, im.height);
     }
     if (!png_image_finish_read(&im, NULL, px, 0, NULL)) {
-        err_set(err, "%s: %s", path, im.message);
+        err_set(err, "%s: %s", name, im.message);
         png_image_free(&im);
         free(px);
         return -1;
@@ -447,50 +471,82 @@ static int decode_png(const char *path, const uint8_t *data, size_t len, uint8_t
     return 0;
 }
 
-/* TurboJPEG, any JPEG it reads (grey or colour, any subsampling) as RGB.
- * A warning (a truncated or damaged file) fails too: the pixels it leaves
- * are not the image's. */
-static int decode_jpeg(tjhandle tj, const char *path, const uint8_t *data, size_t len,
-                       uint8_t **rgb, size_t *w, size_t *h, err_msg *err)
+/* TurboJPEG, any JPEG it reads (grey or colour, any subsampling) as RGB,
+ * with a handle of its own: a handle that failed on one file can fail the
+ * next, so none is shared. A warning (a truncated or damaged file) stops
+ * the decoding and fails: the pixels it would leave are not the image's;
+ * so does a progressive file of more than 500 scans (TJFLAG_LIMITSCANS),
+ * which can take minutes for a few KB. */
+static int decode_jpeg(const char *name, const uint8_t *data, size_t len,
+                       uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
+                       err_msg *err)
 {
-    int width, height, subsamp, colorspace;
+    if (len > ULONG_MAX)
+        return err_set(err, "%s: %zu bytes, too large a JPEG", name, len);
+    tjhandle tj = tjInitDecompress();
+    if (!tj)
+        return err_set(err, "%s: TurboJPEG: %s", name, tjGetErrorStr2(NULL));
+    const int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
+    int width = 0, height = 0, subsamp = -1, colorspace = -1, rc = -1;
+    uint8_t *px = NULL;
     if (tjDecompressHeader3(tj, data, (unsigned long)len, &width, &height, &subsamp,
-                            &colorspace) != 0)
-        return err_set(err, "%s: %s", path, tjGetErrorStr2(tj));
+                            &colorspace) != 0) {
+        err_set(err, "%s: %s", name, tjGetErrorStr2(tj));
+        goto done;
+    }
+    if (width <= 0 || height <= 0) {
+        err_set(err, "%s: a JPEG of %dx%d pixels", name, width, height);
+        goto done;
+    }
+    if (check_pixels(name, (uint64_t)width, (uint64_t)height, max_pixels, err) != 0)
+        goto done;
     size_t nbytes;
-    if (width <= 0 || height <= 0 ||
-        err_mul_size((size_t)width * 3, (size_t)height, &nbytes) != 0)
-        return err_set(err, "%s: a JPEG of %dx%d", path, width, height);
-    uint8_t *px = malloc(nbytes);
-    if (!px)
-        return err_set(err, "%s: out of memory for %dx%d", path, width, height);
-    if (tjDecompress2(tj, data, (unsigned long)len, px, width, 0, height, TJPF_RGB, 0) != 0) {
-        err_set(err, "%s: %s", path, tjGetErrorStr2(tj));
-        free(px);
-        return -1;
+    if (err_mul_size((size_t)width * 3, (size_t)height, &nbytes) != 0) {
+        err_set(err, "%s: a JPEG of %dx%d is too large", name, width, height);
+        goto done;
+    }
+    if (!(px = malloc(nbytes))) {
+        err_set(err, "%s: out of memory for %dx%d", name, width, height);
+        goto done;
+    }
+    if (tjDecompress2(tj, data, (unsigned long)len, px, width, 0, height, TJPF_RGB,
+                      flags) != 0) {
+        err_set(err, "%s: %s", name, tjGetErrorStr2(tj));
+        goto done;
     }
     *rgb = px;
+    px = NULL;
     *w = (size_t)width;
     *h = (size_t)height;
-    return 0;
+    rc = 0;
+done:
+    free(px);
+    tjDestroy(tj);
+    return rc;
 }
 
-/* One image file as RGB (malloc'd), the decoder picked by its signature. */
-static int decode(tjhandle tj, const char *path, uint8_t bg, uint8_t **rgb, size_t *w,
-                  size_t *h, err_msg *err)
+int import_decode_memory(const uint8_t *data, size_t len, const char *name, uint8_t bg,
+                         uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
+                         err_msg *err)
+{
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len >= 8 && !memcmp(data, png_sig, 8))
+        return decode_png(name, data, len, bg, max_pixels, rgb, w, h, err);
+    if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+        return decode_jpeg(name, data, len, max_pixels, rgb, w, h, err);
+    return err_set(err, "%s: neither a PNG nor a JPEG file (%zu bytes)", name, len);
+}
+
+/* One image file as RGB (malloc'd). */
+static int decode_file(const char *path, const import_opts *o, uint8_t **rgb, size_t *w,
+                       size_t *h, err_msg *err)
 {
     uint8_t *data = NULL;
     size_t len = 0;
     if (read_whole(path, &data, &len, err) != 0)
         return -1;
-    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    int rc;
-    if (len >= 8 && !memcmp(data, png_sig, 8))
-        rc = decode_png(path, data, len, bg, rgb, w, h, err);
-    else if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
-        rc = decode_jpeg(tj, path, data, len, rgb, w, h, err);
-    else
-        rc = err_set(err, "%s: neither a PNG nor a JPEG file (%zu bytes)", path, len);
+    int rc = import_decode_memory(data, len, path, o->background, o->max_pixels, rgb, w, h,
+                                  err);
     free(data);
     return rc;
 }
@@ -643,6 +699,8 @@ int import_run(const char *dir, const char *out, const import_opts *o,
         o->height > IMPORT_MAX_SIDE)
         return err_set(err, "a size of %zux%zu: width and height go from 1 to %d",
                        o->width, o->height, IMPORT_MAX_SIDE);
+    if (o->max_pixels == 0)
+        return err_set(err, "the pixel limit must be at least 1");
     if (import_check_out(out, o->force, err) != 0)
         return -1;
 
@@ -660,11 +718,6 @@ int import_run(const char *dir, const char *out, const import_opts *o,
     const char *ref = NULL; /* the first image: the others' size must be its */
     size_t ref_w = 0, ref_h = 0, W = o->width, H = o->height, img_rgb = 0, n = 0;
     int all_grey = 1;
-    tjhandle tj = tjInitDecompress();
-    if (!tj) {
-        err_set(err, "TurboJPEG: %s", tjGetErrorStr2(NULL));
-        goto done;
-    }
     labels = malloc(l.n);
     per_class = calloc(l.n_classes ? l.n_classes : 1, sizeof *per_class);
     if (!labels || !per_class) {
@@ -676,7 +729,7 @@ int import_run(const char *dir, const char *out, const import_opts *o,
         const char *path = l.f[i].path;
         uint8_t *rgb = NULL;
         size_t w = 0, h = 0;
-        if (decode(tj, path, o->background, &rgb, &w, &h, err) != 0) {
+        if (decode_file(path, o, &rgb, &w, &h, err) != 0) {
             if (!o->skip_broken)
                 goto done;
             if (s->n_broken++ == 0)
@@ -785,8 +838,6 @@ int import_run(const char *dir, const char *out, const import_opts *o,
         goto done;
     rc = 0;
 done:
-    if (tj)
-        tjDestroy(tj);
     free(px);
     free(labels);
     free(per_class);

@@ -8,7 +8,10 @@
  * alpha over either background, JPEG, mixed sizes refused and --size,
  * broken images fatal or skipped, other files counted, the 256-class limit,
  * an existing data set kept without --force, grey output through the
- * existing idx_load; and the binary's options, messages and exit codes. */
+ * existing idx_load; and the binary's options, messages and exit codes.
+ * Safety: each image its own decoder (a broken and a 10-byte JPEG among good
+ * ones), the pixel limit checked from the header (a PNG bomb refused, the
+ * child's peak memory measured; --max-pixels). */
 #define _DEFAULT_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,6 +217,22 @@ static void import_fails(const char *in, const char *out, const import_opts *o,
     err_msg err;
     assert_int_equal(import_run(in, out, o, &s, &err), -1);
     tu_assert_contains(err.text, msg);
+}
+
+/* import_run with skip_broken that must succeed with n_images read and
+ * n_broken skipped, first (a name) the first of them and warned about; the
+ * warnings are left in warned. */
+static void import_skipping(const char *in, const char *out, import_opts *o,
+                            size_t n_images, size_t n_broken, const char *first)
+{
+    warned[0] = '\0';
+    o->skip_broken = 1;
+    o->warn = collect_warning;
+    import_summary s = import_ok(in, out, o);
+    assert_int_equal(s.n_images, n_images);
+    assert_int_equal(s.n_broken, n_broken);
+    tu_assert_contains(s.first_broken, first);
+    tu_assert_contains(warned, first);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -737,14 +756,7 @@ static void test_broken(void **state)
     import_fails(in, out, &o, "half.jpg: ");
 
     /* --skip-broken: skipped with a warning naming it. */
-    warned[0] = '\0';
-    o.skip_broken = 1;
-    o.warn = collect_warning;
-    import_summary s = import_ok(in, out, &o);
-    assert_int_equal(s.n_images, 4);
-    assert_int_equal(s.n_broken, 1);
-    tu_assert_contains(s.first_broken, "half.jpg");
-    tu_assert_contains(warned, "half.jpg: ");
+    import_skipping(in, out, &o, 4, 1, "half.jpg");
 }
 
 static void test_layout_errors(void **state)
@@ -1042,6 +1054,199 @@ static void test_cli_errors(void **state)
     tu_assert_contains(err_text, "unexpected argument");
 }
 
+/* ------------------------------------------------------------------------ */
+/* Each image its own decoder                                               */
+
+/* A broken JPEG and a 10-byte one among good ones: each is its own failure,
+ * and the good JPEGs after them still decode (one shared TurboJPEG handle
+ * used to carry a broken file's state into every later one). */
+static void test_jpeg_each_alone(void **state)
+{
+    (void)state;
+    char in[256], out[256], path[512];
+    make_case("jpeg-alone", in, out);
+    uint8_t rgb[16 * 16 * 3];
+    for (int k = 0; k < 6; k++) {
+        memset(rgb, 30 + 30 * k, sizeof rgb);
+        rgb[0] = (uint8_t)(200 - k); /* colour, so the output is RGB */
+        char name[32];
+        snprintf(name, sizeof name, "%c%d.jpg", k < 2 ? 'a' : 'd', k);
+        write_jpeg(under(path, sizeof path, in, name), 16, 16, rgb, 0);
+    }
+    /* b-broken.jpg: a good JPEG whose entropy-coded data is cut and
+     * followed by garbage; c-tiny.jpg: 10 bytes, the start of a header. */
+    size_t len;
+    in_dir(path, sizeof path, "jpeg-alone/in/a0.jpg");
+    unsigned char *jpg = tu_read_file(path, &len);
+    for (size_t i = len / 2; i < len; i++)
+        jpg[i] = (uint8_t)(i * 37);
+    tu_write_file(under(path, sizeof path, in, "b-broken.jpg"), jpg, len);
+    free(jpg);
+    static const uint8_t tiny[10] = {0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 'J', 'F', 'I', 'F'};
+    tu_write_file(under(path, sizeof path, in, "c-tiny.jpg"), tiny, sizeof tiny);
+
+    import_opts o = import_defaults();
+    o.test_fraction = 0.34;
+    import_fails(in, out, &o, "b-broken.jpg: ");
+    assert_false(tu_exists(out));
+
+    import_skipping(in, out, &o, 6, 2, "b-broken.jpg");
+    tu_assert_contains(warned, "c-tiny.jpg: ");
+    assert_null(strstr(warned, "/d"));
+
+    /* The tiny one alone is broken too, by name, not by what came before. */
+    in_dir(path, sizeof path, "jpeg-alone/in/b-broken.jpg");
+    unlink(path);
+    o = import_defaults();
+    o.test_fraction = 0.34;
+    o.force = 1;
+    import_fails(in, out, &o, "c-tiny.jpg: ");
+}
+
+/* ------------------------------------------------------------------------ */
+/* The pixel limit                                                          */
+
+/* A grey 8-bit PNG of w x h zeros, its rows deflated one by one, so a
+ * 20000 x 20000 one (400 MB of pixels) is a file of some 400 KB that is
+ * never whole in memory here. */
+static void write_zero_png(const char *path, uint32_t w, uint32_t h)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(png);
+    assert_non_null(info);
+    if (setjmp(png_jmpbuf(png)))
+        fail_msg("libpng failed writing %s", path);
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_filter(png, 0, PNG_FILTER_NONE);
+    png_set_compression_level(png, 9);
+    png_write_info(png, info);
+    uint8_t *row = calloc(w, 1);
+    assert_non_null(row);
+    for (uint32_t y = 0; y < h; y++)
+        png_write_row(png, row);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Runs vae to the end like run(), and its peak resident memory in KiB
+ * (of that child alone: wait4, not RUSAGE_CHILDREN, which would count the
+ * largest of every earlier child too). */
+static int run_peak(long *peak_kib, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = spawn_v(NULL, first, ap);
+    va_end(ap);
+    int st;
+    struct rusage ru;
+    while (wait4(pid, &st, 0, &ru) < 0)
+        if (errno != EINTR)
+            fail_msg("wait4: %s", strerror(errno));
+    read_outputs();
+    *peak_kib = ru.ru_maxrss;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A PNG declaring 20000 x 20000 (1.6 GB as RGBA) is refused from its header,
+ * with or without --size, before its pixels take memory; a JPEG header
+ * declaring 60000 x 60000 the same. */
+static void test_bomb(void **state)
+{
+    (void)state;
+    char in[256], out[256], path[512];
+    make_case("bomb", in, out);
+    write_ids(in, "ok%d.png", 3, 4, 4, 1);
+    write_zero_png(under(path, sizeof path, in, "bomb.png"), 20000, 20000);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size < 1000000);
+    static const char *const sizes[2][2] = {{NULL, NULL}, {"--size", "4x4"}};
+    for (int k = 0; k < 2; k++) {
+        long peak;
+        assert_exit(run_peak(&peak, "import", in, "-o", out, sizes[k][0], sizes[k][1], NULL),
+                    1);
+        tu_assert_contains(err_text, "bomb.png: 20000x20000 pixels, above the limit of "
+                                     "16777216 (--max-pixels N raises it)");
+        printf("bomb.png (%ld bytes, 20000x20000)%s: refused, peak memory %ld KiB\n",
+               (long)st.st_size, k ? " with --size 4x4" : "", peak);
+        if (peak > 64 * 1024)
+            fail_msg("peak memory %ld KiB refusing the bomb; at most 65536 expected", peak);
+        assert_false(tu_exists(out));
+        /* --skip-broken skips it, and imports the others. */
+        assert_exit(run_peak(&peak, "import", in, "-o", out, "--skip-broken",
+                             "--test-fraction", "0.34", "--force", sizes[k][0], sizes[k][1],
+                             NULL), 0);
+        tu_assert_contains(err_text, "warning: skipping ");
+        tu_assert_contains(err_text, "bomb.png: 20000x20000 pixels");
+        tu_assert_contains(out_text, "imported 3 images");
+        assert_true(peak < 64 * 1024);
+        tu_remove_tree(out);
+    }
+    unlink(path);
+
+    /* A JPEG whose frame header says 60000 x 60000. */
+    uint8_t rgb[16 * 16 * 3];
+    memset(rgb, 90, sizeof rgb);
+    in_dir(path, sizeof path, "bomb/small.jpg");
+    write_jpeg(path, 16, 16, rgb, 0);
+    size_t len;
+    unsigned char *jpg = tu_read_file(path, &len);
+    int patched = 0;
+    for (size_t i = 2; i + 8 < len && !patched; i++)
+        if (jpg[i] == 0xff && jpg[i + 1] == 0xc0) { /* SOF0: len, precision, h, w */
+            jpg[i + 5] = 0xea, jpg[i + 6] = 0x60, jpg[i + 7] = 0xea, jpg[i + 8] = 0x60;
+            patched = 1;
+        }
+    assert_true(patched);
+    tu_write_file(under(path, sizeof path, in, "huge.jpg"), jpg, len);
+    free(jpg);
+    long peak;
+    assert_exit(run_peak(&peak, "import", in, "-o", out, "--force", NULL), 1);
+    tu_assert_contains(err_text, "huge.jpg: 60000x60000 pixels, above the limit of 16777216 "
+                                 "(--max-pixels N raises it)");
+    assert_true(peak < 64 * 1024);
+}
+
+/* --max-pixels moves the limit: 4100 x 4100 (16810000 pixels) is above the
+ * default, refused at 16809999 and read at 16810000. */
+static void test_max_pixels(void **state)
+{
+    (void)state;
+    char in[256], out[256], path[512];
+    make_case("max-pixels", in, out);
+    write_zero_png(under(path, sizeof path, in, "a.png"), 4100, 4100);
+    write_zero_png(under(path, sizeof path, in, "b.png"), 4100, 4100);
+    assert_exit(run("import", in, "-o", out, "--size", "4x4", NULL), 1);
+    tu_assert_contains(err_text, "a.png: 4100x4100 pixels, above the limit of 16777216 "
+                                 "(--max-pixels N raises it)");
+    assert_exit(run("import", in, "-o", out, "--size", "4x4", "--max-pixels", "16809999",
+                    "--test-fraction", "0.5", NULL), 1);
+    tu_assert_contains(err_text, "above the limit of 16809999 (--max-pixels N raises it)");
+    assert_false(tu_exists(out));
+    assert_exit(run("import", in, "-o", out, "--size", "4x4", "--max-pixels", "16810000",
+                    "--test-fraction", "0.5", NULL), 0);
+    tu_assert_contains(out_text, "imported 2 images, 4x4x1");
+    assert_exit(run("import", in, "-o", out, "--max-pixels", "0", NULL), 2);
+    tu_assert_contains(err_text, "--max-pixels");
+
+    /* The library: the same limit in import_opts. */
+    import_opts o = import_defaults();
+    assert_int_equal(o.max_pixels, 16777216);
+    o.width = o.height = 4;
+    o.test_fraction = 0.5;
+    o.force = 1;
+    import_fails(in, out, &o, "a.png: 4100x4100 pixels, above the limit of 16777216");
+    o.max_pixels = 4100 * 4100;
+    import_ok(in, out, &o);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1074,6 +1279,12 @@ int main(void)
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_cli_errors),
         cmocka_unit_test(test_colour_end_to_end),
+        cmocka_unit_test(test_jpeg_each_alone),
+        cmocka_unit_test(test_bomb),
+        cmocka_unit_test(test_max_pixels),
     };
+    /* TEST_FILTER=pattern runs only the tests whose names match it. */
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
