@@ -88,11 +88,12 @@ int import_decode_memory(const uint8_t *data, size_t len, const char *name, uint
                          uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
                          err_msg *err);
 
-/* The whole import: reads dir, writes the data set into out (created if
- * missing), fills s. Returns 0, or -1 with err naming the file at fault.
- * Nothing is written before every image is read; each file is then
- * replaced atomically (whole or not at all), and with force the files of
- * an earlier import that this one does not write are removed. */
+/* The whole import: reads dir, writes the data set into out (created with
+ * its parents if missing; symbolic links resolved), fills s. Returns 0, or
+ * -1 with err naming the file at fault. The data set is replaced whole or
+ * not at all, also when the process is killed: it is built in a hidden
+ * folder beside out and swapped in (afolder.h); the other files in out are
+ * kept, a sub-folder in out is refused. A failure leaves out as it was. */
 int import_run(const char *dir, const char *out, const import_opts *o,
                import_summary *s, err_msg *err);
 

@@ -4,7 +4,9 @@
  * Order of work: check the output folder (nothing is decoded to be thrown
  * away at the end), list the input (sorted, so the result does not depend
  * on readdir's order), decode every image to RGB with alpha composited,
- * bring it to one size, pick the channels, split, and only then write.
+ * bring it to one size, pick the channels, split, and only then write:
+ * into a staging folder beside the output, swapped in whole at the end
+ * (afolder.c), so a kill at any moment leaves the old data set or the new.
  * The decoder is picked by the file's first bytes, not its name: a PNG named
  * .jpg is read all the same. No setjmp anywhere: libpng's simplified API
  * reports in image.message, TurboJPEG in tjGetErrorStr2. */
@@ -27,6 +29,7 @@
 #include <stb/stb_image_resize.h>
 
 #include "afile.h"
+#include "afolder.h"
 #include "idx_write.h"
 #include "rng.h"
 
@@ -45,13 +48,23 @@ import_opts import_defaults(void)
 /* The output folder                                                      */
 /* ===================================================================== */
 
-/* Every file an import may write, grey or colour, with labels or without. */
-static const char *const OUT_FILES[] = {
-    "train-images-idx3-ubyte", "t10k-images-idx3-ubyte",
-    "train-images-idx4-ubyte", "t10k-images-idx4-ubyte",
-    "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte",
+/* Every file an import may write, grey or colour, with labels or without,
+ * and the .gz twins of the IDX files, which the loader would read in place
+ * of a missing raw file: what makes the folder a data set. An import
+ * replaces them all; the folder's other files are kept. */
+static const char *const SET_FILES[] = {
+    "train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
+    "t10k-images-idx3-ubyte",  "t10k-images-idx3-ubyte.gz",
+    "train-images-idx4-ubyte", "train-images-idx4-ubyte.gz",
+    "t10k-images-idx4-ubyte",  "t10k-images-idx4-ubyte.gz",
+    "train-labels-idx1-ubyte", "train-labels-idx1-ubyte.gz",
+    "t10k-labels-idx1-ubyte",  "t10k-labels-idx1-ubyte.gz",
+    "labels.txt",              NULL,
 };
-#define N_OUT_FILES (sizeof OUT_FILES / sizeof *OUT_FILES)
+
+/* The tag of the hidden folders an import builds beside OUT:
+ * .OUT.vae-import-XXXXXX (afolder.h). */
+#define STAGE_TAG "vae-import"
 
 /* a "/" b (c appended when not NULL), malloc'd; NULL when out of memory. */
 static char *join(const char *a, const char *b, const char *c)
@@ -69,18 +82,6 @@ static char *join(const char *a, const char *b, const char *c)
     return s;
 }
 
-/* Whether folder/name(suffix) exists; -1 when out of memory. */
-static int out_exists(const char *folder, const char *name, const char *suffix)
-{
-    char *p = join(folder, name, suffix);
-    if (!p)
-        return -1;
-    struct stat st;
-    int e = lstat(p, &st) == 0;
-    free(p);
-    return e;
-}
-
 int import_check_out(const char *out, int force, err_msg *err)
 {
     struct stat st;
@@ -93,45 +94,16 @@ int import_check_out(const char *out, int force, err_msg *err)
         return err_set(err, "%s exists and is not a folder", out);
     if (force)
         return 0;
-    for (size_t i = 0; i <= N_OUT_FILES; i++)
-        for (int gz = 0; gz < 2; gz++) {
-            const char *name = i < N_OUT_FILES ? OUT_FILES[i] : "labels.txt";
-            if (i == N_OUT_FILES && gz)
-                continue;
-            int e = out_exists(out, name, gz ? ".gz" : NULL);
-            if (e < 0)
-                return err_set(err, "out of memory");
-            if (e)
-                return err_set(err, "%s/%s%s exists: give --force to replace the data "
-                               "set in %s, or choose another folder", out, name,
-                               gz ? ".gz" : "", out);
-        }
-    return 0;
-}
-
-/* mkdir -p out. */
-static int make_folder(const char *out, err_msg *err)
-{
-    char *p = strdup(out);
-    if (!p)
-        return err_set(err, "out of memory");
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            err_sys(err, errno, "cannot create %s", p);
-            free(p);
-            return -1;
-        }
-        *s = '/';
+    for (const char *const *name = SET_FILES; *name; name++) {
+        char *p = join(out, *name, NULL);
+        if (!p)
+            return err_set(err, "out of memory");
+        int e = lstat(p, &st) == 0;
+        free(p);
+        if (e)
+            return err_set(err, "%s/%s exists: give --force to replace the data set in %s, "
+                           "or choose another folder", out, *name, out);
     }
-    free(p);
-    if (mkdir(out, 0777) != 0 && errno != EEXIST)
-        return err_sys(err, errno, "cannot create %s", out);
-    struct stat st;
-    if (stat(out, &st) != 0 || !S_ISDIR(st.st_mode))
-        return err_set(err, "%s is not a folder", out);
     return 0;
 }
 
@@ -659,33 +631,6 @@ done:
     return rc;
 }
 
-/* With force: removes what an earlier import left that this one did not
- * write (say the idx3 files when this one wrote idx4, or any .gz twin,
- * which the loader would read in place of a missing raw file). */
-static int remove_stale(const char *out, const import_summary *s, err_msg *err)
-{
-    for (size_t i = 0; i <= N_OUT_FILES; i++)
-        for (int gz = 0; gz < 2; gz++) {
-            const char *name = i < N_OUT_FILES ? OUT_FILES[i] : "labels.txt";
-            int labels = i >= 4;
-            int ours = !gz && (i == N_OUT_FILES ? s->n_classes > 0
-                               : labels ? s->n_classes > 0
-                               : (i < 2) == (s->channels == 1));
-            if (ours)
-                continue;
-            char *p = join(out, name, gz ? ".gz" : NULL);
-            if (!p)
-                return err_set(err, "out of memory");
-            if (unlink(p) != 0 && errno != ENOENT) {
-                err_sys(err, errno, "cannot remove %s", p);
-                free(p);
-                return -1;
-            }
-            free(p);
-        }
-    return 0;
-}
-
 int import_run(const char *dir, const char *out, const import_opts *o,
                import_summary *s, err_msg *err)
 {
@@ -703,10 +648,17 @@ int import_run(const char *dir, const char *out, const import_opts *o,
         return err_set(err, "the pixel limit must be at least 1");
     if (import_check_out(out, o->force, err) != 0)
         return -1;
+    /* The new data set is built in a staging folder beside out and swapped
+     * in whole at the end; nothing in out changes before. */
+    afolder af;
+    if (afolder_open(&af, out, STAGE_TAG, SET_FILES, err) != 0)
+        return -1;
 
     listing l;
-    if (list_input(&l, dir, err) != 0)
+    if (list_input(&l, dir, err) != 0) {
+        afolder_abort(&af);
         return -1;
+    }
     s->n_classes = l.n_classes;
     s->n_other = l.n_other;
     snprintf(s->first_other, sizeof s->first_other, "%s", l.first_other);
@@ -818,13 +770,11 @@ int import_run(const char *dir, const char *out, const import_opts *o,
     rng_shuffle(&r, sp[0].order, sp[0].n);
     rng_shuffle(&r, sp[1].order, sp[1].n);
 
-    if (make_folder(out, err) != 0)
-        goto done;
     for (int k = 0; k < 2; k++)
-        if (write_split(out, &sp[k], px, labels, W * H * C, s, err) != 0)
+        if (write_split(af.stage, &sp[k], px, labels, W * H * C, s, err) != 0)
             goto done;
     if (l.n_classes > 0) {
-        char *p = join(out, "labels.txt", NULL);
+        char *p = join(af.stage, "labels.txt", NULL);
         if (!p) {
             err_set(err, "out of memory");
             goto done;
@@ -834,10 +784,10 @@ int import_run(const char *dir, const char *out, const import_opts *o,
         if (bad)
             goto done;
     }
-    if (o->force && remove_stale(out, s, err) != 0)
-        goto done;
-    rc = 0;
+    rc = afolder_commit(&af, err);
 done:
+    if (rc != 0)
+        afolder_abort(&af);
     free(px);
     free(labels);
     free(per_class);

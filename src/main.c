@@ -815,13 +815,17 @@ static const cmd_spec CMDS[] = {
                 "interleaved); with\nclasses also the idx1 label files and labels.txt.\n"
                 "Each class's round(F x n) images, at most n - 1, go to the test files "
                 "(a seeded\nchoice). Existing IDX files in the folder are not replaced "
-                "without --force.\nSee docs/import.md.",
+                "without --force.\nThe data set is built in a hidden folder beside "
+                "the folder and swapped in whole\n(renameat2 RENAME_EXCHANGE): a killed "
+                "import leaves the old set or the new one,\nnever a mix; the next import "
+                "removes what it left. Other files in the folder are\nkept; a "
+                "sub-folder in it is refused. See docs/import.md.",
      .opts = {O_OUTPUT, O_SIZE, O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SEED,
               O_SKIP_BROKEN, O_MAX_PIXELS, O_FORCE, O_JSON, -1},
      .help = {[O_OUTPUT] = "the data set's folder (required; created if missing)",
               [O_SEED] = "seed of the split and of the files' order (default 1)",
-              [O_FORCE] = "replace the data set already in the folder (and remove "
-                          "its files this import does not write)",
+              [O_FORCE] = "replace the data set already in the folder, whole (its "
+                          "files this import does not write go too; other files stay)",
               [O_JSON] = "print the summary as one JSON object"},
      .operand = "DIR",
      .run = cmd_import},
