@@ -131,10 +131,14 @@ static int remove_hidden(const afolder *f, int hidden_fd, const char *hidden, er
         struct stat st;
         int in_target = f->target_fd >= 0 &&
                         fstatat(f->target_fd, n, &st, AT_SYMLINK_NOFOLLOW) == 0;
-        if (f->target_fd >= 0 && !in_target && !is_replaced(f, n)) {
-            /* Only here: the user's, made while an import ran. */
-            if (renameat2(hidden_fd, n, f->target_fd, n, RENAME_NOREPLACE) == 0)
-                continue;
+        /* Only here: the user's, saved into the folder while a process
+         * replaced it. Linked back (linkat never replaces a file) before
+         * this name goes; if that fails, it stays here and says so. */
+        if (f->target_fd >= 0 && !in_target && !is_replaced(f, n) &&
+            linkat(hidden_fd, n, f->target_fd, n, 0) != 0) {
+            rc = err_sys(err, errno, "cannot put %s/%s/%s back into %s", f->parent, hidden,
+                         n, f->target);
+            break;
         }
         if (unlinkat(hidden_fd, n, 0) != 0 && errno != ENOENT)
             rc = err_sys(err, errno, "cannot remove %s/%s/%s", f->parent, hidden, n);
@@ -320,8 +324,8 @@ static int lock_target(afolder *f, err_msg *err)
     return err_set(err, "%s keeps changing; is another program replacing it?", f->target);
 }
 
-/* The staging folder: made, locked, and given the folder's mode and owner
- * (or, for a new folder, what mkdir would give). */
+/* The staging folder: made (mkdtemp: mode 0700 while it is built) and
+ * locked. */
 static int make_stage(afolder *f, const char *prefix, err_msg *err)
 {
     char *tmpl = malloc(strlen(f->parent) + strlen(prefix) + STAGE_SUFFIX_LEN + 2);
@@ -335,22 +339,8 @@ static int make_stage(afolder *f, const char *prefix, err_msg *err)
         return -1;
     }
     f->stage = tmpl;
-    const char *base = strrchr(tmpl, '/') + 1;
-    if ((f->stage_fd = open_locked(f->parent_fd, base)) < 0)
+    if ((f->stage_fd = open_locked(f->parent_fd, strrchr(tmpl, '/') + 1)) < 0)
         return err_sys(err, errno, "cannot open %s", f->stage);
-    struct stat st;
-    if (f->target_fd >= 0 && fstat(f->target_fd, &st) == 0) {
-        if (fchown(f->stage_fd, st.st_uid, st.st_gid) != 0) {
-            /* Not ours to give away: the new folder is ours, as a new file is. */
-        }
-        if (fchmod(f->stage_fd, st.st_mode & 07777) != 0)
-            return err_sys(err, errno, "cannot set the mode of %s", f->stage);
-    } else {
-        mode_t mask = umask(022);
-        umask(mask);
-        if (fchmod(f->stage_fd, 0777 & ~mask) != 0)
-            return err_sys(err, errno, "cannot set the mode of %s", f->stage);
-    }
     return 0;
 }
 
@@ -410,10 +400,34 @@ static int swap_in(const afolder *f, const char *stage_name, err_msg *err)
     return err_sys(err, errno, "cannot swap %s with %s", f->stage, f->target);
 }
 
+/* The staging folder given the folder's mode and owner, or, for a new
+ * folder, what mkdir would give; last, as a read-only mode would stop the
+ * writing. */
+static int give_mode(const afolder *f, err_msg *err)
+{
+    struct stat st;
+    mode_t mode;
+    if (f->target_fd >= 0) {
+        if (fstat(f->target_fd, &st) != 0)
+            return err_sys(err, errno, "cannot read the mode of %s", f->target);
+        if (fchown(f->stage_fd, st.st_uid, st.st_gid) != 0) {
+            /* Not ours to give away: the folder becomes ours, as a new file is. */
+        }
+        mode = st.st_mode & 07777;
+    } else {
+        mode_t mask = umask(022);
+        umask(mask);
+        mode = 0777 & ~mask;
+    }
+    if (fchmod(f->stage_fd, mode) != 0)
+        return err_sys(err, errno, "cannot set the mode of %s", f->stage);
+    return 0;
+}
+
 int afolder_commit(afolder *f, err_msg *err)
 {
     const char *stage_name = strrchr(f->stage, '/') + 1;
-    if ((f->target_fd >= 0 && walk_kept(f, 1, err) != 0) ||
+    if ((f->target_fd >= 0 && walk_kept(f, 1, err) != 0) || give_mode(f, err) != 0 ||
         (fsync(f->stage_fd) != 0 && err_sys(err, errno, "cannot sync %s", f->stage)) ||
         swap_in(f, stage_name, err) != 0) {
         afolder_abort(f);

@@ -125,6 +125,16 @@ static void test_swap(void **state)
     assert_int_equal(stat(out, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0750);
     assert_no_hidden(state);
+
+    /* A read-only folder: built writable, given its mode at the end. */
+    assert_int_equal(chmod(out, 0555), 0);
+    assert_int_equal(afolder_open(&f, out, TAG, REPLACED, &err), 0);
+    write_text(f.stage, "data.bin", "newer");
+    assert_int_equal(afolder_commit(&f, &err), 0);
+    assert_text(out, "data.bin", "newer");
+    assert_int_equal(stat(out, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0555);
+    assert_int_equal(chmod(out, 0755), 0);
 }
 
 static void test_leftovers(void **state)
