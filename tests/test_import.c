@@ -867,7 +867,7 @@ static void test_cli(void **state)
     static const char *const opts[] = {"-o, --output FILE", "--size WxH",
                                        "--channels auto|1|3", "--background white|black",
                                        "--test-fraction F", "--seed N", "--skip-broken",
-                                       "--force", "--json"};
+                                       "--max-pixels N", "--force", "--json"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         tu_assert_contains(out_text, opts[i]);
 
