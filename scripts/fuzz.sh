@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# fuzz.sh - fuzz the IDX parser and the checkpoint reader with libFuzzer
+# fuzz.sh - fuzz the IDX parser, the checkpoint reader and vae import's image
+# decoders with libFuzzer
 # (clang, ASan + UBSan), starting from the seed corpus in tests/fuzz/seeds.
 #
-# usage: scripts/fuzz.sh [--time SECONDS] [--reseed] [idx|ckpt ...]
+# usage: scripts/fuzz.sh [--time SECONDS] [--reseed] [idx|ckpt|image ...]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 usage() {
     cat <<EOF2
-usage: $0 [--time SECONDS] [--reseed] [idx|ckpt ...]
+usage: $0 [--time SECONDS] [--reseed] [idx|ckpt|image ...]
 
-Builds the harnesses tests/fuzz/fuzz_idx.c and tests/fuzz/fuzz_ckpt.c with
-clang (-fsanitize=fuzzer,address,undefined) in build-fuzz/, then runs the
-named ones (default: both, side by side, one per core) for SECONDS each
+Builds the harnesses tests/fuzz/fuzz_idx.c, fuzz_ckpt.c and fuzz_image.c (PNG
+and JPEG through vae import's decoders) with clang
+(-fsanitize=fuzzer,address,undefined) in build-fuzz/, then runs the named
+ones (default: all, side by side) for SECONDS each
 (default 600). Each starts from tests/fuzz/seeds/NAME plus the corpus it grew
 before (build-fuzz/corpus-NAME). Prints each fuzzer's executions and result.
 A crash is saved as build-fuzz/artifacts-NAME/crash-*: fix it, then copy it
@@ -31,13 +33,13 @@ while [ $# -gt 0 ]; do
         -h|--help) usage; exit 0 ;;
         --time) [ $# -ge 2 ] || { usage >&2; exit 2; }; time_s="$2"; shift ;;
         --reseed) reseed=1 ;;
-        idx|ckpt) targets+=("$1") ;;
+        idx|ckpt|image) targets+=("$1") ;;
         *) echo "fuzz.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
 case "$time_s" in ''|*[!0-9]*) echo "fuzz.sh: --time needs whole seconds" >&2; exit 2 ;; esac
-[ ${#targets[@]} -gt 0 ] || targets=(idx ckpt)
+[ ${#targets[@]} -gt 0 ] || targets=(idx ckpt image)
 
 "$root/scripts/deps.sh" --dev
 if [ "$reseed" = 1 ]; then

@@ -26,7 +26,7 @@ enum opt_id {
     O_FROM, O_TO, O_STEPS, O_TOP, O_IW, O_SPLIT, O_ARCH, O_FORCE, O_NEW_DATA,
     O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, O_ADAM_BETA1,
     O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K, O_PLAN, O_SIZE,
-    O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SKIP_BROKEN, O_COUNT
+    O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SKIP_BROKEN, O_MAX_PIXELS, O_COUNT
 };
 
 /* Parsed values; set[] says which were given. */
@@ -47,6 +47,7 @@ typedef struct cli_opts {
     int channels;          /* import's --channels: 0 auto, 1 or 3 */
     int background;        /* import's --background: 255 white, 0 black */
     double test_fraction;  /* import's --test-fraction */
+    uint64_t max_pixels;   /* import's --max-pixels */
 } cli_opts;
 
 extern cli_opts opt;

@@ -48,6 +48,7 @@ int cmd_import(void)
     o.seed = opt.seed;
     o.skip_broken = opt.set[O_SKIP_BROKEN];
     o.force = opt.set[O_FORCE];
+    o.max_pixels = opt.max_pixels;
     o.warn = warn_skip;
 
     err_msg err;

@@ -4,7 +4,9 @@
  * Order of work: check the output folder (nothing is decoded to be thrown
  * away at the end), list the input (sorted, so the result does not depend
  * on readdir's order), decode every image to RGB with alpha composited,
- * bring it to one size, pick the channels, split, and only then write.
+ * bring it to one size, pick the channels, split, and only then write:
+ * into a staging folder beside the output, swapped in whole at the end
+ * (afolder.c), so a kill at any moment leaves the old data set or the new.
  * The decoder is picked by the file's first bytes, not its name: a PNG named
  * .jpg is read all the same. No setjmp anywhere: libpng's simplified API
  * reports in image.message, TurboJPEG in tjGetErrorStr2. */
@@ -13,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
@@ -26,6 +29,7 @@
 #include <stb/stb_image_resize.h>
 
 #include "afile.h"
+#include "afolder.h"
 #include "idx_write.h"
 #include "rng.h"
 
@@ -36,6 +40,7 @@ import_opts import_defaults(void)
     o.background = 255;
     o.test_fraction = 0.1;
     o.seed = 1;
+    o.max_pixels = IMPORT_DEFAULT_MAX_PIXELS;
     return o;
 }
 
@@ -43,13 +48,23 @@ import_opts import_defaults(void)
 /* The output folder                                                      */
 /* ===================================================================== */
 
-/* Every file an import may write, grey or colour, with labels or without. */
-static const char *const OUT_FILES[] = {
-    "train-images-idx3-ubyte", "t10k-images-idx3-ubyte",
-    "train-images-idx4-ubyte", "t10k-images-idx4-ubyte",
-    "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte",
+/* Every file an import may write, grey or colour, with labels or without,
+ * and the .gz twins of the IDX files, which the loader would read in place
+ * of a missing raw file: what makes the folder a data set. An import
+ * replaces them all; the folder's other files are kept. */
+static const char *const SET_FILES[] = {
+    "train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
+    "t10k-images-idx3-ubyte",  "t10k-images-idx3-ubyte.gz",
+    "train-images-idx4-ubyte", "train-images-idx4-ubyte.gz",
+    "t10k-images-idx4-ubyte",  "t10k-images-idx4-ubyte.gz",
+    "train-labels-idx1-ubyte", "train-labels-idx1-ubyte.gz",
+    "t10k-labels-idx1-ubyte",  "t10k-labels-idx1-ubyte.gz",
+    "labels.txt",              NULL,
 };
-#define N_OUT_FILES (sizeof OUT_FILES / sizeof *OUT_FILES)
+
+/* The tag of the hidden folders an import builds beside OUT:
+ * .OUT.vae-import-XXXXXX (afolder.h). */
+#define STAGE_TAG "vae-import"
 
 /* a "/" b (c appended when not NULL), malloc'd; NULL when out of memory. */
 static char *join(const char *a, const char *b, const char *c)
@@ -67,18 +82,6 @@ static char *join(const char *a, const char *b, const char *c)
     return s;
 }
 
-/* Whether folder/name(suffix) exists; -1 when out of memory. */
-static int out_exists(const char *folder, const char *name, const char *suffix)
-{
-    char *p = join(folder, name, suffix);
-    if (!p)
-        return -1;
-    struct stat st;
-    int e = lstat(p, &st) == 0;
-    free(p);
-    return e;
-}
-
 int import_check_out(const char *out, int force, err_msg *err)
 {
     struct stat st;
@@ -91,45 +94,16 @@ int import_check_out(const char *out, int force, err_msg *err)
         return err_set(err, "%s exists and is not a folder", out);
     if (force)
         return 0;
-    for (size_t i = 0; i <= N_OUT_FILES; i++)
-        for (int gz = 0; gz < 2; gz++) {
-            const char *name = i < N_OUT_FILES ? OUT_FILES[i] : "labels.txt";
-            if (i == N_OUT_FILES && gz)
-                continue;
-            int e = out_exists(out, name, gz ? ".gz" : NULL);
-            if (e < 0)
-                return err_set(err, "out of memory");
-            if (e)
-                return err_set(err, "%s/%s%s exists: give --force to replace the data "
-                               "set in %s, or choose another folder", out, name,
-                               gz ? ".gz" : "", out);
-        }
-    return 0;
-}
-
-/* mkdir -p out. */
-static int make_folder(const char *out, err_msg *err)
-{
-    char *p = strdup(out);
-    if (!p)
-        return err_set(err, "out of memory");
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            err_sys(err, errno, "cannot create %s", p);
-            free(p);
-            return -1;
-        }
-        *s = '/';
+    for (const char *const *name = SET_FILES; *name; name++) {
+        char *p = join(out, *name, NULL);
+        if (!p)
+            return err_set(err, "out of memory");
+        int e = lstat(p, &st) == 0;
+        free(p);
+        if (e)
+            return err_set(err, "%s/%s exists: give --force to replace the data set in %s, "
+                           "or choose another folder", out, *name, out);
     }
-    free(p);
-    if (mkdir(out, 0777) != 0 && errno != EEXIST)
-        return err_sys(err, errno, "cannot create %s", out);
-    struct stat st;
-    if (stat(out, &st) != 0 || !S_ISDIR(st.st_mode))
-        return err_set(err, "%s is not a folder", out);
     return 0;
 }
 
@@ -402,16 +376,38 @@ static uint8_t over(unsigned c, unsigned a, unsigned bg)
     return (uint8_t)((c * a + bg * (255u - a) + 127u) / 255u);
 }
 
+/* The pixel limit, checked on the declared size before any pixel is
+ * decoded: a file of a few hundred KB can declare 20000 x 20000. */
+static int check_pixels(const char *name, uint64_t w, uint64_t h, uint64_t max_pixels,
+                        err_msg *err)
+{
+    if (w == 0 || h == 0)
+        return err_set(err, "%s: an image of %llux%llu pixels", name, (unsigned long long)w,
+                       (unsigned long long)h);
+    /* w and h are below 2^32 (PNG) or 2^16 (JPEG): w * h cannot overflow. */
+    if (w * h > max_pixels)
+        return err_set(err, "%s: %llux%llu pixels, above the limit of %llu (--max-pixels N "
+                       "raises it)", name, (unsigned long long)w, (unsigned long long)h,
+                       (unsigned long long)max_pixels);
+    return 0;
+}
+
 /* libpng, any PNG (grey, palette, 16-bit, tRNS) read as 8-bit RGBA, then
  * composited into *rgb (w x h x 3, malloc'd). */
-static int decode_png(const char *path, const uint8_t *data, size_t len, uint8_t bg,
-                      uint8_t **rgb, size_t *w, size_t *h, err_msg *err)
+static int decode_png(const char *name, const uint8_t *data, size_t len, uint8_t bg,
+                      uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
+                      err_msg *err)
 {
     png_image im;
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
+    /* Reads the chunks before the pixels only: the size is known here. */
     if (!png_image_begin_read_from_memory(&im, data, len)) {
-        err_set(err, "%s: %s", path, im.message);
+        err_set(err, "%s: %s", name, im.message);
+        png_image_free(&im);
+        return -1;
+    }
+    if (check_pixels(name, im.width, im.height, max_pixels, err) != 0) {
         png_image_free(&im);
         return -1;
     }
@@ -420,15 +416,15 @@ static int decode_png(const char *path, const uint8_t *data, size_t len, uint8_t
     if (err_mul_size(im.width, im.height, &npx) != 0 || err_mul_size(npx, 4, &nbytes) != 0 ||
         (size_t)im.width * 4 > (size_t)INT32_MAX) {
         png_image_free(&im);
-        return err_set(err, "%s: an image of %ux%u is too large", path, im.width, im.height);
+        return err_set(err, "%s: an image of %ux%u is too large", name, im.width, im.height);
     }
-    uint8_t *px = malloc(nbytes ? nbytes : 1);
+    uint8_t *px = malloc(nbytes);
     if (!px) {
         png_image_free(&im);
-        return err_set(err, "%s: out of memory for %ux%u", path, im.width, im.height);
+        return err_set(err, "%s: out of memory for %ux%u", name, im.width, im.height);
     }
     if (!png_image_finish_read(&im, NULL, px, 0, NULL)) {
-        err_set(err, "%s: %s", path, im.message);
+        err_set(err, "%s: %s", name, im.message);
         png_image_free(&im);
         free(px);
         return -1;
@@ -447,50 +443,82 @@ static int decode_png(const char *path, const uint8_t *data, size_t len, uint8_t
     return 0;
 }
 
-/* TurboJPEG, any JPEG it reads (grey or colour, any subsampling) as RGB.
- * A warning (a truncated or damaged file) fails too: the pixels it leaves
- * are not the image's. */
-static int decode_jpeg(tjhandle tj, const char *path, const uint8_t *data, size_t len,
-                       uint8_t **rgb, size_t *w, size_t *h, err_msg *err)
+/* TurboJPEG, any JPEG it reads (grey or colour, any subsampling) as RGB,
+ * with a handle of its own: a handle that failed on one file can fail the
+ * next, so none is shared. A warning (a truncated or damaged file) stops
+ * the decoding and fails: the pixels it would leave are not the image's;
+ * so does a progressive file of more than 500 scans (TJFLAG_LIMITSCANS),
+ * which can take minutes for a few KB. */
+static int decode_jpeg(const char *name, const uint8_t *data, size_t len,
+                       uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
+                       err_msg *err)
 {
-    int width, height, subsamp, colorspace;
+    if (len > ULONG_MAX)
+        return err_set(err, "%s: %zu bytes, too large a JPEG", name, len);
+    tjhandle tj = tjInitDecompress();
+    if (!tj)
+        return err_set(err, "%s: TurboJPEG: %s", name, tjGetErrorStr2(NULL));
+    const int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
+    int width = 0, height = 0, subsamp = -1, colorspace = -1, rc = -1;
+    uint8_t *px = NULL;
     if (tjDecompressHeader3(tj, data, (unsigned long)len, &width, &height, &subsamp,
-                            &colorspace) != 0)
-        return err_set(err, "%s: %s", path, tjGetErrorStr2(tj));
+                            &colorspace) != 0) {
+        err_set(err, "%s: %s", name, tjGetErrorStr2(tj));
+        goto done;
+    }
+    if (width <= 0 || height <= 0) {
+        err_set(err, "%s: a JPEG of %dx%d pixels", name, width, height);
+        goto done;
+    }
+    if (check_pixels(name, (uint64_t)width, (uint64_t)height, max_pixels, err) != 0)
+        goto done;
     size_t nbytes;
-    if (width <= 0 || height <= 0 ||
-        err_mul_size((size_t)width * 3, (size_t)height, &nbytes) != 0)
-        return err_set(err, "%s: a JPEG of %dx%d", path, width, height);
-    uint8_t *px = malloc(nbytes);
-    if (!px)
-        return err_set(err, "%s: out of memory for %dx%d", path, width, height);
-    if (tjDecompress2(tj, data, (unsigned long)len, px, width, 0, height, TJPF_RGB, 0) != 0) {
-        err_set(err, "%s: %s", path, tjGetErrorStr2(tj));
-        free(px);
-        return -1;
+    if (err_mul_size((size_t)width * 3, (size_t)height, &nbytes) != 0) {
+        err_set(err, "%s: a JPEG of %dx%d is too large", name, width, height);
+        goto done;
+    }
+    if (!(px = malloc(nbytes))) {
+        err_set(err, "%s: out of memory for %dx%d", name, width, height);
+        goto done;
+    }
+    if (tjDecompress2(tj, data, (unsigned long)len, px, width, 0, height, TJPF_RGB,
+                      flags) != 0) {
+        err_set(err, "%s: %s", name, tjGetErrorStr2(tj));
+        goto done;
     }
     *rgb = px;
+    px = NULL;
     *w = (size_t)width;
     *h = (size_t)height;
-    return 0;
+    rc = 0;
+done:
+    free(px);
+    tjDestroy(tj);
+    return rc;
 }
 
-/* One image file as RGB (malloc'd), the decoder picked by its signature. */
-static int decode(tjhandle tj, const char *path, uint8_t bg, uint8_t **rgb, size_t *w,
-                  size_t *h, err_msg *err)
+int import_decode_memory(const uint8_t *data, size_t len, const char *name, uint8_t bg,
+                         uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
+                         err_msg *err)
+{
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len >= 8 && !memcmp(data, png_sig, 8))
+        return decode_png(name, data, len, bg, max_pixels, rgb, w, h, err);
+    if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+        return decode_jpeg(name, data, len, max_pixels, rgb, w, h, err);
+    return err_set(err, "%s: neither a PNG nor a JPEG file (%zu bytes)", name, len);
+}
+
+/* One image file as RGB (malloc'd). */
+static int decode_file(const char *path, const import_opts *o, uint8_t **rgb, size_t *w,
+                       size_t *h, err_msg *err)
 {
     uint8_t *data = NULL;
     size_t len = 0;
     if (read_whole(path, &data, &len, err) != 0)
         return -1;
-    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    int rc;
-    if (len >= 8 && !memcmp(data, png_sig, 8))
-        rc = decode_png(path, data, len, bg, rgb, w, h, err);
-    else if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
-        rc = decode_jpeg(tj, path, data, len, rgb, w, h, err);
-    else
-        rc = err_set(err, "%s: neither a PNG nor a JPEG file (%zu bytes)", path, len);
+    int rc = import_decode_memory(data, len, path, o->background, o->max_pixels, rgb, w, h,
+                                  err);
     free(data);
     return rc;
 }
@@ -603,33 +631,6 @@ done:
     return rc;
 }
 
-/* With force: removes what an earlier import left that this one did not
- * write (say the idx3 files when this one wrote idx4, or any .gz twin,
- * which the loader would read in place of a missing raw file). */
-static int remove_stale(const char *out, const import_summary *s, err_msg *err)
-{
-    for (size_t i = 0; i <= N_OUT_FILES; i++)
-        for (int gz = 0; gz < 2; gz++) {
-            const char *name = i < N_OUT_FILES ? OUT_FILES[i] : "labels.txt";
-            int labels = i >= 4;
-            int ours = !gz && (i == N_OUT_FILES ? s->n_classes > 0
-                               : labels ? s->n_classes > 0
-                               : (i < 2) == (s->channels == 1));
-            if (ours)
-                continue;
-            char *p = join(out, name, gz ? ".gz" : NULL);
-            if (!p)
-                return err_set(err, "out of memory");
-            if (unlink(p) != 0 && errno != ENOENT) {
-                err_sys(err, errno, "cannot remove %s", p);
-                free(p);
-                return -1;
-            }
-            free(p);
-        }
-    return 0;
-}
-
 int import_run(const char *dir, const char *out, const import_opts *o,
                import_summary *s, err_msg *err)
 {
@@ -643,12 +644,21 @@ int import_run(const char *dir, const char *out, const import_opts *o,
         o->height > IMPORT_MAX_SIDE)
         return err_set(err, "a size of %zux%zu: width and height go from 1 to %d",
                        o->width, o->height, IMPORT_MAX_SIDE);
+    if (o->max_pixels == 0)
+        return err_set(err, "the pixel limit must be at least 1");
     if (import_check_out(out, o->force, err) != 0)
+        return -1;
+    /* The new data set is built in a staging folder beside out and swapped
+     * in whole at the end; nothing in out changes before. */
+    afolder af;
+    if (afolder_open(&af, out, STAGE_TAG, SET_FILES, err) != 0)
         return -1;
 
     listing l;
-    if (list_input(&l, dir, err) != 0)
+    if (list_input(&l, dir, err) != 0) {
+        afolder_abort(&af);
         return -1;
+    }
     s->n_classes = l.n_classes;
     s->n_other = l.n_other;
     snprintf(s->first_other, sizeof s->first_other, "%s", l.first_other);
@@ -660,11 +670,6 @@ int import_run(const char *dir, const char *out, const import_opts *o,
     const char *ref = NULL; /* the first image: the others' size must be its */
     size_t ref_w = 0, ref_h = 0, W = o->width, H = o->height, img_rgb = 0, n = 0;
     int all_grey = 1;
-    tjhandle tj = tjInitDecompress();
-    if (!tj) {
-        err_set(err, "TurboJPEG: %s", tjGetErrorStr2(NULL));
-        goto done;
-    }
     labels = malloc(l.n);
     per_class = calloc(l.n_classes ? l.n_classes : 1, sizeof *per_class);
     if (!labels || !per_class) {
@@ -676,7 +681,7 @@ int import_run(const char *dir, const char *out, const import_opts *o,
         const char *path = l.f[i].path;
         uint8_t *rgb = NULL;
         size_t w = 0, h = 0;
-        if (decode(tj, path, o->background, &rgb, &w, &h, err) != 0) {
+        if (decode_file(path, o, &rgb, &w, &h, err) != 0) {
             if (!o->skip_broken)
                 goto done;
             if (s->n_broken++ == 0)
@@ -765,13 +770,11 @@ int import_run(const char *dir, const char *out, const import_opts *o,
     rng_shuffle(&r, sp[0].order, sp[0].n);
     rng_shuffle(&r, sp[1].order, sp[1].n);
 
-    if (make_folder(out, err) != 0)
-        goto done;
     for (int k = 0; k < 2; k++)
-        if (write_split(out, &sp[k], px, labels, W * H * C, s, err) != 0)
+        if (write_split(af.stage, &sp[k], px, labels, W * H * C, s, err) != 0)
             goto done;
     if (l.n_classes > 0) {
-        char *p = join(out, "labels.txt", NULL);
+        char *p = join(af.stage, "labels.txt", NULL);
         if (!p) {
             err_set(err, "out of memory");
             goto done;
@@ -781,12 +784,10 @@ int import_run(const char *dir, const char *out, const import_opts *o,
         if (bad)
             goto done;
     }
-    if (o->force && remove_stale(out, s, err) != 0)
-        goto done;
-    rc = 0;
+    rc = afolder_commit(&af, err);
 done:
-    if (tj)
-        tjDestroy(tj);
+    if (rc != 0)
+        afolder_abort(&af);
     free(px);
     free(labels);
     free(per_class);

@@ -120,6 +120,10 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_SKIP_BROKEN] = {"--skip-broken", NULL, NULL, "skip an image that does not decode, "
                        "with a warning (default: stop with its name and the decoder's "
                        "message)"},
+    [O_MAX_PIXELS] = {"--max-pixels", NULL, "N", "refuse an image whose header declares "
+                      "more than N pixels (width x height), before decoding it; "
+                      "--skip-broken skips it (default 16777216, 4096 x 4096: 64 MiB "
+                      "decoded)"},
 };
 
 typedef struct cmd_spec {
@@ -351,6 +355,10 @@ static int parse_value(int id, const char *v)
             return parse_size(id, v, 1, UINT32_MAX, &opt.knn);
         return parse_size(id, v, 1, VAE_MAX_DRAWS, &opt.run.draws);
     case O_SIZE: return parse_wxh(v, &opt.size_w, &opt.size_h);
+    case O_MAX_PIXELS:
+        if (parse_u64_max(id, v, IMPORT_MAX_MAX_PIXELS, &opt.max_pixels))
+            return -1;
+        return opt.max_pixels == 0 ? usage_error("--max-pixels: must be at least 1") : 0;
     case O_CHANNELS:
         if (parse_choice(id, v, channels, 3, &c))
             return -1;
@@ -439,6 +447,7 @@ static void set_defaults(void)
     opt.run.sched.gamma = 0.5;
     opt.background = 255;
     opt.test_fraction = 0.1;
+    opt.max_pixels = IMPORT_DEFAULT_MAX_PIXELS;
 }
 
 /* The conv VAE's defaults are the article's: 64, 128, 256 channels, a
@@ -800,19 +809,24 @@ static const cmd_spec CMDS[] = {
                 "is an error), or only\nimages (no labels). Files ending in .png, .jpg "
                 "or .jpeg (any case) are images;\nother files are skipped and counted; "
                 "names starting with '.' are ignored.\nAlpha is composited over "
-                "--background; an image that does not decode stops the\nimport "
+                "--background; an image that does not decode, or whose\nheader declares "
+                "more than --max-pixels pixels (checked before decoding), stops\nthe import "
                 "(--skip-broken: skipped with a warning). Grey output is\n"
                 "train/t10k-images-idx3-ubyte, colour idx4 (N, H, W, 3, RGB "
                 "interleaved); with\nclasses also the idx1 label files and labels.txt.\n"
                 "Each class's round(F x n) images, at most n - 1, go to the test files "
                 "(a seeded\nchoice). Existing IDX files in the folder are not replaced "
-                "without --force.\nSee docs/import.md.",
+                "without --force.\nThe data set is built in a hidden folder beside "
+                "the folder and swapped in whole\n(renameat2 RENAME_EXCHANGE): a killed "
+                "import leaves the old set or the new one,\nnever a mix; the next import "
+                "removes what it left. Other files in the folder are\nkept; a "
+                "sub-folder in it is refused. See docs/import.md.",
      .opts = {O_OUTPUT, O_SIZE, O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SEED,
-              O_SKIP_BROKEN, O_FORCE, O_JSON, -1},
+              O_SKIP_BROKEN, O_MAX_PIXELS, O_FORCE, O_JSON, -1},
      .help = {[O_OUTPUT] = "the data set's folder (required; created if missing)",
               [O_SEED] = "seed of the split and of the files' order (default 1)",
-              [O_FORCE] = "replace the data set already in the folder (and remove "
-                          "its files this import does not write)",
+              [O_FORCE] = "replace the data set already in the folder, whole (its "
+                          "files this import does not write go too; other files stay)",
               [O_JSON] = "print the summary as one JSON object"},
      .operand = "DIR",
      .run = cmd_import},

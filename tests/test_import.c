@@ -8,7 +8,13 @@
  * alpha over either background, JPEG, mixed sizes refused and --size,
  * broken images fatal or skipped, other files counted, the 256-class limit,
  * an existing data set kept without --force, grey output through the
- * existing idx_load; and the binary's options, messages and exit codes. */
+ * existing idx_load; and the binary's options, messages and exit codes.
+ * Safety: each image its own decoder (a broken and a 10-byte JPEG among good
+ * ones), the pixel limit checked from the header (a PNG bomb refused, the
+ * child's peak memory measured; --max-pixels); the data set replaced whole
+ * (kill -9 at moments spread over an import --force, then every file
+ * compared with the old and the new set; leftovers removed by the next
+ * import; the user's files kept, sub-folders refused, symbolic links). */
 #define _DEFAULT_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
 #include <unistd.h>
@@ -214,6 +221,22 @@ static void import_fails(const char *in, const char *out, const import_opts *o,
     err_msg err;
     assert_int_equal(import_run(in, out, o, &s, &err), -1);
     tu_assert_contains(err.text, msg);
+}
+
+/* import_run with skip_broken that must succeed with n_images read and
+ * n_broken skipped, first (a name) the first of them and warned about; the
+ * warnings are left in warned. */
+static void import_skipping(const char *in, const char *out, import_opts *o,
+                            size_t n_images, size_t n_broken, const char *first)
+{
+    warned[0] = '\0';
+    o->skip_broken = 1;
+    o->warn = collect_warning;
+    import_summary s = import_ok(in, out, o);
+    assert_int_equal(s.n_images, n_images);
+    assert_int_equal(s.n_broken, n_broken);
+    tu_assert_contains(s.first_broken, first);
+    tu_assert_contains(warned, first);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -737,14 +760,7 @@ static void test_broken(void **state)
     import_fails(in, out, &o, "half.jpg: ");
 
     /* --skip-broken: skipped with a warning naming it. */
-    warned[0] = '\0';
-    o.skip_broken = 1;
-    o.warn = collect_warning;
-    import_summary s = import_ok(in, out, &o);
-    assert_int_equal(s.n_images, 4);
-    assert_int_equal(s.n_broken, 1);
-    tu_assert_contains(s.first_broken, "half.jpg");
-    tu_assert_contains(warned, "half.jpg: ");
+    import_skipping(in, out, &o, 4, 1, "half.jpg");
 }
 
 static void test_layout_errors(void **state)
@@ -851,7 +867,7 @@ static void test_cli(void **state)
     static const char *const opts[] = {"-o, --output FILE", "--size WxH",
                                        "--channels auto|1|3", "--background white|black",
                                        "--test-fraction F", "--seed N", "--skip-broken",
-                                       "--force", "--json"};
+                                       "--max-pixels N", "--force", "--json"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         tu_assert_contains(out_text, opts[i]);
 
@@ -1042,6 +1058,474 @@ static void test_cli_errors(void **state)
     tu_assert_contains(err_text, "unexpected argument");
 }
 
+/* ------------------------------------------------------------------------ */
+/* Each image its own decoder                                               */
+
+/* A broken JPEG and a 10-byte one among good ones: each is its own failure,
+ * and the good JPEGs after them still decode (one shared TurboJPEG handle
+ * used to carry a broken file's state into every later one). */
+static void test_jpeg_each_alone(void **state)
+{
+    (void)state;
+    char in[256], out[256], path[512];
+    make_case("jpeg-alone", in, out);
+    uint8_t rgb[16 * 16 * 3];
+    for (int k = 0; k < 6; k++) {
+        memset(rgb, 30 + 30 * k, sizeof rgb);
+        rgb[0] = (uint8_t)(200 - k); /* colour, so the output is RGB */
+        char name[32];
+        snprintf(name, sizeof name, "%c%d.jpg", k < 2 ? 'a' : 'd', k);
+        write_jpeg(under(path, sizeof path, in, name), 16, 16, rgb, 0);
+    }
+    /* b-broken.jpg: a good JPEG whose entropy-coded data is cut and
+     * followed by garbage; c-tiny.jpg: 10 bytes, the start of a header. */
+    size_t len;
+    in_dir(path, sizeof path, "jpeg-alone/in/a0.jpg");
+    unsigned char *jpg = tu_read_file(path, &len);
+    for (size_t i = len / 2; i < len; i++)
+        jpg[i] = (uint8_t)(i * 37);
+    tu_write_file(under(path, sizeof path, in, "b-broken.jpg"), jpg, len);
+    free(jpg);
+    static const uint8_t tiny[10] = {0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 'J', 'F', 'I', 'F'};
+    tu_write_file(under(path, sizeof path, in, "c-tiny.jpg"), tiny, sizeof tiny);
+
+    import_opts o = import_defaults();
+    o.test_fraction = 0.34;
+    import_fails(in, out, &o, "b-broken.jpg: ");
+    assert_false(tu_exists(out));
+
+    import_skipping(in, out, &o, 6, 2, "b-broken.jpg");
+    tu_assert_contains(warned, "c-tiny.jpg: ");
+    assert_null(strstr(warned, "/d"));
+
+    /* The tiny one alone is broken too, by name, not by what came before. */
+    in_dir(path, sizeof path, "jpeg-alone/in/b-broken.jpg");
+    unlink(path);
+    o = import_defaults();
+    o.test_fraction = 0.34;
+    o.force = 1;
+    import_fails(in, out, &o, "c-tiny.jpg: ");
+}
+
+/* ------------------------------------------------------------------------ */
+/* The pixel limit                                                          */
+
+/* A grey 8-bit PNG of w x h zeros, its rows deflated one by one, so a
+ * 20000 x 20000 one (400 MB of pixels) is a file of some 400 KB that is
+ * never whole in memory here. */
+static void write_zero_png(const char *path, uint32_t w, uint32_t h)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(png);
+    assert_non_null(info);
+    if (setjmp(png_jmpbuf(png)))
+        fail_msg("libpng failed writing %s", path);
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_filter(png, 0, PNG_FILTER_NONE);
+    png_set_compression_level(png, 9);
+    png_write_info(png, info);
+    uint8_t *row = calloc(w, 1);
+    assert_non_null(row);
+    for (uint32_t y = 0; y < h; y++)
+        png_write_row(png, row);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Runs vae to the end like run(), and its peak resident memory in KiB
+ * (of that child alone: wait4, not RUSAGE_CHILDREN, which would count the
+ * largest of every earlier child too). */
+static int run_peak(long *peak_kib, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = spawn_v(NULL, first, ap);
+    va_end(ap);
+    int st;
+    struct rusage ru;
+    while (wait4(pid, &st, 0, &ru) < 0)
+        if (errno != EINTR)
+            fail_msg("wait4: %s", strerror(errno));
+    read_outputs();
+    *peak_kib = ru.ru_maxrss;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A PNG declaring 20000 x 20000 (1.6 GB as RGBA) is refused from its header,
+ * with or without --size, before its pixels take memory; a JPEG header
+ * declaring 60000 x 60000 the same. */
+static void test_bomb(void **state)
+{
+    (void)state;
+    char in[256], out[256], path[512], base[256];
+    make_case("bomb", in, out);
+    write_ids(in, "ok%d.png", 3, 4, 4, 1);
+    /* The peak of an import of the good images alone: what the binary
+     * takes anyway (more under ASan). The bomb may add at most 64 MiB. */
+    long peak, limit;
+    in_dir(base, sizeof base, "bomb/base");
+    assert_exit(run_peak(&peak, "import", in, "-o", base, "--test-fraction", "0.34", NULL), 0);
+    limit = peak + 64 * 1024;
+    printf("an import of 3 small images alone: peak memory %ld KiB\n", peak);
+    write_zero_png(under(path, sizeof path, in, "bomb.png"), 20000, 20000);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size < 1000000);
+    static const char *const sizes[2][2] = {{NULL, NULL}, {"--size", "4x4"}};
+    for (int k = 0; k < 2; k++) {
+        assert_exit(run_peak(&peak, "import", in, "-o", out, sizes[k][0], sizes[k][1], NULL),
+                    1);
+        tu_assert_contains(err_text, "bomb.png: 20000x20000 pixels, above the limit of "
+                                     "16777216 (--max-pixels N raises it)");
+        printf("bomb.png (%ld bytes, 20000x20000)%s: refused, peak memory %ld KiB\n",
+               (long)st.st_size, k ? " with --size 4x4" : "", peak);
+        if (peak > limit)
+            fail_msg("peak memory %ld KiB refusing the bomb; at most %ld expected", peak,
+                     limit);
+        assert_false(tu_exists(out));
+        /* --skip-broken skips it, and imports the others. */
+        assert_exit(run_peak(&peak, "import", in, "-o", out, "--skip-broken",
+                             "--test-fraction", "0.34", "--force", sizes[k][0], sizes[k][1],
+                             NULL), 0);
+        tu_assert_contains(err_text, "warning: skipping ");
+        tu_assert_contains(err_text, "bomb.png: 20000x20000 pixels");
+        tu_assert_contains(out_text, "imported 3 images");
+        assert_true(peak <= limit);
+        tu_remove_tree(out);
+    }
+    unlink(path);
+
+    /* A JPEG whose frame header says 60000 x 60000. */
+    uint8_t rgb[16 * 16 * 3];
+    memset(rgb, 90, sizeof rgb);
+    in_dir(path, sizeof path, "bomb/small.jpg");
+    write_jpeg(path, 16, 16, rgb, 0);
+    size_t len;
+    unsigned char *jpg = tu_read_file(path, &len);
+    int patched = 0;
+    for (size_t i = 2; i + 8 < len && !patched; i++)
+        if (jpg[i] == 0xff && jpg[i + 1] == 0xc0) { /* SOF0: len, precision, h, w */
+            jpg[i + 5] = 0xea, jpg[i + 6] = 0x60, jpg[i + 7] = 0xea, jpg[i + 8] = 0x60;
+            patched = 1;
+        }
+    assert_true(patched);
+    tu_write_file(under(path, sizeof path, in, "huge.jpg"), jpg, len);
+    free(jpg);
+    assert_exit(run_peak(&peak, "import", in, "-o", out, "--force", NULL), 1);
+    tu_assert_contains(err_text, "huge.jpg: 60000x60000 pixels, above the limit of 16777216 "
+                                 "(--max-pixels N raises it)");
+    assert_true(peak <= limit);
+}
+
+/* --max-pixels moves the limit: 4100 x 4100 (16810000 pixels) is above the
+ * default, refused at 16809999 and read at 16810000. */
+static void test_max_pixels(void **state)
+{
+    (void)state;
+    char in[256], out[256], path[512];
+    make_case("max-pixels", in, out);
+    write_zero_png(under(path, sizeof path, in, "a.png"), 4100, 4100);
+    write_zero_png(under(path, sizeof path, in, "b.png"), 4100, 4100);
+    assert_exit(run("import", in, "-o", out, "--size", "4x4", NULL), 1);
+    tu_assert_contains(err_text, "a.png: 4100x4100 pixels, above the limit of 16777216 "
+                                 "(--max-pixels N raises it)");
+    assert_exit(run("import", in, "-o", out, "--size", "4x4", "--max-pixels", "16809999",
+                    "--test-fraction", "0.5", NULL), 1);
+    tu_assert_contains(err_text, "above the limit of 16809999 (--max-pixels N raises it)");
+    assert_false(tu_exists(out));
+    assert_exit(run("import", in, "-o", out, "--size", "4x4", "--max-pixels", "16810000",
+                    "--test-fraction", "0.5", NULL), 0);
+    tu_assert_contains(out_text, "imported 2 images, 4x4x1");
+    assert_exit(run("import", in, "-o", out, "--max-pixels", "0", NULL), 2);
+    tu_assert_contains(err_text, "--max-pixels");
+
+    /* The library: the same limit in import_opts. */
+    import_opts o = import_defaults();
+    assert_int_equal(o.max_pixels, 16777216);
+    o.width = o.height = 4;
+    o.test_fraction = 0.5;
+    o.force = 1;
+    import_fails(in, out, &o, "a.png: 4100x4100 pixels, above the limit of 16777216");
+    o.max_pixels = 4100 * 4100;
+    import_ok(in, out, &o);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The data set replaced whole                                              */
+
+#define SNAP_MAX 16
+
+/* A folder's entries (all regular files), names sorted, with their bytes. */
+typedef struct folder_snap {
+    size_t n;
+    char names[SNAP_MAX][64];
+    unsigned char *bytes[SNAP_MAX];
+    size_t len[SNAP_MAX];
+} folder_snap;
+
+static int by_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void snap_take(folder_snap *s, const char *folder)
+{
+    memset(s, 0, sizeof *s);
+    DIR *d = opendir(folder);
+    if (!d)
+        fail_msg("cannot list %s", folder);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (s->n == SNAP_MAX)
+            fail_msg("%s: more than %d entries", folder, SNAP_MAX);
+        snprintf(s->names[s->n++], sizeof s->names[0], "%.63s", e->d_name);
+    }
+    closedir(d);
+    qsort(s->names, s->n, sizeof s->names[0], by_str);
+    for (size_t i = 0; i < s->n; i++) {
+        char path[512];
+        tu_join(path, sizeof path, folder, s->names[i]);
+        s->bytes[i] = tu_read_file(path, &s->len[i]);
+    }
+}
+
+static void snap_free(folder_snap *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->bytes[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static int snap_equal(const folder_snap *a, const folder_snap *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->names[i], b->names[i]) || a->len[i] != b->len[i] ||
+            memcmp(a->bytes[i], b->bytes[i], a->len[i]))
+            return 0;
+    return 1;
+}
+
+/* The snapshot's files written into folder (made fresh). */
+static void snap_put(const folder_snap *s, const char *folder)
+{
+    tu_remove_tree(folder);
+    assert_int_equal(mkdir(folder, 0755), 0);
+    for (size_t i = 0; i < s->n; i++) {
+        char path[512];
+        tu_join(path, sizeof path, folder, s->names[i]);
+        tu_write_file(path, s->bytes[i], s->len[i]);
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* kill -9 at moments spread over a whole vae import --force: each time the
+ * folder holds the old data set or the new one, whole (every file's bytes,
+ * and the user's README.md in both), never a mix; the next import removes
+ * whatever a killed one left beside it. The new set is colour (idx4 files)
+ * and another split, so every file of it differs from the old grey one. */
+static void test_kill_midway(void **state)
+{
+    (void)state;
+    char in[256], out[256], parent[256], old_ref[256], new_ref[256], path[512];
+    make_case("kill", in, out);
+    in_dir(parent, sizeof parent, "kill");
+    in_dir(old_ref, sizeof old_ref, "kill/old-ref");
+    in_dir(new_ref, sizeof new_ref, "kill/new-ref");
+    /* 1200 flat 64 x 64 grey images in two classes: quick to decode, and
+     * 5 to 15 MB to write, so the kills land in the writing too. */
+    uint8_t *px = malloc(64 * 64);
+    assert_non_null(px);
+    for (int k = 0; k < 1200; k++) {
+        memset(px, (uint8_t)(k * 7), 64 * 64);
+        px[0] = (uint8_t)k;
+        px[1] = (uint8_t)(k >> 8);
+        char name[32];
+        snprintf(name, sizeof name, "%s/%04d.png", k % 2 ? "odd" : "even", k);
+        write_png(under(path, sizeof path, in, name), 64, 64, 1, px);
+    }
+    free(px);
+    assert_exit(run("import", in, "-o", old_ref, NULL), 0);
+    assert_exit(run("import", in, "-o", new_ref, "--channels", "3", "--seed", "2", NULL), 0);
+    tu_write_file(under(path, sizeof path, old_ref, "README.md"), "mine\n", 5);
+    tu_write_file(under(path, sizeof path, new_ref, "README.md"), "mine\n", 5);
+    folder_snap olds, news, got;
+    snap_take(&olds, old_ref);
+    snap_take(&news, new_ref);
+    assert_int_equal(olds.n, 6); /* 4 IDX files, labels.txt, README.md */
+    /* How long the import to be killed takes whole: the old set replaced. */
+    snap_put(&olds, out);
+    double t0 = now_s();
+    assert_exit(run("import", in, "-o", out, "--force", "--channels", "3", "--seed", "2",
+                    NULL), 0);
+    double took = now_s() - t0;
+
+    rng_state r;
+    rng_seed(&r, 23);
+    int n_old = 0, n_new = 0, n_left = 0;
+    for (int k = 0; k < 20; k++) {
+        snap_put(&olds, out);
+        /* Spread over 5% to 125% of an import's time, jittered. */
+        double at = took * (0.05 + 1.2 * ((double)k + (double)rng_uniform(&r)) / 20.0);
+        pid_t pid = spawn("import", in, "-o", out, "--force", "--channels", "3", "--seed",
+                          "2", NULL);
+        struct timespec ts = {(time_t)at, (long)((at - (double)(time_t)at) * 1e9)};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int rc = wait_status(pid);
+        snap_take(&got, out);
+        int is_old = snap_equal(&got, &olds), is_new = snap_equal(&got, &news);
+        if (!is_old && !is_new) {
+            char list[1024] = "";
+            for (size_t i = 0; i < got.n; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), " %s (%zu bytes)",
+                         got.names[i], got.len[i]);
+            fail_msg("killed at %.3f s of %.3f s (exit %d): %s holds neither the old set "
+                     "nor the new one, whole:%s", at, took, rc, out, list);
+        }
+        n_old += is_old;
+        n_new += is_new;
+        char hidden[256];
+        tu_count_entries(parent, hidden, sizeof hidden);
+        n_left += hidden[0] != '\0';
+        snap_free(&got);
+    }
+    printf("20 kills over %.3f s imports: %d left the old set, %d the new set; "
+           "%d left a hidden folder beside it\n", took, n_old, n_new, n_left);
+    assert_true(n_old > 0 && n_new > 0);
+
+    /* An import run to the end: the new set, and nothing beside it. */
+    snap_put(&olds, out);
+    assert_exit(run("import", in, "-o", out, "--force", "--channels", "3", "--seed", "2",
+                    NULL), 0);
+    snap_take(&got, out);
+    assert_true(snap_equal(&got, &news));
+    snap_free(&got);
+    char hidden[256];
+    tu_count_entries(parent, hidden, sizeof hidden);
+    if (hidden[0])
+        fail_msg("%s/%s is left after a whole import", parent, hidden);
+    snap_free(&olds);
+    snap_free(&news);
+}
+
+/* The folder swap around the edges: the user's other files kept, a
+ * symbolic link followed, sub-folders refused, leftovers of a killed import
+ * removed (a file of the user's found only there put back), a failing
+ * import changing nothing, a second import at once refused. */
+static void test_swap_edges(void **state)
+{
+    (void)state;
+    char in[256], out[256], parent[256], path[512], hidden[256];
+    make_case("swap", in, out);
+    in_dir(parent, sizeof parent, "swap");
+    write_ids(in, "x/%d.png", 4, 2, 2, 0);
+    import_opts o = import_defaults();
+    o.test_fraction = 0.25;
+    import_ok(in, out, &o);
+    tu_write_file(under(path, sizeof path, out, "README.md"), "mine\n", 5);
+    tu_write_file(under(path, sizeof path, out, ".notes"), "n", 1);
+    assert_int_equal(symlink("README.md", under(path, sizeof path, out, "link")), 0);
+    struct stat before, after;
+    assert_int_equal(stat(path, &before), 0);
+
+    /* --force: the user's files stay (the same file, linked), nothing beside. */
+    o.force = 1;
+    o.seed = 5;
+    import_ok(in, out, &o);
+    tu_join(path, sizeof path, out, "README.md");
+    tu_assert_file_equals(path, "mine\n", 5);
+    assert_int_equal(stat(path, &after), 0);
+    assert_int_equal(after.st_ino, before.st_ino);
+    tu_join(path, sizeof path, out, "link");
+    tu_assert_file_equals(path, "mine\n", 5);
+    assert_int_equal(tu_count_entries(out, NULL, 0), 8);
+    assert_int_equal(tu_count_entries(parent, hidden, sizeof hidden), 2);
+    assert_string_equal(hidden, "");
+
+    /* Leftovers of a killed import: one holding a stale IDX file and one
+     * holding a file of the user's that is nowhere else. */
+    char left[512];
+    tu_join(left, sizeof left, parent, ".out.vae-import-AbC123");
+    assert_int_equal(mkdir(left, 0755), 0);
+    tu_write_file(under(path, sizeof path, left, "train-images-idx3-ubyte"), "old", 3);
+    tu_write_file(under(path, sizeof path, left, "only-here.txt"), "keep", 4);
+    import_ok(in, out, &o);
+    assert_false(tu_exists(left));
+    tu_join(path, sizeof path, out, "only-here.txt");
+    tu_assert_file_equals(path, "keep", 4);
+    unlink(path);
+
+    /* A symbolic link: its target gets the new set, the link stays. */
+    char real[256], link_path[512];
+    fresh(real, sizeof real, "swap/real");
+    tu_join(link_path, sizeof link_path, parent, "via-link");
+    assert_int_equal(symlink(real, link_path), 0);
+    import_ok(in, link_path, &o);
+    struct stat st;
+    assert_int_equal(lstat(link_path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(tu_count_entries(real, NULL, 0), 5);
+    tu_count_entries(parent, hidden, sizeof hidden);
+    assert_string_equal(hidden, "");
+
+    /* A sub-folder: refused before anything is decoded, nothing moved. */
+    assert_int_equal(mkdir(under(path, sizeof path, out, "runs"), 0755), 0);
+    import_fails(in, out, &o, "/runs is a folder");
+    assert_int_equal(tu_count_entries(out, NULL, 0), 9);
+    rmdir(path);
+
+    /* A failing import: the folder as it was, nothing beside it. */
+    folder_snap was, now;
+    snap_take(&was, out);
+    tu_write_file(under(path, sizeof path, in, "x/zz.png"), "junk", 4);
+    import_fails(in, out, &o, "zz.png: ");
+    snap_take(&now, out);
+    assert_true(snap_equal(&was, &now));
+    snap_free(&now);
+    snap_free(&was);
+    tu_count_entries(parent, hidden, sizeof hidden);
+    assert_string_equal(hidden, "");
+    unlink(path);
+
+    /* A new folder whose parents are missing: a failing import leaves none
+     * of them. */
+    char deep[512];
+    in_dir(deep, sizeof deep, "swap/new1/new2/out");
+    tu_write_file(under(path, sizeof path, in, "x/zz.png"), "junk", 4);
+    import_fails(in, deep, &o, "zz.png: ");
+    in_dir(path, sizeof path, "swap/new1");
+    assert_false(tu_exists(path));
+    in_dir(path, sizeof path, "swap/in/x/zz.png");
+    unlink(path);
+    import_ok(in, deep, &o);
+    assert_int_equal(tu_count_entries(deep, NULL, 0), 5);
+
+    /* Another import into the folder at the same time: refused. */
+    int fd = open(out, O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    import_fails(in, out, &o, "/out is locked by another process replacing it");
+    close(fd);
+    import_ok(in, out, &o);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1074,6 +1558,14 @@ int main(void)
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_cli_errors),
         cmocka_unit_test(test_colour_end_to_end),
+        cmocka_unit_test(test_jpeg_each_alone),
+        cmocka_unit_test(test_bomb),
+        cmocka_unit_test(test_max_pixels),
+        cmocka_unit_test(test_kill_midway),
+        cmocka_unit_test(test_swap_edges),
     };
+    /* TEST_FILTER=pattern runs only the tests whose names match it. */
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

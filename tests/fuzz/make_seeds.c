@@ -2,12 +2,16 @@
  * valid IDX files, raw and gzip, and small checkpoints of the current version,
  * so the fuzzers start from inputs that get past every check. The seeds of
  * older versions (v2-*.bin, v3-*.bin) were written by earlier vae versions
- * and are kept as they are. Run: fuzz_make_seeds SEEDS_DIR (scripts/fuzz.sh
+ * and are kept as they are. The image seeds are small PNGs of every kind
+ * libpng's simplified API writes and JPEGs of every subsampling, baseline
+ * and progressive, for vae import's decoders. Run: fuzz_make_seeds SEEDS_DIR (scripts/fuzz.sh
  * --reseed does). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <png.h>
+#include <turbojpeg.h>
 #include <zlib.h>
 
 #include "ckpt.h"
@@ -71,6 +75,80 @@ static int idx_seeds(const char *dir)
            write_gz(dir, "images-2x3x4-two-members.gz", odd, sizeof odd, 2);
 }
 
+/* A w x h PNG of format fmt (libpng's simplified API), pixels a pattern. */
+static int png_seed(const char *dir, const char *name, unsigned w, unsigned h,
+                    png_uint_32 fmt)
+{
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = w, im.height = h, im.format = fmt;
+    size_t n = PNG_IMAGE_SIZE(im);
+    unsigned char *px = malloc(n), cmap[256 * 3];
+    if (!px)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        px[i] = (unsigned char)(i * 29 + i / 7);
+    for (size_t i = 0; i < sizeof cmap; i++)
+        cmap[i] = (unsigned char)(i * 5);
+    if (fmt & PNG_FORMAT_FLAG_COLORMAP) {
+        im.colormap_entries = 16;
+        for (size_t i = 0; i < n; i++)
+            px[i] %= 16;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int ok = png_image_write_to_file(&im, path, 0, px, 0,
+                                     fmt & PNG_FORMAT_FLAG_COLORMAP ? cmap : NULL);
+    if (!ok)
+        fprintf(stderr, "make_seeds: %s: %s\n", path, im.message);
+    png_image_free(&im);
+    free(px);
+    return ok ? 0 : -1;
+}
+
+/* A w x h JPEG (TurboJPEG) of the subsampling, grey when TJSAMP_GRAY. */
+static int jpeg_seed(const char *dir, const char *name, int w, int h, int samp, int flags)
+{
+    tjhandle tj = tjInitCompress();
+    size_t n = (size_t)w * (size_t)h * 3;
+    unsigned char *px = malloc(n), *jpg = NULL;
+    unsigned long len = 0;
+    int rc = -1;
+    if (!tj || !px)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        px[i] = (unsigned char)(i * 13 + i / 11);
+    if (tjCompress2(tj, px, w, 0, h, samp == TJSAMP_GRAY ? TJPF_GRAY : TJPF_RGB, &jpg, &len,
+                    samp, 80, flags) != 0) {
+        fprintf(stderr, "make_seeds: %s: %s\n", name, tjGetErrorStr2(tj));
+        goto done;
+    }
+    rc = write_raw(dir, name, jpg, len);
+done:
+    tjFree(jpg);
+    free(px);
+    if (tj)
+        tjDestroy(tj);
+    return rc;
+}
+
+static int image_seeds(const char *dir)
+{
+    return png_seed(dir, "grey-5x3.png", 5, 3, PNG_FORMAT_GRAY) ||
+           png_seed(dir, "grey-alpha-4x4.png", 4, 4, PNG_FORMAT_GA) ||
+           png_seed(dir, "rgb-7x2.png", 7, 2, PNG_FORMAT_RGB) ||
+           png_seed(dir, "rgba-3x5.png", 3, 5, PNG_FORMAT_RGBA) ||
+           png_seed(dir, "rgba16-4x3.png", 4, 3, PNG_FORMAT_LINEAR_RGB_ALPHA) ||
+           png_seed(dir, "palette-6x4.png", 6, 4, PNG_FORMAT_RGB_COLORMAP) ||
+           jpeg_seed(dir, "grey-8x8.jpg", 8, 8, TJSAMP_GRAY, 0) ||
+           jpeg_seed(dir, "444-9x7.jpg", 9, 7, TJSAMP_444, 0) ||
+           jpeg_seed(dir, "420-17x13.jpg", 17, 13, TJSAMP_420, 0) ||
+           jpeg_seed(dir, "422-16x8.jpg", 16, 8, TJSAMP_422, 0) ||
+           jpeg_seed(dir, "411-32x8.jpg", 32, 8, TJSAMP_411, 0) ||
+           jpeg_seed(dir, "420-progressive-16x16.jpg", 16, 16, TJSAMP_420, TJFLAG_PROGRESSIVE);
+}
+
 static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
                      uint64_t step)
 {
@@ -121,16 +199,18 @@ static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s SEEDS_DIR (with idx/ and ckpt/ in it)\n", argv[0]);
+        fprintf(stderr, "usage: %s SEEDS_DIR (with idx/, ckpt/ and image/ in it)\n",
+                argv[0]);
         return 2;
     }
-    char idx_dir[4096], ckpt_dir[4096];
+    char idx_dir[4096], ckpt_dir[4096], image_dir[4096];
     snprintf(idx_dir, sizeof idx_dir, "%s/idx", argv[1]);
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", argv[1]);
+    snprintf(image_dir, sizeof image_dir, "%s/image", argv[1]);
     vae_config relu = {4, 1, {3}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
     vae_config tanh2 = {6, 2, {5, 3}, 1, VAE_ACT_TANH, VAE_LIK_CB, 3, VAE_ARCH_MLP};
     vae_config conv = {36, 1, {2}, 2, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0, VAE_ARCH_CONV};
-    if (idx_seeds(idx_dir) || ckpt_seed(ckpt_dir, "tiny-relu.bin", &relu, 0) ||
+    if (idx_seeds(idx_dir) || image_seeds(image_dir) || ckpt_seed(ckpt_dir, "tiny-relu.bin", &relu, 0) ||
         ckpt_seed(ckpt_dir, "tiny-tanh-two-hidden-mid-epoch.bin", &tanh2, 3) ||
         ckpt_seed(ckpt_dir, "tiny-conv.bin", &conv, 0))
         return 1;
