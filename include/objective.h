@@ -17,13 +17,13 @@
  * heads' gradient into a->dhead (and dprior, the prior head's, when prior
  * is non-NULL: rows [mp | lp] of p(z|y), B x 2z). Returns the batch's sum
  * of rec + kl (the negative ELBO). */
-double objective_loss(const vae_config *cfg, vae_acts *a, size_t B, double beta,
-                      const float *prior, float *dprior);
+double objective_loss(const vae_config *cfg, vae_acts *a, size_t B,
+                      const vae_loss_spec *loss, const float *prior, float *dprior);
 
 /* The reparameterization's backward over the k draws, once the decoder's
  * backward has written a->dz: adds each draw's share into a->dhead, with
  * the IWAE's -log p(z) term (prior: the prior head rows, or NULL). */
 void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
-                                const float *prior);
+                                const vae_loss_spec *loss, const float *prior);
 
 #endif

@@ -46,8 +46,19 @@ typedef enum shard_plan { SHARD_AUTO = 0, SHARD_ROWS = 1, SHARD_UNITS = 2 } shar
  * many images a thread (measured: docs/speed.md). */
 #define SHARD_UNITS_BELOW 64
 
+/* What a shard set is made for. Zero fields take the defaults noted. */
+typedef struct shard_spec {
+    size_t cap;              /* images per batch at most */
+    int with_grads;          /* training: gradient buffers */
+    size_t draws;            /* k draws of z per image (0: 1) */
+    vae_objective objective; /* what the passes compute (default the ELBO) */
+    shard_plan plan;         /* auto: shard_plan_for's with gradients, rows without */
+    size_t rank, ranks;      /* this process of an MPI run's ranks (ranks 0: alone) */
+} shard_spec;
+
 typedef struct shard_set {
     int units;                      /* the units plan (then acts[0] only) */
+    vae_objective objective;        /* of every pass (shard_spec) */
     size_t T;                       /* this rank's shares: its team size when created */
     size_t rank, ranks;             /* this process of the ranks sharing each batch */
     size_t S;                       /* all shares: ranks x T */
@@ -79,37 +90,20 @@ typedef struct shard_batch {
     uint64_t noise_key;
 } shard_batch;
 
-/* Allocates activations for batches of up to cap images over par_threads()
- * shares, and gradient buffers when with_grads. Returns 0, or -1 with err. */
-int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
-               err_msg *err);
-
-/* shard_init with k draws per image and the training objective (see
- * vae_acts_init_k); with gradients, the plan of shard_plan_for. Returns 0,
- * or -1 with err. */
-int shard_init_k(shard_set *s, const vae_model *m, size_t cap, int with_grads, size_t k,
-                 vae_objective objective, err_msg *err);
+/* Allocates activations for batches of up to spec->cap images over
+ * par_threads() shares (for an MPI run, ranks x par_threads(), this rank
+ * computing its own: shard_run, shard_step and shard_draw_eps are then
+ * collectives, called by every rank with the same batch), and gradient
+ * buffers with spec->with_grads. The units plan is for training an MLP in
+ * one process. Returns 0, or -1 with err (the units plan asked for
+ * anything else, more than PAR_MAX_THREADS shares in all, a gradient too
+ * large for one MPI message). */
+int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg *err);
 
 /* The plan training uses for batches of up to cap images on a team of
  * threads: units for the MLP below SHARD_UNITS_BELOW images a thread,
  * rows otherwise. */
 shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads);
-
-/* shard_init_k with the plan given (units: MLP training only; auto: the
- * plan of shard_plan_for with gradients, rows without). Returns 0, or -1
- * with err. */
-int shard_init_plan(shard_set *s, const vae_model *m, size_t cap, int with_grads,
-                    size_t k, vae_objective objective, shard_plan plan, err_msg *err);
-
-/* shard_init_plan for rank of ranks of an MPI run (dist.h): each batch is
- * split into ranks x par_threads() shares, this rank computing its own;
- * shard_run, shard_step and shard_draw_eps are then collectives, called by
- * every rank with the same batch. The units plan is refused (auto: rows).
- * Returns 0, or -1 with err (more than PAR_MAX_THREADS shares in all, a
- * gradient too large for one MPI message). */
-int shard_init_ranks(shard_set *s, const vae_model *m, size_t cap, int with_grads,
-                     size_t k, vae_objective objective, shard_plan plan, size_t rank,
-                     size_t ranks, err_msg *err);
 
 /* The objective summed over the B images of the last shard_run. */
 double shard_objective(const shard_set *s, size_t B);

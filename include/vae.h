@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "nn_types.h"
 #include "rng.h"
 
 #define VAE_MAX_HIDDEN 4
@@ -51,12 +52,6 @@
  * negative log-likelihood is the summed squared error plus the constant
  * (x_dim / 2) log(pi). */
 #define VAE_GAUSS_VAR 0.5
-
-typedef enum vae_act {
-    VAE_ACT_RELU = 0,
-    VAE_ACT_TANH = 1,
-    VAE_ACT_LEAKY = 2 /* LeakyReLU, slope 0.1 */
-} vae_act;
 
 typedef enum vae_arch { VAE_ARCH_MLP = 0, VAE_ARCH_CONV = 1 } vae_arch;
 
@@ -121,15 +116,6 @@ typedef struct vae_model {
     float *params; /* one allocation, n_params floats */
 } vae_model;
 
-/* Sums n doubles in place over the threads that compute one batch
- * together, every thread getting the same total; sum == NULL: one thread.
- * BatchNorm's batch statistics go through it (shard.c provides it). */
-typedef struct vae_reduce {
-    void (*sum)(void *ctx, size_t k, double *v, size_t n);
-    void *ctx;
-    size_t k; /* this thread's index */
-} vae_reduce;
-
 /* A thread's part in a team that computes one batch together by splitting
  * every MLP layer's output units (the plan for small batches; see
  * vae_train_team). {0, 1, NULL, NULL, NULL, 0}: one thread alone. */
@@ -170,6 +156,13 @@ typedef enum vae_objective {
     VAE_OBJ_IWAE = 1  /* -log (1/k sum_j p(x, z_j) / q(z_j | x)) (beta unused) */
 } vae_objective;
 
+/* The loss a pass computes and differentiates: the objective over the
+ * acts' k draws per image, and the ELBO's KL weight. */
+typedef struct vae_loss_spec {
+    vae_objective objective;
+    double beta;
+} vae_loss_spec;
+
 /* Activations and their gradients for up to cap images, one allocation. */
 typedef struct vae_acts {
     size_t cap;
@@ -192,7 +185,6 @@ typedef struct vae_acts {
      * rows, row i*k+j the j-th draw of image i; eps, z and dz are then
      * cap * k rows too. */
     size_t k;
-    vae_objective objective;
     float *obj;                /* cap: the objective per image (what is minimised) */
     float *rrec;               /* cap * k: -log p(x|z) per draw */
     float *wt;                 /* cap * k: each draw's weight in the gradient */
@@ -233,16 +225,15 @@ void vae_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean);
 /* Frees the parameters; safe on a zeroed model. */
 void vae_free(vae_model *m);
 
-/* Allocates activations for batches of up to cap images, one draw each and
- * the ELBO as the objective. Returns 0 or -1. */
+/* Allocates activations for batches of up to cap images, one draw each.
+ * Returns 0 or -1. */
 int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err);
 
-/* vae_acts_init with k draws per image and the objective: the ELBO with
- * its reconstruction term averaged over the k draws (KL in closed form),
- * or the importance-weighted bound of Burda et al. Returns 0 or -1 with
- * err. */
+/* vae_acts_init with k draws per image (for the K-sample ELBO, whose
+ * reconstruction term is averaged over the k draws, or the
+ * importance-weighted bound of Burda et al.). Returns 0 or -1 with err. */
 int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
-                    vae_objective objective, err_msg *err);
+                    err_msg *err);
 
 /* Frees the activations; safe on a zeroed struct. */
 void vae_acts_free(vae_acts *a);
@@ -263,16 +254,17 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean);
 /* Decoder: a->z (B x z), and a->y if conditional -> logits (B x x_dim). */
 void vae_decode(const vae_model *m, vae_acts *a, size_t B);
 
-/* Loss per image into a->rec (-log p(x|z) against a->x) and a->kl (KL of
- * q(z|x) to the prior), and the gradient of the batch sum of rec + beta kl
- * with respect to the logits and the heads. Returns the batch sum of
- * rec + kl. */
-double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta);
+/* Loss per image into a->rec (-log p(x|z) against a->x), a->kl (KL of
+ * q(z|x) to the prior) and a->obj (the objective of loss), and the
+ * gradient of the batch sum of the objective with respect to the logits
+ * and the heads. Returns the batch sum of rec + kl. */
+double vae_loss(const vae_model *m, vae_acts *a, size_t B, const vae_loss_spec *loss);
 
 /* Backpropagates what vae_loss seeded through decoder, reparameterization,
  * encoder and prior network. Writes (does not accumulate) the gradient
  * into grads, laid out like m->params. */
-void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B);
+void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                  const vae_loss_spec *loss);
 
 /* The MLP's whole training pass, by every thread of team t at once over
  * one shared a and grads: encode, draw z from a->eps, decode, the loss and
@@ -284,7 +276,7 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B);
  * OpenBLAS picks another kernel for a narrower share). Returns, in thread
  * 0, the batch sum of rec + kl (0 elsewhere). */
 double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                      double beta, const vae_team *t);
+                      const vae_loss_spec *loss, const vae_team *t);
 
 /* -log p(x | logits) of n rows of logits (n x x_dim) against targets x,
  * rows x_stride apart (0: the same target for every row), into rec[n]. */

@@ -82,8 +82,8 @@ static int session_load(session *s, const char *split, const char *out)
         rc = 1;
     /* Under mpirun (vae eval, score, encode) each rank takes its shares of
      * every batch. */
-    if (rc == 0 && shard_init_ranks(&s->sh, &s->m, opt.batch, 0, 1, VAE_OBJ_ELBO, SHARD_AUTO,
-                                    dist_rank(), dist_size(), &err)) {
+    shard_spec spec = {.cap = opt.batch, .rank = dist_rank(), .ranks = dist_size()};
+    if (rc == 0 && shard_init(&s->sh, &s->m, &spec, &err)) {
         say_error("%s", err.text);
         rc = 1;
     }

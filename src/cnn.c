@@ -33,12 +33,10 @@ static size_t padded(size_t n, size_t nh)
 
 int cnn_config_check(const vae_config *cfg, err_msg *err)
 {
-    vae_config c = *cfg;
-    vae_config_shape(&c);
-    size_t nh = c.n_hidden;
-    if (c.height > 4096 || c.width > 4096)
+    size_t nh = cfg->n_hidden;
+    if (cfg->height > 4096 || cfg->width > 4096)
         return err_set(err, "%zux%zu images: the conv VAE takes at most 4096x4096",
-                       c.height, c.width);
+                       cfg->height, cfg->width);
     for (size_t i = 0; i < nh; i++)
         if (cfg->hidden[i] > CNN_MAX_CHANNELS)
             return err_set(err, "%zu channels: at most %d", cfg->hidden[i],

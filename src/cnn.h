@@ -13,7 +13,9 @@
 
 #define CNN_MAX_CHANNELS 4096
 
-/* Checks the conv-specific parts of cfg. Returns 0, or -1 with err. */
+/* Checks the conv-specific parts of cfg, whose image shape is filled in
+ * (vae_config_shape: vae_config_check passes it so). Returns 0, or -1
+ * with err. */
 int cnn_config_check(const vae_config *cfg, err_msg *err);
 
 /* Lays out the blocks and the two linear layers of m->cfg into m. */

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "vae.h" /* vae_reduce: sums across the team */
+#include "nn_types.h" /* vae_reduce: sums across the team */
 
 #define CONV_K 4      /* kernel side */
 #define CONV_STRIDE 2

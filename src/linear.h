@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vae.h"
+#include "nn_types.h"
 
 /* out (B,OC) = inp (B,C) . w[:, :C]^T + w[:, C + y_i] + b, then the
  * activation if act. w is (OC, C+K) as PyTorch stores it (K one-hot label

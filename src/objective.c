@@ -108,11 +108,12 @@ static float iwae_image(vae_acts *a, size_t i, size_t K, size_t Z, const float *
     return (float)(-(top + log(sum) - log((double)K)));
 }
 
-double objective_loss(const vae_config *cfg, vae_acts *a, size_t B, double beta,
-                      const float *prior, float *dprior)
+double objective_loss(const vae_config *cfg, vae_acts *a, size_t B,
+                      const vae_loss_spec *loss, const float *prior, float *dprior)
 {
     size_t D = cfg->x_dim, Z = cfg->z_dim, K = a->k;
-    int iwae = a->objective == VAE_OBJ_IWAE;
+    int iwae = loss->objective == VAE_OBJ_IWAE;
+    double beta = loss->beta;
     /* The closed-form KL: the ELBO's, and what is reported for the IWAE
      * (whose gradient it does not enter). */
     float kl_beta = iwae ? 0.0f : (float)beta;
@@ -153,10 +154,10 @@ double objective_loss(const vae_config *cfg, vae_acts *a, size_t B, double beta,
  * dz * eps * exp(lv/2) / 2 on lv. For the IWAE, dz also holds the draw's
  * weighted -log p(z) term: wt (z - mp) / exp(lp) (mp = 0, lp = 0 for N(0, I)). */
 void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
-                                const float *prior_rows)
+                                const vae_loss_spec *loss, const float *prior_rows)
 {
     size_t Z = cfg->z_dim, K = a->k;
-    int iwae = a->objective == VAE_OBJ_IWAE;
+    int iwae = loss->objective == VAE_OBJ_IWAE;
     for (size_t r = 0; r < B * K; r++) {
         size_t i = r / K;
         const float *lv = a->head + i * 2 * Z + Z;

@@ -666,7 +666,8 @@ static int draw_latent(report *r, const vae_model *m, const ckpt_train *t,
         return err_set(err, "%s: path too long", r->run.out_dir);
     shard_set sh;
     memset(&sh, 0, sizeof sh);
-    if (shard_init(&sh, m, MAP_BATCH, 0, err))
+    shard_spec spec = {.cap = MAP_BATCH};
+    if (shard_init(&sh, m, &spec, err))
         return -1;
     int rc;
     if (m->cfg.z_dim == 2) {

@@ -55,12 +55,6 @@ static void team_sum(void *ctx, size_t k, double *v, size_t n)
     par_barrier(); /* nobody refills a slot before all have read it */
 }
 
-int shard_init(shard_set *s, const vae_model *m, size_t cap, int with_grads,
-               err_msg *err)
-{
-    return shard_init_k(s, m, cap, with_grads, 1, VAE_OBJ_ELBO, err);
-}
-
 shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads)
 {
     if (m->cfg.arch != VAE_ARCH_MLP || threads < 2)
@@ -68,24 +62,14 @@ shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads)
     return cap < SHARD_UNITS_BELOW * threads ? SHARD_UNITS : SHARD_ROWS;
 }
 
-int shard_init_k(shard_set *s, const vae_model *m, size_t cap, int with_grads,
-                 size_t draws, vae_objective objective, err_msg *err)
-{
-    return shard_init_plan(s, m, cap, with_grads, draws, objective, SHARD_AUTO, err);
-}
-
-int shard_init_plan(shard_set *s, const vae_model *m, size_t cap, int with_grads,
-                    size_t draws, vae_objective objective, shard_plan plan,
-                    err_msg *err)
-{
-    return shard_init_ranks(s, m, cap, with_grads, draws, objective, plan, 0, 1, err);
-}
-
-int shard_init_ranks(shard_set *s, const vae_model *m, size_t cap, int with_grads,
-                     size_t draws, vae_objective objective, shard_plan plan, size_t rank,
-                     size_t ranks, err_msg *err)
+int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg *err)
 {
     memset(s, 0, sizeof *s);
+    size_t cap = spec->cap, draws = spec->draws ? spec->draws : 1;
+    size_t rank = spec->rank, ranks = spec->ranks ? spec->ranks : 1;
+    int with_grads = spec->with_grads;
+    shard_plan plan = spec->plan;
+    s->objective = spec->objective;
     s->T = par_threads();
     s->rank = rank;
     s->ranks = ranks;
@@ -104,7 +88,7 @@ int shard_init_ranks(shard_set *s, const vae_model *m, size_t cap, int with_grad
     s->units = plan == SHARD_UNITS && s->T > 1;
     size_t n_acts = s->units ? 1 : s->T, per = s->units ? cap : (cap + s->S - 1) / s->S;
     for (size_t k = 0; k < n_acts; k++)
-        if (vae_acts_init_k(&s->acts[k], &m->cfg, per, draws, objective, err)) {
+        if (vae_acts_init_k(&s->acts[k], &m->cfg, per, draws, err)) {
             shard_free(s);
             return -1;
         }
@@ -240,7 +224,7 @@ typedef struct run_job {
     const vae_model *m;
     const shard_batch *b;
     int backward;
-    double beta;
+    vae_loss_spec loss;
     rng_state *eps_rng;     /* units plan: thread 0 draws the noise (or NULL) */
     const shard_then *then; /* after the gradient, on every thread (or NULL) */
     int gather;             /* in the team's job: gather the ranks' gradients */
@@ -314,10 +298,10 @@ static void run_share(void *ctx, size_t k, size_t T)
         vae_encode(j->m, a, n);
         vae_reparam(j->m, a, n, 0);
         vae_decode(j->m, a, n);
-        vae_loss(j->m, a, n, j->beta);
+        vae_loss(j->m, a, n, &j->loss);
         if (j->backward)
             vae_backward(j->m, a, j->s->grads + (j->s->rank * j->s->T + k) *
-                                                  j->s->n_params, n);
+                                                  j->s->n_params, n, &j->loss);
     }
     if (j->gather)
         gather_grads(j->s, k, T);
@@ -347,7 +331,7 @@ static void run_units(void *ctx, size_t k, size_t T)
         gather_rows(a, j->b, lo, hi, lo);
     par_barrier();
     vae_team t = {k, T, team_barrier, NULL, j->s->part, j->s->part_n};
-    vae_train_team(j->m, a, j->s->grads, B, j->beta, &t);
+    vae_train_team(j->m, a, j->s->grads, B, &j->loss, &t);
     then_run(j, k, T);
 }
 
@@ -374,7 +358,7 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
                     int backward, double beta, rng_state *rng,
                     const shard_then *then, double *rec, double *kl)
 {
-    run_job j = {s, m, b, backward && s->grads, beta, NULL, then, 0};
+    run_job j = {s, m, b, backward && s->grads, {s->objective, beta}, NULL, then, 0};
     int team = par_threads() == s->T;
     if (rng && !(s->units && team && j.backward && s->T > 1))
         shard_draw_eps(s, m, rng, b->B);
@@ -391,9 +375,9 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
             vae_encode(m, a, b->B);
             vae_reparam(m, a, b->B, 0);
             vae_decode(m, a, b->B);
-            vae_loss(m, a, b->B, beta);
+            vae_loss(m, a, b->B, &j.loss);
             if (j.backward)
-                vae_backward(m, a, s->grads, b->B);
+                vae_backward(m, a, s->grads, b->B, &j.loss);
             if (then)
                 then->fn(then->ctx, 0, 1);
         }

@@ -121,16 +121,16 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
     t->adam_v = t->state + n;
     /* Under mpirun every rank takes its shares of each batch (shard.h). */
     size_t rank = dist_rank(), ranks = dist_size();
-    if (shard_init_ranks(&t->shards, &t->model, batch, 1, draws, objective, plan, rank,
-                         ranks, err))
+    shard_spec spec = {batch, 1, draws, objective, plan, rank, ranks};
+    if (shard_init(&t->shards, &t->model, &spec, err))
         return -1;
     /* Evaluation draws once per image, and splits by rows. */
     t->eval = &t->shards;
     if (draws == 1 && objective == VAE_OBJ_ELBO && !t->shards.units)
         return 0;
     t->eval = &t->eval_shards;
-    return shard_init_ranks(&t->eval_shards, &t->model, batch, 0, 1, VAE_OBJ_ELBO,
-                            SHARD_AUTO, rank, ranks, err);
+    shard_spec eval = {.cap = batch, .rank = rank, .ranks = ranks};
+    return shard_init(&t->eval_shards, &t->model, &eval, err);
 }
 
 /* A resumed run trains on its own data: the fingerprint of the training set

@@ -95,7 +95,7 @@ int vae_config_check(const vae_config *cfg, err_msg *err)
     if (cfg->n_classes > VAE_MAX_CLASSES)
         return err_set(err, "%zu classes: at most %d", cfg->n_classes, VAE_MAX_CLASSES);
     if (cfg->arch == VAE_ARCH_CONV)
-        return cnn_config_check(cfg, err);
+        return cnn_config_check(&shaped, err);
     return 0;
 }
 
@@ -162,11 +162,11 @@ void vae_free(vae_model *m)
 
 int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
 {
-    return vae_acts_init_k(a, cfg, cap, 1, VAE_OBJ_ELBO, err);
+    return vae_acts_init_k(a, cfg, cap, 1, err);
 }
 
 int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
-                    vae_objective objective, err_msg *err)
+                    err_msg *err)
 {
     memset(a, 0, sizeof *a);
     vae_model shape; /* the layer widths, without parameters */
@@ -174,16 +174,9 @@ int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
         return -1;
     if (k < 1 || k > VAE_MAX_DRAWS)
         return err_set(err, "%zu draws per image: need 1 to %d", k, VAE_MAX_DRAWS);
-    if (cfg->arch == VAE_ARCH_CONV) {
-        if (cnn_acts_init(a, &shape, cap, k, err))
-            return -1;
-        a->objective = objective;
-        return 0;
-    }
-    if (mlp_acts_init(a, &shape, cap, k, err))
-        return -1;
-    a->objective = objective;
-    return 0;
+    if (cfg->arch == VAE_ARCH_CONV)
+        return cnn_acts_init(a, &shape, cap, k, err);
+    return mlp_acts_init(a, &shape, cap, k, err);
 }
 
 void vae_acts_free(vae_acts *a)
@@ -254,29 +247,31 @@ static void rec_rows_grad(const vae_model *m, vae_acts *a, size_t r0, size_t r1)
 }
 
 /* The objective from the rows' rec (objective.c), seeding the heads. */
-static double objective_of(const vae_model *m, vae_acts *a, size_t B, double beta)
+static double objective_of(const vae_model *m, vae_acts *a, size_t B,
+                           const vae_loss_spec *loss)
 {
     float *prior = vae_prior_mu(m, a, 0);
-    return objective_loss(&m->cfg, a, B, beta, prior,
+    return objective_loss(&m->cfg, a, B, loss, prior,
                           prior ? mlp_prior_grad(m, a) : NULL);
 }
 
-double vae_loss(const vae_model *m, vae_acts *a, size_t B, double beta)
+double vae_loss(const vae_model *m, vae_acts *a, size_t B, const vae_loss_spec *loss)
 {
     rec_rows_grad(m, a, 0, B * a->k);
-    return objective_of(m, a, B, beta);
+    return objective_of(m, a, B, loss);
 }
 
-void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B)
+void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                  const vae_loss_spec *loss)
 {
     if (m->cfg.arch == VAE_ARCH_CONV) {
         cnn_backward_decoder(m, a, grads, B);
-        objective_reparam_backward(&m->cfg, a, B, vae_prior_mu(m, a, 0));
+        objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
         cnn_backward_encoder(m, a, grads, B);
         return;
     }
     mlp_backward_decoder(m, a, grads, B, &ALONE);
-    objective_reparam_backward(&m->cfg, a, B, vae_prior_mu(m, a, 0));
+    objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
     mlp_backward_encoder(m, a, grads, B, &ALONE);
 }
 
@@ -286,7 +281,7 @@ size_t vae_team_part_n(const vae_model *m, size_t cap, size_t k)
 }
 
 double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                      double beta, const vae_team *t)
+                      const vae_loss_spec *loss, const vae_team *t)
 {
     double sum = 0.0;
     size_t r0, r1;
@@ -300,12 +295,12 @@ double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
     if (t->T > 1)
         t->barrier(t->ctx);
     if (t->k == 0)
-        sum = objective_of(m, a, B, beta);
+        sum = objective_of(m, a, B, loss);
     if (t->T > 1)
         t->barrier(t->ctx);
     mlp_backward_decoder(m, a, grads, B, t);
     if (t->k == 0)
-        objective_reparam_backward(&m->cfg, a, B, vae_prior_mu(m, a, 0));
+        objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
     if (t->T > 1)
         t->barrier(t->ctx);
     mlp_backward_encoder(m, a, grads, B, t);

@@ -2129,7 +2129,7 @@ static void check_objective(int conditional, vae_objective objective, double bet
     vae_model m;
     vae_acts a;
     err_msg err;
-    if (vae_init(&m, &c, &err) || vae_acts_init_k(&a, &c, B, K, objective, &err))
+    if (vae_init(&m, &c, &err) || vae_acts_init_k(&a, &c, B, K, &err))
         fail_msg("%s", err.text);
     rng_state r;
     rng_seed(&r, 77);
@@ -2142,7 +2142,8 @@ static void check_objective(int conditional, vae_objective objective, double bet
     vae_encode(&m, &a, B);
     vae_reparam(&m, &a, B, 0);
     vae_decode(&m, &a, B);
-    double total = vae_loss(&m, &a, B, beta);
+    vae_loss_spec loss = {objective, beta};
+    double total = vae_loss(&m, &a, B, &loss);
     const float *logits = vae_logits(&m, &a);
     double want_total = 0.0;
     for (size_t i = 0; i < B; i++) {
@@ -2205,7 +2206,8 @@ static void check_objective(int conditional, vae_objective objective, double bet
     if (objective == VAE_OBJ_IWAE) { /* beta does not enter it */
         float obj[B];
         memcpy(obj, a.obj, sizeof obj);
-        vae_loss(&m, &a, B, 2.0 * beta + 1.0);
+        loss.beta = 2.0 * beta + 1.0;
+        vae_loss(&m, &a, B, &loss);
         assert_memory_equal(obj, a.obj, sizeof obj);
     }
     vae_acts_free(&a);
@@ -2245,8 +2247,9 @@ static void test_eps_order(void **state)
     if (par_init(T, &err) || vae_init(&m, &c, &err))
         fail_msg("%s", err.text);
     shard_set sh;
-    if (shard_init_k(&sh, &m, B, 0, K, VAE_OBJ_IWAE, &err))
-        fail_msg("shard_init_k: %s", err.text);
+    shard_spec spec = {.cap = B, .draws = K, .objective = VAE_OBJ_IWAE};
+    if (shard_init(&sh, &m, &spec, &err))
+        fail_msg("shard_init: %s", err.text);
     assert_int_equal(sh.T, T);
     const size_t Z = c.z_dim;
     rng_state r, doc;

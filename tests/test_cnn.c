@@ -154,14 +154,14 @@ static vae_config small_conv(vae_lik lik, vae_act act)
 #define DIR_RTOL 5e-3
 
 /* A conv model of cfg with random parameters, batch inputs and eps for k
- * draws an image, the objective, in training mode; r continues the random
+ * draws an image, in training mode; r continues the random
  * stream. */
 static void setup_model_k(vae_model *m, vae_acts *a, vae_config cfg, size_t k,
-                          vae_objective obj, rng_state *r)
+                          rng_state *r)
 {
     err_msg err;
     assert_int_equal(vae_init(m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init_k(a, &cfg, B, k, obj, &err), 0);
+    assert_int_equal(vae_acts_init_k(a, &cfg, B, k, &err), 0);
     assert_int_equal(a->k, k);
     vae_init_params(m, r);
     /* Move BatchNorm's gamma and beta off 1 and 0, so their gradients and
@@ -178,21 +178,28 @@ static void setup_model_k(vae_model *m, vae_acts *a, vae_config cfg, size_t k,
 
 static void setup_model(vae_model *m, vae_acts *a, vae_config cfg, rng_state *r)
 {
-    setup_model_k(m, a, cfg, 1, VAE_OBJ_ELBO, r);
+    setup_model_k(m, a, cfg, 1, r);
 }
 
-/* The batch's objective with the fixed eps (beta 1): rec + kl for one draw
- * and the ELBO, else what vae_loss says is minimised, a->obj (the ELBO's
- * rec averaged over the draws plus kl; the negative IW bound). */
-static double objective(const vae_model *m, vae_acts *a)
+/* The loss of objective obj with beta 1. */
+static const vae_loss_spec *loss_of(vae_objective obj)
+{
+    static const vae_loss_spec elbo = {VAE_OBJ_ELBO, 1.0}, iwae = {VAE_OBJ_IWAE, 1.0};
+    return obj == VAE_OBJ_IWAE ? &iwae : &elbo;
+}
+
+/* The batch's objective obj with the fixed eps (beta 1): rec + kl for one
+ * draw and the ELBO, else what vae_loss says is minimised, a->obj (the
+ * ELBO's rec averaged over the draws plus kl; the negative IW bound). */
+static double objective(const vae_model *m, vae_acts *a, vae_objective obj)
 {
     vae_encode(m, a, B);
     vae_reparam(m, a, B, 0);
     vae_decode(m, a, B);
-    vae_loss(m, a, B, 1.0);
+    vae_loss(m, a, B, loss_of(obj));
     double s = 0.0;
     for (int i = 0; i < B; i++)
-        if (a->k == 1 && a->objective == VAE_OBJ_ELBO)
+        if (a->k == 1 && obj == VAE_OBJ_ELBO)
             s += (double)a->rec[i] + a->kl[i];
         else
             s += (double)a->obj[i];
@@ -232,11 +239,11 @@ static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
     vae_acts a;
     rng_state r;
     rng_seed(&r, seed);
-    setup_model_k(&m, &a, cfg, draws, obj, &r);
+    setup_model_k(&m, &a, cfg, draws, &r);
     for (size_t i = 0; i < B * draws * cfg.z_dim; i++)
         a.eps[i] *= eps_scale;
     float *grads = calloc(m.n_params, sizeof(float));
-    objective(&m, &a);
+    objective(&m, &a, obj);
     if (obj == VAE_OBJ_IWAE && draws > 1) {
         /* The weights must be far from uniform, or the IW bound's gradient
          * would be the ELBO's with the KL sampled. */
@@ -250,16 +257,16 @@ static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
     assert_true(nmask < MASK_CAP);
     if (cfg.act == VAE_ACT_TANH)
         assert_int_equal(nmask, 0);
-    vae_backward(&m, &a, grads, B);
+    vae_backward(&m, &a, grads, B, loss_of(obj));
     size_t bad = 0, skipped = 0;
     double maxdiff = 0.0;
     for (size_t i = 0; i < m.n_params; i++) {
         float keep = m.params[i];
         m.params[i] = keep + FD_STEP;
-        double up = objective(&m, &a);
+        double up = objective(&m, &a, obj);
         sign_mask(&m, &a, up_m, MASK_CAP);
         m.params[i] = keep - FD_STEP;
-        double down = objective(&m, &a);
+        double down = objective(&m, &a, obj);
         sign_mask(&m, &a, down_m, MASK_CAP);
         m.params[i] = keep;
         /* A step that moves a LeakyReLU unit across 0 measures two slopes:
@@ -309,10 +316,10 @@ static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
         float h = DIR_STEP / sqrtf((float)n);
         for (size_t i = 0; i < n; i++)
             m.params[off + i] = keep[i] + h * v[i];
-        double up = objective(&m, &a);
+        double up = objective(&m, &a, obj);
         for (size_t i = 0; i < n; i++)
             m.params[off + i] = keep[i] - h * v[i];
-        double down = objective(&m, &a);
+        double down = objective(&m, &a, obj);
         memcpy(m.params + off, keep, n * sizeof *keep);
         double fd = (up - down) / (2.0 * h), diff = fabs(fd - an);
         worst_dir = fmax(worst_dir, diff / (DIR_ATOL + DIR_RTOL * fabs(fd)));
@@ -412,8 +419,8 @@ static void test_grad_check_catches_errors(void **state)
     rng_seed(&r, 5);
     setup_model(&m, &a, small_conv(VAE_LIK_BERNOULLI, VAE_ACT_TANH), &r);
     float *grads = calloc(m.n_params, sizeof(float));
-    objective(&m, &a);
-    vae_backward(&m, &a, grads, B);
+    objective(&m, &a, VAE_OBJ_ELBO);
+    vae_backward(&m, &a, grads, B, loss_of(VAE_OBJ_ELBO));
     /* the second conv's weight with the largest gradient */
     size_t i = m.block[1].w_off;
     for (size_t j = i; j < m.block[1].w_off + m.block[1].cin * m.block[1].cout * 16; j++)
@@ -421,9 +428,9 @@ static void test_grad_check_catches_errors(void **state)
             i = j;
     float keep = m.params[i];
     m.params[i] = keep + FD_STEP;
-    double up = objective(&m, &a);
+    double up = objective(&m, &a, VAE_OBJ_ELBO);
     m.params[i] = keep - FD_STEP;
-    double down = objective(&m, &a);
+    double down = objective(&m, &a, VAE_OBJ_ELBO);
     m.params[i] = keep;
     double fd = (up - down) / (2.0 * FD_STEP);
     assert_true(fabs(fd - grads[i]) < GRAD_ATOL + GRAD_RTOL * fabs(fd));
@@ -461,8 +468,8 @@ static void test_iwae_one_draw_is_elbo(void **state)
     err_msg err;
     rng_state r;
     rng_seed(&r, 16);
-    setup_model_k(&m, &e, cfg, 1, VAE_OBJ_ELBO, &r);
-    assert_int_equal(vae_acts_init_k(&w, &cfg, B, 1, VAE_OBJ_IWAE, &err), 0);
+    setup_model_k(&m, &e, cfg, 1, &r);
+    assert_int_equal(vae_acts_init_k(&w, &cfg, B, 1, &err), 0);
     w.training = 1;
     memcpy(w.x, e.x, B * cfg.x_dim * sizeof(float));
     size_t Z = cfg.z_dim, n = m.n_params;
@@ -472,7 +479,7 @@ static void test_iwae_one_draw_is_elbo(void **state)
     for (int t = 0; t < DRAWS; t++) {
         rng_normal(&r, e.eps, B * Z);
         memcpy(w.eps, e.eps, B * Z * sizeof(float));
-        double oe = objective(&m, &e), ow = objective(&m, &w);
+        double oe = objective(&m, &e, VAE_OBJ_ELBO), ow = objective(&m, &w, VAE_OBJ_IWAE);
         for (size_t i = 0; i < B; i++) {
             assert_true(w.rec[i] == e.rec[i] && w.rrec[i] == w.rec[i]);
             assert_true(w.kl[i] == e.kl[i]);
@@ -488,8 +495,8 @@ static void test_iwae_one_draw_is_elbo(void **state)
             assert_true(fabs(w.obj[i] - want) <= 1e-5 * fabs(want));
         }
         if (t == 0) { /* the decoder's gradient is the same, bit for bit */
-            vae_backward(&m, &e, ge, B);
-            vae_backward(&m, &w, gw, B);
+            vae_backward(&m, &e, ge, B, loss_of(VAE_OBJ_ELBO));
+            vae_backward(&m, &w, gw, B, loss_of(VAE_OBJ_IWAE));
             size_t d0 = m.block[m.n_blocks / 2].w_off, d1 = m.layer[0].w_off;
             for (size_t i = d0; i < d1; i++)
                 assert_true(ge[i] == gw[i]);
@@ -528,7 +535,7 @@ static void test_draws_are_rows(void **state)
     err_msg err;
     rng_state r;
     rng_seed(&r, 17);
-    setup_model_k(&m, &a3, cfg, K, VAE_OBJ_IWAE, &r);
+    setup_model_k(&m, &a3, cfg, K, &r);
     assert_int_equal(vae_acts_init(&a1, &cfg, B, &err), 0);
     a3.training = a1.training = 0;
     size_t Z = cfg.z_dim, D = cfg.x_dim;
@@ -564,14 +571,13 @@ static void test_draws_buffers(void **state)
     vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY);
     vae_acts a;
     err_msg err;
-    assert_int_equal(vae_acts_init_k(&a, &cfg, 4, 1, VAE_OBJ_IWAE, &err), 0);
+    assert_int_equal(vae_acts_init_k(&a, &cfg, 4, 1, &err), 0);
     assert_ptr_equal(a.rrec, a.rec);
     assert_ptr_equal(a.ydec, a.y);
     assert_non_null(a.obj);
     assert_non_null(a.wt);
-    assert_int_equal(a.objective, VAE_OBJ_IWAE);
     vae_acts_free(&a);
-    assert_int_equal(vae_acts_init_k(&a, &cfg, 4, VAE_MAX_DRAWS, VAE_OBJ_ELBO, &err), 0);
+    assert_int_equal(vae_acts_init_k(&a, &cfg, 4, VAE_MAX_DRAWS, &err), 0);
     assert_int_equal(a.k, VAE_MAX_DRAWS);
     assert_true(a.rrec != a.rec && a.ydec != a.y);
     /* every row of every per-draw buffer is there (ASan checks the ends) */
@@ -582,9 +588,9 @@ static void test_draws_buffers(void **state)
     memset(a.wt, 0, rows * sizeof(float));
     memset(a.ydec, 0, rows);
     vae_acts_free(&a);
-    assert_int_equal(vae_acts_init_k(&a, &cfg, SIZE_MAX / 4, 3, VAE_OBJ_IWAE, &err), -1);
+    assert_int_equal(vae_acts_init_k(&a, &cfg, SIZE_MAX / 4, 3, &err), -1);
     assert_non_null(strstr(err.text, "with 3 draws each is too large"));
-    assert_int_equal(vae_acts_init_k(&a, &cfg, 2, 0, VAE_OBJ_ELBO, &err), -1);
+    assert_int_equal(vae_acts_init_k(&a, &cfg, 2, 0, &err), -1);
     assert_non_null(strstr(err.text, "need 1 to"));
 }
 
@@ -664,7 +670,8 @@ static void teams_agree(size_t draws, vae_objective objective, size_t max_T)
         memcpy(m.params, init, m.n_params * sizeof(float));
         assert_int_equal(par_init(T, &err), 0);
         shard_set s;
-        assert_int_equal(shard_init_k(&s, &m, N, 1, draws, objective, &err), 0);
+        shard_spec spec = {.cap = N, .with_grads = 1, .draws = draws, .objective = objective};
+        assert_int_equal(shard_init(&s, &m, &spec, &err), 0);
         assert_int_equal(s.units, 0); /* the conv VAE splits by rows */
         rng_state e;
         rng_seed(&e, 9);

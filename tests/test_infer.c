@@ -69,7 +69,7 @@ static void test_per_image_sums_to_eval(void **state)
     for (size_t T = 1; T <= 3; T += 2) {
         assert_int_equal(par_init(T, &err), 0);
         shard_set s;
-        assert_int_equal(shard_init(&s, &model, 64, 0, &err), 0);
+        assert_int_equal(shard_init(&s, &model, &(shard_spec){.cap = 64}, &err), 0);
         double rec, kl;
         double loss = infer_eval(&model, &s, &set, NULL, 5, &rec, &kl);
         float r[N_IMAGES], k[N_IMAGES], mu[N_IMAGES * 3];
@@ -107,7 +107,7 @@ static void test_iw_bound(void **state)
         err_msg err;
         assert_int_equal(par_init(2, &err), 0);
         shard_set s;
-        assert_int_equal(shard_init(&s, m, 64, 0, &err), 0);
+        assert_int_equal(shard_init(&s, m, &(shard_spec){.cap = 64}, &err), 0);
         double rec, kl, elbo = infer_eval(m, &s, &set, NULL, 1, &rec, &kl);
         shard_free(&s);
         /* K = 1 estimates the negative ELBO: the same mean within sampling
@@ -157,7 +157,7 @@ static void test_test_view(void **state)
     err_msg err;
     assert_int_equal(par_init(1, &err), 0);
     shard_set s;
-    assert_int_equal(shard_init(&s, &model, 64, 0, &err), 0);
+    assert_int_equal(shard_init(&s, &model, &(shard_spec){.cap = 64}, &err), 0);
     double r1, r2, k1, k2;
     double a = infer_eval(&model, &s, &set, &none, 1, &r1, &k1);
     double b = infer_eval(&model, &s, &set, &bin, 1, &r2, &k2);

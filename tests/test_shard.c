@@ -64,7 +64,7 @@ static void run_team(size_t T, const uint32_t *idx, size_t B, result *out)
     err_msg err;
     assert_int_equal(par_init(T, &err), 0);
     shard_set s;
-    assert_int_equal(shard_init_plan(&s, &model, 8, 1, 1, VAE_OBJ_ELBO, SHARD_ROWS, &err), 0);
+    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 1, 1, VAE_OBJ_ELBO, SHARD_ROWS, 0, 1}, &err), 0);
     assert_int_equal(s.T, T);
     assert_false(s.units);
     rng_state r;
@@ -161,7 +161,7 @@ static void test_team_resized_after_init(void **state)
     err_msg err;
     assert_int_equal(par_init(3, &err), 0);
     shard_set s;
-    assert_int_equal(shard_init_plan(&s, &model, 8, 0, 1, VAE_OBJ_ELBO, SHARD_ROWS, &err), 0);
+    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 0, 1, VAE_OBJ_ELBO, SHARD_ROWS, 0, 1}, &err), 0);
     rng_state r;
     rng_seed(&r, 1);
     shard_draw_eps(&s, &model, &r, 8);
@@ -184,8 +184,8 @@ static void pass(const vae_model *m, size_t T, shard_plan plan, size_t k, vae_ob
     err_msg err;
     assert_int_equal(par_init(T, &err), 0);
     shard_set s;
-    if (shard_init_plan(&s, m, B, 1, k, o, plan, &err))
-        fail_msg("shard_init_plan: %s", err.text);
+    if (shard_init(&s, m, &(shard_spec){B, 1, k, o, plan, 0, 1}, &err))
+        fail_msg("shard_init: %s", err.text);
     assert_int_equal(s.units, plan == SHARD_UNITS && T > 1);
     rng_state r;
     rng_seed(&r, 4);
@@ -289,10 +289,8 @@ static void test_step_is_draw_then_run(void **state)
         for (size_t T = 1; T <= 3; T++) {
             assert_int_equal(par_init(T, &err), 0);
             shard_set a, b;
-            assert_int_equal(shard_init_plan(&a, &model, 8, 1, 1, VAE_OBJ_ELBO,
-                                             (shard_plan)plan, &err), 0);
-            assert_int_equal(shard_init_plan(&b, &model, 8, 1, 1, VAE_OBJ_ELBO,
-                                             (shard_plan)plan, &err), 0);
+            assert_int_equal(shard_init(&a, &model, &(shard_spec){8, 1, 1, VAE_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
+            assert_int_equal(shard_init(&b, &model, &(shard_spec){8, 1, 1, VAE_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
             shard_batch batch = {&set, idx, 0, 8, NULL, 0.0f, 0};
             rng_state ra, rb;
             rng_seed(&ra, 21);
@@ -354,8 +352,7 @@ static void test_param_shares(void **state)
         for (size_t T = 2; T <= 5; T++) {
             assert_int_equal(par_init(T, &err), 0);
             shard_set s;
-            assert_int_equal(shard_init_plan(&s, &m, 8, 1, 1, VAE_OBJ_ELBO,
-                                             (shard_plan)plan, &err), 0);
+            assert_int_equal(shard_init(&s, &m, &(shard_spec){8, 1, 1, VAE_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
             cover c = {calloc(m.n_params, 1), m.n_params, 0};
             assert_non_null(c.hit);
             for (size_t k = 0; k < T; k++) {
@@ -415,7 +412,7 @@ static void test_plan_choice(void **state)
     assert_int_equal(shard_plan_for(&conv, 20, 2), SHARD_ROWS);
     shard_set s;
     err_msg err;
-    assert_int_equal(shard_init_plan(&s, &model, 8, 0, 1, VAE_OBJ_ELBO, SHARD_UNITS, &err), -1);
+    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 0, 1, VAE_OBJ_ELBO, SHARD_UNITS, 0, 1}, &err), -1);
     assert_non_null(strstr(err.text, "MLP"));
 }
 

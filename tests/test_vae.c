@@ -26,7 +26,7 @@ typedef struct fixture {
     vae_model m;
     vae_acts a;
     float *grads;
-    double beta;
+    vae_loss_spec loss; /* the objective and beta */
 } fixture;
 
 /* A model of cfg with random parameters, inputs in [0,1], labels and eps,
@@ -36,7 +36,7 @@ static void setup_k(fixture *f, vae_config cfg, double beta, uint64_t seed, size
 {
     err_msg err;
     assert_int_equal(vae_init(&f->m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init_k(&f->a, &cfg, B, k, obj, &err), 0);
+    assert_int_equal(vae_acts_init_k(&f->a, &cfg, B, k, &err), 0);
     rng_state r;
     rng_seed(&r, seed);
     vae_init_params(&f->m, &r);
@@ -47,13 +47,17 @@ static void setup_k(fixture *f, vae_config cfg, double beta, uint64_t seed, size
     rng_normal(&r, f->a.eps, B * k * cfg.z_dim);
     f->grads = calloc(f->m.n_params, sizeof(float));
     assert_non_null(f->grads);
-    f->beta = beta;
+    f->loss.objective = obj;
+    f->loss.beta = beta;
 }
 
 static void setup(fixture *f, vae_config cfg, double beta, uint64_t seed)
 {
     setup_k(f, cfg, beta, seed, 1, VAE_OBJ_ELBO);
 }
+
+/* The ELBO, beta 1. */
+static const vae_loss_spec ELBO = {VAE_OBJ_ELBO, 1.0};
 
 static void teardown(fixture *f)
 {
@@ -70,11 +74,11 @@ static double loss_of(fixture *f)
     vae_encode(&f->m, &f->a, B);
     vae_reparam(&f->m, &f->a, B, 0);
     vae_decode(&f->m, &f->a, B);
-    vae_loss(&f->m, &f->a, B, f->beta);
+    vae_loss(&f->m, &f->a, B, &f->loss);
     double sum = 0.0;
     for (size_t i = 0; i < B; i++) {
-        if (f->a.objective == VAE_OBJ_ELBO)
-            assert_true(fabsf(f->a.obj[i] - (f->a.rec[i] + (float)f->beta * f->a.kl[i])) <=
+        if (f->loss.objective == VAE_OBJ_ELBO)
+            assert_true(fabsf(f->a.obj[i] - (f->a.rec[i] + (float)f->loss.beta * f->a.kl[i])) <=
                         1e-4f * fabsf(f->a.obj[i]));
         sum += (double)f->a.obj[i];
     }
@@ -105,7 +109,7 @@ static int check_all(fixture *f, const char *name, size_t *skipped)
     *skipped = 0;
     loss_of(f);
     relu_mask(f, base, MASK_CAP);
-    vae_backward(&f->m, &f->a, f->grads, B);
+    vae_backward(&f->m, &f->a, f->grads, B, &f->loss);
     int bad = 0;
     for (size_t l = 0; l < f->m.n_layers; l++) {
         const vae_layer *L = &f->m.layer[l];
@@ -356,7 +360,7 @@ static void test_grad_check_catches_errors(void **state)
     fixture f;
     setup(&f, small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1.0, 11);
     loss_of(&f);
-    vae_backward(&f.m, &f.a, f.grads, B);
+    vae_backward(&f.m, &f.a, f.grads, B, &f.loss);
     size_t i = f.m.layer[1].w_off + 2;
     float keep = f.m.params[i];
     f.m.params[i] = keep + FD_STEP;
@@ -418,7 +422,7 @@ static void test_likelihood_accuracy(void **state)
         vae_acts a;
         kernel_fixture(&m, &a, (vae_lik)lik);
         const float *logits = vae_logits(&m, &a);
-        vae_loss(&m, &a, 1, 1.0);
+        vae_loss(&m, &a, 1, &ELBO);
         const float *grad = a.dh[m.n_layers - 1];
         float mean[D];
         vae_mean(&m, mean, logits, D);
@@ -475,7 +479,7 @@ static void test_cb_near_half(void **state)
                 logits[j] = (float)sign * probes[i];
                 a.x[j] = 0.5f;
             }
-            vae_loss(&m, &a, 1, 1.0);
+            vae_loss(&m, &a, 1, &ELBO);
             double per_pixel = a.rec[0] / D;
             /* bce at t = 1/2 is softplus(a) - a/2 = log(2 cosh(a/2)) */
             double x = (double)sign * probes[i];
@@ -533,7 +537,7 @@ static void test_kl_closed_form(void **state)
     mu[0] = 0.5f, mu[1] = -2.0f, lv[0] = 0.3f, lv[1] = -1.0f;
     memset(vae_logits(&m, &a), 0, 4 * sizeof(float));
     memset(a.x, 0, 4 * sizeof(float));
-    vae_loss(&m, &a, 1, 1.0);
+    vae_loss(&m, &a, 1, &ELBO);
     double want = 0.0;
     for (int j = 0; j < 2; j++)
         want += -0.5 * (1.0 + lv[j] - mu[j] * mu[j] - exp(lv[j]));
@@ -550,7 +554,7 @@ static void test_kl_closed_form(void **state)
     mu[0] = 0.5f, mu[1] = -2.0f, lv[0] = 0.3f, lv[1] = -1.0f;
     mp[0] = 1.0f, mp[1] = -1.0f, lp[0] = -0.5f, lp[1] = 0.7f;
     memset(vae_logits(&m, &a), 0, 4 * sizeof(float));
-    vae_loss(&m, &a, 1, 1.0);
+    vae_loss(&m, &a, 1, &ELBO);
     want = 0.0;
     for (int j = 0; j < 2; j++)
         want += 0.5 * (lp[j] - lv[j] + (exp(lv[j]) + (mu[j] - mp[j]) * (mu[j] - mp[j])) /
