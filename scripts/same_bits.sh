@@ -10,7 +10,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # The last commit before the redesign of issue 24 (settings table, folders).
-base_rev=aa8c492
+base_rev=2a19973
 new=""
 
 usage() {

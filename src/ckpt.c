@@ -283,24 +283,32 @@ static int decode_floats(float *x, size_t n)
     return 0;
 }
 
-int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
+/* ------------------------------------------------------------------------ */
+/* Reading, section by section. Each returns 0, or -1 with err naming path. */
+
+/* The frame: magic, version, header size, the exact file size for
+ * n_params, and the CRC-32 of everything before it. */
+typedef struct frame {
+    uint32_t version;
+    size_t n_fields;        /* of the header */
+    const unsigned char *h; /* the header */
+    uint64_t n_params;
+} frame;
+
+static int read_frame(const char *path, const unsigned char *b, size_t len, frame *f,
+                      err_msg *err)
 {
-    memset(d, 0, sizeof *d);
-    unsigned char *b = NULL;
-    size_t len = 0;
-    if (slurp(path, &b, &len, err))
-        return -1;
-#define FAIL(...) do { err_set(err, __VA_ARGS__); free(b); return -1; } while (0)
     if (len < 8 || memcmp(b, CKPT_MAGIC, 8) != 0)
-        FAIL("%s: not a vae checkpoint (bad magic; expected a vae.bin written by 'vae train')", path);
+        return err_set(err, "%s: not a vae checkpoint (bad magic; expected a vae.bin "
+                       "written by 'vae train')", path);
     if (len < PREFIX_BYTES + 4)
-        FAIL("%s: truncated checkpoint (%zu bytes)", path, len);
+        return err_set(err, "%s: truncated checkpoint (%zu bytes)", path, len);
     uint32_t version = get_u32(b + 8);
     if (version > CKPT_VERSION)
-        FAIL("%s: checkpoint version %u is newer than this vae reads (%u); "
-             "upgrade vae", path, version, CKPT_VERSION);
+        return err_set(err, "%s: checkpoint version %u is newer than this vae reads (%u); "
+                       "upgrade vae", path, version, CKPT_VERSION);
     if (version < CKPT_VERSION_MIN)
-        FAIL("%s: unknown checkpoint version %u", path, version);
+        return err_set(err, "%s: unknown checkpoint version %u", path, version);
     /* Each version has one header size; any other is damage. */
     size_t n_fields = version == 2   ? H_COUNT_V2
                       : version == 3 ? H_COUNT_V3
@@ -308,17 +316,17 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
                                      : H_COUNT;
     size_t header = 8 * n_fields;
     if (get_u32(b + 12) != header)
-        FAIL("%s: corrupt checkpoint (header size %u, expected %zu for version %u)",
-             path, get_u32(b + 12), header, version);
+        return err_set(err, "%s: corrupt checkpoint (header size %u, expected %zu for "
+                       "version %u)", path, get_u32(b + 12), header, version);
     if (len < PREFIX_BYTES + header + 4)
-        FAIL("%s: truncated checkpoint (%zu bytes)", path, len);
+        return err_set(err, "%s: truncated checkpoint (%zu bytes)", path, len);
     const unsigned char *h = b + PREFIX_BYTES;
     uint64_t n_params = get_u64(h, H_N_PARAMS);
     /* The size must be exact: 3 float arrays and the CRC after the header. */
     uint64_t body = len - PREFIX_BYTES - header - 4;
     if (n_params == 0 || n_params > body / 12 || body != n_params * 12)
-        FAIL("%s: truncated or corrupt checkpoint (%zu bytes for %llu parameters)",
-             path, len, (unsigned long long)n_params);
+        return err_set(err, "%s: truncated or corrupt checkpoint (%zu bytes for %llu "
+                       "parameters)", path, len, (unsigned long long)n_params);
     uint32_t want = get_u32(b + len - 4);
     uint32_t got = (uint32_t)crc32(0L, Z_NULL, 0);
     for (size_t off = 0; off < len - 4;) {
@@ -327,25 +335,33 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
         off += k;
     }
     if (got != want)
-        FAIL("%s: checkpoint is corrupt (CRC32 %08x, stored %08x)", path, got, want);
+        return err_set(err, "%s: checkpoint is corrupt (CRC32 %08x, stored %08x)", path,
+                       got, want);
+    f->version = version;
+    f->n_fields = n_fields;
+    f->h = h;
+    f->n_params = n_params;
+    return 0;
+}
 
-    vae_config *c = &d->cfg;
-    uint64_t v[H_COUNT] = {0}; /* fields a file predates read as 0 */
-    for (size_t i = 0; i < n_fields; i++)
-        v[i] = get_u64(h, i);
+/* The architecture from the header fields v, checked, and its parameter
+ * count against the frame's. */
+static int read_config(const char *path, const uint64_t *v, const frame *f, vae_config *c,
+                       err_msg *err)
+{
     if (v[H_N_HIDDEN] < 1 || v[H_N_HIDDEN] > VAE_MAX_HIDDEN)
-        FAIL("%s: bad architecture: %llu hidden layers", path,
-             (unsigned long long)v[H_N_HIDDEN]);
+        return err_set(err, "%s: bad architecture: %llu hidden layers", path,
+                       (unsigned long long)v[H_N_HIDDEN]);
     for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
         if (v[H_HIDDEN0 + i] > VAE_MAX_WIDTH)
-            FAIL("%s: bad architecture: hidden width %llu", path,
-                 (unsigned long long)v[H_HIDDEN0 + i]);
+            return err_set(err, "%s: bad architecture: hidden width %llu", path,
+                           (unsigned long long)v[H_HIDDEN0 + i]);
     if (v[H_ARCH] > 1)
-        FAIL("%s: unknown architecture %llu in header", path,
-             (unsigned long long)v[H_ARCH]);
+        return err_set(err, "%s: unknown architecture %llu in header", path,
+                       (unsigned long long)v[H_ARCH]);
     if (v[H_X_DIM] > VAE_MAX_WIDTH * 16 || v[H_Z_DIM] > VAE_MAX_WIDTH || v[H_ACT] > 2 ||
         v[H_LIKELIHOOD] > 2 || v[H_N_CLASSES] > VAE_MAX_CLASSES)
-        FAIL("%s: bad architecture in header", path);
+        return err_set(err, "%s: bad architecture in header", path);
     c->x_dim = (size_t)v[H_X_DIM];
     c->n_hidden = (size_t)v[H_N_HIDDEN];
     for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
@@ -356,14 +372,14 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     c->likelihood = (vae_lik)v[H_LIKELIHOOD];
     c->n_classes = (size_t)v[H_N_CLASSES];
     /* The image shape; a file before version 5 held square grey images. */
-    if (version >= 5) {
+    if (f->version >= 5) {
         if (v[H_HEIGHT] < 1 || v[H_HEIGHT] > VAE_MAX_WIDTH || v[H_WIDTH] < 1 ||
             v[H_WIDTH] > VAE_MAX_WIDTH || (v[H_CHANNELS] != 1 && v[H_CHANNELS] != 3) ||
             v[H_HEIGHT] * v[H_WIDTH] * v[H_CHANNELS] != v[H_X_DIM])
-            FAIL("%s: bad architecture: images of %llu x %llu x %llu are not %llu "
-                 "input values", path, (unsigned long long)v[H_HEIGHT],
-                 (unsigned long long)v[H_WIDTH], (unsigned long long)v[H_CHANNELS],
-                 (unsigned long long)v[H_X_DIM]);
+            return err_set(err, "%s: bad architecture: images of %llu x %llu x %llu are "
+                           "not %llu input values", path, (unsigned long long)v[H_HEIGHT],
+                           (unsigned long long)v[H_WIDTH], (unsigned long long)v[H_CHANNELS],
+                           (unsigned long long)v[H_X_DIM]);
         c->height = (size_t)v[H_HEIGHT];
         c->width = (size_t)v[H_WIDTH];
         c->channels = (size_t)v[H_CHANNELS];
@@ -371,16 +387,24 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     vae_config_shape(c);
     err_msg e2;
     if (vae_config_check(c, &e2))
-        FAIL("%s: bad architecture: %s", path, e2.text);
+        return err_set(err, "%s: bad architecture: %s", path, e2.text);
     vae_model shape; /* counts the parameters; allocates nothing */
     if (vae_layout(&shape, c, &e2))
-        FAIL("%s: %s", path, e2.text);
-    size_t expect = shape.n_params;
-    if (expect != n_params)
-        FAIL("%s: corrupt checkpoint: %llu parameters stored, the architecture has %zu",
-             path, (unsigned long long)n_params, expect);
+        return err_set(err, "%s: %s", path, e2.text);
+    if (shape.n_params != f->n_params)
+        return err_set(err, "%s: corrupt checkpoint: %llu parameters stored, the "
+                       "architecture has %zu", path, (unsigned long long)f->n_params,
+                       shape.n_params);
+    return 0;
+}
 
-    ckpt_train *t = &d->train;
+/* The training record: state, data fingerprint, controls, validation and
+ * objective, each checked. Fields a version predates take the values that
+ * version trained with. */
+static int read_training(const char *path, const uint64_t *v, const frame *f,
+                         ckpt_train *t, err_msg *err)
+{
+    const unsigned char *h = f->h;
     t->seed = v[H_SEED];
     t->epoch = v[H_EPOCH];
     t->step = v[H_STEP];
@@ -395,12 +419,12 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     t->n_seen = v[H_N_SEEN];
     t->seconds = get_f64(h, H_SECONDS);
     if (get_rng(h, H_RNG_DATA, &t->rng_data) || get_rng(h, H_RNG_NOISE, &t->rng_noise))
-        FAIL("%s: corrupt checkpoint: bad RNG state", path);
+        return err_set(err, "%s: corrupt checkpoint: bad RNG state", path);
     if (t->batch == 0 || !(t->lr > 0.0) || !isfinite(t->lr) ||
         !(t->beta >= 0.0) || !isfinite(t->beta) || t->binarize > 2 ||
         !(t->noise >= 0.0) || !isfinite(t->noise) ||
         !isfinite(t->sum_rec) || !isfinite(t->sum_kl) || !isfinite(t->seconds))
-        FAIL("%s: corrupt checkpoint: bad training state", path);
+        return err_set(err, "%s: corrupt checkpoint: bad training state", path);
     /* The fingerprint: all zeros (unknown), or a data set's. */
     t->data.n = v[H_DATA_N];
     t->data.rows = v[H_DATA_ROWS];
@@ -410,7 +434,7 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
                            v[H_DATA_LABELS_CRC]) != 0
                         : t->data.rows == 0 || t->data.rows > VAE_MAX_WIDTH ||
                           t->data.cols == 0 || t->data.cols > VAE_MAX_WIDTH))
-        FAIL("%s: corrupt checkpoint: bad data fingerprint", path);
+        return err_set(err, "%s: corrupt checkpoint: bad data fingerprint", path);
     t->data.pixels_crc = (uint32_t)v[H_DATA_PIXELS_CRC];
     t->data.labels_crc = (uint32_t)v[H_DATA_LABELS_CRC];
     /* The training controls: a file before version 4 trained with the
@@ -426,8 +450,8 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     t->valid_n = v[H_VALID_N];
     t->best_epoch = v[H_BEST_EPOCH];
     t->objective = v[H_OBJECTIVE];
-    t->draws = version >= 4 ? v[H_DRAWS] : 1;
-    if (version >= 4) {
+    t->draws = f->version >= 4 ? v[H_DRAWS] : 1;
+    if (f->version >= 4) {
         sc->gamma = get_f64(h, H_GAMMA);
         t->adam_beta1 = get_f64(h, H_ADAM_BETA1);
         t->adam_beta2 = get_f64(h, H_ADAM_BETA2);
@@ -443,31 +467,65 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     }
     err_msg e3;
     if (schedule_check(sc, &e3))
-        FAIL("%s: corrupt checkpoint: bad learning-rate schedule (%s)", path, e3.text);
+        return err_set(err, "%s: corrupt checkpoint: bad learning-rate schedule (%s)", path,
+                       e3.text);
     if (!(t->adam_beta1 >= 0.0 && t->adam_beta1 < 1.0) ||
         !(t->adam_beta2 >= 0.0 && t->adam_beta2 < 1.0) ||
         !(t->adam_eps > 0.0) || !isfinite(t->adam_eps) || t->init > 1)
-        FAIL("%s: corrupt checkpoint: bad optimizer settings", path);
+        return err_set(err, "%s: corrupt checkpoint: bad optimizer settings", path);
     if (!isfinite(t->best_loss) || t->best_epoch > t->epoch ||
         (t->best_epoch == 0 && t->best_loss != 0.0) ||
         (t->valid_n == 0 && t->best_epoch != 0) ||
         (t->data.n != 0 && t->valid_n >= t->data.n))
-        FAIL("%s: corrupt checkpoint: bad validation state", path);
+        return err_set(err, "%s: corrupt checkpoint: bad validation state", path);
     if (t->objective > 1 || t->draws < 1 || t->draws > VAE_MAX_DRAWS ||
         !isfinite(t->sum_obj))
-        FAIL("%s: corrupt checkpoint: bad training objective", path);
+        return err_set(err, "%s: corrupt checkpoint: bad training objective", path);
+    return 0;
+}
 
-    float *p = (float *)(void *)(b + PREFIX_BYTES + header);
+/* The three float arrays after the header, decoded in place (NaN and Inf
+ * refused), pointed at by d. */
+static int read_arrays(const char *path, unsigned char *b, const frame *f, ckpt_data *d,
+                       err_msg *err)
+{
+    float *p = (float *)(void *)(b + PREFIX_BYTES + 8 * f->n_fields);
+    size_t n = (size_t)f->n_params;
     const char *what[3] = {"parameters", "Adam first moments", "Adam second moments"};
     for (int k = 0; k < 3; k++)
-        if (decode_floats(p + (size_t)k * n_params, (size_t)n_params))
-            FAIL("%s: %s contain NaN or Inf", path, what[k]);
-#undef FAIL
-    d->version = version;
-    d->n_params = (size_t)n_params;
+        if (decode_floats(p + (size_t)k * n, n))
+            return err_set(err, "%s: %s contain NaN or Inf", path, what[k]);
+    d->n_params = n;
     d->params = p;
-    d->adam_m = p + n_params;
-    d->adam_v = p + 2 * n_params;
+    d->adam_m = p + n;
+    d->adam_v = p + 2 * n;
+    return 0;
+}
+
+int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
+{
+    memset(d, 0, sizeof *d);
+    unsigned char *b = NULL;
+    size_t len = 0;
+    if (slurp(path, &b, &len, err))
+        return -1;
+    frame f = {0};
+    uint64_t v[H_COUNT] = {0}; /* fields a file predates read as 0 */
+    int rc = read_frame(path, b, len, &f, err);
+    for (size_t i = 0; rc == 0 && i < f.n_fields; i++)
+        v[i] = get_u64(f.h, i);
+    if (rc == 0)
+        rc = read_config(path, v, &f, &d->cfg, err);
+    if (rc == 0)
+        rc = read_training(path, v, &f, &d->train, err);
+    if (rc == 0)
+        rc = read_arrays(path, b, &f, d, err);
+    if (rc != 0) {
+        free(b);
+        memset(d, 0, sizeof *d);
+        return -1;
+    }
+    d->version = f.version;
     d->buf = b;
     return 0;
 }
