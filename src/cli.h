@@ -1,6 +1,8 @@
 /* cli.h - what the command-line files share (internal to src/): the
- * parsed options, messages and exit codes. main.c parses and dispatches;
- * cmd_train.c, cmd_model.c, cmd_export.c and cmd_import.c hold the commands. Only these files print,
+ * parsed options, messages and exit codes. cli_opts.c holds the option
+ * table and parses; cli_cmds.c the command table; cli_util.c what the
+ * commands share; main.c dispatches; cmd_train.c, cmd_model.c, cmd_export.c
+ * and cmd_import.c hold the commands. Only these files print,
  * read the environment for user-facing choices, and pick exit codes:
  * 0 success, 1 failure, 2 usage error, 128+signal when interrupted. */
 #ifndef VAE_CLI_H
@@ -25,7 +27,7 @@ enum opt_id {
     O_BETA, O_BINARIZE, O_NOISE, O_CONDITIONAL, O_METRICS, O_LABEL, O_GRID,
     O_FROM, O_TO, O_STEPS, O_TOP, O_IW, O_SPLIT, O_ARCH, O_FORCE, O_NEW_DATA,
     O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, O_ADAM_BETA1,
-    O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K, O_PLAN, O_SIZE,
+    O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K, O_KNN, O_PLAN, O_SIZE,
     O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SKIP_BROKEN, O_MAX_PIXELS, O_COUNT
 };
 
@@ -50,7 +52,40 @@ typedef struct cli_opts {
     uint64_t max_pixels;   /* import's --max-pixels */
 } cli_opts;
 
-extern cli_opts opt;
+
+/* A command: its entry in the command table (cli_cmds.c). */
+typedef struct cmd_spec {
+    const char *name;
+    const char *brief;   /* one line for 'vae --help' */
+    const char *summary; /* the paragraph of 'vae CMD --help' */
+    int opts[O_COUNT + 1]; /* allowed options, ended by -1 */
+    const char *help[O_COUNT]; /* this command's help for an option, if not the table's */
+    const char *operand; /* its one positional argument ("DIR"), or NULL */
+    int mpi;             /* splits its work across MPI ranks (else runs in one) */
+    int mpi_unless;      /* ... except when this option is given (0: none) */
+    int (*run)(cli_opts *o);
+} cmd_spec;
+
+/* The commands, in the order 'vae --help' lists them. */
+extern const cmd_spec CLI_CMDS[];
+extern const size_t CLI_N_CMDS;
+
+/* 'vae --help': every command with its one line. */
+void cli_print_help(void);
+
+/* The defaults of every option into o (cleared first). */
+void cli_defaults(cli_opts *o);
+
+/* Parses argv[first..] against command c's options into o (which holds
+ * the defaults), then the defaults that depend on other options (the conv
+ * VAE's). Returns 0, 1 when help was printed, or -1 after a usage error. */
+int cli_parse(cli_opts *o, const cmd_spec *c, int argc, char **argv, int first);
+
+/* The long name of option id ("--iw"). */
+const char *cli_option_name(int id);
+
+/* The command messages name ("vae train: ..."); NULL: none. */
+void cli_set_command(const char *name);
 
 /* "vae CMD: message" on stderr. */
 void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -59,52 +94,52 @@ void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Starts the thread team (--threads). Returns 0, or -1 after a message. */
-int cli_threads(void);
+int cli_threads(cli_opts *o);
 
 /* Loads split "train" or "t10k" of --data. Returns 0, or -1 after a message. */
-int cli_load_split(idx_set *set, const char *split);
+int cli_load_split(cli_opts *o, idx_set *set, const char *split);
 
 /* A new model's image shape from the training set, and with
  * --conditional its classes (1 + the largest label). Returns 0, or -1
  * after a message (an unlabelled set cannot train a conditional model). */
-int cli_data_model(vae_config *cfg, const idx_set *set);
+int cli_data_model(cli_opts *o, vae_config *cfg, const idx_set *set);
 
 /* Whether the test set's images are the training set's size and channels.
  * Returns 0, or -1 after a message naming the test images. */
-int cli_same_shape(const idx_set *train, const idx_set *test);
+int cli_same_shape(cli_opts *o, const idx_set *train, const idx_set *test);
 
 /* Whether split's set fits the model of cfg (--ckpt): its image shape, and
  * for a conditional model its labels. Returns 0, or -1 after a message. */
-int cli_check_data(const vae_config *cfg, const idx_set *set, const char *split);
+int cli_check_data(cli_opts *o, const vae_config *cfg, const idx_set *set, const char *split);
 
 /* Adds the two files of split ("train" or "t10k") of --data that exist,
  * as read; names them "the training images" and so on. */
-void cli_add_split(paths_list *l, const char *split);
+void cli_add_split(cli_opts *o, paths_list *l, const char *split);
 
 /* paths_check on l; a clash is a usage error. Returns 0, or -1 after the
  * message. */
 int cli_check_paths(const paths_list *l);
 
 /* Loads --ckpt (model and training state). Returns 0, or -1 after a message. */
-int cli_load_model(vae_model *m, ckpt_train *t);
+int cli_load_model(cli_opts *o, vae_model *m, ckpt_train *t);
 
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 
 /* The commands; each returns the exit status. */
-int cmd_train(void);
-int cmd_bench(void);
-int cmd_sample(void);
-int cmd_reconstruct(void);
-int cmd_eval(void);
-int cmd_interpolate(void);
-int cmd_encode(void);
-int cmd_score(void);
-int cmd_manifold(void);
-int cmd_info(void);
-int cmd_probe(void);
-int cmd_traverse(void);
-int cmd_export(void); /* cmd_export.c */
-int cmd_import(void); /* cmd_import.c */
+int cmd_train(cli_opts *o);
+int cmd_bench(cli_opts *o);
+int cmd_sample(cli_opts *o);
+int cmd_reconstruct(cli_opts *o);
+int cmd_eval(cli_opts *o);
+int cmd_interpolate(cli_opts *o);
+int cmd_encode(cli_opts *o);
+int cmd_score(cli_opts *o);
+int cmd_manifold(cli_opts *o);
+int cmd_info(cli_opts *o);
+int cmd_probe(cli_opts *o);
+int cmd_traverse(cli_opts *o);
+int cmd_export(cli_opts *o); /* cmd_export.c */
+int cmd_import(cli_opts *o); /* cmd_import.c */
 
 #endif

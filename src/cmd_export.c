@@ -6,11 +6,11 @@
 #include "cli.h"
 #include "export.h"
 
-int cmd_export(void)
+int cmd_export(cli_opts *o)
 {
-    const char *path = opt.output ? opt.output : "model.safetensors";
+    const char *path = o->output ? o->output : "model.safetensors";
     paths_list l = {0};
-    paths_add(&l, "--ckpt", opt.ckpt, PATHS_READ);
+    paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
     paths_add(&l, "-o", path, PATHS_WRITE);
     if (cli_check_paths(&l))
         return EXIT_USAGE;
@@ -18,7 +18,7 @@ int cmd_export(void)
     vae_model m;
     ckpt_train t;
     err_msg err;
-    if (ckpt_load_model(opt.ckpt, &m, &t, &err)) {
+    if (ckpt_load_model(o->ckpt, &m, &t, &err)) {
         say_error("%s", err.text);
         return 1;
     }
@@ -29,7 +29,7 @@ int cmd_export(void)
     } else {
         export_tensor tensors[EXPORT_MAX_TENSORS];
         printf("wrote %s (%zu tensors, %zu parameters, from %s)\n", path,
-               export_tensors(&m, &info, tensors), m.n_params, opt.ckpt);
+               export_tensors(&m, &info, tensors), m.n_params, o->ckpt);
     }
     vae_free(&m);
     return rc ? 1 : 0;

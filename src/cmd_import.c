@@ -29,48 +29,48 @@ static void print_json_string(const char *s)
     putchar('"');
 }
 
-int cmd_import(void)
+int cmd_import(cli_opts *o)
 {
-    if (!opt.operand) {
+    if (!o->operand) {
         usage_error("the folder of images is missing: vae import DIR -o OUT");
         return EXIT_USAGE;
     }
-    if (!opt.output) {
+    if (!o->output) {
         usage_error("-o OUT is required: the folder to write the data set to");
         return EXIT_USAGE;
     }
-    import_opts o = import_defaults();
-    o.channels = opt.channels;
-    o.background = (uint8_t)opt.background;
-    o.width = opt.size_w;
-    o.height = opt.size_h;
-    o.test_fraction = opt.test_fraction;
-    o.seed = opt.seed;
-    o.skip_broken = opt.set[O_SKIP_BROKEN];
-    o.force = opt.set[O_FORCE];
-    o.max_pixels = opt.max_pixels;
-    o.warn = warn_skip;
+    import_opts io = import_defaults();
+    io.channels = o->channels;
+    io.background = (uint8_t)o->background;
+    io.width = o->size_w;
+    io.height = o->size_h;
+    io.test_fraction = o->test_fraction;
+    io.seed = o->seed;
+    io.skip_broken = o->set[O_SKIP_BROKEN];
+    io.force = o->set[O_FORCE];
+    io.max_pixels = o->max_pixels;
+    io.warn = warn_skip;
 
     err_msg err;
     /* Checked first (and again by import_run): replacing a data set
      * unasked is a usage error, as train's --ckpt is. */
-    if (import_check_out(opt.output, o.force, &err) != 0) {
+    if (import_check_out(o->output, io.force, &err) != 0) {
         usage_error("%s", err.text);
         return EXIT_USAGE;
     }
     import_summary s;
     double t0 = cli_now();
-    if (import_run(opt.operand, opt.output, &o, &s, &err) != 0) {
+    if (import_run(o->operand, o->output, &io, &s, &err) != 0) {
         say_error("%s", err.text);
         return 1;
     }
     double secs = cli_now() - t0;
-    if (opt.json) {
+    if (o->json) {
         printf("{\"images\":%zu,\"width\":%zu,\"height\":%zu,\"channels\":%zu,"
                "\"classes\":%zu,\"train\":%zu,\"test\":%zu,\"skipped\":%zu,"
                "\"broken\":%zu,\"seconds\":%.3f,\"out\":", s.n_images, s.width, s.height,
                s.channels, s.n_classes, s.n_train, s.n_test, s.n_other, s.n_broken, secs);
-        print_json_string(opt.output);
+        print_json_string(o->output);
         printf(",\"first_skipped\":");
         print_json_string(s.first_other);
         printf(",\"first_broken\":");
@@ -91,6 +91,6 @@ int cmd_import(void)
                  s.n_broken, s.n_broken == 1 ? "" : "s", s.first_broken);
     printf("imported %zu images, %zux%zux%zu, %s: %zu train, %zu test%s%s, into %s "
            "(%.2f s)\n", s.n_images, s.width, s.height, s.channels, classes, s.n_train,
-           s.n_test, skipped, broken, opt.output, secs);
+           s.n_test, skipped, broken, o->output, secs);
     return 0;
 }

@@ -41,19 +41,19 @@ static void session_free(session *s)
  * ~1 MB an image). out is the file the command will write (NULL: none):
  * it may be neither the checkpoint nor any other file the command reads.
  * Returns 0, or the exit status after a message. */
-static int session_open(session *s, size_t cap, const char *out)
+static int session_open(cli_opts *o, session *s, size_t cap, const char *out)
 {
     memset(s, 0, sizeof *s);
     paths_list l = {0};
-    paths_add(&l, "--ckpt", opt.ckpt, PATHS_READ);
+    paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
     paths_add(&l, "-o", out, PATHS_WRITE);
     if (cli_check_paths(&l))
         return EXIT_USAGE;
-    if (cli_load_model(&s->m, &s->tr))
+    if (cli_load_model(o, &s->m, &s->tr))
         return 1;
     err_msg err;
     s->view = infer_test_view(s->tr.binarize);
-    if (cli_threads()) {
+    if (cli_threads(o)) {
         session_free(s);
         return 1;
     }
@@ -71,18 +71,18 @@ static int session_open(session *s, size_t cap, const char *out)
  * passes over it (--batch at a time), once out (as in session_open) is
  * known not to be one of its files. Returns 0, or the exit status after a
  * message (the session is then freed). */
-static int session_load(session *s, const char *split, const char *out)
+static int session_load(cli_opts *o, session *s, const char *split, const char *out)
 {
     paths_list l = {0};
-    cli_add_split(&l, split);
+    cli_add_split(o, &l, split);
     paths_add(&l, "-o", out, PATHS_WRITE);
-    int rc = cli_check_paths(&l) ? EXIT_USAGE : cli_load_split(&s->data, split) ? 1 : 0;
+    int rc = cli_check_paths(&l) ? EXIT_USAGE : cli_load_split(o, &s->data, split) ? 1 : 0;
     err_msg err;
-    if (rc == 0 && cli_check_data(&s->m.cfg, &s->data, split))
+    if (rc == 0 && cli_check_data(o, &s->m.cfg, &s->data, split))
         rc = 1;
     /* Under mpirun (vae eval, score, encode) each rank takes its shares of
      * every batch. */
-    shard_spec spec = {.cap = opt.batch, .rank = dist_rank(), .ranks = dist_size()};
+    shard_spec spec = {.cap = o->batch, .rank = dist_rank(), .ranks = dist_size()};
     if (rc == 0 && shard_init(&s->sh, &s->m, &spec, &err)) {
         say_error("%s", err.text);
         rc = 1;
@@ -93,55 +93,56 @@ static int session_load(session *s, const char *split, const char *out)
 }
 
 /* session_open, then session_load. */
-static int session_open_data(session *s, const char *split, size_t cap, const char *out)
+static int session_open_data(cli_opts *o, session *s, const char *split, size_t cap,
+                             const char *out)
 {
-    int rc = session_open(s, cap, out);
-    return rc ? rc : session_load(s, split, out);
+    int rc = session_open(o, s, cap, out);
+    return rc ? rc : session_load(o, s, split, out);
 }
 
 /* --label and --grid apply to conditional models only. */
-static int check_label_options(const session *s)
+static int check_label_options(cli_opts *o, const session *s)
 {
     if (s->m.cfg.n_classes) {
-        if (opt.set[O_LABEL] && opt.label >= s->m.cfg.n_classes)
+        if (o->set[O_LABEL] && o->label >= s->m.cfg.n_classes)
             return usage_error("--label %zu: the model in %s knows labels 0 to %zu",
-                               opt.label, opt.ckpt, s->m.cfg.n_classes - 1);
+                               o->label, o->ckpt, s->m.cfg.n_classes - 1);
         return 0;
     }
-    const char *which = opt.set[O_LABEL] ? "--label" : opt.set[O_GRID] ? "--grid" : NULL;
+    const char *which = o->set[O_LABEL] ? "--label" : o->set[O_GRID] ? "--grid" : NULL;
     if (!which)
         return 0;
     return usage_error("%s: the model in %s is not conditional (train it with "
-                       "--conditional)", which, opt.ckpt);
+                       "--conditional)", which, o->ckpt);
 }
 
-static const char *output_or(const char *fallback)
+static const char *output_or(cli_opts *o, const char *fallback)
 {
-    return opt.output ? opt.output : fallback;
+    return o->output ? o->output : fallback;
 }
 
 /* ===================================================================== */
 
-int cmd_sample(void)
+int cmd_sample(cli_opts *o)
 {
     session s;
-    const char *path = output_or("sampled.png");
-    int open_rc = session_open(&s, 256, path);
+    const char *path = output_or(o, "sampled.png");
+    int open_rc = session_open(o, &s, 256, path);
     if (open_rc)
         return open_rc;
-    if (check_label_options(&s)) {
+    if (check_label_options(o, &s)) {
         session_free(&s);
         return EXIT_USAGE;
     }
-    if (opt.set[O_LABEL] && opt.set[O_GRID]) {
+    if (o->set[O_LABEL] && o->set[O_GRID]) {
         usage_error("--label and --grid: give one of them");
         session_free(&s);
         return EXIT_USAGE;
     }
     /* A conditional model without --label shows every label, a column each. */
-    int grid = s.m.cfg.n_classes && !opt.set[O_LABEL];
+    int grid = s.m.cfg.n_classes && !o->set[O_LABEL];
     size_t cols = grid ? show_class_cols(s.m.cfg.n_classes) : SHOW_COLS;
-    size_t n = opt.set[O_N] ? opt.n : grid ? 10 * cols : 128;
+    size_t n = o->set[O_N] ? o->n : grid ? 10 * cols : 128;
     if (grid)
         n = (n + cols - 1) / cols * cols;
     size_t Z = s.m.cfg.z_dim;
@@ -153,8 +154,8 @@ int cmd_sample(void)
         say_error("out of memory for %zu samples", n);
     } else {
         for (size_t i = 0; i < n; i++)
-            labels[i] = (uint8_t)(grid ? i % cols : opt.label);
-        show_prior_draws(eps, n, Z, opt.seed);
+            labels[i] = (uint8_t)(grid ? i % cols : o->label);
+        show_prior_draws(eps, n, Z, o->seed);
         show_prior_z(&s.m, &s.a, eps, labels, n, eps + n * Z);
         if (show_decode_png(&s.m, &s.a, eps + n * Z, labels, n, cols, path, &err))
             say_error("%s", err.text);
@@ -162,21 +163,21 @@ int cmd_sample(void)
             rc = 0;
     }
     if (rc == 0)
-        printf("wrote %s (%zu samples from %s)\n", path, n, opt.ckpt);
+        printf("wrote %s (%zu samples from %s)\n", path, n, o->ckpt);
     free(eps);
     free(labels);
     session_free(&s);
     return rc;
 }
 
-int cmd_reconstruct(void)
+int cmd_reconstruct(cli_opts *o)
 {
     session s;
-    const char *path = output_or("reconst.png");
-    int open_rc = session_open_data(&s, "t10k", 256, path);
+    const char *path = output_or(o, "reconst.png");
+    int open_rc = session_open_data(o, &s, "t10k", 256, path);
     if (open_rc)
         return open_rc;
-    size_t n = opt.set[O_N] ? opt.n : 32;
+    size_t n = o->set[O_N] ? o->n : 32;
     if (n > s.data.n)
         n = s.data.n;
     err_msg err;
@@ -189,68 +190,68 @@ int cmd_reconstruct(void)
     return rc ? 1 : 0;
 }
 
-int cmd_eval(void)
+int cmd_eval(cli_opts *o)
 {
     session s;
-    int open_rc = session_open_data(&s, "t10k", 1, NULL);
+    int open_rc = session_open_data(o, &s, "t10k", 1, NULL);
     if (open_rc)
         return open_rc;
     double rec, kl, t0 = cli_now();
-    double loss = infer_eval(&s.m, &s.sh, &s.data, &s.view, opt.seed, &rec, &kl);
+    double loss = infer_eval(&s.m, &s.sh, &s.data, &s.view, o->seed, &rec, &kl);
     double secs = cli_now() - t0;
     infer_iw_result iw = {0};
     double iw_secs = 0.0;
-    if (opt.set[O_IW]) {
+    if (o->set[O_IW]) {
         err_msg err;
         t0 = cli_now();
-        if (infer_iw(&s.m, &s.data, &s.view, opt.iw, opt.seed, 0, &iw, &err)) {
+        if (infer_iw(&s.m, &s.data, &s.view, o->iw, o->seed, 0, &iw, &err)) {
             say_error("%s", err.text);
             session_free(&s);
             return 1;
         }
         iw_secs = cli_now() - t0;
     }
-    if (opt.json) {
+    if (o->json) {
         printf("{\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,", loss, rec, kl);
-        if (opt.set[O_IW])
-            printf("\"iw_nll\":%.6f,\"iw\":%zu,\"iw_seconds\":%.3f,", iw.iw_nll, opt.iw,
+        if (o->set[O_IW])
+            printf("\"iw_nll\":%.6f,\"iw\":%zu,\"iw_seconds\":%.3f,", iw.iw_nll, o->iw,
                    iw_secs);
         printf("\"likelihood\":\"%s\",\"n\":%zu,\"seconds\":%.4f}\n",
                vae_lik_name(s.m.cfg.likelihood), s.data.n, secs);
     } else {
         printf("test loss %.4f nats/image (rec %.4f, kl %.4f) on %zu images "
-               "[%s, %.2fs]\n", loss, rec, kl, s.data.n, opt.data, secs);
-        if (opt.set[O_IW])
+               "[%s, %.2fs]\n", loss, rec, kl, s.data.n, o->data, secs);
+        if (o->set[O_IW])
             printf("importance-weighted bound, K = %zu: %.4f nats/image [%.2fs]\n",
-                   opt.iw, iw.iw_nll, iw_secs);
+                   o->iw, iw.iw_nll, iw_secs);
     }
     session_free(&s);
     return 0;
 }
 
-int cmd_interpolate(void)
+int cmd_interpolate(cli_opts *o)
 {
     session s;
-    const char *path = output_or("strip.png");
-    int rc = session_open_data(&s, "t10k", 256, path);
+    const char *path = output_or(o, "strip.png");
+    int rc = session_open_data(o, &s, "t10k", 256, path);
     if (rc)
         return rc;
     rc = 1;
     err_msg err;
-    if (check_label_options(&s)) {
+    if (check_label_options(o, &s)) {
         rc = EXIT_USAGE;
-    } else if (opt.from >= s.data.n || opt.to >= s.data.n) {
+    } else if (o->from >= s.data.n || o->to >= s.data.n) {
         usage_error("%s %zu: the test set has images 0 to %zu",
-                    opt.from >= s.data.n ? "--from" : "--to",
-                    opt.from >= s.data.n ? opt.from : opt.to, s.data.n - 1);
+                    o->from >= s.data.n ? "--from" : "--to",
+                    o->from >= s.data.n ? o->from : o->to, s.data.n - 1);
         rc = EXIT_USAGE;
-    } else if (show_interpolate_png(&s.m, &s.a, &s.data, &s.view, opt.from, opt.to,
-                                    opt.steps, opt.set[O_LABEL] ? (int)opt.label : -1,
+    } else if (show_interpolate_png(&s.m, &s.a, &s.data, &s.view, o->from, o->to,
+                                    o->steps, o->set[O_LABEL] ? (int)o->label : -1,
                                     path, &err)) {
         say_error("%s", err.text);
     } else {
         printf("wrote %s (test images %zu and %zu, %zu steps between)\n", path,
-               opt.from, opt.to, opt.steps);
+               o->from, o->to, o->steps);
         rc = 0;
     }
     session_free(&s);
@@ -294,11 +295,11 @@ static void code_row(void *ctx, size_t i, FILE *fp)
     fputc('\n', fp);
 }
 
-int cmd_encode(void)
+int cmd_encode(cli_opts *o)
 {
     session s;
-    const char *path = output_or("latents.csv");
-    int open_rc = session_open_data(&s, opt.split, 1, path);
+    const char *path = output_or(o, "latents.csv");
+    int open_rc = session_open_data(o, &s, o->split, 1, path);
     if (open_rc)
         return open_rc;
     size_t n = s.data.n, Z = s.m.cfg.z_dim;
@@ -308,7 +309,7 @@ int cmd_encode(void)
     if (dist_any(!c.mu || !c.logvar)) {
         say_error("out of memory for %zu latent codes", n);
     } else {
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, c.mu, c.logvar, NULL,
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, c.mu, c.logvar, NULL,
                         NULL);
         /* The header: index,label,mu_0..mu_{Z-1},logvar_0..logvar_{Z-1}. */
         size_t cap = 32 + 24 * Z;
@@ -385,11 +386,11 @@ static int write_top(const session *s, const float *score, size_t top,
     return rc;
 }
 
-int cmd_score(void)
+int cmd_score(cli_opts *o)
 {
     session s;
-    const char *path = output_or(opt.set[O_TOP] ? "worst.png" : "scores.csv");
-    int open_rc = session_open_data(&s, opt.split, 1, path);
+    const char *path = output_or(o, o->set[O_TOP] ? "worst.png" : "scores.csv");
+    int open_rc = session_open_data(o, &s, o->split, 1, path);
     if (open_rc)
         return open_rc;
     size_t n = s.data.n;
@@ -400,15 +401,15 @@ int cmd_score(void)
     if (dist_any(!c.rec || !c.kl || !score)) {
         say_error("out of memory for %zu scores", n);
     } else {
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, NULL, NULL, c.rec, c.kl);
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, NULL, NULL, c.rec, c.kl);
         for (size_t i = 0; i < n; i++)
             score[i] = c.rec[i] + c.kl[i];
         if (dist_rank() > 0) { /* rank 0 writes */
             rc = 0;
-        } else if (opt.set[O_TOP]) {
-            if (write_top(&s, score, opt.top, path) == 0) {
+        } else if (o->set[O_TOP]) {
+            if (write_top(&s, score, o->top, path) == 0) {
                 printf("wrote %s (the %zu highest-scoring of %zu images)\n", path,
-                       opt.top < n ? opt.top : n, n);
+                       o->top < n ? o->top : n, n);
                 rc = 0;
             }
         } else {
@@ -429,7 +430,7 @@ int cmd_score(void)
  * set's posterior means on their first two principal components, written
  * as CSV beside path and drawn from it by gnuplot into path. Frees the
  * session; returns the exit status. */
-static int manifold_map(session *s, const char *path)
+static int manifold_map(cli_opts *o, session *s, const char *path)
 {
     size_t Z = s->m.cfg.z_dim;
     char *csv = NULL;
@@ -437,7 +438,7 @@ static int manifold_map(session *s, const char *path)
     if (Z < 2) {
         say_error("the model in %s has a 1-D latent space: manifold draws a 2-D "
                   "latent's grid, or the first two principal components of more "
-                  "(vae encode writes the codes)", opt.ckpt);
+                  "(vae encode writes the codes)", o->ckpt);
         goto done;
     }
     /* The picture is the command's whole output: no gnuplot, no run. */
@@ -451,21 +452,21 @@ static int manifold_map(session *s, const char *path)
         goto done;
     }
     paths_list l = {0};
-    paths_add(&l, "--ckpt", opt.ckpt, PATHS_READ);
-    cli_add_split(&l, "t10k");
+    paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
+    cli_add_split(o, &l, "t10k");
     paths_add(&l, "-o", path, PATHS_WRITE);
     paths_add(&l, "the CSV beside -o", csv, PATHS_WRITE);
     if (cli_check_paths(&l)) {
         rc = EXIT_USAGE;
         goto done;
     }
-    if ((rc = session_load(s, "t10k", path)) != 0) {
+    if ((rc = session_load(o, s, "t10k", path)) != 0) {
         free(csv);
         return rc; /* the session is freed */
     }
     err_msg err;
     double explained[2];
-    if (show_latent_pca(&s->m, &s->sh, &s->data, &s->view, opt.seed, csv, path, explained,
+    if (show_latent_pca(&s->m, &s->sh, &s->data, &s->view, o->seed, csv, path, explained,
                         &err)) {
         say_error("%s", err.text);
         rc = 1;
@@ -481,24 +482,24 @@ done:
     return rc;
 }
 
-int cmd_manifold(void)
+int cmd_manifold(cli_opts *o)
 {
     session s;
-    const char *path = output_or("manifold.png");
-    int rc = session_open(&s, 256, path);
+    const char *path = output_or(o, "manifold.png");
+    int rc = session_open(o, &s, 256, path);
     if (rc)
         return rc;
     rc = 1;
     err_msg err;
     size_t Z = s.m.cfg.z_dim;
-    if (check_label_options(&s)) {
+    if (check_label_options(o, &s)) {
         rc = EXIT_USAGE;
     } else if (Z == 2) {
-        size_t side = opt.set[O_N] ? opt.n : 20;
+        size_t side = o->set[O_N] ? o->n : 20;
         if (side > 200) {
             usage_error("--n %zu: a manifold grid is at most 200 x 200", side);
             rc = EXIT_USAGE;
-        } else if (show_manifold_png(&s.m, &s.a, side, opt.set[O_LABEL] ? (int)opt.label : 0,
+        } else if (show_manifold_png(&s.m, &s.a, side, o->set[O_LABEL] ? (int)o->label : 0,
                                      path, &err)) {
             say_error("%s", err.text);
         } else {
@@ -507,7 +508,7 @@ int cmd_manifold(void)
             rc = 0;
         }
     } else {
-        return manifold_map(&s, path); /* the 2-D grid above needs no data */
+        return manifold_map(o, &s, path); /* the 2-D grid above needs no data */
     }
     session_free(&s);
     return rc;
@@ -516,11 +517,11 @@ int cmd_manifold(void)
 /* ===================================================================== */
 
 /* What is in --ckpt, without loading a model or any data. */
-int cmd_info(void)
+int cmd_info(cli_opts *o)
 {
     ckpt_data d;
     err_msg err;
-    if (ckpt_read(opt.ckpt, &d, &err)) {
+    if (ckpt_read(o->ckpt, &d, &err)) {
         say_error("%s", err.text);
         return 1;
     }
@@ -536,7 +537,7 @@ int cmd_info(void)
                                 c->hidden[i]);
     const char *act = acts[c->act], *arch = archs[c->arch], *bin = bins[t->binarize];
     const char *lik = vae_lik_name(c->likelihood);
-    if (opt.json) {
+    if (o->json) {
         printf("{\"version\":%u,\"arch\":\"%s\",\"x_dim\":%zu,\"hidden\":[%s],"
                "\"latent\":%zu,\"act\":\"%s\",\"likelihood\":\"%s\",\"classes\":%zu,"
                "\"params\":%zu,\"epoch\":%llu,\"step\":%llu,\"adam_t\":%llu,"
@@ -571,7 +572,7 @@ int cmd_info(void)
                "model     %s, %zux%zu %s images (%zu values), hidden %s, latent %zu, %s, "
                "%s likelihood%s; %zu parameters\n"
                "training  %llu epoch%s done%s; batch %llu, lr %g, beta %g, binarize %s, "
-               "noise %g, seed %llu\n", opt.ckpt, d.version, arch, c->width, c->height,
+               "noise %g, seed %llu\n", o->ckpt, d.version, arch, c->width, c->height,
                c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden,
                c->z_dim, act, lik, c->n_classes ? ", conditional" : "", d.n_params,
                (unsigned long long)t->epoch, t->epoch == 1 ? "" : "s",
@@ -609,9 +610,9 @@ int cmd_info(void)
 
 /* The probe's result: one line, or one JSON object with each label's
  * accuracy (null for a label no test image has). */
-static void print_probe(const probe_result *r, double enc_s, double knn_s)
+static void print_probe(cli_opts *o, const probe_result *r, double enc_s, double knn_s)
 {
-    if (!opt.json) {
+    if (!o->json) {
         printf("k-NN accuracy (k = %zu, %zu references, %zu queries): %.2f%% "
                "[encode %.2fs, k-NN %.2fs]\n", r->k, r->n_ref, r->n_query,
                100.0 * r->accuracy, enc_s, knn_s);
@@ -637,29 +638,29 @@ static void print_probe(const probe_result *r, double enc_s, double knn_s)
 /* k-NN accuracy of the posterior means (probe.h): the training images'
  * means, with their labels, are the references; the test images' the
  * queries. */
-int cmd_probe(void)
+int cmd_probe(cli_opts *o)
 {
     session s;
-    int rc = session_open_data(&s, "train", 1, NULL);
+    int rc = session_open_data(o, &s, "train", 1, NULL);
     if (rc)
         return rc;
-    size_t k = opt.set[O_K] ? opt.knn : PROBE_DEFAULT_K;
+    size_t k = o->set[O_KNN] ? o->knn : PROBE_DEFAULT_K;
     idx_set test = {0};
     paths_list l = {0};
-    cli_add_split(&l, "t10k");
+    cli_add_split(o, &l, "t10k");
     if (!s.data.n_classes) {
         say_error("%s: the training set has no label file; the probe needs labels",
-                  opt.data);
+                  o->data);
         rc = 1;
     } else if (k > s.data.n) {
         usage_error("--k %zu: more than the %zu training images", k, s.data.n);
         rc = EXIT_USAGE;
     } else if (cli_check_paths(&l)) {
         rc = EXIT_USAGE;
-    } else if (cli_load_split(&test, "t10k") || cli_check_data(&s.m.cfg, &test, "t10k")) {
+    } else if (cli_load_split(o, &test, "t10k") || cli_check_data(o, &s.m.cfg, &test, "t10k")) {
         rc = 1;
     } else if (!test.n_classes) {
-        say_error("%s: the test set has no label file; the probe needs labels", opt.data);
+        say_error("%s: the test set has no label file; the probe needs labels", o->data);
         rc = 1;
     }
     size_t Z = s.m.cfg.z_dim, ref_b = 0, query_b = 0;
@@ -673,9 +674,9 @@ int cmd_probe(void)
         } else {
             /* mu only: the draws of z (seeded) play no part. */
             double t0 = cli_now();
-            infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, ref, NULL, NULL,
+            infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, ref, NULL, NULL,
                             NULL);
-            infer_per_image(&s.m, &s.sh, &test, &s.view, opt.seed, query, NULL, NULL,
+            infer_per_image(&s.m, &s.sh, &test, &s.view, o->seed, query, NULL, NULL,
                             NULL);
             double t1 = cli_now();
             probe_points r = {ref, s.data.labels, s.data.n}, q = {query, test.labels, test.n};
@@ -684,7 +685,7 @@ int cmd_probe(void)
             if (probe_knn(&r, &q, Z, k, NULL, &res, &err)) {
                 say_error("%s", err.text);
             } else {
-                print_probe(&res, t1 - t0, cli_now() - t1);
+                print_probe(o, &res, t1 - t0, cli_now() - t1);
                 rc = 0;
             }
         }
@@ -700,19 +701,19 @@ int cmd_probe(void)
 
 /* The ranking of traverse: one line a dimension after a header, or one
  * JSON object; rows is how many of them the picture shows. */
-static void print_traverse(const session *s, const traverse_dim *dims,
+static void print_traverse(cli_opts *o, const session *s, const traverse_dim *dims,
                            const float *unit, size_t rows, size_t steps,
                            const char *path)
 {
     size_t Z = s->m.cfg.z_dim;
-    unsigned label = s->data.labels[opt.from];
+    unsigned label = s->data.labels[o->from];
     double total = 0.0;
     for (size_t r = 0; r < Z; r++)
         total += dims[r].kl;
-    if (opt.json) {
+    if (o->json) {
         printf("{\"image\":%zu,\"label\":%u,\"latent\":%zu,\"rows\":%zu,\"steps\":%zu,"
                "\"range\":%g,\"unit\":\"prior_sd\",\"n\":%zu,\"kl_total\":%.6f,\"dims\":[",
-               opt.from, label, Z, rows, steps, (double)TRAVERSE_RANGE, s->data.n, total);
+               o->from, label, Z, rows, steps, (double)TRAVERSE_RANGE, s->data.n, total);
         for (size_t r = 0; r < Z; r++)
             printf("%s{\"rank\":%zu,\"dim\":%zu,\"kl\":%.6f,\"sd_means\":%.6f,"
                    "\"unit\":%.6g}", r ? "," : "", r + 1, dims[r].dim, dims[r].kl,
@@ -722,7 +723,7 @@ static void print_traverse(const session *s, const traverse_dim *dims,
     }
     printf("wrote %s (test image %zu, label %u: the %zu most active of %zu latent "
            "dimensions, each from -%g to +%g prior standard deviations in %zu steps)\n",
-           path, opt.from, label, rows, Z, (double)TRAVERSE_RANGE, (double)TRAVERSE_RANGE,
+           path, o->from, label, rows, Z, (double)TRAVERSE_RANGE, (double)TRAVERSE_RANGE,
            steps);
     printf("latent dimensions by KL to the prior, mean over %zu test images "
            "(%.4f nats in all):\n rank  dim  KL (nats)  sd of means\n", s->data.n, total);
@@ -734,24 +735,24 @@ static void print_traverse(const session *s, const traverse_dim *dims,
 /* Latent traversals: the dimensions ranked by the KL they carry over the
  * test set, and the top --top moved one at a time around test image
  * --from's posterior mean (traverse.h). */
-int cmd_traverse(void)
+int cmd_traverse(cli_opts *o)
 {
     session s;
-    const char *path = output_or("traverse.png");
-    int rc = session_open_data(&s, "t10k", 256, path);
+    const char *path = output_or(o, "traverse.png");
+    int rc = session_open_data(o, &s, "t10k", 256, path);
     if (rc)
         return rc;
     size_t n = s.data.n, Z = s.m.cfg.z_dim;
-    size_t rows = opt.set[O_TOP] ? opt.top : Z < TRAVERSE_MAX_ROWS ? Z : TRAVERSE_MAX_ROWS;
-    size_t steps = opt.set[O_STEPS] ? opt.steps : TRAVERSE_STEPS;
-    if (opt.from >= n) {
-        usage_error("--from %zu: the test set has images 0 to %zu", opt.from, n - 1);
+    size_t rows = o->set[O_TOP] ? o->top : Z < TRAVERSE_MAX_ROWS ? Z : TRAVERSE_MAX_ROWS;
+    size_t steps = o->set[O_STEPS] ? o->steps : TRAVERSE_STEPS;
+    if (o->from >= n) {
+        usage_error("--from %zu: the test set has images 0 to %zu", o->from, n - 1);
         session_free(&s);
         return EXIT_USAGE;
     }
     if (rows > Z) {
         usage_error("--top %zu: the model in %s has %zu latent dimension%s", rows,
-                    opt.ckpt, Z, Z == 1 ? "" : "s");
+                    o->ckpt, Z, Z == 1 ? "" : "s");
         session_free(&s);
         return EXIT_USAGE;
     }
@@ -766,19 +767,19 @@ int cmd_traverse(void)
         say_error("out of memory for %zu latent codes", n);
     } else {
         /* mu and logvar only: the seeded draws of z play no part. */
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, opt.seed, mu, lv, NULL, NULL);
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, mu, lv, NULL, NULL);
         if (traverse_rank(&s.m, &s.a, mu, lv, s.data.labels, n, dims, &err)) {
             say_error("%s", err.text);
         } else {
             for (size_t r = 0; r < Z; r++)
                 order[r] = dims[r].dim;
-            uint8_t label = s.data.labels[opt.from];
+            uint8_t label = s.data.labels[o->from];
             traverse_unit(&s.m, &s.a, label, unit);
-            if (traverse_png(&s.m, &s.a, mu + opt.from * Z, label, order, rows, steps,
+            if (traverse_png(&s.m, &s.a, mu + o->from * Z, label, order, rows, steps,
                              path, &err)) {
                 say_error("%s", err.text);
             } else {
-                print_traverse(&s, dims, unit, rows, steps, path);
+                print_traverse(o, &s, dims, unit, rows, steps, path);
                 rc = 0;
             }
         }

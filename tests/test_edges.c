@@ -270,28 +270,33 @@ static void test_signal_during_stalled_write(void **state)
     in_dir(ckpt, sizeof ckpt, "stalled.bin");
     in_dir(out, sizeof out, "stalled-out");
     assert_int_equal(pipe(stalled), 0);
-    int cap = fcntl(stalled[1], F_SETPIPE_SZ, 4096); /* the least: full in a few epochs */
-    assert_true(cap >= 4096);
+    /* A small pipe (4 pages) fills in a few dozen epochs. */
+    int cap = fcntl(stalled[1], F_SETPIPE_SZ, 4 * 4096);
+    assert_true(cap >= 4 * 4096);
     pid_t pid = spawn_with(stdout_to_stalled_pipe, "train", "--data", data, "--ckpt", ckpt,
                            "--out", out, "--epochs", "100000", "--hidden", "32", "--latent",
                            "2", "--json", NULL);
-    /* Full: less room left than one epoch's line. */
+    /* Full: every page of the pipe in use (what poll calls not writable). */
     int queued = 0;
-    for (int i = 0; i < 60000 && queued < cap - 400; i++) {
+    for (int i = 0; i < 60000 && queued <= cap - 4096; i++) {
         sleep_ms(1.0);
         assert_int_equal(ioctl(stalled[0], FIONREAD, &queued), 0);
     }
-    assert_true(queued >= cap - 400);
+    assert_true(queued > cap - 4096);
     sleep_ms(200.0); /* the next report is waiting */
     assert_int_equal(kill(pid, SIGTERM), 0);
-    for (int i = 0; i < 6000 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+    int st = 0;
+    pid_t r = 0;
+    for (int i = 0; i < 6000 && (r = waitpid(pid, &st, WNOHANG)) == 0; i++)
         sleep_ms(10.0);
-    if (kill(pid, 0) == 0) {
+    if (r != pid) {
         kill(pid, SIGKILL);
         wait_status(pid);
-        fail_msg("vae train did not stop within a minute of SIGTERM");
+        read_outputs();
+        fail_msg("vae train did not stop within a minute of SIGTERM\nstderr:\n%s", err_text);
     }
     read_outputs();
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM);
     close(stalled[0]);
     close(stalled[1]);
     tu_assert_contains(err_text, "the exact state is saved");
