@@ -73,6 +73,10 @@ extern const size_t CLI_N_CMDS;
 /* 'vae --help': every command with its one line. */
 void cli_print_help(void);
 
+/* 'vae --man': the manual page (roff) from the command and option tables:
+ * what every command's --help says, the files and the exit codes. */
+void cli_print_man(void);
+
 /* The defaults of every option into o (cleared first). */
 void cli_defaults(cli_opts *o);
 

@@ -462,21 +462,112 @@ static int model_defaults(cli_opts *o)
     return 0;
 }
 
+/* "-o, --output FILE": how option id is written, into out. */
+static void option_usage(char *out, size_t size, int id)
+{
+    const opt_spec *s = &SPECS[id];
+    snprintf(out, size, "%s%s%s%s%s", s->alt ? s->alt : "", s->alt ? ", " : "", s->name,
+             s->arg ? " " : "", s->arg ? s->arg : "");
+}
+
+/* Command c's help for option id: its own, or the table's. */
+static const char *option_help(const cmd_spec *c, int id)
+{
+    return c->help[id] ? c->help[id] : SPECS[id].help;
+}
+
 static void print_cmd_help(const cmd_spec *c)
 {
     printf("usage: vae %s%s%s [options]\n\n%s\n\noptions:\n", c->name,
            c->operand ? " " : "", c->operand ? c->operand : "", c->summary);
-    for (const int *o = c->opts; *o >= 0; o++) {
-        const opt_spec *s = &SPECS[*o];
+    for (const int *op = c->opts; *op >= 0; op++) {
         char left[64];
-        snprintf(left, sizeof left, "%s%s%s%s%s", s->alt ? s->alt : "",
-                 s->alt ? ", " : "", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
+        option_usage(left, sizeof left, *op);
         if (strlen(left) > 24)
-            printf("  %s\n  %-24s %s\n", left, "", c->help[*o] ? c->help[*o] : s->help);
+            printf("  %s\n  %-24s %s\n", left, "", option_help(c, *op));
         else
-            printf("  %-24s %s\n", left, c->help[*o] ? c->help[*o] : s->help);
+            printf("  %-24s %s\n", left, option_help(c, *op));
     }
     printf("  %-24s %s\n", "-h, --help", "show this help");
+}
+
+/* ===================================================================== */
+/* The manual page                                                        */
+/* ===================================================================== */
+
+/* text as roff: backslashes doubled, a line that would start with '.' or
+ * '\'' protected, hyphens of option names kept as hyphens. */
+static void roff(const char *text)
+{
+    int line_start = 1;
+    for (const char *p = text; *p; p++) {
+        if (line_start && (*p == '.' || *p == '\''))
+            fputs("\\&", stdout);
+        if (*p == '\\')
+            fputs("\\e", stdout);
+        else if (*p == '-')
+            fputs("\\-", stdout);
+        else
+            putchar(*p);
+        line_start = *p == '\n';
+    }
+}
+
+void cli_print_man(void)
+{
+    printf(".TH VAE 1 \"\" \"vae %s\" \"User Commands\"\n", VAE_VERSION);
+    printf(".SH NAME\nvae \\- train variational autoencoders on MNIST\\-format images "
+           "and sample from them\n");
+    printf(".SH SYNOPSIS\n.B vae\n.I COMMAND\n[\\fIoptions\\fR]\n.br\n"
+           ".B vae \\-\\-help\n.br\n.B vae \\-\\-version\n");
+    printf(".SH DESCRIPTION\nvae trains the VAE of the design card (and its family: "
+           "likelihoods, beta, binarization, denoising, conditional, convolutional, the "
+           "importance\\-weighted objective) with hand\\-written passes over OpenBLAS, "
+           "writes PNG grids each epoch, and uses the checkpoint it writes. "
+           "Every command and option below is the one \\fBvae COMMAND \\-\\-help\\fR "
+           "prints.\n");
+    printf(".SH COMMANDS\n");
+    for (size_t i = 0; i < CLI_N_CMDS; i++) {
+        const cmd_spec *c = &CLI_CMDS[i];
+        printf(".SS \"vae %s%s%s\"\n", c->name, c->operand ? " " : "",
+               c->operand ? c->operand : "");
+        roff(c->summary);
+        putchar('\n');
+        if (c->mpi) {
+            printf(".PP\nUnder mpirun it splits its work across ranks");
+            if (c->mpi_unless) {
+                printf(", except with \\fB");
+                roff(SPECS[c->mpi_unless].name);
+                printf("\\fR");
+            }
+            printf(".\n");
+        }
+        for (const int *op = c->opts; *op >= 0; op++) {
+            char left[64];
+            option_usage(left, sizeof left, *op);
+            printf(".TP\n.B ");
+            roff(left);
+            printf("\n");
+            roff(option_help(c, *op));
+            putchar('\n');
+        }
+    }
+    printf(".SH FILES\n"
+           ".TP\n.I vae.bin\nthe default checkpoint (\\fB\\-\\-ckpt\\fR): model, "
+           "optimizer state and training record; docs/checkpoint.md gives the format.\n"
+           ".TP\n.I CKPT.lock\nthe lock of a checkpoint being trained; left behind by a "
+           "killed run, it never blocks the next.\n"
+           ".TP\n.I CKPT.best.bin\nthe best validation epoch's model (\\fB\\-\\-valid\\fR).\n"
+           ".TP\n.I out/\nthe default output folder of \\fBvae train\\fR: "
+           "sampled\\-E.png, reconst\\-E.png, metrics.csv and its plot, index.html.\n"
+           ".TP\n.I data/\nthe default data folder: train\\- and t10k\\-images\\-idx3\\-ubyte "
+           "(or idx4 for colour), the idx1 label files, raw or .gz.\n");
+    printf(".SH EXIT STATUS\n.TP\n0\nsuccess\n.TP\n1\nfailure (a message names the "
+           "file or option and the problem)\n.TP\n2\na usage error\n.TP\n128+N\n"
+           "training stopped by signal N (130 for SIGINT, 143 for SIGTERM), its exact "
+           "state saved\n");
+    printf(".SH SEE ALSO\nREADME.md and docs/ in the source: commands.md, models.md, "
+           "data.md, import.md, export.md, errors.md, checkpoint.md, speed.md, mpi.md.\n");
 }
 
 /* Parses argv[first..] against the command's options. Returns 0, 1 when

@@ -90,6 +90,10 @@ int main(int argc, char **argv)
         cli_print_help();
         return finish_stdout() ? 1 : 0;
     }
+    if (!strcmp(argv[1], "--man")) { /* the build writes vae.1 with it */
+        cli_print_man();
+        return finish_stdout() ? 1 : 0;
+    }
     if (!strcmp(argv[1], "--version")) {
         char core[256];
         cpu_describe(core, sizeof core);

@@ -1,7 +1,7 @@
 /* test_cli.c - the vae binary end to end, on small IDX files this test
  * writes itself (no MNIST, no network): exit codes, stdout, stderr and the
  * files each command leaves behind. The binary is $VAE_BIN (set by CTest). */
-#define _DEFAULT_SOURCE /* openpty */
+#define _GNU_SOURCE /* openpty, memmem */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -88,6 +88,57 @@ static void test_help_and_version(void **state)
     tu_assert_contains(out_text, "-o, --output FILE");
     assert_exit(run("eval", "--help", NULL), 0);
     tu_assert_contains(out_text, "--json");
+}
+
+/* The manual page (vae --man, what the build installs as vae.1) holds
+ * every command of 'vae --help' as a section and, in it, every option that
+ * command's --help lists, with the same help text. */
+static void test_man_page_matches_help(void **state)
+{
+    (void)state;
+    assert_exit(run("--man", NULL), 0);
+    char *man = out_text;
+    out_text = NULL;
+    tu_assert_contains(man, ".TH VAE 1");
+    tu_assert_contains(man, ".SH EXIT STATUS");
+    assert_exit(run("--help", NULL), 0);
+    char *help = out_text;
+    out_text = NULL;
+    size_t n_cmds = 0, n_opts = 0;
+    for (char *line = strstr(help, "commands:\n"); line && (line = strchr(line, '\n'));) {
+        line++;
+        char name[32];
+        if (sscanf(line, "  %31s", name) != 1 || line[0] != ' ')
+            break;
+        n_cmds++;
+        char head[64];
+        snprintf(head, sizeof head, ".SS \"vae %s", name);
+        const char *sec = strstr(man, head);
+        if (!sec)
+            fail_msg("the man page has no section for vae %s", name);
+        const char *next = strstr(sec + 1, ".SS ");
+        size_t sec_len = next ? (size_t)(next - sec) : strlen(sec);
+        assert_exit(run(name, "--help", NULL), 0);
+        /* "  --name ARG   help" lines: each name must be in the section. */
+        for (char *o = strstr(out_text, "options:\n"); o && (o = strstr(o, "\n  ")); o++) {
+            const char *dash = o + 3;
+            if (*dash == '-' && dash[1] != '-') /* "-o, --output" */
+                dash = strstr(dash, "--");
+            if (!dash || strncmp(dash, "--", 2) != 0 || !strncmp(dash, "--help", 6))
+                continue;
+            char opt[40], roffed[80] = "";
+            sscanf(dash, "%39[-a-z0-9]", opt);
+            for (const char *c = opt; *c; c++)
+                strcat(roffed, *c == '-' ? "\\-" : (char[2]){*c, 0});
+            if (!memmem(sec, sec_len, roffed, strlen(roffed)))
+                fail_msg("vae %s --help lists %s; its man page section does not", name, opt);
+            n_opts++;
+        }
+    }
+    printf("  the man page: %zu commands, %zu options, as --help lists them\n", n_cmds, n_opts);
+    assert_true(n_cmds >= 14 && n_opts > 80);
+    free(man);
+    free(help);
 }
 
 /* "OpenBLAS core NAME ..." from --version: NAME into buf. */
@@ -524,6 +575,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_man_page_matches_help),
         cmocka_unit_test(test_openblas_core),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_train_json_and_files),
