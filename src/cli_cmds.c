@@ -201,6 +201,7 @@ void cli_print_help(void)
            "from it.\n\ncommands:\n");
     for (size_t i = 0; i < CLI_N_CMDS; i++)
         printf("  %-12s %s\n", CLI_CMDS[i].name, CLI_CMDS[i].brief);
-    printf("\n'vae COMMAND --help' lists a command's options; 'vae --version' "
-           "the version and BLAS core.\n");
+    printf("\n'vae COMMAND --help' lists a command's options; 'vae --version' the "
+           "version and BLAS core;\n'vae --man' the manual page (roff, as installed in "
+           "vae.1).\n");
 }
