@@ -1,4 +1,4 @@
-/* test_afolder.c - a folder's contents replaced whole (src/afolder.c).
+/* test_afolder.c - a folder's contents replaced whole (src/io/afolder.c).
  *
  * Covered: a new folder (its missing parents made, and removed again by an
  * abort), an existing one swapped (kept files linked, replaced ones and

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/conv.h"
+#include "conv.h"
 #include "par.h"
 #include "shard.h"
 #include "vae.h"

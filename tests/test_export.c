@@ -1,4 +1,4 @@
-/* test_export.c - the safetensors writer (src/export.c) and `vae export`.
+/* test_export.c - the safetensors writer (src/io/export.c) and `vae export`.
  *
  * The writer: for an MLP, a conditional MLP and a conv VAE, the file is read
  * back and its header parsed as JSON (a small parser here, which rejects

@@ -1,4 +1,4 @@
-/* test_import.c - vae import (src/import.c, src/idx_write.c, src/cmd_import.c).
+/* test_import.c - vae import (src/io/import.c, src/io/idx_write.c, src/cli/cmd_import.c).
  *
  * Folders of images are generated here (PNG through libpng's simplified
  * API, JPEG through TurboJPEG's compressor), imported, and the IDX files

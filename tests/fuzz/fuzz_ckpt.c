@@ -1,4 +1,4 @@
-/* fuzz_ckpt.c - libFuzzer harness for the checkpoint reader (src/ckpt.c).
+/* fuzz_ckpt.c - libFuzzer harness for the checkpoint reader (src/io/ckpt.c).
  * Each input is read twice: as it is, and with its last 4 bytes replaced
  * by the right CRC-32, so the fuzzer also gets past the checksum into the
  * header, architecture and value checks. A read either succeeds with a

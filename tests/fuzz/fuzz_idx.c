@@ -1,4 +1,4 @@
-/* fuzz_idx.c - libFuzzer harness for the IDX parser (src/idx.c): every
+/* fuzz_idx.c - libFuzzer harness for the IDX parser (src/io/idx.c): every
  * input is read as an idx3 image file and as an idx1 label file, raw or,
  * if it starts with 1f 8b, through inflate. A parse either succeeds with
  * buffers of the size the header gives, or fails with a message. */

@@ -1,5 +1,5 @@
 /* fuzz_image.c - libFuzzer harness for vae import's decoders
- * (import_decode_memory in src/import.c: PNG through libpng's simplified
+ * (import_decode_memory in src/io/import.c: PNG through libpng's simplified
  * API, JPEG through TurboJPEG, picked by the first bytes). A decode either
  * succeeds with w x h x 3 bytes of pixels, within the pixel limit, or fails
  * with a message that names the input. The limit here is 2^20 pixels, not

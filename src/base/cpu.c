@@ -1,0 +1,120 @@
+/* cpu.c - cpuid against openblas_get_corename() (see src/base/cpu.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "cpu.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define HAVE_CPUID 1
+#endif
+
+/* Set in the environment of the re-executed process so it never loops, and
+ * so --version can say the core was chosen by vae. */
+#define REEXEC_MARK "VAE_OPENBLAS_REEXEC"
+
+#ifdef HAVE_CPUID
+static unsigned long long xgetbv0(void)
+{
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+#endif
+
+const char *cpu_best_core(void)
+{
+#ifdef HAVE_CPUID
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return NULL;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+    if (!osxsave || !avx)
+        return NULL;
+    unsigned long long xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) /* OS saves SSE and AVX state */
+        return NULL;
+    unsigned b7 = 0, c7 = 0, d7 = 0, a7 = 0;
+    __cpuid_count(7, 0, a7, b7, c7, d7);
+    int avx2 = (b7 >> 5) & 1;
+    /* SkylakeX kernels use AVX-512 F, CD, BW, DQ and VL, and need the OS to
+     * save the opmask and upper ZMM state (XCR0 bits 5-7). */
+    int avx512 = ((b7 >> 16) & 1) && ((b7 >> 17) & 1) && ((b7 >> 28) & 1) &&
+                 ((b7 >> 30) & 1) && ((b7 >> 31) & 1) && (xcr0 & 0xe6) == 0xe6;
+    if (avx512 && avx2 && fma)
+        return "SkylakeX";
+    if (avx2 && fma)
+        return "Haswell";
+    return "Sandybridge";
+#else
+    return NULL;
+#endif
+}
+
+const char *cpu_openblas_core(void)
+{
+    const char *name = openblas_get_corename();
+    return name ? name : "unknown";
+}
+
+int cpu_core_rank(const char *name)
+{
+    static const char *const avx512[] = {"skylakex", "cooperlake", "sapphirerapids"};
+    static const char *const avx2[] = {"haswell", "zen", "skylake", "broadwell"};
+    for (size_t i = 0; i < sizeof avx512 / sizeof *avx512; i++)
+        if (!strcasecmp(name, avx512[i]))
+            return 3;
+    for (size_t i = 0; i < sizeof avx2 / sizeof *avx2; i++)
+        if (!strcasecmp(name, avx2[i]))
+            return 2;
+    if (!strcasecmp(name, "sandybridge"))
+        return 1;
+    return 0;
+}
+
+const char *cpu_core_to_force(const char *detected, const char *best)
+{
+    if (!best || !detected || cpu_core_rank(detected) >= cpu_core_rank(best))
+        return NULL;
+    return best;
+}
+
+void cpu_tune_openblas(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv(REEXEC_MARK))
+        return;
+    /* The tests stand in a weak detection for the one this machine gets. */
+    const char *detected = getenv(CPU_TEST_DETECTED_ENV);
+    if (!detected || !*detected)
+        detected = cpu_openblas_core();
+    const char *force = cpu_core_to_force(detected, cpu_best_core());
+    if (!force)
+        return;
+    if (setenv("OPENBLAS_CORETYPE", force, 1) || setenv(REEXEC_MARK, detected, 1))
+        return;
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the slow kernels rather than not at all. */
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv(REEXEC_MARK);
+}
+
+void cpu_describe(char *buf, unsigned len)
+{
+    const char *mark = getenv(REEXEC_MARK);
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    const char *best = cpu_best_core();
+    if (mark)
+        snprintf(buf, len, "OpenBLAS core %s (chosen by vae: OpenBLAS detected %s, "
+                 "the CPU supports %s)", cpu_openblas_core(), mark, best ? best : "?");
+    else if (user)
+        snprintf(buf, len, "OpenBLAS core %s (OPENBLAS_CORETYPE=%s set by the user)",
+                 cpu_openblas_core(), user);
+    else
+        snprintf(buf, len, "OpenBLAS core %s (detected by OpenBLAS; best for "
+                 "this CPU: %s)", cpu_openblas_core(), best ? best : "n/a");
+}

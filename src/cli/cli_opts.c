@@ -1,0 +1,630 @@
+/* cli_opts.c - the option table and the parser: each option's names,
+ * value and help, its parsing into cli_opts, the defaults, and a
+ * command's --help (see src/cli/cli.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dist.h"
+#include "import.h"
+#include "par.h"
+#include "train.h"
+
+/* The command being run, for the prefix of messages ("vae train: "). */
+static const char *cmd_name;
+
+void cli_set_command(const char *name)
+{
+    cmd_name = name;
+}
+
+/* ===================================================================== */
+/* Options                                                                */
+/* ===================================================================== */
+
+typedef struct opt_spec {
+    const char *name; /* "--data" */
+    const char *alt;  /* "-o", or NULL */
+    const char *arg;  /* value placeholder, NULL for a flag */
+    const char *help;
+} opt_spec;
+
+static const opt_spec SPECS[O_COUNT] = {
+    [O_DATA] = {"--data", NULL, "DIR", "folder of IDX files, raw or .gz (default data/)"},
+    [O_CKPT] = {"--ckpt", NULL, "PATH", "checkpoint file (default vae.bin)"},
+    [O_OUT] = {"--out", NULL, "DIR", "folder for the per-epoch PNG grids and the run's "
+               "page, index.html (default out/)"},
+    [O_OUTPUT] = {"--output", "-o", "FILE", "output file"},
+    [O_N] = {"--n", NULL, "N", "number of images"},
+    [O_SEED] = {"--seed", NULL, "N", "random seed (default 1)"},
+    [O_THREADS] = {"--threads", NULL, "N", "threads (default: all cores, or OPENBLAS_NUM_THREADS)"},
+    [O_BATCH] = {"--batch", NULL, "N", "images per step (default 128)"},
+    [O_LR] = {"--lr", NULL, "F", "Adam learning rate (default 0.001)"},
+    [O_EPOCHS] = {"--epochs", NULL, "N", "total epochs of the run (default 15)"},
+    [O_JSON] = {"--json", NULL, NULL, "print one JSON object per line"},
+    [O_RESUME] = {"--resume", NULL, NULL, "continue the run saved in --ckpt"},
+    [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500 (default 400)"},
+    [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20)"},
+    [O_ACT] = {"--act", NULL, "relu|tanh|leaky", "hidden activation (default relu; "
+               "leaky, LeakyReLU 0.1, for conv)"},
+    [O_ARCH] = {"--arch", NULL, "mlp|conv", "the MLP (default), or the convolutional "
+                "VAE (defaults --hidden 64,128,256 channels, --latent 100)"},
+    [O_LIKELIHOOD] = {"--likelihood", NULL, "bernoulli|cb|gaussian",
+                      "p(x|z): cross-entropy (default), continuous Bernoulli, "
+                      "or Gaussian of variance 1/2 (squared error)"},
+    [O_BETA] = {"--beta", NULL, "F", "weight of the KL term (default 1)"},
+    [O_BINARIZE] = {"--binarize", NULL, "none|static|dynamic",
+                    "pixels as intensities (default), binarized once, or "
+                    "drawn anew each time"},
+    [O_NOISE] = {"--noise", NULL, "F", "denoising: Gaussian input noise of std F, "
+                 "clipped to [0,1] (default 0)"},
+    [O_CONDITIONAL] = {"--conditional", NULL, NULL,
+                       "a conditional VAE on the labels, with a learned prior p(z|y)"},
+    [O_METRICS] = {"--metrics", NULL, "FILE", "CSV of the epochs, plotted beside it as "
+                   "FILE.png (default OUT/metrics.csv)"},
+    [O_LABEL] = {"--label", NULL, "N", "the label to draw (0 to the model's classes - 1)"},
+    [O_GRID] = {"--grid", NULL, NULL, "one column per label"},
+    [O_FROM] = {"--from", NULL, "I", "first test image (index, default 0)"},
+    [O_TO] = {"--to", NULL, "J", "last test image (index, default 1)"},
+    [O_STEPS] = {"--steps", NULL, "N", "points on the line, ends included (default 8)"},
+    [O_TOP] = {"--top", NULL, "N", "write the N highest-scoring images as a PNG grid "
+               "instead of the CSV"},
+    [O_IW] = {"--iw", NULL, "K", "also the importance-weighted bound with K draws "
+              "per image"},
+    [O_SPLIT] = {"--split", NULL, "train|test", "which images (default test)"},
+    [O_FORCE] = {"--force", NULL, NULL, "replace the run already in --ckpt with a new one"},
+    [O_NEW_DATA] = {"--new-data", NULL, NULL, "with --resume: go on with training data "
+                    "other than the run's own (the checkpoint records it)"},
+    [O_SCHEDULE] = {"--schedule", NULL, "constant|staged|cosine|step",
+                    "learning rate over the run: constant (default); staged "
+                    "(Burda et al.: stage i = 0..7 lasts 3^i epochs at lr 10^(-i/7)); "
+                    "cosine decay to 0 at --epochs after --warmup; step (x --lr-gamma "
+                    "every --lr-every epochs)"},
+    [O_WARMUP] = {"--warmup", NULL, "N", "cosine: epochs of linear learning-rate "
+                  "warm-up (default 0)"},
+    [O_LR_EVERY] = {"--lr-every", NULL, "N", "step: epochs between decays (default 10)"},
+    [O_LR_GAMMA] = {"--lr-gamma", NULL, "F", "step: factor of each decay (default 0.5)"},
+    [O_KL_WARMUP] = {"--kl-warmup", NULL, "N", "raise the KL's weight linearly from 0 "
+                     "to --beta over the first N epochs (default 0: none)"},
+    [O_ADAM_BETA1] = {"--adam-beta1", NULL, "F", "Adam's beta1 (default 0.9)"},
+    [O_ADAM_BETA2] = {"--adam-beta2", NULL, "F", "Adam's beta2 (default 0.999)"},
+    [O_ADAM_EPS] = {"--adam-eps", NULL, "F", "Adam's epsilon (default 1e-8)"},
+    [O_VALID] = {"--valid", NULL, "N", "hold N training images out (a seeded choice), "
+                 "report their loss each epoch and keep the best epoch's model in "
+                 "CKPT.best.bin (CKPT without .bin)"},
+    [O_OBJECTIVE] = {"--objective", NULL, "elbo|iwae", "what training minimises: the "
+                     "negative ELBO, its reconstruction averaged over --k draws "
+                     "(default), or the importance-weighted bound with --k draws "
+                     "(Burda et al.)"},
+    [O_K] = {"--k", NULL, "K", "draws of z per image in training (default 1)"},
+    [O_KNN] = {"--k", NULL, "K", "neighbours that vote (default 5; at most the training images)"},
+    [O_PLAN] = {"--plan", NULL, "auto|rows|units", "how threads split a batch: each "
+                "a share of the images (rows), each a share of every layer's units "
+                "(units: the MLP), or what training picks (default auto: units below "
+                "64 images a thread)"},
+    [O_INIT] = {"--init", NULL, "torch|glorot", "initial weights: PyTorch's defaults, "
+                "or Glorot uniform with zero biases and the output bias at the logit "
+                "of each pixel's training mean (default torch)"},
+    [O_SIZE] = {"--size", NULL, "WxH", "resize every image to W x H pixels "
+                "(stb_image_resize; default: all images must be one size)"},
+    [O_CHANNELS] = {"--channels", NULL, "auto|1|3", "grey or RGB output: auto (default) "
+                    "is 1 if every pixel has R = G = B, else 3; 1 turns colour into "
+                    "BT.601 luma"},
+    [O_BACKGROUND] = {"--background", NULL, "white|black", "what transparent pixels "
+                      "are composited over (default white)"},
+    [O_TEST_FRACTION] = {"--test-fraction", NULL, "F", "share of each class that goes "
+                         "to the test files: round(F x n), above 0 and below 1 (default 0.1)"},
+    [O_SKIP_BROKEN] = {"--skip-broken", NULL, NULL, "skip an image that does not decode, "
+                       "with a warning (default: stop with its name and the decoder's "
+                       "message)"},
+    [O_MAX_PIXELS] = {"--max-pixels", NULL, "N", "refuse an image whose header declares "
+                      "more than N pixels (width x height), before decoding it; "
+                      "--skip-broken skips it (default 16777216, 4096 x 4096: 64 MiB "
+                      "decoded)"},
+};
+
+void say_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vae%s%s: ", cmd_name ? " " : "", cmd_name ? cmd_name : "");
+    if (dist_size() > 1) /* under mpirun: whose error */
+        fprintf(stderr, "rank %zu: ", dist_rank());
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vae%s%s: ", cmd_name ? " " : "", cmd_name ? cmd_name : "");
+    if (dist_size() > 1) /* under mpirun: whose error */
+        fprintf(stderr, "rank %zu: ", dist_rank());
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'vae %s%s--help')\n", cmd_name ? cmd_name : "",
+            cmd_name ? " " : "");
+    va_end(ap);
+    return -1;
+}
+
+/* Whole number in [lo, hi]. */
+static int parse_size(int id, const char *s, size_t lo, size_t hi, size_t *out)
+{
+    const char *name = SPECS[id].name;
+    if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+        return usage_error("%s: '%s' is not a whole number%s", name, s,
+                           *s == '-' ? " >= 0" : "");
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0')
+        return usage_error("%s: '%s' is not a whole number", name, s);
+    if (errno == ERANGE || v > hi)
+        return usage_error("%s: %s is too large (at most %zu)", name, s, hi);
+    if (v < lo)
+        return usage_error("%s: must be at least %zu, not %s", name, lo, s);
+    *out = (size_t)v;
+    return 0;
+}
+
+static int parse_u64(int id, const char *s, uint64_t *out)
+{
+    const char *name = SPECS[id].name;
+    if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+        return usage_error("%s: '%s' is not a whole number >= 0", name, s);
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno == ERANGE)
+        return usage_error("%s: '%s' is not a whole number below 2^64", name, s);
+    *out = v;
+    return 0;
+}
+
+/* A whole number in [0, hi]. */
+static int parse_u64_max(int id, const char *s, uint64_t hi, uint64_t *out)
+{
+    if (parse_u64(id, s, out))
+        return -1;
+    if (*out > hi)
+        return usage_error("%s: %s is too large (at most %llu)", SPECS[id].name, s,
+                           (unsigned long long)hi);
+    return 0;
+}
+
+/* A finite number in (lo, hi], or [lo, hi] when lo_ok. */
+static int parse_double(int id, const char *s, double lo, int lo_ok, double hi,
+                        double *out)
+{
+    const char *name = SPECS[id].name;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || errno == ERANGE || !isfinite(v))
+        return usage_error("%s: '%s' is not a number", name, s);
+    if (lo_ok ? !(v >= lo) : !(v > lo))
+        return usage_error("%s: %s must be %s %g", name, s, lo_ok ? "at least" : "above",
+                           lo);
+    if (v > hi)
+        return usage_error("%s: %s is too large (at most %g)", name, s, hi);
+    *out = v;
+    return 0;
+}
+
+/* One of names[0..n) into *out (its index); else a usage error listing
+ * them ("a, b or c"). */
+static int parse_double(int id, const char *s, double lo, int lo_ok, double hi,
+                        double *out);
+
+/* A number in [0, 1) (Adam's betas). */
+static int parse_unit(int id, const char *s, double *out)
+{
+    if (parse_double(id, s, 0.0, 1, 1.0, out))
+        return -1;
+    if (*out >= 1.0)
+        return usage_error("%s: must be below 1, not %s", SPECS[id].name, s);
+    return 0;
+}
+
+static int parse_choice(int id, const char *s, const char *const *names, int n,
+                        int *out)
+{
+    char list[128] = "";
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                 names[i]);
+    }
+    return usage_error("%s: '%s' is not %s", SPECS[id].name, s, list);
+}
+
+/* --size WxH: each side a whole number from 1 to IMPORT_MAX_SIDE. */
+static int parse_wxh(const char *s, size_t *w, size_t *h)
+{
+    const char *x = strpbrk(s, "xX");
+    char side[32];
+    if (!x || (size_t)(x - s) >= sizeof side)
+        return usage_error("--size: '%s' is not WxH, e.g. 28x28", s);
+    memcpy(side, s, (size_t)(x - s));
+    side[x - s] = '\0';
+    char *end;
+    for (int k = 0; k < 2; k++) {
+        const char *t = k ? x + 1 : side;
+        if (*t < '0' || *t > '9')
+            return usage_error("--size: '%s' is not WxH, e.g. 28x28", s);
+        errno = 0;
+        unsigned long long v = strtoull(t, &end, 10);
+        if (*end != '\0')
+            return usage_error("--size: '%s' is not WxH, e.g. 28x28", s);
+        if (v < 1 || v > IMPORT_MAX_SIDE || errno == ERANGE)
+            return usage_error("--size: '%s': width and height go from 1 to %d", s,
+                               IMPORT_MAX_SIDE);
+        *(k ? h : w) = (size_t)v;
+    }
+    return 0;
+}
+
+static int parse_hidden(const char *s, vae_config *cfg)
+{
+    size_t n = 0;
+    const char *p = s;
+    while (1) {
+        if (n == VAE_MAX_HIDDEN)
+            return usage_error("--hidden: at most %d layers, got '%s'", VAE_MAX_HIDDEN, s);
+        char item[32];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item)
+            return usage_error("--hidden: '%s' is not a list of widths like 400 or 500,500", s);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (parse_size(O_HIDDEN, item, 1, VAE_MAX_WIDTH, &cfg->hidden[n]))
+            return -1;
+        n++;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    cfg->n_hidden = n;
+    return 0;
+}
+
+static int parse_value(cli_opts *o, int id, const char *v)
+{
+    static const char *const acts[] = {"relu", "tanh", "leaky"};
+    static const char *const archs[] = {"mlp", "conv"};
+    static const char *const liks[] = {"bernoulli", "cb", "gaussian"};
+    static const char *const bins[] = {"none", "static", "dynamic"};
+    static const char *const splits[] = {"train", "test"};
+    static const char *const scheds[] = {"constant", "staged", "cosine", "step"};
+    static const char *const inits[] = {"torch", "glorot"};
+    static const char *const objectives[] = {"elbo", "iwae"};
+    static const char *const plans[] = {"auto", "rows", "units"};
+    static const char *const channels[] = {"auto", "1", "3"};
+    static const char *const backgrounds[] = {"white", "black"};
+    int c = 0;
+    switch (id) {
+    case O_DATA: o->data = v; return 0;
+    case O_CKPT: o->ckpt = v; return 0;
+    case O_OUT: o->out = v; return 0;
+    case O_OUTPUT: o->output = v; return 0;
+    case O_METRICS: o->metrics = v; return 0;
+    case O_N: return parse_size(id, v, 1, 65536, &o->n);
+    case O_SEED: return parse_u64(id, v, &o->seed);
+    case O_THREADS: return parse_size(id, v, 1, PAR_MAX_THREADS, &o->threads);
+    case O_BATCH: return parse_size(id, v, 1, 1u << 20, &o->batch);
+    case O_LR: return parse_double(id, v, 0.0, 0, 1e6, &o->lr);
+    case O_BETA: return parse_double(id, v, 0.0, 1, 1e6, &o->beta);
+    case O_NOISE: return parse_double(id, v, 0.0, 1, 10.0, &o->noise);
+    case O_EPOCHS: return parse_size(id, v, 1, 1000000, &o->epochs);
+    case O_HIDDEN: return parse_hidden(v, &o->cfg);
+    case O_LATENT: return parse_size(id, v, 1, 4096, &o->cfg.z_dim);
+    case O_LABEL: return parse_size(id, v, 0, VAE_MAX_CLASSES - 1, &o->label);
+    case O_FROM: return parse_size(id, v, 0, 1u << 31, &o->from);
+    case O_TO: return parse_size(id, v, 0, 1u << 31, &o->to);
+    case O_STEPS: return parse_size(id, v, 2, 1000, &o->steps);
+    case O_TOP: return parse_size(id, v, 1, 65536, &o->top);
+    case O_IW: return parse_size(id, v, 1, 1000000, &o->iw);
+    case O_WARMUP: return parse_u64_max(id, v, 1000000, &o->run.sched.warmup);
+    case O_LR_EVERY: return parse_u64_max(id, v, 1000000, &o->run.sched.every) ||
+                            (o->run.sched.every == 0 &&
+                             usage_error("--lr-every: must be at least 1"));
+    case O_LR_GAMMA: return parse_double(id, v, 0.0, 0, 1.0, &o->run.sched.gamma);
+    case O_KL_WARMUP: return parse_u64_max(id, v, 1000000, &o->run.kl_warmup);
+    case O_VALID: return parse_u64_max(id, v, UINT32_MAX, &o->run.valid);
+    case O_K: return parse_size(id, v, 1, VAE_MAX_DRAWS, &o->run.draws);
+    case O_KNN: /* checked against the references once they are known */
+        return parse_size(id, v, 1, UINT32_MAX, &o->knn);
+    case O_SIZE: return parse_wxh(v, &o->size_w, &o->size_h);
+    case O_MAX_PIXELS:
+        if (parse_u64_max(id, v, IMPORT_MAX_MAX_PIXELS, &o->max_pixels))
+            return -1;
+        return o->max_pixels == 0 ? usage_error("--max-pixels: must be at least 1") : 0;
+    case O_CHANNELS:
+        if (parse_choice(id, v, channels, 3, &c))
+            return -1;
+        o->channels = c == 0 ? 0 : c == 1 ? 1 : 3;
+        return 0;
+    case O_BACKGROUND:
+        if (parse_choice(id, v, backgrounds, 2, &c))
+            return -1;
+        o->background = c == 0 ? 255 : 0;
+        return 0;
+    case O_TEST_FRACTION:
+        if (parse_double(id, v, 0.0, 1, 1e300, &o->test_fraction))
+            return -1;
+        if (!(o->test_fraction > 0.0 && o->test_fraction < 1.0))
+            return usage_error("--test-fraction: must be above 0 and below 1, not %s", v);
+        return 0;
+    case O_PLAN:
+        if (parse_choice(id, v, plans, 3, &c))
+            return -1;
+        o->run.plan = (shard_plan)c;
+        return 0;
+    case O_OBJECTIVE:
+        if (parse_choice(id, v, objectives, 2, &c))
+            return -1;
+        o->run.objective = (vae_objective)c;
+        return 0;
+    case O_ADAM_BETA1: return parse_unit(id, v, &o->run.adam_beta1);
+    case O_ADAM_BETA2: return parse_unit(id, v, &o->run.adam_beta2);
+    case O_ADAM_EPS: return parse_double(id, v, 0.0, 0, 1.0, &o->run.adam_eps);
+    case O_SCHEDULE:
+        if (parse_choice(id, v, scheds, 4, &c))
+            return -1;
+        o->run.sched.kind = (schedule_kind)c;
+        return 0;
+    case O_INIT:
+        if (parse_choice(id, v, inits, 2, &c))
+            return -1;
+        o->run.init = (train_init)c;
+        return 0;
+    case O_ACT:
+        if (parse_choice(id, v, acts, 3, &c))
+            return -1;
+        o->cfg.act = (vae_act)c;
+        return 0;
+    case O_ARCH:
+        if (parse_choice(id, v, archs, 2, &c))
+            return -1;
+        o->cfg.arch = (vae_arch)c;
+        return 0;
+    case O_LIKELIHOOD:
+        if (parse_choice(id, v, liks, 3, &c))
+            return -1;
+        o->cfg.likelihood = (vae_lik)c;
+        return 0;
+    case O_BINARIZE: return parse_choice(id, v, bins, 3, &o->binarize);
+    case O_SPLIT:
+        if (parse_choice(id, v, splits, 2, &c))
+            return -1;
+        o->split = c ? "t10k" : "train";
+        return 0;
+    default: return 0;
+    }
+}
+
+void cli_defaults(cli_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->data = "data";
+    o->ckpt = "vae.bin";
+    o->out = "out";
+    o->split = "t10k";
+    o->seed = 1;
+    o->batch = 128;
+    o->lr = 1e-3;
+    o->beta = 1.0;
+    o->epochs = 15;
+    o->steps = 8;
+    o->to = 1;
+    o->cfg.x_dim = IDX_ROWS * IDX_COLS;
+    o->cfg.n_hidden = 1;
+    o->cfg.hidden[0] = 400;
+    o->cfg.z_dim = 20;
+    o->cfg.act = VAE_ACT_RELU;
+    o->cfg.likelihood = VAE_LIK_BERNOULLI;
+    o->run = train_defaults();
+    o->run.sched.every = 10;
+    o->run.sched.gamma = 0.5;
+    o->background = 255;
+    o->test_fraction = 0.1;
+    o->max_pixels = IMPORT_DEFAULT_MAX_PIXELS;
+}
+
+/* The conv VAE's defaults are the article's: 64, 128, 256 channels, a
+ * 100-D latent, LeakyReLU 0.1. Returns 0, or -1 after a usage error. */
+static int model_defaults(cli_opts *o)
+{
+    if (o->cfg.arch != VAE_ARCH_CONV)
+        return 0;
+    if (o->set[O_CONDITIONAL])
+        return usage_error("--conditional: the conv VAE is not conditional (use --arch mlp)");
+    if (!o->set[O_HIDDEN]) {
+        o->cfg.n_hidden = 3;
+        o->cfg.hidden[0] = 64, o->cfg.hidden[1] = 128, o->cfg.hidden[2] = 256;
+    }
+    if (!o->set[O_LATENT])
+        o->cfg.z_dim = 100;
+    if (!o->set[O_ACT])
+        o->cfg.act = VAE_ACT_LEAKY;
+    return 0;
+}
+
+/* "-o, --output FILE": how option id is written, into out. */
+static void option_usage(char *out, size_t size, int id)
+{
+    const opt_spec *s = &SPECS[id];
+    snprintf(out, size, "%s%s%s%s%s", s->alt ? s->alt : "", s->alt ? ", " : "", s->name,
+             s->arg ? " " : "", s->arg ? s->arg : "");
+}
+
+/* Command c's help for option id: its own, or the table's. */
+static const char *option_help(const cmd_spec *c, int id)
+{
+    return c->help[id] ? c->help[id] : SPECS[id].help;
+}
+
+static void print_cmd_help(const cmd_spec *c)
+{
+    printf("usage: vae %s%s%s [options]\n\n%s\n\noptions:\n", c->name,
+           c->operand ? " " : "", c->operand ? c->operand : "", c->summary);
+    for (const int *op = c->opts; *op >= 0; op++) {
+        char left[64];
+        option_usage(left, sizeof left, *op);
+        if (strlen(left) > 24)
+            printf("  %s\n  %-24s %s\n", left, "", option_help(c, *op));
+        else
+            printf("  %-24s %s\n", left, option_help(c, *op));
+    }
+    printf("  %-24s %s\n", "-h, --help", "show this help");
+}
+
+/* ===================================================================== */
+/* The manual page                                                        */
+/* ===================================================================== */
+
+/* text as roff: backslashes doubled, a line that would start with '.' or
+ * '\'' protected, hyphens of option names kept as hyphens. */
+static void roff(const char *text)
+{
+    int line_start = 1;
+    for (const char *p = text; *p; p++) {
+        if (line_start && (*p == '.' || *p == '\''))
+            fputs("\\&", stdout);
+        if (*p == '\\')
+            fputs("\\e", stdout);
+        else if (*p == '-')
+            fputs("\\-", stdout);
+        else
+            putchar(*p);
+        line_start = *p == '\n';
+    }
+}
+
+void cli_print_man(void)
+{
+    printf(".TH VAE 1 \"\" \"vae %s\" \"User Commands\"\n", VAE_VERSION);
+    printf(".SH NAME\nvae \\- train variational autoencoders on MNIST\\-format images "
+           "and sample from them\n");
+    printf(".SH SYNOPSIS\n.B vae\n.I COMMAND\n[\\fIoptions\\fR]\n.br\n"
+           ".B vae \\-\\-help\n.br\n.B vae \\-\\-version\n");
+    printf(".SH DESCRIPTION\nvae trains the VAE of the design card (and its family: "
+           "likelihoods, beta, binarization, denoising, conditional, convolutional, the "
+           "importance\\-weighted objective) with hand\\-written passes over OpenBLAS, "
+           "writes PNG grids each epoch, and uses the checkpoint it writes. "
+           "Every command and option below is the one \\fBvae COMMAND \\-\\-help\\fR "
+           "prints.\n");
+    printf(".SH COMMANDS\n");
+    for (size_t i = 0; i < CLI_N_CMDS; i++) {
+        const cmd_spec *c = &CLI_CMDS[i];
+        printf(".SS \"vae %s%s%s\"\n", c->name, c->operand ? " " : "",
+               c->operand ? c->operand : "");
+        roff(c->summary);
+        putchar('\n');
+        if (c->mpi) {
+            printf(".PP\nUnder mpirun it splits its work across ranks");
+            if (c->mpi_unless) {
+                printf(", except with \\fB");
+                roff(SPECS[c->mpi_unless].name);
+                printf("\\fR");
+            }
+            printf(".\n");
+        }
+        for (const int *op = c->opts; *op >= 0; op++) {
+            char left[64];
+            option_usage(left, sizeof left, *op);
+            printf(".TP\n.B ");
+            roff(left);
+            printf("\n");
+            roff(option_help(c, *op));
+            putchar('\n');
+        }
+    }
+    printf(".SH FILES\n"
+           ".TP\n.I vae.bin\nthe default checkpoint (\\fB\\-\\-ckpt\\fR): model, "
+           "optimizer state and training record; docs/checkpoint.md gives the format.\n"
+           ".TP\n.I CKPT.lock\nthe lock of a checkpoint being trained; left behind by a "
+           "killed run, it never blocks the next.\n"
+           ".TP\n.I CKPT.best.bin\nthe best validation epoch's model (\\fB\\-\\-valid\\fR).\n"
+           ".TP\n.I out/\nthe default output folder of \\fBvae train\\fR: "
+           "sampled\\-E.png, reconst\\-E.png, metrics.csv and its plot, index.html.\n"
+           ".TP\n.I data/\nthe default data folder: train\\- and t10k\\-images\\-idx3\\-ubyte "
+           "(or idx4 for colour), the idx1 label files, raw or .gz.\n");
+    printf(".SH EXIT STATUS\n.TP\n0\nsuccess\n.TP\n1\nfailure (a message names the "
+           "file or option and the problem)\n.TP\n2\na usage error\n.TP\n128+N\n"
+           "training stopped by signal N (130 for SIGINT, 143 for SIGTERM), its exact "
+           "state saved\n");
+    printf(".SH SEE ALSO\nREADME.md and docs/ in the source: commands.md, models.md, "
+           "data.md, import.md, export.md, errors.md, checkpoint.md, speed.md, mpi.md.\n");
+}
+
+/* Parses argv[first..] against the command's options. Returns 0, 1 when
+ * help was printed, or -1 after a usage error was printed. */
+static int parse_args(cli_opts *o, const cmd_spec *c, int argc, char **argv, int first)
+{
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            print_cmd_help(c);
+            return 1;
+        }
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        int id = -1;
+        for (const int *op = c->opts; *op >= 0; op++) {
+            const opt_spec *s = &SPECS[*op];
+            if ((strlen(s->name) == len && !strncmp(a, s->name, len)) ||
+                (s->alt && !eq && !strcmp(a, s->alt)))
+                id = *op;
+        }
+        if (id < 0 && a[0] != '-' && c->operand && !o->operand) {
+            o->operand = a;
+            continue;
+        }
+        if (id < 0) {
+            if (a[0] != '-')
+                return usage_error("unexpected argument '%s'", a);
+            return usage_error("unknown option '%.*s'", (int)len, a);
+        }
+        if (o->set[id])
+            return usage_error("%s given twice", SPECS[id].name);
+        o->set[id] = 1;
+        if (!SPECS[id].arg) {
+            if (eq)
+                return usage_error("%s takes no value", SPECS[id].name);
+            if (id == O_JSON)
+                o->json = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v)
+            return usage_error("%s needs a value (%s)", SPECS[id].name, SPECS[id].arg);
+        if (parse_value(o, id, v))
+            return -1;
+    }
+    return 0;
+}
+
+
+const char *cli_option_name(int id)
+{
+    return SPECS[id].name;
+}
+
+int cli_parse(cli_opts *o, const cmd_spec *c, int argc, char **argv, int first)
+{
+    int p = parse_args(o, c, argc, argv, first);
+    return p ? p : model_defaults(o);
+}

@@ -1,0 +1,131 @@
+/* cli_util.c - what the commands share: the thread team, loading data and
+ * checkpoints with the messages the user sees, and the checks of data
+ * against a model (see src/cli/cli.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "par.h"
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The thread team: --threads, or as many threads as OpenBLAS would use
+ * (all cores, or OPENBLAS_NUM_THREADS). par_init makes each sgemm call
+ * single-threaded: the team runs them side by side. */
+int cli_threads(cli_opts *o)
+{
+    size_t n = o->set[O_THREADS] ? o->threads : (size_t)openblas_get_num_threads();
+    err_msg err;
+    if (par_init(n < 1 ? 1 : n > PAR_MAX_THREADS ? PAR_MAX_THREADS : n, &err)) {
+        say_error("%s", err.text);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_load_split(cli_opts *o, idx_set *set, const char *split)
+{
+    err_msg err;
+    if (idx_load(set, o->data, split, &err)) {
+        say_error("%s", err.text);
+        return -1;
+    }
+    return 0;
+}
+
+/* The images file of split in --data, for messages ("" if none). */
+static const char *images_file(cli_opts *o, const char *split)
+{
+    static char images[IDX_PATH_MAX], labels[IDX_PATH_MAX];
+    err_msg err;
+    if (idx_split_paths(o->data, split, images, labels, &err))
+        images[0] = '\0';
+    return images;
+}
+
+int cli_same_shape(cli_opts *o, const idx_set *train, const idx_set *test)
+{
+    size_t c1 = idx_channels(train), c2 = idx_channels(test);
+    if (train->rows == test->rows && train->cols == test->cols && c1 == c2)
+        return 0;
+    say_error("%s: the test images are %zux%zu %s, the training images %zux%zu %s: both "
+              "splits must hold images of one size", images_file(o, "t10k"), test->cols,
+              test->rows, c2 == 3 ? "colour" : "grey", train->cols, train->rows,
+              c1 == 3 ? "colour" : "grey");
+    return -1;
+}
+
+int cli_data_model(cli_opts *o, vae_config *cfg, const idx_set *set)
+{
+    vae_config_image(cfg, set->rows, set->cols, idx_channels(set));
+    if (!o->set[O_CONDITIONAL])
+        return 0;
+    if (!set->n_classes) {
+        say_error("--conditional: the training set in %s has no label file (a flat "
+                  "vae import); a conditional model needs labels", o->data);
+        return -1;
+    }
+    cfg->n_classes = set->n_classes;
+    return 0;
+}
+
+int cli_check_data(cli_opts *o, const vae_config *cfg, const idx_set *set, const char *split)
+{
+    err_msg err;
+    const char *what = strcmp(split, "train") ? "test" : "training";
+    if (train_check_shape(cfg, set, o->ckpt, what, &err)) {
+        say_error("%s (%s)", err.text, images_file(o, split));
+        return -1;
+    }
+    if (cfg->n_classes && !set->n_classes) {
+        say_error("%s: a conditional model needs labels, and the %s set in %s has no "
+                  "label file", o->ckpt, what, o->data);
+        return -1;
+    }
+    if (cfg->n_classes && set->n_classes > cfg->n_classes) {
+        say_error("%s: the model knows %zu classes, but the %s labels in %s go up to %zu",
+                  o->ckpt, cfg->n_classes, what, o->data, set->n_classes - 1);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_add_split(cli_opts *o, paths_list *l, const char *split)
+{
+    /* Static: paths_list keeps the pointers. Missing files are skipped here
+     * and reported by the loader. */
+    static char names[2][2][IDX_PATH_MAX];
+    int k = strcmp(split, "train") != 0;
+    err_msg err;
+    if (idx_split_paths(o->data, split, names[k][0], names[k][1], &err))
+        return;
+    paths_add(l, k ? "the test images" : "the training images", names[k][0], PATHS_READ);
+    if (names[k][1][0])
+        paths_add(l, k ? "the test labels" : "the training labels", names[k][1], PATHS_READ);
+}
+
+int cli_check_paths(const paths_list *l)
+{
+    err_msg err;
+    if (paths_check(l, &err))
+        return usage_error("%s", err.text);
+    return 0;
+}
+
+int cli_load_model(cli_opts *o, vae_model *m, ckpt_train *t)
+{
+    err_msg err;
+    if (ckpt_load_model(o->ckpt, m, t, &err)) {
+        say_error("%s", err.text);
+        return -1;
+    }
+    return 0;
+}

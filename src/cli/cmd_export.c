@@ -1,0 +1,36 @@
+/* cmd_export.c - vae export: the model of --ckpt as safetensors, for
+ * PyTorch (scripts/vae_torch.py) and the other frameworks that read the
+ * format (see src/io/export.h and src/cli/cli.h). */
+#include <stdio.h>
+
+#include "cli.h"
+#include "export.h"
+
+int cmd_export(cli_opts *o)
+{
+    const char *path = o->output ? o->output : "model.safetensors";
+    paths_list l = {0};
+    paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
+    paths_add(&l, "-o", path, PATHS_WRITE);
+    if (cli_check_paths(&l))
+        return EXIT_USAGE;
+    /* Not cli_load_model: a model of any image size exports, no data is read. */
+    vae_model m;
+    ckpt_train t;
+    err_msg err;
+    if (ckpt_load_model(o->ckpt, &m, &t, &err)) {
+        say_error("%s", err.text);
+        return 1;
+    }
+    export_info info = {VAE_VERSION, t.epoch, t.adam_t, t.binarize};
+    int rc = export_write(path, &m, &info, &err);
+    if (rc) {
+        say_error("%s", err.text);
+    } else {
+        export_tensor tensors[EXPORT_MAX_TENSORS];
+        printf("wrote %s (%zu tensors, %zu parameters, from %s)\n", path,
+               export_tensors(&m, &info, tensors), m.n_params, o->ckpt);
+    }
+    vae_free(&m);
+    return rc ? 1 : 0;
+}

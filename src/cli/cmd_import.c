@@ -1,0 +1,96 @@
+/* cmd_import.c - vae import: a folder of PNG and JPEG images into the IDX
+ * files the other commands read (see src/io/import.h, docs/import.md and
+ * src/cli/cli.h). */
+#include <stdio.h>
+
+#include "cli.h"
+#include "import.h"
+
+/* A broken image skipped with --skip-broken, said as it is skipped. */
+static void warn_skip(void *ctx, const char *msg)
+{
+    (void)ctx;
+    say_error("warning: skipping %s", msg);
+}
+
+/* s as JSON text: backslash and quote escaped, control bytes as \u00XX. */
+static void print_json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+int cmd_import(cli_opts *o)
+{
+    if (!o->operand) {
+        usage_error("the folder of images is missing: vae import DIR -o OUT");
+        return EXIT_USAGE;
+    }
+    if (!o->output) {
+        usage_error("-o OUT is required: the folder to write the data set to");
+        return EXIT_USAGE;
+    }
+    import_opts io = import_defaults();
+    io.channels = o->channels;
+    io.background = (uint8_t)o->background;
+    io.width = o->size_w;
+    io.height = o->size_h;
+    io.test_fraction = o->test_fraction;
+    io.seed = o->seed;
+    io.skip_broken = o->set[O_SKIP_BROKEN];
+    io.force = o->set[O_FORCE];
+    io.max_pixels = o->max_pixels;
+    io.warn = warn_skip;
+
+    err_msg err;
+    /* Checked first (and again by import_run): replacing a data set
+     * unasked is a usage error, as train's --ckpt is. */
+    if (import_check_out(o->output, io.force, &err) != 0) {
+        usage_error("%s", err.text);
+        return EXIT_USAGE;
+    }
+    import_summary s;
+    double t0 = cli_now();
+    if (import_run(o->operand, o->output, &io, &s, &err) != 0) {
+        say_error("%s", err.text);
+        return 1;
+    }
+    double secs = cli_now() - t0;
+    if (o->json) {
+        printf("{\"images\":%zu,\"width\":%zu,\"height\":%zu,\"channels\":%zu,"
+               "\"classes\":%zu,\"train\":%zu,\"test\":%zu,\"skipped\":%zu,"
+               "\"broken\":%zu,\"seconds\":%.3f,\"out\":", s.n_images, s.width, s.height,
+               s.channels, s.n_classes, s.n_train, s.n_test, s.n_other, s.n_broken, secs);
+        print_json_string(o->output);
+        printf(",\"first_skipped\":");
+        print_json_string(s.first_other);
+        printf(",\"first_broken\":");
+        print_json_string(s.first_broken);
+        printf("}\n");
+        return 0;
+    }
+    char classes[64], skipped[IMPORT_NAME_LEN + 64] = "", broken[IMPORT_NAME_LEN + 64] = "";
+    if (s.n_classes)
+        snprintf(classes, sizeof classes, "%zu classes", s.n_classes);
+    else
+        snprintf(classes, sizeof classes, "no labels");
+    if (s.n_other)
+        snprintf(skipped, sizeof skipped, ", %zu other file%s skipped (first: %s)",
+                 s.n_other, s.n_other == 1 ? "" : "s", s.first_other);
+    if (s.n_broken)
+        snprintf(broken, sizeof broken, ", %zu broken image%s skipped (first: %s)",
+                 s.n_broken, s.n_broken == 1 ? "" : "s", s.first_broken);
+    printf("imported %zu images, %zux%zux%zu, %s: %zu train, %zu test%s%s, into %s "
+           "(%.2f s)\n", s.n_images, s.width, s.height, s.channels, classes, s.n_train,
+           s.n_test, skipped, broken, o->output, secs);
+    return 0;
+}

@@ -1,0 +1,794 @@
+/* cmd_model.c - the commands that use a trained model: sample,
+ * reconstruct, eval, interpolate, encode, score, manifold, probe and traverse
+ * (see src/cli/cli.h). Each reads the model and its training options from --ckpt. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "afile.h"
+#include "cli.h"
+#include "dist.h"
+#include "infer.h"
+#include "par.h"
+#include "plot.h"
+#include "png_grid.h"
+#include "probe.h"
+#include "show.h"
+#include "traverse.h"
+
+/* A loaded model with what using it needs. */
+typedef struct session {
+    vae_model m;
+    ckpt_train tr;
+    vae_acts a;     /* single-thread activations for pictures */
+    shard_set sh;   /* the team's, for passes over a data set */
+    idx_set data;   /* the images the command reads, if any */
+    idx_view view;  /* how the model sees them */
+} session;
+
+static void session_free(session *s)
+{
+    vae_free(&s->m);
+    vae_acts_free(&s->a);
+    shard_free(&s->sh);
+    idx_free(&s->data);
+}
+
+/* Loads --ckpt and starts the team; allocates activations for pictures,
+ * cap images at a time (fewer for the conv VAE, whose activations take
+ * ~1 MB an image). out is the file the command will write (NULL: none):
+ * it may be neither the checkpoint nor any other file the command reads.
+ * Returns 0, or the exit status after a message. */
+static int session_open(cli_opts *o, session *s, size_t cap, const char *out)
+{
+    memset(s, 0, sizeof *s);
+    paths_list l = {0};
+    paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
+    paths_add(&l, "-o", out, PATHS_WRITE);
+    if (cli_check_paths(&l))
+        return EXIT_USAGE;
+    if (cli_load_model(o, &s->m, &s->tr))
+        return 1;
+    err_msg err;
+    s->view = infer_test_view(s->tr.binarize);
+    if (cli_threads(o)) {
+        session_free(s);
+        return 1;
+    }
+    if (s->m.cfg.arch == VAE_ARCH_CONV && cap > 32)
+        cap = 32;
+    if (vae_acts_init(&s->a, &s->m.cfg, cap, &err)) {
+        say_error("%s", err.text);
+        session_free(s);
+        return 1;
+    }
+    return 0;
+}
+
+/* Loads split of --data into the session, and the team's activations for
+ * passes over it (--batch at a time), once out (as in session_open) is
+ * known not to be one of its files. Returns 0, or the exit status after a
+ * message (the session is then freed). */
+static int session_load(cli_opts *o, session *s, const char *split, const char *out)
+{
+    paths_list l = {0};
+    cli_add_split(o, &l, split);
+    paths_add(&l, "-o", out, PATHS_WRITE);
+    int rc = cli_check_paths(&l) ? EXIT_USAGE : cli_load_split(o, &s->data, split) ? 1 : 0;
+    err_msg err;
+    if (rc == 0 && cli_check_data(o, &s->m.cfg, &s->data, split))
+        rc = 1;
+    /* Under mpirun (vae eval, score, encode) each rank takes its shares of
+     * every batch. */
+    shard_spec spec = {.cap = o->batch, .rank = dist_rank(), .ranks = dist_size()};
+    if (rc == 0 && shard_init(&s->sh, &s->m, &spec, &err)) {
+        say_error("%s", err.text);
+        rc = 1;
+    }
+    if (rc)
+        session_free(s);
+    return rc;
+}
+
+/* session_open, then session_load. */
+static int session_open_data(cli_opts *o, session *s, const char *split, size_t cap,
+                             const char *out)
+{
+    int rc = session_open(o, s, cap, out);
+    return rc ? rc : session_load(o, s, split, out);
+}
+
+/* --label and --grid apply to conditional models only. */
+static int check_label_options(cli_opts *o, const session *s)
+{
+    if (s->m.cfg.n_classes) {
+        if (o->set[O_LABEL] && o->label >= s->m.cfg.n_classes)
+            return usage_error("--label %zu: the model in %s knows labels 0 to %zu",
+                               o->label, o->ckpt, s->m.cfg.n_classes - 1);
+        return 0;
+    }
+    const char *which = o->set[O_LABEL] ? "--label" : o->set[O_GRID] ? "--grid" : NULL;
+    if (!which)
+        return 0;
+    return usage_error("%s: the model in %s is not conditional (train it with "
+                       "--conditional)", which, o->ckpt);
+}
+
+static const char *output_or(cli_opts *o, const char *fallback)
+{
+    return o->output ? o->output : fallback;
+}
+
+/* ===================================================================== */
+
+int cmd_sample(cli_opts *o)
+{
+    session s;
+    const char *path = output_or(o, "sampled.png");
+    int open_rc = session_open(o, &s, 256, path);
+    if (open_rc)
+        return open_rc;
+    if (check_label_options(o, &s)) {
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    if (o->set[O_LABEL] && o->set[O_GRID]) {
+        usage_error("--label and --grid: give one of them");
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    /* A conditional model without --label shows every label, a column each. */
+    int grid = s.m.cfg.n_classes && !o->set[O_LABEL];
+    size_t cols = grid ? show_class_cols(s.m.cfg.n_classes) : SHOW_COLS;
+    size_t n = o->set[O_N] ? o->n : grid ? 10 * cols : 128;
+    if (grid)
+        n = (n + cols - 1) / cols * cols;
+    size_t Z = s.m.cfg.z_dim;
+    float *eps = malloc(2 * n * Z * sizeof *eps);
+    uint8_t *labels = malloc(n);
+    int rc = 1;
+    err_msg err;
+    if (!eps || !labels) {
+        say_error("out of memory for %zu samples", n);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            labels[i] = (uint8_t)(grid ? i % cols : o->label);
+        show_prior_draws(eps, n, Z, o->seed);
+        show_prior_z(&s.m, &s.a, eps, labels, n, eps + n * Z);
+        if (show_decode_png(&s.m, &s.a, eps + n * Z, labels, n, cols, path, &err))
+            say_error("%s", err.text);
+        else
+            rc = 0;
+    }
+    if (rc == 0)
+        printf("wrote %s (%zu samples from %s)\n", path, n, o->ckpt);
+    free(eps);
+    free(labels);
+    session_free(&s);
+    return rc;
+}
+
+int cmd_reconstruct(cli_opts *o)
+{
+    session s;
+    const char *path = output_or(o, "reconst.png");
+    int open_rc = session_open_data(o, &s, "t10k", 256, path);
+    if (open_rc)
+        return open_rc;
+    size_t n = o->set[O_N] ? o->n : 32;
+    if (n > s.data.n)
+        n = s.data.n;
+    err_msg err;
+    int rc = show_recon_png(&s.m, &s.a, &s.data, &s.view, n, path, &err);
+    if (rc)
+        say_error("%s", err.text);
+    else
+        printf("wrote %s (%zu test images, each beside its reconstruction)\n", path, n);
+    session_free(&s);
+    return rc ? 1 : 0;
+}
+
+int cmd_eval(cli_opts *o)
+{
+    session s;
+    int open_rc = session_open_data(o, &s, "t10k", 1, NULL);
+    if (open_rc)
+        return open_rc;
+    double rec, kl, t0 = cli_now();
+    double loss = infer_eval(&s.m, &s.sh, &s.data, &s.view, o->seed, &rec, &kl);
+    double secs = cli_now() - t0;
+    infer_iw_result iw = {0};
+    double iw_secs = 0.0;
+    if (o->set[O_IW]) {
+        err_msg err;
+        t0 = cli_now();
+        if (infer_iw(&s.m, &s.data, &s.view, o->iw, o->seed, 0, &iw, &err)) {
+            say_error("%s", err.text);
+            session_free(&s);
+            return 1;
+        }
+        iw_secs = cli_now() - t0;
+    }
+    if (o->json) {
+        printf("{\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,", loss, rec, kl);
+        if (o->set[O_IW])
+            printf("\"iw_nll\":%.6f,\"iw\":%zu,\"iw_seconds\":%.3f,", iw.iw_nll, o->iw,
+                   iw_secs);
+        printf("\"likelihood\":\"%s\",\"n\":%zu,\"seconds\":%.4f}\n",
+               vae_lik_name(s.m.cfg.likelihood), s.data.n, secs);
+    } else {
+        printf("test loss %.4f nats/image (rec %.4f, kl %.4f) on %zu images "
+               "[%s, %.2fs]\n", loss, rec, kl, s.data.n, o->data, secs);
+        if (o->set[O_IW])
+            printf("importance-weighted bound, K = %zu: %.4f nats/image [%.2fs]\n",
+                   o->iw, iw.iw_nll, iw_secs);
+    }
+    session_free(&s);
+    return 0;
+}
+
+int cmd_interpolate(cli_opts *o)
+{
+    session s;
+    const char *path = output_or(o, "strip.png");
+    int rc = session_open_data(o, &s, "t10k", 256, path);
+    if (rc)
+        return rc;
+    rc = 1;
+    err_msg err;
+    if (check_label_options(o, &s)) {
+        rc = EXIT_USAGE;
+    } else if (o->from >= s.data.n || o->to >= s.data.n) {
+        usage_error("%s %zu: the test set has images 0 to %zu",
+                    o->from >= s.data.n ? "--from" : "--to",
+                    o->from >= s.data.n ? o->from : o->to, s.data.n - 1);
+        rc = EXIT_USAGE;
+    } else if (show_interpolate_png(&s.m, &s.a, &s.data, &s.view, o->from, o->to,
+                                    o->steps, o->set[O_LABEL] ? (int)o->label : -1,
+                                    path, &err)) {
+        say_error("%s", err.text);
+    } else {
+        printf("wrote %s (test images %zu and %zu, %zu steps between)\n", path,
+               o->from, o->to, o->steps);
+        rc = 0;
+    }
+    session_free(&s);
+    return rc;
+}
+
+/* Writes a CSV through afile: header, then row(ctx, i, fp) for i < n. */
+static int write_csv(const char *path, const char *header, size_t n,
+                     void (*row)(void *ctx, size_t i, FILE *fp), void *ctx)
+{
+    afile f;
+    err_msg err;
+    if (afile_open(&f, path, &err)) {
+        say_error("%s", err.text);
+        return -1;
+    }
+    fputs(header, f.fp);
+    for (size_t i = 0; i < n; i++)
+        row(ctx, i, f.fp);
+    if (afile_commit(&f, &err)) {
+        say_error("%s", err.text);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct codes {
+    const idx_set *set;
+    size_t Z;
+    float *mu, *logvar, *rec, *kl;
+} codes;
+
+static void code_row(void *ctx, size_t i, FILE *fp)
+{
+    const codes *c = ctx;
+    fprintf(fp, "%zu,%u", i, c->set->labels[i]);
+    for (size_t j = 0; j < c->Z; j++)
+        fprintf(fp, ",%.6g", c->mu[i * c->Z + j]);
+    for (size_t j = 0; j < c->Z; j++)
+        fprintf(fp, ",%.6g", c->logvar[i * c->Z + j]);
+    fputc('\n', fp);
+}
+
+int cmd_encode(cli_opts *o)
+{
+    session s;
+    const char *path = output_or(o, "latents.csv");
+    int open_rc = session_open_data(o, &s, o->split, 1, path);
+    if (open_rc)
+        return open_rc;
+    size_t n = s.data.n, Z = s.m.cfg.z_dim;
+    codes c = {&s.data, Z, malloc(n * Z * sizeof(float)), malloc(n * Z * sizeof(float)),
+               NULL, NULL};
+    int rc = 1;
+    if (dist_any(!c.mu || !c.logvar)) {
+        say_error("out of memory for %zu latent codes", n);
+    } else {
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, c.mu, c.logvar, NULL,
+                        NULL);
+        /* The header: index,label,mu_0..mu_{Z-1},logvar_0..logvar_{Z-1}. */
+        size_t cap = 32 + 24 * Z;
+        char *header = malloc(cap);
+        if (header) {
+            size_t len = (size_t)snprintf(header, cap, "index,label");
+            for (size_t j = 0; j < Z; j++)
+                len += (size_t)snprintf(header + len, cap - len, ",mu_%zu", j);
+            for (size_t j = 0; j < Z; j++)
+                len += (size_t)snprintf(header + len, cap - len, ",logvar_%zu", j);
+            snprintf(header + len, cap - len, "\n");
+            if (dist_rank() > 0) { /* rank 0 writes */
+                rc = 0;
+            } else if (write_csv(path, header, n, code_row, &c) == 0) {
+                printf("wrote %s (%zu images, %zu latent dimensions)\n", path, n, Z);
+                rc = 0;
+            }
+            free(header);
+        } else {
+            say_error("out of memory");
+        }
+    }
+    free(c.mu);
+    free(c.logvar);
+    session_free(&s);
+    return rc;
+}
+
+static void score_row(void *ctx, size_t i, FILE *fp)
+{
+    const codes *c = ctx;
+    fprintf(fp, "%zu,%u,%.6f,%.6f,%.6f\n", i, c->set->labels[i],
+            (double)c->rec[i] + c->kl[i], c->rec[i], c->kl[i]);
+}
+
+static const float *sort_scores; /* for by_score_desc */
+
+/* Highest score first; ties by index, so the order is fixed. */
+static int by_score_desc(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    float x = sort_scores[a], y = sort_scores[b];
+    if (x != y)
+        return x > y ? -1 : 1;
+    return (a > b) - (a < b);
+}
+
+/* The top images of set by score, as a grid (through view). */
+static int write_top(const session *s, const float *score, size_t top,
+                     const char *path)
+{
+    size_t n = s->data.n, D = s->m.cfg.x_dim;
+    if (top > n)
+        top = n;
+    uint32_t *order = malloc(n * sizeof *order);
+    float *tiles = malloc(top * D * sizeof *tiles);
+    int rc = -1;
+    err_msg err;
+    if (!order || !tiles) {
+        say_error("out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++)
+            order[i] = (uint32_t)i;
+        sort_scores = score;
+        qsort(order, n, sizeof *order, by_score_desc);
+        idx_gather(&s->data, order, 0, top, &s->view, tiles);
+        if (show_tiles_png(&s->m, tiles, top, SHOW_COLS, path, &err))
+            say_error("%s", err.text);
+        else
+            rc = 0;
+    }
+    free(order);
+    free(tiles);
+    return rc;
+}
+
+int cmd_score(cli_opts *o)
+{
+    session s;
+    const char *path = output_or(o, o->set[O_TOP] ? "worst.png" : "scores.csv");
+    int open_rc = session_open_data(o, &s, o->split, 1, path);
+    if (open_rc)
+        return open_rc;
+    size_t n = s.data.n;
+    codes c = {&s.data, s.m.cfg.z_dim, NULL, NULL, malloc(n * sizeof(float)),
+               malloc(n * sizeof(float))};
+    float *score = malloc(n * sizeof *score);
+    int rc = 1;
+    if (dist_any(!c.rec || !c.kl || !score)) {
+        say_error("out of memory for %zu scores", n);
+    } else {
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, NULL, NULL, c.rec, c.kl);
+        for (size_t i = 0; i < n; i++)
+            score[i] = c.rec[i] + c.kl[i];
+        if (dist_rank() > 0) { /* rank 0 writes */
+            rc = 0;
+        } else if (o->set[O_TOP]) {
+            if (write_top(&s, score, o->top, path) == 0) {
+                printf("wrote %s (the %zu highest-scoring of %zu images)\n", path,
+                       o->top < n ? o->top : n, n);
+                rc = 0;
+            }
+        } else {
+            if (write_csv(path, "index,label,score,rec,kl\n", n, score_row, &c) == 0) {
+                printf("wrote %s (%zu images)\n", path, n);
+                rc = 0;
+            }
+        }
+    }
+    free(c.rec);
+    free(c.kl);
+    free(score);
+    session_free(&s);
+    return rc;
+}
+
+/* The latent map of a model with more than 2 latent dimensions: the test
+ * set's posterior means on their first two principal components, written
+ * as CSV beside path and drawn from it by gnuplot into path. Frees the
+ * session; returns the exit status. */
+static int manifold_map(cli_opts *o, session *s, const char *path)
+{
+    size_t Z = s->m.cfg.z_dim;
+    char *csv = NULL;
+    int rc = 1;
+    if (Z < 2) {
+        say_error("the model in %s has a 1-D latent space: manifold draws a 2-D "
+                  "latent's grid, or the first two principal components of more "
+                  "(vae encode writes the codes)", o->ckpt);
+        goto done;
+    }
+    /* The picture is the command's whole output: no gnuplot, no run. */
+    if (!plot_gnuplot_found()) {
+        say_error("the latent map is drawn by gnuplot, which is not on PATH: %s",
+                  PLOT_INSTALL_HINT);
+        goto done;
+    }
+    if (!(csv = show_map_csv_path(path))) {
+        say_error("out of memory");
+        goto done;
+    }
+    paths_list l = {0};
+    paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
+    cli_add_split(o, &l, "t10k");
+    paths_add(&l, "-o", path, PATHS_WRITE);
+    paths_add(&l, "the CSV beside -o", csv, PATHS_WRITE);
+    if (cli_check_paths(&l)) {
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if ((rc = session_load(o, s, "t10k", path)) != 0) {
+        free(csv);
+        return rc; /* the session is freed */
+    }
+    err_msg err;
+    double explained[2];
+    if (show_latent_pca(&s->m, &s->sh, &s->data, &s->view, o->seed, csv, path, explained,
+                        &err)) {
+        say_error("%s", err.text);
+        rc = 1;
+    } else {
+        printf("wrote %s and %s (posterior means of %zu test images on their first two "
+               "principal components: %.1f%% and %.1f%% of the %zu-D latent's "
+               "variance)\n", path, csv, s->data.n, 100.0 * explained[0],
+               100.0 * explained[1], Z);
+    }
+done:
+    free(csv);
+    session_free(s);
+    return rc;
+}
+
+int cmd_manifold(cli_opts *o)
+{
+    session s;
+    const char *path = output_or(o, "manifold.png");
+    int rc = session_open(o, &s, 256, path);
+    if (rc)
+        return rc;
+    rc = 1;
+    err_msg err;
+    size_t Z = s.m.cfg.z_dim;
+    if (check_label_options(o, &s)) {
+        rc = EXIT_USAGE;
+    } else if (Z == 2) {
+        size_t side = o->set[O_N] ? o->n : 20;
+        if (side > 200) {
+            usage_error("--n %zu: a manifold grid is at most 200 x 200", side);
+            rc = EXIT_USAGE;
+        } else if (show_manifold_png(&s.m, &s.a, side, o->set[O_LABEL] ? (int)o->label : 0,
+                                     path, &err)) {
+            say_error("%s", err.text);
+        } else {
+            printf("wrote %s (%zu x %zu decodings over the 2-D latent space)\n", path,
+                   side, side);
+            rc = 0;
+        }
+    } else {
+        return manifold_map(o, &s, path); /* the 2-D grid above needs no data */
+    }
+    session_free(&s);
+    return rc;
+}
+
+/* ===================================================================== */
+
+/* What is in --ckpt, without loading a model or any data. */
+int cmd_info(cli_opts *o)
+{
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(o->ckpt, &d, &err)) {
+        say_error("%s", err.text);
+        return 1;
+    }
+    static const char *const acts[] = {"relu", "tanh", "leaky"};
+    static const char *const archs[] = {"mlp", "conv"};
+    static const char *const bins[] = {"none", "static", "dynamic"};
+    static const char *const inits[] = {"torch", "glorot"};
+    const vae_config *c = &d.cfg;
+    const ckpt_train *t = &d.train;
+    char hidden[128] = "";
+    for (size_t i = 0, len = 0; i < c->n_hidden && len < sizeof hidden; i++)
+        len += (size_t)snprintf(hidden + len, sizeof hidden - len, "%s%zu", i ? "," : "",
+                                c->hidden[i]);
+    const char *act = acts[c->act], *arch = archs[c->arch], *bin = bins[t->binarize];
+    const char *lik = vae_lik_name(c->likelihood);
+    if (o->json) {
+        printf("{\"version\":%u,\"arch\":\"%s\",\"x_dim\":%zu,\"hidden\":[%s],"
+               "\"latent\":%zu,\"act\":\"%s\",\"likelihood\":\"%s\",\"classes\":%zu,"
+               "\"params\":%zu,\"epoch\":%llu,\"step\":%llu,\"adam_t\":%llu,"
+               "\"batch\":%llu,\"lr\":%g,\"beta\":%g,\"binarize\":\"%s\",\"noise\":%g,"
+               "\"seed\":%llu,\"height\":%zu,\"width\":%zu,\"channels\":%zu", d.version, arch,
+               c->x_dim, hidden, c->z_dim, act, lik,
+               c->n_classes, d.n_params, (unsigned long long)t->epoch,
+               (unsigned long long)t->step, (unsigned long long)t->adam_t,
+               (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
+               (unsigned long long)t->seed, c->height, c->width, c->channels);
+        printf(",\"schedule\":\"%s\",\"warmup\":%llu,\"horizon\":%llu,\"lr_every\":%llu,"
+               "\"lr_gamma\":%g,\"kl_warmup\":%llu,\"adam_beta1\":%g,\"adam_beta2\":%g,"
+               "\"adam_eps\":%g,\"init\":\"%s\",\"valid\":%llu,\"best_epoch\":%llu,"
+               "\"best_loss\":%.6f,\"objective\":\"%s\",\"k\":%llu",
+               schedule_name(t->sched.kind),
+               (unsigned long long)t->sched.warmup, (unsigned long long)t->sched.horizon,
+               (unsigned long long)t->sched.every, t->sched.gamma,
+               (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
+               inits[t->init], (unsigned long long)t->valid_n,
+               (unsigned long long)t->best_epoch, t->best_loss,
+               t->objective ? "iwae" : "elbo", (unsigned long long)t->draws);
+        if (t->data.n)
+            printf(",\"data\":{\"images\":%llu,\"rows\":%llu,\"cols\":%llu,"
+                   "\"pixels_crc32\":\"%08x\",\"labels_crc32\":\"%08x\"}}\n",
+                   (unsigned long long)t->data.n, (unsigned long long)t->data.rows,
+                   (unsigned long long)t->data.cols, (unsigned)t->data.pixels_crc,
+                   (unsigned)t->data.labels_crc);
+        else
+            printf(",\"data\":null}\n");
+    } else {
+        printf("%s: vae checkpoint, format version %u\n"
+               "model     %s, %zux%zu %s images (%zu values), hidden %s, latent %zu, %s, "
+               "%s likelihood%s; %zu parameters\n"
+               "training  %llu epoch%s done%s; batch %llu, lr %g, beta %g, binarize %s, "
+               "noise %g, seed %llu\n", o->ckpt, d.version, arch, c->width, c->height,
+               c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden,
+               c->z_dim, act, lik, c->n_classes ? ", conditional" : "", d.n_params,
+               (unsigned long long)t->epoch, t->epoch == 1 ? "" : "s",
+               t->step ? " and part of the next (resumable)" : "",
+               (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
+               (unsigned long long)t->seed);
+        printf("controls  %s learning rate", schedule_name(t->sched.kind));
+        if (t->sched.kind == SCHEDULE_COSINE)
+            printf(" (warm-up %llu, 0 at epoch %llu)", (unsigned long long)t->sched.warmup,
+                   (unsigned long long)t->sched.horizon);
+        if (t->sched.kind == SCHEDULE_STEP)
+            printf(" (x %g every %llu epochs)", t->sched.gamma,
+                   (unsigned long long)t->sched.every);
+        printf(", KL warm-up %llu epochs, Adam %g/%g/%g, init %s; objective %s, k %llu\n",
+               (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
+               inits[t->init], t->objective ? "iwae" : "elbo",
+               (unsigned long long)t->draws);
+        if (t->valid_n)
+            printf("validate  %llu images held out; lowest loss %.4f at epoch %llu\n",
+                   (unsigned long long)t->valid_n, t->best_loss,
+                   (unsigned long long)t->best_epoch);
+        if (t->data.n)
+            printf("data      %llu training images of %llux%llu (pixels CRC-32 %08x, "
+                   "labels CRC-32 %08x)\n", (unsigned long long)t->data.n,
+                   (unsigned long long)t->data.rows, (unsigned long long)t->data.cols,
+                   (unsigned)t->data.pixels_crc, (unsigned)t->data.labels_crc);
+        else
+            printf("data      not recorded (a version-2 checkpoint)\n");
+    }
+    ckpt_data_free(&d);
+    return 0;
+}
+
+/* ===================================================================== */
+
+/* The probe's result: one line, or one JSON object with each label's
+ * accuracy (null for a label no test image has). */
+static void print_probe(cli_opts *o, const probe_result *r, double enc_s, double knn_s)
+{
+    if (!o->json) {
+        printf("k-NN accuracy (k = %zu, %zu references, %zu queries): %.2f%% "
+               "[encode %.2fs, k-NN %.2fs]\n", r->k, r->n_ref, r->n_query,
+               100.0 * r->accuracy, enc_s, knn_s);
+        return;
+    }
+    printf("{\"accuracy\":%.6f,\"k\":%zu,\"n_ref\":%zu,\"n_query\":%zu,\"correct\":%zu,"
+           "\"per_class\":[", r->accuracy, r->k, r->n_ref, r->n_query, r->correct);
+    size_t n_classes = 0;
+    for (size_t c = 0; c < PROBE_CLASSES; c++)
+        if (r->class_n[c])
+            n_classes = c + 1;
+    for (size_t c = 0; c < n_classes; c++) {
+        printf("%s{\"label\":%zu,\"n\":%zu,\"accuracy\":", c ? "," : "", c, r->class_n[c]);
+        if (r->class_n[c])
+            printf("%.6f}", (double)r->class_correct[c] / (double)r->class_n[c]);
+        else
+            printf("null}");
+    }
+    printf("],\"encode_seconds\":%.4f,\"knn_seconds\":%.4f,\"seconds\":%.4f}\n", enc_s,
+           knn_s, enc_s + knn_s);
+}
+
+/* k-NN accuracy of the posterior means (probe.h): the training images'
+ * means, with their labels, are the references; the test images' the
+ * queries. */
+int cmd_probe(cli_opts *o)
+{
+    session s;
+    int rc = session_open_data(o, &s, "train", 1, NULL);
+    if (rc)
+        return rc;
+    size_t k = o->set[O_KNN] ? o->knn : PROBE_DEFAULT_K;
+    idx_set test = {0};
+    paths_list l = {0};
+    cli_add_split(o, &l, "t10k");
+    if (!s.data.n_classes) {
+        say_error("%s: the training set has no label file; the probe needs labels",
+                  o->data);
+        rc = 1;
+    } else if (k > s.data.n) {
+        usage_error("--k %zu: more than the %zu training images", k, s.data.n);
+        rc = EXIT_USAGE;
+    } else if (cli_check_paths(&l)) {
+        rc = EXIT_USAGE;
+    } else if (cli_load_split(o, &test, "t10k") || cli_check_data(o, &s.m.cfg, &test, "t10k")) {
+        rc = 1;
+    } else if (!test.n_classes) {
+        say_error("%s: the test set has no label file; the probe needs labels", o->data);
+        rc = 1;
+    }
+    size_t Z = s.m.cfg.z_dim, ref_b = 0, query_b = 0;
+    float *ref = NULL, *query = NULL;
+    if (rc == 0) {
+        rc = 1;
+        if (err_mul_size(s.data.n * sizeof(float), Z, &ref_b) ||
+            err_mul_size(test.n * sizeof(float), Z, &query_b) ||
+            !(ref = malloc(ref_b)) || !(query = malloc(query_b))) {
+            say_error("out of memory for %zu + %zu latent codes", s.data.n, test.n);
+        } else {
+            /* mu only: the draws of z (seeded) play no part. */
+            double t0 = cli_now();
+            infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, ref, NULL, NULL,
+                            NULL);
+            infer_per_image(&s.m, &s.sh, &test, &s.view, o->seed, query, NULL, NULL,
+                            NULL);
+            double t1 = cli_now();
+            probe_points r = {ref, s.data.labels, s.data.n}, q = {query, test.labels, test.n};
+            probe_result res;
+            err_msg err;
+            if (probe_knn(&r, &q, Z, k, NULL, &res, &err)) {
+                say_error("%s", err.text);
+            } else {
+                print_probe(o, &res, t1 - t0, cli_now() - t1);
+                rc = 0;
+            }
+        }
+    }
+    free(ref);
+    free(query);
+    idx_free(&test);
+    session_free(&s);
+    return rc;
+}
+
+/* ===================================================================== */
+
+/* The ranking of traverse: one line a dimension after a header, or one
+ * JSON object; rows is how many of them the picture shows. */
+static void print_traverse(cli_opts *o, const session *s, const traverse_dim *dims,
+                           const float *unit, size_t rows, size_t steps,
+                           const char *path)
+{
+    size_t Z = s->m.cfg.z_dim;
+    unsigned label = s->data.labels[o->from];
+    double total = 0.0;
+    for (size_t r = 0; r < Z; r++)
+        total += dims[r].kl;
+    if (o->json) {
+        printf("{\"image\":%zu,\"label\":%u,\"latent\":%zu,\"rows\":%zu,\"steps\":%zu,"
+               "\"range\":%g,\"unit\":\"prior_sd\",\"n\":%zu,\"kl_total\":%.6f,\"dims\":[",
+               o->from, label, Z, rows, steps, (double)TRAVERSE_RANGE, s->data.n, total);
+        for (size_t r = 0; r < Z; r++)
+            printf("%s{\"rank\":%zu,\"dim\":%zu,\"kl\":%.6f,\"sd_means\":%.6f,"
+                   "\"unit\":%.6g}", r ? "," : "", r + 1, dims[r].dim, dims[r].kl,
+                   dims[r].sd_means, (double)unit[dims[r].dim]);
+        printf("]}\n");
+        return;
+    }
+    printf("wrote %s (test image %zu, label %u: the %zu most active of %zu latent "
+           "dimensions, each from -%g to +%g prior standard deviations in %zu steps)\n",
+           path, o->from, label, rows, Z, (double)TRAVERSE_RANGE, (double)TRAVERSE_RANGE,
+           steps);
+    printf("latent dimensions by KL to the prior, mean over %zu test images "
+           "(%.4f nats in all):\n rank  dim  KL (nats)  sd of means\n", s->data.n, total);
+    for (size_t r = 0; r < Z; r++)
+        printf("%5zu %4zu %10.4f %12.4f%s\n", r + 1, dims[r].dim, dims[r].kl,
+               dims[r].sd_means, r < rows ? "" : "  (not drawn)");
+}
+
+/* Latent traversals: the dimensions ranked by the KL they carry over the
+ * test set, and the top --top moved one at a time around test image
+ * --from's posterior mean (traverse.h). */
+int cmd_traverse(cli_opts *o)
+{
+    session s;
+    const char *path = output_or(o, "traverse.png");
+    int rc = session_open_data(o, &s, "t10k", 256, path);
+    if (rc)
+        return rc;
+    size_t n = s.data.n, Z = s.m.cfg.z_dim;
+    size_t rows = o->set[O_TOP] ? o->top : Z < TRAVERSE_MAX_ROWS ? Z : TRAVERSE_MAX_ROWS;
+    size_t steps = o->set[O_STEPS] ? o->steps : TRAVERSE_STEPS;
+    if (o->from >= n) {
+        usage_error("--from %zu: the test set has images 0 to %zu", o->from, n - 1);
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    if (rows > Z) {
+        usage_error("--top %zu: the model in %s has %zu latent dimension%s", rows,
+                    o->ckpt, Z, Z == 1 ? "" : "s");
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    rc = 1;
+    size_t bytes = 0;
+    float *mu = NULL, *lv = NULL, *unit = malloc(Z * sizeof *unit);
+    traverse_dim *dims = malloc(Z * sizeof *dims);
+    size_t *order = malloc(Z * sizeof *order);
+    err_msg err;
+    if (err_mul_size(n * sizeof(float), Z, &bytes) || !(mu = malloc(bytes)) ||
+        !(lv = malloc(bytes)) || !unit || !dims || !order) {
+        say_error("out of memory for %zu latent codes", n);
+    } else {
+        /* mu and logvar only: the seeded draws of z play no part. */
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, mu, lv, NULL, NULL);
+        if (traverse_rank(&s.m, &s.a, mu, lv, s.data.labels, n, dims, &err)) {
+            say_error("%s", err.text);
+        } else {
+            for (size_t r = 0; r < Z; r++)
+                order[r] = dims[r].dim;
+            uint8_t label = s.data.labels[o->from];
+            traverse_unit(&s.m, &s.a, label, unit);
+            if (traverse_png(&s.m, &s.a, mu + o->from * Z, label, order, rows, steps,
+                             path, &err)) {
+                say_error("%s", err.text);
+            } else {
+                print_traverse(o, &s, dims, unit, rows, steps, path);
+                rc = 0;
+            }
+        }
+    }
+    free(mu);
+    free(lv);
+    free(unit);
+    free(dims);
+    free(order);
+    session_free(&s);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/* main.c - the vae command line's entry: finds the command in the table
+ * (cli_cmds.c), parses its options (cli_opts.c), joins an MPI job if
+ * started by mpirun, runs it, and checks that what it printed reached
+ * standard output. See src/cli/cli.h. */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cpu.h"
+#include "dist.h"
+#include "par.h"
+
+/* Started by mpirun: joins the job (dist.h). A command that does not
+ * split its work across ranks (its table entry says so) refuses more
+ * than one; ranks other than 0 print nothing to stdout. Returns 0, or -1
+ * after a message. */
+static int join_ranks(const cmd_spec *c, const cli_opts *o, int *argc, char ***argv)
+{
+    err_msg err;
+    if (dist_init(argc, argv, &err)) {
+        say_error("%s", err.text);
+        dist_abort(1);
+        return -1;
+    }
+    if (dist_size() < 2)
+        return 0;
+    if (!c->mpi || (c->mpi_unless && o->set[c->mpi_unless])) {
+        if (dist_rank() == 0) {
+            /* "'vae train', 'vae eval' and 'vae bench' (without --iw)" */
+            char which[320] = "";
+            size_t n = 0, seen = 0;
+            for (size_t i = 0; i < CLI_N_CMDS; i++)
+                n += CLI_CMDS[i].mpi != 0;
+            for (size_t i = 0; i < CLI_N_CMDS; i++) {
+                const cmd_spec *s = &CLI_CMDS[i];
+                if (!s->mpi)
+                    continue;
+                size_t len = strlen(which);
+                seen++;
+                snprintf(which + len, sizeof which - len, "%s'vae %s'%s%s%s",
+                         seen == 1 ? "" : seen == n ? " and " : ", ", s->name,
+                         s->mpi_unless ? " (without " : "",
+                         s->mpi_unless ? cli_option_name(s->mpi_unless) : "",
+                         s->mpi_unless ? ")" : "");
+            }
+            say_error("runs in one process: under mpirun only %s split their work across "
+                      "ranks so far (start it without mpirun, or -np 1)", which);
+        }
+        dist_finalize();
+        return -1;
+    }
+    if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) {
+        say_error("cannot silence stdout: %s", strerror(errno));
+        dist_abort(1);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whatever a command printed must have reached standard output: a full
+ * disk or a closed pipe is an error (SIGPIPE is ignored, so a closed pipe
+ * is EPIPE here rather than a silent death). Returns 0, or -1 after a
+ * message. */
+static int finish_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    say_error("cannot write standard output: %s",
+              errno ? strerror(errno) : "an earlier write failed");
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    cpu_tune_openblas(argv);
+    cli_opts opts; /* the command's options, passed down to it */
+    cli_opts *o = &opts;
+    cli_defaults(o);
+    if (argc < 2) {
+        cli_print_help();
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        cli_print_help();
+        return finish_stdout() ? 1 : 0;
+    }
+    if (!strcmp(argv[1], "--man")) { /* the build writes vae.1 with it */
+        cli_print_man();
+        return finish_stdout() ? 1 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        char core[256];
+        cpu_describe(core, sizeof core);
+        printf("vae %s\n%s\n%s\n", VAE_VERSION, core, openblas_get_config());
+        return finish_stdout() ? 1 : 0;
+    }
+    for (size_t i = 0; i < CLI_N_CMDS; i++) {
+        const cmd_spec *c = &CLI_CMDS[i];
+        if (strcmp(argv[1], c->name))
+            continue;
+        o->cmd = c->name;
+        cli_set_command(c->name);
+        int p = cli_parse(o, c, argc, argv, 2);
+        if (p > 0) /* --help was asked for and printed */
+            return finish_stdout() ? 1 : 0;
+        if (p)
+            return EXIT_USAGE;
+        if (join_ranks(c, o, &argc, &argv))
+            return 1;
+        int rc = c->run(o);
+        if (finish_stdout() && rc == 0)
+            rc = 1;
+        par_shutdown(); /* join the team: nothing is left running at exit */
+        /* Under mpirun: a failed rank ends the job, so none waits in a
+         * collective for it; a finished or stopped one leaves it cleanly. */
+        if (rc != 0 && rc < 128)
+            dist_abort(rc);
+        dist_finalize();
+        return rc;
+    }
+    fprintf(stderr, "vae: unknown command '%s' (see 'vae --help')\n", argv[1]);
+    return EXIT_USAGE;
+}

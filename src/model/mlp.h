@@ -1,0 +1,66 @@
+/* mlp.h - the MLP VAE's encoder, decoder and prior network (internal to
+ * src/; vae.c dispatches to it, as to cnn.h for the conv VAE). Layer
+ * numbering and layout are in src/model/vae.h.
+ *
+ * Every pass takes the team that computes the batch: {0, 1, NULL} for one
+ * thread; with more, each thread computes its share of every layer's
+ * output units (columns), and the passes wait at the team's barrier where
+ * a layer needs all of the previous one. Shares are multiples of 16
+ * floats, so no two threads write one cache line. */
+#ifndef VAE_MLP_H
+#define VAE_MLP_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "rng.h"
+#include "vae.h"
+
+/* The parameters of layer l's output units share k of T, the units a
+ * team's thread k computes: weight rows [r[0], r[1]) and biases
+ * [r[2], r[3]), as offsets into the parameter buffer. */
+void mlp_share_params(const vae_model *m, size_t l, size_t k, size_t T, size_t r[4]);
+
+/* vae_team_part_n for the MLP. */
+size_t mlp_part_n(const vae_model *m, size_t cap, size_t k);
+
+/* Lays out the layers of m->cfg into m and counts the parameters. */
+void mlp_layout(vae_model *m);
+
+/* PyTorch's nn.Linear initialisation, layer by layer. */
+void mlp_init_params(vae_model *m, rng_state *rng);
+
+/* Glorot uniform weights; biases 0 but the output layer's, the clipped
+ * logit of each pixel's training mean (pixel_mean, x_dim values). */
+void mlp_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean);
+
+/* Allocates a's buffers for cap images with k draws each (shape: the
+ * layout of the model). Returns 0, or -1 with err. */
+int mlp_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k, err_msg *err);
+
+/* The prior head rows [mu | logvar] of p(z | y), or NULL (unconditional). */
+float *mlp_prior_head(const vae_model *m, const vae_acts *a);
+
+/* The gradient at the prior head (NULL: unconditional). */
+float *mlp_prior_grad(const vae_model *m, const vae_acts *a);
+
+/* a->xin and a->y -> a->head; then the prior network if conditional. */
+void mlp_encode(const vae_model *m, vae_acts *a, size_t B, const vae_team *t);
+
+/* The prior network alone (no-op if unconditional). */
+void mlp_prior(const vae_model *m, vae_acts *a, size_t B, const vae_team *t);
+
+/* a->z and a->ydec (B * a->k rows) -> a->logits. */
+void mlp_decode(const vae_model *m, vae_acts *a, size_t B, const vae_team *t);
+
+/* From a->dlogits, the decoder's gradients into grads and d loss / dz
+ * into a->dz (complete for every thread on return). */
+void mlp_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                          const vae_team *t);
+
+/* From a->dhead (and the prior head's gradient), the encoder's and the
+ * prior network's gradients into grads. */
+void mlp_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                          const vae_team *t);
+
+#endif

@@ -1,0 +1,175 @@
+/* objective.c - what training minimises, from the network's outputs (see
+ * src/model/objective.h): the closed-form KL terms, the K-sample ELBO and the
+ * importance-weighted bound (Burda et al.), and the gradients they seed. */
+#include "objective.h"
+
+#include <math.h>
+
+/* KL(q || N(0, I)) per image from head rows [mu | lv] (B, 2Z):
+ *   kl = -1/2 sum(1 + lv - mu^2 - exp(lv))
+ *   dkl/dmu = mu,  dkl/dlv = (exp(lv) - 1) / 2
+ * beta times the gradients go into dhead (B, 2Z) (overwriting). */
+static void kl_normal(float *kl, float *dhead, const float *head, size_t B,
+                      size_t Z, float beta)
+{
+    for (size_t i = 0; i < B; i++) {
+        const float *mu = head + i * 2 * Z, *lv = mu + Z;
+        float *dmu = dhead + i * 2 * Z, *dlv = dmu + Z;
+        float sum = 0.0f;
+        for (size_t j = 0; j < Z; j++) {
+            float ev = expf(lv[j]);
+            sum += 1.0f + lv[j] - mu[j] * mu[j] - ev;
+            dmu[j] = beta * mu[j];
+            dlv[j] = beta * 0.5f * (ev - 1.0f);
+        }
+        kl[i] = -0.5f * sum;
+    }
+}
+
+/* KL(q || p) per image between diagonal Gaussians, q from head rows
+ * [mu | lv], p from prior rows [mp | lp] (both (B, 2Z)):
+ *   kl = 1/2 sum(lp - lv + (exp(lv) + (mu - mp)^2) / exp(lp) - 1)
+ *   dkl/dmu = (mu - mp) / exp(lp) = -dkl/dmp
+ *   dkl/dlv = (exp(lv) / exp(lp) - 1) / 2
+ *   dkl/dlp = (1 - (exp(lv) + (mu - mp)^2) / exp(lp)) / 2
+ * beta times the gradients go into dhead and dprior (overwriting). */
+static void kl_prior(float *kl, float *dhead, float *dprior, const float *head,
+                     const float *prior, size_t B, size_t Z, float beta)
+{
+    for (size_t i = 0; i < B; i++) {
+        const float *mu = head + i * 2 * Z, *lv = mu + Z;
+        const float *mp = prior + i * 2 * Z, *lp = mp + Z;
+        float *dmu = dhead + i * 2 * Z, *dlv = dmu + Z;
+        float *dmp = dprior + i * 2 * Z, *dlp = dmp + Z;
+        float sum = 0.0f;
+        for (size_t j = 0; j < Z; j++) {
+            float ev = expf(lv[j]), inv_p = expf(-lp[j]), d = mu[j] - mp[j];
+            float ratio = (ev + d * d) * inv_p;
+            sum += lp[j] - lv[j] + ratio - 1.0f;
+            dmu[j] = beta * d * inv_p;
+            dmp[j] = -dmu[j];
+            dlv[j] = beta * 0.5f * (ev * inv_p - 1.0f);
+            dlp[j] = beta * 0.5f * (1.0f - ratio);
+        }
+        kl[i] = 0.5f * sum;
+    }
+}
+
+/* The importance-weighted bound for image i's K draws (rows i*K ..
+ * i*K+K-1) once rrec holds -log p(x|z_j); prior and dprior are the image's
+ * prior head row [mp | lp] and its gradient (NULL: N(0, I)). The log weights
+ *   log w_j = -rec_j + log p(z_j) - log q(z_j|x)
+ *           = -rec_j + sum_d (-z^2/2 + eps^2/2 + lv/2)          (prior N(0, I))
+ *           = -rec_j + sum_d (-(z-mp)^2/(2 e^lp) - lp/2 + eps^2/2 + lv/2)
+ * (the 2 pi terms cancel), the objective -log(1/K sum_j w_j), and its
+ * gradient (Burda et al.): -sum_j wt_j d log w_j with the normalised
+ * weights wt_j held fixed. Here: wt, the direct -1/2 on each lv (and the
+ * prior head's gradient); reparam_backward adds the z terms. */
+static float iwae_image(vae_acts *a, size_t i, size_t K, size_t Z, const float *prior,
+                        float *dprior)
+{
+    const float *mu = a->head + i * 2 * Z, *lv = mu + Z;
+    double lw[VAE_MAX_DRAWS], top = -INFINITY;
+    for (size_t j = 0; j < K; j++) {
+        size_t r = i * K + j;
+        const float *z = a->z + r * Z, *eps = a->eps + r * Z;
+        double t = -(double)a->rrec[r];
+        for (size_t d = 0; d < Z; d++) {
+            double dz = prior ? (double)z[d] - prior[d] : (double)z[d];
+            double inv = prior ? exp(-(double)prior[Z + d]) : 1.0;
+            t += -0.5 * dz * dz * inv - (prior ? 0.5 * prior[Z + d] : 0.0) +
+                 0.5 * (double)eps[d] * eps[d] + 0.5 * (double)lv[d];
+        }
+        lw[j] = t;
+        top = t > top ? t : top;
+    }
+    double sum = 0.0;
+    for (size_t j = 0; j < K; j++)
+        sum += exp(lw[j] - top);
+    for (size_t j = 0; j < K; j++)
+        a->wt[i * K + j] = (float)(exp(lw[j] - top) / sum);
+    /* d/dlv directly: -sum_j wt_j / 2 = -1/2; mu only through z. */
+    float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
+    for (size_t d = 0; d < Z; d++)
+        dmu[d] = 0.0f, dlv[d] = -0.5f;
+    if (prior) { /* -log p(z|y) against mp and lp, weighted */
+        float *dmp = dprior, *dlp = dmp + Z;
+        for (size_t d = 0; d < Z; d++) {
+            float inv = expf(-prior[Z + d]), gm = 0.0f, gl = 0.0f;
+            for (size_t j = 0; j < K; j++) {
+                size_t r = i * K + j;
+                float dz = a->z[r * Z + d] - prior[d], w = a->wt[r];
+                gm -= w * dz * inv;
+                gl += w * (0.5f - 0.5f * dz * dz * inv);
+            }
+            dmp[d] = gm, dlp[d] = gl;
+        }
+    }
+    return (float)(-(top + log(sum) - log((double)K)));
+}
+
+double objective_loss(const vae_config *cfg, vae_acts *a, size_t B,
+                      const vae_loss_spec *loss, const float *prior, float *dprior)
+{
+    size_t D = cfg->x_dim, Z = cfg->z_dim, K = a->k;
+    int iwae = loss->objective == VAE_OBJ_IWAE;
+    double beta = loss->beta;
+    /* The closed-form KL: the ELBO's, and what is reported for the IWAE
+     * (whose gradient it does not enter). */
+    float kl_beta = iwae ? 0.0f : (float)beta;
+    if (prior)
+        kl_prior(a->kl, a->dhead, dprior, a->head, prior, B, Z, kl_beta);
+    else
+        kl_normal(a->kl, a->dhead, a->head, B, Z, kl_beta);
+    double sum = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        if (K > 1) { /* rec: the mean over the draws */
+            double rs = 0.0;
+            for (size_t j = 0; j < K; j++)
+                rs += a->rrec[i * K + j];
+            a->rec[i] = (float)(rs / (double)K);
+        }
+        if (iwae) {
+            a->obj[i] = iwae_image(a, i, K, Z, prior ? prior + i * 2 * Z : NULL,
+                                  prior ? dprior + i * 2 * Z : NULL);
+        } else {
+            a->obj[i] = a->rec[i] + (float)beta * a->kl[i];
+            for (size_t j = 0; K > 1 && j < K; j++)
+                a->wt[i * K + j] = 1.0f / (float)K;
+        }
+        sum += (double)a->rec[i] + (double)a->kl[i];
+    }
+    /* Each draw's reconstruction gradient counts with its weight. */
+    if (K > 1 || iwae)
+        for (size_t r = 0; r < B * K; r++) {
+            float w = a->wt[r], *g = a->dlogits + r * D;
+            for (size_t p = 0; p < D; p++)
+                g[p] *= w;
+        }
+    return sum;
+}
+
+/* Reparameterization z_r = mu + eps_r * exp(lv/2) over each image's k draws:
+ * the gradient already in dhead gets each draw's dz added on mu and
+ * dz * eps * exp(lv/2) / 2 on lv. For the IWAE, dz also holds the draw's
+ * weighted -log p(z) term: wt (z - mp) / exp(lp) (mp = 0, lp = 0 for N(0, I)). */
+void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
+                                const vae_loss_spec *loss, const float *prior_rows)
+{
+    size_t Z = cfg->z_dim, K = a->k;
+    int iwae = loss->objective == VAE_OBJ_IWAE;
+    for (size_t r = 0; r < B * K; r++) {
+        size_t i = r / K;
+        const float *lv = a->head + i * 2 * Z + Z;
+        const float *prior = prior_rows ? prior_rows + i * 2 * Z : NULL;
+        float *dz = a->dz + r * Z;
+        const float *eps = a->eps + r * Z, *z = a->z + r * Z;
+        float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
+        for (size_t j = 0; j < Z; j++) {
+            if (iwae)
+                dz[j] += a->wt[r] * (prior ? (z[j] - prior[j]) * expf(-prior[Z + j]) : z[j]);
+            dmu[j] += dz[j];
+            dlv[j] += dz[j] * eps[j] * 0.5f * expf(0.5f * lv[j]);
+        }
+    }
+}

@@ -1,0 +1,350 @@
+/* vae.c - the VAE as a whole (see src/model/vae.h): checks a configuration,
+ * allocates, and runs a batch through the network of its architecture
+ * (the MLP in mlp.c, the conv VAE in cnn.c; neither calls the other or
+ * this file), the reparameterization here, the likelihood (lik.c) and the
+ * objective (objective.c). All tensors are row-major with the batch as
+ * the leading dimension. */
+#include "vae.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnn.h"
+#include "lik.h"
+#include "mlp.h"
+#include "objective.h"
+#include "par.h"
+
+/* ===================================================================== */
+/* Lifecycle                                                              */
+/* ===================================================================== */
+
+/* One thread alone. */
+static const vae_team ALONE = {0, 1, NULL, NULL, NULL, 0};
+
+const char *vae_lik_name(vae_lik lik)
+{
+    switch (lik) {
+    case VAE_LIK_BERNOULLI: return "bernoulli";
+    case VAE_LIK_CB: return "cb";
+    case VAE_LIK_GAUSSIAN: return "gaussian";
+    }
+    return "unknown";
+}
+
+void vae_config_shape(vae_config *cfg)
+{
+    if (cfg->channels == 0)
+        cfg->channels = 1;
+    if (cfg->height == 0 || cfg->width == 0) {
+        size_t px = cfg->x_dim / cfg->channels, s = 0;
+        while (s * s < px)
+            s++;
+        cfg->height = s * s == px ? s : 1;
+        cfg->width = s * s == px ? s : px;
+    }
+}
+
+void vae_config_image(vae_config *cfg, size_t height, size_t width, size_t channels)
+{
+    cfg->height = height;
+    cfg->width = width;
+    cfg->channels = channels;
+    cfg->x_dim = height * width * channels;
+}
+
+int vae_config_check(const vae_config *cfg, err_msg *err)
+{
+    if (cfg->x_dim == 0 || cfg->x_dim > VAE_MAX_WIDTH * 16)
+        return err_set(err, "input size %zu out of range", cfg->x_dim);
+    if (cfg->channels != 0 && cfg->channels != 1 && cfg->channels != 3)
+        return err_set(err, "%zu channels: 1 (grey) or 3 (RGB)", cfg->channels);
+    size_t ch = cfg->channels ? cfg->channels : 1;
+    if (cfg->height && cfg->width &&
+        (cfg->height > VAE_MAX_WIDTH || cfg->width > VAE_MAX_WIDTH ||
+         cfg->height * cfg->width * ch != cfg->x_dim))
+        return err_set(err, "%zux%zu images of %zu channels are not %zu input values",
+                       cfg->height, cfg->width, ch, cfg->x_dim);
+    if (cfg->x_dim % ch)
+        return err_set(err, "%zu input values are not whole pixels of %zu channels",
+                       cfg->x_dim, cfg->channels);
+    vae_config shaped = *cfg;
+    vae_config_shape(&shaped);
+    if (shaped.width > VAE_MAX_WIDTH)
+        return err_set(err, "%zu input values with no image size: a row of %zu pixels is "
+                       "wider than %d; give the height and width", cfg->x_dim,
+                       shaped.width, VAE_MAX_WIDTH);
+    if (cfg->n_hidden < 1 || cfg->n_hidden > VAE_MAX_HIDDEN)
+        return err_set(err, "%zu hidden layers: need 1 to %d", cfg->n_hidden,
+                       VAE_MAX_HIDDEN);
+    for (size_t i = 0; i < cfg->n_hidden; i++)
+        if (cfg->hidden[i] == 0 || cfg->hidden[i] > VAE_MAX_WIDTH)
+            return err_set(err, "hidden width %zu out of range 1..%d",
+                           cfg->hidden[i], VAE_MAX_WIDTH);
+    if (cfg->z_dim == 0 || cfg->z_dim > VAE_MAX_WIDTH / 2)
+        return err_set(err, "latent size %zu out of range 1..%d", cfg->z_dim,
+                       VAE_MAX_WIDTH / 2);
+    if (cfg->act != VAE_ACT_RELU && cfg->act != VAE_ACT_TANH && cfg->act != VAE_ACT_LEAKY)
+        return err_set(err, "unknown activation %d", (int)cfg->act);
+    if (cfg->arch != VAE_ARCH_MLP && cfg->arch != VAE_ARCH_CONV)
+        return err_set(err, "unknown architecture %d", (int)cfg->arch);
+    if (cfg->likelihood != VAE_LIK_BERNOULLI && cfg->likelihood != VAE_LIK_CB &&
+        cfg->likelihood != VAE_LIK_GAUSSIAN)
+        return err_set(err, "unknown likelihood %d", (int)cfg->likelihood);
+    if (cfg->n_classes > VAE_MAX_CLASSES)
+        return err_set(err, "%zu classes: at most %d", cfg->n_classes, VAE_MAX_CLASSES);
+    if (cfg->arch == VAE_ARCH_CONV)
+        return cnn_config_check(&shaped, err);
+    return 0;
+}
+
+int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
+{
+    memset(m, 0, sizeof *m);
+    if (vae_config_check(cfg, err))
+        return -1;
+    m->cfg = *cfg;
+    vae_config_shape(&m->cfg);
+    if (cfg->arch == VAE_ARCH_CONV) {
+        cnn_layout(m);
+        return 0;
+    }
+    mlp_layout(m);
+    return 0;
+}
+
+int vae_init(vae_model *m, const vae_config *cfg, err_msg *err)
+{
+    if (vae_layout(m, cfg, err))
+        return -1;
+    m->params = malloc(m->n_params * sizeof *m->params);
+    if (!m->params)
+        return err_set(err, "out of memory for the model's %zu parameters (%.1f GB)",
+                       m->n_params, 4e-9 * (double)m->n_params);
+    return 0;
+}
+
+void vae_init_params(vae_model *m, rng_state *rng)
+{
+    if (m->cfg.arch == VAE_ARCH_CONV) {
+        cnn_init_params(m, rng);
+        return;
+    }
+    mlp_init_params(m, rng);
+}
+
+/* logit(p) with p kept in [0.001, 0.999]: a pixel that is always 0 (MNIST's
+ * corners) would otherwise get an infinite bias. */
+static float clipped_logit(double p)
+{
+    p = p < 0.001 ? 0.001 : p > 0.999 ? 0.999 : p;
+    return (float)log(p / (1.0 - p));
+}
+
+void vae_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean)
+{
+    if (m->cfg.arch == VAE_ARCH_CONV) {
+        double mean = 0.0;
+        for (size_t p = 0; p < m->cfg.x_dim; p++)
+            mean += pixel_mean[p];
+        cnn_init_glorot(m, rng, clipped_logit(mean / (double)m->cfg.x_dim));
+        return;
+    }
+    mlp_init_glorot(m, rng, pixel_mean);
+}
+
+void vae_free(vae_model *m)
+{
+    free(m->params);
+    memset(m, 0, sizeof *m);
+}
+
+int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
+{
+    return vae_acts_init_k(a, cfg, cap, 1, err);
+}
+
+int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
+                    err_msg *err)
+{
+    memset(a, 0, sizeof *a);
+    vae_model shape; /* the layer widths, without parameters */
+    if (vae_layout(&shape, cfg, err))
+        return -1;
+    if (k < 1 || k > VAE_MAX_DRAWS)
+        return err_set(err, "%zu draws per image: need 1 to %d", k, VAE_MAX_DRAWS);
+    if (cfg->arch == VAE_ARCH_CONV)
+        return cnn_acts_init(a, &shape, cap, k, err);
+    return mlp_acts_init(a, &shape, cap, k, err);
+}
+
+void vae_acts_free(vae_acts *a)
+{
+    free(a->mem);
+    free(a->aux);
+    memset(a, 0, sizeof *a);
+}
+
+/* ===================================================================== */
+/* Passes                                                                 */
+/* ===================================================================== */
+
+void vae_encode(const vae_model *m, vae_acts *a, size_t B)
+{
+    if (m->cfg.arch == VAE_ARCH_CONV)
+        cnn_encode(m, a, B);
+    else
+        mlp_encode(m, a, B, &ALONE);
+}
+
+void vae_prior(const vae_model *m, vae_acts *a, size_t B)
+{
+    if (m->cfg.arch == VAE_ARCH_MLP)
+        mlp_prior(m, a, B, &ALONE);
+}
+
+void vae_decode(const vae_model *m, vae_acts *a, size_t B)
+{
+    if (m->cfg.arch == VAE_ARCH_CONV)
+        cnn_decode(m, a, B);
+    else
+        mlp_decode(m, a, B, &ALONE);
+}
+
+/* Rows [r0, r1) of vae_reparam's B * k. */
+static void reparam_rows(const vae_model *m, vae_acts *a, size_t r0, size_t r1,
+                         int use_mean)
+{
+    size_t Z = m->cfg.z_dim, K = a->k;
+    const float *head = a->head;
+    for (size_t r = r0; r < r1; r++) {
+        size_t i = r / K;
+        const float *mu = head + i * 2 * Z, *lv = mu + Z;
+        const float *eps = a->eps + r * Z;
+        float *z = a->z + r * Z;
+        for (size_t j = 0; j < Z; j++)
+            z[j] = use_mean ? mu[j] : mu[j] + eps[j] * expf(0.5f * lv[j]);
+        if (K > 1)
+            a->ydec[r] = a->y[i];
+    }
+}
+
+void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
+{
+    reparam_rows(m, a, 0, B * a->k, use_mean);
+}
+
+
+/* -log p(x | z) of rows [r0, r1) of the decoder's B * k and its gradient
+ * at their logits. */
+static void rec_rows_grad(const vae_model *m, vae_acts *a, size_t r0, size_t r1)
+{
+    size_t D = m->cfg.x_dim, K = a->k;
+    for (size_t r = r0; r < r1; r++)
+        a->rrec[r] = lik_row(m->cfg.likelihood, LIK_GRAD, a->dlogits + r * D,
+                             a->logits + r * D, a->x + (r / K) * D, D);
+}
+
+/* The objective from the rows' rec (objective.c), seeding the heads. */
+static double objective_of(const vae_model *m, vae_acts *a, size_t B,
+                           const vae_loss_spec *loss)
+{
+    float *prior = vae_prior_mu(m, a, 0);
+    return objective_loss(&m->cfg, a, B, loss, prior,
+                          prior ? mlp_prior_grad(m, a) : NULL);
+}
+
+double vae_loss(const vae_model *m, vae_acts *a, size_t B, const vae_loss_spec *loss)
+{
+    rec_rows_grad(m, a, 0, B * a->k);
+    return objective_of(m, a, B, loss);
+}
+
+void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                  const vae_loss_spec *loss)
+{
+    if (m->cfg.arch == VAE_ARCH_CONV) {
+        cnn_backward_decoder(m, a, grads, B);
+        objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
+        cnn_backward_encoder(m, a, grads, B);
+        return;
+    }
+    mlp_backward_decoder(m, a, grads, B, &ALONE);
+    objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
+    mlp_backward_encoder(m, a, grads, B, &ALONE);
+}
+
+size_t vae_team_part_n(const vae_model *m, size_t cap, size_t k)
+{
+    return m->cfg.arch == VAE_ARCH_MLP ? mlp_part_n(m, cap, k) : 0;
+}
+
+double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                      const vae_loss_spec *loss, const vae_team *t)
+{
+    double sum = 0.0;
+    size_t r0, r1;
+    par_share(B * a->k, 1, t->k, t->T, &r0, &r1);
+    mlp_encode(m, a, B, t);
+    reparam_rows(m, a, r0, r1, 0);
+    if (t->T > 1)
+        t->barrier(t->ctx);
+    mlp_decode(m, a, B, t);
+    rec_rows_grad(m, a, r0, r1);
+    if (t->T > 1)
+        t->barrier(t->ctx);
+    if (t->k == 0)
+        sum = objective_of(m, a, B, loss);
+    if (t->T > 1)
+        t->barrier(t->ctx);
+    mlp_backward_decoder(m, a, grads, B, t);
+    if (t->k == 0)
+        objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
+    if (t->T > 1)
+        t->barrier(t->ctx);
+    mlp_backward_encoder(m, a, grads, B, t);
+    return sum;
+}
+
+void vae_rec_rows(const vae_model *m, const float *logits, const float *x,
+                  size_t x_stride, size_t n, float *rec)
+{
+    size_t D = m->cfg.x_dim;
+    for (size_t i = 0; i < n; i++)
+        rec[i] = lik_row(m->cfg.likelihood, LIK_SUM, NULL, logits + i * D,
+                         x + i * x_stride, D);
+}
+
+float *vae_mu(const vae_model *m, const vae_acts *a, size_t b)
+{
+    return a->head + b * 2 * m->cfg.z_dim;
+}
+
+float *vae_logvar(const vae_model *m, const vae_acts *a, size_t b)
+{
+    return vae_mu(m, a, b) + m->cfg.z_dim;
+}
+
+float *vae_prior_mu(const vae_model *m, const vae_acts *a, size_t b)
+{
+    float *head = m->cfg.arch == VAE_ARCH_MLP ? mlp_prior_head(m, a) : NULL;
+    return head ? head + b * 2 * m->cfg.z_dim : NULL;
+}
+
+float *vae_prior_logvar(const vae_model *m, const vae_acts *a, size_t b)
+{
+    float *mu = vae_prior_mu(m, a, b);
+    return mu ? mu + m->cfg.z_dim : NULL;
+}
+
+float *vae_logits(const vae_model *m, const vae_acts *a)
+{
+    (void)m;
+    return a->logits;
+}
+
+void vae_mean(const vae_model *m, float *out, const float *logits, size_t n)
+{
+    lik_row(m->cfg.likelihood, LIK_MEAN, out, logits, NULL, n);
+}

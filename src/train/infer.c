@@ -1,0 +1,320 @@
+/* infer.c - test loss, per-image codes and scores, and the importance-
+ * weighted bound (see src/train/infer.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "infer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dist.h"
+#include "gemm.h"
+#include "par.h"
+#include "rng.h"
+
+/* Salts that keep the evaluation streams apart from the training streams
+ * drawn from the same --seed. */
+#define EVAL_SALT 0x6576616cULL
+#define IW_SALT 0x69775f65ULL
+
+#define IW_IMAGES 32 /* images encoded at once */
+#define IW_ROWS 512  /* draws decoded at once */
+#define IW_ROWS_CONV 64 /* for the conv VAE, whose activations are ~1 MB a draw */
+
+idx_view infer_test_view(uint64_t binarize)
+{
+    idx_view v = {binarize != 0, INFER_TEST_KEY};
+    return v;
+}
+
+/* Calls fn(ctx, s, at, B) after running each batch [at, at+B) of set
+ * forward with eps from the eval stream of seed. */
+static void each_batch(const vae_model *m, shard_set *s, const idx_set *set,
+                       const idx_view *view, uint64_t seed,
+                       void (*fn)(void *ctx, shard_set *s, size_t at, size_t B,
+                                  double rec, double kl),
+                       void *ctx)
+{
+    rng_state rng;
+    rng_seed(&rng, seed ^ EVAL_SALT);
+    for (size_t at = 0; at < set->n; at += s->cap) {
+        size_t B = set->n - at < s->cap ? set->n - at : s->cap;
+        shard_batch b = {set, NULL, at, B, view, 0.0f, 0};
+        double rec, kl;
+        shard_draw_eps(s, m, &rng, B);
+        shard_run(s, m, &b, 0, 1.0, &rec, &kl);
+        fn(ctx, s, at, B, rec, kl);
+    }
+}
+
+typedef struct sums {
+    double rec, kl;
+} sums;
+
+static void add_sums(void *ctx, shard_set *s, size_t at, size_t B, double rec,
+                     double kl)
+{
+    (void)s, (void)at, (void)B;
+    sums *t = ctx;
+    t->rec += rec;
+    t->kl += kl;
+}
+
+double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
+                  const idx_view *view, uint64_t seed, double *rec, double *kl)
+{
+    sums t = {0.0, 0.0};
+    each_batch(m, s, set, view, seed, add_sums, &t);
+    double n = set->n ? (double)set->n : 1.0;
+    *rec = t.rec / n;
+    *kl = t.kl / n;
+    return *rec + *kl;
+}
+
+typedef struct per_image {
+    const vae_model *m;
+    float *mu, *logvar, *rec, *kl;
+} per_image;
+
+static void copy_out(void *ctx, shard_set *s, size_t at, size_t B, double rec,
+                     double kl)
+{
+    (void)rec, (void)kl;
+    const per_image *p = ctx;
+    size_t Z = p->m->cfg.z_dim, first = s->rank * s->T;
+    for (size_t k = 0; k < s->T; k++) {
+        size_t lo, hi;
+        par_share(B, 1, first + k, s->S, &lo, &hi);
+        const vae_acts *a = &s->acts[k];
+        for (size_t i = 0; i < hi - lo; i++) {
+            size_t g = at + lo + i;
+            if (p->mu)
+                memcpy(p->mu + g * Z, vae_mu(p->m, a, i), Z * sizeof(float));
+            if (p->logvar)
+                memcpy(p->logvar + g * Z, vae_logvar(p->m, a, i), Z * sizeof(float));
+            if (p->rec)
+                p->rec[g] = a->rec[i];
+            if (p->kl)
+                p->kl[g] = a->kl[i];
+        }
+    }
+    if (s->ranks < 2)
+        return;
+    /* Every rank's run of the batch (its shares) to every rank. */
+    size_t lo, hi, end;
+    par_share(B, 1, first, s->S, &lo, &end);
+    par_share(B, 1, first + s->T - 1, s->S, &end, &hi);
+    lo += at, hi += at;
+    if (p->mu)
+        dist_gather_ranges(p->mu, Z * sizeof(float), lo, hi);
+    if (p->logvar)
+        dist_gather_ranges(p->logvar, Z * sizeof(float), lo, hi);
+    if (p->rec)
+        dist_gather_ranges(p->rec, sizeof(float), lo, hi);
+    if (p->kl)
+        dist_gather_ranges(p->kl, sizeof(float), lo, hi);
+}
+
+void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
+                     const idx_view *view, uint64_t seed, float *mu,
+                     float *logvar, float *rec, float *kl)
+{
+    per_image p = {m, mu, logvar, rec, kl};
+    each_batch(m, s, set, view, seed, copy_out, &p);
+}
+
+/* ===================================================================== */
+/* The importance-weighted bound                                          */
+/* ===================================================================== */
+
+typedef struct iw_job {
+    const vae_model *m;
+    const idx_set *set;
+    const idx_view *view;
+    size_t K;
+    uint64_t seed;
+    int bench;
+    size_t first, S; /* this rank's first share of the S = ranks x threads */
+    double *iw; /* per image: log (1/K sum_k w_k) */
+    double work_s[PAR_MAX_THREADS], gemm_s[PAR_MAX_THREADS], flops[PAR_MAX_THREADS];
+    int failed[PAR_MAX_THREADS];
+} iw_job;
+
+/* One thread's buffers: encoder activations for IW_IMAGES images, decoder
+ * activations for IW_ROWS draws, and per-image and per-row scratch. */
+typedef struct iw_work {
+    vae_acts enc, dec;
+    rng_state rng[IW_IMAGES];
+    double max[IW_IMAGES], sum[IW_IMAGES];
+    float lpq[IW_ROWS], rec[IW_ROWS];
+    uint16_t img[IW_ROWS];
+} iw_work;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Draws rows [r0, r0+R) of the batch (row r is draw r % K of image r / K):
+ * z = mu + sigma eps into w->dec, and log p(z) - log q(z|x) (the 2 pi terms
+ * cancel) into w->lpq. */
+static void iw_draw(const vae_model *m, iw_work *w, size_t K, size_t r0, size_t R)
+{
+    size_t Z = m->cfg.z_dim;
+    for (size_t q = 0; q < R; q++) {
+        size_t b = (r0 + q) / K;
+        const float *mu = vae_mu(m, &w->enc, b), *lv = vae_logvar(m, &w->enc, b);
+        float *eps = w->dec.eps + q * Z, *z = w->dec.z + q * Z;
+        rng_normal(&w->rng[b], eps, Z);
+        double lq = 0.0, lp = 0.0;
+        const float *mp = vae_prior_mu(m, &w->enc, b), *lp_v = vae_prior_logvar(m, &w->enc, b);
+        for (size_t j = 0; j < Z; j++) {
+            z[j] = mu[j] + expf(0.5f * lv[j]) * eps[j];
+            lq += -0.5 * (double)eps[j] * eps[j] - 0.5 * (double)lv[j];
+            if (mp) {
+                double d = (double)z[j] - mp[j];
+                lp += -0.5 * d * d * exp(-(double)lp_v[j]) - 0.5 * (double)lp_v[j];
+            } else {
+                lp += -0.5 * (double)z[j] * z[j];
+            }
+        }
+        w->lpq[q] = (float)(lp - lq);
+        w->img[q] = (uint16_t)b;
+        w->dec.y[q] = w->enc.y[b];
+    }
+}
+
+/* Images [lo, hi) of the thread's share, IW_IMAGES at a time. */
+static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
+{
+    const vae_model *m = j->m;
+    size_t D = m->cfg.x_dim, K = j->K, rows = w->dec.cap;
+    for (size_t b0 = lo; b0 < hi; b0 += IW_IMAGES) {
+        size_t nb = hi - b0 < IW_IMAGES ? hi - b0 : IW_IMAGES;
+        if (j->bench)
+            gemm_trace_start();
+        double t0 = now_s();
+        shard_batch batch = {j->set, NULL, b0, nb, j->view, 0.0f, 0};
+        shard_gather(&w->enc, &batch, 0, nb);
+        vae_encode(m, &w->enc, nb);
+        for (size_t b = 0; b < nb; b++) {
+            rng_seed(&w->rng[b], rng_mix(j->seed ^ IW_SALT, b0 + b));
+            w->max[b] = -INFINITY;
+            w->sum[b] = 0.0;
+        }
+        for (size_t r0 = 0; r0 < nb * K; r0 += rows) {
+            size_t R = nb * K - r0 < rows ? nb * K - r0 : rows;
+            iw_draw(m, w, K, r0, R);
+            vae_decode(m, &w->dec, R);
+            const float *logits = vae_logits(m, &w->dec);
+            /* -log p(x|z) a run of rows of the same image at a time. */
+            for (size_t q = 0; q < R;) {
+                size_t e = q;
+                while (e < R && w->img[e] == w->img[q])
+                    e++;
+                vae_rec_rows(m, logits + q * D, w->enc.x + w->img[q] * D, 0, e - q,
+                             w->rec + q);
+                q = e;
+            }
+            /* Running log-sum-exp of log w = -rec + log p(z) - log q(z|x). */
+            for (size_t q = 0; q < R; q++) {
+                size_t b = w->img[q];
+                double lw = (double)w->lpq[q] - (double)w->rec[q];
+                if (lw > w->max[b]) {
+                    w->sum[b] = w->sum[b] * exp(w->max[b] - lw) + 1.0;
+                    w->max[b] = lw;
+                } else {
+                    w->sum[b] += exp(lw - w->max[b]);
+                }
+            }
+        }
+        for (size_t b = 0; b < nb; b++)
+            j->iw[b0 + b] = w->max[b] + log(w->sum[b]) - log((double)K);
+        if (j->bench) {
+            double t1 = now_s();
+            gemm_trace_stop();
+            j->flops[k] += gemm_trace_flops();
+            if (gemm_trace_replay(NULL))
+                j->failed[k] = 1;
+            j->work_s[k] += t1 - t0;
+            j->gemm_s[k] += now_s() - t1;
+        }
+    }
+}
+
+static void iw_task(void *ctx, size_t k, size_t T)
+{
+    iw_job *j = ctx;
+    (void)T;
+    size_t lo, hi;
+    par_share(j->set->n, 1, j->first + k, j->S, &lo, &hi);
+    if (lo == hi)
+        return;
+    iw_work *w = calloc(1, sizeof *w);
+    err_msg err;
+    if (!w || vae_acts_init(&w->enc, &j->m->cfg, IW_IMAGES, &err) ||
+        vae_acts_init(&w->dec, &j->m->cfg,
+                      j->m->cfg.arch == VAE_ARCH_CONV ? IW_ROWS_CONV : IW_ROWS, &err)) {
+        j->failed[k] = 1;
+    } else {
+        iw_images(j, w, k, lo, hi);
+    }
+    if (w) {
+        vae_acts_free(&w->enc);
+        vae_acts_free(&w->dec);
+    }
+    free(w);
+    if (j->bench)
+        gemm_trace_free();
+}
+
+int infer_iw(const vae_model *m, const idx_set *set, const idx_view *view,
+             size_t K, uint64_t seed, int bench, infer_iw_result *out,
+             err_msg *err)
+{
+    memset(out, 0, sizeof *out);
+    if (K == 0)
+        return err_set(err, "--iw: need at least 1 draw per image");
+    if (set->n == 0)
+        return err_set(err, "the data set is empty");
+    iw_job *j = calloc(1, sizeof *j);
+    double *iw = malloc(set->n * sizeof *iw);
+    if (!j || !iw) {
+        free(j);
+        free(iw);
+        return err_set(err, "out of memory for the importance-weighted bound");
+    }
+    j->m = m, j->set = set, j->view = view, j->K = K, j->seed = seed;
+    j->bench = bench, j->iw = iw;
+    /* Across R ranks of T threads, the R x T shares of one process with
+     * R x T threads: rank r computes shares rT .. rT+T-1, a run of images.
+     * A per-image value depends on how images are grouped into sgemm
+     * calls (their rounding does), so the split has to be that one. */
+    size_t T = par_threads(), lo, hi, end;
+    j->S = dist_size() * T, j->first = dist_rank() * T;
+    par_share(set->n, 1, j->first, j->S, &lo, &end);
+    par_share(set->n, 1, j->first + T - 1, j->S, &end, &hi);
+    par_run(iw_task, j);
+    int failed = 0;
+    for (size_t k = 0; k < par_threads(); k++) {
+        failed |= j->failed[k];
+        out->work_s += j->work_s[k];
+        out->gemm_s += j->gemm_s[k];
+        out->gemm_flops += j->flops[k];
+    }
+    int rc = 0;
+    if (dist_any(failed))
+        rc = err_set(err, "out of memory for the importance-weighted bound");
+    else
+        dist_gather_ranges(iw, sizeof *iw, lo, hi);
+    double sum = 0.0;
+    for (size_t i = 0; i < set->n; i++)
+        sum -= iw[i];
+    out->iw_nll = sum / (double)set->n;
+    free(iw);
+    free(j);
+    return rc;
+}

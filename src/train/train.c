@@ -1,0 +1,827 @@
+/* train.c - the training loop (see src/train/train.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adam.h"
+#include "ckpt.h"
+#include "dist.h"
+#include "gemm.h"
+#include "infer.h"
+#include "metrics.h"
+#include "par.h"
+#include "rng.h"
+#include "show.h"
+
+/* Salts separating the RNG streams drawn from one --seed. */
+#define INIT_SALT 0x696e6974ULL
+#define DATA_SALT 0x64617461ULL
+#define NOISE_SALT 0x6e6f6973ULL
+#define BIN_SALT 0x62696e61ULL
+#define CORRUPT_SALT 0x636f7272ULL
+#define VALID_SALT 0x76616c69ULL
+
+/* Everything a run holds; allocated once, before the first step. */
+typedef struct trainer {
+    vae_model model;
+    float *state;           /* one allocation: adam_m | adam_v */
+    float *adam_m, *adam_v;
+    shard_set shards;       /* per-thread activations and gradients */
+    /* Evaluation and pictures: one draw per image, as vae eval. With one
+     * draw and the ELBO in training, the training shards themselves. */
+    shard_set eval_shards;
+    shard_set *eval;
+    uint32_t *perm;         /* the epoch's image order */
+    ckpt_train st;
+    adam_config adam;
+    char note[ERR_MSG_LEN]; /* a resume's word on its data, for hooks->warn */
+    /* The images trained on and those held out (st.valid_n of them). With
+     * none held out, part is the caller's set (not owned). */
+    idx_set part, valid;
+    int owns_part;
+} trainer;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void trainer_free(trainer *t)
+{
+    vae_free(&t->model);
+    shard_free(&t->shards);
+    shard_free(&t->eval_shards);
+    free(t->state);
+    free(t->perm);
+    if (t->owns_part)
+        idx_free(&t->part);
+    idx_free(&t->valid);
+    memset(t, 0, sizeof *t);
+}
+
+static int cfg_equal(const vae_config *a, const vae_config *b)
+{
+    if (a->x_dim != b->x_dim || a->height != b->height || a->width != b->width ||
+        a->channels != b->channels || a->n_hidden != b->n_hidden ||
+        a->z_dim != b->z_dim || a->act != b->act ||
+        a->likelihood != b->likelihood || a->n_classes != b->n_classes ||
+        a->arch != b->arch)
+        return 0;
+    for (size_t i = 0; i < a->n_hidden; i++)
+        if (a->hidden[i] != b->hidden[i])
+            return 0;
+    return 1;
+}
+
+/* Refuses a model whose parameters, Adam moments and per-thread gradients
+ * (4 bytes each) do not fit in physical memory: allocating them would
+ * succeed (the kernel overcommits) and the first touch would get the run
+ * killed. */
+static int check_memory(size_t n_params, size_t threads, err_msg *err)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return 0; /* unknown: let malloc decide */
+    double have = (double)pages * (double)page;
+    double need = 4.0 * (double)n_params * (3.0 + (double)threads);
+    if (need <= have)
+        return 0;
+    return err_set(err, "the model has %zu parameters: training it needs %.1f GB "
+                   "of memory for parameters, gradients and Adam state, more "
+                   "than this machine's %.1f GB (use a smaller --hidden)",
+                   n_params, need / 1e9, have / 1e9);
+}
+
+/* Allocates model, optimizer state, the shards (draws per image, the
+ * objective) and the order buffer. */
+static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
+                         size_t n_train, size_t draws, vae_objective objective,
+                         shard_plan plan, err_msg *err)
+{
+    if (vae_init(&t->model, cfg, err))
+        return -1;
+    size_t n = t->model.n_params;
+    if (check_memory(n, par_threads() * dist_size(), err))
+        return -1;
+    t->state = calloc(2 * n, sizeof(float));
+    t->perm = malloc((n_train ? n_train : 1) * sizeof *t->perm);
+    if (!t->state || !t->perm)
+        return err_set(err, "out of memory for the optimizer state");
+    t->adam_m = t->state;
+    t->adam_v = t->state + n;
+    /* Under mpirun every rank takes its shares of each batch (shard.h). */
+    size_t rank = dist_rank(), ranks = dist_size();
+    shard_spec spec = {batch, 1, draws, objective, plan, rank, ranks};
+    if (shard_init(&t->shards, &t->model, &spec, err))
+        return -1;
+    /* Evaluation draws once per image, and splits by rows. */
+    t->eval = &t->shards;
+    if (draws == 1 && objective == VAE_OBJ_ELBO && !t->shards.units)
+        return 0;
+    t->eval = &t->eval_shards;
+    shard_spec eval = {.cap = batch, .rank = rank, .ranks = ranks};
+    return shard_init(&t->eval_shards, &t->model, &eval, err);
+}
+
+/* A resumed run trains on its own data: the fingerprint of the training set
+ * must be the checkpoint's, unless o->new_data says other data is meant
+ * (the checkpoint then takes the new one, as does one that had none). */
+static int check_data(trainer *t, const train_opts *o, const ckpt_train *st,
+                      const idx_fingerprint *fp, err_msg *err)
+{
+    char why[160];
+    if (st->data.n == 0) {
+        snprintf(t->note, sizeof t->note, "%s was written before checkpoints "
+                 "recorded their training data, so it cannot be checked; this "
+                 "run's data is recorded from now on", o->ckpt_path);
+        return 0;
+    }
+    if (!idx_fingerprint_differs(&st->data, fp, why, sizeof why))
+        return 0;
+    if (o->new_data) {
+        snprintf(t->note, sizeof t->note, "--new-data: the run goes on with other "
+                 "training data (%s); %s records it from now on", why, o->ckpt_path);
+        return 0;
+    }
+    return err_set(err, "%s: the training set in %s is not the one this run began "
+                   "with: %s. Resume with the run's own data, or give --new-data to "
+                   "go on with this data on purpose", o->ckpt_path,
+                   o->data_name ? o->data_name : "the data given", why);
+}
+
+/* Each pixel's mean intensity over the training set, in [0,1] (x_dim
+ * values, malloc'd), or NULL when out of memory. */
+static double *pixel_means(const idx_set *set)
+{
+    size_t D = idx_image_bytes(set);
+    double *mean = calloc(D ? D : 1, sizeof *mean);
+    if (!mean)
+        return NULL;
+    for (size_t i = 0; i < set->n; i++)
+        for (size_t p = 0; p < D; p++)
+            mean[p] += set->images[i * D + p];
+    for (size_t p = 0; p < D; p++)
+        mean[p] /= 255.0 * (double)(set->n ? set->n : 1);
+    return mean;
+}
+
+int train_split(const idx_set *whole, uint64_t valid_n, uint64_t seed, idx_set *part,
+                idx_set *valid, err_msg *err)
+{
+    memset(part, 0, sizeof *part);
+    memset(valid, 0, sizeof *valid);
+    size_t n = whole->n, D = idx_image_bytes(whole);
+    if (valid_n == 0 || valid_n >= n)
+        return err_set(err, "--valid %llu: must be at least 1 and below the training "
+                       "set's %zu images", (unsigned long long)valid_n, n);
+    uint32_t *order = malloc(n * sizeof *order);
+    uint8_t *held = calloc(n, 1);
+    idx_set *sets[2] = {part, valid};
+    size_t count[2] = {n - (size_t)valid_n, (size_t)valid_n};
+    for (int k = 0; k < 2; k++) {
+        sets[k]->n = count[k];
+        sets[k]->rows = whole->rows;
+        sets[k]->cols = whole->cols;
+        sets[k]->channels = whole->channels;
+        sets[k]->n_classes = whole->n_classes;
+        sets[k]->images = malloc(count[k] * D);
+        sets[k]->labels = malloc(count[k]);
+    }
+    if (!order || !held || !part->images || !part->labels || !valid->images ||
+        !valid->labels) {
+        free(order);
+        free(held);
+        idx_free(part);
+        idx_free(valid);
+        return err_set(err, "out of memory for the validation split");
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = (uint32_t)i;
+    rng_state r;
+    rng_seed(&r, seed ^ VALID_SALT);
+    rng_shuffle(&r, order, n);
+    for (size_t i = 0; i < valid_n; i++)
+        held[order[i]] = 1;
+    size_t at[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        int k = held[i];
+        memcpy(sets[k]->images + at[k] * D, whole->images + i * D, D);
+        sets[k]->labels[at[k]++] = whole->labels[i];
+    }
+    free(order);
+    free(held);
+    return 0;
+}
+
+/* The run's images: all of whole, or whole split by train_split. */
+static int split_valid(trainer *t, const idx_set *whole, uint64_t valid_n, uint64_t seed,
+                       err_msg *err)
+{
+    if (valid_n == 0) {
+        t->part = *whole;
+        return 0;
+    }
+    if (train_split(whole, valid_n, seed, &t->part, &t->valid, err))
+        return -1;
+    t->owns_part = 1;
+    return 0;
+}
+
+/* Whether a resumed run is asked, by the controls given (o->explicit_controls),
+ * for other values than its own. */
+static int controls_differ(const train_opts *o, const ckpt_train *st)
+{
+    const schedule_config *a = &o->sched, *b = &st->sched;
+    unsigned set = o->explicit_controls;
+    return ((set & TRAIN_SET_SCHEDULE) && a->kind != b->kind) ||
+           ((set & TRAIN_SET_WARMUP) && a->warmup != b->warmup) ||
+           ((set & TRAIN_SET_EVERY) && a->every != b->every) ||
+           ((set & TRAIN_SET_GAMMA) && a->gamma != b->gamma) ||
+           ((set & TRAIN_SET_KL_WARMUP) && o->kl_warmup != st->kl_warmup) ||
+           ((set & TRAIN_SET_BETA1) && o->adam_beta1 != st->adam_beta1) ||
+           ((set & TRAIN_SET_BETA2) && o->adam_beta2 != st->adam_beta2) ||
+           ((set & TRAIN_SET_EPS) && o->adam_eps != st->adam_eps) ||
+           ((set & TRAIN_SET_INIT) && (uint64_t)o->init != st->init) ||
+           ((set & TRAIN_SET_VALID) && o->valid != st->valid_n) ||
+           ((set & TRAIN_SET_OBJECTIVE) && (uint64_t)o->objective != st->objective) ||
+           ((set & TRAIN_SET_DRAWS) && o->draws != st->draws);
+}
+
+static adam_config adam_of(const ckpt_train *st)
+{
+    adam_config c = {st->lr, st->adam_beta1, st->adam_beta2, st->adam_eps};
+    return c;
+}
+
+/* A new run, or the run stored in o->ckpt_path when o->resume; fp is the
+ * training set's fingerprint, recorded in the run. */
+static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
+                         const idx_fingerprint *fp, err_msg *err)
+{
+    memset(t, 0, sizeof *t);
+    if (!o->resume) {
+        if (split_valid(t, train, o->valid, o->seed, err) ||
+            trainer_alloc(t, &o->cfg, o->batch, t->part.n, o->draws, o->objective,
+                          o->plan, err))
+            return -1;
+        rng_state init;
+        rng_seed(&init, o->seed ^ INIT_SALT);
+        if (o->init == TRAIN_INIT_GLOROT) {
+            double *mean = pixel_means(&t->part);
+            if (!mean)
+                return err_set(err, "out of memory");
+            vae_init_glorot(&t->model, &init, mean);
+            free(mean);
+        } else {
+            vae_init_params(&t->model, &init);
+        }
+        t->st.seed = o->seed;
+        t->st.batch = o->batch;
+        t->st.lr = o->lr;
+        t->st.beta = o->beta;
+        t->st.binarize = (uint64_t)o->binarize;
+        t->st.noise = o->noise;
+        rng_seed(&t->st.rng_data, o->seed ^ DATA_SALT);
+        rng_seed(&t->st.rng_noise, o->seed ^ NOISE_SALT);
+        t->st.sched = o->sched;
+        t->st.sched.lr = o->lr;
+        t->st.sched.horizon = o->sched.kind == SCHEDULE_COSINE ? o->epochs : 0;
+        if (o->sched.kind != SCHEDULE_STEP)
+            t->st.sched.every = 0, t->st.sched.gamma = 1.0;
+        if (o->sched.kind != SCHEDULE_COSINE)
+            t->st.sched.warmup = 0;
+        t->st.kl_warmup = o->kl_warmup;
+        t->st.adam_beta1 = o->adam_beta1;
+        t->st.adam_beta2 = o->adam_beta2;
+        t->st.adam_eps = o->adam_eps;
+        t->st.init = (uint64_t)o->init;
+        t->st.valid_n = o->valid;
+        t->st.objective = (uint64_t)o->objective;
+        t->st.draws = o->draws;
+        if (schedule_check(&t->st.sched, err))
+            return -1;
+        t->adam = adam_of(&t->st);
+        t->st.data = *fp;
+        return 0;
+    }
+    ckpt_data d;
+    if (ckpt_read(o->ckpt_path, &d, err))
+        return -1;
+    const char *clash = NULL;
+    if (o->explicit_cfg && !cfg_equal(&o->cfg, &d.cfg))
+        clash = "the model options";
+    else if (o->explicit_batch && o->batch != d.train.batch)
+        clash = "--batch";
+    else if (o->explicit_lr && o->lr != d.train.lr)
+        clash = "--lr";
+    else if (o->explicit_beta && o->beta != d.train.beta)
+        clash = "--beta";
+    else if (o->explicit_binarize && (uint64_t)o->binarize != d.train.binarize)
+        clash = "--binarize";
+    else if (o->explicit_noise && o->noise != d.train.noise)
+        clash = "--noise";
+    else if ((o->explicit_controls & TRAIN_SET_SEED) && o->seed != d.train.seed)
+        clash = "--seed"; /* the run's data order, noise and split are its seed's */
+    else if (o->explicit_controls && controls_differ(o, &d.train))
+        clash = "the schedule, warm-up, Adam or --init options";
+    if (clash) {
+        ckpt_data_free(&d);
+        return err_set(err, "%s: %s differ from the run being resumed; "
+                       "a resumed run keeps its settings (drop them, or start "
+                       "a new run without --resume)", o->ckpt_path, clash);
+    }
+    if (check_data(t, o, &d.train, fp, err)) {
+        ckpt_data_free(&d);
+        return -1;
+    }
+    if (d.train.epoch >= o->epochs) {
+        size_t done = (size_t)d.train.epoch;
+        ckpt_data_free(&d);
+        return err_set(err, "%s: the run already has %zu epochs; ask for more "
+                       "with --epochs (the total, not the number to add)",
+                       o->ckpt_path, done);
+    }
+    if (split_valid(t, train, d.train.valid_n, d.train.seed, err) ||
+        trainer_alloc(t, &d.cfg, (size_t)d.train.batch, t->part.n, (size_t)d.train.draws,
+                      (vae_objective)d.train.objective, o->plan, err)) {
+        ckpt_data_free(&d);
+        return -1;
+    }
+    size_t bytes = d.n_params * sizeof(float);
+    memcpy(t->model.params, d.params, bytes);
+    memcpy(t->adam_m, d.adam_m, bytes);
+    memcpy(t->adam_v, d.adam_v, bytes);
+    t->st = d.train;
+    t->st.data = *fp;
+    t->adam = adam_of(&t->st);
+    ckpt_data_free(&d);
+    return 0;
+}
+
+/* Under mpirun only rank 0 writes; every rank calls it, as each holds
+ * Adam's moments of its own slice of the parameters only: all are
+ * gathered first. */
+static int save(const trainer *t, const char *path, err_msg *err)
+{
+    if (dist_size() > 1) {
+        dist_from_owners(t->adam_m, t->model.n_params, SHARD_SLICE_ALIGN);
+        dist_from_owners(t->adam_v, t->model.n_params, SHARD_SLICE_ALIGN);
+    }
+    if (dist_rank() != 0)
+        return 0;
+    return ckpt_save(path, &t->model, t->adam_m, t->adam_v, &t->st, err);
+}
+
+typedef struct adam_job {
+    trainer *t;
+    const float *grads[PAR_MAX_THREADS]; /* the shares' gradient buffers */
+    size_t n_grads;
+} adam_job;
+
+/* Adam on parameters [lo, hi), summing the gradient shares. */
+static void adam_range(void *ctx, size_t lo, size_t hi)
+{
+    const adam_job *j = ctx;
+    trainer *t = j->t;
+    const float *g[PAR_MAX_THREADS];
+    for (size_t i = 0; i < j->n_grads; i++)
+        g[i] = j->grads[i] + lo;
+    adam_step(t->model.params + lo, g, j->n_grads, t->adam_m + lo,
+              t->adam_v + lo, hi - lo, &t->adam, t->st.adam_t);
+}
+
+/* Adam on thread k's share of the parameters (shard_param_share: across
+ * ranks within this rank's slice; in the units plan the thread's own
+ * units' weights and biases). */
+static void adam_share(void *ctx, size_t k, size_t T)
+{
+    const adam_job *j = ctx;
+    shard_param_share(&j->t->shards, &j->t->model, k, T, adam_range, (void *)j);
+}
+
+/* How epoch (1-based) of the run sees its training images: intensities,
+ * one binarization for the whole run (static), or a new one each epoch
+ * (dynamic); and the key of the epoch's input corruption. */
+static idx_view train_view(const ckpt_train *st, size_t epoch)
+{
+    uint64_t key = rng_mix(st->seed, BIN_SALT);
+    idx_view v = {st->binarize != TRAIN_BIN_NONE,
+                  st->binarize == TRAIN_BIN_DYNAMIC ? rng_mix(key, epoch) : key};
+    return v;
+}
+
+/* One Adam step on images perm[first..first+B) in epoch (1-based).
+ * Returns the batch's summed rec and kl through the pointers. The learning
+ * rate and the KL's weight are the schedule's at this step: the fraction
+ * first / n of the epoch done. */
+static void train_step(trainer *t, const idx_set *set, size_t epoch,
+                       size_t first, size_t B, double *rec, double *kl, double *obj)
+{
+    const vae_model *m = &t->model;
+    double frac = (double)first / (double)set->n;
+    t->adam.lr = schedule_lr(&t->st.sched, epoch - 1, frac);
+    double beta = t->st.beta * schedule_kl_factor(t->st.kl_warmup, epoch - 1, frac);
+    idx_view view = train_view(&t->st, epoch);
+    shard_batch b = {set, t->perm + first, 0, B, &view, (float)t->st.noise,
+                     rng_mix(rng_mix(t->st.seed, CORRUPT_SALT), epoch)};
+    t->st.adam_t++;
+    adam_job j = {.t = t};
+    j.n_grads = shard_grads(&t->shards, B, j.grads);
+    shard_then then = {adam_share, &j};
+    shard_step(&t->shards, m, &b, &t->st.rng_noise, beta, &then, rec, kl);
+    *obj = shard_objective(&t->shards, B);
+}
+
+/* The epoch's order: identity shuffled by the data RNG as it stood when the
+ * epoch began, so a resumed epoch draws the same order. Returns the RNG
+ * state after the shuffle (the next epoch's starting state). */
+static rng_state draw_order(trainer *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        t->perm[i] = (uint32_t)i;
+    rng_state r = t->st.rng_data;
+    rng_shuffle(&r, t->perm, n);
+    return r;
+}
+
+/* Creates the image folder if it does not exist (one level, like mkdir). */
+static int make_folder(const char *dir, err_msg *err)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : err_set(err, "--out %s: not a folder", dir);
+    if (mkdir(dir, 0777) != 0)
+        return err_sys(err, errno, "--out %s: cannot create the folder", dir);
+    return 0;
+}
+
+int train_check_shape(const vae_config *cfg, const idx_set *set, const char *whose,
+                      const char *what, err_msg *err)
+{
+    vae_config c = *cfg;
+    vae_config_shape(&c);
+    size_t ch = idx_channels(set);
+    if (set->rows == c.height && set->cols == c.width && ch == c.channels)
+        return 0;
+    /* Sizes as width x height, as vae import's --size. */
+    return err_set(err, "%s: the model takes %zux%zu %s images, but the %s images are "
+                   "%zux%zu %s", whose, c.width, c.height, c.channels == 3 ? "colour" : "grey",
+                   what, set->cols, set->rows, ch == 3 ? "colour" : "grey");
+}
+
+/* The data against the run: its images must be what the model takes, and
+ * a batch must fit in the training set. For a resumed run, batch and
+ * architecture are the checkpoint's (what names them is `whose`). */
+static int check_run(const idx_set *train, const idx_set *test, size_t batch,
+                     const vae_config *cfg, const char *whose, err_msg *err)
+{
+    if (train->n == 0)
+        return err_set(err, "the training set is empty");
+    if (train->n > UINT32_MAX)
+        return err_set(err, "the training set has more than 2^32 images");
+    if (batch == 0 || batch > train->n)
+        return err_set(err, "%s: a batch of %zu images; the training set has %zu",
+                       whose, batch, train->n);
+    const idx_set *sets[2] = {train, test};
+    for (int i = 0; i < 2; i++)
+        if (sets[i] && sets[i]->n && train_check_shape(cfg, sets[i], whose,
+                                                       i ? "test" : "training", err))
+            return -1;
+    if (cfg->n_classes && !train->n_classes)
+        return err_set(err, "%s: a conditional model needs labels, and the training "
+                       "set has no label file", whose);
+    if (cfg->n_classes && test && test->n && !test->n_classes)
+        return err_set(err, "%s: a conditional model needs labels, and the test set "
+                       "has no label file", whose);
+    for (int i = 0; i < 2; i++)
+        if (cfg->n_classes && sets[i] && sets[i]->n_classes > cfg->n_classes)
+            return err_set(err, "%s: the model knows %zu classes, but the %s labels "
+                           "go up to %zu", whose, cfg->n_classes, i ? "test" : "training",
+                           sets[i]->n_classes - 1);
+    return 0;
+}
+
+static int check_opts(const train_opts *o, const idx_set *train,
+                      const idx_set *test, err_msg *err)
+{
+    if (o->resume) /* checked against the checkpoint once it is read */
+        return train->n == 0 ? err_set(err, "the training set is empty") : 0;
+    return check_run(train, test, o->batch, &o->cfg, "--batch/--hidden", err);
+}
+
+train_opts train_defaults(void)
+{
+    train_opts o;
+    memset(&o, 0, sizeof o);
+    o.epochs = 15;
+    o.batch = 128;
+    o.lr = 1e-3;
+    o.beta = 1.0;
+    o.seed = 1;
+    o.sched.kind = SCHEDULE_CONSTANT;
+    o.sched.gamma = 1.0;
+    adam_config adam = adam_defaults(o.lr);
+    o.adam_beta1 = adam.beta1;
+    o.adam_beta2 = adam.beta2;
+    o.adam_eps = adam.eps;
+    o.init = TRAIN_INIT_TORCH;
+    o.objective = VAE_OBJ_ELBO;
+    o.draws = 1;
+    return o;
+}
+
+int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
+              const train_hooks *hooks, err_msg *err)
+{
+    if (check_opts(o, train, test, err))
+        return -1;
+    /* Under mpirun the ranks compute alike; rank 0 alone writes and tells
+     * (save() writes nothing on the others). */
+    train_opts mine = *o;
+    if (dist_rank() != 0) {
+        mine.out_dir = mine.metrics = NULL;
+        hooks = NULL;
+    }
+    o = &mine;
+    trainer t;
+    idx_fingerprint fp = idx_fingerprint_of(train);
+    if (trainer_start(&t, o, train, &fp, err)) {
+        trainer_free(&t);
+        return -1;
+    }
+    if (t.note[0] && hooks && hooks->warn)
+        hooks->warn(hooks->ctx, t.note);
+    const vae_model *m = &t.model;
+    train = &t.part; /* from here on: the images trained on */
+    size_t batch = (size_t)t.st.batch, n = train->n;
+    if ((o->resume || t.st.valid_n) &&
+        check_run(train, test, batch, &m->cfg, o->resume ? o->ckpt_path : "--valid",
+                  err)) {
+        trainer_free(&t);
+        return -1;
+    }
+    size_t steps = (n + batch - 1) / batch;
+    /* The fixed prior draws shown each epoch: for a conditional model 10
+     * rows, one column per label (the first SHOW_CLASS_COLS labels if there
+     * are more); else TRAIN_SAMPLE_N. */
+    size_t show_cols = m->cfg.n_classes ? show_class_cols(m->cfg.n_classes) : SHOW_COLS;
+    size_t n_show = m->cfg.n_classes ? 10 * show_cols : TRAIN_SAMPLE_N;
+    float *eps = malloc(2 * n_show * m->cfg.z_dim * sizeof *eps);
+    uint8_t *labels = malloc(n_show);
+    if (!eps || !labels) {
+        free(eps);
+        free(labels);
+        trainer_free(&t);
+        return err_set(err, "out of memory");
+    }
+    float *prior_z = eps + n_show * m->cfg.z_dim;
+    show_prior_draws(eps, n_show, m->cfg.z_dim, t.st.seed);
+    for (size_t i = 0; i < n_show; i++)
+        labels[i] = (uint8_t)(i % show_cols);
+    idx_view test_view = infer_test_view(t.st.binarize);
+    metrics mt = {0};
+    char *png = NULL;
+    int plot_warned = 0;
+    /* Only now that data, options and checkpoint are known good. */
+    int rc = o->out_dir ? make_folder(o->out_dir, err) : 0;
+    if (rc == 0 && o->metrics) {
+        rc = metrics_open(&mt, o->metrics, (size_t)t.st.epoch, t.st.valid_n > 0, err);
+        if (rc == 0 && !(png = metrics_png_path(o->metrics)))
+            rc = err_set(err, "out of memory");
+    }
+    while (rc == 0 && t.st.epoch < o->epochs) {
+        size_t epoch = (size_t)t.st.epoch + 1;
+        rng_state next = draw_order(&t, n);
+        double t0 = now_s();
+        for (size_t s = (size_t)t.st.step; s < steps; s++) {
+            size_t first = s * batch;
+            size_t B = n - first < batch ? n - first : batch;
+            double rec, kl, obj;
+            train_step(&t, train, epoch, first, B, &rec, &kl, &obj);
+            if (!isfinite(rec + kl + obj)) {
+                /* Only a run that saved (or was resumed) has a checkpoint. */
+                char kept[4200];
+                if (o->resume || t.st.epoch > 0)
+                    snprintf(kept, sizeof kept, ", the last good checkpoint is kept in %s",
+                             o->ckpt_path);
+                else
+                    snprintf(kept, sizeof kept, " before its first save: this run "
+                             "wrote no checkpoint");
+                rc = err_set(err, "epoch %zu, step %zu: the loss is not finite "
+                             "(%g); training stopped%s (try a smaller --lr)", epoch,
+                             s + 1, rec + kl, kept);
+                break;
+            }
+            t.st.sum_rec += rec;
+            t.st.sum_kl += kl;
+            t.st.sum_obj += obj;
+            t.st.n_seen += B;
+            if (hooks && hooks->progress)
+                hooks->progress(hooks->ctx, epoch, (size_t)t.st.n_seen, n,
+                                t.st.seconds + now_s() - t0);
+            /* A signal to any rank stops them all after the same step. */
+            int stopping = o->stop && *o->stop;
+            if (dist_size() > 1)
+                stopping = dist_any(stopping);
+            if (stopping) {
+                t.st.step = s + 1;
+                t.st.seconds += now_s() - t0;
+                rc = save(&t, o->ckpt_path, err) ? -1 : TRAIN_STOPPED;
+                /* No rank leaves before rank 0 has saved: mpirun ends the
+                 * job once a rank exits with a non-zero status. */
+                dist_barrier();
+                break;
+            }
+        }
+        if (rc != 0)
+            break;
+        train_report r = {0};
+        r.epoch = epoch;
+        r.epochs = o->epochs;
+        r.beta = t.st.beta;
+        r.lr = t.adam.lr;
+        r.kl_factor = schedule_kl_factor(t.st.kl_warmup, epoch - 1,
+                                      (double)((steps - 1) * batch) / (double)n);
+        r.likelihood = m->cfg.likelihood;
+        r.seconds = t.st.seconds + now_s() - t0;
+        r.images_per_s = (double)t.st.n_seen / (r.seconds > 0 ? r.seconds : 1e-9);
+        r.train_rec = t.st.sum_rec / (double)t.st.n_seen;
+        r.train_kl = t.st.sum_kl / (double)t.st.n_seen;
+        r.train_objective = t.st.sum_obj / (double)t.st.n_seen;
+        r.train_loss = r.train_rec + r.train_kl;
+        t.st.epoch++;
+        t.st.step = 0;
+        t.st.rng_data = next;
+        t.st.sum_rec = t.st.sum_kl = t.st.sum_obj = t.st.seconds = 0.0;
+        t.st.n_seen = 0;
+        if (test && test->n)
+            r.test_loss = infer_eval(m, t.eval, test, &test_view, t.st.seed,
+                                     &r.test_rec, &r.test_kl);
+        if (t.st.valid_n) {
+            r.valid_loss = infer_eval(m, t.eval, &t.valid, &test_view, t.st.seed,
+                                      &r.valid_rec, &r.valid_kl);
+            if (t.st.best_epoch == 0 || r.valid_loss < t.st.best_loss) {
+                t.st.best_epoch = epoch;
+                t.st.best_loss = r.valid_loss;
+                /* Before the run's checkpoint, which records it as kept. */
+                if (o->best_path && save(&t, o->best_path, err)) {
+                    rc = -1;
+                    break;
+                }
+            }
+            r.best_epoch = (size_t)t.st.best_epoch;
+        }
+        if (o->out_dir) {
+            char path[4096];
+            vae_acts *a = &t.eval->acts[0];
+            snprintf(path, sizeof path, "%s/sampled-%zu.png", o->out_dir, epoch);
+            show_prior_z(m, a, eps, labels, n_show, prior_z);
+            if (show_decode_png(m, a, prior_z, labels, n_show, show_cols, path, err)) {
+                rc = -1;
+                break;
+            }
+            if (test && test->n) {
+                snprintf(path, sizeof path, "%s/reconst-%zu.png", o->out_dir, epoch);
+                if (show_recon_png(m, a, test, &test_view, TRAIN_RECON_N, path, err)) {
+                    rc = -1;
+                    break;
+                }
+            }
+        }
+        if (save(&t, o->ckpt_path, err)) {
+            rc = -1;
+            break;
+        }
+        if (hooks && hooks->saved)
+            hooks->saved(hooks->ctx);
+        if (o->metrics) {
+            metrics_row row = {epoch, r.train_loss, r.train_rec, r.train_kl,
+                               r.test_loss, r.test_rec, r.test_kl, r.seconds,
+                               r.images_per_s, r.valid_loss, r.valid_rec, r.valid_kl};
+            if (metrics_add(&mt, &row, err)) {
+                rc = -1;
+                break;
+            }
+            err_msg perr;
+            if (metrics_plot(o->metrics, png, t.st.valid_n > 0, &perr) && !plot_warned) {
+                plot_warned = 1; /* once: the curve is a convenience */
+                if (hooks && hooks->warn)
+                    hooks->warn(hooks->ctx, perr.text);
+            }
+        }
+        if (hooks && hooks->epoch_done)
+            hooks->epoch_done(hooks->ctx, &r);
+    }
+    metrics_close(&mt);
+    free(png);
+    free(eps);
+    free(labels);
+    trainer_free(&t);
+    return rc;
+}
+
+/* The benchmark's traces: every thread records, replays and frees its own. */
+enum { TRACE_START, TRACE_STOP, TRACE_REPLAY, TRACE_FREE };
+
+typedef struct trace_job {
+    int op;
+    size_t calls[PAR_MAX_THREADS];
+    double flops[PAR_MAX_THREADS];
+    int failed[PAR_MAX_THREADS];
+} trace_job;
+
+static void trace_task(void *ctx, size_t k, size_t T)
+{
+    (void)T;
+    trace_job *j = ctx;
+    switch (j->op) {
+    case TRACE_START: gemm_trace_start(); break;
+    case TRACE_STOP:
+        j->calls[k] = gemm_trace_stop();
+        j->flops[k] = gemm_trace_flops();
+        break;
+    case TRACE_REPLAY: j->failed[k] = gemm_trace_replay(NULL); break;
+    default: gemm_trace_free(); break;
+    }
+}
+
+static void trace_all(trace_job *j, int op)
+{
+    j->op = op;
+    par_run(trace_task, j);
+}
+
+int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
+                train_bench_round *out, double *gemm_flops, err_msg *err)
+{
+    train_opts fresh = *o;
+    fresh.resume = 0;
+    fresh.valid = 0; /* the benchmark trains on every image */
+    if (check_opts(&fresh, train, NULL, err))
+        return -1;
+    trainer t;
+    idx_fingerprint fp = {0}; /* never saved: no checksum pass over the data */
+    if (trainer_start(&t, &fresh, train, &fp, err)) {
+        trainer_free(&t);
+        return -1;
+    }
+    size_t n = train->n, batch = o->batch, steps = (n + batch - 1) / batch;
+    /* Warm-up: one step untimed so thread start-up and first-touch page
+     * faults count in neither measurement. */
+    draw_order(&t, n);
+    double rec, kl, obj;
+    train_step(&t, train, 1, 0, batch, &rec, &kl, &obj);
+    int rc = 0;
+    trace_job j;
+    memset(&j, 0, sizeof j);
+    *gemm_flops = 0.0;
+    for (size_t r = 0; r < rounds && rc == 0; r++) {
+        t.st.rng_data = draw_order(&t, n);
+        out[r].epoch_s = out[r].gemm_s = out[r].comm_s = 0.0;
+        out[r].steps = steps;
+        /* Each step is timed, then the sgemm calls each thread made in it
+         * are replayed alone, by the same threads at once, right after it:
+         * both sides of the ratio see the same moment of a noisy shared
+         * machine. The replay overwrites activations and gradients, never
+         * parameters or Adam state, so training goes on as in train_run. */
+        for (size_t s = 0; s < steps && rc == 0; s++) {
+            size_t first = s * batch;
+            trace_all(&j, TRACE_START);
+            double c0 = dist_time();
+            double t0 = now_s();
+            train_step(&t, train, r + 1, first, n - first < batch ? n - first : batch,
+                       &rec, &kl, &obj);
+            double t1 = now_s();
+            trace_all(&j, TRACE_STOP);
+            double t2 = now_s();
+            trace_all(&j, TRACE_REPLAY);
+            double t3 = now_s();
+            out[r].epoch_s += t1 - t0;
+            out[r].comm_s += dist_time() - c0;
+            out[r].gemm_s += t3 - t2;
+            size_t calls = 0;
+            for (size_t k = 0; k < par_threads(); k++) {
+                calls += j.calls[k];
+                if (j.failed[k])
+                    rc = err_set(err, "gemm trace: out of memory while recording");
+                if (r == 0)
+                    *gemm_flops += j.flops[k];
+            }
+            if (calls == 0 && rc == 0)
+                rc = err_set(err, "gemm trace: no sgemm calls recorded");
+        }
+    }
+    trace_all(&j, TRACE_FREE);
+    trainer_free(&t);
+    return rc;
+}
