@@ -31,9 +31,18 @@ void cli_set_command(const char *name)
 typedef struct opt_spec {
     const char *name; /* "--data" */
     const char *alt;  /* "-o", or NULL */
-    const char *arg;  /* value placeholder, NULL for a flag */
+    const char *arg;  /* value placeholder, NULL for a flag ("" for choices) */
     const char *help;
+    const enum_names *choices; /* the names the value may take (its usage "a|b|c") */
 } opt_spec;
+
+/* Choices of the command line alone; the model's and training's enums
+ * have their names beside them (names.h). */
+static const char *const SPLIT_NAMES[] = {"train", "test"};
+static const char *const CHANNEL_NAMES[] = {"auto", "1", "3"};
+static const char *const BACKGROUND_NAMES[] = {"white", "black"};
+static const enum_names split_names = {SPLIT_NAMES, 2}, channel_names = {CHANNEL_NAMES, 3},
+                        background_names = {BACKGROUND_NAMES, 2};
 
 static const opt_spec SPECS[O_COUNT] = {
     [O_DATA] = {"--data", NULL, "DIR", "folder of IDX files, raw or .gz (default data/)"},
@@ -51,17 +60,17 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_RESUME] = {"--resume", NULL, NULL, "continue the run saved in --ckpt"},
     [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500 (default 400)"},
     [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20)"},
-    [O_ACT] = {"--act", NULL, "relu|tanh|leaky", "hidden activation (default relu; "
-               "leaky, LeakyReLU 0.1, for conv)"},
-    [O_ARCH] = {"--arch", NULL, "mlp|conv", "the MLP (default), or the convolutional "
-                "VAE (defaults --hidden 64,128,256 channels, --latent 100)"},
-    [O_LIKELIHOOD] = {"--likelihood", NULL, "bernoulli|cb|gaussian",
+    [O_ACT] = {"--act", NULL, "", "hidden activation (default relu; "
+               "leaky, LeakyReLU 0.1, for conv)", &vae_act_names},
+    [O_ARCH] = {"--arch", NULL, "", "the MLP (default), or the convolutional "
+                "VAE (defaults --hidden 64,128,256 channels, --latent 100)", &vae_arch_names},
+    [O_LIKELIHOOD] = {"--likelihood", NULL, "",
                       "p(x|z): cross-entropy (default), continuous Bernoulli, "
-                      "or Gaussian of variance 1/2 (squared error)"},
+                      "or Gaussian of variance 1/2 (squared error)", &vae_lik_names},
     [O_BETA] = {"--beta", NULL, "F", "weight of the KL term (default 1)"},
-    [O_BINARIZE] = {"--binarize", NULL, "none|static|dynamic",
+    [O_BINARIZE] = {"--binarize", NULL, "",
                     "pixels as intensities (default), binarized once, or "
-                    "drawn anew each time"},
+                    "drawn anew each time", &train_binarize_names},
     [O_NOISE] = {"--noise", NULL, "F", "denoising: Gaussian input noise of std F, "
                  "clipped to [0,1] (default 0)"},
     [O_CONDITIONAL] = {"--conditional", NULL, NULL,
@@ -77,15 +86,15 @@ static const opt_spec SPECS[O_COUNT] = {
                "instead of the CSV"},
     [O_IW] = {"--iw", NULL, "K", "also the importance-weighted bound with K draws "
               "per image"},
-    [O_SPLIT] = {"--split", NULL, "train|test", "which images (default test)"},
+    [O_SPLIT] = {"--split", NULL, "", "which images (default test)", &split_names},
     [O_FORCE] = {"--force", NULL, NULL, "replace the run already in --ckpt with a new one"},
     [O_NEW_DATA] = {"--new-data", NULL, NULL, "with --resume: go on with training data "
                     "other than the run's own (the checkpoint records it)"},
-    [O_SCHEDULE] = {"--schedule", NULL, "constant|staged|cosine|step",
+    [O_SCHEDULE] = {"--schedule", NULL, "",
                     "learning rate over the run: constant (default); staged "
                     "(Burda et al.: stage i = 0..7 lasts 3^i epochs at lr 10^(-i/7)); "
                     "cosine decay to 0 at --epochs after --warmup; step (x --lr-gamma "
-                    "every --lr-every epochs)"},
+                    "every --lr-every epochs)", &schedule_names},
     [O_WARMUP] = {"--warmup", NULL, "N", "cosine: epochs of linear learning-rate "
                   "warm-up (default 0)"},
     [O_LR_EVERY] = {"--lr-every", NULL, "N", "step: epochs between decays (default 10)"},
@@ -98,26 +107,26 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_VALID] = {"--valid", NULL, "N", "hold N training images out (a seeded choice), "
                  "report their loss each epoch and keep the best epoch's model in "
                  "CKPT.best.bin (CKPT without .bin)"},
-    [O_OBJECTIVE] = {"--objective", NULL, "elbo|iwae", "what training minimises: the "
+    [O_OBJECTIVE] = {"--objective", NULL, "", "what training minimises: the "
                      "negative ELBO, its reconstruction averaged over --k draws "
                      "(default), or the importance-weighted bound with --k draws "
-                     "(Burda et al.)"},
+                     "(Burda et al.)", &vae_objective_names},
     [O_K] = {"--k", NULL, "K", "draws of z per image in training (default 1)"},
     [O_KNN] = {"--k", NULL, "K", "neighbours that vote (default 5; at most the training images)"},
-    [O_PLAN] = {"--plan", NULL, "auto|rows|units", "how threads split a batch: each "
+    [O_PLAN] = {"--plan", NULL, "", "how threads split a batch: each "
                 "a share of the images (rows), each a share of every layer's units "
                 "(units: the MLP), or what training picks (default auto: units below "
-                "64 images a thread)"},
-    [O_INIT] = {"--init", NULL, "torch|glorot", "initial weights: PyTorch's defaults, "
+                "64 images a thread)", &shard_plan_names},
+    [O_INIT] = {"--init", NULL, "", "initial weights: PyTorch's defaults, "
                 "or Glorot uniform with zero biases and the output bias at the logit "
-                "of each pixel's training mean (default torch)"},
+                "of each pixel's training mean (default torch)", &train_init_names},
     [O_SIZE] = {"--size", NULL, "WxH", "resize every image to W x H pixels "
                 "(stb_image_resize; default: all images must be one size)"},
-    [O_CHANNELS] = {"--channels", NULL, "auto|1|3", "grey or RGB output: auto (default) "
+    [O_CHANNELS] = {"--channels", NULL, "", "grey or RGB output: auto (default) "
                     "is 1 if every pixel has R = G = B, else 3; 1 turns colour into "
-                    "BT.601 luma"},
-    [O_BACKGROUND] = {"--background", NULL, "white|black", "what transparent pixels "
-                      "are composited over (default white)"},
+                    "BT.601 luma", &channel_names},
+    [O_BACKGROUND] = {"--background", NULL, "", "what transparent pixels "
+                      "are composited over (default white)", &background_names},
     [O_TEST_FRACTION] = {"--test-fraction", NULL, "F", "share of each class that goes "
                          "to the test files: round(F x n), above 0 and below 1 (default 0.1)"},
     [O_SKIP_BROKEN] = {"--skip-broken", NULL, NULL, "skip an image that does not decode, "
@@ -234,19 +243,17 @@ static int parse_unit(int id, const char *s, double *out)
     return 0;
 }
 
-static int parse_choice(int id, const char *s, const char *const *names, int n,
-                        int *out)
+/* One of e's names into *out (its value); else a usage error listing
+ * them ("a, b or c"). */
+static int parse_choice(int id, const char *s, const enum_names *e, int *out)
 {
-    char list[128] = "";
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(s, names[i])) {
-            *out = i;
-            return 0;
-        }
-        size_t len = strlen(list);
-        snprintf(list + len, sizeof list - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
-                 names[i]);
+    int v = enum_parse(e, s);
+    if (v >= 0) {
+        *out = v;
+        return 0;
     }
+    char list[128];
+    enum_list(e, list, sizeof list);
     return usage_error("%s: '%s' is not %s", SPECS[id].name, s, list);
 }
 
@@ -302,17 +309,6 @@ static int parse_hidden(const char *s, vae_config *cfg)
 
 static int parse_value(cli_opts *o, int id, const char *v)
 {
-    static const char *const acts[] = {"relu", "tanh", "leaky"};
-    static const char *const archs[] = {"mlp", "conv"};
-    static const char *const liks[] = {"bernoulli", "cb", "gaussian"};
-    static const char *const bins[] = {"none", "static", "dynamic"};
-    static const char *const splits[] = {"train", "test"};
-    static const char *const scheds[] = {"constant", "staged", "cosine", "step"};
-    static const char *const inits[] = {"torch", "glorot"};
-    static const char *const objectives[] = {"elbo", "iwae"};
-    static const char *const plans[] = {"auto", "rows", "units"};
-    static const char *const channels[] = {"auto", "1", "3"};
-    static const char *const backgrounds[] = {"white", "black"};
     int c = 0;
     switch (id) {
     case O_DATA: o->data = v; return 0;
@@ -352,12 +348,12 @@ static int parse_value(cli_opts *o, int id, const char *v)
             return -1;
         return o->max_pixels == 0 ? usage_error("--max-pixels: must be at least 1") : 0;
     case O_CHANNELS:
-        if (parse_choice(id, v, channels, 3, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->channels = c == 0 ? 0 : c == 1 ? 1 : 3;
         return 0;
     case O_BACKGROUND:
-        if (parse_choice(id, v, backgrounds, 2, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->background = c == 0 ? 255 : 0;
         return 0;
@@ -368,12 +364,12 @@ static int parse_value(cli_opts *o, int id, const char *v)
             return usage_error("--test-fraction: must be above 0 and below 1, not %s", v);
         return 0;
     case O_PLAN:
-        if (parse_choice(id, v, plans, 3, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->run.plan = (shard_plan)c;
         return 0;
     case O_OBJECTIVE:
-        if (parse_choice(id, v, objectives, 2, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->run.objective = (vae_objective)c;
         return 0;
@@ -381,33 +377,33 @@ static int parse_value(cli_opts *o, int id, const char *v)
     case O_ADAM_BETA2: return parse_unit(id, v, &o->run.adam_beta2);
     case O_ADAM_EPS: return parse_double(id, v, 0.0, 0, 1.0, &o->run.adam_eps);
     case O_SCHEDULE:
-        if (parse_choice(id, v, scheds, 4, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->run.sched.kind = (schedule_kind)c;
         return 0;
     case O_INIT:
-        if (parse_choice(id, v, inits, 2, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->run.init = (train_init)c;
         return 0;
     case O_ACT:
-        if (parse_choice(id, v, acts, 3, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->cfg.act = (vae_act)c;
         return 0;
     case O_ARCH:
-        if (parse_choice(id, v, archs, 2, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->cfg.arch = (vae_arch)c;
         return 0;
     case O_LIKELIHOOD:
-        if (parse_choice(id, v, liks, 3, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->cfg.likelihood = (vae_lik)c;
         return 0;
-    case O_BINARIZE: return parse_choice(id, v, bins, 3, &o->binarize);
+    case O_BINARIZE: return parse_choice(id, v, SPECS[id].choices, &o->binarize);
     case O_SPLIT:
-        if (parse_choice(id, v, splits, 2, &c))
+        if (parse_choice(id, v, SPECS[id].choices, &c))
             return -1;
         o->split = c ? "t10k" : "train";
         return 0;
@@ -466,8 +462,17 @@ static int model_defaults(cli_opts *o)
 static void option_usage(char *out, size_t size, int id)
 {
     const opt_spec *s = &SPECS[id];
+    char arg[96] = "";
+    if (s->choices)
+        for (size_t i = 0, len = 0; i < s->choices->n && len < sizeof arg; i++) {
+            int n = snprintf(arg + len, sizeof arg - len, "%s%s", i ? "|" : "",
+                             s->choices->names[i]);
+            len += n > 0 ? (size_t)n : 0;
+        }
+    else if (s->arg)
+        snprintf(arg, sizeof arg, "%s", s->arg);
     snprintf(out, size, "%s%s%s%s%s", s->alt ? s->alt : "", s->alt ? ", " : "", s->name,
-             s->arg ? " " : "", s->arg ? s->arg : "");
+             s->arg ? " " : "", arg);
 }
 
 /* Command c's help for option id: its own, or the table's. */
@@ -609,8 +614,14 @@ static int parse_args(cli_opts *o, const cmd_spec *c, int argc, char **argv, int
             continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        if (!v)
-            return usage_error("%s needs a value (%s)", SPECS[id].name, SPECS[id].arg);
+        if (!v) {
+            char what[128];
+            if (SPECS[id].choices)
+                enum_list(SPECS[id].choices, what, sizeof what);
+            else
+                snprintf(what, sizeof what, "%s", SPECS[id].arg);
+            return usage_error("%s needs a value (%s)", SPECS[id].name, what);
+        }
         if (parse_value(o, id, v))
             return -1;
     }

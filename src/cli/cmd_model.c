@@ -525,17 +525,17 @@ int cmd_info(cli_opts *o)
         say_error("%s", err.text);
         return 1;
     }
-    static const char *const acts[] = {"relu", "tanh", "leaky"};
-    static const char *const archs[] = {"mlp", "conv"};
-    static const char *const bins[] = {"none", "static", "dynamic"};
-    static const char *const inits[] = {"torch", "glorot"};
     const vae_config *c = &d.cfg;
     const ckpt_train *t = &d.train;
     char hidden[128] = "";
     for (size_t i = 0, len = 0; i < c->n_hidden && len < sizeof hidden; i++)
         len += (size_t)snprintf(hidden + len, sizeof hidden - len, "%s%zu", i ? "," : "",
                                 c->hidden[i]);
-    const char *act = acts[c->act], *arch = archs[c->arch], *bin = bins[t->binarize];
+    const char *act = enum_name(&vae_act_names, (int)c->act);
+    const char *arch = enum_name(&vae_arch_names, (int)c->arch);
+    const char *bin = enum_name(&train_binarize_names, (int)t->binarize);
+    const char *init = enum_name(&train_init_names, (int)t->init);
+    const char *objective = enum_name(&vae_objective_names, (int)t->objective);
     const char *lik = vae_lik_name(c->likelihood);
     if (o->json) {
         printf("{\"version\":%u,\"arch\":\"%s\",\"x_dim\":%zu,\"hidden\":[%s],"
@@ -556,9 +556,9 @@ int cmd_info(cli_opts *o)
                (unsigned long long)t->sched.warmup, (unsigned long long)t->sched.horizon,
                (unsigned long long)t->sched.every, t->sched.gamma,
                (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
-               inits[t->init], (unsigned long long)t->valid_n,
+               init, (unsigned long long)t->valid_n,
                (unsigned long long)t->best_epoch, t->best_loss,
-               t->objective ? "iwae" : "elbo", (unsigned long long)t->draws);
+               objective, (unsigned long long)t->draws);
         if (t->data.n)
             printf(",\"data\":{\"images\":%llu,\"rows\":%llu,\"cols\":%llu,"
                    "\"pixels_crc32\":\"%08x\",\"labels_crc32\":\"%08x\"}}\n",
@@ -588,7 +588,7 @@ int cmd_info(cli_opts *o)
                    (unsigned long long)t->sched.every);
         printf(", KL warm-up %llu epochs, Adam %g/%g/%g, init %s; objective %s, k %llu\n",
                (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
-               inits[t->init], t->objective ? "iwae" : "elbo",
+               init, objective,
                (unsigned long long)t->draws);
         if (t->valid_n)
             printf("validate  %llu images held out; lowest loss %.4f at epoch %llu\n",

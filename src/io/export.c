@@ -5,6 +5,8 @@
  * data are both written from that list, so their orders cannot disagree. */
 #include "export.h"
 
+#include "train.h" /* the binarize names */
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -145,30 +147,24 @@ static void put(sbuf *b, const char *fmt, ...)
     }
 }
 
-static const char *act_name(vae_act a)
-{
-    return a == VAE_ACT_TANH ? "tanh" : a == VAE_ACT_LEAKY ? "leaky" : "relu";
-}
-
 /* "__metadata__": the architecture, as strings (safetensors allows no other
  * type there). Every name and value is plain ASCII without quotes. */
 static void put_metadata(sbuf *b, const vae_model *m, const export_info *info)
 {
-    static const char *const bins[3] = {"none", "static", "dynamic"};
     const vae_config *c = &m->cfg;
     put(b, "\"__metadata__\":{\"format\":\"pt\",\"vae_export\":\"1\",\"vae_version\":\"%s\","
         "\"arch\":\"%s\",\"x_dim\":\"%zu\",\"hidden\":\"", info->vae_version,
-        c->arch == VAE_ARCH_CONV ? "conv" : "mlp", c->x_dim);
+        enum_name(&vae_arch_names, (int)c->arch), c->x_dim);
     for (size_t i = 0; i < c->n_hidden; i++)
         put(b, "%s%zu", i ? "," : "", c->hidden[i]);
     put(b, "\",\"latent\":\"%zu\",\"activation\":\"%s\",\"likelihood\":\"%s\","
         "\"n_classes\":\"%zu\",\"height\":\"%zu\",\"width\":\"%zu\",\"channels\":\"%zu\"",
-        c->z_dim, act_name(c->act), vae_lik_name(c->likelihood), c->n_classes, c->height,
+        c->z_dim, enum_name(&vae_act_names, (int)c->act), vae_lik_name(c->likelihood), c->n_classes, c->height,
         c->width, c->channels);
     if (c->arch == VAE_ARCH_CONV)
         put(b, ",\"pad_top\":\"%zu\",\"pad_left\":\"%zu\"", m->pad_top, m->pad_left);
     put(b, ",\"epochs\":\"%llu\",\"binarize\":\"%s\"}", (unsigned long long)info->epochs,
-        bins[info->binarize < 3 ? info->binarize : 0]);
+        enum_name(&train_binarize_names, (int)(info->binarize < 3 ? info->binarize : 0)));
 }
 
 int export_header(const vae_model *m, const export_info *info, char **json,

@@ -23,14 +23,20 @@
 /* One thread alone. */
 static const vae_team ALONE = {0, 1, NULL, NULL, NULL, 0};
 
+/* The enums' names, in their values' order (vae.h). */
+static const char *const ACT_NAMES[] = {"relu", "tanh", "leaky"};
+static const char *const ARCH_NAMES[] = {"mlp", "conv"};
+static const char *const LIK_NAMES[] = {"bernoulli", "cb", "gaussian"};
+static const char *const OBJECTIVE_NAMES[] = {"elbo", "iwae"};
+const enum_names vae_act_names = {ACT_NAMES, 3};
+const enum_names vae_arch_names = {ARCH_NAMES, 2};
+const enum_names vae_lik_names = {LIK_NAMES, 3};
+const enum_names vae_objective_names = {OBJECTIVE_NAMES, 2};
+
 const char *vae_lik_name(vae_lik lik)
 {
-    switch (lik) {
-    case VAE_LIK_BERNOULLI: return "bernoulli";
-    case VAE_LIK_CB: return "cb";
-    case VAE_LIK_GAUSSIAN: return "gaussian";
-    }
-    return "unknown";
+    const char *name = enum_name(&vae_lik_names, (int)lik);
+    return name ? name : "unknown";
 }
 
 void vae_config_shape(vae_config *cfg)

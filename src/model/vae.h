@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "names.h"
 #include "nn_types.h"
 #include "rng.h"
 
@@ -299,7 +300,12 @@ float *vae_logits(const vae_model *m, const vae_acts *a);
 void vae_mean(const vae_model *m, float *out, const float *logits, size_t n);
 
 
-/* The name of a likelihood ("bernoulli", "cb", "gaussian"). */
+/* The names of vae_act ("relu", "tanh", "leaky"), vae_arch ("mlp",
+ * "conv"), vae_lik ("bernoulli", "cb", "gaussian") and vae_objective
+ * ("elbo", "iwae"), in their values' order (names.h). */
+extern const enum_names vae_act_names, vae_arch_names, vae_lik_names, vae_objective_names;
+
+/* The name of a likelihood ("bernoulli", "cb", "gaussian"; "unknown"). */
 const char *vae_lik_name(vae_lik lik);
 
 #endif

@@ -81,8 +81,10 @@ int schedule_check(const schedule_config *c, err_msg *err)
     return err_set(err, "unknown learning-rate schedule %d", (int)c->kind);
 }
 
+static const char *const NAMES[] = {"constant", "staged", "cosine", "step"};
+const enum_names schedule_names = {NAMES, 4};
+
 const char *schedule_name(schedule_kind kind)
 {
-    static const char *const names[] = {"constant", "staged", "cosine", "step"};
-    return (unsigned)kind < 4 ? names[kind] : NULL;
+    return enum_name(&schedule_names, (int)kind);
 }

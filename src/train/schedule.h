@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "names.h"
 
 typedef enum schedule_kind {
     SCHEDULE_CONSTANT = 0, /* lr throughout */
@@ -50,5 +51,8 @@ int schedule_check(const schedule_config *c, err_msg *err);
 
 /* "constant", "staged", "cosine", "step" (NULL for an unknown kind). */
 const char *schedule_name(schedule_kind kind);
+
+/* The kinds' names, in their values' order (names.h). */
+extern const enum_names schedule_names;
 
 #endif

@@ -55,6 +55,9 @@ static void team_sum(void *ctx, size_t k, double *v, size_t n)
     par_barrier(); /* nobody refills a slot before all have read it */
 }
 
+static const char *const PLAN_NAMES[] = {"auto", "rows", "units"};
+const enum_names shard_plan_names = {PLAN_NAMES, 3};
+
 shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads)
 {
     if (m->cfg.arch != VAE_ARCH_MLP || threads < 2)

@@ -42,6 +42,9 @@
 /* How a team splits a batch (see above); auto: shard_plan_for's choice. */
 typedef enum shard_plan { SHARD_AUTO = 0, SHARD_ROWS = 1, SHARD_UNITS = 2 } shard_plan;
 
+/* The plans' names ("auto", "rows", "units"), in their values' order. */
+extern const enum_names shard_plan_names;
+
 /* shard_plan_for picks the units plan while a batch has fewer than this
  * many images a thread (measured: docs/speed.md). */
 #define SHARD_UNITS_BELOW 64

@@ -519,6 +519,11 @@ static int check_opts(const train_opts *o, const idx_set *train,
     return check_run(train, test, o->batch, &o->cfg, "--batch/--hidden", err);
 }
 
+static const char *const BINARIZE_NAMES[] = {"none", "static", "dynamic"};
+static const char *const INIT_NAMES[] = {"torch", "glorot"};
+const enum_names train_binarize_names = {BINARIZE_NAMES, 3};
+const enum_names train_init_names = {INIT_NAMES, 2};
+
 train_opts train_defaults(void)
 {
     train_opts o;

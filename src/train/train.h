@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "idx.h"
+#include "names.h"
 #include "schedule.h"
 #include "shard.h"
 #include "vae.h"
@@ -31,6 +32,10 @@ typedef enum train_init {
     TRAIN_INIT_GLOROT = 1  /* Glorot uniform, zero biases, output bias at the
                               logit of each pixel's training mean */
 } train_init;
+
+/* train_binarize's names ("none", "static", "dynamic") and train_init's
+ * ("torch", "glorot"), in their values' order (names.h). */
+extern const enum_names train_binarize_names, train_init_names;
 
 /* Bits of train_opts.explicit_controls. */
 enum {

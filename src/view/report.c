@@ -12,6 +12,7 @@
 
 #include "afile.h"
 #include "infer.h"
+#include "train.h" /* the enums' names */
 #include "metrics.h"
 #include "plot.h"
 #include "schedule.h"
@@ -293,10 +294,6 @@ static size_t best_epoch(const epochs *e)
 /* Sections                                                               */
 /* ===================================================================== */
 
-static const char *const ACTS[] = {"relu", "tanh", "leaky"};
-static const char *const ARCHS[] = {"mlp", "conv"};
-static const char *const BINS[] = {"none", "static", "dynamic"};
-static const char *const INITS[] = {"torch", "glorot"};
 
 /* Reads the checkpoint's model and settings once it exists. */
 static void read_settings(report *r)
@@ -345,8 +342,8 @@ static void put_settings(FILE *fp, const report *r, const epochs *e)
             len += (size_t)snprintf(hidden + len, sizeof hidden - len, "%s%zu",
                                     i ? "," : "", c->hidden[i]);
         setting(fp, "model", "%s, %zux%zu %s images (%zu values), hidden %s, latent %zu, "
-                "%s%s; %zu parameters", ARCHS[c->arch], c->width, c->height,
-                c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden, c->z_dim, ACTS[c->act],
+                "%s%s; %zu parameters", enum_name(&vae_arch_names, (int)c->arch), c->width, c->height,
+                c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden, c->z_dim, enum_name(&vae_act_names, (int)c->act),
                 c->n_classes ? ", conditional" : "", r->n_params);
         setting(fp, "likelihood", "%s", vae_lik_name(c->likelihood));
         setting(fp, "objective", "%s, %llu draw%s of z per image",
@@ -364,10 +361,10 @@ static void put_settings(FILE *fp, const report *r, const epochs *e)
         setting(fp, "learning rate", "%g, %s schedule%s", t->lr,
                 schedule_name(t->sched.kind), sched);
         setting(fp, "Adam", "beta1 %g, beta2 %g, eps %g; init %s", t->adam_beta1,
-                t->adam_beta2, t->adam_eps, INITS[t->init]);
+                t->adam_beta2, t->adam_eps, enum_name(&train_init_names, (int)t->init));
         setting(fp, "KL weight", "beta %g, warm-up %llu epochs", t->beta,
                 (unsigned long long)t->kl_warmup);
-        setting(fp, "pixels", "binarize %s, input noise %g", BINS[t->binarize], t->noise);
+        setting(fp, "pixels", "binarize %s, input noise %g", enum_name(&train_binarize_names, (int)t->binarize), t->noise);
         setting(fp, "seed", "%llu", (unsigned long long)t->seed);
         if (t->valid_n) {
             size_t best = best_epoch(e);
