@@ -144,6 +144,22 @@ static void test_fifo_outputs(void **state)
     unlink(fifo);
 }
 
+/* A pipe the command was given (-o /dev/stdout in a pipeline) has its
+ * reader: it is written, not refused as a named FIFO is. */
+static void test_stdout_pipe_as_output(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' sample --ckpt '%s' --n 8 -o /dev/stdout | wc -c", vae_bin,
+             model);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    long bytes = -1;
+    assert_int_equal(fscanf(p, "%ld", &bytes), 1);
+    assert_int_equal(pclose(p), 0);
+    assert_true(bytes > 100); /* a PNG went down the pipe */
+}
+
 static void test_socket_output(void **state)
 {
     (void)state;
@@ -473,6 +489,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_outputs),
+        cmocka_unit_test(test_stdout_pipe_as_output),
         cmocka_unit_test(test_socket_output),
         cmocka_unit_test(test_metrics_on_dev_full),
         cmocka_unit_test(test_stdout_full),

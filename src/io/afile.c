@@ -256,10 +256,12 @@ int afile_open(afile *f, const char *path, err_msg *err)
     afile_clear(f);
 
     /* Through a symbolic link, the file it points to is replaced and the
-     * link stays a link (a rename over the link's name would replace it). */
+     * link stays a link (a rename over the link's name would replace it).
+     * A link to a device or a pipe (/dev/stdout) is written in place. */
     struct stat st;
     char real[PATH_MAX + NAME_MAX + 2];
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+    int special = stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+    if (!special && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
         if (paths_resolve(path, real, sizeof real) != 0)
             return err_sys(err, errno, "cannot write %s: cannot follow the link", path);
         path = real;
@@ -296,8 +298,10 @@ int afile_open(afile *f, const char *path, err_msg *err)
                 return err_set(err, "cannot write %s: no process reads it", path);
             return err_sys(err, e, "cannot open %s", path);
         }
-        if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
-            fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
+        /* Open: a FIFO has its reader (paths_check refused named ones:
+         * this is one the command was given, /dev/stdout). Writes wait
+         * for the reader as they would in any pipeline. */
+        fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
     } else {
         sweep_leftovers(path);
         tmp = temp_name_for(path);

@@ -165,8 +165,18 @@ static const char *unwritable(mode_t type)
     }
 }
 
+/* A descriptor the command was given (/dev/stdout, /dev/fd/N): a pipe
+ * there has its reader already, as "vae sample -o /dev/stdout | less". */
+static int inherited(const char *path)
+{
+    return !strncmp(path, "/dev/std", 8) || !strncmp(path, "/dev/fd/", 8) ||
+           !strncmp(path, "/proc/self/fd/", 14);
+}
+
 static int check_writable(const paths_entry *e, const ident *id, err_msg *err)
 {
+    if (id->type == S_IFIFO && inherited(e->path))
+        return 0;
     const char *why = unwritable(id->type);
     if (!why || (e->mode == PATHS_UPDATE && id->type == S_IFDIR))
         return 0; /* a folder to update: its reader says it is no checkpoint */
