@@ -342,6 +342,20 @@ static void test_resume_through_symlink(void **state)
     assert_int_equal(lstat(link, &st), 0);
     assert_true(S_ISLNK(st.st_mode));
     assert_int_equal(epoch_of(real), 3);
+    /* A run with a validation split keeps its best epoch beside the file
+     * the link points to, whichever name resumes it. */
+    char vreal[160], vlink[160], vbest[160], lbest[160];
+    in_dir(vreal, sizeof vreal, "valid-real.bin");
+    in_dir(vlink, sizeof vlink, "valid-link.bin");
+    in_dir(vbest, sizeof vbest, "valid-real.best.bin");
+    in_dir(lbest, sizeof lbest, "valid-link.best.bin");
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", vreal, "--out", out,
+                           "--epochs", "1", "--valid", "50", "--hidden", "32", NULL), 0);
+    assert_int_equal(symlink("valid-real.bin", vlink), 0);
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", vlink, "--out", out,
+                           "--epochs", "3", "--resume", NULL), 0);
+    assert_true(tu_exists(vbest));
+    assert_false(tu_exists(lbest));
     char hidden[256];
     tu_count_entries(dir, hidden, sizeof hidden);
     assert_string_equal(hidden, "");

@@ -307,6 +307,12 @@ static int check_schedule_options(cli_opts *o)
  * gives "vae.best.bin"; a name without ".bin" gets ".best.bin" added). */
 static void best_path(char *out, size_t len, const char *ckpt)
 {
+    /* Through a link, beside the file it points to: the run's own. */
+    char real[8192];
+    struct stat st;
+    if (lstat(ckpt, &st) == 0 && S_ISLNK(st.st_mode) &&
+        paths_resolve(ckpt, real, sizeof real) == 0)
+        ckpt = real;
     size_t n = strlen(ckpt);
     if (n > 4 && !strcmp(ckpt + n - 4, ".bin"))
         n -= 4;
