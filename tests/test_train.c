@@ -85,11 +85,13 @@ typedef struct epochs_seen {
     train_report r[8];
 } epochs_seen;
 
-static void on_epoch(void *ctx, const train_report *r)
+static int on_epoch(void *ctx, const train_report *r, err_msg *err)
 {
+    (void)err;
     epochs_seen *e = ctx;
     if (e->n < 8)
         e->r[e->n++] = *r;
+    return 0;
 }
 
 static void test_loss_goes_down(void **state)
@@ -99,7 +101,6 @@ static void test_loss_goes_down(void **state)
     snprintf(ckpt, sizeof ckpt, "%s/down.bin", dir);
     train_opts o = base_opts(ckpt, 5);
     o.lr = 5e-3; /* 50 steps in all: a larger step than the default */
-    o.out_dir = dir;
     epochs_seen seen = {0};
     train_hooks h = {NULL, on_epoch, NULL, &seen};
     err_msg err;
@@ -117,11 +118,6 @@ static void test_loss_goes_down(void **state)
     assert_true(seen.r[0].train_loss > 300.0);
     assert_true(seen.r[4].train_loss < 0.6 * seen.r[0].train_loss);
     assert_true(seen.r[4].test_loss < seen.r[0].test_loss);
-    char png[160];
-    snprintf(png, sizeof png, "%s/sampled-5.png", dir);
-    assert_int_equal(access(png, F_OK), 0);
-    snprintf(png, sizeof png, "%s/reconst-5.png", dir);
-    assert_int_equal(access(png, F_OK), 0);
 }
 
 /* Asserts two checkpoints hold the same parameters, moments and state. */

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "par.h"
 #include "report.h"
+#include "runout.h"
 #include "train.h"
 
 /* ===================================================================== */
@@ -102,26 +103,12 @@ typedef struct progress_ctx {
     int tty;
     double last;
     size_t best_epoch; /* the last report's (0: no validation set) */
-    report page;       /* OUT/index.html */
+    runout out;        /* OUT: pictures, metrics, the page */
     lock_file *lock;   /* the checkpoint's, moved to each new save */
     const cli_opts *o; /* the command's options */
-    char page_warned[ERR_MSG_LEN]; /* the last failure said about it */
 } progress_ctx;
 
 static void on_warn(void *vctx, const char *msg);
-
-/* Rewrites the run's page. A failure is a warning, said once until the
- * page fails some other way: the page is a view of the run, whose
- * checkpoint is already saved. */
-static void write_page(progress_ctx *ctx, report_status status)
-{
-    err_msg err;
-    if (report_write(&ctx->page, status, &err) == 0 ||
-        !strcmp(err.text, ctx->page_warned))
-        return;
-    snprintf(ctx->page_warned, sizeof ctx->page_warned, "%s", err.text);
-    on_warn(ctx, err.text);
-}
 
 static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
                         double seconds)
@@ -143,7 +130,7 @@ static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
         done, total, rate, eta);
 }
 
-static void on_epoch(void *vctx, const train_report *r)
+static int on_epoch(void *vctx, const train_report *r, err_msg *err)
 {
     progress_ctx *ctx = vctx;
     ctx->best_epoch = r->best_epoch;
@@ -179,7 +166,20 @@ static void on_epoch(void *vctx, const train_report *r)
                r->train_rec, r->train_kl, r->test_loss, valid, r->seconds,
                r->images_per_s);
     }
-    write_page(ctx, r->epoch < r->epochs ? REPORT_RUNNING : REPORT_FINISHED);
+    return runout_epoch(&ctx->out, r, err);
+}
+
+/* Training begins, and each epoch's pictures: the output folder's. */
+static int on_begin(void *vctx, const train_epoch *e, err_msg *err)
+{
+    progress_ctx *ctx = vctx;
+    return runout_begin(&ctx->out, e, err);
+}
+
+static int on_pictures(void *vctx, const train_epoch *e, err_msg *err)
+{
+    progress_ctx *ctx = vctx;
+    return runout_pictures(&ctx->out, e, err);
 }
 
 static void on_warn(void *vctx, const char *msg)
@@ -233,7 +233,8 @@ static int run_writes(const char *name, const char *csv, const char *plot)
         return 1;
     size_t n = strlen(name);
     return n > 4 && !strcmp(name + n - 4, ".png") &&
-           (!strncmp(name, "sampled-", 8) || !strncmp(name, "reconst-", 8));
+           (!strncmp(name, RUNOUT_SAMPLED, strlen(RUNOUT_SAMPLED)) ||
+            !strncmp(name, RUNOUT_RECONST, strlen(RUNOUT_RECONST)));
 }
 
 /* A run that made --out and then failed without saving: the folder goes,
@@ -331,8 +332,8 @@ static int check_train_paths(cli_opts *o, const char *csv, const char *plot, con
     paths_add(&l, "the best epoch's checkpoint (--valid)", best, PATHS_WRITE);
     paths_add(&l, "--metrics", csv, PATHS_WRITE);
     paths_add(&l, "the loss plot of --metrics", plot, PATHS_WRITE);
-    paths_add_series(&l, "--out", o->out, "sampled-", ".png", 1, o->epochs);
-    paths_add_series(&l, "--out", o->out, "reconst-", ".png", 1, o->epochs);
+    paths_add_series(&l, "--out", o->out, RUNOUT_SAMPLED, RUNOUT_GRID_SUFFIX, 1, o->epochs);
+    paths_add_series(&l, "--out", o->out, RUNOUT_RECONST, RUNOUT_GRID_SUFFIX, 1, o->epochs);
     static const char *const page[] = {REPORT_PAGE, REPORT_LATENT_PNG, REPORT_LATENT_CSV,
                                        REPORT_LOSS_CSV, REPORT_LOSS_PNG};
     char files[sizeof page / sizeof *page][4096 + 16];
@@ -499,37 +500,37 @@ static int train_locked(cli_opts *o, const char *csv, const char *best, lock_fil
             to.explicit_controls |= controls[i].bit;
     to.data_name = o->data;
     to.ckpt_path = o->ckpt;
-    to.out_dir = o->out;
-    to.metrics = csv;
     to.best_path = best;
     to.stop = &stop_signal;
     progress_ctx ctx = {.tty = isatty(STDOUT_FILENO) && !o->json, .lock = lock, .o = o};
     report_run page = {o->out, o->ckpt, csv, o->data, o->epochs, par_threads(),
                        dist_size()};
-    report_init(&ctx.page, &page);
-    train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx, on_saved};
+    err_msg err;
+    if (runout_open(&ctx.out, &page, on_warn, &ctx, &err)) {
+        say_error("%s", err.text);
+        idx_free(&train);
+        idx_free(&test);
+        return 1;
+    }
+    train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx, on_saved, on_begin,
+                         on_pictures};
     if (replacing[0] && !o->json)
         say("%s\n", replacing);
-    err_msg err;
     int root = dist_rank() == 0; /* under mpirun, rank 0 alone writes and tells */
     int rc = train_run(&to, &train, &test, root ? &hooks : NULL, &err);
     idx_free(&train);
     if (!root) {
         idx_free(&test);
+        runout_close(&ctx.out);
         if (rc == TRAIN_STOPPED)
             return 128 + (stop_signal ? (int)stop_signal : SIGTERM);
         if (rc)
             say_error("%s", err.text);
         return rc ? 1 : 0;
     }
-    if (rc == 0) { /* the page's last state: with the latent map */
-        err_msg lerr;
-        if (report_latent(&ctx.page, &test, &lerr))
-            on_warn(&ctx, lerr.text);
-        write_page(&ctx, REPORT_FINISHED);
-    } else if (rc == TRAIN_STOPPED) {
-        write_page(&ctx, REPORT_STOPPED);
-    }
+    if (rc == 0 || rc == TRAIN_STOPPED) /* the page's last state */
+        runout_finish(&ctx.out, rc == 0 ? REPORT_FINISHED : REPORT_STOPPED, &test);
+    runout_close(&ctx.out);
     idx_free(&test);
     if (ctx.tty)
         say("\r\033[K");

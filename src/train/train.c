@@ -16,10 +16,8 @@
 #include "dist.h"
 #include "gemm.h"
 #include "infer.h"
-#include "metrics.h"
 #include "par.h"
 #include "rng.h"
-#include "show.h"
 
 /* Salts separating the RNG streams drawn from one --seed. */
 #define INIT_SALT 0x696e6974ULL
@@ -454,17 +452,6 @@ static rng_state draw_order(trainer *t, size_t n)
     return r;
 }
 
-/* Creates the image folder if it does not exist (one level, like mkdir). */
-static int make_folder(const char *dir, err_msg *err)
-{
-    struct stat st;
-    if (stat(dir, &st) == 0)
-        return S_ISDIR(st.st_mode) ? 0 : err_set(err, "--out %s: not a folder", dir);
-    if (mkdir(dir, 0777) != 0)
-        return err_sys(err, errno, "--out %s: cannot create the folder", dir);
-    return 0;
-}
-
 int train_check_shape(const vae_config *cfg, const idx_set *set, const char *whose,
                       const char *what, err_msg *err)
 {
@@ -553,10 +540,8 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     /* Under mpirun the ranks compute alike; rank 0 alone writes and tells
      * (save() writes nothing on the others). */
     train_opts mine = *o;
-    if (dist_rank() != 0) {
-        mine.out_dir = mine.metrics = NULL;
+    if (dist_rank() != 0)
         hooks = NULL;
-    }
     o = &mine;
     trainer t;
     idx_fingerprint fp = idx_fingerprint_of(train);
@@ -576,34 +561,11 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         return -1;
     }
     size_t steps = (n + batch - 1) / batch;
-    /* The fixed prior draws shown each epoch: for a conditional model 10
-     * rows, one column per label (the first SHOW_CLASS_COLS labels if there
-     * are more); else TRAIN_SAMPLE_N. */
-    size_t show_cols = m->cfg.n_classes ? show_class_cols(m->cfg.n_classes) : SHOW_COLS;
-    size_t n_show = m->cfg.n_classes ? 10 * show_cols : TRAIN_SAMPLE_N;
-    float *eps = malloc(2 * n_show * m->cfg.z_dim * sizeof *eps);
-    uint8_t *labels = malloc(n_show);
-    if (!eps || !labels) {
-        free(eps);
-        free(labels);
-        trainer_free(&t);
-        return err_set(err, "out of memory");
-    }
-    float *prior_z = eps + n_show * m->cfg.z_dim;
-    show_prior_draws(eps, n_show, m->cfg.z_dim, t.st.seed);
-    for (size_t i = 0; i < n_show; i++)
-        labels[i] = (uint8_t)(i % show_cols);
     idx_view test_view = infer_test_view(t.st.binarize);
-    metrics mt = {0};
-    char *png = NULL;
-    int plot_warned = 0;
+    train_epoch view = {(size_t)t.st.epoch, m, &t.eval->acts[0], test, &test_view,
+                        t.st.seed, t.st.valid_n};
     /* Only now that data, options and checkpoint are known good. */
-    int rc = o->out_dir ? make_folder(o->out_dir, err) : 0;
-    if (rc == 0 && o->metrics) {
-        rc = metrics_open(&mt, o->metrics, (size_t)t.st.epoch, t.st.valid_n > 0, err);
-        if (rc == 0 && !(png = metrics_png_path(o->metrics)))
-            rc = err_set(err, "out of memory");
-    }
+    int rc = hooks && hooks->begin ? hooks->begin(hooks->ctx, &view, err) : 0;
     while (rc == 0 && t.st.epoch < o->epochs) {
         size_t epoch = (size_t)t.st.epoch + 1;
         rng_state next = draw_order(&t, n);
@@ -686,22 +648,10 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             }
             r.best_epoch = (size_t)t.st.best_epoch;
         }
-        if (o->out_dir) {
-            char path[4096];
-            vae_acts *a = &t.eval->acts[0];
-            snprintf(path, sizeof path, "%s/sampled-%zu.png", o->out_dir, epoch);
-            show_prior_z(m, a, eps, labels, n_show, prior_z);
-            if (show_decode_png(m, a, prior_z, labels, n_show, show_cols, path, err)) {
-                rc = -1;
-                break;
-            }
-            if (test && test->n) {
-                snprintf(path, sizeof path, "%s/reconst-%zu.png", o->out_dir, epoch);
-                if (show_recon_png(m, a, test, &test_view, TRAIN_RECON_N, path, err)) {
-                    rc = -1;
-                    break;
-                }
-            }
+        view.epoch = epoch;
+        if (hooks && hooks->pictures && hooks->pictures(hooks->ctx, &view, err)) {
+            rc = -1;
+            break;
         }
         if (save(&t, o->ckpt_path, err)) {
             rc = -1;
@@ -709,28 +659,11 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         }
         if (hooks && hooks->saved)
             hooks->saved(hooks->ctx);
-        if (o->metrics) {
-            metrics_row row = {epoch, r.train_loss, r.train_rec, r.train_kl,
-                               r.test_loss, r.test_rec, r.test_kl, r.seconds,
-                               r.images_per_s, r.valid_loss, r.valid_rec, r.valid_kl};
-            if (metrics_add(&mt, &row, err)) {
-                rc = -1;
-                break;
-            }
-            err_msg perr;
-            if (metrics_plot(o->metrics, png, t.st.valid_n > 0, &perr) && !plot_warned) {
-                plot_warned = 1; /* once: the curve is a convenience */
-                if (hooks && hooks->warn)
-                    hooks->warn(hooks->ctx, perr.text);
-            }
+        if (hooks && hooks->epoch_done && hooks->epoch_done(hooks->ctx, &r, err)) {
+            rc = -1;
+            break;
         }
-        if (hooks && hooks->epoch_done)
-            hooks->epoch_done(hooks->ctx, &r);
     }
-    metrics_close(&mt);
-    free(png);
-    free(eps);
-    free(labels);
     trainer_free(&t);
     return rc;
 }

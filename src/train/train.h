@@ -16,8 +16,6 @@
 #include "vae.h"
 
 #define TRAIN_STOPPED 1 /* train_run's return when *stop was raised */
-#define TRAIN_SAMPLE_N 128 /* prior draws in sampled-E.png */
-#define TRAIN_RECON_N 32   /* test images in reconst-E.png */
 
 /* How training sees the pixels (--binarize). */
 typedef enum train_binarize {
@@ -77,8 +75,6 @@ typedef struct train_opts {
     int new_data;
     const char *data_name; /* where the training set came from, for messages */
     const char *ckpt_path; /* written after every epoch and when stopped */
-    const char *out_dir;   /* sampled-E.png / reconst-E.png go here; NULL: none */
-    const char *metrics;   /* CSV of the epochs, plotted beside it; NULL: none */
     const char *best_path; /* with a validation set: the checkpoint of the epoch with
                               the lowest validation loss; NULL: not kept */
     volatile sig_atomic_t *stop; /* raised by a signal: finish the step, save, stop */
@@ -101,12 +97,26 @@ typedef struct train_report {
     double images_per_s;
 } train_report;
 
+/* The run as training holds it at a moment, for whatever shows it (the
+ * output folder, view/runout.h): the model, activations free to run it
+ * on, the test images as evaluation sees them. */
+typedef struct train_epoch {
+    size_t epoch;               /* the epoch just done (at the start: those done) */
+    const vae_model *model;
+    vae_acts *acts;             /* the evaluation's: scratch for the caller */
+    const idx_set *test;        /* NULL or empty: none */
+    const idx_view *test_view;
+    uint64_t seed;              /* the run's */
+    uint64_t valid_n;           /* images held out for validation (0: none) */
+} train_epoch;
+
 typedef struct train_hooks {
     /* After every step: images done of total in this epoch, seconds so far. */
     void (*progress)(void *ctx, size_t epoch, size_t done, size_t total,
                      double seconds);
-    /* After every epoch, once its checkpoint and images are written. */
-    void (*epoch_done)(void *ctx, const train_report *r);
+    /* After every epoch, once its checkpoint is saved. A non-zero return
+     * stops training with err (the checkpoint holds the epoch). */
+    int (*epoch_done)(void *ctx, const train_report *r, err_msg *err);
     /* Something went wrong that does not stop training (the loss curve
      * could not be drawn, say). */
     void (*warn)(void *ctx, const char *msg);
@@ -114,11 +124,17 @@ typedef struct train_hooks {
     /* Right after each save of the run's checkpoint (a new file under its
      * name), before anything else is written; may be NULL. */
     void (*saved)(void *ctx);
+    /* Once, before the first step (e->epoch: the epochs done), and after
+     * every epoch's evaluation, before its checkpoint is saved (so that a
+     * saved epoch has what these write). A non-zero return stops training
+     * with err; may be NULL. */
+    int (*begin)(void *ctx, const train_epoch *e, err_msg *err);
+    int (*pictures)(void *ctx, const train_epoch *e, err_msg *err);
 } train_hooks;
 
 /* The defaults of every option: batch 128, lr 1e-3, beta 1, a constant
  * learning rate, no KL warm-up, PyTorch's Adam (0.9, 0.999, 1e-8) and
- * init, seed 1, 15 epochs; no checkpoint, images or metrics. */
+ * init, seed 1, 15 epochs; no checkpoint. */
 train_opts train_defaults(void);
 
 /* The validation split of a run: valid (valid_n images) and part (the rest,

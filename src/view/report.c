@@ -12,7 +12,8 @@
 
 #include "afile.h"
 #include "infer.h"
-#include "train.h" /* the enums' names */
+#include "runout.h" /* the names of the grids in OUT */
+#include "train.h"  /* the enums' names */
 #include "metrics.h"
 #include "plot.h"
 #include "schedule.h"
@@ -20,8 +21,9 @@
 #include "show.h"
 
 /* The per-epoch grids train.c writes in OUT. */
-#define SAMPLED_FMT "sampled-%zu.png"
-#define RECONST_FMT "reconst-%zu.png"
+/* The grids' names are the output folder's (runout.h). */
+#define SAMPLED_FMT RUNOUT_SAMPLED "%zu" RUNOUT_GRID_SUFFIX
+#define RECONST_FMT RUNOUT_RECONST "%zu" RUNOUT_GRID_SUFFIX
 
 #define MAP_BATCH 128 /* images a pass over the test set for the latent map */
 
