@@ -209,8 +209,17 @@ static void test_page_lists_every_epoch(void **state)
     report_run run = {out, ckpt, csv, "data <&> \"x\"", 30, 3};
     report_init(&r, &run);
     err_msg err;
-    if (report_write(&r, REPORT_RUNNING, &err))
+    /* The run's model and settings, and its CSV, as the run holds them. */
+    ckpt_data d;
+    if (ckpt_read(ckpt, &d, &err))
         fail_msg("%s", err.text);
+    report_set_model(&r, &d.cfg, &d.train, d.n_params);
+    ckpt_data_free(&d);
+    size_t csv_len;
+    char *csv_text = (char *)tu_read_file(csv, &csv_len);
+    if (report_write(&r, REPORT_RUNNING, csv_text, csv_len, &err))
+        fail_msg("%s", err.text);
+    free(csv_text);
     char *page = read_page(out);
     check_structure(page);
     /* Every epoch a row, newest first, the best one marked. */
@@ -265,7 +274,9 @@ static void test_curve_outside_and_failure(void **state)
     report_run run = {out, ckpt, csv, NULL, 3, 1};
     report_init(&r, &run);
     err_msg err;
-    if (report_write(&r, REPORT_STOPPED, &err))
+    size_t csv_len;
+    char *csv_text = (char *)tu_read_file(csv, &csv_len);
+    if (report_write(&r, REPORT_STOPPED, csv_text, csv_len, &err))
         fail_msg("%s", err.text);
     char *page = read_page(out);
     check_structure(page);
@@ -275,7 +286,7 @@ static void test_curve_outside_and_failure(void **state)
         tu_assert_contains(page, "<img src=\"loss.png\"");
     else
         tu_assert_contains(page, "No loss curve: it is drawn by gnuplot");
-    /* No checkpoint: the page says why it has no model. */
+    /* No model given: the page says it is not known yet. */
     tu_assert_contains(page, "model</th><td>not known yet:");
     assert_null(strstr(page, "elsewhere"));
     assert_true(check_links(out, page) >= 1);
@@ -287,8 +298,9 @@ static void test_curve_outside_and_failure(void **state)
     tu_join(taken, sizeof taken, out, REPORT_PAGE);
     assert_int_equal(rename(taken, csv), 0);
     assert_int_equal(mkdir(taken, 0755), 0);
-    assert_int_equal(report_write(&r, REPORT_RUNNING, &err), -1);
+    assert_int_equal(report_write(&r, REPORT_RUNNING, csv_text, csv_len, &err), -1);
     tu_assert_contains(err.text, REPORT_PAGE);
+    free(csv_text);
 }
 
 /* ------------------------------------------------------------------------ */

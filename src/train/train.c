@@ -563,7 +563,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     size_t steps = (n + batch - 1) / batch;
     idx_view test_view = infer_test_view(t.st.binarize);
     train_epoch view = {(size_t)t.st.epoch, m, &t.eval->acts[0], test, &test_view,
-                        t.st.seed, t.st.valid_n};
+                        t.st.seed, t.st.valid_n, &t.st};
     /* Only now that data, options and checkpoint are known good. */
     int rc = hooks && hooks->begin ? hooks->begin(hooks->ctx, &view, err) : 0;
     while (rc == 0 && t.st.epoch < o->epochs) {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ckpt.h"
 #include "err.h"
 #include "idx.h"
 #include "names.h"
@@ -108,6 +109,7 @@ typedef struct train_epoch {
     const idx_view *test_view;
     uint64_t seed;              /* the run's */
     uint64_t valid_n;           /* images held out for validation (0: none) */
+    const ckpt_train *state;    /* the run's settings and state, as saved */
 } train_epoch;
 
 typedef struct train_hooks {

@@ -213,38 +213,18 @@ static void epochs_free(epochs *e)
     memset(e, 0, sizeof *e);
 }
 
-/* Reads the metrics CSV: its rows in file order. A missing file is no
- * epoch yet; a line that is not a row of numbers ends the table. Returns
- * 0, or -1 with err (out of memory, unreadable). */
-static int epochs_read(epochs *e, const char *csv, err_msg *err)
+/* The metrics CSV's text (metrics.h; NULL: none yet): its rows in order.
+ * A line that is not a row of numbers ends the table. Returns 0, or -1
+ * with err (out of memory). */
+static int epochs_parse(epochs *e, const char *text, size_t len, err_msg *err)
 {
     memset(e, 0, sizeof *e);
-    FILE *fp = fopen(csv, "rb");
-    if (!fp)
-        return errno == ENOENT ? 0 : err_sys(err, errno, "cannot read %s", csv);
-    size_t cap = 0;
-    for (;;) {
-        if (e->len + 4096 + 1 > cap) {
-            cap = 2 * cap + 8192;
-            char *t = realloc(e->text, cap);
-            if (!t) {
-                fclose(fp);
-                epochs_free(e);
-                return err_set(err, "%s: out of memory", csv);
-            }
-            e->text = t;
-        }
-        size_t got = fread(e->text + e->len, 1, 4096, fp);
-        e->len += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad || !e->text) {
-        epochs_free(e);
-        return bad ? err_set(err, "cannot read %s", csv) : 0;
-    }
+    if (!text || len == 0)
+        return 0;
+    if (!(e->text = malloc(len + 1)))
+        return err_set(err, "out of memory for the page's table");
+    memcpy(e->text, text, len);
+    e->len = len;
     e->text[e->len] = '\0';
     const char *line = e->text;
     e->valid = !strncmp(line, METRICS_HEADER_VALID "\n", strlen(METRICS_HEADER_VALID) + 1);
@@ -255,7 +235,7 @@ static int epochs_read(epochs *e, const char *csv, err_msg *err)
         rows += *p == '\n';
     if (!(e->row = calloc(rows ? rows : 1, sizeof *e->row))) {
         epochs_free(e);
-        return err_set(err, "%s: out of memory", csv);
+        return err_set(err, "out of memory for the page's table");
     }
     size_t cols = e->valid ? 12 : 9;
     for (line = strchr(line, '\n') + 1; *line && e->n < rows; line = strchr(line, '\n') + 1) {
@@ -297,23 +277,13 @@ static size_t best_epoch(const epochs *e)
 /* ===================================================================== */
 
 
-/* Reads the checkpoint's model and settings once it exists. */
-static void read_settings(report *r)
+void report_set_model(report *r, const vae_config *cfg, const ckpt_train *state,
+                      size_t n_params)
 {
-    if (r->have_cfg)
-        return;
-    ckpt_data d;
-    err_msg err;
-    if (ckpt_read(r->run.ckpt_path, &d, &err)) {
-        snprintf(r->cfg_note, sizeof r->cfg_note, "%s", err.text);
-        return;
-    }
-    r->cfg = d.cfg;
-    r->train = d.train;
-    r->n_params = d.n_params;
+    r->cfg = *cfg;
+    r->train = *state;
+    r->n_params = n_params;
     r->have_cfg = 1;
-    r->cfg_note[0] = '\0';
-    ckpt_data_free(&d);
 }
 
 /* One row of the settings table: the key, then printf into the value. */
@@ -379,8 +349,7 @@ static void put_settings(FILE *fp, const report *r, const epochs *e)
                     (unsigned long long)t->data.rows, (unsigned long long)t->data.cols,
                     (unsigned)t->data.pixels_crc, (unsigned)t->data.labels_crc);
     } else {
-        setting(fp, "model", "not known yet: %s",
-                r->cfg_note[0] ? r->cfg_note : "no checkpoint");
+        setting(fp, "model", "not known yet: %s", "training has not begun");
     }
     setting(fp, "data folder", "%s", r->run.data_dir ? r->run.data_dir : "-");
     setting(fp, "checkpoint", "%s", r->run.ckpt_path);
@@ -607,15 +576,15 @@ void report_init(report *r, const report_run *run)
     r->run = *run;
 }
 
-int report_write(report *r, report_status status, err_msg *err)
+int report_write(report *r, report_status status, const char *csv_text, size_t csv_len,
+                 err_msg *err)
 {
     char path[PATH_LEN];
     if (in_out(path, sizeof path, r, REPORT_PAGE))
         return err_set(err, "%s: path too long", r->run.out_dir);
     epochs e;
-    if (epochs_read(&e, r->run.metrics_csv, err))
+    if (epochs_parse(&e, csv_text, csv_len, err))
         return -1;
-    read_settings(r);
     afile f;
     if (afile_open(&f, path, err)) {
         epochs_free(&e);

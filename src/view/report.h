@@ -1,5 +1,5 @@
 /* report.h - the training run's page, OUT/index.html: the run's settings
- * (read from its checkpoint), a table of the epochs' losses and the loss
+ * (as training holds them), a table of the epochs' losses and the loss
  * curve (from the metrics CSV, metrics.h), the latest samples and
  * reconstructions with links to every earlier epoch's, and the latent map
  * drawn when training finishes.
@@ -50,11 +50,10 @@ typedef struct report_run {
 
 typedef struct report {
     report_run run;
-    int have_cfg;          /* cfg, train and n_params are the checkpoint's */
+    int have_cfg;          /* cfg, train and n_params are the run's */
     vae_config cfg;
     ckpt_train train;
     size_t n_params;
-    char cfg_note[ERR_MSG_LEN]; /* why not, when the checkpoint could not be read */
     int latent;            /* 1 drawn by this run, -1 not (latent_note says why), 0 not yet */
     double explained[2];   /* with a PCA map: each component's share of the variance */
     char latent_note[ERR_MSG_LEN];
@@ -66,14 +65,21 @@ typedef struct report {
 /* Starts a report of run; writes nothing. */
 void report_init(report *r, const report_run *run);
 
-/* Writes OUT/index.html for the run as it stands: the settings (the
- * checkpoint is read the first time it can be), every epoch of the
- * metrics CSV, the images of those epochs found in OUT, and the loss
+/* The run's model and settings as training holds them (the page shows
+ * them from then on). */
+void report_set_model(report *r, const vae_config *cfg, const ckpt_train *state,
+                      size_t n_params);
+
+/* Writes OUT/index.html for the run as it stands: the settings (as
+ * report_set_model gave them), every epoch of the metrics CSV's text
+ * csv_text (csv_len bytes, as metrics.h holds it; NULL: none yet), the
+ * images of those epochs found in OUT, and the loss
  * curve: the metrics PNG beside the CSV when both are in OUT, else a copy
  * drawn as OUT/loss.csv and OUT/loss.png; without gnuplot the page says
  * so. Returns 0, or -1 with err (the page could not be written; a missing
  * part of it is said on the page, not an error). */
-int report_write(report *r, report_status status, err_msg *err);
+int report_write(report *r, report_status status, const char *csv_text, size_t csv_len,
+                 err_msg *err);
 
 /* The latent map of the finished run into OUT/latent.png: for a latent of
  * more than 2 dimensions the test set's posterior means on their first two

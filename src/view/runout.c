@@ -60,12 +60,14 @@ int runout_begin(runout *r, const train_epoch *e, err_msg *err)
             return -1;
         r->have_mt = 1;
     }
+    report_set_model(&r->page, &e->model->cfg, e->state, e->model->n_params);
     return make_draws(r, e->model, e->seed, err);
 }
 
 int runout_pictures(runout *r, const train_epoch *e, err_msg *err)
 {
     const vae_model *m = e->model;
+    report_set_model(&r->page, &m->cfg, e->state, m->n_params);
     char path[4096];
     runout_grid_path(path, sizeof path, r, RUNOUT_SAMPLED, e->epoch);
     show_prior_z(m, e->acts, r->eps, r->labels, r->n_show, r->prior_z);
@@ -85,7 +87,10 @@ int runout_pictures(runout *r, const train_epoch *e, err_msg *err)
 static void write_page(runout *r, report_status status)
 {
     err_msg err;
-    if (report_write(&r->page, status, &err) == 0 || !strcmp(err.text, r->page_warned))
+    const char *csv = r->have_mt ? r->mt.text : NULL;
+    size_t len = r->have_mt ? r->mt.len : 0;
+    if (report_write(&r->page, status, csv, len, &err) == 0 ||
+        !strcmp(err.text, r->page_warned))
         return;
     snprintf(r->page_warned, sizeof r->page_warned, "%s", err.text);
     tell(r, err.text);
