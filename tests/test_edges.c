@@ -58,6 +58,10 @@ static int run_within(cli_child_fn child, const char *first, ...)
     }
 }
 
+/* A run left in the background by the test under way (0: none): a test
+ * that fails before it ends it leaves it to kill_background. */
+static pid_t background;
+
 /* spawn() with child() called in the child before exec. */
 static pid_t spawn_with(cli_child_fn child, const char *first, ...)
 {
@@ -65,7 +69,21 @@ static pid_t spawn_with(cli_child_fn child, const char *first, ...)
     va_start(ap, first);
     pid_t pid = spawn_v(child, first, ap);
     va_end(ap);
+    background = pid;
     return pid;
+}
+
+/* Per-test teardown: a failed test's background run must not outlive it. */
+static int kill_background(void **state)
+{
+    (void)state;
+    if (background > 0) {
+        kill(background, SIGKILL);
+        kill(background, SIGCONT);
+        waitpid(background, NULL, 0);
+    }
+    background = 0;
+    return 0;
 }
 
 /* The epoch a checkpoint holds (fails the test if it does not read). */
@@ -308,6 +326,7 @@ static void test_signal_during_stalled_write(void **state)
     if (r != pid) {
         kill(pid, SIGKILL);
         wait_status(pid);
+        background = 0;
         read_outputs();
         fail_msg("vae train did not stop within a minute of SIGTERM\nstderr:\n%s", err_text);
     }
@@ -385,8 +404,8 @@ static int flocked(const char *path)
  * save's rename and the lock's move to the new file). */
 static pid_t held_run(const char *ckpt, const char *out)
 {
-    pid_t pid = spawn("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
-                      "100000", "--hidden", "32", "--latent", "2", NULL);
+    pid_t pid = spawn_with(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--epochs", "100000", "--hidden", "32", "--latent", "2", NULL);
     for (int i = 0; i < 60000 && !tu_exists(ckpt); i++)
         sleep_ms(1.0);
     if (!tu_exists(ckpt))
@@ -408,6 +427,7 @@ static void end_run(pid_t pid)
     kill(pid, SIGKILL);
     kill(pid, SIGCONT);
     wait_status(pid);
+    background = 0;
 }
 
 /* While a run holds its checkpoint, a second run is refused by any other
@@ -509,10 +529,10 @@ int main(void)
         cmocka_unit_test(test_stdout_full),
         cmocka_unit_test(test_stdout_closed),
         cmocka_unit_test(test_train_stdout_fails),
-        cmocka_unit_test(test_signal_during_stalled_write),
+        cmocka_unit_test_teardown(test_signal_during_stalled_write, kill_background),
         cmocka_unit_test(test_resume_through_symlink),
-        cmocka_unit_test(test_one_writer_by_any_name),
-        cmocka_unit_test(test_one_run_per_out_folder),
+        cmocka_unit_test_teardown(test_one_writer_by_any_name, kill_background),
+        cmocka_unit_test_teardown(test_one_run_per_out_folder, kill_background),
         cmocka_unit_test(test_full_disk_checkpoint),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
