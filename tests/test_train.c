@@ -272,22 +272,80 @@ static void test_controls_resume(void **state)
 
     o = controlled(stopped, 6);
     o.resume = 1;
-    o.explicit_controls = TRAIN_SET_SCHEDULE | TRAIN_SET_KL_WARMUP;
+    o.given = TRAIN_SET_SCHEDULE | TRAIN_SET_KL_WARMUP;
     o.sched.kind = SCHEDULE_CONSTANT;
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
-    assert_non_null(strstr(err.text, "differ from the run being resumed"));
+    assert_non_null(strstr(err.text, "--schedule given other than the run being resumed's"));
     o.sched.kind = SCHEDULE_STAGED; /* the same controls, said again: fine */
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
 
-    /* --seed too: a resumed run's order, noise and split are its own seed's. */
-    o = controlled(stopped, 7);
+    /* Every setting a resumed run keeps: given other than the run's, it is
+     * refused by name (and nothing trains); said again as the run's, fine. */
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } rules[] = {
+        {TRAIN_SET_MODEL, "the model options"}, {TRAIN_SET_BATCH, "--batch"},
+        {TRAIN_SET_LR, "--lr"}, {TRAIN_SET_BETA, "--beta"},
+        {TRAIN_SET_BINARIZE, "--binarize"}, {TRAIN_SET_NOISE, "--noise"},
+        {TRAIN_SET_SEED, "--seed"}, {TRAIN_SET_SCHEDULE, "--schedule"},
+        {TRAIN_SET_WARMUP, "--warmup"}, {TRAIN_SET_EVERY, "--lr-every"},
+        {TRAIN_SET_GAMMA, "--lr-gamma"}, {TRAIN_SET_KL_WARMUP, "--kl-warmup"},
+        {TRAIN_SET_BETA1, "--adam-beta1"}, {TRAIN_SET_BETA2, "--adam-beta2"},
+        {TRAIN_SET_EPS, "--adam-eps"}, {TRAIN_SET_INIT, "--init"},
+        {TRAIN_SET_VALID, "--valid"}, {TRAIN_SET_OBJECTIVE, "--objective"},
+        {TRAIN_SET_DRAWS, "--k"},
+    };
+    ckpt_data before;
+    assert_int_equal(ckpt_read(stopped, &before, &err), 0);
+    for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
+        o = controlled(stopped, 8);
+        o.resume = 1;
+        o.given = rules[i].bit;
+        o.sched = before.train.sched; /* the run's own, then one value moved */
+        switch (rules[i].bit) {
+        case TRAIN_SET_MODEL: o.cfg.z_dim += 1; break;
+        case TRAIN_SET_BATCH: o.batch += 1; break;
+        case TRAIN_SET_LR: o.lr *= 2.0; break;
+        case TRAIN_SET_BETA: o.beta += 0.5; break;
+        case TRAIN_SET_BINARIZE: o.binarize = TRAIN_BIN_DYNAMIC; break;
+        case TRAIN_SET_NOISE: o.noise += 0.1; break;
+        case TRAIN_SET_SEED: o.seed += 1; break;
+        case TRAIN_SET_SCHEDULE: o.sched.kind = SCHEDULE_COSINE; break;
+        case TRAIN_SET_WARMUP: o.sched.warmup += 1; break;
+        case TRAIN_SET_EVERY: o.sched.every += 1; break;
+        case TRAIN_SET_GAMMA: o.sched.gamma += 0.25; break;
+        case TRAIN_SET_KL_WARMUP: o.kl_warmup += 1; break;
+        case TRAIN_SET_BETA1: o.adam_beta1 = 0.5; break;
+        case TRAIN_SET_BETA2: o.adam_beta2 = 0.5; break;
+        case TRAIN_SET_EPS: o.adam_eps = 1e-3; break;
+        case TRAIN_SET_INIT: o.init = TRAIN_INIT_TORCH; break;
+        case TRAIN_SET_VALID: o.valid += 1; break;
+        case TRAIN_SET_OBJECTIVE: o.objective = VAE_OBJ_IWAE; break;
+        case TRAIN_SET_DRAWS: o.draws += 1; break;
+        }
+        assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+        char want[96];
+        snprintf(want, sizeof want, "%s given other than the run being resumed's",
+                 rules[i].name);
+        if (!strstr(err.text, want))
+            fail_msg("expected \"%s\" in: %s", want, err.text);
+    }
+    ckpt_data after;
+    assert_int_equal(ckpt_read(stopped, &after, &err), 0);
+    assert_int_equal(after.train.epoch, before.train.epoch); /* nothing trained */
+    ckpt_data_free(&after);
+    /* The run's own values, all said again: fine. */
+    o = controlled(stopped, 8);
     o.resume = 1;
-    o.explicit_controls = TRAIN_SET_SEED;
-    o.seed += 1;
-    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
-    assert_non_null(strstr(err.text, "--seed differ from the run being resumed"));
-    o.seed -= 1; /* its own seed, said again: fine */
-    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
+    o.given = ~0u;
+    o.sched = before.train.sched;
+    o.seed = before.train.seed;
+    o.valid = before.train.valid_n;
+    o.cfg = before.cfg; /* the shape the run filled in from its data */
+    ckpt_data_free(&before);
+    if (train_run(&o, &train_set, &test_set, NULL, &err) != 0)
+        fail_msg("the run's own settings said again: %s", err.text);
 }
 
 /* Training on the importance-weighted bound with 3 draws an image: the

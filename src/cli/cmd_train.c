@@ -479,25 +479,24 @@ static int train_locked(cli_opts *o, const char *csv, const char *best, lock_fil
     }
     train_opts to = run_opts(o);
     to.resume = o->set[O_RESUME];
-    to.explicit_batch = o->set[O_BATCH];
-    to.explicit_lr = o->set[O_LR];
-    to.explicit_cfg = o->set[O_HIDDEN] || o->set[O_LATENT] || o->set[O_ACT] ||
-                     o->set[O_LIKELIHOOD] || o->set[O_CONDITIONAL] || o->set[O_ARCH];
-    to.explicit_beta = o->set[O_BETA];
-    to.explicit_binarize = o->set[O_BINARIZE];
-    to.explicit_noise = o->set[O_NOISE];
     to.new_data = o->set[O_NEW_DATA];
-    static const struct { int id; unsigned bit; } controls[] = {
+    /* The settings given, each of which a resumed run must already have. */
+    static const struct { int id; unsigned bit; } given[] = {
+        {O_HIDDEN, TRAIN_SET_MODEL}, {O_LATENT, TRAIN_SET_MODEL}, {O_ACT, TRAIN_SET_MODEL},
+        {O_LIKELIHOOD, TRAIN_SET_MODEL}, {O_CONDITIONAL, TRAIN_SET_MODEL},
+        {O_ARCH, TRAIN_SET_MODEL}, {O_BATCH, TRAIN_SET_BATCH}, {O_LR, TRAIN_SET_LR},
+        {O_BETA, TRAIN_SET_BETA}, {O_BINARIZE, TRAIN_SET_BINARIZE},
+        {O_NOISE, TRAIN_SET_NOISE}, {O_SEED, TRAIN_SET_SEED},
         {O_SCHEDULE, TRAIN_SET_SCHEDULE}, {O_WARMUP, TRAIN_SET_WARMUP},
         {O_LR_EVERY, TRAIN_SET_EVERY}, {O_LR_GAMMA, TRAIN_SET_GAMMA},
         {O_KL_WARMUP, TRAIN_SET_KL_WARMUP}, {O_ADAM_BETA1, TRAIN_SET_BETA1},
         {O_ADAM_BETA2, TRAIN_SET_BETA2}, {O_ADAM_EPS, TRAIN_SET_EPS},
         {O_INIT, TRAIN_SET_INIT}, {O_VALID, TRAIN_SET_VALID},
-        {O_OBJECTIVE, TRAIN_SET_OBJECTIVE}, {O_K, TRAIN_SET_DRAWS}, {O_SEED, TRAIN_SET_SEED},
+        {O_OBJECTIVE, TRAIN_SET_OBJECTIVE}, {O_K, TRAIN_SET_DRAWS},
     };
-    for (size_t i = 0; i < sizeof controls / sizeof *controls; i++)
-        if (o->set[controls[i].id])
-            to.explicit_controls |= controls[i].bit;
+    for (size_t i = 0; i < sizeof given / sizeof *given; i++)
+        if (o->set[given[i].id])
+            to.given |= given[i].bit;
     to.data_name = o->data;
     to.ckpt_path = o->ckpt;
     to.best_path = best;

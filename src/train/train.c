@@ -235,24 +235,74 @@ static int split_valid(trainer *t, const idx_set *whole, uint64_t valid_n, uint6
     return 0;
 }
 
-/* Whether a resumed run is asked, by the controls given (o->explicit_controls),
- * for other values than its own. */
-static int controls_differ(const train_opts *o, const ckpt_train *st)
+/* ------------------------------------------------------------------------ */
+/* A resumed run keeps its settings: one rule per setting the command line
+ * may give, what it is called, and whether the value given differs from
+ * the run's. */
+
+typedef int (*differs_fn)(const train_opts *o, const vae_config *cfg, const ckpt_train *st);
+
+#define DIFFERS(name, expr)                                                              \
+    static int name(const train_opts *o, const vae_config *cfg, const ckpt_train *st)    \
+    {                                                                                    \
+        (void)o, (void)cfg, (void)st;                                                    \
+        return expr;                                                                     \
+    }
+DIFFERS(model_differs, !cfg_equal(&o->cfg, cfg))
+DIFFERS(batch_differs, o->batch != st->batch)
+DIFFERS(lr_differs, o->lr != st->lr)
+DIFFERS(beta_differs, o->beta != st->beta)
+DIFFERS(binarize_differs, (uint64_t)o->binarize != st->binarize)
+DIFFERS(noise_differs, o->noise != st->noise)
+DIFFERS(seed_differs, o->seed != st->seed) /* its data order, noise and split */
+DIFFERS(schedule_differs, o->sched.kind != st->sched.kind)
+DIFFERS(warmup_differs, o->sched.warmup != st->sched.warmup)
+DIFFERS(every_differs, o->sched.every != st->sched.every)
+DIFFERS(gamma_differs, o->sched.gamma != st->sched.gamma)
+DIFFERS(kl_warmup_differs, o->kl_warmup != st->kl_warmup)
+DIFFERS(beta1_differs, o->adam_beta1 != st->adam_beta1)
+DIFFERS(beta2_differs, o->adam_beta2 != st->adam_beta2)
+DIFFERS(eps_differs, o->adam_eps != st->adam_eps)
+DIFFERS(init_differs, (uint64_t)o->init != st->init)
+DIFFERS(valid_differs, o->valid != st->valid_n)
+DIFFERS(objective_differs, (uint64_t)o->objective != st->objective)
+DIFFERS(draws_differs, o->draws != st->draws)
+#undef DIFFERS
+
+static const struct {
+    unsigned bit;
+    const char *what;
+    differs_fn differs;
+} RESUME_RULES[] = {
+    {TRAIN_SET_MODEL, "the model options", model_differs},
+    {TRAIN_SET_BATCH, "--batch", batch_differs},
+    {TRAIN_SET_LR, "--lr", lr_differs},
+    {TRAIN_SET_BETA, "--beta", beta_differs},
+    {TRAIN_SET_BINARIZE, "--binarize", binarize_differs},
+    {TRAIN_SET_NOISE, "--noise", noise_differs},
+    {TRAIN_SET_SEED, "--seed", seed_differs},
+    {TRAIN_SET_SCHEDULE, "--schedule", schedule_differs},
+    {TRAIN_SET_WARMUP, "--warmup", warmup_differs},
+    {TRAIN_SET_EVERY, "--lr-every", every_differs},
+    {TRAIN_SET_GAMMA, "--lr-gamma", gamma_differs},
+    {TRAIN_SET_KL_WARMUP, "--kl-warmup", kl_warmup_differs},
+    {TRAIN_SET_BETA1, "--adam-beta1", beta1_differs},
+    {TRAIN_SET_BETA2, "--adam-beta2", beta2_differs},
+    {TRAIN_SET_EPS, "--adam-eps", eps_differs},
+    {TRAIN_SET_INIT, "--init", init_differs},
+    {TRAIN_SET_VALID, "--valid", valid_differs},
+    {TRAIN_SET_OBJECTIVE, "--objective", objective_differs},
+    {TRAIN_SET_DRAWS, "--k", draws_differs},
+};
+
+/* The first setting given (o->given) that differs from the run's, or NULL. */
+static const char *resume_clash(const train_opts *o, const vae_config *cfg,
+                                const ckpt_train *st)
 {
-    const schedule_config *a = &o->sched, *b = &st->sched;
-    unsigned set = o->explicit_controls;
-    return ((set & TRAIN_SET_SCHEDULE) && a->kind != b->kind) ||
-           ((set & TRAIN_SET_WARMUP) && a->warmup != b->warmup) ||
-           ((set & TRAIN_SET_EVERY) && a->every != b->every) ||
-           ((set & TRAIN_SET_GAMMA) && a->gamma != b->gamma) ||
-           ((set & TRAIN_SET_KL_WARMUP) && o->kl_warmup != st->kl_warmup) ||
-           ((set & TRAIN_SET_BETA1) && o->adam_beta1 != st->adam_beta1) ||
-           ((set & TRAIN_SET_BETA2) && o->adam_beta2 != st->adam_beta2) ||
-           ((set & TRAIN_SET_EPS) && o->adam_eps != st->adam_eps) ||
-           ((set & TRAIN_SET_INIT) && (uint64_t)o->init != st->init) ||
-           ((set & TRAIN_SET_VALID) && o->valid != st->valid_n) ||
-           ((set & TRAIN_SET_OBJECTIVE) && (uint64_t)o->objective != st->objective) ||
-           ((set & TRAIN_SET_DRAWS) && o->draws != st->draws);
+    for (size_t i = 0; i < sizeof RESUME_RULES / sizeof *RESUME_RULES; i++)
+        if ((o->given & RESUME_RULES[i].bit) && RESUME_RULES[i].differs(o, cfg, st))
+            return RESUME_RULES[i].what;
+    return NULL;
 }
 
 static adam_config adam_of(const ckpt_train *st)
@@ -315,27 +365,11 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     ckpt_data d;
     if (ckpt_read(o->ckpt_path, &d, err))
         return -1;
-    const char *clash = NULL;
-    if (o->explicit_cfg && !cfg_equal(&o->cfg, &d.cfg))
-        clash = "the model options";
-    else if (o->explicit_batch && o->batch != d.train.batch)
-        clash = "--batch";
-    else if (o->explicit_lr && o->lr != d.train.lr)
-        clash = "--lr";
-    else if (o->explicit_beta && o->beta != d.train.beta)
-        clash = "--beta";
-    else if (o->explicit_binarize && (uint64_t)o->binarize != d.train.binarize)
-        clash = "--binarize";
-    else if (o->explicit_noise && o->noise != d.train.noise)
-        clash = "--noise";
-    else if ((o->explicit_controls & TRAIN_SET_SEED) && o->seed != d.train.seed)
-        clash = "--seed"; /* the run's data order, noise and split are its seed's */
-    else if (o->explicit_controls && controls_differ(o, &d.train))
-        clash = "the schedule, warm-up, Adam or --init options";
+    const char *clash = resume_clash(o, &d.cfg, &d.train);
     if (clash) {
         ckpt_data_free(&d);
-        return err_set(err, "%s: %s differ from the run being resumed; "
-                       "a resumed run keeps its settings (drop them, or start "
+        return err_set(err, "%s: %s given other than the run being resumed's; "
+                       "a resumed run keeps its settings (drop it, or start "
                        "a new run without --resume)", o->ckpt_path, clash);
     }
     if (check_data(t, o, &d.train, fp, err)) {

@@ -36,13 +36,17 @@ typedef enum train_init {
  * ("torch", "glorot"), in their values' order (names.h). */
 extern const enum_names train_binarize_names, train_init_names;
 
-/* Bits of train_opts.explicit_controls. */
+/* Bits of train_opts.given: the settings given on the command line. A
+ * resumed run keeps its own, so each given one must equal the run's (one
+ * rule per bit, in train.c). */
 enum {
     TRAIN_SET_SCHEDULE = 1u << 0, TRAIN_SET_WARMUP = 1u << 1, TRAIN_SET_EVERY = 1u << 2,
     TRAIN_SET_GAMMA = 1u << 3, TRAIN_SET_KL_WARMUP = 1u << 4, TRAIN_SET_BETA1 = 1u << 5,
     TRAIN_SET_BETA2 = 1u << 6, TRAIN_SET_EPS = 1u << 7, TRAIN_SET_INIT = 1u << 8,
     TRAIN_SET_VALID = 1u << 9, TRAIN_SET_OBJECTIVE = 1u << 10, TRAIN_SET_DRAWS = 1u << 11,
-    TRAIN_SET_SEED = 1u << 12
+    TRAIN_SET_SEED = 1u << 12, TRAIN_SET_MODEL = 1u << 13, TRAIN_SET_BATCH = 1u << 14,
+    TRAIN_SET_LR = 1u << 15, TRAIN_SET_BETA = 1u << 16, TRAIN_SET_BINARIZE = 1u << 17,
+    TRAIN_SET_NOISE = 1u << 18
 };
 
 typedef struct train_opts {
@@ -67,9 +71,7 @@ typedef struct train_opts {
     int resume;          /* continue the run stored in ckpt_path */
     /* With resume: which settings were given on the command line; each must
      * match the checkpoint's (a resumed run keeps its settings). */
-    int explicit_batch, explicit_lr, explicit_cfg, explicit_beta,
-        explicit_binarize, explicit_noise;
-    unsigned explicit_controls; /* TRAIN_SET_* bits: the controls given */
+    unsigned given; /* TRAIN_SET_* bits */
     /* With resume: the training set may differ from the one the checkpoint's
      * fingerprint describes (which then becomes this one's); without it, a
      * different training set is refused. */
