@@ -33,7 +33,6 @@ enum opt_id {
 
 /* Parsed values; set[] says which were given. */
 typedef struct cli_opts {
-    const char *cmd;
     const char *operand; /* the command's one positional argument (import's DIR) */
     int set[O_COUNT];
     const char *data, *ckpt, *out, *output, *metrics, *split;

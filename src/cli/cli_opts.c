@@ -309,7 +309,10 @@ static int parse_hidden(const char *s, vae_config *cfg)
 
 static int parse_value(cli_opts *o, int id, const char *v)
 {
+    /* An option of named values: its value's index into c, first. */
     int c = 0;
+    if (SPECS[id].choices && parse_choice(id, v, SPECS[id].choices, &c))
+        return -1;
     switch (id) {
     case O_DATA: o->data = v; return 0;
     case O_CKPT: o->ckpt = v; return 0;
@@ -347,66 +350,26 @@ static int parse_value(cli_opts *o, int id, const char *v)
         if (parse_u64_max(id, v, IMPORT_MAX_MAX_PIXELS, &o->max_pixels))
             return -1;
         return o->max_pixels == 0 ? usage_error("--max-pixels: must be at least 1") : 0;
-    case O_CHANNELS:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->channels = c == 0 ? 0 : c == 1 ? 1 : 3;
-        return 0;
-    case O_BACKGROUND:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->background = c == 0 ? 255 : 0;
-        return 0;
+    case O_CHANNELS: o->channels = c == 0 ? 0 : c == 1 ? 1 : 3; return 0;
+    case O_BACKGROUND: o->background = c == 0 ? 255 : 0; return 0;
     case O_TEST_FRACTION:
         if (parse_double(id, v, 0.0, 1, 1e300, &o->test_fraction))
             return -1;
         if (!(o->test_fraction > 0.0 && o->test_fraction < 1.0))
             return usage_error("--test-fraction: must be above 0 and below 1, not %s", v);
         return 0;
-    case O_PLAN:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->run.plan = (shard_plan)c;
-        return 0;
-    case O_OBJECTIVE:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->run.objective = (vae_objective)c;
-        return 0;
+    case O_PLAN: o->run.plan = (shard_plan)c; return 0;
+    case O_OBJECTIVE: o->run.objective = (vae_objective)c; return 0;
     case O_ADAM_BETA1: return parse_unit(id, v, &o->run.adam_beta1);
     case O_ADAM_BETA2: return parse_unit(id, v, &o->run.adam_beta2);
     case O_ADAM_EPS: return parse_double(id, v, 0.0, 0, 1.0, &o->run.adam_eps);
-    case O_SCHEDULE:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->run.sched.kind = (schedule_kind)c;
-        return 0;
-    case O_INIT:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->run.init = (train_init)c;
-        return 0;
-    case O_ACT:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->cfg.act = (vae_act)c;
-        return 0;
-    case O_ARCH:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->cfg.arch = (vae_arch)c;
-        return 0;
-    case O_LIKELIHOOD:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->cfg.likelihood = (vae_lik)c;
-        return 0;
-    case O_BINARIZE: return parse_choice(id, v, SPECS[id].choices, &o->binarize);
-    case O_SPLIT:
-        if (parse_choice(id, v, SPECS[id].choices, &c))
-            return -1;
-        o->split = c ? "t10k" : "train";
-        return 0;
+    case O_SCHEDULE: o->run.sched.kind = (schedule_kind)c; return 0;
+    case O_INIT: o->run.init = (train_init)c; return 0;
+    case O_ACT: o->cfg.act = (vae_act)c; return 0;
+    case O_ARCH: o->cfg.arch = (vae_arch)c; return 0;
+    case O_LIKELIHOOD: o->cfg.likelihood = (vae_lik)c; return 0;
+    case O_BINARIZE: o->binarize = c; return 0;
+    case O_SPLIT: o->split = c ? "t10k" : "train"; return 0;
     default: return 0;
     }
 }

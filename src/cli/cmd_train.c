@@ -218,25 +218,6 @@ static train_opts run_opts(cli_opts *o)
 
 static int train_locked(cli_opts *o, const char *csv, const char *best, lock_file *lock);
 
-/* Whether name is a file a run writes into --out: its grids, the page's
- * files, and the metrics CSV and plot when they are the default ones. */
-static int run_writes(const char *name, const char *csv, const char *plot)
-{
-    static const char *const page[] = {REPORT_PAGE, REPORT_LATENT_PNG, REPORT_LATENT_CSV,
-                                       REPORT_LOSS_CSV, REPORT_LOSS_PNG};
-    for (size_t i = 0; i < sizeof page / sizeof *page; i++)
-        if (!strcmp(name, page[i]))
-            return 1;
-    const char *slash;
-    if (((slash = strrchr(csv, '/')) && !strcmp(name, slash + 1)) ||
-        ((slash = strrchr(plot, '/')) && !strcmp(name, slash + 1)))
-        return 1;
-    size_t n = strlen(name);
-    return n > 4 && !strcmp(name + n - 4, ".png") &&
-           (!strncmp(name, RUNOUT_SAMPLED, strlen(RUNOUT_SAMPLED)) ||
-            !strncmp(name, RUNOUT_RECONST, strlen(RUNOUT_RECONST)));
-}
-
 /* A run that made --out and then failed without saving: the folder goes,
  * with what the run wrote into it (pictures of an epoch it never saved).
  * Anything else found there keeps the folder, and the user is told. */
@@ -245,7 +226,7 @@ static void unmake_out(cli_opts *o, const char *csv, const char *plot)
     DIR *d = opendir(o->out);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL)
-        if (run_writes(e->d_name, csv, plot))
+        if (runout_owns(e->d_name, csv, plot))
             unlinkat(dirfd(d), e->d_name, 0);
     if (d)
         closedir(d);
@@ -334,11 +315,9 @@ static int check_train_paths(cli_opts *o, const char *csv, const char *plot, con
     paths_add(&l, "the loss plot of --metrics", plot, PATHS_WRITE);
     paths_add_series(&l, "--out", o->out, RUNOUT_SAMPLED, RUNOUT_GRID_SUFFIX, 1, o->epochs);
     paths_add_series(&l, "--out", o->out, RUNOUT_RECONST, RUNOUT_GRID_SUFFIX, 1, o->epochs);
-    static const char *const page[] = {REPORT_PAGE, REPORT_LATENT_PNG, REPORT_LATENT_CSV,
-                                       REPORT_LOSS_CSV, REPORT_LOSS_PNG};
-    char files[sizeof page / sizeof *page][4096 + 16];
-    for (size_t i = 0; i < sizeof page / sizeof *page; i++) {
-        snprintf(files[i], sizeof files[i], "%s/%s", o->out, page[i]);
+    char files[RUNOUT_N_PAGE_FILES][4096 + 16];
+    for (size_t i = 0; i < RUNOUT_N_PAGE_FILES; i++) {
+        snprintf(files[i], sizeof files[i], "%s/%s", o->out, RUNOUT_PAGE_FILES[i]);
         paths_add(&l, "the run's page in --out", files[i], PATHS_WRITE);
     }
     return cli_check_paths(&l);

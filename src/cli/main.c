@@ -104,7 +104,6 @@ int main(int argc, char **argv)
         const cmd_spec *c = &CLI_CMDS[i];
         if (strcmp(argv[1], c->name))
             continue;
-        o->cmd = c->name;
         cli_set_command(c->name);
         int p = cli_parse(o, c, argc, argv, 2);
         if (p > 0) /* --help was asked for and printed */

@@ -68,29 +68,28 @@ static long flock_holder(ino_t ino)
     return pid;
 }
 
-/* flock fd without waiting. Returns 0; 1 when another holds it (its pid in
- * *pid when known); -1 on another error (errno). */
-static int try_flock(int fd, long *pid)
+/* flock fd without waiting. Returns 0 (held); else closes fd and returns
+ * 1 when another process holds it (who: " (process N)" when known, else
+ * ""), or -1 on another error (errno). */
+static int try_flock(int fd, char *who, size_t size)
 {
+    who[0] = '\0';
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EINTR)
             continue;
-        if (errno != EWOULDBLOCK)
-            return -1;
+        int e = errno, rc = -1;
         struct stat st;
-        *pid = fstat(fd, &st) == 0 ? flock_holder(st.st_ino) : 0;
-        return 1;
+        long pid;
+        if (e == EWOULDBLOCK) {
+            rc = 1;
+            if (fstat(fd, &st) == 0 && (pid = flock_holder(st.st_ino)) != 0)
+                snprintf(who, size, " (process %ld)", pid);
+        }
+        close(fd);
+        errno = e;
+        return rc;
     }
     return 0;
-}
-
-/* " (process N)" for a known holder, else "". */
-static void holder_text(char *out, size_t size, long pid)
-{
-    if (pid)
-        snprintf(out, size, " (process %ld)", pid);
-    else
-        out[0] = '\0';
 }
 
 static const char *in_use_hint = "Wait for that run to end, or train into another --ckpt";
@@ -107,19 +106,14 @@ static int lock_file_itself(lock_file *l, const char *path, err_msg *err)
         close(fd);
         return 0;
     }
-    long pid = 0;
-    int rc = try_flock(fd, &pid);
-    if (rc != 0) {
-        int e = errno;
-        close(fd);
-        if (rc < 0)
-            return err_sys(err, e, "%s: cannot lock it", path);
-        char who[48];
-        holder_text(who, sizeof who, pid);
+    char who[48];
+    int rc = try_flock(fd, who, sizeof who);
+    if (rc < 0)
+        return err_sys(err, errno, "%s: cannot lock it", path);
+    if (rc > 0)
         return err_set(err, "%s is in use: another vae train%s is writing this file "
                        "under another name (a hard link to it). %s", path, who,
                        in_use_hint);
-    }
     if (l->file_fd >= 0)
         close(l->file_fd);
     l->file_fd = fd;
@@ -207,18 +201,13 @@ int lock_take_folder(lock_file *l, const char *dir, const char *what, err_msg *e
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return err_sys(err, errno, "%s %s: cannot open the folder to lock it", what, dir);
-    long pid = 0;
-    int rc = try_flock(fd, &pid);
-    if (rc != 0) {
-        int e = errno;
-        close(fd);
-        if (rc < 0)
-            return err_sys(err, e, "%s %s: cannot lock the folder", what, dir);
-        char who[48];
-        holder_text(who, sizeof who, pid);
+    char who[48];
+    int rc = try_flock(fd, who, sizeof who);
+    if (rc < 0)
+        return err_sys(err, errno, "%s %s: cannot lock the folder", what, dir);
+    if (rc > 0)
         return err_set(err, "%s %s is in use: another vae train%s writes into it. Wait "
                        "for that run to end, or give another %s", what, dir, who, what);
-    }
     l->fd = fd;
     return 0;
 }

@@ -7,6 +7,29 @@
 
 #include "show.h"
 
+const char *const RUNOUT_PAGE_FILES[RUNOUT_N_PAGE_FILES] = {
+    REPORT_PAGE, REPORT_LATENT_PNG, REPORT_LATENT_CSV, REPORT_LOSS_CSV, REPORT_LOSS_PNG};
+
+/* Whether path (NULL: none) names a file called name in some folder. */
+static int named(const char *path, const char *name)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash && !strcmp(slash + 1, name);
+}
+
+int runout_owns(const char *name, const char *csv, const char *plot)
+{
+    for (size_t i = 0; i < RUNOUT_N_PAGE_FILES; i++)
+        if (!strcmp(name, RUNOUT_PAGE_FILES[i]))
+            return 1;
+    if (named(csv, name) || named(plot, name))
+        return 1;
+    size_t n = strlen(name), ls = strlen(RUNOUT_GRID_SUFFIX);
+    return n > ls && !strcmp(name + n - ls, RUNOUT_GRID_SUFFIX) &&
+           (!strncmp(name, RUNOUT_SAMPLED, strlen(RUNOUT_SAMPLED)) ||
+            !strncmp(name, RUNOUT_RECONST, strlen(RUNOUT_RECONST)));
+}
+
 int runout_open(runout *r, const report_run *run, void (*warn)(void *ctx, const char *msg),
                 void *warn_ctx, err_msg *err)
 {

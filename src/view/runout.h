@@ -23,6 +23,14 @@
 #define RUNOUT_SAMPLE_N 128 /* prior draws in sampled-E.png (a conditional model: 10 rows) */
 #define RUNOUT_RECON_N 32   /* test images in reconst-E.png */
 
+/* The page's files in OUT (report.h's names). */
+#define RUNOUT_N_PAGE_FILES 5
+extern const char *const RUNOUT_PAGE_FILES[RUNOUT_N_PAGE_FILES];
+
+/* Whether name, in OUT, is a file a run writes there: a grid, a page
+ * file, or the metrics CSV csv or its plot (paths). */
+int runout_owns(const char *name, const char *csv, const char *plot);
+
 typedef struct runout {
     const char *dir;      /* OUT; the caller's string */
     const char *csv;      /* the metrics CSV (in OUT or not); the caller's */
