@@ -33,6 +33,35 @@ static void sleep_ms(double ms)
     nanosleep(&ts, NULL);
 }
 
+/* A run left in the background by the test under way (0: none): a test
+ * that fails before it ends it leaves it to kill_background. */
+static pid_t background;
+
+/* Reaps run pid (what: how the message names it) and reads its outputs;
+ * returns its exit code, or 128 + signal. A run still going after LIMIT_S
+ * is killed and fails the test. */
+static int wait_within(pid_t pid, const char *what)
+{
+    for (double waited = 0.0;; waited += 5.0) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || waited > LIMIT_S * 1000.0) {
+            if (r != pid) {
+                kill(pid, SIGKILL);
+                wait_status(pid);
+            }
+            if (pid == background)
+                background = 0; /* reaped: its pid may name another process now */
+            read_outputs();
+            if (r != pid)
+                fail_msg("vae %s hung (killed after %.0f s)\nstderr:\n%s", what, LIMIT_S,
+                         err_text);
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        sleep_ms(5.0);
+    }
+}
+
 /* run_with(), failing the test if the run takes more than LIMIT_S. */
 static int run_within(cli_child_fn child, const char *first, ...)
 {
@@ -40,27 +69,8 @@ static int run_within(cli_child_fn child, const char *first, ...)
     va_start(ap, first);
     pid_t pid = spawn_v(child, first, ap);
     va_end(ap);
-    for (double waited = 0.0;; waited += 5.0) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            read_outputs();
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        if (waited > LIMIT_S * 1000.0) {
-            kill(pid, SIGKILL);
-            wait_status(pid);
-            read_outputs();
-            fail_msg("vae %s hung (killed after %.0f s)\nstderr:\n%s", first, LIMIT_S,
-                     err_text);
-        }
-        sleep_ms(5.0);
-    }
+    return wait_within(pid, first);
 }
-
-/* A run left in the background by the test under way (0: none): a test
- * that fails before it ends it leaves it to kill_background. */
-static pid_t background;
 
 /* spawn() with child() called in the child before exec. */
 static pid_t spawn_with(cli_child_fn child, const char *first, ...)
@@ -319,19 +329,7 @@ static void test_signal_during_stalled_write(void **state)
     assert_true(queued > cap - 4096);
     sleep_ms(200.0); /* the next report is waiting */
     assert_int_equal(kill(pid, SIGTERM), 0);
-    int st = 0;
-    pid_t r = 0;
-    for (int i = 0; i < 6000 && (r = waitpid(pid, &st, WNOHANG)) == 0; i++)
-        sleep_ms(10.0);
-    if (r != pid) {
-        kill(pid, SIGKILL);
-        wait_status(pid);
-        background = 0;
-        read_outputs();
-        fail_msg("vae train did not stop within a minute of SIGTERM\nstderr:\n%s", err_text);
-    }
-    read_outputs();
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM);
+    assert_exit(wait_within(pid, "train, after SIGTERM,"), 128 + SIGTERM);
     close(stalled[0]);
     close(stalled[1]);
     tu_assert_contains(err_text, "the exact state is saved");
