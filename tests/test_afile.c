@@ -480,6 +480,23 @@ static void test_through_symlink(void **state)
     assert_int_equal(count_entries(fx->dir, NULL, 0), 2); /* sub and the link */
 }
 
+/* A link that leads round in a circle: an error naming it, nothing made. */
+static void test_symlink_loop(void **state)
+{
+    fixture *fx = *state;
+    char a[256], b[256];
+    join(a, sizeof a, fx->dir, "a");
+    join(b, sizeof b, fx->dir, "b");
+    assert_int_equal(symlink("b", a), 0);
+    assert_int_equal(symlink("a", b), 0);
+    afile f;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&f, a, &err), -1);
+    tu_assert_contains(err.text, "cannot follow the link");
+    tu_assert_contains(err.text, "Too many levels of symbolic links");
+    assert_int_equal(count_entries(fx->dir, NULL, 0), 2);
+}
+
 /* A temp file a killed writer left (its process gone) is removed by the
  * next write of the same file; a live writer's is not. */
 static void test_sweeps_dead_writers_temp(void **state)
@@ -559,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeps_dead_writers_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_does_not_block, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
