@@ -68,7 +68,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "export_ref: out of memory\n");
         return 1;
     }
-    idx_view view = infer_test_view(t.binarize);
+    idx_view view = infer_test_view(t.set.binarize);
     rng_state rng;
     rng_seed(&rng, seed ^ EVAL_SALT);
     a.training = 0; /* BatchNorm with the running averages */

@@ -147,15 +147,15 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
     }
     ckpt_train *t = &s->t;
     *t = ckpt_train_defaults();
-    t->seed = 0xdeadbeefcafebabeULL ^ seed;
+    t->set.seed = 0xdeadbeefcafebabeULL ^ seed;
     t->epoch = 3;
     t->step = 5;
     t->adam_t = 12345;
-    t->batch = 32;
-    t->lr = 1.25e-3;
-    t->beta = 0.1;
-    t->binarize = 2;
-    t->noise = 0.3;
+    t->set.batch = 32;
+    t->set.sched.lr = 1.25e-3;
+    t->set.beta = 0.1;
+    t->set.binarize = 2;
+    t->set.noise = 0.3;
     rng_seed(&t->rng_data, seed + 11);
     rng_seed(&t->rng_noise, seed + 22);
     float tmp[3];
@@ -171,20 +171,20 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
     idx_fingerprint fp = {60000, 28, 27, 0x89abcdefu, 0x01234567u};
     t->data = fp;
     /* Training controls other than the defaults, each distinct. */
-    t->sched.kind = SCHEDULE_COSINE;
-    t->sched.lr = t->lr; /* the reader restores it from lr */
-    t->sched.warmup = 2;
-    t->sched.horizon = 40;
-    t->kl_warmup = 3;
-    t->adam_beta1 = 0.8;
-    t->adam_beta2 = 0.99;
-    t->adam_eps = 1e-6;
-    t->init = 1;
-    t->valid_n = 1000;
+    t->set.sched.kind = SCHEDULE_COSINE;
+    t->set.sched.lr = t->set.sched.lr; /* the reader restores it from lr */
+    t->set.sched.warmup = 2;
+    t->set.sched.horizon = 40;
+    t->set.kl_warmup = 3;
+    t->set.adam_beta1 = 0.8;
+    t->set.adam_beta2 = 0.99;
+    t->set.adam_eps = 1e-6;
+    t->set.init = 1;
+    t->set.valid = 1000;
     t->best_epoch = 2;
     t->best_loss = 99.5;
-    t->objective = 1;
-    t->draws = 7;
+    t->set.objective = 1;
+    t->set.draws = 7;
     t->sum_obj = 12000.25;
 }
 
@@ -296,15 +296,15 @@ static void assert_round_trip(const char *path, const saved *s)
 
     /* Field by field first (a readable failure), then every bit. */
     const ckpt_train *a = &d.train, *b = &s->t;
-    assert_int_equal(a->seed, b->seed);
+    assert_int_equal(a->set.seed, b->set.seed);
     assert_int_equal(a->epoch, b->epoch);
     assert_int_equal(a->step, b->step);
     assert_int_equal(a->adam_t, b->adam_t);
-    assert_int_equal(a->batch, b->batch);
-    assert_memory_equal(&a->lr, &b->lr, sizeof a->lr);
-    assert_memory_equal(&a->beta, &b->beta, sizeof a->beta);
-    assert_int_equal(a->binarize, b->binarize);
-    assert_memory_equal(&a->noise, &b->noise, sizeof a->noise);
+    assert_int_equal(a->set.batch, b->set.batch);
+    assert_memory_equal(&a->set.sched.lr, &b->set.sched.lr, sizeof a->set.sched.lr);
+    assert_memory_equal(&a->set.beta, &b->set.beta, sizeof a->set.beta);
+    assert_int_equal(a->set.binarize, b->set.binarize);
+    assert_memory_equal(&a->set.noise, &b->set.noise, sizeof a->set.noise);
     assert_memory_equal(&a->rng_data, &b->rng_data, sizeof a->rng_data);
     assert_memory_equal(&a->rng_noise, &b->rng_noise, sizeof a->rng_noise);
     assert_memory_equal(&a->sum_rec, &b->sum_rec, sizeof a->sum_rec);
@@ -312,16 +312,16 @@ static void assert_round_trip(const char *path, const saved *s)
     assert_int_equal(a->n_seen, b->n_seen);
     assert_memory_equal(&a->seconds, &b->seconds, sizeof a->seconds);
     assert_memory_equal(&a->data, &b->data, sizeof a->data);
-    assert_memory_equal(&a->sched, &b->sched, sizeof a->sched);
-    assert_int_equal(a->kl_warmup, b->kl_warmup);
-    assert_true(a->adam_beta1 == b->adam_beta1 && a->adam_beta2 == b->adam_beta2 &&
-                a->adam_eps == b->adam_eps);
-    assert_int_equal(a->init, b->init);
-    assert_int_equal(a->valid_n, b->valid_n);
+    assert_memory_equal(&a->set.sched, &b->set.sched, sizeof a->set.sched);
+    assert_int_equal(a->set.kl_warmup, b->set.kl_warmup);
+    assert_true(a->set.adam_beta1 == b->set.adam_beta1 && a->set.adam_beta2 == b->set.adam_beta2 &&
+                a->set.adam_eps == b->set.adam_eps);
+    assert_int_equal(a->set.init, b->set.init);
+    assert_int_equal(a->set.valid, b->set.valid);
     assert_int_equal(a->best_epoch, b->best_epoch);
     assert_true(a->best_loss == b->best_loss);
-    assert_int_equal(a->objective, b->objective);
-    assert_int_equal(a->draws, b->draws);
+    assert_int_equal(a->set.objective, b->set.objective);
+    assert_int_equal(a->set.draws, b->set.draws);
     assert_memory_equal(&a->sum_obj, &b->sum_obj, sizeof a->sum_obj);
     assert_int_equal(d.version, CKPT_VERSION);
     assert_memory_equal(a, b, sizeof *a);
@@ -401,7 +401,7 @@ static void test_header_fields_at_documented_offsets(void **state)
     assert_int_equal(tu_get_le64(h + 8 * F_N_CLASSES), 10);
     assert_int_equal(tu_get_le64(h + 8 * F_BINARIZE), 2);
     assert_int_equal(tu_get_le64(h + 8 * F_N_PARAMS), s.m.n_params);
-    assert_int_equal(tu_get_le64(h + 8 * F_SEED), s.t.seed);
+    assert_int_equal(tu_get_le64(h + 8 * F_SEED), s.t.set.seed);
     assert_int_equal(tu_get_le64(h + 8 * F_EPOCH), 3);
     assert_int_equal(tu_get_le64(h + 8 * F_STEP), 5);
     assert_int_equal(tu_get_le64(h + 8 * F_ADAM_T), 12345);
@@ -439,14 +439,14 @@ static void test_header_fields_at_documented_offsets(void **state)
     memcpy(&lr, &v, 8);
     v = tu_get_le64(h + 8 * F_SECONDS);
     memcpy(&secs, &v, 8);
-    assert_true(lr == s.t.lr);
+    assert_true(lr == s.t.set.sched.lr);
     assert_true(secs == s.t.seconds);
     double beta, noise;
     v = tu_get_le64(h + 8 * F_BETA);
     memcpy(&beta, &v, 8);
     v = tu_get_le64(h + 8 * F_NOISE);
     memcpy(&noise, &v, 8);
-    assert_true(beta == s.t.beta && noise == s.t.noise);
+    assert_true(beta == s.t.set.beta && noise == s.t.set.noise);
     float p0;
     uint32_t u = tu_get_le32(b + OFF_BODY);
     memcpy(&p0, &u, 4);
@@ -734,15 +734,15 @@ static unsigned char *as_version(const unsigned char *b4, size_t len4, uint32_t 
 static ckpt_train older_state(const ckpt_train *t, uint32_t version)
 {
     ckpt_train want = *t, def = ckpt_train_defaults();
-    want.sched = def.sched;
-    want.sched.lr = t->lr;
-    want.kl_warmup = def.kl_warmup;
-    want.adam_beta1 = def.adam_beta1, want.adam_beta2 = def.adam_beta2;
-    want.adam_eps = def.adam_eps;
-    want.init = def.init;
-    want.valid_n = 0, want.best_epoch = 0, want.best_loss = 0.0;
-    want.objective = 0, want.draws = 1;
-    want.sum_obj = t->sum_rec + t->beta * t->sum_kl;
+    want.set.sched = def.set.sched;
+    want.set.sched.lr = t->set.sched.lr;
+    want.set.kl_warmup = def.set.kl_warmup;
+    want.set.adam_beta1 = def.set.adam_beta1, want.set.adam_beta2 = def.set.adam_beta2;
+    want.set.adam_eps = def.set.adam_eps;
+    want.set.init = def.set.init;
+    want.set.valid = 0, want.best_epoch = 0, want.best_loss = 0.0;
+    want.set.objective = 0, want.set.draws = 1;
+    want.sum_obj = t->sum_rec + t->set.beta * t->sum_kl;
     if (version == 2)
         memset(&want.data, 0, sizeof want.data);
     return want;
@@ -763,8 +763,8 @@ static void test_reads_version_3(void **state)
         fail_msg("%s", err.text);
     assert_int_equal(d.version, 3);
     assert_int_equal(d.train.data.n, 60000); /* kept: version 3 had it */
-    assert_int_equal(d.train.sched.kind, SCHEDULE_CONSTANT);
-    assert_true(d.train.adam_eps == 1e-8);
+    assert_int_equal(d.train.set.sched.kind, SCHEDULE_CONSTANT);
+    assert_true(d.train.set.adam_eps == 1e-8);
     ckpt_train want = older_state(&g.s.t, 3);
     assert_memory_equal(&d.train, &want, sizeof want);
     assert_memory_equal(d.params, g.s.m.params, d.n_params * sizeof(float));
@@ -953,7 +953,7 @@ static void test_bad_controls(void **state)
     err_msg err;
     if (ckpt_read(g.path, &d, &err))
         fail_msg("a good step schedule: %s", err.text);
-    assert_int_equal(d.train.sched.kind, SCHEDULE_STEP);
+    assert_int_equal(d.train.set.sched.kind, SCHEDULE_STEP);
     ckpt_data_free(&d);
     /* The validation state: a best epoch not yet trained, one without a
      * validation set, a loss without an epoch, all the data held out. */

@@ -344,8 +344,8 @@ static void make_saved(saved *s, const vae_config *cfg)
         s->adam_v[i] = (float)i + 0.5f;
     }
     s->t = ckpt_train_defaults(); /* the training controls of a default run */
-    s->t.batch = 1;
-    s->t.lr = s->t.sched.lr = 1e-3;
+    s->t.set.batch = 1;
+    s->t.set.sched.lr = 1e-3;
     rng_seed(&s->t.rng_data, 1);
     rng_seed(&s->t.rng_noise, 2);
 }
@@ -380,8 +380,8 @@ static void make_distinct(saved *s, int which)
 {
     if (which == 2) {
         make_distinct(s, 0);
-        s->t.objective = VAE_OBJ_ELBO; /* (1, 0, 0) where init has (1, 0, 1) */
-        s->t.draws = 1;
+        s->t.set.objective = VAE_OBJ_ELBO; /* (1, 0, 0) where init has (1, 0, 1) */
+        s->t.set.draws = 1;
         return;
     }
     vae_config c;
@@ -398,9 +398,9 @@ static void make_distinct(saved *s, int which)
         c.n_classes = 3;
         make_saved(s, &c);
         ckpt_train *t = &s->t;
-        t->seed = 0x1122334455667788ULL;
-        t->epoch = 41, t->step = 42, t->adam_t = 43, t->batch = 44;
-        t->lr = 0.0625, t->beta = 0.375, t->binarize = 2, t->noise = 0.125;
+        t->set.seed = 0x1122334455667788ULL;
+        t->epoch = 41, t->step = 42, t->adam_t = 43, t->set.batch = 44;
+        t->set.sched.lr = 0.0625, t->set.beta = 0.375, t->set.binarize = 2, t->set.noise = 0.125;
         rng_seed(&t->rng_data, 101);
         rng_normal(&t->rng_data, tmp, 1); /* a spare pending */
         rng_seed(&t->rng_noise, 202);
@@ -413,13 +413,13 @@ static void make_distinct(saved *s, int which)
         /* A step schedule, with warmup and horizon set although it does not
          * use them, so that every field differs from every other (the
          * header tests read the bytes; ckpt_read would refuse them). */
-        t->sched = (schedule_config){SCHEDULE_STEP, t->lr, 61, 62, 63, 0.875};
-        t->kl_warmup = 64;
-        t->adam_beta1 = 0.8125, t->adam_beta2 = 0.9375, t->adam_eps = 1e-6;
-        t->init = 1;
-        t->valid_n = 39, t->best_epoch = 38, t->best_loss = 87.5;
+        t->set.sched = (schedule_config){SCHEDULE_STEP, t->set.sched.lr, 61, 62, 63, 0.875};
+        t->set.kl_warmup = 64;
+        t->set.adam_beta1 = 0.8125, t->set.adam_beta2 = 0.9375, t->set.adam_eps = 1e-6;
+        t->set.init = 1;
+        t->set.valid = 39, t->best_epoch = 38, t->best_loss = 87.5;
         /* The IWAE, and a sum_obj that is not the ELBO's (1259.71875). */
-        t->objective = VAE_OBJ_IWAE, t->draws = 59, t->sum_obj = 1301.75;
+        t->set.objective = VAE_OBJ_IWAE, t->set.draws = 59, t->sum_obj = 1301.75;
     } else {
         c.arch = VAE_ARCH_CONV;
         /* Colour images of 5 x 2 (x_dim 30), padded to 64 x 64 by 4
@@ -433,22 +433,22 @@ static void make_distinct(saved *s, int which)
         c.n_classes = 0;
         make_saved(s, &c);
         ckpt_train *t = &s->t;
-        t->seed = 0x99aabbccddeeff00ULL;
-        t->epoch = 51, t->step = 52, t->adam_t = 53, t->batch = 54;
-        t->lr = 0.25, t->beta = 1.5, t->binarize = 0, t->noise = 0.0;
+        t->set.seed = 0x99aabbccddeeff00ULL;
+        t->epoch = 51, t->step = 52, t->adam_t = 53, t->set.batch = 54;
+        t->set.sched.lr = 0.25, t->set.beta = 1.5, t->set.binarize = 0, t->set.noise = 0.0;
         rng_seed(&t->rng_data, 303);
         rng_normal(&t->rng_data, tmp, 3);
         rng_seed(&t->rng_noise, 404); /* seeded: spare 0, flag 0 */
         t->sum_rec = 2345.5, t->sum_kl = 78.75, t->n_seen = 55, t->seconds = 9.25;
         t->data.n = 56, t->data.rows = 57, t->data.cols = 58;
         t->data.pixels_crc = 0x01234567u, t->data.labels_crc = 0xfedcba98u;
-        t->sched = (schedule_config){SCHEDULE_COSINE, t->lr, 71, 72, 73, 0.625};
-        t->kl_warmup = 74;
-        t->adam_beta1 = 0.6875, t->adam_beta2 = 0.96875, t->adam_eps = 2e-7;
-        t->init = 0;
-        t->valid_n = 49, t->best_epoch = 48, t->best_loss = 97.25;
+        t->set.sched = (schedule_config){SCHEDULE_COSINE, t->set.sched.lr, 71, 72, 73, 0.625};
+        t->set.kl_warmup = 74;
+        t->set.adam_beta1 = 0.6875, t->set.adam_beta2 = 0.96875, t->set.adam_eps = 2e-7;
+        t->set.init = 0;
+        t->set.valid = 49, t->best_epoch = 48, t->best_loss = 97.25;
         /* The ELBO with one draw (the MLP's fixture has the IWAE). */
-        t->objective = VAE_OBJ_ELBO, t->draws = 1, t->sum_obj = 2400.125;
+        t->set.objective = VAE_OBJ_ELBO, t->set.draws = 1, t->sum_obj = 2400.125;
     }
 }
 
@@ -494,15 +494,15 @@ static size_t fields_of(const saved *s, field_want *w)
     ONE("height", "u64", c->height);
     ONE("width", "u64", c->width);
     ONE("channels", "u64", c->channels);
-    ONE("seed", "u64", t->seed);
+    ONE("seed", "u64", t->set.seed);
     ONE("epoch", "u64", t->epoch);
     ONE("step", "u64", t->step);
     ONE("adam_t", "u64", t->adam_t);
-    ONE("batch", "u64", t->batch);
-    ONE("lr", "f64", f64_bits(t->lr));
-    ONE("beta", "f64", f64_bits(t->beta));
-    ONE("binarize", "u64", t->binarize);
-    ONE("noise", "f64", f64_bits(t->noise));
+    ONE("batch", "u64", t->set.batch);
+    ONE("lr", "f64", f64_bits(t->set.sched.lr));
+    ONE("beta", "f64", f64_bits(t->set.beta));
+    ONE("binarize", "u64", t->set.binarize);
+    ONE("noise", "f64", f64_bits(t->set.noise));
     w[n] = (field_want){"rng_data", "u64", 6, {0}};
     rng_slots(w[n++].v, &t->rng_data);
     w[n] = (field_want){"rng_noise", "u64", 6, {0}};
@@ -516,21 +516,21 @@ static size_t fields_of(const saved *s, field_want *w)
     ONE("data_cols", "u64", t->data.cols);
     ONE("data_pixels_crc32", "u64", t->data.pixels_crc);
     ONE("data_labels_crc32", "u64", t->data.labels_crc);
-    ONE("sched", "u64", t->sched.kind);
-    ONE("warmup", "u64", t->sched.warmup);
-    ONE("horizon", "u64", t->sched.horizon);
-    ONE("every", "u64", t->sched.every);
-    ONE("gamma", "f64", f64_bits(t->sched.gamma));
-    ONE("kl_warmup", "u64", t->kl_warmup);
-    ONE("adam_beta1", "f64", f64_bits(t->adam_beta1));
-    ONE("adam_beta2", "f64", f64_bits(t->adam_beta2));
-    ONE("adam_eps", "f64", f64_bits(t->adam_eps));
-    ONE("init", "u64", t->init);
-    ONE("valid_n", "u64", t->valid_n);
+    ONE("sched", "u64", t->set.sched.kind);
+    ONE("warmup", "u64", t->set.sched.warmup);
+    ONE("horizon", "u64", t->set.sched.horizon);
+    ONE("every", "u64", t->set.sched.every);
+    ONE("gamma", "f64", f64_bits(t->set.sched.gamma));
+    ONE("kl_warmup", "u64", t->set.kl_warmup);
+    ONE("adam_beta1", "f64", f64_bits(t->set.adam_beta1));
+    ONE("adam_beta2", "f64", f64_bits(t->set.adam_beta2));
+    ONE("adam_eps", "f64", f64_bits(t->set.adam_eps));
+    ONE("init", "u64", t->set.init);
+    ONE("valid_n", "u64", t->set.valid);
     ONE("best_epoch", "u64", t->best_epoch);
     ONE("best_loss", "f64", f64_bits(t->best_loss));
-    ONE("objective", "u64", t->objective);
-    ONE("draws", "u64", t->draws);
+    ONE("objective", "u64", t->set.objective);
+    ONE("draws", "u64", t->set.draws);
     ONE("sum_obj", "f64", f64_bits(t->sum_obj));
 #undef ONE
     return n;
@@ -1271,12 +1271,12 @@ static double control_of(const ckpt_train *t, const char *name, size_t line)
                                         "adam_beta2", "adam_eps", "init",
                                         "valid_n", "best_epoch", "best_loss",
                                         "objective", "draws", "sum_obj"};
-    const double v[] = {(double)t->sched.kind, (double)t->sched.warmup,
-                        (double)t->sched.horizon, (double)t->sched.every,
-                        t->sched.gamma, (double)t->kl_warmup, t->adam_beta1,
-                        t->adam_beta2, t->adam_eps, (double)t->init,
-                        (double)t->valid_n, (double)t->best_epoch, t->best_loss,
-                        (double)t->objective, (double)t->draws, t->sum_obj};
+    const double v[] = {(double)t->set.sched.kind, (double)t->set.sched.warmup,
+                        (double)t->set.sched.horizon, (double)t->set.sched.every,
+                        t->set.sched.gamma, (double)t->set.kl_warmup, t->set.adam_beta1,
+                        t->set.adam_beta2, t->set.adam_eps, (double)t->set.init,
+                        (double)t->set.valid, (double)t->best_epoch, t->best_loss,
+                        (double)t->set.objective, (double)t->set.draws, t->sum_obj};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(names[i], name) == 0)
             return v[i];
@@ -1325,8 +1325,8 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
                  d->cfg.width, d->cfg.channels, height, width);
     const ckpt_train *t = &d->train;
     assert_int_equal(t->adam_t, s->t.adam_t);
-    assert_true(t->lr == s->t.lr && t->sched.lr == s->t.lr);
-    assert_true(t->beta == s->t.beta);
+    assert_true(t->set.sched.lr == s->t.set.sched.lr && t->set.sched.lr == s->t.set.sched.lr);
+    assert_true(t->set.beta == s->t.set.beta);
     assert_true(t->sum_rec == s->t.sum_rec && t->sum_kl == s->t.sum_kl);
     assert_true(t->seconds == s->t.seconds);
     assert_memory_equal(&t->rng_noise, &s->t.rng_noise, sizeof t->rng_noise);
@@ -1349,7 +1349,7 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
             if (strcmp(text, SUM_OBJ_RULE) != 0)
                 fail_msg("%s:%zu: sum_obj reads as \"%s\", not %s", doc_path(), r->line,
                          text, SUM_OBJ_RULE);
-            want = s->t.sum_rec + s->t.beta * s->t.sum_kl;
+            want = s->t.sum_rec + s->t.set.beta * s->t.sum_kl;
         } else {
             want = strtod(text, &end);
             if (end == text || *end)
@@ -1419,7 +1419,7 @@ static void test_older_versions(void **state)
      * cut-off controls of versions 3 and 2 may hold anything. */
     saved s4;
     make_distinct(&s4, 0);
-    s4.t.sched.warmup = s4.t.sched.horizon = 0;
+    s4.t.set.sched.warmup = s4.t.set.sched.horizon = 0;
     size_t len5r, len4, len3, len2;
     unsigned char *b5r = save_and_read(fx->dir, "v5r.bin", &s4, &len5r);
     unsigned char *b4 = cut_header(b5r, len5r, n4, 4, &len4);
@@ -1632,12 +1632,12 @@ static void test_control_rules(void **state)
         if (rc == 0) {
             /* What was accepted reads back as written. */
             const ckpt_train *tr = &d.train;
-            assert_int_equal(tr->sched.kind, c->sched);
-            assert_int_equal(tr->sched.every, c->every);
-            assert_int_equal(tr->kl_warmup, c->klw);
-            assert_int_equal(tr->init, c->init);
-            assert_true(f64_bits(tr->sched.gamma) == f64_bits(c->gamma));
-            assert_true(f64_bits(tr->adam_eps) == f64_bits(c->eps));
+            assert_int_equal(tr->set.sched.kind, c->sched);
+            assert_int_equal(tr->set.sched.every, c->every);
+            assert_int_equal(tr->set.kl_warmup, c->klw);
+            assert_int_equal(tr->set.init, c->init);
+            assert_true(f64_bits(tr->set.sched.gamma) == f64_bits(c->gamma));
+            assert_true(f64_bits(tr->set.adam_eps) == f64_bits(c->eps));
             ckpt_data_free(&d);
         }
     }
@@ -1664,9 +1664,9 @@ static void test_fingerprint_rules(void **state)
     field_range(&t, "data_labels_crc32", &f_lab, &hi);
     saved s;
     make_distinct(&s, 0);
-    s.t.sched.warmup = s.t.sched.horizon = 0; /* a readable step schedule */
+    s.t.set.sched.warmup = s.t.set.sched.horizon = 0; /* a readable step schedule */
     /* No validation set, whose size the fingerprint's data_n bounds. */
-    s.t.valid_n = s.t.best_epoch = 0;
+    s.t.set.valid = s.t.best_epoch = 0;
     s.t.best_loss = 0.0;
     size_t len;
     unsigned char *good = save_and_read(fx->dir, "fp.bin", &s, &len);
@@ -1752,7 +1752,7 @@ static void test_validation_rules(void **state)
     field_range(&t, "data_labels_crc32", &f_lab, &hi);
     saved s;
     make_distinct(&s, 0); /* epoch 41, data_n 46 */
-    s.t.sched.warmup = s.t.sched.horizon = 0; /* a readable step schedule */
+    s.t.set.sched.warmup = s.t.set.sched.horizon = 0; /* a readable step schedule */
     assert_int_equal(s.t.epoch, 41);
     assert_int_equal(s.t.data.n, 46);
     size_t len;
@@ -1924,10 +1924,10 @@ static void test_objective_rules(void **state)
         make_distinct(&s, which);
         /* Readable schedules: the MLP's step, the conv model's cosine. */
         if (which == 0) {
-            s.t.sched.warmup = s.t.sched.horizon = 0;
+            s.t.set.sched.warmup = s.t.set.sched.horizon = 0;
         } else {
-            s.t.sched.every = 0;
-            s.t.sched.gamma = 1.0;
+            s.t.set.sched.every = 0;
+            s.t.set.sched.gamma = 1.0;
         }
         size_t len;
         unsigned char *good = save_and_read(fx->dir, "obj.bin", &s, &len);
@@ -1950,8 +1950,8 @@ static void test_objective_rules(void **state)
                          rc ? "rejects it:" : "accepts it", rc ? err.text : "");
             if (rc == 0) {
                 /* What was accepted reads back as written. */
-                assert_int_equal(d.train.objective, cases[i].objective);
-                assert_int_equal(d.train.draws, cases[i].draws);
+                assert_int_equal(d.train.set.objective, cases[i].objective);
+                assert_int_equal(d.train.set.draws, cases[i].draws);
                 assert_true(f64_bits(d.train.sum_obj) == f64_bits(cases[i].sum_obj));
                 ckpt_data_free(&d);
             }
@@ -2009,10 +2009,10 @@ static void test_shape_rules(void **state)
     enum { CONV, MLP, MLP_BIG, CONV_TALL, N_FIX };
     saved s[N_FIX];
     make_distinct(&s[CONV], 1); /* conv, 5 x 2 x 3 */
-    s[CONV].t.sched.every = 0;  /* a readable cosine schedule */
-    s[CONV].t.sched.gamma = 1.0;
+    s[CONV].t.set.sched.every = 0;  /* a readable cosine schedule */
+    s[CONV].t.set.sched.gamma = 1.0;
     make_distinct(&s[MLP], 0); /* MLP, x_dim 13 */
-    s[MLP].t.sched.warmup = s[MLP].t.sched.horizon = 0; /* a readable step schedule */
+    s[MLP].t.set.sched.warmup = s[MLP].t.set.sched.horizon = 0; /* a readable step schedule */
     make_shaped(&s[MLP_BIG], VAE_ARCH_MLP, 1, 256, 256, 1);
     make_shaped(&s[CONV_TALL], VAE_ARCH_CONV, 1, 4096, 1, 1);
     assert_int_equal(s[CONV].m.cfg.x_dim, 30);

@@ -141,6 +141,165 @@ static void test_man_page_matches_help(void **state)
     free(help);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The settings table                                                       */
+
+/* A value of setting id, as option text, other than the one s holds and
+ * within what the option takes. */
+static void other_value(const run_settings *s, setting_id id, char *out, size_t size)
+{
+    const setting_row *r = &SETTINGS[id];
+    uint64_t bits = settings_bits(s, id);
+    if (r->type == SETTING_ENUM) {
+        snprintf(out, size, "%s", r->names->names[(bits + 1) % r->names->n]);
+    } else if (r->type == SETTING_UINT) {
+        snprintf(out, size, "%llu", (unsigned long long)(bits == r->min ? r->min + 1 : r->min));
+    } else {
+        double v, lo = r->lo_in ? r->lo : r->lo + (r->hi - r->lo) / 4;
+        memcpy(&v, &bits, sizeof v);
+        snprintf(out, size, "%.17g", v == lo ? (r->lo + r->hi) / 2 : lo);
+    }
+}
+
+/* Every setting of the table: a checkpoint holding a value other than the
+ * default for each reads back the same; vae info --json gives each under
+ * its key and vae info each one in use under its label; train --help and
+ * the man page list each option with its help; and a resumed run given
+ * another value is refused by the option's name (unless its row says it
+ * may change). Two runs: a step schedule, then a cosine one. */
+static void test_every_setting_round_trips(void **state)
+{
+    (void)state;
+    assert_exit(run("train", "--help", NULL), 0);
+    char *help = out_text;
+    out_text = NULL;
+    assert_exit(run("--man", NULL), 0);
+    char *man = out_text;
+    out_text = NULL;
+    for (int i = 0; i < SETTING_COUNT; i++) {
+        const setting_row *r = &SETTINGS[i];
+        if (!r->option)
+            continue;
+        char roffed[64] = "";
+        for (const char *c = r->option; *c; c++)
+            strcat(roffed, *c == '-' ? "\\-" : (char[2]){*c, 0});
+        if (!strstr(help, r->option) || !strstr(help, r->help))
+            fail_msg("vae train --help lacks %s or its help", r->option);
+        if (!strstr(man, roffed))
+            fail_msg("the man page lacks %s", r->option);
+    }
+    free(help);
+    free(man);
+
+    vae_config cfg = {784, 1, {16}, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
+    vae_model m;
+    err_msg err;
+    if (vae_init(&m, &cfg, &err))
+        fail_msg("%s", err.text);
+    rng_state r;
+    rng_seed(&r, 3);
+    vae_init_params(&m, &r);
+    float *zeros = calloc(m.n_params, sizeof *zeros);
+    assert_non_null(zeros);
+    int refused[SETTING_COUNT] = {0};
+    for (int variant = 0; variant < 2; variant++) {
+        ckpt_train t = ckpt_train_defaults();
+        run_settings *s = &t.set;
+        s->seed = 12345, s->batch = 50, s->sched.lr = 0.002, s->beta = 0.5;
+        s->binarize = TRAIN_BIN_STATIC, s->noise = 0.25, s->kl_warmup = 3;
+        s->adam_beta1 = 0.8, s->adam_beta2 = 0.99, s->adam_eps = 1e-6;
+        s->init = TRAIN_INIT_GLOROT, s->valid = 40, s->objective = VAE_OBJ_IWAE;
+        s->draws = 3;
+        if (variant == 0)
+            s->sched.kind = SCHEDULE_STEP, s->sched.every = 7, s->sched.gamma = 0.25;
+        else
+            s->sched.kind = SCHEDULE_COSINE, s->sched.warmup = 2, s->sched.horizon = 9;
+        t.epoch = 1, t.adam_t = 6;
+        rng_seed(&t.rng_data, 1);
+        rng_seed(&t.rng_noise, 2);
+        run_settings def = settings_defaults();
+        for (int i = 0; i < SETTING_COUNT; i++)
+            if (settings_applies(s, (setting_id)i) &&
+                !settings_differ(s, &def, (setting_id)i))
+                fail_msg("variant %d: %s is at its default; the test would not see it "
+                         "lost", variant, SETTINGS[i].key);
+        char path[160];
+        in_dir(path, sizeof path, variant ? "settings-cos.bin" : "settings-step.bin");
+        if (ckpt_save(path, &m, zeros, zeros, &t, &err))
+            fail_msg("%s", err.text);
+        ckpt_data d;
+        if (ckpt_read(path, &d, &err))
+            fail_msg("%s", err.text);
+        for (int i = 0; i < SETTING_COUNT; i++)
+            if (settings_bits(&d.train.set, (setting_id)i) != settings_bits(s, (setting_id)i))
+                fail_msg("%s did not round-trip through the checkpoint", SETTINGS[i].key);
+        ckpt_data_free(&d);
+
+        assert_exit(run("info", "--ckpt", path, "--json", NULL), 0);
+        for (int i = 0; i < SETTING_COUNT; i++) {
+            char v[64], want[128];
+            snprintf(want, sizeof want, "\"%s\":%s,", SETTINGS[i].key,
+                     settings_format(s, (setting_id)i, 1, v, sizeof v));
+            if (!strstr(out_text, want))
+                fail_msg("vae info --json lacks %s in %s", want, out_text);
+        }
+        assert_exit(run("info", "--ckpt", path, NULL), 0);
+        for (int i = 0; i < SETTING_COUNT; i++) {
+            char v[64], want[128];
+            snprintf(want, sizeof want, "%s %s", SETTINGS[i].label,
+                     settings_format(s, (setting_id)i, 0, v, sizeof v));
+            int shown = strstr(out_text, want) != NULL;
+            if (settings_applies(s, (setting_id)i) != shown)
+                fail_msg("vae info %s \"%s\":\n%s", shown ? "shows" : "lacks", want,
+                         out_text);
+        }
+
+        /* Resuming with another value of each in use: refused by name, nothing
+         * trained (a schedule's own options need that schedule: see the other
+         * variant). */
+        for (int i = 0; i < SETTING_COUNT; i++) {
+            const setting_row *row = &SETTINGS[i];
+            if (!row->option || row->resumable || !settings_applies(s, (setting_id)i))
+                continue;
+            char v[64], out[160], want[96];
+            other_value(s, (setting_id)i, v, sizeof v);
+            in_dir(out, sizeof out, "settings-out");
+            /* An option that needs another ("--schedule step") gets it, as the
+             * run's own. */
+            char need[64] = "", *need_val = NULL;
+            if (row->needs) {
+                snprintf(need, sizeof need, "%s", row->needs);
+                need_val = strchr(need, ' ');
+                *need_val++ = '\0';
+            }
+            int rc = run("train", "--resume", "--ckpt", path, "--data", data, "--out", out,
+                         "--epochs", "3", "--threads", "1", row->option, v,
+                         row->needs ? need : NULL, need_val, NULL);
+            snprintf(want, sizeof want, "%s given other than the run being resumed's",
+                     row->option);
+            if (rc == 0 || !strstr(err_text, want))
+                fail_msg("vae train --resume %s %s: exit %d, expected \"%s\" in: %s",
+                         row->option, v, rc, want, err_text);
+            refused[i] = 1;
+        }
+        if (ckpt_read(path, &d, &err))
+            fail_msg("%s", err.text);
+        assert_int_equal(d.train.epoch, 1); /* nothing trained */
+        ckpt_data_free(&d);
+    }
+    size_t n_refused = 0, n_options = 0;
+    for (int i = 0; i < SETTING_COUNT; i++) {
+        n_options += SETTINGS[i].option && !SETTINGS[i].resumable;
+        n_refused += (size_t)refused[i];
+    }
+    printf("  %d settings round-trip; %zu of %zu options refused on resume\n",
+           SETTING_COUNT, n_refused, n_options);
+    assert_int_equal(n_refused, n_options);
+    assert_true(n_options >= 18);
+    free(zeros);
+    vae_free(&m);
+}
+
 /* "OpenBLAS core NAME ..." from --version: NAME into buf. */
 static void version_core(char *buf, size_t size)
 {
@@ -576,6 +735,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_man_page_matches_help),
+        cmocka_unit_test(test_every_setting_round_trips),
         cmocka_unit_test(test_openblas_core),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_train_json_and_files),

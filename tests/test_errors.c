@@ -428,7 +428,7 @@ static void test_checkpoint_architecture(void **state)
     vae_init_params(&m, &r);
     float *mom = calloc(2 * m.n_params, sizeof(float));
     ckpt_train t = ckpt_train_defaults();
-    t.batch = 10, t.lr = 1e-3, t.beta = 1.0;
+    t.set.batch = 10, t.set.sched.lr = 1e-3, t.set.beta = 1.0;
     rng_seed(&t.rng_data, 1);
     rng_seed(&t.rng_noise, 2);
     assert_int_equal(ckpt_save(other, &m, mom, mom + m.n_params, &t, &err), 0);

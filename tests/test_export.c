@@ -315,7 +315,8 @@ static void make_model(vae_model *m, const vae_config *cfg)
             m->params[i] = 0.5f + 0.001f * (float)(i % 97);
 }
 
-static const export_info INFO = {"9.9.9", 3, 42, 2};
+static const char *const META_KEYS[] = {"binarize"}, *const META_VALUES[] = {"dynamic"};
+static const export_info INFO = {"9.9.9", 3, 42, META_KEYS, META_VALUES, 1};
 
 static jval *export_and_check(const vae_model *m, const char *name)
 {
@@ -487,7 +488,7 @@ static void test_cli_export(void **state)
     err_msg err;
     if (ckpt_load_model(model, &m, &t, &err))
         fail_msg("%s", err.text);
-    export_info info = {"", t.epoch, t.adam_t, t.binarize};
+    export_info info = {"", t.epoch, t.adam_t, NULL, NULL, 0};
     jval *h = check_file(st, &m, &info);
     const jval *meta = jget(h, "__metadata__");
     assert_string_equal(jmeta(meta, "hidden"), "32");

@@ -106,7 +106,7 @@ static void test_likelihoods_and_beta(void **state)
         ckpt_data d;
         read_ckpt(ckpt, &d);
         assert_int_equal(d.cfg.likelihood, i);
-        assert_true(d.train.beta == 0.5);
+        assert_true(d.train.set.beta == 0.5);
         ckpt_data_free(&d);
         assert_exit(run("eval", "--ckpt", ckpt, "--data", data, "--json", NULL), 0);
         snprintf(want, sizeof want, "\"likelihood\":\"%s\"", liks[i]);
@@ -131,8 +131,8 @@ static void test_binarize_and_noise(void **state)
                         ckpt, "--out", out, NULL), 0);
         ckpt_data d;
         read_ckpt(ckpt, &d);
-        assert_int_equal(d.train.binarize, (uint64_t)i + 1);
-        assert_true(d.train.noise == 0.2);
+        assert_int_equal(d.train.set.binarize, (uint64_t)i + 1);
+        assert_true(d.train.set.noise == 0.2);
         ckpt_data_free(&d);
         /* eval sees the binarized test set train evaluated on. */
         double train_test = json_num(last_line(), "test_loss");

@@ -377,7 +377,7 @@ static void test_no_run_over_another(void **state)
     if (ckpt_read(ckpt, &d, &err))
         fail_msg("%s", err.text);
     assert_int_equal(d.train.epoch, 1);
-    assert_int_equal(d.train.seed, 5);
+    assert_int_equal(d.train.set.seed, 5);
     ckpt_data_free(&d);
     free(first);
 }

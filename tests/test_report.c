@@ -146,11 +146,11 @@ static void write_ckpt(const char *path, uint64_t valid_n)
     float *zeros = calloc(m.n_params, sizeof *zeros);
     assert_non_null(zeros);
     ckpt_train t = ckpt_train_defaults();
-    t.seed = 77;
-    t.batch = 32;
-    t.lr = 0.002;
-    t.valid_n = valid_n;
-    t.draws = 1;
+    t.set.seed = 77;
+    t.set.batch = 32;
+    t.set.sched.lr = 0.002;
+    t.set.valid = valid_n;
+    t.set.draws = 1;
     rng_seed(&t.rng_data, 1);
     rng_seed(&t.rng_noise, 2);
     if (ckpt_save(path, &m, zeros, zeros, &t, &err))
@@ -239,8 +239,22 @@ static void test_page_lists_every_epoch(void **state)
     tu_assert_contains(page, "lowest loss at epoch 17");
     /* The settings are the checkpoint's; outside strings escaped. */
     tu_assert_contains(page, "hidden 16, latent 3, tanh");
-    tu_assert_contains(page, "0.002, constant schedule");
-    tu_assert_contains(page, "<td>77</td>");
+    /* Every setting the run uses, one row each, as its table row shows it. */
+    tu_assert_contains(page, "<th>learning rate</th><td>0.002</td>");
+    tu_assert_contains(page, "<th>schedule</th><td>constant</td>");
+    tu_assert_contains(page, "<th>seed</th><td>77</td>");
+    ckpt_train shown = ckpt_train_defaults();
+    shown.set.seed = 77, shown.set.batch = 32, shown.set.sched.lr = 0.002;
+    shown.set.valid = 500;
+    for (int i = 0; i < SETTING_COUNT; i++) {
+        const setting_row *row = &SETTINGS[i];
+        char v[64], want[160];
+        settings_format(&shown.set, (setting_id)i, 0, v, sizeof v);
+        snprintf(want, sizeof want, "<th>%s</th><td>%s%s%s</td>", row->label, v,
+                 row->unit ? " " : "", row->unit ? row->unit : "");
+        if (settings_applies(&shown.set, (setting_id)i) != (strstr(page, want) != NULL))
+            fail_msg("the page %s \"%s\"", strstr(page, want) ? "shows" : "lacks", want);
+    }
     tu_assert_contains(page, "data &lt;&amp;&gt; &quot;x&quot;");
     tu_assert_contains(page, "run&lt;1&gt;&amp;.bin");
     assert_null(strstr(page, "data <&>"));

@@ -71,10 +71,10 @@ static train_opts base_opts(const char *ckpt, size_t epochs)
 {
     train_opts o = train_defaults();
     o.epochs = epochs;
-    o.batch = 32;
-    o.lr = 1e-3;
-    o.seed = 7;
-    o.beta = 1.0;
+    o.set.batch = 32;
+    o.set.sched.lr = 1e-3;
+    o.set.seed = 7;
+    o.set.beta = 1.0;
     o.cfg = (vae_config){784, 1, {32}, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
     o.ckpt_path = ckpt;
     return o;
@@ -100,7 +100,7 @@ static void test_loss_goes_down(void **state)
     char ckpt[128];
     snprintf(ckpt, sizeof ckpt, "%s/down.bin", dir);
     train_opts o = base_opts(ckpt, 5);
-    o.lr = 5e-3; /* 50 steps in all: a larger step than the default */
+    o.set.sched.lr = 5e-3; /* 50 steps in all: a larger step than the default */
     epochs_seen seen = {0};
     train_hooks h = {NULL, on_epoch, NULL, &seen};
     err_msg err;
@@ -212,11 +212,11 @@ static void test_stop_mid_epoch_and_resume(void **state)
 static train_opts controlled(const char *ckpt, size_t epochs)
 {
     train_opts o = base_opts(ckpt, epochs);
-    o.sched.kind = SCHEDULE_STAGED;
-    o.kl_warmup = 3;
-    o.adam_eps = 1e-4;
-    o.adam_beta2 = 0.99;
-    o.init = TRAIN_INIT_GLOROT;
+    o.set.sched.kind = SCHEDULE_STAGED;
+    o.set.kl_warmup = 3;
+    o.set.adam_eps = 1e-4;
+    o.set.adam_beta2 = 0.99;
+    o.set.init = TRAIN_INIT_GLOROT;
     return o;
 }
 
@@ -242,10 +242,10 @@ static void test_controls_resume(void **state)
     }
     ckpt_data d;
     assert_int_equal(ckpt_read(straight, &d, &err), 0);
-    assert_int_equal(d.train.sched.kind, SCHEDULE_STAGED);
-    assert_int_equal(d.train.kl_warmup, 3);
-    assert_true(d.train.adam_eps == 1e-4 && d.train.adam_beta2 == 0.99);
-    assert_int_equal(d.train.init, TRAIN_INIT_GLOROT);
+    assert_int_equal(d.train.set.sched.kind, SCHEDULE_STAGED);
+    assert_int_equal(d.train.set.kl_warmup, 3);
+    assert_true(d.train.set.adam_eps == 1e-4 && d.train.set.adam_beta2 == 0.99);
+    assert_int_equal(d.train.set.init, TRAIN_INIT_GLOROT);
     ckpt_data_free(&d);
 
     volatile sig_atomic_t flag = 0;
@@ -272,65 +272,57 @@ static void test_controls_resume(void **state)
 
     o = controlled(stopped, 6);
     o.resume = 1;
-    o.given = TRAIN_SET_SCHEDULE | TRAIN_SET_KL_WARMUP;
-    o.sched.kind = SCHEDULE_CONSTANT;
+    o.given = (uint64_t)1 << SETTING_SCHEDULE | (uint64_t)1 << SETTING_KL_WARMUP;
+    o.set.sched.kind = SCHEDULE_CONSTANT;
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
     assert_non_null(strstr(err.text, "--schedule given other than the run being resumed's"));
-    o.sched.kind = SCHEDULE_STAGED; /* the same controls, said again: fine */
+    o.set.sched.kind = SCHEDULE_STAGED; /* the same controls, said again: fine */
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
 
     /* Every setting a resumed run keeps: given other than the run's, it is
      * refused by name (and nothing trains); said again as the run's, fine. */
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } rules[] = {
-        {TRAIN_SET_MODEL, "the model options"}, {TRAIN_SET_BATCH, "--batch"},
-        {TRAIN_SET_LR, "--lr"}, {TRAIN_SET_BETA, "--beta"},
-        {TRAIN_SET_BINARIZE, "--binarize"}, {TRAIN_SET_NOISE, "--noise"},
-        {TRAIN_SET_SEED, "--seed"}, {TRAIN_SET_SCHEDULE, "--schedule"},
-        {TRAIN_SET_WARMUP, "--warmup"}, {TRAIN_SET_EVERY, "--lr-every"},
-        {TRAIN_SET_GAMMA, "--lr-gamma"}, {TRAIN_SET_KL_WARMUP, "--kl-warmup"},
-        {TRAIN_SET_BETA1, "--adam-beta1"}, {TRAIN_SET_BETA2, "--adam-beta2"},
-        {TRAIN_SET_EPS, "--adam-eps"}, {TRAIN_SET_INIT, "--init"},
-        {TRAIN_SET_VALID, "--valid"}, {TRAIN_SET_OBJECTIVE, "--objective"},
-        {TRAIN_SET_DRAWS, "--k"},
-    };
     ckpt_data before;
     assert_int_equal(ckpt_read(stopped, &before, &err), 0);
-    for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
+    size_t tried = 0;
+    for (int i = -1; i < SETTING_COUNT; i++) { /* -1: the model */
+        if (i >= 0 && !SETTINGS[i].option)
+            continue; /* derived: no option gives it */
         o = controlled(stopped, 8);
         o.resume = 1;
-        o.given = rules[i].bit;
-        o.sched = before.train.sched; /* the run's own, then one value moved */
-        switch (rules[i].bit) {
-        case TRAIN_SET_MODEL: o.cfg.z_dim += 1; break;
-        case TRAIN_SET_BATCH: o.batch += 1; break;
-        case TRAIN_SET_LR: o.lr *= 2.0; break;
-        case TRAIN_SET_BETA: o.beta += 0.5; break;
-        case TRAIN_SET_BINARIZE: o.binarize = TRAIN_BIN_DYNAMIC; break;
-        case TRAIN_SET_NOISE: o.noise += 0.1; break;
-        case TRAIN_SET_SEED: o.seed += 1; break;
-        case TRAIN_SET_SCHEDULE: o.sched.kind = SCHEDULE_COSINE; break;
-        case TRAIN_SET_WARMUP: o.sched.warmup += 1; break;
-        case TRAIN_SET_EVERY: o.sched.every += 1; break;
-        case TRAIN_SET_GAMMA: o.sched.gamma += 0.25; break;
-        case TRAIN_SET_KL_WARMUP: o.kl_warmup += 1; break;
-        case TRAIN_SET_BETA1: o.adam_beta1 = 0.5; break;
-        case TRAIN_SET_BETA2: o.adam_beta2 = 0.5; break;
-        case TRAIN_SET_EPS: o.adam_eps = 1e-3; break;
-        case TRAIN_SET_INIT: o.init = TRAIN_INIT_TORCH; break;
-        case TRAIN_SET_VALID: o.valid += 1; break;
-        case TRAIN_SET_OBJECTIVE: o.objective = VAE_OBJ_IWAE; break;
-        case TRAIN_SET_DRAWS: o.draws += 1; break;
+        o.set = before.train.set; /* the run's own, then one value moved */
+        o.given = i >= 0 ? (uint64_t)1 << i : 0;
+        o.given_model = i < 0;
+        switch (i) {
+        case -1: o.cfg.z_dim += 1; break;
+        case SETTING_SEED: o.set.seed += 1; break;
+        case SETTING_BATCH: o.set.batch += 1; break;
+        case SETTING_LR: o.set.sched.lr *= 2.0; break;
+        case SETTING_BETA: o.set.beta += 0.5; break;
+        case SETTING_BINARIZE: o.set.binarize = TRAIN_BIN_DYNAMIC; break;
+        case SETTING_NOISE: o.set.noise += 0.1; break;
+        case SETTING_SCHEDULE: o.set.sched.kind = SCHEDULE_COSINE; break;
+        case SETTING_WARMUP: o.set.sched.warmup += 1; break;
+        case SETTING_LR_EVERY: o.set.sched.every += 1; break;
+        case SETTING_LR_GAMMA: o.set.sched.gamma += 0.25; break;
+        case SETTING_KL_WARMUP: o.set.kl_warmup += 1; break;
+        case SETTING_ADAM_BETA1: o.set.adam_beta1 = 0.5; break;
+        case SETTING_ADAM_BETA2: o.set.adam_beta2 = 0.5; break;
+        case SETTING_ADAM_EPS: o.set.adam_eps = 1e-3; break;
+        case SETTING_INIT: o.set.init = TRAIN_INIT_TORCH; break;
+        case SETTING_VALID: o.set.valid += 1; break;
+        case SETTING_OBJECTIVE: o.set.objective = VAE_OBJ_IWAE; break;
+        case SETTING_DRAWS: o.set.draws += 1; break;
+        default: fail_msg("no case for the setting %s: add one", SETTINGS[i].key);
         }
         assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
         char want[96];
         snprintf(want, sizeof want, "%s given other than the run being resumed's",
-                 rules[i].name);
+                 i < 0 ? "the model options" : SETTINGS[i].option);
         if (!strstr(err.text, want))
             fail_msg("expected \"%s\" in: %s", want, err.text);
+        tried++;
     }
+    assert_int_equal(tried, 19); /* the model and 18 settings with an option */
     ckpt_data after;
     assert_int_equal(ckpt_read(stopped, &after, &err), 0);
     assert_int_equal(after.train.epoch, before.train.epoch); /* nothing trained */
@@ -339,9 +331,9 @@ static void test_controls_resume(void **state)
     o = controlled(stopped, 8);
     o.resume = 1;
     o.given = ~0u;
-    o.sched = before.train.sched;
-    o.seed = before.train.seed;
-    o.valid = before.train.valid_n;
+    o.set.sched = before.train.set.sched;
+    o.set.seed = before.train.set.seed;
+    o.set.valid = before.train.set.valid;
     o.cfg = before.cfg; /* the shape the run filled in from its data */
     ckpt_data_free(&before);
     if (train_run(&o, &train_set, &test_set, NULL, &err) != 0)
@@ -362,8 +354,8 @@ static void test_iwae_resume(void **state)
     epochs_seen seen = {0};
     train_hooks h = {NULL, on_epoch, NULL, &seen};
     train_opts o = base_opts(straight, 3);
-    o.objective = VAE_OBJ_IWAE;
-    o.draws = 3;
+    o.set.objective = VAE_OBJ_IWAE;
+    o.set.draws = 3;
     assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), 0);
     for (size_t e = 0; e < 3; e++) {
         printf("  epoch %zu: -ELBO %.4f, IWAE objective (k = 3) %.4f\n", e + 1,
@@ -372,16 +364,16 @@ static void test_iwae_resume(void **state)
     }
     ckpt_data d;
     assert_int_equal(ckpt_read(straight, &d, &err), 0);
-    assert_int_equal(d.train.objective, VAE_OBJ_IWAE);
-    assert_int_equal(d.train.draws, 3);
+    assert_int_equal(d.train.set.objective, VAE_OBJ_IWAE);
+    assert_int_equal(d.train.set.draws, 3);
     ckpt_data_free(&d);
 
     volatile sig_atomic_t flag = 0;
     stopper s = {&flag, 0, 10 + 4}; /* step 4 of epoch 2 */
     train_hooks hs = {stop_after, NULL, NULL, &s};
     o = base_opts(stopped, 3);
-    o.objective = VAE_OBJ_IWAE;
-    o.draws = 3;
+    o.set.objective = VAE_OBJ_IWAE;
+    o.set.draws = 3;
     o.stop = &flag;
     assert_int_equal(train_run(&o, &train_set, &test_set, &hs, &err), TRAIN_STOPPED);
     flag = 0;
@@ -459,7 +451,7 @@ static void test_valid_resume(void **state)
     epochs_seen seen = {0};
     train_hooks h = {NULL, on_epoch, NULL, &seen};
     train_opts o = base_opts(straight, 3);
-    o.valid = 40;
+    o.set.valid = 40;
     o.best_path = best1;
     assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), 0);
     for (size_t e = 0; e < 3; e++) {
@@ -469,7 +461,7 @@ static void test_valid_resume(void **state)
     ckpt_data d, b;
     assert_int_equal(ckpt_read(straight, &d, &err), 0);
     assert_int_equal(ckpt_read(best1, &b, &err), 0);
-    assert_int_equal(d.train.valid_n, 40);
+    assert_int_equal(d.train.set.valid, 40);
     assert_int_equal(d.train.best_epoch, seen.r[2].best_epoch);
     assert_int_equal(b.train.epoch, d.train.best_epoch); /* the best epoch's state */
     assert_true(d.train.best_loss == b.train.best_loss);
@@ -482,7 +474,7 @@ static void test_valid_resume(void **state)
     stopper s = {&flag, 0, 9 + 4}; /* step 4 of epoch 2 */
     train_hooks hs = {stop_after, NULL, NULL, &s};
     o = base_opts(stopped, 3);
-    o.valid = 40;
+    o.set.valid = 40;
     o.best_path = best2;
     o.stop = &flag;
     assert_int_equal(train_run(&o, &train_set, &test_set, &hs, &err), TRAIN_STOPPED);
@@ -512,7 +504,7 @@ static void test_team_of_three(void **state)
     train_hooks h1 = {NULL, on_epoch, NULL, &seen1}, h3 = {NULL, on_epoch, NULL, &seen3};
 
     train_opts o = base_opts(one, 2);
-    o.batch = 30;
+    o.set.batch = 30;
     assert_int_equal(train_run(&o, &train_set, &test_set, &h1, &err), 0);
 
     assert_int_equal(par_init(3, &err), 0);
@@ -590,7 +582,7 @@ static void test_bad_options(void **state)
     snprintf(path, sizeof path, "%s/bad.bin", dir);
     err_msg err;
     train_opts o = base_opts(path, 1);
-    o.batch = N_TRAIN + 1;
+    o.set.batch = N_TRAIN + 1;
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
     assert_non_null(strstr(err.text, "--batch"));
     o = base_opts(path, 1);

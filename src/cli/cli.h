@@ -36,12 +36,11 @@ typedef struct cli_opts {
     const char *operand; /* the command's one positional argument (import's DIR) */
     int set[O_COUNT];
     const char *data, *ckpt, *out, *output, *metrics, *split;
-    size_t n, threads, batch, epochs, label, from, to, steps, top, iw;
+    size_t n, threads, epochs, label, from, to, steps, top, iw;
     size_t knn; /* probe's --k: neighbours that vote */
-    uint64_t seed;
-    double lr, beta, noise;
-    int binarize; /* train_binarize */
-    train_opts run; /* train's training controls (schedule, warm-up, Adam, init) */
+    /* The run's settings (run.set: --seed, --batch, --lr, ... as their
+     * rows in train/settings.c parse them) and train's other controls. */
+    train_opts run;
     vae_config cfg;
     int json;
     size_t size_w, size_h; /* import's --size WxH */
@@ -83,6 +82,10 @@ void cli_defaults(cli_opts *o);
  * the defaults), then the defaults that depend on other options (the conv
  * VAE's). Returns 0, 1 when help was printed, or -1 after a usage error. */
 int cli_parse(cli_opts *o, const cmd_spec *c, int argc, char **argv, int first);
+
+/* Which of the run's settings were given (bit 1 << setting_id) and
+ * whether any model option was (--hidden, --latent, --act, ...). */
+void cli_given(const cli_opts *o, uint64_t *settings, int *model);
 
 /* The long name of option id ("--iw"). */
 const char *cli_option_name(int id);

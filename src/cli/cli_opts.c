@@ -14,6 +14,7 @@
 #include "dist.h"
 #include "import.h"
 #include "par.h"
+#include "parse.h"
 #include "train.h"
 
 /* The command being run, for the prefix of messages ("vae train: "). */
@@ -34,6 +35,9 @@ typedef struct opt_spec {
     const char *arg;  /* value placeholder, NULL for a flag ("" for choices) */
     const char *help;
     const enum_names *choices; /* the names the value may take (its usage "a|b|c") */
+    int model;   /* one of the model's options (a resumed run keeps its model) */
+    int setting; /* a run's setting: 1 + its setting_id, whose row (settings.h)
+                    gives the rest; 0: an option of the command line alone */
 } opt_spec;
 
 /* Choices of the command line alone; the model's and training's enums
@@ -51,30 +55,31 @@ static const opt_spec SPECS[O_COUNT] = {
                "page, index.html (default out/)"},
     [O_OUTPUT] = {"--output", "-o", "FILE", "output file"},
     [O_N] = {"--n", NULL, "N", "number of images"},
-    [O_SEED] = {"--seed", NULL, "N", "random seed (default 1)"},
+    [O_SEED] = {.setting = 1 + SETTING_SEED},
     [O_THREADS] = {"--threads", NULL, "N", "threads (default: all cores, or OPENBLAS_NUM_THREADS)"},
-    [O_BATCH] = {"--batch", NULL, "N", "images per step (default 128)"},
-    [O_LR] = {"--lr", NULL, "F", "Adam learning rate (default 0.001)"},
+    [O_BATCH] = {.setting = 1 + SETTING_BATCH},
+    [O_LR] = {.setting = 1 + SETTING_LR},
     [O_EPOCHS] = {"--epochs", NULL, "N", "total epochs of the run (default 15)"},
     [O_JSON] = {"--json", NULL, NULL, "print one JSON object per line"},
     [O_RESUME] = {"--resume", NULL, NULL, "continue the run saved in --ckpt"},
-    [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500 (default 400)"},
-    [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20)"},
+    [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500 "
+                  "(default 400)", .model = 1},
+    [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20)", .model = 1},
     [O_ACT] = {"--act", NULL, "", "hidden activation (default relu; "
-               "leaky, LeakyReLU 0.1, for conv)", &vae_act_names},
+               "leaky, LeakyReLU 0.1, for conv)", &vae_act_names, .model = 1},
     [O_ARCH] = {"--arch", NULL, "", "the MLP (default), or the convolutional "
-                "VAE (defaults --hidden 64,128,256 channels, --latent 100)", &vae_arch_names},
+                "VAE (defaults --hidden 64,128,256 channels, --latent 100)", &vae_arch_names,
+                .model = 1},
     [O_LIKELIHOOD] = {"--likelihood", NULL, "",
                       "p(x|z): cross-entropy (default), continuous Bernoulli, "
-                      "or Gaussian of variance 1/2 (squared error)", &vae_lik_names},
-    [O_BETA] = {"--beta", NULL, "F", "weight of the KL term (default 1)"},
-    [O_BINARIZE] = {"--binarize", NULL, "",
-                    "pixels as intensities (default), binarized once, or "
-                    "drawn anew each time", &train_binarize_names},
-    [O_NOISE] = {"--noise", NULL, "F", "denoising: Gaussian input noise of std F, "
-                 "clipped to [0,1] (default 0)"},
+                      "or Gaussian of variance 1/2 (squared error)", &vae_lik_names,
+                      .model = 1},
+    [O_BETA] = {.setting = 1 + SETTING_BETA},
+    [O_BINARIZE] = {.setting = 1 + SETTING_BINARIZE},
+    [O_NOISE] = {.setting = 1 + SETTING_NOISE},
     [O_CONDITIONAL] = {"--conditional", NULL, NULL,
-                       "a conditional VAE on the labels, with a learned prior p(z|y)"},
+                       "a conditional VAE on the labels, with a learned prior p(z|y)",
+                       .model = 1},
     [O_METRICS] = {"--metrics", NULL, "FILE", "CSV of the epochs, plotted beside it as "
                    "FILE.png (default OUT/metrics.csv)"},
     [O_LABEL] = {"--label", NULL, "N", "the label to draw (0 to the model's classes - 1)"},
@@ -90,36 +95,23 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_FORCE] = {"--force", NULL, NULL, "replace the run already in --ckpt with a new one"},
     [O_NEW_DATA] = {"--new-data", NULL, NULL, "with --resume: go on with training data "
                     "other than the run's own (the checkpoint records it)"},
-    [O_SCHEDULE] = {"--schedule", NULL, "",
-                    "learning rate over the run: constant (default); staged "
-                    "(Burda et al.: stage i = 0..7 lasts 3^i epochs at lr 10^(-i/7)); "
-                    "cosine decay to 0 at --epochs after --warmup; step (x --lr-gamma "
-                    "every --lr-every epochs)", &schedule_names},
-    [O_WARMUP] = {"--warmup", NULL, "N", "cosine: epochs of linear learning-rate "
-                  "warm-up (default 0)"},
-    [O_LR_EVERY] = {"--lr-every", NULL, "N", "step: epochs between decays (default 10)"},
-    [O_LR_GAMMA] = {"--lr-gamma", NULL, "F", "step: factor of each decay (default 0.5)"},
-    [O_KL_WARMUP] = {"--kl-warmup", NULL, "N", "raise the KL's weight linearly from 0 "
-                     "to --beta over the first N epochs (default 0: none)"},
-    [O_ADAM_BETA1] = {"--adam-beta1", NULL, "F", "Adam's beta1 (default 0.9)"},
-    [O_ADAM_BETA2] = {"--adam-beta2", NULL, "F", "Adam's beta2 (default 0.999)"},
-    [O_ADAM_EPS] = {"--adam-eps", NULL, "F", "Adam's epsilon (default 1e-8)"},
-    [O_VALID] = {"--valid", NULL, "N", "hold N training images out (a seeded choice), "
-                 "report their loss each epoch and keep the best epoch's model in "
-                 "CKPT.best.bin (CKPT without .bin)"},
-    [O_OBJECTIVE] = {"--objective", NULL, "", "what training minimises: the "
-                     "negative ELBO, its reconstruction averaged over --k draws "
-                     "(default), or the importance-weighted bound with --k draws "
-                     "(Burda et al.)", &vae_objective_names},
-    [O_K] = {"--k", NULL, "K", "draws of z per image in training (default 1)"},
+    [O_SCHEDULE] = {.setting = 1 + SETTING_SCHEDULE},
+    [O_WARMUP] = {.setting = 1 + SETTING_WARMUP},
+    [O_LR_EVERY] = {.setting = 1 + SETTING_LR_EVERY},
+    [O_LR_GAMMA] = {.setting = 1 + SETTING_LR_GAMMA},
+    [O_KL_WARMUP] = {.setting = 1 + SETTING_KL_WARMUP},
+    [O_ADAM_BETA1] = {.setting = 1 + SETTING_ADAM_BETA1},
+    [O_ADAM_BETA2] = {.setting = 1 + SETTING_ADAM_BETA2},
+    [O_ADAM_EPS] = {.setting = 1 + SETTING_ADAM_EPS},
+    [O_VALID] = {.setting = 1 + SETTING_VALID},
+    [O_OBJECTIVE] = {.setting = 1 + SETTING_OBJECTIVE},
+    [O_K] = {.setting = 1 + SETTING_DRAWS},
     [O_KNN] = {"--k", NULL, "K", "neighbours that vote (default 5; at most the training images)"},
     [O_PLAN] = {"--plan", NULL, "", "how threads split a batch: each "
                 "a share of the images (rows), each a share of every layer's units "
                 "(units: the MLP), or what training picks (default auto: units below "
                 "64 images a thread)", &shard_plan_names},
-    [O_INIT] = {"--init", NULL, "", "initial weights: PyTorch's defaults, "
-                "or Glorot uniform with zero biases and the output bias at the logit "
-                "of each pixel's training mean (default torch)", &train_init_names},
+    [O_INIT] = {.setting = 1 + SETTING_INIT},
     [O_SIZE] = {"--size", NULL, "WxH", "resize every image to W x H pixels "
                 "(stb_image_resize; default: all images must be one size)"},
     [O_CHANNELS] = {"--channels", NULL, "", "grey or RGB output: auto (default) "
@@ -164,83 +156,46 @@ int usage_error(const char *fmt, ...)
     return -1;
 }
 
-/* Whole number in [lo, hi]. */
+/* Option id as the parser sees it: its own row, or for a run's setting
+ * the row of the settings table (its name, value, help and names). */
+static opt_spec spec(int id)
+{
+    opt_spec o = SPECS[id];
+    if (o.setting) {
+        const setting_row *r = &SETTINGS[o.setting - 1];
+        o.name = r->option;
+        o.arg = r->type == SETTING_ENUM ? "" : r->arg;
+        o.help = r->help;
+        o.choices = r->names;
+    }
+    return o;
+}
+
+/* A whole number in [lo, hi] into *out; else a usage error. */
 static int parse_size(int id, const char *s, size_t lo, size_t hi, size_t *out)
 {
-    const char *name = SPECS[id].name;
-    if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
-        return usage_error("%s: '%s' is not a whole number%s", name, s,
-                           *s == '-' ? " >= 0" : "");
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0')
-        return usage_error("%s: '%s' is not a whole number", name, s);
-    if (errno == ERANGE || v > hi)
-        return usage_error("%s: %s is too large (at most %zu)", name, s, hi);
-    if (v < lo)
-        return usage_error("%s: must be at least %zu, not %s", name, lo, s);
+    err_msg err;
+    uint64_t v;
+    if (parse_uint(spec(id).name, s, lo, hi, &v, &err))
+        return usage_error("%s", err.text);
     *out = (size_t)v;
     return 0;
 }
 
-static int parse_u64(int id, const char *s, uint64_t *out)
-{
-    const char *name = SPECS[id].name;
-    if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
-        return usage_error("%s: '%s' is not a whole number >= 0", name, s);
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || errno == ERANGE)
-        return usage_error("%s: '%s' is not a whole number below 2^64", name, s);
-    *out = v;
-    return 0;
-}
-
-/* A whole number in [0, hi]. */
+/* A whole number in [0, hi] into *out; else a usage error. */
 static int parse_u64_max(int id, const char *s, uint64_t hi, uint64_t *out)
 {
-    if (parse_u64(id, s, out))
-        return -1;
-    if (*out > hi)
-        return usage_error("%s: %s is too large (at most %llu)", SPECS[id].name, s,
-                           (unsigned long long)hi);
-    return 0;
+    err_msg err;
+    return parse_uint(spec(id).name, s, 0, hi, out, &err) ? usage_error("%s", err.text) : 0;
 }
 
-/* A finite number in (lo, hi], or [lo, hi] when lo_ok. */
-static int parse_double(int id, const char *s, double lo, int lo_ok, double hi,
-                        double *out)
+/* A finite number in [lo, hi] into *out; else a usage error. */
+static int parse_double(int id, const char *s, double lo, double hi, double *out)
 {
-    const char *name = SPECS[id].name;
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (*s == '\0' || *end != '\0' || errno == ERANGE || !isfinite(v))
-        return usage_error("%s: '%s' is not a number", name, s);
-    if (lo_ok ? !(v >= lo) : !(v > lo))
-        return usage_error("%s: %s must be %s %g", name, s, lo_ok ? "at least" : "above",
-                           lo);
-    if (v > hi)
-        return usage_error("%s: %s is too large (at most %g)", name, s, hi);
-    *out = v;
-    return 0;
-}
-
-/* One of names[0..n) into *out (its index); else a usage error listing
- * them ("a, b or c"). */
-static int parse_double(int id, const char *s, double lo, int lo_ok, double hi,
-                        double *out);
-
-/* A number in [0, 1) (Adam's betas). */
-static int parse_unit(int id, const char *s, double *out)
-{
-    if (parse_double(id, s, 0.0, 1, 1.0, out))
-        return -1;
-    if (*out >= 1.0)
-        return usage_error("%s: must be below 1, not %s", SPECS[id].name, s);
-    return 0;
+    err_msg err;
+    return parse_real(spec(id).name, s, lo, 1, hi, 1, out, &err)
+               ? usage_error("%s", err.text)
+               : 0;
 }
 
 /* One of e's names into *out (its value); else a usage error listing
@@ -254,7 +209,7 @@ static int parse_choice(int id, const char *s, const enum_names *e, int *out)
     }
     char list[128];
     enum_list(e, list, sizeof list);
-    return usage_error("%s: '%s' is not %s", SPECS[id].name, s, list);
+    return usage_error("%s: '%s' is not %s", spec(id).name, s, list);
 }
 
 /* --size WxH: each side a whole number from 1 to IMPORT_MAX_SIDE. */
@@ -309,9 +264,15 @@ static int parse_hidden(const char *s, vae_config *cfg)
 
 static int parse_value(cli_opts *o, int id, const char *v)
 {
+    if (SPECS[id].setting) { /* a run's setting: its row parses it */
+        err_msg err;
+        if (settings_parse(&o->run.set, (setting_id)(SPECS[id].setting - 1), v, &err))
+            return usage_error("%s", err.text);
+        return 0;
+    }
     /* An option of named values: its value's index into c, first. */
     int c = 0;
-    if (SPECS[id].choices && parse_choice(id, v, SPECS[id].choices, &c))
+    if (spec(id).choices && parse_choice(id, v, spec(id).choices, &c))
         return -1;
     switch (id) {
     case O_DATA: o->data = v; return 0;
@@ -320,12 +281,7 @@ static int parse_value(cli_opts *o, int id, const char *v)
     case O_OUTPUT: o->output = v; return 0;
     case O_METRICS: o->metrics = v; return 0;
     case O_N: return parse_size(id, v, 1, 65536, &o->n);
-    case O_SEED: return parse_u64(id, v, &o->seed);
     case O_THREADS: return parse_size(id, v, 1, PAR_MAX_THREADS, &o->threads);
-    case O_BATCH: return parse_size(id, v, 1, 1u << 20, &o->batch);
-    case O_LR: return parse_double(id, v, 0.0, 0, 1e6, &o->lr);
-    case O_BETA: return parse_double(id, v, 0.0, 1, 1e6, &o->beta);
-    case O_NOISE: return parse_double(id, v, 0.0, 1, 10.0, &o->noise);
     case O_EPOCHS: return parse_size(id, v, 1, 1000000, &o->epochs);
     case O_HIDDEN: return parse_hidden(v, &o->cfg);
     case O_LATENT: return parse_size(id, v, 1, 4096, &o->cfg.z_dim);
@@ -335,14 +291,6 @@ static int parse_value(cli_opts *o, int id, const char *v)
     case O_STEPS: return parse_size(id, v, 2, 1000, &o->steps);
     case O_TOP: return parse_size(id, v, 1, 65536, &o->top);
     case O_IW: return parse_size(id, v, 1, 1000000, &o->iw);
-    case O_WARMUP: return parse_u64_max(id, v, 1000000, &o->run.sched.warmup);
-    case O_LR_EVERY: return parse_u64_max(id, v, 1000000, &o->run.sched.every) ||
-                            (o->run.sched.every == 0 &&
-                             usage_error("--lr-every: must be at least 1"));
-    case O_LR_GAMMA: return parse_double(id, v, 0.0, 0, 1.0, &o->run.sched.gamma);
-    case O_KL_WARMUP: return parse_u64_max(id, v, 1000000, &o->run.kl_warmup);
-    case O_VALID: return parse_u64_max(id, v, UINT32_MAX, &o->run.valid);
-    case O_K: return parse_size(id, v, 1, VAE_MAX_DRAWS, &o->run.draws);
     case O_KNN: /* checked against the references once they are known */
         return parse_size(id, v, 1, UINT32_MAX, &o->knn);
     case O_SIZE: return parse_wxh(v, &o->size_w, &o->size_h);
@@ -353,22 +301,15 @@ static int parse_value(cli_opts *o, int id, const char *v)
     case O_CHANNELS: o->channels = c == 0 ? 0 : c == 1 ? 1 : 3; return 0;
     case O_BACKGROUND: o->background = c == 0 ? 255 : 0; return 0;
     case O_TEST_FRACTION:
-        if (parse_double(id, v, 0.0, 1, 1e300, &o->test_fraction))
+        if (parse_double(id, v, 0.0, 1e300, &o->test_fraction))
             return -1;
         if (!(o->test_fraction > 0.0 && o->test_fraction < 1.0))
             return usage_error("--test-fraction: must be above 0 and below 1, not %s", v);
         return 0;
     case O_PLAN: o->run.plan = (shard_plan)c; return 0;
-    case O_OBJECTIVE: o->run.objective = (vae_objective)c; return 0;
-    case O_ADAM_BETA1: return parse_unit(id, v, &o->run.adam_beta1);
-    case O_ADAM_BETA2: return parse_unit(id, v, &o->run.adam_beta2);
-    case O_ADAM_EPS: return parse_double(id, v, 0.0, 0, 1.0, &o->run.adam_eps);
-    case O_SCHEDULE: o->run.sched.kind = (schedule_kind)c; return 0;
-    case O_INIT: o->run.init = (train_init)c; return 0;
     case O_ACT: o->cfg.act = (vae_act)c; return 0;
     case O_ARCH: o->cfg.arch = (vae_arch)c; return 0;
     case O_LIKELIHOOD: o->cfg.likelihood = (vae_lik)c; return 0;
-    case O_BINARIZE: o->binarize = c; return 0;
     case O_SPLIT: o->split = c ? "t10k" : "train"; return 0;
     default: return 0;
     }
@@ -381,10 +322,6 @@ void cli_defaults(cli_opts *o)
     o->ckpt = "vae.bin";
     o->out = "out";
     o->split = "t10k";
-    o->seed = 1;
-    o->batch = 128;
-    o->lr = 1e-3;
-    o->beta = 1.0;
     o->epochs = 15;
     o->steps = 8;
     o->to = 1;
@@ -394,9 +331,7 @@ void cli_defaults(cli_opts *o)
     o->cfg.z_dim = 20;
     o->cfg.act = VAE_ACT_RELU;
     o->cfg.likelihood = VAE_LIK_BERNOULLI;
-    o->run = train_defaults();
-    o->run.sched.every = 10;
-    o->run.sched.gamma = 0.5;
+    o->run = train_defaults(); /* the settings' defaults, from their rows */
     o->background = 255;
     o->test_fraction = 0.1;
     o->max_pixels = IMPORT_DEFAULT_MAX_PIXELS;
@@ -424,7 +359,7 @@ static int model_defaults(cli_opts *o)
 /* "-o, --output FILE": how option id is written, into out. */
 static void option_usage(char *out, size_t size, int id)
 {
-    const opt_spec *s = &SPECS[id];
+    const opt_spec sp = spec(id), *s = &sp;
     char arg[96] = "";
     if (s->choices)
         for (size_t i = 0, len = 0; i < s->choices->n && len < sizeof arg; i++) {
@@ -441,7 +376,7 @@ static void option_usage(char *out, size_t size, int id)
 /* Command c's help for option id: its own, or the table's. */
 static const char *option_help(const cmd_spec *c, int id)
 {
-    return c->help[id] ? c->help[id] : SPECS[id].help;
+    return c->help[id] ? c->help[id] : spec(id).help;
 }
 
 static void print_cmd_help(const cmd_spec *c)
@@ -505,7 +440,7 @@ void cli_print_man(void)
             printf(".PP\nUnder mpirun it splits its work across ranks");
             if (c->mpi_unless) {
                 printf(", except with \\fB");
-                roff(SPECS[c->mpi_unless].name);
+                roff(spec(c->mpi_unless).name);
                 printf("\\fR");
             }
             printf(".\n");
@@ -552,7 +487,7 @@ static int parse_args(cli_opts *o, const cmd_spec *c, int argc, char **argv, int
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
         int id = -1;
         for (const int *op = c->opts; *op >= 0; op++) {
-            const opt_spec *s = &SPECS[*op];
+            const opt_spec sp = spec(*op), *s = &sp;
             if ((strlen(s->name) == len && !strncmp(a, s->name, len)) ||
                 (s->alt && !eq && !strcmp(a, s->alt)))
                 id = *op;
@@ -567,11 +502,11 @@ static int parse_args(cli_opts *o, const cmd_spec *c, int argc, char **argv, int
             return usage_error("unknown option '%.*s'", (int)len, a);
         }
         if (o->set[id])
-            return usage_error("%s given twice", SPECS[id].name);
+            return usage_error("%s given twice", spec(id).name);
         o->set[id] = 1;
-        if (!SPECS[id].arg) {
+        if (!spec(id).arg) {
             if (eq)
-                return usage_error("%s takes no value", SPECS[id].name);
+                return usage_error("%s takes no value", spec(id).name);
             if (id == O_JSON)
                 o->json = 1;
             continue;
@@ -579,11 +514,11 @@ static int parse_args(cli_opts *o, const cmd_spec *c, int argc, char **argv, int
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) {
             char what[128];
-            if (SPECS[id].choices)
-                enum_list(SPECS[id].choices, what, sizeof what);
+            if (spec(id).choices)
+                enum_list(spec(id).choices, what, sizeof what);
             else
-                snprintf(what, sizeof what, "%s", SPECS[id].arg);
-            return usage_error("%s needs a value (%s)", SPECS[id].name, what);
+                snprintf(what, sizeof what, "%s", spec(id).arg);
+            return usage_error("%s needs a value (%s)", spec(id).name, what);
         }
         if (parse_value(o, id, v))
             return -1;
@@ -592,9 +527,22 @@ static int parse_args(cli_opts *o, const cmd_spec *c, int argc, char **argv, int
 }
 
 
+void cli_given(const cli_opts *o, uint64_t *settings, int *model)
+{
+    *settings = 0;
+    *model = 0;
+    for (int id = 0; id < O_COUNT; id++) {
+        if (!o->set[id])
+            continue;
+        if (SPECS[id].setting)
+            *settings |= (uint64_t)1 << (SPECS[id].setting - 1);
+        *model |= SPECS[id].model;
+    }
+}
+
 const char *cli_option_name(int id)
 {
-    return SPECS[id].name;
+    return spec(id).name;
 }
 
 int cli_parse(cli_opts *o, const cmd_spec *c, int argc, char **argv, int first)

@@ -22,7 +22,17 @@ int cmd_export(cli_opts *o)
         say_error("%s", err.text);
         return 1;
     }
-    export_info info = {VAE_VERSION, t.epoch, t.adam_t, t.binarize};
+    /* The settings whose rows say they go into the metadata. */
+    const char *keys[SETTING_COUNT], *values[SETTING_COUNT];
+    char text[SETTING_COUNT][64];
+    size_t n = 0;
+    for (int i = 0; i < SETTING_COUNT; i++)
+        if (SETTINGS[i].export) {
+            keys[n] = SETTINGS[i].key;
+            values[n] = settings_format(&t.set, (setting_id)i, 0, text[n], sizeof text[n]);
+            n++;
+        }
+    export_info info = {VAE_VERSION, t.epoch, t.adam_t, keys, values, n};
     int rc = export_write(path, &m, &info, &err);
     if (rc) {
         say_error("%s", err.text);

@@ -45,7 +45,7 @@ int cmd_import(cli_opts *o)
     io.width = o->size_w;
     io.height = o->size_h;
     io.test_fraction = o->test_fraction;
-    io.seed = o->seed;
+    io.seed = o->run.set.seed;
     io.skip_broken = o->set[O_SKIP_BROKEN];
     io.force = o->set[O_FORCE];
     io.max_pixels = o->max_pixels;

@@ -52,7 +52,7 @@ static int session_open(cli_opts *o, session *s, size_t cap, const char *out)
     if (cli_load_model(o, &s->m, &s->tr))
         return 1;
     err_msg err;
-    s->view = infer_test_view(s->tr.binarize);
+    s->view = infer_test_view(s->tr.set.binarize);
     if (cli_threads(o)) {
         session_free(s);
         return 1;
@@ -82,7 +82,7 @@ static int session_load(cli_opts *o, session *s, const char *split, const char *
         rc = 1;
     /* Under mpirun (vae eval, score, encode) each rank takes its shares of
      * every batch. */
-    shard_spec spec = {.cap = o->batch, .rank = dist_rank(), .ranks = dist_size()};
+    shard_spec spec = {.cap = o->run.set.batch, .rank = dist_rank(), .ranks = dist_size()};
     if (rc == 0 && shard_init(&s->sh, &s->m, &spec, &err)) {
         say_error("%s", err.text);
         rc = 1;
@@ -155,7 +155,7 @@ int cmd_sample(cli_opts *o)
     } else {
         for (size_t i = 0; i < n; i++)
             labels[i] = (uint8_t)(grid ? i % cols : o->label);
-        show_prior_draws(eps, n, Z, o->seed);
+        show_prior_draws(eps, n, Z, o->run.set.seed);
         show_prior_z(&s.m, &s.a, eps, labels, n, eps + n * Z);
         if (show_decode_png(&s.m, &s.a, eps + n * Z, labels, n, cols, path, &err))
             say_error("%s", err.text);
@@ -197,14 +197,14 @@ int cmd_eval(cli_opts *o)
     if (open_rc)
         return open_rc;
     double rec, kl, t0 = cli_now();
-    double loss = infer_eval(&s.m, &s.sh, &s.data, &s.view, o->seed, &rec, &kl);
+    double loss = infer_eval(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, &rec, &kl);
     double secs = cli_now() - t0;
     infer_iw_result iw = {0};
     double iw_secs = 0.0;
     if (o->set[O_IW]) {
         err_msg err;
         t0 = cli_now();
-        if (infer_iw(&s.m, &s.data, &s.view, o->iw, o->seed, 0, &iw, &err)) {
+        if (infer_iw(&s.m, &s.data, &s.view, o->iw, o->run.set.seed, 0, &iw, &err)) {
             say_error("%s", err.text);
             session_free(&s);
             return 1;
@@ -309,7 +309,7 @@ int cmd_encode(cli_opts *o)
     if (dist_any(!c.mu || !c.logvar)) {
         say_error("out of memory for %zu latent codes", n);
     } else {
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, c.mu, c.logvar, NULL,
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, c.mu, c.logvar, NULL,
                         NULL);
         /* The header: index,label,mu_0..mu_{Z-1},logvar_0..logvar_{Z-1}. */
         size_t cap = 32 + 24 * Z;
@@ -401,7 +401,7 @@ int cmd_score(cli_opts *o)
     if (dist_any(!c.rec || !c.kl || !score)) {
         say_error("out of memory for %zu scores", n);
     } else {
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, NULL, NULL, c.rec, c.kl);
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, NULL, NULL, c.rec, c.kl);
         for (size_t i = 0; i < n; i++)
             score[i] = c.rec[i] + c.kl[i];
         if (dist_rank() > 0) { /* rank 0 writes */
@@ -466,7 +466,7 @@ static int manifold_map(cli_opts *o, session *s, const char *path)
     }
     err_msg err;
     double explained[2];
-    if (show_latent_pca(&s->m, &s->sh, &s->data, &s->view, o->seed, csv, path, explained,
+    if (show_latent_pca(&s->m, &s->sh, &s->data, &s->view, o->run.set.seed, csv, path, explained,
                         &err)) {
         say_error("%s", err.text);
         rc = 1;
@@ -516,6 +516,29 @@ int cmd_manifold(cli_opts *o)
 
 /* ===================================================================== */
 
+/* "label value unit, ..." of the settings in use, wrapped after commas at
+ * 88 columns, each line after the first indented by 10. */
+static void print_settings(const run_settings *set)
+{
+    char text[2048];
+    settings_describe(set, 0, SETTING_COUNT - 1, text, sizeof text);
+    size_t col = 10;
+    for (char *item = strtok(text, ","); item; item = strtok(NULL, ",")) {
+        item += *item == ' ';
+        size_t len = strlen(item);
+        if (col > 10 && col + len + 2 > 88) {
+            printf(",\n%10s", "");
+            col = 10;
+        } else if (col > 10) {
+            printf(", ");
+            col += 2;
+        }
+        fputs(item, stdout);
+        col += len;
+    }
+    putchar('\n');
+}
+
 /* What is in --ckpt, without loading a model or any data. */
 int cmd_info(cli_opts *o)
 {
@@ -533,32 +556,22 @@ int cmd_info(cli_opts *o)
                                 c->hidden[i]);
     const char *act = enum_name(&vae_act_names, (int)c->act);
     const char *arch = enum_name(&vae_arch_names, (int)c->arch);
-    const char *bin = enum_name(&train_binarize_names, (int)t->binarize);
-    const char *init = enum_name(&train_init_names, (int)t->init);
-    const char *objective = enum_name(&vae_objective_names, (int)t->objective);
     const char *lik = vae_lik_name(c->likelihood);
     if (o->json) {
         printf("{\"version\":%u,\"arch\":\"%s\",\"x_dim\":%zu,\"hidden\":[%s],"
                "\"latent\":%zu,\"act\":\"%s\",\"likelihood\":\"%s\",\"classes\":%zu,"
-               "\"params\":%zu,\"epoch\":%llu,\"step\":%llu,\"adam_t\":%llu,"
-               "\"batch\":%llu,\"lr\":%g,\"beta\":%g,\"binarize\":\"%s\",\"noise\":%g,"
-               "\"seed\":%llu,\"height\":%zu,\"width\":%zu,\"channels\":%zu", d.version, arch,
-               c->x_dim, hidden, c->z_dim, act, lik,
-               c->n_classes, d.n_params, (unsigned long long)t->epoch,
-               (unsigned long long)t->step, (unsigned long long)t->adam_t,
-               (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
-               (unsigned long long)t->seed, c->height, c->width, c->channels);
-        printf(",\"schedule\":\"%s\",\"warmup\":%llu,\"horizon\":%llu,\"lr_every\":%llu,"
-               "\"lr_gamma\":%g,\"kl_warmup\":%llu,\"adam_beta1\":%g,\"adam_beta2\":%g,"
-               "\"adam_eps\":%g,\"init\":\"%s\",\"valid\":%llu,\"best_epoch\":%llu,"
-               "\"best_loss\":%.6f,\"objective\":\"%s\",\"k\":%llu",
-               schedule_name(t->sched.kind),
-               (unsigned long long)t->sched.warmup, (unsigned long long)t->sched.horizon,
-               (unsigned long long)t->sched.every, t->sched.gamma,
-               (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
-               init, (unsigned long long)t->valid_n,
-               (unsigned long long)t->best_epoch, t->best_loss,
-               objective, (unsigned long long)t->draws);
+               "\"params\":%zu,\"height\":%zu,\"width\":%zu,\"channels\":%zu,"
+               "\"epoch\":%llu,\"step\":%llu,\"adam_t\":%llu", d.version, arch, c->x_dim,
+               hidden, c->z_dim, act, lik, c->n_classes, d.n_params, c->height, c->width,
+               c->channels, (unsigned long long)t->epoch, (unsigned long long)t->step,
+               (unsigned long long)t->adam_t);
+        for (int i = 0; i < SETTING_COUNT; i++) { /* every setting, as stored */
+            char v[64];
+            printf(",\"%s\":%s", SETTINGS[i].key,
+                   settings_format(&t->set, (setting_id)i, 1, v, sizeof v));
+        }
+        printf(",\"best_epoch\":%llu,\"best_loss\":%.6f",
+               (unsigned long long)t->best_epoch, t->best_loss);
         if (t->data.n)
             printf(",\"data\":{\"images\":%llu,\"rows\":%llu,\"cols\":%llu,"
                    "\"pixels_crc32\":\"%08x\",\"labels_crc32\":\"%08x\"}}\n",
@@ -571,28 +584,16 @@ int cmd_info(cli_opts *o)
         printf("%s: vae checkpoint, format version %u\n"
                "model     %s, %zux%zu %s images (%zu values), hidden %s, latent %zu, %s, "
                "%s likelihood%s; %zu parameters\n"
-               "training  %llu epoch%s done%s; batch %llu, lr %g, beta %g, binarize %s, "
-               "noise %g, seed %llu\n", o->ckpt, d.version, arch, c->width, c->height,
-               c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden,
-               c->z_dim, act, lik, c->n_classes ? ", conditional" : "", d.n_params,
+               "training  %llu epoch%s done%s\n", o->ckpt, d.version, arch, c->width,
+               c->height, c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden, c->z_dim, act,
+               lik, c->n_classes ? ", conditional" : "", d.n_params,
                (unsigned long long)t->epoch, t->epoch == 1 ? "" : "s",
-               t->step ? " and part of the next (resumable)" : "",
-               (unsigned long long)t->batch, t->lr, t->beta, bin, t->noise,
-               (unsigned long long)t->seed);
-        printf("controls  %s learning rate", schedule_name(t->sched.kind));
-        if (t->sched.kind == SCHEDULE_COSINE)
-            printf(" (warm-up %llu, 0 at epoch %llu)", (unsigned long long)t->sched.warmup,
-                   (unsigned long long)t->sched.horizon);
-        if (t->sched.kind == SCHEDULE_STEP)
-            printf(" (x %g every %llu epochs)", t->sched.gamma,
-                   (unsigned long long)t->sched.every);
-        printf(", KL warm-up %llu epochs, Adam %g/%g/%g, init %s; objective %s, k %llu\n",
-               (unsigned long long)t->kl_warmup, t->adam_beta1, t->adam_beta2, t->adam_eps,
-               init, objective,
-               (unsigned long long)t->draws);
-        if (t->valid_n)
+               t->step ? " and part of the next (resumable)" : "");
+        printf("settings  ");
+        print_settings(&t->set);
+        if (t->set.valid)
             printf("validate  %llu images held out; lowest loss %.4f at epoch %llu\n",
-                   (unsigned long long)t->valid_n, t->best_loss,
+                   (unsigned long long)t->set.valid, t->best_loss,
                    (unsigned long long)t->best_epoch);
         if (t->data.n)
             printf("data      %llu training images of %llux%llu (pixels CRC-32 %08x, "
@@ -674,9 +675,9 @@ int cmd_probe(cli_opts *o)
         } else {
             /* mu only: the draws of z (seeded) play no part. */
             double t0 = cli_now();
-            infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, ref, NULL, NULL,
+            infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, ref, NULL, NULL,
                             NULL);
-            infer_per_image(&s.m, &s.sh, &test, &s.view, o->seed, query, NULL, NULL,
+            infer_per_image(&s.m, &s.sh, &test, &s.view, o->run.set.seed, query, NULL, NULL,
                             NULL);
             double t1 = cli_now();
             probe_points r = {ref, s.data.labels, s.data.n}, q = {query, test.labels, test.n};
@@ -767,7 +768,7 @@ int cmd_traverse(cli_opts *o)
         say_error("out of memory for %zu latent codes", n);
     } else {
         /* mu and logvar only: the seeded draws of z play no part. */
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->seed, mu, lv, NULL, NULL);
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, mu, lv, NULL, NULL);
         if (traverse_rank(&s.m, &s.a, mu, lv, s.data.labels, n, dims, &err)) {
             say_error("%s", err.text);
         } else {

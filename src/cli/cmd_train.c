@@ -204,14 +204,8 @@ static void on_saved(void *vctx)
 /* The options of a new run, from the command line. */
 static train_opts run_opts(cli_opts *o)
 {
-    train_opts to = o->run; /* the training controls, parsed there */
+    train_opts to = o->run; /* the settings and controls, parsed there */
     to.epochs = o->epochs;
-    to.batch = o->batch;
-    to.lr = o->lr;
-    to.beta = o->beta;
-    to.binarize = (train_binarize)o->binarize;
-    to.noise = o->noise;
-    to.seed = o->seed;
     to.cfg = o->cfg;
     return to;
 }
@@ -269,19 +263,21 @@ static int take_out_folder(cli_opts *o, lock_file *l, int *made)
  * end before the run does. Returns 0, or -1 after a usage error. */
 static int check_schedule_options(cli_opts *o)
 {
-    schedule_kind k = o->run.sched.kind;
-    if (o->set[O_WARMUP] && k != SCHEDULE_COSINE)
-        return usage_error("--warmup applies to --schedule cosine");
-    if ((o->set[O_LR_EVERY] || o->set[O_LR_GAMMA]) && k != SCHEDULE_STEP)
-        return usage_error("%s applies to --schedule step",
-                           o->set[O_LR_EVERY] ? "--lr-every" : "--lr-gamma");
-    if (o->run.objective == VAE_OBJ_IWAE && o->set[O_BETA] && o->beta != 1.0)
+    schedule_kind k = o->run.set.sched.kind;
+    uint64_t given;
+    int model;
+    cli_given(o, &given, &model);
+    for (int i = 0; i < SETTING_COUNT; i++)
+        if ((given >> i & 1) && SETTINGS[i].needs &&
+            !settings_applies(&o->run.set, (setting_id)i))
+            return usage_error("%s applies to %s", SETTINGS[i].option, SETTINGS[i].needs);
+    if (o->run.set.objective == VAE_OBJ_IWAE && o->set[O_BETA] && o->run.set.beta != 1.0)
         return usage_error("--beta: the importance-weighted bound has no KL weight "
                            "(use --objective elbo)");
-    if (k == SCHEDULE_COSINE && !o->set[O_RESUME] && o->run.sched.warmup >= o->epochs)
+    if (k == SCHEDULE_COSINE && !o->set[O_RESUME] && o->run.set.sched.warmup >= o->epochs)
         return usage_error("--warmup %llu: the cosine schedule's warm-up must be "
                            "shorter than the run (%zu epochs)",
-                           (unsigned long long)o->run.sched.warmup, o->epochs);
+                           (unsigned long long)o->run.set.sched.warmup, o->epochs);
     return 0;
 }
 
@@ -334,7 +330,7 @@ static int check_no_earlier_run(cli_opts *o, const char *best)
     struct stat st;
     if (o->set[O_RESUME])
         return 0;
-    if (o->run.valid && !o->set[O_FORCE] && stat(best, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (o->run.set.valid && !o->set[O_FORCE] && stat(best, &st) == 0 && S_ISREG(st.st_mode)) {
         usage_error("%s holds the best epoch of an earlier run; a new run with --valid "
                     "would replace it. Continue that run with --resume, train into "
                     "another --ckpt, or give --force to replace it", best);
@@ -436,17 +432,17 @@ static int train_locked(cli_opts *o, const char *csv, const char *best, lock_fil
         idx_free(&test);
         return 1;
     }
-    if (!o->set[O_RESUME] && o->run.valid >= train.n) {
+    if (!o->set[O_RESUME] && o->run.set.valid >= train.n) {
         usage_error("--valid %llu: the training set has %zu images in %s; hold out fewer",
-                    (unsigned long long)o->run.valid, train.n, o->data);
+                    (unsigned long long)o->run.set.valid, train.n, o->data);
         idx_free(&train);
         idx_free(&test);
         return EXIT_USAGE;
     }
-    if (!o->set[O_RESUME] && o->batch > train.n - o->run.valid) {
+    if (!o->set[O_RESUME] && o->run.set.batch > train.n - o->run.set.valid) {
         usage_error("--batch %zu: larger than the training set (%zu images in %s%s)",
-                    o->batch, train.n - (size_t)o->run.valid, o->data,
-                    o->run.valid ? ", less --valid" : "");
+                    o->run.set.batch, train.n - (size_t)o->run.set.valid, o->data,
+                    o->run.set.valid ? ", less --valid" : "");
         idx_free(&train);
         idx_free(&test);
         return EXIT_USAGE;
@@ -460,22 +456,7 @@ static int train_locked(cli_opts *o, const char *csv, const char *best, lock_fil
     to.resume = o->set[O_RESUME];
     to.new_data = o->set[O_NEW_DATA];
     /* The settings given, each of which a resumed run must already have. */
-    static const struct { int id; unsigned bit; } given[] = {
-        {O_HIDDEN, TRAIN_SET_MODEL}, {O_LATENT, TRAIN_SET_MODEL}, {O_ACT, TRAIN_SET_MODEL},
-        {O_LIKELIHOOD, TRAIN_SET_MODEL}, {O_CONDITIONAL, TRAIN_SET_MODEL},
-        {O_ARCH, TRAIN_SET_MODEL}, {O_BATCH, TRAIN_SET_BATCH}, {O_LR, TRAIN_SET_LR},
-        {O_BETA, TRAIN_SET_BETA}, {O_BINARIZE, TRAIN_SET_BINARIZE},
-        {O_NOISE, TRAIN_SET_NOISE}, {O_SEED, TRAIN_SET_SEED},
-        {O_SCHEDULE, TRAIN_SET_SCHEDULE}, {O_WARMUP, TRAIN_SET_WARMUP},
-        {O_LR_EVERY, TRAIN_SET_EVERY}, {O_LR_GAMMA, TRAIN_SET_GAMMA},
-        {O_KL_WARMUP, TRAIN_SET_KL_WARMUP}, {O_ADAM_BETA1, TRAIN_SET_BETA1},
-        {O_ADAM_BETA2, TRAIN_SET_BETA2}, {O_ADAM_EPS, TRAIN_SET_EPS},
-        {O_INIT, TRAIN_SET_INIT}, {O_VALID, TRAIN_SET_VALID},
-        {O_OBJECTIVE, TRAIN_SET_OBJECTIVE}, {O_K, TRAIN_SET_DRAWS},
-    };
-    for (size_t i = 0; i < sizeof given / sizeof *given; i++)
-        if (o->set[given[i].id])
-            to.given |= given[i].bit;
+    cli_given(o, &to.given, &to.given_model);
     to.data_name = o->data;
     to.ckpt_path = o->ckpt;
     to.best_path = best;
@@ -574,16 +555,16 @@ static int bench_iw(cli_opts *o)
             return 1;
         }
         rng_state r;
-        rng_seed(&r, o->seed);
+        rng_seed(&r, o->run.set.seed);
         vae_init_params(&m, &r);
-        tr.binarize = (uint64_t)o->binarize;
+        tr.set.binarize = o->run.set.binarize;
     }
     int rc = 1;
     if (cli_threads(o) == 0) {
-        idx_view view = infer_test_view(tr.binarize);
+        idx_view view = infer_test_view(tr.set.binarize);
         infer_iw_result res;
         double t0 = cli_now();
-        if (infer_iw(&m, &test, &view, o->iw, o->seed, 1, &res, &err)) {
+        if (infer_iw(&m, &test, &view, o->iw, o->run.set.seed, 1, &res, &err)) {
             say_error("%s", err.text);
         } else {
             double wall = cli_now() - t0, ratio = res.work_s / res.gemm_s;
@@ -642,10 +623,10 @@ int cmd_bench(cli_opts *o)
     cpu_describe(core, sizeof core);
     if (!o->json && dist_size() > 1)
         printf("%s, %zu ranks x %zu threads, batch %zu, %zu images/epoch\n", core,
-               dist_size(), par_threads(), o->batch, n_images);
+               dist_size(), par_threads(), o->run.set.batch, n_images);
     else if (!o->json)
         printf("%s, %zu threads, batch %zu, %zu images/epoch\n", core,
-               par_threads(), o->batch, n_images);
+               par_threads(), o->run.set.batch, n_images);
     for (size_t i = 0; i < rounds; i++) {
         ratio[i] = r[i].epoch_s / r[i].gemm_s;
         /* Under mpirun: rank 0's time in the step's collectives (the

@@ -5,7 +5,6 @@
  * data are both written from that list, so their orders cannot disagree. */
 #include "export.h"
 
-#include "train.h" /* the binarize names */
 
 #include <errno.h>
 #include <stdarg.h>
@@ -163,8 +162,10 @@ static void put_metadata(sbuf *b, const vae_model *m, const export_info *info)
         c->width, c->channels);
     if (c->arch == VAE_ARCH_CONV)
         put(b, ",\"pad_top\":\"%zu\",\"pad_left\":\"%zu\"", m->pad_top, m->pad_left);
-    put(b, ",\"epochs\":\"%llu\",\"binarize\":\"%s\"}", (unsigned long long)info->epochs,
-        enum_name(&train_binarize_names, (int)(info->binarize < 3 ? info->binarize : 0)));
+    put(b, ",\"epochs\":\"%llu\"", (unsigned long long)info->epochs);
+    for (size_t i = 0; i < info->n_meta; i++)
+        put(b, ",\"%s\":\"%s\"", info->meta_keys[i], info->meta_values[i]);
+    put(b, "}");
 }
 
 int export_header(const vae_model *m, const export_info *info, char **json,

@@ -57,7 +57,11 @@ typedef struct export_info {
     const char *vae_version; /* "0.3.0" */
     uint64_t epochs;         /* completed training epochs */
     uint64_t steps;          /* training steps taken (BatchNorm's num_batches_tracked) */
-    uint64_t binarize;       /* the run's --binarize: 0 none, 1 static, 2 dynamic */
+    /* The run's settings that go into the metadata, as text (the caller
+     * picks and formats them: cli from the settings table); n_meta pairs. */
+    const char *const *meta_keys;
+    const char *const *meta_values;
+    size_t n_meta;
 } export_info;
 
 /* Lists m's tensors in file order into t (EXPORT_MAX_TENSORS entries).

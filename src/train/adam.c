@@ -9,7 +9,7 @@
 
 adam_config adam_defaults(double lr)
 {
-    adam_config c = {lr, 0.9, 0.999, 1e-8};
+    adam_config c = {lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS};
     return c;
 }
 

@@ -16,6 +16,11 @@ typedef struct adam_config {
     double eps;   /* 1e-8 */
 } adam_config;
 
+/* PyTorch's defaults (torch.optim.Adam). */
+#define ADAM_BETA1 0.9
+#define ADAM_BETA2 0.999
+#define ADAM_EPS 1e-8
+
 /* PyTorch's defaults with lr. */
 adam_config adam_defaults(double lr);
 

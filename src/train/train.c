@@ -41,7 +41,7 @@ typedef struct trainer {
     ckpt_train st;
     adam_config adam;
     char note[ERR_MSG_LEN]; /* a resume's word on its data, for hooks->warn */
-    /* The images trained on and those held out (st.valid_n of them). With
+    /* The images trained on and those held out (st.set.valid of them). With
      * none held out, part is the caller's set (not owned). */
     idx_set part, valid;
     int owns_part;
@@ -236,78 +236,24 @@ static int split_valid(trainer *t, const idx_set *whole, uint64_t valid_n, uint6
 }
 
 /* ------------------------------------------------------------------------ */
-/* A resumed run keeps its settings: one rule per setting the command line
- * may give, what it is called, and whether the value given differs from
- * the run's. */
-
-typedef int (*differs_fn)(const train_opts *o, const vae_config *cfg, const ckpt_train *st);
-
-#define DIFFERS(name, expr)                                                              \
-    static int name(const train_opts *o, const vae_config *cfg, const ckpt_train *st)    \
-    {                                                                                    \
-        (void)o, (void)cfg, (void)st;                                                    \
-        return expr;                                                                     \
-    }
-DIFFERS(model_differs, !cfg_equal(&o->cfg, cfg))
-DIFFERS(batch_differs, o->batch != st->batch)
-DIFFERS(lr_differs, o->lr != st->lr)
-DIFFERS(beta_differs, o->beta != st->beta)
-DIFFERS(binarize_differs, (uint64_t)o->binarize != st->binarize)
-DIFFERS(noise_differs, o->noise != st->noise)
-DIFFERS(seed_differs, o->seed != st->seed) /* its data order, noise and split */
-DIFFERS(schedule_differs, o->sched.kind != st->sched.kind)
-DIFFERS(warmup_differs, o->sched.warmup != st->sched.warmup)
-DIFFERS(every_differs, o->sched.every != st->sched.every)
-DIFFERS(gamma_differs, o->sched.gamma != st->sched.gamma)
-DIFFERS(kl_warmup_differs, o->kl_warmup != st->kl_warmup)
-DIFFERS(beta1_differs, o->adam_beta1 != st->adam_beta1)
-DIFFERS(beta2_differs, o->adam_beta2 != st->adam_beta2)
-DIFFERS(eps_differs, o->adam_eps != st->adam_eps)
-DIFFERS(init_differs, (uint64_t)o->init != st->init)
-DIFFERS(valid_differs, o->valid != st->valid_n)
-DIFFERS(objective_differs, (uint64_t)o->objective != st->objective)
-DIFFERS(draws_differs, o->draws != st->draws)
-#undef DIFFERS
-
-static const struct {
-    unsigned bit;
-    const char *what;
-    differs_fn differs;
-} RESUME_RULES[] = {
-    {TRAIN_SET_MODEL, "the model options", model_differs},
-    {TRAIN_SET_BATCH, "--batch", batch_differs},
-    {TRAIN_SET_LR, "--lr", lr_differs},
-    {TRAIN_SET_BETA, "--beta", beta_differs},
-    {TRAIN_SET_BINARIZE, "--binarize", binarize_differs},
-    {TRAIN_SET_NOISE, "--noise", noise_differs},
-    {TRAIN_SET_SEED, "--seed", seed_differs},
-    {TRAIN_SET_SCHEDULE, "--schedule", schedule_differs},
-    {TRAIN_SET_WARMUP, "--warmup", warmup_differs},
-    {TRAIN_SET_EVERY, "--lr-every", every_differs},
-    {TRAIN_SET_GAMMA, "--lr-gamma", gamma_differs},
-    {TRAIN_SET_KL_WARMUP, "--kl-warmup", kl_warmup_differs},
-    {TRAIN_SET_BETA1, "--adam-beta1", beta1_differs},
-    {TRAIN_SET_BETA2, "--adam-beta2", beta2_differs},
-    {TRAIN_SET_EPS, "--adam-eps", eps_differs},
-    {TRAIN_SET_INIT, "--init", init_differs},
-    {TRAIN_SET_VALID, "--valid", valid_differs},
-    {TRAIN_SET_OBJECTIVE, "--objective", objective_differs},
-    {TRAIN_SET_DRAWS, "--k", draws_differs},
-};
-
-/* The first setting given (o->given) that differs from the run's, or NULL. */
+/* A resumed run keeps its settings: each one given (o->given) must equal
+ * the run's, unless its row says a resumed run may change it. Returns what
+ * differs (the option's name, or "the model options"), or NULL. */
 static const char *resume_clash(const train_opts *o, const vae_config *cfg,
                                 const ckpt_train *st)
 {
-    for (size_t i = 0; i < sizeof RESUME_RULES / sizeof *RESUME_RULES; i++)
-        if ((o->given & RESUME_RULES[i].bit) && RESUME_RULES[i].differs(o, cfg, st))
-            return RESUME_RULES[i].what;
+    if (o->given_model && !cfg_equal(&o->cfg, cfg))
+        return "the model options";
+    for (int i = 0; i < SETTING_COUNT; i++)
+        if ((o->given >> i & 1) && !SETTINGS[i].resumable &&
+            settings_differ(&o->set, &st->set, (setting_id)i))
+            return SETTINGS[i].option;
     return NULL;
 }
 
 static adam_config adam_of(const ckpt_train *st)
 {
-    adam_config c = {st->lr, st->adam_beta1, st->adam_beta2, st->adam_eps};
+    adam_config c = {st->set.sched.lr, st->set.adam_beta1, st->set.adam_beta2, st->set.adam_eps};
     return c;
 }
 
@@ -318,13 +264,13 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
 {
     memset(t, 0, sizeof *t);
     if (!o->resume) {
-        if (split_valid(t, train, o->valid, o->seed, err) ||
-            trainer_alloc(t, &o->cfg, o->batch, t->part.n, o->draws, o->objective,
+        if (split_valid(t, train, o->set.valid, o->set.seed, err) ||
+            trainer_alloc(t, &o->cfg, o->set.batch, t->part.n, o->set.draws, o->set.objective,
                           o->plan, err))
             return -1;
         rng_state init;
-        rng_seed(&init, o->seed ^ INIT_SALT);
-        if (o->init == TRAIN_INIT_GLOROT) {
+        rng_seed(&init, o->set.seed ^ INIT_SALT);
+        if (o->set.init == TRAIN_INIT_GLOROT) {
             double *mean = pixel_means(&t->part);
             if (!mean)
                 return err_set(err, "out of memory");
@@ -333,30 +279,13 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
         } else {
             vae_init_params(&t->model, &init);
         }
-        t->st.seed = o->seed;
-        t->st.batch = o->batch;
-        t->st.lr = o->lr;
-        t->st.beta = o->beta;
-        t->st.binarize = (uint64_t)o->binarize;
-        t->st.noise = o->noise;
-        rng_seed(&t->st.rng_data, o->seed ^ DATA_SALT);
-        rng_seed(&t->st.rng_noise, o->seed ^ NOISE_SALT);
-        t->st.sched = o->sched;
-        t->st.sched.lr = o->lr;
-        t->st.sched.horizon = o->sched.kind == SCHEDULE_COSINE ? o->epochs : 0;
-        if (o->sched.kind != SCHEDULE_STEP)
-            t->st.sched.every = 0, t->st.sched.gamma = 1.0;
-        if (o->sched.kind != SCHEDULE_COSINE)
-            t->st.sched.warmup = 0;
-        t->st.kl_warmup = o->kl_warmup;
-        t->st.adam_beta1 = o->adam_beta1;
-        t->st.adam_beta2 = o->adam_beta2;
-        t->st.adam_eps = o->adam_eps;
-        t->st.init = (uint64_t)o->init;
-        t->st.valid_n = o->valid;
-        t->st.objective = (uint64_t)o->objective;
-        t->st.draws = o->draws;
-        if (schedule_check(&t->st.sched, err))
+        t->st.set = o->set;
+        settings_normalize(&t->st.set); /* what the schedule does not use */
+        if (t->st.set.sched.kind == SCHEDULE_COSINE)
+            t->st.set.sched.horizon = o->epochs;
+        rng_seed(&t->st.rng_data, o->set.seed ^ DATA_SALT);
+        rng_seed(&t->st.rng_noise, o->set.seed ^ NOISE_SALT);
+        if (schedule_check(&t->st.set.sched, err))
             return -1;
         t->adam = adam_of(&t->st);
         t->st.data = *fp;
@@ -383,9 +312,9 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
                        "with --epochs (the total, not the number to add)",
                        o->ckpt_path, done);
     }
-    if (split_valid(t, train, d.train.valid_n, d.train.seed, err) ||
-        trainer_alloc(t, &d.cfg, (size_t)d.train.batch, t->part.n, (size_t)d.train.draws,
-                      (vae_objective)d.train.objective, o->plan, err)) {
+    if (split_valid(t, train, d.train.set.valid, d.train.set.seed, err) ||
+        trainer_alloc(t, &d.cfg, (size_t)d.train.set.batch, t->part.n, (size_t)d.train.set.draws,
+                      (vae_objective)d.train.set.objective, o->plan, err)) {
         ckpt_data_free(&d);
         return -1;
     }
@@ -446,9 +375,9 @@ static void adam_share(void *ctx, size_t k, size_t T)
  * (dynamic); and the key of the epoch's input corruption. */
 static idx_view train_view(const ckpt_train *st, size_t epoch)
 {
-    uint64_t key = rng_mix(st->seed, BIN_SALT);
-    idx_view v = {st->binarize != TRAIN_BIN_NONE,
-                  st->binarize == TRAIN_BIN_DYNAMIC ? rng_mix(key, epoch) : key};
+    uint64_t key = rng_mix(st->set.seed, BIN_SALT);
+    idx_view v = {st->set.binarize != TRAIN_BIN_NONE,
+                  st->set.binarize == TRAIN_BIN_DYNAMIC ? rng_mix(key, epoch) : key};
     return v;
 }
 
@@ -461,11 +390,11 @@ static void train_step(trainer *t, const idx_set *set, size_t epoch,
 {
     const vae_model *m = &t->model;
     double frac = (double)first / (double)set->n;
-    t->adam.lr = schedule_lr(&t->st.sched, epoch - 1, frac);
-    double beta = t->st.beta * schedule_kl_factor(t->st.kl_warmup, epoch - 1, frac);
+    t->adam.lr = schedule_lr(&t->st.set.sched, epoch - 1, frac);
+    double beta = t->st.set.beta * schedule_kl_factor(t->st.set.kl_warmup, epoch - 1, frac);
     idx_view view = train_view(&t->st, epoch);
-    shard_batch b = {set, t->perm + first, 0, B, &view, (float)t->st.noise,
-                     rng_mix(rng_mix(t->st.seed, CORRUPT_SALT), epoch)};
+    shard_batch b = {set, t->perm + first, 0, B, &view, (float)t->st.set.noise,
+                     rng_mix(rng_mix(t->st.set.seed, CORRUPT_SALT), epoch)};
     t->st.adam_t++;
     adam_job j = {.t = t};
     j.n_grads = shard_grads(&t->shards, B, j.grads);
@@ -537,32 +466,15 @@ static int check_opts(const train_opts *o, const idx_set *train,
 {
     if (o->resume) /* checked against the checkpoint once it is read */
         return train->n == 0 ? err_set(err, "the training set is empty") : 0;
-    return check_run(train, test, o->batch, &o->cfg, "--batch/--hidden", err);
+    return check_run(train, test, o->set.batch, &o->cfg, "--batch/--hidden", err);
 }
-
-static const char *const BINARIZE_NAMES[] = {"none", "static", "dynamic"};
-static const char *const INIT_NAMES[] = {"torch", "glorot"};
-const enum_names train_binarize_names = {BINARIZE_NAMES, 3};
-const enum_names train_init_names = {INIT_NAMES, 2};
 
 train_opts train_defaults(void)
 {
     train_opts o;
     memset(&o, 0, sizeof o);
     o.epochs = 15;
-    o.batch = 128;
-    o.lr = 1e-3;
-    o.beta = 1.0;
-    o.seed = 1;
-    o.sched.kind = SCHEDULE_CONSTANT;
-    o.sched.gamma = 1.0;
-    adam_config adam = adam_defaults(o.lr);
-    o.adam_beta1 = adam.beta1;
-    o.adam_beta2 = adam.beta2;
-    o.adam_eps = adam.eps;
-    o.init = TRAIN_INIT_TORCH;
-    o.objective = VAE_OBJ_ELBO;
-    o.draws = 1;
+    o.set = settings_defaults();
     return o;
 }
 
@@ -587,17 +499,17 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         hooks->warn(hooks->ctx, t.note);
     const vae_model *m = &t.model;
     train = &t.part; /* from here on: the images trained on */
-    size_t batch = (size_t)t.st.batch, n = train->n;
-    if ((o->resume || t.st.valid_n) &&
+    size_t batch = (size_t)t.st.set.batch, n = train->n;
+    if ((o->resume || t.st.set.valid) &&
         check_run(train, test, batch, &m->cfg, o->resume ? o->ckpt_path : "--valid",
                   err)) {
         trainer_free(&t);
         return -1;
     }
     size_t steps = (n + batch - 1) / batch;
-    idx_view test_view = infer_test_view(t.st.binarize);
+    idx_view test_view = infer_test_view(t.st.set.binarize);
     train_epoch view = {(size_t)t.st.epoch, m, &t.eval->acts[0], test, &test_view,
-                        t.st.seed, t.st.valid_n, &t.st};
+                        t.st.set.seed, t.st.set.valid, &t.st};
     /* Only now that data, options and checkpoint are known good. */
     int rc = hooks && hooks->begin ? hooks->begin(hooks->ctx, &view, err) : 0;
     while (rc == 0 && t.st.epoch < o->epochs) {
@@ -649,9 +561,9 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         train_report r = {0};
         r.epoch = epoch;
         r.epochs = o->epochs;
-        r.beta = t.st.beta;
+        r.beta = t.st.set.beta;
         r.lr = t.adam.lr;
-        r.kl_factor = schedule_kl_factor(t.st.kl_warmup, epoch - 1,
+        r.kl_factor = schedule_kl_factor(t.st.set.kl_warmup, epoch - 1,
                                       (double)((steps - 1) * batch) / (double)n);
         r.likelihood = m->cfg.likelihood;
         r.seconds = t.st.seconds + now_s() - t0;
@@ -666,10 +578,10 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         t.st.sum_rec = t.st.sum_kl = t.st.sum_obj = t.st.seconds = 0.0;
         t.st.n_seen = 0;
         if (test && test->n)
-            r.test_loss = infer_eval(m, t.eval, test, &test_view, t.st.seed,
+            r.test_loss = infer_eval(m, t.eval, test, &test_view, t.st.set.seed,
                                      &r.test_rec, &r.test_kl);
-        if (t.st.valid_n) {
-            r.valid_loss = infer_eval(m, t.eval, &t.valid, &test_view, t.st.seed,
+        if (t.st.set.valid) {
+            r.valid_loss = infer_eval(m, t.eval, &t.valid, &test_view, t.st.set.seed,
                                       &r.valid_rec, &r.valid_kl);
             if (t.st.best_epoch == 0 || r.valid_loss < t.st.best_loss) {
                 t.st.best_epoch = epoch;
@@ -738,7 +650,7 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
 {
     train_opts fresh = *o;
     fresh.resume = 0;
-    fresh.valid = 0; /* the benchmark trains on every image */
+    fresh.set.valid = 0; /* the benchmark trains on every image */
     if (check_opts(&fresh, train, NULL, err))
         return -1;
     trainer t;
@@ -747,7 +659,7 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
         trainer_free(&t);
         return -1;
     }
-    size_t n = train->n, batch = o->batch, steps = (n + batch - 1) / batch;
+    size_t n = train->n, batch = o->set.batch, steps = (n + batch - 1) / batch;
     /* Warm-up: one step untimed so thread start-up and first-touch page
      * faults count in neither measurement. */
     draw_order(&t, n);

@@ -13,65 +13,26 @@
 #include "idx.h"
 #include "names.h"
 #include "schedule.h"
+#include "settings.h"
 #include "shard.h"
 #include "vae.h"
 
 #define TRAIN_STOPPED 1 /* train_run's return when *stop was raised */
 
-/* How training sees the pixels (--binarize). */
-typedef enum train_binarize {
-    TRAIN_BIN_NONE = 0,    /* intensities in [0,1] */
-    TRAIN_BIN_STATIC = 1,  /* each image binarized once for the whole run */
-    TRAIN_BIN_DYNAMIC = 2  /* each pixel drawn anew every time an image is used */
-} train_binarize;
-
-/* How a new run's parameters start (--init). */
-typedef enum train_init {
-    TRAIN_INIT_TORCH = 0,  /* PyTorch's nn.Linear / Conv2d defaults */
-    TRAIN_INIT_GLOROT = 1  /* Glorot uniform, zero biases, output bias at the
-                              logit of each pixel's training mean */
-} train_init;
-
-/* train_binarize's names ("none", "static", "dynamic") and train_init's
- * ("torch", "glorot"), in their values' order (names.h). */
-extern const enum_names train_binarize_names, train_init_names;
-
-/* Bits of train_opts.given: the settings given on the command line. A
- * resumed run keeps its own, so each given one must equal the run's (one
- * rule per bit, in train.c). */
-enum {
-    TRAIN_SET_SCHEDULE = 1u << 0, TRAIN_SET_WARMUP = 1u << 1, TRAIN_SET_EVERY = 1u << 2,
-    TRAIN_SET_GAMMA = 1u << 3, TRAIN_SET_KL_WARMUP = 1u << 4, TRAIN_SET_BETA1 = 1u << 5,
-    TRAIN_SET_BETA2 = 1u << 6, TRAIN_SET_EPS = 1u << 7, TRAIN_SET_INIT = 1u << 8,
-    TRAIN_SET_VALID = 1u << 9, TRAIN_SET_OBJECTIVE = 1u << 10, TRAIN_SET_DRAWS = 1u << 11,
-    TRAIN_SET_SEED = 1u << 12, TRAIN_SET_MODEL = 1u << 13, TRAIN_SET_BATCH = 1u << 14,
-    TRAIN_SET_LR = 1u << 15, TRAIN_SET_BETA = 1u << 16, TRAIN_SET_BINARIZE = 1u << 17,
-    TRAIN_SET_NOISE = 1u << 18
-};
-
 typedef struct train_opts {
     size_t epochs;       /* total epochs of the run (a resumed run included) */
-    size_t batch;        /* images per Adam step */
-    double lr;           /* Adam learning rate */
-    double beta;         /* weight of the KL term in the objective */
-    train_binarize binarize;
-    double noise;        /* std of the Gaussian input corruption (0: none) */
-    uint64_t seed;       /* all randomness of the run derives from it */
+    /* A new run's settings; a resumed run keeps its own. set.sched.horizon
+     * is set from epochs, and the settings the schedule does not use are
+     * normalized (settings_normalize). */
+    run_settings set;
     vae_config cfg;      /* architecture of a new run */
-    /* Training controls of a new run. sched.lr and sched.horizon are set
-     * from lr and epochs; a resumed run keeps its own. */
-    schedule_config sched;  /* the learning rate's schedule */
-    uint64_t kl_warmup;  /* epochs over which the KL weight rises from 0 to beta */
-    double adam_beta1, adam_beta2, adam_eps;
-    train_init init;     /* how parameters start */
-    uint64_t valid;      /* training images held out for validation (0: none) */
-    vae_objective objective; /* what is minimised: the ELBO or the IW bound */
-    size_t draws;        /* draws of z per image (--k) */
     shard_plan plan;     /* how threads split a batch (auto; bench --plan) */
     int resume;          /* continue the run stored in ckpt_path */
-    /* With resume: which settings were given on the command line; each must
-     * match the checkpoint's (a resumed run keeps its settings). */
-    unsigned given; /* TRAIN_SET_* bits */
+    /* With resume: which settings were given on the command line (bit
+     * 1 << setting_id) and whether any model option was; each must match
+     * the checkpoint's unless its row says a resumed run may change it. */
+    uint64_t given;
+    int given_model;
     /* With resume: the training set may differ from the one the checkpoint's
      * fingerprint describes (which then becomes this one's); without it, a
      * different training set is refused. */
@@ -136,9 +97,8 @@ typedef struct train_hooks {
     int (*pictures)(void *ctx, const train_epoch *e, err_msg *err);
 } train_hooks;
 
-/* The defaults of every option: batch 128, lr 1e-3, beta 1, a constant
- * learning rate, no KL warm-up, PyTorch's Adam (0.9, 0.999, 1e-8) and
- * init, seed 1, 15 epochs; no checkpoint. */
+/* 15 epochs, every setting at its row's default (settings_defaults), the
+ * default model is the caller's; no checkpoint. */
 train_opts train_defaults(void);
 
 /* The validation split of a run: valid (valid_n images) and part (the rest,

@@ -318,31 +318,17 @@ static void put_settings(FILE *fp, const report *r, const epochs *e)
                 c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden, c->z_dim, enum_name(&vae_act_names, (int)c->act),
                 c->n_classes ? ", conditional" : "", r->n_params);
         setting(fp, "likelihood", "%s", vae_lik_name(c->likelihood));
-        setting(fp, "objective", "%s, %llu draw%s of z per image",
-                t->objective ? "importance-weighted bound (iwae)" : "ELBO",
-                (unsigned long long)t->draws, t->draws == 1 ? "" : "s");
-        setting(fp, "batch", "%llu", (unsigned long long)t->batch);
-        char sched[160] = "";
-        if (t->sched.kind == SCHEDULE_COSINE)
-            snprintf(sched, sizeof sched, " (warm-up %llu, 0 at epoch %llu)",
-                     (unsigned long long)t->sched.warmup,
-                     (unsigned long long)t->sched.horizon);
-        else if (t->sched.kind == SCHEDULE_STEP)
-            snprintf(sched, sizeof sched, " (x %g every %llu epochs)", t->sched.gamma,
-                     (unsigned long long)t->sched.every);
-        setting(fp, "learning rate", "%g, %s schedule%s", t->lr,
-                schedule_name(t->sched.kind), sched);
-        setting(fp, "Adam", "beta1 %g, beta2 %g, eps %g; init %s", t->adam_beta1,
-                t->adam_beta2, t->adam_eps, enum_name(&train_init_names, (int)t->init));
-        setting(fp, "KL weight", "beta %g, warm-up %llu epochs", t->beta,
-                (unsigned long long)t->kl_warmup);
-        setting(fp, "pixels", "binarize %s, input noise %g", enum_name(&train_binarize_names, (int)t->binarize), t->noise);
-        setting(fp, "seed", "%llu", (unsigned long long)t->seed);
-        if (t->valid_n) {
-            size_t best = best_epoch(e);
-            setting(fp, "validation", "%llu training images held out; lowest loss at "
-                    "epoch %zu", (unsigned long long)t->valid_n, best);
+        /* The run's settings in use, one row each, as their table shows them. */
+        for (int i = 0; i < SETTING_COUNT; i++) {
+            const setting_row *row = &SETTINGS[i];
+            char v[64];
+            if (settings_applies(&t->set, (setting_id)i))
+                setting(fp, row->label, "%s%s%s",
+                        settings_format(&t->set, (setting_id)i, 0, v, sizeof v),
+                        row->unit ? " " : "", row->unit ? row->unit : "");
         }
+        if (t->set.valid)
+            setting(fp, "validation", "lowest loss at epoch %zu", best_epoch(e));
         if (t->data.n)
             setting(fp, "training data", "%llu images of %llux%llu (pixels CRC-32 %08x, "
                     "labels CRC-32 %08x)", (unsigned long long)t->data.n,
@@ -641,8 +627,8 @@ static int draw_latent(report *r, const vae_model *m, const ckpt_train *t,
     if (m->cfg.z_dim == 2) {
         rc = show_manifold_png(m, &sh.acts[0], REPORT_MAP_SIDE, 0, png, err);
     } else {
-        idx_view view = infer_test_view(t->binarize);
-        rc = show_latent_pca(m, &sh, test, &view, t->seed, csv, png, r->explained, err);
+        idx_view view = infer_test_view(t->set.binarize);
+        rc = show_latent_pca(m, &sh, test, &view, t->set.seed, csv, png, r->explained, err);
     }
     shard_free(&sh);
     return rc;

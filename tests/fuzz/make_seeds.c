@@ -167,16 +167,16 @@ static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
     for (size_t i = 0; i < m.n_params; i++)
         mom[i] = 0.01f * (float)(i % 5), mom[m.n_params + i] = 1e-4f * (float)(i % 3);
     ckpt_train t = ckpt_train_defaults();
-    t.seed = 3, t.epoch = 2, t.step = step, t.adam_t = 40 + step, t.batch = 8;
-    t.lr = 1e-3, t.beta = step ? 0.5 : 1.0, t.binarize = step ? 2 : 0;
-    t.noise = step ? 0.2 : 0.0, t.sum_rec = step ? 12.5 : 0.0;
+    t.set.seed = 3, t.epoch = 2, t.step = step, t.adam_t = 40 + step, t.set.batch = 8;
+    t.set.sched.lr = 1e-3, t.set.beta = step ? 0.5 : 1.0, t.set.binarize = step ? 2 : 0;
+    t.set.noise = step ? 0.2 : 0.0, t.sum_rec = step ? 12.5 : 0.0;
     t.sum_kl = step ? 1.5 : 0.0, t.n_seen = step * 8, t.seconds = step ? 0.25 : 0.0;
     /* The mid-epoch seed trains with the staged schedule, KL warm-up and
      * Glorot init (version 4's controls); the others with the defaults. */
     if (step) {
-        t.sched.kind = SCHEDULE_STAGED, t.kl_warmup = 5, t.init = 1;
-        t.adam_eps = 1e-4;
-        t.objective = 1, t.draws = 3, t.sum_obj = 13.5; /* the IW bound, 3 draws */
+        t.set.sched.kind = SCHEDULE_STAGED, t.set.kl_warmup = 5, t.set.init = 1;
+        t.set.adam_eps = 1e-4;
+        t.set.objective = 1, t.set.draws = 3, t.sum_obj = 13.5; /* the IW bound, 3 draws */
     }
     /* The training set's fingerprint (version 3); the mid-epoch seed keeps
      * it unknown (all zero), as a resumed version-2 file had it. */

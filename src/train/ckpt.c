@@ -17,24 +17,8 @@
 
 #include "adam.h"
 #include "afile.h"
+#include "ckpt_fields.h"
 
-/* Header fields, in file order; each is 8 bytes. */
-enum {
-    H_ARCH, H_X_DIM, H_N_HIDDEN, H_HIDDEN0, H_Z_DIM = H_HIDDEN0 + VAE_MAX_HIDDEN,
-    H_ACT, H_LIKELIHOOD, H_N_CLASSES, H_N_PARAMS,
-    H_SEED, H_EPOCH, H_STEP, H_ADAM_T, H_BATCH, H_LR, H_BETA, H_BINARIZE, H_NOISE,
-    H_RNG_DATA, H_RNG_NOISE = H_RNG_DATA + 6, H_SUM_REC = H_RNG_NOISE + 6,
-    H_SUM_KL, H_N_SEEN, H_SECONDS,
-    H_COUNT_V2, /* version 2 ends here; version 3 adds the data fingerprint */
-    H_DATA_N = H_COUNT_V2, H_DATA_ROWS, H_DATA_COLS, H_DATA_PIXELS_CRC,
-    H_DATA_LABELS_CRC,
-    H_COUNT_V3, /* version 4 adds the training controls */
-    H_SCHED = H_COUNT_V3, H_WARMUP, H_HORIZON, H_EVERY, H_GAMMA, H_KL_WARMUP,
-    H_ADAM_BETA1, H_ADAM_BETA2, H_ADAM_EPS, H_INIT, H_VALID_N, H_BEST_EPOCH,
-    H_BEST_LOSS, H_OBJECTIVE, H_DRAWS, H_SUM_OBJ,
-    H_COUNT_V4, /* version 5 adds the image shape */
-    H_HEIGHT = H_COUNT_V4, H_WIDTH, H_CHANNELS, H_COUNT
-};
 #define HEADER_BYTES (H_COUNT * 8)
 #define PREFIX_BYTES 16 /* magic, version, header size */
 
@@ -142,13 +126,13 @@ ckpt_train ckpt_train_defaults(void)
 {
     ckpt_train t;
     memset(&t, 0, sizeof t);
-    t.draws = 1;
-    t.sched.kind = SCHEDULE_CONSTANT;
-    t.sched.gamma = 1.0;
-    adam_config adam = adam_defaults(0.0); /* PyTorch's: one place says them */
-    t.adam_beta1 = adam.beta1;
-    t.adam_beta2 = adam.beta2;
-    t.adam_eps = adam.eps;
+    for (int i = 0; i < SETTING_COUNT; i++) {
+        double v = SETTINGS[i].unused;
+        uint64_t bits = (uint64_t)v;
+        if (SETTINGS[i].type == SETTING_REAL)
+            memcpy(&bits, &v, sizeof bits);
+        settings_from_bits(&t.set, (setting_id)i, bits);
+    }
     return t;
 }
 
@@ -174,15 +158,9 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u64(h, H_HEIGHT, c->height);
     put_u64(h, H_WIDTH, c->width);
     put_u64(h, H_CHANNELS, c->channels);
-    put_u64(h, H_SEED, t->seed);
     put_u64(h, H_EPOCH, t->epoch);
     put_u64(h, H_STEP, t->step);
     put_u64(h, H_ADAM_T, t->adam_t);
-    put_u64(h, H_BATCH, t->batch);
-    put_f64(h, H_LR, t->lr);
-    put_f64(h, H_BETA, t->beta);
-    put_u64(h, H_BINARIZE, t->binarize);
-    put_f64(h, H_NOISE, t->noise);
     put_rng(h, H_RNG_DATA, &t->rng_data);
     put_rng(h, H_RNG_NOISE, &t->rng_noise);
     put_f64(h, H_SUM_REC, t->sum_rec);
@@ -194,22 +172,11 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u64(h, H_DATA_COLS, t->data.cols);
     put_u64(h, H_DATA_PIXELS_CRC, t->data.pixels_crc);
     put_u64(h, H_DATA_LABELS_CRC, t->data.labels_crc);
-    put_u64(h, H_SCHED, (uint64_t)t->sched.kind);
-    put_u64(h, H_WARMUP, t->sched.warmup);
-    put_u64(h, H_HORIZON, t->sched.horizon);
-    put_u64(h, H_EVERY, t->sched.every);
-    put_f64(h, H_GAMMA, t->sched.gamma);
-    put_u64(h, H_KL_WARMUP, t->kl_warmup);
-    put_f64(h, H_ADAM_BETA1, t->adam_beta1);
-    put_f64(h, H_ADAM_BETA2, t->adam_beta2);
-    put_f64(h, H_ADAM_EPS, t->adam_eps);
-    put_u64(h, H_INIT, t->init);
-    put_u64(h, H_VALID_N, t->valid_n);
     put_u64(h, H_BEST_EPOCH, t->best_epoch);
     put_f64(h, H_BEST_LOSS, t->best_loss);
-    put_u64(h, H_OBJECTIVE, t->objective);
-    put_u64(h, H_DRAWS, t->draws);
     put_f64(h, H_SUM_OBJ, t->sum_obj);
+    for (int i = 0; i < SETTING_COUNT; i++) /* the settings, each in its row's field */
+        put_u64(h, SETTINGS[i].field, settings_bits(&t->set, (setting_id)i));
 
     afile f;
     if (afile_open(&f, path, err))
@@ -398,31 +365,37 @@ static int read_config(const char *path, const uint64_t *v, const frame *f, vae_
     return 0;
 }
 
-/* The training record: state, data fingerprint, controls, validation and
- * objective, each checked. Fields a version predates take the values that
- * version trained with. */
+/* The training record: the settings (each from its row's field, or, in a
+ * file older than the field, the row's unused value: what that version
+ * trained with), the state and the data fingerprint, each checked. */
 static int read_training(const char *path, const uint64_t *v, const frame *f,
                          ckpt_train *t, err_msg *err)
 {
     const unsigned char *h = f->h;
-    t->seed = v[H_SEED];
+    run_settings *s = &t->set;
+    *t = ckpt_train_defaults();
+    for (int i = 0; i < SETTING_COUNT; i++) {
+        const setting_row *r = &SETTINGS[i];
+        if (f->version >= r->since && settings_from_bits(s, (setting_id)i, v[r->field]))
+        {
+            char names[128];
+            enum_list(r->names, names, sizeof names);
+            return err_set(err, "%s: corrupt checkpoint: bad %s (%s %llu, not %s)", path,
+                           r->group, r->key, (unsigned long long)v[r->field], names);
+        }
+    }
     t->epoch = v[H_EPOCH];
     t->step = v[H_STEP];
     t->adam_t = v[H_ADAM_T];
-    t->batch = v[H_BATCH];
-    t->lr = get_f64(h, H_LR);
-    t->beta = get_f64(h, H_BETA);
-    t->binarize = v[H_BINARIZE];
-    t->noise = get_f64(h, H_NOISE);
     t->sum_rec = get_f64(h, H_SUM_REC);
     t->sum_kl = get_f64(h, H_SUM_KL);
     t->n_seen = v[H_N_SEEN];
     t->seconds = get_f64(h, H_SECONDS);
     if (get_rng(h, H_RNG_DATA, &t->rng_data) || get_rng(h, H_RNG_NOISE, &t->rng_noise))
         return err_set(err, "%s: corrupt checkpoint: bad RNG state", path);
-    if (t->batch == 0 || !(t->lr > 0.0) || !isfinite(t->lr) ||
-        !(t->beta >= 0.0) || !isfinite(t->beta) || t->binarize > 2 ||
-        !(t->noise >= 0.0) || !isfinite(t->noise) ||
+    if (s->batch == 0 || !(s->sched.lr > 0.0) || !isfinite(s->sched.lr) ||
+        !(s->beta >= 0.0) || !isfinite(s->beta) ||
+        !(s->noise >= 0.0) || !isfinite(s->noise) ||
         !isfinite(t->sum_rec) || !isfinite(t->sum_kl) || !isfinite(t->seconds))
         return err_set(err, "%s: corrupt checkpoint: bad training state", path);
     /* The fingerprint: all zeros (unknown), or a data set's. */
@@ -437,49 +410,27 @@ static int read_training(const char *path, const uint64_t *v, const frame *f,
         return err_set(err, "%s: corrupt checkpoint: bad data fingerprint", path);
     t->data.pixels_crc = (uint32_t)v[H_DATA_PIXELS_CRC];
     t->data.labels_crc = (uint32_t)v[H_DATA_LABELS_CRC];
-    /* The training controls: a file before version 4 trained with the
-     * defaults (a constant rate, no warm-up, PyTorch's Adam and init). */
-    schedule_config *sc = &t->sched;
-    sc->kind = (schedule_kind)(v[H_SCHED] > 3 ? 4 : v[H_SCHED]);
-    sc->lr = t->lr;
-    sc->warmup = v[H_WARMUP];
-    sc->horizon = v[H_HORIZON];
-    sc->every = v[H_EVERY];
-    t->kl_warmup = v[H_KL_WARMUP];
-    t->init = v[H_INIT];
-    t->valid_n = v[H_VALID_N];
     t->best_epoch = v[H_BEST_EPOCH];
-    t->objective = v[H_OBJECTIVE];
-    t->draws = f->version >= 4 ? v[H_DRAWS] : 1;
     if (f->version >= 4) {
-        sc->gamma = get_f64(h, H_GAMMA);
-        t->adam_beta1 = get_f64(h, H_ADAM_BETA1);
-        t->adam_beta2 = get_f64(h, H_ADAM_BETA2);
-        t->adam_eps = get_f64(h, H_ADAM_EPS);
         t->best_loss = get_f64(h, H_BEST_LOSS);
         t->sum_obj = get_f64(h, H_SUM_OBJ);
     } else {
-        t->sum_obj = t->sum_rec + t->beta * t->sum_kl; /* the ELBO's */
-        ckpt_train def = ckpt_train_defaults();
-        sc->gamma = def.sched.gamma;
-        t->adam_beta1 = def.adam_beta1, t->adam_beta2 = def.adam_beta2;
-        t->adam_eps = def.adam_eps;
+        t->sum_obj = t->sum_rec + s->beta * t->sum_kl; /* the ELBO's */
     }
     err_msg e3;
-    if (schedule_check(sc, &e3))
+    if (schedule_check(&s->sched, &e3))
         return err_set(err, "%s: corrupt checkpoint: bad learning-rate schedule (%s)", path,
                        e3.text);
-    if (!(t->adam_beta1 >= 0.0 && t->adam_beta1 < 1.0) ||
-        !(t->adam_beta2 >= 0.0 && t->adam_beta2 < 1.0) ||
-        !(t->adam_eps > 0.0) || !isfinite(t->adam_eps) || t->init > 1)
+    if (!(s->adam_beta1 >= 0.0 && s->adam_beta1 < 1.0) ||
+        !(s->adam_beta2 >= 0.0 && s->adam_beta2 < 1.0) ||
+        !(s->adam_eps > 0.0) || !isfinite(s->adam_eps))
         return err_set(err, "%s: corrupt checkpoint: bad optimizer settings", path);
     if (!isfinite(t->best_loss) || t->best_epoch > t->epoch ||
         (t->best_epoch == 0 && t->best_loss != 0.0) ||
-        (t->valid_n == 0 && t->best_epoch != 0) ||
-        (t->data.n != 0 && t->valid_n >= t->data.n))
+        (s->valid == 0 && t->best_epoch != 0) ||
+        (t->data.n != 0 && s->valid >= t->data.n))
         return err_set(err, "%s: corrupt checkpoint: bad validation state", path);
-    if (t->objective > 1 || t->draws < 1 || t->draws > VAE_MAX_DRAWS ||
-        !isfinite(t->sum_obj))
+    if (s->draws < 1 || s->draws > VAE_MAX_DRAWS || !isfinite(t->sum_obj))
         return err_set(err, "%s: corrupt checkpoint: bad training objective", path);
     return 0;
 }
