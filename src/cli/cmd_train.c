@@ -488,7 +488,7 @@ static int train_locked(cli_opts *o, const char *csv, const char *best, lock_fil
         return rc ? 1 : 0;
     }
     if (rc == 0 || rc == TRAIN_STOPPED) /* the page's last state */
-        runout_finish(&ctx.out, rc == 0 ? REPORT_FINISHED : REPORT_STOPPED, &test);
+        runout_finish(&ctx.out, rc == 0 ? REPORT_FINISHED : REPORT_STOPPED);
     runout_close(&ctx.out);
     idx_free(&test);
     if (ctx.tty)

@@ -634,30 +634,24 @@ static int draw_latent(report *r, const vae_model *m, const ckpt_train *t,
     return rc;
 }
 
-int report_latent(report *r, const idx_set *test, err_msg *err)
+int report_latent(report *r, const vae_model *m, const ckpt_train *t, const idx_set *test,
+                  err_msg *err)
 {
-    vae_model m;
-    ckpt_train t;
-    r->latent = -1;
-    if (ckpt_load_model(r->run.ckpt_path, &m, &t, err)) {
-        snprintf(r->latent_note, sizeof r->latent_note, "%s", err->text);
-        return -1;
-    }
     int rc = 0;
-    if (m.cfg.z_dim < 2) {
+    r->latent = -1;
+    if (m->cfg.z_dim < 2) {
         snprintf(r->latent_note, sizeof r->latent_note, "a 1-D latent space has no map.");
-    } else if (m.cfg.z_dim > 2 && !plot_gnuplot_found()) {
+    } else if (m->cfg.z_dim > 2 && !plot_gnuplot_found()) {
         rc = err_set(err, "the latent map is drawn by gnuplot, which is not on PATH (%s)",
                      PLOT_INSTALL_HINT);
-    } else if (m.cfg.z_dim > 2 && (!test || test->n < 2)) {
+    } else if (m->cfg.z_dim > 2 && (!test || test->n < 2)) {
         rc = err_set(err, "the latent map needs at least 2 test images");
     } else {
-        rc = draw_latent(r, &m, &t, test, err);
+        rc = draw_latent(r, m, t, test, err);
         if (rc == 0)
             r->latent = 1;
     }
     if (rc)
         snprintf(r->latent_note, sizeof r->latent_note, "%s", err->text);
-    vae_free(&m);
     return rc;
 }

@@ -85,11 +85,13 @@ int report_write(report *r, report_status status, const char *csv_text, size_t c
  * more than 2 dimensions the test set's posterior means on their first two
  * principal components, with the points in OUT/latent.csv (as vae manifold,
  * drawn by gnuplot); for a 2-D latent a grid of decodings over the prior's
- * quantiles; a 1-D latent has none. The model is the checkpoint's; the
- * thread team must be started. Returns 0 (drawn, or a 1-D latent), or -1
- * with err (gnuplot missing, no test images, out of memory...); either way
- * the next report_write says what happened. */
-int report_latent(report *r, const idx_set *test, err_msg *err);
+ * quantiles; a 1-D latent has none. m is the run's final model and t its
+ * settings (the test images' view and the seed of their draws), as the
+ * run holds them; the thread team must be started. Returns 0 (drawn, or a
+ * 1-D latent), or -1 with err (gnuplot missing, no test images, out of
+ * memory...); either way the next report_write says what happened. */
+int report_latent(report *r, const vae_model *m, const ckpt_train *t, const idx_set *test,
+                  err_msg *err);
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                 */

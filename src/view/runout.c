@@ -74,6 +74,17 @@ static int make_draws(runout *r, const vae_model *m, uint64_t seed, err_msg *err
     return 0;
 }
 
+/* The latent map, once the run has done all its epochs (a resumed run always
+ * has one to do): from its model as training holds it (a failure is a
+ * warning: the page says why). */
+static void final_map(runout *r, const train_epoch *e)
+{
+    err_msg err;
+    if (e->epoch >= r->page.run.epochs && report_latent(&r->page, e->model, e->state,
+                                                        e->test, &err))
+        tell(r, err.text);
+}
+
 int runout_begin(runout *r, const train_epoch *e, err_msg *err)
 {
     /* The rows of the epochs done are the resumed run's own, kept; a
@@ -101,6 +112,7 @@ int runout_pictures(runout *r, const train_epoch *e, err_msg *err)
         if (show_recon_png(m, e->acts, e->test, e->test_view, RUNOUT_RECON_N, path, err))
             return -1;
     }
+    final_map(r, e);
     return 0;
 }
 
@@ -138,13 +150,8 @@ int runout_epoch(runout *r, const train_report *rep, err_msg *err)
     return 0;
 }
 
-void runout_finish(runout *r, report_status status, const idx_set *test)
+void runout_finish(runout *r, report_status status)
 {
-    if (status == REPORT_FINISHED) {
-        err_msg err;
-        if (report_latent(&r->page, test, &err))
-            tell(r, err.text);
-    }
     write_page(r, status);
 }
 

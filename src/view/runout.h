@@ -64,7 +64,8 @@ void runout_grid_path(char *out, size_t size, const runout *r, const char *prefi
 int runout_begin(runout *r, const train_epoch *e, err_msg *err);
 
 /* An epoch's pictures from e's model (before its checkpoint is saved, so
- * that a saved epoch has them). Returns 0, or -1 with err. */
+ * that a saved epoch has them), and after the run's last epoch its latent
+ * map (report_latent; a failure is a warning). Returns 0, or -1 with err. */
 int runout_pictures(runout *r, const train_epoch *e, err_msg *err);
 
 /* An epoch's row of the metrics CSV (rewritten whole), its loss curve (a
@@ -73,9 +74,9 @@ int runout_pictures(runout *r, const train_epoch *e, err_msg *err);
  * written). */
 int runout_epoch(runout *r, const train_report *rep, err_msg *err);
 
-/* The page's last state: with status FINISHED the latent map of test
- * first (report_latent; a failure is a warning). */
-void runout_finish(runout *r, report_status status, const idx_set *test);
+/* The page's last state (the latent map was drawn with the last epoch's
+ * pictures). */
+void runout_finish(runout *r, report_status status);
 
 /* Frees what r holds; safe on a zeroed struct. */
 void runout_close(runout *r);
