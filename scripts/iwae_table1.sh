@@ -98,7 +98,8 @@ for ((i = 0; i < stages; i++)); do
 done
 
 has_objective=0
-"$vae" train --help | grep -q -- '--objective' && has_objective=1
+# (Not "vae train --help | grep -q": grep leaving early can fail the pipe.)
+grep -q -- '--objective' <<<"$("$vae" train --help)" && has_objective=1
 
 # The paper's Table 1 (one stochastic layer): cell -> NLL.
 declare -A paper=([vae-k1]=86.76 [vae-k5]=86.47 [vae-k50]=86.35
