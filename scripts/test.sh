@@ -82,6 +82,8 @@ else
     # allocator_may_return_null: a refused huge allocation must reach the
     # code that reports it, as malloc's NULL does outside ASan.
     export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+    # A leak inside the sanitizer's own thread start (tests/lsan.supp).
+    export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp"
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     suite "asan+ubsan" "$root/build-asan" -DVAE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DVAE_TESTS=ON
     step "valgrind: memcheck of every command" "$root/scripts/valgrind.sh" || true
