@@ -81,7 +81,7 @@ int main(int argc, char **argv)
         vae_encode(&m, &a, B);
         vae_reparam(&m, &a, B, 0);
         vae_decode(&m, &a, B);
-        vae_loss(&m, &a, B, &(vae_loss_spec){VAE_OBJ_ELBO, 1.0});
+        vae_loss(&m, &a, B, &(vae_loss_spec){VAE_OBJ_ELBO, 1.0, VAE_EST_STANDARD});
         memcpy(x + at * D, a.x, B * D * sizeof *x);
         memcpy(eps + at * Z, a.eps, B * Z * sizeof *eps);
         memcpy(logits + at * D, vae_logits(&m, &a), B * D * sizeof *logits);

@@ -28,19 +28,21 @@
 #include "vae.h"
 #include "testutil.h"
 
-/* The layout of version 5 (docs/checkpoint.md), restated here on purpose:
- * if the writer moves a field, these tests must notice. Version 4 is the
- * same without the last 3 fields (the image shape), version 3 without the
+/* The layout of version 6 (docs/checkpoint.md), restated here on purpose:
+ * if the writer moves a field, these tests must notice. Version 5 is the
+ * same without the last field (the gradient estimator), version 4 without
+ * the 3 before it too (the image shape), version 3 without the
  * 16 before them too (the training controls), version 2 without the five
  * before those (the data fingerprint). */
 #define OFF_VERSION 8
 #define OFF_HEADER_SIZE 12
 #define OFF_HEADER 16
-#define HEADER_FIELDS 61
+#define HEADER_FIELDS 62
+#define HEADER_FIELDS_V5 61
 #define HEADER_FIELDS_V4 58
 #define HEADER_FIELDS_V3 42
 #define HEADER_FIELDS_V2 37
-#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 504 */
+#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 512 */
 enum {
     F_ARCH = 0, F_X_DIM = 1, F_N_HIDDEN = 2, F_HIDDEN0 = 3, F_Z_DIM = 7, F_ACT = 8,
     F_LIKELIHOOD = 9, F_N_CLASSES = 10, F_N_PARAMS = 11, F_SEED = 12, F_EPOCH = 13,
@@ -52,7 +54,7 @@ enum {
     F_GAMMA = 46, F_KL_WARMUP = 47, F_ADAM_BETA1 = 48, F_ADAM_BETA2 = 49,
     F_ADAM_EPS = 50, F_INIT = 51, F_VALID_N = 52, F_BEST_EPOCH = 53, F_BEST_LOSS = 54,
     F_OBJECTIVE = 55, F_DRAWS = 56, F_SUM_OBJ = 57, F_HEIGHT = 58, F_WIDTH = 59,
-    F_CHANNELS = 60
+    F_CHANNELS = 60, F_ESTIMATOR = 61
 };
 
 /* ------------------------------------------------------------------------ */
@@ -741,7 +743,7 @@ static ckpt_train older_state(const ckpt_train *t, uint32_t version)
     want.set.adam_eps = def.set.adam_eps;
     want.set.init = def.set.init;
     want.set.valid = 0, want.best_epoch = 0, want.best_loss = 0.0;
-    want.set.objective = 0, want.set.draws = 1;
+    want.set.objective = 0, want.set.draws = 1, want.set.estimator = VAE_EST_STANDARD;
     want.sum_obj = t->sum_rec + t->set.beta * t->sum_kl;
     if (version == 2)
         memset(&want.data, 0, sizeof want.data);
@@ -772,7 +774,7 @@ static void test_reads_version_3(void **state)
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len3);
     tu_write_file(g.path, b, len3);
-    expect_read_fails(g.path, "header size 488, expected 336 for version 3", NULL);
+    expect_read_fails(g.path, "header size 496, expected 336 for version 3", NULL);
     free(b);
     good_file_free(&g);
 }
@@ -798,6 +800,40 @@ static void test_reads_version_4(void **state)
     assert_int_equal(d.cfg.channels, 1);
     assert_memory_equal(&d.train, &g.s.t, sizeof d.train);
     assert_memory_equal(d.params, g.s.m.params, d.n_params * sizeof(float));
+    ckpt_data_free(&d);
+    free(b);
+    good_file_free(&g);
+}
+
+/* Version 5: no gradient estimator field; it reads as the standard one
+ * (every version-5 run trained with it), the rest as written. */
+static void test_reads_version_5(void **state)
+{
+    fixture *fx = *state;
+    good_file g;
+    vae_config c = cfg_small();
+    good_file_make(&g, fx, &c);
+    /* The field of version 6 set, then cut: what is left must not show it. */
+    unsigned char *h = g.b + OFF_HEADER;
+    tu_put_le64(h + 8 * F_ESTIMATOR, VAE_EST_DREG);
+    fix_crc(g.b, g.len);
+    size_t len5;
+    unsigned char *b = as_version(g.b, g.len, 5, HEADER_FIELDS_V5, &len5);
+    assert_int_equal(len5, g.len - 8);
+    tu_write_file(g.path, b, len5);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("%s", err.text);
+    assert_int_equal(d.version, 5);
+    assert_int_equal(d.train.set.estimator, VAE_EST_STANDARD);
+    assert_memory_equal(&d.train, &g.s.t, sizeof d.train);
+    ckpt_data_free(&d);
+    /* The same bytes as version 6 read the estimator. */
+    tu_write_file(g.path, g.b, g.len);
+    if (ckpt_read(g.path, &d, &err))
+        fail_msg("%s", err.text);
+    assert_int_equal(d.train.set.estimator, VAE_EST_DREG);
     ckpt_data_free(&d);
     free(b);
     good_file_free(&g);
@@ -864,11 +900,11 @@ static void test_reads_version_2(void **state)
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len2);
     tu_write_file(g.path, b, len2);
-    expect_read_fails(g.path, "header size 488, expected 296", NULL);
+    expect_read_fails(g.path, "header size 496, expected 296", NULL);
     tu_put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
-    expect_read_fails(g.path, "header size 296, expected 488", NULL);
+    expect_read_fails(g.path, "header size 296, expected 496", NULL);
     /* Version 1 never existed as this format. */
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     tu_put_le32(b + OFF_VERSION, 1);
@@ -979,6 +1015,7 @@ static void test_bad_controls(void **state)
     expect_field_rejected(g.path, g.b, g.len, F_OBJECTIVE, 2, objv);
     expect_field_rejected(g.path, g.b, g.len, F_DRAWS, 0, objv);
     expect_field_rejected(g.path, g.b, g.len, F_DRAWS, 5001, objv);
+    expect_field_rejected(g.path, g.b, g.len, F_ESTIMATOR, 3, objv);
     memcpy(b, g.b, g.len);
     patch_field_f64(b, g.len, F_SUM_OBJ, INFINITY);
     tu_write_file(g.path, b, g.len);
@@ -1333,6 +1370,7 @@ int main(void)
         T(test_header_size_wrong),
         T(test_reads_version_2),
         T(test_reads_version_4),
+        T(test_reads_version_5),
         T(test_rejects_bad_image_shape),
         T(test_reads_version_3),
         T(test_bad_controls),

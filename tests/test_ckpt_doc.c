@@ -3,9 +3,10 @@
  * writes, its worked example against the default model's layout and a
  * written checkpoint, its RNG and init test vectors against rng.c and
  * vae.c, its schedule tables against schedule.c, its objectives and the
- * order of the training noise against vae_loss and shard_draw_eps, and its
- * reader rules (versions 4, 3 and 2, header sizes, the image shape, data
- * fingerprint, training controls, objective) against ckpt_read.
+ * order of the training noise against vae_loss and shard_draw_eps, its
+ * gradient estimators against vae_backward, and its reader rules (versions
+ * 5, 4, 3 and 2, header sizes, the image shape, data fingerprint, training
+ * controls, objective, estimator) against ckpt_read.
  *
  * The tables are read from the document itself (path in VAE_CKPT_DOC, set
  * by CMakeLists.txt): each is found by its heading row, and every row must
@@ -382,6 +383,7 @@ static void make_distinct(saved *s, int which)
         make_distinct(s, 0);
         s->t.set.objective = VAE_OBJ_ELBO; /* (1, 0, 0) where init has (1, 0, 1) */
         s->t.set.draws = 1;
+        s->t.set.estimator = VAE_EST_STANDARD; /* what a run with the ELBO writes */
         return;
     }
     vae_config c;
@@ -418,8 +420,11 @@ static void make_distinct(saved *s, int which)
         t->set.adam_beta1 = 0.8125, t->set.adam_beta2 = 0.9375, t->set.adam_eps = 1e-6;
         t->set.init = 1;
         t->set.valid = 39, t->best_epoch = 38, t->best_loss = 87.5;
-        /* The IWAE, and a sum_obj that is not the ELBO's (1259.71875). */
+        /* The IWAE with DReG (not the standard estimator, which a file
+         * before version 6 reads as), and a sum_obj that is not the ELBO's
+         * (1259.71875). */
         t->set.objective = VAE_OBJ_IWAE, t->set.draws = 59, t->sum_obj = 1301.75;
+        t->set.estimator = VAE_EST_DREG;
     } else {
         c.arch = VAE_ARCH_CONV;
         /* Colour images of 5 x 2 (x_dim 30), padded to 64 x 64 by 4
@@ -447,8 +452,11 @@ static void make_distinct(saved *s, int which)
         t->set.adam_beta1 = 0.6875, t->set.adam_beta2 = 0.96875, t->set.adam_eps = 2e-7;
         t->set.init = 0;
         t->set.valid = 49, t->best_epoch = 48, t->best_loss = 97.25;
-        /* The ELBO with one draw (the MLP's fixture has the IWAE). */
+        /* The ELBO with one draw (the MLP's fixture has the IWAE), and
+         * so the standard estimator: estimator is (2, 0, 0) across the
+         * three files. */
         t->set.objective = VAE_OBJ_ELBO, t->set.draws = 1, t->sum_obj = 2400.125;
+        t->set.estimator = VAE_EST_STANDARD;
     }
 }
 
@@ -532,6 +540,7 @@ static size_t fields_of(const saved *s, field_want *w)
     ONE("objective", "u64", t->set.objective);
     ONE("draws", "u64", t->set.draws);
     ONE("sum_obj", "f64", f64_bits(t->sum_obj));
+    ONE("estimator", "u64", t->set.estimator);
 #undef ONE
     return n;
 }
@@ -549,12 +558,15 @@ static void field_range(const doc_table *t, const char *name, size_t *lo, size_t
 
 #define HEADING_FIELDS "| # | field | type |"
 
-/* The header's field counts of versions 4, 3 and 2, by the document's
+/* The header's field counts of versions 5, 4, 3 and 2, by the document's
  * rule: each is the newer version cut before the first field it lacks
- * (height for version 4, sched for version 3, data_n for version 2). */
-static void older_counts(const doc_table *t, size_t *n4, size_t *n3, size_t *n2)
+ * (estimator for version 5, height for version 4, sched for version 3,
+ * data_n for version 2). */
+static void older_counts(const doc_table *t, size_t *n5, size_t *n4, size_t *n3,
+                         size_t *n2)
 {
     size_t hi;
+    field_range(t, "estimator", n5, &hi);
     field_range(t, "height", n4, &hi);
     field_range(t, "sched", n3, &hi);
     field_range(t, "data_n", n2, &hi);
@@ -757,13 +769,15 @@ static void test_worked_example_tensors(void **state)
     doc_says_f("A float's byte offset is `%zu + 4 x` its index", body);
     doc_table ft;
     doc_table_load(&ft, HEADING_FIELDS);
-    size_t n5 = (body - OFF_HEADER) / 8, n4, n3, n2;
-    older_counts(&ft, &n4, &n3, &n2);
-    char num4[32], num3[32], num2[32];
-    with_commas(num4, sizeof num4, len - 8 * (n5 - n4));
-    with_commas(num3, sizeof num3, len - 8 * (n5 - n3));
-    with_commas(num2, sizeof num2, len - 8 * (n5 - n2));
-    doc_says_f("(version 4: %s; version 3: %s; version 2: %s)", num4, num3, num2);
+    size_t n6 = (body - OFF_HEADER) / 8, n5, n4, n3, n2;
+    older_counts(&ft, &n5, &n4, &n3, &n2);
+    char num5[32], num4[32], num3[32], num2[32];
+    with_commas(num5, sizeof num5, len - 8 * (n6 - n5));
+    with_commas(num4, sizeof num4, len - 8 * (n6 - n4));
+    with_commas(num3, sizeof num3, len - 8 * (n6 - n3));
+    with_commas(num2, sizeof num2, len - 8 * (n6 - n2));
+    doc_says_f("(version 5: %s; version 4: %s; version 3: %s; version 2: %s)", num5, num4,
+               num3, num2);
     doc_table_free(&ft);
     doc_table_free(&t);
     free(b);
@@ -1304,9 +1318,11 @@ static void doc_pre5_shape(size_t x_dim, size_t *height, size_t *width)
 }
 
 /* d, read from a file of an older version made from s, is s's checkpoint
- * with the image shape of the document's pre-5 rule, and (versions 2 and
- * 3) the training controls of the document's defaults table (and, for
- * version 2, no fingerprint); a version-4 file keeps its controls. */
+ * with the standard estimator (the document's rule for every file before
+ * version 6), the image shape of the document's pre-5 rule (versions 2 to
+ * 4; a version-5 file keeps its shape), and (versions 2 and 3) the
+ * training controls of the document's defaults table (and, for version 2,
+ * no fingerprint); a file of version 4 or 5 keeps its controls. */
 static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
                         const doc_table *defaults)
 {
@@ -1315,14 +1331,19 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
     assert_memory_equal(d->params, s->m.params, s->m.n_params * sizeof(float));
     assert_memory_equal(d->adam_m, s->adam_m, s->m.n_params * sizeof(float));
     assert_memory_equal(d->adam_v, s->adam_v, s->m.n_params * sizeof(float));
+    assert_int_equal(d->cfg.arch, s->m.cfg.arch);
     assert_int_equal(d->cfg.n_classes, s->m.cfg.n_classes);
     assert_int_equal(d->cfg.x_dim, s->m.cfg.x_dim);
-    size_t height, width;
-    doc_pre5_shape(d->cfg.x_dim, &height, &width);
-    if (d->cfg.height != height || d->cfg.width != width || d->cfg.channels != 1)
+    size_t height, width, channels = 1;
+    if (version >= 5) { /* the shape fields are in the file */
+        height = s->m.cfg.height, width = s->m.cfg.width, channels = s->m.cfg.channels;
+    } else {
+        doc_pre5_shape(d->cfg.x_dim, &height, &width);
+    }
+    if (d->cfg.height != height || d->cfg.width != width || d->cfg.channels != channels)
         fail_msg("a version-%u file of x_dim %zu reads as %zu x %zu x %zu images; the "
-                 "document says %zu x %zu x 1", version, d->cfg.x_dim, d->cfg.height,
-                 d->cfg.width, d->cfg.channels, height, width);
+                 "document says %zu x %zu x %zu", version, d->cfg.x_dim, d->cfg.height,
+                 d->cfg.width, d->cfg.channels, height, width, channels);
     const ckpt_train *t = &d->train;
     assert_int_equal(t->adam_t, s->t.adam_t);
     assert_true(t->set.sched.lr == s->t.set.sched.lr && t->set.sched.lr == s->t.set.sched.lr);
@@ -1330,6 +1351,10 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
     assert_true(t->sum_rec == s->t.sum_rec && t->sum_kl == s->t.sum_kl);
     assert_true(t->seconds == s->t.seconds);
     assert_memory_equal(&t->rng_noise, &s->t.rng_noise, sizeof t->rng_noise);
+    assert_memory_equal(&t->rng_data, &s->t.rng_data, sizeof t->rng_data);
+    assert_int_equal(t->epoch, s->t.epoch);
+    assert_int_equal(t->step, s->t.step);
+    assert_int_equal(t->n_seen, s->t.n_seen);
     if (version == 2) {
         assert_int_equal(t->data.n, 0);
         assert_int_equal(t->data.rows | t->data.cols, 0);
@@ -1337,9 +1362,22 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
     } else {
         assert_memory_equal(&t->data, &s->t.data, sizeof t->data);
     }
+    /* Every setting the version has reads as written. */
+    for (int i = 0; i < SETTING_COUNT; i++)
+        if (SETTINGS[i].since <= version &&
+            settings_differ(&t->set, &s->t.set, (setting_id)i))
+            fail_msg("a version-%u file reads setting %s otherwise than it was written",
+                     version, SETTINGS[i].key);
+    /* The estimator, which every file before version 6 lacks, reads as 0
+     * (standard), and differs from what the version-6 file held. */
+    if (s->t.set.estimator == VAE_EST_STANDARD)
+        fail_msg("test setup: the estimator holds its default already");
+    if (t->set.estimator != VAE_EST_STANDARD)
+        fail_msg("a version-%u file reads estimator %d; the document says 0 (standard)",
+                 version, (int)t->set.estimator);
     /* The controls versions 2 and 3 lack read as the defaults table says
      * (test_older_versions checks that it lists each of them once); a
-     * version-4 file has them and reads them as written. */
+     * file of version 4 or 5 has them and reads them as written. */
     for (size_t i = 0; i < defaults->n_rows; i++) {
         const doc_row *r = &defaults->row[i];
         const char *name = cell(r, 0), *text = cell(r, 1);
@@ -1356,26 +1394,27 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
                 fail_msg("%s:%zu: \"%s\" is not a number", doc_path(), r->line, text);
         }
         double got = control_of(t, name, r->line), saved_v = control_of(&s->t, name, r->line);
-        if (version >= 4) { /* a version-4 file keeps its own value */
+        if (version >= 4) { /* a file of version 4 or 5 keeps its own value */
             if (got != saved_v)
-                fail_msg("a version-4 file reads %s as %.17g, not the %.17g it holds",
-                         name, got, saved_v);
+                fail_msg("a version-%u file reads %s as %.17g, not the %.17g it holds",
+                         version, name, got, saved_v);
             continue;
         }
         if (got != want)
             fail_msg("%s:%zu: a version-%u file reads %s as %.17g, not %s", doc_path(),
                      r->line, version, name, got, text);
-        /* ... and differs from what the version-5 file held. */
+        /* ... and differs from what the version-6 file held. */
         if (saved_v == want)
             fail_msg("test setup: %s holds its default already", name);
     }
 }
 
-/* Version 4 is version 5 without the image shape, version 3 version 4
- * without the training controls, version 2 version 3 without the
- * fingerprint, as the document says; all read back as the same checkpoint,
- * with the documented shape and defaults. Only each version's own header
- * size is accepted. */
+/* Version 5 is version 6 without the estimator, version 4 version 5
+ * without the image shape, version 3 version 4 without the training
+ * controls, version 2 version 3 without the fingerprint, as the document
+ * says; all read back as the same checkpoint, with the documented
+ * estimator, shape and defaults. Only each version's own header size is
+ * accepted. */
 static void test_older_versions(void **state)
 {
     fixture *fx = *state;
@@ -1384,19 +1423,22 @@ static void test_older_versions(void **state)
     doc_table_load(&dt, HEADING_DEFAULTS);
     saved s;
     make_distinct(&s, 0);
-    size_t len5;
-    unsigned char *b5 = save_and_read(fx->dir, "v5.bin", &s, &len5);
-    assert_int_equal(tu_get_le32(b5 + 8), CKPT_VERSION);
-    assert_int_equal(CKPT_VERSION, 5);
-    size_t n5 = tu_get_le32(b5 + 12) / 8, n4, n3, n2, lo, last;
-    older_counts(&t, &n4, &n3, &n2);
-    assert_true(n2 < n3 && n3 < n4 && n4 < n5);
+    size_t len6;
+    unsigned char *b6 = save_and_read(fx->dir, "v6.bin", &s, &len6);
+    assert_int_equal(tu_get_le32(b6 + 8), CKPT_VERSION);
+    assert_int_equal(CKPT_VERSION, 6);
+    size_t n6 = tu_get_le32(b6 + 12) / 8, n5, n4, n3, n2, lo, last;
+    older_counts(&t, &n5, &n4, &n3, &n2);
+    assert_true(n2 < n3 && n3 < n4 && n4 < n5 && n5 < n6);
     field_range(&t, "data_labels_crc32", &lo, &last);
     assert_int_equal(last + 1, n3); /* the fingerprint ends version 3's */
     field_range(&t, "sum_obj", &lo, &last);
     assert_int_equal(last + 1, n4); /* the objective ends version 4's */
     field_range(&t, "channels", &lo, &last);
     assert_int_equal(last + 1, n5); /* the shape ends version 5's */
+    field_range(&t, "estimator", &lo, &last);
+    assert_int_equal(last + 1, n6); /* the estimator ends version 6's */
+    assert_int_equal(n6 - n5, 1);
     /* The defaults table lists the fields version 3 lacks and version 4
      * has, each once. */
     if (dt.n_rows != n4 - n3)
@@ -1414,20 +1456,28 @@ static void test_older_versions(void **state)
                          cell(&dt.row[i], 0));
     }
 
-    /* A version-4 file keeps the training controls, so its fixture's step
-     * schedule must leave warmup and horizon at 0 to be readable; the
-     * cut-off controls of versions 3 and 2 may hold anything. */
+    /* Files of versions 4 and 5 keep the training controls, so their
+     * fixture's step schedule must leave warmup and horizon at 0 to be
+     * readable; the cut-off controls of versions 3 and 2 may hold
+     * anything. */
     saved s4;
     make_distinct(&s4, 0);
     s4.t.set.sched.warmup = s4.t.set.sched.horizon = 0;
-    size_t len5r, len4, len3, len2;
-    unsigned char *b5r = save_and_read(fx->dir, "v5r.bin", &s4, &len5r);
-    unsigned char *b4 = cut_header(b5r, len5r, n4, 4, &len4);
-    unsigned char *b3 = cut_header(b5, len5, n3, 3, &len3);
-    unsigned char *b2 = cut_header(b5, len5, n2, 2, &len2);
+    size_t len6r, len5, len4, len3, len2;
+    unsigned char *b6r = save_and_read(fx->dir, "v6r.bin", &s4, &len6r);
+    unsigned char *b5 = cut_header(b6r, len6r, n5, 5, &len5);
+    unsigned char *b4 = cut_header(b6r, len6r, n4, 4, &len4);
+    unsigned char *b3 = cut_header(b6, len6, n3, 3, &len3);
+    unsigned char *b2 = cut_header(b6, len6, n2, 2, &len2);
     ckpt_data d;
-    if (read_bytes(fx->dir, "v5r.bin", b5r, len5r, &d, 0, NULL))
-        fail_msg("test setup: the version-5 file is rejected");
+    if (read_bytes(fx->dir, "v6r.bin", b6r, len6r, &d, 1, NULL))
+        fail_msg("test setup: the version-6 file is rejected");
+    assert_int_equal(d.train.set.estimator, s4.t.set.estimator); /* it keeps its own */
+    ckpt_data_free(&d);
+    if (read_bytes(fx->dir, "v5.bin", b5, len5, &d, 1, NULL))
+        fail_msg("a version-5 file made as the document says is rejected");
+    check_older(&d, &s4, 5, &dt);
+    ckpt_data_free(&d);
     if (read_bytes(fx->dir, "v4.bin", b4, len4, &d, 1, NULL))
         fail_msg("a version-4 file made as the document says is rejected");
     check_older(&d, &s4, 4, &dt);
@@ -1442,17 +1492,17 @@ static void test_older_versions(void **state)
     ckpt_data_free(&d);
 
     /* A square x_dim reads as a square: the default model (784 pixels)
-     * cut to version 4 reads as 28 x 28 grey images, the shape version 5
-     * writes for it. */
+     * cut to version 4 reads as 28 x 28 grey images, the shape version 6
+     * (and 5) writes for it. */
     saved sq;
     vae_config c = cfg_default();
     make_saved(&sq, &c);
     assert_int_equal(sq.m.cfg.height, 28);
     assert_int_equal(sq.m.cfg.width, 28);
     assert_int_equal(sq.m.cfg.channels, 1);
-    size_t lsq5, lsq4;
-    unsigned char *q5 = save_and_read(fx->dir, "sq5.bin", &sq, &lsq5);
-    unsigned char *q4 = cut_header(q5, lsq5, n4, 4, &lsq4);
+    size_t lsq6, lsq4;
+    unsigned char *q6 = save_and_read(fx->dir, "sq6.bin", &sq, &lsq6);
+    unsigned char *q4 = cut_header(q6, lsq6, n4, 4, &lsq4);
     if (read_bytes(fx->dir, "sq4.bin", q4, lsq4, &d, 1, NULL))
         fail_msg("a version-4 file of the default model is rejected");
     size_t height, width;
@@ -1463,17 +1513,19 @@ static void test_older_versions(void **state)
     assert_int_equal(d.cfg.channels, 1);
     ckpt_data_free(&d);
     free(q4);
-    free(q5);
+    free(q6);
     free_saved(&sq);
 
     /* Only the exact header size of each version is accepted. */
     struct {
         unsigned char *b;
         size_t len, n_fields;
-    } v[4] = {{b2, len2, n2}, {b3, len3, n3}, {b4, len4, n4}, {b5r, len5r, n5}};
-    for (int i = 0; i < 4; i++) {
+    } v[5] = {{b2, len2, n2}, {b3, len3, n3}, {b4, len4, n4}, {b5, len5, n5},
+              {b6r, len6r, n6}};
+    for (int i = 0; i < 5; i++) {
         const long sizes[] = {8 * (long)n2, 8 * (long)n3, 8 * (long)n4, 8 * (long)n5,
-                              8 * (long)v[i].n_fields - 8, 8 * (long)v[i].n_fields + 8};
+                              8 * (long)n6, 8 * (long)v[i].n_fields - 8,
+                              8 * (long)v[i].n_fields + 8};
         for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
             if (sizes[k] == 8 * (long)v[i].n_fields)
                 continue;
@@ -1486,33 +1538,43 @@ static void test_older_versions(void **state)
     }
 
     /* The numbers the prose states. */
-    size_t p5 = OFF_HEADER + 8 * n5, p4 = OFF_HEADER + 8 * n4, p3 = OFF_HEADER + 8 * n3,
-           p2 = OFF_HEADER + 8 * n2;
+    size_t p6 = OFF_HEADER + 8 * n6, p5 = OFF_HEADER + 8 * n5, p4 = OFF_HEADER + 8 * n4,
+           p3 = OFF_HEADER + 8 * n3, p2 = OFF_HEADER + 8 * n2;
     doc_says_f("checkpoint format (version %u)", CKPT_VERSION);
-    doc_says_f("format version, u32: %u (4, 3 and 2 are still read)", CKPT_VERSION);
-    doc_says_f("`vae` writes version %u and still reads versions 4, 3 and 2", CKPT_VERSION);
+    doc_says_f("format version, u32: %u (5, 4, 3 and 2 are still read)", CKPT_VERSION);
+    doc_says_f("`vae` writes version %u and still reads versions 5, 4, 3 and 2",
+               CKPT_VERSION);
+    doc_says_f("Version 5 is version 6 without header field %zu (the gradient estimator)",
+               n5);
     doc_says_f("Version 4 is version 5 without header fields %zu-%zu", n4, n5 - 1);
     doc_says_f("Version 3 is version 4 without header fields %zu-%zu", n3, n4 - 1);
     doc_says_f("Version 2 is version 3 without header fields %zu-%zu", n2, n3 - 1);
+    doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
+               "%zu instead of %zu", n5, 8 * n5, p5, p6);
     doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
                "%zu instead of %zu", n4, 8 * n4, p4, p5);
     doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
                "%zu instead of %zu", n3, 8 * n3, p3, p4);
     doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
                "%zu.", n2, 8 * n2, p2);
-    doc_says_f("`%zu * 8` = %zu (version 4: `%zu * 8` = %zu; version 3: `%zu * 8` = %zu; "
-               "version 2: `%zu * 8` = %zu)", n5, 8 * n5, n4, 8 * n4, n3, 8 * n3, n2,
-               8 * n2);
+    doc_says_f("`%zu * 8` = %zu (version 5: `%zu * 8` = %zu; version 4: `%zu * 8` = %zu; "
+               "version 3: `%zu * 8` = %zu; version 2: `%zu * 8` = %zu)", n6, 8 * n6, n5,
+               8 * n5, n4, 8 * n4, n3, 8 * n3, n2, 8 * n2);
     doc_says_f("With H = %zu the parameters start at byte %zu and the file is exactly "
-               "`%zu + 12n + 4` bytes (version 4: `%zu + 12n + 4`; version 3: "
-               "`%zu + 12n + 4`; version 2: `%zu + 12n + 4`)", 8 * n5, p5, p5, p4, p3, p2);
-    doc_says_f("accepts exactly %zu for version 2, %zu for version 3, %zu for version 4 "
-               "and %zu for version 5", 8 * n2, 8 * n3, 8 * n4, 8 * n5);
-    doc_says_f("header size exactly %zu (version 2), %zu (version 3), %zu (version 4) or "
-               "%zu (version 5)", 8 * n2, 8 * n3, 8 * n4, 8 * n5);
+               "`%zu + 12n + 4` bytes (version 5: `%zu + 12n + 4`; version 4: "
+               "`%zu + 12n + 4`; version 3: `%zu + 12n + 4`; version 2: `%zu + 12n + 4`)",
+               8 * n6, p6, p6, p5, p4, p3, p2);
+    doc_says_f("accepts exactly %zu for version 2, %zu for version 3, %zu for version 4, "
+               "%zu for version 5 and %zu for version 6", 8 * n2, 8 * n3, 8 * n4, 8 * n5,
+               8 * n6);
+    doc_says_f("header size exactly %zu (version 2), %zu (version 3), %zu (version 4), "
+               "%zu (version 5) or %zu (version 6)", 8 * n2, 8 * n3, 8 * n4, 8 * n5,
+               8 * n6);
     doc_says_f("version: above %u is \"newer than this vae reads; upgrade vae\", below "
                "%u unknown", CKPT_VERSION, CKPT_VERSION_MIN);
     doc_says_f("always writes the current version (%u)", CKPT_VERSION);
+    doc_says_f("A file before version %u reads with estimator 0 (`%s`", CKPT_VERSION,
+               enum_name(&vae_estimator_names, VAE_EST_STANDARD));
     doc_says("A file before version 5 reads as grey images (channels 1): height = "
              "width = sqrt(x_dim) when x_dim is a perfect square, else height 1 and "
              "width x_dim");
@@ -1520,7 +1582,8 @@ static void test_older_versions(void **state)
     free(b3);
     free(b4);
     free(b5);
-    free(b5r);
+    free(b6);
+    free(b6r);
     free_saved(&s);
     free_saved(&s4);
     doc_table_free(&dt);
@@ -1876,6 +1939,20 @@ static void expect_accepts(const doc_table *t, const char *name, const char *wan
     fail_msg("%s: the header table has no field \"%s\"", doc_path(), name);
 }
 
+/* make_distinct's fixture `which` with a schedule a reader accepts: the
+ * MLP's step without a cosine's warm-up and horizon, the conv model's
+ * cosine without a step's decay. */
+static void make_readable(saved *s, int which)
+{
+    make_distinct(s, which);
+    if (which == 0) {
+        s->t.set.sched.warmup = s->t.set.sched.horizon = 0;
+    } else {
+        s->t.set.sched.every = 0;
+        s->t.set.sched.gamma = 1.0;
+    }
+}
+
 /* The objective's rules in the header table's last column and "What the
  * reader checks", case by case, on the conditional MLP and on the conv
  * model, which take the same objectives and draws. */
@@ -1921,14 +1998,7 @@ static void test_objective_rules(void **state)
     };
     for (int which = 0; which < 2; which++) {
         saved s;
-        make_distinct(&s, which);
-        /* Readable schedules: the MLP's step, the conv model's cosine. */
-        if (which == 0) {
-            s.t.set.sched.warmup = s.t.set.sched.horizon = 0;
-        } else {
-            s.t.set.sched.every = 0;
-            s.t.set.sched.gamma = 1.0;
-        }
+        make_readable(&s, which);
         size_t len;
         unsigned char *good = save_and_read(fx->dir, "obj.bin", &s, &len);
         unsigned char *b = malloc(len);
@@ -1961,8 +2031,147 @@ static void test_objective_rules(void **state)
         free_saved(&s);
     }
     doc_says("A failure says \"bad training objective\"");
-    doc_says_f("objective 0 or 1, draws 1 to %s and sum_obj finite, for either "
-               "architecture", num);
+    doc_says_f("objective 0 or 1, draws 1 to %s, sum_obj finite and estimator 0 to %zu "
+               "(with either objective), for either architecture", num,
+               vae_estimator_names.n - 1);
+    doc_table_free(&t);
+}
+
+/* The estimator's rules (field 61) in the header table's last column and
+ * "What the reader checks", case by case, with either objective, on the
+ * conditional MLP and on the conv model; and the settings with named
+ * values, which the reader checks before the RNG states. */
+static void test_estimator_rules(void **state)
+{
+    fixture *fx = *state;
+    doc_table t;
+    doc_table_load(&t, HEADING_FIELDS);
+    size_t f_obj, f_est, f_rng, hi;
+    field_range(&t, "objective", &f_obj, &hi);
+    field_range(&t, "estimator", &f_est, &hi);
+    field_range(&t, "rng_data", &f_rng, &hi);
+    assert_int_equal(f_est, SETTINGS[SETTING_ESTIMATOR].field);
+    assert_int_equal(SETTINGS[SETTING_ESTIMATOR].since, CKPT_VERSION);
+    /* The values and names the table states are the code's. */
+    const size_t n_est = vae_estimator_names.n;
+    assert_int_equal(n_est, 3);
+    char text[192], names[128];
+    snprintf(text, sizeof text, "0 to %zu", n_est - 1);
+    expect_accepts(&t, "estimator", text);
+    doc_says_f("0 the bound's own (`%s`), 1 sticking the landing (`%s`), 2 doubly "
+               "reparameterized (`%s`); written 0 with the ELBO",
+               enum_name(&vae_estimator_names, VAE_EST_STANDARD),
+               enum_name(&vae_estimator_names, VAE_EST_STL),
+               enum_name(&vae_estimator_names, VAE_EST_DREG));
+    enum_list(&vae_estimator_names, names, sizeof names);
+    const uint64_t big = UINT64_MAX;
+    const struct {
+        uint64_t objective, estimator;
+        int ok;
+    } cases[] = {
+        {1, 0, 1}, {1, 1, 1}, {1, 2, 1},
+        {0, 0, 1}, {0, 1, 1}, {0, 2, 1}, /* not checked against the objective */
+        {1, 3, 0}, {0, 3, 0}, {1, 4, 0}, {1, big, 0},
+    };
+    for (int which = 0; which < 2; which++) {
+        saved s;
+        make_readable(&s, which);
+        size_t len;
+        unsigned char *good = save_and_read(fx->dir, "est.bin", &s, &len);
+        unsigned char *b = malloc(len);
+        assert_non_null(b);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            memcpy(b, good, len);
+            tu_put_le64(b + OFF_HEADER + 8 * f_obj, cases[i].objective);
+            tu_put_le64(b + OFF_HEADER + 8 * f_est, cases[i].estimator);
+            fix_crc(b, len);
+            ckpt_data d;
+            err_msg err = {{0}};
+            char want[192];
+            snprintf(want, sizeof want, "bad training objective (estimator %llu, not %s)",
+                     (unsigned long long)cases[i].estimator, names);
+            int rc = read_bytes(fx->dir, "estx.bin", b, len, &d, 1, &err);
+            if (rc != (cases[i].ok ? 0 : -1) || (rc && !strstr(err.text, want)))
+                fail_msg("%s, objective %llu estimator %llu: ckpt_read %s %s",
+                         which ? "conv" : "MLP", (unsigned long long)cases[i].objective,
+                         (unsigned long long)cases[i].estimator,
+                         rc ? "rejects it:" : "accepts it", rc ? err.text : "");
+            if (rc == 0) {
+                /* What was accepted reads back as written. */
+                assert_int_equal(d.train.set.objective, cases[i].objective);
+                assert_int_equal(d.train.set.estimator, cases[i].estimator);
+                ckpt_data_free(&d);
+            }
+        }
+        free(b);
+        free(good);
+        free_saved(&s);
+    }
+    doc_says_f("estimator 0 to %zu (with either objective)", n_est - 1);
+    doc_says_f("an estimator above %zu says \"bad training objective (estimator N, not "
+               "%s)\"", n_est - 1, names);
+    doc_says("estimator against the objective (a file with the ELBO may hold 1 or 2)");
+
+    /* The settings with named values are the ones the document lists, in
+     * the header table's order, and each unnamed value is the failure
+     * reported even with a bad RNG state (step 8) in the same file. */
+    saved s;
+    make_distinct(&s, 0);
+    s.t.set.sched.warmup = s.t.set.sched.horizon = 0;
+    size_t len;
+    unsigned char *good = save_and_read(fx->dir, "named.bin", &s, &len);
+    unsigned char *b = malloc(len);
+    assert_non_null(b);
+    char list[192] = "";
+    size_t n_named = 0, at = 0;
+    for (size_t f = 0; f < MAX_FIELDS; f++)
+        for (int i = 0; i < SETTING_COUNT; i++) {
+            const setting_row *r = &SETTINGS[i];
+            if (r->type != SETTING_ENUM || r->field != f)
+                continue;
+            n_named++;
+            memcpy(b, good, len);
+            tu_put_le64(b + OFF_HEADER + 8 * r->field, r->names->n);
+            tu_put_le64(b + OFF_HEADER + 8 * (f_rng + 5), 2); /* a bad RNG flag */
+            fix_crc(b, len);
+            ckpt_data d;
+            err_msg err = {{0}};
+            char want[256];
+            enum_list(r->names, names, sizeof names);
+            snprintf(want, sizeof want, "bad %s (%s %zu, not %s)", r->group, r->key,
+                     r->names->n, names);
+            if (read_bytes(fx->dir, "namedx.bin", b, len, &d, 0, &err) != -1 ||
+                !strstr(err.text, want))
+                fail_msg("%s %zu with a bad RNG state: ckpt_read says \"%s\", not \"%s\"",
+                         r->key, r->names->n, err.text, want);
+            /* The document's name of the field. */
+            const char *doc_name = NULL;
+            for (size_t k = 0; k < t.n_rows && !doc_name; k++) {
+                size_t lo, hi2;
+                parse_range(&t.row[k], &lo, &hi2);
+                if (lo == f && hi2 == f)
+                    doc_name = cell(&t.row[k], 1);
+            }
+            if (!doc_name)
+                fail_msg("%s: the header table has no field %zu", doc_path(), f);
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", n_named > 1 ? ", " : "",
+                                   doc_name);
+            assert_true(at < sizeof list);
+        }
+    assert_int_equal(n_named, 5);
+    /* "a, b, c, d and e" */
+    char *last = strrchr(list, ',');
+    assert_non_null(last);
+    char phrase[256];
+    snprintf(phrase, sizeof phrase, "The fields with named values (%.*s and%s) are checked "
+             "against their names before step 8", (int)(last - list), list, last + 1);
+    doc_says(phrase);
+    enum_list(&train_binarize_names, names, sizeof names);
+    doc_says_f("(`bad training state (binarize 3, not %s)`)", names);
+    assert_int_equal(train_binarize_names.n, 3);
+    free(b);
+    free(good);
+    free_saved(&s);
     doc_table_free(&t);
 }
 
@@ -2109,6 +2318,34 @@ static void test_shape_rules(void **state)
 #define N_IMG 4 /* images of a batch in the objective tests */
 #define N_DRAWS 3
 
+/* The small MLP of the objective's checks (12 pixels, 7 tanh units, a 3-D
+ * latent; 3 labels if conditional) with random parameters, inputs, labels
+ * and eps for N_IMG images of K draws, all from seed. */
+static void small_batch(int conditional, size_t K, uint64_t seed, vae_model *m, vae_acts *a)
+{
+    vae_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = VAE_ARCH_MLP;
+    c.x_dim = 12;
+    c.n_hidden = 1;
+    c.hidden[0] = 7;
+    c.z_dim = 3;
+    c.act = VAE_ACT_TANH;
+    c.likelihood = VAE_LIK_BERNOULLI;
+    c.n_classes = conditional ? 3 : 0;
+    err_msg err;
+    if (vae_init(m, &c, &err) || vae_acts_init_k(a, &c, N_IMG, K, &err))
+        fail_msg("%s", err.text);
+    rng_state r;
+    rng_seed(&r, seed);
+    vae_init_params(m, &r);
+    for (size_t i = 0; i < N_IMG * c.x_dim; i++)
+        a->x[i] = rng_uniform(&r);
+    for (size_t i = 0; i < N_IMG; i++)
+        a->y[i] = (uint8_t)(i % 3);
+    rng_normal(&r, a->eps, N_IMG * K * c.z_dim);
+}
+
 /* One batch of a small MLP (conditional with 3 labels if conditional) run
  * through vae_loss with K = N_DRAWS draws and objective, and each image's
  * numbers recomputed by the document's formulas ("The objective and K
@@ -2116,29 +2353,9 @@ static void test_shape_rules(void **state)
 static void check_objective(int conditional, vae_objective objective, double beta)
 {
     enum { D = 12, Z = 3, K = N_DRAWS, B = N_IMG };
-    vae_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = VAE_ARCH_MLP;
-    c.x_dim = D;
-    c.n_hidden = 1;
-    c.hidden[0] = 7;
-    c.z_dim = Z;
-    c.act = VAE_ACT_TANH;
-    c.likelihood = VAE_LIK_BERNOULLI;
-    c.n_classes = conditional ? 3 : 0;
     vae_model m;
     vae_acts a;
-    err_msg err;
-    if (vae_init(&m, &c, &err) || vae_acts_init_k(&a, &c, B, K, &err))
-        fail_msg("%s", err.text);
-    rng_state r;
-    rng_seed(&r, 77);
-    vae_init_params(&m, &r);
-    for (size_t i = 0; i < B * D; i++)
-        a.x[i] = rng_uniform(&r);
-    for (size_t i = 0; i < B; i++)
-        a.y[i] = (uint8_t)(i % 3);
-    rng_normal(&r, a.eps, B * K * Z);
+    small_batch(conditional, K, 77, &m, &a);
     vae_encode(&m, &a, B);
     vae_reparam(&m, &a, B, 0);
     vae_decode(&m, &a, B);
@@ -2231,6 +2448,189 @@ static void test_objective_values(void **state)
     doc_says("Neither beta nor the KL warm-up enters it");
 }
 
+/* One batch of a small MLP (conditional with 3 labels if conditional) with
+ * K draws, through vae_loss and vae_backward for the importance-weighted
+ * bound with each estimator, held against the document's formulas ("The
+ * objective and K draws"): the normalised weights; each draw's dz from the
+ * decoder's wt_ij g_ij (g_ij, by finite differences, the gradient of
+ * rec_ij at z_ij), gp_ij and path_ij; mu's and lv's gradients from dz and
+ * the direct term; the decoder's and the prior's gradients the same under
+ * all three. */
+static void check_estimators(int conditional, size_t K)
+{
+    enum { D = 12, Z = 3, B = N_IMG, N_EST = 3 };
+    vae_model m;
+    vae_acts a;
+    small_batch(conditional, K, 78, &m, &a);
+    const size_t n = m.n_params, R = B * K;
+    float *grads = malloc(N_EST * n * sizeof *grads);
+    float *dz = malloc(N_EST * R * Z * sizeof *dz);
+    float *dhead = malloc(N_EST * B * 2 * Z * sizeof *dhead);
+    float *wt = malloc(N_EST * R * sizeof *wt);
+    assert_non_null(grads);
+    assert_non_null(dz);
+    assert_non_null(dhead);
+    assert_non_null(wt);
+    for (int e = 0; e < N_EST; e++) {
+        vae_encode(&m, &a, B);
+        vae_reparam(&m, &a, B, 0);
+        vae_decode(&m, &a, B);
+        vae_loss_spec loss = {VAE_OBJ_IWAE, 1.0, (vae_estimator)e};
+        vae_loss(&m, &a, B, &loss);
+        memcpy(wt + e * R, a.wt, R * sizeof *wt);
+        vae_backward(&m, &a, grads + e * n, B, &loss);
+        memcpy(dz + e * R * Z, a.dz, R * Z * sizeof *dz);
+        memcpy(dhead + e * B * 2 * Z, a.dhead, B * 2 * Z * sizeof *dhead);
+    }
+    /* The weights do not depend on the estimator. */
+    assert_memory_equal(wt, wt + R, R * sizeof *wt);
+    assert_memory_equal(wt, wt + 2 * R, R * sizeof *wt);
+    /* rec_ij of the forward pass (the same for every estimator's), then
+     * the decoder's gradient at each z by central differences of rec_ij. */
+    double *g = malloc(R * Z * sizeof *g);
+    float *z0 = malloc(R * Z * sizeof *z0), *rec = malloc(R * sizeof *rec);
+    assert_non_null(g);
+    assert_non_null(z0);
+    assert_non_null(rec);
+    for (size_t row = 0; row < R; row++)
+        vae_rec_rows(&m, vae_logits(&m, &a) + row * D, a.x + (row / K) * D, 0, 1, &rec[row]);
+    memcpy(z0, a.z, R * Z * sizeof *z0);
+    const float h = 1.0f / 64.0f;
+    for (size_t row = 0; row < R; row++)
+        for (size_t d = 0; d < Z; d++) {
+            float side_rec[2];
+            for (int side = 0; side < 2; side++) {
+                memcpy(a.z, z0, R * Z * sizeof *z0);
+                a.z[row * Z + d] += side ? h : -h;
+                vae_decode(&m, &a, B);
+                vae_rec_rows(&m, vae_logits(&m, &a) + row * D, a.x + (row / K) * D, 0, 1,
+                             &side_rec[side]);
+            }
+            g[row * Z + d] = ((double)side_rec[1] - side_rec[0]) / (2.0 * h);
+        }
+    memcpy(a.z, z0, R * Z * sizeof *z0);
+    for (size_t i = 0; i < B; i++) {
+        const float *lv = vae_logvar(&m, &a, i);
+        const float *mp = conditional ? vae_prior_mu(&m, &a, i) : NULL;
+        const float *lp = conditional ? vae_prior_logvar(&m, &a, i) : NULL;
+        /* wt_ij = w_ij / sum_j w_ij, from the document's log weights */
+        double lw[N_DRAWS], top = -INFINITY, sum = 0.0;
+        assert_true(K <= N_DRAWS);
+        for (size_t j = 0; j < K; j++) {
+            size_t row = i * K + j;
+            const float *eps = a.eps + row * Z, *z = a.z + row * Z;
+            double t = -(double)rec[row];
+            for (size_t d = 0; d < Z; d++) {
+                double e2 = (double)eps[d] * eps[d], zd = z[d];
+                t += conditional ? -(zd - mp[d]) * (zd - mp[d]) / (2.0 * exp(lp[d])) -
+                                       lp[d] / 2.0 + e2 / 2.0 + lv[d] / 2.0
+                                 : -zd * zd / 2.0 + e2 / 2.0 + lv[d] / 2.0;
+            }
+            lw[j] = t;
+            top = t > top ? t : top;
+        }
+        for (size_t j = 0; j < K; j++)
+            sum += exp(lw[j] - top);
+        for (int e = 0; e < N_EST; e++) {
+            double dmu[Z], dlv[Z], scale[Z];
+            for (size_t d = 0; d < Z; d++) {
+                dmu[d] = 0.0, scale[d] = 1.0;
+                dlv[d] = e == VAE_EST_STANDARD ? -0.5 : 0.0; /* the direct term */
+            }
+            for (size_t j = 0; j < K; j++) {
+                size_t row = i * K + j;
+                double w = exp(lw[j] - top) / sum;
+                if (fabs(w - wt[row]) > 1e-5)
+                    fail_msg("image %zu, draw %zu: wt is %.9g, the document's %.9g", i, j,
+                             (double)wt[row], w);
+                w = wt[row]; /* the code's, to compare what follows closely */
+                const float *eps = a.eps + row * Z, *z = a.z + row * Z;
+                for (size_t d = 0; d < Z; d++) {
+                    /* wt_ij g_ij: what the decoder's backward gives, which
+                     * the standard estimator adds wt_ij gp_ij to */
+                    double gp = conditional ? ((double)z[d] - mp[d]) / exp(lp[d]) : z[d];
+                    double path = gp - eps[d] * exp(-(double)lv[d] / 2.0);
+                    double wg = dz[row * Z + d] - w * gp; /* from the standard pass */
+                    double wg_fd = w * g[row * Z + d];
+                    if (fabs(wg - wg_fd) > 2e-2 * w * (1.0 + fabs(g[row * Z + d])) + 1e-5)
+                        fail_msg("%s, K %zu, image %zu, draw %zu, latent %zu: the decoder "
+                                 "gives %.9g at z, not wt_ij g_ij = %.9g", conditional ?
+                                 "conditional" : "N(0, I)", K, i, j, d, wg, wg_fd);
+                    double want = e == VAE_EST_STANDARD ? wg + w * gp
+                                  : e == VAE_EST_STL    ? wg + w * path
+                                                        : w * (wg + w * path);
+                    double got = dz[(e * R + row) * Z + d];
+                    double tol = 1e-5 * (1.0 + fabs(wg) + fabs(w * gp) + fabs(w * path));
+                    if (fabs(got - want) > tol)
+                        fail_msg("%s, K %zu, estimator %s, image %zu, draw %zu, latent %zu: "
+                                 "dz is %.9g, the document's %.9g",
+                                 conditional ? "conditional" : "N(0, I)", K,
+                                 enum_name(&vae_estimator_names, e), i, j, d, got, want);
+                    dmu[d] += want;
+                    dlv[d] += want * eps[d] * exp((double)lv[d] / 2.0) / 2.0;
+                    scale[d] += fabs(want) * (1.0 + fabs(eps[d]) * exp((double)lv[d] / 2.0));
+                }
+            }
+            for (size_t d = 0; d < Z; d++) {
+                const float *dh = dhead + (e * B + i) * 2 * Z;
+                if (fabs(dh[d] - dmu[d]) > 1e-5 * scale[d] ||
+                    fabs(dh[Z + d] - dlv[d]) > 1e-5 * scale[d])
+                    fail_msg("%s, K %zu, estimator %s, image %zu, latent %zu: mu's and lv's "
+                             "gradients are %.9g and %.9g, the document's %.9g and %.9g",
+                             conditional ? "conditional" : "N(0, I)", K,
+                             enum_name(&vae_estimator_names, e), i, d, (double)dh[d],
+                             (double)dh[Z + d], dmu[d], dlv[d]);
+            }
+        }
+    }
+    /* The decoder's gradient, and the prior network's, are the same under
+     * every estimator (they follow the encoder's in the parameters); the
+     * encoder's is not. */
+    size_t dec = m.layer[m.cfg.n_hidden + 1].w_off;
+    for (int e = 1; e < N_EST; e++) {
+        assert_memory_equal(grads + dec, grads + e * n + dec, (n - dec) * sizeof *grads);
+        assert_true(memcmp(grads, grads + e * n, dec * sizeof *grads) != 0);
+    }
+    if (K == 1) /* wt = 1: stl and dreg agree */
+        assert_memory_equal(grads + VAE_EST_STL * n, grads + VAE_EST_DREG * n,
+                            n * sizeof *grads);
+    else
+        assert_true(memcmp(grads + VAE_EST_STL * n, grads + VAE_EST_DREG * n,
+                           dec * sizeof *grads) != 0);
+    free(g);
+    free(z0);
+    free(rec);
+    free(grads);
+    free(dz);
+    free(dhead);
+    free(wt);
+    vae_acts_free(&a);
+    vae_free(&m);
+}
+
+static void test_estimator_gradients(void **state)
+{
+    (void)state;
+    for (int conditional = 0; conditional < 2; conditional++) {
+        check_estimators(conditional, N_DRAWS);
+        check_estimators(conditional, 1);
+    }
+    /* The formulas the test applies are the document's. */
+    doc_says("`gp_ij = (z_ij - mp) / exp(lp)`, the gradient of `-log p(z_ij)` (mp = 0, "
+             "lp = 0 for the N(0, I) prior: `gp_ij = z_ij`)");
+    doc_says("`path_ij = gp_ij - eps_ij exp(-lv/2)`");
+    doc_says("`dz_ij = wt_ij g_ij + wt_ij gp_ij`, plus the direct -1/2 on each lv of "
+             "the image");
+    doc_says("`dz_ij = wt_ij g_ij + wt_ij path_ij`, and no direct term on lv");
+    doc_says("`dz_ij = wt_ij (wt_ij g_ij + wt_ij path_ij)`, that is `wt_ij^2 (g_ij + "
+             "path_ij)`");
+    doc_says("`dmu += dz_ij` and `dlv += dz_ij eps_ij exp(lv/2) / 2`");
+    doc_says("With K = 1 (wt = 1), stl and dreg give the same gradient.");
+    doc_says("in all three the decoder's gradient is the bound's");
+    doc_says("Roeder et al. 2017");
+    doc_says("Tucker et al. 2018, eq. 5");
+}
+
 /* A step's eps, drawn across a team of threads, are the stream's normals
  * in the streams table's order: image i of the batch, draw j, latent d is
  * normal number (i K + j) z_dim + d; in a thread's share, draw j of its
@@ -2303,8 +2703,10 @@ int main(void)
         T(test_validation_rules),
         T(test_validation_split),
         T(test_objective_rules),
+        T(test_estimator_rules),
         T(test_shape_rules),
         T(test_objective_values),
+        T(test_estimator_gradients),
         T(test_eps_order),
 #undef T
     };

@@ -209,7 +209,7 @@ static void test_every_setting_round_trips(void **state)
         s->binarize = TRAIN_BIN_STATIC, s->noise = 0.25, s->kl_warmup = 3;
         s->adam_beta1 = 0.8, s->adam_beta2 = 0.99, s->adam_eps = 1e-6;
         s->init = TRAIN_INIT_GLOROT, s->valid = 40, s->objective = VAE_OBJ_IWAE;
-        s->draws = 3;
+        s->draws = 3, s->estimator = variant ? VAE_EST_STL : VAE_EST_DREG;
         if (variant == 0)
             s->sched.kind = SCHEDULE_STEP, s->sched.every = 7, s->sched.gamma = 0.25;
         else
@@ -671,6 +671,22 @@ static void test_reconstruct_and_eval(void **state)
     /* An untrained model scores ~543 nats (784 ln 2); this one learned. */
     printf("  test loss of the small model: %.2f\n", loss);
     assert_true(loss > 0.0 && loss < 300.0);
+
+    /* --active-units: the same count in text and JSON, of the 4 latent units,
+     * and the same loss as without it (the same draws). */
+    assert_exit(run("eval", "--ckpt", model, "--data", data, "--active-units", "--json",
+                    NULL), 0);
+    const char *au = strstr(out_text, "\"active_units\":[");
+    assert_non_null(au);
+    int active = atoi(au + strlen("\"active_units\":["));
+    tu_assert_contains(out_text, "\"latent\":[4]");
+    assert_true(active >= 0 && active <= 4);
+    assert_true(fabs(json_num(out_text, "test_loss") - loss) < 1e-3);
+    char want[64];
+    snprintf(want, sizeof want, "active units: %d of 4 (", active);
+    assert_exit(run("eval", "--ckpt", model, "--data", data, "--active-units", NULL), 0);
+    tu_assert_contains(out_text, want);
+    printf("  active units of the small model: %d of 4\n", active);
 }
 
 static void test_checkpoint_errors(void **state)

@@ -166,12 +166,36 @@ static void test_test_view(void **state)
     shard_free(&s);
 }
 
+/* Active units, worked out by hand: over 4 images, a constant mean (variance
+ * 0), one alternating 0 and 0.3 (variance 0.0225) and one alternating -1
+ * and 1 (variance 1): 2 active; one alternating 0 and 0.19 (0.009025) is
+ * just under the threshold. */
+static void test_active_units(void **state)
+{
+    (void)state;
+    const float mu[4 * 4] = {
+        0.5f, 0.0f, -1.0f, 0.0f,
+        0.5f, 0.3f, 1.0f, 0.19f,
+        0.5f, 0.0f, -1.0f, 0.0f,
+        0.5f, 0.3f, 1.0f, 0.19f,
+    };
+    double var[4];
+    assert_int_equal(infer_active_units(mu, 4, 4, var), 2);
+    assert_true(var[0] == 0.0);
+    assert_true(fabs(var[1] - 0.0225) < 1e-8);
+    assert_true(fabs(var[2] - 1.0) < 1e-12);
+    assert_true(fabs(var[3] - 0.009025) < 1e-8);
+    assert_int_equal(infer_active_units(mu, 0, 4, NULL), 0);
+    assert_int_equal(infer_active_units(mu, 1, 4, NULL), 0); /* one image: no spread */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_image_sums_to_eval),
         cmocka_unit_test(test_iw_bound),
         cmocka_unit_test(test_iw_bench_times),
+        cmocka_unit_test(test_active_units),
         cmocka_unit_test(test_test_view),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

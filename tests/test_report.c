@@ -356,8 +356,18 @@ static void test_train_page_links(void **state)
     printf("  %zu links, each a file in the folder\n", links);
     assert_true(links >= 12);
     tu_assert_contains(page, "first two principal components");
-    free(page);
     assert_string_equal(err_text, "");
+    /* The active units at the end: vae eval's count for the final model. */
+    char ckpt[192], want_units[96];
+    in_dir(ckpt, sizeof ckpt, "links.bin");
+    assert_exit(run("eval", "--ckpt", ckpt, "--data", data, "--active-units", "--json",
+                    "--threads", "1", NULL), 0);
+    const char *au = strstr(out_text, "\"active_units\":[");
+    assert_non_null(au);
+    snprintf(want_units, sizeof want_units, "Active units: %d of 4 (",
+             atoi(au + strlen("\"active_units\":[")));
+    tu_assert_contains(page, want_units);
+    free(page);
 
     /* A 2-D latent: the grid of decodings, as vae manifold draws it. */
     assert_exit(train_small("twod", "2", NULL), 0);

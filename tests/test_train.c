@@ -312,6 +312,7 @@ static void test_controls_resume(void **state)
         case SETTING_VALID: o.set.valid += 1; break;
         case SETTING_OBJECTIVE: o.set.objective = VAE_OBJ_IWAE; break;
         case SETTING_DRAWS: o.set.draws += 1; break;
+        case SETTING_ESTIMATOR: o.set.estimator = VAE_EST_DREG; break;
         default: fail_msg("no case for the setting %s: add one", SETTINGS[i].key);
         }
         assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
@@ -322,7 +323,7 @@ static void test_controls_resume(void **state)
             fail_msg("expected \"%s\" in: %s", want, err.text);
         tried++;
     }
-    assert_int_equal(tried, 19); /* the model and 18 settings with an option */
+    assert_int_equal(tried, 20); /* the model and 19 settings with an option */
     ckpt_data after;
     assert_int_equal(ckpt_read(stopped, &after, &err), 0);
     assert_int_equal(after.train.epoch, before.train.epoch); /* nothing trained */

@@ -49,6 +49,7 @@ static void setup_k(fixture *f, vae_config cfg, double beta, uint64_t seed, size
     assert_non_null(f->grads);
     f->loss.objective = obj;
     f->loss.beta = beta;
+    f->loss.estimator = VAE_EST_STANDARD;
 }
 
 static void setup(fixture *f, vae_config cfg, double beta, uint64_t seed)
@@ -57,7 +58,7 @@ static void setup(fixture *f, vae_config cfg, double beta, uint64_t seed)
 }
 
 /* The ELBO, beta 1. */
-static const vae_loss_spec ELBO = {VAE_OBJ_ELBO, 1.0};
+static const vae_loss_spec ELBO = {VAE_OBJ_ELBO, 1.0, VAE_EST_STANDARD};
 
 static void teardown(fixture *f)
 {
@@ -351,6 +352,193 @@ static void test_iwae_values(void **state)
         assert_true(fabs(wsum - 1.0) < 1e-5);
     }
     teardown(&f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The IW bound's gradient estimators (--estimator)                         */
+
+/* log w of draw r of image i (the IW bound's log weight, 2 pi terms
+ * cancelled), from the pass's rec, z, eps, logvar and prior (NULL: N(0, I)). */
+static double log_w(const fixture *f, size_t i, size_t r)
+{
+    size_t Z = f->m.cfg.z_dim;
+    const float *lv = f->a.head + i * 2 * Z + Z;
+    const float *prior = vae_prior_mu(&f->m, &f->a, i);
+    double t = -(double)f->a.rrec[r];
+    for (size_t d = 0; d < Z; d++) {
+        double z = f->a.z[r * Z + d], e = f->a.eps[r * Z + d];
+        double mp = prior ? prior[d] : 0.0, lp = prior ? prior[Z + d] : 0.0;
+        t += -0.5 * (z - mp) * (z - mp) * exp(-lp) - 0.5 * lp + 0.5 * e * e + 0.5 * lv[d];
+    }
+    return t;
+}
+
+/* The head gradient STL and DReG must give, worked out apart from the code:
+ * for each draw the path derivative g = d log w_j / d z_j with q's
+ * parameters held (central differences: eps_j moved by +-h / sigma moves z_j
+ * by +-h and nothing else), then over the draws
+ *   stl   dmu = -sum_j wt_j g_j,    dlv = -sum_j wt_j g_j eps_j sigma / 2
+ *   dreg  dmu = -sum_j wt_j^2 g_j,  dlv = -sum_j wt_j^2 g_j eps_j sigma / 2
+ * into want (B x 2Z). */
+static void reference_head_grad(fixture *f, size_t K, vae_estimator est, double *want)
+{
+    size_t Z = f->m.cfg.z_dim;
+    const double h = 1e-2;
+    loss_of(f);
+    float *wt = malloc(B * K * sizeof *wt), *head = malloc(B * 2 * Z * sizeof *head);
+    assert_true(wt && head);
+    memcpy(wt, f->a.wt, B * K * sizeof *wt);
+    memcpy(head, f->a.head, B * 2 * Z * sizeof *head);
+    memset(want, 0, B * 2 * Z * sizeof *want);
+    for (size_t r = 0; r < B * K; r++) {
+        size_t i = r / K;
+        const float *lv = head + i * 2 * Z + Z;
+        double w = est == VAE_EST_DREG ? (double)wt[r] * wt[r] : wt[r];
+        for (size_t d = 0; d < Z; d++) {
+            double sigma = exp(0.5 * lv[d]);
+            float keep = f->a.eps[r * Z + d];
+            f->a.eps[r * Z + d] = keep + (float)(h / sigma);
+            loss_of(f);
+            double up = log_w(f, i, r);
+            f->a.eps[r * Z + d] = keep - (float)(h / sigma);
+            loss_of(f);
+            double down = log_w(f, i, r);
+            f->a.eps[r * Z + d] = keep;
+            double g = (up - down) / (2.0 * h);
+            want[i * 2 * Z + d] -= w * g;
+            want[i * 2 * Z + Z + d] -= w * g * keep * sigma * 0.5;
+        }
+    }
+    loss_of(f); /* the unmoved pass again */
+    free(wt);
+    free(head);
+}
+
+/* Each estimator's gradients for cfg with K draws (seed fixes everything):
+ * all parameters' into grads[e], the heads' into dhead[e]. */
+static void estimator_grads(vae_config cfg, size_t K, uint64_t seed, float **grads,
+                            float **dhead, double **want)
+{
+    for (int e = 0; e < 3; e++) {
+        fixture f;
+        setup_k(&f, cfg, 1.0, seed, K, VAE_OBJ_IWAE);
+        f.loss.estimator = (vae_estimator)e;
+        size_t Z = cfg.z_dim;
+        if (e > 0) {
+            want[e] = malloc(B * 2 * Z * sizeof **want);
+            assert_non_null(want[e]);
+            reference_head_grad(&f, K, (vae_estimator)e, want[e]);
+        }
+        loss_of(&f);
+        vae_backward(&f.m, &f.a, f.grads, B, &f.loss);
+        grads[e] = malloc(f.m.n_params * sizeof **grads);
+        dhead[e] = malloc(B * 2 * Z * sizeof **dhead);
+        assert_true(grads[e] && dhead[e]);
+        memcpy(grads[e], f.grads, f.m.n_params * sizeof **grads);
+        memcpy(dhead[e], f.a.dhead, B * 2 * Z * sizeof **dhead);
+        teardown(&f);
+    }
+}
+
+/* STL and DReG against the reference worked out above; the decoder's (and
+ * the conditional prior's) gradient the same bits in all three; the
+ * encoder's different from the standard one. */
+static void test_estimators_exact(void **state)
+{
+    (void)state;
+    const struct { vae_config c; size_t K; uint64_t seed; const char *name; } cases[] = {
+        {small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 5, 91, "10-6-3 k=5"},
+        {small(9, 2, 7, 5, 2, VAE_ACT_TANH, VAE_LIK_GAUSSIAN, 0), 4, 92, "9-7-5-2 gaussian k=4"},
+        {small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_CB, 4), 3, 93, "conditional cb k=3"},
+        {small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1, 94, "10-6-3 k=1"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        vae_config cfg = cases[c].c;
+        size_t Z = cfg.z_dim, K = cases[c].K;
+        float *grads[3], *dhead[3];
+        double *want[3] = {NULL, NULL, NULL};
+        estimator_grads(cfg, K, cases[c].seed, grads, dhead, want);
+        vae_model m;
+        err_msg err;
+        assert_int_equal(vae_layout(&m, &cfg, &err), 0);
+        /* The encoder: its layers up to the head (mlp.c's order). */
+        const vae_layer *head = &m.layer[cfg.n_hidden];
+        size_t enc_end = head->b_off + head->out;
+        for (int e = 1; e < 3; e++) {
+            double maxdiff = 0.0;
+            for (size_t k = 0; k < B * 2 * Z; k++) {
+                double diff = fabs(dhead[e][k] - want[e][k]);
+                maxdiff = diff > maxdiff ? diff : maxdiff;
+                if (diff > GRAD_ATOL + GRAD_RTOL * fabs(want[e][k]))
+                    fail_msg("%s %s: head gradient [%zu] %.6g, reference %.6g", cases[c].name,
+                             e == 1 ? "stl" : "dreg", k, dhead[e][k], want[e][k]);
+            }
+            printf("  %s %s: max |head gradient - reference| = %.2e\n", cases[c].name,
+                   e == 1 ? "stl" : "dreg", maxdiff);
+            size_t enc_differs = 0;
+            for (size_t p = 0; p < m.n_params; p++) {
+                if (p >= enc_end && memcmp(&grads[e][p], &grads[0][p], sizeof(float)))
+                    fail_msg("%s: parameter %zu (not the encoder's) moved with the "
+                             "estimator: %.9g against %.9g", cases[c].name, p, grads[e][p],
+                             grads[0][p]);
+                enc_differs += p < enc_end && grads[e][p] != grads[0][p];
+            }
+            assert_true(enc_differs > enc_end / 2);
+            free(want[e]);
+        }
+        for (int e = 0; e < 3; e++)
+            free(grads[e]), free(dhead[e]);
+    }
+}
+
+/* DReG is unbiased for the IW bound: over many draws its mean encoder
+ * gradient is the standard one's (within 4 standard errors); STL is not
+ * (Tucker et al.) and is only reported. */
+static void test_dreg_unbiased(void **state)
+{
+    (void)state;
+    vae_config cfg = small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    const size_t K = 5, N = 20000, Z = cfg.z_dim;
+    fixture f[3];
+    for (int e = 0; e < 3; e++) {
+        setup_k(&f[e], cfg, 1.0, 95, K, VAE_OBJ_IWAE);
+        f[e].loss.estimator = (vae_estimator)e;
+    }
+    size_t n = B * 2 * Z;
+    double *sum = calloc(3 * n, sizeof *sum), *sq = calloc(3 * n, sizeof *sq);
+    assert_true(sum && sq);
+    rng_state r;
+    rng_seed(&r, 96);
+    for (size_t t = 0; t < N; t++) {
+        rng_normal(&r, f[0].a.eps, B * K * Z);
+        for (int e = 0; e < 3; e++) {
+            memcpy(f[e].a.eps, f[0].a.eps, B * K * Z * sizeof(float));
+            loss_of(&f[e]);
+            vae_backward(&f[e].m, &f[e].a, f[e].grads, B, &f[e].loss);
+            for (size_t k = 0; k < n; k++) {
+                double g = f[e].a.dhead[k];
+                sum[e * n + k] += g;
+                sq[e * n + k] += g * g;
+            }
+        }
+    }
+    double worst = 0.0, stl_worst = 0.0;
+    for (size_t k = 0; k < n; k++) {
+        double m0 = sum[k] / N, m2 = sum[2 * n + k] / N, m1 = sum[n + k] / N;
+        double v0 = sq[k] / N - m0 * m0, v2 = sq[2 * n + k] / N - m2 * m2;
+        double se = sqrt((v0 + v2) / N) + 1e-9;
+        double z = fabs(m2 - m0) / se;
+        worst = z > worst ? z : worst;
+        double v1 = sq[n + k] / N - m1 * m1, z1 = fabs(m1 - m0) / (sqrt((v0 + v1) / N) + 1e-9);
+        stl_worst = z1 > stl_worst ? z1 : stl_worst;
+    }
+    printf("  %zu passes: DReG's mean head gradient within %.2f standard errors of the "
+           "standard one's (STL: %.2f)\n", N, worst, stl_worst);
+    assert_true(worst < 4.5);
+    free(sum);
+    free(sq);
+    for (int e = 0; e < 3; e++)
+        teardown(&f[e]);
 }
 
 /* A deliberately wrong gradient must be caught: the check is not vacuous. */
@@ -688,6 +876,8 @@ int main(void)
         cmocka_unit_test(test_grad_k_draws),
         cmocka_unit_test(test_grad_iwae_unbalanced),
         cmocka_unit_test(test_iwae_values),
+        cmocka_unit_test(test_estimators_exact),
+        cmocka_unit_test(test_dreg_unbiased),
         cmocka_unit_test(test_likelihood_accuracy),
         cmocka_unit_test(test_cb_near_half),
         cmocka_unit_test(test_tanh_accuracy),

@@ -8,7 +8,7 @@
 #define MODEL O_ARCH, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD, O_CONDITIONAL
 #define TRAINING O_BETA, O_BINARIZE, O_NOISE
 #define CONTROLS O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, \
-    O_ADAM_BETA1, O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K
+    O_ADAM_BETA1, O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K, O_ESTIMATOR
 const cmd_spec CLI_CMDS[] = {
     {.name = "train",
      .brief = "train a VAE, writing sample grids and a checkpoint each epoch",
@@ -54,7 +54,7 @@ const cmd_spec CLI_CMDS[] = {
                 "image; with\n--iw K also the importance-weighted bound on "
                 "-log p(x) (Burda et al.) from K\ndraws per image (use K = 5000 "
                 "to report a likelihood).",
-     .opts = {O_CKPT, O_DATA, O_SEED, O_BATCH, O_THREADS, O_JSON, O_IW, -1},
+     .opts = {O_CKPT, O_DATA, O_SEED, O_BATCH, O_THREADS, O_JSON, O_IW, O_ACTIVE_UNITS, -1},
      .help = {[O_SEED] = "seed of the z draws (default 1; train's evaluation uses the run's own seed, which vae info shows)",
               [O_JSON] = "print the result as one JSON object"},
      .mpi = 1,

@@ -106,6 +106,10 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_VALID] = {.setting = 1 + SETTING_VALID},
     [O_OBJECTIVE] = {.setting = 1 + SETTING_OBJECTIVE},
     [O_K] = {.setting = 1 + SETTING_DRAWS},
+    [O_ESTIMATOR] = {.setting = 1 + SETTING_ESTIMATOR},
+    [O_ACTIVE_UNITS] = {"--active-units", NULL, NULL, "also the active units (Burda et "
+                        "al.): latent units whose posterior mean varies over the images "
+                        "by more than 0.01"},
     [O_KNN] = {"--k", NULL, "K", "neighbours that vote (default 5; at most the training images)"},
     [O_PLAN] = {"--plan", NULL, "", "how threads split a batch: each "
                 "a share of the images (rows), each a share of every layer's units "

@@ -211,11 +211,27 @@ int cmd_eval(cli_opts *o)
         }
         iw_secs = cli_now() - t0;
     }
+    /* Active units: the posterior means of every image (eval's draws). */
+    size_t active = 0, Z = s.m.cfg.z_dim;
+    if (o->set[O_ACTIVE_UNITS]) {
+        float *mu = malloc(s.data.n * Z * sizeof *mu);
+        if (!mu) {
+            say_error("out of memory for %zu posterior means", s.data.n);
+            session_free(&s);
+            return 1;
+        }
+        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, mu, NULL, NULL,
+                        NULL);
+        active = infer_active_units(mu, s.data.n, Z, NULL);
+        free(mu);
+    }
     if (o->json) {
         printf("{\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,", loss, rec, kl);
         if (o->set[O_IW])
             printf("\"iw_nll\":%.6f,\"iw\":%zu,\"iw_seconds\":%.3f,", iw.iw_nll, o->iw,
                    iw_secs);
+        if (o->set[O_ACTIVE_UNITS]) /* one count per stochastic layer, bottom first */
+            printf("\"active_units\":[%zu],\"latent\":[%zu],", active, Z);
         printf("\"likelihood\":\"%s\",\"n\":%zu,\"seconds\":%.4f}\n",
                vae_lik_name(s.m.cfg.likelihood), s.data.n, secs);
     } else {
@@ -224,6 +240,9 @@ int cmd_eval(cli_opts *o)
         if (o->set[O_IW])
             printf("importance-weighted bound, K = %zu: %.4f nats/image [%.2fs]\n",
                    o->iw, iw.iw_nll, iw_secs);
+        if (o->set[O_ACTIVE_UNITS])
+            printf("active units: %zu of %zu (posterior means varying by more than %g "
+                   "over the %zu images)\n", active, Z, INFER_ACTIVE_VAR, s.data.n);
     }
     session_free(&s);
     return 0;

@@ -63,10 +63,11 @@ static void kl_prior(float *kl, float *dhead, float *dprior, const float *head,
  *           = -rec_j + sum_d (-(z-mp)^2/(2 e^lp) - lp/2 + eps^2/2 + lv/2)
  * (the 2 pi terms cancel), the objective -log(1/K sum_j w_j), and its
  * gradient (Burda et al.): -sum_j wt_j d log w_j with the normalised
- * weights wt_j held fixed. Here: wt, the direct -1/2 on each lv (and the
- * prior head's gradient); reparam_backward adds the z terms. */
+ * weights wt_j held fixed. Here: wt, the direct -1/2 on each lv (the score
+ * term of log q, which STL and DReG drop), and the prior head's gradient;
+ * reparam_backward adds the z terms. */
 static float iwae_image(vae_acts *a, size_t i, size_t K, size_t Z, const float *prior,
-                        float *dprior)
+                        float *dprior, vae_estimator est)
 {
     const float *mu = a->head + i * 2 * Z, *lv = mu + Z;
     double lw[VAE_MAX_DRAWS], top = -INFINITY;
@@ -90,8 +91,9 @@ static float iwae_image(vae_acts *a, size_t i, size_t K, size_t Z, const float *
         a->wt[i * K + j] = (float)(exp(lw[j] - top) / sum);
     /* d/dlv directly: -sum_j wt_j / 2 = -1/2; mu only through z. */
     float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
+    float direct = est == VAE_EST_STANDARD ? -0.5f : 0.0f;
     for (size_t d = 0; d < Z; d++)
-        dmu[d] = 0.0f, dlv[d] = -0.5f;
+        dmu[d] = 0.0f, dlv[d] = direct;
     if (prior) { /* -log p(z|y) against mp and lp, weighted */
         float *dmp = dprior, *dlp = dmp + Z;
         for (size_t d = 0; d < Z; d++) {
@@ -131,7 +133,7 @@ double objective_loss(const vae_config *cfg, vae_acts *a, size_t B,
         }
         if (iwae) {
             a->obj[i] = iwae_image(a, i, K, Z, prior ? prior + i * 2 * Z : NULL,
-                                  prior ? dprior + i * 2 * Z : NULL);
+                                  prior ? dprior + i * 2 * Z : NULL, loss->estimator);
         } else {
             a->obj[i] = a->rec[i] + (float)beta * a->kl[i];
             for (size_t j = 0; K > 1 && j < K; j++)
@@ -152,7 +154,16 @@ double objective_loss(const vae_config *cfg, vae_acts *a, size_t B,
 /* Reparameterization z_r = mu + eps_r * exp(lv/2) over each image's k draws:
  * the gradient already in dhead gets each draw's dz added on mu and
  * dz * eps * exp(lv/2) / 2 on lv. For the IWAE, dz also holds the draw's
- * weighted -log p(z) term: wt (z - mp) / exp(lp) (mp = 0, lp = 0 for N(0, I)). */
+ * weighted -log p(z) term: wt (z - mp) / exp(lp) (mp = 0, lp = 0 for N(0, I)).
+ * The estimators differ only here (and in iwae_image's direct term):
+ *   standard  dz = wt g_rec + wt (z - mp) / e^lp       (+ lv's direct -1/2)
+ *   stl       dz = wt g_rec + wt ((z - mp) / e^lp - eps e^(-lv/2))
+ *   dreg      dz = wt (wt g_rec) + wt^2 ((z - mp) / e^lp - eps e^(-lv/2))
+ * where wt g_rec is what the decoder's backward left in dz (its rows were
+ * weighted by wt), and -eps e^(-lv/2) = d log q(z)/dz with q's parameters
+ * held: STL keeps log q's path term and drops its score term; DReG takes
+ * the path gradient of log w with the squared normalised weights (Tucker et
+ * al., eq. 5). The decoder's and the prior's gradients never see this. */
 void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
                                 const vae_loss_spec *loss, const float *prior_rows)
 {
@@ -165,9 +176,18 @@ void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
         float *dz = a->dz + r * Z;
         const float *eps = a->eps + r * Z, *z = a->z + r * Z;
         float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
+        float w = a->wt[r];
         for (size_t j = 0; j < Z; j++) {
-            if (iwae)
-                dz[j] += a->wt[r] * (prior ? (z[j] - prior[j]) * expf(-prior[Z + j]) : z[j]);
+            if (iwae) {
+                float gp = prior ? (z[j] - prior[j]) * expf(-prior[Z + j]) : z[j];
+                if (loss->estimator == VAE_EST_STANDARD) {
+                    dz[j] += w * gp;
+                } else {
+                    float path = gp - eps[j] * expf(-0.5f * lv[j]);
+                    dz[j] = loss->estimator == VAE_EST_DREG ? w * (dz[j] + w * path)
+                                                            : dz[j] + w * path;
+                }
+            }
             dmu[j] += dz[j];
             dlv[j] += dz[j] * eps[j] * 0.5f * expf(0.5f * lv[j]);
         }

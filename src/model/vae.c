@@ -32,6 +32,8 @@ const enum_names vae_act_names = {ACT_NAMES, 3};
 const enum_names vae_arch_names = {ARCH_NAMES, 2};
 const enum_names vae_lik_names = {LIK_NAMES, 3};
 const enum_names vae_objective_names = {OBJECTIVE_NAMES, 2};
+static const char *const ESTIMATOR_NAMES[] = {"standard", "stl", "dreg"};
+const enum_names vae_estimator_names = {ESTIMATOR_NAMES, 3};
 
 const char *vae_lik_name(vae_lik lik)
 {

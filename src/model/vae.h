@@ -157,11 +157,23 @@ typedef enum vae_objective {
     VAE_OBJ_IWAE = 1  /* -log (1/k sum_j p(x, z_j) / q(z_j | x)) (beta unused) */
 } vae_objective;
 
+/* How the importance-weighted bound's gradient reaches the encoder (the
+ * decoder's, and a conditional prior's, is the standard one in all three). */
+typedef enum vae_estimator {
+    VAE_EST_STANDARD = 0, /* the bound's gradient (Burda et al.) */
+    VAE_EST_STL = 1,      /* sticking the landing (Roeder et al. 2017): without the
+                             score term of q's parameters */
+    VAE_EST_DREG = 2      /* doubly reparameterized (Tucker et al. 2018): the path
+                             gradient with the squared normalised weights */
+} vae_estimator;
+
 /* The loss a pass computes and differentiates: the objective over the
- * acts' k draws per image, and the ELBO's KL weight. */
+ * acts' k draws per image, the ELBO's KL weight, and (for the IW bound) the
+ * encoder's gradient estimator. */
 typedef struct vae_loss_spec {
     vae_objective objective;
     double beta;
+    vae_estimator estimator;
 } vae_loss_spec;
 
 /* Activations and their gradients for up to cap images, one allocation. */
@@ -303,7 +315,8 @@ void vae_mean(const vae_model *m, float *out, const float *logits, size_t n);
 /* The names of vae_act ("relu", "tanh", "leaky"), vae_arch ("mlp",
  * "conv"), vae_lik ("bernoulli", "cb", "gaussian") and vae_objective
  * ("elbo", "iwae"), in their values' order (names.h). */
-extern const enum_names vae_act_names, vae_arch_names, vae_lik_names, vae_objective_names;
+extern const enum_names vae_act_names, vae_arch_names, vae_lik_names, vae_objective_names,
+    vae_estimator_names;
 
 /* The name of a likelihood ("bernoulli", "cb", "gaussian"; "unknown"). */
 const char *vae_lik_name(vae_lik lik);

@@ -2,7 +2,8 @@
  *
  * Layout: magic (8) | version u32 | header bytes u32 | header (u64/f64
  * fields) | params f32[n] | adam_m f32[n] | adam_v f32[n] | crc32 u32.
- * Writes version 5; reads 4 (without the image shape), 3 (without the
+ * Writes version 6; reads 5 (without the gradient estimator), 4 (without
+ * the image shape either), 3 (without the
  * training controls either) and 2 (without the data fingerprint either). */
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt.h"
@@ -280,6 +281,7 @@ static int read_frame(const char *path, const unsigned char *b, size_t len, fram
     size_t n_fields = version == 2   ? H_COUNT_V2
                       : version == 3 ? H_COUNT_V3
                       : version == 4 ? H_COUNT_V4
+                      : version == 5 ? H_COUNT_V5
                                      : H_COUNT;
     size_t header = 8 * n_fields;
     if (get_u32(b + 12) != header)

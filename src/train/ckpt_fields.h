@@ -21,6 +21,8 @@ enum {
     H_ADAM_BETA1, H_ADAM_BETA2, H_ADAM_EPS, H_INIT, H_VALID_N, H_BEST_EPOCH,
     H_BEST_LOSS, H_OBJECTIVE, H_DRAWS, H_SUM_OBJ,
     H_COUNT_V4, /* version 5 adds the image shape */
-    H_HEIGHT = H_COUNT_V4, H_WIDTH, H_CHANNELS, H_COUNT
+    H_HEIGHT = H_COUNT_V4, H_WIDTH, H_CHANNELS,
+    H_COUNT_V5, /* version 6 adds the gradient estimator */
+    H_ESTIMATOR = H_COUNT_V5, H_COUNT
 };
 #endif

@@ -318,3 +318,24 @@ int infer_iw(const vae_model *m, const idx_set *set, const idx_view *view,
     free(j);
     return rc;
 }
+
+size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var)
+{
+    size_t active = 0;
+    for (size_t d = 0; d < z_dim; d++) {
+        /* Two passes: the mean, then the squared deviations from it. */
+        double mean = 0.0, ss = 0.0;
+        for (size_t i = 0; i < n; i++)
+            mean += mu[i * z_dim + d];
+        mean = n ? mean / (double)n : 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double dev = mu[i * z_dim + d] - mean;
+            ss += dev * dev;
+        }
+        double v = n ? ss / (double)n : 0.0;
+        if (var)
+            var[d] = v;
+        active += v > INFER_ACTIVE_VAR;
+    }
+    return active;
+}

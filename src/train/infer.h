@@ -37,6 +37,17 @@ void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
                      const idx_view *view, uint64_t seed, float *mu,
                      float *logvar, float *rec, float *kl);
 
+/* Burda et al.'s diagnostic of posterior collapse: a latent unit is active
+ * when the variance over the data of its posterior mean is above this. */
+#define INFER_ACTIVE_VAR 0.01
+
+/* The active units of n posterior means (mu: n x z_dim, row-major): how
+ * many of the z_dim units' means vary over the n images by more than
+ * INFER_ACTIVE_VAR (the variance over the images, divided by n, in double).
+ * Each unit's variance into var (z_dim) if non-NULL. Returns the count
+ * (0 when n is 0). */
+size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var);
+
 /* The importance-weighted bound of Burda et al. over the set. */
 typedef struct infer_iw_result {
     double iw_nll;   /* mean over images of -log (1/K sum_k p(x,z_k)/q(z_k|x)) */

@@ -26,6 +26,12 @@ static int is_step(const run_settings *s)
     return s->sched.kind == SCHEDULE_STEP;
 }
 
+/* The gradient estimators of the importance-weighted bound. */
+static int is_iwae(const run_settings *s)
+{
+    return s->objective == VAE_OBJ_IWAE;
+}
+
 /* Validation, when images are held out. */
 static int has_valid(const run_settings *s)
 {
@@ -156,6 +162,16 @@ const setting_row SETTINGS[SETTING_COUNT] = {
         .help = "draws of z per image in training (default 1)",
         UINT("K", 1, VAE_MAX_DRAWS), .offset = AT(draws), .def = 1, .unused = 1,
         .field = H_DRAWS, .since = 4, .group = "training objective"},
+    [SETTING_ESTIMATOR] = {
+        .key = "estimator", .label = "encoder gradient", .option = "--estimator",
+        .help = "the importance-weighted bound's encoder gradient: the bound's own "
+                "(default), stl (sticking the landing, Roeder et al.: without the score "
+                "term of q), or dreg (doubly reparameterized, Tucker et al.: the path "
+                "gradient with squared normalised weights); the decoder's is the "
+                "bound's in all three",
+        ENUM(vae_estimator_names), .offset = AT(estimator), .def = VAE_EST_STANDARD,
+        .unused = VAE_EST_STANDARD, .applies = is_iwae, .needs = "--objective iwae",
+        .field = H_ESTIMATOR, .since = 6, .group = "training objective"},
 };
 
 #undef AT

@@ -47,6 +47,7 @@ typedef struct run_settings {
     uint64_t valid;       /* training images held out for validation (0: none) */
     vae_objective objective; /* what is minimised: the ELBO or the IW bound */
     uint64_t draws;       /* draws of z per image in training (--k) */
+    vae_estimator estimator; /* the IW bound's encoder gradient (version 6) */
 } run_settings;
 
 /* The settings, in the table's order. */
@@ -55,7 +56,7 @@ typedef enum setting_id {
     SETTING_NOISE, SETTING_SCHEDULE, SETTING_WARMUP, SETTING_HORIZON, SETTING_LR_EVERY,
     SETTING_LR_GAMMA, SETTING_KL_WARMUP, SETTING_ADAM_BETA1, SETTING_ADAM_BETA2,
     SETTING_ADAM_EPS, SETTING_INIT, SETTING_VALID, SETTING_OBJECTIVE, SETTING_DRAWS,
-    SETTING_COUNT
+    SETTING_ESTIMATOR, SETTING_COUNT
 } setting_id;
 
 typedef enum setting_type {

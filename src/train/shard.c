@@ -73,6 +73,7 @@ int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg
     int with_grads = spec->with_grads;
     shard_plan plan = spec->plan;
     s->objective = spec->objective;
+    s->estimator = spec->estimator;
     s->T = par_threads();
     s->rank = rank;
     s->ranks = ranks;
@@ -361,7 +362,7 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
                     int backward, double beta, rng_state *rng,
                     const shard_then *then, double *rec, double *kl)
 {
-    run_job j = {s, m, b, backward && s->grads, {s->objective, beta}, NULL, then, 0};
+    run_job j = {s, m, b, backward && s->grads, {s->objective, beta, s->estimator}, NULL, then, 0};
     int team = par_threads() == s->T;
     if (rng && !(s->units && team && j.backward && s->T > 1))
         shard_draw_eps(s, m, rng, b->B);

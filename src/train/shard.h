@@ -57,11 +57,13 @@ typedef struct shard_spec {
     vae_objective objective; /* what the passes compute (default the ELBO) */
     shard_plan plan;         /* auto: shard_plan_for's with gradients, rows without */
     size_t rank, ranks;      /* this process of an MPI run's ranks (ranks 0: alone) */
+    vae_estimator estimator; /* the IW bound's encoder gradient (default standard) */
 } shard_spec;
 
 typedef struct shard_set {
     int units;                      /* the units plan (then acts[0] only) */
     vae_objective objective;        /* of every pass (shard_spec) */
+    vae_estimator estimator;        /* of every backward pass (shard_spec) */
     size_t T;                       /* this rank's shares: its team size when created */
     size_t rank, ranks;             /* this process of the ranks sharing each batch */
     size_t S;                       /* all shares: ranks x T */

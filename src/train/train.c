@@ -100,12 +100,13 @@ static int check_memory(size_t n_params, size_t threads, err_msg *err)
                    n_params, need / 1e9, have / 1e9);
 }
 
-/* Allocates model, optimizer state, the shards (draws per image, the
- * objective) and the order buffer. */
-static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
-                         size_t n_train, size_t draws, vae_objective objective,
-                         shard_plan plan, err_msg *err)
+/* Allocates model, optimizer state, the shards (the run's batch, draws per
+ * image, objective and estimator) and the order buffer. */
+static int trainer_alloc(trainer *t, const vae_config *cfg, const run_settings *set,
+                         size_t n_train, shard_plan plan, err_msg *err)
 {
+    size_t batch = (size_t)set->batch, draws = (size_t)set->draws;
+    vae_objective objective = set->objective;
     if (vae_init(&t->model, cfg, err))
         return -1;
     size_t n = t->model.n_params;
@@ -119,7 +120,7 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, size_t batch,
     t->adam_v = t->state + n;
     /* Under mpirun every rank takes its shares of each batch (shard.h). */
     size_t rank = dist_rank(), ranks = dist_size();
-    shard_spec spec = {batch, 1, draws, objective, plan, rank, ranks};
+    shard_spec spec = {batch, 1, draws, objective, plan, rank, ranks, set->estimator};
     if (shard_init(&t->shards, &t->model, &spec, err))
         return -1;
     /* Evaluation draws once per image, and splits by rows. */
@@ -265,8 +266,7 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     memset(t, 0, sizeof *t);
     if (!o->resume) {
         if (split_valid(t, train, o->set.valid, o->set.seed, err) ||
-            trainer_alloc(t, &o->cfg, o->set.batch, t->part.n, o->set.draws, o->set.objective,
-                          o->plan, err))
+            trainer_alloc(t, &o->cfg, &o->set, t->part.n, o->plan, err))
             return -1;
         rng_state init;
         rng_seed(&init, o->set.seed ^ INIT_SALT);
@@ -313,8 +313,7 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
                        o->ckpt_path, done);
     }
     if (split_valid(t, train, d.train.set.valid, d.train.set.seed, err) ||
-        trainer_alloc(t, &d.cfg, (size_t)d.train.set.batch, t->part.n, (size_t)d.train.set.draws,
-                      (vae_objective)d.train.set.objective, o->plan, err)) {
+        trainer_alloc(t, &d.cfg, &d.train.set, t->part.n, o->plan, err)) {
         ckpt_data_free(&d);
         return -1;
     }

@@ -496,6 +496,11 @@ static void put_images(FILE *fp, const report *r, const epochs *e)
 static void put_latent(FILE *fp, const report *r, report_status status)
 {
     fputs("<h2>Latent map</h2>\n", fp);
+    if (r->active_n && r->have_cfg)
+        fprintf(fp, "<p>Active units: %zu of %zu (latent units whose posterior mean "
+                "varies by more than %g over the %zu test images; Burda et al.'s "
+                "measure of how much of the latent space the model uses).</p>\n",
+                r->active, r->cfg.z_dim, INFER_ACTIVE_VAR, r->active_n);
     if (r->latent == 1 && have(r, REPORT_LATENT_PNG)) {
         put_img(fp, r, REPORT_LATENT_PNG, 1, 1, NULL, "the latent map");
         fputs("\n<p>", fp);
@@ -632,6 +637,32 @@ static int draw_latent(report *r, const vae_model *m, const ckpt_train *t,
     }
     shard_free(&sh);
     return rc;
+}
+
+int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
+                        const idx_set *test, err_msg *err)
+{
+    r->active_n = 0;
+    if (!test || test->n == 0)
+        return err_set(err, "no test images to count the active units on");
+    size_t Z = m->cfg.z_dim;
+    float *mu = malloc(test->n * Z * sizeof *mu);
+    if (!mu)
+        return err_set(err, "out of memory for %zu posterior means", test->n);
+    shard_set sh;
+    memset(&sh, 0, sizeof sh);
+    shard_spec spec = {.cap = MAP_BATCH};
+    if (shard_init(&sh, m, &spec, err)) {
+        free(mu);
+        return -1;
+    }
+    idx_view view = infer_test_view(t->set.binarize);
+    infer_per_image(m, &sh, test, &view, t->set.seed, mu, NULL, NULL, NULL);
+    r->active = infer_active_units(mu, test->n, Z, NULL);
+    r->active_n = test->n;
+    shard_free(&sh);
+    free(mu);
+    return 0;
 }
 
 int report_latent(report *r, const vae_model *m, const ckpt_train *t, const idx_set *test,

@@ -57,6 +57,9 @@ typedef struct report {
     int latent;            /* 1 drawn by this run, -1 not (latent_note says why), 0 not yet */
     double explained[2];   /* with a PCA map: each component's share of the variance */
     char latent_note[ERR_MSG_LEN];
+    /* At the end of training (report_active_units): the active units of
+     * the latent layer over active_n test images; active_n 0: not known. */
+    size_t active, active_n;
 } report;
 
 /* ---------------------------------------------------------------------- */
@@ -92,6 +95,12 @@ int report_write(report *r, report_status status, const char *csv_text, size_t c
  * memory...); either way the next report_write says what happened. */
 int report_latent(report *r, const vae_model *m, const ckpt_train *t, const idx_set *test,
                   err_msg *err);
+
+/* The active units (infer_active_units) of the run's final model m over
+ * the test images, drawn as evaluation draws them (t's settings), for the
+ * page. Returns 0, or -1 with err (out of memory; no test images). */
+int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
+                        const idx_set *test, err_msg *err);
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                 */

@@ -80,8 +80,12 @@ static int make_draws(runout *r, const vae_model *m, uint64_t seed, err_msg *err
 static void final_map(runout *r, const train_epoch *e)
 {
     err_msg err;
-    if (e->epoch >= r->page.run.epochs && report_latent(&r->page, e->model, e->state,
-                                                        e->test, &err))
+    if (e->epoch < r->page.run.epochs)
+        return;
+    if (e->test && e->test->n &&
+        report_active_units(&r->page, e->model, e->state, e->test, &err))
+        tell(r, err.text);
+    if (report_latent(&r->page, e->model, e->state, e->test, &err))
         tell(r, err.text);
 }
 

@@ -64,8 +64,9 @@ void runout_grid_path(char *out, size_t size, const runout *r, const char *prefi
 int runout_begin(runout *r, const train_epoch *e, err_msg *err);
 
 /* An epoch's pictures from e's model (before its checkpoint is saved, so
- * that a saved epoch has them), and after the run's last epoch its latent
- * map (report_latent; a failure is a warning). Returns 0, or -1 with err. */
+ * that a saved epoch has them), and after the run's last epoch its active
+ * units and latent map (report_active_units, report_latent; a failure is a
+ * warning). Returns 0, or -1 with err. */
 int runout_pictures(runout *r, const train_epoch *e, err_msg *err);
 
 /* An epoch's row of the metrics CSV (rewritten whole), its loss curve (a
