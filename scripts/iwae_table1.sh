@@ -17,7 +17,8 @@ Trains and evaluates the cells of the table (the paper's setup: 784-200-200-
 50-200-200-784, tanh, dynamically binarized MNIST, Glorot init, batch 20,
 Adam with eps 1e-4, the staged schedule of 3^i epochs at 1e-3 * 10^(-i/7))
 and prints the paper's number, ours and the difference in each cell, with
-the time each cell took. Everything stays under the results folder, one
+the time each cell took, the test ELBO as a mean over 20 draws (one vae eval
+per seed; one draw is noisy) and the active units (vae eval --active-units). Everything stays under the results folder, one
 sub-folder per cell (checkpoint, a copy of it at the end of each stage,
 train.log, eval-*.json). Killed and run again, it resumes every unfinished
 run where it stopped (vae train --resume) and skips what is finished; a
@@ -199,6 +200,8 @@ run_cell() {
             mv "$dir/stage$s.bin.tmp" "$dir/stage$s.bin"
         fi
     done
+    local au=()
+    grep -q -- '--active-units' <<<"$("$vae" eval --help)" && au=(--active-units)
     local snap="$dir/stage$stages.bin"
     if [ ! -f "$snap" ]; then
         echo "not run: the run passed stage $stages before stage snapshots were kept" >"$dir/status"
@@ -215,6 +218,23 @@ run_cell() {
         fi
         mv "$ev.tmp" "$ev"
     fi
+    # Beside the bound: the test ELBO as a mean over ELBO_DRAWS draws (one
+    # draw is noisy), one vae eval per seed, and the active units.
+    local el="$dir/elbo-e$epochs.jsonl"
+    if [ ! -s "$el" ]; then
+        echo "$cell: test ELBO over $ELBO_DRAWS draws and active units of stage $stages"
+        local seed
+        : >"$el.tmp"
+        for ((seed = 1; seed <= ELBO_DRAWS; seed++)); do
+            if ! "$vae" eval --ckpt "$snap" --data "$data" --seed "$seed" --json \
+                "${thr[@]}" "${au[@]}" >>"$el.tmp"; then
+                rm -f "$el.tmp"
+                echo "not run: the ELBO's evaluation failed" >"$dir/status"
+                return 1
+            fi
+        done
+        mv "$el.tmp" "$el"
+    fi
     echo done >"$dir/status"
 }
 
@@ -223,6 +243,7 @@ run_cell() {
 # evaluating a finished stage in the same folder keeps its own), so that a
 # signal to this script reaches it (stop_all): vae train then saves its
 # exact state, and the next run resumes from it.
+ELBO_DRAWS=20
 me=$$
 in_background() { # DIR CMD...
     local dir="$1"
@@ -293,6 +314,18 @@ cell_text() { # CELL [PAPER_CELL] -> "ours (diff) time" or the reason it was not
     eval_s=$(value "$ev" iw_seconds)
     awk -v o="$ours" -v p="$paper_nll" -v t="$train_s" -v e="$eval_s" \
         'BEGIN {printf "%.2f (%+.2f), %.2f h", o, o - p, (t + e) / 3600}'
+    # The ELBO's mean (and the standard deviation of one draw) and the
+    # active units, if evaluated.
+    local el="$dir/elbo-e$epochs.jsonl"
+    if [ -s "$el" ]; then
+        sed -n 's/.*"test_loss":\([-0-9.e]*\).*/\1/p' "$el" |
+            awk '{s += $1; q += $1 * $1; n++}
+                 END {m = s / n; v = q / n - m * m; if (v < 0) v = 0;
+                      printf "; ELBO %.2f (%d draws, sd %.2f)", m, n, sqrt(v)}'
+        local units
+        units=$(sed -n 's/.*"active_units":\[\([0-9,]*\)\].*"latent":\[\([0-9,]*\)\].*/\1 of \2/p' "$el" | head -n 1)
+        [ -n "$units" ] && printf '; %s active' "$units"
+    fi
 }
 echo
 echo "IWAE Table 1, MNIST, one stochastic layer: test NLL in nats (K = $eval_k)"

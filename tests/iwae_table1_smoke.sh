@@ -34,8 +34,9 @@ out=$(run --cells vae-k1) || fail "first run failed: $out"
 echo "$out"
 grep -q 'training epochs 1-1, stage 1' <<<"$out" && grep -q 'training epochs 2-4, stage 2' <<<"$out" ||
     fail "no training stage by stage in the first run"
-grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \([-+][0-9.]+\), [0-9.]+ h \|' <<<"$out" ||
-    fail "no VAE k = 1 row with a number"
+grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \([-+][0-9.]+\), [0-9.]+ h; ELBO [0-9.]+ \(20 draws, sd [0-9.]+\); [0-9]+ of 50 active \|' <<<"$out" ||
+    fail "no VAE k = 1 row with a number, its ELBO over 20 draws and its active units"
+[ "$(wc -l <"$tmp/r/vae-k1/elbo-e4.jsonl")" = 20 ] || fail "not 20 evaluations of the ELBO"
 [ "$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 4 ] ||
     fail "the checkpoint does not hold 4 epochs"
 for s in 1 2; do
