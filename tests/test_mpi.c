@@ -146,6 +146,13 @@ static void test_conv_two_ranks_equal_two_threads(void **state)
     same_as_threads("conv", "2", "1", "--arch", "conv", "--hidden", "8,16");
 }
 
+/* The importance-weighted bound with K = 3 draws and the DReG estimator. */
+static void test_iwae_dreg_two_ranks_equal_two_threads(void **state)
+{
+    (void)state;
+    same_as_threads("dreg", "2", "1", "--objective=iwae", "--k=3", "--estimator=dreg", NULL);
+}
+
 /* Teams inside ranks: 2 x 2 threads against 4 threads, batch 256 (rows). */
 static void test_two_ranks_of_two_equal_four_threads(void **state)
 {
@@ -392,6 +399,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_two_ranks_equal_two_threads),
         cmocka_unit_test(test_conv_two_ranks_equal_two_threads),
+        cmocka_unit_test(test_iwae_dreg_two_ranks_equal_two_threads),
         cmocka_unit_test(test_two_ranks_of_two_equal_four_threads),
         cmocka_unit_test(test_messages_equal_threads),
         cmocka_unit_test(test_eval_two_ranks_equal_two_threads),

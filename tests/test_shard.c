@@ -175,16 +175,17 @@ static void test_team_resized_after_init(void **state)
 }
 
 /* One training pass of batch idx[0..B) of model m with k draws under
- * objective o, by a team of T with the plan given; the gradient copied
- * into grad (the shares summed), the sums into rec and kl. */
-static void pass(const vae_model *m, size_t T, shard_plan plan, size_t k, vae_objective o,
-                 const uint32_t *idx, size_t B, float *grad, double *rec, double *kl,
-                 double *obj)
+ * objective o (and the IW bound's estimator est), by a team of T with the
+ * plan given; the gradient copied into grad (the shares summed), the sums
+ * into rec and kl. */
+static void pass_est(const vae_model *m, size_t T, shard_plan plan, size_t k,
+                     vae_objective o, vae_estimator est, const uint32_t *idx, size_t B,
+                     float *grad, double *rec, double *kl, double *obj)
 {
     err_msg err;
     assert_int_equal(par_init(T, &err), 0);
     shard_set s;
-    if (shard_init(&s, m, &(shard_spec){B, 1, k, o, plan, 0, 1}, &err))
+    if (shard_init(&s, m, &(shard_spec){B, 1, k, o, plan, 0, 1, est}, &err))
         fail_msg("shard_init: %s", err.text);
     assert_int_equal(s.units, plan == SHARD_UNITS && T > 1);
     rng_state r;
@@ -210,8 +211,9 @@ static void pass(const vae_model *m, size_t T, shard_plan plan, size_t k, vae_ob
  * (OpenBLAS may also pick another kernel, with another order of the sums,
  * for a narrower share): plain, conditional
  * (labels into the encoder, decoder and prior network), and with k = 3
- * draws under the IWAE objective (the decoder on B * k rows). Layer widths
- * leave some threads with a ragged share, some with none. */
+ * draws under the IWAE objective (the decoder on B * k rows), with each
+ * gradient estimator. Layer widths leave some threads with a ragged share,
+ * some with none. */
 static void test_units_plan_is_one_thread(void **state)
 {
     (void)state;
@@ -220,11 +222,14 @@ static void test_units_plan_is_one_thread(void **state)
         size_t classes, k;
         vae_objective o;
         vae_act act;
+        vae_estimator est;
     } cases[] = {
-        {0, 1, VAE_OBJ_ELBO, VAE_ACT_TANH},
-        {10, 1, VAE_OBJ_ELBO, VAE_ACT_RELU},
-        {0, 3, VAE_OBJ_IWAE, VAE_ACT_LEAKY},
-        {10, 3, VAE_OBJ_ELBO, VAE_ACT_TANH},
+        {0, 1, VAE_OBJ_ELBO, VAE_ACT_TANH, VAE_EST_STANDARD},
+        {10, 1, VAE_OBJ_ELBO, VAE_ACT_RELU, VAE_EST_STANDARD},
+        {0, 3, VAE_OBJ_IWAE, VAE_ACT_LEAKY, VAE_EST_STANDARD},
+        {10, 3, VAE_OBJ_ELBO, VAE_ACT_TANH, VAE_EST_STANDARD},
+        {0, 3, VAE_OBJ_IWAE, VAE_ACT_TANH, VAE_EST_DREG},
+        {10, 3, VAE_OBJ_IWAE, VAE_ACT_RELU, VAE_EST_STL},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         vae_config cfg = {784, 2, {100, 40}, 20, cases[c].act, VAE_LIK_BERNOULLI,
@@ -239,10 +244,12 @@ static void test_units_plan_is_one_thread(void **state)
         assert_non_null(g1);
         assert_non_null(gT);
         double rec1, kl1, obj1;
-        pass(&m, 1, SHARD_ROWS, cases[c].k, cases[c].o, idx, 6, g1, &rec1, &kl1, &obj1);
+        pass_est(&m, 1, SHARD_ROWS, cases[c].k, cases[c].o, cases[c].est, idx, 6, g1, &rec1,
+                 &kl1, &obj1);
         for (size_t T = 2; T <= 5; T++) {
             double rec, kl, obj;
-            pass(&m, T, SHARD_UNITS, cases[c].k, cases[c].o, idx, 6, gT, &rec, &kl, &obj);
+            pass_est(&m, T, SHARD_UNITS, cases[c].k, cases[c].o, cases[c].est, idx, 6, gT,
+                     &rec, &kl, &obj);
             assert_true(fabs(rec - rec1) <= 1e-6 * rec1);
             assert_true(fabs(kl - kl1) <= 1e-6 * kl1);
             assert_true(fabs(obj - obj1) <= 1e-6 * obj1);
