@@ -45,6 +45,8 @@ static void setup_k(fixture *f, vae_config cfg, double beta, uint64_t seed, size
     for (size_t i = 0; i < B; i++)
         f->a.y[i] = cfg.n_classes ? (uint8_t)rng_below(&r, cfg.n_classes) : 0;
     rng_normal(&r, f->a.eps, B * k * cfg.z_dim);
+    if (cfg.z2_dim)
+        rng_normal(&r, f->a.eps2, B * k * cfg.z2_dim);
     f->grads = calloc(f->m.n_params, sizeof(float));
     assert_non_null(f->grads);
     f->loss.objective = obj;
@@ -289,6 +291,55 @@ static void test_grad_k_draws(void **state)
                        1.0, 65, "iwae k=3 conditional cb");
     expect_gradients_k(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 4), 3,
                        VAE_OBJ_ELBO, 1.0, 66, "elbo k=3 conditional");
+}
+
+/* Two stochastic layers (x - h1 - h2): q(h1|x), q(h2|h1), p(h1|h2), p(x|h1),
+ * every density sampled; the ELBO with one and with k draws (beta weighing
+ * the sampled KL terms) and the IW bound, each parameter against central
+ * differences. */
+static vae_config two_layer(size_t x_dim, size_t h0, size_t h1, size_t z, size_t g0,
+                            size_t z2, vae_lik lik)
+{
+    vae_config c = small(x_dim, h1 ? 2 : 1, h0, h1, z, VAE_ACT_TANH, lik, 0);
+    c.z2_dim = z2;
+    c.n_hidden2 = 1;
+    c.hidden2[0] = g0;
+    return c;
+}
+
+static void expect_gradients_two(vae_config cfg, size_t k, vae_objective obj, double beta,
+                                 uint64_t seed, const char *name)
+{
+    fixture f;
+    size_t skipped;
+    setup_k(&f, cfg, beta, seed, k, obj);
+    assert_int_equal(check_all(&f, name, &skipped), 0);
+    assert_int_equal(skipped, 0);
+    teardown(&f);
+}
+
+static void test_grad_two_layers(void **state)
+{
+    (void)state;
+    vae_config c = two_layer(10, 6, 0, 3, 5, 2, VAE_LIK_BERNOULLI);
+    expect_gradients_two(c, 1, VAE_OBJ_ELBO, 1.0, 101, "2 layers elbo k=1");
+    expect_gradients_two(c, 3, VAE_OBJ_ELBO, 0.5, 102, "2 layers elbo k=3 beta 0.5");
+    expect_gradients_two(c, 4, VAE_OBJ_IWAE, 1.0, 103, "2 layers iwae k=4");
+    expect_gradients_two(two_layer(9, 7, 5, 4, 3, 2, VAE_LIK_GAUSSIAN), 3, VAE_OBJ_IWAE,
+                         1.0, 104, "2 layers 9-7-5-4-3-2 gaussian iwae k=3");
+    /* The layout: q(h1|x), p(x|h1), q(h2|h1), p(h1|h2), in that order. */
+    vae_model m;
+    err_msg err;
+    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(m.n_layers, 8);
+    assert_int_equal(m.layer[4].in, 3);   /* q(h2|h1) from h1 */
+    assert_int_equal(m.layer[5].out, 4);  /* [mu2 | logvar2] */
+    assert_int_equal(m.layer[6].in, 2);   /* p(h1|h2) from h2 */
+    assert_int_equal(m.layer[7].out, 6);  /* [mu | logvar] of h1 */
+    /* Refused: conditional, or the conv VAE, with two layers. */
+    c.n_classes = 3;
+    assert_int_equal(vae_layout(&m, &c, &err), -1);
+    assert_non_null(strstr(err.text, "two stochastic layers"));
 }
 
 /* One draw far from the others (eps scaled up 4x): its weight dominates,
@@ -875,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_grad_check_catches_errors),
         cmocka_unit_test(test_grad_k_draws),
         cmocka_unit_test(test_grad_iwae_unbalanced),
+        cmocka_unit_test(test_grad_two_layers),
         cmocka_unit_test(test_iwae_values),
         cmocka_unit_test(test_estimators_exact),
         cmocka_unit_test(test_dreg_unbiased),

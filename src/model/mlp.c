@@ -16,10 +16,48 @@ static size_t out_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 1; }
 static size_t prior_hidden_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 2; }
 static size_t prior_head_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 3; }
 
-/* Whether layer l is the decoder's (it runs on k rows an image). */
+/* Two stochastic layers: q(h2|h1)'s layers from enc2_of up to its head,
+ * then p(h1|h2)'s from pdec_of up to its head (after the decoder; such a
+ * model has no prior network). */
+static int two_layers(const vae_model *m) { return m->cfg.z2_dim > 0; }
+static size_t enc2_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 2; }
+static size_t head2_of(const vae_model *m) { return enc2_of(m) + m->cfg.n_hidden2; }
+static size_t pdec_of(const vae_model *m) { return head2_of(m) + 1; }
+static size_t phead_of(const vae_model *m) { return pdec_of(m) + m->cfg.n_hidden2; }
+
+/* Whether layer l runs on k rows an image: the decoder's, and with two
+ * stochastic layers every layer above h1's draws. */
 static int is_decoder(const vae_model *m, size_t l)
 {
-    return l > head_of(m) && l <= out_of(m);
+    return (l > head_of(m) && l <= out_of(m)) || (two_layers(m) && l >= enc2_of(m));
+}
+
+/* The layers of q(h2|h1) and p(h1|h2) (after the one-layer model's). */
+static void layout_top(vae_model *m)
+{
+    const vae_config *cfg = &m->cfg;
+    size_t n2 = cfg->n_hidden2, first = enc2_of(m);
+    m->n_layers = phead_of(m) + 1;
+    for (size_t l = first; l < m->n_layers; l++) {
+        vae_layer *L = &m->layer[l];
+        size_t i = l - first; /* 0..n2 q(h2|h1), n2+1..2 n2+1 p(h1|h2) */
+        memset(L, 0, sizeof *L);
+        if (i < n2) {
+            L->in = i == 0 ? cfg->z_dim : cfg->hidden2[i - 1];
+            L->out = cfg->hidden2[i];
+        } else if (i == n2) {
+            L->in = cfg->hidden2[n2 - 1];
+            L->out = 2 * cfg->z2_dim;
+        } else if (i < 2 * n2 + 1) {
+            size_t j = i - n2 - 1; /* mirrored */
+            L->in = j == 0 ? cfg->z2_dim : cfg->hidden2[n2 - j];
+            L->out = cfg->hidden2[n2 - 1 - j];
+        } else {
+            L->in = cfg->hidden2[0];
+            L->out = 2 * cfg->z_dim;
+        }
+        L->has_act = l != head2_of(m) && l != phead_of(m);
+    }
 }
 
 void mlp_layout(vae_model *m)
@@ -58,6 +96,16 @@ void mlp_layout(vae_model *m)
         off += (L->in + L->n_onehot) * L->out;
         L->b_off = off;
         off += L->out;
+    }
+    if (two_layers(m)) {
+        layout_top(m);
+        for (size_t l = enc2_of(m); l < m->n_layers; l++) {
+            vae_layer *L = &m->layer[l];
+            L->w_off = off;
+            off += L->in * L->out;
+            L->b_off = off;
+            off += L->out;
+        }
     }
     m->n_params = off;
 }
@@ -108,6 +156,8 @@ int mlp_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k, err
      * eps, z, dz, rrec, wt and the decoder's label room; the layers' outputs
      * and gradients, k times for the decoder's. */
     size_t per_image = 2 * cfg->x_dim + 4 + k * (3 * cfg->z_dim + 3);
+    if (cfg->z2_dim) /* eps2, z2, dz2 and dz1q, k rows each */
+        per_image += k * (3 * cfg->z2_dim + cfg->z_dim);
     for (size_t l = 0; l < L; l++)
         per_image += 2 * shape->layer[l].out * (is_decoder(shape, l) ? k : 1);
     size_t total;
@@ -130,6 +180,12 @@ int mlp_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k, err
     a->eps = p, p += cap * k * cfg->z_dim;
     a->z = p, p += cap * k * cfg->z_dim;
     a->dz = p, p += cap * k * cfg->z_dim;
+    if (cfg->z2_dim) {
+        a->eps2 = p, p += cap * k * cfg->z2_dim;
+        a->z2 = p, p += cap * k * cfg->z2_dim;
+        a->dz2 = p, p += cap * k * cfg->z2_dim;
+        a->dz1q = p, p += cap * k * cfg->z_dim;
+    }
     a->rec = p, p += cap;
     a->kl = p, p += cap;
     a->obj = p, p += cap;
@@ -192,6 +248,10 @@ static const float *layer_input(const vae_model *m, const vae_acts *a, size_t l)
         return a->xin;
     if (l == head_of(m) + 1)
         return a->z;
+    if (two_layers(m) && l == enc2_of(m))
+        return a->z;
+    if (two_layers(m) && l == pdec_of(m))
+        return a->z2;
     if (l == prior_hidden_of(m))
         return NULL; /* the label alone */
     return a->h[l - 1];
@@ -313,6 +373,38 @@ void mlp_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t 
         wait_all(t);
         backward_layers(m, a, grads, B, prior_head_of(m), prior_hidden_of(m), NULL, t);
     }
+}
+
+void mlp_encode_top(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
+{
+    forward_layers(m, a, B, enc2_of(m), head2_of(m), t);
+}
+
+void mlp_decode_top(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
+{
+    forward_layers(m, a, B, pdec_of(m), phead_of(m), t);
+}
+
+void mlp_backward_decode_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                             const vae_team *t)
+{
+    backward_layers(m, a, grads, B, phead_of(m), pdec_of(m), a->dz2, t);
+}
+
+void mlp_backward_encode_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                             const vae_team *t)
+{
+    backward_layers(m, a, grads, B, head2_of(m), enc2_of(m), a->dz1q, t);
+}
+
+float *mlp_top_head(const vae_model *m, const vae_acts *a, int grad)
+{
+    return two_layers(m) ? (grad ? a->dh : a->h)[head2_of(m)] : NULL;
+}
+
+float *mlp_top_prior(const vae_model *m, const vae_acts *a, int grad)
+{
+    return two_layers(m) ? (grad ? a->dh : a->h)[phead_of(m)] : NULL;
 }
 
 void mlp_share_params(const vae_model *m, size_t l, size_t k, size_t T, size_t r[4])

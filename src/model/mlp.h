@@ -16,6 +16,24 @@
 #include "rng.h"
 #include "vae.h"
 
+/* Two stochastic layers (vae_config.z2_dim), each on B * k rows: q(h2|h1)
+ * from a->z to its head [mu2 | logvar2]; p(h1|h2) from a->z2 to its head
+ * [mu | logvar] of h1. */
+void mlp_encode_top(const vae_model *m, vae_acts *a, size_t B, const vae_team *t);
+void mlp_decode_top(const vae_model *m, vae_acts *a, size_t B, const vae_team *t);
+
+/* Their backward passes, from the gradients at their heads: p(h1|h2)'s
+ * input gradient into a->dz2, q(h2|h1)'s into a->dz1q (overwriting). */
+void mlp_backward_decode_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                             const vae_team *t);
+void mlp_backward_encode_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                             const vae_team *t);
+
+/* The heads of q(h2|h1) and p(h1|h2) (B * k x 2 z2 and 2 z), or with grad
+ * their gradients; NULL for a model of one stochastic layer. */
+float *mlp_top_head(const vae_model *m, const vae_acts *a, int grad);
+float *mlp_top_prior(const vae_model *m, const vae_acts *a, int grad);
+
 /* The parameters of layer l's output units share k of T, the units a
  * team's thread k computes: weight rows [r[0], r[1]) and biases
  * [r[2], r[3]), as offsets into the parameter buffer. */

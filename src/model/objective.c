@@ -193,3 +193,136 @@ void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
         }
     }
 }
+
+/* ===================================================================== */
+/* Two stochastic layers                                                  */
+/* ===================================================================== */
+
+/* Draw r's weight in the KL terms' gradient: its normalised weight for the
+ * IW bound, beta / K for the ELBO (whose terms are all sampled here). */
+static float kl_weight(const vae_acts *a, size_t r, const vae_loss_spec *loss)
+{
+    return loss->objective == VAE_OBJ_IWAE ? a->wt[r] : (float)(loss->beta / (double)a->k);
+}
+
+/* The two-layer model's log weight of draw r, every density at its draw
+ * (the 2 pi terms cancel):
+ *   log w = log p(x|h1) + log p(h1|h2) + log p(h2) - log q(h1|x) - log q(h2|h1)
+ * with log q(h1|x) = sum -eps1^2/2 - lv1/2 and log q(h2|h1) = sum -eps2^2/2
+ * - lv2/2 (h = mu + eps exp(lv/2)), log p(h1|h2) = sum -(h1 - mp)^2 /
+ * (2 e^lp) - lp/2 and log p(h2) = sum -h2^2/2. Returns -log w; its sampled
+ * KL part (log q - log p of both layers) into *kl. */
+static double neg_log_w2(const vae_config *cfg, const vae_acts *a, size_t r,
+                         const float *head2, const float *phead, double *kl)
+{
+    size_t Z1 = cfg->z_dim, Z2 = cfg->z2_dim, i = r / a->k;
+    const float *lv1 = a->head + i * 2 * Z1 + Z1, *e1 = a->eps + r * Z1, *h1 = a->z + r * Z1;
+    const float *mp = phead + r * 2 * Z1, *lp = mp + Z1;
+    const float *lv2 = head2 + r * 2 * Z2 + Z2, *e2 = a->eps2 + r * Z2, *h2 = a->z2 + r * Z2;
+    double t = 0.0;
+    for (size_t d = 0; d < Z1; d++) {
+        double dz = (double)h1[d] - mp[d];
+        t += -0.5 * (double)e1[d] * e1[d] - 0.5 * lv1[d]           /* log q(h1|x) */
+             + 0.5 * dz * dz * exp(-(double)lp[d]) + 0.5 * lp[d]; /* -log p(h1|h2) */
+    }
+    for (size_t d = 0; d < Z2; d++)
+        t += -0.5 * (double)e2[d] * e2[d] - 0.5 * lv2[d]  /* log q(h2|h1) */
+             + 0.5 * (double)h2[d] * h2[d];                /* -log p(h2) */
+    *kl = t;
+    return (double)a->rrec[r] + t;
+}
+
+double objective2_loss(const vae_config *cfg, vae_acts *a, size_t B,
+                       const vae_loss_spec *loss, const float *head2, float *dhead2,
+                       const float *phead, float *dphead)
+{
+    size_t D = cfg->x_dim, Z1 = cfg->z_dim, Z2 = cfg->z2_dim, K = a->k;
+    int iwae = loss->objective == VAE_OBJ_IWAE;
+    double sum = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        double lw[VAE_MAX_DRAWS], top = -INFINITY, rs = 0.0, ks = 0.0;
+        for (size_t j = 0; j < K; j++) {
+            size_t r = i * K + j;
+            double kl;
+            lw[j] = -neg_log_w2(cfg, a, r, head2, phead, &kl);
+            top = lw[j] > top ? lw[j] : top;
+            rs += a->rrec[r];
+            ks += kl;
+        }
+        a->rec[i] = (float)(rs / (double)K);
+        a->kl[i] = (float)(ks / (double)K);
+        double wsum = 0.0;
+        for (size_t j = 0; j < K; j++)
+            wsum += exp(lw[j] - top);
+        for (size_t j = 0; j < K; j++)
+            a->wt[i * K + j] = iwae ? (float)(exp(lw[j] - top) / wsum) : 1.0f / (float)K;
+        a->obj[i] = iwae ? (float)(-(top + log(wsum) - log((double)K)))
+                         : a->rec[i] + (float)loss->beta * a->kl[i];
+        sum += rs / (double)K + ks / (double)K;
+        /* The direct terms (eps held): -1/2 on each logvar of q(h1|x) and
+         * q(h2|h1), weighted; p(h1|h2)'s head against its draw. */
+        float *dmu1 = a->dhead + i * 2 * Z1, *dlv1 = dmu1 + Z1;
+        float c1 = 0.0f;
+        for (size_t j = 0; j < K; j++)
+            c1 += kl_weight(a, i * K + j, loss);
+        for (size_t d = 0; d < Z1; d++)
+            dmu1[d] = 0.0f, dlv1[d] = -0.5f * c1;
+        for (size_t j = 0; j < K; j++) {
+            size_t r = i * K + j;
+            float c = kl_weight(a, r, loss);
+            float *dmu2 = dhead2 + r * 2 * Z2, *dlv2 = dmu2 + Z2;
+            for (size_t d = 0; d < Z2; d++)
+                dmu2[d] = 0.0f, dlv2[d] = -0.5f * c;
+            const float *mp = phead + r * 2 * Z1, *lp = mp + Z1, *h1 = a->z + r * Z1;
+            float *dmp = dphead + r * 2 * Z1, *dlp = dmp + Z1;
+            for (size_t d = 0; d < Z1; d++) {
+                float inv = expf(-lp[d]), dz = h1[d] - mp[d];
+                dmp[d] = -c * dz * inv;
+                dlp[d] = c * 0.5f * (1.0f - dz * dz * inv);
+            }
+        }
+    }
+    /* Each draw's reconstruction gradient counts with its weight. */
+    for (size_t r = 0; r < B * K; r++) {
+        float w = a->wt[r], *g = a->dlogits + r * D;
+        for (size_t p = 0; p < D; p++)
+            g[p] *= w;
+    }
+    return sum;
+}
+
+void objective2_backward_top(const vae_config *cfg, vae_acts *a, size_t B,
+                             const vae_loss_spec *loss, const float *head2, float *dhead2)
+{
+    size_t Z2 = cfg->z2_dim;
+    for (size_t r = 0; r < B * a->k; r++) {
+        float c = kl_weight(a, r, loss), *dz2 = a->dz2 + r * Z2;
+        const float *h2 = a->z2 + r * Z2, *e2 = a->eps2 + r * Z2;
+        const float *lv2 = head2 + r * 2 * Z2 + Z2;
+        float *dmu2 = dhead2 + r * 2 * Z2, *dlv2 = dmu2 + Z2;
+        for (size_t d = 0; d < Z2; d++) {
+            dz2[d] += c * h2[d]; /* -log p(h2) */
+            dmu2[d] += dz2[d];
+            dlv2[d] += dz2[d] * e2[d] * 0.5f * expf(0.5f * lv2[d]);
+        }
+    }
+}
+
+void objective2_backward_bottom(const vae_config *cfg, vae_acts *a, size_t B,
+                                const vae_loss_spec *loss, const float *phead)
+{
+    size_t Z1 = cfg->z_dim, K = a->k;
+    for (size_t r = 0; r < B * K; r++) {
+        size_t i = r / K;
+        float c = kl_weight(a, r, loss), *dz = a->dz + r * Z1;
+        const float *h1 = a->z + r * Z1, *e1 = a->eps + r * Z1, *dq = a->dz1q + r * Z1;
+        const float *mp = phead + r * 2 * Z1, *lp = mp + Z1;
+        const float *lv1 = a->head + i * 2 * Z1 + Z1;
+        float *dmu1 = a->dhead + i * 2 * Z1, *dlv1 = dmu1 + Z1;
+        for (size_t d = 0; d < Z1; d++) {
+            dz[d] += dq[d] + c * (h1[d] - mp[d]) * expf(-lp[d]); /* -log p(h1|h2) */
+            dmu1[d] += dz[d];
+            dlv1[d] += dz[d] * e1[d] * 0.5f * expf(0.5f * lv1[d]);
+        }
+    }
+}

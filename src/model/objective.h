@@ -26,4 +26,27 @@ double objective_loss(const vae_config *cfg, vae_acts *a, size_t B,
 void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
                                 const vae_loss_spec *loss, const float *prior);
 
+/* Two stochastic layers (cfg->z2_dim > 0), every density sampled (the
+ * paper's; no KL in closed form): once a->rrec and a->dlogits hold each
+ * draw's -log p(x|h1), fills a->rec, a->kl (the sampled log q - log p of
+ * both layers, averaged over the draws), a->obj and a->wt (the IW bound's
+ * normalised weights, or 1/K for the ELBO, whose KL terms are weighted by
+ * beta), weights dlogits, and writes the direct gradients (eps held) at the
+ * heads: a->dhead (q(h1|x), B rows), dhead2 (q(h2|h1), B * k rows) and
+ * dphead (p(h1|h2), B * k rows). Returns the batch's sum of rec + kl. */
+double objective2_loss(const vae_config *cfg, vae_acts *a, size_t B,
+                       const vae_loss_spec *loss, const float *head2, float *dhead2,
+                       const float *phead, float *dphead);
+
+/* Once p(h1|h2)'s backward has written a->dz2: adds -log p(h2)'s term and
+ * h2's reparameterization into dhead2. */
+void objective2_backward_top(const vae_config *cfg, vae_acts *a, size_t B,
+                             const vae_loss_spec *loss, const float *head2, float *dhead2);
+
+/* Once the decoder's backward has written a->dz and q(h2|h1)'s a->dz1q:
+ * adds dz1q and -log p(h1|h2)'s term into dz, and h1's reparameterization
+ * into a->dhead. */
+void objective2_backward_bottom(const vae_config *cfg, vae_acts *a, size_t B,
+                                const vae_loss_spec *loss, const float *phead);
+
 #endif

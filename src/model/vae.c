@@ -102,6 +102,20 @@ int vae_config_check(const vae_config *cfg, err_msg *err)
         return err_set(err, "unknown likelihood %d", (int)cfg->likelihood);
     if (cfg->n_classes > VAE_MAX_CLASSES)
         return err_set(err, "%zu classes: at most %d", cfg->n_classes, VAE_MAX_CLASSES);
+    if (cfg->z2_dim) {
+        if (cfg->arch != VAE_ARCH_MLP || cfg->n_classes)
+            return err_set(err, "two stochastic layers: the MLP only, and not conditional");
+        if (cfg->z2_dim > VAE_MAX_WIDTH / 2)
+            return err_set(err, "latent size %zu out of range 1..%d", cfg->z2_dim,
+                           VAE_MAX_WIDTH / 2);
+        if (cfg->n_hidden2 < 1 || cfg->n_hidden2 > VAE_MAX_HIDDEN)
+            return err_set(err, "%zu hidden layers of the second stochastic layer: need 1 "
+                           "to %d", cfg->n_hidden2, VAE_MAX_HIDDEN);
+        for (size_t i = 0; i < cfg->n_hidden2; i++)
+            if (cfg->hidden2[i] == 0 || cfg->hidden2[i] > VAE_MAX_WIDTH)
+                return err_set(err, "hidden width %zu out of range 1..%d", cfg->hidden2[i],
+                               VAE_MAX_WIDTH);
+    }
     if (cfg->arch == VAE_ARCH_CONV)
         return cnn_config_check(&shaped, err);
     return 0;
@@ -214,10 +228,27 @@ void vae_prior(const vae_model *m, vae_acts *a, size_t B)
 
 void vae_decode(const vae_model *m, vae_acts *a, size_t B)
 {
-    if (m->cfg.arch == VAE_ARCH_CONV)
+    if (m->cfg.arch == VAE_ARCH_CONV) {
         cnn_decode(m, a, B);
-    else
-        mlp_decode(m, a, B, &ALONE);
+        return;
+    }
+    if (m->cfg.z2_dim) /* p(h1|h2) first: the loss needs both */
+        mlp_decode_top(m, a, B, &ALONE);
+    mlp_decode(m, a, B, &ALONE);
+}
+
+/* h2 = mu2 + eps2 exp(logvar2 / 2) over the B * k rows of q(h2|h1)'s head
+ * (its mean with use_mean). */
+static void reparam_top(const vae_model *m, vae_acts *a, size_t B, int use_mean)
+{
+    size_t Z2 = m->cfg.z2_dim;
+    const float *head2 = mlp_top_head(m, a, 0);
+    for (size_t r = 0; r < B * a->k; r++) {
+        const float *mu = head2 + r * 2 * Z2, *lv = mu + Z2, *eps = a->eps2 + r * Z2;
+        float *z2 = a->z2 + r * Z2;
+        for (size_t j = 0; j < Z2; j++)
+            z2[j] = use_mean ? mu[j] : mu[j] + eps[j] * expf(0.5f * lv[j]);
+    }
 }
 
 /* Rows [r0, r1) of vae_reparam's B * k. */
@@ -241,6 +272,10 @@ static void reparam_rows(const vae_model *m, vae_acts *a, size_t r0, size_t r1,
 void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 {
     reparam_rows(m, a, 0, B * a->k, use_mean);
+    if (m->cfg.z2_dim) { /* then q(h2|h1) on every draw of h1, and h2 */
+        mlp_encode_top(m, a, B, &ALONE);
+        reparam_top(m, a, B, use_mean);
+    }
 }
 
 
@@ -258,6 +293,10 @@ static void rec_rows_grad(const vae_model *m, vae_acts *a, size_t r0, size_t r1)
 static double objective_of(const vae_model *m, vae_acts *a, size_t B,
                            const vae_loss_spec *loss)
 {
+    if (m->cfg.z2_dim)
+        return objective2_loss(&m->cfg, a, B, loss, mlp_top_head(m, a, 0),
+                               mlp_top_head(m, a, 1), mlp_top_prior(m, a, 0),
+                               mlp_top_prior(m, a, 1));
     float *prior = vae_prior_mu(m, a, 0);
     return objective_loss(&m->cfg, a, B, loss, prior,
                           prior ? mlp_prior_grad(m, a) : NULL);
@@ -267,6 +306,18 @@ double vae_loss(const vae_model *m, vae_acts *a, size_t B, const vae_loss_spec *
 {
     rec_rows_grad(m, a, 0, B * a->k);
     return objective_of(m, a, B, loss);
+}
+
+/* Two stochastic layers, between the decoder's backward and q(h1|x)'s:
+ * p(h1|h2), h2's draw, q(h2|h1), then h1's draw. */
+static void backward_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
+                         const vae_loss_spec *loss, const vae_team *t)
+{
+    mlp_backward_decode_top(m, a, grads, B, t);
+    objective2_backward_top(&m->cfg, a, B, loss, mlp_top_head(m, a, 0),
+                            mlp_top_head(m, a, 1));
+    mlp_backward_encode_top(m, a, grads, B, t);
+    objective2_backward_bottom(&m->cfg, a, B, loss, mlp_top_prior(m, a, 0));
 }
 
 void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
@@ -279,7 +330,11 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
         return;
     }
     mlp_backward_decoder(m, a, grads, B, &ALONE);
-    objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
+    if (m->cfg.z2_dim) {
+        backward_top(m, a, grads, B, loss, &ALONE);
+    } else {
+        objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
+    }
     mlp_backward_encoder(m, a, grads, B, &ALONE);
 }
 

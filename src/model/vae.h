@@ -43,7 +43,7 @@
 #include "rng.h"
 
 #define VAE_MAX_HIDDEN 4
-#define VAE_MAX_LAYERS (2 * VAE_MAX_HIDDEN + 4)
+#define VAE_MAX_LAYERS (4 * VAE_MAX_HIDDEN + 4) /* two stochastic layers: four networks */
 #define VAE_MAX_BLOCKS (2 * VAE_MAX_HIDDEN)
 #define VAE_MAX_WIDTH 65536 /* largest accepted width of any layer */
 #define VAE_MAX_CLASSES 256 /* largest accepted number of labels */
@@ -79,6 +79,13 @@ typedef struct vae_config {
     vae_arch arch;                 /* MLP, or conv (hidden[] are then channels) */
     size_t height, width;          /* image size; 0: a square of x_dim pixels (else 1 x x_dim) */
     size_t channels;               /* 1 grey, 3 RGB (each pixel's three values together); 0: 1 */
+    /* A second stochastic layer h2 above h1 = z (MLP, unconditional): q(h2|h1)
+     * of n_hidden2 hidden layers hidden2[] and a head [mu2 | logvar2], p(h1|h2)
+     * mirroring them with a head [mu | logvar] of h1, and p(h2) = N(0, I).
+     * z2_dim 0: one stochastic layer. */
+    size_t z2_dim;
+    size_t n_hidden2;
+    size_t hidden2[VAE_MAX_HIDDEN];
 } vae_config;
 
 /* One linear layer: out = W [inp | one-hot(y)] + b. Offsets of its weight
@@ -202,6 +209,9 @@ typedef struct vae_acts {
     float *rrec;               /* cap * k: -log p(x|z) per draw */
     float *wt;                 /* cap * k: each draw's weight in the gradient */
     uint8_t *ydec;             /* cap * k labels of the decoder's rows (= y when k is 1) */
+    /* Two stochastic layers (else NULL), cap * k rows each: h2's noise,
+     * h2 and its gradient, and the gradient at h1 that q(h2|h1) gives. */
+    float *eps2, *z2, *dz2, *dz1q;
     void *aux;                 /* a second allocation, or NULL (neither uses one now) */
 } vae_acts;
 
