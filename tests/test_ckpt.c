@@ -28,21 +28,23 @@
 #include "vae.h"
 #include "testutil.h"
 
-/* The layout of version 6 (docs/checkpoint.md), restated here on purpose:
- * if the writer moves a field, these tests must notice. Version 5 is the
- * same without the last field (the gradient estimator), version 4 without
- * the 3 before it too (the image shape), version 3 without the
+/* The layout of version 7 (docs/checkpoint.md), restated here on purpose:
+ * if the writer moves a field, these tests must notice. Version 6 is the
+ * same without the last 6 fields (the second stochastic layer), version 5
+ * without the one before them too (the gradient estimator), version 4
+ * without the 3 before it too (the image shape), version 3 without the
  * 16 before them too (the training controls), version 2 without the five
  * before those (the data fingerprint). */
 #define OFF_VERSION 8
 #define OFF_HEADER_SIZE 12
 #define OFF_HEADER 16
-#define HEADER_FIELDS 62
+#define HEADER_FIELDS 68
+#define HEADER_FIELDS_V6 62
 #define HEADER_FIELDS_V5 61
 #define HEADER_FIELDS_V4 58
 #define HEADER_FIELDS_V3 42
 #define HEADER_FIELDS_V2 37
-#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 512 */
+#define OFF_BODY (OFF_HEADER + 8 * HEADER_FIELDS) /* 560 */
 enum {
     F_ARCH = 0, F_X_DIM = 1, F_N_HIDDEN = 2, F_HIDDEN0 = 3, F_Z_DIM = 7, F_ACT = 8,
     F_LIKELIHOOD = 9, F_N_CLASSES = 10, F_N_PARAMS = 11, F_SEED = 12, F_EPOCH = 13,
@@ -54,7 +56,7 @@ enum {
     F_GAMMA = 46, F_KL_WARMUP = 47, F_ADAM_BETA1 = 48, F_ADAM_BETA2 = 49,
     F_ADAM_EPS = 50, F_INIT = 51, F_VALID_N = 52, F_BEST_EPOCH = 53, F_BEST_LOSS = 54,
     F_OBJECTIVE = 55, F_DRAWS = 56, F_SUM_OBJ = 57, F_HEIGHT = 58, F_WIDTH = 59,
-    F_CHANNELS = 60, F_ESTIMATOR = 61
+    F_CHANNELS = 60, F_ESTIMATOR = 61, F_Z2_DIM = 62, F_N_HIDDEN2 = 63, F_HIDDEN2_0 = 64
 };
 
 /* ------------------------------------------------------------------------ */
@@ -774,7 +776,7 @@ static void test_reads_version_3(void **state)
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len3);
     tu_write_file(g.path, b, len3);
-    expect_read_fails(g.path, "header size 496, expected 336 for version 3", NULL);
+    expect_read_fails(g.path, "header size 544, expected 336 for version 3", NULL);
     free(b);
     good_file_free(&g);
 }
@@ -805,6 +807,44 @@ static void test_reads_version_4(void **state)
     good_file_free(&g);
 }
 
+/* Two stochastic layers: the second layer's size and widths round-trip;
+ * damaged, they are refused; cut to version 6 the file is one layer's
+ * header with the wrong parameter count, refused. */
+static void test_round_trip_two_layers(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    tu_join(path, sizeof path, fx->dir, "two.bin");
+    saved s;
+    const size_t h[] = {24, 12};
+    vae_config c = config(784, 2, h, 6, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    c.z2_dim = 3, c.n_hidden2 = 2, c.hidden2[0] = 5, c.hidden2[1] = 4;
+    make_saved(&s, &c, 2);
+    assert_round_trip(path, &s); /* the whole config, bit for bit */
+    size_t len;
+    unsigned char *good = tu_read_file(path, &len);
+    const unsigned char *hd = good + OFF_HEADER;
+    assert_int_equal(tu_get_le64(hd + 8 * F_Z2_DIM), 3);
+    assert_int_equal(tu_get_le64(hd + 8 * F_N_HIDDEN2), 2);
+    assert_int_equal(tu_get_le64(hd + 8 * F_HIDDEN2_0), 5);
+    assert_int_equal(tu_get_le64(hd + 8 * (F_HIDDEN2_0 + 1)), 4);
+    assert_int_equal(tu_get_le64(hd + 8 * (F_HIDDEN2_0 + 2)), 0);
+    const char *bad = "second stochastic layer";
+    expect_field_rejected(path, good, len, F_Z2_DIM, 0, bad);      /* widths, no layer */
+    expect_field_rejected(path, good, len, F_N_HIDDEN2, 0, bad);
+    expect_field_rejected(path, good, len, F_N_HIDDEN2, 5, bad);
+    expect_field_rejected(path, good, len, F_HIDDEN2_0 + 1, 0, bad); /* a used width 0 */
+    expect_field_rejected(path, good, len, F_HIDDEN2_0 + 2, 7, bad); /* an unused one set */
+    expect_field_rejected(path, good, len, F_Z2_DIM, 4, "parameters stored");
+    size_t len6;
+    unsigned char *b6 = as_version(good, len, 6, HEADER_FIELDS_V6, &len6);
+    tu_write_file(path, b6, len6);
+    expect_read_fails(path, "parameters stored", NULL);
+    free(b6);
+    free(good);
+    free_saved(&s);
+}
+
 /* Version 5: no gradient estimator field; it reads as the standard one
  * (every version-5 run trained with it), the rest as written. */
 static void test_reads_version_5(void **state)
@@ -819,7 +859,7 @@ static void test_reads_version_5(void **state)
     fix_crc(g.b, g.len);
     size_t len5;
     unsigned char *b = as_version(g.b, g.len, 5, HEADER_FIELDS_V5, &len5);
-    assert_int_equal(len5, g.len - 8);
+    assert_int_equal(len5, g.len - 8 * (HEADER_FIELDS - HEADER_FIELDS_V5));
     tu_write_file(g.path, b, len5);
     ckpt_data d;
     err_msg err;
@@ -900,11 +940,11 @@ static void test_reads_version_2(void **state)
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS);
     fix_crc(b, len2);
     tu_write_file(g.path, b, len2);
-    expect_read_fails(g.path, "header size 496, expected 296", NULL);
+    expect_read_fails(g.path, "header size 544, expected 296", NULL);
     tu_put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     fix_crc(g.b, g.len);
     tu_write_file(g.path, g.b, g.len);
-    expect_read_fails(g.path, "header size 296, expected 496", NULL);
+    expect_read_fails(g.path, "header size 296, expected 544", NULL);
     /* Version 1 never existed as this format. */
     tu_put_le32(b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS_V2);
     tu_put_le32(b + OFF_VERSION, 1);
@@ -1371,6 +1411,7 @@ int main(void)
         T(test_reads_version_2),
         T(test_reads_version_4),
         T(test_reads_version_5),
+        T(test_round_trip_two_layers),
         T(test_rejects_bad_image_shape),
         T(test_reads_version_3),
         T(test_bad_controls),

@@ -4,9 +4,12 @@
  * written checkpoint, its RNG and init test vectors against rng.c and
  * vae.c, its schedule tables against schedule.c, its objectives and the
  * order of the training noise against vae_loss and shard_draw_eps, its
- * gradient estimators against vae_backward, and its reader rules (versions
- * 5, 4, 3 and 2, header sizes, the image shape, data fingerprint, training
- * controls, objective, estimator) against ckpt_read.
+ * gradient estimators against vae_backward, its model with two stochastic
+ * layers (layout, densities, objectives and their gradients, the draws of
+ * training, the importance-weighted bound and the prior) against the code,
+ * and its reader rules (versions 6, 5, 4, 3 and 2, header sizes, the image
+ * shape, data fingerprint, training controls, objective, estimator, the
+ * second stochastic layer) against ckpt_read.
  *
  * The tables are read from the document itself (path in VAE_CKPT_DOC, set
  * by CMakeLists.txt): each is found by its heading row, and every row must
@@ -32,6 +35,7 @@
 #include "rng.h"
 #include "schedule.h"
 #include "shard.h"
+#include "show.h"
 #include "train.h"
 #include "vae.h"
 #include "testutil.h"
@@ -371,14 +375,37 @@ static unsigned char *save_and_read(const char *dir, const char *name,
 }
 
 /* A conditional MLP (which 0) and a conv model (1) whose every header
- * field differs, and (2) the MLP of 0 trained with the ELBO and one draw,
- * so that, across the three files, no two fields hold the same values: a
- * misnumbered field cannot pass by luck (checked below). Two files would
- * not do: arch, init, objective and the RNGs' flags are 0 or 1 in both,
- * and five such fields cannot hold five different pairs. */
-#define N_DISTINCT 3
+ * field differs, (2) the MLP of 0 trained with the ELBO and one draw, and
+ * (3) an MLP with two stochastic layers (four hidden2 widths, so that the
+ * four slots differ), so that, across the four files, no two fields hold
+ * the same values: a misnumbered field cannot pass by luck (checked
+ * below). Two files would not do: arch, init, objective and the RNGs'
+ * flags are 0 or 1 in both, and five such fields cannot hold five
+ * different pairs; and only a model with two stochastic layers fills
+ * fields 62-67. */
+#define N_DISTINCT 4
 static void make_distinct(saved *s, int which)
 {
+    if (which == 3) {
+        saved first;
+        make_distinct(&first, 0);
+        vae_config c = first.m.cfg;
+        c.x_dim = 17, c.height = 1, c.width = 17;
+        c.n_hidden = 2;
+        c.hidden[0] = 19, c.hidden[1] = 18, c.hidden[2] = c.hidden[3] = 0;
+        c.z_dim = 23;
+        c.n_classes = 0; /* two stochastic layers: not conditional */
+        c.z2_dim = 26;
+        c.n_hidden2 = 4;
+        c.hidden2[0] = 27, c.hidden2[1] = 28, c.hidden2[2] = 29, c.hidden2[3] = 31;
+        make_saved(s, &c);
+        s->t = first.t; /* the training state of 0, its own epoch and sums */
+        s->t.epoch = 81, s->t.step = 82, s->t.adam_t = 83, s->t.set.batch = 84;
+        s->t.sum_rec = 3456.5, s->t.sum_kl = 89.25, s->t.sum_obj = 3600.5;
+        s->t.set.estimator = VAE_EST_STANDARD; /* what vae writes for two layers */
+        free_saved(&first);
+        return;
+    }
     if (which == 2) {
         make_distinct(s, 0);
         s->t.set.objective = VAE_OBJ_ELBO; /* (1, 0, 0) where init has (1, 0, 1) */
@@ -465,7 +492,7 @@ static void make_distinct(saved *s, int which)
 /* ======================================================================== */
 
 #define MAX_SLOTS 6
-#define MAX_FIELDS 64 /* bounds the header's fields and the table's rows */
+#define MAX_FIELDS 72 /* bounds the header's fields and the table's rows */
 
 /* What the test knows a documented field holds in a saved checkpoint. */
 typedef struct field_want {
@@ -541,6 +568,10 @@ static size_t fields_of(const saved *s, field_want *w)
     ONE("draws", "u64", t->set.draws);
     ONE("sum_obj", "f64", f64_bits(t->sum_obj));
     ONE("estimator", "u64", t->set.estimator);
+    ONE("z2_dim", "u64", c->z2_dim);
+    ONE("n_hidden2", "u64", c->n_hidden2);
+    w[n++] = (field_want){"hidden2", "u64", 4,
+                          {c->hidden2[0], c->hidden2[1], c->hidden2[2], c->hidden2[3]}};
 #undef ONE
     return n;
 }
@@ -558,14 +589,15 @@ static void field_range(const doc_table *t, const char *name, size_t *lo, size_t
 
 #define HEADING_FIELDS "| # | field | type |"
 
-/* The header's field counts of versions 5, 4, 3 and 2, by the document's
- * rule: each is the newer version cut before the first field it lacks
- * (estimator for version 5, height for version 4, sched for version 3,
- * data_n for version 2). */
-static void older_counts(const doc_table *t, size_t *n5, size_t *n4, size_t *n3,
-                         size_t *n2)
+/* The header's field counts of versions 6, 5, 4, 3 and 2, by the
+ * document's rule: each is the newer version cut before the first field it
+ * lacks (z2_dim for version 6, estimator for version 5, height for version
+ * 4, sched for version 3, data_n for version 2). */
+static void older_counts(const doc_table *t, size_t *n6, size_t *n5, size_t *n4,
+                         size_t *n3, size_t *n2)
 {
     size_t hi;
+    field_range(t, "z2_dim", n6, &hi);
     field_range(t, "estimator", n5, &hi);
     field_range(t, "height", n4, &hi);
     field_range(t, "sched", n3, &hi);
@@ -635,7 +667,8 @@ static void test_header_table_matches_writer(void **state)
     doc_table_load(&t, HEADING_FIELDS);
     uint64_t slot[MAX_FIELDS][N_DISTINCT];
     size_t n_fields[N_DISTINCT];
-    static const char *const names[N_DISTINCT] = {"mlp.bin", "conv.bin", "elbo.bin"};
+    static const char *const names[N_DISTINCT] = {"mlp.bin", "conv.bin", "elbo.bin",
+                                                  "two.bin"};
     for (int which = 0; which < N_DISTINCT; which++) {
         saved s;
         make_distinct(&s, which);
@@ -769,15 +802,16 @@ static void test_worked_example_tensors(void **state)
     doc_says_f("A float's byte offset is `%zu + 4 x` its index", body);
     doc_table ft;
     doc_table_load(&ft, HEADING_FIELDS);
-    size_t n6 = (body - OFF_HEADER) / 8, n5, n4, n3, n2;
-    older_counts(&ft, &n5, &n4, &n3, &n2);
-    char num5[32], num4[32], num3[32], num2[32];
-    with_commas(num5, sizeof num5, len - 8 * (n6 - n5));
-    with_commas(num4, sizeof num4, len - 8 * (n6 - n4));
-    with_commas(num3, sizeof num3, len - 8 * (n6 - n3));
-    with_commas(num2, sizeof num2, len - 8 * (n6 - n2));
-    doc_says_f("(version 5: %s; version 4: %s; version 3: %s; version 2: %s)", num5, num4,
-               num3, num2);
+    size_t n7 = (body - OFF_HEADER) / 8, n6, n5, n4, n3, n2;
+    older_counts(&ft, &n6, &n5, &n4, &n3, &n2);
+    char num6[32], num5[32], num4[32], num3[32], num2[32];
+    with_commas(num6, sizeof num6, len - 8 * (n7 - n6));
+    with_commas(num5, sizeof num5, len - 8 * (n7 - n5));
+    with_commas(num4, sizeof num4, len - 8 * (n7 - n4));
+    with_commas(num3, sizeof num3, len - 8 * (n7 - n3));
+    with_commas(num2, sizeof num2, len - 8 * (n7 - n2));
+    doc_says_f("(version 6: %s; version 5: %s; version 4: %s; version 3: %s; version 2: %s)",
+               num6, num5, num4, num3, num2);
     doc_table_free(&ft);
     doc_table_free(&t);
     free(b);
@@ -1089,13 +1123,21 @@ static void test_init_streams(void **state)
     for (int glorot = 0; glorot < 2; glorot++) {
         vae_config c = cfg_default();
         replay_init(&c, glorot);
-        for (int which = 0; which < 2; which++) { /* conditional MLP, conv */
+        /* conditional MLP, conv, and two stochastic layers (q(h2|h1)'s and
+         * p(h1|h2)'s layers after the others; the output biases only on
+         * p(x|h1)'s output, layer 2nh+1) */
+        static const int whiches[3] = {0, 1, 3};
+        for (int k = 0; k < 3; k++) {
             saved s;
-            make_distinct(&s, which);
+            make_distinct(&s, whiches[k]);
             replay_init(&s.m.cfg, glorot);
             free_saved(&s);
         }
     }
+    doc_says("draws layer by layer in storage order, as for any MLP, q(h2|h1)'s and "
+             "p(h1|h2)'s layers after the others");
+    doc_says("With Glorot, only p(x|h1)'s output layer (2nh+1) gets the output biases of "
+             "\"Glorot initialisation\"; the heads' biases start at 0.");
     /* The numbers the prose states. */
     doc_says_f("`rng_seed(seed ^ 0x%llx)`", (unsigned long long)INIT_SALT);
     doc_says_f("`rng_seed(1 ^ 0x%llx)`", (unsigned long long)INIT_SALT);
@@ -1318,11 +1360,13 @@ static void doc_pre5_shape(size_t x_dim, size_t *height, size_t *width)
 }
 
 /* d, read from a file of an older version made from s, is s's checkpoint
- * with the standard estimator (the document's rule for every file before
- * version 6), the image shape of the document's pre-5 rule (versions 2 to
- * 4; a version-5 file keeps its shape), and (versions 2 and 3) the
- * training controls of the document's defaults table (and, for version 2,
- * no fingerprint); a file of version 4 or 5 keeps its controls. */
+ * with one stochastic layer (the document's rule for every file before
+ * version 7), the standard estimator (its rule for every file before
+ * version 6; a version-6 file keeps its own), the image shape of the
+ * document's pre-5 rule (versions 2 to 4; a file of version 5 or 6 keeps
+ * its shape), and (versions 2 and 3) the training controls of the
+ * document's defaults table (and, for version 2, no fingerprint); a file
+ * of version 4, 5 or 6 keeps its controls. */
 static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
                         const doc_table *defaults)
 {
@@ -1334,6 +1378,11 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
     assert_int_equal(d->cfg.arch, s->m.cfg.arch);
     assert_int_equal(d->cfg.n_classes, s->m.cfg.n_classes);
     assert_int_equal(d->cfg.x_dim, s->m.cfg.x_dim);
+    /* One stochastic layer: fields 62-67 all 0. */
+    if (d->cfg.z2_dim || d->cfg.n_hidden2 || d->cfg.hidden2[0] || d->cfg.hidden2[1] ||
+        d->cfg.hidden2[2] || d->cfg.hidden2[3])
+        fail_msg("a version-%u file reads as a second stochastic layer of %zu units; the "
+                 "document says one stochastic layer", version, d->cfg.z2_dim);
     size_t height, width, channels = 1;
     if (version >= 5) { /* the shape fields are in the file */
         height = s->m.cfg.height, width = s->m.cfg.width, channels = s->m.cfg.channels;
@@ -1369,10 +1418,14 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
             fail_msg("a version-%u file reads setting %s otherwise than it was written",
                      version, SETTINGS[i].key);
     /* The estimator, which every file before version 6 lacks, reads as 0
-     * (standard), and differs from what the version-6 file held. */
+     * (standard), and differs from what the version-7 file held; a
+     * version-6 file keeps its own. */
     if (s->t.set.estimator == VAE_EST_STANDARD)
         fail_msg("test setup: the estimator holds its default already");
-    if (t->set.estimator != VAE_EST_STANDARD)
+    if (version >= 6 && t->set.estimator != s->t.set.estimator)
+        fail_msg("a version-%u file reads estimator %d, not the %d it holds", version,
+                 (int)t->set.estimator, (int)s->t.set.estimator);
+    if (version < 6 && t->set.estimator != VAE_EST_STANDARD)
         fail_msg("a version-%u file reads estimator %d; the document says 0 (standard)",
                  version, (int)t->set.estimator);
     /* The controls versions 2 and 3 lack read as the defaults table says
@@ -1394,7 +1447,7 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
                 fail_msg("%s:%zu: \"%s\" is not a number", doc_path(), r->line, text);
         }
         double got = control_of(t, name, r->line), saved_v = control_of(&s->t, name, r->line);
-        if (version >= 4) { /* a file of version 4 or 5 keeps its own value */
+        if (version >= 4) { /* a file of version 4, 5 or 6 keeps its own value */
             if (got != saved_v)
                 fail_msg("a version-%u file reads %s as %.17g, not the %.17g it holds",
                          version, name, got, saved_v);
@@ -1403,16 +1456,17 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
         if (got != want)
             fail_msg("%s:%zu: a version-%u file reads %s as %.17g, not %s", doc_path(),
                      r->line, version, name, got, text);
-        /* ... and differs from what the version-6 file held. */
+        /* ... and differs from what the version-7 file held. */
         if (saved_v == want)
             fail_msg("test setup: %s holds its default already", name);
     }
 }
 
-/* Version 5 is version 6 without the estimator, version 4 version 5
- * without the image shape, version 3 version 4 without the training
- * controls, version 2 version 3 without the fingerprint, as the document
- * says; all read back as the same checkpoint, with the documented
+/* Version 6 is version 7 without the second stochastic layer, version 5
+ * version 6 without the estimator, version 4 version 5 without the image
+ * shape, version 3 version 4 without the training controls, version 2
+ * version 3 without the fingerprint, as the document says; all read back
+ * as the same checkpoint, with one stochastic layer and the documented
  * estimator, shape and defaults. Only each version's own header size is
  * accepted. */
 static void test_older_versions(void **state)
@@ -1423,13 +1477,13 @@ static void test_older_versions(void **state)
     doc_table_load(&dt, HEADING_DEFAULTS);
     saved s;
     make_distinct(&s, 0);
-    size_t len6;
-    unsigned char *b6 = save_and_read(fx->dir, "v6.bin", &s, &len6);
-    assert_int_equal(tu_get_le32(b6 + 8), CKPT_VERSION);
-    assert_int_equal(CKPT_VERSION, 6);
-    size_t n6 = tu_get_le32(b6 + 12) / 8, n5, n4, n3, n2, lo, last;
-    older_counts(&t, &n5, &n4, &n3, &n2);
-    assert_true(n2 < n3 && n3 < n4 && n4 < n5 && n5 < n6);
+    size_t len7;
+    unsigned char *b7 = save_and_read(fx->dir, "v7.bin", &s, &len7);
+    assert_int_equal(tu_get_le32(b7 + 8), CKPT_VERSION);
+    assert_int_equal(CKPT_VERSION, 7);
+    size_t n7 = tu_get_le32(b7 + 12) / 8, n6, n5, n4, n3, n2, lo, last;
+    older_counts(&t, &n6, &n5, &n4, &n3, &n2);
+    assert_true(n2 < n3 && n3 < n4 && n4 < n5 && n5 < n6 && n6 < n7);
     field_range(&t, "data_labels_crc32", &lo, &last);
     assert_int_equal(last + 1, n3); /* the fingerprint ends version 3's */
     field_range(&t, "sum_obj", &lo, &last);
@@ -1439,6 +1493,9 @@ static void test_older_versions(void **state)
     field_range(&t, "estimator", &lo, &last);
     assert_int_equal(last + 1, n6); /* the estimator ends version 6's */
     assert_int_equal(n6 - n5, 1);
+    field_range(&t, "hidden2", &lo, &last);
+    assert_int_equal(last + 1, n7); /* the second stochastic layer ends version 7's */
+    assert_int_equal(n7 - n6, 2 + VAE_MAX_HIDDEN);
     /* The defaults table lists the fields version 3 lacks and version 4
      * has, each once. */
     if (dt.n_rows != n4 - n3)
@@ -1456,23 +1513,28 @@ static void test_older_versions(void **state)
                          cell(&dt.row[i], 0));
     }
 
-    /* Files of versions 4 and 5 keep the training controls, so their
+    /* Files of versions 4 to 6 keep the training controls, so their
      * fixture's step schedule must leave warmup and horizon at 0 to be
      * readable; the cut-off controls of versions 3 and 2 may hold
      * anything. */
     saved s4;
     make_distinct(&s4, 0);
     s4.t.set.sched.warmup = s4.t.set.sched.horizon = 0;
-    size_t len6r, len5, len4, len3, len2;
-    unsigned char *b6r = save_and_read(fx->dir, "v6r.bin", &s4, &len6r);
-    unsigned char *b5 = cut_header(b6r, len6r, n5, 5, &len5);
-    unsigned char *b4 = cut_header(b6r, len6r, n4, 4, &len4);
-    unsigned char *b3 = cut_header(b6, len6, n3, 3, &len3);
-    unsigned char *b2 = cut_header(b6, len6, n2, 2, &len2);
+    size_t len7r, len6, len5, len4, len3, len2;
+    unsigned char *b7r = save_and_read(fx->dir, "v7r.bin", &s4, &len7r);
+    unsigned char *b6 = cut_header(b7r, len7r, n6, 6, &len6);
+    unsigned char *b5 = cut_header(b7r, len7r, n5, 5, &len5);
+    unsigned char *b4 = cut_header(b7r, len7r, n4, 4, &len4);
+    unsigned char *b3 = cut_header(b7, len7, n3, 3, &len3);
+    unsigned char *b2 = cut_header(b7, len7, n2, 2, &len2);
     ckpt_data d;
-    if (read_bytes(fx->dir, "v6r.bin", b6r, len6r, &d, 1, NULL))
-        fail_msg("test setup: the version-6 file is rejected");
+    if (read_bytes(fx->dir, "v7r.bin", b7r, len7r, &d, 1, NULL))
+        fail_msg("test setup: the version-7 file is rejected");
     assert_int_equal(d.train.set.estimator, s4.t.set.estimator); /* it keeps its own */
+    ckpt_data_free(&d);
+    if (read_bytes(fx->dir, "v6.bin", b6, len6, &d, 1, NULL))
+        fail_msg("a version-6 file made as the document says is rejected");
+    check_older(&d, &s4, 6, &dt);
     ckpt_data_free(&d);
     if (read_bytes(fx->dir, "v5.bin", b5, len5, &d, 1, NULL))
         fail_msg("a version-5 file made as the document says is rejected");
@@ -1491,18 +1553,49 @@ static void test_older_versions(void **state)
     check_older(&d, &s, 2, &dt);
     ckpt_data_free(&d);
 
+    /* A file before version 7 reads as one stochastic layer: a model with
+     * two cut to version 6 is taken for the one-layer model of the same
+     * other fields, whose parameter count is not the file's. */
+    saved two;
+    make_distinct(&two, 3);
+    two.t.set.sched.warmup = two.t.set.sched.horizon = 0;
+    size_t lt7, lt6;
+    unsigned char *t7 = save_and_read(fx->dir, "two7.bin", &two, &lt7);
+    unsigned char *t6 = cut_header(t7, lt7, n6, 6, &lt6);
+    if (read_bytes(fx->dir, "two7.bin", t7, lt7, &d, 1, NULL))
+        fail_msg("test setup: the version-7 file of two stochastic layers is rejected");
+    assert_int_equal(d.cfg.z2_dim, two.m.cfg.z2_dim);
+    ckpt_data_free(&d);
+    vae_config one = two.m.cfg;
+    one.z2_dim = one.n_hidden2 = 0;
+    memset(one.hidden2, 0, sizeof one.hidden2);
+    vae_model shape;
+    err_msg err = {{0}};
+    if (vae_layout(&shape, &one, &err))
+        fail_msg("vae_layout: %s", err.text);
+    assert_true(shape.n_params < two.m.n_params);
+    char want[160];
+    snprintf(want, sizeof want, "%zu parameters stored, the architecture has %zu",
+             two.m.n_params, shape.n_params);
+    if (read_bytes(fx->dir, "two6.bin", t6, lt6, &d, 0, &err) != -1 || !strstr(err.text, want))
+        fail_msg("a version-6 file of a model with two stochastic layers: ckpt_read says "
+                 "\"%s\", not \"%s\"", err.text, want);
+    free(t6);
+    free(t7);
+    free_saved(&two);
+
     /* A square x_dim reads as a square: the default model (784 pixels)
-     * cut to version 4 reads as 28 x 28 grey images, the shape version 6
-     * (and 5) writes for it. */
+     * cut to version 4 reads as 28 x 28 grey images, the shape version 7
+     * (and 6 and 5) writes for it. */
     saved sq;
     vae_config c = cfg_default();
     make_saved(&sq, &c);
     assert_int_equal(sq.m.cfg.height, 28);
     assert_int_equal(sq.m.cfg.width, 28);
     assert_int_equal(sq.m.cfg.channels, 1);
-    size_t lsq6, lsq4;
-    unsigned char *q6 = save_and_read(fx->dir, "sq6.bin", &sq, &lsq6);
-    unsigned char *q4 = cut_header(q6, lsq6, n4, 4, &lsq4);
+    size_t lsq7, lsq4;
+    unsigned char *q7 = save_and_read(fx->dir, "sq7.bin", &sq, &lsq7);
+    unsigned char *q4 = cut_header(q7, lsq7, n4, 4, &lsq4);
     if (read_bytes(fx->dir, "sq4.bin", q4, lsq4, &d, 1, NULL))
         fail_msg("a version-4 file of the default model is rejected");
     size_t height, width;
@@ -1513,18 +1606,18 @@ static void test_older_versions(void **state)
     assert_int_equal(d.cfg.channels, 1);
     ckpt_data_free(&d);
     free(q4);
-    free(q6);
+    free(q7);
     free_saved(&sq);
 
     /* Only the exact header size of each version is accepted. */
     struct {
         unsigned char *b;
         size_t len, n_fields;
-    } v[5] = {{b2, len2, n2}, {b3, len3, n3}, {b4, len4, n4}, {b5, len5, n5},
-              {b6r, len6r, n6}};
-    for (int i = 0; i < 5; i++) {
+    } v[6] = {{b2, len2, n2}, {b3, len3, n3}, {b4, len4, n4}, {b5, len5, n5},
+              {b6, len6, n6}, {b7r, len7r, n7}};
+    for (int i = 0; i < 6; i++) {
         const long sizes[] = {8 * (long)n2, 8 * (long)n3, 8 * (long)n4, 8 * (long)n5,
-                              8 * (long)n6, 8 * (long)v[i].n_fields - 8,
+                              8 * (long)n6, 8 * (long)n7, 8 * (long)v[i].n_fields - 8,
                               8 * (long)v[i].n_fields + 8};
         for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
             if (sizes[k] == 8 * (long)v[i].n_fields)
@@ -1538,17 +1631,21 @@ static void test_older_versions(void **state)
     }
 
     /* The numbers the prose states. */
-    size_t p6 = OFF_HEADER + 8 * n6, p5 = OFF_HEADER + 8 * n5, p4 = OFF_HEADER + 8 * n4,
-           p3 = OFF_HEADER + 8 * n3, p2 = OFF_HEADER + 8 * n2;
+    size_t p7 = OFF_HEADER + 8 * n7, p6 = OFF_HEADER + 8 * n6, p5 = OFF_HEADER + 8 * n5,
+           p4 = OFF_HEADER + 8 * n4, p3 = OFF_HEADER + 8 * n3, p2 = OFF_HEADER + 8 * n2;
     doc_says_f("checkpoint format (version %u)", CKPT_VERSION);
-    doc_says_f("format version, u32: %u (5, 4, 3 and 2 are still read)", CKPT_VERSION);
-    doc_says_f("`vae` writes version %u and still reads versions 5, 4, 3 and 2",
+    doc_says_f("format version, u32: %u (6, 5, 4, 3 and 2 are still read)", CKPT_VERSION);
+    doc_says_f("`vae` writes version %u and still reads versions 6, 5, 4, 3 and 2",
                CKPT_VERSION);
+    doc_says_f("Version 6 is version 7 without header fields %zu-%zu (the second "
+               "stochastic layer)", n6, n7 - 1);
     doc_says_f("Version 5 is version 6 without header field %zu (the gradient estimator)",
                n5);
     doc_says_f("Version 4 is version 5 without header fields %zu-%zu", n4, n5 - 1);
     doc_says_f("Version 3 is version 4 without header fields %zu-%zu", n3, n4 - 1);
     doc_says_f("Version 2 is version 3 without header fields %zu-%zu", n2, n3 - 1);
+    doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
+               "%zu instead of %zu", n6, 8 * n6, p6, p7);
     doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
                "%zu instead of %zu", n5, 8 * n5, p5, p6);
     doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
@@ -1557,23 +1654,31 @@ static void test_older_versions(void **state)
                "%zu instead of %zu", n3, 8 * n3, p3, p4);
     doc_says_f("its header is %zu fields (%zu bytes), and the parameters start at byte "
                "%zu.", n2, 8 * n2, p2);
-    doc_says_f("`%zu * 8` = %zu (version 5: `%zu * 8` = %zu; version 4: `%zu * 8` = %zu; "
-               "version 3: `%zu * 8` = %zu; version 2: `%zu * 8` = %zu)", n6, 8 * n6, n5,
-               8 * n5, n4, 8 * n4, n3, 8 * n3, n2, 8 * n2);
+    doc_says_f("`%zu * 8` = %zu (version 6: `%zu * 8` = %zu; version 5: `%zu * 8` = %zu; "
+               "version 4: `%zu * 8` = %zu; version 3: `%zu * 8` = %zu; version 2: "
+               "`%zu * 8` = %zu)", n7, 8 * n7, n6, 8 * n6, n5, 8 * n5, n4, 8 * n4, n3,
+               8 * n3, n2, 8 * n2);
     doc_says_f("With H = %zu the parameters start at byte %zu and the file is exactly "
-               "`%zu + 12n + 4` bytes (version 5: `%zu + 12n + 4`; version 4: "
-               "`%zu + 12n + 4`; version 3: `%zu + 12n + 4`; version 2: `%zu + 12n + 4`)",
-               8 * n6, p6, p6, p5, p4, p3, p2);
+               "`%zu + 12n + 4` bytes (version 6: `%zu + 12n + 4`; version 5: "
+               "`%zu + 12n + 4`; version 4: `%zu + 12n + 4`; version 3: `%zu + 12n + 4`; "
+               "version 2: `%zu + 12n + 4`)", 8 * n7, p7, p7, p6, p5, p4, p3, p2);
     doc_says_f("accepts exactly %zu for version 2, %zu for version 3, %zu for version 4, "
-               "%zu for version 5 and %zu for version 6", 8 * n2, 8 * n3, 8 * n4, 8 * n5,
-               8 * n6);
+               "%zu for version 5, %zu for version 6 and %zu for version 7", 8 * n2,
+               8 * n3, 8 * n4, 8 * n5, 8 * n6, 8 * n7);
     doc_says_f("header size exactly %zu (version 2), %zu (version 3), %zu (version 4), "
-               "%zu (version 5) or %zu (version 6)", 8 * n2, 8 * n3, 8 * n4, 8 * n5,
-               8 * n6);
+               "%zu (version 5), %zu (version 6) or %zu (version 7)", 8 * n2, 8 * n3,
+               8 * n4, 8 * n5, 8 * n6, 8 * n7);
     doc_says_f("version: above %u is \"newer than this vae reads; upgrade vae\", below "
                "%u unknown", CKPT_VERSION, CKPT_VERSION_MIN);
     doc_says_f("always writes the current version (%u)", CKPT_VERSION);
-    doc_says_f("A file before version %u reads with estimator 0 (`%s`", CKPT_VERSION,
+    doc_says_f("A file before version %u reads as a model with one stochastic layer "
+               "(fields %zu-%zu all 0", CKPT_VERSION, n6, n7 - 1);
+    doc_says_f("and (since version %u) the second stochastic layer of a model with two",
+               CKPT_VERSION);
+    doc_says_f("(whose model has one stochastic layer: fields %zu-%zu are then written 0",
+               n6, n7 - 1);
+    doc_says_f("A file before version %u reads with estimator 0 (`%s`",
+               SETTINGS[SETTING_ESTIMATOR].since,
                enum_name(&vae_estimator_names, VAE_EST_STANDARD));
     doc_says("A file before version 5 reads as grey images (channels 1): height = "
              "width = sqrt(x_dim) when x_dim is a perfect square, else height 1 and "
@@ -1583,7 +1688,8 @@ static void test_older_versions(void **state)
     free(b4);
     free(b5);
     free(b6);
-    free(b6r);
+    free(b7);
+    free(b7r);
     free_saved(&s);
     free_saved(&s4);
     doc_table_free(&dt);
@@ -2051,7 +2157,7 @@ static void test_estimator_rules(void **state)
     field_range(&t, "estimator", &f_est, &hi);
     field_range(&t, "rng_data", &f_rng, &hi);
     assert_int_equal(f_est, SETTINGS[SETTING_ESTIMATOR].field);
-    assert_int_equal(SETTINGS[SETTING_ESTIMATOR].since, CKPT_VERSION);
+    assert_int_equal(SETTINGS[SETTING_ESTIMATOR].since, 6);
     /* The values and names the table states are the code's. */
     const size_t n_est = vae_estimator_names.n;
     assert_int_equal(n_est, 3);
@@ -2685,6 +2791,908 @@ static void test_eps_order(void **state)
              "`(i K + j) z_dim + d` of the step's");
 }
 
+/* ======================================================================== */
+/* Two stochastic layers                                                    */
+/* ======================================================================== */
+
+/* One layer of the document's model: its inputs, outputs and whether the
+ * activation follows it. */
+typedef struct doc2_layer {
+    size_t in, out;
+    int act;
+} doc2_layer;
+
+#define DOC2_MAX_LAYERS (4 * VAE_MAX_HIDDEN + 4)
+#define DOC2_MAX_WIDTH 64 /* of the models the test runs forward */
+
+/* The document's model with two stochastic layers: the layers in storage
+ * order by "The MLP (arch 0)" and "Two stochastic layers", their offsets
+ * (each weight out x in, then its bias), and the parameters in double. */
+typedef struct doc2 {
+    vae_config c;
+    doc2_layer L[DOC2_MAX_LAYERS];
+    size_t off[DOC2_MAX_LAYERS];
+    size_t n_layers, n_params;
+    double *P;
+} doc2;
+
+/* The layers of c in the document's storage order: q(h1|x) (the MLP's
+ * encoder and head), p(x|h1) (its decoder and output), q(h2|h1), then
+ * p(h1|h2), with offsets laid one after another. */
+static void doc2_layout(doc2 *d, const vae_config *c)
+{
+    memset(d, 0, sizeof *d);
+    d->c = *c;
+    size_t n = 0, nh = c->n_hidden, n2 = c->n_hidden2;
+    const size_t *h = c->hidden, *g = c->hidden2;
+    for (size_t i = 0; i < nh; i++)
+        d->L[n++] = (doc2_layer){i == 0 ? c->x_dim : h[i - 1], h[i], 1};
+    d->L[n++] = (doc2_layer){h[nh - 1], 2 * c->z_dim, 0};
+    for (size_t j = 0; j < nh; j++)
+        d->L[n++] = (doc2_layer){j == 0 ? c->z_dim : h[nh - j], h[nh - 1 - j], 1};
+    d->L[n++] = (doc2_layer){h[0], c->x_dim, 0};
+    for (size_t i = 0; i < n2; i++)
+        d->L[n++] = (doc2_layer){i == 0 ? c->z_dim : g[i - 1], g[i], 1};
+    d->L[n++] = (doc2_layer){g[n2 - 1], 2 * c->z2_dim, 0};
+    for (size_t j = 0; j < n2; j++)
+        d->L[n++] = (doc2_layer){j == 0 ? c->z2_dim : g[n2 - j], g[n2 - 1 - j], 1};
+    d->L[n++] = (doc2_layer){g[0], 2 * c->z_dim, 0};
+    assert_int_equal(n, 2 * nh + 4 + 2 * n2);
+    size_t off = 0;
+    for (size_t l = 0; l < n; l++) {
+        d->off[l] = off;
+        off += d->L[l].in * d->L[l].out + d->L[l].out;
+    }
+    d->n_layers = n;
+    d->n_params = off;
+}
+
+/* The first layers of the four networks. */
+static size_t doc2_q1(const doc2 *d) { (void)d; return 0; }
+static size_t doc2_px(const doc2 *d) { return d->c.n_hidden + 1; }
+static size_t doc2_q2(const doc2 *d) { return 2 * d->c.n_hidden + 2; }
+static size_t doc2_p1(const doc2 *d) { return 2 * d->c.n_hidden + 3 + d->c.n_hidden2; }
+
+static double doc_act(vae_act act, double v)
+{
+    return act == VAE_ACT_TANH ? tanh(v) : act == VAE_ACT_LEAKY ? (v > 0 ? v : 0.1 * v)
+                                                                : (v > 0 ? v : 0.0);
+}
+
+/* Layers first..last on x into y (the last layer's output), in double. */
+static void doc2_stack(const doc2 *d, size_t first, size_t last, const double *x, double *y)
+{
+    double buf[2][DOC2_MAX_WIDTH];
+    const double *in = x;
+    for (size_t l = first; l <= last; l++) {
+        const doc2_layer *L = &d->L[l];
+        assert_true(L->out <= DOC2_MAX_WIDTH);
+        double *o = l == last ? y : buf[l & 1];
+        const double *w = d->P + d->off[l], *b = w + L->in * L->out;
+        for (size_t k = 0; k < L->out; k++) {
+            double s = b[k];
+            for (size_t i = 0; i < L->in; i++)
+                s += w[k * L->in + i] * in[i];
+            o[k] = L->act ? doc_act(d->c.act, s) : s;
+        }
+        in = o;
+    }
+}
+
+/* Bernoulli: -log p(t | a) summed, softplus(a) - a t. */
+static double doc_bernoulli(const double *a, const double *t, size_t n)
+{
+    double s = 0.0;
+    for (size_t p = 0; p < n; p++)
+        s += (a[p] > 0 ? a[p] : 0.0) - a[p] * t[p] + log1p(exp(-fabs(a[p])));
+    return s;
+}
+
+/* A draw of the document's model at image x with noise eps1 and eps2:
+ * h1 and h2 (if not NULL), rec and the sampled KL; returns log w. */
+static double doc2_draw(const doc2 *d, const double *x, const float *eps1, const float *eps2,
+                        double *h1_out, double *h2_out, double *rec, double *kl)
+{
+    const size_t Z1 = d->c.z_dim, Z2 = d->c.z2_dim, nh = d->c.n_hidden, n2 = d->c.n_hidden2;
+    double head[DOC2_MAX_WIDTH], h1[DOC2_MAX_WIDTH], head2[DOC2_MAX_WIDTH];
+    double h2[DOC2_MAX_WIDTH], ph[DOC2_MAX_WIDTH], logits[DOC2_MAX_WIDTH];
+    assert_true(d->c.likelihood == VAE_LIK_BERNOULLI && d->c.x_dim <= DOC2_MAX_WIDTH);
+    doc2_stack(d, doc2_q1(d), nh, x, head); /* q(h1|x): mu, lv */
+    for (size_t k = 0; k < Z1; k++)
+        h1[k] = head[k] + exp(head[Z1 + k] / 2.0) * eps1[k];
+    doc2_stack(d, doc2_q2(d), doc2_q2(d) + n2, h1, head2); /* q(h2|h1): mu2, lv2 */
+    for (size_t e = 0; e < Z2; e++)
+        h2[e] = head2[e] + exp(head2[Z2 + e] / 2.0) * eps2[e];
+    doc2_stack(d, doc2_p1(d), doc2_p1(d) + n2, h2, ph); /* p(h1|h2): mp, lp */
+    doc2_stack(d, doc2_px(d), 2 * nh + 1, h1, logits);  /* p(x|h1) */
+    *rec = doc_bernoulli(logits, x, d->c.x_dim);
+    /* log w_ij = -rec_ij + sum_d (-(h1 - mp)^2 / (2 exp(lp)) - lp/2 + eps1^2/2 +
+     * lv/2) + sum_e (-h2^2/2 + eps2^2/2 + lv2/2) */
+    double lw = -*rec;
+    for (size_t k = 0; k < Z1; k++) {
+        double dz = h1[k] - ph[k], lp = ph[Z1 + k], e1 = eps1[k];
+        lw += -dz * dz / (2.0 * exp(lp)) - lp / 2.0 + e1 * e1 / 2.0 + head[Z1 + k] / 2.0;
+    }
+    for (size_t e = 0; e < Z2; e++) {
+        double e2 = eps2[e];
+        lw += -h2[e] * h2[e] / 2.0 + e2 * e2 / 2.0 + head2[Z2 + e] / 2.0;
+    }
+    *kl = -lw - *rec; /* kl_ij = -log w_ij - rec_ij */
+    if (h1_out)
+        memcpy(h1_out, h1, Z1 * sizeof *h1);
+    if (h2_out)
+        memcpy(h2_out, h2, Z2 * sizeof *h2);
+    return lw;
+}
+
+/* m's parameters into d->P (freed by doc2_free). */
+static void doc2_params(doc2 *d, const vae_model *m)
+{
+    assert_int_equal(d->n_params, m->n_params);
+    d->P = malloc(d->n_params * sizeof *d->P);
+    assert_non_null(d->P);
+    for (size_t i = 0; i < d->n_params; i++)
+        d->P[i] = m->params[i];
+}
+
+static void doc2_free(doc2 *d)
+{
+    free(d->P);
+    d->P = NULL;
+}
+
+/* An unconditional MLP with two stochastic layers. */
+static vae_config cfg_two(size_t x_dim, size_t nh, const size_t *h, size_t z, size_t z2,
+                          size_t n2, const size_t *g)
+{
+    vae_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = VAE_ARCH_MLP;
+    c.x_dim = x_dim;
+    c.n_hidden = nh;
+    for (size_t i = 0; i < nh; i++)
+        c.hidden[i] = h[i];
+    c.z_dim = z;
+    c.z2_dim = z2;
+    c.n_hidden2 = n2;
+    for (size_t i = 0; i < n2; i++)
+        c.hidden2[i] = g[i];
+    c.act = VAE_ACT_TANH;
+    c.likelihood = VAE_LIK_BERNOULLI;
+    return c;
+}
+
+/* The small model of the two-layer checks: 12 values, 7 tanh units, h1 of
+ * 4, h2 of 3 above q(h2|h1)'s widths 5 and 4. */
+static vae_config cfg_two_small(void)
+{
+    static const size_t h[1] = {7}, g[2] = {5, 4};
+    return cfg_two(12, 1, h, 4, 3, 2, g);
+}
+
+/* Burda et al.'s model of the document's example: --latent 100,50
+ * --hidden 200,200/100,100 on 784 values. */
+static vae_config cfg_two_burda(void)
+{
+    static const size_t h[2] = {200, 200}, g[2] = {100, 100};
+    return cfg_two(784, 2, h, 100, 50, 2, g);
+}
+
+/* The document's name of layer l's network and part. */
+static const char *doc2_part(const doc2 *d, size_t l)
+{
+    size_t nh = d->c.n_hidden, n2 = d->c.n_hidden2;
+    return l < nh                ? "q(h1\\|x), hidden"
+           : l == nh             ? "q(h1\\|x), head"
+           : l < 2 * nh + 1      ? "p(x\\|h1), hidden"
+           : l == 2 * nh + 1     ? "p(x\\|h1), output"
+           : l < 2 * nh + 2 + n2 ? "q(h2\\|h1), hidden"
+           : l == 2 * nh + 2 + n2 ? "q(h2\\|h1), head"
+           : l < 2 * nh + 3 + 2 * n2 ? "p(h1\\|h2), hidden"
+                                     : "p(h1\\|h2), head";
+}
+
+/* The document's layout of c is the code's: every layer's shape,
+ * activation and offsets, and the parameter count. */
+static void expect_doc2_layout(const vae_config *c)
+{
+    doc2 d;
+    doc2_layout(&d, c);
+    vae_model m;
+    err_msg err;
+    if (vae_layout(&m, c, &err))
+        fail_msg("vae_layout: %s", err.text);
+    if (m.n_layers != d.n_layers || m.n_params != d.n_params)
+        fail_msg("nh %zu, n2 %zu: %zu layers and %zu parameters; the document's %zu and %zu",
+                 c->n_hidden, c->n_hidden2, m.n_layers, m.n_params, d.n_layers, d.n_params);
+    for (size_t l = 0; l < d.n_layers; l++) {
+        const vae_layer *L = &m.layer[l];
+        if (L->in + L->n_onehot != d.L[l].in || L->out != d.L[l].out ||
+            L->has_act != d.L[l].act || L->w_off != d.off[l] ||
+            L->b_off != d.off[l] + d.L[l].in * d.L[l].out)
+            fail_msg("nh %zu, n2 %zu, layer %zu (%s): the code's %zu x %zu (act %d) at %zu, "
+                     "bias at %zu; the document's %zu x %zu (act %d) at %zu", c->n_hidden,
+                     c->n_hidden2, l, doc2_part(&d, l), L->out, L->in + L->n_onehot,
+                     L->has_act, L->w_off, L->b_off, d.L[l].out, d.L[l].in, d.L[l].act,
+                     d.off[l]);
+    }
+}
+
+/* The layout: the document's rules against vae_layout over shapes; its
+ * example table against Burda et al.'s model; and a saved checkpoint of
+ * the small model, whose fields 62-67, parameters and moments are where
+ * the document says and read back as written. */
+static void test_two_layer_layout(void **state)
+{
+    fixture *fx = *state;
+    for (size_t nh = 1; nh <= VAE_MAX_HIDDEN; nh++)
+        for (size_t n2 = 1; n2 <= VAE_MAX_HIDDEN; n2++) {
+            static const size_t h[4] = {9, 8, 7, 6}, g[4] = {5, 4, 3, 2};
+            vae_config c = cfg_two(13, nh, h, 11, 10, n2, g);
+            expect_doc2_layout(&c);
+        }
+    vae_config small = cfg_two_small(), burda = cfg_two_burda();
+    expect_doc2_layout(&small);
+    expect_doc2_layout(&burda);
+
+    /* The example table. */
+    doc2 d;
+    doc2_layout(&d, &burda);
+    doc_table t;
+    doc_table_load(&t, "| layer | network | weight | weight at float | bias at float |");
+    if (t.n_rows != d.n_layers)
+        fail_msg("%s: the example lists %zu layers; the model has %zu", doc_path(), t.n_rows,
+                 d.n_layers);
+    for (size_t l = 0; l < d.n_layers; l++) {
+        char key[8], shape[32];
+        snprintf(key, sizeof key, "%zu", l);
+        const doc_row *r = row_named(&t, key);
+        snprintf(shape, sizeof shape, "%zu x %zu", d.L[l].out, d.L[l].in);
+        if (strcmp(cell(r, 1), doc2_part(&d, l)) != 0 || strcmp(cell(r, 2), shape) != 0 ||
+            parse_count(r, 3) != d.off[l] ||
+            parse_count(r, 4) != d.off[l] + d.L[l].in * d.L[l].out)
+            fail_msg("%s:%zu: layer %zu is %s, %s at float %zu, bias at %zu", doc_path(),
+                     r->line, l, doc2_part(&d, l), shape, d.off[l],
+                     d.off[l] + d.L[l].in * d.L[l].out);
+    }
+    doc_table_free(&t);
+    char num[32], text[64];
+    with_commas(num, sizeof num, d.n_params);
+    doc_says_f("That model has n = %s parameters", num);
+    vae_hidden_text(&burda, 0, text, sizeof text);
+    assert_string_equal(text, "200,200/100,100");
+    vae_latent_text(&burda, 0, text, sizeof text);
+    assert_string_equal(text, "100,50");
+    doc_says("`vae train --latent 100,50 --hidden 200,200/100,100` makes one: z_dim 100, "
+             "z2_dim 50, hidden 200,200 and hidden2 100,100");
+    doc_says("For the model of `--latent 100,50 --hidden 200,200/100,100` on 784 values");
+
+    /* Only an unconditional MLP has two stochastic layers. */
+    const char *refused = "two stochastic layers: the MLP only, and not conditional";
+    vae_config bad = small;
+    bad.n_classes = 3;
+    err_msg err;
+    if (vae_config_check(&bad, &err) == 0 || !strstr(err.text, refused))
+        fail_msg("a conditional model with two stochastic layers: \"%s\"", err.text);
+    saved conv;
+    make_distinct(&conv, 1);
+    bad = conv.m.cfg;
+    bad.z2_dim = 1, bad.n_hidden2 = 1, bad.hidden2[0] = 1;
+    if (vae_config_check(&bad, &err) == 0 || !strstr(err.text, refused))
+        fail_msg("a conv model with two stochastic layers: \"%s\"", err.text);
+    free_saved(&conv);
+    doc_says_f("(\"%s\")", refused);
+
+    /* A saved checkpoint of the small model: its unused hidden2 slots are
+     * written 0 whatever the configuration holds there. */
+    saved s;
+    make_saved(&s, &small);
+    s.m.cfg.hidden2[2] = 99, s.m.cfg.hidden2[3] = 98;
+    size_t len;
+    unsigned char *b = save_and_read(fx->dir, "two.bin", &s, &len);
+    s.m.cfg.hidden2[2] = s.m.cfg.hidden2[3] = 0;
+    doc_table ft;
+    doc_table_load(&ft, HEADING_FIELDS);
+    size_t f_z2, f_n2, f_g, hi;
+    field_range(&ft, "z2_dim", &f_z2, &hi);
+    field_range(&ft, "n_hidden2", &f_n2, &hi);
+    field_range(&ft, "hidden2", &f_g, &hi);
+    doc_table_free(&ft);
+    const uint64_t want[6] = {3, 2, 5, 4, 0, 0};
+    const size_t at[6] = {f_z2, f_n2, f_g, f_g + 1, f_g + 2, f_g + 3};
+    for (int k = 0; k < 6; k++)
+        if (tu_get_le64(b + OFF_HEADER + 8 * at[k]) != want[k])
+            fail_msg("header field %zu holds %llu, not %llu", at[k],
+                     (unsigned long long)tu_get_le64(b + OFF_HEADER + 8 * at[k]),
+                     (unsigned long long)want[k]);
+    /* Each layer's weight and bias where the document puts them. */
+    doc2_layout(&d, &small);
+    size_t body = OFF_HEADER + tu_get_le32(b + 12);
+    assert_int_equal(body, 560);
+    assert_int_equal(len, body + 12 * d.n_params + 4);
+    for (size_t l = 0; l < d.n_layers; l++) {
+        size_t w = d.off[l], bias = w + d.L[l].in * d.L[l].out;
+        assert_true(get_f32(b + body + 4 * w) == (float)w);
+        assert_true(get_f32(b + body + 4 * bias) == (float)bias);
+    }
+    /* A model with one stochastic layer writes fields 62-67 as 0, whatever
+     * its configuration's hidden2 slots hold. */
+    saved one;
+    vae_config c1 = cfg_default();
+    make_saved(&one, &c1);
+    one.m.cfg.hidden2[0] = 97, one.m.cfg.hidden2[3] = 96;
+    size_t len1;
+    unsigned char *b1 = save_and_read(fx->dir, "one.bin", &one, &len1);
+    for (int k = 0; k < 6; k++)
+        if (tu_get_le64(b1 + OFF_HEADER + 8 * at[k]) != 0)
+            fail_msg("one stochastic layer: header field %zu holds %llu, not 0", at[k],
+                     (unsigned long long)tu_get_le64(b1 + OFF_HEADER + 8 * at[k]));
+    free(b1);
+    free_saved(&one);
+    doc_says("unused `hidden` and `hidden2` slots as 0 (with one stochastic layer, "
+             "z2_dim, n_hidden2 and every hidden2 slot as 0)");
+    /* Read back: the same model, parameters and moments. */
+    ckpt_data rd;
+    err_msg rerr = {{0}};
+    if (read_bytes(fx->dir, "two.bin", b, len, &rd, 1, &rerr))
+        fail_msg("the checkpoint of two stochastic layers is rejected: %s", rerr.text);
+    assert_int_equal(rd.version, CKPT_VERSION);
+    assert_int_equal(rd.cfg.z_dim, 4);
+    assert_int_equal(rd.cfg.z2_dim, 3);
+    assert_int_equal(rd.cfg.n_hidden2, 2);
+    assert_int_equal(rd.cfg.hidden2[0], 5);
+    assert_int_equal(rd.cfg.hidden2[1], 4);
+    assert_int_equal(rd.cfg.hidden2[2] | rd.cfg.hidden2[3], 0);
+    assert_int_equal(rd.cfg.n_classes, 0);
+    assert_int_equal(rd.n_params, s.m.n_params);
+    assert_memory_equal(rd.params, s.m.params, s.m.n_params * sizeof(float));
+    assert_memory_equal(rd.adam_m, s.adam_m, s.m.n_params * sizeof(float));
+    assert_memory_equal(rd.adam_v, s.adam_v, s.m.n_params * sizeof(float));
+    ckpt_data_free(&rd);
+    free(b);
+    free_saved(&s);
+}
+
+/* The reader's rules for fields 62-67 in the header table's last column
+ * and "What the reader checks", case by case. */
+static void test_two_layer_rules(void **state)
+{
+    fixture *fx = *state;
+    doc_table t;
+    doc_table_load(&t, HEADING_FIELDS);
+    size_t f_z2, f_n2, f_g, hi;
+    field_range(&t, "z2_dim", &f_z2, &hi);
+    field_range(&t, "n_hidden2", &f_n2, &hi);
+    field_range(&t, "hidden2", &f_g, &hi);
+    /* The limits the table states are the code's. */
+    char lat[32], wid[32], text[192];
+    with_commas(lat, sizeof lat, VAE_MAX_WIDTH / 2);
+    with_commas(wid, sizeof wid, VAE_MAX_WIDTH);
+    snprintf(text, sizeof text, "0, or 1 to %s with n_hidden2 at least 1; the MLP only, "
+             "not conditional", lat);
+    expect_accepts(&t, "z2_dim", text);
+    snprintf(text, sizeof text, "0 if z2_dim is 0, else 1 to %d", VAE_MAX_HIDDEN);
+    expect_accepts(&t, "n_hidden2", text);
+    snprintf(text, sizeof text, "the first n_hidden2 1 to %s; the unused slots exactly 0 "
+             "(unlike hidden's)", wid);
+    expect_accepts(&t, "hidden2", text);
+    assert_int_equal(VAE_MAX_HIDDEN, 4);
+    enum { ONE, TWO, COND, CONV, N_FIX };
+    saved s[N_FIX];
+    vae_config c = cfg_two_small();
+    make_saved(&s[TWO], &c);
+    c.z2_dim = c.n_hidden2 = 0;
+    memset(c.hidden2, 0, sizeof c.hidden2);
+    make_saved(&s[ONE], &c);
+    make_readable(&s[COND], 0);
+    make_readable(&s[CONV], 1);
+    const uint64_t big = UINT64_MAX;
+    /* why: 0 accepted; 'L' "a second stochastic layer of ..."; 'W' "width
+     * ... of the second stochastic layer's hidden layer ..."; 'A' another
+     * "bad architecture"; 'C' the MLP only, not conditional; 'P' the
+     * parameter count no longer fits the architecture */
+    static const struct {
+        int fix;
+        uint64_t z2, n2, g[4];
+        char why;
+        size_t slot; /* 'W': the hidden layer counted from 1 */
+    } cases[] = {
+        {ONE, 0, 0, {0, 0, 0, 0}, 0, 0},
+        {ONE, 3, 0, {0, 0, 0, 0}, 'L', 0},
+        {ONE, 0, 1, {0, 0, 0, 0}, 'L', 0},
+        {ONE, 0, 1, {5, 0, 0, 0}, 'L', 0},
+        {ONE, 0, 0, {5, 0, 0, 0}, 'W', 1},
+        {ONE, 0, 0, {0, 0, 0, 7}, 'W', 4},
+        {ONE, 1, 1, {1, 0, 0, 0}, 'P', 0},
+        {TWO, 3, 2, {5, 4, 0, 0}, 0, 0},
+        {TWO, 3, 2, {5, 4, 7, 0}, 'W', 3},
+        {TWO, 3, 2, {5, 4, 0, 1}, 'W', 4},
+        {TWO, 3, 2, {5, 0, 0, 0}, 'W', 2},
+        {TWO, 3, 2, {0, 4, 0, 0}, 'W', 1},
+        {TWO, 3, 2, {65537, 4, 0, 0}, 'W', 1},
+        {TWO, 3, 2, {5, big, 0, 0}, 'W', 2},
+        {TWO, 3, 0, {5, 4, 0, 0}, 'L', 0},
+        {TWO, 0, 2, {5, 4, 0, 0}, 'L', 0},
+        {TWO, 3, 5, {5, 4, 0, 0}, 'L', 0},
+        {TWO, 3, big, {5, 4, 0, 0}, 'L', 0},
+        {TWO, 65537, 2, {5, 4, 0, 0}, 'L', 0},
+        {TWO, big, 2, {5, 4, 0, 0}, 'L', 0},
+        {TWO, 65536, 2, {5, 4, 0, 0}, 'A', 0}, /* above 32,768: the configuration check */
+        {TWO, 32769, 2, {5, 4, 0, 0}, 'A', 0},
+        {TWO, 4, 2, {5, 4, 0, 0}, 'P', 0},
+        {TWO, 3, 1, {5, 0, 0, 0}, 'P', 0},
+        {TWO, 3, 3, {5, 4, 1, 0}, 'P', 0},
+        {TWO, 0, 0, {0, 0, 0, 0}, 'P', 0}, /* read as one stochastic layer */
+        {COND, 1, 1, {1, 0, 0, 0}, 'C', 0},
+        {CONV, 1, 1, {1, 0, 0, 0}, 'C', 0},
+        {COND, 0, 0, {0, 0, 0, 0}, 0, 0},
+        {CONV, 0, 0, {0, 0, 0, 0}, 0, 0},
+    };
+    size_t len[N_FIX];
+    unsigned char *good[N_FIX];
+    static const char *const names[N_FIX] = {"t0.bin", "t1.bin", "t2.bin", "t3.bin"};
+    for (int k = 0; k < N_FIX; k++)
+        good[k] = save_and_read(fx->dir, names[k], &s[k], &len[k]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int k = cases[i].fix;
+        unsigned char *b = malloc(len[k]);
+        assert_non_null(b);
+        memcpy(b, good[k], len[k]);
+        tu_put_le64(b + OFF_HEADER + 8 * f_z2, cases[i].z2);
+        tu_put_le64(b + OFF_HEADER + 8 * f_n2, cases[i].n2);
+        for (int j = 0; j < 4; j++)
+            tu_put_le64(b + OFF_HEADER + 8 * (f_g + j), cases[i].g[j]);
+        fix_crc(b, len[k]);
+        ckpt_data d;
+        err_msg err = {{0}};
+        int rc = read_bytes(fx->dir, "tx.bin", b, len[k], &d, 1, &err);
+        char want[192] = "";
+        switch (cases[i].why) {
+        case 'L':
+            snprintf(want, sizeof want, "bad architecture: a second stochastic layer of %llu "
+                     "units and %llu hidden layers", (unsigned long long)cases[i].z2,
+                     (unsigned long long)cases[i].n2);
+            break;
+        case 'W': {
+            size_t j = cases[i].slot - 1;
+            snprintf(want, sizeof want, "bad architecture: width %llu of the second "
+                     "stochastic layer's hidden layer %zu", (unsigned long long)cases[i].g[j],
+                     cases[i].slot);
+            break;
+        }
+        case 'A':
+            snprintf(want, sizeof want, "bad architecture: latent size %llu out of range",
+                     (unsigned long long)cases[i].z2);
+            break;
+        case 'C':
+            snprintf(want, sizeof want, "bad architecture: two stochastic layers: the MLP "
+                     "only, and not conditional");
+            break;
+        case 'P':
+            snprintf(want, sizeof want, "parameters stored, the architecture has");
+            break;
+        }
+        if (rc != (cases[i].why ? -1 : 0) || (rc && !strstr(err.text, want)))
+            fail_msg("case %zu: z2_dim %llu, n_hidden2 %llu, hidden2 %llu %llu %llu %llu: "
+                     "ckpt_read %s %s%s%s", i, (unsigned long long)cases[i].z2,
+                     (unsigned long long)cases[i].n2, (unsigned long long)cases[i].g[0],
+                     (unsigned long long)cases[i].g[1], (unsigned long long)cases[i].g[2],
+                     (unsigned long long)cases[i].g[3], rc ? "rejects it:" : "accepts it",
+                     rc ? err.text : "", cases[i].why ? "; expected " : "", want);
+        if (rc == 0) {
+            /* What was accepted reads back as written. */
+            assert_int_equal(d.cfg.z2_dim, cases[i].z2);
+            assert_int_equal(d.cfg.n_hidden2, cases[i].n2);
+            for (int j = 0; j < 4; j++)
+                assert_int_equal(d.cfg.hidden2[j], cases[i].g[j]);
+            ckpt_data_free(&d);
+        }
+        free(b);
+    }
+    for (int k = 0; k < N_FIX; k++) {
+        free(good[k]);
+        free_saved(&s[k]);
+    }
+    doc_says("\"bad architecture: a second stochastic layer of Z units and N hidden "
+             "layers\"");
+    doc_says("\"bad architecture: width W of the second stochastic layer's hidden layer "
+             "I\", I counted from 1");
+    doc_says_f("z2_dim and n_hidden2 both 0, or z2_dim 1 to %s and n_hidden2 1 to %d", wid,
+               VAE_MAX_HIDDEN);
+    doc_says_f("each hidden2 slot at most %s and above 0 in exactly the first n_hidden2 "
+               "slots", wid);
+    doc_says_f("z_dim and z2_dim at most %s", lat);
+    doc_says("\"bad architecture: two stochastic layers: the MLP only, and not "
+             "conditional\"");
+    doc_table_free(&t);
+}
+
+/* The small two-layer model with random parameters and inputs, and eps1
+ * and eps2 for N_IMG images of K draws, from seed. */
+static void small_batch2(size_t K, uint64_t seed, vae_model *m, vae_acts *a)
+{
+    vae_config c = cfg_two_small();
+    err_msg err;
+    if (vae_init(m, &c, &err) || vae_acts_init_k(a, &c, N_IMG, K, &err))
+        fail_msg("%s", err.text);
+    rng_state r;
+    rng_seed(&r, seed);
+    vae_init_params(m, &r);
+    for (size_t i = 0; i < m->n_params; i++) /* larger, so every term counts */
+        m->params[i] *= 2.0f;
+    for (size_t i = 0; i < N_IMG * c.x_dim; i++)
+        a->x[i] = rng_uniform(&r);
+    rng_normal(&r, a->eps, N_IMG * K * c.z_dim);
+    rng_normal(&r, a->eps2, N_IMG * K * c.z2_dim);
+}
+
+/* The document's objective summed over the batch (eps held): each image's
+ * obj_i from its draws' log w_ij, rec_ij and kl_ij. */
+static double doc2_objective(const doc2 *d, const vae_acts *a, size_t B, size_t K,
+                             vae_objective objective, double beta, double *lw_out,
+                             double *rec_out, double *kl_out)
+{
+    const size_t D = d->c.x_dim, Z1 = d->c.z_dim, Z2 = d->c.z2_dim;
+    double sum = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        double x[DOC2_MAX_WIDTH], lw[N_DRAWS], top = -INFINITY, rec_i = 0.0, kl_i = 0.0;
+        assert_true(K <= N_DRAWS);
+        for (size_t p = 0; p < D; p++)
+            x[p] = a->x[i * D + p];
+        for (size_t j = 0; j < K; j++) {
+            size_t r = i * K + j;
+            double rec, kl;
+            lw[j] = doc2_draw(d, x, a->eps + r * Z1, a->eps2 + r * Z2, NULL, NULL, &rec, &kl);
+            top = lw[j] > top ? lw[j] : top;
+            rec_i += rec / (double)K;
+            kl_i += kl / (double)K;
+            if (lw_out)
+                lw_out[r] = lw[j], rec_out[r] = rec, kl_out[r] = kl;
+        }
+        if (objective == VAE_OBJ_ELBO) {
+            sum += rec_i + beta * kl_i; /* obj_i = rec_i + beta_s kl_i */
+        } else {
+            double s = 0.0; /* obj_i = -log((1/K) sum_j w_ij) */
+            for (size_t j = 0; j < K; j++)
+                s += exp(lw[j] - top);
+            sum += -(top + log(s / (double)K));
+        }
+    }
+    return sum;
+}
+
+/* One batch of the small two-layer model with K draws through vae_loss
+ * and vae_backward, held against the document's section "Two stochastic
+ * layers": h1 and h2, rec, the sampled kl and the objective per image, the
+ * normalised weights, and every parameter's gradient against central
+ * differences of the document's objective (eps held), recomputed in
+ * double from the document's layout. */
+static void check_two_layers(vae_objective objective, size_t K, double beta)
+{
+    enum { B = N_IMG };
+    vae_model m;
+    vae_acts a;
+    small_batch2(K, 91 + K, &m, &a);
+    doc2 d;
+    doc2_layout(&d, &m.cfg);
+    doc2_params(&d, &m);
+    const size_t D = m.cfg.x_dim, Z1 = m.cfg.z_dim, Z2 = m.cfg.z2_dim, n = m.n_params;
+    vae_encode(&m, &a, B);
+    vae_reparam(&m, &a, B, 0);
+    vae_decode(&m, &a, B);
+    vae_loss_spec loss = {objective, beta, VAE_EST_STANDARD};
+    double total = vae_loss(&m, &a, B, &loss);
+    float *grads = calloc(n, sizeof *grads);
+    assert_non_null(grads);
+    vae_backward(&m, &a, grads, B, &loss);
+    const char *what = objective == VAE_OBJ_ELBO ? "ELBO" : "IWAE";
+    double lw[N_IMG * N_DRAWS], rec[N_IMG * N_DRAWS], kl[N_IMG * N_DRAWS], want_total = 0.0;
+    doc2_objective(&d, &a, B, K, objective, beta, lw, rec, kl);
+#define CLOSE(got, want, tol_rel, ...)                                                    \
+    do {                                                                                 \
+        double g_ = (got), w_ = (want);                                                  \
+        if (fabs(g_ - w_) > (tol_rel) * (1.0 + fabs(w_))) {                              \
+            print_error(__VA_ARGS__);                                                    \
+            fail_msg("%s, K %zu, beta %g: the code's %.9g, the document's %.9g", what, K, \
+                     beta, g_, w_);                                                      \
+        }                                                                                \
+    } while (0)
+    for (size_t i = 0; i < B; i++) {
+        double x[DOC2_MAX_WIDTH], rec_i = 0.0, kl_i = 0.0, top = -INFINITY, s = 0.0;
+        for (size_t p = 0; p < D; p++)
+            x[p] = a.x[i * D + p];
+        for (size_t j = 0; j < K; j++) {
+            size_t r = i * K + j;
+            double h1[DOC2_MAX_WIDTH], h2[DOC2_MAX_WIDTH], rr, kk;
+            doc2_draw(&d, x, a.eps + r * Z1, a.eps2 + r * Z2, h1, h2, &rr, &kk);
+            for (size_t k = 0; k < Z1; k++)
+                CLOSE(a.z[r * Z1 + k], h1[k], 1e-5, "image %zu draw %zu: h1[%zu]\n", i, j, k);
+            for (size_t e = 0; e < Z2; e++)
+                CLOSE(a.z2[r * Z2 + e], h2[e], 1e-5, "image %zu draw %zu: h2[%zu]\n", i, j, e);
+            CLOSE(a.rrec[r], rec[r], 1e-5, "image %zu draw %zu: rec_ij\n", i, j);
+            rec_i += rec[r] / (double)K;
+            kl_i += kl[r] / (double)K;
+            top = lw[r] > top ? lw[r] : top;
+        }
+        for (size_t j = 0; j < K; j++)
+            s += exp(lw[i * K + j] - top);
+        if (objective == VAE_OBJ_IWAE)
+            for (size_t j = 0; j < K; j++)
+                CLOSE(a.wt[i * K + j], exp(lw[i * K + j] - top) / s, 1e-5,
+                      "image %zu draw %zu: wt_ij\n", i, j);
+        double obj = objective == VAE_OBJ_ELBO ? rec_i + beta * kl_i
+                                               : -(top + log(s / (double)K));
+        CLOSE(a.rec[i], rec_i, 1e-5, "image %zu: rec\n", i);
+        CLOSE(a.kl[i], kl_i, 1e-5, "image %zu: kl\n", i);
+        CLOSE(a.obj[i], obj, 1e-5, "image %zu: the objective\n", i);
+        if (K == 1 && objective == VAE_OBJ_IWAE) /* one draw: obj = -log w */
+            CLOSE(a.obj[i], -lw[i], 1e-5, "image %zu: -log w\n", i);
+        want_total += rec_i + kl_i;
+    }
+    /* What vae_loss reports is the negative ELBO, whatever is minimised. */
+    CLOSE(total, want_total, 1e-5, "the batch's rec + kl\n");
+    /* The gradient of the document's objective, by central differences. */
+    const double h = 1e-5;
+    double worst = 0.0;
+    for (size_t k = 0; k < n; k++) {
+        double keep = d.P[k];
+        d.P[k] = keep + h;
+        double up = doc2_objective(&d, &a, B, K, objective, beta, NULL, NULL, NULL);
+        d.P[k] = keep - h;
+        double down = doc2_objective(&d, &a, B, K, objective, beta, NULL, NULL, NULL);
+        d.P[k] = keep;
+        double g = (up - down) / (2.0 * h), err = fabs(grads[k] - g) / (1.0 + fabs(g));
+        worst = err > worst ? err : worst;
+        if (err > 1e-4)
+            fail_msg("%s, K %zu, beta %g: parameter %zu's gradient is %.9g, the document's "
+                     "objective's %.9g", what, K, beta, k, (double)grads[k], g);
+    }
+    print_message("  two layers, %s, K %zu, beta %g: gradients within %.2g of the document's "
+                  "(relative)\n", what, K, beta, worst);
+    /* The IW bound does not see beta. */
+    if (objective == VAE_OBJ_IWAE) {
+        float obj[B];
+        memcpy(obj, a.obj, sizeof obj);
+        loss.beta = 2.0 * beta + 1.0;
+        vae_loss(&m, &a, B, &loss);
+        assert_memory_equal(obj, a.obj, sizeof obj);
+    }
+#undef CLOSE
+    free(grads);
+    doc2_free(&d);
+    vae_acts_free(&a);
+    vae_free(&m);
+}
+
+static void test_two_layer_objective(void **state)
+{
+    (void)state;
+    check_two_layers(VAE_OBJ_ELBO, 1, 1.0);
+    check_two_layers(VAE_OBJ_ELBO, N_DRAWS, 0.5);
+    check_two_layers(VAE_OBJ_IWAE, 1, 1.0);
+    check_two_layers(VAE_OBJ_IWAE, N_DRAWS, 1.0);
+    /* The formulas the test applies are the document's. */
+    doc_says("`log w = log p(x|h1) + log p(h1|h2) + log p(h2) - log q(h1|x) - log "
+             "q(h2|h1)`");
+    doc_says("`log w_ij = -rec_ij + sum_d (-(h1 - mp)^2 / (2 exp(lp)) - lp/2 + eps1^2/2 + "
+             "lv/2) + sum_e (-h2^2/2 + eps2^2/2 + lv2/2)`");
+    doc_says("`kl_ij = -log w_ij - rec_ij`");
+    doc_says("`rec_i = (1/K) sum_j rec_ij` and `kl_i = (1/K) sum_j kl_ij`");
+    doc_says("0, the ELBO: `obj_i = rec_i + beta_s kl_i`. Its gradient takes each draw's "
+             "rec_ij with weight 1/K and its kl_ij with weight beta_s / K.");
+    doc_says("1, the importance-weighted bound: `obj_i = -log((1/K) sum_j w_ij)`");
+    doc_says("`-sum_j wt_ij d log w_ij` with the normalised weights `wt_ij = w_ij / sum_j "
+             "w_ij` held fixed: each draw's rec_ij and kl_ij with weight wt_ij. Neither "
+             "beta nor the KL warm-up enters it.");
+    doc_says("Both gradients are taken with eps1 and eps2 held, through every path");
+    doc_says("`h1 = mu + expf(0.5f lv) eps1`");
+    doc_says("`h2 = mu2 + expf(0.5f lv2) eps2`");
+    doc_says("`vae train` refuses `--estimator stl` and `--estimator dreg` for them");
+}
+
+/* With two stochastic layers a batch's noise is drawn image by image, each
+ * image's h1 noise then its h2 noise, as the document says: image i, draw
+ * j takes eps1 latent d from normal number i K (z_dim + z2_dim) + j z_dim
+ * + d and eps2 latent e from i K (z_dim + z2_dim) + K z_dim + j z2_dim +
+ * e, whatever the split: checked over a team of three (shares of 3, 3 and
+ * 1 images) and of one. */
+static void test_two_layer_draws(void **state)
+{
+    (void)state;
+    enum { B = 7, K = 4, Z1 = 4, Z2 = 3 };
+    static const size_t h[1] = {5}, g[1] = {2};
+    vae_config c = cfg_two(6, 1, h, Z1, Z2, 1, g);
+    static const size_t teams[2] = {3, 1};
+    for (int ti = 0; ti < 2; ti++) {
+        const size_t T = teams[ti];
+        vae_model m;
+        err_msg err;
+        if (par_init(T, &err) || vae_init(&m, &c, &err))
+            fail_msg("%s", err.text);
+        shard_set sh;
+        shard_spec spec = {.cap = B, .draws = K, .objective = VAE_OBJ_IWAE};
+        if (shard_init(&sh, &m, &spec, &err))
+            fail_msg("shard_init: %s", err.text);
+        assert_int_equal(sh.T, T);
+        rng_state r, doc;
+        float spare;
+        rng_seed(&r, 6);
+        rng_normal(&r, &spare, 1); /* a spare pending: the split must not matter */
+        doc = r;
+        shard_draw_eps(&sh, &m, &r, B);
+        float want[B * K * (Z1 + Z2)];
+        rng_normal(&doc, want, B * K * (Z1 + Z2));
+        assert_memory_equal(&r, &doc, sizeof r); /* nothing more drawn */
+        size_t seen = 0;
+        for (size_t k = 0; k < T; k++) {
+            size_t lo, hi;
+            par_share(B, 1, k, T, &lo, &hi);
+            assert_int_equal(sh.acts[k].k, K);
+            for (size_t i = lo; i < hi; i++)
+                for (size_t j = 0; j < K; j++) {
+                    size_t row = (i - lo) * K + j, base = i * K * (Z1 + Z2);
+                    for (size_t d = 0; d < Z1; d++, seen++)
+                        if (f32_bits(sh.acts[k].eps[row * Z1 + d]) !=
+                            f32_bits(want[base + j * Z1 + d]))
+                            fail_msg("team of %zu: image %zu, draw %zu, eps1 latent %zu is "
+                                     "not normal number %zu of the step's", T, i, j, d,
+                                     base + j * Z1 + d);
+                    for (size_t e = 0; e < Z2; e++, seen++)
+                        if (f32_bits(sh.acts[k].eps2[row * Z2 + e]) !=
+                            f32_bits(want[base + K * Z1 + j * Z2 + e]))
+                            fail_msg("team of %zu: image %zu, draw %zu, eps2 latent %zu is "
+                                     "not normal number %zu of the step's", T, i, j, e,
+                                     base + K * Z1 + j * Z2 + e);
+                }
+        }
+        assert_int_equal(seen, B * K * (Z1 + Z2));
+        shard_free(&sh);
+        vae_free(&m);
+    }
+    par_shutdown();
+    doc_says("draw the normals of a batch image by image, in the batch's order: each "
+             "image's h1 noise (K x z_dim normals, its K draws in turn, each draw's z_dim "
+             "latents in turn) and then its h2 noise (K x z2_dim normals, in the same "
+             "order)");
+    doc_says("j gets eps1 latent d as normal number `i K (z_dim + z2_dim) + j z_dim + d` of "
+             "the step's and eps2 latent e as normal number `i K (z_dim + z2_dim) + K z_dim "
+             "+ j z2_dim + e`");
+    doc_says("each image its K draws' h1 noise, then their h2 noise");
+}
+
+#define IW_SALT 0x69775f65ULL
+#define PRIOR_SALT 0x7072696fULL
+
+/* The importance-weighted bound of a model with two stochastic layers from
+ * the document's rules: draw i of image k takes eps1 then eps2 from the
+ * image's generator (swap: eps2 first, to show the order matters). */
+static double doc2_iw(const doc2 *d, const uint8_t *img, size_t N, size_t K, uint64_t seed,
+                      int swap)
+{
+    const size_t D = d->c.x_dim, Z1 = d->c.z_dim, Z2 = d->c.z2_dim;
+    double sum = 0.0;
+    for (size_t k = 0; k < N; k++) {
+        double x[DOC2_MAX_WIDTH], mx = -INFINITY, s = 0.0;
+        for (size_t p = 0; p < D; p++)
+            x[p] = (float)img[k * D + p] * (1.0f / 255.0f);
+        rng_state r;
+        rng_seed(&r, rng_mix(seed ^ IW_SALT, k));
+        for (size_t i = 0; i < K; i++) {
+            float e1[DOC2_MAX_WIDTH], e2[DOC2_MAX_WIDTH];
+            rng_normal(&r, swap ? e2 : e1, swap ? Z2 : Z1);
+            rng_normal(&r, swap ? e1 : e2, swap ? Z1 : Z2);
+            double rec, kl, lw = doc2_draw(d, x, e1, e2, NULL, NULL, &rec, &kl);
+            if (lw > mx) {
+                s = s * exp(mx - lw) + 1.0;
+                mx = lw;
+            } else {
+                s += exp(lw - mx);
+            }
+        }
+        sum -= mx + log(s) - log((double)K);
+    }
+    return sum / (double)N;
+}
+
+static void test_two_layer_iw(void **state)
+{
+    (void)state;
+    enum { N = 5, K = 6 };
+    vae_model m;
+    vae_acts a;
+    small_batch2(1, 95, &m, &a); /* the parameters; a unused */
+    vae_acts_free(&a);
+    doc2 d;
+    doc2_layout(&d, &m.cfg);
+    doc2_params(&d, &m);
+    const size_t D = m.cfg.x_dim;
+    uint8_t img[N * 12], lab[N] = {0};
+    assert_int_equal(D, 12);
+    for (size_t i = 0; i < sizeof img; i++)
+        img[i] = (uint8_t)(i * 53 + 7);
+    idx_set set = {N, 1, D, img, lab, 1, 0};
+    err_msg err;
+    if (par_init(2, &err))
+        fail_msg("%s", err.text);
+    const uint64_t seed = 3;
+    infer_iw_result res;
+    if (infer_iw(&m, &set, NULL, K, seed, 0, &res, &err))
+        fail_msg("infer_iw: %s", err.text);
+    par_shutdown();
+    double want = doc2_iw(&d, img, N, K, seed, 0), other = doc2_iw(&d, img, N, K, seed, 1);
+    if (fabs(res.iw_nll - want) > 1e-4 * (1.0 + fabs(want)))
+        fail_msg("the importance-weighted bound is %.9g; the document's %.9g (with eps2 "
+                 "drawn first, %.9g)", res.iw_nll, want, other);
+    assert_true(fabs(other - want) > 1e-2 * (1.0 + fabs(want))); /* the order shows */
+    doc_says("draw i takes z_dim normals eps1 and then z2_dim normals eps2: eps1 latent d "
+             "is normal number `i (z_dim + z2_dim) + d` of the image's stream, eps2 latent "
+             "e normal number `i (z_dim + z2_dim) + z_dim + e`");
+    doc_says("`sum_d (-(h1_d - mp_d)^2 exp(-lp_d) / 2 - lp_d / 2) + sum_e (-h2_e^2 / 2 + "
+             "eps2_e^2 / 2 + lv2_e / 2)`");
+    doc_says_f("`rng_seed(rng_mix(S ^ 0x%llx, k))`", (unsigned long long)IW_SALT);
+    doc2_free(&d);
+    vae_free(&m);
+}
+
+/* Prior draws of a model with two stochastic layers: h2 from the first
+ * z2_dim normals of a picture's, h1 from p(h1|h2) and the next z_dim. */
+static void test_two_layer_prior(void **state)
+{
+    (void)state;
+    enum { N = 7 };
+    vae_model m;
+    vae_acts a;
+    small_batch2(1, 96, &m, &a);
+    vae_acts_free(&a);
+    err_msg err;
+    if (vae_acts_init(&a, &m.cfg, 3, &err)) /* pictures in batches of 3 */
+        fail_msg("%s", err.text);
+    doc2 d;
+    doc2_layout(&d, &m.cfg);
+    doc2_params(&d, &m);
+    const size_t Z1 = m.cfg.z_dim, Z2 = m.cfg.z2_dim, dim = Z2 + Z1;
+    assert_int_equal(show_prior_dim(&m), dim);
+    float eps[N * DOC2_MAX_WIDTH], z[N * DOC2_MAX_WIDTH];
+    assert_true(dim <= DOC2_MAX_WIDTH);
+    const uint64_t seed = 9;
+    show_prior_draws(eps, N, dim, seed);
+    rng_state r;
+    float stream[N * DOC2_MAX_WIDTH];
+    rng_seed(&r, seed ^ PRIOR_SALT);
+    rng_normal(&r, stream, N * dim);
+    assert_memory_equal(eps, stream, N * dim * sizeof *eps);
+    show_prior_z(&m, &a, eps, NULL, N, z);
+    double worst_swapped = 0.0;
+    for (size_t i = 0; i < N; i++)
+        for (int swap = 0; swap < 2; swap++) {
+            /* h2 = its noise, then h1 = mp + exp(lp / 2) eps1 from p(h1|h2) */
+            const float *e2 = eps + i * dim + (swap ? Z1 : 0);
+            const float *e1 = eps + i * dim + (swap ? 0 : Z2);
+            double h2[DOC2_MAX_WIDTH], ph[DOC2_MAX_WIDTH];
+            for (size_t e = 0; e < Z2; e++)
+                h2[e] = e2[e];
+            doc2_stack(&d, doc2_p1(&d), doc2_p1(&d) + m.cfg.n_hidden2, h2, ph);
+            for (size_t k = 0; k < Z1; k++) {
+                double want = ph[k] + exp(ph[Z1 + k] / 2.0) * e1[k];
+                double diff = fabs(z[i * Z1 + k] - want);
+                if (swap)
+                    worst_swapped = diff > worst_swapped ? diff : worst_swapped;
+                else if (diff > 1e-5 * (1.0 + fabs(want)))
+                    fail_msg("prior draw %zu: h1[%zu] is %.9g, the document's %.9g", i, k,
+                             (double)z[i * Z1 + k], want);
+            }
+        }
+    assert_true(worst_swapped > 1e-2); /* the order shows */
+    doc_says("picture i takes `z2_dim + z_dim` normals of the prior-draw stream (normals "
+             "`i (z2_dim + z_dim)` on), h2's first: `h2 = eps` (p(h2) = N(0, I)), then "
+             "p(h1|h2) at h2 gives mp and lp and `h1 = mp + expf(0.5f lp) eps1` from the "
+             "next z_dim normals");
+    doc_says_f("`rng_seed(seed ^ 0x%llx)`", (unsigned long long)PRIOR_SALT);
+    doc2_free(&d);
+    vae_acts_free(&a);
+    vae_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2708,6 +3716,12 @@ int main(void)
         T(test_objective_values),
         T(test_estimator_gradients),
         T(test_eps_order),
+        T(test_two_layer_layout),
+        T(test_two_layer_rules),
+        T(test_two_layer_objective),
+        T(test_two_layer_draws),
+        T(test_two_layer_iw),
+        T(test_two_layer_prior),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,7 @@
 
 #define N_IMAGES 200
 
-static vae_model model, cond;
+static vae_model model, cond, two; /* two: two stochastic layers */
 static idx_set set;
 
 /* Images with some structure (a random bar each), and a model trained a
@@ -29,12 +29,16 @@ static int setup(void **state)
     err_msg err;
     vae_config cfg = {784, 1, {32}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
     vae_config ccfg = {784, 1, {32}, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 10, VAE_ARCH_MLP};
-    if (vae_init(&model, &cfg, &err) || vae_init(&cond, &ccfg, &err))
+    vae_config tcfg = {784, 1, {32}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
+    tcfg.z2_dim = 2, tcfg.n_hidden2 = 1, tcfg.hidden2[0] = 8;
+    if (vae_init(&model, &cfg, &err) || vae_init(&cond, &ccfg, &err) ||
+        vae_init(&two, &tcfg, &err))
         return -1;
     rng_state r;
     rng_seed(&r, 3);
     vae_init_params(&model, &r);
     vae_init_params(&cond, &r);
+    vae_init_params(&two, &r);
     set.n = N_IMAGES;
     set.rows = set.cols = 28;
     set.images = calloc(N_IMAGES * 784, 1);
@@ -56,6 +60,7 @@ static int teardown(void **state)
     (void)state;
     vae_free(&model);
     vae_free(&cond);
+    vae_free(&two);
     idx_free(&set);
     par_shutdown();
     return 0;
@@ -101,8 +106,10 @@ static double iw_of(const vae_model *m, size_t K, size_t T, uint64_t seed)
 static void test_iw_bound(void **state)
 {
     (void)state;
-    const vae_model *models[2] = {&model, &cond};
-    for (int mi = 0; mi < 2; mi++) {
+    const vae_model *models[3] = {&model, &cond, &two};
+    static const char *const names[3] = {"bernoulli", "conditional gaussian",
+                                         "two stochastic layers"};
+    for (int mi = 0; mi < 3; mi++) {
         const vae_model *m = models[mi];
         err_msg err;
         assert_int_equal(par_init(2, &err), 0);
@@ -116,8 +123,8 @@ static void test_iw_bound(void **state)
         for (uint64_t seed = 1; seed <= 4; seed++)
             k1 += iw_of(m, 1, 2, seed) / 4.0;
         double k10 = iw_of(m, 10, 2, 1), k100 = iw_of(m, 100, 2, 1);
-        printf("  %s: -ELBO %.3f, IW K=1 %.3f, K=10 %.3f, K=100 %.3f\n",
-               mi ? "conditional gaussian" : "bernoulli", elbo, k1, k10, k100);
+        printf("  %s: -ELBO %.3f, IW K=1 %.3f, K=10 %.3f, K=100 %.3f\n", names[mi], elbo,
+               k1, k10, k100);
         assert_true(fabs(k1 - elbo) < 0.01 * elbo);
         assert_true(k10 < k1);
         assert_true(k100 < k10);
@@ -126,6 +133,39 @@ static void test_iw_bound(void **state)
         assert_true(fabs(k10_one - k10) < 1e-9 * fabs(k10));
         assert_true(fabs(k10_three - k10) < 1e-9 * fabs(k10));
     }
+}
+
+/* With two stochastic layers the bound's K = 1 value is -log w of one draw
+ * of the chain: each image's draws are its own stream's, h1's noise then
+ * h2's (rng_mix(seed ^ 0x69775f65, i), docs/checkpoint.md); the same
+ * numbers through vae_loss's IW objective give the same mean. */
+static void test_iw_two_layers_exact(void **state)
+{
+    (void)state;
+    err_msg err;
+    assert_int_equal(par_init(1, &err), 0);
+    vae_acts a;
+    assert_int_equal(vae_acts_init(&a, &two.cfg, N_IMAGES, &err), 0);
+    size_t Z = two.cfg.z_dim, Z2 = two.cfg.z2_dim;
+    shard_batch b = {&set, NULL, 0, N_IMAGES, NULL, 0.0f, 0};
+    shard_gather(&a, &b, 0, N_IMAGES);
+    for (size_t i = 0; i < N_IMAGES; i++) {
+        rng_state r;
+        rng_seed(&r, rng_mix(7 ^ 0x69775f65ULL, i));
+        rng_normal(&r, a.eps + i * Z, Z);
+        rng_normal(&r, a.eps2 + i * Z2, Z2);
+    }
+    vae_encode(&two, &a, N_IMAGES);
+    vae_reparam(&two, &a, N_IMAGES, 0);
+    vae_decode(&two, &a, N_IMAGES);
+    vae_loss(&two, &a, N_IMAGES, &(vae_loss_spec){VAE_OBJ_IWAE, 1.0, VAE_EST_STANDARD});
+    double want = 0.0;
+    for (size_t i = 0; i < N_IMAGES; i++)
+        want += a.obj[i] / (double)N_IMAGES;
+    double got = iw_of(&two, 1, 1, 7);
+    printf("  two layers, K = 1: infer_iw %.6f, vae_loss's -log w %.6f\n", got, want);
+    assert_true(fabs(got - want) < 1e-4 * fabs(want));
+    vae_acts_free(&a);
 }
 
 static void test_iw_bench_times(void **state)
@@ -194,6 +234,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_image_sums_to_eval),
         cmocka_unit_test(test_iw_bound),
+        cmocka_unit_test(test_iw_two_layers_exact),
         cmocka_unit_test(test_iw_bench_times),
         cmocka_unit_test(test_active_units),
         cmocka_unit_test(test_test_view),

@@ -153,6 +153,15 @@ static void test_iwae_dreg_two_ranks_equal_two_threads(void **state)
     same_as_threads("dreg", "2", "1", "--objective=iwae", "--k=3", "--estimator=dreg", NULL);
 }
 
+/* Two stochastic layers (every image's draws of both layers from the
+ * stream in image order, whichever rank takes it). */
+static void test_two_layers_two_ranks_equal_two_threads(void **state)
+{
+    (void)state;
+    same_as_threads("twolayers", "2", "1", "--latent=4,2", "--hidden=32/8", "--act=tanh",
+                    NULL);
+}
+
 /* Teams inside ranks: 2 x 2 threads against 4 threads, batch 256 (rows). */
 static void test_two_ranks_of_two_equal_four_threads(void **state)
 {
@@ -400,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_mlp_two_ranks_equal_two_threads),
         cmocka_unit_test(test_conv_two_ranks_equal_two_threads),
         cmocka_unit_test(test_iwae_dreg_two_ranks_equal_two_threads),
+        cmocka_unit_test(test_two_layers_two_ranks_equal_two_threads),
         cmocka_unit_test(test_two_ranks_of_two_equal_four_threads),
         cmocka_unit_test(test_messages_equal_threads),
         cmocka_unit_test(test_eval_two_ranks_equal_two_threads),

@@ -63,8 +63,11 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_JSON] = {"--json", NULL, NULL, "print one JSON object per line"},
     [O_RESUME] = {"--resume", NULL, NULL, "continue the run saved in --ckpt"},
     [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500 "
-                  "(default 400)", .model = 1},
-    [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20)", .model = 1},
+                  "(default 400); with two stochastic layers W,W/V,V: q(h1|x)'s, then "
+                  "q(h2|h1)'s (the paper's 200,200/100,100)", .model = 1},
+    [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20); Z1,Z2: two "
+                  "stochastic layers, the bottom one first (with --hidden W,W/V,V)",
+                  .model = 1},
     [O_ACT] = {"--act", NULL, "", "hidden activation (default relu; "
                "leaky, LeakyReLU 0.1, for conv)", &vae_act_names, .model = 1},
     [O_ARCH] = {"--arch", NULL, "", "the MLP (default), or the convolutional "
@@ -242,27 +245,61 @@ static int parse_wxh(const char *s, size_t *w, size_t *h)
     return 0;
 }
 
-static int parse_hidden(const char *s, vae_config *cfg)
+/* A list of up to `most` numbers "A,B,..." from s (ending at end) into
+ * out, each in [1, hi], for option id; *n the count. A malformed list gets
+ * "is not a list of <what>". */
+static int parse_list(int id, const char *s, const char *end, size_t most, size_t hi,
+                      size_t *out, size_t *n, const char *example)
 {
-    size_t n = 0;
     const char *p = s;
+    *n = 0;
     while (1) {
-        if (n == VAE_MAX_HIDDEN)
-            return usage_error("--hidden: at most %d layers, got '%s'", VAE_MAX_HIDDEN, s);
+        if (*n == most)
+            return usage_error("%s: at most %zu %s, got '%s'", spec(id).name, most,
+                               id == O_HIDDEN ? "layers" : "stochastic layers", s);
         char item[32];
-        size_t len = strcspn(p, ",");
+        size_t len = strcspn(p, ",/");
+        if (p + len > end)
+            len = (size_t)(end - p);
         if (len == 0 || len >= sizeof item)
-            return usage_error("--hidden: '%s' is not a list of widths like 400 or 500,500", s);
+            return usage_error("%s: '%s' is not a list of %s", spec(id).name, s, example);
         memcpy(item, p, len);
         item[len] = '\0';
-        if (parse_size(O_HIDDEN, item, 1, VAE_MAX_WIDTH, &cfg->hidden[n]))
+        if (parse_size(id, item, 1, hi, &out[(*n)++]))
             return -1;
-        n++;
-        if (p[len] == '\0')
-            break;
+        if (p + len == end)
+            return 0;
+        if (p[len] != ',')
+            return usage_error("%s: '%s' is not a list of %s", spec(id).name, s, example);
         p += len + 1;
     }
-    cfg->n_hidden = n;
+}
+
+/* --hidden W,W or, with two stochastic layers, W,W/V,V: the widths of
+ * q(h1|x) (p(x|h1) mirrors them), then of q(h2|h1) (p(h1|h2) mirrors them). */
+static int parse_hidden(const char *s, vae_config *cfg)
+{
+    const char *slash = strchr(s, '/');
+    const char *ex = "widths like 400 or 500,500 (200,200/100,100 with two stochastic "
+                     "layers)";
+    if (parse_list(O_HIDDEN, s, slash ? slash : s + strlen(s), VAE_MAX_HIDDEN,
+                   VAE_MAX_WIDTH, cfg->hidden, &cfg->n_hidden, ex))
+        return -1;
+    cfg->n_hidden2 = 0;
+    return slash ? parse_list(O_HIDDEN, slash + 1, slash + strlen(slash), VAE_MAX_HIDDEN,
+                              VAE_MAX_WIDTH, cfg->hidden2, &cfg->n_hidden2, ex)
+                 : 0;
+}
+
+/* --latent Z or Z1,Z2: one stochastic layer, or two (the bottom one first). */
+static int parse_latent(const char *s, vae_config *cfg)
+{
+    size_t z[2], n;
+    if (parse_list(O_LATENT, s, s + strlen(s), 2, 4096, z, &n,
+                   "sizes like 20 (100,50 with two stochastic layers)"))
+        return -1;
+    cfg->z_dim = z[0];
+    cfg->z2_dim = n == 2 ? z[1] : 0;
     return 0;
 }
 
@@ -288,7 +325,7 @@ static int parse_value(cli_opts *o, int id, const char *v)
     case O_THREADS: return parse_size(id, v, 1, PAR_MAX_THREADS, &o->threads);
     case O_EPOCHS: return parse_size(id, v, 1, 1000000, &o->epochs);
     case O_HIDDEN: return parse_hidden(v, &o->cfg);
-    case O_LATENT: return parse_size(id, v, 1, 4096, &o->cfg.z_dim);
+    case O_LATENT: return parse_latent(v, &o->cfg);
     case O_LABEL: return parse_size(id, v, 0, VAE_MAX_CLASSES - 1, &o->label);
     case O_FROM: return parse_size(id, v, 0, 1u << 31, &o->from);
     case O_TO: return parse_size(id, v, 0, 1u << 31, &o->to);
@@ -345,6 +382,17 @@ void cli_defaults(cli_opts *o)
  * 100-D latent, LeakyReLU 0.1. Returns 0, or -1 after a usage error. */
 static int model_defaults(cli_opts *o)
 {
+    /* Two stochastic layers: each layer's widths, the MLP, no labels. */
+    if (o->cfg.z2_dim && !o->cfg.n_hidden2)
+        return usage_error("--latent %zu,%zu: two stochastic layers need the second's "
+                           "hidden widths after a slash, e.g. --hidden 200,200/100,100",
+                           o->cfg.z_dim, o->cfg.z2_dim);
+    if (!o->cfg.z2_dim && o->cfg.n_hidden2)
+        return usage_error("--hidden: widths after the slash are a second stochastic "
+                           "layer's: give --latent Z1,Z2");
+    if (o->cfg.z2_dim && (o->cfg.arch != VAE_ARCH_MLP || o->set[O_CONDITIONAL]))
+        return usage_error("--latent %zu,%zu: two stochastic layers are for the MLP "
+                           "without --conditional", o->cfg.z_dim, o->cfg.z2_dim);
     if (o->cfg.arch != VAE_ARCH_CONV)
         return 0;
     if (o->set[O_CONDITIONAL])

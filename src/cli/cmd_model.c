@@ -145,8 +145,8 @@ int cmd_sample(cli_opts *o)
     size_t n = o->set[O_N] ? o->n : grid ? 10 * cols : 128;
     if (grid)
         n = (n + cols - 1) / cols * cols;
-    size_t Z = s.m.cfg.z_dim;
-    float *eps = malloc(2 * n * Z * sizeof *eps);
+    size_t Z = show_prior_dim(&s.m); /* the noise of a draw, then its code */
+    float *eps = malloc(n * (Z + s.m.cfg.z_dim) * sizeof *eps);
     uint8_t *labels = malloc(n);
     int rc = 1;
     err_msg err;
@@ -212,9 +212,13 @@ int cmd_eval(cli_opts *o)
         iw_secs = cli_now() - t0;
     }
     /* Active units: the posterior means of every image (eval's draws). */
-    size_t active = 0, Z = s.m.cfg.z_dim;
+    /* Per stochastic layer, bottom first: q(h1|x)'s means, then q(h2|h1)'s
+     * at h1 = its mean. */
+    size_t active[2] = {0, 0}, Z[2] = {s.m.cfg.z_dim, s.m.cfg.z2_dim};
+    size_t layers = Z[1] ? 2 : 1;
     if (o->set[O_ACTIVE_UNITS]) {
-        float *mu = malloc(s.data.n * Z * sizeof *mu);
+        size_t most = Z[0] > Z[1] ? Z[0] : Z[1];
+        float *mu = malloc(s.data.n * most * sizeof *mu);
         if (!mu) {
             say_error("out of memory for %zu posterior means", s.data.n);
             session_free(&s);
@@ -222,7 +226,11 @@ int cmd_eval(cli_opts *o)
         }
         infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, mu, NULL, NULL,
                         NULL);
-        active = infer_active_units(mu, s.data.n, Z, NULL);
+        active[0] = infer_active_units(mu, s.data.n, Z[0], NULL);
+        if (layers == 2) {
+            infer_top_means(&s.m, &s.a, &s.data, &s.view, mu);
+            active[1] = infer_active_units(mu, s.data.n, Z[1], NULL);
+        }
         free(mu);
     }
     if (o->json) {
@@ -230,8 +238,11 @@ int cmd_eval(cli_opts *o)
         if (o->set[O_IW])
             printf("\"iw_nll\":%.6f,\"iw\":%zu,\"iw_seconds\":%.3f,", iw.iw_nll, o->iw,
                    iw_secs);
-        if (o->set[O_ACTIVE_UNITS]) /* one count per stochastic layer, bottom first */
-            printf("\"active_units\":[%zu],\"latent\":[%zu],", active, Z);
+        if (o->set[O_ACTIVE_UNITS] && layers == 1) /* a count per stochastic layer */
+            printf("\"active_units\":[%zu],\"latent\":[%zu],", active[0], Z[0]);
+        else if (o->set[O_ACTIVE_UNITS])
+            printf("\"active_units\":[%zu,%zu],\"latent\":[%zu,%zu],", active[0], active[1],
+                   Z[0], Z[1]);
         printf("\"likelihood\":\"%s\",\"n\":%zu,\"seconds\":%.4f}\n",
                vae_lik_name(s.m.cfg.likelihood), s.data.n, secs);
     } else {
@@ -240,9 +251,13 @@ int cmd_eval(cli_opts *o)
         if (o->set[O_IW])
             printf("importance-weighted bound, K = %zu: %.4f nats/image [%.2fs]\n",
                    o->iw, iw.iw_nll, iw_secs);
-        if (o->set[O_ACTIVE_UNITS])
+        if (o->set[O_ACTIVE_UNITS] && layers == 1)
             printf("active units: %zu of %zu (posterior means varying by more than %g "
-                   "over the %zu images)\n", active, Z, INFER_ACTIVE_VAR, s.data.n);
+                   "over the %zu images)\n", active[0], Z[0], INFER_ACTIVE_VAR, s.data.n);
+        else if (o->set[O_ACTIVE_UNITS])
+            printf("active units: %zu of %zu in h1, %zu of %zu in h2 (posterior means "
+                   "varying by more than %g over the %zu images; h2's at h1's mean)\n",
+                   active[0], Z[0], active[1], Z[1], INFER_ACTIVE_VAR, s.data.n);
     }
     session_free(&s);
     return 0;
@@ -321,6 +336,10 @@ int cmd_encode(cli_opts *o)
     int open_rc = session_open_data(o, &s, o->split, 1, path);
     if (open_rc)
         return open_rc;
+    if (cli_one_layer(&s.m)) {
+        session_free(&s);
+        return 1;
+    }
     size_t n = s.data.n, Z = s.m.cfg.z_dim;
     codes c = {&s.data, Z, malloc(n * Z * sizeof(float)), malloc(n * Z * sizeof(float)),
                NULL, NULL};
@@ -569,10 +588,13 @@ int cmd_info(cli_opts *o)
     }
     const vae_config *c = &d.cfg;
     const ckpt_train *t = &d.train;
-    char hidden[128] = "";
-    for (size_t i = 0, len = 0; i < c->n_hidden && len < sizeof hidden; i++)
-        len += (size_t)snprintf(hidden + len, sizeof hidden - len, "%s%zu", i ? "," : "",
-                                c->hidden[i]);
+    char hidden[160], hidden2[160], latent[48];
+    vae_hidden_text(c, o->json, hidden, sizeof hidden);
+    vae_latent_text(c, o->json, latent, sizeof latent);
+    hidden2[0] = '\0';
+    for (size_t i = 0, len = 0; i < c->n_hidden2 && len < sizeof hidden2; i++)
+        len += (size_t)snprintf(hidden2 + len, sizeof hidden2 - len, "%s%zu", i ? "," : "",
+                                c->hidden2[i]);
     const char *act = enum_name(&vae_act_names, (int)c->act);
     const char *arch = enum_name(&vae_arch_names, (int)c->arch);
     const char *lik = vae_lik_name(c->likelihood);
@@ -580,10 +602,11 @@ int cmd_info(cli_opts *o)
         printf("{\"version\":%u,\"arch\":\"%s\",\"x_dim\":%zu,\"hidden\":[%s],"
                "\"latent\":%zu,\"act\":\"%s\",\"likelihood\":\"%s\",\"classes\":%zu,"
                "\"params\":%zu,\"height\":%zu,\"width\":%zu,\"channels\":%zu,"
+               "\"latent2\":%zu,\"hidden2\":[%s],"
                "\"epoch\":%llu,\"step\":%llu,\"adam_t\":%llu", d.version, arch, c->x_dim,
                hidden, c->z_dim, act, lik, c->n_classes, d.n_params, c->height, c->width,
-               c->channels, (unsigned long long)t->epoch, (unsigned long long)t->step,
-               (unsigned long long)t->adam_t);
+               c->channels, c->z2_dim, hidden2, (unsigned long long)t->epoch,
+               (unsigned long long)t->step, (unsigned long long)t->adam_t);
         for (int i = 0; i < SETTING_COUNT; i++) { /* every setting, as stored */
             char v[64];
             printf(",\"%s\":%s", SETTINGS[i].key,
@@ -601,10 +624,10 @@ int cmd_info(cli_opts *o)
             printf(",\"data\":null}\n");
     } else {
         printf("%s: vae checkpoint, format version %u\n"
-               "model     %s, %zux%zu %s images (%zu values), hidden %s, latent %zu, %s, "
+               "model     %s, %zux%zu %s images (%zu values), hidden %s, latent %s, %s, "
                "%s likelihood%s; %zu parameters\n"
                "training  %llu epoch%s done%s\n", o->ckpt, d.version, arch, c->width,
-               c->height, c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden, c->z_dim, act,
+               c->height, c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden, latent, act,
                lik, c->n_classes ? ", conditional" : "", d.n_params,
                (unsigned long long)t->epoch, t->epoch == 1 ? "" : "s",
                t->step ? " and part of the next (resumable)" : "");
@@ -762,6 +785,10 @@ int cmd_traverse(cli_opts *o)
     int rc = session_open_data(o, &s, "t10k", 256, path);
     if (rc)
         return rc;
+    if (cli_one_layer(&s.m)) {
+        session_free(&s);
+        return 1;
+    }
     size_t n = s.data.n, Z = s.m.cfg.z_dim;
     size_t rows = o->set[O_TOP] ? o->top : Z < TRAVERSE_MAX_ROWS ? Z : TRAVERSE_MAX_ROWS;
     size_t steps = o->set[O_STEPS] ? o->steps : TRAVERSE_STEPS;

@@ -7,6 +7,7 @@
 #include "vae.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,33 @@ int vae_config_check(const vae_config *cfg, err_msg *err)
     if (cfg->arch == VAE_ARCH_CONV)
         return cnn_config_check(&shaped, err);
     return 0;
+}
+
+/* "a,b,c" of n numbers into out at *len. */
+static void put_list(char *out, size_t size, size_t *len, const size_t *v, size_t n)
+{
+    for (size_t i = 0; i < n && *len < size; i++) {
+        int k = snprintf(out + *len, size - *len, "%s%zu", i ? "," : "", v[i]);
+        *len += k > 0 ? (size_t)k : 0;
+    }
+}
+
+char *vae_hidden_text(const vae_config *cfg, int json, char *out, size_t size)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    put_list(out, size, &len, cfg->hidden, cfg->n_hidden);
+    if (cfg->z2_dim && !json && len + 1 < size) {
+        out[len++] = '/', out[len] = '\0';
+        put_list(out, size, &len, cfg->hidden2, cfg->n_hidden2);
+    }
+    return out;
+}
+
+char *vae_latent_text(const vae_config *cfg, int json, char *out, size_t size)
+{
+    snprintf(out, size, cfg->z2_dim && !json ? "%zu,%zu" : "%zu", cfg->z_dim, cfg->z2_dim);
+    return out;
 }
 
 int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
@@ -237,10 +265,11 @@ void vae_decode(const vae_model *m, vae_acts *a, size_t B)
     mlp_decode(m, a, B, &ALONE);
 }
 
-/* h2 = mu2 + eps2 exp(logvar2 / 2) over the B * k rows of q(h2|h1)'s head
- * (its mean with use_mean). */
-static void reparam_top(const vae_model *m, vae_acts *a, size_t B, int use_mean)
+void vae_draw_top(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 {
+    if (!m->cfg.z2_dim)
+        return;
+    mlp_encode_top(m, a, B, &ALONE);
     size_t Z2 = m->cfg.z2_dim;
     const float *head2 = mlp_top_head(m, a, 0);
     for (size_t r = 0; r < B * a->k; r++) {
@@ -272,10 +301,35 @@ static void reparam_rows(const vae_model *m, vae_acts *a, size_t r0, size_t r1,
 void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
 {
     reparam_rows(m, a, 0, B * a->k, use_mean);
-    if (m->cfg.z2_dim) { /* then q(h2|h1) on every draw of h1, and h2 */
-        mlp_encode_top(m, a, B, &ALONE);
-        reparam_top(m, a, B, use_mean);
+    vae_draw_top(m, a, B, use_mean); /* q(h2|h1) on every draw of h1, and h2 */
+}
+
+void vae_prior_top(const vae_model *m, vae_acts *a, size_t B)
+{
+    if (m->cfg.z2_dim)
+        mlp_decode_top(m, a, B, &ALONE);
+}
+
+float *vae_prior_top_mu(const vae_model *m, const vae_acts *a, size_t r)
+{
+    float *head = mlp_top_prior(m, a, 0);
+    return head ? head + r * 2 * m->cfg.z_dim : NULL;
+}
+
+double vae_top_log_ratio(const vae_model *m, const vae_acts *a, size_t r)
+{
+    size_t Z1 = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
+    const float *h1 = a->z + r * Z1, *h2 = a->z2 + r * Z2, *e2 = a->eps2 + r * Z2;
+    const float *mp = mlp_top_prior(m, a, 0) + r * 2 * Z1, *lp = mp + Z1;
+    const float *lv2 = mlp_top_head(m, a, 0) + r * 2 * Z2 + Z2;
+    double t = 0.0;
+    for (size_t d = 0; d < Z1; d++) {
+        double dz = (double)h1[d] - mp[d];
+        t += -0.5 * dz * dz * exp(-(double)lp[d]) - 0.5 * lp[d];
     }
+    for (size_t d = 0; d < Z2; d++)
+        t += -0.5 * (double)h2[d] * h2[d] + 0.5 * (double)e2[d] * e2[d] + 0.5 * lv2[d];
+    return t;
 }
 
 

@@ -227,6 +227,13 @@ void vae_config_shape(vae_config *cfg);
 /* Sets cfg's image shape and x_dim = height * width * channels. */
 void vae_config_image(vae_config *cfg, size_t height, size_t width, size_t channels);
 
+/* The widths as the command line writes them, into out (size bytes):
+ * hidden "200,200", with two stochastic layers "200,200/100,100"; latent
+ * "50", with two "100,50". With json, the second layer's part is left out
+ * (JSON gives it under its own keys). Return out. */
+char *vae_hidden_text(const vae_config *cfg, int json, char *out, size_t size);
+char *vae_latent_text(const vae_config *cfg, int json, char *out, size_t size);
+
 /* Lays out the layers of cfg and counts its parameters, allocating
  * nothing (m->params stays NULL). Returns 0, or -1 with err. */
 int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err);
@@ -262,6 +269,21 @@ int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
 void vae_acts_free(vae_acts *a);
 
 /* ---- passes (B <= a->cap images) ---------------------------------------- */
+
+/* Two stochastic layers (else a no-op): q(h2|h1) on the B * k rows of a->z,
+ * then h2 = mu2 + eps2 exp(logvar2 / 2) into a->z2 from a->eps2 (mu2 with
+ * use_mean). vae_reparam calls it after drawing h1. */
+void vae_draw_top(const vae_model *m, vae_acts *a, size_t B, int use_mean);
+
+/* Two stochastic layers: p(h1|h2) alone on the B * k rows of a->z2, and
+ * its head [mu | logvar] of h1 at row r (NULL for one layer). */
+void vae_prior_top(const vae_model *m, vae_acts *a, size_t B);
+float *vae_prior_top_mu(const vae_model *m, const vae_acts *a, size_t r);
+
+/* Two stochastic layers, row r after vae_draw_top and vae_decode:
+ * log p(h1|h2) + log p(h2) - log q(h2|h1) at the row's draws, the 2 pi
+ * terms cancelled (log q(h2|h1) = sum -eps2^2/2 - logvar2/2). */
+double vae_top_log_ratio(const vae_model *m, const vae_acts *a, size_t r);
 
 /* Encoder: a->xin (B x x_dim), and a->y if conditional -> head rows
  * [mu | logvar] (B x 2z); for a conditional model also the prior head. */

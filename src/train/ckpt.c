@@ -2,8 +2,9 @@
  *
  * Layout: magic (8) | version u32 | header bytes u32 | header (u64/f64
  * fields) | params f32[n] | adam_m f32[n] | adam_v f32[n] | crc32 u32.
- * Writes version 6; reads 5 (without the gradient estimator), 4 (without
- * the image shape either), 3 (without the
+ * Writes version 7; reads 6 (without the second stochastic layer), 5
+ * (without the gradient estimator either), 4 (without the image shape
+ * either), 3 (without the
  * training controls either) and 2 (without the data fingerprint either). */
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt.h"
@@ -159,6 +160,10 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u64(h, H_HEIGHT, c->height);
     put_u64(h, H_WIDTH, c->width);
     put_u64(h, H_CHANNELS, c->channels);
+    put_u64(h, H_Z2_DIM, c->z2_dim);
+    put_u64(h, H_N_HIDDEN2, c->n_hidden2);
+    for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
+        put_u64(h, H_HIDDEN2_0 + i, i < c->n_hidden2 ? c->hidden2[i] : 0);
     put_u64(h, H_EPOCH, t->epoch);
     put_u64(h, H_STEP, t->step);
     put_u64(h, H_ADAM_T, t->adam_t);
@@ -282,6 +287,7 @@ static int read_frame(const char *path, const unsigned char *b, size_t len, fram
                       : version == 3 ? H_COUNT_V3
                       : version == 4 ? H_COUNT_V4
                       : version == 5 ? H_COUNT_V5
+                      : version == 6 ? H_COUNT_V6
                                      : H_COUNT;
     size_t header = 8 * n_fields;
     if (get_u32(b + 12) != header)
@@ -352,6 +358,25 @@ static int read_config(const char *path, const uint64_t *v, const frame *f, vae_
         c->height = (size_t)v[H_HEIGHT];
         c->width = (size_t)v[H_WIDTH];
         c->channels = (size_t)v[H_CHANNELS];
+    }
+    /* The second stochastic layer (version 7; none before): all zero, or a
+     * latent size with 1 to VAE_MAX_HIDDEN hidden widths, the rest 0. */
+    if (f->version >= 7 && (v[H_Z2_DIM] | v[H_N_HIDDEN2]) != 0) {
+        if (v[H_Z2_DIM] == 0 || v[H_Z2_DIM] > VAE_MAX_WIDTH || v[H_N_HIDDEN2] < 1 ||
+            v[H_N_HIDDEN2] > VAE_MAX_HIDDEN)
+            return err_set(err, "%s: bad architecture: a second stochastic layer of %llu "
+                           "units and %llu hidden layers", path,
+                           (unsigned long long)v[H_Z2_DIM],
+                           (unsigned long long)v[H_N_HIDDEN2]);
+        c->z2_dim = (size_t)v[H_Z2_DIM];
+        c->n_hidden2 = (size_t)v[H_N_HIDDEN2];
+    }
+    for (size_t i = 0; f->version >= 7 && i < VAE_MAX_HIDDEN; i++) {
+        if (v[H_HIDDEN2_0 + i] > VAE_MAX_WIDTH || (i >= c->n_hidden2) != (v[H_HIDDEN2_0 + i] == 0))
+            return err_set(err, "%s: bad architecture: width %llu of the second stochastic "
+                           "layer's hidden layer %zu", path,
+                           (unsigned long long)v[H_HIDDEN2_0 + i], i + 1);
+        c->hidden2[i] = (size_t)v[H_HIDDEN2_0 + i];
     }
     vae_config_shape(c);
     err_msg e2;

@@ -14,7 +14,7 @@
 #include "vae.h"
 
 #define CKPT_MAGIC "VAECKPT\x1a" /* 8 bytes */
-#define CKPT_VERSION 6u     /* what ckpt_save writes */
+#define CKPT_VERSION 7u     /* what ckpt_save writes */
 #define CKPT_VERSION_MIN 2u /* the oldest ckpt_read reads */
 
 /* Where a training run stands. A checkpoint written mid-epoch (after an

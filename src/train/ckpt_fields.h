@@ -23,6 +23,9 @@ enum {
     H_COUNT_V4, /* version 5 adds the image shape */
     H_HEIGHT = H_COUNT_V4, H_WIDTH, H_CHANNELS,
     H_COUNT_V5, /* version 6 adds the gradient estimator */
-    H_ESTIMATOR = H_COUNT_V5, H_COUNT
+    H_ESTIMATOR = H_COUNT_V5,
+    H_COUNT_V6, /* version 7 adds the second stochastic layer */
+    H_Z2_DIM = H_COUNT_V6, H_N_HIDDEN2, H_HIDDEN2_0,
+    H_COUNT = H_HIDDEN2_0 + VAE_MAX_HIDDEN
 };
 #endif

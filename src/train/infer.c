@@ -169,6 +169,8 @@ static void iw_draw(const vae_model *m, iw_work *w, size_t K, size_t r0, size_t 
         const float *mu = vae_mu(m, &w->enc, b), *lv = vae_logvar(m, &w->enc, b);
         float *eps = w->dec.eps + q * Z, *z = w->dec.z + q * Z;
         rng_normal(&w->rng[b], eps, Z);
+        if (m->cfg.z2_dim) /* then h2's noise, from the image's stream */
+            rng_normal(&w->rng[b], w->dec.eps2 + q * m->cfg.z2_dim, m->cfg.z2_dim);
         double lq = 0.0, lp = 0.0;
         const float *mp = vae_prior_mu(m, &w->enc, b), *lp_v = vae_prior_logvar(m, &w->enc, b);
         for (size_t j = 0; j < Z; j++) {
@@ -177,7 +179,7 @@ static void iw_draw(const vae_model *m, iw_work *w, size_t K, size_t r0, size_t 
             if (mp) {
                 double d = (double)z[j] - mp[j];
                 lp += -0.5 * d * d * exp(-(double)lp_v[j]) - 0.5 * (double)lp_v[j];
-            } else {
+            } else if (!m->cfg.z2_dim) { /* two layers: p(h1|h2), added later */
                 lp += -0.5 * (double)z[j] * z[j];
             }
         }
@@ -208,7 +210,10 @@ static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
         for (size_t r0 = 0; r0 < nb * K; r0 += rows) {
             size_t R = nb * K - r0 < rows ? nb * K - r0 : rows;
             iw_draw(m, w, K, r0, R);
+            vae_draw_top(m, &w->dec, R, 0);
             vae_decode(m, &w->dec, R);
+            for (size_t q = 0; m->cfg.z2_dim && q < R; q++)
+                w->lpq[q] = (float)((double)w->lpq[q] + vae_top_log_ratio(m, &w->dec, q));
             const float *logits = vae_logits(m, &w->dec);
             /* -log p(x|z) a run of rows of the same image at a time. */
             for (size_t q = 0; q < R;) {
@@ -338,4 +343,19 @@ size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var)
         active += v > INFER_ACTIVE_VAR;
     }
     return active;
+}
+
+void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
+                     const idx_view *view, float *mu2)
+{
+    size_t Z2 = m->cfg.z2_dim;
+    for (size_t at = 0; at < set->n; at += a->cap) {
+        size_t B = set->n - at < a->cap ? set->n - at : a->cap;
+        shard_batch b = {set, NULL, at, B, view, 0.0f, 0};
+        shard_gather(a, &b, 0, B);
+        vae_encode(m, a, B);
+        vae_reparam(m, a, B, 1); /* h1 = mu1, then q(h2|h1)'s head at it */
+        for (size_t i = 0; i < B; i++) /* mu2 is the head's first half */
+            memcpy(mu2 + (at + i) * Z2, a->z2 + i * a->k * Z2, Z2 * sizeof *mu2);
+    }
 }

@@ -60,8 +60,8 @@ const enum_names shard_plan_names = {PLAN_NAMES, 3};
 
 shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads)
 {
-    if (m->cfg.arch != VAE_ARCH_MLP || threads < 2)
-        return SHARD_ROWS;
+    if (m->cfg.arch != VAE_ARCH_MLP || m->cfg.z2_dim || threads < 2)
+        return SHARD_ROWS; /* the units plan is the one-layer MLP's */
     return cap < SHARD_UNITS_BELOW * threads ? SHARD_UNITS : SHARD_ROWS;
 }
 
@@ -86,6 +86,9 @@ int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg
         plan = with_grads && ranks == 1 ? shard_plan_for(m, cap, s->T) : SHARD_ROWS;
     if (plan == SHARD_UNITS && (m->cfg.arch != VAE_ARCH_MLP || !with_grads))
         return err_set(err, "the units plan (threads splitting each layer) is for training an MLP, not for the conv VAE or evaluation");
+    if (plan == SHARD_UNITS && m->cfg.z2_dim)
+        return err_set(err, "the units plan (threads splitting each layer) is for one "
+                       "stochastic layer; two split a batch by rows");
     if (plan == SHARD_UNITS && ranks > 1)
         return err_set(err, "the units plan (threads splitting each layer) runs in one "
                        "process; across MPI ranks batches are split by rows");
@@ -145,7 +148,9 @@ int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg
         }
     }
     if (ranks > 1 && (!(s->img = malloc(3 * cap * sizeof *s->img)) ||
-                      !(s->skip = malloc(per * draws * m->cfg.z_dim * sizeof *s->skip)))) {
+                      !(s->skip = malloc(per * draws * (m->cfg.z_dim > m->cfg.z2_dim
+                                                        ? m->cfg.z_dim : m->cfg.z2_dim) *
+                                         sizeof *s->skip)))) {
         shard_free(s);
         return err_set(err, "out of memory for the ranks' losses");
     }
@@ -168,13 +173,31 @@ void shard_free(shard_set *s)
     memset(s, 0, sizeof *s);
 }
 
+/* A share of `rows` images' noise, into a, or into scratch when a is NULL:
+ * image by image, its k draws' h1 noise then (two stochastic layers) their
+ * h2 noise, so that the stream gives each image the same numbers however
+ * a batch is split. */
+static void draw_share(shard_set *s, const vae_model *m, rng_state *rng, vae_acts *a,
+                       size_t rows)
+{
+    size_t k = s->acts[0].k, Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
+    if (!Z2) { /* one layer: the same numbers in one call */
+        rng_normal(rng, a ? a->eps : s->skip, rows * k * Z);
+        return;
+    }
+    for (size_t i = 0; i < rows; i++) {
+        rng_normal(rng, a ? a->eps + i * k * Z : s->skip, k * Z);
+        rng_normal(rng, a ? a->eps2 + i * k * Z2 : s->skip, k * Z2);
+    }
+}
+
 void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
 {
     if (s->ranks == 1) {
         for (size_t k = 0; k < s->T; k++) {
             size_t lo, hi;
             share_of(s, B, k, &lo, &hi);
-            rng_normal(rng, s->acts[k].eps, (hi - lo) * s->acts[k].k * m->cfg.z_dim);
+            draw_share(s, m, rng, &s->acts[k], hi - lo);
         }
         return;
     }
@@ -185,8 +208,7 @@ void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
         size_t lo, hi;
         global_share(s, B, g, &lo, &hi);
         int mine = g >= first && g < first + s->T;
-        rng_normal(rng, mine ? s->acts[g - first].eps : s->skip,
-                   (hi - lo) * s->acts[0].k * m->cfg.z_dim);
+        draw_share(s, m, rng, mine ? &s->acts[g - first] : NULL, hi - lo);
     }
 }
 

@@ -309,14 +309,14 @@ static void put_settings(FILE *fp, const report *r, const epochs *e)
     if (r->have_cfg) {
         const vae_config *c = &r->cfg;
         const ckpt_train *t = &r->train;
-        char hidden[128] = "";
-        for (size_t i = 0, len = 0; i < c->n_hidden && len < sizeof hidden; i++)
-            len += (size_t)snprintf(hidden + len, sizeof hidden - len, "%s%zu",
-                                    i ? "," : "", c->hidden[i]);
-        setting(fp, "model", "%s, %zux%zu %s images (%zu values), hidden %s, latent %zu, "
-                "%s%s; %zu parameters", enum_name(&vae_arch_names, (int)c->arch), c->width, c->height,
-                c->channels == 3 ? "RGB" : "grey", c->x_dim, hidden, c->z_dim, enum_name(&vae_act_names, (int)c->act),
-                c->n_classes ? ", conditional" : "", r->n_params);
+        char hidden[160], latent[48];
+        setting(fp, "model", "%s, %zux%zu %s images (%zu values), hidden %s, latent %s, "
+                "%s%s; %zu parameters", enum_name(&vae_arch_names, (int)c->arch), c->width,
+                c->height, c->channels == 3 ? "RGB" : "grey", c->x_dim,
+                vae_hidden_text(c, 0, hidden, sizeof hidden),
+                vae_latent_text(c, 0, latent, sizeof latent),
+                enum_name(&vae_act_names, (int)c->act), c->n_classes ? ", conditional" : "",
+                r->n_params);
         setting(fp, "likelihood", "%s", vae_lik_name(c->likelihood));
         /* The run's settings in use, one row each, as their table shows them. */
         for (int i = 0; i < SETTING_COUNT; i++) {
@@ -496,7 +496,13 @@ static void put_images(FILE *fp, const report *r, const epochs *e)
 static void put_latent(FILE *fp, const report *r, report_status status)
 {
     fputs("<h2>Latent map</h2>\n", fp);
-    if (r->active_n && r->have_cfg)
+    if (r->active_n && r->have_cfg && r->cfg.z2_dim)
+        fprintf(fp, "<p>Active units: %zu of %zu in h1, %zu of %zu in h2 (latent units "
+                "whose posterior mean varies by more than %g over the %zu test images, "
+                "h2's at h1's mean; Burda et al.'s measure of how much of the latent "
+                "space the model uses).</p>\n", r->active, r->cfg.z_dim, r->active2,
+                r->cfg.z2_dim, INFER_ACTIVE_VAR, r->active_n);
+    else if (r->active_n && r->have_cfg)
         fprintf(fp, "<p>Active units: %zu of %zu (latent units whose posterior mean "
                 "varies by more than %g over the %zu test images; Burda et al.'s "
                 "measure of how much of the latent space the model uses).</p>\n",
@@ -646,7 +652,8 @@ int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
     if (!test || test->n == 0)
         return err_set(err, "no test images to count the active units on");
     size_t Z = m->cfg.z_dim;
-    float *mu = malloc(test->n * Z * sizeof *mu);
+    size_t Z2 = m->cfg.z2_dim;
+    float *mu = malloc(test->n * (Z > Z2 ? Z : Z2) * sizeof *mu);
     if (!mu)
         return err_set(err, "out of memory for %zu posterior means", test->n);
     shard_set sh;
@@ -659,6 +666,10 @@ int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
     idx_view view = infer_test_view(t->set.binarize);
     infer_per_image(m, &sh, test, &view, t->set.seed, mu, NULL, NULL, NULL);
     r->active = infer_active_units(mu, test->n, Z, NULL);
+    if (Z2) {
+        infer_top_means(m, &sh.acts[0], test, &view, mu);
+        r->active2 = infer_active_units(mu, test->n, Z2, NULL);
+    }
     r->active_n = test->n;
     shard_free(&sh);
     free(mu);

@@ -60,6 +60,7 @@ typedef struct report {
     /* At the end of training (report_active_units): the active units of
      * the latent layer over active_n test images; active_n 0: not known. */
     size_t active, active_n;
+    size_t active2;        /* with two stochastic layers: h2's (at h1's means) */
 } report;
 
 /* ---------------------------------------------------------------------- */

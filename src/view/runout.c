@@ -63,12 +63,13 @@ static int make_draws(runout *r, const vae_model *m, uint64_t seed, err_msg *err
 {
     r->show_cols = m->cfg.n_classes ? show_class_cols(m->cfg.n_classes) : SHOW_COLS;
     r->n_show = m->cfg.n_classes ? 10 * r->show_cols : RUNOUT_SAMPLE_N;
-    r->eps = malloc(2 * r->n_show * m->cfg.z_dim * sizeof *r->eps);
+    size_t dim = show_prior_dim(m);
+    r->eps = malloc(r->n_show * (dim + m->cfg.z_dim) * sizeof *r->eps);
     r->labels = malloc(r->n_show);
     if (!r->eps || !r->labels)
         return err_set(err, "out of memory");
-    r->prior_z = r->eps + r->n_show * m->cfg.z_dim;
-    show_prior_draws(r->eps, r->n_show, m->cfg.z_dim, seed);
+    r->prior_z = r->eps + r->n_show * dim;
+    show_prior_draws(r->eps, r->n_show, dim, seed);
     for (size_t i = 0; i < r->n_show; i++)
         r->labels[i] = (uint8_t)(i % r->show_cols);
     return 0;

@@ -26,10 +26,39 @@ void show_prior_draws(float *eps, size_t n, size_t z_dim, uint64_t seed)
     rng_normal(&rng, eps, n * z_dim);
 }
 
+size_t show_prior_dim(const vae_model *m)
+{
+    return m->cfg.z2_dim + m->cfg.z_dim;
+}
+
+/* Two stochastic layers: h2 from the first z2_dim noise values of each
+ * draw, then h1 from p(h1|h2) and the rest. */
+static void prior_z_two(const vae_model *m, vae_acts *a, const float *eps, size_t n,
+                        float *z)
+{
+    size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim, dim = Z2 + Z;
+    for (size_t s = 0; s < n; s += a->cap) {
+        size_t B = n - s < a->cap ? n - s : a->cap;
+        for (size_t i = 0; i < B; i++)
+            memcpy(a->z2 + i * a->k * Z2, eps + (s + i) * dim, Z2 * sizeof *z);
+        vae_prior_top(m, a, B);
+        for (size_t i = 0; i < B; i++) {
+            const float *mu = vae_prior_top_mu(m, a, i * a->k), *lv = mu + Z;
+            const float *e1 = eps + (s + i) * dim + Z2;
+            for (size_t j = 0; j < Z; j++)
+                z[(s + i) * Z + j] = mu[j] + expf(0.5f * lv[j]) * e1[j];
+        }
+    }
+}
+
 void show_prior_z(const vae_model *m, vae_acts *a, const float *eps,
                   const uint8_t *labels, size_t n, float *z)
 {
     size_t Z = m->cfg.z_dim;
+    if (m->cfg.z2_dim) {
+        prior_z_two(m, a, eps, n, z);
+        return;
+    }
     if (!m->cfg.n_classes) {
         memcpy(z, eps, n * Z * sizeof *z);
         return;
@@ -204,6 +233,8 @@ static double normal_quantile(double p)
 int show_manifold_png(const vae_model *m, vae_acts *a, size_t side, int label,
                       const char *path, err_msg *err)
 {
+    if (m->cfg.z2_dim) /* a grid over h1 has no prior of its own to take quantiles of */
+        return err_set(err, "the manifold grid is for one stochastic layer");
     if (m->cfg.z_dim != 2)
         return err_set(err, "the manifold grid needs a 2-D latent space, not %zu-D",
                        m->cfg.z_dim);
