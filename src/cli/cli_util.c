@@ -135,7 +135,7 @@ int cli_one_layer(const vae_model *m)
     if (!m->cfg.z2_dim)
         return 0;
     say_error("the model has two stochastic layers (latent %zu,%zu), which this command "
-              "does not take yet; train, eval, sample, reconstruct, score, interpolate, "
-              "manifold, probe and info do", m->cfg.z_dim, m->cfg.z2_dim);
+              "does not take yet; train, eval, sample, reconstruct, encode, score, "
+              "interpolate, manifold, probe and info do", m->cfg.z_dim, m->cfg.z2_dim);
     return 1;
 }

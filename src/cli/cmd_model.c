@@ -228,7 +228,7 @@ int cmd_eval(cli_opts *o)
                         NULL);
         active[0] = infer_active_units(mu, s.data.n, Z[0], NULL);
         if (layers == 2) {
-            infer_top_means(&s.m, &s.a, &s.data, &s.view, mu);
+            infer_top_means(&s.m, &s.a, &s.data, &s.view, mu, NULL);
             active[1] = infer_active_units(mu, s.data.n, Z[1], NULL);
         }
         free(mu);
@@ -316,6 +316,8 @@ typedef struct codes {
     const idx_set *set;
     size_t Z;
     float *mu, *logvar, *rec, *kl;
+    size_t Z2;             /* two stochastic layers: h2's (else 0) */
+    float *mu2, *logvar2;
 } codes;
 
 static void code_row(void *ctx, size_t i, FILE *fp)
@@ -326,6 +328,10 @@ static void code_row(void *ctx, size_t i, FILE *fp)
         fprintf(fp, ",%.6g", c->mu[i * c->Z + j]);
     for (size_t j = 0; j < c->Z; j++)
         fprintf(fp, ",%.6g", c->logvar[i * c->Z + j]);
+    for (size_t j = 0; j < c->Z2; j++)
+        fprintf(fp, ",%.6g", c->mu2[i * c->Z2 + j]);
+    for (size_t j = 0; j < c->Z2; j++)
+        fprintf(fp, ",%.6g", c->logvar2[i * c->Z2 + j]);
     fputc('\n', fp);
 }
 
@@ -336,28 +342,33 @@ int cmd_encode(cli_opts *o)
     int open_rc = session_open_data(o, &s, o->split, 1, path);
     if (open_rc)
         return open_rc;
-    if (cli_one_layer(&s.m)) {
-        session_free(&s);
-        return 1;
-    }
-    size_t n = s.data.n, Z = s.m.cfg.z_dim;
+    size_t n = s.data.n, Z = s.m.cfg.z_dim, Z2 = s.m.cfg.z2_dim;
     codes c = {&s.data, Z, malloc(n * Z * sizeof(float)), malloc(n * Z * sizeof(float)),
-               NULL, NULL};
+               NULL, NULL, Z2, malloc(n * (Z2 ? Z2 : 1) * sizeof(float)),
+               malloc(n * (Z2 ? Z2 : 1) * sizeof(float))};
     int rc = 1;
-    if (dist_any(!c.mu || !c.logvar)) {
+    if (dist_any(!c.mu || !c.logvar || !c.mu2 || !c.logvar2)) {
         say_error("out of memory for %zu latent codes", n);
     } else {
         infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, c.mu, c.logvar, NULL,
                         NULL);
-        /* The header: index,label,mu_0..mu_{Z-1},logvar_0..logvar_{Z-1}. */
-        size_t cap = 32 + 24 * Z;
+        if (Z2) /* q(h2|h1) at h1's mean */
+            infer_top_means(&s.m, &s.a, &s.data, &s.view, c.mu2, c.logvar2);
+        /* The header: index,label,mu_0..mu_{Z-1},logvar_0..logvar_{Z-1}; with
+         * two stochastic layers h1_mu_*, h1_logvar_*, h2_mu_*, h2_logvar_*. */
+        size_t cap = 32 + 32 * (Z + Z2);
         char *header = malloc(cap);
         if (header) {
+            const char *p1 = Z2 ? "h1_" : "";
             size_t len = (size_t)snprintf(header, cap, "index,label");
             for (size_t j = 0; j < Z; j++)
-                len += (size_t)snprintf(header + len, cap - len, ",mu_%zu", j);
+                len += (size_t)snprintf(header + len, cap - len, ",%smu_%zu", p1, j);
             for (size_t j = 0; j < Z; j++)
-                len += (size_t)snprintf(header + len, cap - len, ",logvar_%zu", j);
+                len += (size_t)snprintf(header + len, cap - len, ",%slogvar_%zu", p1, j);
+            for (size_t j = 0; j < Z2; j++)
+                len += (size_t)snprintf(header + len, cap - len, ",h2_mu_%zu", j);
+            for (size_t j = 0; j < Z2; j++)
+                len += (size_t)snprintf(header + len, cap - len, ",h2_logvar_%zu", j);
             snprintf(header + len, cap - len, "\n");
             if (dist_rank() > 0) { /* rank 0 writes */
                 rc = 0;
@@ -372,6 +383,8 @@ int cmd_encode(cli_opts *o)
     }
     free(c.mu);
     free(c.logvar);
+    free(c.mu2);
+    free(c.logvar2);
     session_free(&s);
     return rc;
 }
@@ -433,7 +446,7 @@ int cmd_score(cli_opts *o)
         return open_rc;
     size_t n = s.data.n;
     codes c = {&s.data, s.m.cfg.z_dim, NULL, NULL, malloc(n * sizeof(float)),
-               malloc(n * sizeof(float))};
+               malloc(n * sizeof(float)), 0, NULL, NULL};
     float *score = malloc(n * sizeof *score);
     int rc = 1;
     if (dist_any(!c.rec || !c.kl || !score)) {

@@ -304,6 +304,12 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
     vae_draw_top(m, a, B, use_mean); /* q(h2|h1) on every draw of h1, and h2 */
 }
 
+float *vae_top_mu(const vae_model *m, const vae_acts *a, size_t r)
+{
+    float *head = mlp_top_head(m, a, 0);
+    return head ? head + r * 2 * m->cfg.z2_dim : NULL;
+}
+
 void vae_prior_top(const vae_model *m, vae_acts *a, size_t B)
 {
     if (m->cfg.z2_dim)

@@ -275,6 +275,10 @@ void vae_acts_free(vae_acts *a);
  * use_mean). vae_reparam calls it after drawing h1. */
 void vae_draw_top(const vae_model *m, vae_acts *a, size_t B, int use_mean);
 
+/* Two stochastic layers: q(h2|h1)'s head [mu2 | logvar2] at row r after
+ * vae_draw_top (NULL for one layer). */
+float *vae_top_mu(const vae_model *m, const vae_acts *a, size_t r);
+
 /* Two stochastic layers: p(h1|h2) alone on the B * k rows of a->z2, and
  * its head [mu | logvar] of h1 at row r (NULL for one layer). */
 void vae_prior_top(const vae_model *m, vae_acts *a, size_t B);

@@ -346,7 +346,7 @@ size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var)
 }
 
 void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
-                     const idx_view *view, float *mu2)
+                     const idx_view *view, float *mu2, float *logvar2)
 {
     size_t Z2 = m->cfg.z2_dim;
     for (size_t at = 0; at < set->n; at += a->cap) {
@@ -355,7 +355,11 @@ void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
         shard_gather(a, &b, 0, B);
         vae_encode(m, a, B);
         vae_reparam(m, a, B, 1); /* h1 = mu1, then q(h2|h1)'s head at it */
-        for (size_t i = 0; i < B; i++) /* mu2 is the head's first half */
-            memcpy(mu2 + (at + i) * Z2, a->z2 + i * a->k * Z2, Z2 * sizeof *mu2);
+        for (size_t i = 0; i < B; i++) {
+            const float *head = vae_top_mu(m, a, i * a->k); /* [mu2 | logvar2] */
+            memcpy(mu2 + (at + i) * Z2, head, Z2 * sizeof *mu2);
+            if (logvar2)
+                memcpy(logvar2 + (at + i) * Z2, head + Z2, Z2 * sizeof *logvar2);
+        }
     }
 }

@@ -48,11 +48,12 @@ void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
  * (0 when n is 0). */
 size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var);
 
-/* Two stochastic layers: each image's mean of q(h2|h1) at h1 = the mean of
- * q(h1|x) (the chain's means, no draw) into mu2 (n x z2_dim), through a
- * (one draw an image), a->cap images at a time. */
+/* Two stochastic layers: each image's mean and log-variance of q(h2|h1)
+ * at h1 = the mean of q(h1|x) (the chain's means, no draw) into mu2 and
+ * logvar2 (n x z2_dim each; logvar2 may be NULL), through a (one draw an
+ * image), a->cap images at a time. */
 void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
-                     const idx_view *view, float *mu2);
+                     const idx_view *view, float *mu2, float *logvar2);
 
 /* The importance-weighted bound of Burda et al. over the set. */
 typedef struct infer_iw_result {

@@ -667,7 +667,7 @@ int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
     infer_per_image(m, &sh, test, &view, t->set.seed, mu, NULL, NULL, NULL);
     r->active = infer_active_units(mu, test->n, Z, NULL);
     if (Z2) {
-        infer_top_means(m, &sh.acts[0], test, &view, mu);
+        infer_top_means(m, &sh.acts[0], test, &view, mu, NULL);
         r->active2 = infer_active_units(mu, test->n, Z2, NULL);
     }
     r->active_n = test->n;
