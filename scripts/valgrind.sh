@@ -78,6 +78,12 @@ run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --arch conv --h
     --latent 4 --epochs 1 --batch 50 --threads 2
 run sample --ckpt "$tmp/conv.bin" --n 8 -o "$tmp/conv.png"
 run info --ckpt "$tmp/conv.bin"
+two=(--data "$tmp" --ckpt "$tmp/two.bin")
+run train "${two[@]}" --out "$tmp/two" --latent 4,2 --hidden 32/8 --objective iwae --k 3 \
+    --epochs 1 --batch 50 --threads 2
+run eval "${two[@]}" --iw 3 --active-units
+run sample --ckpt "$tmp/two.bin" --n 8 -o "$tmp/two.png"
+run encode "${two[@]}" -o "$tmp/two.csv"
 run export --ckpt "$tmp/conv.bin" -o "$tmp/conv.safetensors"
 run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --hidden 8 --latent 2 \
     --epochs 1 --batch 50 --threads 2 --force

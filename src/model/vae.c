@@ -254,6 +254,14 @@ void vae_prior(const vae_model *m, vae_acts *a, size_t B)
         mlp_prior(m, a, B, &ALONE);
 }
 
+void vae_decode_pixels(const vae_model *m, vae_acts *a, size_t B)
+{
+    if (m->cfg.arch == VAE_ARCH_CONV)
+        cnn_decode(m, a, B);
+    else
+        mlp_decode(m, a, B, &ALONE);
+}
+
 void vae_decode(const vae_model *m, vae_acts *a, size_t B)
 {
     if (m->cfg.arch == VAE_ARCH_CONV) {

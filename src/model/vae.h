@@ -303,6 +303,10 @@ void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean);
 /* Decoder: a->z (B x z), and a->y if conditional -> logits (B x x_dim). */
 void vae_decode(const vae_model *m, vae_acts *a, size_t B);
 
+/* p(x|z) alone: the pixels' logits from the B * k rows of a->z, without a
+ * two-layer model's p(h1|h2) (vae_decode's, for pictures of given codes). */
+void vae_decode_pixels(const vae_model *m, vae_acts *a, size_t B);
+
 /* Loss per image into a->rec (-log p(x|z) against a->x), a->kl (KL of
  * q(z|x) to the prior) and a->obj (the objective of loss), and the
  * gradient of the batch sum of the objective with respect to the logits

@@ -91,7 +91,7 @@ static void decode_means(const vae_model *m, vae_acts *a, const float *z,
         memcpy(a->z, z + s * Z, B * Z * sizeof(float));
         if (labels)
             memcpy(a->y, labels + s, B);
-        vae_decode(m, a, B);
+        vae_decode_pixels(m, a, B);
         vae_mean(m, tiles + s * D, vae_logits(m, a), B * D);
     }
 }
@@ -152,7 +152,7 @@ int show_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
         size_t B = n - s < a->cap ? n - s : a->cap;
         encode_images(m, a, set, view, NULL, s, B);
         vae_reparam(m, a, B, 1);
-        vae_decode(m, a, B);
+        vae_decode_pixels(m, a, B);
         for (size_t i = 0; i < B; i++) {
             memcpy(tiles + 2 * (s + i) * D, a->x + i * D, D * sizeof(float));
             vae_mean(m, tiles + (2 * (s + i) + 1) * D, vae_logits(m, a) + i * D, D);
