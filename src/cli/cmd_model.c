@@ -373,7 +373,11 @@ int cmd_encode(cli_opts *o)
             if (dist_rank() > 0) { /* rank 0 writes */
                 rc = 0;
             } else if (write_csv(path, header, n, code_row, &c) == 0) {
-                printf("wrote %s (%zu images, %zu latent dimensions)\n", path, n, Z);
+                if (Z2)
+                    printf("wrote %s (%zu images, %zu + %zu latent dimensions: h1's, h2's)\n",
+                           path, n, Z, Z2);
+                else
+                    printf("wrote %s (%zu images, %zu latent dimensions)\n", path, n, Z);
                 rc = 0;
             }
             free(header);
