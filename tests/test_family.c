@@ -713,6 +713,16 @@ static void test_two_stochastic_layers(void **state)
         commas += *p == ',';
     assert_int_equal(commas, 1 + 2 * 4 + 2 * 2); /* index, label, 12 values */
     free(text);
+    /* probe and manifold take either layer's means (--layer); h2's are 2-D. */
+    assert_exit(run("probe", "--ckpt", ckpt, "--data", data, "--layer", "2", "--json", NULL),
+                0);
+    assert_true(json_num(out_text, "accuracy") > 0.0);
+    in_dir(png, sizeof png, "two-map.png");
+    assert_exit(run("manifold", "--ckpt", ckpt, "--data", data, "--layer", "2", "-o", png,
+                    NULL), 0);
+    tu_assert_contains(out_text, "of the 2-D latent's variance");
+    assert_exit(run("probe", "--ckpt", vae2, "--data", data, "--layer", "2", NULL), 2);
+    tu_assert_contains(err_text, "--layer 2: the model has one stochastic layer");
     static const char *const not_yet[] = {"traverse", "export"};
     for (size_t i = 0; i < sizeof not_yet / sizeof *not_yet; i++) {
         in_dir(png, sizeof png, "two-not-yet");

@@ -29,7 +29,7 @@ enum opt_id {
     O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, O_ADAM_BETA1,
     O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K, O_KNN, O_PLAN, O_SIZE,
     O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SKIP_BROKEN, O_MAX_PIXELS, O_ESTIMATOR,
-    O_ACTIVE_UNITS, O_COUNT
+    O_ACTIVE_UNITS, O_LAYER, O_COUNT
 };
 
 /* Parsed values; set[] says which were given. */
@@ -39,6 +39,7 @@ typedef struct cli_opts {
     const char *data, *ckpt, *out, *output, *metrics, *split;
     size_t n, threads, epochs, label, from, to, steps, top, iw;
     size_t knn; /* probe's --k: neighbours that vote */
+    size_t layer; /* --layer: which stochastic layer's codes (1 or 2) */
     /* The run's settings (run.set: --seed, --batch, --lr, ... as their
      * rows in train/settings.c parse them) and train's other controls. */
     train_opts run;

@@ -96,7 +96,7 @@ const cmd_spec CLI_CMDS[] = {
                 "the tied label with the nearest\nneighbour (equal distances: the "
                 "earlier training image). A conditional model\nencodes each image "
                 "with its own label.",
-     .opts = {O_CKPT, O_DATA, O_KNN, O_THREADS, O_JSON, -1},
+     .opts = {O_CKPT, O_DATA, O_KNN, O_LAYER, O_THREADS, O_JSON, -1},
      .help = {[O_JSON] = "print the result as one JSON object, with the "
                          "accuracy of each label"},
      .run = cmd_probe},
@@ -109,7 +109,7 @@ const cmd_spec CLI_CMDS[] = {
                 "the variance each carries; drawn\nby gnuplot (without it, an error: "
                 "scripts/deps.sh installs gnuplot-nox), with\nthe points as CSV beside "
                 "the PNG (index,label,pc1,pc2; manifold.csv).",
-     .opts = {O_CKPT, O_DATA, O_N, O_LABEL, O_OUTPUT, O_THREADS, -1},
+     .opts = {O_CKPT, O_DATA, O_N, O_LABEL, O_LAYER, O_OUTPUT, O_THREADS, -1},
      .help = {[O_N] = "grid side for a 2-D latent (default 20)",
               [O_OUTPUT] = "output PNG (default manifold.png; the map's CSV beside it)",
               [O_LABEL] = "conditional models: the label of the grid (default 0)"},

@@ -113,6 +113,8 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_ACTIVE_UNITS] = {"--active-units", NULL, NULL, "also the active units (Burda et "
                         "al.): latent units whose posterior mean varies over the images "
                         "by more than 0.01"},
+    [O_LAYER] = {"--layer", NULL, "N", "which stochastic layer's posterior means: 1 (h1, "
+                 "the default) or, for a model of two, 2 (h2's, at h1's mean)"},
     [O_KNN] = {"--k", NULL, "K", "neighbours that vote (default 5; at most the training images)"},
     [O_PLAN] = {"--plan", NULL, "", "how threads split a batch: each "
                 "a share of the images (rows), each a share of every layer's units "
@@ -332,6 +334,7 @@ static int parse_value(cli_opts *o, int id, const char *v)
     case O_STEPS: return parse_size(id, v, 2, 1000, &o->steps);
     case O_TOP: return parse_size(id, v, 1, 65536, &o->top);
     case O_IW: return parse_size(id, v, 1, 1000000, &o->iw);
+    case O_LAYER: return parse_size(id, v, 1, 2, &o->layer);
     case O_KNN: /* checked against the references once they are known */
         return parse_size(id, v, 1, UINT32_MAX, &o->knn);
     case O_SIZE: return parse_wxh(v, &o->size_w, &o->size_h);
@@ -366,6 +369,7 @@ void cli_defaults(cli_opts *o)
     o->epochs = 15;
     o->steps = 8;
     o->to = 1;
+    o->layer = 1;
     o->cfg.x_dim = IDX_ROWS * IDX_COLS;
     o->cfg.n_hidden = 1;
     o->cfg.hidden[0] = 400;

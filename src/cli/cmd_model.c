@@ -487,7 +487,7 @@ int cmd_score(cli_opts *o)
  * session; returns the exit status. */
 static int manifold_map(cli_opts *o, session *s, const char *path)
 {
-    size_t Z = s->m.cfg.z_dim;
+    size_t Z = o->layer == 2 ? s->m.cfg.z2_dim : s->m.cfg.z_dim;
     char *csv = NULL;
     int rc = 1;
     if (Z < 2) {
@@ -521,8 +521,8 @@ static int manifold_map(cli_opts *o, session *s, const char *path)
     }
     err_msg err;
     double explained[2];
-    if (show_latent_pca(&s->m, &s->sh, &s->data, &s->view, o->run.set.seed, csv, path, explained,
-                        &err)) {
+    if (show_latent_pca(&s->m, &s->sh, &s->data, &s->view, o->run.set.seed, (int)o->layer, csv,
+                        path, explained, &err)) {
         say_error("%s", err.text);
         rc = 1;
     } else {
@@ -537,6 +537,17 @@ done:
     return rc;
 }
 
+/* --layer against the model: 2 needs two stochastic layers. Returns the
+ * layer's size, or 0 after a usage error. */
+static size_t layer_size(cli_opts *o, const vae_model *m)
+{
+    if (o->layer == 2 && !m->cfg.z2_dim) {
+        usage_error("--layer 2: the model has one stochastic layer");
+        return 0;
+    }
+    return o->layer == 2 ? m->cfg.z2_dim : m->cfg.z_dim;
+}
+
 int cmd_manifold(cli_opts *o)
 {
     session s;
@@ -546,10 +557,10 @@ int cmd_manifold(cli_opts *o)
         return rc;
     rc = 1;
     err_msg err;
-    size_t Z = s.m.cfg.z_dim;
-    if (check_label_options(o, &s)) {
+    size_t Z = layer_size(o, &s.m);
+    if (Z == 0 || check_label_options(o, &s)) {
         rc = EXIT_USAGE;
-    } else if (Z == 2) {
+    } else if (Z == 2 && !s.m.cfg.z2_dim) { /* two layers: the map (no prior grid) */
         size_t side = o->set[O_N] ? o->n : 20;
         if (side > 200) {
             usage_error("--n %zu: a manifold grid is at most 200 x 200", side);
@@ -723,7 +734,9 @@ int cmd_probe(cli_opts *o)
         say_error("%s: the test set has no label file; the probe needs labels", o->data);
         rc = 1;
     }
-    size_t Z = s.m.cfg.z_dim, ref_b = 0, query_b = 0;
+    size_t Z = layer_size(o, &s.m), ref_b = 0, query_b = 0;
+    if (Z == 0)
+        rc = EXIT_USAGE;
     float *ref = NULL, *query = NULL;
     if (rc == 0) {
         rc = 1;
@@ -734,10 +747,10 @@ int cmd_probe(cli_opts *o)
         } else {
             /* mu only: the draws of z (seeded) play no part. */
             double t0 = cli_now();
-            infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, ref, NULL, NULL,
-                            NULL);
-            infer_per_image(&s.m, &s.sh, &test, &s.view, o->run.set.seed, query, NULL, NULL,
-                            NULL);
+            infer_layer_means(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, (int)o->layer,
+                              ref);
+            infer_layer_means(&s.m, &s.sh, &test, &s.view, o->run.set.seed, (int)o->layer,
+                              query);
             double t1 = cli_now();
             probe_points r = {ref, s.data.labels, s.data.n}, q = {query, test.labels, test.n};
             probe_result res;

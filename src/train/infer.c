@@ -363,3 +363,12 @@ void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
         }
     }
 }
+
+void infer_layer_means(const vae_model *m, shard_set *s, const idx_set *set,
+                       const idx_view *view, uint64_t seed, int layer, float *mu)
+{
+    if (layer == 2 && m->cfg.z2_dim)
+        infer_top_means(m, &s->acts[0], set, view, mu, NULL);
+    else
+        infer_per_image(m, s, set, view, seed, mu, NULL, NULL, NULL);
+}

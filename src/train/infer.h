@@ -55,6 +55,13 @@ size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var);
 void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
                      const idx_view *view, float *mu2, float *logvar2);
 
+/* The posterior means of stochastic layer `layer` (1: q(h1|x)'s, as
+ * infer_per_image gives them; 2: q(h2|h1)'s at h1's mean, through
+ * infer_top_means on s->acts[0]) of every image into mu (n x that layer's
+ * size). */
+void infer_layer_means(const vae_model *m, shard_set *s, const idx_set *set,
+                       const idx_view *view, uint64_t seed, int layer, float *mu);
+
 /* The importance-weighted bound of Burda et al. over the set. */
 typedef struct infer_iw_result {
     double iw_nll;   /* mean over images of -log (1/K sum_k p(x,z_k)/q(z_k|x)) */

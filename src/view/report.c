@@ -639,7 +639,8 @@ static int draw_latent(report *r, const vae_model *m, const ckpt_train *t,
         rc = show_manifold_png(m, &sh.acts[0], REPORT_MAP_SIDE, 0, png, err);
     } else {
         idx_view view = infer_test_view(t->set.binarize);
-        rc = show_latent_pca(m, &sh, test, &view, t->set.seed, csv, png, r->explained, err);
+        rc = show_latent_pca(m, &sh, test, &view, t->set.seed, 1, csv, png, r->explained,
+                             err);
     }
     shard_free(&sh);
     return rc;

@@ -360,10 +360,10 @@ int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
 }
 
 int show_latent_pca(const vae_model *m, shard_set *s, const idx_set *set,
-                    const idx_view *view, uint64_t seed, const char *csv,
+                    const idx_view *view, uint64_t seed, int layer, const char *csv,
                     const char *png, double explained[2], err_msg *err)
 {
-    size_t n = set->n, Z = m->cfg.z_dim, bytes;
+    size_t n = set->n, Z = layer == 2 ? m->cfg.z2_dim : m->cfg.z_dim, bytes;
     explained[0] = explained[1] = 0.0;
     if (Z < 2)
         return err_set(err, "a %zu-D latent has no map of two components", Z);
@@ -375,10 +375,11 @@ int show_latent_pca(const vae_model *m, shard_set *s, const idx_set *set,
         err_set(err, "out of memory for %zu latent codes", n);
         goto done;
     }
-    infer_per_image(m, s, set, view, seed, mu, NULL, NULL, NULL);
+    infer_layer_means(m, s, set, view, seed, layer, mu);
     char title[160];
     snprintf(title, sizeof title, "posterior means of %zu test images, on their first "
-             "two principal components (%zu-D latent)", n, Z);
+             "two principal components (%zu-D latent%s)", n, Z,
+             !m->cfg.z2_dim ? "" : layer == 2 ? ", h2" : ", h1");
     if (!(p = pca_fit(mu, n, Z, 2, err)))
         goto done;
     explained[0] = pca_explained(p, 0);

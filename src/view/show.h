@@ -84,14 +84,15 @@ int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
                     const double explained[2], const char *title, const char *csv,
                     const char *png, err_msg *err);
 
-/* The latent map of set: its posterior means (infer_per_image, z drawn
- * from seed) projected on their first two principal components (pca.h),
+/* The latent map of set: the posterior means of stochastic layer `layer`
+ * (infer_layer_means: 1, or 2 for h2 of a model of two) projected on their
+ * first two principal components (pca.h),
  * written by show_latent_map to csv and png under a title that says so;
  * explained[] gets each component's share of the variance. s is the
  * team's activations, m's latent at least 2-D. Returns 0, or -1 with err
  * (out of memory, no variance, gnuplot missing or failing). */
 int show_latent_pca(const vae_model *m, shard_set *s, const idx_set *set,
-                    const idx_view *view, uint64_t seed, const char *csv,
+                    const idx_view *view, uint64_t seed, int layer, const char *csv,
                     const char *png, double explained[2], err_msg *err);
 
 /* The CSV beside a latent map: png's name with ".png" (if any) replaced by
