@@ -680,6 +680,16 @@ static void test_two_stochastic_layers(void **state)
     assert_exit(run("train", TWO, "--epochs", "2", "--json", "--ckpt", straight, NULL), 0);
     tu_assert_same_file(straight, ckpt);
     double test2 = json_num(last_line(), "test_loss");
+    /* The model is the run's: another second layer, or none, is refused. */
+    assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
+                    "--ckpt", ckpt, "--latent", "4,3", "--hidden", "48/16", NULL), 1);
+    tu_assert_contains(err_text, "the model options given other than");
+    assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
+                    "--ckpt", ckpt, "--latent", "4", "--hidden", "48", NULL), 1);
+    tu_assert_contains(err_text, "the model options given other than");
+    assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
+                    "--ckpt", ckpt, "--latent", "4,2", "--hidden", "48/17", NULL), 1);
+    tu_assert_contains(err_text, "the model options given other than");
     assert_exit(run("eval", "--ckpt", ckpt, "--data", data, "--json", "--iw", "20",
                     "--active-units", NULL), 0);
     assert_true(fabs(json_num(out_text, "test_loss") - test2) < 1e-5);

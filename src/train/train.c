@@ -73,10 +73,13 @@ static int cfg_equal(const vae_config *a, const vae_config *b)
         a->channels != b->channels || a->n_hidden != b->n_hidden ||
         a->z_dim != b->z_dim || a->act != b->act ||
         a->likelihood != b->likelihood || a->n_classes != b->n_classes ||
-        a->arch != b->arch)
+        a->arch != b->arch || a->z2_dim != b->z2_dim || a->n_hidden2 != b->n_hidden2)
         return 0;
     for (size_t i = 0; i < a->n_hidden; i++)
         if (a->hidden[i] != b->hidden[i])
+            return 0;
+    for (size_t i = 0; i < a->n_hidden2; i++)
+        if (a->hidden2[i] != b->hidden2[i])
             return 0;
     return 1;
 }
