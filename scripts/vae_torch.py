@@ -9,6 +9,14 @@ library only (Debian: apt-get install python3-torch).
     logits = model.decode(mu + eps * torch.exp(logvar / 2))
     rec, kl = vae_torch.neg_elbo(model, x, eps)   # per image, in nats
 
+A model of two stochastic layers (`vae train --latent Z1,Z2 --hidden
+W/V`) has h1 = z below and h2 above: model.encode gives q(h1|x),
+model.encode2(h1) q(h2|h1)'s mu2 and logvar2, model.decode2(h2) p(h1|h2)'s
+mean and log-variance of h1, model.decode(h1) the logits; its loss takes
+the noise of both layers, every density sampled at the draws:
+
+    rec, kl = vae_torch.neg_elbo(model, x, eps, eps2=eps2)
+
 From the shell: `vae_torch.py model.safetensors [--data DIR]` prints the
 model, and with --data the test loss (negative ELBO, one draw per image).
 
@@ -37,29 +45,42 @@ def activation(name):
     return {"relu": nn.ReLU(), "tanh": nn.Tanh(), "leaky": nn.LeakyReLU(LEAKY_SLOPE)}[name]
 
 
+def mlp(width, widths, act):
+    """[Linear, act] per width, from width inputs; and the last width."""
+    layers = []
+    for h in widths:
+        layers += [nn.Linear(width, h), activation(act)]
+        width = h
+    return layers, width
+
+
 class MLPVAE(nn.Module):
     """x (+ one-hot y) -> hidden layers -> head [mu | logvar]; z (+ one-hot
     y) -> the hidden widths reversed -> x_dim logits. Conditional (n_classes
-    > 0): a learned prior p(z|y), one-hot y -> hidden[-1] -> [mu | logvar]."""
+    > 0): a learned prior p(z|y), one-hot y -> hidden[-1] -> [mu | logvar].
+    Two stochastic layers (latent2 > 0; never conditional): z is h1, and
+    q(h2|h1) is h1 -> hidden2 -> head2 [mu2 | logvar2], p(h1|h2) is h2 ->
+    hidden2 reversed -> [mu | logvar] of h1 (decoder2's last Linear), p(h2)
+    = N(0, I)."""
 
     def __init__(self, x_dim, hidden, latent, act="relu", likelihood="bernoulli",
-                 n_classes=0):
+                 n_classes=0, latent2=0, hidden2=()):
         super().__init__()
-        self.likelihood, self.n_classes = likelihood, n_classes
-        layers, width = [], x_dim + n_classes
-        for h in hidden:
-            layers += [nn.Linear(width, h), activation(act)]
-            width = h
+        self.likelihood, self.n_classes, self.latent2 = likelihood, n_classes, latent2
+        layers, width = mlp(x_dim + n_classes, hidden, act)
         self.encoder = nn.Sequential(*layers)
         self.head = nn.Linear(width, 2 * latent)
-        layers, width = [], latent + n_classes
-        for h in reversed(hidden):
-            layers += [nn.Linear(width, h), activation(act)]
-            width = h
+        layers, width = mlp(latent + n_classes, reversed(hidden), act)
         self.decoder = nn.Sequential(*layers, nn.Linear(width, x_dim))
         if n_classes:
             self.prior = nn.Sequential(nn.Linear(n_classes, hidden[-1]), activation(act),
                                        nn.Linear(hidden[-1], 2 * latent))
+        if latent2:
+            layers, width = mlp(latent, hidden2, act)
+            self.encoder2 = nn.Sequential(*layers)
+            self.head2 = nn.Linear(width, 2 * latent2)
+            layers, width = mlp(latent2, reversed(hidden2), act)
+            self.decoder2 = nn.Sequential(*layers, nn.Linear(width, 2 * latent))
 
     def with_label(self, v, y):
         if not self.n_classes:
@@ -73,10 +94,19 @@ class MLPVAE(nn.Module):
         return self.decoder(self.with_label(z, y))
 
     def prior_params(self, y):
-        """[mu | logvar] of p(z|y); None for N(0, I)."""
+        """[mu | logvar] of p(z|y); None for N(0, I) (and for two layers,
+        whose p(h1|h2) is decode2)."""
         if not self.n_classes:
             return None
         return self.prior(F.one_hot(y.long(), self.n_classes).float()).chunk(2, dim=1)
+
+    def encode2(self, h1):
+        """Two stochastic layers: mu2, logvar2 of q(h2|h1)."""
+        return self.head2(self.encoder2(h1)).chunk(2, dim=1)
+
+    def decode2(self, h2):
+        """Two stochastic layers: mu, logvar of p(h1|h2)."""
+        return self.decoder2(h2).chunk(2, dim=1)
 
 
 class ConvVAE(nn.Module):
@@ -92,7 +122,7 @@ class ConvVAE(nn.Module):
     def __init__(self, height, width, channels, hidden, latent, act="leaky",
                  likelihood="gaussian"):
         super().__init__()
-        self.likelihood, self.n_classes = likelihood, 0
+        self.likelihood, self.n_classes, self.latent2 = likelihood, 0, 0
         self.h, self.w, self.c, self.k = height, width, channels, hidden[-1]
         f = 2 ** len(hidden)
         self.bh = max(4, -(-height // f))
@@ -163,11 +193,36 @@ def kl_divergence(mu, logvar, prior=None):
     return 0.5 * (lp - logvar + (logvar.exp() + (mu - mp) ** 2) / lp.exp() - 1).sum(1)
 
 
-def neg_elbo(model, x, eps, y=None, dtype=torch.float64):
+def sampled_kl(eps, logvar, h1, mp, lp, eps2, logvar2, h2):
+    """Two stochastic layers: log q(h1|x) + log q(h2|h1) - log p(h1|h2) -
+    log p(h2) per image at one draw, as vae computes it (the 2 pi terms
+    cancel; log q(h|.) = sum -eps^2/2 - logvar/2 with h = mu + eps
+    exp(logvar/2)). All arguments in one dtype."""
+    log_q1 = (-eps ** 2 / 2 - logvar / 2).sum(1)
+    log_q2 = (-eps2 ** 2 / 2 - logvar2 / 2).sum(1)
+    log_p1 = (-(h1 - mp) ** 2 / (2 * lp.exp()) - lp / 2).sum(1)
+    log_p2 = (-h2 ** 2 / 2).sum(1)
+    return log_q1 + log_q2 - log_p1 - log_p2
+
+
+def neg_elbo(model, x, eps, y=None, dtype=torch.float64, eps2=None):
     """(rec, kl) per image with one draw z = mu + eps exp(logvar / 2); the
-    network runs in float32, the loss in dtype."""
+    network runs in float32, the loss in dtype. Two stochastic layers take
+    eps2 too: h1 = z, h2 = mu2 + eps2 exp(logvar2 / 2) with q(h2|h1) at
+    that h1, and kl is the sampled one (sampled_kl), `vae eval`'s."""
     mu, logvar = model.encode(x, y)
-    logits = model.decode(mu + eps * torch.exp(logvar / 2), y)
+    z = mu + eps * torch.exp(logvar / 2)
+    if model.latent2:
+        if eps2 is None:
+            raise ValueError("a model of two stochastic layers needs eps2, h2's noise")
+        mu2, logvar2 = model.encode2(z)
+        h2 = mu2 + eps2 * torch.exp(logvar2 / 2)
+        mp, lp = model.decode2(h2)
+        logits = model.decode(z)
+        d = [t.to(dtype) for t in (eps, logvar, z, mp, lp, eps2, logvar2, h2)]
+        return (neg_log_lik(logits.to(dtype), x.to(dtype), model.likelihood),
+                sampled_kl(*d))
+    logits = model.decode(z, y)
     prior = model.prior_params(y)
     if prior is not None:
         prior = tuple(p.to(dtype) for p in prior)
@@ -218,12 +273,18 @@ def build(meta):
         raise ValueError(f"not a vae export of version {EXPORT_VERSION}: {meta}")
     hidden = [int(h) for h in meta["hidden"].split(",")]
     latent, act, lik = int(meta["latent"]), meta["activation"], meta["likelihood"]
+    # Two stochastic layers: both keys; a one-layer file has neither.
+    latent2 = int(meta.get("latent2", "0"))
+    hidden2 = [int(h) for h in meta["hidden2"].split(",")] if latent2 else []
+    if latent2 and (meta["arch"] != "mlp" or int(meta["n_classes"])):
+        raise ValueError(f"two stochastic layers in a model that cannot have them: {meta}")
     if meta["arch"] == "conv":
         model = ConvVAE(int(meta["height"]), int(meta["width"]), int(meta["channels"]),
                         hidden, latent, act, lik)
         assert (model.top, model.left) == (int(meta["pad_top"]), int(meta["pad_left"])), meta
         return model
-    return MLPVAE(int(meta["x_dim"]), hidden, latent, act, lik, int(meta["n_classes"]))
+    return MLPVAE(int(meta["x_dim"]), hidden, latent, act, lik, int(meta["n_classes"]),
+                  latent2, hidden2)
 
 
 def load(path):
@@ -279,7 +340,10 @@ def test_loss(model, images, labels, generator=None):
     the per-image values."""
     x = intensities(images)
     eps = torch.randn(x.shape[0], model.head.out_features // 2, generator=generator)
-    rec, kl = neg_elbo(model, x, eps, labels)
+    eps2 = None
+    if model.latent2:  # h2's noise after h1's
+        eps2 = torch.randn(x.shape[0], model.latent2, generator=generator)
+    rec, kl = neg_elbo(model, x, eps, labels, eps2=eps2)
     return (rec + kl).mean().item(), rec + kl
 
 

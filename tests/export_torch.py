@@ -5,17 +5,26 @@ gives vae's numbers. CTest runs it (test export_torch):
     export_torch.py --vae BUILD/vae --ref BUILD/export_ref
 
 On a generated data set (300 training and 100 test images of bars) it
-trains three small models one epoch each: an MLP (two hidden layers, tanh,
-Bernoulli), a conditional MLP (LeakyReLU, continuous Bernoulli) and the
-conv VAE (the article's: 64,128,256 channels, 100-D latent, Gaussian, beta
-0.1); and on 18 x 21 RGB images (an idx4 folder without labels) a small
-conv VAE (8,16 channels). For each it exports the model, loads it with vae_torch.load (strict
-state_dict) and checks against export_ref (vae's own forward pass over the
-test set with the draws of `vae eval`):
+trains four small models one epoch each: an MLP (two hidden layers, tanh,
+Bernoulli), an MLP of two stochastic layers (h1 of 6 and h2 of 3 units,
+q(h2|h1) and p(h1|h2) of two hidden layers each, tanh, Bernoulli), a
+conditional MLP (LeakyReLU, continuous Bernoulli) and the conv VAE (the
+article's: 64,128,256 channels, 100-D latent, Gaussian, beta 0.1); and on
+18 x 21 RGB images (an idx4 folder without labels) a small conv VAE (8,16
+channels). For each it exports the model, loads it with vae_torch.load
+(strict state_dict) and checks against export_ref (vae's own forward pass
+over the test set with the draws of `vae eval`):
 
+  - the metadata (two stochastic layers: latent2 and hidden2; one layer:
+    neither key);
   - the inputs, bit for bit (vae_torch.intensities is vae's byte * 1/255f);
   - mu, logvar and the logits at z = mu + eps exp(logvar / 2): max |torch -
-    vae| / max |vae| at most TOL_NET, the same eps for both;
+    vae| / max |vae| at most TOL_NET, the same eps for both; two stochastic
+    layers also q(h2|h1)'s mu2 and logvar2 at that z = h1 and p(h1|h2)'s
+    mean mp and log-variance lp at h2 = mu2 + eps2 exp(logvar2 / 2), the
+    same eps2;
+  - with those eps, each image's rec and kl against vae's (the same
+    measure, TOL_NET; two layers: the sampled kl);
   - with those eps, PyTorch's mean negative ELBO against `vae eval`'s
     test_loss: relative difference at most TOL_LOSS;
   - with torch's own eps (two independent draws a and b), PyTorch's loss
@@ -56,6 +65,9 @@ except ImportError as e:
 
 MODELS = {
     "mlp": ["--hidden", "64,32", "--latent", "6", "--act", "tanh"],
+    # Two stochastic layers: q(h2|h1) 6 -> 16 -> 8 -> [3 | 3], p(h1|h2)
+    # 3 -> 8 -> 16 -> [6 | 6] (the widths reversed).
+    "mlp-2l": ["--latent", "6,3", "--hidden", "64,32/16,8", "--act", "tanh"],
     "cvae": ["--conditional", "--hidden", "48", "--latent", "4", "--act", "leaky",
              "--likelihood", "cb"],
     "conv": ["--arch", "conv", "--likelihood", "gaussian", "--beta", "0.1"],
@@ -140,25 +152,37 @@ def check_model(name, args, tmp, data):
     model = vae_torch.load(st)  # strict: every name and shape must match
     meta = model.meta
     D = math.prod(RGB_SHAPE) if name == "conv-rgb" else 784
+    two = name == "mlp-2l"
     check(meta["arch"] == ("conv" if name.startswith("conv") else "mlp")
           and meta["x_dim"] == str(D)
-          and meta["format"] == "pt" and meta["likelihood"] == vae_eval["likelihood"],
+          and meta["format"] == "pt" and meta["likelihood"] == vae_eval["likelihood"]
+          and (meta.get("latent2"), meta.get("hidden2")) == (("3", "16,8") if two else
+                                                               (None, None)),
           f"metadata {meta}")
     images, labels = vae_torch.load_idx(data, "t10k")
-    n, Z = len(labels), model.head.out_features // 2
+    n, Z, Z2 = len(labels), model.head.out_features // 2, model.latent2
+    check(Z2 == (3 if two else 0), f"stochastic layers: latent {Z}, latent2 {Z2}")
     x = vae_torch.intensities(images)
     check(torch.equal(x, raw(ref, "x.f32", n, D)), "inputs equal vae's, bit for bit")
 
     eps = raw(ref, "eps.f32", n, Z)
+    eps2 = raw(ref, "eps2.f32", n, Z2) if two else None
     mu, logvar = model.encode(x, labels)
-    logits = model.decode(mu + eps * torch.exp(logvar / 2), labels)
-    for what, got in (("mu", mu), ("logvar", logvar), ("logits", logits)):
-        want = raw(ref, f"{what}.f32", n, -1)
+    z = mu + eps * torch.exp(logvar / 2)
+    logits = model.decode(z, labels)
+    nets = [("mu", mu), ("logvar", logvar), ("logits", logits)]
+    if two:  # q(h2|h1) at h1 = z, p(h1|h2) at h2 of the same eps2
+        mu2, logvar2 = model.encode2(z)
+        mp, lp = model.decode2(mu2 + eps2 * torch.exp(logvar2 / 2))
+        nets += [("mu2", mu2), ("logvar2", logvar2), ("mp", mp), ("lp", lp)]
+    rec, kl = vae_torch.neg_elbo(model, x, eps, labels, eps2=eps2)
+    nets += [("rec", rec), ("kl", kl)]
+    for what, got in nets:
+        want = raw(ref, f"{what}.f32", n, -1).view(got.shape).to(got.dtype)
         d = rel_diff(got, want)
-        check(d <= TOL_NET, f"{what:6s} max |torch - vae| / max |vae| = {d:.2e} "
+        check(d <= TOL_NET, f"{what:7s} max |torch - vae| / max |vae| = {d:.2e} "
               f"(tolerance {TOL_NET:g}; max |vae| {want.abs().max().item():.3g})")
 
-    rec, kl = vae_torch.neg_elbo(model, x, eps, labels)
     loss, want = (rec + kl).mean().item(), vae_eval["test_loss"]
     d = abs(loss - want) / abs(want)
     check(d <= TOL_LOSS, f"test loss, vae's eps: torch {loss:.6f}, vae eval {want:.6f}, "

@@ -1,6 +1,7 @@
 /* test_export.c - the safetensors writer (src/io/export.c) and `vae export`.
  *
- * The writer: for an MLP, a conditional MLP and a conv VAE, the file is read
+ * The writer: for an MLP, a conditional MLP, an MLP of two stochastic
+ * layers and a conv VAE, the file is read
  * back and its header parsed as JSON (a small parser here, which rejects
  * anything that is not JSON): the header length and its padding, every
  * tensor's name, dtype and shape, offsets contiguous from 0 to the end of
@@ -364,6 +365,9 @@ static void test_mlp_file(void **state)
     assert_string_equal(jmeta(meta, "width"), "28");
     assert_string_equal(jmeta(meta, "channels"), "1");
     assert_null(jget(meta, "pad_top"));
+    /* One stochastic layer: neither of the two-layer keys. */
+    assert_null(jget(meta, "latent2"));
+    assert_null(jget(meta, "hidden2"));
     json_free(h);
 
     /* export_header agrees with the file, and its length is padded. */
@@ -397,6 +401,93 @@ static void test_conditional_file(void **state)
     assert_string_equal(jmeta(meta, "activation"), "leaky");
     json_free(h);
     vae_free(&m);
+}
+
+/* Two stochastic layers: q(h2|h1) as encoder2 and head2, p(h1|h2) as
+ * decoder2 (its last Linear the head of h1), after the one-layer model's
+ * tensors; widths 16, 8 so the mirrored p(h1|h2) shows its order. */
+static void test_two_layer_file(void **state)
+{
+    (void)state;
+    vae_config cfg = {.x_dim = 784, .n_hidden = 2, .hidden = {64, 32}, .z_dim = 6,
+                      .act = VAE_ACT_TANH, .likelihood = VAE_LIK_BERNOULLI,
+                      .arch = VAE_ARCH_MLP, .z2_dim = 3, .n_hidden2 = 2, .hidden2 = {16, 8}};
+    vae_model m;
+    make_model(&m, &cfg);
+    jval *h = export_and_check(&m, "two.safetensors");
+    /* The one-layer model's 12, then 3 + 3 Linears of two tensors each. */
+    assert_int_equal(h->n, 1 + 12 + 12);
+    static const char *const order[] = {
+        "encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias",
+        "head.weight", "head.bias", "decoder.0.weight", "decoder.0.bias",
+        "decoder.2.weight", "decoder.2.bias", "decoder.4.weight", "decoder.4.bias",
+        "encoder2.0.weight", "encoder2.0.bias", "encoder2.2.weight", "encoder2.2.bias",
+        "head2.weight", "head2.bias", "decoder2.0.weight", "decoder2.0.bias",
+        "decoder2.2.weight", "decoder2.2.bias", "decoder2.4.weight", "decoder2.4.bias"};
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+        assert_string_equal(h->key[i + 1], order[i]);
+    assert_shape(h, "head.weight", "12,32");
+    assert_shape(h, "decoder.0.weight", "32,6");
+    assert_shape(h, "decoder.4.weight", "784,64");
+    assert_shape(h, "encoder2.0.weight", "16,6"); /* from h1 */
+    assert_shape(h, "encoder2.0.bias", "16");
+    assert_shape(h, "encoder2.2.weight", "8,16");
+    assert_shape(h, "head2.weight", "6,8"); /* [mu2 | logvar2] */
+    assert_shape(h, "head2.bias", "6");
+    assert_shape(h, "decoder2.0.weight", "8,3"); /* from h2, widths reversed */
+    assert_shape(h, "decoder2.2.weight", "16,8");
+    assert_shape(h, "decoder2.2.bias", "16");
+    assert_shape(h, "decoder2.4.weight", "12,16"); /* [mu | logvar] of h1 */
+    assert_shape(h, "decoder2.4.bias", "12");
+    assert_null(jget(h, "prior.0.weight"));
+    const jval *meta = jget(h, "__metadata__");
+    assert_string_equal(jmeta(meta, "arch"), "mlp");
+    assert_string_equal(jmeta(meta, "hidden"), "64,32");
+    assert_string_equal(jmeta(meta, "latent"), "6");
+    assert_string_equal(jmeta(meta, "latent2"), "3");
+    assert_string_equal(jmeta(meta, "hidden2"), "16,8");
+    assert_string_equal(jmeta(meta, "n_classes"), "0");
+    /* In the documented order: latent, latent2, hidden2, activation. */
+    for (size_t i = 0; i + 3 < meta->n; i++)
+        if (!strcmp(meta->key[i], "latent")) {
+            assert_string_equal(meta->key[i + 1], "latent2");
+            assert_string_equal(meta->key[i + 2], "hidden2");
+            assert_string_equal(meta->key[i + 3], "activation");
+        }
+    json_free(h);
+    vae_free(&m);
+}
+
+/* EXPORT_MAX_TENSORS holds the largest model of each kind: the MLP of two
+ * stochastic layers with VAE_MAX_HIDDEN hidden layers in each network, the
+ * conditional MLP, and the conv VAE of VAE_MAX_HIDDEN blocks. */
+static void test_tensor_bound(void **state)
+{
+    (void)state;
+    vae_config two = {.x_dim = 784, .n_hidden = VAE_MAX_HIDDEN, .hidden = {8, 8, 8, 8},
+                      .z_dim = 4, .arch = VAE_ARCH_MLP, .z2_dim = 2,
+                      .n_hidden2 = VAE_MAX_HIDDEN, .hidden2 = {4, 4, 4, 4}};
+    vae_config cond = {.x_dim = 784, .n_hidden = VAE_MAX_HIDDEN, .hidden = {8, 8, 8, 8},
+                       .z_dim = 4, .arch = VAE_ARCH_MLP, .n_classes = 10};
+    vae_config conv = {.x_dim = 784, .n_hidden = VAE_MAX_HIDDEN, .hidden = {2, 2, 2, 2},
+                       .z_dim = 4, .act = VAE_ACT_LEAKY, .arch = VAE_ARCH_CONV};
+    const vae_config *cfgs[3] = {&two, &cond, &conv};
+    static const char *const what[3] = {"two stochastic layers", "conditional", "conv"};
+    /* Four networks of 5 Linears; 2 x 4 + 4 Linears; 2 x 4 - 1 blocks of
+     * 7 tensors, the last block's 2 and two Linears. */
+    const size_t want[3] = {4 * 2 * (VAE_MAX_HIDDEN + 1), 2 * (2 * VAE_MAX_HIDDEN + 4),
+                            7 * (2 * VAE_MAX_HIDDEN - 1) + 2 + 4};
+    for (size_t k = 0; k < 3; k++) {
+        vae_model m;
+        err_msg err;
+        if (vae_layout(&m, cfgs[k], &err))
+            fail_msg("%s", err.text);
+        export_tensor t[EXPORT_MAX_TENSORS];
+        size_t n = export_tensors(&m, &INFO, t);
+        printf("  %s: %zu tensors (bound %d)\n", what[k], n, EXPORT_MAX_TENSORS);
+        assert_int_equal(n, want[k]);
+        assert_true(n <= EXPORT_MAX_TENSORS);
+    }
 }
 
 static void test_conv_file(void **state)
@@ -494,6 +585,40 @@ static void test_cli_export(void **state)
     assert_string_equal(jmeta(meta, "hidden"), "32");
     assert_string_equal(jmeta(meta, "epochs"), "1");
     tu_assert_contains(jmeta(meta, "vae_version"), ".");
+    json_free(h);
+    vae_free(&m);
+}
+
+/* A model of two stochastic layers, trained and exported by the binary:
+ * every parameter in the file, the two-layer tensors and metadata. */
+static void test_cli_export_two_layers(void **state)
+{
+    (void)state;
+    char ckpt[160], out[160], st[160];
+    in_dir(ckpt, sizeof ckpt, "two.bin");
+    in_dir(out, sizeof out, "two-out");
+    in_dir(st, sizeof st, "two-cli.safetensors");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "1",
+                    "--batch", "50", "--hidden", "32/8", "--latent", "4,2", "--threads", "2",
+                    NULL), 0);
+    assert_exit(run("export", "--ckpt", ckpt, "-o", st, NULL), 0);
+    tu_assert_contains(out_text, "16 tensors"); /* 8, then q(h2|h1)'s and p(h1|h2)'s 8 */
+    vae_model m;
+    ckpt_train t;
+    err_msg err;
+    if (ckpt_load_model(ckpt, &m, &t, &err))
+        fail_msg("%s", err.text);
+    export_info info = {"", t.epoch, t.adam_t, NULL, NULL, 0};
+    jval *h = check_file(st, &m, &info);
+    assert_shape(h, "encoder2.0.weight", "8,4");
+    assert_shape(h, "head2.weight", "4,8");
+    assert_shape(h, "decoder2.0.weight", "8,2");
+    assert_shape(h, "decoder2.2.weight", "8,8");
+    const jval *meta = jget(h, "__metadata__");
+    assert_string_equal(jmeta(meta, "hidden"), "32");
+    assert_string_equal(jmeta(meta, "latent"), "4");
+    assert_string_equal(jmeta(meta, "latent2"), "2");
+    assert_string_equal(jmeta(meta, "hidden2"), "8");
     json_free(h);
     vae_free(&m);
 }
@@ -596,8 +721,11 @@ int main(void)
         cmocka_unit_test(test_parser_accepts_json),
         cmocka_unit_test(test_mlp_file),
         cmocka_unit_test(test_conditional_file),
+        cmocka_unit_test(test_two_layer_file),
+        cmocka_unit_test(test_tensor_bound),
         cmocka_unit_test(test_conv_file),
         cmocka_unit_test(test_cli_export),
+        cmocka_unit_test(test_cli_export_two_layers),
         cmocka_unit_test(test_cli_errors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -136,6 +136,7 @@ int cli_one_layer(const vae_model *m)
         return 0;
     say_error("the model has two stochastic layers (latent %zu,%zu), which this command "
               "does not take yet; train, eval, sample, reconstruct, encode, score, "
-              "interpolate, manifold, probe and info do", m->cfg.z_dim, m->cfg.z2_dim);
+              "interpolate, manifold, probe, info and export do", m->cfg.z_dim,
+              m->cfg.z2_dim);
     return 1;
 }

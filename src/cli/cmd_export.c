@@ -22,10 +22,6 @@ int cmd_export(cli_opts *o)
         say_error("%s", err.text);
         return 1;
     }
-    if (cli_one_layer(&m)) {
-        vae_free(&m);
-        return 1;
-    }
     /* The settings whose rows say they go into the metadata. */
     const char *keys[SETTING_COUNT], *values[SETTING_COUNT];
     char text[SETTING_COUNT][64];

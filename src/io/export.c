@@ -100,6 +100,21 @@ size_t export_tensors(const vae_model *m, const export_info *info, export_tensor
         add_linear(t, &n, "prior.0", &m->layer[2 * nh + 2]);
         add_linear(t, &n, "prior.2", &m->layer[2 * nh + 3]);
     }
+    if (m->cfg.z2_dim) {
+        /* Two stochastic layers (never conditional): q(h2|h1) as encoder2
+         * and head2, then p(h1|h2) as decoder2, whose last Linear is its
+         * head [mu | logvar] of h1, bare as the decoder's output is. */
+        size_t n2 = m->cfg.n_hidden2, first = 2 * nh + 2;
+        for (size_t i = 0; i < n2; i++) {
+            snprintf(name, sizeof name, "encoder2.%zu", 2 * i);
+            add_linear(t, &n, name, &m->layer[first + i]);
+        }
+        add_linear(t, &n, "head2", &m->layer[first + n2]);
+        for (size_t j = 0; j <= n2; j++) {
+            snprintf(name, sizeof name, "decoder2.%zu", 2 * j);
+            add_linear(t, &n, name, &m->layer[first + n2 + 1 + j]);
+        }
+    }
     return n;
 }
 
@@ -156,10 +171,19 @@ static void put_metadata(sbuf *b, const vae_model *m, const export_info *info)
         enum_name(&vae_arch_names, (int)c->arch), c->x_dim);
     for (size_t i = 0; i < c->n_hidden; i++)
         put(b, "%s%zu", i ? "," : "", c->hidden[i]);
-    put(b, "\",\"latent\":\"%zu\",\"activation\":\"%s\",\"likelihood\":\"%s\","
-        "\"n_classes\":\"%zu\",\"height\":\"%zu\",\"width\":\"%zu\",\"channels\":\"%zu\"",
-        c->z_dim, enum_name(&vae_act_names, (int)c->act), vae_lik_name(c->likelihood), c->n_classes, c->height,
-        c->width, c->channels);
+    put(b, "\",\"latent\":\"%zu\"", c->z_dim);
+    /* Two stochastic layers only: a one-layer file has neither key (and
+     * stays the bytes it was before there were two-layer models). */
+    if (c->z2_dim) {
+        put(b, ",\"latent2\":\"%zu\",\"hidden2\":\"", c->z2_dim);
+        for (size_t i = 0; i < c->n_hidden2; i++)
+            put(b, "%s%zu", i ? "," : "", c->hidden2[i]);
+        put(b, "\"");
+    }
+    put(b, ",\"activation\":\"%s\",\"likelihood\":\"%s\",\"n_classes\":\"%zu\","
+        "\"height\":\"%zu\",\"width\":\"%zu\",\"channels\":\"%zu\"",
+        enum_name(&vae_act_names, (int)c->act), vae_lik_name(c->likelihood), c->n_classes,
+        c->height, c->width, c->channels);
     if (c->arch == VAE_ARCH_CONV)
         put(b, ",\"pad_top\":\"%zu\",\"pad_left\":\"%zu\"", m->pad_top, m->pad_left);
     put(b, ",\"epochs\":\"%llu\"", (unsigned long long)info->epochs);

@@ -6,14 +6,21 @@
  * bytes, little-endian and contiguous, in the order the header lists them.
  * The header maps each tensor's name to its dtype, shape and data_offsets
  * [begin, end) (relative to the end of the header); "__metadata__" holds
- * the architecture as strings. Tensor names are the state_dict keys of the
- * modules in scripts/vae_torch.py:
+ * the architecture as strings (latent2 and hidden2 only for a model of
+ * two stochastic layers, so one-layer files are as before). Tensor names
+ * are the state_dict keys of the modules in scripts/vae_torch.py:
  *
  *   MLP   encoder.{2i}.weight/bias    encoder hidden layer i (Linear; an
  *                                     activation sits at 2i+1)
  *         head.weight/bias            [mu | logvar]
  *         decoder.{2j}.weight/bias    decoder layer j, the last the output
  *         prior.0 / prior.2 .weight/bias   conditional only: p(z | y)
+ *         encoder2.{2i}.weight/bias   two stochastic layers only: q(h2|h1),
+ *                                     hidden layer i (from h1 = z)
+ *         head2.weight/bias           [mu2 | logvar2] of h2
+ *         decoder2.{2j}.weight/bias   p(h1|h2), layer j from h2; the last
+ *                                     (j = n_hidden2) its head [mu | logvar]
+ *                                     of h1
  *   conv  encoder.{3i}.weight/bias    Conv2d of block i (3i+1 the activation)
  *         encoder.{3i+2}.weight/bias/running_mean/running_var/
  *               num_batches_tracked  its BatchNorm2d
@@ -34,7 +41,11 @@
 #include "err.h"
 #include "vae.h"
 
-/* Two tensors per linear layer, seven per conv block. */
+/* Two tensors per linear layer, seven per conv block: at least the most
+ * either architecture has (the MLP of two stochastic layers, four networks
+ * of VAE_MAX_HIDDEN hidden layers and a head or output each: 2 x
+ * VAE_MAX_LAYERS = 40; the conv VAE: 7 x (VAE_MAX_BLOCKS - 1) for the
+ * blocks, the last bare, + 2 + 4 = 55). test_export checks both. */
 #define EXPORT_MAX_TENSORS (2 * VAE_MAX_LAYERS + 7 * VAE_MAX_BLOCKS)
 #define EXPORT_NAME_LEN 48
 
