@@ -131,11 +131,6 @@ int cli_check_paths(const paths_list *l);
 /* Loads --ckpt (model and training state). Returns 0, or -1 after a message. */
 int cli_load_model(cli_opts *o, vae_model *m, ckpt_train *t);
 
-/* Whether model m has one stochastic layer, as what is calling needs.
- * Returns 0, or 1 after a message saying this command does not take a
- * model of two yet. */
-int cli_one_layer(const vae_model *m);
-
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 

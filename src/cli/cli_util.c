@@ -129,14 +129,3 @@ int cli_load_model(cli_opts *o, vae_model *m, ckpt_train *t)
     }
     return 0;
 }
-
-int cli_one_layer(const vae_model *m)
-{
-    if (!m->cfg.z2_dim)
-        return 0;
-    say_error("the model has two stochastic layers (latent %zu,%zu), which this command "
-              "does not take yet; train, eval, sample, reconstruct, encode, score, "
-              "interpolate, manifold, probe, info and export do", m->cfg.z_dim,
-              m->cfg.z2_dim);
-    return 1;
-}

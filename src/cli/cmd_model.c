@@ -778,7 +778,8 @@ static void print_traverse(cli_opts *o, const session *s, const traverse_dim *di
                            const float *unit, size_t rows, size_t steps,
                            const char *path)
 {
-    size_t Z = s->m.cfg.z_dim;
+    size_t Z = traverse_latent(&s->m);
+    const char *layer = s->m.cfg.z2_dim ? " of h2" : "";
     unsigned label = s->data.labels[o->from];
     double total = 0.0;
     for (size_t r = 0; r < Z; r++)
@@ -795,9 +796,9 @@ static void print_traverse(cli_opts *o, const session *s, const traverse_dim *di
         return;
     }
     printf("wrote %s (test image %zu, label %u: the %zu most active of %zu latent "
-           "dimensions, each from -%g to +%g prior standard deviations in %zu steps)\n",
-           path, o->from, label, rows, Z, (double)TRAVERSE_RANGE, (double)TRAVERSE_RANGE,
-           steps);
+           "dimensions%s, each from -%g to +%g prior standard deviations in %zu steps)\n",
+           path, o->from, label, rows, Z, layer, (double)TRAVERSE_RANGE,
+           (double)TRAVERSE_RANGE, steps);
     printf("latent dimensions by KL to the prior, mean over %zu test images "
            "(%.4f nats in all):\n rank  dim  KL (nats)  sd of means\n", s->data.n, total);
     for (size_t r = 0; r < Z; r++)
@@ -815,11 +816,7 @@ int cmd_traverse(cli_opts *o)
     int rc = session_open_data(o, &s, "t10k", 256, path);
     if (rc)
         return rc;
-    if (cli_one_layer(&s.m)) {
-        session_free(&s);
-        return 1;
-    }
-    size_t n = s.data.n, Z = s.m.cfg.z_dim;
+    size_t n = s.data.n, Z = traverse_latent(&s.m);
     size_t rows = o->set[O_TOP] ? o->top : Z < TRAVERSE_MAX_ROWS ? Z : TRAVERSE_MAX_ROWS;
     size_t steps = o->set[O_STEPS] ? o->steps : TRAVERSE_STEPS;
     if (o->from >= n) {
@@ -843,8 +840,13 @@ int cmd_traverse(cli_opts *o)
         !(lv = malloc(bytes)) || !unit || !dims || !order) {
         say_error("out of memory for %zu latent codes", n);
     } else {
-        /* mu and logvar only: the seeded draws of z play no part. */
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, mu, lv, NULL, NULL);
+        /* mu and logvar only: the seeded draws of z play no part (h2's are
+         * q(h2|h1)'s at h1's mean). */
+        if (s.m.cfg.z2_dim)
+            infer_top_means(&s.m, &s.a, &s.data, &s.view, mu, lv);
+        else
+            infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, mu, lv, NULL,
+                            NULL);
         if (traverse_rank(&s.m, &s.a, mu, lv, s.data.labels, n, dims, &err)) {
             say_error("%s", err.text);
         } else {

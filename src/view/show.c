@@ -51,6 +51,19 @@ static void prior_z_two(const vae_model *m, vae_acts *a, const float *eps, size_
     }
 }
 
+void show_top_means(const vae_model *m, vae_acts *a, const float *z2, size_t n, float *z)
+{
+    size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
+    for (size_t s = 0; s < n; s += a->cap) {
+        size_t B = n - s < a->cap ? n - s : a->cap;
+        for (size_t i = 0; i < B; i++)
+            memcpy(a->z2 + i * a->k * Z2, z2 + (s + i) * Z2, Z2 * sizeof *z);
+        vae_prior_top(m, a, B);
+        for (size_t i = 0; i < B; i++)
+            memcpy(z + (s + i) * Z, vae_prior_top_mu(m, a, i * a->k), Z * sizeof *z);
+    }
+}
+
 void show_prior_z(const vae_model *m, vae_acts *a, const float *eps,
                   const uint8_t *labels, size_t n, float *z)
 {

@@ -42,6 +42,10 @@ size_t show_prior_dim(const vae_model *m);
 void show_prior_z(const vae_model *m, vae_acts *a, const float *eps,
                   const uint8_t *labels, size_t n, float *z);
 
+/* Two stochastic layers: n codes of h2 (n x z2_dim) to the means of
+ * p(h1|h2) (n x z_dim), the codes of pictures of h2, through a. */
+void show_top_means(const vae_model *m, vae_acts *a, const float *z2, size_t n, float *z);
+
 /* Decodes n latent codes z (with labels, for a conditional model) and
  * writes the means as a grid of ncol columns. Returns 0, or -1 with err. */
 int show_decode_png(const vae_model *m, vae_acts *a, const float *z,

@@ -32,6 +32,11 @@ static float *prior_rows(const vae_model *m, vae_acts *a, err_msg *err)
     return p;
 }
 
+size_t traverse_latent(const vae_model *m)
+{
+    return m->cfg.z2_dim ? m->cfg.z2_dim : m->cfg.z_dim;
+}
+
 /* Largest KL first, then the lower dimension; a NaN counts as the least. */
 static int by_kl_desc(const void *pa, const void *pb)
 {
@@ -46,7 +51,7 @@ int traverse_rank(const vae_model *m, vae_acts *a, const float *mu,
                   const float *logvar, const uint8_t *labels, size_t n,
                   traverse_dim *dims, err_msg *err)
 {
-    size_t Z = m->cfg.z_dim, C = m->cfg.n_classes;
+    size_t Z = traverse_latent(m), C = m->cfg.n_classes;
     if (n == 0)
         return err_set(err, "no images to rank the latent dimensions by");
     float *prior = NULL;
@@ -95,7 +100,7 @@ int traverse_rank(const vae_model *m, vae_acts *a, const float *mu,
 
 void traverse_unit(const vae_model *m, vae_acts *a, uint8_t label, float *sd)
 {
-    size_t Z = m->cfg.z_dim;
+    size_t Z = traverse_latent(m);
     if (!m->cfg.n_classes) {
         for (size_t j = 0; j < Z; j++)
             sd[j] = 1.0f;
@@ -129,7 +134,7 @@ int traverse_png(const vae_model *m, vae_acts *a, const float *center,
                  uint8_t label, const size_t *dims, size_t rows, size_t steps,
                  const char *path, err_msg *err)
 {
-    size_t Z = m->cfg.z_dim, n, bytes;
+    size_t Z = traverse_latent(m), n, bytes;
     if (steps < 2)
         return err_set(err, "a traversal needs at least 2 steps, not %zu", steps);
     if (rows == 0)
@@ -153,7 +158,18 @@ int traverse_png(const vae_model *m, vae_acts *a, const float *center,
     traverse_unit(m, a, label, sd);
     traverse_codes(center, sd, Z, dims, rows, steps, TRAVERSE_RANGE, z);
     memset(y, label, n);
-    rc = show_decode_png(m, a, z, y, n, steps, path, err);
+    if (m->cfg.z2_dim) { /* codes of h2: pictures of p(h1|h2)'s means */
+        float *h1 = malloc(n * m->cfg.z_dim * sizeof *h1);
+        if (!h1) {
+            err_set(err, "out of memory for %zu x %zu codes", rows, steps);
+            goto done;
+        }
+        show_top_means(m, a, z, n, h1);
+        rc = show_decode_png(m, a, h1, y, n, steps, path, err);
+        free(h1);
+    } else {
+        rc = show_decode_png(m, a, z, y, n, steps, path, err);
+    }
 done:
     free(sd);
     free(z);

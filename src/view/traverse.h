@@ -29,6 +29,13 @@ typedef struct traverse_dim {
     double sd_means; /* the standard deviation of its posterior means (over n) */
 } traverse_dim;
 
+/* The latent layer a traversal moves along: z, or for a model of two
+ * stochastic layers h2 (the one with a prior in closed form, N(0, I));
+ * returns its size. Everything below is of that layer: a two-layer
+ * model's mu and logvar are q(h2|h1)'s at h1's mean, and its codes are
+ * pictured through p(h1|h2)'s mean. */
+size_t traverse_latent(const vae_model *m);
+
 /* ---- ranking ------------------------------------------------------------ */
 
 /* For each dimension j of n images' posterior means mu and log-variances
