@@ -3487,7 +3487,10 @@ static void test_two_layer_objective(void **state)
     doc_says("Both gradients are taken with eps1 and eps2 held, through every path");
     doc_says("`h1 = mu + expf(0.5f lv) eps1`");
     doc_says("`h2 = mu2 + expf(0.5f lv2) eps2`");
-    doc_says("`vae train` refuses `--estimator stl` and `--estimator dreg` for them");
+    /* The estimators' terms with two layers (tests/test_vae.c checks them
+     * against central differences of the surrogates). */
+    doc_says("`-c_ij eps1_ij exp(-lv/2)` and\n`-c_ij eps2_ij exp(-lv2/2)`");
+    doc_says("goes back through q(h2|h1) to h1 only, not into\nq(h2|h1)'s parameters");
 }
 
 /* With two stochastic layers a batch's noise is drawn image by image, each

@@ -342,6 +342,123 @@ static void test_grad_two_layers(void **state)
     assert_non_null(strstr(err.text, "two stochastic layers"));
 }
 
+/* The estimators with two stochastic layers, against the gradients of
+ * surrogates worked out apart from the code: with `frozen` a copy of the
+ * model whose q(h1|x) and q(h2|h1) give log q (their parameters held) and
+ * the live model everything else (the draws h1, h2 and p), STL's encoder
+ * gradient is that of -log mean_j w_j and DReG's that of -sum_j c_j^2 log
+ * w_j with the weights c held (Tucker et al., eq. 5): central differences
+ * over every encoder parameter. The decoder's and p(h1|h2)'s gradients are
+ * the standard ones, bit for bit. */
+static double surrogate(fixture *f, vae_model *frozen, vae_acts *af, const float *c)
+{
+    size_t Z1 = f->m.cfg.z_dim, Z2 = f->m.cfg.z2_dim, K = f->a.k;
+    loss_of(f); /* the live chain and -log p(x|h1) of each draw */
+    memcpy(af->x, f->a.x, B * f->m.cfg.x_dim * sizeof(float));
+    af->xin = af->x;
+    vae_encode(frozen, af, B); /* q(h1|x)'s parameters, held */
+    memcpy(af->z, f->a.z, B * K * Z1 * sizeof(float));
+    vae_draw_top(frozen, af, B, 1); /* q(h2|h1)'s at the live h1 */
+    double total = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        double lw[16], top = -INFINITY;
+        for (size_t j = 0; j < K; j++) {
+            size_t r = i * K + j;
+            const float *h1 = f->a.z + r * Z1, *h2 = f->a.z2 + r * Z2;
+            const float *mp = vae_prior_top_mu(&f->m, &f->a, r), *lp = mp + Z1;
+            const float *mu1 = vae_mu(frozen, af, i), *lv1 = mu1 + Z1;
+            const float *mu2 = vae_top_mu(frozen, af, r), *lv2 = mu2 + Z2;
+            double t = -(double)f->a.rrec[r];
+            for (size_t d = 0; d < Z1; d++) {
+                double dp = (double)h1[d] - mp[d], dq = (double)h1[d] - mu1[d];
+                t += -0.5 * dp * dp * exp(-(double)lp[d]) - 0.5 * lp[d] +
+                     0.5 * dq * dq * exp(-(double)lv1[d]) + 0.5 * lv1[d];
+            }
+            for (size_t d = 0; d < Z2; d++) {
+                double dq = (double)h2[d] - mu2[d];
+                t += -0.5 * (double)h2[d] * h2[d] + 0.5 * dq * dq * exp(-(double)lv2[d]) +
+                     0.5 * lv2[d];
+            }
+            lw[j] = t;
+            top = t > top ? t : top;
+        }
+        if (c) { /* DReG: -sum_j c_j^2 log w_j */
+            for (size_t j = 0; j < K; j++)
+                total -= (double)c[i * K + j] * c[i * K + j] * lw[j];
+        } else {
+            double sum = 0.0;
+            for (size_t j = 0; j < K; j++)
+                sum += exp(lw[j] - top);
+            total -= top + log(sum / (double)K);
+        }
+    }
+    return total;
+}
+
+static void test_estimators_two_layers(void **state)
+{
+    (void)state;
+    vae_config cfg = two_layer(10, 6, 0, 3, 5, 2, VAE_LIK_BERNOULLI);
+    const size_t K = 4;
+    float *std = NULL;
+    for (int e = 0; e < 3; e++) {
+        fixture f;
+        setup_k(&f, cfg, 1.0, 111, K, VAE_OBJ_IWAE);
+        f.loss.estimator = (vae_estimator)e;
+        loss_of(&f);
+        vae_backward(&f.m, &f.a, f.grads, B, &f.loss);
+        const vae_layer *L = f.m.layer;
+        size_t enc1_end = L[1].b_off + L[1].out, dec_end = L[3].b_off + L[3].out;
+        size_t enc2_end = L[5].b_off + L[5].out;
+        if (e == 0) {
+            std = malloc(f.m.n_params * sizeof *std);
+            assert_non_null(std);
+            memcpy(std, f.grads, f.m.n_params * sizeof *std);
+            teardown(&f);
+            continue;
+        }
+        /* The decoder's (p(x|h1), after q(h1|x)) and p(h1|h2)'s: the standard. */
+        for (size_t p = 0; p < f.m.n_params; p++) {
+            int encoder = p < enc1_end || (p >= dec_end && p < enc2_end);
+            if (!encoder && memcmp(&std[p], &f.grads[p], sizeof(float)))
+                fail_msg("estimator %d: parameter %zu (not the encoders') moved", e, p);
+        }
+        vae_model frozen;
+        vae_acts af;
+        err_msg err;
+        assert_int_equal(vae_init(&frozen, &cfg, &err), 0);
+        memcpy(frozen.params, f.m.params, f.m.n_params * sizeof(float));
+        assert_int_equal(vae_acts_init_k(&af, &cfg, B, K, &err), 0);
+        float c[B * 16];
+        memcpy(c, f.a.wt, B * K * sizeof(float));
+        int bad = 0;
+        double worst = 0.0;
+        for (size_t p = 0; p < enc2_end; p++) {
+            if (p >= enc1_end && p < dec_end)
+                continue;
+            float keep = f.m.params[p];
+            f.m.params[p] = keep + FD_STEP;
+            double up = surrogate(&f, &frozen, &af, e == 2 ? c : NULL);
+            f.m.params[p] = keep - FD_STEP;
+            double down = surrogate(&f, &frozen, &af, e == 2 ? c : NULL);
+            f.m.params[p] = keep;
+            double fd = (up - down) / (2.0 * FD_STEP), diff = fabs(fd - f.grads[p]);
+            worst = diff > worst ? diff : worst;
+            if (diff > GRAD_ATOL + GRAD_RTOL * fabs(fd) && bad++ < 5)
+                printf("  %s parameter %zu: backward %.6g, surrogate's difference %.6g\n",
+                       e == 1 ? "stl" : "dreg", p, f.grads[p], fd);
+        }
+        printf("  two layers, %s: max |backward - surrogate's difference| = %.2e over the "
+               "encoders' %zu parameters\n", e == 1 ? "stl" : "dreg", worst,
+               enc1_end + enc2_end - dec_end);
+        assert_int_equal(bad, 0);
+        vae_acts_free(&af);
+        vae_free(&frozen);
+        teardown(&f);
+    }
+    free(std);
+}
+
 /* One draw far from the others (eps scaled up 4x): its weight dominates,
  * and the gradient still matches. */
 static void test_grad_iwae_unbalanced(void **state)
@@ -927,6 +1044,7 @@ int main(void)
         cmocka_unit_test(test_grad_k_draws),
         cmocka_unit_test(test_grad_iwae_unbalanced),
         cmocka_unit_test(test_grad_two_layers),
+        cmocka_unit_test(test_estimators_two_layers),
         cmocka_unit_test(test_iwae_values),
         cmocka_unit_test(test_estimators_exact),
         cmocka_unit_test(test_dreg_unbiased),

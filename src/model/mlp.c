@@ -157,7 +157,7 @@ int mlp_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k, err
      * and gradients, k times for the decoder's. */
     size_t per_image = 2 * cfg->x_dim + 4 + k * (3 * cfg->z_dim + 3);
     if (cfg->z2_dim) /* eps2, z2, dz2 and dz1q, k rows each */
-        per_image += k * (3 * cfg->z2_dim + cfg->z_dim);
+        per_image += k * (3 * cfg->z2_dim + 2 * cfg->z_dim);
     for (size_t l = 0; l < L; l++)
         per_image += 2 * shape->layer[l].out * (is_decoder(shape, l) ? k : 1);
     size_t total;
@@ -185,6 +185,7 @@ int mlp_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k, err
         a->z2 = p, p += cap * k * cfg->z2_dim;
         a->dz2 = p, p += cap * k * cfg->z2_dim;
         a->dz1q = p, p += cap * k * cfg->z_dim;
+        a->dz1s = p, p += cap * k * cfg->z_dim;
     }
     a->rec = p, p += cap;
     a->kl = p, p += cap;
@@ -395,6 +396,22 @@ void mlp_backward_encode_top(const vae_model *m, vae_acts *a, float *grads, size
                              const vae_team *t)
 {
     backward_layers(m, a, grads, B, head2_of(m), enc2_of(m), a->dz1q, t);
+}
+
+void mlp_backward_encode_top_input(const vae_model *m, vae_acts *a, size_t B)
+{
+    /* backward_layers without the parameters' gradients: layer by layer,
+     * through the activation, into the previous layer's dh, and from the
+     * first layer into dz1s. */
+    size_t rows = B * a->k;
+    for (size_t l = head2_of(m) + 1; l-- > enc2_of(m);) {
+        const vae_layer *L = &m->layer[l];
+        if (L->has_act)
+            act_backward(a->dh[l], a->h[l], rows * L->out, m->cfg.act);
+        float *dinp = l == enc2_of(m) ? a->dz1s : a->dh[l - 1];
+        linear_backward_input(dinp, a->dh[l], m->params + L->w_off, rows, L->in,
+                              L->n_onehot, L->out, 0, L->in);
+    }
 }
 
 float *mlp_top_head(const vae_model *m, const vae_acts *a, int grad)

@@ -29,6 +29,11 @@ void mlp_backward_decode_top(const vae_model *m, vae_acts *a, float *grads, size
 void mlp_backward_encode_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
                              const vae_team *t);
 
+/* q(h2|h1)'s input gradient alone (no parameter gradients), from the
+ * gradient at its head in a->dh, into a->dz1s (overwriting); the layers'
+ * dh are overwritten on the way. */
+void mlp_backward_encode_top_input(const vae_model *m, vae_acts *a, size_t B);
+
 /* The heads of q(h2|h1) and p(h1|h2) (B * k x 2 z2 and 2 z), or with grad
  * their gradients; NULL for a model of one stochastic layer. */
 float *mlp_top_head(const vae_model *m, const vae_acts *a, int grad);

@@ -262,17 +262,17 @@ double objective2_loss(const vae_config *cfg, vae_acts *a, size_t B,
         /* The direct terms (eps held): -1/2 on each logvar of q(h1|x) and
          * q(h2|h1), weighted; p(h1|h2)'s head against its draw. */
         float *dmu1 = a->dhead + i * 2 * Z1, *dlv1 = dmu1 + Z1;
-        float c1 = 0.0f;
+        float c1 = 0.0f, score = loss->estimator == VAE_EST_STANDARD ? -0.5f : 0.0f;
         for (size_t j = 0; j < K; j++)
             c1 += kl_weight(a, i * K + j, loss);
         for (size_t d = 0; d < Z1; d++)
-            dmu1[d] = 0.0f, dlv1[d] = -0.5f * c1;
+            dmu1[d] = 0.0f, dlv1[d] = score * c1;
         for (size_t j = 0; j < K; j++) {
             size_t r = i * K + j;
             float c = kl_weight(a, r, loss);
             float *dmu2 = dhead2 + r * 2 * Z2, *dlv2 = dmu2 + Z2;
             for (size_t d = 0; d < Z2; d++)
-                dmu2[d] = 0.0f, dlv2[d] = -0.5f * c;
+                dmu2[d] = 0.0f, dlv2[d] = score * c;
             const float *mp = phead + r * 2 * Z1, *lp = mp + Z1, *h1 = a->z + r * Z1;
             float *dmp = dphead + r * 2 * Z1, *dlp = dmp + Z1;
             for (size_t d = 0; d < Z1; d++) {
@@ -291,19 +291,53 @@ double objective2_loss(const vae_config *cfg, vae_acts *a, size_t B,
     return sum;
 }
 
+/* The estimators (one layer's, objective_reparam_backward, extended): the
+ * encoder's gradient at each draw's h2 and h1 gets, besides the standard
+ * terms, log q's path terms -c eps/sigma in place of the -c/2 on each
+ * logvar (STL and DReG), q(h2|h1)'s score sent to h1 through its input
+ * only (its parameters held, as the path derivative of log q(h2|h1) in h1
+ * has it), and, for DReG, every one of these encoder-side gradients times
+ * the draw's weight again (Tucker et al.: squared weights). The
+ * decoder's and p(h1|h2)'s parameters see the standard gradients. */
+static float encoder_factor(const vae_acts *a, size_t r, const vae_loss_spec *loss)
+{
+    return loss->estimator == VAE_EST_DREG ? a->wt[r] : 1.0f;
+}
+
 void objective2_backward_top(const vae_config *cfg, vae_acts *a, size_t B,
                              const vae_loss_spec *loss, const float *head2, float *dhead2)
 {
     size_t Z2 = cfg->z2_dim;
+    int path = loss->estimator != VAE_EST_STANDARD;
     for (size_t r = 0; r < B * a->k; r++) {
-        float c = kl_weight(a, r, loss), *dz2 = a->dz2 + r * Z2;
+        float c = kl_weight(a, r, loss), e = encoder_factor(a, r, loss);
+        float *dz2 = a->dz2 + r * Z2;
         const float *h2 = a->z2 + r * Z2, *e2 = a->eps2 + r * Z2;
         const float *lv2 = head2 + r * 2 * Z2 + Z2;
         float *dmu2 = dhead2 + r * 2 * Z2, *dlv2 = dmu2 + Z2;
         for (size_t d = 0; d < Z2; d++) {
+            float sigma = expf(0.5f * lv2[d]);
             dz2[d] += c * h2[d]; /* -log p(h2) */
+            if (path)             /* +log q(h2|h1)'s path term */
+                dz2[d] -= c * e2[d] / sigma;
+            dz2[d] *= e;
             dmu2[d] += dz2[d];
-            dlv2[d] += dz2[d] * e2[d] * 0.5f * expf(0.5f * lv2[d]);
+            dlv2[d] += dz2[d] * e2[d] * 0.5f * sigma;
+        }
+    }
+}
+
+void objective2_score_top(const vae_config *cfg, vae_acts *a, size_t B,
+                          const vae_loss_spec *loss, const float *head2, float *dhead2)
+{
+    size_t Z2 = cfg->z2_dim;
+    for (size_t r = 0; r < B * a->k; r++) {
+        float ce = kl_weight(a, r, loss) * encoder_factor(a, r, loss);
+        const float *e2 = a->eps2 + r * Z2, *lv2 = head2 + r * 2 * Z2 + Z2;
+        float *dmu2 = dhead2 + r * 2 * Z2, *dlv2 = dmu2 + Z2;
+        for (size_t d = 0; d < Z2; d++) { /* d log q(h2|h1) / d(mu2, logvar2) at h2 */
+            dmu2[d] = ce * e2[d] * expf(-0.5f * lv2[d]);
+            dlv2[d] = ce * (-0.5f + 0.5f * e2[d] * e2[d]);
         }
     }
 }
@@ -312,17 +346,24 @@ void objective2_backward_bottom(const vae_config *cfg, vae_acts *a, size_t B,
                                 const vae_loss_spec *loss, const float *phead)
 {
     size_t Z1 = cfg->z_dim, K = a->k;
+    int path = loss->estimator != VAE_EST_STANDARD;
     for (size_t r = 0; r < B * K; r++) {
         size_t i = r / K;
-        float c = kl_weight(a, r, loss), *dz = a->dz + r * Z1;
+        float c = kl_weight(a, r, loss), e = encoder_factor(a, r, loss);
+        float *dz = a->dz + r * Z1;
         const float *h1 = a->z + r * Z1, *e1 = a->eps + r * Z1, *dq = a->dz1q + r * Z1;
+        const float *ds = a->dz1s + r * Z1;
         const float *mp = phead + r * 2 * Z1, *lp = mp + Z1;
         const float *lv1 = a->head + i * 2 * Z1 + Z1;
         float *dmu1 = a->dhead + i * 2 * Z1, *dlv1 = dmu1 + Z1;
         for (size_t d = 0; d < Z1; d++) {
-            dz[d] += dq[d] + c * (h1[d] - mp[d]) * expf(-lp[d]); /* -log p(h1|h2) */
+            float sigma = expf(0.5f * lv1[d]);
+            float g = dz[d] + c * (h1[d] - mp[d]) * expf(-lp[d]); /* -log p(h1|h2) */
+            if (path) /* +log q(h1|x)'s path term, and q(h2|h1)'s score at h1 */
+                g = e * (g - c * e1[d] / sigma) + ds[d];
+            dz[d] = g + dq[d];
             dmu1[d] += dz[d];
-            dlv1[d] += dz[d] * e1[d] * 0.5f * expf(0.5f * lv1[d]);
+            dlv1[d] += dz[d] * e1[d] * 0.5f * sigma;
         }
     }
 }

@@ -38,10 +38,18 @@ double objective2_loss(const vae_config *cfg, vae_acts *a, size_t B,
                        const vae_loss_spec *loss, const float *head2, float *dhead2,
                        const float *phead, float *dphead);
 
-/* Once p(h1|h2)'s backward has written a->dz2: adds -log p(h2)'s term and
- * h2's reparameterization into dhead2. */
+/* Once p(h1|h2)'s backward has written a->dz2: adds -log p(h2)'s term (and
+ * the estimator's, see objective.c) and h2's reparameterization into
+ * dhead2. */
 void objective2_backward_top(const vae_config *cfg, vae_acts *a, size_t B,
                              const vae_loss_spec *loss, const float *head2, float *dhead2);
+
+/* STL and DReG: the score of log q(h2|h1) in q(h2|h1)'s head (mu2 and
+ * logvar2 at the draw of h2, weighted as the estimator weighs the encoder)
+ * into dhead2 (overwriting), for q(h2|h1)'s input-only backward into
+ * a->dz1s. */
+void objective2_score_top(const vae_config *cfg, vae_acts *a, size_t B,
+                          const vae_loss_spec *loss, const float *head2, float *dhead2);
 
 /* Once the decoder's backward has written a->dz and q(h2|h1)'s a->dz1q:
  * adds dz1q and -log p(h1|h2)'s term into dz, and h1's reparameterization

@@ -385,6 +385,11 @@ static void backward_top(const vae_model *m, vae_acts *a, float *grads, size_t B
     objective2_backward_top(&m->cfg, a, B, loss, mlp_top_head(m, a, 0),
                             mlp_top_head(m, a, 1));
     mlp_backward_encode_top(m, a, grads, B, t);
+    if (loss->estimator != VAE_EST_STANDARD) { /* log q(h2|h1)'s score, to h1 only */
+        objective2_score_top(&m->cfg, a, B, loss, mlp_top_head(m, a, 0),
+                             mlp_top_head(m, a, 1));
+        mlp_backward_encode_top_input(m, a, B);
+    }
     objective2_backward_bottom(&m->cfg, a, B, loss, mlp_top_prior(m, a, 0));
 }
 

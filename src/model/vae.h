@@ -212,6 +212,7 @@ typedef struct vae_acts {
     /* Two stochastic layers (else NULL), cap * k rows each: h2's noise,
      * h2 and its gradient, and the gradient at h1 that q(h2|h1) gives. */
     float *eps2, *z2, *dz2, *dz1q;
+    float *dz1s; /* STL and DReG: the part of dz1q from log q(h2|h1)'s score */
     void *aux;                 /* a second allocation, or NULL (neither uses one now) */
 } vae_acts;
 

@@ -468,11 +468,6 @@ static int check_opts(const train_opts *o, const idx_set *train,
 {
     if (o->resume) /* checked against the checkpoint once it is read */
         return train->n == 0 ? err_set(err, "the training set is empty") : 0;
-    if (o->cfg.z2_dim && o->set.objective == VAE_OBJ_IWAE &&
-        o->set.estimator != VAE_EST_STANDARD)
-        return err_set(err, "--estimator %s: two stochastic layers train with the "
-                       "standard estimator for now (stl and dreg are one layer's)",
-                       enum_name(&vae_estimator_names, (int)o->set.estimator));
     return check_run(train, test, o->set.batch, &o->cfg, "--batch/--hidden", err);
 }
 
