@@ -738,10 +738,15 @@ static void test_two_stochastic_layers(void **state)
     assert_exit(run("export", "--ckpt", ckpt, "-o", st, NULL), 0);
     tu_assert_contains(out_text, "wrote");
     assert_true(tu_exists(st));
-    /* traverse moves along h2 (N(0, I) its prior), pictured through p(h1|h2):
-     * its 2 dimensions, ranked by their KL. */
+    /* traverse moves along h1 (each image's prior p(h1|h2)), or with --layer
+     * 2 along h2 (N(0, I)), pictured through p(h1|h2): each layer's
+     * dimensions ranked by their KL. */
     in_dir(png, sizeof png, "two-traverse.png");
     assert_exit(run("traverse", "--ckpt", ckpt, "--data", data, "-o", png, "--json", NULL), 0);
+    tu_assert_contains(out_text, "\"latent\":4,\"rows\":4");
+    assert_png_size(png, 11 * 28 + 12 * 2, 4 * 28 + 5 * 2);
+    assert_exit(run("traverse", "--ckpt", ckpt, "--data", data, "-o", png, "--json",
+                    "--layer", "2", NULL), 0);
     tu_assert_contains(out_text, "\"latent\":2,\"rows\":2");
     assert_png_size(png, 11 * 28 + 12 * 2, 2 * 28 + 3 * 2);
 

@@ -138,7 +138,7 @@ static void test_rank_by_hand(void **state)
     encode(&mn, &an, NULL, mu, lv);
     traverse_dim d[4];
     err_msg err;
-    assert_int_equal(traverse_rank(&mn, NULL, mu, lv, NULL, N_IMG, d, &err), 0);
+    assert_int_equal(traverse_rank(&mn, NULL, 1, mu, lv, NULL, NULL, N_IMG, d, &err), 0);
     const size_t want_dim[4] = {1, 3, 0, 2};
     const double want_kl[4] = {3.0248935341839319, 0.59657359027997264, 0.125, 0.0};
     for (int r = 0; r < 4; r++) {
@@ -173,7 +173,7 @@ static void test_rank_mean_and_ties(void **state)
     err_msg err;
     assert_int_equal(vae_layout(&m3, &c3, &err), 0); /* no parameters needed */
     traverse_dim d[3];
-    assert_int_equal(traverse_rank(&m3, NULL, mu, lv, NULL, 4, d, &err), 0);
+    assert_int_equal(traverse_rank(&m3, NULL, 1, mu, lv, NULL, NULL, 4, d, &err), 0);
     assert_int_equal(d[0].dim, 0);
     assert_int_equal(d[1].dim, 2);
     assert_int_equal(d[2].dim, 1);
@@ -186,7 +186,7 @@ static void test_rank_mean_and_ties(void **state)
     float bad[12];
     memcpy(bad, lv, sizeof bad);
     bad[0] = NAN;
-    assert_int_equal(traverse_rank(&m3, NULL, mu, bad, NULL, 4, d, &err), 0);
+    assert_int_equal(traverse_rank(&m3, NULL, 1, mu, bad, NULL, NULL, 4, d, &err), 0);
     assert_int_equal(d[0].dim, 2);
     assert_int_equal(d[1].dim, 1);
     assert_int_equal(d[2].dim, 0);
@@ -215,7 +215,7 @@ static void test_rank_conditional(void **state)
     d0 /= N_IMG; /* 0.125, 0, 0, 1.53125, 0.125, 0.03125: mean 0.3020833 */
     traverse_dim d[3];
     err_msg err;
-    assert_int_equal(traverse_rank(&mc, &ac, mu, lv, y, N_IMG, d, &err), 0);
+    assert_int_equal(traverse_rank(&mc, &ac, 1, mu, lv, NULL, y, N_IMG, d, &err), 0);
     printf("  by hand: d0 %.7f, d1 %.7f, d2 0; got dims %zu %zu %zu: %.7f %.7f %.7f\n",
            d0, 0.5 * exp(-1.0), d[0].dim, d[1].dim, d[2].dim, d[0].kl, d[1].kl, d[2].kl);
     assert_int_equal(d[0].dim, 0);
@@ -225,10 +225,10 @@ static void test_rank_conditional(void **state)
     assert_true(fabs(d[1].kl - 0.5 * exp(-1.0)) < KL_TOL);
     assert_true(fabs(d[2].kl) < KL_TOL);
     /* Errors: no images; a label the model does not have. */
-    assert_int_equal(traverse_rank(&mc, &ac, mu, lv, y, 0, d, &err), -1);
+    assert_int_equal(traverse_rank(&mc, &ac, 1, mu, lv, NULL, y, 0, d, &err), -1);
     tu_assert_contains(err.text, "no images");
     const uint8_t y_bad[N_IMG] = {0, 1, 10, 0, 0, 0};
-    assert_int_equal(traverse_rank(&mc, &ac, mu, lv, y_bad, N_IMG, d, &err), -1);
+    assert_int_equal(traverse_rank(&mc, &ac, 1, mu, lv, NULL, y_bad, N_IMG, d, &err), -1);
     tu_assert_contains(err.text, "image 2 has label 10; the model has labels 0 to 9");
 }
 
@@ -278,11 +278,11 @@ static void test_unit(void **state)
 {
     (void)state;
     float sd[4];
-    traverse_unit(&mn, &an, 3, sd);
+    traverse_unit(&mn, &an, 1, NULL, 3, sd);
     for (int j = 0; j < 4; j++)
         assert_true(sd[j] == 1.0f);
     set_prior(&mc);
-    traverse_unit(&mc, &ac, 7, sd);
+    traverse_unit(&mc, &ac, 1, NULL, 7, sd);
     for (int j = 0; j < 3; j++)
         assert_true(fabsf(sd[j] - expf(0.5f * LP[j])) < 1e-6f);
 }
@@ -322,7 +322,7 @@ static void test_png(void **state)
     const float c4[4] = {0.2f, -0.4f, 1.0f, 0.0f};
     const size_t dims[4] = {1, 3, 0, 2};
     /* 4 rows of 11 in batches of 6 (an's cap) */
-    assert_int_equal(traverse_png(&mn, &an, c4, 0, dims, 4, 11, path, &err), 0);
+    assert_int_equal(traverse_png(&mn, &an, 1, NULL, c4, 0, dims, 4, 11, path, &err), 0);
     uint8_t *px = tu_read_png(path, 11 * 30 + 2, 4 * 30 + 2);
     assert_tile(px, 11, 0, 5, &mn, &an, c4, 0);
     float z[4];
@@ -333,10 +333,10 @@ static void test_png(void **state)
     /* Conditional: decoded with the label, in the unit of its prior. */
     set_prior(&mc);
     const float c3[3] = {0.5f, 0.5f, -0.5f};
-    assert_int_equal(traverse_png(&mc, &ac, c3, 6, dims + 1, 2, 3, path, &err), -1);
+    assert_int_equal(traverse_png(&mc, &ac, 1, NULL, c3, 6, dims + 1, 2, 3, path, &err), -1);
     tu_assert_contains(err.text, "latent dimension 3: the model has dimensions 0 to 2");
     const size_t d3[2] = {2, 1};
-    assert_int_equal(traverse_png(&mc, &ac, c3, 6, d3, 2, 3, path, &err), 0);
+    assert_int_equal(traverse_png(&mc, &ac, 1, NULL, c3, 6, d3, 2, 3, path, &err), 0);
     px = tu_read_png(path, 3 * 30 + 2, 2 * 30 + 2);
     float zc[3] = {c3[0], c3[1], c3[2] + 3.0f * expf(0.5f * LP[2])};
     assert_tile(px, 3, 0, 2, &mc, &ac, zc, 6);
@@ -344,20 +344,20 @@ static void test_png(void **state)
     free(px);
     /* The conv VAE, 3 rows of 2 in batches of 5. */
     const size_t d2[3] = {2, 0, 1};
-    assert_int_equal(traverse_png(&mv, &av, c3, 0, d2, 3, 2, path, &err), 0);
+    assert_int_equal(traverse_png(&mv, &av, 1, NULL, c3, 0, d2, 3, 2, path, &err), 0);
     px = tu_read_png(path, 2 * 30 + 2, 3 * 30 + 2);
     zc[0] = c3[0] + 3.0f, zc[1] = c3[1], zc[2] = c3[2];
     assert_tile(px, 2, 1, 1, &mv, &av, zc, 0);
     free(px);
     /* Errors. */
-    assert_int_equal(traverse_png(&mn, &an, c4, 0, dims, 4, 1, path, &err), -1);
+    assert_int_equal(traverse_png(&mn, &an, 1, NULL, c4, 0, dims, 4, 1, path, &err), -1);
     tu_assert_contains(err.text, "at least 2 steps");
-    assert_int_equal(traverse_png(&mn, &an, c4, 0, dims, 0, 5, path, &err), -1);
+    assert_int_equal(traverse_png(&mn, &an, 1, NULL, c4, 0, dims, 0, 5, path, &err), -1);
     tu_assert_contains(err.text, "at least one latent dimension");
-    assert_int_equal(traverse_png(&mc, &ac, c3, 10, d3, 2, 3, path, &err), -1);
+    assert_int_equal(traverse_png(&mc, &ac, 1, NULL, c3, 10, d3, 2, 3, path, &err), -1);
     tu_assert_contains(err.text, "label 10: the model has labels 0 to 9");
     tu_join(path, sizeof path, dir, "nope/traverse.png");
-    assert_int_equal(traverse_png(&mn, &an, c4, 0, dims, 4, 11, path, &err), -1);
+    assert_int_equal(traverse_png(&mn, &an, 1, NULL, c4, 0, dims, 4, 11, path, &err), -1);
     tu_assert_contains(err.text, "does not exist");
 }
 

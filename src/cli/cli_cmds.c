@@ -124,7 +124,8 @@ const cmd_spec CLI_CMDS[] = {
                 "model, p(z|y)'s of the image's label, which it also decodes with), "
                 "the others\nheld at the mean: one row a dimension, --steps columns, "
                 "as one PNG grid.",
-     .opts = {O_CKPT, O_DATA, O_FROM, O_TOP, O_STEPS, O_OUTPUT, O_THREADS, O_JSON, -1},
+     .opts = {O_CKPT, O_DATA, O_FROM, O_TOP, O_STEPS, O_LAYER, O_OUTPUT, O_THREADS, O_JSON,
+              -1},
      .help = {[O_FROM] = "the test image whose code is moved (index, default 0)",
               [O_TOP] = "rows: the N most active dimensions (default all, at most 10)",
               [O_STEPS] = "columns a row, -3 to +3 ends included (default 11)",

@@ -778,8 +778,8 @@ static void print_traverse(cli_opts *o, const session *s, const traverse_dim *di
                            const float *unit, size_t rows, size_t steps,
                            const char *path)
 {
-    size_t Z = traverse_latent(&s->m);
-    const char *layer = s->m.cfg.z2_dim ? " of h2" : "";
+    size_t Z = traverse_latent(&s->m, (int)o->layer);
+    const char *layer = !s->m.cfg.z2_dim ? "" : o->layer == 2 ? " of h2" : " of h1";
     unsigned label = s->data.labels[o->from];
     double total = 0.0;
     for (size_t r = 0; r < Z; r++)
@@ -816,7 +816,12 @@ int cmd_traverse(cli_opts *o)
     int rc = session_open_data(o, &s, "t10k", 256, path);
     if (rc)
         return rc;
-    size_t n = s.data.n, Z = traverse_latent(&s.m);
+    if (layer_size(o, &s.m) == 0) {
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    int layer = (int)o->layer, two = s.m.cfg.z2_dim != 0;
+    size_t n = s.data.n, Z = traverse_latent(&s.m, layer);
     size_t rows = o->set[O_TOP] ? o->top : Z < TRAVERSE_MAX_ROWS ? Z : TRAVERSE_MAX_ROWS;
     size_t steps = o->set[O_STEPS] ? o->steps : TRAVERSE_STEPS;
     if (o->from >= n) {
@@ -832,30 +837,34 @@ int cmd_traverse(cli_opts *o)
     }
     rc = 1;
     size_t bytes = 0;
-    float *mu = NULL, *lv = NULL, *unit = malloc(Z * sizeof *unit);
+    float *mu = NULL, *lv = NULL, *unit = malloc(Z * sizeof *unit), *prior = NULL;
     traverse_dim *dims = malloc(Z * sizeof *dims);
     size_t *order = malloc(Z * sizeof *order);
     err_msg err;
     if (err_mul_size(n * sizeof(float), Z, &bytes) || !(mu = malloc(bytes)) ||
-        !(lv = malloc(bytes)) || !unit || !dims || !order) {
+        !(lv = malloc(bytes)) || !unit || !dims || !order ||
+        (two && layer == 1 && !(prior = malloc(2 * bytes)))) {
         say_error("out of memory for %zu latent codes", n);
     } else {
         /* mu and logvar only: the seeded draws of z play no part (h2's are
          * q(h2|h1)'s at h1's mean). */
-        if (s.m.cfg.z2_dim)
+        if (two && layer == 2)
             infer_top_means(&s.m, &s.a, &s.data, &s.view, mu, lv);
         else
             infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, mu, lv, NULL,
                             NULL);
-        if (traverse_rank(&s.m, &s.a, mu, lv, s.data.labels, n, dims, &err)) {
+        if (prior) /* h1's prior, p(h1|h2), of each image */
+            infer_top_prior(&s.m, &s.a, &s.data, &s.view, prior);
+        const float *row = prior ? prior + o->from * 2 * Z : NULL;
+        if (traverse_rank(&s.m, &s.a, layer, mu, lv, prior, s.data.labels, n, dims, &err)) {
             say_error("%s", err.text);
         } else {
             for (size_t r = 0; r < Z; r++)
                 order[r] = dims[r].dim;
             uint8_t label = s.data.labels[o->from];
-            traverse_unit(&s.m, &s.a, label, unit);
-            if (traverse_png(&s.m, &s.a, mu + o->from * Z, label, order, rows, steps,
-                             path, &err)) {
+            traverse_unit(&s.m, &s.a, layer, row, label, unit);
+            if (traverse_png(&s.m, &s.a, layer, row, mu + o->from * Z, label, order, rows,
+                             steps, path, &err)) {
                 say_error("%s", err.text);
             } else {
                 print_traverse(o, &s, dims, unit, rows, steps, path);
@@ -865,6 +874,7 @@ int cmd_traverse(cli_opts *o)
     }
     free(mu);
     free(lv);
+    free(prior);
     free(unit);
     free(dims);
     free(order);

@@ -345,23 +345,39 @@ size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var)
     return active;
 }
 
-void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
-                     const idx_view *view, float *mu2, float *logvar2)
+/* The chain's means for every image of set, a->cap at a time: h1 = q(h1|x)'s
+ * mean, then q(h2|h1)'s head at it (its mu2 and logvar2 into mu2 and
+ * logvar2) and, if prior, p(h1|h2)'s head at h2 = mu2 into prior (each
+ * output may be NULL). */
+static void chain_means(const vae_model *m, vae_acts *a, const idx_set *set,
+                        const idx_view *view, float *mu2, float *logvar2, float *prior)
 {
-    size_t Z2 = m->cfg.z2_dim;
+    size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
     for (size_t at = 0; at < set->n; at += a->cap) {
         size_t B = set->n - at < a->cap ? set->n - at : a->cap;
         shard_batch b = {set, NULL, at, B, view, 0.0f, 0};
         shard_gather(a, &b, 0, B);
         vae_encode(m, a, B);
-        vae_reparam(m, a, B, 1); /* h1 = mu1, then q(h2|h1)'s head at it */
+        vae_reparam(m, a, B, 1); /* h1 = mu1, h2 = mu2 */
+        if (prior)
+            vae_prior_top(m, a, B);
         for (size_t i = 0; i < B; i++) {
             const float *head = vae_top_mu(m, a, i * a->k); /* [mu2 | logvar2] */
-            memcpy(mu2 + (at + i) * Z2, head, Z2 * sizeof *mu2);
+            if (mu2)
+                memcpy(mu2 + (at + i) * Z2, head, Z2 * sizeof *mu2);
             if (logvar2)
                 memcpy(logvar2 + (at + i) * Z2, head + Z2, Z2 * sizeof *logvar2);
+            if (prior)
+                memcpy(prior + (at + i) * 2 * Z, vae_prior_top_mu(m, a, i * a->k),
+                       2 * Z * sizeof *prior);
         }
     }
+}
+
+void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
+                     const idx_view *view, float *mu2, float *logvar2)
+{
+    chain_means(m, a, set, view, mu2, logvar2, NULL);
 }
 
 void infer_layer_means(const vae_model *m, shard_set *s, const idx_set *set,
@@ -371,4 +387,10 @@ void infer_layer_means(const vae_model *m, shard_set *s, const idx_set *set,
         infer_top_means(m, &s->acts[0], set, view, mu, NULL);
     else
         infer_per_image(m, s, set, view, seed, mu, NULL, NULL, NULL);
+}
+
+void infer_top_prior(const vae_model *m, vae_acts *a, const idx_set *set,
+                     const idx_view *view, float *prior)
+{
+    chain_means(m, a, set, view, NULL, NULL, prior);
 }

@@ -55,6 +55,12 @@ size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var);
 void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
                      const idx_view *view, float *mu2, float *logvar2);
 
+/* Two stochastic layers: each image's p(h1|h2) head [mp | lp] (n x 2
+ * z_dim) at h2 = q(h2|h1)'s mean at h1 = q(h1|x)'s mean (the chain's
+ * means), through a, a->cap images at a time: the prior of its h1. */
+void infer_top_prior(const vae_model *m, vae_acts *a, const idx_set *set,
+                     const idx_view *view, float *prior);
+
 /* The posterior means of stochastic layer `layer` (1: q(h1|x)'s, as
  * infer_per_image gives them; 2: q(h2|h1)'s at h1's mean, through
  * infer_top_means on s->acts[0]) of every image into mu (n x that layer's

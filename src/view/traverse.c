@@ -32,9 +32,15 @@ static float *prior_rows(const vae_model *m, vae_acts *a, err_msg *err)
     return p;
 }
 
-size_t traverse_latent(const vae_model *m)
+/* Whether layer is a two-layer model's h2. */
+static int top_layer(const vae_model *m, int layer)
 {
-    return m->cfg.z2_dim ? m->cfg.z2_dim : m->cfg.z_dim;
+    return m->cfg.z2_dim && layer == 2;
+}
+
+size_t traverse_latent(const vae_model *m, int layer)
+{
+    return top_layer(m, layer) ? m->cfg.z2_dim : m->cfg.z_dim;
 }
 
 /* Largest KL first, then the lower dimension; a NaN counts as the least. */
@@ -47,11 +53,11 @@ static int by_kl_desc(const void *pa, const void *pb)
     return (a->dim > b->dim) - (a->dim < b->dim);
 }
 
-int traverse_rank(const vae_model *m, vae_acts *a, const float *mu,
-                  const float *logvar, const uint8_t *labels, size_t n,
-                  traverse_dim *dims, err_msg *err)
+int traverse_rank(const vae_model *m, vae_acts *a, int layer, const float *mu,
+                  const float *logvar, const float *image_prior, const uint8_t *labels,
+                  size_t n, traverse_dim *dims, err_msg *err)
 {
-    size_t Z = traverse_latent(m), C = m->cfg.n_classes;
+    size_t Z = traverse_latent(m, layer), C = m->cfg.n_classes;
     if (n == 0)
         return err_set(err, "no images to rank the latent dimensions by");
     float *prior = NULL;
@@ -69,7 +75,9 @@ int traverse_rank(const vae_model *m, vae_acts *a, const float *mu,
      * moment (sd_means holds it until the second pass). */
     for (size_t i = 0; i < n; i++) {
         const float *u = mu + i * Z, *lv = logvar + i * Z;
-        const float *mp = prior ? prior + (size_t)labels[i] * 2 * Z : NULL;
+        const float *mp = prior          ? prior + (size_t)labels[i] * 2 * Z
+                          : image_prior ? image_prior + i * 2 * Z
+                                        : NULL;
         for (size_t j = 0; j < Z; j++) {
             double v = exp((double)lv[j]), t;
             if (mp) {
@@ -98,9 +106,15 @@ int traverse_rank(const vae_model *m, vae_acts *a, const float *mu,
     return 0;
 }
 
-void traverse_unit(const vae_model *m, vae_acts *a, uint8_t label, float *sd)
+void traverse_unit(const vae_model *m, vae_acts *a, int layer, const float *prior_row,
+                   uint8_t label, float *sd)
 {
-    size_t Z = traverse_latent(m);
+    size_t Z = traverse_latent(m, layer);
+    if (prior_row) {
+        for (size_t j = 0; j < Z; j++)
+            sd[j] = expf(0.5f * prior_row[Z + j]);
+        return;
+    }
     if (!m->cfg.n_classes) {
         for (size_t j = 0; j < Z; j++)
             sd[j] = 1.0f;
@@ -130,11 +144,11 @@ void traverse_codes(const float *center, const float *sd, size_t z_dim,
     }
 }
 
-int traverse_png(const vae_model *m, vae_acts *a, const float *center,
-                 uint8_t label, const size_t *dims, size_t rows, size_t steps,
-                 const char *path, err_msg *err)
+int traverse_png(const vae_model *m, vae_acts *a, int layer, const float *prior_row,
+                 const float *center, uint8_t label, const size_t *dims, size_t rows,
+                 size_t steps, const char *path, err_msg *err)
 {
-    size_t Z = traverse_latent(m), n, bytes;
+    size_t Z = traverse_latent(m, layer), n, bytes;
     if (steps < 2)
         return err_set(err, "a traversal needs at least 2 steps, not %zu", steps);
     if (rows == 0)
@@ -155,10 +169,10 @@ int traverse_png(const vae_model *m, vae_acts *a, const float *center,
         err_set(err, "out of memory for %zu x %zu codes", rows, steps);
         goto done;
     }
-    traverse_unit(m, a, label, sd);
+    traverse_unit(m, a, layer, prior_row, label, sd);
     traverse_codes(center, sd, Z, dims, rows, steps, TRAVERSE_RANGE, z);
     memset(y, label, n);
-    if (m->cfg.z2_dim) { /* codes of h2: pictures of p(h1|h2)'s means */
+    if (top_layer(m, layer)) { /* codes of h2: pictures of p(h1|h2)'s means */
         float *h1 = malloc(n * m->cfg.z_dim * sizeof *h1);
         if (!h1) {
             err_set(err, "out of memory for %zu x %zu codes", rows, steps);

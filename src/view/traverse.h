@@ -29,12 +29,14 @@ typedef struct traverse_dim {
     double sd_means; /* the standard deviation of its posterior means (over n) */
 } traverse_dim;
 
-/* The latent layer a traversal moves along: z, or for a model of two
- * stochastic layers h2 (the one with a prior in closed form, N(0, I));
- * returns its size. Everything below is of that layer: a two-layer
- * model's mu and logvar are q(h2|h1)'s at h1's mean, and its codes are
- * pictured through p(h1|h2)'s mean. */
-size_t traverse_latent(const vae_model *m);
+/* The latent layer a traversal moves along (`layer` 1 or 2): z (or a
+ * two-layer model's h1), or a two-layer model's h2; returns its size.
+ * Everything below is of that layer. A two-layer model's h1 has the prior
+ * p(h1|h2) of each image (its rows [mp | lp], at h2 = q(h2|h1)'s mean at
+ * h1's mean: `prior`, n x 2 z_dim); its h2 has N(0, I), its mu and logvar
+ * are q(h2|h1)'s at h1's mean, and its codes are pictured through
+ * p(h1|h2)'s mean. */
+size_t traverse_latent(const vae_model *m, int layer);
 
 /* ---- ranking ------------------------------------------------------------ */
 
@@ -47,16 +49,18 @@ size_t traverse_latent(const vae_model *m);
  * its means; into dims[0..z_dim), largest KL first (ties: the lower
  * dimension first; a NaN last). Returns 0, or -1 with err (no images, a
  * label the model does not have, out of memory). */
-int traverse_rank(const vae_model *m, vae_acts *a, const float *mu,
-                  const float *logvar, const uint8_t *labels, size_t n,
-                  traverse_dim *dims, err_msg *err);
+int traverse_rank(const vae_model *m, vae_acts *a, int layer, const float *mu,
+                  const float *logvar, const float *prior, const uint8_t *labels,
+                  size_t n, traverse_dim *dims, err_msg *err);
 
 /* ---- codes and the picture ---------------------------------------------- */
 
 /* The unit of the moves, per dimension, for an image of label: sd[j] = 1,
  * or for a conditional model exp(logvar_p(label)_j / 2) (through a's
- * prior network). */
-void traverse_unit(const vae_model *m, vae_acts *a, uint8_t label, float *sd);
+ * prior network), or a two-layer model's h1 exp(lp_j / 2) of the image's
+ * prior row prior_row (else NULL). */
+void traverse_unit(const vae_model *m, vae_acts *a, int layer, const float *prior_row,
+                   uint8_t label, float *sd);
 
 /* rows x steps codes, row-major (row r's steps codes of z_dim each): row r
  * moves coordinate d = dims[r] through center[d] + t sd[d], t at steps
@@ -72,8 +76,8 @@ void traverse_codes(const float *center, const float *sd, size_t z_dim,
  * tiles of the pixel means (show_decode_png). Returns 0, or -1 with err
  * (fewer than 2 steps, no rows, a dimension out of range, out of memory,
  * or the PNG could not be written). */
-int traverse_png(const vae_model *m, vae_acts *a, const float *center,
-                 uint8_t label, const size_t *dims, size_t rows, size_t steps,
-                 const char *path, err_msg *err);
+int traverse_png(const vae_model *m, vae_acts *a, int layer, const float *prior_row,
+                 const float *center, uint8_t label, const size_t *dims, size_t rows,
+                 size_t steps, const char *path, err_msg *err);
 
 #endif
