@@ -195,6 +195,22 @@ static int *enum_at(run_settings *s, setting_id id)
     return (int *)(void *)((char *)s + SETTINGS[id].offset);
 }
 
+/* The same, read only. */
+static uint64_t uint_of(const run_settings *s, setting_id id)
+{
+    return *(const uint64_t *)(const void *)((const char *)s + SETTINGS[id].offset);
+}
+
+static double real_of(const run_settings *s, setting_id id)
+{
+    return *(const double *)(const void *)((const char *)s + SETTINGS[id].offset);
+}
+
+static int enum_of(const run_settings *s, setting_id id)
+{
+    return *(const int *)(const void *)((const char *)s + SETTINGS[id].offset);
+}
+
 /* Sets setting id to the number v (an enum's value, a count, a real). */
 static void set_number(run_settings *s, setting_id id, double v)
 {
@@ -251,13 +267,13 @@ int settings_parse(run_settings *s, setting_id id, const char *text, err_msg *er
 
 uint64_t settings_bits(const run_settings *s, setting_id id)
 {
-    run_settings *m = (run_settings *)s; /* read only */
     switch (SETTINGS[id].type) {
-    case SETTING_UINT: return *uint_at(m, id);
-    case SETTING_ENUM: return (uint64_t)*enum_at(m, id);
+    case SETTING_UINT: return uint_of(s, id);
+    case SETTING_ENUM: return (uint64_t)enum_of(s, id);
     case SETTING_REAL: {
+        double v = real_of(s, id);
         uint64_t b;
-        memcpy(&b, real_at(m, id), sizeof b);
+        memcpy(&b, &v, sizeof b);
         return b;
     }
     }
@@ -281,22 +297,19 @@ int settings_from_bits(run_settings *s, setting_id id, uint64_t bits)
 int settings_differ(const run_settings *a, const run_settings *b, setting_id id)
 {
     if (SETTINGS[id].type == SETTING_REAL) /* as numbers: -0 is 0 */
-        return *real_at((run_settings *)a, id) != *real_at((run_settings *)b, id);
+        return real_of(a, id) != real_of(b, id);
     return settings_bits(a, id) != settings_bits(b, id);
 }
 
 char *settings_format(const run_settings *s, setting_id id, int json, char *out,
                       size_t size)
 {
-    run_settings *m = (run_settings *)s; /* read only */
     const setting_row *r = &SETTINGS[id];
     switch (r->type) {
-    case SETTING_UINT:
-        snprintf(out, size, "%llu", (unsigned long long)*uint_at(m, id));
-        break;
-    case SETTING_REAL: snprintf(out, size, "%g", *real_at(m, id)); break;
+    case SETTING_UINT: snprintf(out, size, "%llu", (unsigned long long)uint_of(s, id)); break;
+    case SETTING_REAL: snprintf(out, size, "%g", real_of(s, id)); break;
     case SETTING_ENUM: {
-        const char *name = enum_name(r->names, *enum_at(m, id));
+        const char *name = enum_name(r->names, enum_of(s, id));
         snprintf(out, size, json ? "\"%s\"" : "%s", name ? name : "?");
         break;
     }
