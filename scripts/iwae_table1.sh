@@ -331,7 +331,11 @@ cell_text() { # CELL [PAPER_CELL] -> "ours (diff) time" or the reason it was not
     ours=$(value "$ev" iw_nll)
     # The last line of each epoch up to the stage's end (a resumed run
     # repeats none, but keep the last if it did).
-    train_s=$(sed -n 's/.*"epoch":\([0-9]*\),.*"seconds":\([0-9.]*\).*/\1 \2/p' "$dir/train.log" |
+    # A finished cell keeps its log compressed (train.log.gz).
+    local log="$dir/train.log"
+    [ -f "$log" ] || log="$dir/train.log.gz"
+    train_s=$(zcat -f -- "$log" 2>/dev/null |
+              sed -n 's/.*"epoch":\([0-9]*\),.*"seconds":\([0-9.]*\).*/\1 \2/p' |
               awk -v n="$epochs" '$1 <= n {t[$1] = $2} END {for (e in t) s += t[e]; printf "%.0f", s}')
     eval_s=$(value "$ev" iw_seconds)
     awk -v o="$ours" -v p="$paper_nll" -v t="$train_s" -v e="$eval_s" \
