@@ -139,14 +139,20 @@ static const opt_spec SPECS[O_COUNT] = {
                       "decoded)"},
 };
 
-void say_error(const char *fmt, ...)
+/* "vae CMD: " (and "rank R: " under mpirun), then the message, on stderr. */
+static void say_message(const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     fprintf(stderr, "vae%s%s: ", cmd_name ? " " : "", cmd_name ? cmd_name : "");
     if (dist_size() > 1) /* under mpirun: whose error */
         fprintf(stderr, "rank %zu: ", dist_rank());
     vfprintf(stderr, fmt, ap);
+}
+
+void say_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    say_message(fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
 }
@@ -155,10 +161,7 @@ int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "vae%s%s: ", cmd_name ? " " : "", cmd_name ? cmd_name : "");
-    if (dist_size() > 1) /* under mpirun: whose error */
-        fprintf(stderr, "rank %zu: ", dist_rank());
-    vfprintf(stderr, fmt, ap);
+    say_message(fmt, ap);
     fprintf(stderr, " (see 'vae %s%s--help')\n", cmd_name ? cmd_name : "",
             cmd_name ? " " : "");
     va_end(ap);
