@@ -216,22 +216,12 @@ int cmd_eval(cli_opts *o)
      * at h1 = its mean. */
     size_t active[2] = {0, 0}, Z[2] = {s.m.cfg.z_dim, s.m.cfg.z2_dim};
     size_t layers = Z[1] ? 2 : 1;
-    if (o->set[O_ACTIVE_UNITS]) {
-        size_t most = Z[0] > Z[1] ? Z[0] : Z[1];
-        float *mu = malloc(s.data.n * most * sizeof *mu);
-        if (!mu) {
-            say_error("out of memory for %zu posterior means", s.data.n);
-            session_free(&s);
-            return 1;
-        }
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, mu, NULL, NULL,
-                        NULL);
-        active[0] = infer_active_units(mu, s.data.n, Z[0], NULL);
-        if (layers == 2) {
-            infer_top_means(&s.m, &s.a, &s.data, &s.view, mu, NULL);
-            active[1] = infer_active_units(mu, s.data.n, Z[1], NULL);
-        }
-        free(mu);
+    err_msg aerr;
+    if (o->set[O_ACTIVE_UNITS] && infer_layer_activity(&s.m, &s.sh, &s.data, &s.view,
+                                                       o->run.set.seed, active, &aerr)) {
+        say_error("%s", aerr.text);
+        session_free(&s);
+        return 1;
     }
     if (o->json) {
         printf("{\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,", loss, rec, kl);

@@ -394,3 +394,22 @@ void infer_top_prior(const vae_model *m, vae_acts *a, const idx_set *set,
 {
     chain_means(m, a, set, view, NULL, NULL, prior);
 }
+
+int infer_layer_activity(const vae_model *m, shard_set *s, const idx_set *set,
+                         const idx_view *view, uint64_t seed, size_t active[2],
+                         err_msg *err)
+{
+    size_t Z[2] = {m->cfg.z_dim, m->cfg.z2_dim};
+    float *mu = malloc(set->n * (Z[0] > Z[1] ? Z[0] : Z[1]) * sizeof *mu + 1);
+    if (!mu)
+        return err_set(err, "out of memory for %zu posterior means", set->n);
+    for (int l = 0; l < 2; l++) {
+        active[l] = 0;
+        if (Z[l]) {
+            infer_layer_means(m, s, set, view, seed, l + 1, mu);
+            active[l] = infer_active_units(mu, set->n, Z[l], NULL);
+        }
+    }
+    free(mu);
+    return 0;
+}

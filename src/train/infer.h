@@ -68,6 +68,14 @@ void infer_top_prior(const vae_model *m, vae_acts *a, const idx_set *set,
 void infer_layer_means(const vae_model *m, shard_set *s, const idx_set *set,
                        const idx_view *view, uint64_t seed, int layer, float *mu);
 
+/* The active units of each stochastic layer over set, bottom first, into
+ * active[0] (h1, or z) and active[1] (h2 of a model of two, else 0): the
+ * posterior means of infer_layer_means. Returns 0, or -1 with err (out of
+ * memory). */
+int infer_layer_activity(const vae_model *m, shard_set *s, const idx_set *set,
+                         const idx_view *view, uint64_t seed, size_t active[2],
+                         err_msg *err);
+
 /* The importance-weighted bound of Burda et al. over the set. */
 typedef struct infer_iw_result {
     double iw_nll;   /* mean over images of -log (1/K sum_k p(x,z_k)/q(z_k|x)) */

@@ -652,28 +652,20 @@ int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
     r->active_n = 0;
     if (!test || test->n == 0)
         return err_set(err, "no test images to count the active units on");
-    size_t Z = m->cfg.z_dim;
-    size_t Z2 = m->cfg.z2_dim;
-    float *mu = malloc(test->n * (Z > Z2 ? Z : Z2) * sizeof *mu);
-    if (!mu)
-        return err_set(err, "out of memory for %zu posterior means", test->n);
     shard_set sh;
     memset(&sh, 0, sizeof sh);
     shard_spec spec = {.cap = MAP_BATCH};
-    if (shard_init(&sh, m, &spec, err)) {
-        free(mu);
+    if (shard_init(&sh, m, &spec, err))
         return -1;
-    }
     idx_view view = infer_test_view(t->set.binarize);
-    infer_per_image(m, &sh, test, &view, t->set.seed, mu, NULL, NULL, NULL);
-    r->active = infer_active_units(mu, test->n, Z, NULL);
-    if (Z2) {
-        infer_top_means(m, &sh.acts[0], test, &view, mu, NULL);
-        r->active2 = infer_active_units(mu, test->n, Z2, NULL);
-    }
-    r->active_n = test->n;
+    size_t active[2];
+    int rc = infer_layer_activity(m, &sh, test, &view, t->set.seed, active, err);
     shard_free(&sh);
-    free(mu);
+    if (rc)
+        return -1;
+    r->active = active[0];
+    r->active2 = active[1];
+    r->active_n = test->n;
     return 0;
 }
 
