@@ -353,40 +353,35 @@ cell_text() { # CELL [PAPER_CELL] -> "ours (diff) time" or the reason it was not
         [ -n "$units" ] && printf '; %s active' "$units"
     fi
 }
+# The VAE and IWAE rows, k = 1, 5, 50, of the cells named PREFIX{vae,iwae}-kK
+# (PREFIX "" for one stochastic layer, "2l-" for two).
+vae_iwae_table() { # [PREFIX]
+    local pre="${1:-}" k v w
+    printf '| k | VAE: paper | VAE: ours (diff), time | IWAE: paper | IWAE: ours (diff), time |\n'
+    printf '|---|---|---|---|---|\n'
+    for k in 1 5 50; do
+        v="not asked for"; w="not asked for"
+        [[ ",$cells," == *",${pre}vae-k$k,"* ]] && v=$(cell_text "${pre}vae-k$k")
+        if [ "$k" = 1 ]; then
+            w="$v (the same objective)"
+        elif [[ ",$cells," == *",${pre}iwae-k$k,"* ]]; then
+            w=$(cell_text "${pre}iwae-k$k")
+        fi
+        printf '| %s | %s | %s | %s | %s |\n' "$k" "${paper[${pre}vae-k$k]}" "$v" \
+            "${paper[${pre}iwae-k$k]}" "$w"
+    done
+}
 echo
 echo "IWAE Table 1, MNIST, one stochastic layer: test NLL in nats (K = $eval_k)"
 echo "schedule: $stages of 8 stages ($epochs epochs); paper: 8 stages"
 echo
-printf '| k | VAE: paper | VAE: ours (diff), time | IWAE: paper | IWAE: ours (diff), time |\n'
-printf '|---|---|---|---|---|\n'
-for k in 1 5 50; do
-    v="not asked for"; w="not asked for"
-    [[ ",$cells," == *",vae-k$k,"* ]] && v=$(cell_text "vae-k$k")
-    if [ "$k" = 1 ]; then
-        w="$v (the same objective)"
-    elif [[ ",$cells," == *",iwae-k$k,"* ]]; then
-        w=$(cell_text "iwae-k$k")
-    fi
-    printf '| %s | %s | %s | %s | %s |\n' "$k" "${paper[vae-k$k]}" "$v" "${paper[iwae-k$k]}" "$w"
-done
+vae_iwae_table
 # The model with two stochastic layers.
 if [[ ",$cells," == *",2l-"* ]]; then
     echo
     echo "IWAE Table 1, MNIST, two stochastic layers: test NLL in nats (K = $eval_k)"
     echo
-    printf '| k | VAE: paper | VAE: ours (diff), time | IWAE: paper | IWAE: ours (diff), time |\n'
-    printf '|---|---|---|---|---|\n'
-    for k in 1 5 50; do
-        v="not asked for"; w="not asked for"
-        [[ ",$cells," == *",2l-vae-k$k,"* ]] && v=$(cell_text "2l-vae-k$k")
-        if [ "$k" = 1 ]; then
-            w="$v (the same objective)"
-        elif [[ ",$cells," == *",2l-iwae-k$k,"* ]]; then
-            w=$(cell_text "2l-iwae-k$k")
-        fi
-        printf '| %s | %s | %s | %s | %s |\n' "$k" "${paper[2l-vae-k$k]}" "$v" \
-            "${paper[2l-iwae-k$k]}" "$w"
-    done
+    vae_iwae_table 2l-
 fi
 # The encoder gradient estimators, beside the bound's own (iwae-k5).
 if [[ ",$cells," == *",iwae-k5-"* || ",$cells," == *",2l-iwae-k5-dreg,"* ]]; then
