@@ -30,7 +30,7 @@
 #include "idx.h"
 #include "infer.h"
 #include "rng.h"
-#include "vae.h"
+#include "model.h"
 
 #define EVAL_SALT 0x6576616cULL /* docs/checkpoint.md, "Test loss" */
 #define BATCH 25
@@ -52,7 +52,7 @@ static int write_f32(const char *dir, const char *name, const float *x, size_t n
 /* The eval stream's normals for B images, as `vae eval` draws them
  * (draw_share in src/train/shard.c): one layer, the B x z_dim in one call;
  * two, each image's z_dim normals of h1 then its z2_dim of h2. */
-static void draw_eps(const vae_model *m, rng_state *rng, vae_acts *a, size_t B)
+static void draw_eps(const model_net *m, rng_state *rng, model_acts *a, size_t B)
 {
     size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
     if (!Z2) {
@@ -73,15 +73,15 @@ int main(int argc, char **argv)
     }
     const char *ckpt = argv[1], *data = argv[2], *out = argv[3];
     uint64_t seed = strtoull(argv[4], NULL, 10);
-    vae_model m;
+    model_net m;
     ckpt_train t;
     idx_set set;
-    vae_acts a;
+    model_acts a;
     err_msg err;
     memset(&set, 0, sizeof set);
     memset(&a, 0, sizeof a);
     if (ckpt_load_model(ckpt, &m, &t, &err) || idx_load(&set, data, "t10k", &err) ||
-        vae_acts_init(&a, &m.cfg, BATCH, &err)) {
+        model_acts_init(&a, &m.cfg, BATCH, &err)) {
         fprintf(stderr, "export_ref: %s\n", err.text);
         return 1;
     }
@@ -111,22 +111,22 @@ int main(int argc, char **argv)
         a.xin = a.x;
         memcpy(a.y, set.labels + at, B);
         draw_eps(&m, &rng, &a, B);
-        vae_encode(&m, &a, B);
-        vae_reparam(&m, &a, B, 0);
-        vae_decode(&m, &a, B);
-        vae_loss(&m, &a, B, &(vae_loss_spec){VAE_OBJ_ELBO, 1.0, VAE_EST_STANDARD});
+        model_encode(&m, &a, B);
+        model_reparam(&m, &a, B, 0);
+        model_decode(&m, &a, B);
+        model_loss(&m, &a, B, &(model_loss_spec){MODEL_OBJ_ELBO, 1.0, MODEL_EST_STANDARD});
         memcpy(x + at * D, a.x, B * D * sizeof *x);
         memcpy(eps + at * Z, a.eps, B * Z * sizeof *eps);
-        memcpy(logits + at * D, vae_logits(&m, &a), B * D * sizeof *logits);
+        memcpy(logits + at * D, model_logits(&m, &a), B * D * sizeof *logits);
         for (size_t i = 0; i < B; i++) {
-            memcpy(mu + (at + i) * Z, vae_mu(&m, &a, i), Z * sizeof *mu);
-            memcpy(lv + (at + i) * Z, vae_logvar(&m, &a, i), Z * sizeof *lv);
+            memcpy(mu + (at + i) * Z, model_mu(&m, &a, i), Z * sizeof *mu);
+            memcpy(lv + (at + i) * Z, model_logvar(&m, &a, i), Z * sizeof *lv);
             rec[at + i] = a.rec[i];
             kl[at + i] = a.kl[i];
             if (!Z2)
                 continue;
             /* One draw an image: row i of the top networks is image i. */
-            const float *q2 = vae_top_mu(&m, &a, i), *p1 = vae_prior_top_mu(&m, &a, i);
+            const float *q2 = model_top_mu(&m, &a, i), *p1 = model_prior_top_mu(&m, &a, i);
             memcpy(eps2 + (at + i) * Z2, a.eps2 + i * Z2, Z2 * sizeof *eps2);
             memcpy(mu2 + (at + i) * Z2, q2, Z2 * sizeof *mu2);
             memcpy(lv2 + (at + i) * Z2, q2 + Z2, Z2 * sizeof *lv2);
@@ -144,8 +144,8 @@ int main(int argc, char **argv)
              write_f32(out, "lp.f32", lp, n * Z);
     free(x), free(logits), free(eps), free(mu), free(lv), free(rec), free(kl);
     free(eps2), free(mu2), free(lv2), free(mp), free(lp);
-    vae_acts_free(&a);
+    model_acts_free(&a);
     idx_free(&set);
-    vae_free(&m);
+    model_free(&m);
     return rc ? 1 : 0;
 }

@@ -25,7 +25,7 @@
 #include "ckpt.h"
 #include "png_grid.h"
 #include "rng.h"
-#include "vae.h"
+#include "model.h"
 #include "testutil.h"
 
 /* The layout of version 7 (docs/checkpoint.md), restated here on purpose:
@@ -78,15 +78,15 @@ static int teardown(void **state)
 /* A model with its optimizer and training state, all non-trivial. */
 
 typedef struct saved {
-    vae_model m;
+    model_net m;
     float *adam_m, *adam_v;
     ckpt_train t;
 } saved;
 
-static vae_config config(size_t x_dim, size_t n_hidden, const size_t *hidden,
-                         size_t z_dim, vae_act act, vae_lik lik, size_t classes)
+static model_config config(size_t x_dim, size_t n_hidden, const size_t *hidden,
+                         size_t z_dim, model_act act, model_lik lik, size_t classes)
 {
-    vae_config c;
+    model_config c;
     memset(&c, 0, sizeof c); /* padding too, so memcmp compares fields only */
     c.x_dim = x_dim;
     c.n_hidden = n_hidden;
@@ -99,23 +99,23 @@ static vae_config config(size_t x_dim, size_t n_hidden, const size_t *hidden,
     return c;
 }
 
-static vae_config cfg_small(void) /* 784-16-4, ReLU */
+static model_config cfg_small(void) /* 784-16-4, ReLU */
 {
     const size_t h[] = {16};
-    return config(784, 1, h, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0);
+    return config(784, 1, h, 4, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0);
 }
 
 /* 784-24-12-6, tanh, continuous Bernoulli, conditional on 10 labels */
-static vae_config cfg_deep(void)
+static model_config cfg_deep(void)
 {
     const size_t h[] = {24, 12};
-    return config(784, 2, h, 6, VAE_ACT_TANH, VAE_LIK_CB, 10);
+    return config(784, 2, h, 6, MODEL_ACT_TANH, MODEL_LIK_CB, 10);
 }
 
-static vae_config cfg_tiny(void) /* 8-3-2: small enough to flip every bit */
+static model_config cfg_tiny(void) /* 8-3-2: small enough to flip every bit */
 {
     const size_t h[] = {3};
-    return config(8, 1, h, 2, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 0);
+    return config(8, 1, h, 2, MODEL_ACT_RELU, MODEL_LIK_GAUSSIAN, 0);
 }
 
 /* Distinct values of every kind a float can finitely hold: negative zero,
@@ -131,15 +131,15 @@ static float odd_float(size_t i, float scale)
     }
 }
 
-static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
+static void make_saved(saved *s, const model_config *cfg, uint64_t seed)
 {
     memset(s, 0, sizeof *s);
     err_msg err;
-    if (vae_init(&s->m, cfg, &err))
-        fail_msg("vae_init: %s", err.text);
+    if (model_init(&s->m, cfg, &err))
+        fail_msg("model_init: %s", err.text);
     rng_state r;
     rng_seed(&r, seed);
-    vae_init_params(&s->m, &r);
+    model_init_params(&s->m, &r);
     size_t n = s->m.n_params;
     s->adam_m = malloc(n * sizeof(float));
     s->adam_v = malloc(n * sizeof(float));
@@ -194,7 +194,7 @@ static void make_saved(saved *s, const vae_config *cfg, uint64_t seed)
 
 static void free_saved(saved *s)
 {
-    vae_free(&s->m);
+    model_free(&s->m);
     free(s->adam_m);
     free(s->adam_v);
     memset(s, 0, sizeof *s);
@@ -346,7 +346,7 @@ static void test_round_trip_relu(void **state)
     char path[256];
     tu_join(path, sizeof path, fx->dir, "vae.bin");
     saved s;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     make_saved(&s, &c, 1);
     assert_int_equal(s.m.n_params, 784 * 16 + 16 + 16 * 8 + 8 + 4 * 16 + 16 + 16 * 784 + 784);
     assert_round_trip(path, &s);
@@ -361,7 +361,7 @@ static void test_round_trip_tanh_two_hidden(void **state)
     char path[256];
     tu_join(path, sizeof path, fx->dir, "deep.bin");
     saved s;
-    vae_config c = cfg_deep();
+    model_config c = cfg_deep();
     make_saved(&s, &c, 2);
     /* A fresh step-0 state and an RNG without a spare round-trip too. */
     assert_round_trip(path, &s);
@@ -380,7 +380,7 @@ static void test_header_fields_at_documented_offsets(void **state)
     char path[256];
     tu_join(path, sizeof path, fx->dir, "vae.bin");
     saved s;
-    vae_config c = cfg_deep();
+    model_config c = cfg_deep();
     make_saved(&s, &c, 3);
     save_ok(path, &s);
     size_t len;
@@ -400,8 +400,8 @@ static void test_header_fields_at_documented_offsets(void **state)
     assert_int_equal(tu_get_le64(h + 8 * (F_HIDDEN0 + 2)), 0);
     assert_int_equal(tu_get_le64(h + 8 * (F_HIDDEN0 + 3)), 0);
     assert_int_equal(tu_get_le64(h + 8 * F_Z_DIM), 6);
-    assert_int_equal(tu_get_le64(h + 8 * F_ACT), VAE_ACT_TANH);
-    assert_int_equal(tu_get_le64(h + 8 * F_LIKELIHOOD), VAE_LIK_CB);
+    assert_int_equal(tu_get_le64(h + 8 * F_ACT), MODEL_ACT_TANH);
+    assert_int_equal(tu_get_le64(h + 8 * F_LIKELIHOOD), MODEL_LIK_CB);
     assert_int_equal(tu_get_le64(h + 8 * F_N_CLASSES), 10);
     assert_int_equal(tu_get_le64(h + 8 * F_BINARIZE), 2);
     assert_int_equal(tu_get_le64(h + 8 * F_N_PARAMS), s.m.n_params);
@@ -468,7 +468,7 @@ static void test_save_twice_identical(void **state)
     tu_join(a, sizeof a, fx->dir, "a.bin");
     tu_join(b, sizeof b, fx->dir, "b.bin");
     saved s;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     make_saved(&s, &c, 4);
     save_ok(a, &s);
     save_ok(b, &s);
@@ -492,7 +492,7 @@ static void test_save_replaces_old_checkpoint(void **state)
     char path[256];
     tu_join(path, sizeof path, fx->dir, "vae.bin");
     saved s1, s2;
-    vae_config c1 = cfg_deep(), c2 = cfg_small();
+    model_config c1 = cfg_deep(), c2 = cfg_small();
     make_saved(&s1, &c1, 5);
     make_saved(&s2, &c2, 6);
     save_ok(path, &s1);
@@ -542,7 +542,7 @@ static void test_every_bit_flip_detected_tiny(void **state)
     char path[256];
     tu_join(path, sizeof path, fx->dir, "tiny.bin");
     saved s;
-    vae_config c = cfg_tiny();
+    model_config c = cfg_tiny();
     make_saved(&s, &c, 7);
     save_ok(path, &s);
     size_t len;
@@ -573,7 +573,7 @@ static void test_byte_flips_detected_mnist_size(void **state)
     char path[256];
     tu_join(path, sizeof path, fx->dir, "vae.bin");
     saved s;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     make_saved(&s, &c, 8);
     save_ok(path, &s);
     size_t len = file_size_for(s.m.n_params), n = s.m.n_params;
@@ -605,7 +605,7 @@ static void test_truncated(void **state)
     tu_join(path, sizeof path, fx->dir, "vae.bin");
     tu_join(cut, sizeof cut, fx->dir, "cut.bin");
     saved s;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     make_saved(&s, &c, 9);
     save_ok(path, &s);
     size_t len;
@@ -669,7 +669,7 @@ typedef struct good_file {
     char path[256];
 } good_file;
 
-static void good_file_make(good_file *g, const fixture *fx, const vae_config *c)
+static void good_file_make(good_file *g, const fixture *fx, const model_config *c)
 {
     make_saved(&g->s, c, 10);
     char orig[256];
@@ -689,7 +689,7 @@ static void test_newer_version(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     tu_put_le32(g.b + OFF_VERSION, CKPT_VERSION + 1);
     fix_crc(g.b, g.len);
@@ -745,7 +745,7 @@ static ckpt_train older_state(const ckpt_train *t, uint32_t version)
     want.set.adam_eps = def.set.adam_eps;
     want.set.init = def.set.init;
     want.set.valid = 0, want.best_epoch = 0, want.best_loss = 0.0;
-    want.set.objective = 0, want.set.draws = 1, want.set.estimator = VAE_EST_STANDARD;
+    want.set.objective = 0, want.set.draws = 1, want.set.estimator = MODEL_EST_STANDARD;
     want.sum_obj = t->sum_rec + t->set.beta * t->sum_kl;
     if (version == 2)
         memset(&want.data, 0, sizeof want.data);
@@ -756,7 +756,7 @@ static void test_reads_version_3(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     size_t len3;
     unsigned char *b = as_version(g.b, g.len, 3, HEADER_FIELDS_V3, &len3);
@@ -787,7 +787,7 @@ static void test_reads_version_4(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     size_t len4;
     unsigned char *b = as_version(g.b, g.len, 4, HEADER_FIELDS_V4, &len4);
@@ -817,7 +817,7 @@ static void test_round_trip_two_layers(void **state)
     tu_join(path, sizeof path, fx->dir, "two.bin");
     saved s;
     const size_t h[] = {24, 12};
-    vae_config c = config(784, 2, h, 6, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    model_config c = config(784, 2, h, 6, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0);
     c.z2_dim = 3, c.n_hidden2 = 2, c.hidden2[0] = 5, c.hidden2[1] = 4;
     make_saved(&s, &c, 2);
     assert_round_trip(path, &s); /* the whole config, bit for bit */
@@ -851,11 +851,11 @@ static void test_reads_version_5(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     /* The field of version 6 set, then cut: what is left must not show it. */
     unsigned char *h = g.b + OFF_HEADER;
-    tu_put_le64(h + 8 * F_ESTIMATOR, VAE_EST_DREG);
+    tu_put_le64(h + 8 * F_ESTIMATOR, MODEL_EST_DREG);
     fix_crc(g.b, g.len);
     size_t len5;
     unsigned char *b = as_version(g.b, g.len, 5, HEADER_FIELDS_V5, &len5);
@@ -866,14 +866,14 @@ static void test_reads_version_5(void **state)
     if (ckpt_read(g.path, &d, &err))
         fail_msg("%s", err.text);
     assert_int_equal(d.version, 5);
-    assert_int_equal(d.train.set.estimator, VAE_EST_STANDARD);
+    assert_int_equal(d.train.set.estimator, MODEL_EST_STANDARD);
     assert_memory_equal(&d.train, &g.s.t, sizeof d.train);
     ckpt_data_free(&d);
     /* The same bytes as version 6 read the estimator. */
     tu_write_file(g.path, g.b, g.len);
     if (ckpt_read(g.path, &d, &err))
         fail_msg("%s", err.text);
-    assert_int_equal(d.train.set.estimator, VAE_EST_DREG);
+    assert_int_equal(d.train.set.estimator, MODEL_EST_DREG);
     ckpt_data_free(&d);
     free(b);
     good_file_free(&g);
@@ -884,7 +884,7 @@ static void test_rejects_bad_image_shape(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     unsigned char *h = g.b + OFF_HEADER;
     tu_put_le64(h + 8 * F_WIDTH, 27);
@@ -916,7 +916,7 @@ static void test_reads_version_2(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     size_t len2;
     unsigned char *b = as_version(g.b, g.len, 2, HEADER_FIELDS_V2, &len2);
@@ -959,7 +959,7 @@ static void test_bad_fingerprint(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     const char *bad = "bad data fingerprint";
     expect_field_rejected(g.path, g.b, g.len, F_DATA_ROWS, 0, bad);
@@ -989,7 +989,7 @@ static void test_bad_controls(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     const char *sched = "bad learning-rate schedule", *opt = "bad optimizer settings";
     expect_field_rejected(g.path, g.b, g.len, F_SCHED, 4, sched);
@@ -1068,7 +1068,7 @@ static void test_header_size_wrong(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     tu_put_le32(g.b + OFF_HEADER_SIZE, 8 * HEADER_FIELDS + 8);
     fix_crc(g.b, g.len);
@@ -1081,7 +1081,7 @@ static void test_nan_or_inf_values(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     size_t n = g.s.m.n_params;
     static const struct { size_t array; const char *what; } where[] = {
@@ -1114,7 +1114,7 @@ static void test_architecture_mismatch(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     /* Each header value is self-consistent in size and CRC, but wrong. */
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, 17, "architecture has");
@@ -1128,13 +1128,13 @@ static void test_bad_architecture_values(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     expect_field_rejected(g.path, g.b, g.len, F_N_HIDDEN, 0, "hidden layers");
-    expect_field_rejected(g.path, g.b, g.len, F_N_HIDDEN, VAE_MAX_HIDDEN + 1, "hidden layers");
+    expect_field_rejected(g.path, g.b, g.len, F_N_HIDDEN, MODEL_MAX_HIDDEN + 1, "hidden layers");
     expect_field_rejected(g.path, g.b, g.len, F_N_HIDDEN, 2, "bad architecture"); /* hidden[1] = 0 */
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, 0, "bad architecture");
-    expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, VAE_MAX_WIDTH + 1, "hidden width");
+    expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0, MODEL_MAX_WIDTH + 1, "hidden width");
     expect_field_rejected(g.path, g.b, g.len, F_HIDDEN0 + 3, UINT64_MAX, "hidden width");
     expect_field_rejected(g.path, g.b, g.len, F_ACT, 3, "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_ARCH, 2, "unknown architecture 2");
@@ -1143,7 +1143,7 @@ static void test_bad_architecture_values(void **state)
     expect_field_rejected(g.path, g.b, g.len, F_CHANNELS, 3, "28 x 28 x 3");
     expect_field_rejected(g.path, g.b, g.len, F_HEIGHT, 0, "images of 0 x 28");
     expect_field_rejected(g.path, g.b, g.len, F_LIKELIHOOD, 3, "bad architecture");
-    expect_field_rejected(g.path, g.b, g.len, F_N_CLASSES, VAE_MAX_CLASSES + 1,
+    expect_field_rejected(g.path, g.b, g.len, F_N_CLASSES, MODEL_MAX_CLASSES + 1,
                           "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, 0, "bad architecture");
     expect_field_rejected(g.path, g.b, g.len, F_Z_DIM, UINT64_MAX, "bad architecture");
@@ -1161,7 +1161,7 @@ static void test_bad_training_state(void **state)
 {
     fixture *fx = *state;
     good_file g;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     good_file_make(&g, fx, &c);
     unsigned char *b = malloc(g.len);
     assert_non_null(b);
@@ -1235,7 +1235,7 @@ static void test_save_into_missing_folder(void **state)
     tu_join(folder, sizeof folder, fx->dir, "missing");
     tu_join(path, sizeof path, folder, "vae.bin");
     saved s;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     make_saved(&s, &c, 11);
     err_msg err = {{0}};
     assert_int_equal(ckpt_save(path, &s.m, s.adam_m, s.adam_v, &s.t, &err), -1);
@@ -1250,7 +1250,7 @@ static void test_save_onto_directory(void **state)
 {
     fixture *fx = *state;
     saved s;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     make_saved(&s, &c, 12);
     err_msg err = {{0}};
     assert_int_equal(ckpt_save(fx->dir, &s.m, s.adam_m, s.adam_v, &s.t, &err), -1);
@@ -1264,7 +1264,7 @@ static void test_save_dev_full(void **state)
 {
     (void)state;
     saved s;
-    vae_config c = cfg_small();
+    model_config c = cfg_small();
     make_saved(&s, &c, 13);
     err_msg err = {{0}};
     assert_int_equal(ckpt_save("/dev/full", &s.m, s.adam_m, s.adam_v, &s.t, &err), -1);
@@ -1272,7 +1272,7 @@ static void test_save_dev_full(void **state)
     tu_assert_contains(err.text, "No space left");
     /* A tiny model fits in one stdio buffer: the error surfaces at commit. */
     saved t;
-    vae_config ct = cfg_tiny();
+    model_config ct = cfg_tiny();
     make_saved(&t, &ct, 14);
     memset(&err, 0, sizeof err);
     assert_int_equal(ckpt_save("/dev/full", &t.m, t.adam_m, t.adam_v, &t.t, &err), -1);
@@ -1323,7 +1323,7 @@ static void test_failed_save_keeps_old_checkpoint(void **state)
     char path[256];
     tu_join(path, sizeof path, fx->dir, "vae.bin");
     saved old, next;
-    vae_config c1 = cfg_tiny(), c2 = cfg_small();
+    model_config c1 = cfg_tiny(), c2 = cfg_small();
     make_saved(&old, &c1, 15);
     make_saved(&next, &c2, 16);
     save_ok(path, &old);
@@ -1366,10 +1366,10 @@ static void test_load_model(void **state)
     char path[256];
     tu_join(path, sizeof path, fx->dir, "vae.bin");
     saved s;
-    vae_config c = cfg_deep();
+    model_config c = cfg_deep();
     make_saved(&s, &c, 17);
     save_ok(path, &s);
-    vae_model m;
+    model_net m;
     err_msg err = {{0}};
     ckpt_train t;
     if (ckpt_load_model(path, &m, &t, &err))
@@ -1380,7 +1380,7 @@ static void test_load_model(void **state)
     assert_int_equal(m.n_layers, s.m.n_layers);
     assert_memory_equal(m.layer, s.m.layer, sizeof m.layer);
     assert_memory_equal(m.params, s.m.params, m.n_params * sizeof(float));
-    vae_free(&m);
+    model_free(&m);
 
     /* Failure: an error naming the file, and nothing to free. */
     char missing[256];

@@ -3,8 +3,8 @@
  * writes, its worked example against the default model's layout and a
  * written checkpoint, its RNG and init test vectors against rng.c and
  * vae.c, its schedule tables against schedule.c, its objectives and the
- * order of the training noise against vae_loss and shard_draw_eps, its
- * gradient estimators against vae_backward, its model with two stochastic
+ * order of the training noise against model_loss and shard_draw_eps, its
+ * gradient estimators against model_backward, its model with two stochastic
  * layers (layout, densities, objectives and their gradients, the draws of
  * training, the importance-weighted bound and the prior) against the code,
  * and its reader rules (versions 6, 5, 4, 3 and 2, header sizes, the image
@@ -37,7 +37,7 @@
 #include "shard.h"
 #include "show.h"
 #include "train.h"
-#include "vae.h"
+#include "model.h"
 #include "testutil.h"
 
 #define OFF_HEADER 16 /* magic, version, header size */
@@ -296,7 +296,7 @@ static int teardown(void **state)
 }
 
 typedef struct saved {
-    vae_model m;
+    model_net m;
     float *adam_m, *adam_v;
     ckpt_train t;
 } saved;
@@ -331,12 +331,12 @@ static void fix_crc(unsigned char *b, size_t len)
 
 /* A model with its moments; params[i] = i, so a float read at a stated
  * offset says which parameter it is. */
-static void make_saved(saved *s, const vae_config *cfg)
+static void make_saved(saved *s, const model_config *cfg)
 {
     memset(s, 0, sizeof *s);
     err_msg err;
-    if (vae_init(&s->m, cfg, &err))
-        fail_msg("vae_init: %s", err.text);
+    if (model_init(&s->m, cfg, &err))
+        fail_msg("model_init: %s", err.text);
     size_t n = s->m.n_params;
     assert_true(n < (1u << 24)); /* every index exact in a float */
     s->adam_m = malloc(n * sizeof(float));
@@ -357,7 +357,7 @@ static void make_saved(saved *s, const vae_config *cfg)
 
 static void free_saved(saved *s)
 {
-    vae_free(&s->m);
+    model_free(&s->m);
     free(s->adam_m);
     free(s->adam_v);
     memset(s, 0, sizeof *s);
@@ -389,7 +389,7 @@ static void make_distinct(saved *s, int which)
     if (which == 3) {
         saved first;
         make_distinct(&first, 0);
-        vae_config c = first.m.cfg;
+        model_config c = first.m.cfg;
         c.x_dim = 17, c.height = 1, c.width = 17;
         c.n_hidden = 2;
         c.hidden[0] = 19, c.hidden[1] = 18, c.hidden[2] = c.hidden[3] = 0;
@@ -402,28 +402,28 @@ static void make_distinct(saved *s, int which)
         s->t = first.t; /* the training state of 0, its own epoch and sums */
         s->t.epoch = 81, s->t.step = 82, s->t.adam_t = 83, s->t.set.batch = 84;
         s->t.sum_rec = 3456.5, s->t.sum_kl = 89.25, s->t.sum_obj = 3600.5;
-        s->t.set.estimator = VAE_EST_STANDARD; /* what vae writes for two layers */
+        s->t.set.estimator = MODEL_EST_STANDARD; /* what vae writes for two layers */
         free_saved(&first);
         return;
     }
     if (which == 2) {
         make_distinct(s, 0);
-        s->t.set.objective = VAE_OBJ_ELBO; /* (1, 0, 0) where init has (1, 0, 1) */
+        s->t.set.objective = MODEL_OBJ_ELBO; /* (1, 0, 0) where init has (1, 0, 1) */
         s->t.set.draws = 1;
-        s->t.set.estimator = VAE_EST_STANDARD; /* what a run with the ELBO writes */
+        s->t.set.estimator = MODEL_EST_STANDARD; /* what a run with the ELBO writes */
         return;
     }
-    vae_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
     c.n_hidden = 4;
     float tmp[3];
     if (which == 0) {
-        c.arch = VAE_ARCH_MLP;
+        c.arch = MODEL_ARCH_MLP;
         c.x_dim = 13;
         c.hidden[0] = 9, c.hidden[1] = 8, c.hidden[2] = 7, c.hidden[3] = 6;
         c.z_dim = 5;
-        c.act = VAE_ACT_TANH;
-        c.likelihood = VAE_LIK_GAUSSIAN;
+        c.act = MODEL_ACT_TANH;
+        c.likelihood = MODEL_LIK_GAUSSIAN;
         c.n_classes = 3;
         make_saved(s, &c);
         ckpt_train *t = &s->t;
@@ -450,18 +450,18 @@ static void make_distinct(saved *s, int which)
         /* The IWAE with DReG (not the standard estimator, which a file
          * before version 6 reads as), and a sum_obj that is not the ELBO's
          * (1259.71875). */
-        t->set.objective = VAE_OBJ_IWAE, t->set.draws = 59, t->sum_obj = 1301.75;
-        t->set.estimator = VAE_EST_DREG;
+        t->set.objective = MODEL_OBJ_IWAE, t->set.draws = 59, t->sum_obj = 1301.75;
+        t->set.estimator = MODEL_EST_DREG;
     } else {
-        c.arch = VAE_ARCH_CONV;
+        c.arch = MODEL_ARCH_CONV;
         /* Colour images of 5 x 2 (x_dim 30), padded to 64 x 64 by 4
          * blocks: height, width and channels differ from the MLP's 1 x 13
          * grey (the shape a pre-5 file of x_dim 13 reads as). */
-        vae_config_image(&c, 5, 2, 3);
+        model_config_image(&c, 5, 2, 3);
         c.hidden[0] = 12, c.hidden[1] = 11, c.hidden[2] = 10, c.hidden[3] = 14;
         c.z_dim = 15;
-        c.act = VAE_ACT_LEAKY; /* (1, 2): (1, 0) is init's pair */
-        c.likelihood = VAE_LIK_CB;
+        c.act = MODEL_ACT_LEAKY; /* (1, 2): (1, 0) is init's pair */
+        c.likelihood = MODEL_LIK_CB;
         c.n_classes = 0;
         make_saved(s, &c);
         ckpt_train *t = &s->t;
@@ -482,8 +482,8 @@ static void make_distinct(saved *s, int which)
         /* The ELBO with one draw (the MLP's fixture has the IWAE), and
          * so the standard estimator: estimator is (2, 0, 0) across the
          * three files. */
-        t->set.objective = VAE_OBJ_ELBO, t->set.draws = 1, t->sum_obj = 2400.125;
-        t->set.estimator = VAE_EST_STANDARD;
+        t->set.objective = MODEL_OBJ_ELBO, t->set.draws = 1, t->sum_obj = 2400.125;
+        t->set.estimator = MODEL_EST_STANDARD;
     }
 }
 
@@ -512,7 +512,7 @@ static void rng_slots(uint64_t *v, const rng_state *r)
 /* The fields of s by the document's names; returns their number. */
 static size_t fields_of(const saved *s, field_want *w)
 {
-    const vae_config *c = &s->m.cfg;
+    const model_config *c = &s->m.cfg;
     const ckpt_train *t = &s->t;
     size_t n = 0;
 #define ONE(nm, ty, val) w[n++] = (field_want){nm, ty, 1, {(uint64_t)(val)}}
@@ -699,17 +699,17 @@ static void test_header_table_matches_writer(void **state)
 /* The worked example                                                       */
 /* ======================================================================== */
 
-static vae_config cfg_default(void) /* what `vae train` uses with no model options */
+static model_config cfg_default(void) /* what `vae train` uses with no model options */
 {
-    vae_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
-    c.arch = VAE_ARCH_MLP;
+    c.arch = MODEL_ARCH_MLP;
     c.x_dim = 784;
     c.n_hidden = 1;
     c.hidden[0] = 400;
     c.z_dim = 20;
-    c.act = VAE_ACT_RELU;
-    c.likelihood = VAE_LIK_BERNOULLI;
+    c.act = MODEL_ACT_RELU;
+    c.likelihood = MODEL_LIK_BERNOULLI;
     return c;
 }
 
@@ -745,9 +745,9 @@ static void test_worked_example_tensors(void **state)
 {
     fixture *fx = *state;
     saved s;
-    vae_config c = cfg_default();
+    model_config c = cfg_default();
     make_saved(&s, &c);
-    const vae_model *m = &s.m;
+    const model_net *m = &s.m;
     assert_int_equal(m->n_layers, 4);
     size_t len;
     unsigned char *b = save_and_read(fx->dir, "vae.bin", &s, &len);
@@ -764,7 +764,7 @@ static void test_worked_example_tensors(void **state)
         if (layer != tensors[i].layer)
             fail_msg("%s:%zu: %s is in layer %zu, not %zu", doc_path(), r->line,
                      tensors[i].name, tensors[i].layer, layer);
-        const vae_layer *L = &m->layer[layer];
+        const model_layer *L = &m->layer[layer];
         size_t index = tensors[i].weight ? L->w_off : L->b_off;
         /* shape: "out x in" for a weight, "out" for a bias */
         char want_shape[64];
@@ -835,7 +835,7 @@ static void test_worked_example_areas(void **state)
 {
     fixture *fx = *state;
     saved s;
-    vae_config c = cfg_default();
+    model_config c = cfg_default();
     make_saved(&s, &c);
     size_t n = s.m.n_params, len;
     unsigned char *b = save_and_read(fx->dir, "vae.bin", &s, &len);
@@ -882,22 +882,22 @@ static float doc_out_bias(double mean)
 
 /* The default model initialised from seed 1's stream; init 1 with a pixel
  * mean of 0 at pixel 0, 0.25 at pixel 1 and 0.5 elsewhere. */
-static void init_default(vae_model *m, int glorot)
+static void init_default(model_net *m, int glorot)
 {
-    vae_config c = cfg_default();
+    model_config c = cfg_default();
     err_msg err;
-    if (vae_init(m, &c, &err))
-        fail_msg("vae_init: %s", err.text);
+    if (model_init(m, &c, &err))
+        fail_msg("model_init: %s", err.text);
     rng_state r;
     rng_seed(&r, 1 ^ INIT_SALT);
     if (!glorot) {
-        vae_init_params(m, &r);
+        model_init_params(m, &r);
         return;
     }
     double mean[784];
     for (size_t p = 0; p < 784; p++)
         mean[p] = p == 0 ? 0.0 : p == 1 ? 0.25 : 0.5;
-    vae_init_glorot(m, &r, mean);
+    model_init_glorot(m, &r, mean);
 }
 
 static void test_rng_vectors(void **state)
@@ -933,11 +933,11 @@ static void test_rng_vectors(void **state)
     v[n].key = "first `rng_u64` after `rng_seed` with that seed", v[n++].want = rng_u64(&r);
     /* The initial parameters of the default model (layers 1 and 3: the
      * head and the output). */
-    vae_model m;
+    model_net m;
     init_default(&m, 0);
     v[n].key = "default model, seed 1, init 0: `enc1.weight[0]`, float bits";
     v[n++].want = f32_bits(m.params[m.layer[0].w_off]);
-    vae_free(&m);
+    model_free(&m);
     init_default(&m, 1);
     v[n].key = "default model, seed 1, init 1 (Glorot): `enc1.weight[0]`, float bits";
     v[n++].want = f32_bits(m.params[m.layer[0].w_off]);
@@ -957,7 +957,7 @@ static void test_rng_vectors(void **state)
     v[n++].want = f32_bits(out_bias[0]);
     v[n].key = "init 1: the output bias of a pixel whose mean is 0.25, float bits";
     v[n++].want = f32_bits(out_bias[1]);
-    vae_free(&m);
+    model_free(&m);
     assert_true(n <= sizeof v / sizeof v[0]);
     for (size_t i = 0; i < n; i++) {
         const doc_row *row = row_named(&t, v[i].key);
@@ -1033,7 +1033,7 @@ static float doc_draw(rng_state *r, float bound)
 
 /* Fails unless params[off..off+n) are the stream's next n values times
  * bound (or, with r NULL, all equal to value). */
-static void expect_run(const vae_model *m, const char *what, size_t off, size_t n,
+static void expect_run(const model_net *m, const char *what, size_t off, size_t n,
                        rng_state *r, float bound, float value, int glorot)
 {
     for (size_t i = 0; i < n; i++) {
@@ -1045,14 +1045,14 @@ static void expect_run(const vae_model *m, const char *what, size_t off, size_t 
     }
 }
 
-/* Initialises a model of cfg with vae_init_params (glorot 0) or
- * vae_init_glorot (1) and replays the document's rules over every value. */
-static void replay_init(const vae_config *cfg, int glorot)
+/* Initialises a model of cfg with model_init_params (glorot 0) or
+ * model_init_glorot (1) and replays the document's rules over every value. */
+static void replay_init(const model_config *cfg, int glorot)
 {
-    vae_model m;
+    model_net m;
     err_msg err;
-    if (vae_init(&m, cfg, &err))
-        fail_msg("vae_init: %s", err.text);
+    if (model_init(&m, cfg, &err))
+        fail_msg("model_init: %s", err.text);
     size_t D = cfg->x_dim;
     double *mean = malloc(D * sizeof *mean);
     assert_non_null(mean);
@@ -1068,12 +1068,12 @@ static void replay_init(const vae_config *cfg, int glorot)
     rng_seed(&r, seed);
     rng_seed(&doc, seed);
     if (glorot)
-        vae_init_glorot(&m, &r, mean);
+        model_init_glorot(&m, &r, mean);
     else
-        vae_init_params(&m, &r);
-    if (cfg->arch == VAE_ARCH_CONV) {
+        model_init_params(&m, &r);
+    if (cfg->arch == MODEL_ARCH_CONV) {
         for (size_t b = 0; b < m.n_blocks; b++) {
-            const vae_block *k = &m.block[b];
+            const model_block *k = &m.block[b];
             size_t fan_in = (k->transposed ? k->cout : k->cin) * 16;
             float bound = glorot ? sqrtf(6.0f / (float)((k->cin + k->cout) * 16))
                                  : 1.0f / sqrtf((float)fan_in);
@@ -1093,9 +1093,9 @@ static void replay_init(const vae_config *cfg, int glorot)
         assert_int_equal(m.n_layers, 2);
     }
     /* The MLP's layers, or the conv VAE's two linear layers. */
-    size_t out_layer = cfg->arch == VAE_ARCH_CONV ? SIZE_MAX : 2 * cfg->n_hidden + 1;
+    size_t out_layer = cfg->arch == MODEL_ARCH_CONV ? SIZE_MAX : 2 * cfg->n_hidden + 1;
     for (size_t l = 0; l < m.n_layers; l++) {
-        const vae_layer *L = &m.layer[l];
+        const model_layer *L = &m.layer[l];
         size_t fan_in = L->in + L->n_onehot;
         float bound = glorot ? sqrtf(6.0f / (float)(fan_in + L->out))
                              : 1.0f / sqrtf((float)fan_in);
@@ -1114,14 +1114,14 @@ static void replay_init(const vae_config *cfg, int glorot)
     /* Nothing left out: the replay drew what the code drew. */
     assert_true(rng_u64(&r) == rng_u64(&doc));
     free(mean);
-    vae_free(&m);
+    model_free(&m);
 }
 
 static void test_init_streams(void **state)
 {
     (void)state;
     for (int glorot = 0; glorot < 2; glorot++) {
-        vae_config c = cfg_default();
+        model_config c = cfg_default();
         replay_init(&c, glorot);
         /* conditional MLP, conv, and two stochastic layers (q(h2|h1)'s and
          * p(h1|h2)'s layers after the others; the output biases only on
@@ -1142,11 +1142,11 @@ static void test_init_streams(void **state)
     doc_says_f("`rng_seed(seed ^ 0x%llx)`", (unsigned long long)INIT_SALT);
     doc_says_f("`rng_seed(1 ^ 0x%llx)`", (unsigned long long)INIT_SALT);
     doc_says("`q = mean_p` clipped to [0.001, 0.999]");
-    vae_config c = cfg_default();
-    vae_model m;
+    model_config c = cfg_default();
+    model_net m;
     err_msg err;
-    if (vae_layout(&m, &c, &err))
-        fail_msg("vae_layout: %s", err.text);
+    if (model_layout(&m, &c, &err))
+        fail_msg("model_layout: %s", err.text);
     char a[32], b[32];
     with_commas(a, sizeof a, (m.layer[0].in + m.layer[0].n_onehot) * m.layer[0].out);
     with_commas(b, sizeof b, m.layer[1].w_off);
@@ -1161,14 +1161,14 @@ static void test_init_streams(void **state)
         rng_uniform(&r);
     float g = doc_draw(&r, sqrtf(6.0f / (float)(m.layer[1].in + m.layer[1].out)));
     assert_true(f32_bits(m.params[m.layer[1].w_off]) == f32_bits(g));
-    vae_free(&m);
+    model_free(&m);
     init_default(&m, 0);
     rng_seed(&r, 1 ^ INIT_SALT);
     for (size_t i = 0; i < m.layer[1].w_off; i++)
         rng_uniform(&r);
     float p = doc_draw(&r, 1.0f / sqrtf((float)m.layer[1].in));
     assert_true(f32_bits(m.params[m.layer[1].w_off]) == f32_bits(p));
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* ======================================================================== */
@@ -1420,12 +1420,12 @@ static void check_older(const ckpt_data *d, const saved *s, uint32_t version,
     /* The estimator, which every file before version 6 lacks, reads as 0
      * (standard), and differs from what the version-7 file held; a
      * version-6 file keeps its own. */
-    if (s->t.set.estimator == VAE_EST_STANDARD)
+    if (s->t.set.estimator == MODEL_EST_STANDARD)
         fail_msg("test setup: the estimator holds its default already");
     if (version >= 6 && t->set.estimator != s->t.set.estimator)
         fail_msg("a version-%u file reads estimator %d, not the %d it holds", version,
                  (int)t->set.estimator, (int)s->t.set.estimator);
-    if (version < 6 && t->set.estimator != VAE_EST_STANDARD)
+    if (version < 6 && t->set.estimator != MODEL_EST_STANDARD)
         fail_msg("a version-%u file reads estimator %d; the document says 0 (standard)",
                  version, (int)t->set.estimator);
     /* The controls versions 2 and 3 lack read as the defaults table says
@@ -1495,7 +1495,7 @@ static void test_older_versions(void **state)
     assert_int_equal(n6 - n5, 1);
     field_range(&t, "hidden2", &lo, &last);
     assert_int_equal(last + 1, n7); /* the second stochastic layer ends version 7's */
-    assert_int_equal(n7 - n6, 2 + VAE_MAX_HIDDEN);
+    assert_int_equal(n7 - n6, 2 + MODEL_MAX_HIDDEN);
     /* The defaults table lists the fields version 3 lacks and version 4
      * has, each once. */
     if (dt.n_rows != n4 - n3)
@@ -1566,13 +1566,13 @@ static void test_older_versions(void **state)
         fail_msg("test setup: the version-7 file of two stochastic layers is rejected");
     assert_int_equal(d.cfg.z2_dim, two.m.cfg.z2_dim);
     ckpt_data_free(&d);
-    vae_config one = two.m.cfg;
+    model_config one = two.m.cfg;
     one.z2_dim = one.n_hidden2 = 0;
     memset(one.hidden2, 0, sizeof one.hidden2);
-    vae_model shape;
+    model_net shape;
     err_msg err = {{0}};
-    if (vae_layout(&shape, &one, &err))
-        fail_msg("vae_layout: %s", err.text);
+    if (model_layout(&shape, &one, &err))
+        fail_msg("model_layout: %s", err.text);
     assert_true(shape.n_params < two.m.n_params);
     char want[160];
     snprintf(want, sizeof want, "%zu parameters stored, the architecture has %zu",
@@ -1588,7 +1588,7 @@ static void test_older_versions(void **state)
      * cut to version 4 reads as 28 x 28 grey images, the shape version 7
      * (and 6 and 5) writes for it. */
     saved sq;
-    vae_config c = cfg_default();
+    model_config c = cfg_default();
     make_saved(&sq, &c);
     assert_int_equal(sq.m.cfg.height, 28);
     assert_int_equal(sq.m.cfg.width, 28);
@@ -1679,7 +1679,7 @@ static void test_older_versions(void **state)
                n6, n7 - 1);
     doc_says_f("A file before version %u reads with estimator 0 (`%s`",
                SETTINGS[SETTING_ESTIMATOR].since,
-               enum_name(&vae_estimator_names, VAE_EST_STANDARD));
+               enum_name(&model_estimator_names, MODEL_EST_STANDARD));
     doc_says("A file before version 5 reads as grey images (channels 1): height = "
              "width = sqrt(x_dim) when x_dim is a perfect square, else height 1 and "
              "width x_dim");
@@ -2073,13 +2073,13 @@ static void test_objective_rules(void **state)
     field_range(&t, "sum_obj", &f_sum, &hi);
     /* The limits the table states are the code's. */
     char num[32], text[64];
-    with_commas(num, sizeof num, VAE_MAX_DRAWS);
+    with_commas(num, sizeof num, MODEL_MAX_DRAWS);
     snprintf(text, sizeof text, "1 to %s", num);
     expect_accepts(&t, "draws", text);
     expect_accepts(&t, "objective", "0 or 1");
     expect_accepts(&t, "sum_obj", "finite");
     const double nan = NAN, inf = INFINITY;
-    const uint64_t max = VAE_MAX_DRAWS;
+    const uint64_t max = MODEL_MAX_DRAWS;
     const struct {
         uint64_t objective, draws;
         double sum_obj;
@@ -2139,7 +2139,7 @@ static void test_objective_rules(void **state)
     doc_says("A failure says \"bad training objective\"");
     doc_says_f("objective 0 or 1, draws 1 to %s, sum_obj finite and estimator 0 to %zu "
                "(with either objective), for either architecture", num,
-               vae_estimator_names.n - 1);
+               model_estimator_names.n - 1);
     doc_table_free(&t);
 }
 
@@ -2159,17 +2159,17 @@ static void test_estimator_rules(void **state)
     assert_int_equal(f_est, SETTINGS[SETTING_ESTIMATOR].field);
     assert_int_equal(SETTINGS[SETTING_ESTIMATOR].since, 6);
     /* The values and names the table states are the code's. */
-    const size_t n_est = vae_estimator_names.n;
+    const size_t n_est = model_estimator_names.n;
     assert_int_equal(n_est, 3);
     char text[192], names[128];
     snprintf(text, sizeof text, "0 to %zu", n_est - 1);
     expect_accepts(&t, "estimator", text);
     doc_says_f("0 the bound's own (`%s`), 1 sticking the landing (`%s`), 2 doubly "
                "reparameterized (`%s`); written 0 with the ELBO",
-               enum_name(&vae_estimator_names, VAE_EST_STANDARD),
-               enum_name(&vae_estimator_names, VAE_EST_STL),
-               enum_name(&vae_estimator_names, VAE_EST_DREG));
-    enum_list(&vae_estimator_names, names, sizeof names);
+               enum_name(&model_estimator_names, MODEL_EST_STANDARD),
+               enum_name(&model_estimator_names, MODEL_EST_STL),
+               enum_name(&model_estimator_names, MODEL_EST_DREG));
+    enum_list(&model_estimator_names, names, sizeof names);
     const uint64_t big = UINT64_MAX;
     const struct {
         uint64_t objective, estimator;
@@ -2283,19 +2283,19 @@ static void test_estimator_rules(void **state)
 
 /* A small model of the given shape for the shape rules: conv (nh blocks
  * of 1 channel) or the MLP, one hidden unit, z_dim 1. */
-static void make_shaped(saved *s, vae_arch arch, size_t nh, size_t height, size_t width,
+static void make_shaped(saved *s, model_arch arch, size_t nh, size_t height, size_t width,
                         size_t channels)
 {
-    vae_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
     c.arch = arch;
     c.n_hidden = nh;
     for (size_t i = 0; i < nh; i++)
         c.hidden[i] = 1;
     c.z_dim = 1;
-    c.act = VAE_ACT_RELU;
-    c.likelihood = VAE_LIK_BERNOULLI;
-    vae_config_image(&c, height, width, channels);
+    c.act = MODEL_ACT_RELU;
+    c.likelihood = MODEL_LIK_BERNOULLI;
+    model_config_image(&c, height, width, channels);
     make_saved(s, &c);
 }
 
@@ -2314,13 +2314,13 @@ static void test_shape_rules(void **state)
     field_range(&t, "channels", &f_c, &hi);
     /* The limits the table states are the code's. */
     char num[32], conv_num[32], text[192];
-    with_commas(num, sizeof num, VAE_MAX_WIDTH);
+    with_commas(num, sizeof num, MODEL_MAX_WIDTH);
     with_commas(conv_num, sizeof conv_num, 4096);
     snprintf(text, sizeof text, "1 to %s; conv: at most %s", num, conv_num);
     expect_accepts(&t, "height", text);
     expect_accepts(&t, "width", text);
     expect_accepts(&t, "channels", "1 or 3, and height x width x channels = x_dim");
-    assert_int_equal(VAE_MAX_WIDTH, 65536);
+    assert_int_equal(MODEL_MAX_WIDTH, 65536);
     enum { CONV, MLP, MLP_BIG, CONV_TALL, N_FIX };
     saved s[N_FIX];
     make_distinct(&s[CONV], 1); /* conv, 5 x 2 x 3 */
@@ -2328,8 +2328,8 @@ static void test_shape_rules(void **state)
     s[CONV].t.set.sched.gamma = 1.0;
     make_distinct(&s[MLP], 0); /* MLP, x_dim 13 */
     s[MLP].t.set.sched.warmup = s[MLP].t.set.sched.horizon = 0; /* a readable step schedule */
-    make_shaped(&s[MLP_BIG], VAE_ARCH_MLP, 1, 256, 256, 1);
-    make_shaped(&s[CONV_TALL], VAE_ARCH_CONV, 1, 4096, 1, 1);
+    make_shaped(&s[MLP_BIG], MODEL_ARCH_MLP, 1, 256, 256, 1);
+    make_shaped(&s[CONV_TALL], MODEL_ARCH_CONV, 1, 4096, 1, 1);
     assert_int_equal(s[CONV].m.cfg.x_dim, 30);
     assert_int_equal(s[CONV].m.cfg.channels, 3);
     assert_int_equal(s[MLP].m.cfg.x_dim, 13);
@@ -2427,24 +2427,24 @@ static void test_shape_rules(void **state)
 /* The small MLP of the objective's checks (12 pixels, 7 tanh units, a 3-D
  * latent; 3 labels if conditional) with random parameters, inputs, labels
  * and eps for N_IMG images of K draws, all from seed. */
-static void small_batch(int conditional, size_t K, uint64_t seed, vae_model *m, vae_acts *a)
+static void small_batch(int conditional, size_t K, uint64_t seed, model_net *m, model_acts *a)
 {
-    vae_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
-    c.arch = VAE_ARCH_MLP;
+    c.arch = MODEL_ARCH_MLP;
     c.x_dim = 12;
     c.n_hidden = 1;
     c.hidden[0] = 7;
     c.z_dim = 3;
-    c.act = VAE_ACT_TANH;
-    c.likelihood = VAE_LIK_BERNOULLI;
+    c.act = MODEL_ACT_TANH;
+    c.likelihood = MODEL_LIK_BERNOULLI;
     c.n_classes = conditional ? 3 : 0;
     err_msg err;
-    if (vae_init(m, &c, &err) || vae_acts_init_k(a, &c, N_IMG, K, &err))
+    if (model_init(m, &c, &err) || model_acts_init_k(a, &c, N_IMG, K, &err))
         fail_msg("%s", err.text);
     rng_state r;
     rng_seed(&r, seed);
-    vae_init_params(m, &r);
+    model_init_params(m, &r);
     for (size_t i = 0; i < N_IMG * c.x_dim; i++)
         a->x[i] = rng_uniform(&r);
     for (size_t i = 0; i < N_IMG; i++)
@@ -2453,32 +2453,32 @@ static void small_batch(int conditional, size_t K, uint64_t seed, vae_model *m, 
 }
 
 /* One batch of a small MLP (conditional with 3 labels if conditional) run
- * through vae_loss with K = N_DRAWS draws and objective, and each image's
+ * through model_loss with K = N_DRAWS draws and objective, and each image's
  * numbers recomputed by the document's formulas ("The objective and K
  * draws", "Likelihoods and the loss"). */
-static void check_objective(int conditional, vae_objective objective, double beta)
+static void check_objective(int conditional, model_objective objective, double beta)
 {
     enum { D = 12, Z = 3, K = N_DRAWS, B = N_IMG };
-    vae_model m;
-    vae_acts a;
+    model_net m;
+    model_acts a;
     small_batch(conditional, K, 77, &m, &a);
-    vae_encode(&m, &a, B);
-    vae_reparam(&m, &a, B, 0);
-    vae_decode(&m, &a, B);
-    vae_loss_spec loss = {objective, beta};
-    double total = vae_loss(&m, &a, B, &loss);
-    const float *logits = vae_logits(&m, &a);
+    model_encode(&m, &a, B);
+    model_reparam(&m, &a, B, 0);
+    model_decode(&m, &a, B);
+    model_loss_spec loss = {objective, beta};
+    double total = model_loss(&m, &a, B, &loss);
+    const float *logits = model_logits(&m, &a);
     double want_total = 0.0;
     for (size_t i = 0; i < B; i++) {
-        const float *mu = vae_mu(&m, &a, i), *lv = vae_logvar(&m, &a, i);
-        const float *mp = conditional ? vae_prior_mu(&m, &a, i) : NULL;
-        const float *lp = conditional ? vae_prior_logvar(&m, &a, i) : NULL;
+        const float *mu = model_mu(&m, &a, i), *lv = model_logvar(&m, &a, i);
+        const float *mp = conditional ? model_prior_mu(&m, &a, i) : NULL;
+        const float *lp = conditional ? model_prior_logvar(&m, &a, i) : NULL;
         double lw[K], rec_mean = 0.0, kl = 0.0;
         for (size_t j = 0; j < K; j++) {
             size_t row = i * K + j; /* draw j of image i */
             const float *eps = a.eps + row * Z, *z = a.z + row * Z;
             float rec;
-            vae_rec_rows(&m, logits + row * D, a.x + i * D, 0, 1, &rec);
+            model_rec_rows(&m, logits + row * D, a.x + i * D, 0, 1, &rec);
             rec_mean += rec / (double)K;
             double t = -(double)rec;
             for (size_t d = 0; d < Z; d++) {
@@ -2502,7 +2502,7 @@ static void check_objective(int conditional, vae_objective objective, double bet
                                    exp(lp[d]) - 1.0)
                       : -0.5 * (1.0 + lv[d] - (double)mu[d] * mu[d] - exp(lv[d]));
         double obj;
-        if (objective == VAE_OBJ_ELBO) {
+        if (objective == MODEL_OBJ_ELBO) {
             obj = rec_mean + beta * kl;
         } else {
             double mean_w = 0.0;
@@ -2524,17 +2524,17 @@ static void check_objective(int conditional, vae_objective objective, double bet
                          v[k].want);
         want_total += rec_mean + kl;
     }
-    /* What vae_loss reports is the negative ELBO, whatever is minimised. */
+    /* What model_loss reports is the negative ELBO, whatever is minimised. */
     assert_true(fabs(total - want_total) <= 1e-5 * (1.0 + fabs(want_total)));
-    if (objective == VAE_OBJ_IWAE) { /* beta does not enter it */
+    if (objective == MODEL_OBJ_IWAE) { /* beta does not enter it */
         float obj[B];
         memcpy(obj, a.obj, sizeof obj);
         loss.beta = 2.0 * beta + 1.0;
-        vae_loss(&m, &a, B, &loss);
+        model_loss(&m, &a, B, &loss);
         assert_memory_equal(obj, a.obj, sizeof obj);
     }
-    vae_acts_free(&a);
-    vae_free(&m);
+    model_acts_free(&a);
+    model_free(&m);
 }
 
 static void test_objective_values(void **state)
@@ -2543,7 +2543,7 @@ static void test_objective_values(void **state)
     for (int conditional = 0; conditional < 2; conditional++)
         for (int objective = 0; objective < 2; objective++)
             for (int k = 0; k < 2; k++)
-                check_objective(conditional, (vae_objective)objective, k ? 0.25 : 1.0);
+                check_objective(conditional, (model_objective)objective, k ? 0.25 : 1.0);
     /* The formulas the test recomputes are the document's. */
     doc_says("`z_ij = mu + exp(lv / 2) eps_ij`");
     doc_says("`obj_i = (1/K) sum_j rec_ij + beta_s kl_i`");
@@ -2555,7 +2555,7 @@ static void test_objective_values(void **state)
 }
 
 /* One batch of a small MLP (conditional with 3 labels if conditional) with
- * K draws, through vae_loss and vae_backward for the importance-weighted
+ * K draws, through model_loss and model_backward for the importance-weighted
  * bound with each estimator, held against the document's formulas ("The
  * objective and K draws"): the normalised weights; each draw's dz from the
  * decoder's wt_ij g_ij (g_ij, by finite differences, the gradient of
@@ -2565,8 +2565,8 @@ static void test_objective_values(void **state)
 static void check_estimators(int conditional, size_t K)
 {
     enum { D = 12, Z = 3, B = N_IMG, N_EST = 3 };
-    vae_model m;
-    vae_acts a;
+    model_net m;
+    model_acts a;
     small_batch(conditional, K, 78, &m, &a);
     const size_t n = m.n_params, R = B * K;
     float *grads = malloc(N_EST * n * sizeof *grads);
@@ -2578,13 +2578,13 @@ static void check_estimators(int conditional, size_t K)
     assert_non_null(dhead);
     assert_non_null(wt);
     for (int e = 0; e < N_EST; e++) {
-        vae_encode(&m, &a, B);
-        vae_reparam(&m, &a, B, 0);
-        vae_decode(&m, &a, B);
-        vae_loss_spec loss = {VAE_OBJ_IWAE, 1.0, (vae_estimator)e};
-        vae_loss(&m, &a, B, &loss);
+        model_encode(&m, &a, B);
+        model_reparam(&m, &a, B, 0);
+        model_decode(&m, &a, B);
+        model_loss_spec loss = {MODEL_OBJ_IWAE, 1.0, (model_estimator)e};
+        model_loss(&m, &a, B, &loss);
         memcpy(wt + e * R, a.wt, R * sizeof *wt);
-        vae_backward(&m, &a, grads + e * n, B, &loss);
+        model_backward(&m, &a, grads + e * n, B, &loss);
         memcpy(dz + e * R * Z, a.dz, R * Z * sizeof *dz);
         memcpy(dhead + e * B * 2 * Z, a.dhead, B * 2 * Z * sizeof *dhead);
     }
@@ -2599,7 +2599,7 @@ static void check_estimators(int conditional, size_t K)
     assert_non_null(z0);
     assert_non_null(rec);
     for (size_t row = 0; row < R; row++)
-        vae_rec_rows(&m, vae_logits(&m, &a) + row * D, a.x + (row / K) * D, 0, 1, &rec[row]);
+        model_rec_rows(&m, model_logits(&m, &a) + row * D, a.x + (row / K) * D, 0, 1, &rec[row]);
     memcpy(z0, a.z, R * Z * sizeof *z0);
     const float h = 1.0f / 64.0f;
     for (size_t row = 0; row < R; row++)
@@ -2608,17 +2608,17 @@ static void check_estimators(int conditional, size_t K)
             for (int side = 0; side < 2; side++) {
                 memcpy(a.z, z0, R * Z * sizeof *z0);
                 a.z[row * Z + d] += side ? h : -h;
-                vae_decode(&m, &a, B);
-                vae_rec_rows(&m, vae_logits(&m, &a) + row * D, a.x + (row / K) * D, 0, 1,
+                model_decode(&m, &a, B);
+                model_rec_rows(&m, model_logits(&m, &a) + row * D, a.x + (row / K) * D, 0, 1,
                              &side_rec[side]);
             }
             g[row * Z + d] = ((double)side_rec[1] - side_rec[0]) / (2.0 * h);
         }
     memcpy(a.z, z0, R * Z * sizeof *z0);
     for (size_t i = 0; i < B; i++) {
-        const float *lv = vae_logvar(&m, &a, i);
-        const float *mp = conditional ? vae_prior_mu(&m, &a, i) : NULL;
-        const float *lp = conditional ? vae_prior_logvar(&m, &a, i) : NULL;
+        const float *lv = model_logvar(&m, &a, i);
+        const float *mp = conditional ? model_prior_mu(&m, &a, i) : NULL;
+        const float *lp = conditional ? model_prior_logvar(&m, &a, i) : NULL;
         /* wt_ij = w_ij / sum_j w_ij, from the document's log weights */
         double lw[N_DRAWS], top = -INFINITY, sum = 0.0;
         assert_true(K <= N_DRAWS);
@@ -2641,7 +2641,7 @@ static void check_estimators(int conditional, size_t K)
             double dmu[Z], dlv[Z], scale[Z];
             for (size_t d = 0; d < Z; d++) {
                 dmu[d] = 0.0, scale[d] = 1.0;
-                dlv[d] = e == VAE_EST_STANDARD ? -0.5 : 0.0; /* the direct term */
+                dlv[d] = e == MODEL_EST_STANDARD ? -0.5 : 0.0; /* the direct term */
             }
             for (size_t j = 0; j < K; j++) {
                 size_t row = i * K + j;
@@ -2662,8 +2662,8 @@ static void check_estimators(int conditional, size_t K)
                         fail_msg("%s, K %zu, image %zu, draw %zu, latent %zu: the decoder "
                                  "gives %.9g at z, not wt_ij g_ij = %.9g", conditional ?
                                  "conditional" : "N(0, I)", K, i, j, d, wg, wg_fd);
-                    double want = e == VAE_EST_STANDARD ? wg + w * gp
-                                  : e == VAE_EST_STL    ? wg + w * path
+                    double want = e == MODEL_EST_STANDARD ? wg + w * gp
+                                  : e == MODEL_EST_STL    ? wg + w * path
                                                         : w * (wg + w * path);
                     double got = dz[(e * R + row) * Z + d];
                     double tol = 1e-5 * (1.0 + fabs(wg) + fabs(w * gp) + fabs(w * path));
@@ -2671,7 +2671,7 @@ static void check_estimators(int conditional, size_t K)
                         fail_msg("%s, K %zu, estimator %s, image %zu, draw %zu, latent %zu: "
                                  "dz is %.9g, the document's %.9g",
                                  conditional ? "conditional" : "N(0, I)", K,
-                                 enum_name(&vae_estimator_names, e), i, j, d, got, want);
+                                 enum_name(&model_estimator_names, e), i, j, d, got, want);
                     dmu[d] += want;
                     dlv[d] += want * eps[d] * exp((double)lv[d] / 2.0) / 2.0;
                     scale[d] += fabs(want) * (1.0 + fabs(eps[d]) * exp((double)lv[d] / 2.0));
@@ -2684,7 +2684,7 @@ static void check_estimators(int conditional, size_t K)
                     fail_msg("%s, K %zu, estimator %s, image %zu, latent %zu: mu's and lv's "
                              "gradients are %.9g and %.9g, the document's %.9g and %.9g",
                              conditional ? "conditional" : "N(0, I)", K,
-                             enum_name(&vae_estimator_names, e), i, d, (double)dh[d],
+                             enum_name(&model_estimator_names, e), i, d, (double)dh[d],
                              (double)dh[Z + d], dmu[d], dlv[d]);
             }
         }
@@ -2698,10 +2698,10 @@ static void check_estimators(int conditional, size_t K)
         assert_true(memcmp(grads, grads + e * n, dec * sizeof *grads) != 0);
     }
     if (K == 1) /* wt = 1: stl and dreg agree */
-        assert_memory_equal(grads + VAE_EST_STL * n, grads + VAE_EST_DREG * n,
+        assert_memory_equal(grads + MODEL_EST_STL * n, grads + MODEL_EST_DREG * n,
                             n * sizeof *grads);
     else
-        assert_true(memcmp(grads + VAE_EST_STL * n, grads + VAE_EST_DREG * n,
+        assert_true(memcmp(grads + MODEL_EST_STL * n, grads + MODEL_EST_DREG * n,
                            dec * sizeof *grads) != 0);
     free(g);
     free(z0);
@@ -2710,8 +2710,8 @@ static void check_estimators(int conditional, size_t K)
     free(dz);
     free(dhead);
     free(wt);
-    vae_acts_free(&a);
-    vae_free(&m);
+    model_acts_free(&a);
+    model_free(&m);
 }
 
 static void test_estimator_gradients(void **state)
@@ -2740,20 +2740,20 @@ static void test_estimator_gradients(void **state)
 /* A step's eps, drawn across a team of threads, are the stream's normals
  * in the streams table's order: image i of the batch, draw j, latent d is
  * normal number (i K + j) z_dim + d; in a thread's share, draw j of its
- * image i is row i K + j, the row vae_reparam makes z_ij of. */
+ * image i is row i K + j, the row model_reparam makes z_ij of. */
 static void test_eps_order(void **state)
 {
     (void)state;
     enum { T = 3, B = 7, K = 4 }; /* shares of 3, 3 and 1 images */
-    vae_config c = cfg_default();
+    model_config c = cfg_default();
     c.hidden[0] = 5;
     c.x_dim = 6;
-    vae_model m;
+    model_net m;
     err_msg err;
-    if (par_init(T, &err) || vae_init(&m, &c, &err))
+    if (par_init(T, &err) || model_init(&m, &c, &err))
         fail_msg("%s", err.text);
     shard_set sh;
-    shard_spec spec = {.cap = B, .draws = K, .objective = VAE_OBJ_IWAE};
+    shard_spec spec = {.cap = B, .draws = K, .objective = MODEL_OBJ_IWAE};
     if (shard_init(&sh, &m, &spec, &err))
         fail_msg("shard_init: %s", err.text);
     assert_int_equal(sh.T, T);
@@ -2784,7 +2784,7 @@ static void test_eps_order(void **state)
     assert_int_equal(seen, B * K * Z);
     free(want);
     shard_free(&sh);
-    vae_free(&m);
+    model_free(&m);
     par_shutdown();
     doc_says("each step, B x K x z_dim normals (eps; K = draws, field 56)");
     doc_says("image i of the batch (from 0), draw j, latent d gets normal number "
@@ -2802,14 +2802,14 @@ typedef struct doc2_layer {
     int act;
 } doc2_layer;
 
-#define DOC2_MAX_LAYERS (4 * VAE_MAX_HIDDEN + 4)
+#define DOC2_MAX_LAYERS (4 * MODEL_MAX_HIDDEN + 4)
 #define DOC2_MAX_WIDTH 64 /* of the models the test runs forward */
 
 /* The document's model with two stochastic layers: the layers in storage
  * order by "The MLP (arch 0)" and "Two stochastic layers", their offsets
  * (each weight out x in, then its bias), and the parameters in double. */
 typedef struct doc2 {
-    vae_config c;
+    model_config c;
     doc2_layer L[DOC2_MAX_LAYERS];
     size_t off[DOC2_MAX_LAYERS];
     size_t n_layers, n_params;
@@ -2819,7 +2819,7 @@ typedef struct doc2 {
 /* The layers of c in the document's storage order: q(h1|x) (the MLP's
  * encoder and head), p(x|h1) (its decoder and output), q(h2|h1), then
  * p(h1|h2), with offsets laid one after another. */
-static void doc2_layout(doc2 *d, const vae_config *c)
+static void doc2_layout(doc2 *d, const model_config *c)
 {
     memset(d, 0, sizeof *d);
     d->c = *c;
@@ -2853,9 +2853,9 @@ static size_t doc2_px(const doc2 *d) { return d->c.n_hidden + 1; }
 static size_t doc2_q2(const doc2 *d) { return 2 * d->c.n_hidden + 2; }
 static size_t doc2_p1(const doc2 *d) { return 2 * d->c.n_hidden + 3 + d->c.n_hidden2; }
 
-static double doc_act(vae_act act, double v)
+static double doc_act(model_act act, double v)
 {
-    return act == VAE_ACT_TANH ? tanh(v) : act == VAE_ACT_LEAKY ? (v > 0 ? v : 0.1 * v)
+    return act == MODEL_ACT_TANH ? tanh(v) : act == MODEL_ACT_LEAKY ? (v > 0 ? v : 0.1 * v)
                                                                 : (v > 0 ? v : 0.0);
 }
 
@@ -2896,7 +2896,7 @@ static double doc2_draw(const doc2 *d, const double *x, const float *eps1, const
     const size_t Z1 = d->c.z_dim, Z2 = d->c.z2_dim, nh = d->c.n_hidden, n2 = d->c.n_hidden2;
     double head[DOC2_MAX_WIDTH], h1[DOC2_MAX_WIDTH], head2[DOC2_MAX_WIDTH];
     double h2[DOC2_MAX_WIDTH], ph[DOC2_MAX_WIDTH], logits[DOC2_MAX_WIDTH];
-    assert_true(d->c.likelihood == VAE_LIK_BERNOULLI && d->c.x_dim <= DOC2_MAX_WIDTH);
+    assert_true(d->c.likelihood == MODEL_LIK_BERNOULLI && d->c.x_dim <= DOC2_MAX_WIDTH);
     doc2_stack(d, doc2_q1(d), nh, x, head); /* q(h1|x): mu, lv */
     for (size_t k = 0; k < Z1; k++)
         h1[k] = head[k] + exp(head[Z1 + k] / 2.0) * eps1[k];
@@ -2926,7 +2926,7 @@ static double doc2_draw(const doc2 *d, const double *x, const float *eps1, const
 }
 
 /* m's parameters into d->P (freed by doc2_free). */
-static void doc2_params(doc2 *d, const vae_model *m)
+static void doc2_params(doc2 *d, const model_net *m)
 {
     assert_int_equal(d->n_params, m->n_params);
     d->P = malloc(d->n_params * sizeof *d->P);
@@ -2942,12 +2942,12 @@ static void doc2_free(doc2 *d)
 }
 
 /* An unconditional MLP with two stochastic layers. */
-static vae_config cfg_two(size_t x_dim, size_t nh, const size_t *h, size_t z, size_t z2,
+static model_config cfg_two(size_t x_dim, size_t nh, const size_t *h, size_t z, size_t z2,
                           size_t n2, const size_t *g)
 {
-    vae_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
-    c.arch = VAE_ARCH_MLP;
+    c.arch = MODEL_ARCH_MLP;
     c.x_dim = x_dim;
     c.n_hidden = nh;
     for (size_t i = 0; i < nh; i++)
@@ -2957,14 +2957,14 @@ static vae_config cfg_two(size_t x_dim, size_t nh, const size_t *h, size_t z, si
     c.n_hidden2 = n2;
     for (size_t i = 0; i < n2; i++)
         c.hidden2[i] = g[i];
-    c.act = VAE_ACT_TANH;
-    c.likelihood = VAE_LIK_BERNOULLI;
+    c.act = MODEL_ACT_TANH;
+    c.likelihood = MODEL_LIK_BERNOULLI;
     return c;
 }
 
 /* The small model of the two-layer checks: 12 values, 7 tanh units, h1 of
  * 4, h2 of 3 above q(h2|h1)'s widths 5 and 4. */
-static vae_config cfg_two_small(void)
+static model_config cfg_two_small(void)
 {
     static const size_t h[1] = {7}, g[2] = {5, 4};
     return cfg_two(12, 1, h, 4, 3, 2, g);
@@ -2972,7 +2972,7 @@ static vae_config cfg_two_small(void)
 
 /* Burda et al.'s model of the document's example: --latent 100,50
  * --hidden 200,200/100,100 on 784 values. */
-static vae_config cfg_two_burda(void)
+static model_config cfg_two_burda(void)
 {
     static const size_t h[2] = {200, 200}, g[2] = {100, 100};
     return cfg_two(784, 2, h, 100, 50, 2, g);
@@ -2994,19 +2994,19 @@ static const char *doc2_part(const doc2 *d, size_t l)
 
 /* The document's layout of c is the code's: every layer's shape,
  * activation and offsets, and the parameter count. */
-static void expect_doc2_layout(const vae_config *c)
+static void expect_doc2_layout(const model_config *c)
 {
     doc2 d;
     doc2_layout(&d, c);
-    vae_model m;
+    model_net m;
     err_msg err;
-    if (vae_layout(&m, c, &err))
-        fail_msg("vae_layout: %s", err.text);
+    if (model_layout(&m, c, &err))
+        fail_msg("model_layout: %s", err.text);
     if (m.n_layers != d.n_layers || m.n_params != d.n_params)
         fail_msg("nh %zu, n2 %zu: %zu layers and %zu parameters; the document's %zu and %zu",
                  c->n_hidden, c->n_hidden2, m.n_layers, m.n_params, d.n_layers, d.n_params);
     for (size_t l = 0; l < d.n_layers; l++) {
-        const vae_layer *L = &m.layer[l];
+        const model_layer *L = &m.layer[l];
         if (L->in + L->n_onehot != d.L[l].in || L->out != d.L[l].out ||
             L->has_act != d.L[l].act || L->w_off != d.off[l] ||
             L->b_off != d.off[l] + d.L[l].in * d.L[l].out)
@@ -3018,20 +3018,20 @@ static void expect_doc2_layout(const vae_config *c)
     }
 }
 
-/* The layout: the document's rules against vae_layout over shapes; its
+/* The layout: the document's rules against model_layout over shapes; its
  * example table against Burda et al.'s model; and a saved checkpoint of
  * the small model, whose fields 62-67, parameters and moments are where
  * the document says and read back as written. */
 static void test_two_layer_layout(void **state)
 {
     fixture *fx = *state;
-    for (size_t nh = 1; nh <= VAE_MAX_HIDDEN; nh++)
-        for (size_t n2 = 1; n2 <= VAE_MAX_HIDDEN; n2++) {
+    for (size_t nh = 1; nh <= MODEL_MAX_HIDDEN; nh++)
+        for (size_t n2 = 1; n2 <= MODEL_MAX_HIDDEN; n2++) {
             static const size_t h[4] = {9, 8, 7, 6}, g[4] = {5, 4, 3, 2};
-            vae_config c = cfg_two(13, nh, h, 11, 10, n2, g);
+            model_config c = cfg_two(13, nh, h, 11, 10, n2, g);
             expect_doc2_layout(&c);
         }
-    vae_config small = cfg_two_small(), burda = cfg_two_burda();
+    model_config small = cfg_two_small(), burda = cfg_two_burda();
     expect_doc2_layout(&small);
     expect_doc2_layout(&burda);
 
@@ -3059,9 +3059,9 @@ static void test_two_layer_layout(void **state)
     char num[32], text[64];
     with_commas(num, sizeof num, d.n_params);
     doc_says_f("That model has n = %s parameters", num);
-    vae_hidden_text(&burda, 0, text, sizeof text);
+    model_hidden_text(&burda, 0, text, sizeof text);
     assert_string_equal(text, "200,200/100,100");
-    vae_latent_text(&burda, 0, text, sizeof text);
+    model_latent_text(&burda, 0, text, sizeof text);
     assert_string_equal(text, "100,50");
     doc_says("`vae train --latent 100,50 --hidden 200,200/100,100` makes one: z_dim 100, "
              "z2_dim 50, hidden 200,200 and hidden2 100,100");
@@ -3069,16 +3069,16 @@ static void test_two_layer_layout(void **state)
 
     /* Only an unconditional MLP has two stochastic layers. */
     const char *refused = "two stochastic layers: the MLP only, and not conditional";
-    vae_config bad = small;
+    model_config bad = small;
     bad.n_classes = 3;
     err_msg err;
-    if (vae_config_check(&bad, &err) == 0 || !strstr(err.text, refused))
+    if (model_config_check(&bad, &err) == 0 || !strstr(err.text, refused))
         fail_msg("a conditional model with two stochastic layers: \"%s\"", err.text);
     saved conv;
     make_distinct(&conv, 1);
     bad = conv.m.cfg;
     bad.z2_dim = 1, bad.n_hidden2 = 1, bad.hidden2[0] = 1;
-    if (vae_config_check(&bad, &err) == 0 || !strstr(err.text, refused))
+    if (model_config_check(&bad, &err) == 0 || !strstr(err.text, refused))
         fail_msg("a conv model with two stochastic layers: \"%s\"", err.text);
     free_saved(&conv);
     doc_says_f("(\"%s\")", refused);
@@ -3118,7 +3118,7 @@ static void test_two_layer_layout(void **state)
     /* A model with one stochastic layer writes fields 62-67 as 0, whatever
      * its configuration's hidden2 slots hold. */
     saved one;
-    vae_config c1 = cfg_default();
+    model_config c1 = cfg_default();
     make_saved(&one, &c1);
     one.m.cfg.hidden2[0] = 97, one.m.cfg.hidden2[3] = 96;
     size_t len1;
@@ -3166,20 +3166,20 @@ static void test_two_layer_rules(void **state)
     field_range(&t, "hidden2", &f_g, &hi);
     /* The limits the table states are the code's. */
     char lat[32], wid[32], text[192];
-    with_commas(lat, sizeof lat, VAE_MAX_WIDTH / 2);
-    with_commas(wid, sizeof wid, VAE_MAX_WIDTH);
+    with_commas(lat, sizeof lat, MODEL_MAX_WIDTH / 2);
+    with_commas(wid, sizeof wid, MODEL_MAX_WIDTH);
     snprintf(text, sizeof text, "0, or 1 to %s with n_hidden2 at least 1; the MLP only, "
              "not conditional", lat);
     expect_accepts(&t, "z2_dim", text);
-    snprintf(text, sizeof text, "0 if z2_dim is 0, else 1 to %d", VAE_MAX_HIDDEN);
+    snprintf(text, sizeof text, "0 if z2_dim is 0, else 1 to %d", MODEL_MAX_HIDDEN);
     expect_accepts(&t, "n_hidden2", text);
     snprintf(text, sizeof text, "the first n_hidden2 1 to %s; the unused slots exactly 0 "
              "(unlike hidden's)", wid);
     expect_accepts(&t, "hidden2", text);
-    assert_int_equal(VAE_MAX_HIDDEN, 4);
+    assert_int_equal(MODEL_MAX_HIDDEN, 4);
     enum { ONE, TWO, COND, CONV, N_FIX };
     saved s[N_FIX];
-    vae_config c = cfg_two_small();
+    model_config c = cfg_two_small();
     make_saved(&s[TWO], &c);
     c.z2_dim = c.n_hidden2 = 0;
     memset(c.hidden2, 0, sizeof c.hidden2);
@@ -3298,7 +3298,7 @@ static void test_two_layer_rules(void **state)
     doc_says("\"bad architecture: width W of the second stochastic layer's hidden layer "
              "I\", I counted from 1");
     doc_says_f("z2_dim and n_hidden2 both 0, or z2_dim 1 to %s and n_hidden2 1 to %d", wid,
-               VAE_MAX_HIDDEN);
+               MODEL_MAX_HIDDEN);
     doc_says_f("each hidden2 slot at most %s and above 0 in exactly the first n_hidden2 "
                "slots", wid);
     doc_says_f("z_dim and z2_dim at most %s", lat);
@@ -3309,15 +3309,15 @@ static void test_two_layer_rules(void **state)
 
 /* The small two-layer model with random parameters and inputs, and eps1
  * and eps2 for N_IMG images of K draws, from seed. */
-static void small_batch2(size_t K, uint64_t seed, vae_model *m, vae_acts *a)
+static void small_batch2(size_t K, uint64_t seed, model_net *m, model_acts *a)
 {
-    vae_config c = cfg_two_small();
+    model_config c = cfg_two_small();
     err_msg err;
-    if (vae_init(m, &c, &err) || vae_acts_init_k(a, &c, N_IMG, K, &err))
+    if (model_init(m, &c, &err) || model_acts_init_k(a, &c, N_IMG, K, &err))
         fail_msg("%s", err.text);
     rng_state r;
     rng_seed(&r, seed);
-    vae_init_params(m, &r);
+    model_init_params(m, &r);
     for (size_t i = 0; i < m->n_params; i++) /* larger, so every term counts */
         m->params[i] *= 2.0f;
     for (size_t i = 0; i < N_IMG * c.x_dim; i++)
@@ -3328,8 +3328,8 @@ static void small_batch2(size_t K, uint64_t seed, vae_model *m, vae_acts *a)
 
 /* The document's objective summed over the batch (eps held): each image's
  * obj_i from its draws' log w_ij, rec_ij and kl_ij. */
-static double doc2_objective(const doc2 *d, const vae_acts *a, size_t B, size_t K,
-                             vae_objective objective, double beta, double *lw_out,
+static double doc2_objective(const doc2 *d, const model_acts *a, size_t B, size_t K,
+                             model_objective objective, double beta, double *lw_out,
                              double *rec_out, double *kl_out)
 {
     const size_t D = d->c.x_dim, Z1 = d->c.z_dim, Z2 = d->c.z2_dim;
@@ -3349,7 +3349,7 @@ static double doc2_objective(const doc2 *d, const vae_acts *a, size_t B, size_t 
             if (lw_out)
                 lw_out[r] = lw[j], rec_out[r] = rec, kl_out[r] = kl;
         }
-        if (objective == VAE_OBJ_ELBO) {
+        if (objective == MODEL_OBJ_ELBO) {
             sum += rec_i + beta * kl_i; /* obj_i = rec_i + beta_s kl_i */
         } else {
             double s = 0.0; /* obj_i = -log((1/K) sum_j w_ij) */
@@ -3361,31 +3361,31 @@ static double doc2_objective(const doc2 *d, const vae_acts *a, size_t B, size_t 
     return sum;
 }
 
-/* One batch of the small two-layer model with K draws through vae_loss
- * and vae_backward, held against the document's section "Two stochastic
+/* One batch of the small two-layer model with K draws through model_loss
+ * and model_backward, held against the document's section "Two stochastic
  * layers": h1 and h2, rec, the sampled kl and the objective per image, the
  * normalised weights, and every parameter's gradient against central
  * differences of the document's objective (eps held), recomputed in
  * double from the document's layout. */
-static void check_two_layers(vae_objective objective, size_t K, double beta)
+static void check_two_layers(model_objective objective, size_t K, double beta)
 {
     enum { B = N_IMG };
-    vae_model m;
-    vae_acts a;
+    model_net m;
+    model_acts a;
     small_batch2(K, 91 + K, &m, &a);
     doc2 d;
     doc2_layout(&d, &m.cfg);
     doc2_params(&d, &m);
     const size_t D = m.cfg.x_dim, Z1 = m.cfg.z_dim, Z2 = m.cfg.z2_dim, n = m.n_params;
-    vae_encode(&m, &a, B);
-    vae_reparam(&m, &a, B, 0);
-    vae_decode(&m, &a, B);
-    vae_loss_spec loss = {objective, beta, VAE_EST_STANDARD};
-    double total = vae_loss(&m, &a, B, &loss);
+    model_encode(&m, &a, B);
+    model_reparam(&m, &a, B, 0);
+    model_decode(&m, &a, B);
+    model_loss_spec loss = {objective, beta, MODEL_EST_STANDARD};
+    double total = model_loss(&m, &a, B, &loss);
     float *grads = calloc(n, sizeof *grads);
     assert_non_null(grads);
-    vae_backward(&m, &a, grads, B, &loss);
-    const char *what = objective == VAE_OBJ_ELBO ? "ELBO" : "IWAE";
+    model_backward(&m, &a, grads, B, &loss);
+    const char *what = objective == MODEL_OBJ_ELBO ? "ELBO" : "IWAE";
     double lw[N_IMG * N_DRAWS], rec[N_IMG * N_DRAWS], kl[N_IMG * N_DRAWS], want_total = 0.0;
     doc2_objective(&d, &a, B, K, objective, beta, lw, rec, kl);
 #define CLOSE(got, want, tol_rel, ...)                                                    \
@@ -3416,20 +3416,20 @@ static void check_two_layers(vae_objective objective, size_t K, double beta)
         }
         for (size_t j = 0; j < K; j++)
             s += exp(lw[i * K + j] - top);
-        if (objective == VAE_OBJ_IWAE)
+        if (objective == MODEL_OBJ_IWAE)
             for (size_t j = 0; j < K; j++)
                 CLOSE(a.wt[i * K + j], exp(lw[i * K + j] - top) / s, 1e-5,
                       "image %zu draw %zu: wt_ij\n", i, j);
-        double obj = objective == VAE_OBJ_ELBO ? rec_i + beta * kl_i
+        double obj = objective == MODEL_OBJ_ELBO ? rec_i + beta * kl_i
                                                : -(top + log(s / (double)K));
         CLOSE(a.rec[i], rec_i, 1e-5, "image %zu: rec\n", i);
         CLOSE(a.kl[i], kl_i, 1e-5, "image %zu: kl\n", i);
         CLOSE(a.obj[i], obj, 1e-5, "image %zu: the objective\n", i);
-        if (K == 1 && objective == VAE_OBJ_IWAE) /* one draw: obj = -log w */
+        if (K == 1 && objective == MODEL_OBJ_IWAE) /* one draw: obj = -log w */
             CLOSE(a.obj[i], -lw[i], 1e-5, "image %zu: -log w\n", i);
         want_total += rec_i + kl_i;
     }
-    /* What vae_loss reports is the negative ELBO, whatever is minimised. */
+    /* What model_loss reports is the negative ELBO, whatever is minimised. */
     CLOSE(total, want_total, 1e-5, "the batch's rec + kl\n");
     /* The gradient of the document's objective, by central differences. */
     const double h = 1e-5;
@@ -3450,27 +3450,27 @@ static void check_two_layers(vae_objective objective, size_t K, double beta)
     print_message("  two layers, %s, K %zu, beta %g: gradients within %.2g of the document's "
                   "(relative)\n", what, K, beta, worst);
     /* The IW bound does not see beta. */
-    if (objective == VAE_OBJ_IWAE) {
+    if (objective == MODEL_OBJ_IWAE) {
         float obj[B];
         memcpy(obj, a.obj, sizeof obj);
         loss.beta = 2.0 * beta + 1.0;
-        vae_loss(&m, &a, B, &loss);
+        model_loss(&m, &a, B, &loss);
         assert_memory_equal(obj, a.obj, sizeof obj);
     }
 #undef CLOSE
     free(grads);
     doc2_free(&d);
-    vae_acts_free(&a);
-    vae_free(&m);
+    model_acts_free(&a);
+    model_free(&m);
 }
 
 static void test_two_layer_objective(void **state)
 {
     (void)state;
-    check_two_layers(VAE_OBJ_ELBO, 1, 1.0);
-    check_two_layers(VAE_OBJ_ELBO, N_DRAWS, 0.5);
-    check_two_layers(VAE_OBJ_IWAE, 1, 1.0);
-    check_two_layers(VAE_OBJ_IWAE, N_DRAWS, 1.0);
+    check_two_layers(MODEL_OBJ_ELBO, 1, 1.0);
+    check_two_layers(MODEL_OBJ_ELBO, N_DRAWS, 0.5);
+    check_two_layers(MODEL_OBJ_IWAE, 1, 1.0);
+    check_two_layers(MODEL_OBJ_IWAE, N_DRAWS, 1.0);
     /* The formulas the test applies are the document's. */
     doc_says("`log w = log p(x|h1) + log p(h1|h2) + log p(h2) - log q(h1|x) - log "
              "q(h2|h1)`");
@@ -3487,7 +3487,7 @@ static void test_two_layer_objective(void **state)
     doc_says("Both gradients are taken with eps1 and eps2 held, through every path");
     doc_says("`h1 = mu + expf(0.5f lv) eps1`");
     doc_says("`h2 = mu2 + expf(0.5f lv2) eps2`");
-    /* The estimators' terms with two layers (tests/test_vae.c checks them
+    /* The estimators' terms with two layers (tests/test_model.c checks them
      * against central differences of the surrogates). */
     doc_says("`-c_ij eps1_ij exp(-lv/2)` and\n`-c_ij eps2_ij exp(-lv2/2)`");
     doc_says("goes back through q(h2|h1) to h1 only, not into\nq(h2|h1)'s parameters");
@@ -3504,16 +3504,16 @@ static void test_two_layer_draws(void **state)
     (void)state;
     enum { B = 7, K = 4, Z1 = 4, Z2 = 3 };
     static const size_t h[1] = {5}, g[1] = {2};
-    vae_config c = cfg_two(6, 1, h, Z1, Z2, 1, g);
+    model_config c = cfg_two(6, 1, h, Z1, Z2, 1, g);
     static const size_t teams[2] = {3, 1};
     for (int ti = 0; ti < 2; ti++) {
         const size_t T = teams[ti];
-        vae_model m;
+        model_net m;
         err_msg err;
-        if (par_init(T, &err) || vae_init(&m, &c, &err))
+        if (par_init(T, &err) || model_init(&m, &c, &err))
             fail_msg("%s", err.text);
         shard_set sh;
-        shard_spec spec = {.cap = B, .draws = K, .objective = VAE_OBJ_IWAE};
+        shard_spec spec = {.cap = B, .draws = K, .objective = MODEL_OBJ_IWAE};
         if (shard_init(&sh, &m, &spec, &err))
             fail_msg("shard_init: %s", err.text);
         assert_int_equal(sh.T, T);
@@ -3550,7 +3550,7 @@ static void test_two_layer_draws(void **state)
         }
         assert_int_equal(seen, B * K * (Z1 + Z2));
         shard_free(&sh);
-        vae_free(&m);
+        model_free(&m);
     }
     par_shutdown();
     doc_says("draw the normals of a batch image by image, in the batch's order: each "
@@ -3601,10 +3601,10 @@ static void test_two_layer_iw(void **state)
 {
     (void)state;
     enum { N = 5, K = 6 };
-    vae_model m;
-    vae_acts a;
+    model_net m;
+    model_acts a;
     small_batch2(1, 95, &m, &a); /* the parameters; a unused */
-    vae_acts_free(&a);
+    model_acts_free(&a);
     doc2 d;
     doc2_layout(&d, &m.cfg);
     doc2_params(&d, &m);
@@ -3634,7 +3634,7 @@ static void test_two_layer_iw(void **state)
              "eps2_e^2 / 2 + lv2_e / 2)`");
     doc_says_f("`rng_seed(rng_mix(S ^ 0x%llx, k))`", (unsigned long long)IW_SALT);
     doc2_free(&d);
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* Prior draws of a model with two stochastic layers: h2 from the first
@@ -3643,12 +3643,12 @@ static void test_two_layer_prior(void **state)
 {
     (void)state;
     enum { N = 7 };
-    vae_model m;
-    vae_acts a;
+    model_net m;
+    model_acts a;
     small_batch2(1, 96, &m, &a);
-    vae_acts_free(&a);
+    model_acts_free(&a);
     err_msg err;
-    if (vae_acts_init(&a, &m.cfg, 3, &err)) /* pictures in batches of 3 */
+    if (model_acts_init(&a, &m.cfg, 3, &err)) /* pictures in batches of 3 */
         fail_msg("%s", err.text);
     doc2 d;
     doc2_layout(&d, &m.cfg);
@@ -3692,8 +3692,8 @@ static void test_two_layer_prior(void **state)
              "next z_dim normals");
     doc_says_f("`rng_seed(seed ^ 0x%llx)`", (unsigned long long)PRIOR_SALT);
     doc2_free(&d);
-    vae_acts_free(&a);
-    vae_free(&m);
+    model_acts_free(&a);
+    model_free(&m);
 }
 
 int main(void)

@@ -191,14 +191,14 @@ static void test_every_setting_round_trips(void **state)
     free(help);
     free(man);
 
-    vae_config cfg = {784, 1, {16}, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
-    vae_model m;
+    model_config cfg = {784, 1, {16}, 4, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
+    model_net m;
     err_msg err;
-    if (vae_init(&m, &cfg, &err))
+    if (model_init(&m, &cfg, &err))
         fail_msg("%s", err.text);
     rng_state r;
     rng_seed(&r, 3);
-    vae_init_params(&m, &r);
+    model_init_params(&m, &r);
     float *zeros = calloc(m.n_params, sizeof *zeros);
     assert_non_null(zeros);
     int refused[SETTING_COUNT] = {0};
@@ -208,8 +208,8 @@ static void test_every_setting_round_trips(void **state)
         s->seed = 12345, s->batch = 50, s->sched.lr = 0.002, s->beta = 0.5;
         s->binarize = TRAIN_BIN_STATIC, s->noise = 0.25, s->kl_warmup = 3;
         s->adam_beta1 = 0.8, s->adam_beta2 = 0.99, s->adam_eps = 1e-6;
-        s->init = TRAIN_INIT_GLOROT, s->valid = 40, s->objective = VAE_OBJ_IWAE;
-        s->draws = 3, s->estimator = variant ? VAE_EST_STL : VAE_EST_DREG;
+        s->init = TRAIN_INIT_GLOROT, s->valid = 40, s->objective = MODEL_OBJ_IWAE;
+        s->draws = 3, s->estimator = variant ? MODEL_EST_STL : MODEL_EST_DREG;
         if (variant == 0)
             s->sched.kind = SCHEDULE_STEP, s->sched.every = 7, s->sched.gamma = 0.25;
         else
@@ -297,7 +297,7 @@ static void test_every_setting_round_trips(void **state)
     assert_int_equal(n_refused, n_options);
     assert_true(n_options >= 18);
     free(zeros);
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* "OpenBLAS core NAME ..." from --version: NAME into buf. */

@@ -18,7 +18,7 @@
 #include "conv.h"
 #include "par.h"
 #include "shard.h"
-#include "vae.h"
+#include "model.h"
 
 static float urand(rng_state *r)
 {
@@ -134,10 +134,10 @@ static void test_batchnorm_modes(void **state)
  * and every BatchNorm statistic).
  * The gradient checks use tanh, which has no kink: with BatchNorm coupling
  * every unit of a block, a finite-difference step moves many LeakyReLU
- * units across 0. LeakyReLU's own derivative is checked in test_vae. */
-static vae_config small_conv(vae_lik lik, vae_act act)
+ * units across 0. LeakyReLU's own derivative is checked in test_model. */
+static model_config small_conv(model_lik lik, model_act act)
 {
-    vae_config c = {36, 2, {2, 3}, 2, act, lik, 0, VAE_ARCH_CONV};
+    model_config c = {36, 2, {2, 3}, 2, act, lik, 0, MODEL_ARCH_CONV};
     return c;
 }
 
@@ -156,14 +156,14 @@ static vae_config small_conv(vae_lik lik, vae_act act)
 /* A conv model of cfg with random parameters, batch inputs and eps for k
  * draws an image, in training mode; r continues the random
  * stream. */
-static void setup_model_k(vae_model *m, vae_acts *a, vae_config cfg, size_t k,
+static void setup_model_k(model_net *m, model_acts *a, model_config cfg, size_t k,
                           rng_state *r)
 {
     err_msg err;
-    assert_int_equal(vae_init(m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init_k(a, &cfg, B, k, &err), 0);
+    assert_int_equal(model_init(m, &cfg, &err), 0);
+    assert_int_equal(model_acts_init_k(a, &cfg, B, k, &err), 0);
     assert_int_equal(a->k, k);
-    vae_init_params(m, r);
+    model_init_params(m, r);
     /* Move BatchNorm's gamma and beta off 1 and 0, so their gradients and
      * the normalization are exercised away from the identity. */
     for (size_t b = 0; b < m->n_blocks; b++)
@@ -176,30 +176,30 @@ static void setup_model_k(vae_model *m, vae_acts *a, vae_config cfg, size_t k,
     a->training = 1;
 }
 
-static void setup_model(vae_model *m, vae_acts *a, vae_config cfg, rng_state *r)
+static void setup_model(model_net *m, model_acts *a, model_config cfg, rng_state *r)
 {
     setup_model_k(m, a, cfg, 1, r);
 }
 
 /* The loss of objective obj with beta 1. */
-static const vae_loss_spec *loss_of(vae_objective obj)
+static const model_loss_spec *loss_of(model_objective obj)
 {
-    static const vae_loss_spec elbo = {VAE_OBJ_ELBO, 1.0}, iwae = {VAE_OBJ_IWAE, 1.0};
-    return obj == VAE_OBJ_IWAE ? &iwae : &elbo;
+    static const model_loss_spec elbo = {MODEL_OBJ_ELBO, 1.0}, iwae = {MODEL_OBJ_IWAE, 1.0};
+    return obj == MODEL_OBJ_IWAE ? &iwae : &elbo;
 }
 
 /* The batch's objective obj with the fixed eps (beta 1): rec + kl for one
- * draw and the ELBO, else what vae_loss says is minimised, a->obj (the
+ * draw and the ELBO, else what model_loss says is minimised, a->obj (the
  * ELBO's rec averaged over the draws plus kl; the negative IW bound). */
-static double objective(const vae_model *m, vae_acts *a, vae_objective obj)
+static double objective(const model_net *m, model_acts *a, model_objective obj)
 {
-    vae_encode(m, a, B);
-    vae_reparam(m, a, B, 0);
-    vae_decode(m, a, B);
-    vae_loss(m, a, B, loss_of(obj));
+    model_encode(m, a, B);
+    model_reparam(m, a, B, 0);
+    model_decode(m, a, B);
+    model_loss(m, a, B, loss_of(obj));
     double s = 0.0;
     for (int i = 0; i < B; i++)
-        if (a->k == 1 && obj == VAE_OBJ_ELBO)
+        if (a->k == 1 && obj == MODEL_OBJ_ELBO)
             s += (double)a->rec[i] + a->kl[i];
         else
             s += (double)a->obj[i];
@@ -208,14 +208,14 @@ static double objective(const vae_model *m, vae_acts *a, vae_objective obj)
 
 /* Which LeakyReLU units are positive after the last forward pass (none
  * recorded for a smooth activation). */
-static size_t sign_mask(const vae_model *m, const vae_acts *a, unsigned char *mask,
+static size_t sign_mask(const model_net *m, const model_acts *a, unsigned char *mask,
                         size_t cap)
 {
     size_t k = 0;
-    if (m->cfg.act == VAE_ACT_TANH)
+    if (m->cfg.act == MODEL_ACT_TANH)
         return 0;
     for (size_t b = 0; b < m->n_blocks; b++) {
-        const vae_block *blk = &m->block[b];
+        const model_block *blk = &m->block[b];
         if (!blk->has_bn)
             continue;
         size_t os = blk->transposed ? 4 * blk->h * blk->w : (blk->h / 2) * (blk->w / 2);
@@ -231,12 +231,12 @@ static size_t sign_mask(const vae_model *m, const vae_acts *a, unsigned char *ma
 /* Every parameter's gradient, and each tensor's along a random direction,
  * against central finite differences of the objective obj with `draws`
  * draws an image (eps fixed, scaled by eps_scale). */
-static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
-                                vae_objective obj, float eps_scale)
+static void check_gradients_cfg(model_config cfg, uint64_t seed, size_t draws,
+                                model_objective obj, float eps_scale)
 {
     static unsigned char base[MASK_CAP], up_m[MASK_CAP], down_m[MASK_CAP];
-    vae_model m;
-    vae_acts a;
+    model_net m;
+    model_acts a;
     rng_state r;
     rng_seed(&r, seed);
     setup_model_k(&m, &a, cfg, draws, &r);
@@ -244,7 +244,7 @@ static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
         a.eps[i] *= eps_scale;
     float *grads = calloc(m.n_params, sizeof(float));
     objective(&m, &a, obj);
-    if (obj == VAE_OBJ_IWAE && draws > 1) {
+    if (obj == MODEL_OBJ_IWAE && draws > 1) {
         /* The weights must be far from uniform, or the IW bound's gradient
          * would be the ELBO's with the KL sampled. */
         float far = 0.0f;
@@ -255,9 +255,9 @@ static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
     }
     size_t nmask = sign_mask(&m, &a, base, MASK_CAP);
     assert_true(nmask < MASK_CAP);
-    if (cfg.act == VAE_ACT_TANH)
+    if (cfg.act == MODEL_ACT_TANH)
         assert_int_equal(nmask, 0);
-    vae_backward(&m, &a, grads, B, loss_of(obj));
+    model_backward(&m, &a, grads, B, loss_of(obj));
     size_t bad = 0, skipped = 0;
     double maxdiff = 0.0;
     for (size_t i = 0; i < m.n_params; i++) {
@@ -288,9 +288,9 @@ static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
     }
     /* Each tensor along a random +-1 direction v: (L(p + h v) - L(p - h v))
      * / 2h against grad . v, the step h v of length DIR_STEP. */
-    size_t offs[4 * VAE_MAX_BLOCKS + 4][2], nt = 0;
+    size_t offs[4 * MODEL_MAX_BLOCKS + 4][2], nt = 0;
     for (size_t b = 0; b < m.n_blocks; b++) {
-        const vae_block *k = &m.block[b];
+        const model_block *k = &m.block[b];
         offs[nt][0] = k->w_off, offs[nt++][1] = k->cin * k->cout * 16;
         offs[nt][0] = k->b_off, offs[nt++][1] = k->cout;
         if (k->has_bn) {
@@ -341,37 +341,37 @@ static void check_gradients_cfg(vae_config cfg, uint64_t seed, size_t draws,
                 assert_true(grads[m.block[b].bn_off + c] == 0.0f);
     printf("  conv %zux%zux%zu %s, %s k=%zu: %zu parameters, %zu straddle a LeakyReLU kink "
            "(skipped), max |backward - fd| %.2e (tolerance %.0e + %.0e |fd|)\n",
-           m.cfg.height, m.cfg.width, m.cfg.channels, vae_lik_name(cfg.likelihood),
-           obj == VAE_OBJ_IWAE ? "iwae" : "elbo", draws, m.n_params,
+           m.cfg.height, m.cfg.width, m.cfg.channels, model_lik_name(cfg.likelihood),
+           obj == MODEL_OBJ_IWAE ? "iwae" : "elbo", draws, m.n_params,
            skipped, maxdiff, GRAD_ATOL, GRAD_RTOL);
     assert_int_equal(bad, 0);
     assert_true(skipped * 10 < m.n_params);
     free(grads);
-    vae_free(&m);
-    vae_acts_free(&a);
+    model_free(&m);
+    model_acts_free(&a);
 }
 
-static void check_gradients_k(vae_lik lik, uint64_t seed, size_t draws, vae_objective obj,
+static void check_gradients_k(model_lik lik, uint64_t seed, size_t draws, model_objective obj,
                               float eps_scale)
 {
-    check_gradients_cfg(small_conv(lik, VAE_ACT_TANH), seed, draws, obj, eps_scale);
+    check_gradients_cfg(small_conv(lik, MODEL_ACT_TANH), seed, draws, obj, eps_scale);
 }
 
-static void check_gradients(vae_lik lik, uint64_t seed)
+static void check_gradients(model_lik lik, uint64_t seed)
 {
-    check_gradients_k(lik, seed, 1, VAE_OBJ_ELBO, 1.0f);
+    check_gradients_k(lik, seed, 1, MODEL_OBJ_ELBO, 1.0f);
 }
 
 static void test_grad_bernoulli(void **state)
 {
     (void)state;
-    check_gradients(VAE_LIK_BERNOULLI, 3);
+    check_gradients(MODEL_LIK_BERNOULLI, 3);
 }
 
 static void test_grad_gaussian(void **state)
 {
     (void)state;
-    check_gradients(VAE_LIK_GAUSSIAN, 4);
+    check_gradients(MODEL_LIK_GAUSSIAN, 4);
 }
 
 /* Colour and non-square images: 3x5 RGB padded to 16x16 (6 rows on top, 5
@@ -382,45 +382,45 @@ static void test_grad_gaussian(void **state)
 static void test_grad_colour_non_square(void **state)
 {
     (void)state;
-    vae_config c = {45, 2, {2, 3}, 2, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_CONV,
+    model_config c = {45, 2, {2, 3}, 2, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_CONV,
                     3, 5, 3};
-    vae_model m;
+    model_net m;
     err_msg err;
-    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(model_layout(&m, &c, &err), 0);
     assert_int_equal(m.block[0].h, 16);
     assert_int_equal(m.block[0].w, 16);
     assert_int_equal(m.pad_top, 6);
     assert_int_equal(m.pad_left, 5);
     assert_int_equal(m.block[0].cin, 3);
     assert_int_equal(m.block[3].cout, 3);
-    check_gradients_cfg(c, 21, 1, VAE_OBJ_ELBO, 1.0f);
+    check_gradients_cfg(c, 21, 1, MODEL_OBJ_ELBO, 1.0f);
     /* K draws: the decoder's rows through the crop. (The IWAE's gradient
      * is checked on small_conv; with eps scaled up its single entries here
      * come within float noise of the tolerance.) */
-    check_gradients_cfg(c, 22, 3, VAE_OBJ_ELBO, 1.0f);
-    vae_config d = {60, 1, {2}, 2, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_CONV,
+    check_gradients_cfg(c, 22, 3, MODEL_OBJ_ELBO, 1.0f);
+    model_config d = {60, 1, {2}, 2, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_CONV,
                     10, 2, 3};
-    assert_int_equal(vae_layout(&m, &d, &err), 0);
+    assert_int_equal(model_layout(&m, &d, &err), 0);
     assert_int_equal(m.block[0].h, 10);
     assert_int_equal(m.block[0].w, 8);
     assert_int_equal(m.pad_top, 0);
     assert_int_equal(m.pad_left, 3);
     assert_int_equal(m.layer[0].in, 2 * 5 * 4);
-    check_gradients_cfg(d, 23, 1, VAE_OBJ_ELBO, 1.0f);
+    check_gradients_cfg(d, 23, 1, MODEL_OBJ_ELBO, 1.0f);
 }
 
 /* A wrong gradient is caught: the check above is not vacuous. */
 static void test_grad_check_catches_errors(void **state)
 {
     (void)state;
-    vae_model m;
-    vae_acts a;
+    model_net m;
+    model_acts a;
     rng_state r;
     rng_seed(&r, 5);
-    setup_model(&m, &a, small_conv(VAE_LIK_BERNOULLI, VAE_ACT_TANH), &r);
+    setup_model(&m, &a, small_conv(MODEL_LIK_BERNOULLI, MODEL_ACT_TANH), &r);
     float *grads = calloc(m.n_params, sizeof(float));
-    objective(&m, &a, VAE_OBJ_ELBO);
-    vae_backward(&m, &a, grads, B, loss_of(VAE_OBJ_ELBO));
+    objective(&m, &a, MODEL_OBJ_ELBO);
+    model_backward(&m, &a, grads, B, loss_of(MODEL_OBJ_ELBO));
     /* the second conv's weight with the largest gradient */
     size_t i = m.block[1].w_off;
     for (size_t j = i; j < m.block[1].w_off + m.block[1].cin * m.block[1].cout * 16; j++)
@@ -428,16 +428,16 @@ static void test_grad_check_catches_errors(void **state)
             i = j;
     float keep = m.params[i];
     m.params[i] = keep + FD_STEP;
-    double up = objective(&m, &a, VAE_OBJ_ELBO);
+    double up = objective(&m, &a, MODEL_OBJ_ELBO);
     m.params[i] = keep - FD_STEP;
-    double down = objective(&m, &a, VAE_OBJ_ELBO);
+    double down = objective(&m, &a, MODEL_OBJ_ELBO);
     m.params[i] = keep;
     double fd = (up - down) / (2.0 * FD_STEP);
     assert_true(fabs(fd - grads[i]) < GRAD_ATOL + GRAD_RTOL * fabs(fd));
     assert_false(fabs(fd - 1.2 * grads[i]) < GRAD_ATOL + GRAD_RTOL * fabs(fd));
     free(grads);
-    vae_free(&m);
-    vae_acts_free(&a);
+    model_free(&m);
+    model_acts_free(&a);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -449,9 +449,9 @@ static void test_grad_check_catches_errors(void **state)
 static void test_grad_k_draws(void **state)
 {
     (void)state;
-    check_gradients_k(VAE_LIK_BERNOULLI, 13, 3, VAE_OBJ_ELBO, 1.0f);
-    check_gradients_k(VAE_LIK_BERNOULLI, 14, 3, VAE_OBJ_IWAE, 3.0f);
-    check_gradients_k(VAE_LIK_GAUSSIAN, 15, 3, VAE_OBJ_IWAE, 3.0f);
+    check_gradients_k(MODEL_LIK_BERNOULLI, 13, 3, MODEL_OBJ_ELBO, 1.0f);
+    check_gradients_k(MODEL_LIK_BERNOULLI, 14, 3, MODEL_OBJ_IWAE, 3.0f);
+    check_gradients_k(MODEL_LIK_GAUSSIAN, 15, 3, MODEL_OBJ_IWAE, 3.0f);
 }
 
 /* With one draw the IW bound is the ELBO (Burda et al.): the same
@@ -462,14 +462,14 @@ static void test_grad_k_draws(void **state)
 static void test_iwae_one_draw_is_elbo(void **state)
 {
     (void)state;
-    vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_TANH);
-    vae_model m;
-    vae_acts e, w;
+    model_config cfg = small_conv(MODEL_LIK_BERNOULLI, MODEL_ACT_TANH);
+    model_net m;
+    model_acts e, w;
     err_msg err;
     rng_state r;
     rng_seed(&r, 16);
     setup_model_k(&m, &e, cfg, 1, &r);
-    assert_int_equal(vae_acts_init_k(&w, &cfg, B, 1, &err), 0);
+    assert_int_equal(model_acts_init_k(&w, &cfg, B, 1, &err), 0);
     w.training = 1;
     memcpy(w.x, e.x, B * cfg.x_dim * sizeof(float));
     size_t Z = cfg.z_dim, n = m.n_params;
@@ -479,14 +479,14 @@ static void test_iwae_one_draw_is_elbo(void **state)
     for (int t = 0; t < DRAWS; t++) {
         rng_normal(&r, e.eps, B * Z);
         memcpy(w.eps, e.eps, B * Z * sizeof(float));
-        double oe = objective(&m, &e, VAE_OBJ_ELBO), ow = objective(&m, &w, VAE_OBJ_IWAE);
+        double oe = objective(&m, &e, MODEL_OBJ_ELBO), ow = objective(&m, &w, MODEL_OBJ_IWAE);
         for (size_t i = 0; i < B; i++) {
             assert_true(w.rec[i] == e.rec[i] && w.rrec[i] == w.rec[i]);
             assert_true(w.kl[i] == e.kl[i]);
             assert_true(w.wt[i] == 1.0f);
             assert_true(fabsf(e.obj[i] - (e.rec[i] + e.kl[i])) <= 1e-6f * e.obj[i]);
             /* the IWAE's: rec + log q(z|x) - log p(z), the 2 pi terms cancelled */
-            const float *lv = vae_logvar(&m, &w, i);
+            const float *lv = model_logvar(&m, &w, i);
             double want = w.rec[i];
             for (size_t d = 0; d < Z; d++) {
                 double z = w.z[i * Z + d], x = w.eps[i * Z + d];
@@ -495,12 +495,12 @@ static void test_iwae_one_draw_is_elbo(void **state)
             assert_true(fabs(w.obj[i] - want) <= 1e-5 * fabs(want));
         }
         if (t == 0) { /* the decoder's gradient is the same, bit for bit */
-            vae_backward(&m, &e, ge, B, loss_of(VAE_OBJ_ELBO));
-            vae_backward(&m, &w, gw, B, loss_of(VAE_OBJ_IWAE));
+            model_backward(&m, &e, ge, B, loss_of(MODEL_OBJ_ELBO));
+            model_backward(&m, &w, gw, B, loss_of(MODEL_OBJ_IWAE));
             size_t d0 = m.block[m.n_blocks / 2].w_off, d1 = m.layer[0].w_off;
             for (size_t i = d0; i < d1; i++)
                 assert_true(ge[i] == gw[i]);
-            const vae_layer *L = &m.layer[1];
+            const model_layer *L = &m.layer[1];
             for (size_t i = L->w_off; i < L->b_off + L->out; i++)
                 assert_true(ge[i] == gw[i]);
             assert_true(memcmp(ge, gw, n * sizeof(float)) != 0); /* the encoder's differ */
@@ -517,9 +517,9 @@ static void test_iwae_one_draw_is_elbo(void **state)
     assert_true(se < 0.05 * kl);
     free(ge);
     free(gw);
-    vae_free(&m);
-    vae_acts_free(&e);
-    vae_acts_free(&w);
+    model_free(&m);
+    model_acts_free(&e);
+    model_acts_free(&w);
 }
 
 /* The decoder's rows are the draws, row i*k+j image i's j-th: in
@@ -529,25 +529,25 @@ static void test_draws_are_rows(void **state)
 {
     (void)state;
     enum { K = 3 };
-    vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY);
-    vae_model m;
-    vae_acts a3, a1;
+    model_config cfg = small_conv(MODEL_LIK_BERNOULLI, MODEL_ACT_LEAKY);
+    model_net m;
+    model_acts a3, a1;
     err_msg err;
     rng_state r;
     rng_seed(&r, 17);
     setup_model_k(&m, &a3, cfg, K, &r);
-    assert_int_equal(vae_acts_init(&a1, &cfg, B, &err), 0);
+    assert_int_equal(model_acts_init(&a1, &cfg, B, &err), 0);
     a3.training = a1.training = 0;
     size_t Z = cfg.z_dim, D = cfg.x_dim;
     memcpy(a1.x, a3.x, B * D * sizeof(float));
-    vae_encode(&m, &a3, B);
-    vae_reparam(&m, &a3, B, 0);
-    vae_decode(&m, &a3, B);
+    model_encode(&m, &a3, B);
+    model_reparam(&m, &a3, B, 0);
+    model_decode(&m, &a3, B);
     double worst = 0.0;
     for (size_t j = 0; j < K; j++) {
         for (size_t i = 0; i < B; i++)
             memcpy(a1.z + i * Z, a3.z + (i * K + j) * Z, Z * sizeof(float));
-        vae_decode(&m, &a1, B);
+        model_decode(&m, &a1, B);
         for (size_t i = 0; i < B; i++)
             for (size_t p = 0; p < D; p++)
                 worst = fmax(worst, fabs(a1.logits[i * D + p] -
@@ -558,9 +558,9 @@ static void test_draws_are_rows(void **state)
     assert_true(worst < 1e-5);
     /* and the draws differ (eps is not reused across them) */
     assert_true(memcmp(a3.logits, a3.logits + D, D * sizeof(float)) != 0);
-    vae_free(&m);
-    vae_acts_free(&a3);
-    vae_acts_free(&a1);
+    model_free(&m);
+    model_acts_free(&a3);
+    model_acts_free(&a1);
 }
 
 /* Buffers: k = 1 keeps rrec = rec and ydec = y; k > 1 gives them their own;
@@ -568,29 +568,29 @@ static void test_draws_are_rows(void **state)
 static void test_draws_buffers(void **state)
 {
     (void)state;
-    vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY);
-    vae_acts a;
+    model_config cfg = small_conv(MODEL_LIK_BERNOULLI, MODEL_ACT_LEAKY);
+    model_acts a;
     err_msg err;
-    assert_int_equal(vae_acts_init_k(&a, &cfg, 4, 1, &err), 0);
+    assert_int_equal(model_acts_init_k(&a, &cfg, 4, 1, &err), 0);
     assert_ptr_equal(a.rrec, a.rec);
     assert_ptr_equal(a.ydec, a.y);
     assert_non_null(a.obj);
     assert_non_null(a.wt);
-    vae_acts_free(&a);
-    assert_int_equal(vae_acts_init_k(&a, &cfg, 4, VAE_MAX_DRAWS, &err), 0);
-    assert_int_equal(a.k, VAE_MAX_DRAWS);
+    model_acts_free(&a);
+    assert_int_equal(model_acts_init_k(&a, &cfg, 4, MODEL_MAX_DRAWS, &err), 0);
+    assert_int_equal(a.k, MODEL_MAX_DRAWS);
     assert_true(a.rrec != a.rec && a.ydec != a.y);
     /* every row of every per-draw buffer is there (ASan checks the ends) */
-    size_t rows = 4 * VAE_MAX_DRAWS;
+    size_t rows = 4 * MODEL_MAX_DRAWS;
     memset(a.logits, 0, rows * cfg.x_dim * sizeof(float));
     memset(a.dz, 0, rows * cfg.z_dim * sizeof(float));
     memset(a.rrec, 0, rows * sizeof(float));
     memset(a.wt, 0, rows * sizeof(float));
     memset(a.ydec, 0, rows);
-    vae_acts_free(&a);
-    assert_int_equal(vae_acts_init_k(&a, &cfg, SIZE_MAX / 4, 3, &err), -1);
+    model_acts_free(&a);
+    assert_int_equal(model_acts_init_k(&a, &cfg, SIZE_MAX / 4, 3, &err), -1);
     assert_non_null(strstr(err.text, "with 3 draws each is too large"));
-    assert_int_equal(vae_acts_init_k(&a, &cfg, 2, 0, &err), -1);
+    assert_int_equal(model_acts_init_k(&a, &cfg, 2, 0, &err), -1);
     assert_non_null(strstr(err.text, "need 1 to"));
 }
 
@@ -598,11 +598,11 @@ static void test_draws_buffers(void **state)
 static void test_default_shape(void **state)
 {
     (void)state;
-    vae_config c = {784, 3, {64, 128, 256}, 100, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0,
-                    VAE_ARCH_CONV};
-    vae_model m;
+    model_config c = {784, 3, {64, 128, 256}, 100, MODEL_ACT_LEAKY, MODEL_LIK_GAUSSIAN, 0,
+                    MODEL_ARCH_CONV};
+    model_net m;
     err_msg err;
-    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(model_layout(&m, &c, &err), 0);
     assert_int_equal(m.cfg.height, 28);
     assert_int_equal(m.cfg.width, 28);
     assert_int_equal(m.cfg.channels, 1);
@@ -619,26 +619,26 @@ static void test_default_shape(void **state)
     /* 29 x 29 pads to 32 x 32 too, the odd pixel of padding below and right;
      * 64 x 64 keeps its size, with an 8 x 8 bottom. */
     c.x_dim = 841;
-    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(model_layout(&m, &c, &err), 0);
     assert_int_equal(m.block[0].h, 32);
     assert_int_equal(m.pad_top, 1);
     assert_int_equal(m.pad_left, 1);
     c.x_dim = 64 * 64;
-    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(model_layout(&m, &c, &err), 0);
     assert_int_equal(m.block[0].h, 64);
     assert_int_equal(m.pad_top, 0);
     assert_int_equal(m.layer[0].in, 256 * 8 * 8);
     /* Refused: a shape that is not x_dim values, other channel counts, and
      * a conditional conv model. */
     c.x_dim = 783, c.height = 28, c.width = 28, c.channels = 1;
-    assert_int_equal(vae_layout(&m, &c, &err), -1);
+    assert_int_equal(model_layout(&m, &c, &err), -1);
     assert_non_null(strstr(err.text, "28x28 images of 1 channels are not 783"));
     c.x_dim = 28 * 28 * 2, c.channels = 2;
-    assert_int_equal(vae_layout(&m, &c, &err), -1);
+    assert_int_equal(model_layout(&m, &c, &err), -1);
     assert_non_null(strstr(err.text, "2 channels"));
     c.x_dim = 784, c.channels = 1;
     c.n_classes = 10;
-    assert_int_equal(vae_layout(&m, &c, &err), -1);
+    assert_int_equal(model_layout(&m, &c, &err), -1);
     assert_non_null(strstr(err.text, "not conditional"));
 }
 
@@ -647,15 +647,15 @@ static void test_default_shape(void **state)
  * (the decoder's over all its draws), so the loss, the objective and the
  * summed gradient agree up to the order of float sums; and the running
  * averages move the same. */
-static void teams_agree(size_t draws, vae_objective objective, size_t max_T)
+static void teams_agree(size_t draws, model_objective objective, size_t max_T)
 {
-    vae_config cfg = small_conv(VAE_LIK_BERNOULLI, VAE_ACT_LEAKY);
-    vae_model m;
+    model_config cfg = small_conv(MODEL_LIK_BERNOULLI, MODEL_ACT_LEAKY);
+    model_net m;
     err_msg err;
-    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    assert_int_equal(model_init(&m, &cfg, &err), 0);
     rng_state r;
     rng_seed(&r, 6);
-    vae_init_params(&m, &r);
+    model_init_params(&m, &r);
     float *init = malloc(m.n_params * sizeof(float));
     memcpy(init, m.params, m.n_params * sizeof(float));
     enum { N = 7 };
@@ -703,7 +703,7 @@ static void teams_agree(size_t draws, vae_objective objective, size_t max_T)
         }
         printf("  %s k=%zu, team %zu: loss %.6f (one thread %.6f), objective %.6f "
                "(%.6f), max gradient difference %.2e of %.2e, running averages %.2e\n",
-               objective == VAE_OBJ_IWAE ? "iwae" : "elbo", draws, t + 1, loss[t], loss[0],
+               objective == MODEL_OBJ_IWAE ? "iwae" : "elbo", draws, t + 1, loss[t], loss[0],
                obj[t], obj[0], worst, gmax, wstat);
         assert_true(fabs(loss[t] - loss[0]) < 1e-5 * fabs(loss[0]));
         assert_true(fabs(obj[t] - obj[0]) < 1e-5 * fabs(obj[0]));
@@ -712,7 +712,7 @@ static void teams_agree(size_t draws, vae_objective objective, size_t max_T)
     }
     /* and the running averages did move (the forward pass trained them) */
     assert_true(memcmp(stats[0], init, m.n_params * sizeof(float)) != 0);
-    if (objective == VAE_OBJ_IWAE && draws > 1) /* the IW bound is below the ELBO */
+    if (objective == MODEL_OBJ_IWAE && draws > 1) /* the IW bound is below the ELBO */
         assert_true(obj[0] < loss[0]);
     for (size_t t = 0; t < max_T; t++) {
         free(g[t]);
@@ -720,13 +720,13 @@ static void teams_agree(size_t draws, vae_objective objective, size_t max_T)
     }
     free(init);
     idx_free(&set);
-    vae_free(&m);
+    model_free(&m);
 }
 
 static void test_teams_agree(void **state)
 {
     (void)state;
-    teams_agree(1, VAE_OBJ_ELBO, 3);
+    teams_agree(1, MODEL_OBJ_ELBO, 3);
 }
 
 /* k = 3: each thread's share decodes its images' draws, and the decoder's
@@ -734,8 +734,8 @@ static void test_teams_agree(void **state)
 static void test_teams_agree_k_draws(void **state)
 {
     (void)state;
-    teams_agree(3, VAE_OBJ_IWAE, 2);
-    teams_agree(3, VAE_OBJ_ELBO, 2);
+    teams_agree(3, MODEL_OBJ_IWAE, 2);
+    teams_agree(3, MODEL_OBJ_ELBO, 2);
 }
 
 int main(void)

@@ -308,14 +308,14 @@ static void expect_ckpt_error(const char *bad, const char *what)
 }
 
 /* Loads the model checkpoint, lets edit change it, saves it as path. */
-static void save_edited(const char *path, void (*edit)(vae_model *m, ckpt_train *t))
+static void save_edited(const char *path, void (*edit)(model_net *m, ckpt_train *t))
 {
     ckpt_data d;
     err_msg err;
     if (ckpt_read(model, &d, &err))
         fail_msg("%s", err.text);
-    vae_model m;
-    assert_int_equal(vae_init(&m, &d.cfg, &err), 0);
+    model_net m;
+    assert_int_equal(model_init(&m, &d.cfg, &err), 0);
     memcpy(m.params, d.params, d.n_params * sizeof(float));
     ckpt_train t = d.train;
     edit(&m, &t);
@@ -324,17 +324,17 @@ static void save_edited(const char *path, void (*edit)(vae_model *m, ckpt_train 
     if (ckpt_save(path, &m, mom, mom + m.n_params, &t, &err))
         fail_msg("%s", err.text);
     free(mom);
-    vae_free(&m);
+    model_free(&m);
     ckpt_data_free(&d);
 }
 
-static void put_nan(vae_model *m, ckpt_train *t)
+static void put_nan(model_net *m, ckpt_train *t)
 {
     (void)t;
     m->params[m->n_params / 3] = NAN;
 }
 
-static void put_inf(vae_model *m, ckpt_train *t)
+static void put_inf(model_net *m, ckpt_train *t)
 {
     (void)t;
     m->params[m->n_params - 1] = -INFINITY;
@@ -419,13 +419,13 @@ static void test_checkpoint_architecture(void **state)
 
     /* A model for other images than 28x28: it samples its own 10x10
      * images, and refuses MNIST's. */
-    vae_config cfg = {100, 1, {8}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
-    vae_model m;
+    model_config cfg = {100, 1, {8}, 2, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
+    model_net m;
     err_msg err;
-    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    assert_int_equal(model_init(&m, &cfg, &err), 0);
     rng_state r;
     rng_seed(&r, 1);
-    vae_init_params(&m, &r);
+    model_init_params(&m, &r);
     float *mom = calloc(2 * m.n_params, sizeof(float));
     ckpt_train t = ckpt_train_defaults();
     t.set.batch = 10, t.set.sched.lr = 1e-3, t.set.beta = 1.0;
@@ -433,7 +433,7 @@ static void test_checkpoint_architecture(void **state)
     rng_seed(&t.rng_noise, 2);
     assert_int_equal(ckpt_save(other, &m, mom, mom + m.n_params, &t, &err), 0);
     free(mom);
-    vae_free(&m);
+    model_free(&m);
     char png[160];
     in_dir(png, sizeof png, "arch.png");
     assert_exit(run("sample", "--ckpt", other, "-o", png, "--n", "4", NULL), 0);

@@ -218,7 +218,7 @@ static const char *jmeta(const jval *meta, const char *key)
 /* The file at path, checked against model m: returns the parsed header
  * (caller frees) after checking the layout, every tensor against
  * export_tensors, and every parameter covered once with its exact bytes. */
-static jval *check_file(const char *path, const vae_model *m, const export_info *info)
+static jval *check_file(const char *path, const model_net *m, const export_info *info)
 {
     size_t size;
     unsigned char *b = tu_read_file(path, &size);
@@ -303,14 +303,14 @@ static void assert_shape(const jval *h, const char *name, const char *want)
 
 /* A model of cfg with seeded parameters (the BatchNorm's running averages
  * made unlike their starting values, so their places are checked too). */
-static void make_model(vae_model *m, const vae_config *cfg)
+static void make_model(model_net *m, const model_config *cfg)
 {
     err_msg err;
-    if (vae_init(m, cfg, &err))
+    if (model_init(m, cfg, &err))
         fail_msg("%s", err.text);
     rng_state r;
     rng_seed(&r, 7);
-    vae_init_params(m, &r);
+    model_init_params(m, &r);
     for (size_t i = 0; i < m->n_params; i++)
         if (m->params[i] == 1.0f || m->params[i] == 0.0f)
             m->params[i] = 0.5f + 0.001f * (float)(i % 97);
@@ -319,7 +319,7 @@ static void make_model(vae_model *m, const vae_config *cfg)
 static const char *const META_KEYS[] = {"binarize"}, *const META_VALUES[] = {"dynamic"};
 static const export_info INFO = {"9.9.9", 3, 42, META_KEYS, META_VALUES, 1};
 
-static jval *export_and_check(const vae_model *m, const char *name)
+static jval *export_and_check(const model_net *m, const char *name)
 {
     char path[160];
     tu_join(path, sizeof path, dir, name);
@@ -335,8 +335,8 @@ static jval *export_and_check(const vae_model *m, const char *name)
 static void test_mlp_file(void **state)
 {
     (void)state;
-    vae_config cfg = {784, 2, {64, 32}, 6, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
-    vae_model m;
+    model_config cfg = {784, 2, {64, 32}, 6, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
+    model_net m;
     make_model(&m, &cfg);
     jval *h = export_and_check(&m, "mlp.safetensors");
     assert_int_equal(h->n, 1 + 12);
@@ -379,14 +379,14 @@ static void test_mlp_file(void **state)
     assert_int_equal(data_len, 4 * m.n_params);
     assert_int_equal(json[len], '\0');
     free(json);
-    vae_free(&m);
+    model_free(&m);
 }
 
 static void test_conditional_file(void **state)
 {
     (void)state;
-    vae_config cfg = {784, 1, {48}, 4, VAE_ACT_LEAKY, VAE_LIK_CB, 10, VAE_ARCH_MLP};
-    vae_model m;
+    model_config cfg = {784, 1, {48}, 4, MODEL_ACT_LEAKY, MODEL_LIK_CB, 10, MODEL_ARCH_MLP};
+    model_net m;
     make_model(&m, &cfg);
     jval *h = export_and_check(&m, "cvae.safetensors");
     assert_shape(h, "encoder.0.weight", "48,794"); /* the one-hot label's columns last */
@@ -400,7 +400,7 @@ static void test_conditional_file(void **state)
     assert_string_equal(jmeta(meta, "likelihood"), "cb");
     assert_string_equal(jmeta(meta, "activation"), "leaky");
     json_free(h);
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* Two stochastic layers: q(h2|h1) as encoder2 and head2, p(h1|h2) as
@@ -409,10 +409,10 @@ static void test_conditional_file(void **state)
 static void test_two_layer_file(void **state)
 {
     (void)state;
-    vae_config cfg = {.x_dim = 784, .n_hidden = 2, .hidden = {64, 32}, .z_dim = 6,
-                      .act = VAE_ACT_TANH, .likelihood = VAE_LIK_BERNOULLI,
-                      .arch = VAE_ARCH_MLP, .z2_dim = 3, .n_hidden2 = 2, .hidden2 = {16, 8}};
-    vae_model m;
+    model_config cfg = {.x_dim = 784, .n_hidden = 2, .hidden = {64, 32}, .z_dim = 6,
+                      .act = MODEL_ACT_TANH, .likelihood = MODEL_LIK_BERNOULLI,
+                      .arch = MODEL_ARCH_MLP, .z2_dim = 3, .n_hidden2 = 2, .hidden2 = {16, 8}};
+    model_net m;
     make_model(&m, &cfg);
     jval *h = export_and_check(&m, "two.safetensors");
     /* The one-layer model's 12, then 3 + 3 Linears of two tensors each. */
@@ -455,32 +455,32 @@ static void test_two_layer_file(void **state)
             assert_string_equal(meta->key[i + 3], "activation");
         }
     json_free(h);
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* EXPORT_MAX_TENSORS holds the largest model of each kind: the MLP of two
- * stochastic layers with VAE_MAX_HIDDEN hidden layers in each network, the
- * conditional MLP, and the conv VAE of VAE_MAX_HIDDEN blocks. */
+ * stochastic layers with MODEL_MAX_HIDDEN hidden layers in each network, the
+ * conditional MLP, and the conv VAE of MODEL_MAX_HIDDEN blocks. */
 static void test_tensor_bound(void **state)
 {
     (void)state;
-    vae_config two = {.x_dim = 784, .n_hidden = VAE_MAX_HIDDEN, .hidden = {8, 8, 8, 8},
-                      .z_dim = 4, .arch = VAE_ARCH_MLP, .z2_dim = 2,
-                      .n_hidden2 = VAE_MAX_HIDDEN, .hidden2 = {4, 4, 4, 4}};
-    vae_config cond = {.x_dim = 784, .n_hidden = VAE_MAX_HIDDEN, .hidden = {8, 8, 8, 8},
-                       .z_dim = 4, .arch = VAE_ARCH_MLP, .n_classes = 10};
-    vae_config conv = {.x_dim = 784, .n_hidden = VAE_MAX_HIDDEN, .hidden = {2, 2, 2, 2},
-                       .z_dim = 4, .act = VAE_ACT_LEAKY, .arch = VAE_ARCH_CONV};
-    const vae_config *cfgs[3] = {&two, &cond, &conv};
+    model_config two = {.x_dim = 784, .n_hidden = MODEL_MAX_HIDDEN, .hidden = {8, 8, 8, 8},
+                      .z_dim = 4, .arch = MODEL_ARCH_MLP, .z2_dim = 2,
+                      .n_hidden2 = MODEL_MAX_HIDDEN, .hidden2 = {4, 4, 4, 4}};
+    model_config cond = {.x_dim = 784, .n_hidden = MODEL_MAX_HIDDEN, .hidden = {8, 8, 8, 8},
+                       .z_dim = 4, .arch = MODEL_ARCH_MLP, .n_classes = 10};
+    model_config conv = {.x_dim = 784, .n_hidden = MODEL_MAX_HIDDEN, .hidden = {2, 2, 2, 2},
+                       .z_dim = 4, .act = MODEL_ACT_LEAKY, .arch = MODEL_ARCH_CONV};
+    const model_config *cfgs[3] = {&two, &cond, &conv};
     static const char *const what[3] = {"two stochastic layers", "conditional", "conv"};
     /* Four networks of 5 Linears; 2 x 4 + 4 Linears; 2 x 4 - 1 blocks of
      * 7 tensors, the last block's 2 and two Linears. */
-    const size_t want[3] = {4 * 2 * (VAE_MAX_HIDDEN + 1), 2 * (2 * VAE_MAX_HIDDEN + 4),
-                            7 * (2 * VAE_MAX_HIDDEN - 1) + 2 + 4};
+    const size_t want[3] = {4 * 2 * (MODEL_MAX_HIDDEN + 1), 2 * (2 * MODEL_MAX_HIDDEN + 4),
+                            7 * (2 * MODEL_MAX_HIDDEN - 1) + 2 + 4};
     for (size_t k = 0; k < 3; k++) {
-        vae_model m;
+        model_net m;
         err_msg err;
-        if (vae_layout(&m, cfgs[k], &err))
+        if (model_layout(&m, cfgs[k], &err))
             fail_msg("%s", err.text);
         export_tensor t[EXPORT_MAX_TENSORS];
         size_t n = export_tensors(&m, &INFO, t);
@@ -493,9 +493,9 @@ static void test_tensor_bound(void **state)
 static void test_conv_file(void **state)
 {
     (void)state;
-    vae_config cfg = {784, 3, {4, 8, 16}, 5, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0,
-                      VAE_ARCH_CONV};
-    vae_model m;
+    model_config cfg = {784, 3, {4, 8, 16}, 5, MODEL_ACT_LEAKY, MODEL_LIK_GAUSSIAN, 0,
+                      MODEL_ARCH_CONV};
+    model_net m;
     make_model(&m, &cfg);
     jval *h = export_and_check(&m, "conv.safetensors");
     /* 3 encoder blocks of 7 tensors, 2 Linears, 2 decoder blocks of 7 and
@@ -524,7 +524,7 @@ static void test_conv_file(void **state)
     assert_string_equal(jmeta(meta, "pad_top"), "2");
     assert_string_equal(jmeta(meta, "pad_left"), "2");
     json_free(h);
-    vae_free(&m);
+    model_free(&m);
 }
 
 static void test_parser_accepts_json(void **state)
@@ -574,7 +574,7 @@ static void test_cli_export(void **state)
     tu_assert_contains(out_text, "wrote");
     tu_assert_contains(out_text, "8 tensors");
     /* The file is the model's, read back from the checkpoint. */
-    vae_model m;
+    model_net m;
     ckpt_train t;
     err_msg err;
     if (ckpt_load_model(model, &m, &t, &err))
@@ -586,7 +586,7 @@ static void test_cli_export(void **state)
     assert_string_equal(jmeta(meta, "epochs"), "1");
     tu_assert_contains(jmeta(meta, "vae_version"), ".");
     json_free(h);
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* A model of two stochastic layers, trained and exported by the binary:
@@ -603,7 +603,7 @@ static void test_cli_export_two_layers(void **state)
                     NULL), 0);
     assert_exit(run("export", "--ckpt", ckpt, "-o", st, NULL), 0);
     tu_assert_contains(out_text, "16 tensors"); /* 8, then q(h2|h1)'s and p(h1|h2)'s 8 */
-    vae_model m;
+    model_net m;
     ckpt_train t;
     err_msg err;
     if (ckpt_load_model(ckpt, &m, &t, &err))
@@ -620,7 +620,7 @@ static void test_cli_export_two_layers(void **state)
     assert_string_equal(jmeta(meta, "latent2"), "2");
     assert_string_equal(jmeta(meta, "hidden2"), "8");
     json_free(h);
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* Asserts that nothing named like a temp file is left in folder. */

@@ -472,8 +472,8 @@ static void test_conv(void **state)
     assert_png_size(strcat(strcpy(png, out), "/sampled-3.png"), 242, 482);
     ckpt_data d;
     read_ckpt(ckpt, &d);
-    assert_int_equal(d.cfg.arch, VAE_ARCH_CONV);
-    assert_int_equal(d.cfg.act, VAE_ACT_LEAKY);
+    assert_int_equal(d.cfg.arch, MODEL_ARCH_CONV);
+    assert_int_equal(d.cfg.act, MODEL_ACT_LEAKY);
     assert_int_equal(d.cfg.n_hidden, 3);
     ckpt_data_free(&d);
 

@@ -18,7 +18,7 @@
 
 #define N_IMAGES 200
 
-static vae_model model, cond, two; /* two: two stochastic layers */
+static model_net model, cond, two; /* two: two stochastic layers */
 static idx_set set;
 
 /* Images with some structure (a random bar each), and a model trained a
@@ -27,18 +27,18 @@ static int setup(void **state)
 {
     (void)state;
     err_msg err;
-    vae_config cfg = {784, 1, {32}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
-    vae_config ccfg = {784, 1, {32}, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 10, VAE_ARCH_MLP};
-    vae_config tcfg = {784, 1, {32}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
+    model_config cfg = {784, 1, {32}, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
+    model_config ccfg = {784, 1, {32}, 3, MODEL_ACT_RELU, MODEL_LIK_GAUSSIAN, 10, MODEL_ARCH_MLP};
+    model_config tcfg = {784, 1, {32}, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
     tcfg.z2_dim = 2, tcfg.n_hidden2 = 1, tcfg.hidden2[0] = 8;
-    if (vae_init(&model, &cfg, &err) || vae_init(&cond, &ccfg, &err) ||
-        vae_init(&two, &tcfg, &err))
+    if (model_init(&model, &cfg, &err) || model_init(&cond, &ccfg, &err) ||
+        model_init(&two, &tcfg, &err))
         return -1;
     rng_state r;
     rng_seed(&r, 3);
-    vae_init_params(&model, &r);
-    vae_init_params(&cond, &r);
-    vae_init_params(&two, &r);
+    model_init_params(&model, &r);
+    model_init_params(&cond, &r);
+    model_init_params(&two, &r);
     set.n = N_IMAGES;
     set.rows = set.cols = 28;
     set.images = calloc(N_IMAGES * 784, 1);
@@ -58,9 +58,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    vae_free(&model);
-    vae_free(&cond);
-    vae_free(&two);
+    model_free(&model);
+    model_free(&cond);
+    model_free(&two);
     idx_free(&set);
     par_shutdown();
     return 0;
@@ -92,7 +92,7 @@ static void test_per_image_sums_to_eval(void **state)
     }
 }
 
-static double iw_of(const vae_model *m, size_t K, size_t T, uint64_t seed)
+static double iw_of(const model_net *m, size_t K, size_t T, uint64_t seed)
 {
     err_msg err;
     assert_int_equal(par_init(T, &err), 0);
@@ -106,11 +106,11 @@ static double iw_of(const vae_model *m, size_t K, size_t T, uint64_t seed)
 static void test_iw_bound(void **state)
 {
     (void)state;
-    const vae_model *models[3] = {&model, &cond, &two};
+    const model_net *models[3] = {&model, &cond, &two};
     static const char *const names[3] = {"bernoulli", "conditional gaussian",
                                          "two stochastic layers"};
     for (int mi = 0; mi < 3; mi++) {
-        const vae_model *m = models[mi];
+        const model_net *m = models[mi];
         err_msg err;
         assert_int_equal(par_init(2, &err), 0);
         shard_set s;
@@ -138,14 +138,14 @@ static void test_iw_bound(void **state)
 /* With two stochastic layers the bound's K = 1 value is -log w of one draw
  * of the chain: each image's draws are its own stream's, h1's noise then
  * h2's (rng_mix(seed ^ 0x69775f65, i), docs/checkpoint.md); the same
- * numbers through vae_loss's IW objective give the same mean. */
+ * numbers through model_loss's IW objective give the same mean. */
 static void test_iw_two_layers_exact(void **state)
 {
     (void)state;
     err_msg err;
     assert_int_equal(par_init(1, &err), 0);
-    vae_acts a;
-    assert_int_equal(vae_acts_init(&a, &two.cfg, N_IMAGES, &err), 0);
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, &two.cfg, N_IMAGES, &err), 0);
     size_t Z = two.cfg.z_dim, Z2 = two.cfg.z2_dim;
     shard_batch b = {&set, NULL, 0, N_IMAGES, NULL, 0.0f, 0};
     shard_gather(&a, &b, 0, N_IMAGES);
@@ -155,17 +155,17 @@ static void test_iw_two_layers_exact(void **state)
         rng_normal(&r, a.eps + i * Z, Z);
         rng_normal(&r, a.eps2 + i * Z2, Z2);
     }
-    vae_encode(&two, &a, N_IMAGES);
-    vae_reparam(&two, &a, N_IMAGES, 0);
-    vae_decode(&two, &a, N_IMAGES);
-    vae_loss(&two, &a, N_IMAGES, &(vae_loss_spec){VAE_OBJ_IWAE, 1.0, VAE_EST_STANDARD});
+    model_encode(&two, &a, N_IMAGES);
+    model_reparam(&two, &a, N_IMAGES, 0);
+    model_decode(&two, &a, N_IMAGES);
+    model_loss(&two, &a, N_IMAGES, &(model_loss_spec){MODEL_OBJ_IWAE, 1.0, MODEL_EST_STANDARD});
     double want = 0.0;
     for (size_t i = 0; i < N_IMAGES; i++)
         want += a.obj[i] / (double)N_IMAGES;
     double got = iw_of(&two, 1, 1, 7);
-    printf("  two layers, K = 1: infer_iw %.6f, vae_loss's -log w %.6f\n", got, want);
+    printf("  two layers, K = 1: infer_iw %.6f, model_loss's -log w %.6f\n", got, want);
     assert_true(fabs(got - want) < 1e-4 * fabs(want));
-    vae_acts_free(&a);
+    model_acts_free(&a);
 }
 
 static void test_iw_bench_times(void **state)

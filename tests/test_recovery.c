@@ -261,15 +261,15 @@ static void test_nonfinite_loss(void **state)
     ckpt_data d;
     err_msg err;
     assert_int_equal(ckpt_read(ckpt, &d, &err), 0);
-    vae_model m;
-    assert_int_equal(vae_init(&m, &d.cfg, &err), 0);
+    model_net m;
+    assert_int_equal(model_init(&m, &d.cfg, &err), 0);
     memcpy(m.params, d.params, d.n_params * sizeof(float));
-    const vae_layer *L = &m.layer[m.n_layers - 1];
+    const model_layer *L = &m.layer[m.n_layers - 1];
     for (size_t i = 0; i < L->in * L->out; i++)
         m.params[L->w_off + i] = 3e38f;
     assert_int_equal(ckpt_save(ckpt, &m, d.adam_m, d.adam_v, &d.train, &err), 0);
     ckpt_data_free(&d);
-    vae_free(&m);
+    model_free(&m);
     size_t n;
     unsigned char *before = tu_read_file(ckpt, &n);
 

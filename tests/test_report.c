@@ -138,10 +138,10 @@ static void test_escape(void **state)
 /* A small checkpoint at path (the settings the page shows). */
 static void write_ckpt(const char *path, uint64_t valid_n)
 {
-    vae_config cfg = {784, 1, {16}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
-    vae_model m;
+    model_config cfg = {784, 1, {16}, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
+    model_net m;
     err_msg err;
-    if (vae_init(&m, &cfg, &err))
+    if (model_init(&m, &cfg, &err))
         fail_msg("%s", err.text);
     float *zeros = calloc(m.n_params, sizeof *zeros);
     assert_non_null(zeros);
@@ -156,7 +156,7 @@ static void write_ckpt(const char *path, uint64_t valid_n)
     if (ckpt_save(path, &m, zeros, zeros, &t, &err))
         fail_msg("%s", err.text);
     free(zeros);
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* Epochs 1..n into csv, with the validation columns; the lowest

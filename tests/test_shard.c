@@ -18,19 +18,19 @@
 #define N_IMAGES 12
 #define TOL 2e-5 /* relative: only the order of float sums differs */
 
-static vae_model model;
+static model_net model;
 static idx_set set;
 
 static int setup(void **state)
 {
     (void)state;
-    vae_config cfg = {784, 2, {24, 16}, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
+    model_config cfg = {784, 2, {24, 16}, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
     err_msg err;
-    if (vae_init(&model, &cfg, &err))
+    if (model_init(&model, &cfg, &err))
         return -1;
     rng_state r;
     rng_seed(&r, 5);
-    vae_init_params(&model, &r);
+    model_init_params(&model, &r);
     set.n = N_IMAGES;
     set.rows = set.cols = 28;
     set.images = malloc(N_IMAGES * 784);
@@ -45,7 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    vae_free(&model);
+    model_free(&model);
     idx_free(&set);
     par_shutdown();
     return 0;
@@ -64,7 +64,7 @@ static void run_team(size_t T, const uint32_t *idx, size_t B, result *out)
     err_msg err;
     assert_int_equal(par_init(T, &err), 0);
     shard_set s;
-    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 1, 1, VAE_OBJ_ELBO, SHARD_ROWS, 0, 1}, &err), 0);
+    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 1, 1, MODEL_OBJ_ELBO, SHARD_ROWS, 0, 1}, &err), 0);
     assert_int_equal(s.T, T);
     assert_false(s.units);
     rng_state r;
@@ -90,7 +90,7 @@ static void run_team(size_t T, const uint32_t *idx, size_t B, result *out)
     shard_free(&s);
 }
 
-static void assert_grad_close(const vae_model *m, const result *a, const result *b);
+static void assert_grad_close(const model_net *m, const result *a, const result *b);
 
 static void assert_close(const result *a, const result *b, size_t B)
 {
@@ -100,7 +100,7 @@ static void assert_close(const result *a, const result *b, size_t B)
     assert_grad_close(&model, a, b);
 }
 
-static void assert_grad_close(const vae_model *m, const result *a, const result *b)
+static void assert_grad_close(const model_net *m, const result *a, const result *b)
 {
     /* Each gradient is a sum over images whose terms cancel in part, so
      * the order of the sum moves it by rounding of the terms' size: compare
@@ -161,7 +161,7 @@ static void test_team_resized_after_init(void **state)
     err_msg err;
     assert_int_equal(par_init(3, &err), 0);
     shard_set s;
-    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 0, 1, VAE_OBJ_ELBO, SHARD_ROWS, 0, 1}, &err), 0);
+    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 0, 1, MODEL_OBJ_ELBO, SHARD_ROWS, 0, 1}, &err), 0);
     rng_state r;
     rng_seed(&r, 1);
     shard_draw_eps(&s, &model, &r, 8);
@@ -178,8 +178,8 @@ static void test_team_resized_after_init(void **state)
  * objective o (and the IW bound's estimator est), by a team of T with the
  * plan given; the gradient copied into grad (the shares summed), the sums
  * into rec and kl. */
-static void pass_est(const vae_model *m, size_t T, shard_plan plan, size_t k,
-                     vae_objective o, vae_estimator est, const uint32_t *idx, size_t B,
+static void pass_est(const model_net *m, size_t T, shard_plan plan, size_t k,
+                     model_objective o, model_estimator est, const uint32_t *idx, size_t B,
                      float *grad, double *rec, double *kl, double *obj)
 {
     err_msg err;
@@ -220,26 +220,26 @@ static void test_units_plan_is_one_thread(void **state)
     const uint32_t idx[6] = {4, 1, 9, 9, 0, 11};
     static const struct {
         size_t classes, k;
-        vae_objective o;
-        vae_act act;
-        vae_estimator est;
+        model_objective o;
+        model_act act;
+        model_estimator est;
     } cases[] = {
-        {0, 1, VAE_OBJ_ELBO, VAE_ACT_TANH, VAE_EST_STANDARD},
-        {10, 1, VAE_OBJ_ELBO, VAE_ACT_RELU, VAE_EST_STANDARD},
-        {0, 3, VAE_OBJ_IWAE, VAE_ACT_LEAKY, VAE_EST_STANDARD},
-        {10, 3, VAE_OBJ_ELBO, VAE_ACT_TANH, VAE_EST_STANDARD},
-        {0, 3, VAE_OBJ_IWAE, VAE_ACT_TANH, VAE_EST_DREG},
-        {10, 3, VAE_OBJ_IWAE, VAE_ACT_RELU, VAE_EST_STL},
+        {0, 1, MODEL_OBJ_ELBO, MODEL_ACT_TANH, MODEL_EST_STANDARD},
+        {10, 1, MODEL_OBJ_ELBO, MODEL_ACT_RELU, MODEL_EST_STANDARD},
+        {0, 3, MODEL_OBJ_IWAE, MODEL_ACT_LEAKY, MODEL_EST_STANDARD},
+        {10, 3, MODEL_OBJ_ELBO, MODEL_ACT_TANH, MODEL_EST_STANDARD},
+        {0, 3, MODEL_OBJ_IWAE, MODEL_ACT_TANH, MODEL_EST_DREG},
+        {10, 3, MODEL_OBJ_IWAE, MODEL_ACT_RELU, MODEL_EST_STL},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        vae_config cfg = {784, 2, {100, 40}, 20, cases[c].act, VAE_LIK_BERNOULLI,
-                          cases[c].classes, VAE_ARCH_MLP};
-        vae_model m;
+        model_config cfg = {784, 2, {100, 40}, 20, cases[c].act, MODEL_LIK_BERNOULLI,
+                          cases[c].classes, MODEL_ARCH_MLP};
+        model_net m;
         err_msg err;
-        assert_int_equal(vae_init(&m, &cfg, &err), 0);
+        assert_int_equal(model_init(&m, &cfg, &err), 0);
         rng_state r;
         rng_seed(&r, 8);
-        vae_init_params(&m, &r);
+        model_init_params(&m, &r);
         float *g1 = malloc(m.n_params * sizeof *g1), *gT = malloc(m.n_params * sizeof *gT);
         assert_non_null(g1);
         assert_non_null(gT);
@@ -264,7 +264,7 @@ static void test_units_plan_is_one_thread(void **state)
         assert_true(norm > 1.0);
         free(g1);
         free(gT);
-        vae_free(&m);
+        model_free(&m);
     }
 }
 
@@ -296,8 +296,8 @@ static void test_step_is_draw_then_run(void **state)
         for (size_t T = 1; T <= 3; T++) {
             assert_int_equal(par_init(T, &err), 0);
             shard_set a, b;
-            assert_int_equal(shard_init(&a, &model, &(shard_spec){8, 1, 1, VAE_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
-            assert_int_equal(shard_init(&b, &model, &(shard_spec){8, 1, 1, VAE_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
+            assert_int_equal(shard_init(&a, &model, &(shard_spec){8, 1, 1, MODEL_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
+            assert_int_equal(shard_init(&b, &model, &(shard_spec){8, 1, 1, MODEL_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
             shard_batch batch = {&set, idx, 0, 8, NULL, 0.0f, 0};
             rng_state ra, rb;
             rng_seed(&ra, 21);
@@ -350,16 +350,16 @@ static void mark(void *ctx, size_t lo, size_t hi)
 static void test_param_shares(void **state)
 {
     (void)state;
-    vae_config cfg = {784, 2, {100, 40}, 20, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 10,
-                      VAE_ARCH_MLP};
-    vae_model m;
+    model_config cfg = {784, 2, {100, 40}, 20, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 10,
+                      MODEL_ARCH_MLP};
+    model_net m;
     err_msg err;
-    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    assert_int_equal(model_init(&m, &cfg, &err), 0);
     for (int plan = SHARD_ROWS; plan <= SHARD_UNITS; plan++)
         for (size_t T = 2; T <= 5; T++) {
             assert_int_equal(par_init(T, &err), 0);
             shard_set s;
-            assert_int_equal(shard_init(&s, &m, &(shard_spec){8, 1, 1, VAE_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
+            assert_int_equal(shard_init(&s, &m, &(shard_spec){8, 1, 1, MODEL_OBJ_ELBO, (shard_plan)plan, 0, 1}, &err), 0);
             cover c = {calloc(m.n_params, 1), m.n_params, 0};
             assert_non_null(c.hit);
             for (size_t k = 0; k < T; k++) {
@@ -374,7 +374,7 @@ static void test_param_shares(void **state)
                 /* Thread k's weights: whole rows, a share starting at a
                  * multiple of 16 units. */
                 for (size_t l = 0; l < m.n_layers; l++) {
-                    const vae_layer *L = &m.layer[l];
+                    const model_layer *L = &m.layer[l];
                     size_t row = L->in + L->n_onehot, first = SIZE_MAX, count = 0;
                     for (size_t u = 0; u < L->out; u++)
                         if (c.hit[L->w_off + u * row] != before[L->w_off + u * row]) {
@@ -403,7 +403,7 @@ static void test_param_shares(void **state)
             free(c.hit);
             shard_free(&s);
         }
-    vae_free(&m);
+    model_free(&m);
 }
 
 /* The plan training picks: units for the MLP's small batches only. */
@@ -414,12 +414,12 @@ static void test_plan_choice(void **state)
     assert_int_equal(shard_plan_for(&model, 127, 2), SHARD_UNITS);
     assert_int_equal(shard_plan_for(&model, 128, 2), SHARD_ROWS);
     assert_int_equal(shard_plan_for(&model, 20, 1), SHARD_ROWS);
-    vae_model conv = model;
-    conv.cfg.arch = VAE_ARCH_CONV;
+    model_net conv = model;
+    conv.cfg.arch = MODEL_ARCH_CONV;
     assert_int_equal(shard_plan_for(&conv, 20, 2), SHARD_ROWS);
     shard_set s;
     err_msg err;
-    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 0, 1, VAE_OBJ_ELBO, SHARD_UNITS, 0, 1}, &err), -1);
+    assert_int_equal(shard_init(&s, &model, &(shard_spec){8, 0, 1, MODEL_OBJ_ELBO, SHARD_UNITS, 0, 1}, &err), -1);
     assert_non_null(strstr(err.text, "MLP"));
 }
 

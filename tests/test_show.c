@@ -17,8 +17,8 @@
 #include "testutil.h"
 
 static char dir[64];
-static vae_model m2, mc; /* a 2-D latent model; a conditional one */
-static vae_acts a2, ac;
+static model_net m2, mc; /* a 2-D latent model; a conditional one */
+static model_acts a2, ac;
 static idx_set set;
 
 static int setup(void **state)
@@ -28,15 +28,15 @@ static int setup(void **state)
     if (tu_mkdtemp(dir))
         return -1;
     err_msg err;
-    vae_config c2 = {784, 1, {16}, 2, VAE_ACT_RELU, VAE_LIK_CB, 0, VAE_ARCH_MLP};
-    vae_config cc = {784, 1, {16}, 4, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 10, VAE_ARCH_MLP};
-    if (vae_init(&m2, &c2, &err) || vae_init(&mc, &cc, &err) ||
-        vae_acts_init(&a2, &c2, 7, &err) || vae_acts_init(&ac, &cc, 7, &err))
+    model_config c2 = {784, 1, {16}, 2, MODEL_ACT_RELU, MODEL_LIK_CB, 0, MODEL_ARCH_MLP};
+    model_config cc = {784, 1, {16}, 4, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 10, MODEL_ARCH_MLP};
+    if (model_init(&m2, &c2, &err) || model_init(&mc, &cc, &err) ||
+        model_acts_init(&a2, &c2, 7, &err) || model_acts_init(&ac, &cc, 7, &err))
         return -1;
     rng_state r;
     rng_seed(&r, 9);
-    vae_init_params(&m2, &r);
-    vae_init_params(&mc, &r);
+    model_init_params(&m2, &r);
+    model_init_params(&mc, &r);
     set.n = 20;
     set.rows = set.cols = 28;
     set.images = malloc(20 * 784);
@@ -51,10 +51,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    vae_free(&m2);
-    vae_free(&mc);
-    vae_acts_free(&a2);
-    vae_acts_free(&ac);
+    model_free(&m2);
+    model_free(&mc);
+    model_acts_free(&a2);
+    model_acts_free(&ac);
     idx_free(&set);
     tu_remove_tree(dir);
     return 0;
@@ -74,11 +74,11 @@ static void test_prior_z(void **state)
         labels[i] = (uint8_t)(9 - i);
     show_prior_z(&mc, &ac, eps, labels, N, z); /* in batches of 7 */
     memcpy(ac.y, labels, N < 7 ? N : 7);
-    vae_prior(&mc, &ac, 7);
+    model_prior(&mc, &ac, 7);
     for (int i = 0; i < 7; i++)
         for (int j = 0; j < 4; j++) {
-            float want = vae_prior_mu(&mc, &ac, i)[j] +
-                         expf(0.5f * vae_prior_logvar(&mc, &ac, i)[j]) * eps[i * 4 + j];
+            float want = model_prior_mu(&mc, &ac, i)[j] +
+                         expf(0.5f * model_prior_logvar(&mc, &ac, i)[j]) * eps[i * 4 + j];
             assert_true(fabsf(z[i * 4 + j] - want) < 1e-6f);
         }
     /* Unconditional: z is the noise. */
@@ -139,8 +139,8 @@ static void test_manifold(void **state)
     /* The centre tile decodes z = (0, 0): Phi^-1(1/2) = 0 exactly. */
     float zero[2] = {0.0f, 0.0f}, mean[784];
     memcpy(a2.z, zero, sizeof zero);
-    vae_decode(&m2, &a2, 1);
-    vae_mean(&m2, mean, vae_logits(&m2, &a2), 784);
+    model_decode(&m2, &a2, 1);
+    model_mean(&m2, mean, model_logits(&m2, &a2), 784);
     for (size_t y = 0; y < 28; y++)
         for (size_t x = 0; x < 28; x++) {
             int want = (int)(mean[y * 28 + x] * 255.0f + 0.5f);

@@ -75,7 +75,7 @@ static train_opts base_opts(const char *ckpt, size_t epochs)
     o.set.sched.lr = 1e-3;
     o.set.seed = 7;
     o.set.beta = 1.0;
-    o.cfg = (vae_config){784, 1, {32}, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
+    o.cfg = (model_config){784, 1, {32}, 4, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
     o.ckpt_path = ckpt;
     return o;
 }
@@ -310,9 +310,9 @@ static void test_controls_resume(void **state)
         case SETTING_ADAM_EPS: o.set.adam_eps = 1e-3; break;
         case SETTING_INIT: o.set.init = TRAIN_INIT_TORCH; break;
         case SETTING_VALID: o.set.valid += 1; break;
-        case SETTING_OBJECTIVE: o.set.objective = VAE_OBJ_IWAE; break;
+        case SETTING_OBJECTIVE: o.set.objective = MODEL_OBJ_IWAE; break;
         case SETTING_DRAWS: o.set.draws += 1; break;
-        case SETTING_ESTIMATOR: o.set.estimator = VAE_EST_DREG; break;
+        case SETTING_ESTIMATOR: o.set.estimator = MODEL_EST_DREG; break;
         default: fail_msg("no case for the setting %s: add one", SETTINGS[i].key);
         }
         assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
@@ -355,7 +355,7 @@ static void test_iwae_resume(void **state)
     epochs_seen seen = {0};
     train_hooks h = {NULL, on_epoch, NULL, &seen};
     train_opts o = base_opts(straight, 3);
-    o.set.objective = VAE_OBJ_IWAE;
+    o.set.objective = MODEL_OBJ_IWAE;
     o.set.draws = 3;
     assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), 0);
     for (size_t e = 0; e < 3; e++) {
@@ -365,7 +365,7 @@ static void test_iwae_resume(void **state)
     }
     ckpt_data d;
     assert_int_equal(ckpt_read(straight, &d, &err), 0);
-    assert_int_equal(d.train.set.objective, VAE_OBJ_IWAE);
+    assert_int_equal(d.train.set.objective, MODEL_OBJ_IWAE);
     assert_int_equal(d.train.set.draws, 3);
     ckpt_data_free(&d);
 
@@ -373,7 +373,7 @@ static void test_iwae_resume(void **state)
     stopper s = {&flag, 0, 10 + 4}; /* step 4 of epoch 2 */
     train_hooks hs = {stop_after, NULL, NULL, &s};
     o = base_opts(stopped, 3);
-    o.set.objective = VAE_OBJ_IWAE;
+    o.set.objective = MODEL_OBJ_IWAE;
     o.set.draws = 3;
     o.stop = &flag;
     assert_int_equal(train_run(&o, &train_set, &test_set, &hs, &err), TRAIN_STOPPED);
@@ -547,10 +547,10 @@ static void test_nonfinite_loss_keeps_checkpoint(void **state)
     /* Make the output layer's weights huge: logits overflow to inf. */
     ckpt_data d;
     assert_int_equal(ckpt_read(path, &d, &err), 0);
-    vae_model m;
-    assert_int_equal(vae_init(&m, &d.cfg, &err), 0);
+    model_net m;
+    assert_int_equal(model_init(&m, &d.cfg, &err), 0);
     memcpy(m.params, d.params, d.n_params * sizeof(float));
-    const vae_layer *out = &m.layer[m.n_layers - 1];
+    const model_layer *out = &m.layer[m.n_layers - 1];
     for (size_t i = 0; i < out->in * out->out; i++)
         m.params[out->w_off + i] = 3e38f;
     float *mom = calloc(2 * d.n_params, sizeof(float));
@@ -572,7 +572,7 @@ static void test_nonfinite_loss_keeps_checkpoint(void **state)
     fclose(f);
     assert_int_equal(na, nb);
     assert_memory_equal(before, after, nb);
-    vae_free(&m);
+    model_free(&m);
     free(mom);
 }
 

@@ -23,8 +23,8 @@
 #define KL_TOL 1e-6 /* nats: the sums are in double, the codes in float */
 
 static char dir[64];
-static vae_model mn, mc, mv; /* N(0, I) prior; conditional; conv */
-static vae_acts an, ac, av;
+static model_net mn, mc, mv; /* N(0, I) prior; conditional; conv */
+static model_acts an, ac, av;
 static float pixels[N_IMG * 784];
 
 /* The head of n's model, [mu | logvar] whatever the image: weights 0. */
@@ -32,9 +32,9 @@ static const float MU[4] = {0.5f, -2.0f, 0.0f, 1.0f};
 static const float LV[4] = {0.0f, -3.0f, 0.0f, -0.69314718f}; /* log 1/2 */
 
 /* The head layer's weights set to 0 and its bias to [mu | lv]. */
-static void set_head(vae_model *m, const float *mu, const float *lv)
+static void set_head(model_net *m, const float *mu, const float *lv)
 {
-    const vae_layer *L = &m->layer[m->cfg.n_hidden];
+    const model_layer *L = &m->layer[m->cfg.n_hidden];
     size_t Z = m->cfg.z_dim;
     memset(m->params + L->w_off, 0, (L->in + L->n_onehot) * L->out * sizeof(float));
     memcpy(m->params + L->b_off, mu, Z * sizeof(float));
@@ -46,10 +46,10 @@ static void set_head(vae_model *m, const float *mu, const float *lv)
 static const float MP0[3] = {0.5f, 0.0f, -1.0f}, MP1[3] = {0.25f, 0.0f, 0.0f};
 static const float LP[3] = {0.0f, 1.0f, -1.0f};
 
-static void set_prior(vae_model *m)
+static void set_prior(model_net *m)
 {
     size_t nh = m->cfg.n_hidden, Z = m->cfg.z_dim, K = m->cfg.n_classes;
-    const vae_layer *H = &m->layer[2 * nh + 2], *P = &m->layer[2 * nh + 3];
+    const model_layer *H = &m->layer[2 * nh + 2], *P = &m->layer[2 * nh + 3];
     float *w = m->params + H->w_off; /* out x K: the one-hot's columns */
     memset(w, 0, H->out * K * sizeof(float));
     memset(m->params + H->b_off, 0, H->out * sizeof(float));
@@ -71,18 +71,18 @@ static int setup(void **state)
     if (tu_mkdtemp(dir))
         return -1;
     err_msg err;
-    vae_config cn = {784, 1, {8}, 4, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
-    vae_config cc = {784, 1, {8}, 3, VAE_ACT_RELU, VAE_LIK_CB, 10, VAE_ARCH_MLP};
-    vae_config cv = {784, 3, {2, 4, 4}, 3, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0, VAE_ARCH_CONV};
-    if (vae_init(&mn, &cn, &err) || vae_init(&mc, &cc, &err) || vae_init(&mv, &cv, &err) ||
-        vae_acts_init(&an, &cn, N_IMG, &err) || vae_acts_init(&ac, &cc, 4, &err) ||
-        vae_acts_init(&av, &cv, 5, &err))
+    model_config cn = {784, 1, {8}, 4, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
+    model_config cc = {784, 1, {8}, 3, MODEL_ACT_RELU, MODEL_LIK_CB, 10, MODEL_ARCH_MLP};
+    model_config cv = {784, 3, {2, 4, 4}, 3, MODEL_ACT_LEAKY, MODEL_LIK_GAUSSIAN, 0, MODEL_ARCH_CONV};
+    if (model_init(&mn, &cn, &err) || model_init(&mc, &cc, &err) || model_init(&mv, &cv, &err) ||
+        model_acts_init(&an, &cn, N_IMG, &err) || model_acts_init(&ac, &cc, 4, &err) ||
+        model_acts_init(&av, &cv, 5, &err))
         return -1;
     rng_state r;
     rng_seed(&r, 11);
-    vae_init_params(&mn, &r);
-    vae_init_params(&mc, &r);
-    vae_init_params(&mv, &r);
+    model_init_params(&mn, &r);
+    model_init_params(&mc, &r);
+    model_init_params(&mv, &r);
     for (size_t i = 0; i < N_IMG * 784; i++)
         pixels[i] = (float)rng_below(&r, 256) / 255.0f;
     return 0;
@@ -91,19 +91,19 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    vae_free(&mn);
-    vae_free(&mc);
-    vae_free(&mv);
-    vae_acts_free(&an);
-    vae_acts_free(&ac);
-    vae_acts_free(&av);
+    model_free(&mn);
+    model_free(&mc);
+    model_free(&mv);
+    model_acts_free(&an);
+    model_acts_free(&ac);
+    model_acts_free(&av);
     tu_remove_tree(dir);
     return 0;
 }
 
 /* Encodes the N_IMG images (labels y, for a conditional model) into mu and
  * lv (N_IMG x z_dim), a->cap at a time. */
-static void encode(const vae_model *m, vae_acts *a, const uint8_t *y, float *mu, float *lv)
+static void encode(const model_net *m, model_acts *a, const uint8_t *y, float *mu, float *lv)
 {
     size_t Z = m->cfg.z_dim;
     for (size_t s = 0; s < N_IMG; s += a->cap) {
@@ -112,10 +112,10 @@ static void encode(const vae_model *m, vae_acts *a, const uint8_t *y, float *mu,
         if (y)
             memcpy(a->y, y + s, B);
         a->training = 0;
-        vae_encode(m, a, B);
+        model_encode(m, a, B);
         for (size_t i = 0; i < B; i++) {
-            memcpy(mu + (s + i) * Z, vae_mu(m, a, i), Z * sizeof(float));
-            memcpy(lv + (s + i) * Z, vae_logvar(m, a, i), Z * sizeof(float));
+            memcpy(mu + (s + i) * Z, model_mu(m, a, i), Z * sizeof(float));
+            memcpy(lv + (s + i) * Z, model_logvar(m, a, i), Z * sizeof(float));
         }
     }
 }
@@ -167,11 +167,11 @@ static void test_rank_mean_and_ties(void **state)
     const float mu[12] = {1, 0, 1, -1, 0, 1, 1, 0, 1, -1, 0, 1};
     const float l4 = 1.3862943611f;
     const float lv[12] = {0, 0, 0, 0, 0, 0, 0, l4, 0, 0, l4, 0};
-    vae_config c3 = mn.cfg;
+    model_config c3 = mn.cfg;
     c3.z_dim = 3;
-    vae_model m3 = {0};
+    model_net m3 = {0};
     err_msg err;
-    assert_int_equal(vae_layout(&m3, &c3, &err), 0); /* no parameters needed */
+    assert_int_equal(model_layout(&m3, &c3, &err), 0); /* no parameters needed */
     traverse_dim d[3];
     assert_int_equal(traverse_rank(&m3, NULL, 1, mu, lv, NULL, NULL, 4, d, &err), 0);
     assert_int_equal(d[0].dim, 0);
@@ -291,15 +291,15 @@ static void test_unit(void **state)
 /* Asserts that tile (row, col) of a grid ncol tiles wide shows the decoding
  * of code z (with label y for a conditional model). */
 static void assert_tile(const uint8_t *px, size_t ncol, size_t row, size_t col,
-                        const vae_model *m, vae_acts *a, const float *z, uint8_t y)
+                        const model_net *m, model_acts *a, const float *z, uint8_t y)
 {
     float mean[784];
     memcpy(a->z, z, m->cfg.z_dim * sizeof(float));
     if (m->cfg.n_classes)
         a->y[0] = y;
     a->training = 0;
-    vae_decode(m, a, 1);
-    vae_mean(m, mean, vae_logits(m, a), 784);
+    model_decode(m, a, 1);
+    model_mean(m, mean, model_logits(m, a), 784);
     size_t W = ncol * 30 + 2;
     for (size_t i = 0; i < 28; i++)
         for (size_t j = 0; j < 28; j++) {

@@ -16,7 +16,7 @@
 #include "idx.h"
 #include "paths.h"
 #include "train.h"
-#include "vae.h"
+#include "model.h"
 
 #define VAE_VERSION "0.3.0"
 #define EXIT_USAGE 2
@@ -43,7 +43,7 @@ typedef struct cli_opts {
     /* The run's settings (run.set: --seed, --batch, --lr, ... as their
      * rows in train/settings.c parse them) and train's other controls. */
     train_opts run;
-    vae_config cfg;
+    model_config cfg;
     int json;
     size_t size_w, size_h; /* import's --size WxH */
     int channels;          /* import's --channels: 0 auto, 1 or 3 */
@@ -110,7 +110,7 @@ int cli_load_split(cli_opts *o, idx_set *set, const char *split);
 /* A new model's image shape from the training set, and with
  * --conditional its classes (1 + the largest label). Returns 0, or -1
  * after a message (an unlabelled set cannot train a conditional model). */
-int cli_data_model(cli_opts *o, vae_config *cfg, const idx_set *set);
+int cli_data_model(cli_opts *o, model_config *cfg, const idx_set *set);
 
 /* Whether the test set's images are the training set's size and channels.
  * Returns 0, or -1 after a message naming the test images. */
@@ -118,7 +118,7 @@ int cli_same_shape(cli_opts *o, const idx_set *train, const idx_set *test);
 
 /* Whether split's set fits the model of cfg (--ckpt): its image shape, and
  * for a conditional model its labels. Returns 0, or -1 after a message. */
-int cli_check_data(cli_opts *o, const vae_config *cfg, const idx_set *set, const char *split);
+int cli_check_data(cli_opts *o, const model_config *cfg, const idx_set *set, const char *split);
 
 /* Adds the two files of split ("train" or "t10k") of --data that exist,
  * as read; names them "the training images" and so on. */
@@ -129,7 +129,7 @@ void cli_add_split(cli_opts *o, paths_list *l, const char *split);
 int cli_check_paths(const paths_list *l);
 
 /* Loads --ckpt (model and training state). Returns 0, or -1 after a message. */
-int cli_load_model(cli_opts *o, vae_model *m, ckpt_train *t);
+int cli_load_model(cli_opts *o, model_net *m, ckpt_train *t);
 
 /* Seconds on a monotonic clock. */
 double cli_now(void);

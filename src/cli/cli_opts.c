@@ -69,13 +69,13 @@ static const opt_spec SPECS[O_COUNT] = {
                   "stochastic layers, the bottom one first (with --hidden W,W/V,V)",
                   .model = 1},
     [O_ACT] = {"--act", NULL, "", "hidden activation (default relu; "
-               "leaky, LeakyReLU 0.1, for conv)", &vae_act_names, .model = 1},
+               "leaky, LeakyReLU 0.1, for conv)", &model_act_names, .model = 1},
     [O_ARCH] = {"--arch", NULL, "", "the MLP (default), or the convolutional "
-                "VAE (defaults --hidden 64,128,256 channels, --latent 100)", &vae_arch_names,
+                "VAE (defaults --hidden 64,128,256 channels, --latent 100)", &model_arch_names,
                 .model = 1},
     [O_LIKELIHOOD] = {"--likelihood", NULL, "",
                       "p(x|z): cross-entropy (default), continuous Bernoulli, "
-                      "or Gaussian of variance 1/2 (squared error)", &vae_lik_names,
+                      "or Gaussian of variance 1/2 (squared error)", &model_lik_names,
                       .model = 1},
     [O_BETA] = {.setting = 1 + SETTING_BETA},
     [O_BINARIZE] = {.setting = 1 + SETTING_BINARIZE},
@@ -282,22 +282,22 @@ static int parse_list(int id, const char *s, const char *end, size_t most, size_
 
 /* --hidden W,W or, with two stochastic layers, W,W/V,V: the widths of
  * q(h1|x) (p(x|h1) mirrors them), then of q(h2|h1) (p(h1|h2) mirrors them). */
-static int parse_hidden(const char *s, vae_config *cfg)
+static int parse_hidden(const char *s, model_config *cfg)
 {
     const char *slash = strchr(s, '/');
     const char *ex = "widths like 400 or 500,500 (200,200/100,100 with two stochastic "
                      "layers)";
-    if (parse_list(O_HIDDEN, s, slash ? slash : s + strlen(s), VAE_MAX_HIDDEN,
-                   VAE_MAX_WIDTH, cfg->hidden, &cfg->n_hidden, ex))
+    if (parse_list(O_HIDDEN, s, slash ? slash : s + strlen(s), MODEL_MAX_HIDDEN,
+                   MODEL_MAX_WIDTH, cfg->hidden, &cfg->n_hidden, ex))
         return -1;
     cfg->n_hidden2 = 0;
-    return slash ? parse_list(O_HIDDEN, slash + 1, slash + strlen(slash), VAE_MAX_HIDDEN,
-                              VAE_MAX_WIDTH, cfg->hidden2, &cfg->n_hidden2, ex)
+    return slash ? parse_list(O_HIDDEN, slash + 1, slash + strlen(slash), MODEL_MAX_HIDDEN,
+                              MODEL_MAX_WIDTH, cfg->hidden2, &cfg->n_hidden2, ex)
                  : 0;
 }
 
 /* --latent Z or Z1,Z2: one stochastic layer, or two (the bottom one first). */
-static int parse_latent(const char *s, vae_config *cfg)
+static int parse_latent(const char *s, model_config *cfg)
 {
     size_t z[2], n;
     if (parse_list(O_LATENT, s, s + strlen(s), 2, 4096, z, &n,
@@ -331,7 +331,7 @@ static int parse_value(cli_opts *o, int id, const char *v)
     case O_EPOCHS: return parse_size(id, v, 1, 1000000, &o->epochs);
     case O_HIDDEN: return parse_hidden(v, &o->cfg);
     case O_LATENT: return parse_latent(v, &o->cfg);
-    case O_LABEL: return parse_size(id, v, 0, VAE_MAX_CLASSES - 1, &o->label);
+    case O_LABEL: return parse_size(id, v, 0, MODEL_MAX_CLASSES - 1, &o->label);
     case O_FROM: return parse_size(id, v, 0, 1u << 31, &o->from);
     case O_TO: return parse_size(id, v, 0, 1u << 31, &o->to);
     case O_STEPS: return parse_size(id, v, 2, 1000, &o->steps);
@@ -354,9 +354,9 @@ static int parse_value(cli_opts *o, int id, const char *v)
             return usage_error("--test-fraction: must be above 0 and below 1, not %s", v);
         return 0;
     case O_PLAN: o->run.plan = (shard_plan)c; return 0;
-    case O_ACT: o->cfg.act = (vae_act)c; return 0;
-    case O_ARCH: o->cfg.arch = (vae_arch)c; return 0;
-    case O_LIKELIHOOD: o->cfg.likelihood = (vae_lik)c; return 0;
+    case O_ACT: o->cfg.act = (model_act)c; return 0;
+    case O_ARCH: o->cfg.arch = (model_arch)c; return 0;
+    case O_LIKELIHOOD: o->cfg.likelihood = (model_lik)c; return 0;
     case O_SPLIT: o->split = c ? "t10k" : "train"; return 0;
     default: return 0;
     }
@@ -377,8 +377,8 @@ void cli_defaults(cli_opts *o)
     o->cfg.n_hidden = 1;
     o->cfg.hidden[0] = 400;
     o->cfg.z_dim = 20;
-    o->cfg.act = VAE_ACT_RELU;
-    o->cfg.likelihood = VAE_LIK_BERNOULLI;
+    o->cfg.act = MODEL_ACT_RELU;
+    o->cfg.likelihood = MODEL_LIK_BERNOULLI;
     o->run = train_defaults(); /* the settings' defaults, from their rows */
     o->background = 255;
     o->test_fraction = 0.1;
@@ -397,10 +397,10 @@ static int model_defaults(cli_opts *o)
     if (!o->cfg.z2_dim && o->cfg.n_hidden2)
         return usage_error("--hidden: widths after the slash are a second stochastic "
                            "layer's: give --latent Z1,Z2");
-    if (o->cfg.z2_dim && (o->cfg.arch != VAE_ARCH_MLP || o->set[O_CONDITIONAL]))
+    if (o->cfg.z2_dim && (o->cfg.arch != MODEL_ARCH_MLP || o->set[O_CONDITIONAL]))
         return usage_error("--latent %zu,%zu: two stochastic layers are for the MLP "
                            "without --conditional", o->cfg.z_dim, o->cfg.z2_dim);
-    if (o->cfg.arch != VAE_ARCH_CONV)
+    if (o->cfg.arch != MODEL_ARCH_CONV)
         return 0;
     if (o->set[O_CONDITIONAL])
         return usage_error("--conditional: the conv VAE is not conditional (use --arch mlp)");
@@ -411,7 +411,7 @@ static int model_defaults(cli_opts *o)
     if (!o->set[O_LATENT])
         o->cfg.z_dim = 100;
     if (!o->set[O_ACT])
-        o->cfg.act = VAE_ACT_LEAKY;
+        o->cfg.act = MODEL_ACT_LEAKY;
     return 0;
 }
 

@@ -63,9 +63,9 @@ int cli_same_shape(cli_opts *o, const idx_set *train, const idx_set *test)
     return -1;
 }
 
-int cli_data_model(cli_opts *o, vae_config *cfg, const idx_set *set)
+int cli_data_model(cli_opts *o, model_config *cfg, const idx_set *set)
 {
-    vae_config_image(cfg, set->rows, set->cols, idx_channels(set));
+    model_config_image(cfg, set->rows, set->cols, idx_channels(set));
     if (!o->set[O_CONDITIONAL])
         return 0;
     if (!set->n_classes) {
@@ -77,7 +77,7 @@ int cli_data_model(cli_opts *o, vae_config *cfg, const idx_set *set)
     return 0;
 }
 
-int cli_check_data(cli_opts *o, const vae_config *cfg, const idx_set *set, const char *split)
+int cli_check_data(cli_opts *o, const model_config *cfg, const idx_set *set, const char *split)
 {
     err_msg err;
     const char *what = strcmp(split, "train") ? "test" : "training";
@@ -120,7 +120,7 @@ int cli_check_paths(const paths_list *l)
     return 0;
 }
 
-int cli_load_model(cli_opts *o, vae_model *m, ckpt_train *t)
+int cli_load_model(cli_opts *o, model_net *m, ckpt_train *t)
 {
     err_msg err;
     if (ckpt_load_model(o->ckpt, m, t, &err)) {

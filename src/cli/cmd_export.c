@@ -15,7 +15,7 @@ int cmd_export(cli_opts *o)
     if (cli_check_paths(&l))
         return EXIT_USAGE;
     /* Not cli_load_model: a model of any image size exports, no data is read. */
-    vae_model m;
+    model_net m;
     ckpt_train t;
     err_msg err;
     if (ckpt_load_model(o->ckpt, &m, &t, &err)) {
@@ -41,6 +41,6 @@ int cmd_export(cli_opts *o)
         printf("wrote %s (%zu tensors, %zu parameters, from %s)\n", path,
                export_tensors(&m, &info, tensors), m.n_params, o->ckpt);
     }
-    vae_free(&m);
+    model_free(&m);
     return rc ? 1 : 0;
 }

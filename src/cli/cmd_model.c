@@ -20,9 +20,9 @@
 
 /* A loaded model with what using it needs. */
 typedef struct session {
-    vae_model m;
+    model_net m;
     ckpt_train tr;
-    vae_acts a;     /* single-thread activations for pictures */
+    model_acts a;     /* single-thread activations for pictures */
     shard_set sh;   /* the team's, for passes over a data set */
     idx_set data;   /* the images the command reads, if any */
     idx_view view;  /* how the model sees them */
@@ -30,8 +30,8 @@ typedef struct session {
 
 static void session_free(session *s)
 {
-    vae_free(&s->m);
-    vae_acts_free(&s->a);
+    model_free(&s->m);
+    model_acts_free(&s->a);
     shard_free(&s->sh);
     idx_free(&s->data);
 }
@@ -57,9 +57,9 @@ static int session_open(cli_opts *o, session *s, size_t cap, const char *out)
         session_free(s);
         return 1;
     }
-    if (s->m.cfg.arch == VAE_ARCH_CONV && cap > 32)
+    if (s->m.cfg.arch == MODEL_ARCH_CONV && cap > 32)
         cap = 32;
-    if (vae_acts_init(&s->a, &s->m.cfg, cap, &err)) {
+    if (model_acts_init(&s->a, &s->m.cfg, cap, &err)) {
         say_error("%s", err.text);
         session_free(s);
         return 1;
@@ -234,7 +234,7 @@ int cmd_eval(cli_opts *o)
             printf("\"active_units\":[%zu,%zu],\"latent\":[%zu,%zu],", active[0], active[1],
                    Z[0], Z[1]);
         printf("\"likelihood\":\"%s\",\"n\":%zu,\"seconds\":%.4f}\n",
-               vae_lik_name(s.m.cfg.likelihood), s.data.n, secs);
+               model_lik_name(s.m.cfg.likelihood), s.data.n, secs);
     } else {
         printf("test loss %.4f nats/image (rec %.4f, kl %.4f) on %zu images "
                "[%s, %.2fs]\n", loss, rec, kl, s.data.n, o->data, secs);
@@ -529,7 +529,7 @@ done:
 
 /* --layer against the model: 2 needs two stochastic layers. Returns the
  * layer's size, or 0 after a usage error. */
-static size_t layer_size(cli_opts *o, const vae_model *m)
+static size_t layer_size(cli_opts *o, const model_net *m)
 {
     if (o->layer == 2 && !m->cfg.z2_dim) {
         usage_error("--layer 2: the model has one stochastic layer");
@@ -604,18 +604,18 @@ int cmd_info(cli_opts *o)
         say_error("%s", err.text);
         return 1;
     }
-    const vae_config *c = &d.cfg;
+    const model_config *c = &d.cfg;
     const ckpt_train *t = &d.train;
     char hidden[160], hidden2[160], latent[48];
-    vae_hidden_text(c, o->json, hidden, sizeof hidden);
-    vae_latent_text(c, o->json, latent, sizeof latent);
+    model_hidden_text(c, o->json, hidden, sizeof hidden);
+    model_latent_text(c, o->json, latent, sizeof latent);
     hidden2[0] = '\0';
     for (size_t i = 0, len = 0; i < c->n_hidden2 && len < sizeof hidden2; i++)
         len += (size_t)snprintf(hidden2 + len, sizeof hidden2 - len, "%s%zu", i ? "," : "",
                                 c->hidden2[i]);
-    const char *act = enum_name(&vae_act_names, (int)c->act);
-    const char *arch = enum_name(&vae_arch_names, (int)c->arch);
-    const char *lik = vae_lik_name(c->likelihood);
+    const char *act = enum_name(&model_act_names, (int)c->act);
+    const char *arch = enum_name(&model_arch_names, (int)c->arch);
+    const char *lik = model_lik_name(c->likelihood);
     if (o->json) {
         printf("{\"version\":%u,\"arch\":\"%s\",\"x_dim\":%zu,\"hidden\":[%s],"
                "\"latent\":%zu,\"act\":\"%s\",\"likelihood\":\"%s\",\"classes\":%zu,"

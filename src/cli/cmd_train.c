@@ -139,7 +139,7 @@ static int on_epoch(void *vctx, const train_report *r, err_msg *err)
     if (ctx->o->json) {
         /* rec is -log p(x|z); for the Bernoulli likelihood it is the BCE. */
         char bce[96] = "";
-        if (r->likelihood == VAE_LIK_BERNOULLI)
+        if (r->likelihood == MODEL_LIK_BERNOULLI)
             snprintf(bce, sizeof bce, "\"train_bce\":%.6f,\"test_bce\":%.6f,",
                      r->train_rec, r->test_rec);
         char valid[160] = "";
@@ -154,7 +154,7 @@ static int on_epoch(void *vctx, const train_report *r, err_msg *err)
                r->epoch, r->epochs, r->train_loss, r->train_rec, r->train_kl,
                r->test_loss, r->test_rec, r->test_kl, valid, bce,
                r->train_objective, r->beta,
-               r->kl_factor, r->lr, vae_lik_name(r->likelihood), r->seconds,
+               r->kl_factor, r->lr, model_lik_name(r->likelihood), r->seconds,
                r->images_per_s);
     } else {
         char valid[64] = "";
@@ -271,7 +271,7 @@ static int check_schedule_options(cli_opts *o)
         if ((given >> i & 1) && SETTINGS[i].needs &&
             !settings_applies(&o->run.set, (setting_id)i))
             return usage_error("%s applies to %s", SETTINGS[i].option, SETTINGS[i].needs);
-    if (o->run.set.objective == VAE_OBJ_IWAE && o->set[O_BETA] && o->run.set.beta != 1.0)
+    if (o->run.set.objective == MODEL_OBJ_IWAE && o->set[O_BETA] && o->run.set.beta != 1.0)
         return usage_error("--beta: the importance-weighted bound has no KL weight "
                            "(use --objective elbo)");
     if (k == SCHEDULE_COSINE && !o->set[O_RESUME] && o->run.set.sched.warmup >= o->epochs)
@@ -540,7 +540,7 @@ static int bench_iw(cli_opts *o)
         idx_free(&test);
         return 1;
     }
-    vae_model m;
+    model_net m;
     ckpt_train tr = {0};
     int have_ckpt = o->set[O_CKPT];
     if (have_ckpt ? cli_load_model(o, &m, &tr) : 0) {
@@ -549,14 +549,14 @@ static int bench_iw(cli_opts *o)
     }
     err_msg err;
     if (!have_ckpt) {
-        if (vae_init(&m, &o->cfg, &err)) {
+        if (model_init(&m, &o->cfg, &err)) {
             say_error("%s", err.text);
             idx_free(&test);
             return 1;
         }
         rng_state r;
         rng_seed(&r, o->run.set.seed);
-        vae_init_params(&m, &r);
+        model_init_params(&m, &r);
         tr.set.binarize = o->run.set.binarize;
     }
     int rc = 1;
@@ -587,7 +587,7 @@ static int bench_iw(cli_opts *o)
             rc = 0;
         }
     }
-    vae_free(&m);
+    model_free(&m);
     idx_free(&test);
     return rc;
 }

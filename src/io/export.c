@@ -35,7 +35,7 @@ static export_tensor *add(export_tensor *t, size_t *n, const char *name, size_t 
 }
 
 /* A Linear: weight (out x in, PyTorch's layout and ours) then bias. */
-static void add_linear(export_tensor *t, size_t *n, const char *prefix, const vae_layer *L)
+static void add_linear(export_tensor *t, size_t *n, const char *prefix, const model_layer *L)
 {
     char name[EXPORT_NAME_LEN];
     snprintf(name, sizeof name, "%s.weight", prefix);
@@ -49,7 +49,7 @@ static void add_linear(export_tensor *t, size_t *n, const char *prefix, const va
  * gamma, beta, the running averages (stored in that order at bn_off), and
  * the I64 count of the batches that moved them. */
 static void add_block(export_tensor *t, size_t *n, const char *seq, size_t conv,
-                      size_t bn, const vae_block *k, uint64_t steps)
+                      size_t bn, const model_block *k, uint64_t steps)
 {
     char name[EXPORT_NAME_LEN];
     size_t rows = k->transposed ? k->cin : k->cout, cols = k->transposed ? k->cout : k->cin;
@@ -70,11 +70,11 @@ static void add_block(export_tensor *t, size_t *n, const char *seq, size_t conv,
     e->value = steps > INT64_MAX ? INT64_MAX : (int64_t)steps;
 }
 
-size_t export_tensors(const vae_model *m, const export_info *info, export_tensor *t)
+size_t export_tensors(const model_net *m, const export_info *info, export_tensor *t)
 {
     size_t n = 0, nh = m->cfg.n_hidden;
     char name[EXPORT_NAME_LEN];
-    if (m->cfg.arch == VAE_ARCH_CONV) {
+    if (m->cfg.arch == MODEL_ARCH_CONV) {
         /* encoder: [Conv2d, act, BatchNorm2d] per block; then the two
          * Linears; decoder: the same with ConvTranspose2d, the last bare. */
         for (size_t b = 0; b < nh; b++)
@@ -163,12 +163,12 @@ static void put(sbuf *b, const char *fmt, ...)
 
 /* "__metadata__": the architecture, as strings (safetensors allows no other
  * type there). Every name and value is plain ASCII without quotes. */
-static void put_metadata(sbuf *b, const vae_model *m, const export_info *info)
+static void put_metadata(sbuf *b, const model_net *m, const export_info *info)
 {
-    const vae_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     put(b, "\"__metadata__\":{\"format\":\"pt\",\"vae_export\":\"1\",\"vae_version\":\"%s\","
         "\"arch\":\"%s\",\"x_dim\":\"%zu\",\"hidden\":\"", info->vae_version,
-        enum_name(&vae_arch_names, (int)c->arch), c->x_dim);
+        enum_name(&model_arch_names, (int)c->arch), c->x_dim);
     for (size_t i = 0; i < c->n_hidden; i++)
         put(b, "%s%zu", i ? "," : "", c->hidden[i]);
     put(b, "\",\"latent\":\"%zu\"", c->z_dim);
@@ -182,9 +182,9 @@ static void put_metadata(sbuf *b, const vae_model *m, const export_info *info)
     }
     put(b, ",\"activation\":\"%s\",\"likelihood\":\"%s\",\"n_classes\":\"%zu\","
         "\"height\":\"%zu\",\"width\":\"%zu\",\"channels\":\"%zu\"",
-        enum_name(&vae_act_names, (int)c->act), vae_lik_name(c->likelihood), c->n_classes,
+        enum_name(&model_act_names, (int)c->act), model_lik_name(c->likelihood), c->n_classes,
         c->height, c->width, c->channels);
-    if (c->arch == VAE_ARCH_CONV)
+    if (c->arch == MODEL_ARCH_CONV)
         put(b, ",\"pad_top\":\"%zu\",\"pad_left\":\"%zu\"", m->pad_top, m->pad_left);
     put(b, ",\"epochs\":\"%llu\"", (unsigned long long)info->epochs);
     for (size_t i = 0; i < info->n_meta; i++)
@@ -192,7 +192,7 @@ static void put_metadata(sbuf *b, const vae_model *m, const export_info *info)
     put(b, "}");
 }
 
-int export_header(const vae_model *m, const export_info *info, char **json,
+int export_header(const model_net *m, const export_info *info, char **json,
                   size_t *len, size_t *data_len, err_msg *err)
 {
     export_tensor t[EXPORT_MAX_TENSORS];
@@ -201,7 +201,7 @@ int export_header(const vae_model *m, const export_info *info, char **json,
     put(&b, "{");
     put_metadata(&b, m, info);
     for (size_t i = 0; i < n; i++) {
-        /* Sizes are bounded by vae_config_check: no overflow here. */
+        /* Sizes are bounded by model_config_check: no overflow here. */
         size_t bytes = t[i].count * (t[i].dtype == EXPORT_I64 ? 8 : 4);
         put(&b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t[i].name,
             t[i].dtype == EXPORT_I64 ? "I64" : "F32");
@@ -255,7 +255,7 @@ static int write_floats(FILE *fp, const float *x, size_t n)
     return 0;
 }
 
-int export_write(const char *path, const vae_model *m, const export_info *info,
+int export_write(const char *path, const model_net *m, const export_info *info,
                  err_msg *err)
 {
     char *json;

@@ -39,14 +39,14 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "vae.h"
+#include "model.h"
 
 /* Two tensors per linear layer, seven per conv block: at least the most
  * either architecture has (the MLP of two stochastic layers, four networks
- * of VAE_MAX_HIDDEN hidden layers and a head or output each: 2 x
- * VAE_MAX_LAYERS = 40; the conv VAE: 7 x (VAE_MAX_BLOCKS - 1) for the
+ * of MODEL_MAX_HIDDEN hidden layers and a head or output each: 2 x
+ * MODEL_MAX_LAYERS = 40; the conv VAE: 7 x (MODEL_MAX_BLOCKS - 1) for the
  * blocks, the last bare, + 2 + 4 = 55). test_export checks both. */
-#define EXPORT_MAX_TENSORS (2 * VAE_MAX_LAYERS + 7 * VAE_MAX_BLOCKS)
+#define EXPORT_MAX_TENSORS (2 * MODEL_MAX_LAYERS + 7 * MODEL_MAX_BLOCKS)
 #define EXPORT_NAME_LEN 48
 
 typedef enum export_dtype { EXPORT_F32 = 0, EXPORT_I64 = 1 } export_dtype;
@@ -77,18 +77,18 @@ typedef struct export_info {
 
 /* Lists m's tensors in file order into t (EXPORT_MAX_TENSORS entries).
  * Returns how many. */
-size_t export_tensors(const vae_model *m, const export_info *info, export_tensor *t);
+size_t export_tensors(const model_net *m, const export_info *info, export_tensor *t);
 
 /* The header of m's file: the JSON, space-padded so 8 + *len is a
  * multiple of 8, malloc'd into *json with a NUL after its *len bytes; and
  * the number of data bytes that follow it, into *data_len. Returns 0, or -1
  * with err (out of memory). */
-int export_header(const vae_model *m, const export_info *info, char **json,
+int export_header(const model_net *m, const export_info *info, char **json,
                   size_t *len, size_t *data_len, err_msg *err);
 
 /* Writes m's weights to path as safetensors, atomically (afile): the old
  * file stays if anything fails. Returns 0, or -1 with err naming path. */
-int export_write(const char *path, const vae_model *m, const export_info *info,
+int export_write(const char *path, const model_net *m, const export_info *info,
                  err_msg *err);
 
 #endif

@@ -31,7 +31,7 @@ static size_t padded(size_t n, size_t nh)
     return (bottom < 4 ? 4 : bottom) * f;
 }
 
-int cnn_config_check(const vae_config *cfg, err_msg *err)
+int cnn_config_check(const model_config *cfg, err_msg *err)
 {
     size_t nh = cfg->n_hidden;
     if (cfg->height > 4096 || cfg->width > 4096)
@@ -46,9 +46,9 @@ int cnn_config_check(const vae_config *cfg, err_msg *err)
     return 0;
 }
 
-void cnn_layout(vae_model *m)
+void cnn_layout(model_net *m)
 {
-    const vae_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     size_t nh = c->n_hidden, off = 0;
     size_t PH = padded(c->height, nh), PW = padded(c->width, nh);
     m->pad_top = (PH - c->height) / 2;
@@ -57,7 +57,7 @@ void cnn_layout(vae_model *m)
     m->n_blocks = 2 * nh;
     /* Encoder: PH -> PH/2 -> ... -> BH; decoder: BH -> ... -> PH (likewise W). */
     for (size_t b = 0; b < 2 * nh; b++) {
-        vae_block *k = &m->block[b];
+        model_block *k = &m->block[b];
         k->transposed = b >= nh;
         if (!k->transposed) {
             k->cin = b == 0 ? c->channels : c->hidden[b - 1];
@@ -84,7 +84,7 @@ void cnn_layout(vae_model *m)
     m->n_layers = 2;
     const size_t ins[2] = {F, c->z_dim}, outs[2] = {2 * c->z_dim, F};
     for (size_t l = 0; l < 2; l++) {
-        vae_layer *L = &m->layer[l];
+        model_layer *L = &m->layer[l];
         L->in = ins[l];
         L->n_onehot = 0;
         L->out = outs[l];
@@ -103,10 +103,10 @@ static void uniform(float *x, size_t n, float bound, rng_state *rng)
         x[i] = (2.0f * rng_uniform(rng) - 1.0f) * bound;
 }
 
-void cnn_init_params(vae_model *m, rng_state *rng)
+void cnn_init_params(model_net *m, rng_state *rng)
 {
     for (size_t b = 0; b < m->n_blocks; b++) {
-        const vae_block *k = &m->block[b];
+        const model_block *k = &m->block[b];
         size_t fan_in = (k->transposed ? k->cout : k->cin) * KK;
         float bound = 1.0f / sqrtf((float)fan_in);
         uniform(m->params + k->w_off, k->cin * k->cout * KK, bound, rng);
@@ -122,17 +122,17 @@ void cnn_init_params(vae_model *m, rng_state *rng)
         }
     }
     for (size_t l = 0; l < 2; l++) {
-        const vae_layer *L = &m->layer[l];
+        const model_layer *L = &m->layer[l];
         float bound = 1.0f / sqrtf((float)L->in);
         uniform(m->params + L->w_off, L->in * L->out, bound, rng);
         uniform(m->params + L->b_off, L->out, bound, rng);
     }
 }
 
-void cnn_init_glorot(vae_model *m, rng_state *rng, float out_bias)
+void cnn_init_glorot(model_net *m, rng_state *rng, float out_bias)
 {
     for (size_t b = 0; b < m->n_blocks; b++) {
-        const vae_block *k = &m->block[b];
+        const model_block *k = &m->block[b];
         float bound = sqrtf(6.0f / (float)((k->cin + k->cout) * KK));
         uniform(m->params + k->w_off, k->cin * k->cout * KK, bound, rng);
         for (size_t c = 0; c < k->cout; c++)
@@ -146,7 +146,7 @@ void cnn_init_glorot(vae_model *m, rng_state *rng, float out_bias)
         }
     }
     for (size_t l = 0; l < 2; l++) {
-        const vae_layer *L = &m->layer[l];
+        const model_layer *L = &m->layer[l];
         float bound = sqrtf(6.0f / (float)(L->in + L->out));
         uniform(m->params + L->w_off, L->in * L->out, bound, rng);
         for (size_t i = 0; i < L->out; i++)
@@ -155,24 +155,24 @@ void cnn_init_glorot(vae_model *m, rng_state *rng, float out_bias)
 }
 
 /* The pixels of one image of block b's output, and of its input. */
-static size_t out_px(const vae_block *k)
+static size_t out_px(const model_block *k)
 {
     return k->transposed ? 4 * k->h * k->w : (k->h / 2) * (k->w / 2);
 }
 
-static size_t in_px(const vae_block *k)
+static size_t in_px(const model_block *k)
 {
     return k->h * k->w;
 }
 
 /* The pixels of one padded image (PH x PW): the first block's input. */
-static size_t padded_px(const vae_model *m)
+static size_t padded_px(const model_net *m)
 {
     return in_px(&m->block[0]);
 }
 
 /* The pixels of one image at the bottom (BH x BW). */
-static size_t bottom_px(const vae_model *m)
+static size_t bottom_px(const model_net *m)
 {
     return out_px(&m->block[m->cfg.n_hidden - 1]);
 }
@@ -187,10 +187,10 @@ static int grow(size_t *total, size_t n, size_t per)
     return 0;
 }
 
-int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
+int cnn_acts_init(model_acts *a, const model_net *shape, size_t cap, size_t k,
                   err_msg *err)
 {
-    const vae_config *c = &shape->cfg;
+    const model_config *c = &shape->cfg;
     size_t PP = c->channels * padded_px(shape), F = shape->layer[1].out, Z = c->z_dim;
     size_t D = c->x_dim, nb = shape->n_blocks, rows;
     /* The encoder runs on cap images, the decoder on their rows = cap * k
@@ -205,7 +205,7 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
     size_t per_row = 2 * D + 3 * Z + 1 + (k > 1) + 3 * F;
     size_t big_e = F, big_d = PP > F ? PP : F, col_e = 0, col_d = 0, cmax = 1;
     for (size_t b = 0; b < nb; b++) {
-        const vae_block *blk = &shape->block[b];
+        const model_block *blk = &shape->block[b];
         size_t t = blk->cout * out_px(blk);
         size_t cb = blk->transposed ? blk->cout * KK * in_px(blk)
                                     : blk->cin * KK * out_px(blk);
@@ -241,7 +241,7 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
     a->cap = cap;
     a->k = k;
     float *p = a->mem;
-    vae_cnn_acts *n = &a->cnn;
+    model_cnn_acts *n = &a->cnn;
     /* doubles first, for their alignment */
     n->scratch = (double *)(void *)p, p += 2 * (2 * cmax + 1);
     a->x = p, p += cap * D;
@@ -258,7 +258,7 @@ int cnn_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k,
     a->kl = p, p += cap;
     n->xpad = p, p += cap * PP;
     for (size_t b = 0; b < nb; b++) {
-        const vae_block *blk = &shape->block[b];
+        const model_block *blk = &shape->block[b];
         size_t t = (blk->transposed ? rows : cap) * blk->cout * out_px(blk);
         n->act[b] = p, p += t;
         if (blk->has_bn) {
@@ -309,9 +309,9 @@ static void unflatten(float *t, const float *flat, size_t C, size_t N, size_t HW
 
 /* Pads B images (B, H, W, C: a->xin's rows) into (C, B, PH, PW), zeros
  * around them. */
-static void pad_images(float *xpad, const float *x, const vae_model *m, size_t B)
+static void pad_images(float *xpad, const float *x, const model_net *m, size_t B)
 {
-    const vae_block *k = &m->block[0];
+    const model_block *k = &m->block[0];
     size_t H = m->cfg.height, W = m->cfg.width, C = m->cfg.channels;
     size_t PH = k->h, PW = k->w, top = m->pad_top, left = m->pad_left;
     memset(xpad, 0, C * B * PH * PW * sizeof(float));
@@ -333,10 +333,10 @@ static void pad_images(float *xpad, const float *x, const vae_model *m, size_t B
 /* Crops R images (C, R, PH, PW) back to rows of (H, W, C) in out, or with
  * to_padded, pad_images' step for the decoder's gradient: out (C, R, PH,
  * PW), zeros around, from rows in. */
-static void crop_images(float *out, const float *in, const vae_model *m, size_t R,
+static void crop_images(float *out, const float *in, const model_net *m, size_t R,
                         int to_padded)
 {
-    const vae_block *k = &m->block[2 * m->cfg.n_hidden - 1];
+    const model_block *k = &m->block[2 * m->cfg.n_hidden - 1];
     size_t H = m->cfg.height, W = m->cfg.width, C = m->cfg.channels;
     size_t PH = 2 * k->h, PW = 2 * k->w, top = m->pad_top, left = m->pad_left;
     if (to_padded)
@@ -360,17 +360,17 @@ static void crop_images(float *out, const float *in, const vae_model *m, size_t 
 }
 
 /* BatchNorm's four vectors of block k. */
-static float *bn_param(const vae_model *m, const vae_block *k, int which)
+static float *bn_param(const model_net *m, const model_block *k, int which)
 {
     return m->params + k->bn_off + (size_t)which * k->cout;
 }
 
 /* Block b forward from in (cin, B, h*w) into a->cnn.act/out. */
-static void block_forward(const vae_model *m, vae_acts *a, size_t b,
+static void block_forward(const model_net *m, model_acts *a, size_t b,
                           const float *in, size_t B)
 {
-    const vae_block *k = &m->block[b];
-    vae_cnn_acts *n = &a->cnn;
+    const model_block *k = &m->block[b];
+    model_cnn_acts *n = &a->cnn;
     const float *w = m->params + k->w_off, *bias = m->params + k->b_off;
     if (k->transposed)
         convt_forward(n->act[b], n->col, in, w, bias, B, k->cin, k->cout, k->h, k->w);
@@ -391,12 +391,12 @@ static void block_forward(const vae_model *m, vae_acts *a, size_t b,
 
 /* Block b backward: g (cout, B, out_px) is d loss / d out[b]; writes d loss
  * / d in into gin (unless NULL) and the block's gradients into grads. */
-static void block_backward(const vae_model *m, vae_acts *a, size_t b,
+static void block_backward(const model_net *m, model_acts *a, size_t b,
                            const float *in, float *g, float *gin, float *grads,
                            size_t B)
 {
-    const vae_block *k = &m->block[b];
-    vae_cnn_acts *n = &a->cnn;
+    const model_block *k = &m->block[b];
+    model_cnn_acts *n = &a->cnn;
     size_t os = out_px(k);
     if (k->has_bn) {
         float *dbn = grads + k->bn_off;
@@ -415,9 +415,9 @@ static void block_backward(const vae_model *m, vae_acts *a, size_t b,
                       k->cin, k->cout, k->h, k->w);
 }
 
-void cnn_encode(const vae_model *m, vae_acts *a, size_t B)
+void cnn_encode(const model_net *m, model_acts *a, size_t B)
 {
-    vae_cnn_acts *n = &a->cnn;
+    model_cnn_acts *n = &a->cnn;
     size_t nh = m->cfg.n_hidden;
     pad_images(n->xpad, a->xin, m, B);
     const float *in = n->xpad;
@@ -426,16 +426,16 @@ void cnn_encode(const vae_model *m, vae_acts *a, size_t B)
         in = n->out[b];
     }
     flatten(n->flat, in, m->cfg.hidden[nh - 1], B, bottom_px(m));
-    const vae_layer *L = &m->layer[0];
+    const model_layer *L = &m->layer[0];
     linear_forward(a->head, n->flat, m->params + L->w_off, m->params + L->b_off, NULL,
                    B, L->in, 0, L->out, 0, m->cfg.act);
 }
 
-void cnn_decode(const vae_model *m, vae_acts *a, size_t B)
+void cnn_decode(const model_net *m, model_acts *a, size_t B)
 {
-    vae_cnn_acts *n = &a->cnn;
+    model_cnn_acts *n = &a->cnn;
     size_t nh = m->cfg.n_hidden, R = B * a->k; /* one row a draw */
-    const vae_layer *L = &m->layer[1];
+    const model_layer *L = &m->layer[1];
     linear_forward(n->dflat, a->z, m->params + L->w_off, m->params + L->b_off, NULL, R,
                    L->in, 0, L->out, 0, m->cfg.act);
     unflatten(n->unflat, n->dflat, m->cfg.hidden[nh - 1], R, bottom_px(m));
@@ -448,9 +448,9 @@ void cnn_decode(const vae_model *m, vae_acts *a, size_t B)
     crop_images(a->logits, in, m, R, 0);
 }
 
-void cnn_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t B)
+void cnn_backward_decoder(const model_net *m, model_acts *a, float *grads, size_t B)
 {
-    vae_cnn_acts *n = &a->cnn;
+    model_cnn_acts *n = &a->cnn;
     size_t nh = m->cfg.n_hidden, R = B * a->k;
     /* The crop's backward: the gradient inside, zeros on the border. */
     float *g = n->g0, *other = n->g1;
@@ -463,16 +463,16 @@ void cnn_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t 
         other = t;
     }
     flatten(n->gflat, g, m->cfg.hidden[nh - 1], R, bottom_px(m));
-    const vae_layer *L = &m->layer[1];
+    const model_layer *L = &m->layer[1];
     linear_backward(a->dz, grads + L->w_off, grads + L->b_off, n->gflat, a->z,
                     m->params + L->w_off, NULL, R, L->in, 0, L->out);
 }
 
-void cnn_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t B)
+void cnn_backward_encoder(const model_net *m, model_acts *a, float *grads, size_t B)
 {
-    vae_cnn_acts *n = &a->cnn;
+    model_cnn_acts *n = &a->cnn;
     size_t nh = m->cfg.n_hidden;
-    const vae_layer *L = &m->layer[0];
+    const model_layer *L = &m->layer[0];
     linear_backward(n->gflat, grads + L->w_off, grads + L->b_off, a->dhead, n->flat,
                     m->params + L->w_off, NULL, B, L->in, 0, L->out);
     float *g = n->g0, *other = n->g1;

@@ -164,7 +164,7 @@ void lrelu_backward(float *dy, const float *y, size_t n)
 /* ===================================================================== */
 
 /* Sums v[0..n) over the team (no-op for one thread). */
-static void reduce(const vae_reduce *red, double *v, size_t n)
+static void reduce(const model_reduce *red, double *v, size_t n)
 {
     if (red && red->sum)
         red->sum(red->ctx, red->k, v, n);
@@ -173,7 +173,7 @@ static void reduce(const vae_reduce *red, double *v, size_t n)
 void bn_forward_train(float *y, float *xhat, float *invstd, const float *x,
                       const float *gamma, const float *beta, float *run_mean,
                       float *run_var, size_t C, size_t N, size_t HW,
-                      const vae_reduce *red, double *scratch)
+                      const model_reduce *red, double *scratch)
 {
     size_t cols = N * HW;
     /* Sums in double: sum x, sum x^2 per channel, and the pixel count. */
@@ -227,7 +227,7 @@ void bn_forward_eval(float *y, const float *x, const float *gamma,
 
 void bn_backward(float *dy, float *dgamma, float *dbeta, const float *xhat,
                  const float *invstd, const float *gamma, size_t C, size_t N,
-                 size_t HW, const vae_reduce *red, double *scratch)
+                 size_t HW, const model_reduce *red, double *scratch)
 {
     size_t cols = N * HW;
     for (size_t c = 0; c < C; c++) {

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "nn_types.h" /* vae_reduce: sums across the team */
+#include "nn_types.h" /* model_reduce: sums across the team */
 
 #define CONV_K 4      /* kernel side */
 #define CONV_STRIDE 2
@@ -70,7 +70,7 @@ void lrelu_backward(float *dy, const float *y, size_t n);
 void bn_forward_train(float *y, float *xhat, float *invstd, const float *x,
                       const float *gamma, const float *beta, float *run_mean,
                       float *run_var, size_t C, size_t N, size_t HW,
-                      const vae_reduce *red, double *scratch);
+                      const model_reduce *red, double *scratch);
 
 /* BatchNorm with the running averages (evaluation and sampling). */
 void bn_forward_eval(float *y, const float *x, const float *gamma,
@@ -83,6 +83,6 @@ void bn_forward_eval(float *y, const float *x, const float *gamma,
  *   dx = invstd (g - mean(g) - xhat mean(g xhat)),  g = gamma dy. */
 void bn_backward(float *dy, float *dgamma, float *dbeta, const float *xhat,
                  const float *invstd, const float *gamma, size_t C, size_t N,
-                 size_t HW, const vae_reduce *red, double *scratch);
+                 size_t HW, const model_reduce *red, double *scratch);
 
 #endif

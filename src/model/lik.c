@@ -80,15 +80,15 @@ static inline v8f cb_mean(v8f a, v8f e)
 }
 
 /* -log p(t | a) per lane, with d/da into *grad and the mean into *mean. */
-static inline v8f lik_lanes(vae_lik lik, v8f a, v8f t, v8f *grad, v8f *mean)
+static inline v8f lik_lanes(model_lik lik, v8f a, v8f t, v8f *grad, v8f *mean)
 {
     logistic l = logistic_of(a, t);
-    if (lik == VAE_LIK_BERNOULLI) {
+    if (lik == MODEL_LIK_BERNOULLI) {
         *grad = l.sig - t;
         *mean = l.sig;
         return l.bce;
     }
-    if (lik == VAE_LIK_CB) {
+    if (lik == MODEL_LIK_CB) {
         v8f dlogc;
         v8f logc = cb_log_norm(a, l.e, &dlogc);
         *grad = l.sig - t - dlogc;
@@ -108,7 +108,7 @@ static inline v8f lik_lanes(vae_lik lik, v8f a, v8f t, v8f *grad, v8f *mean)
  * gradient (LIK_GRAD) or the mean (LIK_MEAN) into out, or nothing
  * (LIK_SUM). t may be NULL for LIK_MEAN. The tail goes through the same
  * lanes on zero padding, masked out of the sum. */
-float lik_row(vae_lik lik, lik_out what, float *out, const float *a, const float *t,
+float lik_row(model_lik lik, lik_out what, float *out, const float *a, const float *t,
               size_t n)
 {
     v8f acc = {0};
@@ -140,7 +140,7 @@ float lik_row(vae_lik lik, lik_out what, float *out, const float *a, const float
         sum += acc[j];
     /* The Gaussian's constant, added once rather than per pixel, so the
      * float sum keeps the digits that vary. */
-    if (lik == VAE_LIK_GAUSSIAN)
+    if (lik == MODEL_LIK_GAUSSIAN)
         sum += (float)((double)HALF_LOG_PI * (double)n);
     return sum;
 }

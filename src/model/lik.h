@@ -2,12 +2,12 @@
  * Bernoulli and Gaussian of variance 1/2, per pixel from the decoder's
  * logits, with their gradients and means. The networks (MLP, conv) only
  * produce logits; this is where they become a loss. */
-#ifndef VAE_LIK_H
-#define VAE_LIK_H
+#ifndef MODEL_LIK_H
+#define MODEL_LIK_H
 
 #include <stddef.h>
 
-#include "vae.h"
+#include "model.h"
 
 /* What a row pass writes beside the loss sum. */
 typedef enum lik_out {
@@ -20,7 +20,7 @@ typedef enum lik_out {
  * -log p(t | a) summed over the row, in nats (the Gaussian's constant
  * included), and writes what `what` says into out (n floats). t may be NULL
  * for LIK_MEAN; out may be NULL for LIK_SUM. */
-float lik_row(vae_lik lik, lik_out what, float *out, const float *a, const float *t,
+float lik_row(model_lik lik, lik_out what, float *out, const float *a, const float *t,
               size_t n);
 
 #endif

@@ -22,12 +22,12 @@ static void tanh_inplace(float *x, size_t n)
     }
 }
 
-void act_forward(float *x, size_t n, vae_act kind)
+void act_forward(float *x, size_t n, model_act kind)
 {
-    if (kind == VAE_ACT_TANH) {
+    if (kind == MODEL_ACT_TANH) {
         tanh_inplace(x, n);
     } else {
-        float slope = kind == VAE_ACT_LEAKY ? LEAKY_SLOPE : 0.0f;
+        float slope = kind == MODEL_ACT_LEAKY ? LEAKY_SLOPE : 0.0f;
         for (size_t i = 0; i < n; i++)
             x[i] = x[i] > 0.0f ? x[i] : slope * x[i];
     }
@@ -35,13 +35,13 @@ void act_forward(float *x, size_t n, vae_act kind)
 
 /* relu' = [y > 0], leaky' = y > 0 ? 1 : slope (the sign survives the
  * activation), tanh' = 1 - y^2. */
-void act_backward(float *dout, const float *y, size_t n, vae_act kind)
+void act_backward(float *dout, const float *y, size_t n, model_act kind)
 {
-    if (kind == VAE_ACT_TANH) {
+    if (kind == MODEL_ACT_TANH) {
         for (size_t i = 0; i < n; i++)
             dout[i] *= 1.0f - y[i] * y[i];
     } else {
-        float slope = kind == VAE_ACT_LEAKY ? LEAKY_SLOPE : 0.0f;
+        float slope = kind == MODEL_ACT_LEAKY ? LEAKY_SLOPE : 0.0f;
         for (size_t i = 0; i < n; i++)
             dout[i] = y[i] > 0.0f ? dout[i] : slope * dout[i];
     }
@@ -52,7 +52,7 @@ void act_backward(float *dout, const float *y, size_t n, vae_act kind)
  * column C + y_i of w. Bias and ReLU go in one pass over the columns. */
 void linear_forward_cols(float *out, const float *inp, const float *w, const float *b,
                          const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
-                         size_t c0, size_t c1, int act, vae_act kind)
+                         size_t c0, size_t c1, int act, model_act kind)
 {
     if (c0 >= c1)
         return;
@@ -62,7 +62,7 @@ void linear_forward_cols(float *out, const float *inp, const float *w, const flo
     else
         for (size_t i = 0; i < B; i++)
             memset(out + i * OC + c0, 0, n * sizeof *out);
-    int relu = act && kind == VAE_ACT_RELU;
+    int relu = act && kind == MODEL_ACT_RELU;
     for (size_t i = 0; i < B; i++) {
         float *o = out + i * OC;
         if (K > 0) {
@@ -91,13 +91,13 @@ void linear_forward_cols(float *out, const float *inp, const float *w, const flo
 
 void linear_forward(float *out, const float *inp, const float *w, const float *b,
                     const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
-                    int act, vae_act kind)
+                    int act, model_act kind)
 {
     linear_forward_cols(out, inp, w, b, y, B, C, K, OC, 0, OC, act, kind);
 }
 
 void act_backward_cols(float *dout, const float *y, size_t B, size_t OC,
-                       size_t c0, size_t c1, vae_act kind)
+                       size_t c0, size_t c1, model_act kind)
 {
     if (c0 >= c1)
         return;

@@ -13,13 +13,13 @@
  * inputs after the C dense ones; K = 0 without labels). */
 void linear_forward(float *out, const float *inp, const float *w, const float *b,
                     const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
-                    int act, vae_act kind);
+                    int act, model_act kind);
 
 /* Columns [c0, c1) of linear_forward's out (rows OC apart): one thread's
  * part of a layer whose output units a team splits. */
 void linear_forward_cols(float *out, const float *inp, const float *w, const float *b,
                          const uint8_t *y, size_t B, size_t C, size_t K, size_t OC,
-                         size_t c0, size_t c1, int act, vae_act kind);
+                         size_t c0, size_t c1, int act, model_act kind);
 
 /* Given dout (B,OC) = d loss / d (pre-activation output):
  *   dw[:, :C] = dout^T . inp,  dw[:, C+c] = sum of the rows with y_i = c,
@@ -46,11 +46,11 @@ void linear_backward_input_part(float *part, const float *dout, const float *w, 
 
 /* The activation in place over n values, and its backward: dout *= act'(y)
  * from the activation's output y. */
-void act_forward(float *x, size_t n, vae_act kind);
-void act_backward(float *dout, const float *y, size_t n, vae_act kind);
+void act_forward(float *x, size_t n, model_act kind);
+void act_backward(float *dout, const float *y, size_t n, model_act kind);
 
 /* act_backward over columns [c0, c1) of B rows OC apart. */
 void act_backward_cols(float *dout, const float *y, size_t B, size_t OC,
-                       size_t c0, size_t c1, vae_act kind);
+                       size_t c0, size_t c1, model_act kind);
 
 #endif

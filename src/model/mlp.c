@@ -11,35 +11,35 @@
 #include "par.h"
 
 /* Layer indices of the model's parts. */
-static size_t head_of(const vae_model *m) { return m->cfg.n_hidden; }
-static size_t out_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 1; }
-static size_t prior_hidden_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 2; }
-static size_t prior_head_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 3; }
+static size_t head_of(const model_net *m) { return m->cfg.n_hidden; }
+static size_t out_of(const model_net *m) { return 2 * m->cfg.n_hidden + 1; }
+static size_t prior_hidden_of(const model_net *m) { return 2 * m->cfg.n_hidden + 2; }
+static size_t prior_head_of(const model_net *m) { return 2 * m->cfg.n_hidden + 3; }
 
 /* Two stochastic layers: q(h2|h1)'s layers from enc2_of up to its head,
  * then p(h1|h2)'s from pdec_of up to its head (after the decoder; such a
  * model has no prior network). */
-static int two_layers(const vae_model *m) { return m->cfg.z2_dim > 0; }
-static size_t enc2_of(const vae_model *m) { return 2 * m->cfg.n_hidden + 2; }
-static size_t head2_of(const vae_model *m) { return enc2_of(m) + m->cfg.n_hidden2; }
-static size_t pdec_of(const vae_model *m) { return head2_of(m) + 1; }
-static size_t phead_of(const vae_model *m) { return pdec_of(m) + m->cfg.n_hidden2; }
+static int two_layers(const model_net *m) { return m->cfg.z2_dim > 0; }
+static size_t enc2_of(const model_net *m) { return 2 * m->cfg.n_hidden + 2; }
+static size_t head2_of(const model_net *m) { return enc2_of(m) + m->cfg.n_hidden2; }
+static size_t pdec_of(const model_net *m) { return head2_of(m) + 1; }
+static size_t phead_of(const model_net *m) { return pdec_of(m) + m->cfg.n_hidden2; }
 
 /* Whether layer l runs on k rows an image: the decoder's, and with two
  * stochastic layers every layer above h1's draws. */
-static int is_decoder(const vae_model *m, size_t l)
+static int is_decoder(const model_net *m, size_t l)
 {
     return (l > head_of(m) && l <= out_of(m)) || (two_layers(m) && l >= enc2_of(m));
 }
 
 /* The layers of q(h2|h1) and p(h1|h2) (after the one-layer model's). */
-static void layout_top(vae_model *m)
+static void layout_top(model_net *m)
 {
-    const vae_config *cfg = &m->cfg;
+    const model_config *cfg = &m->cfg;
     size_t n2 = cfg->n_hidden2, first = enc2_of(m);
     m->n_layers = phead_of(m) + 1;
     for (size_t l = first; l < m->n_layers; l++) {
-        vae_layer *L = &m->layer[l];
+        model_layer *L = &m->layer[l];
         size_t i = l - first; /* 0..n2 q(h2|h1), n2+1..2 n2+1 p(h1|h2) */
         memset(L, 0, sizeof *L);
         if (i < n2) {
@@ -60,14 +60,14 @@ static void layout_top(vae_model *m)
     }
 }
 
-void mlp_layout(vae_model *m)
+void mlp_layout(model_net *m)
 {
-    const vae_config *cfg = &m->cfg;
+    const model_config *cfg = &m->cfg;
     size_t nh = cfg->n_hidden, K = cfg->n_classes;
     m->n_layers = 2 * nh + 2 + (K ? 2 : 0);
     size_t off = 0;
     for (size_t l = 0; l < m->n_layers; l++) {
-        vae_layer *L = &m->layer[l];
+        model_layer *L = &m->layer[l];
         if (l < nh) {
             L->in = l == 0 ? cfg->x_dim : cfg->hidden[l - 1];
             L->n_onehot = l == 0 ? K : 0;
@@ -91,7 +91,7 @@ void mlp_layout(vae_model *m)
             L->out = 2 * cfg->z_dim;
         }
         L->has_act = l != nh && l != 2 * nh + 1 && l != 2 * nh + 3;
-        /* Widths are bounded by vae_config_check, so this cannot overflow. */
+        /* Widths are bounded by model_config_check, so this cannot overflow. */
         L->w_off = off;
         off += (L->in + L->n_onehot) * L->out;
         L->b_off = off;
@@ -100,7 +100,7 @@ void mlp_layout(vae_model *m)
     if (two_layers(m)) {
         layout_top(m);
         for (size_t l = enc2_of(m); l < m->n_layers; l++) {
-            vae_layer *L = &m->layer[l];
+            model_layer *L = &m->layer[l];
             L->w_off = off;
             off += L->in * L->out;
             L->b_off = off;
@@ -110,10 +110,10 @@ void mlp_layout(vae_model *m)
     m->n_params = off;
 }
 
-void mlp_init_params(vae_model *m, rng_state *rng)
+void mlp_init_params(model_net *m, rng_state *rng)
 {
     for (size_t l = 0; l < m->n_layers; l++) {
-        const vae_layer *L = &m->layer[l];
+        const model_layer *L = &m->layer[l];
         size_t fan_in = L->in + L->n_onehot;
         float bound = 1.0f / sqrtf((float)fan_in);
         float *w = m->params + L->w_off;
@@ -133,10 +133,10 @@ static float clipped_logit(double p)
     return (float)log(p / (1.0 - p));
 }
 
-void mlp_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean)
+void mlp_init_glorot(model_net *m, rng_state *rng, const double *pixel_mean)
 {
     for (size_t l = 0; l < m->n_layers; l++) {
-        const vae_layer *L = &m->layer[l];
+        const model_layer *L = &m->layer[l];
         size_t fan_in = L->in + L->n_onehot;
         float bound = sqrtf(6.0f / (float)(fan_in + L->out));
         float *w = m->params + L->w_off;
@@ -148,9 +148,9 @@ void mlp_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean)
     }
 }
 
-int mlp_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k, err_msg *err)
+int mlp_acts_init(model_acts *a, const model_net *shape, size_t cap, size_t k, err_msg *err)
 {
-    const vae_config *cfg = &shape->cfg;
+    const model_config *cfg = &shape->cfg;
     size_t L = shape->n_layers;
     /* Per image: x, xin_buf, rec, kl, obj, 4 bytes of label room; k times
      * eps, z, dz, rrec, wt and the decoder's label room; the layers' outputs
@@ -205,12 +205,12 @@ int mlp_acts_init(vae_acts *a, const vae_model *shape, size_t cap, size_t k, err
     return 0;
 }
 
-float *mlp_prior_head(const vae_model *m, const vae_acts *a)
+float *mlp_prior_head(const model_net *m, const model_acts *a)
 {
     return m->cfg.n_classes ? a->h[prior_head_of(m)] : NULL;
 }
 
-float *mlp_prior_grad(const vae_model *m, const vae_acts *a)
+float *mlp_prior_grad(const model_net *m, const model_acts *a)
 {
     return m->cfg.n_classes ? a->dh[prior_head_of(m)] : NULL;
 }
@@ -231,19 +231,19 @@ static void unit_share(size_t n, size_t k, size_t T, size_t *lo, size_t *hi)
 }
 
 /* Thread t->k's share [*lo, *hi) of n units. */
-static void share(size_t n, const vae_team *t, size_t *lo, size_t *hi)
+static void share(size_t n, const model_team *t, size_t *lo, size_t *hi)
 {
     unit_share(n, t->k, t->T, lo, hi);
 }
 
-static void wait_all(const vae_team *t)
+static void wait_all(const model_team *t)
 {
     if (t->T > 1)
         t->barrier(t->ctx);
 }
 
 /* The input of layer l. */
-static const float *layer_input(const vae_model *m, const vae_acts *a, size_t l)
+static const float *layer_input(const model_net *m, const model_acts *a, size_t l)
 {
     if (l == 0)
         return a->xin;
@@ -260,11 +260,11 @@ static const float *layer_input(const vae_model *m, const vae_acts *a, size_t l)
 
 /* Layers first..last on B images (the decoder's on B * k rows, with their
  * labels); every thread has all of layer last's output on return. */
-static void forward_layers(const vae_model *m, vae_acts *a, size_t B, size_t first,
-                           size_t last, const vae_team *t)
+static void forward_layers(const model_net *m, model_acts *a, size_t B, size_t first,
+                           size_t last, const model_team *t)
 {
     for (size_t l = first; l <= last; l++) {
-        const vae_layer *L = &m->layer[l];
+        const model_layer *L = &m->layer[l];
         int dec = is_decoder(m, l);
         size_t lo, hi;
         share(L->out, t, &lo, &hi);
@@ -276,19 +276,19 @@ static void forward_layers(const vae_model *m, vae_acts *a, size_t B, size_t fir
     }
 }
 
-void mlp_encode(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
+void mlp_encode(const model_net *m, model_acts *a, size_t B, const model_team *t)
 {
     forward_layers(m, a, B, 0, head_of(m), t);
     mlp_prior(m, a, B, t);
 }
 
-void mlp_prior(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
+void mlp_prior(const model_net *m, model_acts *a, size_t B, const model_team *t)
 {
     if (m->cfg.n_classes)
         forward_layers(m, a, B, prior_hidden_of(m), prior_head_of(m), t);
 }
 
-void mlp_decode(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
+void mlp_decode(const model_net *m, model_acts *a, size_t B, const model_team *t)
 {
     forward_layers(m, a, B, head_of(m) + 1, out_of(m), t);
 }
@@ -301,7 +301,7 @@ void mlp_decode(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
  * thread order. */
 static void input_grad_team(float *dinp, const float *dout, const float *w, size_t rows,
                             size_t C, size_t K, size_t OC, size_t u0, size_t u1,
-                            int parity, const vae_team *t)
+                            int parity, const model_team *t)
 {
     float *set = t->part + (size_t)parity * t->T * t->part_n;
     linear_backward_input_part(set + t->k * t->part_n, dout, w, rows, C, K, OC, u0, u1);
@@ -328,12 +328,12 @@ static void input_grad_team(float *dinp, const float *dout, const float *w, size
  * columns it computed itself. In a team a thread reads only its own
  * units' weights (input_grad_team). dinp_first is complete for every
  * thread on return. */
-static void backward_layers(const vae_model *m, vae_acts *a, float *grads, size_t B,
+static void backward_layers(const model_net *m, model_acts *a, float *grads, size_t B,
                             size_t last, size_t first, float *dinp_first,
-                            const vae_team *t)
+                            const model_team *t)
 {
     for (size_t l = last + 1; l-- > first;) {
-        const vae_layer *L = &m->layer[l];
+        const model_layer *L = &m->layer[l];
         int dec = is_decoder(m, l);
         size_t rows = dec ? B * a->k : B, lo, hi;
         share(L->out, t, &lo, &hi);
@@ -356,14 +356,14 @@ static void backward_layers(const vae_model *m, vae_acts *a, float *grads, size_
         wait_all(t);
 }
 
-void mlp_backward_decoder(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                          const vae_team *t)
+void mlp_backward_decoder(const model_net *m, model_acts *a, float *grads, size_t B,
+                          const model_team *t)
 {
     backward_layers(m, a, grads, B, out_of(m), head_of(m) + 1, a->dz, t);
 }
 
-void mlp_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                          const vae_team *t)
+void mlp_backward_encoder(const model_net *m, model_acts *a, float *grads, size_t B,
+                          const model_team *t)
 {
     /* From the head back to the input (whose gradient is unused). */
     backward_layers(m, a, grads, B, head_of(m), 0, NULL, t);
@@ -376,36 +376,36 @@ void mlp_backward_encoder(const vae_model *m, vae_acts *a, float *grads, size_t 
     }
 }
 
-void mlp_encode_top(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
+void mlp_encode_top(const model_net *m, model_acts *a, size_t B, const model_team *t)
 {
     forward_layers(m, a, B, enc2_of(m), head2_of(m), t);
 }
 
-void mlp_decode_top(const vae_model *m, vae_acts *a, size_t B, const vae_team *t)
+void mlp_decode_top(const model_net *m, model_acts *a, size_t B, const model_team *t)
 {
     forward_layers(m, a, B, pdec_of(m), phead_of(m), t);
 }
 
-void mlp_backward_decode_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                             const vae_team *t)
+void mlp_backward_decode_top(const model_net *m, model_acts *a, float *grads, size_t B,
+                             const model_team *t)
 {
     backward_layers(m, a, grads, B, phead_of(m), pdec_of(m), a->dz2, t);
 }
 
-void mlp_backward_encode_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                             const vae_team *t)
+void mlp_backward_encode_top(const model_net *m, model_acts *a, float *grads, size_t B,
+                             const model_team *t)
 {
     backward_layers(m, a, grads, B, head2_of(m), enc2_of(m), a->dz1q, t);
 }
 
-void mlp_backward_encode_top_input(const vae_model *m, vae_acts *a, size_t B)
+void mlp_backward_encode_top_input(const model_net *m, model_acts *a, size_t B)
 {
     /* backward_layers without the parameters' gradients: layer by layer,
      * through the activation, into the previous layer's dh, and from the
      * first layer into dz1s. */
     size_t rows = B * a->k;
     for (size_t l = head2_of(m) + 1; l-- > enc2_of(m);) {
-        const vae_layer *L = &m->layer[l];
+        const model_layer *L = &m->layer[l];
         if (L->has_act)
             act_backward(a->dh[l], a->h[l], rows * L->out, m->cfg.act);
         float *dinp = l == enc2_of(m) ? a->dz1s : a->dh[l - 1];
@@ -414,19 +414,19 @@ void mlp_backward_encode_top_input(const vae_model *m, vae_acts *a, size_t B)
     }
 }
 
-float *mlp_top_head(const vae_model *m, const vae_acts *a, int grad)
+float *mlp_top_head(const model_net *m, const model_acts *a, int grad)
 {
     return two_layers(m) ? (grad ? a->dh : a->h)[head2_of(m)] : NULL;
 }
 
-float *mlp_top_prior(const vae_model *m, const vae_acts *a, int grad)
+float *mlp_top_prior(const model_net *m, const model_acts *a, int grad)
 {
     return two_layers(m) ? (grad ? a->dh : a->h)[phead_of(m)] : NULL;
 }
 
-void mlp_share_params(const vae_model *m, size_t l, size_t k, size_t T, size_t r[4])
+void mlp_share_params(const model_net *m, size_t l, size_t k, size_t T, size_t r[4])
 {
-    const vae_layer *L = &m->layer[l];
+    const model_layer *L = &m->layer[l];
     size_t lo, hi, row = L->in + L->n_onehot;
     unit_share(L->out, k, T, &lo, &hi);
     r[0] = L->w_off + lo * row;
@@ -435,7 +435,7 @@ void mlp_share_params(const vae_model *m, size_t l, size_t k, size_t T, size_t r
     r[3] = L->b_off + hi;
 }
 
-size_t mlp_part_n(const vae_model *m, size_t cap, size_t k)
+size_t mlp_part_n(const model_net *m, size_t cap, size_t k)
 {
     size_t most = 0;
     for (size_t l = 1; l < m->n_layers; l++) { /* layer 0's is never computed */

@@ -7,19 +7,19 @@
 
 #include <stddef.h>
 
-typedef enum vae_act {
-    VAE_ACT_RELU = 0,
-    VAE_ACT_TANH = 1,
-    VAE_ACT_LEAKY = 2 /* LeakyReLU, slope 0.1 */
-} vae_act;
+typedef enum model_act {
+    MODEL_ACT_RELU = 0,
+    MODEL_ACT_TANH = 1,
+    MODEL_ACT_LEAKY = 2 /* LeakyReLU, slope 0.1 */
+} model_act;
 
 /* Sums n doubles in place over the threads that compute one batch
  * together, every thread getting the same total; sum == NULL: one thread.
  * BatchNorm's batch statistics go through it (shard.c provides it). */
-typedef struct vae_reduce {
+typedef struct model_reduce {
     void (*sum)(void *ctx, size_t k, double *v, size_t n);
     void *ctx;
     size_t k; /* this thread's index */
-} vae_reduce;
+} model_reduce;
 
 #endif

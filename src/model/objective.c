@@ -66,11 +66,11 @@ static void kl_prior(float *kl, float *dhead, float *dprior, const float *head,
  * weights wt_j held fixed. Here: wt, the direct -1/2 on each lv (the score
  * term of log q, which STL and DReG drop), and the prior head's gradient;
  * reparam_backward adds the z terms. */
-static float iwae_image(vae_acts *a, size_t i, size_t K, size_t Z, const float *prior,
-                        float *dprior, vae_estimator est)
+static float iwae_image(model_acts *a, size_t i, size_t K, size_t Z, const float *prior,
+                        float *dprior, model_estimator est)
 {
     const float *mu = a->head + i * 2 * Z, *lv = mu + Z;
-    double lw[VAE_MAX_DRAWS], top = -INFINITY;
+    double lw[MODEL_MAX_DRAWS], top = -INFINITY;
     for (size_t j = 0; j < K; j++) {
         size_t r = i * K + j;
         const float *z = a->z + r * Z, *eps = a->eps + r * Z;
@@ -91,7 +91,7 @@ static float iwae_image(vae_acts *a, size_t i, size_t K, size_t Z, const float *
         a->wt[i * K + j] = (float)(exp(lw[j] - top) / sum);
     /* d/dlv directly: -sum_j wt_j / 2 = -1/2; mu only through z. */
     float *dmu = a->dhead + i * 2 * Z, *dlv = dmu + Z;
-    float direct = est == VAE_EST_STANDARD ? -0.5f : 0.0f;
+    float direct = est == MODEL_EST_STANDARD ? -0.5f : 0.0f;
     for (size_t d = 0; d < Z; d++)
         dmu[d] = 0.0f, dlv[d] = direct;
     if (prior) { /* -log p(z|y) against mp and lp, weighted */
@@ -110,11 +110,11 @@ static float iwae_image(vae_acts *a, size_t i, size_t K, size_t Z, const float *
     return (float)(-(top + log(sum) - log((double)K)));
 }
 
-double objective_loss(const vae_config *cfg, vae_acts *a, size_t B,
-                      const vae_loss_spec *loss, const float *prior, float *dprior)
+double objective_loss(const model_config *cfg, model_acts *a, size_t B,
+                      const model_loss_spec *loss, const float *prior, float *dprior)
 {
     size_t D = cfg->x_dim, Z = cfg->z_dim, K = a->k;
-    int iwae = loss->objective == VAE_OBJ_IWAE;
+    int iwae = loss->objective == MODEL_OBJ_IWAE;
     double beta = loss->beta;
     /* The closed-form KL: the ELBO's, and what is reported for the IWAE
      * (whose gradient it does not enter). */
@@ -164,11 +164,11 @@ double objective_loss(const vae_config *cfg, vae_acts *a, size_t B,
  * held: STL keeps log q's path term and drops its score term; DReG takes
  * the path gradient of log w with the squared normalised weights (Tucker et
  * al., eq. 5). The decoder's and the prior's gradients never see this. */
-void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
-                                const vae_loss_spec *loss, const float *prior_rows)
+void objective_reparam_backward(const model_config *cfg, model_acts *a, size_t B,
+                                const model_loss_spec *loss, const float *prior_rows)
 {
     size_t Z = cfg->z_dim, K = a->k;
-    int iwae = loss->objective == VAE_OBJ_IWAE;
+    int iwae = loss->objective == MODEL_OBJ_IWAE;
     for (size_t r = 0; r < B * K; r++) {
         size_t i = r / K;
         const float *lv = a->head + i * 2 * Z + Z;
@@ -180,11 +180,11 @@ void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
         for (size_t j = 0; j < Z; j++) {
             if (iwae) {
                 float gp = prior ? (z[j] - prior[j]) * expf(-prior[Z + j]) : z[j];
-                if (loss->estimator == VAE_EST_STANDARD) {
+                if (loss->estimator == MODEL_EST_STANDARD) {
                     dz[j] += w * gp;
                 } else {
                     float path = gp - eps[j] * expf(-0.5f * lv[j]);
-                    dz[j] = loss->estimator == VAE_EST_DREG ? w * (dz[j] + w * path)
+                    dz[j] = loss->estimator == MODEL_EST_DREG ? w * (dz[j] + w * path)
                                                             : dz[j] + w * path;
                 }
             }
@@ -200,9 +200,9 @@ void objective_reparam_backward(const vae_config *cfg, vae_acts *a, size_t B,
 
 /* Draw r's weight in the KL terms' gradient: its normalised weight for the
  * IW bound, beta / K for the ELBO (whose terms are all sampled here). */
-static float kl_weight(const vae_acts *a, size_t r, const vae_loss_spec *loss)
+static float kl_weight(const model_acts *a, size_t r, const model_loss_spec *loss)
 {
-    return loss->objective == VAE_OBJ_IWAE ? a->wt[r] : (float)(loss->beta / (double)a->k);
+    return loss->objective == MODEL_OBJ_IWAE ? a->wt[r] : (float)(loss->beta / (double)a->k);
 }
 
 /* The two-layer model's log weight of draw r, every density at its draw
@@ -212,7 +212,7 @@ static float kl_weight(const vae_acts *a, size_t r, const vae_loss_spec *loss)
  * - lv2/2 (h = mu + eps exp(lv/2)), log p(h1|h2) = sum -(h1 - mp)^2 /
  * (2 e^lp) - lp/2 and log p(h2) = sum -h2^2/2. Returns -log w; its sampled
  * KL part (log q - log p of both layers) into *kl. */
-static double neg_log_w2(const vae_config *cfg, const vae_acts *a, size_t r,
+static double neg_log_w2(const model_config *cfg, const model_acts *a, size_t r,
                          const float *head2, const float *phead, double *kl)
 {
     size_t Z1 = cfg->z_dim, Z2 = cfg->z2_dim, i = r / a->k;
@@ -232,15 +232,15 @@ static double neg_log_w2(const vae_config *cfg, const vae_acts *a, size_t r,
     return (double)a->rrec[r] + t;
 }
 
-double objective2_loss(const vae_config *cfg, vae_acts *a, size_t B,
-                       const vae_loss_spec *loss, const float *head2, float *dhead2,
+double objective2_loss(const model_config *cfg, model_acts *a, size_t B,
+                       const model_loss_spec *loss, const float *head2, float *dhead2,
                        const float *phead, float *dphead)
 {
     size_t D = cfg->x_dim, Z1 = cfg->z_dim, Z2 = cfg->z2_dim, K = a->k;
-    int iwae = loss->objective == VAE_OBJ_IWAE;
+    int iwae = loss->objective == MODEL_OBJ_IWAE;
     double sum = 0.0;
     for (size_t i = 0; i < B; i++) {
-        double lw[VAE_MAX_DRAWS], top = -INFINITY, rs = 0.0, ks = 0.0;
+        double lw[MODEL_MAX_DRAWS], top = -INFINITY, rs = 0.0, ks = 0.0;
         for (size_t j = 0; j < K; j++) {
             size_t r = i * K + j;
             double kl;
@@ -262,7 +262,7 @@ double objective2_loss(const vae_config *cfg, vae_acts *a, size_t B,
         /* The direct terms (eps held): -1/2 on each logvar of q(h1|x) and
          * q(h2|h1), weighted; p(h1|h2)'s head against its draw. */
         float *dmu1 = a->dhead + i * 2 * Z1, *dlv1 = dmu1 + Z1;
-        float c1 = 0.0f, score = loss->estimator == VAE_EST_STANDARD ? -0.5f : 0.0f;
+        float c1 = 0.0f, score = loss->estimator == MODEL_EST_STANDARD ? -0.5f : 0.0f;
         for (size_t j = 0; j < K; j++)
             c1 += kl_weight(a, i * K + j, loss);
         for (size_t d = 0; d < Z1; d++)
@@ -299,16 +299,16 @@ double objective2_loss(const vae_config *cfg, vae_acts *a, size_t B,
  * has it), and, for DReG, every one of these encoder-side gradients times
  * the draw's weight again (Tucker et al.: squared weights). The
  * decoder's and p(h1|h2)'s parameters see the standard gradients. */
-static float encoder_factor(const vae_acts *a, size_t r, const vae_loss_spec *loss)
+static float encoder_factor(const model_acts *a, size_t r, const model_loss_spec *loss)
 {
-    return loss->estimator == VAE_EST_DREG ? a->wt[r] : 1.0f;
+    return loss->estimator == MODEL_EST_DREG ? a->wt[r] : 1.0f;
 }
 
-void objective2_backward_top(const vae_config *cfg, vae_acts *a, size_t B,
-                             const vae_loss_spec *loss, const float *head2, float *dhead2)
+void objective2_backward_top(const model_config *cfg, model_acts *a, size_t B,
+                             const model_loss_spec *loss, const float *head2, float *dhead2)
 {
     size_t Z2 = cfg->z2_dim;
-    int path = loss->estimator != VAE_EST_STANDARD;
+    int path = loss->estimator != MODEL_EST_STANDARD;
     for (size_t r = 0; r < B * a->k; r++) {
         float c = kl_weight(a, r, loss), e = encoder_factor(a, r, loss);
         float *dz2 = a->dz2 + r * Z2;
@@ -327,8 +327,8 @@ void objective2_backward_top(const vae_config *cfg, vae_acts *a, size_t B,
     }
 }
 
-void objective2_score_top(const vae_config *cfg, vae_acts *a, size_t B,
-                          const vae_loss_spec *loss, const float *head2, float *dhead2)
+void objective2_score_top(const model_config *cfg, model_acts *a, size_t B,
+                          const model_loss_spec *loss, const float *head2, float *dhead2)
 {
     size_t Z2 = cfg->z2_dim;
     for (size_t r = 0; r < B * a->k; r++) {
@@ -342,11 +342,11 @@ void objective2_score_top(const vae_config *cfg, vae_acts *a, size_t B,
     }
 }
 
-void objective2_backward_bottom(const vae_config *cfg, vae_acts *a, size_t B,
-                                const vae_loss_spec *loss, const float *phead)
+void objective2_backward_bottom(const model_config *cfg, model_acts *a, size_t B,
+                                const model_loss_spec *loss, const float *phead)
 {
     size_t Z1 = cfg->z_dim, K = a->k;
-    int path = loss->estimator != VAE_EST_STANDARD;
+    int path = loss->estimator != MODEL_EST_STANDARD;
     for (size_t r = 0; r < B * K; r++) {
         size_t i = r / K;
         float c = kl_weight(a, r, loss), e = encoder_factor(a, r, loss);

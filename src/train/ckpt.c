@@ -138,7 +138,7 @@ ckpt_train ckpt_train_defaults(void)
     return t;
 }
 
-int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
+int ckpt_save(const char *path, const model_net *m, const float *adam_m,
               const float *adam_v, const ckpt_train *t, err_msg *err)
 {
     unsigned char pre[PREFIX_BYTES], h[HEADER_BYTES];
@@ -146,11 +146,11 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u32(pre + 8, CKPT_VERSION);
     put_u32(pre + 12, HEADER_BYTES);
     memset(h, 0, sizeof h);
-    const vae_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     put_u64(h, H_ARCH, (uint64_t)c->arch);
     put_u64(h, H_X_DIM, c->x_dim);
     put_u64(h, H_N_HIDDEN, c->n_hidden);
-    for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
+    for (size_t i = 0; i < MODEL_MAX_HIDDEN; i++)
         put_u64(h, H_HIDDEN0 + i, i < c->n_hidden ? c->hidden[i] : 0);
     put_u64(h, H_Z_DIM, c->z_dim);
     put_u64(h, H_ACT, (uint64_t)c->act);
@@ -162,7 +162,7 @@ int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
     put_u64(h, H_CHANNELS, c->channels);
     put_u64(h, H_Z2_DIM, c->z2_dim);
     put_u64(h, H_N_HIDDEN2, c->n_hidden2);
-    for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
+    for (size_t i = 0; i < MODEL_MAX_HIDDEN; i++)
         put_u64(h, H_HIDDEN2_0 + i, i < c->n_hidden2 ? c->hidden2[i] : 0);
     put_u64(h, H_EPOCH, t->epoch);
     put_u64(h, H_STEP, t->step);
@@ -321,35 +321,35 @@ static int read_frame(const char *path, const unsigned char *b, size_t len, fram
 
 /* The architecture from the header fields v, checked, and its parameter
  * count against the frame's. */
-static int read_config(const char *path, const uint64_t *v, const frame *f, vae_config *c,
+static int read_config(const char *path, const uint64_t *v, const frame *f, model_config *c,
                        err_msg *err)
 {
-    if (v[H_N_HIDDEN] < 1 || v[H_N_HIDDEN] > VAE_MAX_HIDDEN)
+    if (v[H_N_HIDDEN] < 1 || v[H_N_HIDDEN] > MODEL_MAX_HIDDEN)
         return err_set(err, "%s: bad architecture: %llu hidden layers", path,
                        (unsigned long long)v[H_N_HIDDEN]);
-    for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
-        if (v[H_HIDDEN0 + i] > VAE_MAX_WIDTH)
+    for (size_t i = 0; i < MODEL_MAX_HIDDEN; i++)
+        if (v[H_HIDDEN0 + i] > MODEL_MAX_WIDTH)
             return err_set(err, "%s: bad architecture: hidden width %llu", path,
                            (unsigned long long)v[H_HIDDEN0 + i]);
     if (v[H_ARCH] > 1)
         return err_set(err, "%s: unknown architecture %llu in header", path,
                        (unsigned long long)v[H_ARCH]);
-    if (v[H_X_DIM] > VAE_MAX_WIDTH * 16 || v[H_Z_DIM] > VAE_MAX_WIDTH || v[H_ACT] > 2 ||
-        v[H_LIKELIHOOD] > 2 || v[H_N_CLASSES] > VAE_MAX_CLASSES)
+    if (v[H_X_DIM] > MODEL_MAX_WIDTH * 16 || v[H_Z_DIM] > MODEL_MAX_WIDTH || v[H_ACT] > 2 ||
+        v[H_LIKELIHOOD] > 2 || v[H_N_CLASSES] > MODEL_MAX_CLASSES)
         return err_set(err, "%s: bad architecture in header", path);
     c->x_dim = (size_t)v[H_X_DIM];
     c->n_hidden = (size_t)v[H_N_HIDDEN];
-    for (size_t i = 0; i < VAE_MAX_HIDDEN; i++)
+    for (size_t i = 0; i < MODEL_MAX_HIDDEN; i++)
         c->hidden[i] = (size_t)v[H_HIDDEN0 + i];
     c->z_dim = (size_t)v[H_Z_DIM];
-    c->act = (vae_act)v[H_ACT];
-    c->arch = (vae_arch)v[H_ARCH];
-    c->likelihood = (vae_lik)v[H_LIKELIHOOD];
+    c->act = (model_act)v[H_ACT];
+    c->arch = (model_arch)v[H_ARCH];
+    c->likelihood = (model_lik)v[H_LIKELIHOOD];
     c->n_classes = (size_t)v[H_N_CLASSES];
     /* The image shape; a file before version 5 held square grey images. */
     if (f->version >= 5) {
-        if (v[H_HEIGHT] < 1 || v[H_HEIGHT] > VAE_MAX_WIDTH || v[H_WIDTH] < 1 ||
-            v[H_WIDTH] > VAE_MAX_WIDTH || (v[H_CHANNELS] != 1 && v[H_CHANNELS] != 3) ||
+        if (v[H_HEIGHT] < 1 || v[H_HEIGHT] > MODEL_MAX_WIDTH || v[H_WIDTH] < 1 ||
+            v[H_WIDTH] > MODEL_MAX_WIDTH || (v[H_CHANNELS] != 1 && v[H_CHANNELS] != 3) ||
             v[H_HEIGHT] * v[H_WIDTH] * v[H_CHANNELS] != v[H_X_DIM])
             return err_set(err, "%s: bad architecture: images of %llu x %llu x %llu are "
                            "not %llu input values", path, (unsigned long long)v[H_HEIGHT],
@@ -360,10 +360,10 @@ static int read_config(const char *path, const uint64_t *v, const frame *f, vae_
         c->channels = (size_t)v[H_CHANNELS];
     }
     /* The second stochastic layer (version 7; none before): all zero, or a
-     * latent size with 1 to VAE_MAX_HIDDEN hidden widths, the rest 0. */
+     * latent size with 1 to MODEL_MAX_HIDDEN hidden widths, the rest 0. */
     if (f->version >= 7 && (v[H_Z2_DIM] | v[H_N_HIDDEN2]) != 0) {
-        if (v[H_Z2_DIM] == 0 || v[H_Z2_DIM] > VAE_MAX_WIDTH || v[H_N_HIDDEN2] < 1 ||
-            v[H_N_HIDDEN2] > VAE_MAX_HIDDEN)
+        if (v[H_Z2_DIM] == 0 || v[H_Z2_DIM] > MODEL_MAX_WIDTH || v[H_N_HIDDEN2] < 1 ||
+            v[H_N_HIDDEN2] > MODEL_MAX_HIDDEN)
             return err_set(err, "%s: bad architecture: a second stochastic layer of %llu "
                            "units and %llu hidden layers", path,
                            (unsigned long long)v[H_Z2_DIM],
@@ -371,19 +371,19 @@ static int read_config(const char *path, const uint64_t *v, const frame *f, vae_
         c->z2_dim = (size_t)v[H_Z2_DIM];
         c->n_hidden2 = (size_t)v[H_N_HIDDEN2];
     }
-    for (size_t i = 0; f->version >= 7 && i < VAE_MAX_HIDDEN; i++) {
-        if (v[H_HIDDEN2_0 + i] > VAE_MAX_WIDTH || (i >= c->n_hidden2) != (v[H_HIDDEN2_0 + i] == 0))
+    for (size_t i = 0; f->version >= 7 && i < MODEL_MAX_HIDDEN; i++) {
+        if (v[H_HIDDEN2_0 + i] > MODEL_MAX_WIDTH || (i >= c->n_hidden2) != (v[H_HIDDEN2_0 + i] == 0))
             return err_set(err, "%s: bad architecture: width %llu of the second stochastic "
                            "layer's hidden layer %zu", path,
                            (unsigned long long)v[H_HIDDEN2_0 + i], i + 1);
         c->hidden2[i] = (size_t)v[H_HIDDEN2_0 + i];
     }
-    vae_config_shape(c);
+    model_config_shape(c);
     err_msg e2;
-    if (vae_config_check(c, &e2))
+    if (model_config_check(c, &e2))
         return err_set(err, "%s: bad architecture: %s", path, e2.text);
-    vae_model shape; /* counts the parameters; allocates nothing */
-    if (vae_layout(&shape, c, &e2))
+    model_net shape; /* counts the parameters; allocates nothing */
+    if (model_layout(&shape, c, &e2))
         return err_set(err, "%s: %s", path, e2.text);
     if (shape.n_params != f->n_params)
         return err_set(err, "%s: corrupt checkpoint: %llu parameters stored, the "
@@ -432,8 +432,8 @@ static int read_training(const char *path, const uint64_t *v, const frame *f,
     if (v[H_DATA_PIXELS_CRC] > UINT32_MAX || v[H_DATA_LABELS_CRC] > UINT32_MAX ||
         (t->data.n == 0 ? (t->data.rows | t->data.cols | v[H_DATA_PIXELS_CRC] |
                            v[H_DATA_LABELS_CRC]) != 0
-                        : t->data.rows == 0 || t->data.rows > VAE_MAX_WIDTH ||
-                          t->data.cols == 0 || t->data.cols > VAE_MAX_WIDTH))
+                        : t->data.rows == 0 || t->data.rows > MODEL_MAX_WIDTH ||
+                          t->data.cols == 0 || t->data.cols > MODEL_MAX_WIDTH))
         return err_set(err, "%s: corrupt checkpoint: bad data fingerprint", path);
     t->data.pixels_crc = (uint32_t)v[H_DATA_PIXELS_CRC];
     t->data.labels_crc = (uint32_t)v[H_DATA_LABELS_CRC];
@@ -457,7 +457,7 @@ static int read_training(const char *path, const uint64_t *v, const frame *f,
         (s->valid == 0 && t->best_epoch != 0) ||
         (t->data.n != 0 && s->valid >= t->data.n))
         return err_set(err, "%s: corrupt checkpoint: bad validation state", path);
-    if (s->draws < 1 || s->draws > VAE_MAX_DRAWS || !isfinite(t->sum_obj))
+    if (s->draws < 1 || s->draws > MODEL_MAX_DRAWS || !isfinite(t->sum_obj))
         return err_set(err, "%s: corrupt checkpoint: bad training objective", path);
     return 0;
 }
@@ -514,14 +514,14 @@ void ckpt_data_free(ckpt_data *d)
     memset(d, 0, sizeof *d);
 }
 
-int ckpt_load_model(const char *path, vae_model *m, ckpt_train *t, err_msg *err)
+int ckpt_load_model(const char *path, model_net *m, ckpt_train *t, err_msg *err)
 {
     ckpt_data d;
     if (ckpt_read(path, &d, err))
         return -1;
     if (t)
         *t = d.train;
-    if (vae_init(m, &d.cfg, err)) {
+    if (model_init(m, &d.cfg, err)) {
         ckpt_data_free(&d);
         return -1;
     }

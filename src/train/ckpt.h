@@ -11,7 +11,7 @@
 #include "idx.h"
 #include "rng.h"
 #include "settings.h"
-#include "vae.h"
+#include "model.h"
 
 #define CKPT_MAGIC "VAECKPT\x1a" /* 8 bytes */
 #define CKPT_VERSION 7u     /* what ckpt_save writes */
@@ -47,7 +47,7 @@ ckpt_train ckpt_train_defaults(void);
 /* A checkpoint read into memory; params/adam_m/adam_v point into buf. */
 typedef struct ckpt_data {
     uint32_t version;    /* of the file read */
-    vae_config cfg;
+    model_config cfg;
     ckpt_train train;
     size_t n_params;
     const float *params;
@@ -58,7 +58,7 @@ typedef struct ckpt_data {
 
 /* Writes model, Adam moments and training state to path atomically.
  * Returns 0, or -1 with err (the old file at path is left untouched). */
-int ckpt_save(const char *path, const vae_model *m, const float *adam_m,
+int ckpt_save(const char *path, const model_net *m, const float *adam_m,
               const float *adam_v, const ckpt_train *t, err_msg *err);
 
 /* Reads and validates path (magic, version, CRC, architecture, sizes,
@@ -70,6 +70,6 @@ void ckpt_data_free(ckpt_data *d);
 
 /* Reads path into a freshly initialised model m, and its training state
  * into *t (if t is non-NULL). Returns 0, or -1 with err. */
-int ckpt_load_model(const char *path, vae_model *m, ckpt_train *t, err_msg *err);
+int ckpt_load_model(const char *path, model_net *m, ckpt_train *t, err_msg *err);
 
 #endif

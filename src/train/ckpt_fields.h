@@ -4,11 +4,11 @@
 #ifndef VAE_CKPT_FIELDS_H
 #define VAE_CKPT_FIELDS_H
 
-#include "vae.h"
+#include "model.h"
 
 /* Header fields, in file order; each is 8 bytes. */
 enum {
-    H_ARCH, H_X_DIM, H_N_HIDDEN, H_HIDDEN0, H_Z_DIM = H_HIDDEN0 + VAE_MAX_HIDDEN,
+    H_ARCH, H_X_DIM, H_N_HIDDEN, H_HIDDEN0, H_Z_DIM = H_HIDDEN0 + MODEL_MAX_HIDDEN,
     H_ACT, H_LIKELIHOOD, H_N_CLASSES, H_N_PARAMS,
     H_SEED, H_EPOCH, H_STEP, H_ADAM_T, H_BATCH, H_LR, H_BETA, H_BINARIZE, H_NOISE,
     H_RNG_DATA, H_RNG_NOISE = H_RNG_DATA + 6, H_SUM_REC = H_RNG_NOISE + 6,
@@ -26,6 +26,6 @@ enum {
     H_ESTIMATOR = H_COUNT_V5,
     H_COUNT_V6, /* version 7 adds the second stochastic layer */
     H_Z2_DIM = H_COUNT_V6, H_N_HIDDEN2, H_HIDDEN2_0,
-    H_COUNT = H_HIDDEN2_0 + VAE_MAX_HIDDEN
+    H_COUNT = H_HIDDEN2_0 + MODEL_MAX_HIDDEN
 };
 #endif

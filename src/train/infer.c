@@ -30,7 +30,7 @@ idx_view infer_test_view(uint64_t binarize)
 
 /* Calls fn(ctx, s, at, B) after running each batch [at, at+B) of set
  * forward with eps from the eval stream of seed. */
-static void each_batch(const vae_model *m, shard_set *s, const idx_set *set,
+static void each_batch(const model_net *m, shard_set *s, const idx_set *set,
                        const idx_view *view, uint64_t seed,
                        void (*fn)(void *ctx, shard_set *s, size_t at, size_t B,
                                   double rec, double kl),
@@ -61,7 +61,7 @@ static void add_sums(void *ctx, shard_set *s, size_t at, size_t B, double rec,
     t->kl += kl;
 }
 
-double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
+double infer_eval(const model_net *m, shard_set *s, const idx_set *set,
                   const idx_view *view, uint64_t seed, double *rec, double *kl)
 {
     sums t = {0.0, 0.0};
@@ -73,7 +73,7 @@ double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
 }
 
 typedef struct per_image {
-    const vae_model *m;
+    const model_net *m;
     float *mu, *logvar, *rec, *kl;
 } per_image;
 
@@ -86,13 +86,13 @@ static void copy_out(void *ctx, shard_set *s, size_t at, size_t B, double rec,
     for (size_t k = 0; k < s->T; k++) {
         size_t lo, hi;
         par_share(B, 1, first + k, s->S, &lo, &hi);
-        const vae_acts *a = &s->acts[k];
+        const model_acts *a = &s->acts[k];
         for (size_t i = 0; i < hi - lo; i++) {
             size_t g = at + lo + i;
             if (p->mu)
-                memcpy(p->mu + g * Z, vae_mu(p->m, a, i), Z * sizeof(float));
+                memcpy(p->mu + g * Z, model_mu(p->m, a, i), Z * sizeof(float));
             if (p->logvar)
-                memcpy(p->logvar + g * Z, vae_logvar(p->m, a, i), Z * sizeof(float));
+                memcpy(p->logvar + g * Z, model_logvar(p->m, a, i), Z * sizeof(float));
             if (p->rec)
                 p->rec[g] = a->rec[i];
             if (p->kl)
@@ -116,7 +116,7 @@ static void copy_out(void *ctx, shard_set *s, size_t at, size_t B, double rec,
         dist_gather_ranges(p->kl, sizeof(float), lo, hi);
 }
 
-void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
+void infer_per_image(const model_net *m, shard_set *s, const idx_set *set,
                      const idx_view *view, uint64_t seed, float *mu,
                      float *logvar, float *rec, float *kl)
 {
@@ -129,7 +129,7 @@ void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
 /* ===================================================================== */
 
 typedef struct iw_job {
-    const vae_model *m;
+    const model_net *m;
     const idx_set *set;
     const idx_view *view;
     size_t K;
@@ -144,7 +144,7 @@ typedef struct iw_job {
 /* One thread's buffers: encoder activations for IW_IMAGES images, decoder
  * activations for IW_ROWS draws, and per-image and per-row scratch. */
 typedef struct iw_work {
-    vae_acts enc, dec;
+    model_acts enc, dec;
     rng_state rng[IW_IMAGES];
     double max[IW_IMAGES], sum[IW_IMAGES];
     float lpq[IW_ROWS], rec[IW_ROWS];
@@ -161,18 +161,18 @@ static double now_s(void)
 /* Draws rows [r0, r0+R) of the batch (row r is draw r % K of image r / K):
  * z = mu + sigma eps into w->dec, and log p(z) - log q(z|x) (the 2 pi terms
  * cancel) into w->lpq. */
-static void iw_draw(const vae_model *m, iw_work *w, size_t K, size_t r0, size_t R)
+static void iw_draw(const model_net *m, iw_work *w, size_t K, size_t r0, size_t R)
 {
     size_t Z = m->cfg.z_dim;
     for (size_t q = 0; q < R; q++) {
         size_t b = (r0 + q) / K;
-        const float *mu = vae_mu(m, &w->enc, b), *lv = vae_logvar(m, &w->enc, b);
+        const float *mu = model_mu(m, &w->enc, b), *lv = model_logvar(m, &w->enc, b);
         float *eps = w->dec.eps + q * Z, *z = w->dec.z + q * Z;
         rng_normal(&w->rng[b], eps, Z);
         if (m->cfg.z2_dim) /* then h2's noise, from the image's stream */
             rng_normal(&w->rng[b], w->dec.eps2 + q * m->cfg.z2_dim, m->cfg.z2_dim);
         double lq = 0.0, lp = 0.0;
-        const float *mp = vae_prior_mu(m, &w->enc, b), *lp_v = vae_prior_logvar(m, &w->enc, b);
+        const float *mp = model_prior_mu(m, &w->enc, b), *lp_v = model_prior_logvar(m, &w->enc, b);
         for (size_t j = 0; j < Z; j++) {
             z[j] = mu[j] + expf(0.5f * lv[j]) * eps[j];
             lq += -0.5 * (double)eps[j] * eps[j] - 0.5 * (double)lv[j];
@@ -192,7 +192,7 @@ static void iw_draw(const vae_model *m, iw_work *w, size_t K, size_t r0, size_t 
 /* Images [lo, hi) of the thread's share, IW_IMAGES at a time. */
 static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
 {
-    const vae_model *m = j->m;
+    const model_net *m = j->m;
     size_t D = m->cfg.x_dim, K = j->K, rows = w->dec.cap;
     for (size_t b0 = lo; b0 < hi; b0 += IW_IMAGES) {
         size_t nb = hi - b0 < IW_IMAGES ? hi - b0 : IW_IMAGES;
@@ -201,7 +201,7 @@ static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
         double t0 = now_s();
         shard_batch batch = {j->set, NULL, b0, nb, j->view, 0.0f, 0};
         shard_gather(&w->enc, &batch, 0, nb);
-        vae_encode(m, &w->enc, nb);
+        model_encode(m, &w->enc, nb);
         for (size_t b = 0; b < nb; b++) {
             rng_seed(&w->rng[b], rng_mix(j->seed ^ IW_SALT, b0 + b));
             w->max[b] = -INFINITY;
@@ -210,17 +210,17 @@ static void iw_images(iw_job *j, iw_work *w, size_t k, size_t lo, size_t hi)
         for (size_t r0 = 0; r0 < nb * K; r0 += rows) {
             size_t R = nb * K - r0 < rows ? nb * K - r0 : rows;
             iw_draw(m, w, K, r0, R);
-            vae_draw_top(m, &w->dec, R, 0);
-            vae_decode(m, &w->dec, R);
+            model_draw_top(m, &w->dec, R, 0);
+            model_decode(m, &w->dec, R);
             for (size_t q = 0; m->cfg.z2_dim && q < R; q++)
-                w->lpq[q] = (float)((double)w->lpq[q] + vae_top_log_ratio(m, &w->dec, q));
-            const float *logits = vae_logits(m, &w->dec);
+                w->lpq[q] = (float)((double)w->lpq[q] + model_top_log_ratio(m, &w->dec, q));
+            const float *logits = model_logits(m, &w->dec);
             /* -log p(x|z) a run of rows of the same image at a time. */
             for (size_t q = 0; q < R;) {
                 size_t e = q;
                 while (e < R && w->img[e] == w->img[q])
                     e++;
-                vae_rec_rows(m, logits + q * D, w->enc.x + w->img[q] * D, 0, e - q,
+                model_rec_rows(m, logits + q * D, w->enc.x + w->img[q] * D, 0, e - q,
                              w->rec + q);
                 q = e;
             }
@@ -260,23 +260,23 @@ static void iw_task(void *ctx, size_t k, size_t T)
         return;
     iw_work *w = calloc(1, sizeof *w);
     err_msg err;
-    if (!w || vae_acts_init(&w->enc, &j->m->cfg, IW_IMAGES, &err) ||
-        vae_acts_init(&w->dec, &j->m->cfg,
-                      j->m->cfg.arch == VAE_ARCH_CONV ? IW_ROWS_CONV : IW_ROWS, &err)) {
+    if (!w || model_acts_init(&w->enc, &j->m->cfg, IW_IMAGES, &err) ||
+        model_acts_init(&w->dec, &j->m->cfg,
+                      j->m->cfg.arch == MODEL_ARCH_CONV ? IW_ROWS_CONV : IW_ROWS, &err)) {
         j->failed[k] = 1;
     } else {
         iw_images(j, w, k, lo, hi);
     }
     if (w) {
-        vae_acts_free(&w->enc);
-        vae_acts_free(&w->dec);
+        model_acts_free(&w->enc);
+        model_acts_free(&w->dec);
     }
     free(w);
     if (j->bench)
         gemm_trace_free();
 }
 
-int infer_iw(const vae_model *m, const idx_set *set, const idx_view *view,
+int infer_iw(const model_net *m, const idx_set *set, const idx_view *view,
              size_t K, uint64_t seed, int bench, infer_iw_result *out,
              err_msg *err)
 {
@@ -349,7 +349,7 @@ size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var)
  * mean, then q(h2|h1)'s head at it (its mu2 and logvar2 into mu2 and
  * logvar2) and, if prior, p(h1|h2)'s head at h2 = mu2 into prior (each
  * output may be NULL). */
-static void chain_means(const vae_model *m, vae_acts *a, const idx_set *set,
+static void chain_means(const model_net *m, model_acts *a, const idx_set *set,
                         const idx_view *view, float *mu2, float *logvar2, float *prior)
 {
     size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
@@ -357,30 +357,30 @@ static void chain_means(const vae_model *m, vae_acts *a, const idx_set *set,
         size_t B = set->n - at < a->cap ? set->n - at : a->cap;
         shard_batch b = {set, NULL, at, B, view, 0.0f, 0};
         shard_gather(a, &b, 0, B);
-        vae_encode(m, a, B);
-        vae_reparam(m, a, B, 1); /* h1 = mu1, h2 = mu2 */
+        model_encode(m, a, B);
+        model_reparam(m, a, B, 1); /* h1 = mu1, h2 = mu2 */
         if (prior)
-            vae_prior_top(m, a, B);
+            model_prior_top(m, a, B);
         for (size_t i = 0; i < B; i++) {
-            const float *head = vae_top_mu(m, a, i * a->k); /* [mu2 | logvar2] */
+            const float *head = model_top_mu(m, a, i * a->k); /* [mu2 | logvar2] */
             if (mu2)
                 memcpy(mu2 + (at + i) * Z2, head, Z2 * sizeof *mu2);
             if (logvar2)
                 memcpy(logvar2 + (at + i) * Z2, head + Z2, Z2 * sizeof *logvar2);
             if (prior)
-                memcpy(prior + (at + i) * 2 * Z, vae_prior_top_mu(m, a, i * a->k),
+                memcpy(prior + (at + i) * 2 * Z, model_prior_top_mu(m, a, i * a->k),
                        2 * Z * sizeof *prior);
         }
     }
 }
 
-void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
+void infer_top_means(const model_net *m, model_acts *a, const idx_set *set,
                      const idx_view *view, float *mu2, float *logvar2)
 {
     chain_means(m, a, set, view, mu2, logvar2, NULL);
 }
 
-void infer_layer_means(const vae_model *m, shard_set *s, const idx_set *set,
+void infer_layer_means(const model_net *m, shard_set *s, const idx_set *set,
                        const idx_view *view, uint64_t seed, int layer, float *mu)
 {
     if (layer == 2 && m->cfg.z2_dim)
@@ -389,13 +389,13 @@ void infer_layer_means(const vae_model *m, shard_set *s, const idx_set *set,
         infer_per_image(m, s, set, view, seed, mu, NULL, NULL, NULL);
 }
 
-void infer_top_prior(const vae_model *m, vae_acts *a, const idx_set *set,
+void infer_top_prior(const model_net *m, model_acts *a, const idx_set *set,
                      const idx_view *view, float *prior)
 {
     chain_means(m, a, set, view, NULL, NULL, prior);
 }
 
-int infer_layer_activity(const vae_model *m, shard_set *s, const idx_set *set,
+int infer_layer_activity(const model_net *m, shard_set *s, const idx_set *set,
                          const idx_view *view, uint64_t seed, size_t active[2],
                          err_msg *err)
 {

@@ -13,7 +13,7 @@
 #include "err.h"
 #include "idx.h"
 #include "shard.h"
-#include "vae.h"
+#include "model.h"
 
 /* The draws that binarize the test images for a model trained binarized
  * (the same for every model, so their numbers compare). */
@@ -26,14 +26,14 @@ idx_view infer_test_view(uint64_t binarize);
 /* Mean negative ELBO of the whole set in nats per image, split into *rec
  * (-log p(x|z)) and *kl; z is drawn with eps from an RNG seeded with seed,
  * in batches of s->cap split across the team. Returns rec + kl. */
-double infer_eval(const vae_model *m, shard_set *s, const idx_set *set,
+double infer_eval(const model_net *m, shard_set *s, const idx_set *set,
                   const idx_view *view, uint64_t seed, double *rec, double *kl);
 
 /* Per image of set, the quantities infer_eval sums (same draws): the
  * posterior mean and log-variance (n x z_dim each) and the negative ELBO's
  * two terms (n each). Any output may be NULL (the same on every rank).
  * Across ranks (s from shard_init_ranks) every rank gets every image's. */
-void infer_per_image(const vae_model *m, shard_set *s, const idx_set *set,
+void infer_per_image(const model_net *m, shard_set *s, const idx_set *set,
                      const idx_view *view, uint64_t seed, float *mu,
                      float *logvar, float *rec, float *kl);
 
@@ -52,27 +52,27 @@ size_t infer_active_units(const float *mu, size_t n, size_t z_dim, double *var);
  * at h1 = the mean of q(h1|x) (the chain's means, no draw) into mu2 and
  * logvar2 (n x z2_dim each; logvar2 may be NULL), through a (one draw an
  * image), a->cap images at a time. */
-void infer_top_means(const vae_model *m, vae_acts *a, const idx_set *set,
+void infer_top_means(const model_net *m, model_acts *a, const idx_set *set,
                      const idx_view *view, float *mu2, float *logvar2);
 
 /* Two stochastic layers: each image's p(h1|h2) head [mp | lp] (n x 2
  * z_dim) at h2 = q(h2|h1)'s mean at h1 = q(h1|x)'s mean (the chain's
  * means), through a, a->cap images at a time: the prior of its h1. */
-void infer_top_prior(const vae_model *m, vae_acts *a, const idx_set *set,
+void infer_top_prior(const model_net *m, model_acts *a, const idx_set *set,
                      const idx_view *view, float *prior);
 
 /* The posterior means of stochastic layer `layer` (1: q(h1|x)'s, as
  * infer_per_image gives them; 2: q(h2|h1)'s at h1's mean, through
  * infer_top_means on s->acts[0]) of every image into mu (n x that layer's
  * size). */
-void infer_layer_means(const vae_model *m, shard_set *s, const idx_set *set,
+void infer_layer_means(const model_net *m, shard_set *s, const idx_set *set,
                        const idx_view *view, uint64_t seed, int layer, float *mu);
 
 /* The active units of each stochastic layer over set, bottom first, into
  * active[0] (h1, or z) and active[1] (h2 of a model of two, else 0): the
  * posterior means of infer_layer_means. Returns 0, or -1 with err (out of
  * memory). */
-int infer_layer_activity(const vae_model *m, shard_set *s, const idx_set *set,
+int infer_layer_activity(const model_net *m, shard_set *s, const idx_set *set,
                          const idx_view *view, uint64_t seed, size_t active[2],
                          err_msg *err);
 
@@ -93,7 +93,7 @@ typedef struct infer_iw_result {
  * timings are this rank's. With
  * bench, also times the work against its own sgemm calls. Returns 0, or -1
  * with err (out of memory on any rank). */
-int infer_iw(const vae_model *m, const idx_set *set, const idx_view *view,
+int infer_iw(const model_net *m, const idx_set *set, const idx_view *view,
              size_t K, uint64_t seed, int bench, infer_iw_result *out,
              err_msg *err);
 

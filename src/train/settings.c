@@ -29,7 +29,7 @@ static int is_step(const run_settings *s)
 /* The gradient estimators of the importance-weighted bound. */
 static int is_iwae(const run_settings *s)
 {
-    return s->objective == VAE_OBJ_IWAE;
+    return s->objective == MODEL_OBJ_IWAE;
 }
 
 /* Validation, when images are held out. */
@@ -155,12 +155,12 @@ const setting_row SETTINGS[SETTING_COUNT] = {
         .help = "what training minimises: the negative ELBO, its reconstruction averaged "
                 "over --k draws (default), or the importance-weighted bound with --k draws "
                 "(Burda et al.)",
-        ENUM(vae_objective_names), .offset = AT(objective), .def = VAE_OBJ_ELBO,
+        ENUM(model_objective_names), .offset = AT(objective), .def = MODEL_OBJ_ELBO,
         .field = H_OBJECTIVE, .since = 4, .group = "training objective"},
     [SETTING_DRAWS] = {
         .key = "k", .label = "draws per image (k)", .option = "--k",
         .help = "draws of z per image in training (default 1)",
-        UINT("K", 1, VAE_MAX_DRAWS), .offset = AT(draws), .def = 1, .unused = 1,
+        UINT("K", 1, MODEL_MAX_DRAWS), .offset = AT(draws), .def = 1, .unused = 1,
         .field = H_DRAWS, .since = 4, .group = "training objective"},
     [SETTING_ESTIMATOR] = {
         .key = "estimator", .label = "encoder gradient", .option = "--estimator",
@@ -169,8 +169,8 @@ const setting_row SETTINGS[SETTING_COUNT] = {
                 "term of q), or dreg (doubly reparameterized, Tucker et al.: the path "
                 "gradient with squared normalised weights); the decoder's is the "
                 "bound's in all three",
-        ENUM(vae_estimator_names), .offset = AT(estimator), .def = VAE_EST_STANDARD,
-        .unused = VAE_EST_STANDARD, .applies = is_iwae, .needs = "--objective iwae",
+        ENUM(model_estimator_names), .offset = AT(estimator), .def = MODEL_EST_STANDARD,
+        .unused = MODEL_EST_STANDARD, .applies = is_iwae, .needs = "--objective iwae",
         .field = H_ESTIMATOR, .since = 6, .group = "training objective"},
 };
 

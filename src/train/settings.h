@@ -13,7 +13,7 @@
 #include "err.h"
 #include "names.h"
 #include "schedule.h"
-#include "vae.h"
+#include "model.h"
 
 /* How training sees the pixels (--binarize). */
 typedef enum train_binarize {
@@ -45,9 +45,9 @@ typedef struct run_settings {
     double adam_beta1, adam_beta2, adam_eps;
     train_init init;      /* how the parameters started */
     uint64_t valid;       /* training images held out for validation (0: none) */
-    vae_objective objective; /* what is minimised: the ELBO or the IW bound */
+    model_objective objective; /* what is minimised: the ELBO or the IW bound */
     uint64_t draws;       /* draws of z per image in training (--k) */
-    vae_estimator estimator; /* the IW bound's encoder gradient (version 6) */
+    model_estimator estimator; /* the IW bound's encoder gradient (version 6) */
 } run_settings;
 
 /* The settings, in the table's order. */

@@ -31,7 +31,7 @@ static void team_barrier(void *ctx)
     par_barrier();
 }
 
-/* vae_reduce's sum for the team: each thread puts its values in its
+/* model_reduce's sum for the team: each thread puts its values in its
  * share's slot, thread 0 swaps the slots with the other ranks, then every
  * thread adds all S slots in share order, so all threads of all ranks get
  * the same total, bit for bit: the total of one process with S threads.
@@ -58,14 +58,14 @@ static void team_sum(void *ctx, size_t k, double *v, size_t n)
 static const char *const PLAN_NAMES[] = {"auto", "rows", "units"};
 const enum_names shard_plan_names = {PLAN_NAMES, 3};
 
-shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads)
+shard_plan shard_plan_for(const model_net *m, size_t cap, size_t threads)
 {
-    if (m->cfg.arch != VAE_ARCH_MLP || m->cfg.z2_dim || threads < 2)
+    if (m->cfg.arch != MODEL_ARCH_MLP || m->cfg.z2_dim || threads < 2)
         return SHARD_ROWS; /* the units plan is the one-layer MLP's */
     return cap < SHARD_UNITS_BELOW * threads ? SHARD_UNITS : SHARD_ROWS;
 }
 
-int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg *err)
+int shard_init(shard_set *s, const model_net *m, const shard_spec *spec, err_msg *err)
 {
     memset(s, 0, sizeof *s);
     size_t cap = spec->cap, draws = spec->draws ? spec->draws : 1;
@@ -84,7 +84,7 @@ int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg
                        ranks, s->T, PAR_MAX_THREADS);
     if (plan == SHARD_AUTO)
         plan = with_grads && ranks == 1 ? shard_plan_for(m, cap, s->T) : SHARD_ROWS;
-    if (plan == SHARD_UNITS && (m->cfg.arch != VAE_ARCH_MLP || !with_grads))
+    if (plan == SHARD_UNITS && (m->cfg.arch != MODEL_ARCH_MLP || !with_grads))
         return err_set(err, "the units plan (threads splitting each layer) is for training an MLP, not for the conv VAE or evaluation");
     if (plan == SHARD_UNITS && m->cfg.z2_dim)
         return err_set(err, "the units plan (threads splitting each layer) is for one "
@@ -95,7 +95,7 @@ int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg
     s->units = plan == SHARD_UNITS && s->T > 1;
     size_t n_acts = s->units ? 1 : s->T, per = s->units ? cap : (cap + s->S - 1) / s->S;
     for (size_t k = 0; k < n_acts; k++)
-        if (vae_acts_init_k(&s->acts[k], &m->cfg, per, draws, err)) {
+        if (model_acts_init_k(&s->acts[k], &m->cfg, per, draws, err)) {
             shard_free(s);
             return -1;
         }
@@ -110,7 +110,7 @@ int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg
         return err_set(err, "out of memory for the team's sums");
     }
     for (size_t k = 0; k < s->T; k++) {
-        vae_reduce r = {s->S > 1 ? team_sum : NULL, s, k};
+        model_reduce r = {s->S > 1 ? team_sum : NULL, s, k};
         s->acts[k].reduce = r;
     }
     if (with_grads) {
@@ -140,7 +140,7 @@ int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg
     }
     if (s->units) { /* two sets of partial input gradients a thread */
         size_t n;
-        s->part_n = vae_team_part_n(m, cap, draws);
+        s->part_n = model_team_part_n(m, cap, draws);
         if (err_mul_size(2 * s->T, s->part_n, &n) || n > SIZE_MAX / sizeof(float) ||
             !(s->part = malloc(n * sizeof(float)))) {
             shard_free(s);
@@ -160,7 +160,7 @@ int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg
 void shard_free(shard_set *s)
 {
     for (size_t k = 0; k < PAR_MAX_THREADS; k++)
-        vae_acts_free(&s->acts[k]);
+        model_acts_free(&s->acts[k]);
     if (s->shm_grads)
         dist_shared_free(s->shm_grads);
     else
@@ -177,7 +177,7 @@ void shard_free(shard_set *s)
  * image by image, its k draws' h1 noise then (two stochastic layers) their
  * h2 noise, so that the stream gives each image the same numbers however
  * a batch is split. */
-static void draw_share(shard_set *s, const vae_model *m, rng_state *rng, vae_acts *a,
+static void draw_share(shard_set *s, const model_net *m, rng_state *rng, model_acts *a,
                        size_t rows)
 {
     size_t k = s->acts[0].k, Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
@@ -191,7 +191,7 @@ static void draw_share(shard_set *s, const vae_model *m, rng_state *rng, vae_act
     }
 }
 
-void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
+void shard_draw_eps(shard_set *s, const model_net *m, rng_state *rng, size_t B)
 {
     if (s->ranks == 1) {
         for (size_t k = 0; k < s->T; k++) {
@@ -214,7 +214,7 @@ void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B)
 
 /* Images [lo, hi) of batch b into a's rows from row `at` on (a->xin set
  * by the caller). */
-static void gather_rows(vae_acts *a, const shard_batch *b, size_t lo, size_t hi,
+static void gather_rows(model_acts *a, const shard_batch *b, size_t lo, size_t hi,
                         size_t at)
 {
     size_t n = hi - lo, D = idx_image_bytes(b->set);
@@ -239,7 +239,7 @@ static void gather_rows(vae_acts *a, const shard_batch *b, size_t lo, size_t hi,
     }
 }
 
-void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi)
+void shard_gather(model_acts *a, const shard_batch *b, size_t lo, size_t hi)
 {
     a->xin = b->noise > 0.0f ? a->xin_buf : a->x;
     gather_rows(a, b, lo, hi, 0);
@@ -247,10 +247,10 @@ void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi)
 
 typedef struct run_job {
     shard_set *s;
-    const vae_model *m;
+    const model_net *m;
     const shard_batch *b;
     int backward;
-    vae_loss_spec loss;
+    model_loss_spec loss;
     rng_state *eps_rng;     /* units plan: thread 0 draws the noise (or NULL) */
     const shard_then *then; /* after the gradient, on every thread (or NULL) */
     int gather;             /* in the team's job: gather the ranks' gradients */
@@ -316,17 +316,17 @@ static void run_share(void *ctx, size_t k, size_t T)
     share_of(j->s, j->b->B, k, &lo, &hi);
     /* A thread without images still runs a conv model's passes: its
      * BatchNorm takes part in the team's sums. */
-    if (lo < hi || j->m->cfg.arch == VAE_ARCH_CONV) {
+    if (lo < hi || j->m->cfg.arch == MODEL_ARCH_CONV) {
         size_t n = hi - lo;
-        vae_acts *a = &j->s->acts[k];
+        model_acts *a = &j->s->acts[k];
         a->training = j->backward;
         shard_gather(a, j->b, lo, hi);
-        vae_encode(j->m, a, n);
-        vae_reparam(j->m, a, n, 0);
-        vae_decode(j->m, a, n);
-        vae_loss(j->m, a, n, &j->loss);
+        model_encode(j->m, a, n);
+        model_reparam(j->m, a, n, 0);
+        model_decode(j->m, a, n);
+        model_loss(j->m, a, n, &j->loss);
         if (j->backward)
-            vae_backward(j->m, a, j->s->grads + (j->s->rank * j->s->T + k) *
+            model_backward(j->m, a, j->s->grads + (j->s->rank * j->s->T + k) *
                                                   j->s->n_params, n, &j->loss);
     }
     if (j->gather)
@@ -341,7 +341,7 @@ static void run_share(void *ctx, size_t k, size_t T)
 static void run_units(void *ctx, size_t k, size_t T)
 {
     const run_job *j = ctx;
-    vae_acts *a = &j->s->acts[0];
+    model_acts *a = &j->s->acts[0];
     size_t B = j->b->B, lo, hi;
     if (j->eps_rng) { /* thread 0 draws the noise while the others gather */
         if (k == 0) {
@@ -356,8 +356,8 @@ static void run_units(void *ctx, size_t k, size_t T)
     if (lo < hi)
         gather_rows(a, j->b, lo, hi, lo);
     par_barrier();
-    vae_team t = {k, T, team_barrier, NULL, j->s->part, j->s->part_n};
-    vae_train_team(j->m, a, j->s->grads, B, &j->loss, &t);
+    model_team t = {k, T, team_barrier, NULL, j->s->part, j->s->part_n};
+    model_train_team(j->m, a, j->s->grads, B, &j->loss, &t);
     then_run(j, k, T);
 }
 
@@ -380,7 +380,7 @@ static void gather_losses(shard_set *s, size_t B)
 }
 
 /* shard_run and shard_step: the noise drawn first unless rng is NULL. */
-static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
+static void run_all(shard_set *s, const model_net *m, const shard_batch *b,
                     int backward, double beta, rng_state *rng,
                     const shard_then *then, double *rec, double *kl)
 {
@@ -391,19 +391,19 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
     else
         j.eps_rng = rng;
     if (s->units) {
-        vae_acts *a = &s->acts[0];
+        model_acts *a = &s->acts[0];
         a->training = 1;
         a->xin = b->noise > 0.0f ? a->xin_buf : a->x;
         if (team && j.backward) {
             par_run(run_units, &j);
         } else { /* one thread: the same pass alone */
             gather_rows(a, b, 0, b->B, 0);
-            vae_encode(m, a, b->B);
-            vae_reparam(m, a, b->B, 0);
-            vae_decode(m, a, b->B);
-            vae_loss(m, a, b->B, &j.loss);
+            model_encode(m, a, b->B);
+            model_reparam(m, a, b->B, 0);
+            model_decode(m, a, b->B);
+            model_loss(m, a, b->B, &j.loss);
             if (j.backward)
-                vae_backward(m, a, s->grads, b->B, &j.loss);
+                model_backward(m, a, s->grads, b->B, &j.loss);
             if (then)
                 then->fn(then->ctx, 0, 1);
         }
@@ -415,7 +415,7 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
          * so no sums across them (BatchNorm then uses each share's own). */
         j.then = NULL;
         for (size_t k = 0; k < s->T; k++) {
-            vae_reduce keep = s->acts[k].reduce;
+            model_reduce keep = s->acts[k].reduce;
             s->acts[k].reduce.sum = NULL;
             run_share(&j, k, s->T);
             s->acts[k].reduce = keep;
@@ -451,13 +451,13 @@ static void run_all(shard_set *s, const vae_model *m, const shard_batch *b,
     *kl = sk;
 }
 
-void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
+void shard_run(shard_set *s, const model_net *m, const shard_batch *b,
                int backward, double beta, double *rec, double *kl)
 {
     run_all(s, m, b, backward, beta, NULL, NULL, rec, kl);
 }
 
-void shard_step(shard_set *s, const vae_model *m, const shard_batch *b, rng_state *rng,
+void shard_step(shard_set *s, const model_net *m, const shard_batch *b, rng_state *rng,
                 double beta, const shard_then *then, double *rec, double *kl)
 {
     run_all(s, m, b, 1, beta, rng, then, rec, kl);
@@ -480,7 +480,7 @@ double shard_objective(const shard_set *s, size_t B)
     return sum;
 }
 
-void shard_param_share(const shard_set *s, const vae_model *m, size_t k, size_t T,
+void shard_param_share(const shard_set *s, const model_net *m, size_t k, size_t T,
                        void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx)
 {
     if (s->units && T == s->T) {

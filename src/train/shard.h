@@ -37,7 +37,7 @@
 #include "idx.h"
 #include "par.h"
 #include "rng.h"
-#include "vae.h"
+#include "model.h"
 
 /* How a team splits a batch (see above); auto: shard_plan_for's choice. */
 typedef enum shard_plan { SHARD_AUTO = 0, SHARD_ROWS = 1, SHARD_UNITS = 2 } shard_plan;
@@ -54,24 +54,24 @@ typedef struct shard_spec {
     size_t cap;              /* images per batch at most */
     int with_grads;          /* training: gradient buffers */
     size_t draws;            /* k draws of z per image (0: 1) */
-    vae_objective objective; /* what the passes compute (default the ELBO) */
+    model_objective objective; /* what the passes compute (default the ELBO) */
     shard_plan plan;         /* auto: shard_plan_for's with gradients, rows without */
     size_t rank, ranks;      /* this process of an MPI run's ranks (ranks 0: alone) */
-    vae_estimator estimator; /* the IW bound's encoder gradient (default standard) */
+    model_estimator estimator; /* the IW bound's encoder gradient (default standard) */
 } shard_spec;
 
 typedef struct shard_set {
     int units;                      /* the units plan (then acts[0] only) */
-    vae_objective objective;        /* of every pass (shard_spec) */
-    vae_estimator estimator;        /* of every backward pass (shard_spec) */
+    model_objective objective;        /* of every pass (shard_spec) */
+    model_estimator estimator;        /* of every backward pass (shard_spec) */
     size_t T;                       /* this rank's shares: its team size when created */
     size_t rank, ranks;             /* this process of the ranks sharing each batch */
     size_t S;                       /* all shares: ranks x T */
     size_t cap;                     /* images per batch at most */
     size_t n_params;                /* gradient length; 0 without gradients */
-    vae_acts acts[PAR_MAX_THREADS]; /* local share k's activations (share rank*T+k) */
+    model_acts acts[PAR_MAX_THREADS]; /* local share k's activations (share rank*T+k) */
     float *grads;                   /* S x n_params: share g's at g * n_params */
-    float *part;                    /* units plan: 2 x T x part_n (vae_team) */
+    float *part;                    /* units plan: 2 x T x part_n (model_team) */
     size_t part_n;
     double *red;                    /* S x red_n: the team's sums (BatchNorm) */
     size_t red_n;
@@ -103,12 +103,12 @@ typedef struct shard_batch {
  * one process. Returns 0, or -1 with err (the units plan asked for
  * anything else, more than PAR_MAX_THREADS shares in all, a gradient too
  * large for one MPI message). */
-int shard_init(shard_set *s, const vae_model *m, const shard_spec *spec, err_msg *err);
+int shard_init(shard_set *s, const model_net *m, const shard_spec *spec, err_msg *err);
 
 /* The plan training uses for batches of up to cap images on a team of
  * threads: units for the MLP below SHARD_UNITS_BELOW images a thread,
  * rows otherwise. */
-shard_plan shard_plan_for(const vae_model *m, size_t cap, size_t threads);
+shard_plan shard_plan_for(const model_net *m, size_t cap, size_t threads);
 
 /* The objective summed over the B images of the last shard_run. */
 double shard_objective(const shard_set *s, size_t B);
@@ -118,12 +118,12 @@ void shard_free(shard_set *s);
 
 /* Draws the reparameterization noise of a batch of B images from rng, in
  * image order: the same numbers as one draw of B x z_dim. */
-void shard_draw_eps(shard_set *s, const vae_model *m, rng_state *rng, size_t B);
+void shard_draw_eps(shard_set *s, const model_net *m, rng_state *rng, size_t B);
 
 /* Forward pass and loss of the batch with the noise drawn for it; with
  * backward, each share's gradient of its summed rec + beta kl into its
  * buffer. *rec and *kl get the batch's sums, added in image order. */
-void shard_run(shard_set *s, const vae_model *m, const shard_batch *b,
+void shard_run(shard_set *s, const model_net *m, const shard_batch *b,
                int backward, double beta, double *rec, double *kl);
 
 /* What every thread of the team does once a training batch's gradient is
@@ -140,12 +140,12 @@ typedef struct shard_then {
  * from rng (the numbers of shard_draw_eps; in the units plan thread 0 draws
  * them while the others gather the images), the forward and backward pass
  * as shard_run, then then->fn (NULL: nothing) on every thread. */
-void shard_step(shard_set *s, const vae_model *m, const shard_batch *b, rng_state *rng,
+void shard_step(shard_set *s, const model_net *m, const shard_batch *b, rng_state *rng,
                 double beta, const shard_then *then, double *rec, double *kl);
 
 /* Fills a's inputs with images [lo, hi) of batch b: targets a->x, encoder
  * input a->xin (corrupted if b->noise), labels a->y. */
-void shard_gather(vae_acts *a, const shard_batch *b, size_t lo, size_t hi);
+void shard_gather(model_acts *a, const shard_batch *b, size_t lo, size_t hi);
 
 /* Parameters per rank's slice are multiples of this (a cache line). */
 #define SHARD_SLICE_ALIGN 16
@@ -158,7 +158,7 @@ void shard_param_slice(const shard_set *s, size_t *lo, size_t *hi);
  * after a training step: in the units plan the weights and biases of the
  * units it computes (the weights only it reads), else its share of
  * shard_param_slice, 16-float aligned. */
-void shard_param_share(const shard_set *s, const vae_model *m, size_t k, size_t T,
+void shard_param_share(const shard_set *s, const model_net *m, size_t k, size_t T,
                        void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
 
 /* Points out[0..n) at the gradient buffers of the shares a batch of B

@@ -29,7 +29,7 @@
 
 /* Everything a run holds; allocated once, before the first step. */
 typedef struct trainer {
-    vae_model model;
+    model_net model;
     float *state;           /* one allocation: adam_m | adam_v */
     float *adam_m, *adam_v;
     shard_set shards;       /* per-thread activations and gradients */
@@ -56,7 +56,7 @@ static double now_s(void)
 
 static void trainer_free(trainer *t)
 {
-    vae_free(&t->model);
+    model_free(&t->model);
     shard_free(&t->shards);
     shard_free(&t->eval_shards);
     free(t->state);
@@ -67,7 +67,7 @@ static void trainer_free(trainer *t)
     memset(t, 0, sizeof *t);
 }
 
-static int cfg_equal(const vae_config *a, const vae_config *b)
+static int cfg_equal(const model_config *a, const model_config *b)
 {
     if (a->x_dim != b->x_dim || a->height != b->height || a->width != b->width ||
         a->channels != b->channels || a->n_hidden != b->n_hidden ||
@@ -105,12 +105,12 @@ static int check_memory(size_t n_params, size_t threads, err_msg *err)
 
 /* Allocates model, optimizer state, the shards (the run's batch, draws per
  * image, objective and estimator) and the order buffer. */
-static int trainer_alloc(trainer *t, const vae_config *cfg, const run_settings *set,
+static int trainer_alloc(trainer *t, const model_config *cfg, const run_settings *set,
                          size_t n_train, shard_plan plan, err_msg *err)
 {
     size_t batch = (size_t)set->batch, draws = (size_t)set->draws;
-    vae_objective objective = set->objective;
-    if (vae_init(&t->model, cfg, err))
+    model_objective objective = set->objective;
+    if (model_init(&t->model, cfg, err))
         return -1;
     size_t n = t->model.n_params;
     if (check_memory(n, par_threads() * dist_size(), err))
@@ -128,7 +128,7 @@ static int trainer_alloc(trainer *t, const vae_config *cfg, const run_settings *
         return -1;
     /* Evaluation draws once per image, and splits by rows. */
     t->eval = &t->shards;
-    if (draws == 1 && objective == VAE_OBJ_ELBO && !t->shards.units)
+    if (draws == 1 && objective == MODEL_OBJ_ELBO && !t->shards.units)
         return 0;
     t->eval = &t->eval_shards;
     shard_spec eval = {.cap = batch, .rank = rank, .ranks = ranks};
@@ -243,7 +243,7 @@ static int split_valid(trainer *t, const idx_set *whole, uint64_t valid_n, uint6
 /* A resumed run keeps its settings: each one given (o->given) must equal
  * the run's, unless its row says a resumed run may change it. Returns what
  * differs (the option's name, or "the model options"), or NULL. */
-static const char *resume_clash(const train_opts *o, const vae_config *cfg,
+static const char *resume_clash(const train_opts *o, const model_config *cfg,
                                 const ckpt_train *st)
 {
     if (o->given_model && !cfg_equal(&o->cfg, cfg))
@@ -277,10 +277,10 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
             double *mean = pixel_means(&t->part);
             if (!mean)
                 return err_set(err, "out of memory");
-            vae_init_glorot(&t->model, &init, mean);
+            model_init_glorot(&t->model, &init, mean);
             free(mean);
         } else {
-            vae_init_params(&t->model, &init);
+            model_init_params(&t->model, &init);
         }
         t->st.set = o->set;
         settings_normalize(&t->st.set); /* what the schedule does not use */
@@ -390,7 +390,7 @@ static idx_view train_view(const ckpt_train *st, size_t epoch)
 static void train_step(trainer *t, const idx_set *set, size_t epoch,
                        size_t first, size_t B, double *rec, double *kl, double *obj)
 {
-    const vae_model *m = &t->model;
+    const model_net *m = &t->model;
     double frac = (double)first / (double)set->n;
     t->adam.lr = schedule_lr(&t->st.set.sched, epoch - 1, frac);
     double beta = t->st.set.beta * schedule_kl_factor(t->st.set.kl_warmup, epoch - 1, frac);
@@ -417,11 +417,11 @@ static rng_state draw_order(trainer *t, size_t n)
     return r;
 }
 
-int train_check_shape(const vae_config *cfg, const idx_set *set, const char *whose,
+int train_check_shape(const model_config *cfg, const idx_set *set, const char *whose,
                       const char *what, err_msg *err)
 {
-    vae_config c = *cfg;
-    vae_config_shape(&c);
+    model_config c = *cfg;
+    model_config_shape(&c);
     size_t ch = idx_channels(set);
     if (set->rows == c.height && set->cols == c.width && ch == c.channels)
         return 0;
@@ -435,7 +435,7 @@ int train_check_shape(const vae_config *cfg, const idx_set *set, const char *who
  * a batch must fit in the training set. For a resumed run, batch and
  * architecture are the checkpoint's (what names them is `whose`). */
 static int check_run(const idx_set *train, const idx_set *test, size_t batch,
-                     const vae_config *cfg, const char *whose, err_msg *err)
+                     const model_config *cfg, const char *whose, err_msg *err)
 {
     if (train->n == 0)
         return err_set(err, "the training set is empty");
@@ -499,7 +499,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     }
     if (t.note[0] && hooks && hooks->warn)
         hooks->warn(hooks->ctx, t.note);
-    const vae_model *m = &t.model;
+    const model_net *m = &t.model;
     train = &t.part; /* from here on: the images trained on */
     size_t batch = (size_t)t.st.set.batch, n = train->n;
     if ((o->resume || t.st.set.valid) &&

@@ -15,7 +15,7 @@
 #include "schedule.h"
 #include "settings.h"
 #include "shard.h"
-#include "vae.h"
+#include "model.h"
 
 #define TRAIN_STOPPED 1 /* train_run's return when *stop was raised */
 
@@ -25,7 +25,7 @@ typedef struct train_opts {
      * is set from epochs, and the settings the schedule does not use are
      * normalized (settings_normalize). */
     run_settings set;
-    vae_config cfg;      /* architecture of a new run */
+    model_config cfg;      /* architecture of a new run */
     shard_plan plan;     /* how threads split a batch (auto; bench --plan) */
     int resume;          /* continue the run stored in ckpt_path */
     /* With resume: which settings were given on the command line (bit
@@ -56,7 +56,7 @@ typedef struct train_report {
     double beta;
     double lr;           /* the learning rate of the epoch's last step */
     double kl_factor;    /* KL warm-up's factor at the epoch's last step (1: none) */
-    vae_lik likelihood;
+    model_lik likelihood;
     double seconds;      /* training time only (no evaluation or images) */
     double images_per_s;
 } train_report;
@@ -66,8 +66,8 @@ typedef struct train_report {
  * on, the test images as evaluation sees them. */
 typedef struct train_epoch {
     size_t epoch;               /* the epoch just done (at the start: those done) */
-    const vae_model *model;
-    vae_acts *acts;             /* the evaluation's: scratch for the caller */
+    const model_net *model;
+    model_acts *acts;             /* the evaluation's: scratch for the caller */
     const idx_set *test;        /* NULL or empty: none */
     const idx_view *test_view;
     uint64_t seed;              /* the run's */
@@ -136,7 +136,7 @@ int train_bench(const train_opts *o, const idx_set *train, size_t rounds,
 /* Whether set's images are what the model of cfg takes (height, width and
  * channels). Returns 0, or -1 with err naming whose model and what set
  * (sizes as width x height). */
-int train_check_shape(const vae_config *cfg, const idx_set *set, const char *whose,
+int train_check_shape(const model_config *cfg, const idx_set *set, const char *whose,
                       const char *what, err_msg *err);
 
 #endif

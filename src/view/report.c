@@ -277,7 +277,7 @@ static size_t best_epoch(const epochs *e)
 /* ===================================================================== */
 
 
-void report_set_model(report *r, const vae_config *cfg, const ckpt_train *state,
+void report_set_model(report *r, const model_config *cfg, const ckpt_train *state,
                       size_t n_params)
 {
     r->cfg = *cfg;
@@ -307,17 +307,17 @@ static void put_settings(FILE *fp, const report *r, const epochs *e)
     size_t done = e->n ? e->row[e->n - 1].epoch : 0;
     setting(fp, "epochs", "%zu of %zu done", done, r->run.epochs);
     if (r->have_cfg) {
-        const vae_config *c = &r->cfg;
+        const model_config *c = &r->cfg;
         const ckpt_train *t = &r->train;
         char hidden[160], latent[48];
         setting(fp, "model", "%s, %zux%zu %s images (%zu values), hidden %s, latent %s, "
-                "%s%s; %zu parameters", enum_name(&vae_arch_names, (int)c->arch), c->width,
+                "%s%s; %zu parameters", enum_name(&model_arch_names, (int)c->arch), c->width,
                 c->height, c->channels == 3 ? "RGB" : "grey", c->x_dim,
-                vae_hidden_text(c, 0, hidden, sizeof hidden),
-                vae_latent_text(c, 0, latent, sizeof latent),
-                enum_name(&vae_act_names, (int)c->act), c->n_classes ? ", conditional" : "",
+                model_hidden_text(c, 0, hidden, sizeof hidden),
+                model_latent_text(c, 0, latent, sizeof latent),
+                enum_name(&model_act_names, (int)c->act), c->n_classes ? ", conditional" : "",
                 r->n_params);
-        setting(fp, "likelihood", "%s", vae_lik_name(c->likelihood));
+        setting(fp, "likelihood", "%s", model_lik_name(c->likelihood));
         /* The run's settings in use, one row each, as their table shows them. */
         for (int i = 0; i < SETTING_COUNT; i++) {
             const setting_row *row = &SETTINGS[i];
@@ -622,7 +622,7 @@ int report_write(report *r, report_status status, const char *csv_text, size_t c
 /* ===================================================================== */
 
 /* Draws the map of model m over test into OUT; 0, or -1 with err. */
-static int draw_latent(report *r, const vae_model *m, const ckpt_train *t,
+static int draw_latent(report *r, const model_net *m, const ckpt_train *t,
                        const idx_set *test, err_msg *err)
 {
     char png[PATH_LEN], csv[PATH_LEN];
@@ -646,7 +646,7 @@ static int draw_latent(report *r, const vae_model *m, const ckpt_train *t,
     return rc;
 }
 
-int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
+int report_active_units(report *r, const model_net *m, const ckpt_train *t,
                         const idx_set *test, err_msg *err)
 {
     r->active_n = 0;
@@ -669,7 +669,7 @@ int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
     return 0;
 }
 
-int report_latent(report *r, const vae_model *m, const ckpt_train *t, const idx_set *test,
+int report_latent(report *r, const model_net *m, const ckpt_train *t, const idx_set *test,
                   err_msg *err)
 {
     int rc = 0;

@@ -17,7 +17,7 @@
 #include "ckpt.h"
 #include "err.h"
 #include "idx.h"
-#include "vae.h"
+#include "model.h"
 
 /* The files the report writes in OUT. */
 #define REPORT_PAGE "index.html"
@@ -51,7 +51,7 @@ typedef struct report_run {
 typedef struct report {
     report_run run;
     int have_cfg;          /* cfg, train and n_params are the run's */
-    vae_config cfg;
+    model_config cfg;
     ckpt_train train;
     size_t n_params;
     int latent;            /* 1 drawn by this run, -1 not (latent_note says why), 0 not yet */
@@ -71,7 +71,7 @@ void report_init(report *r, const report_run *run);
 
 /* The run's model and settings as training holds them (the page shows
  * them from then on). */
-void report_set_model(report *r, const vae_config *cfg, const ckpt_train *state,
+void report_set_model(report *r, const model_config *cfg, const ckpt_train *state,
                       size_t n_params);
 
 /* Writes OUT/index.html for the run as it stands: the settings (as
@@ -94,13 +94,13 @@ int report_write(report *r, report_status status, const char *csv_text, size_t c
  * run holds them; the thread team must be started. Returns 0 (drawn, or a
  * 1-D latent), or -1 with err (gnuplot missing, no test images, out of
  * memory...); either way the next report_write says what happened. */
-int report_latent(report *r, const vae_model *m, const ckpt_train *t, const idx_set *test,
+int report_latent(report *r, const model_net *m, const ckpt_train *t, const idx_set *test,
                   err_msg *err);
 
 /* The active units (infer_active_units) of the run's final model m over
  * the test images, drawn as evaluation draws them (t's settings), for the
  * page. Returns 0, or -1 with err (out of memory; no test images). */
-int report_active_units(report *r, const vae_model *m, const ckpt_train *t,
+int report_active_units(report *r, const model_net *m, const ckpt_train *t,
                         const idx_set *test, err_msg *err);
 
 /* ---------------------------------------------------------------------- */

@@ -59,7 +59,7 @@ static void tell(runout *r, const char *msg)
 /* The fixed prior draws shown each epoch, made once the model is known:
  * for a conditional model 10 rows, one column per label (the first
  * SHOW_CLASS_COLS labels if there are more); else RUNOUT_SAMPLE_N. */
-static int make_draws(runout *r, const vae_model *m, uint64_t seed, err_msg *err)
+static int make_draws(runout *r, const model_net *m, uint64_t seed, err_msg *err)
 {
     r->show_cols = m->cfg.n_classes ? show_class_cols(m->cfg.n_classes) : SHOW_COLS;
     r->n_show = m->cfg.n_classes ? 10 * r->show_cols : RUNOUT_SAMPLE_N;
@@ -105,7 +105,7 @@ int runout_begin(runout *r, const train_epoch *e, err_msg *err)
 
 int runout_pictures(runout *r, const train_epoch *e, err_msg *err)
 {
-    const vae_model *m = e->model;
+    const model_net *m = e->model;
     report_set_model(&r->page, &m->cfg, e->state, m->n_params);
     char path[4096];
     runout_grid_path(path, sizeof path, r, RUNOUT_SAMPLED, e->epoch);

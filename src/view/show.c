@@ -26,14 +26,14 @@ void show_prior_draws(float *eps, size_t n, size_t z_dim, uint64_t seed)
     rng_normal(&rng, eps, n * z_dim);
 }
 
-size_t show_prior_dim(const vae_model *m)
+size_t show_prior_dim(const model_net *m)
 {
     return m->cfg.z2_dim + m->cfg.z_dim;
 }
 
 /* Two stochastic layers: h2 from the first z2_dim noise values of each
  * draw, then h1 from p(h1|h2) and the rest. */
-static void prior_z_two(const vae_model *m, vae_acts *a, const float *eps, size_t n,
+static void prior_z_two(const model_net *m, model_acts *a, const float *eps, size_t n,
                         float *z)
 {
     size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim, dim = Z2 + Z;
@@ -41,9 +41,9 @@ static void prior_z_two(const vae_model *m, vae_acts *a, const float *eps, size_
         size_t B = n - s < a->cap ? n - s : a->cap;
         for (size_t i = 0; i < B; i++)
             memcpy(a->z2 + i * a->k * Z2, eps + (s + i) * dim, Z2 * sizeof *z);
-        vae_prior_top(m, a, B);
+        model_prior_top(m, a, B);
         for (size_t i = 0; i < B; i++) {
-            const float *mu = vae_prior_top_mu(m, a, i * a->k), *lv = mu + Z;
+            const float *mu = model_prior_top_mu(m, a, i * a->k), *lv = mu + Z;
             const float *e1 = eps + (s + i) * dim + Z2;
             for (size_t j = 0; j < Z; j++)
                 z[(s + i) * Z + j] = mu[j] + expf(0.5f * lv[j]) * e1[j];
@@ -51,20 +51,20 @@ static void prior_z_two(const vae_model *m, vae_acts *a, const float *eps, size_
     }
 }
 
-void show_top_means(const vae_model *m, vae_acts *a, const float *z2, size_t n, float *z)
+void show_top_means(const model_net *m, model_acts *a, const float *z2, size_t n, float *z)
 {
     size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
     for (size_t s = 0; s < n; s += a->cap) {
         size_t B = n - s < a->cap ? n - s : a->cap;
         for (size_t i = 0; i < B; i++)
             memcpy(a->z2 + i * a->k * Z2, z2 + (s + i) * Z2, Z2 * sizeof *z);
-        vae_prior_top(m, a, B);
+        model_prior_top(m, a, B);
         for (size_t i = 0; i < B; i++)
-            memcpy(z + (s + i) * Z, vae_prior_top_mu(m, a, i * a->k), Z * sizeof *z);
+            memcpy(z + (s + i) * Z, model_prior_top_mu(m, a, i * a->k), Z * sizeof *z);
     }
 }
 
-void show_prior_z(const vae_model *m, vae_acts *a, const float *eps,
+void show_prior_z(const model_net *m, model_acts *a, const float *eps,
                   const uint8_t *labels, size_t n, float *z)
 {
     size_t Z = m->cfg.z_dim;
@@ -79,9 +79,9 @@ void show_prior_z(const vae_model *m, vae_acts *a, const float *eps,
     for (size_t s = 0; s < n; s += a->cap) {
         size_t B = n - s < a->cap ? n - s : a->cap;
         memcpy(a->y, labels + s, B);
-        vae_prior(m, a, B);
+        model_prior(m, a, B);
         for (size_t i = 0; i < B; i++) {
-            const float *mu = vae_prior_mu(m, a, i), *lv = vae_prior_logvar(m, a, i);
+            const float *mu = model_prior_mu(m, a, i), *lv = model_prior_logvar(m, a, i);
             for (size_t j = 0; j < Z; j++)
                 z[(s + i) * Z + j] = mu[j] + expf(0.5f * lv[j]) * eps[(s + i) * Z + j];
         }
@@ -94,7 +94,7 @@ size_t show_class_cols(size_t n_classes)
 }
 
 /* Decodes n codes into tiles (n x x_dim means), in batches of a->cap. */
-static void decode_means(const vae_model *m, vae_acts *a, const float *z,
+static void decode_means(const model_net *m, model_acts *a, const float *z,
                          const uint8_t *labels, size_t n, float *tiles)
 {
     size_t D = m->cfg.x_dim, Z = m->cfg.z_dim;
@@ -104,21 +104,21 @@ static void decode_means(const vae_model *m, vae_acts *a, const float *z,
         memcpy(a->z, z + s * Z, B * Z * sizeof(float));
         if (labels)
             memcpy(a->y, labels + s, B);
-        vae_decode_pixels(m, a, B);
-        vae_mean(m, tiles + s * D, vae_logits(m, a), B * D);
+        model_decode_pixels(m, a, B);
+        model_mean(m, tiles + s * D, model_logits(m, a), B * D);
     }
 }
 
-int show_tiles_png(const vae_model *m, const float *tiles, size_t n, size_t ncol,
+int show_tiles_png(const model_net *m, const float *tiles, size_t n, size_t ncol,
                    const char *path, err_msg *err)
 {
-    const vae_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     return png_grid_write_color(path, tiles, n, c->height, c->width, (int)c->channels, ncol,
                                 SHOW_PAD, err);
 }
 
 /* A buffer of n tiles of the model's images; NULL with err on failure. */
-static float *alloc_tiles(const vae_model *m, size_t n, err_msg *err)
+static float *alloc_tiles(const model_net *m, size_t n, err_msg *err)
 {
     size_t bytes;
     float *t = NULL;
@@ -127,7 +127,7 @@ static float *alloc_tiles(const vae_model *m, size_t n, err_msg *err)
     return t;
 }
 
-int show_decode_png(const vae_model *m, vae_acts *a, const float *z,
+int show_decode_png(const model_net *m, model_acts *a, const float *z,
                     const uint8_t *labels, size_t n, size_t ncol,
                     const char *path, err_msg *err)
 {
@@ -141,17 +141,17 @@ int show_decode_png(const vae_model *m, vae_acts *a, const float *z,
 }
 
 /* Encodes images [start, start+B) of set into a's head (posterior). */
-static void encode_images(const vae_model *m, vae_acts *a, const idx_set *set,
+static void encode_images(const model_net *m, model_acts *a, const idx_set *set,
                           const idx_view *view, const uint32_t *idx,
                           size_t start, size_t B)
 {
     shard_batch b = {set, idx, start, B, view, 0.0f, 0};
     shard_gather(a, &b, 0, B);
     a->training = 0;
-    vae_encode(m, a, B);
+    model_encode(m, a, B);
 }
 
-int show_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
+int show_recon_png(const model_net *m, model_acts *a, const idx_set *set,
                    const idx_view *view, size_t n, const char *path,
                    err_msg *err)
 {
@@ -164,11 +164,11 @@ int show_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
     for (size_t s = 0; s < n; s += a->cap) {
         size_t B = n - s < a->cap ? n - s : a->cap;
         encode_images(m, a, set, view, NULL, s, B);
-        vae_reparam(m, a, B, 1);
-        vae_decode_pixels(m, a, B);
+        model_reparam(m, a, B, 1);
+        model_decode_pixels(m, a, B);
         for (size_t i = 0; i < B; i++) {
             memcpy(tiles + 2 * (s + i) * D, a->x + i * D, D * sizeof(float));
-            vae_mean(m, tiles + (2 * (s + i) + 1) * D, vae_logits(m, a) + i * D, D);
+            model_mean(m, tiles + (2 * (s + i) + 1) * D, model_logits(m, a) + i * D, D);
         }
     }
     int rc = show_tiles_png(m, tiles, 2 * n, SHOW_COLS, path, err);
@@ -176,7 +176,7 @@ int show_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
     return rc;
 }
 
-int show_interpolate_png(const vae_model *m, vae_acts *a, const idx_set *set,
+int show_interpolate_png(const model_net *m, model_acts *a, const idx_set *set,
                          const idx_view *view, size_t from, size_t to,
                          size_t steps, int label, const char *path,
                          err_msg *err)
@@ -199,7 +199,7 @@ int show_interpolate_png(const vae_model *m, vae_acts *a, const idx_set *set,
     encode_images(m, a, set, view, ends, 0, 2);
     memcpy(tiles, a->x, D * sizeof(float));
     memcpy(tiles + (n - 1) * D, a->x + D, D * sizeof(float));
-    const float *mu0 = vae_mu(m, a, 0), *mu1 = vae_mu(m, a, 1);
+    const float *mu0 = model_mu(m, a, 0), *mu1 = model_mu(m, a, 1);
     uint8_t lab = label >= 0 ? (uint8_t)label : set->labels[from];
     for (size_t s = 0; s < steps; s++) {
         float t = (float)s / (float)(steps - 1);
@@ -243,7 +243,7 @@ static double normal_quantile(double p)
            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
 }
 
-int show_manifold_png(const vae_model *m, vae_acts *a, size_t side, int label,
+int show_manifold_png(const model_net *m, model_acts *a, size_t side, int label,
                       const char *path, err_msg *err)
 {
     if (m->cfg.z2_dim) /* a grid over h1 has no prior of its own to take quantiles of */
@@ -372,7 +372,7 @@ int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
     return rc;
 }
 
-int show_latent_pca(const vae_model *m, shard_set *s, const idx_set *set,
+int show_latent_pca(const model_net *m, shard_set *s, const idx_set *set,
                     const idx_view *view, uint64_t seed, int layer, const char *csv,
                     const char *png, double explained[2], err_msg *err)
 {

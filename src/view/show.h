@@ -12,7 +12,7 @@
 #include "err.h"
 #include "idx.h"
 #include "shard.h"
-#include "vae.h"
+#include "model.h"
 
 #define SHOW_COLS 8 /* tiles a row, as save_image */
 #define SHOW_CLASS_COLS 16 /* most labels a conditional model's grid shows, a column each */
@@ -20,7 +20,7 @@
 /* Writes n tiles of the model's images (x_dim floats each, as the model
  * sees them) to a PNG grid of ncol columns, grey or colour as the model's
  * images are. Returns 0, or -1 with err. */
-int show_tiles_png(const vae_model *m, const float *tiles, size_t n, size_t ncol,
+int show_tiles_png(const model_net *m, const float *tiles, size_t n, size_t ncol,
                    const char *path, err_msg *err);
 
 /* The columns of a conditional model's grid of n_classes labels. */
@@ -32,29 +32,29 @@ void show_prior_draws(float *eps, size_t n, size_t z_dim, uint64_t seed);
 
 /* The noise values a prior draw takes: z_dim; with two stochastic layers
  * z2_dim + z_dim (h2's, then h1's). */
-size_t show_prior_dim(const vae_model *m);
+size_t show_prior_dim(const model_net *m);
 
 /* Latent codes (n x z_dim) of n prior draws from the noise eps (n x
  * show_prior_dim): z = eps for N(0, I); for a conditional model z = mu_p(y) +
  * exp(logvar_p(y) / 2) eps, y = labels[i], through a's prior network; with
  * two stochastic layers ancestrally: h2 = its noise, then h1 = mu(h2) +
  * exp(logvar(h2) / 2) eps1 through p(h1|h2). In batches of a->cap. */
-void show_prior_z(const vae_model *m, vae_acts *a, const float *eps,
+void show_prior_z(const model_net *m, model_acts *a, const float *eps,
                   const uint8_t *labels, size_t n, float *z);
 
 /* Two stochastic layers: n codes of h2 (n x z2_dim) to the means of
  * p(h1|h2) (n x z_dim), the codes of pictures of h2, through a. */
-void show_top_means(const vae_model *m, vae_acts *a, const float *z2, size_t n, float *z);
+void show_top_means(const model_net *m, model_acts *a, const float *z2, size_t n, float *z);
 
 /* Decodes n latent codes z (with labels, for a conditional model) and
  * writes the means as a grid of ncol columns. Returns 0, or -1 with err. */
-int show_decode_png(const vae_model *m, vae_acts *a, const float *z,
+int show_decode_png(const model_net *m, model_acts *a, const float *z,
                     const uint8_t *labels, size_t n, size_t ncol,
                     const char *path, err_msg *err);
 
 /* The first n images of set (through view) each beside its reconstruction
  * from the posterior mean, 8 tiles a row. Returns 0, or -1 with err. */
-int show_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
+int show_recon_png(const model_net *m, model_acts *a, const idx_set *set,
                    const idx_view *view, size_t n, const char *path,
                    err_msg *err);
 
@@ -62,7 +62,7 @@ int show_recon_png(const vae_model *m, vae_acts *a, const idx_set *set,
  * straight line from its posterior mean to image `to`'s (ends included),
  * then image `to`. A conditional model decodes with label (or, if label
  * < 0, image from's label). Returns 0, or -1 with err. */
-int show_interpolate_png(const vae_model *m, vae_acts *a, const idx_set *set,
+int show_interpolate_png(const model_net *m, model_acts *a, const idx_set *set,
                          const idx_view *view, size_t from, size_t to,
                          size_t steps, int label, const char *path,
                          err_msg *err);
@@ -71,7 +71,7 @@ int show_interpolate_png(const vae_model *m, vae_acts *a, const idx_set *set,
  * quantiles, z = (Phi^-1(u), Phi^-1(v)) with u, v at (i + 1/2) / side
  * (Kingma & Welling, Fig. 4); a conditional model uses p(z | label).
  * Returns 0, or -1 with err (also when z is not 2-D). */
-int show_manifold_png(const vae_model *m, vae_acts *a, size_t side, int label,
+int show_manifold_png(const model_net *m, model_acts *a, size_t side, int label,
                       const char *path, err_msg *err);
 
 /* The size of the latent map, in pixels. */
@@ -95,7 +95,7 @@ int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
  * explained[] gets each component's share of the variance. s is the
  * team's activations, m's latent at least 2-D. Returns 0, or -1 with err
  * (out of memory, no variance, gnuplot missing or failing). */
-int show_latent_pca(const vae_model *m, shard_set *s, const idx_set *set,
+int show_latent_pca(const model_net *m, shard_set *s, const idx_set *set,
                     const idx_view *view, uint64_t seed, int layer, const char *csv,
                     const char *png, double explained[2], err_msg *err);
 

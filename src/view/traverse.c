@@ -11,7 +11,7 @@
 /* The prior rows [mp | lp] (2 z_dim) of every label of a conditional
  * model, through a's prior network a->cap labels at a time; NULL with err
  * when out of memory. */
-static float *prior_rows(const vae_model *m, vae_acts *a, err_msg *err)
+static float *prior_rows(const model_net *m, model_acts *a, err_msg *err)
 {
     size_t C = m->cfg.n_classes, Z = m->cfg.z_dim;
     float *p = malloc(C * 2 * Z * sizeof *p);
@@ -23,22 +23,22 @@ static float *prior_rows(const vae_model *m, vae_acts *a, err_msg *err)
         size_t B = C - s < a->cap ? C - s : a->cap;
         for (size_t i = 0; i < B; i++)
             a->y[i] = (uint8_t)(s + i);
-        vae_prior(m, a, B);
+        model_prior(m, a, B);
         for (size_t i = 0; i < B; i++) {
-            memcpy(p + (s + i) * 2 * Z, vae_prior_mu(m, a, i), Z * sizeof *p);
-            memcpy(p + (s + i) * 2 * Z + Z, vae_prior_logvar(m, a, i), Z * sizeof *p);
+            memcpy(p + (s + i) * 2 * Z, model_prior_mu(m, a, i), Z * sizeof *p);
+            memcpy(p + (s + i) * 2 * Z + Z, model_prior_logvar(m, a, i), Z * sizeof *p);
         }
     }
     return p;
 }
 
 /* Whether layer is a two-layer model's h2. */
-static int top_layer(const vae_model *m, int layer)
+static int top_layer(const model_net *m, int layer)
 {
     return m->cfg.z2_dim && layer == 2;
 }
 
-size_t traverse_latent(const vae_model *m, int layer)
+size_t traverse_latent(const model_net *m, int layer)
 {
     return top_layer(m, layer) ? m->cfg.z2_dim : m->cfg.z_dim;
 }
@@ -53,7 +53,7 @@ static int by_kl_desc(const void *pa, const void *pb)
     return (a->dim > b->dim) - (a->dim < b->dim);
 }
 
-int traverse_rank(const vae_model *m, vae_acts *a, int layer, const float *mu,
+int traverse_rank(const model_net *m, model_acts *a, int layer, const float *mu,
                   const float *logvar, const float *image_prior, const uint8_t *labels,
                   size_t n, traverse_dim *dims, err_msg *err)
 {
@@ -106,7 +106,7 @@ int traverse_rank(const vae_model *m, vae_acts *a, int layer, const float *mu,
     return 0;
 }
 
-void traverse_unit(const vae_model *m, vae_acts *a, int layer, const float *prior_row,
+void traverse_unit(const model_net *m, model_acts *a, int layer, const float *prior_row,
                    uint8_t label, float *sd)
 {
     size_t Z = traverse_latent(m, layer);
@@ -121,8 +121,8 @@ void traverse_unit(const vae_model *m, vae_acts *a, int layer, const float *prio
         return;
     }
     a->y[0] = label;
-    vae_prior(m, a, 1);
-    const float *lp = vae_prior_logvar(m, a, 0);
+    model_prior(m, a, 1);
+    const float *lp = model_prior_logvar(m, a, 0);
     for (size_t j = 0; j < Z; j++)
         sd[j] = expf(0.5f * lp[j]);
 }
@@ -144,7 +144,7 @@ void traverse_codes(const float *center, const float *sd, size_t z_dim,
     }
 }
 
-int traverse_png(const vae_model *m, vae_acts *a, int layer, const float *prior_row,
+int traverse_png(const model_net *m, model_acts *a, int layer, const float *prior_row,
                  const float *center, uint8_t label, const size_t *dims, size_t rows,
                  size_t steps, const char *path, err_msg *err)
 {

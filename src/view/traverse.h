@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "vae.h"
+#include "model.h"
 
 #define TRAVERSE_RANGE 3.0f    /* a row runs from -3 to +3 units around the code */
 #define TRAVERSE_STEPS 11      /* columns a row, by default (the code in the middle) */
@@ -36,7 +36,7 @@ typedef struct traverse_dim {
  * h1's mean: `prior`, n x 2 z_dim); its h2 has N(0, I), its mu and logvar
  * are q(h2|h1)'s at h1's mean, and its codes are pictured through
  * p(h1|h2)'s mean. */
-size_t traverse_latent(const vae_model *m, int layer);
+size_t traverse_latent(const model_net *m, int layer);
 
 /* ---- ranking ------------------------------------------------------------ */
 
@@ -49,7 +49,7 @@ size_t traverse_latent(const vae_model *m, int layer);
  * its means; into dims[0..z_dim), largest KL first (ties: the lower
  * dimension first; a NaN last). Returns 0, or -1 with err (no images, a
  * label the model does not have, out of memory). */
-int traverse_rank(const vae_model *m, vae_acts *a, int layer, const float *mu,
+int traverse_rank(const model_net *m, model_acts *a, int layer, const float *mu,
                   const float *logvar, const float *prior, const uint8_t *labels,
                   size_t n, traverse_dim *dims, err_msg *err);
 
@@ -59,7 +59,7 @@ int traverse_rank(const vae_model *m, vae_acts *a, int layer, const float *mu,
  * or for a conditional model exp(logvar_p(label)_j / 2) (through a's
  * prior network), or a two-layer model's h1 exp(lp_j / 2) of the image's
  * prior row prior_row (else NULL). */
-void traverse_unit(const vae_model *m, vae_acts *a, int layer, const float *prior_row,
+void traverse_unit(const model_net *m, model_acts *a, int layer, const float *prior_row,
                    uint8_t label, float *sd);
 
 /* rows x steps codes, row-major (row r's steps codes of z_dim each): row r
@@ -76,7 +76,7 @@ void traverse_codes(const float *center, const float *sd, size_t z_dim,
  * tiles of the pixel means (show_decode_png). Returns 0, or -1 with err
  * (fewer than 2 steps, no rows, a dimension out of range, out of memory,
  * or the PNG could not be written). */
-int traverse_png(const vae_model *m, vae_acts *a, int layer, const float *prior_row,
+int traverse_png(const model_net *m, model_acts *a, int layer, const float *prior_row,
                  const float *center, uint8_t label, const size_t *dims, size_t rows,
                  size_t steps, const char *path, err_msg *err);
 

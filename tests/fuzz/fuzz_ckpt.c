@@ -27,15 +27,15 @@ static void read_one(const uint8_t *data, size_t size)
         return;
     }
     /* What 'vae sample' does next: a model of that shape, its parameters. */
-    vae_model m;
-    if (vae_init(&m, &d.cfg, &err) != 0)
-        abort(); /* ckpt_read accepted an architecture vae_init refuses */
+    model_net m;
+    if (model_init(&m, &d.cfg, &err) != 0)
+        abort(); /* ckpt_read accepted an architecture model_init refuses */
     if (m.n_params != d.n_params)
         abort();
     memcpy(m.params, d.params, d.n_params * sizeof(float));
     volatile float sink = d.adam_m[d.n_params - 1] + d.adam_v[d.n_params - 1];
     (void)sink;
-    vae_free(&m);
+    model_free(&m);
     ckpt_data_free(&d);
 }
 

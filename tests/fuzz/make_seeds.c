@@ -149,18 +149,18 @@ static int image_seeds(const char *dir)
            jpeg_seed(dir, "420-progressive-16x16.jpg", 16, 16, TJSAMP_420, TJFLAG_PROGRESSIVE);
 }
 
-static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
+static int ckpt_seed(const char *dir, const char *name, const model_config *cfg,
                      uint64_t step)
 {
-    vae_model m;
+    model_net m;
     err_msg err;
-    if (vae_init(&m, cfg, &err)) {
+    if (model_init(&m, cfg, &err)) {
         fprintf(stderr, "make_seeds: %s\n", err.text);
         return -1;
     }
     rng_state r;
     rng_seed(&r, 7);
-    vae_init_params(&m, &r);
+    model_init_params(&m, &r);
     float *mom = calloc(2 * m.n_params, sizeof(float));
     if (!mom)
         return -1;
@@ -192,7 +192,7 @@ static int ckpt_seed(const char *dir, const char *name, const vae_config *cfg,
     if (rc)
         fprintf(stderr, "make_seeds: %s\n", err.text);
     free(mom);
-    vae_free(&m);
+    model_free(&m);
     return rc;
 }
 
@@ -207,9 +207,9 @@ int main(int argc, char **argv)
     snprintf(idx_dir, sizeof idx_dir, "%s/idx", argv[1]);
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", argv[1]);
     snprintf(image_dir, sizeof image_dir, "%s/image", argv[1]);
-    vae_config relu = {4, 1, {3}, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0, VAE_ARCH_MLP};
-    vae_config tanh2 = {6, 2, {5, 3}, 1, VAE_ACT_TANH, VAE_LIK_CB, 3, VAE_ARCH_MLP};
-    vae_config conv = {36, 1, {2}, 2, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0, VAE_ARCH_CONV};
+    model_config relu = {4, 1, {3}, 2, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0, MODEL_ARCH_MLP};
+    model_config tanh2 = {6, 2, {5, 3}, 1, MODEL_ACT_TANH, MODEL_LIK_CB, 3, MODEL_ARCH_MLP};
+    model_config conv = {36, 1, {2}, 2, MODEL_ACT_LEAKY, MODEL_LIK_GAUSSIAN, 0, MODEL_ARCH_CONV};
     if (idx_seeds(idx_dir) || image_seeds(image_dir) || ckpt_seed(ckpt_dir, "tiny-relu.bin", &relu, 0) ||
         ckpt_seed(ckpt_dir, "tiny-tanh-two-hidden-mid-epoch.bin", &tanh2, 3) ||
         ckpt_seed(ckpt_dir, "tiny-conv.bin", &conv, 0))

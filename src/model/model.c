@@ -4,7 +4,7 @@
  * this file), the reparameterization here, the likelihood (lik.c) and the
  * objective (objective.c). All tensors are row-major with the batch as
  * the leading dimension. */
-#include "vae.h"
+#include "model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,27 +22,27 @@
 /* ===================================================================== */
 
 /* One thread alone. */
-static const vae_team ALONE = {0, 1, NULL, NULL, NULL, 0};
+static const model_team ALONE = {0, 1, NULL, NULL, NULL, 0};
 
 /* The enums' names, in their values' order (vae.h). */
 static const char *const ACT_NAMES[] = {"relu", "tanh", "leaky"};
 static const char *const ARCH_NAMES[] = {"mlp", "conv"};
 static const char *const LIK_NAMES[] = {"bernoulli", "cb", "gaussian"};
 static const char *const OBJECTIVE_NAMES[] = {"elbo", "iwae"};
-const enum_names vae_act_names = {ACT_NAMES, 3};
-const enum_names vae_arch_names = {ARCH_NAMES, 2};
-const enum_names vae_lik_names = {LIK_NAMES, 3};
-const enum_names vae_objective_names = {OBJECTIVE_NAMES, 2};
+const enum_names model_act_names = {ACT_NAMES, 3};
+const enum_names model_arch_names = {ARCH_NAMES, 2};
+const enum_names model_lik_names = {LIK_NAMES, 3};
+const enum_names model_objective_names = {OBJECTIVE_NAMES, 2};
 static const char *const ESTIMATOR_NAMES[] = {"standard", "stl", "dreg"};
-const enum_names vae_estimator_names = {ESTIMATOR_NAMES, 3};
+const enum_names model_estimator_names = {ESTIMATOR_NAMES, 3};
 
-const char *vae_lik_name(vae_lik lik)
+const char *model_lik_name(model_lik lik)
 {
-    const char *name = enum_name(&vae_lik_names, (int)lik);
+    const char *name = enum_name(&model_lik_names, (int)lik);
     return name ? name : "unknown";
 }
 
-void vae_config_shape(vae_config *cfg)
+void model_config_shape(model_config *cfg)
 {
     if (cfg->channels == 0)
         cfg->channels = 1;
@@ -55,7 +55,7 @@ void vae_config_shape(vae_config *cfg)
     }
 }
 
-void vae_config_image(vae_config *cfg, size_t height, size_t width, size_t channels)
+void model_config_image(model_config *cfg, size_t height, size_t width, size_t channels)
 {
     cfg->height = height;
     cfg->width = width;
@@ -63,61 +63,61 @@ void vae_config_image(vae_config *cfg, size_t height, size_t width, size_t chann
     cfg->x_dim = height * width * channels;
 }
 
-int vae_config_check(const vae_config *cfg, err_msg *err)
+int model_config_check(const model_config *cfg, err_msg *err)
 {
-    if (cfg->x_dim == 0 || cfg->x_dim > VAE_MAX_WIDTH * 16)
+    if (cfg->x_dim == 0 || cfg->x_dim > MODEL_MAX_WIDTH * 16)
         return err_set(err, "input size %zu out of range", cfg->x_dim);
     if (cfg->channels != 0 && cfg->channels != 1 && cfg->channels != 3)
         return err_set(err, "%zu channels: 1 (grey) or 3 (RGB)", cfg->channels);
     size_t ch = cfg->channels ? cfg->channels : 1;
     if (cfg->height && cfg->width &&
-        (cfg->height > VAE_MAX_WIDTH || cfg->width > VAE_MAX_WIDTH ||
+        (cfg->height > MODEL_MAX_WIDTH || cfg->width > MODEL_MAX_WIDTH ||
          cfg->height * cfg->width * ch != cfg->x_dim))
         return err_set(err, "%zux%zu images of %zu channels are not %zu input values",
                        cfg->height, cfg->width, ch, cfg->x_dim);
     if (cfg->x_dim % ch)
         return err_set(err, "%zu input values are not whole pixels of %zu channels",
                        cfg->x_dim, cfg->channels);
-    vae_config shaped = *cfg;
-    vae_config_shape(&shaped);
-    if (shaped.width > VAE_MAX_WIDTH)
+    model_config shaped = *cfg;
+    model_config_shape(&shaped);
+    if (shaped.width > MODEL_MAX_WIDTH)
         return err_set(err, "%zu input values with no image size: a row of %zu pixels is "
                        "wider than %d; give the height and width", cfg->x_dim,
-                       shaped.width, VAE_MAX_WIDTH);
-    if (cfg->n_hidden < 1 || cfg->n_hidden > VAE_MAX_HIDDEN)
+                       shaped.width, MODEL_MAX_WIDTH);
+    if (cfg->n_hidden < 1 || cfg->n_hidden > MODEL_MAX_HIDDEN)
         return err_set(err, "%zu hidden layers: need 1 to %d", cfg->n_hidden,
-                       VAE_MAX_HIDDEN);
+                       MODEL_MAX_HIDDEN);
     for (size_t i = 0; i < cfg->n_hidden; i++)
-        if (cfg->hidden[i] == 0 || cfg->hidden[i] > VAE_MAX_WIDTH)
+        if (cfg->hidden[i] == 0 || cfg->hidden[i] > MODEL_MAX_WIDTH)
             return err_set(err, "hidden width %zu out of range 1..%d",
-                           cfg->hidden[i], VAE_MAX_WIDTH);
-    if (cfg->z_dim == 0 || cfg->z_dim > VAE_MAX_WIDTH / 2)
+                           cfg->hidden[i], MODEL_MAX_WIDTH);
+    if (cfg->z_dim == 0 || cfg->z_dim > MODEL_MAX_WIDTH / 2)
         return err_set(err, "latent size %zu out of range 1..%d", cfg->z_dim,
-                       VAE_MAX_WIDTH / 2);
-    if (cfg->act != VAE_ACT_RELU && cfg->act != VAE_ACT_TANH && cfg->act != VAE_ACT_LEAKY)
+                       MODEL_MAX_WIDTH / 2);
+    if (cfg->act != MODEL_ACT_RELU && cfg->act != MODEL_ACT_TANH && cfg->act != MODEL_ACT_LEAKY)
         return err_set(err, "unknown activation %d", (int)cfg->act);
-    if (cfg->arch != VAE_ARCH_MLP && cfg->arch != VAE_ARCH_CONV)
+    if (cfg->arch != MODEL_ARCH_MLP && cfg->arch != MODEL_ARCH_CONV)
         return err_set(err, "unknown architecture %d", (int)cfg->arch);
-    if (cfg->likelihood != VAE_LIK_BERNOULLI && cfg->likelihood != VAE_LIK_CB &&
-        cfg->likelihood != VAE_LIK_GAUSSIAN)
+    if (cfg->likelihood != MODEL_LIK_BERNOULLI && cfg->likelihood != MODEL_LIK_CB &&
+        cfg->likelihood != MODEL_LIK_GAUSSIAN)
         return err_set(err, "unknown likelihood %d", (int)cfg->likelihood);
-    if (cfg->n_classes > VAE_MAX_CLASSES)
-        return err_set(err, "%zu classes: at most %d", cfg->n_classes, VAE_MAX_CLASSES);
+    if (cfg->n_classes > MODEL_MAX_CLASSES)
+        return err_set(err, "%zu classes: at most %d", cfg->n_classes, MODEL_MAX_CLASSES);
     if (cfg->z2_dim) {
-        if (cfg->arch != VAE_ARCH_MLP || cfg->n_classes)
+        if (cfg->arch != MODEL_ARCH_MLP || cfg->n_classes)
             return err_set(err, "two stochastic layers: the MLP only, and not conditional");
-        if (cfg->z2_dim > VAE_MAX_WIDTH / 2)
+        if (cfg->z2_dim > MODEL_MAX_WIDTH / 2)
             return err_set(err, "latent size %zu out of range 1..%d", cfg->z2_dim,
-                           VAE_MAX_WIDTH / 2);
-        if (cfg->n_hidden2 < 1 || cfg->n_hidden2 > VAE_MAX_HIDDEN)
+                           MODEL_MAX_WIDTH / 2);
+        if (cfg->n_hidden2 < 1 || cfg->n_hidden2 > MODEL_MAX_HIDDEN)
             return err_set(err, "%zu hidden layers of the second stochastic layer: need 1 "
-                           "to %d", cfg->n_hidden2, VAE_MAX_HIDDEN);
+                           "to %d", cfg->n_hidden2, MODEL_MAX_HIDDEN);
         for (size_t i = 0; i < cfg->n_hidden2; i++)
-            if (cfg->hidden2[i] == 0 || cfg->hidden2[i] > VAE_MAX_WIDTH)
+            if (cfg->hidden2[i] == 0 || cfg->hidden2[i] > MODEL_MAX_WIDTH)
                 return err_set(err, "hidden width %zu out of range 1..%d", cfg->hidden2[i],
-                               VAE_MAX_WIDTH);
+                               MODEL_MAX_WIDTH);
     }
-    if (cfg->arch == VAE_ARCH_CONV)
+    if (cfg->arch == MODEL_ARCH_CONV)
         return cnn_config_check(&shaped, err);
     return 0;
 }
@@ -131,7 +131,7 @@ static void put_list(char *out, size_t size, size_t *len, const size_t *v, size_
     }
 }
 
-char *vae_hidden_text(const vae_config *cfg, int json, char *out, size_t size)
+char *model_hidden_text(const model_config *cfg, int json, char *out, size_t size)
 {
     size_t len = 0;
     out[0] = '\0';
@@ -143,20 +143,20 @@ char *vae_hidden_text(const vae_config *cfg, int json, char *out, size_t size)
     return out;
 }
 
-char *vae_latent_text(const vae_config *cfg, int json, char *out, size_t size)
+char *model_latent_text(const model_config *cfg, int json, char *out, size_t size)
 {
     snprintf(out, size, cfg->z2_dim && !json ? "%zu,%zu" : "%zu", cfg->z_dim, cfg->z2_dim);
     return out;
 }
 
-int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
+int model_layout(model_net *m, const model_config *cfg, err_msg *err)
 {
     memset(m, 0, sizeof *m);
-    if (vae_config_check(cfg, err))
+    if (model_config_check(cfg, err))
         return -1;
     m->cfg = *cfg;
-    vae_config_shape(&m->cfg);
-    if (cfg->arch == VAE_ARCH_CONV) {
+    model_config_shape(&m->cfg);
+    if (cfg->arch == MODEL_ARCH_CONV) {
         cnn_layout(m);
         return 0;
     }
@@ -164,9 +164,9 @@ int vae_layout(vae_model *m, const vae_config *cfg, err_msg *err)
     return 0;
 }
 
-int vae_init(vae_model *m, const vae_config *cfg, err_msg *err)
+int model_init(model_net *m, const model_config *cfg, err_msg *err)
 {
-    if (vae_layout(m, cfg, err))
+    if (model_layout(m, cfg, err))
         return -1;
     m->params = malloc(m->n_params * sizeof *m->params);
     if (!m->params)
@@ -175,9 +175,9 @@ int vae_init(vae_model *m, const vae_config *cfg, err_msg *err)
     return 0;
 }
 
-void vae_init_params(vae_model *m, rng_state *rng)
+void model_init_params(model_net *m, rng_state *rng)
 {
-    if (m->cfg.arch == VAE_ARCH_CONV) {
+    if (m->cfg.arch == MODEL_ARCH_CONV) {
         cnn_init_params(m, rng);
         return;
     }
@@ -192,9 +192,9 @@ static float clipped_logit(double p)
     return (float)log(p / (1.0 - p));
 }
 
-void vae_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean)
+void model_init_glorot(model_net *m, rng_state *rng, const double *pixel_mean)
 {
-    if (m->cfg.arch == VAE_ARCH_CONV) {
+    if (m->cfg.arch == MODEL_ARCH_CONV) {
         double mean = 0.0;
         for (size_t p = 0; p < m->cfg.x_dim; p++)
             mean += pixel_mean[p];
@@ -204,32 +204,32 @@ void vae_init_glorot(vae_model *m, rng_state *rng, const double *pixel_mean)
     mlp_init_glorot(m, rng, pixel_mean);
 }
 
-void vae_free(vae_model *m)
+void model_free(model_net *m)
 {
     free(m->params);
     memset(m, 0, sizeof *m);
 }
 
-int vae_acts_init(vae_acts *a, const vae_config *cfg, size_t cap, err_msg *err)
+int model_acts_init(model_acts *a, const model_config *cfg, size_t cap, err_msg *err)
 {
-    return vae_acts_init_k(a, cfg, cap, 1, err);
+    return model_acts_init_k(a, cfg, cap, 1, err);
 }
 
-int vae_acts_init_k(vae_acts *a, const vae_config *cfg, size_t cap, size_t k,
+int model_acts_init_k(model_acts *a, const model_config *cfg, size_t cap, size_t k,
                     err_msg *err)
 {
     memset(a, 0, sizeof *a);
-    vae_model shape; /* the layer widths, without parameters */
-    if (vae_layout(&shape, cfg, err))
+    model_net shape; /* the layer widths, without parameters */
+    if (model_layout(&shape, cfg, err))
         return -1;
-    if (k < 1 || k > VAE_MAX_DRAWS)
-        return err_set(err, "%zu draws per image: need 1 to %d", k, VAE_MAX_DRAWS);
-    if (cfg->arch == VAE_ARCH_CONV)
+    if (k < 1 || k > MODEL_MAX_DRAWS)
+        return err_set(err, "%zu draws per image: need 1 to %d", k, MODEL_MAX_DRAWS);
+    if (cfg->arch == MODEL_ARCH_CONV)
         return cnn_acts_init(a, &shape, cap, k, err);
     return mlp_acts_init(a, &shape, cap, k, err);
 }
 
-void vae_acts_free(vae_acts *a)
+void model_acts_free(model_acts *a)
 {
     free(a->mem);
     free(a->aux);
@@ -240,31 +240,31 @@ void vae_acts_free(vae_acts *a)
 /* Passes                                                                 */
 /* ===================================================================== */
 
-void vae_encode(const vae_model *m, vae_acts *a, size_t B)
+void model_encode(const model_net *m, model_acts *a, size_t B)
 {
-    if (m->cfg.arch == VAE_ARCH_CONV)
+    if (m->cfg.arch == MODEL_ARCH_CONV)
         cnn_encode(m, a, B);
     else
         mlp_encode(m, a, B, &ALONE);
 }
 
-void vae_prior(const vae_model *m, vae_acts *a, size_t B)
+void model_prior(const model_net *m, model_acts *a, size_t B)
 {
-    if (m->cfg.arch == VAE_ARCH_MLP)
+    if (m->cfg.arch == MODEL_ARCH_MLP)
         mlp_prior(m, a, B, &ALONE);
 }
 
-void vae_decode_pixels(const vae_model *m, vae_acts *a, size_t B)
+void model_decode_pixels(const model_net *m, model_acts *a, size_t B)
 {
-    if (m->cfg.arch == VAE_ARCH_CONV)
+    if (m->cfg.arch == MODEL_ARCH_CONV)
         cnn_decode(m, a, B);
     else
         mlp_decode(m, a, B, &ALONE);
 }
 
-void vae_decode(const vae_model *m, vae_acts *a, size_t B)
+void model_decode(const model_net *m, model_acts *a, size_t B)
 {
-    if (m->cfg.arch == VAE_ARCH_CONV) {
+    if (m->cfg.arch == MODEL_ARCH_CONV) {
         cnn_decode(m, a, B);
         return;
     }
@@ -273,7 +273,7 @@ void vae_decode(const vae_model *m, vae_acts *a, size_t B)
     mlp_decode(m, a, B, &ALONE);
 }
 
-void vae_draw_top(const vae_model *m, vae_acts *a, size_t B, int use_mean)
+void model_draw_top(const model_net *m, model_acts *a, size_t B, int use_mean)
 {
     if (!m->cfg.z2_dim)
         return;
@@ -288,8 +288,8 @@ void vae_draw_top(const vae_model *m, vae_acts *a, size_t B, int use_mean)
     }
 }
 
-/* Rows [r0, r1) of vae_reparam's B * k. */
-static void reparam_rows(const vae_model *m, vae_acts *a, size_t r0, size_t r1,
+/* Rows [r0, r1) of model_reparam's B * k. */
+static void reparam_rows(const model_net *m, model_acts *a, size_t r0, size_t r1,
                          int use_mean)
 {
     size_t Z = m->cfg.z_dim, K = a->k;
@@ -306,31 +306,31 @@ static void reparam_rows(const vae_model *m, vae_acts *a, size_t r0, size_t r1,
     }
 }
 
-void vae_reparam(const vae_model *m, vae_acts *a, size_t B, int use_mean)
+void model_reparam(const model_net *m, model_acts *a, size_t B, int use_mean)
 {
     reparam_rows(m, a, 0, B * a->k, use_mean);
-    vae_draw_top(m, a, B, use_mean); /* q(h2|h1) on every draw of h1, and h2 */
+    model_draw_top(m, a, B, use_mean); /* q(h2|h1) on every draw of h1, and h2 */
 }
 
-float *vae_top_mu(const vae_model *m, const vae_acts *a, size_t r)
+float *model_top_mu(const model_net *m, const model_acts *a, size_t r)
 {
     float *head = mlp_top_head(m, a, 0);
     return head ? head + r * 2 * m->cfg.z2_dim : NULL;
 }
 
-void vae_prior_top(const vae_model *m, vae_acts *a, size_t B)
+void model_prior_top(const model_net *m, model_acts *a, size_t B)
 {
     if (m->cfg.z2_dim)
         mlp_decode_top(m, a, B, &ALONE);
 }
 
-float *vae_prior_top_mu(const vae_model *m, const vae_acts *a, size_t r)
+float *model_prior_top_mu(const model_net *m, const model_acts *a, size_t r)
 {
     float *head = mlp_top_prior(m, a, 0);
     return head ? head + r * 2 * m->cfg.z_dim : NULL;
 }
 
-double vae_top_log_ratio(const vae_model *m, const vae_acts *a, size_t r)
+double model_top_log_ratio(const model_net *m, const model_acts *a, size_t r)
 {
     size_t Z1 = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
     const float *h1 = a->z + r * Z1, *h2 = a->z2 + r * Z2, *e2 = a->eps2 + r * Z2;
@@ -349,7 +349,7 @@ double vae_top_log_ratio(const vae_model *m, const vae_acts *a, size_t r)
 
 /* -log p(x | z) of rows [r0, r1) of the decoder's B * k and its gradient
  * at their logits. */
-static void rec_rows_grad(const vae_model *m, vae_acts *a, size_t r0, size_t r1)
+static void rec_rows_grad(const model_net *m, model_acts *a, size_t r0, size_t r1)
 {
     size_t D = m->cfg.x_dim, K = a->k;
     for (size_t r = r0; r < r1; r++)
@@ -358,19 +358,19 @@ static void rec_rows_grad(const vae_model *m, vae_acts *a, size_t r0, size_t r1)
 }
 
 /* The objective from the rows' rec (objective.c), seeding the heads. */
-static double objective_of(const vae_model *m, vae_acts *a, size_t B,
-                           const vae_loss_spec *loss)
+static double objective_of(const model_net *m, model_acts *a, size_t B,
+                           const model_loss_spec *loss)
 {
     if (m->cfg.z2_dim)
         return objective2_loss(&m->cfg, a, B, loss, mlp_top_head(m, a, 0),
                                mlp_top_head(m, a, 1), mlp_top_prior(m, a, 0),
                                mlp_top_prior(m, a, 1));
-    float *prior = vae_prior_mu(m, a, 0);
+    float *prior = model_prior_mu(m, a, 0);
     return objective_loss(&m->cfg, a, B, loss, prior,
                           prior ? mlp_prior_grad(m, a) : NULL);
 }
 
-double vae_loss(const vae_model *m, vae_acts *a, size_t B, const vae_loss_spec *loss)
+double model_loss(const model_net *m, model_acts *a, size_t B, const model_loss_spec *loss)
 {
     rec_rows_grad(m, a, 0, B * a->k);
     return objective_of(m, a, B, loss);
@@ -378,14 +378,14 @@ double vae_loss(const vae_model *m, vae_acts *a, size_t B, const vae_loss_spec *
 
 /* Two stochastic layers, between the decoder's backward and q(h1|x)'s:
  * p(h1|h2), h2's draw, q(h2|h1), then h1's draw. */
-static void backward_top(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                         const vae_loss_spec *loss, const vae_team *t)
+static void backward_top(const model_net *m, model_acts *a, float *grads, size_t B,
+                         const model_loss_spec *loss, const model_team *t)
 {
     mlp_backward_decode_top(m, a, grads, B, t);
     objective2_backward_top(&m->cfg, a, B, loss, mlp_top_head(m, a, 0),
                             mlp_top_head(m, a, 1));
     mlp_backward_encode_top(m, a, grads, B, t);
-    if (loss->estimator != VAE_EST_STANDARD) { /* log q(h2|h1)'s score, to h1 only */
+    if (loss->estimator != MODEL_EST_STANDARD) { /* log q(h2|h1)'s score, to h1 only */
         objective2_score_top(&m->cfg, a, B, loss, mlp_top_head(m, a, 0),
                              mlp_top_head(m, a, 1));
         mlp_backward_encode_top_input(m, a, B);
@@ -393,12 +393,12 @@ static void backward_top(const vae_model *m, vae_acts *a, float *grads, size_t B
     objective2_backward_bottom(&m->cfg, a, B, loss, mlp_top_prior(m, a, 0));
 }
 
-void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                  const vae_loss_spec *loss)
+void model_backward(const model_net *m, model_acts *a, float *grads, size_t B,
+                  const model_loss_spec *loss)
 {
-    if (m->cfg.arch == VAE_ARCH_CONV) {
+    if (m->cfg.arch == MODEL_ARCH_CONV) {
         cnn_backward_decoder(m, a, grads, B);
-        objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
+        objective_reparam_backward(&m->cfg, a, B, loss, model_prior_mu(m, a, 0));
         cnn_backward_encoder(m, a, grads, B);
         return;
     }
@@ -406,18 +406,18 @@ void vae_backward(const vae_model *m, vae_acts *a, float *grads, size_t B,
     if (m->cfg.z2_dim) {
         backward_top(m, a, grads, B, loss, &ALONE);
     } else {
-        objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
+        objective_reparam_backward(&m->cfg, a, B, loss, model_prior_mu(m, a, 0));
     }
     mlp_backward_encoder(m, a, grads, B, &ALONE);
 }
 
-size_t vae_team_part_n(const vae_model *m, size_t cap, size_t k)
+size_t model_team_part_n(const model_net *m, size_t cap, size_t k)
 {
-    return m->cfg.arch == VAE_ARCH_MLP ? mlp_part_n(m, cap, k) : 0;
+    return m->cfg.arch == MODEL_ARCH_MLP ? mlp_part_n(m, cap, k) : 0;
 }
 
-double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
-                      const vae_loss_spec *loss, const vae_team *t)
+double model_train_team(const model_net *m, model_acts *a, float *grads, size_t B,
+                      const model_loss_spec *loss, const model_team *t)
 {
     double sum = 0.0;
     size_t r0, r1;
@@ -436,14 +436,14 @@ double vae_train_team(const vae_model *m, vae_acts *a, float *grads, size_t B,
         t->barrier(t->ctx);
     mlp_backward_decoder(m, a, grads, B, t);
     if (t->k == 0)
-        objective_reparam_backward(&m->cfg, a, B, loss, vae_prior_mu(m, a, 0));
+        objective_reparam_backward(&m->cfg, a, B, loss, model_prior_mu(m, a, 0));
     if (t->T > 1)
         t->barrier(t->ctx);
     mlp_backward_encoder(m, a, grads, B, t);
     return sum;
 }
 
-void vae_rec_rows(const vae_model *m, const float *logits, const float *x,
+void model_rec_rows(const model_net *m, const float *logits, const float *x,
                   size_t x_stride, size_t n, float *rec)
 {
     size_t D = m->cfg.x_dim;
@@ -452,35 +452,35 @@ void vae_rec_rows(const vae_model *m, const float *logits, const float *x,
                          x + i * x_stride, D);
 }
 
-float *vae_mu(const vae_model *m, const vae_acts *a, size_t b)
+float *model_mu(const model_net *m, const model_acts *a, size_t b)
 {
     return a->head + b * 2 * m->cfg.z_dim;
 }
 
-float *vae_logvar(const vae_model *m, const vae_acts *a, size_t b)
+float *model_logvar(const model_net *m, const model_acts *a, size_t b)
 {
-    return vae_mu(m, a, b) + m->cfg.z_dim;
+    return model_mu(m, a, b) + m->cfg.z_dim;
 }
 
-float *vae_prior_mu(const vae_model *m, const vae_acts *a, size_t b)
+float *model_prior_mu(const model_net *m, const model_acts *a, size_t b)
 {
-    float *head = m->cfg.arch == VAE_ARCH_MLP ? mlp_prior_head(m, a) : NULL;
+    float *head = m->cfg.arch == MODEL_ARCH_MLP ? mlp_prior_head(m, a) : NULL;
     return head ? head + b * 2 * m->cfg.z_dim : NULL;
 }
 
-float *vae_prior_logvar(const vae_model *m, const vae_acts *a, size_t b)
+float *model_prior_logvar(const model_net *m, const model_acts *a, size_t b)
 {
-    float *mu = vae_prior_mu(m, a, b);
+    float *mu = model_prior_mu(m, a, b);
     return mu ? mu + m->cfg.z_dim : NULL;
 }
 
-float *vae_logits(const vae_model *m, const vae_acts *a)
+float *model_logits(const model_net *m, const model_acts *a)
 {
     (void)m;
     return a->logits;
 }
 
-void vae_mean(const vae_model *m, float *out, const float *logits, size_t n)
+void model_mean(const model_net *m, float *out, const float *logits, size_t n)
 {
     lik_row(m->cfg.likelihood, LIK_MEAN, out, logits, NULL, n);
 }

@@ -1,4 +1,4 @@
-/* test_vae.c - the model's backward pass against central finite
+/* test_model.c - the model's backward pass against central finite
  * differences (every parameter of every tensor, for every likelihood,
  * activation, conditional or not, beta = 1 or not), and the per-pixel
  * kernels (likelihoods, means, tanh) against double-precision references. */
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vae.h"
+#include "model.h"
 
 /* Finite differences in float32: step 1e-2 keeps the rounding error of the
  * ~20-nat loss near 1e-4 and the truncation error of tanh near 1e-5. */
@@ -23,23 +23,23 @@
 #define B 3
 
 typedef struct fixture {
-    vae_model m;
-    vae_acts a;
+    model_net m;
+    model_acts a;
     float *grads;
-    vae_loss_spec loss; /* the objective and beta */
+    model_loss_spec loss; /* the objective and beta */
 } fixture;
 
 /* A model of cfg with random parameters, inputs in [0,1], labels and eps,
  * k draws an image and the objective. */
-static void setup_k(fixture *f, vae_config cfg, double beta, uint64_t seed, size_t k,
-                    vae_objective obj)
+static void setup_k(fixture *f, model_config cfg, double beta, uint64_t seed, size_t k,
+                    model_objective obj)
 {
     err_msg err;
-    assert_int_equal(vae_init(&f->m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init_k(&f->a, &cfg, B, k, &err), 0);
+    assert_int_equal(model_init(&f->m, &cfg, &err), 0);
+    assert_int_equal(model_acts_init_k(&f->a, &cfg, B, k, &err), 0);
     rng_state r;
     rng_seed(&r, seed);
-    vae_init_params(&f->m, &r);
+    model_init_params(&f->m, &r);
     for (size_t i = 0; i < B * cfg.x_dim; i++)
         f->a.x[i] = rng_uniform(&r);
     for (size_t i = 0; i < B; i++)
@@ -51,21 +51,21 @@ static void setup_k(fixture *f, vae_config cfg, double beta, uint64_t seed, size
     assert_non_null(f->grads);
     f->loss.objective = obj;
     f->loss.beta = beta;
-    f->loss.estimator = VAE_EST_STANDARD;
+    f->loss.estimator = MODEL_EST_STANDARD;
 }
 
-static void setup(fixture *f, vae_config cfg, double beta, uint64_t seed)
+static void setup(fixture *f, model_config cfg, double beta, uint64_t seed)
 {
-    setup_k(f, cfg, beta, seed, 1, VAE_OBJ_ELBO);
+    setup_k(f, cfg, beta, seed, 1, MODEL_OBJ_ELBO);
 }
 
 /* The ELBO, beta 1. */
-static const vae_loss_spec ELBO = {VAE_OBJ_ELBO, 1.0, VAE_EST_STANDARD};
+static const model_loss_spec ELBO = {MODEL_OBJ_ELBO, 1.0, MODEL_EST_STANDARD};
 
 static void teardown(fixture *f)
 {
-    vae_free(&f->m);
-    vae_acts_free(&f->a);
+    model_free(&f->m);
+    model_acts_free(&f->a);
     free(f->grads);
 }
 
@@ -74,13 +74,13 @@ static void teardown(fixture *f)
  * IWAE. */
 static double loss_of(fixture *f)
 {
-    vae_encode(&f->m, &f->a, B);
-    vae_reparam(&f->m, &f->a, B, 0);
-    vae_decode(&f->m, &f->a, B);
-    vae_loss(&f->m, &f->a, B, &f->loss);
+    model_encode(&f->m, &f->a, B);
+    model_reparam(&f->m, &f->a, B, 0);
+    model_decode(&f->m, &f->a, B);
+    model_loss(&f->m, &f->a, B, &f->loss);
     double sum = 0.0;
     for (size_t i = 0; i < B; i++) {
-        if (f->loss.objective == VAE_OBJ_ELBO)
+        if (f->loss.objective == MODEL_OBJ_ELBO)
             assert_true(fabsf(f->a.obj[i] - (f->a.rec[i] + (float)f->loss.beta * f->a.kl[i])) <=
                         1e-4f * fabsf(f->a.obj[i]));
         sum += (double)f->a.obj[i];
@@ -93,7 +93,7 @@ static void relu_mask(const fixture *f, unsigned char *mask, size_t cap)
 {
     size_t k = 0;
     for (size_t l = 0; l < f->m.n_layers; l++) {
-        if (!f->m.layer[l].has_act || f->m.cfg.act == VAE_ACT_TANH)
+        if (!f->m.layer[l].has_act || f->m.cfg.act == MODEL_ACT_TANH)
             continue;
         for (size_t i = 0; i < B * f->m.layer[l].out && k < cap; i++)
             mask[k++] = f->a.h[l][i] > 0.0f;
@@ -112,10 +112,10 @@ static int check_all(fixture *f, const char *name, size_t *skipped)
     *skipped = 0;
     loss_of(f);
     relu_mask(f, base, MASK_CAP);
-    vae_backward(&f->m, &f->a, f->grads, B, &f->loss);
+    model_backward(&f->m, &f->a, f->grads, B, &f->loss);
     int bad = 0;
     for (size_t l = 0; l < f->m.n_layers; l++) {
-        const vae_layer *L = &f->m.layer[l];
+        const model_layer *L = &f->m.layer[l];
         for (int part = 0; part < 2; part++) {
             size_t off = part ? L->b_off : L->w_off;
             size_t n = part ? L->out : (L->in + L->n_onehot) * L->out;
@@ -129,7 +129,7 @@ static int check_all(fixture *f, const char *name, size_t *skipped)
                 double down = loss_of(f);
                 relu_mask(f, down_mask, MASK_CAP);
                 f->m.params[i] = keep;
-                if (f->m.cfg.act != VAE_ACT_TANH &&
+                if (f->m.cfg.act != MODEL_ACT_TANH &&
                     (memcmp(base, up_mask, MASK_CAP) || memcmp(base, down_mask, MASK_CAP))) {
                     (*skipped)++;
                     continue;
@@ -155,10 +155,10 @@ static int check_all(fixture *f, const char *name, size_t *skipped)
 }
 
 /* A small model: x_dim pixels, hidden widths, z, the rest from the args. */
-static vae_config small(size_t x_dim, size_t nh, size_t h0, size_t h1, size_t z,
-                        vae_act act, vae_lik lik, size_t classes)
+static model_config small(size_t x_dim, size_t nh, size_t h0, size_t h1, size_t z,
+                        model_act act, model_lik lik, size_t classes)
 {
-    vae_config c = {0};
+    model_config c = {0};
     c.x_dim = x_dim;
     c.n_hidden = nh;
     c.hidden[0] = h0;
@@ -172,13 +172,13 @@ static vae_config small(size_t x_dim, size_t nh, size_t h0, size_t h1, size_t z,
 
 /* Runs the check; tanh must match everywhere, ReLU off its kinks (which
  * must be a small share of the values). */
-static void expect_gradients(vae_config cfg, double beta, uint64_t seed, const char *name)
+static void expect_gradients(model_config cfg, double beta, uint64_t seed, const char *name)
 {
     fixture f;
     size_t skipped;
     setup(&f, cfg, beta, seed);
     assert_int_equal(check_all(&f, name, &skipped), 0);
-    if (cfg.act == VAE_ACT_TANH) {
+    if (cfg.act == MODEL_ACT_TANH) {
         assert_int_equal(skipped, 0); /* smooth: nothing to skip */
     } else {
         printf("  %s: %zu of %zu values straddle a kink (skipped)\n", name, skipped,
@@ -191,42 +191,42 @@ static void expect_gradients(vae_config cfg, double beta, uint64_t seed, const c
 static void test_grad_bernoulli(void **state)
 {
     (void)state;
-    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1.0, 11,
+    expect_gradients(small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0), 1.0, 11,
                      "tanh 10-6-3");
-    expect_gradients(small(9, 2, 7, 5, 2, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1.0, 12,
+    expect_gradients(small(9, 2, 7, 5, 2, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0), 1.0, 12,
                      "tanh 9-7-5-2");
-    expect_gradients(small(12, 1, 8, 0, 3, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0), 1.0, 5,
+    expect_gradients(small(12, 1, 8, 0, 3, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0), 1.0, 5,
                      "relu 12-8-3");
-    expect_gradients(small(12, 2, 8, 6, 3, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0), 1.0, 6,
+    expect_gradients(small(12, 2, 8, 6, 3, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0), 1.0, 6,
                      "relu 12-8-6-3");
-    expect_gradients(small(12, 2, 8, 6, 3, VAE_ACT_LEAKY, VAE_LIK_BERNOULLI, 0), 1.0, 7,
+    expect_gradients(small(12, 2, 8, 6, 3, MODEL_ACT_LEAKY, MODEL_LIK_BERNOULLI, 0), 1.0, 7,
                      "leaky relu 12-8-6-3");
 }
 
 static void test_grad_continuous_bernoulli(void **state)
 {
     (void)state;
-    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_CB, 0), 1.0, 21,
+    expect_gradients(small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_CB, 0), 1.0, 21,
                      "cb tanh 10-6-3");
-    expect_gradients(small(12, 2, 8, 6, 3, VAE_ACT_RELU, VAE_LIK_CB, 0), 1.0, 22,
+    expect_gradients(small(12, 2, 8, 6, 3, MODEL_ACT_RELU, MODEL_LIK_CB, 0), 1.0, 22,
                      "cb relu 12-8-6-3");
 }
 
 static void test_grad_gaussian(void **state)
 {
     (void)state;
-    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_GAUSSIAN, 0), 1.0, 31,
+    expect_gradients(small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_GAUSSIAN, 0), 1.0, 31,
                      "gaussian tanh 10-6-3");
-    expect_gradients(small(12, 1, 8, 0, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 0), 1.0, 32,
+    expect_gradients(small(12, 1, 8, 0, 3, MODEL_ACT_RELU, MODEL_LIK_GAUSSIAN, 0), 1.0, 32,
                      "gaussian relu 12-8-3");
 }
 
 static void test_grad_beta(void **state)
 {
     (void)state;
-    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 0.1, 41,
+    expect_gradients(small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0), 0.1, 41,
                      "beta 0.1 tanh");
-    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_GAUSSIAN, 0), 4.0, 42,
+    expect_gradients(small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_GAUSSIAN, 0), 4.0, 42,
                      "beta 4 gaussian");
 }
 
@@ -236,13 +236,13 @@ static void test_grad_beta(void **state)
 static void test_grad_colour_non_square(void **state)
 {
     (void)state;
-    static const vae_lik liks[3] = {VAE_LIK_BERNOULLI, VAE_LIK_CB, VAE_LIK_GAUSSIAN};
+    static const model_lik liks[3] = {MODEL_LIK_BERNOULLI, MODEL_LIK_CB, MODEL_LIK_GAUSSIAN};
     for (int l = 0; l < 3; l++) {
-        vae_config c = small(18, 1, 6, 0, 3, VAE_ACT_TANH, liks[l], l == 2 ? 4 : 0);
-        vae_config_image(&c, 2, 3, 3);
-        vae_model m;
+        model_config c = small(18, 1, 6, 0, 3, MODEL_ACT_TANH, liks[l], l == 2 ? 4 : 0);
+        model_config_image(&c, 2, 3, 3);
+        model_net m;
         err_msg err;
-        assert_int_equal(vae_layout(&m, &c, &err), 0);
+        assert_int_equal(model_layout(&m, &c, &err), 0);
         assert_int_equal(m.cfg.x_dim, 18);
         assert_int_equal(m.layer[0].in, 18);
         expect_gradients(c, 1.0, 81 + (uint64_t)l, l == 2 ? "2x3 rgb cvae gaussian" : "2x3 rgb");
@@ -254,18 +254,18 @@ static void test_grad_colour_non_square(void **state)
 static void test_grad_conditional(void **state)
 {
     (void)state;
-    expect_gradients(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 4), 1.0, 51,
+    expect_gradients(small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 4), 1.0, 51,
                      "cvae tanh 10-6-3");
-    expect_gradients(small(9, 2, 7, 5, 2, VAE_ACT_TANH, VAE_LIK_CB, 3), 0.5, 52,
+    expect_gradients(small(9, 2, 7, 5, 2, MODEL_ACT_TANH, MODEL_LIK_CB, 3), 0.5, 52,
                      "cvae cb tanh 9-7-5-2 beta 0.5");
-    expect_gradients(small(12, 1, 8, 0, 3, VAE_ACT_RELU, VAE_LIK_GAUSSIAN, 5), 1.0, 53,
+    expect_gradients(small(12, 1, 8, 0, 3, MODEL_ACT_RELU, MODEL_LIK_GAUSSIAN, 5), 1.0, 53,
                      "cvae gaussian relu 12-8-3");
 }
 
 /* The objectives over K draws per image (Burda et al.): the K-sample ELBO
  * and the importance-weighted bound, for K = 1, 5, a case where one draw's
  * weight dominates, and the conditional model (prior p(z|y)). */
-static void expect_gradients_k(vae_config cfg, size_t k, vae_objective obj,
+static void expect_gradients_k(model_config cfg, size_t k, model_objective obj,
                                double eps_scale, uint64_t seed, const char *name)
 {
     fixture f;
@@ -281,33 +281,33 @@ static void expect_gradients_k(vae_config cfg, size_t k, vae_objective obj,
 static void test_grad_k_draws(void **state)
 {
     (void)state;
-    vae_config c = small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
-    expect_gradients_k(c, 5, VAE_OBJ_ELBO, 1.0, 61, "elbo k=5");
-    expect_gradients_k(c, 1, VAE_OBJ_IWAE, 1.0, 62, "iwae k=1");
-    expect_gradients_k(c, 5, VAE_OBJ_IWAE, 1.0, 63, "iwae k=5");
-    expect_gradients_k(small(9, 2, 7, 5, 2, VAE_ACT_TANH, VAE_LIK_GAUSSIAN, 0), 4,
-                       VAE_OBJ_IWAE, 1.0, 64, "iwae k=4 gaussian 9-7-5-2");
-    expect_gradients_k(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_CB, 4), 3, VAE_OBJ_IWAE,
+    model_config c = small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0);
+    expect_gradients_k(c, 5, MODEL_OBJ_ELBO, 1.0, 61, "elbo k=5");
+    expect_gradients_k(c, 1, MODEL_OBJ_IWAE, 1.0, 62, "iwae k=1");
+    expect_gradients_k(c, 5, MODEL_OBJ_IWAE, 1.0, 63, "iwae k=5");
+    expect_gradients_k(small(9, 2, 7, 5, 2, MODEL_ACT_TANH, MODEL_LIK_GAUSSIAN, 0), 4,
+                       MODEL_OBJ_IWAE, 1.0, 64, "iwae k=4 gaussian 9-7-5-2");
+    expect_gradients_k(small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_CB, 4), 3, MODEL_OBJ_IWAE,
                        1.0, 65, "iwae k=3 conditional cb");
-    expect_gradients_k(small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 4), 3,
-                       VAE_OBJ_ELBO, 1.0, 66, "elbo k=3 conditional");
+    expect_gradients_k(small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 4), 3,
+                       MODEL_OBJ_ELBO, 1.0, 66, "elbo k=3 conditional");
 }
 
 /* Two stochastic layers (x - h1 - h2): q(h1|x), q(h2|h1), p(h1|h2), p(x|h1),
  * every density sampled; the ELBO with one and with k draws (beta weighing
  * the sampled KL terms) and the IW bound, each parameter against central
  * differences. */
-static vae_config two_layer(size_t x_dim, size_t h0, size_t h1, size_t z, size_t g0,
-                            size_t z2, vae_lik lik)
+static model_config two_layer(size_t x_dim, size_t h0, size_t h1, size_t z, size_t g0,
+                            size_t z2, model_lik lik)
 {
-    vae_config c = small(x_dim, h1 ? 2 : 1, h0, h1, z, VAE_ACT_TANH, lik, 0);
+    model_config c = small(x_dim, h1 ? 2 : 1, h0, h1, z, MODEL_ACT_TANH, lik, 0);
     c.z2_dim = z2;
     c.n_hidden2 = 1;
     c.hidden2[0] = g0;
     return c;
 }
 
-static void expect_gradients_two(vae_config cfg, size_t k, vae_objective obj, double beta,
+static void expect_gradients_two(model_config cfg, size_t k, model_objective obj, double beta,
                                  uint64_t seed, const char *name)
 {
     fixture f;
@@ -321,16 +321,16 @@ static void expect_gradients_two(vae_config cfg, size_t k, vae_objective obj, do
 static void test_grad_two_layers(void **state)
 {
     (void)state;
-    vae_config c = two_layer(10, 6, 0, 3, 5, 2, VAE_LIK_BERNOULLI);
-    expect_gradients_two(c, 1, VAE_OBJ_ELBO, 1.0, 101, "2 layers elbo k=1");
-    expect_gradients_two(c, 3, VAE_OBJ_ELBO, 0.5, 102, "2 layers elbo k=3 beta 0.5");
-    expect_gradients_two(c, 4, VAE_OBJ_IWAE, 1.0, 103, "2 layers iwae k=4");
-    expect_gradients_two(two_layer(9, 7, 5, 4, 3, 2, VAE_LIK_GAUSSIAN), 3, VAE_OBJ_IWAE,
+    model_config c = two_layer(10, 6, 0, 3, 5, 2, MODEL_LIK_BERNOULLI);
+    expect_gradients_two(c, 1, MODEL_OBJ_ELBO, 1.0, 101, "2 layers elbo k=1");
+    expect_gradients_two(c, 3, MODEL_OBJ_ELBO, 0.5, 102, "2 layers elbo k=3 beta 0.5");
+    expect_gradients_two(c, 4, MODEL_OBJ_IWAE, 1.0, 103, "2 layers iwae k=4");
+    expect_gradients_two(two_layer(9, 7, 5, 4, 3, 2, MODEL_LIK_GAUSSIAN), 3, MODEL_OBJ_IWAE,
                          1.0, 104, "2 layers 9-7-5-4-3-2 gaussian iwae k=3");
     /* The layout: q(h1|x), p(x|h1), q(h2|h1), p(h1|h2), in that order. */
-    vae_model m;
+    model_net m;
     err_msg err;
-    assert_int_equal(vae_layout(&m, &c, &err), 0);
+    assert_int_equal(model_layout(&m, &c, &err), 0);
     assert_int_equal(m.n_layers, 8);
     assert_int_equal(m.layer[4].in, 3);   /* q(h2|h1) from h1 */
     assert_int_equal(m.layer[5].out, 4);  /* [mu2 | logvar2] */
@@ -338,7 +338,7 @@ static void test_grad_two_layers(void **state)
     assert_int_equal(m.layer[7].out, 6);  /* [mu | logvar] of h1 */
     /* Refused: conditional, or the conv VAE, with two layers. */
     c.n_classes = 3;
-    assert_int_equal(vae_layout(&m, &c, &err), -1);
+    assert_int_equal(model_layout(&m, &c, &err), -1);
     assert_non_null(strstr(err.text, "two stochastic layers"));
 }
 
@@ -350,24 +350,24 @@ static void test_grad_two_layers(void **state)
  * w_j with the weights c held (Tucker et al., eq. 5): central differences
  * over every encoder parameter. The decoder's and p(h1|h2)'s gradients are
  * the standard ones, bit for bit. */
-static double surrogate(fixture *f, vae_model *frozen, vae_acts *af, const float *c)
+static double surrogate(fixture *f, model_net *frozen, model_acts *af, const float *c)
 {
     size_t Z1 = f->m.cfg.z_dim, Z2 = f->m.cfg.z2_dim, K = f->a.k;
     loss_of(f); /* the live chain and -log p(x|h1) of each draw */
     memcpy(af->x, f->a.x, B * f->m.cfg.x_dim * sizeof(float));
     af->xin = af->x;
-    vae_encode(frozen, af, B); /* q(h1|x)'s parameters, held */
+    model_encode(frozen, af, B); /* q(h1|x)'s parameters, held */
     memcpy(af->z, f->a.z, B * K * Z1 * sizeof(float));
-    vae_draw_top(frozen, af, B, 1); /* q(h2|h1)'s at the live h1 */
+    model_draw_top(frozen, af, B, 1); /* q(h2|h1)'s at the live h1 */
     double total = 0.0;
     for (size_t i = 0; i < B; i++) {
         double lw[16], top = -INFINITY;
         for (size_t j = 0; j < K; j++) {
             size_t r = i * K + j;
             const float *h1 = f->a.z + r * Z1, *h2 = f->a.z2 + r * Z2;
-            const float *mp = vae_prior_top_mu(&f->m, &f->a, r), *lp = mp + Z1;
-            const float *mu1 = vae_mu(frozen, af, i), *lv1 = mu1 + Z1;
-            const float *mu2 = vae_top_mu(frozen, af, r), *lv2 = mu2 + Z2;
+            const float *mp = model_prior_top_mu(&f->m, &f->a, r), *lp = mp + Z1;
+            const float *mu1 = model_mu(frozen, af, i), *lv1 = mu1 + Z1;
+            const float *mu2 = model_top_mu(frozen, af, r), *lv2 = mu2 + Z2;
             double t = -(double)f->a.rrec[r];
             for (size_t d = 0; d < Z1; d++) {
                 double dp = (double)h1[d] - mp[d], dq = (double)h1[d] - mu1[d];
@@ -398,16 +398,16 @@ static double surrogate(fixture *f, vae_model *frozen, vae_acts *af, const float
 static void test_estimators_two_layers(void **state)
 {
     (void)state;
-    vae_config cfg = two_layer(10, 6, 0, 3, 5, 2, VAE_LIK_BERNOULLI);
+    model_config cfg = two_layer(10, 6, 0, 3, 5, 2, MODEL_LIK_BERNOULLI);
     const size_t K = 4;
     float *std = NULL;
     for (int e = 0; e < 3; e++) {
         fixture f;
-        setup_k(&f, cfg, 1.0, 111, K, VAE_OBJ_IWAE);
-        f.loss.estimator = (vae_estimator)e;
+        setup_k(&f, cfg, 1.0, 111, K, MODEL_OBJ_IWAE);
+        f.loss.estimator = (model_estimator)e;
         loss_of(&f);
-        vae_backward(&f.m, &f.a, f.grads, B, &f.loss);
-        const vae_layer *L = f.m.layer;
+        model_backward(&f.m, &f.a, f.grads, B, &f.loss);
+        const model_layer *L = f.m.layer;
         size_t enc1_end = L[1].b_off + L[1].out, dec_end = L[3].b_off + L[3].out;
         size_t enc2_end = L[5].b_off + L[5].out;
         if (e == 0) {
@@ -423,12 +423,12 @@ static void test_estimators_two_layers(void **state)
             if (!encoder && memcmp(&std[p], &f.grads[p], sizeof(float)))
                 fail_msg("estimator %d: parameter %zu (not the encoders') moved", e, p);
         }
-        vae_model frozen;
-        vae_acts af;
+        model_net frozen;
+        model_acts af;
         err_msg err;
-        assert_int_equal(vae_init(&frozen, &cfg, &err), 0);
+        assert_int_equal(model_init(&frozen, &cfg, &err), 0);
         memcpy(frozen.params, f.m.params, f.m.n_params * sizeof(float));
-        assert_int_equal(vae_acts_init_k(&af, &cfg, B, K, &err), 0);
+        assert_int_equal(model_acts_init_k(&af, &cfg, B, K, &err), 0);
         float c[B * 16];
         memcpy(c, f.a.wt, B * K * sizeof(float));
         int bad = 0;
@@ -452,8 +452,8 @@ static void test_estimators_two_layers(void **state)
                "encoders' %zu parameters\n", e == 1 ? "stl" : "dreg", worst,
                enc1_end + enc2_end - dec_end);
         assert_int_equal(bad, 0);
-        vae_acts_free(&af);
-        vae_free(&frozen);
+        model_acts_free(&af);
+        model_free(&frozen);
         teardown(&f);
     }
     free(std);
@@ -464,9 +464,9 @@ static void test_estimators_two_layers(void **state)
 static void test_grad_iwae_unbalanced(void **state)
 {
     (void)state;
-    vae_config c = small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    model_config c = small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0);
     fixture f;
-    setup_k(&f, c, 1.0, 71, 5, VAE_OBJ_IWAE);
+    setup_k(&f, c, 1.0, 71, 5, MODEL_OBJ_IWAE);
     for (size_t i = 0; i < B * 5 * c.z_dim; i++)
         f.a.eps[i] *= 4.0f;
     loss_of(&f);
@@ -486,9 +486,9 @@ static void test_grad_iwae_unbalanced(void **state)
 static void test_iwae_values(void **state)
 {
     (void)state;
-    vae_config c = small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    model_config c = small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0);
     fixture f;
-    setup_k(&f, c, 1.0, 81, 1, VAE_OBJ_IWAE);
+    setup_k(&f, c, 1.0, 81, 1, MODEL_OBJ_IWAE);
     loss_of(&f);
     for (size_t i = 0; i < B; i++) {
         const float *mu = f.a.head + i * 2 * c.z_dim, *lv = mu + c.z_dim;
@@ -501,7 +501,7 @@ static void test_iwae_values(void **state)
         assert_true(f.a.wt[i] == 1.0f);
     }
     teardown(&f);
-    setup_k(&f, c, 1.0, 82, 6, VAE_OBJ_IWAE);
+    setup_k(&f, c, 1.0, 82, 6, MODEL_OBJ_IWAE);
     loss_of(&f);
     for (size_t i = 0; i < B; i++) {
         double mean = 0.0, wsum = 0.0;
@@ -531,7 +531,7 @@ static double log_w(const fixture *f, size_t i, size_t r)
 {
     size_t Z = f->m.cfg.z_dim;
     const float *lv = f->a.head + i * 2 * Z + Z;
-    const float *prior = vae_prior_mu(&f->m, &f->a, i);
+    const float *prior = model_prior_mu(&f->m, &f->a, i);
     double t = -(double)f->a.rrec[r];
     for (size_t d = 0; d < Z; d++) {
         double z = f->a.z[r * Z + d], e = f->a.eps[r * Z + d];
@@ -548,7 +548,7 @@ static double log_w(const fixture *f, size_t i, size_t r)
  *   stl   dmu = -sum_j wt_j g_j,    dlv = -sum_j wt_j g_j eps_j sigma / 2
  *   dreg  dmu = -sum_j wt_j^2 g_j,  dlv = -sum_j wt_j^2 g_j eps_j sigma / 2
  * into want (B x 2Z). */
-static void reference_head_grad(fixture *f, size_t K, vae_estimator est, double *want)
+static void reference_head_grad(fixture *f, size_t K, model_estimator est, double *want)
 {
     size_t Z = f->m.cfg.z_dim;
     const double h = 1e-2;
@@ -561,7 +561,7 @@ static void reference_head_grad(fixture *f, size_t K, vae_estimator est, double 
     for (size_t r = 0; r < B * K; r++) {
         size_t i = r / K;
         const float *lv = head + i * 2 * Z + Z;
-        double w = est == VAE_EST_DREG ? (double)wt[r] * wt[r] : wt[r];
+        double w = est == MODEL_EST_DREG ? (double)wt[r] * wt[r] : wt[r];
         for (size_t d = 0; d < Z; d++) {
             double sigma = exp(0.5 * lv[d]);
             float keep = f->a.eps[r * Z + d];
@@ -584,21 +584,21 @@ static void reference_head_grad(fixture *f, size_t K, vae_estimator est, double 
 
 /* Each estimator's gradients for cfg with K draws (seed fixes everything):
  * all parameters' into grads[e], the heads' into dhead[e]. */
-static void estimator_grads(vae_config cfg, size_t K, uint64_t seed, float **grads,
+static void estimator_grads(model_config cfg, size_t K, uint64_t seed, float **grads,
                             float **dhead, double **want)
 {
     for (int e = 0; e < 3; e++) {
         fixture f;
-        setup_k(&f, cfg, 1.0, seed, K, VAE_OBJ_IWAE);
-        f.loss.estimator = (vae_estimator)e;
+        setup_k(&f, cfg, 1.0, seed, K, MODEL_OBJ_IWAE);
+        f.loss.estimator = (model_estimator)e;
         size_t Z = cfg.z_dim;
         if (e > 0) {
             want[e] = malloc(B * 2 * Z * sizeof **want);
             assert_non_null(want[e]);
-            reference_head_grad(&f, K, (vae_estimator)e, want[e]);
+            reference_head_grad(&f, K, (model_estimator)e, want[e]);
         }
         loss_of(&f);
-        vae_backward(&f.m, &f.a, f.grads, B, &f.loss);
+        model_backward(&f.m, &f.a, f.grads, B, &f.loss);
         grads[e] = malloc(f.m.n_params * sizeof **grads);
         dhead[e] = malloc(B * 2 * Z * sizeof **dhead);
         assert_true(grads[e] && dhead[e]);
@@ -614,23 +614,23 @@ static void estimator_grads(vae_config cfg, size_t K, uint64_t seed, float **gra
 static void test_estimators_exact(void **state)
 {
     (void)state;
-    const struct { vae_config c; size_t K; uint64_t seed; const char *name; } cases[] = {
-        {small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 5, 91, "10-6-3 k=5"},
-        {small(9, 2, 7, 5, 2, VAE_ACT_TANH, VAE_LIK_GAUSSIAN, 0), 4, 92, "9-7-5-2 gaussian k=4"},
-        {small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_CB, 4), 3, 93, "conditional cb k=3"},
-        {small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1, 94, "10-6-3 k=1"},
+    const struct { model_config c; size_t K; uint64_t seed; const char *name; } cases[] = {
+        {small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0), 5, 91, "10-6-3 k=5"},
+        {small(9, 2, 7, 5, 2, MODEL_ACT_TANH, MODEL_LIK_GAUSSIAN, 0), 4, 92, "9-7-5-2 gaussian k=4"},
+        {small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_CB, 4), 3, 93, "conditional cb k=3"},
+        {small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0), 1, 94, "10-6-3 k=1"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        vae_config cfg = cases[c].c;
+        model_config cfg = cases[c].c;
         size_t Z = cfg.z_dim, K = cases[c].K;
         float *grads[3], *dhead[3];
         double *want[3] = {NULL, NULL, NULL};
         estimator_grads(cfg, K, cases[c].seed, grads, dhead, want);
-        vae_model m;
+        model_net m;
         err_msg err;
-        assert_int_equal(vae_layout(&m, &cfg, &err), 0);
+        assert_int_equal(model_layout(&m, &cfg, &err), 0);
         /* The encoder: its layers up to the head (mlp.c's order). */
-        const vae_layer *head = &m.layer[cfg.n_hidden];
+        const model_layer *head = &m.layer[cfg.n_hidden];
         size_t enc_end = head->b_off + head->out;
         for (int e = 1; e < 3; e++) {
             double maxdiff = 0.0;
@@ -665,12 +665,12 @@ static void test_estimators_exact(void **state)
 static void test_dreg_unbiased(void **state)
 {
     (void)state;
-    vae_config cfg = small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
+    model_config cfg = small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0);
     const size_t K = 5, N = 20000, Z = cfg.z_dim;
     fixture f[3];
     for (int e = 0; e < 3; e++) {
-        setup_k(&f[e], cfg, 1.0, 95, K, VAE_OBJ_IWAE);
-        f[e].loss.estimator = (vae_estimator)e;
+        setup_k(&f[e], cfg, 1.0, 95, K, MODEL_OBJ_IWAE);
+        f[e].loss.estimator = (model_estimator)e;
     }
     size_t n = B * 2 * Z;
     double *sum = calloc(3 * n, sizeof *sum), *sq = calloc(3 * n, sizeof *sq);
@@ -682,7 +682,7 @@ static void test_dreg_unbiased(void **state)
         for (int e = 0; e < 3; e++) {
             memcpy(f[e].a.eps, f[0].a.eps, B * K * Z * sizeof(float));
             loss_of(&f[e]);
-            vae_backward(&f[e].m, &f[e].a, f[e].grads, B, &f[e].loss);
+            model_backward(&f[e].m, &f[e].a, f[e].grads, B, &f[e].loss);
             for (size_t k = 0; k < n; k++) {
                 double g = f[e].a.dhead[k];
                 sum[e * n + k] += g;
@@ -714,9 +714,9 @@ static void test_grad_check_catches_errors(void **state)
 {
     (void)state;
     fixture f;
-    setup(&f, small(10, 1, 6, 0, 3, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0), 1.0, 11);
+    setup(&f, small(10, 1, 6, 0, 3, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0), 1.0, 11);
     loss_of(&f);
-    vae_backward(&f.m, &f.a, f.grads, B, &f.loss);
+    model_backward(&f.m, &f.a, f.grads, B, &f.loss);
     size_t i = f.m.layer[1].w_off + 2;
     float keep = f.m.params[i];
     f.m.params[i] = keep + FD_STEP;
@@ -756,41 +756,41 @@ static double ref_cb_mean(double a)
 
 /* Logits from -60 to 60 through 0, and the near-0 region densely; targets
  * in [0,1]. One image with mu = logvar = 0, so the KL is 0. */
-static void kernel_fixture(vae_model *m, vae_acts *a, vae_lik lik)
+static void kernel_fixture(model_net *m, model_acts *a, model_lik lik)
 {
-    vae_config cfg = small(D, 1, 4, 0, 2, VAE_ACT_RELU, lik, 0);
+    model_config cfg = small(D, 1, 4, 0, 2, MODEL_ACT_RELU, lik, 0);
     err_msg err;
-    assert_int_equal(vae_init(m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init(a, &cfg, 1, &err), 0);
-    float *logits = vae_logits(m, a);
+    assert_int_equal(model_init(m, &cfg, &err), 0);
+    assert_int_equal(model_acts_init(a, &cfg, 1, &err), 0);
+    float *logits = model_logits(m, a);
     for (int j = 0; j < D; j++) {
         logits[j] = j < 200 ? -60.0f + 0.6f * (float)j : -1.5f + 0.0075f * (float)(j - 200);
         a->x[j] = (float)((j * 37) % 11) / 10.0f;
     }
-    memset(vae_mu(m, a, 0), 0, 2 * 2 * sizeof(float));
+    memset(model_mu(m, a, 0), 0, 2 * 2 * sizeof(float));
 }
 
 static void test_likelihood_accuracy(void **state)
 {
     (void)state;
     for (int lik = 0; lik < 3; lik++) {
-        vae_model m;
-        vae_acts a;
-        kernel_fixture(&m, &a, (vae_lik)lik);
-        const float *logits = vae_logits(&m, &a);
-        vae_loss(&m, &a, 1, &ELBO);
+        model_net m;
+        model_acts a;
+        kernel_fixture(&m, &a, (model_lik)lik);
+        const float *logits = model_logits(&m, &a);
+        model_loss(&m, &a, 1, &ELBO);
         const float *grad = a.dh[m.n_layers - 1];
         float mean[D];
-        vae_mean(&m, mean, logits, D);
+        model_mean(&m, mean, logits, D);
         double want = 0.0, max_grad_err = 0.0, max_mean_err = 0.0;
         for (int j = 0; j < D; j++) {
             double x = logits[j], t = a.x[j];
             double sig = 1.0 / (1.0 + exp(-x));
             double bce = fmax(x, 0.0) - x * t + log1p(exp(-fabs(x)));
             double l, g, mu;
-            if (lik == VAE_LIK_BERNOULLI) {
+            if (lik == MODEL_LIK_BERNOULLI) {
                 l = bce, g = sig - t, mu = sig;
-            } else if (lik == VAE_LIK_CB) {
+            } else if (lik == MODEL_LIK_CB) {
                 /* d log C / da by a central difference in long double. */
                 double h = 1e-4;
                 double dlogc = (ref_cb_logc(x + h) - ref_cb_logc(x - h)) / (2 * h);
@@ -804,18 +804,18 @@ static void test_likelihood_accuracy(void **state)
             max_mean_err = fmax(max_mean_err, fabs(mean[j] - mu));
         }
         printf("  %s: loss %.6f (double %.6f), max gradient error %.2e, max mean "
-               "error %.2e\n", vae_lik_name((vae_lik)lik), a.rec[0], want,
+               "error %.2e\n", model_lik_name((model_lik)lik), a.rec[0], want,
                max_grad_err, max_mean_err);
         assert_true(fabs(a.rec[0] - want) <= 2e-6 * fabs(want) + 1e-4);
         assert_true(max_grad_err < 2e-6);
         assert_true(max_mean_err < 1e-6);
         assert_true(fabs(a.kl[0]) < 1e-7);
-        /* vae_rec_rows gives the same -log p(x|z) without gradients. */
+        /* model_rec_rows gives the same -log p(x|z) without gradients. */
         float rec;
-        vae_rec_rows(&m, logits, a.x, 0, 1, &rec);
+        model_rec_rows(&m, logits, a.x, 0, 1, &rec);
         assert_true(rec == a.rec[0]);
-        vae_free(&m);
-        vae_acts_free(&a);
+        model_free(&m);
+        model_acts_free(&a);
     }
 }
 
@@ -823,10 +823,10 @@ static void test_likelihood_accuracy(void **state)
 static void test_cb_near_half(void **state)
 {
     (void)state;
-    vae_model m;
-    vae_acts a;
-    kernel_fixture(&m, &a, VAE_LIK_CB);
-    float *logits = vae_logits(&m, &a);
+    model_net m;
+    model_acts a;
+    kernel_fixture(&m, &a, MODEL_LIK_CB);
+    float *logits = model_logits(&m, &a);
     const float probes[] = {0.0f, 1e-30f, 1e-8f, 1e-3f, 0.4999f, 0.5f, 0.5001f,
                             0.9999f, 1.0f, 1.0001f, 80.0f};
     for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
@@ -835,7 +835,7 @@ static void test_cb_near_half(void **state)
                 logits[j] = (float)sign * probes[i];
                 a.x[j] = 0.5f;
             }
-            vae_loss(&m, &a, 1, &ELBO);
+            model_loss(&m, &a, 1, &ELBO);
             double per_pixel = a.rec[0] / D;
             /* bce at t = 1/2 is softplus(a) - a/2 = log(2 cosh(a/2)) */
             double x = (double)sign * probes[i];
@@ -844,28 +844,28 @@ static void test_cb_near_half(void **state)
                 fail_msg("a = %g: -log p(1/2 | a) %.9g, expected %.9g", x, per_pixel, want);
         }
     }
-    vae_free(&m);
-    vae_acts_free(&a);
+    model_free(&m);
+    model_acts_free(&a);
 }
 
 /* tanh layers against double tanh (the vector kernel, through a forward). */
 static void test_tanh_accuracy(void **state)
 {
     (void)state;
-    vae_config cfg = small(1, 1, 1024, 0, 1, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 0);
-    vae_model m;
-    vae_acts a;
+    model_config cfg = small(1, 1, 1024, 0, 1, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 0);
+    model_net m;
+    model_acts a;
     err_msg err;
-    assert_int_equal(vae_init(&m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init(&a, &cfg, 1, &err), 0);
+    assert_int_equal(model_init(&m, &cfg, &err), 0);
+    assert_int_equal(model_acts_init(&a, &cfg, 1, &err), 0);
     /* Layer 0: h = tanh(w x + b) with x = 1, w = 0: h = tanh(b). */
-    const vae_layer *L = &m.layer[0];
+    const model_layer *L = &m.layer[0];
     memset(m.params + L->w_off, 0, L->out * sizeof(float));
     for (size_t j = 0; j < L->out; j++)
         m.params[L->b_off + j] = j < 512 ? -12.0f + 24.0f * (float)j / 511.0f
                                          : 1e-6f * (float)(j - 512) - 2.5e-4f;
     a.x[0] = 1.0f;
-    vae_encode(&m, &a, 1);
+    model_encode(&m, &a, 1);
     double worst = 0.0;
     for (size_t j = 0; j < L->out; j++) {
         double b = m.params[L->b_off + j], ref = tanh(b);
@@ -874,8 +874,8 @@ static void test_tanh_accuracy(void **state)
     }
     printf("  tanh: max relative error %.2e over [-12, 12] and near 0\n", worst);
     assert_true(worst < 5e-7);
-    vae_free(&m);
-    vae_acts_free(&a);
+    model_free(&m);
+    model_acts_free(&a);
 }
 
 /* KL of N(mu, e^lv) against N(0, 1), and against a prior N(mp, e^lp), by
@@ -883,75 +883,75 @@ static void test_tanh_accuracy(void **state)
 static void test_kl_closed_form(void **state)
 {
     (void)state;
-    vae_config cfg = small(4, 1, 3, 0, 2, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0);
-    vae_model m;
-    vae_acts a;
+    model_config cfg = small(4, 1, 3, 0, 2, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0);
+    model_net m;
+    model_acts a;
     err_msg err;
-    assert_int_equal(vae_init(&m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init(&a, &cfg, 1, &err), 0);
-    float *mu = vae_mu(&m, &a, 0), *lv = vae_logvar(&m, &a, 0);
+    assert_int_equal(model_init(&m, &cfg, &err), 0);
+    assert_int_equal(model_acts_init(&a, &cfg, 1, &err), 0);
+    float *mu = model_mu(&m, &a, 0), *lv = model_logvar(&m, &a, 0);
     mu[0] = 0.5f, mu[1] = -2.0f, lv[0] = 0.3f, lv[1] = -1.0f;
-    memset(vae_logits(&m, &a), 0, 4 * sizeof(float));
+    memset(model_logits(&m, &a), 0, 4 * sizeof(float));
     memset(a.x, 0, 4 * sizeof(float));
-    vae_loss(&m, &a, 1, &ELBO);
+    model_loss(&m, &a, 1, &ELBO);
     double want = 0.0;
     for (int j = 0; j < 2; j++)
         want += -0.5 * (1.0 + lv[j] - mu[j] * mu[j] - exp(lv[j]));
     assert_true(fabs(a.kl[0] - want) < 1e-5);
     assert_true(fabs(a.rec[0] - 4.0 * log(2.0)) < 1e-5);
-    vae_free(&m);
-    vae_acts_free(&a);
+    model_free(&m);
+    model_acts_free(&a);
 
     cfg.n_classes = 3;
-    assert_int_equal(vae_init(&m, &cfg, &err), 0);
-    assert_int_equal(vae_acts_init(&a, &cfg, 1, &err), 0);
-    mu = vae_mu(&m, &a, 0), lv = vae_logvar(&m, &a, 0);
-    float *mp = vae_prior_mu(&m, &a, 0), *lp = vae_prior_logvar(&m, &a, 0);
+    assert_int_equal(model_init(&m, &cfg, &err), 0);
+    assert_int_equal(model_acts_init(&a, &cfg, 1, &err), 0);
+    mu = model_mu(&m, &a, 0), lv = model_logvar(&m, &a, 0);
+    float *mp = model_prior_mu(&m, &a, 0), *lp = model_prior_logvar(&m, &a, 0);
     mu[0] = 0.5f, mu[1] = -2.0f, lv[0] = 0.3f, lv[1] = -1.0f;
     mp[0] = 1.0f, mp[1] = -1.0f, lp[0] = -0.5f, lp[1] = 0.7f;
-    memset(vae_logits(&m, &a), 0, 4 * sizeof(float));
-    vae_loss(&m, &a, 1, &ELBO);
+    memset(model_logits(&m, &a), 0, 4 * sizeof(float));
+    model_loss(&m, &a, 1, &ELBO);
     want = 0.0;
     for (int j = 0; j < 2; j++)
         want += 0.5 * (lp[j] - lv[j] + (exp(lv[j]) + (mu[j] - mp[j]) * (mu[j] - mp[j])) /
                                            exp(lp[j]) - 1.0);
     printf("  KL to the prior network's N: %.6f (closed form %.6f)\n", a.kl[0], want);
     assert_true(fabs(a.kl[0] - want) < 1e-5);
-    vae_free(&m);
-    vae_acts_free(&a);
+    model_free(&m);
+    model_acts_free(&a);
 }
 
 static void test_config_errors(void **state)
 {
     (void)state;
     err_msg err;
-    vae_config ok = small(784, 1, 400, 0, 20, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0);
-    assert_int_equal(vae_config_check(&ok, &err), 0);
-    vae_config c = ok;
+    model_config ok = small(784, 1, 400, 0, 20, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0);
+    assert_int_equal(model_config_check(&ok, &err), 0);
+    model_config c = ok;
     c.n_hidden = 0;
-    assert_int_equal(vae_config_check(&c, &err), -1);
+    assert_int_equal(model_config_check(&c, &err), -1);
     assert_non_null(strstr(err.text, "hidden layers"));
     c = ok;
-    c.hidden[0] = VAE_MAX_WIDTH + 1;
-    assert_int_equal(vae_config_check(&c, &err), -1);
+    c.hidden[0] = MODEL_MAX_WIDTH + 1;
+    assert_int_equal(model_config_check(&c, &err), -1);
     assert_non_null(strstr(err.text, "hidden width"));
     c = ok;
     c.z_dim = 0;
-    assert_int_equal(vae_config_check(&c, &err), -1);
+    assert_int_equal(model_config_check(&c, &err), -1);
     assert_non_null(strstr(err.text, "latent"));
     c = ok;
-    c.act = (vae_act)7;
-    assert_int_equal(vae_config_check(&c, &err), -1);
+    c.act = (model_act)7;
+    assert_int_equal(model_config_check(&c, &err), -1);
     c = ok;
-    c.likelihood = (vae_lik)3;
-    assert_int_equal(vae_config_check(&c, &err), -1);
+    c.likelihood = (model_lik)3;
+    assert_int_equal(model_config_check(&c, &err), -1);
     assert_non_null(strstr(err.text, "likelihood"));
     c = ok;
-    c.n_classes = VAE_MAX_CLASSES + 1;
-    assert_int_equal(vae_config_check(&c, &err), -1);
+    c.n_classes = MODEL_MAX_CLASSES + 1;
+    assert_int_equal(model_config_check(&c, &err), -1);
     assert_non_null(strstr(err.text, "classes"));
-    vae_acts a;
-    assert_int_equal(vae_acts_init(&a, &ok, SIZE_MAX / 8, &err), -1);
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, &ok, SIZE_MAX / 8, &err), -1);
     assert_non_null(strstr(err.text, "too large"));
 }
 
@@ -962,15 +962,15 @@ static void test_config_errors(void **state)
 static void test_default_shape(void **state)
 {
     (void)state;
-    vae_config cfg = small(784, 1, 400, 0, 20, VAE_ACT_RELU, VAE_LIK_BERNOULLI, 0);
-    vae_model m;
+    model_config cfg = small(784, 1, 400, 0, 20, MODEL_ACT_RELU, MODEL_LIK_BERNOULLI, 0);
+    model_net m;
     err_msg err;
-    assert_int_equal(vae_init(&m, &cfg, &err), 0);
+    assert_int_equal(model_init(&m, &cfg, &err), 0);
     assert_int_equal(m.n_params, 652824);
     assert_int_equal(m.n_layers, 4);
-    vae_free(&m);
+    model_free(&m);
     cfg.n_classes = 10;
-    assert_int_equal(vae_layout(&m, &cfg, &err), 0);
+    assert_int_equal(model_layout(&m, &cfg, &err), 0);
     assert_null(m.params);
     assert_int_equal(m.n_params, 652824 + 10 * 400 + 10 * 400 + 10 * 400 + 400 + 400 * 40 + 40);
     assert_int_equal(m.n_layers, 6);
@@ -983,17 +983,17 @@ static void test_glorot_init(void **state)
 {
     (void)state;
     err_msg err;
-    vae_model m;
-    vae_config c = {784, 2, {64, 32}, 8, VAE_ACT_TANH, VAE_LIK_BERNOULLI, 10, VAE_ARCH_MLP};
-    assert_int_equal(vae_init(&m, &c, &err), 0);
+    model_net m;
+    model_config c = {784, 2, {64, 32}, 8, MODEL_ACT_TANH, MODEL_LIK_BERNOULLI, 10, MODEL_ARCH_MLP};
+    assert_int_equal(model_init(&m, &c, &err), 0);
     double mean[784];
     for (size_t p = 0; p < 784; p++)
         mean[p] = p < 100 ? 0.0 : p < 200 ? 1.0 : (double)p / 1000.0;
     rng_state r;
     rng_seed(&r, 5);
-    vae_init_glorot(&m, &r, mean);
+    model_init_glorot(&m, &r, mean);
     for (size_t l = 0; l < m.n_layers; l++) {
-        const vae_layer *L = &m.layer[l];
+        const model_layer *L = &m.layer[l];
         size_t fan_in = L->in + L->n_onehot;
         float bound = sqrtf(6.0f / (float)(fan_in + L->out)), top = 0.0f;
         for (size_t i = 0; i < fan_in * L->out; i++) {
@@ -1012,15 +1012,15 @@ static void test_glorot_init(void **state)
             assert_true(fabs(b - log(p / (1.0 - p))) < 1e-5);
         }
     }
-    vae_free(&m);
+    model_free(&m);
 
-    vae_config k = {144, 2, {4, 8}, 3, VAE_ACT_LEAKY, VAE_LIK_GAUSSIAN, 0, VAE_ARCH_CONV};
-    assert_int_equal(vae_init(&m, &k, &err), 0);
+    model_config k = {144, 2, {4, 8}, 3, MODEL_ACT_LEAKY, MODEL_LIK_GAUSSIAN, 0, MODEL_ARCH_CONV};
+    assert_int_equal(model_init(&m, &k, &err), 0);
     for (size_t p = 0; p < 784; p++)
         mean[p] = 0.25;
-    vae_init_glorot(&m, &r, mean);
+    model_init_glorot(&m, &r, mean);
     for (size_t b = 0; b < m.n_blocks; b++) {
-        const vae_block *K = &m.block[b];
+        const model_block *K = &m.block[b];
         float bound = sqrtf(6.0f / (float)((K->cin + K->cout) * 16));
         for (size_t i = 0; i < K->cin * K->cout * 16; i++)
             assert_true(fabsf(m.params[K->w_off + i]) <= bound);
@@ -1028,7 +1028,7 @@ static void test_glorot_init(void **state)
         for (size_t i = 0; i < K->cout; i++)
             assert_true(fabsf(m.params[K->b_off + i] - want) < 1e-6f);
     }
-    vae_free(&m);
+    model_free(&m);
 }
 
 int main(void)
