@@ -3654,17 +3654,17 @@ static void test_two_layer_prior(void **state)
     doc2_layout(&d, &m.cfg);
     doc2_params(&d, &m);
     const size_t Z1 = m.cfg.z_dim, Z2 = m.cfg.z2_dim, dim = Z2 + Z1;
-    assert_int_equal(show_prior_dim(&m), dim);
+    assert_int_equal(infer_prior_dim(&m), dim);
     float eps[N * DOC2_MAX_WIDTH], z[N * DOC2_MAX_WIDTH];
     assert_true(dim <= DOC2_MAX_WIDTH);
     const uint64_t seed = 9;
-    show_prior_draws(eps, N, dim, seed);
+    infer_prior_draws(eps, N, dim, seed);
     rng_state r;
     float stream[N * DOC2_MAX_WIDTH];
     rng_seed(&r, seed ^ PRIOR_SALT);
     rng_normal(&r, stream, N * dim);
     assert_memory_equal(eps, stream, N * dim * sizeof *eps);
-    show_prior_z(&m, &a, eps, NULL, N, z);
+    infer_prior_z(&m, &a, eps, NULL, N, z);
     double worst_swapped = 0.0;
     for (size_t i = 0; i < N; i++)
         for (int swap = 0; swap < 2; swap++) {

@@ -843,11 +843,45 @@ static void test_gather_views(void **state)
     assert_true(fabs((double)total_on - want) < 4.0 * sqrt(want));
 }
 
+/* A set of float values b * (1/255) gathers as the bytes b do, as
+ * intensities and binarized: the two tests of a pixel agree for every byte
+ * and every 16-bit draw, and the gathers agree pixel for pixel. */
+static void test_gather_values_as_bytes(void **state)
+{
+    (void)state;
+    size_t disagree = 0;
+    for (uint32_t v = 0; v < 256; v++) {
+        float x = (float)v * (1.0f / 255.0f);
+        for (uint32_t w = 0; w < 65536; w++)
+            disagree += ((float)w < x * 65536.0f) != (w * 255u < v * 65536u);
+    }
+    assert_int_equal(disagree, 0);
+    enum { N = 64, D = 784 };
+    static uint8_t images[N * D], labels[N];
+    static float values[N * D], a[N * D], b[N * D];
+    for (size_t i = 0; i < N * D; i++) {
+        images[i] = (uint8_t)((i * 7) % 256);
+        values[i] = (float)images[i] * (1.0f / 255.0f);
+    }
+    idx_set bytes = {N, 28, 28, images, labels}, floats = bytes;
+    floats.images = NULL, floats.values = values;
+    idx_gather(&bytes, NULL, 0, N, NULL, a);
+    idx_gather(&floats, NULL, 0, N, NULL, b);
+    assert_memory_equal(a, b, sizeof a);
+    for (uint64_t key = 0; key < 200; key++) {
+        idx_view v = {1, key};
+        idx_gather(&bytes, NULL, 0, N, &v, a);
+        idx_gather(&floats, NULL, 0, N, &v, b);
+        assert_memory_equal(a, b, sizeof a);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         cmocka_unit_test(test_gather_views),
+        cmocka_unit_test(test_gather_values_as_bytes),
         T(test_raw_and_gzip_read_identically),
         T(test_non_square_images_read),
         T(test_concatenated_gzip_members),

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "png_grid.h"
+#include "infer.h"
 #include "show.h"
 #include "testutil.h"
 
@@ -69,10 +70,10 @@ static void test_prior_z(void **state)
     enum { N = 10 };
     float eps[N * 4], z[N * 4];
     uint8_t labels[N];
-    show_prior_draws(eps, N, 4, 3);
+    infer_prior_draws(eps, N, 4, 3);
     for (int i = 0; i < N; i++)
         labels[i] = (uint8_t)(9 - i);
-    show_prior_z(&mc, &ac, eps, labels, N, z); /* in batches of 7 */
+    infer_prior_z(&mc, &ac, eps, labels, N, z); /* in batches of 7 */
     memcpy(ac.y, labels, N < 7 ? N : 7);
     model_prior(&mc, &ac, 7);
     for (int i = 0; i < 7; i++)
@@ -83,7 +84,7 @@ static void test_prior_z(void **state)
         }
     /* Unconditional: z is the noise. */
     float z2[N * 2];
-    show_prior_z(&m2, &a2, eps, NULL, N, z2);
+    infer_prior_z(&m2, &a2, eps, NULL, N, z2);
     assert_memory_equal(z2, eps, sizeof z2);
 }
 
@@ -94,7 +95,7 @@ static void test_grids(void **state)
     err_msg err;
     float z[23 * 4];
     uint8_t labels[23];
-    show_prior_draws(z, 23, 4, 1);
+    infer_prior_draws(z, 23, 4, 1);
     for (int i = 0; i < 23; i++)
         labels[i] = (uint8_t)(i % 10);
     tu_join(path, sizeof path, dir, "decode.png");

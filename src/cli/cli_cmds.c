@@ -80,12 +80,15 @@ const cmd_spec CLI_CMDS[] = {
     {.name = "score",
      .brief = "per-image negative ELBO as an anomaly score",
      .summary = "Per-image negative ELBO in nats (index,label,score,rec,kl) as CSV, "
-                "or with\n--top N the N highest-scoring images as a PNG grid, "
-                "highest first.",
-     .opts = {O_CKPT, O_DATA, O_SPLIT, O_OUTPUT, O_TOP, O_SEED, O_THREADS, -1},
+                "or with\n--iw K the importance-weighted bound on -log p(x) "
+                "(index,label,score), or with\n--top N the N highest-scoring "
+                "images as a PNG grid, highest first.",
+     .opts = {O_CKPT, O_DATA, O_SPLIT, O_OUTPUT, O_TOP, O_SEED, O_IW, O_THREADS, -1},
      .help = {[O_OUTPUT] = "output CSV (default scores.csv), or PNG with --top "
                            "(default worst.png)",
-              [O_SEED] = "seed of the z draws (default 1)"},
+              [O_SEED] = "seed of the z draws (default 1)",
+              [O_IW] = "score by the importance-weighted bound with K draws per "
+                       "image instead"},
      .mpi = 1,
      .run = cmd_score},
     {.name = "probe",

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "dist.h"
 #include "import.h"
+#include "infer.h"
 #include "par.h"
 #include "parse.h"
 #include "train.h"
@@ -336,7 +337,7 @@ static int parse_value(cli_opts *o, int id, const char *v)
     case O_TO: return parse_size(id, v, 0, 1u << 31, &o->to);
     case O_STEPS: return parse_size(id, v, 2, 1000, &o->steps);
     case O_TOP: return parse_size(id, v, 1, 65536, &o->top);
-    case O_IW: return parse_size(id, v, 1, 1000000, &o->iw);
+    case O_IW: return parse_size(id, v, 1, INFER_MAX_IW, &o->iw);
     case O_LAYER: return parse_size(id, v, 1, 2, &o->layer);
     case O_KNN: /* checked against the references once they are known */
         return parse_size(id, v, 1, UINT32_MAX, &o->knn);

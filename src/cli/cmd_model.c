@@ -57,8 +57,8 @@ static int session_open(cli_opts *o, session *s, size_t cap, const char *out)
         session_free(s);
         return 1;
     }
-    if (s->m.cfg.arch == MODEL_ARCH_CONV && cap > 32)
-        cap = 32;
+    if (s->m.cfg.arch == MODEL_ARCH_CONV && cap > INFER_CONV_CAP)
+        cap = INFER_CONV_CAP;
     if (model_acts_init(&s->a, &s->m.cfg, cap, &err)) {
         say_error("%s", err.text);
         session_free(s);
@@ -127,7 +127,7 @@ int cmd_sample(cli_opts *o)
 {
     session s;
     const char *path = output_or(o, "sampled.png");
-    int open_rc = session_open(o, &s, 256, path);
+    int open_rc = session_open(o, &s, INFER_PICTURE_CAP, path);
     if (open_rc)
         return open_rc;
     if (check_label_options(o, &s)) {
@@ -145,7 +145,7 @@ int cmd_sample(cli_opts *o)
     size_t n = o->set[O_N] ? o->n : grid ? 10 * cols : 128;
     if (grid)
         n = (n + cols - 1) / cols * cols;
-    size_t Z = show_prior_dim(&s.m); /* the noise of a draw, then its code */
+    size_t Z = infer_prior_dim(&s.m); /* the noise of a draw, then its code */
     float *eps = malloc(n * (Z + s.m.cfg.z_dim) * sizeof *eps);
     uint8_t *labels = malloc(n);
     int rc = 1;
@@ -155,8 +155,8 @@ int cmd_sample(cli_opts *o)
     } else {
         for (size_t i = 0; i < n; i++)
             labels[i] = (uint8_t)(grid ? i % cols : o->label);
-        show_prior_draws(eps, n, Z, o->run.set.seed);
-        show_prior_z(&s.m, &s.a, eps, labels, n, eps + n * Z);
+        infer_prior_draws(eps, n, Z, o->run.set.seed);
+        infer_prior_z(&s.m, &s.a, eps, labels, n, eps + n * Z);
         if (show_decode_png(&s.m, &s.a, eps + n * Z, labels, n, cols, path, &err))
             say_error("%s", err.text);
         else
@@ -174,7 +174,7 @@ int cmd_reconstruct(cli_opts *o)
 {
     session s;
     const char *path = output_or(o, "reconst.png");
-    int open_rc = session_open_data(o, &s, "t10k", 256, path);
+    int open_rc = session_open_data(o, &s, "t10k", INFER_PICTURE_CAP, path);
     if (open_rc)
         return open_rc;
     size_t n = o->set[O_N] ? o->n : 32;
@@ -257,7 +257,7 @@ int cmd_interpolate(cli_opts *o)
 {
     session s;
     const char *path = output_or(o, "strip.png");
-    int rc = session_open_data(o, &s, "t10k", 256, path);
+    int rc = session_open_data(o, &s, "t10k", INFER_PICTURE_CAP, path);
     if (rc)
         return rc;
     rc = 1;
@@ -329,7 +329,7 @@ int cmd_encode(cli_opts *o)
 {
     session s;
     const char *path = output_or(o, "latents.csv");
-    int open_rc = session_open_data(o, &s, o->split, 1, path);
+    int open_rc = session_open_data(o, &s, o->split, INFER_PICTURE_CAP, path);
     if (open_rc)
         return open_rc;
     size_t n = s.data.n, Z = s.m.cfg.z_dim, Z2 = s.m.cfg.z2_dim;
@@ -390,6 +390,18 @@ static void score_row(void *ctx, size_t i, FILE *fp)
             (double)c->rec[i] + c->kl[i], c->rec[i], c->kl[i]);
 }
 
+/* --iw: the bound alone. */
+typedef struct bounds {
+    const idx_set *set;
+    double *iw;
+} bounds;
+
+static void iw_row(void *ctx, size_t i, FILE *fp)
+{
+    const bounds *b = ctx;
+    fprintf(fp, "%zu,%u,%.6f\n", i, b->set->labels[i], b->iw[i]);
+}
+
 static const float *sort_scores; /* for by_score_desc */
 
 /* Highest score first; ties by index, so the order is fixed. */
@@ -441,14 +453,21 @@ int cmd_score(cli_opts *o)
     size_t n = s.data.n;
     codes c = {&s.data, s.m.cfg.z_dim, NULL, NULL, malloc(n * sizeof(float)),
                malloc(n * sizeof(float)), 0, NULL, NULL};
+    bounds b = {&s.data, malloc(n * sizeof(double))};
     float *score = malloc(n * sizeof *score);
-    int rc = 1;
-    if (dist_any(!c.rec || !c.kl || !score)) {
+    int rc = 1, iw = o->set[O_IW];
+    err_msg err;
+    if (dist_any(!c.rec || !c.kl || !b.iw || !score)) {
         say_error("out of memory for %zu scores", n);
+    } else if (iw && infer_iw_images(&s.m, &s.data, &s.view, o->iw, o->run.set.seed,
+                                     b.iw, &err)) {
+        say_error("%s", err.text);
     } else {
-        infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, NULL, NULL, c.rec, c.kl);
+        if (!iw)
+            infer_per_image(&s.m, &s.sh, &s.data, &s.view, o->run.set.seed, NULL, NULL, c.rec,
+                            c.kl);
         for (size_t i = 0; i < n; i++)
-            score[i] = c.rec[i] + c.kl[i];
+            score[i] = iw ? (float)b.iw[i] : c.rec[i] + c.kl[i];
         if (dist_rank() > 0) { /* rank 0 writes */
             rc = 0;
         } else if (o->set[O_TOP]) {
@@ -457,15 +476,15 @@ int cmd_score(cli_opts *o)
                        o->top < n ? o->top : n, n);
                 rc = 0;
             }
-        } else {
-            if (write_csv(path, "index,label,score,rec,kl\n", n, score_row, &c) == 0) {
-                printf("wrote %s (%zu images)\n", path, n);
-                rc = 0;
-            }
+        } else if (iw ? write_csv(path, "index,label,score\n", n, iw_row, &b) == 0
+                      : write_csv(path, "index,label,score,rec,kl\n", n, score_row, &c) == 0) {
+            printf("wrote %s (%zu images)\n", path, n);
+            rc = 0;
         }
     }
     free(c.rec);
     free(c.kl);
+    free(b.iw);
     free(score);
     session_free(&s);
     return rc;
@@ -542,7 +561,7 @@ int cmd_manifold(cli_opts *o)
 {
     session s;
     const char *path = output_or(o, "manifold.png");
-    int rc = session_open(o, &s, 256, path);
+    int rc = session_open(o, &s, INFER_PICTURE_CAP, path);
     if (rc)
         return rc;
     rc = 1;
@@ -803,7 +822,7 @@ int cmd_traverse(cli_opts *o)
 {
     session s;
     const char *path = output_or(o, "traverse.png");
-    int rc = session_open_data(o, &s, "t10k", 256, path);
+    int rc = session_open_data(o, &s, "t10k", INFER_PICTURE_CAP, path);
     if (rc)
         return rc;
     if (layer_size(o, &s.m) == 0) {

@@ -612,6 +612,30 @@ void idx_free(idx_set *set)
     memset(set, 0, sizeof *set);
 }
 
+/* Image k binarized by view into dst (D pixels), from its bytes src or
+ * (src NULL) its values v in [0,1]: a pixel is on when a 16-bit uniform w
+ * has w * 255 < b * 65536 for a byte b, i.e. with probability b/255 to
+ * 1/65536, or w < v * 65536 for a value v; four draws per 64 bits. For v
+ * = b * (1/255) in float, as bytes are read, the two tests agree for
+ * every b and w (tests/test_idx.c tries all 256 x 65536): b * 65536 / 255
+ * is at least 1/255 from an integer unless 255 divides b, and v * 65536 is
+ * a few float roundings from it. */
+static void binarize(const uint8_t *src, const float *v, size_t D, const idx_view *view,
+                     size_t k, float *dst)
+{
+    rng_state r;
+    rng_seed(&r, rng_mix(view->key, k));
+    uint64_t bits = 0;
+    for (size_t p = 0; p < D; p++) {
+        if (p % 4 == 0)
+            bits = rng_u64(&r);
+        uint32_t w = (uint32_t)(bits & 0xffff);
+        bits >>= 16;
+        int on = src ? w * 255u < (uint32_t)src[p] * 65536u : (float)w < v[p] * 65536.0f;
+        dst[p] = on ? 1.0f : 0.0f;
+    }
+}
+
 void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
                 size_t B, const idx_view *view, float *out)
 {
@@ -619,24 +643,15 @@ void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
     const float scale = 1.0f / 255.0f;
     for (size_t i = 0; i < B; i++) {
         size_t k = idx ? idx[i] : start + i;
-        const uint8_t *src = set->images + k * D;
         float *dst = out + i * D;
-        if (!view || !view->binarize) {
+        const uint8_t *src = set->values ? NULL : set->images + k * D;
+        const float *v = set->values ? set->values + k * D : NULL;
+        if (view && view->binarize)
+            binarize(src, v, D, view, k, dst);
+        else if (v)
+            memcpy(dst, v, D * sizeof *dst);
+        else
             for (size_t p = 0; p < D; p++)
                 dst[p] = (float)src[p] * scale;
-            continue;
-        }
-        /* Pixel on when a 16-bit uniform w has w * 255 < v * 65536, i.e.
-         * with probability v/255 to 1/65536; four draws per 64 bits. */
-        rng_state r;
-        rng_seed(&r, rng_mix(view->key, k));
-        uint64_t bits = 0;
-        for (size_t p = 0; p < D; p++) {
-            if (p % 4 == 0)
-                bits = rng_u64(&r);
-            uint32_t w = (uint32_t)(bits & 0xffff);
-            bits >>= 16;
-            dst[p] = w * 255u < (uint32_t)src[p] * 65536u ? 1.0f : 0.0f;
-        }
     }
 }

@@ -33,6 +33,10 @@ typedef struct idx_set {
     uint8_t *labels;  /* n bytes */
     size_t channels;  /* 1 (grey) or 3 (RGB, each pixel's three bytes together); 0: 1 */
     size_t n_classes; /* 1 + the largest label; 0: no label file (all labels 0) */
+    /* Or the images as floats in [0,1] (n * rows * cols * channels, as
+     * images), read instead of images when non-NULL: a library caller's
+     * own arrays (include/vae.h), never a file's. */
+    const float *values;
 } idx_set;
 
 /* Reads an idx3 (grey: *channels 1) or idx4 (n, rows, cols, channels 1 or
@@ -70,7 +74,9 @@ typedef struct idx_view {
 } idx_view;
 
 /* Copies images idx[0..B) of set (or start..start+B when idx is NULL) into
- * out (B x rows*cols*channels floats) as view says (NULL: v/255). */
+ * out (B x rows*cols*channels floats) as view says (NULL: v/255; a set of
+ * values: the values, or their Bernoulli draws, the same draws a byte v
+ * gets when the value is v/255). */
 void idx_gather(const idx_set *set, const uint32_t *idx, size_t start,
                 size_t B, const idx_view *view, float *out);
 

@@ -17,6 +17,7 @@
  * drawn from the same --seed. */
 #define EVAL_SALT 0x6576616cULL
 #define IW_SALT 0x69775f65ULL
+#define PRIOR_SALT 0x7072696fULL /* the prior's draws (vae sample, the run's samples) */
 
 #define IW_IMAGES 32 /* images encoded at once */
 #define IW_ROWS 512  /* draws decoded at once */
@@ -276,22 +277,19 @@ static void iw_task(void *ctx, size_t k, size_t T)
         gemm_trace_free();
 }
 
-int infer_iw(const model_net *m, const idx_set *set, const idx_view *view,
-             size_t K, uint64_t seed, int bench, infer_iw_result *out,
-             err_msg *err)
+/* The bound's per-image values log (1/K sum_k w_k) into iw (set->n, the
+ * same on every rank), and the timings into out. Returns 0, or -1 with
+ * err. */
+static int iw_run(const model_net *m, const idx_set *set, const idx_view *view,
+                  size_t K, uint64_t seed, int bench, double *iw, infer_iw_result *out,
+                  err_msg *err)
 {
     memset(out, 0, sizeof *out);
     if (K == 0)
         return err_set(err, "--iw: need at least 1 draw per image");
-    if (set->n == 0)
-        return err_set(err, "the data set is empty");
     iw_job *j = calloc(1, sizeof *j);
-    double *iw = malloc(set->n * sizeof *iw);
-    if (!j || !iw) {
-        free(j);
-        free(iw);
+    if (!j)
         return err_set(err, "out of memory for the importance-weighted bound");
-    }
     j->m = m, j->set = set, j->view = view, j->K = K, j->seed = seed;
     j->bench = bench, j->iw = iw;
     /* Across R ranks of T threads, the R x T shares of one process with
@@ -315,12 +313,42 @@ int infer_iw(const model_net *m, const idx_set *set, const idx_view *view,
         rc = err_set(err, "out of memory for the importance-weighted bound");
     else
         dist_gather_ranges(iw, sizeof *iw, lo, hi);
+    free(j);
+    return rc;
+}
+
+int infer_iw(const model_net *m, const idx_set *set, const idx_view *view,
+             size_t K, uint64_t seed, int bench, infer_iw_result *out,
+             err_msg *err)
+{
+    memset(out, 0, sizeof *out);
+    if (set->n == 0)
+        return err_set(err, "the data set is empty");
+    double *iw = malloc(set->n * sizeof *iw);
+    if (!iw)
+        return err_set(err, "out of memory for the importance-weighted bound");
+    int rc = iw_run(m, set, view, K, seed, bench, iw, out, err);
     double sum = 0.0;
-    for (size_t i = 0; i < set->n; i++)
+    for (size_t i = 0; rc == 0 && i < set->n; i++)
         sum -= iw[i];
     out->iw_nll = sum / (double)set->n;
     free(iw);
-    free(j);
+    return rc;
+}
+
+int infer_iw_images(const model_net *m, const idx_set *set, const idx_view *view,
+                    size_t K, uint64_t seed, double *score, err_msg *err)
+{
+    if (set->n == 0)
+        return 0;
+    infer_iw_result res;
+    double *iw = malloc(set->n * sizeof *iw);
+    if (!iw)
+        return err_set(err, "out of memory for the importance-weighted bound");
+    int rc = iw_run(m, set, view, K, seed, 0, iw, &res, err);
+    for (size_t i = 0; rc == 0 && i < set->n; i++)
+        score[i] = -iw[i];
+    free(iw);
     return rc;
 }
 
@@ -412,4 +440,100 @@ int infer_layer_activity(const model_net *m, shard_set *s, const idx_set *set,
     }
     free(mu);
     return 0;
+}
+
+/* ===================================================================== */
+/* Pictures' numbers: prior draws, decodings, reconstructions             */
+/* ===================================================================== */
+
+void infer_prior_draws(float *eps, size_t n, size_t z_dim, uint64_t seed)
+{
+    rng_state rng;
+    rng_seed(&rng, seed ^ PRIOR_SALT);
+    rng_normal(&rng, eps, n * z_dim);
+}
+
+size_t infer_prior_dim(const model_net *m)
+{
+    return m->cfg.z2_dim + m->cfg.z_dim;
+}
+
+/* Two stochastic layers: h2 from the first z2_dim noise values of each
+ * draw, then h1 from p(h1|h2) and the rest. */
+static void prior_z_two(const model_net *m, model_acts *a, const float *eps, size_t n,
+                        float *z)
+{
+    size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim, dim = Z2 + Z;
+    for (size_t s = 0; s < n; s += a->cap) {
+        size_t B = n - s < a->cap ? n - s : a->cap;
+        for (size_t i = 0; i < B; i++)
+            memcpy(a->z2 + i * a->k * Z2, eps + (s + i) * dim, Z2 * sizeof *z);
+        model_prior_top(m, a, B);
+        for (size_t i = 0; i < B; i++) {
+            const float *mu = model_prior_top_mu(m, a, i * a->k), *lv = mu + Z;
+            const float *e1 = eps + (s + i) * dim + Z2;
+            for (size_t j = 0; j < Z; j++)
+                z[(s + i) * Z + j] = mu[j] + expf(0.5f * lv[j]) * e1[j];
+        }
+    }
+}
+
+void infer_prior_z(const model_net *m, model_acts *a, const float *eps,
+                  const uint8_t *labels, size_t n, float *z)
+{
+    size_t Z = m->cfg.z_dim;
+    if (m->cfg.z2_dim) {
+        prior_z_two(m, a, eps, n, z);
+        return;
+    }
+    if (!m->cfg.n_classes) {
+        memcpy(z, eps, n * Z * sizeof *z);
+        return;
+    }
+    for (size_t s = 0; s < n; s += a->cap) {
+        size_t B = n - s < a->cap ? n - s : a->cap;
+        memcpy(a->y, labels + s, B);
+        model_prior(m, a, B);
+        for (size_t i = 0; i < B; i++) {
+            const float *mu = model_prior_mu(m, a, i), *lv = model_prior_logvar(m, a, i);
+            for (size_t j = 0; j < Z; j++)
+                z[(s + i) * Z + j] = mu[j] + expf(0.5f * lv[j]) * eps[(s + i) * Z + j];
+        }
+    }
+}
+
+void infer_decode_means(const model_net *m, model_acts *a, const float *z,
+                         const uint8_t *labels, size_t n, float *tiles)
+{
+    size_t D = m->cfg.x_dim, Z = m->cfg.z_dim;
+    a->training = 0; /* BatchNorm from its running averages */
+    for (size_t s = 0; s < n; s += a->cap) {
+        size_t B = n - s < a->cap ? n - s : a->cap;
+        memcpy(a->z, z + s * Z, B * Z * sizeof(float));
+        if (labels)
+            memcpy(a->y, labels + s, B);
+        model_decode_pixels(m, a, B);
+        model_mean(m, tiles + s * D, model_logits(m, a), B * D);
+    }
+}
+
+void infer_recon_means(const model_net *m, model_acts *a, const idx_set *set,
+                       const idx_view *view, size_t n, float *x, float *recon,
+                       size_t stride)
+{
+    size_t D = m->cfg.x_dim;
+    a->training = 0; /* BatchNorm from its running averages */
+    for (size_t s = 0; s < n; s += a->cap) {
+        size_t B = n - s < a->cap ? n - s : a->cap;
+        shard_batch b = {set, NULL, s, B, view, 0.0f, 0};
+        shard_gather(a, &b, 0, B);
+        model_encode(m, a, B);
+        model_reparam(m, a, B, 1);
+        model_decode_pixels(m, a, B);
+        for (size_t i = 0; i < B; i++) {
+            if (x)
+                memcpy(x + (s + i) * stride, a->x + i * D, D * sizeof *x);
+            model_mean(m, recon + (s + i) * stride, model_logits(m, a) + i * D, D);
+        }
+    }
 }

@@ -76,6 +76,9 @@ int infer_layer_activity(const model_net *m, shard_set *s, const idx_set *set,
                          const idx_view *view, uint64_t seed, size_t active[2],
                          err_msg *err);
 
+/* The most draws an image the bound takes (--iw, vae_score's k). */
+#define INFER_MAX_IW 1000000
+
 /* The importance-weighted bound of Burda et al. over the set. */
 typedef struct infer_iw_result {
     double iw_nll;   /* mean over images of -log (1/K sum_k p(x,z_k)/q(z_k|x)) */
@@ -96,5 +99,45 @@ typedef struct infer_iw_result {
 int infer_iw(const model_net *m, const idx_set *set, const idx_view *view,
              size_t K, uint64_t seed, int bench, infer_iw_result *out,
              err_msg *err);
+
+/* Each image's bound on -log p(x), -log (1/K sum_k w_k) with infer_iw's
+ * draws, into score (set->n doubles; the same on every rank). Returns 0, or
+ * -1 with err (out of memory, K = 0). */
+int infer_iw_images(const model_net *m, const idx_set *set, const idx_view *view,
+                    size_t K, uint64_t seed, double *score, err_msg *err);
+
+/* n x z_dim standard normal draws from seed (a stream of their own). */
+void infer_prior_draws(float *eps, size_t n, size_t z_dim, uint64_t seed);
+
+/* The noise values a prior draw takes: z_dim; with two stochastic layers
+ * z2_dim + z_dim (h2's, then h1's). */
+size_t infer_prior_dim(const model_net *m);
+
+/* Latent codes (n x z_dim) of n prior draws from the noise eps (n x
+ * infer_prior_dim): z = eps for N(0, I); for a conditional model z = mu_p(y) +
+ * exp(logvar_p(y) / 2) eps, y = labels[i], through a's prior network; with
+ * two stochastic layers ancestrally: h2 = its noise, then h1 = mu(h2) +
+ * exp(logvar(h2) / 2) eps1 through p(h1|h2). In batches of a->cap. */
+void infer_prior_z(const model_net *m, model_acts *a, const float *eps,
+                  const uint8_t *labels, size_t n, float *z);
+
+/* Decodes n codes z (n x z_dim; h1's with two layers; with labels for a
+ * conditional model, else labels NULL) into out (n x x_dim pixel means),
+ * a->cap at a time, BatchNorm from its running averages. */
+void infer_decode_means(const model_net *m, model_acts *a, const float *z,
+                        const uint8_t *labels, size_t n, float *out);
+
+/* The first n images of set (through view), each decoded from its
+ * posterior mean: image i as the model sees it into x + i * stride (x may
+ * be NULL) and its pixel means into recon + i * stride, a->cap at a time. */
+void infer_recon_means(const model_net *m, model_acts *a, const idx_set *set,
+                       const idx_view *view, size_t n, float *x, float *recon,
+                       size_t stride);
+
+/* Images a picture's activations take at once (vae sample, reconstruct,
+ * libvae): INFER_PICTURE_CAP, the conv VAE's (~1 MB an image) at most
+ * INFER_CONV_CAP. */
+#define INFER_PICTURE_CAP 256
+#define INFER_CONV_CAP 32
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "infer.h"
 #include "show.h"
 
 const char *const RUNOUT_PAGE_FILES[RUNOUT_N_PAGE_FILES] = {
@@ -63,13 +64,13 @@ static int make_draws(runout *r, const model_net *m, uint64_t seed, err_msg *err
 {
     r->show_cols = m->cfg.n_classes ? show_class_cols(m->cfg.n_classes) : SHOW_COLS;
     r->n_show = m->cfg.n_classes ? 10 * r->show_cols : RUNOUT_SAMPLE_N;
-    size_t dim = show_prior_dim(m);
+    size_t dim = infer_prior_dim(m);
     r->eps = malloc(r->n_show * (dim + m->cfg.z_dim) * sizeof *r->eps);
     r->labels = malloc(r->n_show);
     if (!r->eps || !r->labels)
         return err_set(err, "out of memory");
     r->prior_z = r->eps + r->n_show * dim;
-    show_prior_draws(r->eps, r->n_show, dim, seed);
+    infer_prior_draws(r->eps, r->n_show, dim, seed);
     for (size_t i = 0; i < r->n_show; i++)
         r->labels[i] = (uint8_t)(i % r->show_cols);
     return 0;
@@ -109,7 +110,7 @@ int runout_pictures(runout *r, const train_epoch *e, err_msg *err)
     report_set_model(&r->page, &m->cfg, e->state, m->n_params);
     char path[4096];
     runout_grid_path(path, sizeof path, r, RUNOUT_SAMPLED, e->epoch);
-    show_prior_z(m, e->acts, r->eps, r->labels, r->n_show, r->prior_z);
+    infer_prior_z(m, e->acts, r->eps, r->labels, r->n_show, r->prior_z);
     if (show_decode_png(m, e->acts, r->prior_z, r->labels, r->n_show, r->show_cols, path, err))
         return -1;
     if (e->test && e->test->n) {

@@ -16,41 +16,6 @@
 #include "rng.h"
 #include "shard.h"
 
-/* Keeps the display draws apart from every other stream of the same seed. */
-#define PRIOR_SALT 0x7072696fULL
-
-void show_prior_draws(float *eps, size_t n, size_t z_dim, uint64_t seed)
-{
-    rng_state rng;
-    rng_seed(&rng, seed ^ PRIOR_SALT);
-    rng_normal(&rng, eps, n * z_dim);
-}
-
-size_t show_prior_dim(const model_net *m)
-{
-    return m->cfg.z2_dim + m->cfg.z_dim;
-}
-
-/* Two stochastic layers: h2 from the first z2_dim noise values of each
- * draw, then h1 from p(h1|h2) and the rest. */
-static void prior_z_two(const model_net *m, model_acts *a, const float *eps, size_t n,
-                        float *z)
-{
-    size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim, dim = Z2 + Z;
-    for (size_t s = 0; s < n; s += a->cap) {
-        size_t B = n - s < a->cap ? n - s : a->cap;
-        for (size_t i = 0; i < B; i++)
-            memcpy(a->z2 + i * a->k * Z2, eps + (s + i) * dim, Z2 * sizeof *z);
-        model_prior_top(m, a, B);
-        for (size_t i = 0; i < B; i++) {
-            const float *mu = model_prior_top_mu(m, a, i * a->k), *lv = mu + Z;
-            const float *e1 = eps + (s + i) * dim + Z2;
-            for (size_t j = 0; j < Z; j++)
-                z[(s + i) * Z + j] = mu[j] + expf(0.5f * lv[j]) * e1[j];
-        }
-    }
-}
-
 void show_top_means(const model_net *m, model_acts *a, const float *z2, size_t n, float *z)
 {
     size_t Z = m->cfg.z_dim, Z2 = m->cfg.z2_dim;
@@ -64,49 +29,9 @@ void show_top_means(const model_net *m, model_acts *a, const float *z2, size_t n
     }
 }
 
-void show_prior_z(const model_net *m, model_acts *a, const float *eps,
-                  const uint8_t *labels, size_t n, float *z)
-{
-    size_t Z = m->cfg.z_dim;
-    if (m->cfg.z2_dim) {
-        prior_z_two(m, a, eps, n, z);
-        return;
-    }
-    if (!m->cfg.n_classes) {
-        memcpy(z, eps, n * Z * sizeof *z);
-        return;
-    }
-    for (size_t s = 0; s < n; s += a->cap) {
-        size_t B = n - s < a->cap ? n - s : a->cap;
-        memcpy(a->y, labels + s, B);
-        model_prior(m, a, B);
-        for (size_t i = 0; i < B; i++) {
-            const float *mu = model_prior_mu(m, a, i), *lv = model_prior_logvar(m, a, i);
-            for (size_t j = 0; j < Z; j++)
-                z[(s + i) * Z + j] = mu[j] + expf(0.5f * lv[j]) * eps[(s + i) * Z + j];
-        }
-    }
-}
-
 size_t show_class_cols(size_t n_classes)
 {
     return n_classes < SHOW_CLASS_COLS ? n_classes : SHOW_CLASS_COLS;
-}
-
-/* Decodes n codes into tiles (n x x_dim means), in batches of a->cap. */
-static void decode_means(const model_net *m, model_acts *a, const float *z,
-                         const uint8_t *labels, size_t n, float *tiles)
-{
-    size_t D = m->cfg.x_dim, Z = m->cfg.z_dim;
-    a->training = 0; /* BatchNorm from its running averages */
-    for (size_t s = 0; s < n; s += a->cap) {
-        size_t B = n - s < a->cap ? n - s : a->cap;
-        memcpy(a->z, z + s * Z, B * Z * sizeof(float));
-        if (labels)
-            memcpy(a->y, labels + s, B);
-        model_decode_pixels(m, a, B);
-        model_mean(m, tiles + s * D, model_logits(m, a), B * D);
-    }
 }
 
 int show_tiles_png(const model_net *m, const float *tiles, size_t n, size_t ncol,
@@ -134,7 +59,7 @@ int show_decode_png(const model_net *m, model_acts *a, const float *z,
     float *tiles = alloc_tiles(m, n, err);
     if (!tiles)
         return -1;
-    decode_means(m, a, z, m->cfg.n_classes ? labels : NULL, n, tiles);
+    infer_decode_means(m, a, z, m->cfg.n_classes ? labels : NULL, n, tiles);
     int rc = show_tiles_png(m, tiles, n, ncol, path, err);
     free(tiles);
     return rc;
@@ -161,16 +86,7 @@ int show_recon_png(const model_net *m, model_acts *a, const idx_set *set,
     float *tiles = alloc_tiles(m, 2 * n, err);
     if (!tiles)
         return -1;
-    for (size_t s = 0; s < n; s += a->cap) {
-        size_t B = n - s < a->cap ? n - s : a->cap;
-        encode_images(m, a, set, view, NULL, s, B);
-        model_reparam(m, a, B, 1);
-        model_decode_pixels(m, a, B);
-        for (size_t i = 0; i < B; i++) {
-            memcpy(tiles + 2 * (s + i) * D, a->x + i * D, D * sizeof(float));
-            model_mean(m, tiles + (2 * (s + i) + 1) * D, model_logits(m, a) + i * D, D);
-        }
-    }
+    infer_recon_means(m, a, set, view, n, tiles, tiles + D, 2 * D);
     int rc = show_tiles_png(m, tiles, 2 * n, SHOW_COLS, path, err);
     free(tiles);
     return rc;
@@ -207,7 +123,7 @@ int show_interpolate_png(const model_net *m, model_acts *a, const idx_set *set,
             z[s * Z + j] = (1.0f - t) * mu0[j] + t * mu1[j];
         y[s] = lab;
     }
-    decode_means(m, a, z, m->cfg.n_classes ? y : NULL, steps, tiles + D);
+    infer_decode_means(m, a, z, m->cfg.n_classes ? y : NULL, steps, tiles + D);
     rc = show_tiles_png(m, tiles, n, n, path, err);
 done:
     free(tiles);
@@ -268,7 +184,7 @@ int show_manifold_png(const model_net *m, model_acts *a, size_t side, int label,
                 (float)normal_quantile(1.0 - ((double)i + 0.5) / (double)side);
             y[i * side + j] = (uint8_t)(label > 0 ? label : 0);
         }
-    show_prior_z(m, a, eps, y, n, z);
+    infer_prior_z(m, a, eps, y, n, z);
     rc = show_decode_png(m, a, z, y, n, side, path, err);
 done:
     free(eps);

@@ -27,21 +27,6 @@ int show_tiles_png(const model_net *m, const float *tiles, size_t n, size_t ncol
 size_t show_class_cols(size_t n_classes);
 #define SHOW_PAD 2  /* pixels between tiles */
 
-/* n x z_dim standard normal draws from seed (a stream of their own). */
-void show_prior_draws(float *eps, size_t n, size_t z_dim, uint64_t seed);
-
-/* The noise values a prior draw takes: z_dim; with two stochastic layers
- * z2_dim + z_dim (h2's, then h1's). */
-size_t show_prior_dim(const model_net *m);
-
-/* Latent codes (n x z_dim) of n prior draws from the noise eps (n x
- * show_prior_dim): z = eps for N(0, I); for a conditional model z = mu_p(y) +
- * exp(logvar_p(y) / 2) eps, y = labels[i], through a's prior network; with
- * two stochastic layers ancestrally: h2 = its noise, then h1 = mu(h2) +
- * exp(logvar(h2) / 2) eps1 through p(h1|h2). In batches of a->cap. */
-void show_prior_z(const model_net *m, model_acts *a, const float *eps,
-                  const uint8_t *labels, size_t n, float *z);
-
 /* Two stochastic layers: n codes of h2 (n x z2_dim) to the means of
  * p(h1|h2) (n x z_dim), the codes of pictures of h2, through a. */
 void show_top_means(const model_net *m, model_acts *a, const float *z2, size_t n, float *z);
