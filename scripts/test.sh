@@ -13,13 +13,17 @@ usage: $0 [--quick]
 
 Installs missing Debian packages (scripts/deps.sh --dev), then builds and runs
 every test twice, then memcheck:
-  1. Release build in build/, ctest --output-on-failure, and scripts/same_bits.sh
-     (the same runs byte for byte as the last commit before the redesign);
+  1. Release build in build/, ctest --output-on-failure, scripts/same_bits.sh
+     (the same runs byte for byte as the last commit before the redesign), and
+     scripts/lib_check.sh (libvae installed into a temporary prefix, its
+     exports and SONAME, examples/anomaly.c built against it and run);
   2. AddressSanitizer + UBSan Debug build in build-asan/, ctest, with
      ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 and
      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1;
-  3. scripts/valgrind.sh: every command under valgrind's memcheck.
---quick skips 2 and 3. The tests need neither MNIST nor the network.
+  3. scripts/valgrind.sh: every command under valgrind's memcheck;
+  4. scripts/tsan.sh: libvae's test, four threads on one model included, under
+     ThreadSanitizer in build-tsan/.
+--quick skips 2 to 4. The tests need neither MNIST nor the network.
 Exits non-zero if any step fails; a summary is printed at the end.
 EOF
 }
@@ -76,6 +80,10 @@ else
     summary+=("SKIP  same bits as $base: that commit is not in this clone")
 fi
 
+# libvae as a program of its users sees it (installed, not the build tree).
+step "libvae: install, exports, the example (scripts/lib_check.sh)" \
+    "$root/scripts/lib_check.sh" "$root/build" || true
+
 if [ "$quick" = 1 ]; then
     summary+=("SKIP  sanitizer build and valgrind (--quick)")
 else
@@ -87,6 +95,7 @@ else
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     suite "asan+ubsan" "$root/build-asan" -DVAE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DVAE_TESTS=ON
     step "valgrind: memcheck of every command" "$root/scripts/valgrind.sh" || true
+    step "tsan: libvae from four threads (scripts/tsan.sh)" "$root/scripts/tsan.sh" || true
 fi
 
 echo

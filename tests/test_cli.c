@@ -27,6 +27,7 @@
 #include "rng.h"
 #include "testutil.h"
 #include "cliutil.h"
+#include "vae.h" /* VAE_VERSION_STRING */
 
 #define N_TRAIN CLI_N_TRAIN
 #define N_TEST CLI_N_TEST
@@ -74,7 +75,7 @@ static void test_help_and_version(void **state)
         tu_assert_contains(out_text, cmds[i]);
 
     assert_exit(run("--version", NULL), 0);
-    tu_assert_contains(out_text, "vae 0.3.0");
+    tu_assert_contains(out_text, "vae " VAE_VERSION_STRING);
     tu_assert_contains(out_text, "OpenBLAS core");
 
     /* Every option the issue names, in the help of the commands using it. */

@@ -18,7 +18,9 @@
 #include "train.h"
 #include "model.h"
 
-#define VAE_VERSION "0.3.0"
+#include "vae.h" /* the command's version is the library's */
+
+#define VAE_VERSION VAE_VERSION_STRING
 #define EXIT_USAGE 2
 
 enum opt_id {

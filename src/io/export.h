@@ -65,7 +65,7 @@ typedef struct export_tensor {
 
 /* What the file records besides the parameters. */
 typedef struct export_info {
-    const char *vae_version; /* "0.3.0" */
+    const char *vae_version; /* "0.4.0" */
     uint64_t epochs;         /* completed training epochs */
     uint64_t steps;          /* training steps taken (BatchNorm's num_batches_tracked) */
     /* The run's settings that go into the metadata, as text (the caller
