@@ -3,8 +3,9 @@
  * seeds (encode and score CSVs, sample and reconstruct PNGs, eval's loss),
  * every error path, and four threads sharing one model.
  *
- * The group trains six small models with $VAE_BIN on generated data (bars
- * on 28 x 28 grey images; 8 x 8 colour ones), then each test compares the
+ * The group trains seven small models with $VAE_BIN on generated data
+ * (bars on 28 x 28 and 10 x 16 grey images, 8 x 8 colour ones) and takes
+ * a checkpoint vae 0.2 wrote (format 2), then each test compares the
  * library's numbers with the command's, printed as the command prints
  * them. */
 #define _POSIX_C_SOURCE 200809L
@@ -35,11 +36,21 @@ int openblas_get_num_threads(void); /* OpenBLAS's: the calls must leave it alone
 static const char *vae_bin;
 static char dir[64];
 
-/* A model kind: its data (grey 28 x 28, or colour 8 x 8) and train options. */
+/* The data sets: name, height, width, channels. */
+typedef struct shape {
+    const char *name;
+    size_t rows, cols, ch;
+} shape;
+
+static const shape SHAPES[] = {{"grey", 28, 28, 1}, {"colour", 8, 8, 3}, {"wide", 10, 16, 1}};
+#define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
+
+/* A model kind: its data set (SHAPES), train options (NULL: the version-2
+ * checkpoint of tests/data, written by vae 0.2) and what it is. */
 typedef struct kind {
     const char *name;
     const char *args;
-    int colour;
+    int data;
     size_t latent, latent2, classes;
     const char *arch, *likelihood;
 } kind;
@@ -53,11 +64,13 @@ static const kind KINDS[] = {
     {"conv", "--arch conv --hidden 4,8 --latent 4", 0, 4, 0, 0, "conv", "bernoulli"},
     {"two-layer", "--hidden 32/16 --latent 6,3", 0, 6, 3, 0, "mlp", "bernoulli"},
     {"colour", "--hidden 32 --latent 4", 1, 4, 0, 0, "mlp", "bernoulli"},
+    {"wide", "--hidden 32 --latent 4", 2, 4, 0, 0, "mlp", "bernoulli"},
+    {"version-2", NULL, 0, 2, 0, 0, "mlp", "bernoulli"},
 };
 #define N_KINDS (sizeof KINDS / sizeof KINDS[0])
 
 /* The test images of each data set, as the files hold them. */
-static uint8_t *test_px[2], *test_labels[2];
+static uint8_t *test_px[N_SHAPES], *test_labels[N_SHAPES];
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -91,19 +104,20 @@ static unsigned char *read_file(const char *path, size_t *len)
     return b;
 }
 
-/* One split of n images of side x side x ch bytes: a bright bar each,
- * vertical or horizontal at a random place, labels 0-9 in turn. Keeps
- * the bytes in *px and *labels when asked. */
-static void write_split(const char *folder, const char *split, size_t n, size_t side,
-                        size_t ch, uint64_t seed, uint8_t **px, uint8_t **labels)
+/* One split of n images of shape sh: a bright bar each, vertical or
+ * horizontal at a random place, labels 0-9 in turn. Keeps the bytes in
+ * *px and *labels when asked. */
+static void write_split(const char *folder, const char *split, size_t n, const shape *sh,
+                        uint64_t seed, uint8_t **px, uint8_t **labels)
 {
-    size_t D = side * side * ch, hdr = ch == 1 ? 16 : 20;
+    size_t R = sh->rows, C = sh->cols, ch = sh->ch, D = R * C * ch, hdr = ch == 1 ? 16 : 20;
+    size_t side = R < C ? R : C;
     unsigned char *img = calloc(hdr + n * D, 1), *lab = calloc(8 + n, 1);
     assert_true(img && lab);
     put_be32(img, ch == 1 ? 0x803 : 0x804);
     put_be32(img + 4, (uint32_t)n);
-    put_be32(img + 8, (uint32_t)side);
-    put_be32(img + 12, (uint32_t)side);
+    put_be32(img + 8, (uint32_t)R);
+    put_be32(img + 12, (uint32_t)C);
     if (ch == 3)
         put_be32(img + 16, 3);
     put_be32(lab, 0x801);
@@ -116,8 +130,8 @@ static void write_split(const char *folder, const char *split, size_t n, size_t 
         for (size_t k = 1; k + 1 < side; k++)
             for (size_t c = 0; c < ch; c++) {
                 size_t y = vertical ? k : pos, x = vertical ? pos : k;
-                p[(y * side + x) * ch + c] = (unsigned char)(255 - 40 * c);
-                p[(y * side + x + 1) * ch + c] = (unsigned char)(90 + (seed >> 40) % 160);
+                p[(y * C + x) * ch + c] = (unsigned char)(255 - 40 * c);
+                p[(y * C + x + 1) * ch + c] = (unsigned char)(90 + (seed >> 40) % 160);
             }
     }
     char path[256];
@@ -153,7 +167,7 @@ static int vae_run(const char *fmt, ...)
 
 static const char *data_of(const kind *k)
 {
-    return k->colour ? "colour" : "grey";
+    return SHAPES[k->data].name;
 }
 
 static void ckpt_of(const kind *k, char *out, size_t size)
@@ -164,9 +178,9 @@ static void ckpt_of(const kind *k, char *out, size_t size)
 /* The test images of kind k as vae_images (U8). */
 static vae_images images_of(const kind *k)
 {
-    size_t side = k->colour ? 8 : 28;
-    vae_images im = {test_px[k->colour], VAE_U8, N_TEST, side, side, k->colour ? 3 : 1,
-                     test_labels[k->colour]};
+    const shape *sh = &SHAPES[k->data];
+    vae_images im = {test_px[k->data], VAE_U8, N_TEST, sh->cols, sh->rows, sh->ch,
+                     test_labels[k->data]};
     return im;
 }
 
@@ -243,21 +257,32 @@ static int group_setup(void **state)
 {
     (void)state;
     vae_bin = getenv("VAE_BIN");
-    if (!vae_bin)
-        vae_bin = "./vae";
+    if (!vae_bin || vae_bin[0] != '/') {
+        fprintf(stderr, "test_lib: set VAE_BIN to the vae binary's absolute path (ctest does)\n");
+        return -1;
+    }
     strcpy(dir, "/tmp/test_lib.XXXXXX");
     if (!mkdtemp(dir))
         return -1;
     char sub[128];
-    for (int c = 0; c < 2; c++) {
-        snprintf(sub, sizeof sub, "%s/%s", dir, c ? "colour" : "grey");
+    for (size_t c = 0; c < N_SHAPES; c++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, SHAPES[c].name);
         mkdir(sub, 0755);
-        write_split(sub, "train", N_TRAIN, c ? 8 : 28, c ? 3 : 1, 11, NULL, NULL);
-        write_split(sub, "t10k", N_TEST, c ? 8 : 28, c ? 3 : 1, 12, &test_px[c],
-                    &test_labels[c]);
+        write_split(sub, "train", N_TRAIN, &SHAPES[c], 11, NULL, NULL);
+        write_split(sub, "t10k", N_TEST, &SHAPES[c], 12, &test_px[c], &test_labels[c]);
     }
     for (size_t i = 0; i < N_KINDS; i++) {
         const kind *k = &KINDS[i];
+        if (!k->args) { /* a copy of the fixture */
+            char from[256], to[160];
+            size_t len;
+            snprintf(from, sizeof from, "%s/ckpt-v2-mlp.bin", VAE_TEST_DATA_DIR);
+            ckpt_of(k, to, sizeof to);
+            unsigned char *b = read_file(from, &len);
+            write_file(to, b, len);
+            free(b);
+            continue;
+        }
         if (vae_run("train --data %s --epochs 2 --batch 32 --threads 1 --seed 3 --ckpt %s.bin "
                     "--out %s.out %s", data_of(k), k->name, k->name, k->args)) {
             fprintf(stderr, "test_lib: training the %s model failed (see %s/ERR)\n", k->name,
@@ -275,7 +300,7 @@ static int group_teardown(void **state)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         return -1;
-    for (int c = 0; c < 2; c++)
+    for (size_t c = 0; c < N_SHAPES; c++)
         free(test_px[c]), free(test_labels[c]);
     return 0;
 }
@@ -286,9 +311,10 @@ static void check_kind(const kind *k)
 {
     vae *m = load(k);
     const vae_info *f = vae_describe(m);
-    size_t side = k->colour ? 8 : 28, ch = k->colour ? 3 : 1, D = side * side * ch;
-    assert_int_equal(f->width, side);
-    assert_int_equal(f->height, side);
+    const shape *sh = &SHAPES[k->data];
+    size_t ch = sh->ch, D = sh->rows * sh->cols * ch;
+    assert_int_equal(f->width, sh->cols);
+    assert_int_equal(f->height, sh->rows);
     assert_int_equal(f->channels, ch);
     assert_int_equal(f->pixels, D);
     assert_int_equal(f->latent, k->latent);
@@ -296,7 +322,7 @@ static void check_kind(const kind *k)
     assert_int_equal(f->classes, k->classes);
     assert_string_equal(f->arch, k->arch);
     assert_string_equal(f->likelihood, k->likelihood);
-    assert_int_equal(f->binarized, strstr(k->args, "--binarize") != NULL);
+    assert_int_equal(f->binarized, k->args && strstr(k->args, "--binarize") != NULL);
     vae_images im = images_of(k);
     vae_error err;
     size_t W = f->latent + f->latent2;
@@ -369,7 +395,7 @@ static void check_kind(const kind *k)
     assert_int_equal(vae_run("reconstruct --ckpt %s.bin --data %s --threads 1 --n 8 -o rec.png",
                              k->name, data_of(k)), 0);
     for (size_t i = 0; i < 8; i++)
-        assert_tile("rec.png", 16, 2 * i + 1, rec + i * D, side, side, ch);
+        assert_tile("rec.png", 16, 2 * i + 1, rec + i * D, sh->cols, sh->rows, ch);
 
     /* decode of the posterior means is the reconstruction: bit for bit for
      * the MLP; the conv encoder's products round by the batch (vae_encode
@@ -395,7 +421,7 @@ static void check_kind(const kind *k)
     assert_int_equal(vae_run("sample --ckpt %s.bin --n 16 --seed 5 %s -o samp.png", k->name,
                              f->classes ? "--label 2" : ""), 0);
     for (size_t i = 0; i < 16; i++)
-        assert_tile("samp.png", 16, i, out + i * D, side, side, ch);
+        assert_tile("samp.png", 16, i, out + i * D, sh->cols, sh->rows, ch);
     float *again = malloc(16 * D * sizeof *again);
     assert_int_equal(vae_sample(m, 16, 5, labels, again, &err), 0);
     assert_memory_equal(again, out, 16 * D * sizeof *out);
@@ -405,7 +431,7 @@ static void check_kind(const kind *k)
     float *x = malloc(N_TEST * D * sizeof *x), *mu2 = malloc(N_TEST * W * sizeof *mu2);
     double *s2 = malloc(N_TEST * sizeof *s2);
     for (size_t i = 0; i < N_TEST * D; i++)
-        x[i] = (float)test_px[k->colour][i] * (1.0f / 255.0f);
+        x[i] = (float)test_px[k->data][i] * (1.0f / 255.0f);
     vae_images fim = im;
     fim.data = x, fim.type = VAE_F32;
     assert_int_equal(vae_encode(m, &fim, mu2, NULL, &err), 0);
@@ -429,6 +455,8 @@ static void test_binarized(void **state) { (void)state; check_kind(&KINDS[2]); }
 static void test_conv(void **state) { (void)state; check_kind(&KINDS[3]); }
 static void test_two_layer(void **state) { (void)state; check_kind(&KINDS[4]); }
 static void test_colour(void **state) { (void)state; check_kind(&KINDS[5]); }
+static void test_wide(void **state) { (void)state; check_kind(&KINDS[6]); }
+static void test_version_2(void **state) { (void)state; check_kind(&KINDS[7]); }
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -516,6 +544,10 @@ static void test_call_errors(void **state)
     x[3 * D + 5] = NAN;
     assert_failed(vae_encode(m, &bad, mu, NULL, &err), &err, VAE_EARG, "image 3, value 5");
     free(x);
+    bad = im, bad.n = SIZE_MAX / 2;
+    assert_failed(vae_score(m, &bad, 0, 1, s, &err), &err, VAE_EARG, "are too many");
+    assert_failed(vae_sample(m, SIZE_MAX / 4, 1, NULL, out, &err), &err, VAE_EARG,
+                  "are too many");
     assert_failed(vae_score(m, &im, 1000001, 1, s, &err), &err, VAE_EARG, "at most 1000000");
     assert_failed(vae_score(m, &im, 0, 1, NULL, &err), &err, VAE_EARG, "score is NULL");
     assert_failed(vae_reconstruct(m, &im, NULL, &err), &err, VAE_EARG, "out is NULL");
@@ -637,6 +669,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_mlp),         cmocka_unit_test(test_conditional),
         cmocka_unit_test(test_binarized),   cmocka_unit_test(test_conv),
         cmocka_unit_test(test_two_layer),   cmocka_unit_test(test_colour),
+        cmocka_unit_test(test_wide),        cmocka_unit_test(test_version_2),
         cmocka_unit_test(test_load_errors), cmocka_unit_test(test_call_errors),
         cmocka_unit_test(test_threads),
     };

@@ -106,7 +106,7 @@ const vae_info *vae_describe(const vae *m)
 
 /* ---- checks --------------------------------------------------------------- */
 
-/* n * per * size bytes into *bytes, or an error naming what (1 on overflow). */
+/* n * per * size into *bytes; returns 0, or -1 when that overflows. */
 static int size_of(size_t n, size_t per, size_t size, size_t *bytes)
 {
     return err_mul_size(n, per, bytes) || err_mul_size(*bytes, size, bytes);
@@ -238,7 +238,8 @@ int vae_encode(const vae *m, const vae_images *images, float *mu, float *logvar,
     shard_set s = {0};
     model_acts a = {0};
     /* h1's, then h2's, each n x its size; copied into the rows of W. */
-    float *buf = malloc(n * 2 * W * sizeof *buf);
+    size_t bytes;
+    float *buf = size_of(n, 2 * W, sizeof *buf, &bytes) ? NULL : malloc(bytes);
     int rc = -1;
     if (!buf)
         fail(err, VAE_ENOMEM, "%s: out of memory for %zu codes", call, n);
@@ -360,7 +361,7 @@ int vae_score(const vae *m, const vae_images *images, size_t k, uint64_t seed,
             fail(err, VAE_ENOMEM, "%s: %s", call, e.text);
         else
             rc = ok(err);
-    } else if (!(rk = malloc(2 * n * sizeof *rk))) {
+    } else if (!(rk = calloc(n, 2 * sizeof *rk))) {
         fail(err, VAE_ENOMEM, "%s: out of memory for %zu scores", call, n);
     } else if (data_acts(m, call, &s, err) == 0) {
         /* -log p(x|z) and the KL, added in double as vae score's column. */
