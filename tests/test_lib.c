@@ -15,9 +15,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <locale.h>
 #include <math.h>
 #include <png.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -583,6 +585,60 @@ static void test_call_errors(void **state)
     vae_free(c);
 }
 
+/* ---- the program's state --------------------------------------------------- */
+
+/* What a host program owns: its signal handlers, locale, current directory
+ * and OpenBLAS's thread count. */
+typedef struct host_state {
+    struct sigaction sig[4];
+    char locale[256], cwd[512];
+    int blas_threads;
+} host_state;
+
+static const int SIGNALS[4] = {SIGINT, SIGTERM, SIGPIPE, SIGHUP};
+
+static void read_state(host_state *h)
+{
+    memset(h, 0, sizeof *h);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(sigaction(SIGNALS[i], NULL, &h->sig[i]), 0);
+    snprintf(h->locale, sizeof h->locale, "%s", setlocale(LC_ALL, NULL));
+    assert_non_null(getcwd(h->cwd, sizeof h->cwd));
+    h->blas_threads = openblas_get_num_threads();
+}
+
+/* Every call, on every kind, leaves the program's state as it was. */
+static void test_host_state_untouched(void **state)
+{
+    (void)state;
+    host_state before, after;
+    read_state(&before);
+    for (size_t i = 0; i < N_KINDS; i++) {
+        vae *m = load(&KINDS[i]);
+        const vae_info *f = vae_describe(m);
+        vae_images im = images_of(&KINDS[i]);
+        size_t W = f->latent + f->latent2;
+        float *mu = malloc(N_TEST * W * sizeof *mu), *out = malloc(N_TEST * f->pixels * 4);
+        double score[N_TEST];
+        vae_error err;
+        assert_int_equal(vae_encode(m, &im, mu, NULL, &err), 0);
+        assert_int_equal(vae_reconstruct(m, &im, out, &err), 0);
+        assert_int_equal(vae_score(m, &im, 3, 1, score, &err), 0);
+        assert_int_equal(vae_sample(m, 4, 1, im.labels, out, &err), 0);
+        assert_int_equal(vae_decode(m, mu, 1, im.labels, out, &err), 0); /* h1 leads a row */
+        free(mu), free(out);
+        vae_free(m);
+    }
+    read_state(&after);
+    for (int i = 0; i < 4; i++) {
+        assert_true(after.sig[i].sa_handler == before.sig[i].sa_handler);
+        assert_int_equal(after.sig[i].sa_flags, before.sig[i].sa_flags);
+    }
+    assert_string_equal(after.locale, before.locale);
+    assert_string_equal(after.cwd, before.cwd);
+    assert_int_equal(after.blas_threads, before.blas_threads);
+}
+
 /* ---- threads --------------------------------------------------------------- */
 
 typedef struct job {
@@ -671,7 +727,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_two_layer),   cmocka_unit_test(test_colour),
         cmocka_unit_test(test_wide),        cmocka_unit_test(test_version_2),
         cmocka_unit_test(test_load_errors), cmocka_unit_test(test_call_errors),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_host_state_untouched), cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
