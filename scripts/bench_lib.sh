@@ -5,7 +5,10 @@
 # (tests/bench_lib.c, OpenBLAS at one thread) and through vae score
 # --threads 1 (a whole process: start, load, read the data, write the CSV),
 # each the best of REPS runs, and the mean scores of both (the same
-# numbers). Prints the CPU first: compare figures from one machine only.
+# numbers); then the library's images a second from one thread and from
+# as many threads as cores, each scoring all the images with its own call
+# on the one model. Prints the CPU first: compare figures from one machine
+# only.
 #
 # usage: scripts/bench_lib.sh [--ckpt MODEL] [--data DIR] [--k K] [--reps R] [--build DIR]
 set -euo pipefail
@@ -19,7 +22,7 @@ while [ $# -gt 0 ]; do
         --k) k="$2"; shift 2 ;;
         --reps) reps="$2"; shift 2 ;;
         --build) build="$2"; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench_lib.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -53,7 +56,8 @@ cli_time() { # ARGS...: the best of $reps runs of vae score ARGS, seconds
 }
 mean_csv() { awk -F, 'NR > 1 {s += $3; n++} END {printf "%.6f", s / n}' "$tmp/s.csv"; }
 
-lib=$(OPENBLAS_NUM_THREADS=1 "$build/bench_lib" "$ckpt" "$data/t10k-images-idx3-ubyte" "$k" "$reps")
+lib=$(OPENBLAS_NUM_THREADS=1 "$build/bench_lib" "$ckpt" "$data/t10k-images-idx3-ubyte" "$k" \
+    "$reps" "$(nproc)")
 field() { echo "$lib" | sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 elbo_s=$(cli_time); elbo_mean=$(mean_csv)
 iw_s=$(cli_time --iw "$k"); iw_mean=$(mean_csv)
@@ -68,3 +72,5 @@ printf '%-34s %12.3f %12.3f %8.2f\n' "score 10k, bound K = $k (s)" "$(field scor
     "$(calc "$iw_s / $(field score_k_s)")"
 printf '%-34s %12s %12s\n' "mean negative ELBO (nats)" "$(field mean_score)" "$elbo_mean"
 printf '%-34s %12s %12s\n' "mean bound, K = $k (nats)" "$(field mean_score_k)" "$iw_mean"
+printf 'libvae, negative ELBO: %s images/s from one thread, %s from %s threads at once\n' \
+    "$(field one_images_per_s)" "$(field threads_images_per_s)" "$(field threads)"
