@@ -358,7 +358,7 @@ static void test_eval_iw_two_ranks_equal_two_threads(void **state)
     }
 }
 
-/* vae encode, vae score and vae score --top across 2 ranks of 1 thread
+/* vae encode, vae score, --top and --iw across 2 ranks of 1 thread
  * write the bytes of one process with 2 threads (rank 0 writes; the ranks
  * compute the shares the threads would and gather each batch's rows). */
 static void test_score_encode_two_ranks_same_bytes(void **state)
@@ -367,9 +367,10 @@ static void test_score_encode_two_ranks_same_bytes(void **state)
     const char *models[] = {"mlp-1.bin", "conv-1.bin"};
     const char *cmds[][4] = {{"encode", "--split", "test", "latents.csv"},
                              {"score", "--seed", "3", "scores.csv"},
-                             {"score", "--top", "8", "worst.png"}};
+                             {"score", "--top", "8", "worst.png"},
+                             {"score", "--iw", "4", "bounds.csv"}};
     for (int i = 0; i < 2; i++)
-        for (int c = 0; c < 3; c++) {
+        for (int c = 0; c < 4; c++) {
             char ck[256], one[256], ranks[256], name[64];
             in_dir(ck, sizeof ck, models[i]);
             snprintf(name, sizeof name, "one-%d-%s", i, cmds[c][3]);
