@@ -18,7 +18,7 @@ BASE=(build-essential cmake pkg-config libopenblas-dev libpng-dev zlib1g-dev
 # --dev: sanitizer builds and fuzzers (clang + its runtime), valgrind,
 # GNU time for peak memory, hyperfine for latency, PyTorch for the test
 # that loads `vae export`'s file in scripts/vae_torch.py.
-DEV=(clang libclang-rt-14-dev valgrind time hyperfine python3-torch)
+DEV=(clang libclang-rt-14-dev valgrind time hyperfine python3-torch python3-numpy)
 # --browser: headless Chromium, for scripts/report_shot.sh's screenshot of a
 # run's page (large, so in neither list above).
 BROWSER=(chromium)

@@ -2,8 +2,9 @@
 # lib_check.sh - libvae as a program of its users sees it: installed into a
 # temporary prefix, examples/anomaly.c built against the installed files
 # (pkg-config, CMake's find_package(vae), and libvae.a), run on a small
-# model trained on generated data, and the shared library's exports and
-# SONAME checked. Exits non-zero at the first failure, saying what failed.
+# model trained on generated data, docs/library.md's Python snippet run on
+# it, and the shared library's exports and SONAME checked. Exits non-zero
+# at the first failure, saying what failed.
 #
 # usage: scripts/lib_check.sh [BUILD_DIR]   (default build/; built first)
 set -euo pipefail
@@ -131,6 +132,20 @@ expect_error "not an idx3 or idx4" "$model" "$tmp/text"
 expect_error "not the model's" "$model" "$tmp/small"
 expect_error "usage" "$model"
 expect_error "usage" "$model" "$images" 0
+# docs/library.md's Python (ctypes) snippet, as the page has it, run
+# where its vae.bin and data/ are this model and data: its ten least likely
+# images are anomaly's.
+mkdir "$tmp/py" && ln -s "$model" "$tmp/py/vae.bin" && ln -s "$tmp/data" "$tmp/py/data"
+sed -n '/^```python$/,/^```$/p' "$root/docs/library.md" | sed '1d;$d' >"$tmp/py/snippet.py"
+[ -s "$tmp/py/snippet.py" ] || fail "docs/library.md has no python block"
+# Debian's python3 (numpy from scripts/deps.sh); one earlier on PATH may lack it.
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+py=$(cd "$tmp/py" && "$python" snippet.py) || fail "docs/library.md's Python snippet failed"
+echo "docs/library.md's Python: $py"
+want="mlp [$("$tmp/anomaly-pc" "$model" "$images" 10 | cut -d' ' -f1 | xargs)]"
+[ "$(tr -s ' ' <<<"$py" | sed 's/\[ /[/; s/ \]/]/')" = "$want" ] ||
+    fail "docs/library.md's Python printed '$py', not anomaly's '$want'"
 # The command's version is the library's.
 [ "$("$prefix/bin/vae" --version | sed -n '1s/^vae //p')" = "$(pkg-config --modversion vae)" ] ||
     fail "vae --version does not say $(pkg-config --modversion vae), include/vae.h's version"
