@@ -2,8 +2,8 @@
 # lib_check.sh - libvae as a program of its users sees it: installed into a
 # temporary prefix, examples/anomaly.c built against the installed files
 # (pkg-config, CMake's find_package(vae), and libvae.a), run on a small
-# model trained on generated data, docs/library.md's Python snippet run on
-# it, and the shared library's exports and SONAME checked. Exits non-zero
+# model trained on generated data, docs/library.md's first program and
+# Python snippet run on it, and the shared library's exports and SONAME checked. Exits non-zero
 # at the first failure, saying what failed.
 #
 # usage: scripts/lib_check.sh [BUILD_DIR]   (default build/; built first)
@@ -146,6 +146,14 @@ echo "docs/library.md's Python: $py"
 want="mlp [$("$tmp/anomaly-pc" "$model" "$images" 10 | cut -d' ' -f1 | xargs)]"
 [ "$(tr -s ' ' <<<"$py" | sed 's/\[ /[/; s/ \]/]/')" = "$want" ] ||
     fail "docs/library.md's Python printed '$py', not anomaly's '$want'"
+# docs/library.md's first program, as the page has it: ten blank images
+# scored, one line each.
+sed -n '/^## A first program$/,/^## /p' "$root/docs/library.md" |
+    sed -n '/^```c$/,/^```$/p' | sed '1d;$d' >"$tmp/py/first.c"
+cc "${cflags[@]}" "$tmp/py/first.c" -o "$tmp/py/first" $(pkg-config --cflags --libs vae) ||
+    fail "docs/library.md's first program does not build"
+[ "$(cd "$tmp/py" && ./first | grep -Ec '^[0-9] [0-9]+\.[0-9]{3}$')" = 10 ] ||
+    fail "docs/library.md's first program does not print ten scores"
 # The command's version is the library's.
 [ "$("$prefix/bin/vae" --version | sed -n '1s/^vae //p')" = "$(pkg-config --modversion vae)" ] ||
     fail "vae --version does not say $(pkg-config --modversion vae), include/vae.h's version"
