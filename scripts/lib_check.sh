@@ -3,8 +3,8 @@
 # temporary prefix, examples/anomaly.c built against the installed files
 # (pkg-config, CMake's find_package(vae), and libvae.a), run on a small
 # model trained on generated data, docs/library.md's first program and
-# Python snippet run on it, and the shared library's exports and SONAME checked. Exits non-zero
-# at the first failure, saying what failed.
+# Python snippet run on it, and the shared library's exports and SONAME
+# checked. Exits non-zero at the first failure, saying what failed.
 #
 # usage: scripts/lib_check.sh [BUILD_DIR]   (default build/; built first)
 set -euo pipefail
