@@ -154,6 +154,18 @@ cc "${cflags[@]}" "$tmp/py/first.c" -o "$tmp/py/first" $(pkg-config --cflags --l
     fail "docs/library.md's first program does not build"
 [ "$(cd "$tmp/py" && ./first | grep -Ec '^[0-9] [0-9]+\.[0-9]{3}$')" = 10 ] ||
     fail "docs/library.md's first program does not print ten scores"
+# A C++ program includes the header as it is (extern "C") and links.
+if command -v c++ >/dev/null; then
+    printf '#include <vae.h>\nint main() { vae *m = nullptr; vae_error e;\n%s\n' \
+        '  return vae_load("missing.bin", &m, &e) == -1 && e.code == VAE_ELOAD ? 0 : 1; }' \
+        >"$tmp/py/prog.cpp"
+    c++ -std=c++11 -Wall -Wextra -Werror "$tmp/py/prog.cpp" -o "$tmp/py/prog-cpp" \
+        $(pkg-config --cflags --libs vae) && "$tmp/py/prog-cpp" ||
+        fail "a C++ program does not build or run against vae.h"
+    echo "a C++ program builds against vae.h and runs"
+else
+    echo "lib_check: SKIP the C++ check: no c++ compiler"
+fi
 # The command's version is the library's.
 [ "$("$prefix/bin/vae" --version | sed -n '1s/^vae //p')" = "$(pkg-config --modversion vae)" ] ||
     fail "vae --version does not say $(pkg-config --modversion vae), include/vae.h's version"
