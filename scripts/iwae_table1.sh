@@ -18,8 +18,9 @@ Trains and evaluates the cells of the table (the paper's setup: 784-200-200-
 Adam with eps 1e-4, the staged schedule of 3^i epochs at 1e-3 * 10^(-i/7))
 and prints the paper's number, ours and the difference in each cell, with
 the time each cell took, the test ELBO as a mean over 20 draws (one vae eval
-per seed; one draw is noisy) and the active units (vae eval --active-units). Everything stays under the results folder, one
-sub-folder per cell (checkpoint, a copy of it at the end of each stage,
+per seed; one draw is noisy) and the active units (vae eval --active-units;
+two layers: h1+h2) beside the paper's. Everything stays under the results
+folder, one sub-folder per cell (checkpoint, a copy of it at the end of each stage,
 train.log, eval-*.json). Killed and run again, it resumes every unfinished
 run where it stopped (vae train --resume) and skips what is finished; a
 smaller --stages later evaluates the kept copy of that stage.
@@ -121,6 +122,11 @@ declare -A paper=([vae-k1]=86.76 [vae-k5]=86.47 [vae-k50]=86.35
                   [iwae-k1]=86.76 [iwae-k5]=85.54 [iwae-k50]=84.78
                   [2l-vae-k1]=85.33 [2l-vae-k5]=85.01 [2l-vae-k50]=84.78
                   [2l-iwae-k1]=85.33 [2l-iwae-k5]=83.89 [2l-iwae-k50]=82.90)
+# Its active units (two layers: h1+h2), the same cells.
+declare -A paper_units=([vae-k1]=19 [vae-k5]=20 [vae-k50]=20
+                        [iwae-k1]=19 [iwae-k5]=22 [iwae-k50]=25
+                        [2l-vae-k1]=16+5 [2l-vae-k5]=17+5 [2l-vae-k50]=17+5
+                        [2l-iwae-k1]=16+5 [2l-iwae-k5]=21+5 [2l-iwae-k50]=26+7)
 
 # A cell's name: [2l-]OBJ-kK[-ESTIMATOR]. Sets layers (1 or 2), obj, k and
 # est (empty: the bound's own gradient).
@@ -349,8 +355,10 @@ cell_text() { # CELL [PAPER_CELL] -> "ours (diff) time" or the reason it was not
                  END {m = s / n; v = q / n - m * m; if (v < 0) v = 0;
                       printf "; ELBO %.2f (%d draws, sd %.2f)", m, n, sqrt(v)}'
         local units
-        units=$(sed -n 's/.*"active_units":\[\([0-9,]*\)\].*"latent":\[\([0-9,]*\)\].*/\1 of \2/p' "$el" | head -n 1)
-        [ -n "$units" ] && printf '; %s active' "$units"
+        # Per layer, bottom first, joined by + as the paper writes them.
+        units=$(sed -n 's/.*"active_units":\[\([0-9,]*\)\].*"latent":\[\([0-9,]*\)\].*/\1 of \2/p' "$el" |
+                head -n 1 | tr , +)
+        [ -n "$units" ] && printf '; %s active (paper %s)' "$units" "${paper_units[${2:-$1}]}"
     fi
 }
 # The VAE and IWAE rows, k = 1, 5, 50, of the cells named PREFIX{vae,iwae}-kK

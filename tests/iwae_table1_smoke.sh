@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # iwae_table1_smoke.sh VAE_BIN - scripts/iwae_table1.sh end to end on a small
 # generated data set: --stages 2 (4 epochs) of the VAE k = 1 cell, evaluated
-# with K = 10; run again it trains nothing and prints the same table; killed
-# mid-run, it resumes. Exits non-zero on any failure.
+# with K = 10; run again it trains nothing and prints the same table; the k = 5
+# cells and a two-layer cell give their rows (active units beside the paper's);
+# killed mid-run, it resumes. Exits non-zero on any failure.
 set -euo pipefail
 vae="$1"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,8 +35,8 @@ out=$(run --cells vae-k1) || fail "first run failed: $out"
 echo "$out"
 grep -q 'training epochs 1-1, stage 1' <<<"$out" && grep -q 'training epochs 2-4, stage 2' <<<"$out" ||
     fail "no training stage by stage in the first run"
-grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \([-+][0-9.]+\), [0-9.]+ h; ELBO [0-9.]+ \(20 draws, sd [0-9.]+\); [0-9]+ of 50 active \|' <<<"$out" ||
-    fail "no VAE k = 1 row with a number, its ELBO over 20 draws and its active units"
+grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \([-+][0-9.]+\), [0-9.]+ h; ELBO [0-9.]+ \(20 draws, sd [0-9.]+\); [0-9]+ of 50 active \(paper 19\) \|' <<<"$out" ||
+    fail "no VAE k = 1 row with a number, its ELBO over 20 draws and its active units beside the paper's"
 [ "$(wc -l <"$tmp/r/vae-k1/elbo-e4.jsonl")" = 20 ] || fail "not 20 evaluations of the ELBO"
 [ "$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 4 ] ||
     fail "the checkpoint does not hold 4 epochs"
@@ -63,6 +64,12 @@ grep -q '"objective":"iwae"' <<<"$("$vae" info --ckpt "$tmp/r/iwae-k5/vae.bin" -
     fail "iwae-k5 not trained on the IW bound"
 grep -Eq '^\| 5 \| 86\.47 \| [0-9]+\.[0-9]+ \(' <<<"$other" || fail "no vae-k5 number"
 grep -Eq '\| 85\.54 \| [0-9]+\.[0-9]+ \(' <<<"$other" || fail "no iwae-k5 number"
+# A two-layer cell: its own table, the active units of h1+h2 beside the paper's.
+two=$(run --cells 2l-vae-k1) || fail "the two-layer cell failed: $two"
+grep -Eq '"latent":100,.*"latent2":50,' <<<"$("$vae" info --ckpt "$tmp/r/2l-vae-k1/vae.bin" --json)" ||
+    fail "2l-vae-k1 has not two stochastic layers of 100 and 50"
+grep -Eq '^\| 1 \| 85\.33 \| [0-9]+\.[0-9]+ \(.*; [0-9]+\+[0-9]+ of 100\+50 active \(paper 16\+5\) \|' <<<"$two" ||
+    fail "no two-layer VAE k = 1 row with its active units per layer beside the paper's: $two"
 # Killed in the middle of a longer run (SIGTERM to the script, as a
 # session's end sends), then run again: it resumes where vae train saved.
 "$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results "$tmp/r" \
