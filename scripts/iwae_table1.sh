@@ -11,7 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 usage() {
     cat <<EOF
 usage: $0 [--results DIR] [--stages N] [--data DIR] [--eval-k K] [--jobs J]
-          [--cells LIST] [--vae PATH] [--mpirun PREFIX]
+          [--cells LIST] [--vae PATH] [--mpirun PREFIX] [--table]
 
 Trains and evaluates the cells of the table (the paper's setup: 784-200-200-
 50-200-200-784, tanh, dynamically binarized MNIST, Glorot init, batch 20,
@@ -43,6 +43,9 @@ smaller --stages later evaluates the kept copy of that stage.
                   k = 1 is the same objective as the VAE with k = 1, so its
                   row shows that cell)
   --vae PATH      the vae binary (default build/vae, built if missing)
+  --table         print the table from what the results folder holds, and
+                  train and evaluate nothing (an unfinished cell shows the
+                  epochs it has done)
   --mpirun PREFIX a launcher put before each vae train and vae eval, split
                   at spaces, e.g. "mpirun -np 2 -x OPENBLAS_NUM_THREADS=1"
                   (each rank otherwise starts a thread per core; the vae
@@ -65,9 +68,11 @@ jobs=1
 cells="vae-k1,vae-k5,vae-k50,iwae-k5,iwae-k50"
 vae="$root/build/vae"
 launcher=()
+table_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
+        --table) table_only=1; shift; continue ;;
         --results|--stages|--data|--eval-k|--jobs|--cells|--vae|--mpirun)
             [ $# -ge 2 ] || { echo "iwae_table1.sh: $1 needs a value" >&2; exit 2; }
             case "$1" in
@@ -95,7 +100,7 @@ if [ ! -x "$vae" ]; then
     "$root/scripts/deps.sh"
     "$root/scripts/build.sh" "$root/build" -DVAE_TESTS=ON
 fi
-if [ "$data" = "$root/data" ]; then
+if [ "$data" = "$root/data" ] && [ "$table_only" = 0 ]; then
     "$root/scripts/fetch_data.sh" "$root/data" >/dev/null
 fi
 
@@ -308,6 +313,7 @@ threads=0
 [ "$jobs" -gt 1 ] && threads=1
 failed=0
 for c in "${wanted[@]}"; do
+    [ "$table_only" = 1 ] && break
     if [ "$jobs" -gt 1 ]; then
         while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
         run_cell "$c" "$threads" &
@@ -328,8 +334,19 @@ cell_text() { # CELL [PAPER_CELL] -> "ours (diff) time" or the reason it was not
     local dir="$results/$1" ev="$results/$1/eval-k$eval_k-e$epochs.json"
     local paper_nll="${paper[${2:-$1}]}"
     if [ ! -s "$ev" ]; then
-        local why="not run"
-        [ -f "$dir/status" ] && why=$(cat "$dir/status")
+        # Why there is no number: the epochs a started cell has done, and
+        # the reason a run gave (training stopped, an older vae).
+        local why="not run" st="" e
+        [ -f "$dir/status" ] && st=$(cat "$dir/status")
+        case "$st" in "not run"*) why="$st" ;; esac
+        if [ -f "$dir/vae.bin" ]; then
+            e=$(epochs_done "$dir/vae.bin")
+            if [ "$e" -lt "$epochs" ]; then
+                why="not finished: $e of $epochs epochs"
+            else
+                why="not evaluated yet: $epochs epochs trained"
+            fi
+        fi
         printf '%s' "$why"
         return
     fi

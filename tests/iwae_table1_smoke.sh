@@ -3,6 +3,7 @@
 # generated data set: --stages 2 (4 epochs) of the VAE k = 1 cell, evaluated
 # with K = 10; run again it trains nothing and prints the same table; the k = 5
 # cells and a two-layer cell give their rows (active units beside the paper's);
+# --table shows an unfinished cell's epochs and trains nothing;
 # killed mid-run, it resumes. Exits non-zero on any failure.
 set -euo pipefail
 vae="$1"
@@ -86,6 +87,14 @@ wait "$pid" || rc=$?
 grep -q 'interrupted by SIGTERM' "$tmp/r/vae-k1/train.err" || fail "vae train was not stopped"
 done_e=$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')
 [ "$done_e" -ge 8 ] && [ "$done_e" -lt 364 ] || fail "after the kill the run holds $done_e epochs"
+# --table: the unfinished cell's epochs, nothing trained or evaluated.
+shown=$("$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results "$tmp/r" \
+        --stages 6 --eval-k 10 --cells vae-k1 --table) || fail "--table failed: $shown"
+grep -q "^| 1 | 86.76 | not finished: $done_e of 364 epochs |" <<<"$shown" ||
+    fail "--table does not show $done_e of 364 epochs: $shown"
+grep -q 'training epochs\|evaluating' <<<"$shown" && fail "--table trained or evaluated"
+[ "$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = "$done_e" ] ||
+    fail "--table changed the checkpoint"
 resumed=$("$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results "$tmp/r" \
           --stages 5 --eval-k 10 --cells vae-k1) || fail "the resumed run failed"
 grep -q "training epochs $((done_e + 1))-" <<<"$resumed" || fail "not resumed at $((done_e + 1))"
