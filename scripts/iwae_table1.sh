@@ -334,8 +334,9 @@ cell_text() { # CELL [PAPER_CELL] -> "ours (diff) time" or the reason it was not
     local dir="$results/$1" ev="$results/$1/eval-k$eval_k-e$epochs.json"
     local paper_nll="${paper[${2:-$1}]}"
     if [ ! -s "$ev" ]; then
-        # Why there is no number: the epochs a started cell has done, and
-        # the reason a run gave (training stopped, an older vae).
+        # Why there is no number: the epochs a started cell has done, or,
+        # for a cell with no checkpoint, the reason its run gave (an older
+        # vae, a failed start).
         local why="not run" st="" e
         [ -f "$dir/status" ] && st=$(cat "$dir/status")
         case "$st" in "not run"*) why="$st" ;; esac

@@ -11,6 +11,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp=$(mktemp -d /tmp/iwae-smoke.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "iwae_table1_smoke: $*" >&2; exit 1; }
+# The epochs a checkpoint holds (vae info --json).
+epoch_of() { "$vae" info --ckpt "$1" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p'; }
 
 # IDX files: n 28x28 images of a bar at a place that moves with i, labels i % 10.
 be32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }
@@ -39,10 +41,10 @@ grep -q 'training epochs 1-1, stage 1' <<<"$out" && grep -q 'training epochs 2-4
 grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \([-+][0-9.]+\), [0-9.]+ h; ELBO [0-9.]+ \(20 draws, sd [0-9.]+\); [0-9]+ of 50 active \(paper 19\) \|' <<<"$out" ||
     fail "no VAE k = 1 row with a number, its ELBO over 20 draws and its active units beside the paper's"
 [ "$(wc -l <"$tmp/r/vae-k1/elbo-e4.jsonl")" = 20 ] || fail "not 20 evaluations of the ELBO"
-[ "$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 4 ] ||
+[ "$(epoch_of "$tmp/r/vae-k1/vae.bin")" = 4 ] ||
     fail "the checkpoint does not hold 4 epochs"
 for s in 1 2; do
-    [ "$("$vae" info --ckpt "$tmp/r/vae-k1/stage$s.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = $((s == 1 ? 1 : 4)) ] ||
+    [ "$(epoch_of "$tmp/r/vae-k1/stage$s.bin")" = $((s == 1 ? 1 : 4)) ] ||
         fail "no snapshot of stage $s"
 done
 # A shorter schedule later: the kept stage-1 copy is evaluated, nothing trained.
@@ -85,7 +87,7 @@ rc=0
 wait "$pid" || rc=$?
 [ "$rc" = 130 ] || fail "the killed script exited $rc, not 130: $(cat "$tmp/long.txt")"
 grep -q 'interrupted by SIGTERM' "$tmp/r/vae-k1/train.err" || fail "vae train was not stopped"
-done_e=$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')
+done_e=$(epoch_of "$tmp/r/vae-k1/vae.bin")
 [ "$done_e" -ge 8 ] && [ "$done_e" -lt 364 ] || fail "after the kill the run holds $done_e epochs"
 # --table: the unfinished cell's epochs, nothing trained or evaluated.
 shown=$("$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results "$tmp/r" \
@@ -93,13 +95,13 @@ shown=$("$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results
 grep -q "^| 1 | 86.76 | not finished: $done_e of 364 epochs |" <<<"$shown" ||
     fail "--table does not show $done_e of 364 epochs: $shown"
 grep -q 'training epochs\|evaluating' <<<"$shown" && fail "--table trained or evaluated"
-[ "$("$vae" info --ckpt "$tmp/r/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = "$done_e" ] ||
+[ "$(epoch_of "$tmp/r/vae-k1/vae.bin")" = "$done_e" ] ||
     fail "--table changed the checkpoint"
 resumed=$("$root/scripts/iwae_table1.sh" --vae "$vae" --data "$tmp/data" --results "$tmp/r" \
           --stages 5 --eval-k 10 --cells vae-k1) || fail "the resumed run failed"
 grep -q "training epochs $((done_e + 1))-" <<<"$resumed" || fail "not resumed at $((done_e + 1))"
 grep -q "training epochs [0-9]*-121, stage 5" <<<"$resumed" || fail "stage 5 not trained"
-[ "$("$vae" info --ckpt "$tmp/r/vae-k1/stage5.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 121 ] ||
+[ "$(epoch_of "$tmp/r/vae-k1/stage5.bin")" = 121 ] ||
     fail "no snapshot of stage 5"
 grep -q '^| 1 | 86.76 | [0-9]' <<<"$resumed" || fail "no table after the resume"
 # With MPI (VAE_MPIRUN, set by CMake): a cell through --mpirun, 2 ranks of
@@ -110,7 +112,7 @@ if [ -n "${VAE_MPIRUN:-}" ]; then
             --stages 2 --eval-k 10 --cells vae-k1 --mpirun "$launcher") ||
         fail "the run under --mpirun failed: $ranks"
     grep -Eq '^\| 1 \| 86\.76 \| [0-9]+\.[0-9]+ \(' <<<"$ranks" || fail "no number under --mpirun"
-    [ "$("$vae" info --ckpt "$tmp/rm/vae-k1/vae.bin" --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p')" = 4 ] ||
+    [ "$(epoch_of "$tmp/rm/vae-k1/vae.bin")" = 4 ] ||
         fail "under --mpirun the run does not hold 4 epochs"
     [ "$(grep -c '"epoch"' "$tmp/rm/vae-k1/train.log")" = 4 ] ||
         fail "under --mpirun the log does not hold 4 epochs (one rank prints)"
