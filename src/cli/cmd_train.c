@@ -361,6 +361,44 @@ static int check_no_earlier_run(cli_opts *o, const char *best)
     return EXIT_USAGE;
 }
 
+/* s as one shell word: as it is when every byte is safe, else in single
+ * quotes (a quote inside as '\''). */
+static void put_word(FILE *f, const char *s)
+{
+    if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                        "0123456789_-+=.,/:@%") == strlen(s)) {
+        fputs(s, f);
+        return;
+    }
+    fputc('\'', f);
+    for (; *s; s++)
+        if (*s == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*s, f);
+    fputc('\'', f);
+}
+
+/* The command that continues a stopped run, with the options given that
+ * it needs to go on the same way: the files and folders, and the team size
+ * (the bits depend on it). */
+static void print_continue(FILE *f, const cli_opts *o)
+{
+    fputs("vae train --resume --ckpt ", f);
+    put_word(f, o->ckpt);
+    fprintf(f, " --epochs %zu", o->epochs);
+    const int named[] = {O_DATA, O_OUT, O_METRICS};
+    const char *value[] = {o->data, o->out, o->metrics};
+    for (size_t i = 0; i < sizeof named / sizeof *named; i++)
+        if (o->set[named[i]]) {
+            fprintf(f, " %s ", cli_option_name(named[i]));
+            put_word(f, value[i]);
+        }
+    if (o->set[O_THREADS])
+        fprintf(f, " --threads %zu", o->threads);
+    fputc('\n', f);
+}
+
 int cmd_train(cli_opts *o)
 {
     if (o->set[O_FORCE] && o->set[O_RESUME]) {
@@ -501,9 +539,9 @@ static int train_locked(cli_opts *o, const char *csv, const char *best, lock_fil
         else
             snprintf(why, sizeof why, "interrupted by %s",
                      sig == SIGINT ? "SIGINT" : sig ? "SIGTERM" : "a signal to another rank");
-        fprintf(stderr, "vae train: %s; the exact state is saved in %s. Continue with: "
-                "vae train --resume --ckpt %s --epochs %zu\n", why, o->ckpt, o->ckpt,
-                o->epochs);
+        fprintf(stderr, "vae train: %s; the exact state is saved in %s. Continue with: ",
+                why, o->ckpt);
+        print_continue(stderr, o);
         return sig == SIGPIPE ? 1 : 128 + (sig ? sig : SIGTERM);
     }
     if (rc) {
