@@ -34,11 +34,13 @@ const cmd_spec CLI_CMDS[] = {
                 "or for a\nconditional model p(z|y) with --label, or one column "
                 "per label with --grid.",
      .opts = {O_CKPT, O_N, O_OUTPUT, O_SEED, O_THREADS, O_LABEL, O_GRID, -1},
-     .help = {[O_N] = "images to draw (default 128; 100 with --grid)",
+     .help = {[O_N] = "images to draw (default 128; a conditional model without "
+                               "--label: 10 rows of its labels)",
               [O_OUTPUT] = "output PNG (default sampled.png)",
               [O_SEED] = "seed of the prior draws (default 1)",
               [O_LABEL] = "draw this label (conditional models; 0 to classes - 1)",
-              [O_GRID] = "10 columns, one per label (conditional models)"},
+              [O_GRID] = "one column per label, up to 16 (what a conditional "
+                                "model without --label shows)"},
      .run = cmd_sample},
     {.name = "reconstruct",
      .brief = "test images beside their reconstructions, as a PNG grid",

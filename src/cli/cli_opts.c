@@ -84,8 +84,8 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_CONDITIONAL] = {"--conditional", NULL, NULL,
                        "a conditional VAE on the labels, with a learned prior p(z|y)",
                        .model = 1},
-    [O_METRICS] = {"--metrics", NULL, "FILE", "CSV of the epochs, plotted beside it as "
-                   "FILE.png (default OUT/metrics.csv)"},
+    [O_METRICS] = {"--metrics", NULL, "FILE", "CSV of the epochs, plotted beside it, "
+                   ".csv replaced by .png (default OUT/metrics.csv)"},
     [O_LABEL] = {"--label", NULL, "N", "the label to draw (0 to the model's classes - 1)"},
     [O_GRID] = {"--grid", NULL, NULL, "one column per label"},
     [O_FROM] = {"--from", NULL, "I", "first test image (index, default 0)"},
@@ -483,9 +483,10 @@ void cli_print_man(void)
            "and sample from them\n");
     printf(".SH SYNOPSIS\n.B vae\n.I COMMAND\n[\\fIoptions\\fR]\n.br\n"
            ".B vae \\-\\-help\n.br\n.B vae \\-\\-version\n");
-    printf(".SH DESCRIPTION\nvae trains the VAE of the design card (and its family: "
-           "likelihoods, beta, binarization, denoising, conditional, convolutional, the "
-           "importance\\-weighted objective) with hand\\-written passes over OpenBLAS, "
+    printf(".SH DESCRIPTION\nvae trains the MLP VAE of Kingma and Welling (784\\-400\\-20 by "
+           "default) and its family (likelihoods, beta, binarization, denoising, conditional, "
+           "convolutional, two stochastic layers, the importance\\-weighted objective and its "
+           "gradient estimators) with hand\\-written passes over OpenBLAS, "
            "writes PNG grids each epoch, and uses the checkpoint it writes. "
            "Every command and option below is the one \\fBvae COMMAND \\-\\-help\\fR "
            "prints.\n");
