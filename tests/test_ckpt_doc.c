@@ -2484,7 +2484,7 @@ static void check_objective(int conditional, model_objective objective, double b
             for (size_t d = 0; d < Z; d++) {
                 /* z_ij = mu + exp(lv / 2) eps_ij */
                 double zd = (double)mu[d] + exp((double)lv[d] / 2.0) * eps[d];
-                if (fabs(z[d] - zd) > 1e-5 * (1.0 + fabs(zd)))
+                if (!(fabs(z[d] - zd) <= 1e-5 * (1.0 + fabs(zd))))
                     fail_msg("image %zu, draw %zu, latent %zu: z is %.9g, the "
                              "document's %.9g", i, j, d, (double)z[d], zd);
                 double e2 = (double)eps[d] * eps[d];
@@ -2517,7 +2517,7 @@ static void check_objective(int conditional, model_objective objective, double b
                  {"kl", a.kl[i], kl},
                  {"the objective", a.obj[i], obj}};
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
-            if (fabs(v[k].got - v[k].want) > 1e-5 * (1.0 + fabs(v[k].want)))
+            if (!(fabs(v[k].got - v[k].want) <= 1e-5 * (1.0 + fabs(v[k].want))))
                 fail_msg("%s, %s, beta %g, image %zu: %s is %.9g, the document's %.9g",
                          conditional ? "conditional" : "N(0, I) prior",
                          objective ? "IWAE" : "ELBO", beta, i, v[k].what, v[k].got,
@@ -2646,7 +2646,7 @@ static void check_estimators(int conditional, size_t K)
             for (size_t j = 0; j < K; j++) {
                 size_t row = i * K + j;
                 double w = exp(lw[j] - top) / sum;
-                if (fabs(w - wt[row]) > 1e-5)
+                if (!(fabs(w - wt[row]) <= 1e-5))
                     fail_msg("image %zu, draw %zu: wt is %.9g, the document's %.9g", i, j,
                              (double)wt[row], w);
                 w = wt[row]; /* the code's, to compare what follows closely */
@@ -2658,7 +2658,7 @@ static void check_estimators(int conditional, size_t K)
                     double path = gp - eps[d] * exp(-(double)lv[d] / 2.0);
                     double wg = dz[row * Z + d] - w * gp; /* from the standard pass */
                     double wg_fd = w * g[row * Z + d];
-                    if (fabs(wg - wg_fd) > 2e-2 * w * (1.0 + fabs(g[row * Z + d])) + 1e-5)
+                    if (!(fabs(wg - wg_fd) <= 2e-2 * w * (1.0 + fabs(g[row * Z + d])) + 1e-5))
                         fail_msg("%s, K %zu, image %zu, draw %zu, latent %zu: the decoder "
                                  "gives %.9g at z, not wt_ij g_ij = %.9g", conditional ?
                                  "conditional" : "N(0, I)", K, i, j, d, wg, wg_fd);
@@ -2667,7 +2667,7 @@ static void check_estimators(int conditional, size_t K)
                                                         : w * (wg + w * path);
                     double got = dz[(e * R + row) * Z + d];
                     double tol = 1e-5 * (1.0 + fabs(wg) + fabs(w * gp) + fabs(w * path));
-                    if (fabs(got - want) > tol)
+                    if (!(fabs(got - want) <= tol))
                         fail_msg("%s, K %zu, estimator %s, image %zu, draw %zu, latent %zu: "
                                  "dz is %.9g, the document's %.9g",
                                  conditional ? "conditional" : "N(0, I)", K,
@@ -2679,8 +2679,8 @@ static void check_estimators(int conditional, size_t K)
             }
             for (size_t d = 0; d < Z; d++) {
                 const float *dh = dhead + (e * B + i) * 2 * Z;
-                if (fabs(dh[d] - dmu[d]) > 1e-5 * scale[d] ||
-                    fabs(dh[Z + d] - dlv[d]) > 1e-5 * scale[d])
+                if (!(fabs(dh[d] - dmu[d]) <= 1e-5 * scale[d]) ||
+                    !(fabs(dh[Z + d] - dlv[d]) <= 1e-5 * scale[d]))
                     fail_msg("%s, K %zu, estimator %s, image %zu, latent %zu: mu's and lv's "
                              "gradients are %.9g and %.9g, the document's %.9g and %.9g",
                              conditional ? "conditional" : "N(0, I)", K,
@@ -3391,7 +3391,7 @@ static void check_two_layers(model_objective objective, size_t K, double beta)
 #define CLOSE(got, want, tol_rel, ...)                                                    \
     do {                                                                                 \
         double g_ = (got), w_ = (want);                                                  \
-        if (fabs(g_ - w_) > (tol_rel) * (1.0 + fabs(w_))) {                              \
+        if (!(fabs(g_ - w_) <= (tol_rel) * (1.0 + fabs(w_)))) {                           \
             print_error(__VA_ARGS__);                                                    \
             fail_msg("%s, K %zu, beta %g: the code's %.9g, the document's %.9g", what, K, \
                      beta, g_, w_);                                                      \
@@ -3443,7 +3443,7 @@ static void check_two_layers(model_objective objective, size_t K, double beta)
         d.P[k] = keep;
         double g = (up - down) / (2.0 * h), err = fabs(grads[k] - g) / (1.0 + fabs(g));
         worst = err > worst ? err : worst;
-        if (err > 1e-4)
+        if (!(err <= 1e-4))
             fail_msg("%s, K %zu, beta %g: parameter %zu's gradient is %.9g, the document's "
                      "objective's %.9g", what, K, beta, k, (double)grads[k], g);
     }
@@ -3623,7 +3623,7 @@ static void test_two_layer_iw(void **state)
         fail_msg("infer_iw: %s", err.text);
     par_shutdown();
     double want = doc2_iw(&d, img, N, K, seed, 0), other = doc2_iw(&d, img, N, K, seed, 1);
-    if (fabs(res.iw_nll - want) > 1e-4 * (1.0 + fabs(want)))
+    if (!(fabs(res.iw_nll - want) <= 1e-4 * (1.0 + fabs(want))))
         fail_msg("the importance-weighted bound is %.9g; the document's %.9g (with eps2 "
                  "drawn first, %.9g)", res.iw_nll, want, other);
     assert_true(fabs(other - want) > 1e-2 * (1.0 + fabs(want))); /* the order shows */
@@ -3680,7 +3680,7 @@ static void test_two_layer_prior(void **state)
                 double diff = fabs(z[i * Z1 + k] - want);
                 if (swap)
                     worst_swapped = diff > worst_swapped ? diff : worst_swapped;
-                else if (diff > 1e-5 * (1.0 + fabs(want)))
+                else if (!(diff <= 1e-5 * (1.0 + fabs(want))))
                     fail_msg("prior draw %zu: h1[%zu] is %.9g, the document's %.9g", i, k,
                              (double)z[i * Z1 + k], want);
             }

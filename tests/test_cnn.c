@@ -279,7 +279,7 @@ static void check_gradients_cfg(model_config cfg, uint64_t seed, size_t draws,
         double diff = fabs(fd - grads[i]);
         if (diff > maxdiff)
             maxdiff = diff;
-        if (diff > GRAD_ATOL + GRAD_RTOL * fabs(fd)) {
+        if (!(diff <= GRAD_ATOL + GRAD_RTOL * fabs(fd))) {
             if (bad < 5)
                 printf("  param %zu: backward %.6g, finite difference %.6g\n", i,
                        grads[i], fd);
@@ -323,7 +323,7 @@ static void check_gradients_cfg(model_config cfg, uint64_t seed, size_t draws,
         memcpy(m.params + off, keep, n * sizeof *keep);
         double fd = (up - down) / (2.0 * h), diff = fabs(fd - an);
         worst_dir = fmax(worst_dir, diff / (DIR_ATOL + DIR_RTOL * fabs(fd)));
-        if (diff > DIR_ATOL + DIR_RTOL * fabs(fd)) {
+        if (!(diff <= DIR_ATOL + DIR_RTOL * fabs(fd))) {
             printf("  tensor at %zu (%zu values): grad . v %.6g, finite difference %.6g\n",
                    off, n, an, fd);
             bad++;

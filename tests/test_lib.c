@@ -388,7 +388,7 @@ static void check_kind(const kind *k)
         iw_mean += iw[i] / N_TEST;
     }
     free(json);
-    if (fabs(loss - mean) > 2e-6 || fabs(bound - iw_mean) > 2e-6)
+    if (!(fabs(loss - mean) <= 2e-6) || !(fabs(bound - iw_mean) <= 2e-6))
         fail_msg("%s: eval's loss %.6f and bound %.6f, the library's mean scores %.6f and "
                  "%.6f", k->name, loss, bound, mean, iw_mean);
 

@@ -138,7 +138,7 @@ static int check_all(fixture *f, const char *name, size_t *skipped)
                 double diff = fabs(fd - f->grads[i]);
                 if (diff > maxdiff)
                     maxdiff = diff;
-                if (diff > GRAD_ATOL + GRAD_RTOL * fabs(fd)) {
+                if (!(diff <= GRAD_ATOL + GRAD_RTOL * fabs(fd))) {
                     if (bad < 5)
                         printf("  %s layer %zu %s[%zu]: backward %.6g, finite "
                                "difference %.6g\n", name, l, part ? "b" : "W",
@@ -444,7 +444,7 @@ static void test_estimators_two_layers(void **state)
             f.m.params[p] = keep;
             double fd = (up - down) / (2.0 * FD_STEP), diff = fabs(fd - f.grads[p]);
             worst = diff > worst ? diff : worst;
-            if (diff > GRAD_ATOL + GRAD_RTOL * fabs(fd) && bad++ < 5)
+            if (!(diff <= GRAD_ATOL + GRAD_RTOL * fabs(fd)) && bad++ < 5)
                 printf("  %s parameter %zu: backward %.6g, surrogate's difference %.6g\n",
                        e == 1 ? "stl" : "dreg", p, f.grads[p], fd);
         }
@@ -637,7 +637,7 @@ static void test_estimators_exact(void **state)
             for (size_t k = 0; k < B * 2 * Z; k++) {
                 double diff = fabs(dhead[e][k] - want[e][k]);
                 maxdiff = diff > maxdiff ? diff : maxdiff;
-                if (diff > GRAD_ATOL + GRAD_RTOL * fabs(want[e][k]))
+                if (!(diff <= GRAD_ATOL + GRAD_RTOL * fabs(want[e][k])))
                     fail_msg("%s %s: head gradient [%zu] %.6g, reference %.6g", cases[c].name,
                              e == 1 ? "stl" : "dreg", k, dhead[e][k], want[e][k]);
             }

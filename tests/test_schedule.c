@@ -16,7 +16,7 @@
 #define CLOSE(got, want) \
     do { \
         double g_ = (got), w_ = (want); \
-        if (fabs(g_ - w_) > 1e-12 * (fabs(w_) + 1e-300)) \
+        if (!(fabs(g_ - w_) <= 1e-12 * (fabs(w_) + 1e-300))) \
             fail_msg("%s = %.17g, expected %.17g", #got, g_, w_); \
     } while (0)
 

@@ -111,7 +111,7 @@ static void assert_grad_close(const model_net *m, const result *a, const result 
             maxabs = fabs(a->grad[i]);
     for (size_t i = 0; i < m->n_params; i++) {
         double d = fabs((double)a->grad[i] - b->grad[i]);
-        if (d > maxdiff)
+        if (!(d <= maxdiff)) /* a NaN too */
             maxdiff = d;
     }
     printf(" max |gradient difference| %.2e, largest gradient %.2e (tolerance "

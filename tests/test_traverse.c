@@ -257,7 +257,7 @@ static void test_codes(void **state)
                 }
                 /* (z - c) / sd is t, to the float rounding of c + t sd */
                 double got = ((double)row[j] - center[j]) / sd[j];
-                if (fabs(got - t) > 4e-7 * (fabs(center[j]) / sd[j] + 3.0))
+                if (!(fabs(got - t) <= 4e-7 * (fabs(center[j]) / sd[j] + 3.0)))
                     fail_msg("row %zu step %zu: moved %.9f units, expected %g", r, s, got, t);
             }
         }
