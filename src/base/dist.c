@@ -18,18 +18,11 @@ static struct {
     double seconds;
 } world = {.size = 1};
 
-int dist_launched(void)
+/* Whether this process was started by mpirun (Open MPI sets
+ * OMPI_COMM_WORLD_SIZE), whether or not the build has MPI. */
+static int dist_launched(void)
 {
     return getenv("OMPI_COMM_WORLD_SIZE") != NULL;
-}
-
-int dist_built(void)
-{
-#ifdef VAE_MPI
-    return 1;
-#else
-    return 0;
-#endif
 }
 
 void dist_slice(size_t n, size_t align, size_t q, size_t *lo, size_t *hi)
@@ -55,11 +48,6 @@ size_t dist_size(void)
 double dist_time(void)
 {
     return world.seconds;
-}
-
-void dist_time_reset(void)
-{
-    world.seconds = 0.0;
 }
 
 #ifdef VAE_MPI
@@ -199,13 +187,18 @@ void dist_gather_ranges(void *buf, size_t elem, size_t lo, size_t hi)
     unsigned long long mine[2] = {lo, hi}, all[2 * DIST_MAX_RANKS];
     MPI_Allgather(mine, 2, MPI_UNSIGNED_LONG_LONG, all, 2, MPI_UNSIGNED_LONG_LONG,
                   MPI_COMM_WORLD);
+    /* Offsets from the lowest range's start: an int holds the ranges'
+     * bytes (a batch's), not their distance from buf (a whole data set's). */
+    unsigned long long base = all[0];
+    for (size_t q = 1; q < world.size; q++)
+        base = all[2 * q] < base ? all[2 * q] : base;
     int count[DIST_MAX_RANKS], at[DIST_MAX_RANKS];
     for (size_t q = 0; q < world.size; q++) {
         count[q] = (int)((all[2 * q + 1] - all[2 * q]) * elem);
-        at[q] = (int)(all[2 * q] * elem);
+        at[q] = (int)((all[2 * q] - base) * elem);
     }
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, count, at, MPI_BYTE,
-                   MPI_COMM_WORLD);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, (char *)buf + base * elem, count,
+                   at, MPI_BYTE, MPI_COMM_WORLD);
     world.seconds += now_s() - t0;
 }
 
@@ -225,17 +218,6 @@ int dist_any(int flag)
     int v = flag != 0, any = 0;
     MPI_Allreduce(&v, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     return any;
-}
-
-void dist_bcast(void *buf, size_t bytes)
-{
-    if (ONE_RANK())
-        return;
-    /* In pieces of at most 1 GiB: the count is an int. */
-    for (size_t at = 0; at < bytes; at += (size_t)1 << 30) {
-        size_t len = bytes - at < ((size_t)1 << 30) ? bytes - at : (size_t)1 << 30;
-        MPI_Bcast((char *)buf + at, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD);
-    }
 }
 
 void dist_barrier(void)
@@ -347,11 +329,6 @@ void dist_sum_floats(float *buf, size_t n)
 int dist_any(int flag)
 {
     return flag != 0;
-}
-
-void dist_bcast(void *buf, size_t bytes)
-{
-    (void)buf, (void)bytes;
 }
 
 void dist_barrier(void) {}

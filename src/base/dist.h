@@ -25,13 +25,6 @@
 /* Lifecycle                                                              */
 /* ===================================================================== */
 
-/* Whether this process was started by mpirun (Open MPI sets
- * OMPI_COMM_WORLD_SIZE), whether or not the build has MPI. */
-int dist_launched(void);
-
-/* Whether the build has MPI (VAE_MPI). */
-int dist_built(void);
-
 /* Joins the job if started by mpirun; else nothing (rank 0 of 1). Returns
  * 0, or -1 with err (started by mpirun but built without MPI, or MPI_Init
  * failed). */
@@ -74,8 +67,9 @@ void dist_from_owners(float *buf, size_t n, size_t align);
 
 /* Every rank's elements [lo, hi) of buf (elem bytes each; each rank
  * passes its own range, the ranges apart) to every rank, in place: a
- * gather, no arithmetic, so the bits arrive unchanged (-0.0 too). hi * elem
- * <= DIST_MAX_COUNT. */
+ * gather, no arithmetic, so the bits arrive unchanged (-0.0 too). The
+ * bytes from the lowest range's start to the highest's end are at most
+ * DIST_MAX_COUNT (wherever in buf they are). */
 void dist_gather_ranges(void *buf, size_t elem, size_t lo, size_t hi);
 
 /* Elementwise sum of buf over the ranks, in place, the same on every rank.
@@ -111,17 +105,12 @@ void dist_shared_sync(dist_shared *sh);
 /* Frees the buffer (every rank calls it); NULL is a no-op. */
 void dist_shared_free(dist_shared *sh);
 
-/* Rank 0's bytes into every rank's buf. */
-void dist_bcast(void *buf, size_t bytes);
-
 /* Returns once every rank has called it. */
 void dist_barrier(void);
 
-/* Seconds spent in the collectives above since the last dist_time_reset
- * (the allgathers of a training step; vae bench reports it). */
+/* Seconds this process has spent in the collectives above (the
+ * allgathers of a training step; vae bench reports the difference over
+ * its steps). */
 double dist_time(void);
-
-/* Sets dist_time's clock to 0. */
-void dist_time_reset(void);
 
 #endif
