@@ -184,11 +184,17 @@ static void test_every_setting_round_trips(void **state)
         char roffed[64] = "";
         for (const char *c = r->option; *c; c++)
             strcat(roffed, *c == '-' ? "\\-" : (char[2]){*c, 0});
-        if (!strstr(help, r->option) || !strstr(help, r->help))
-            fail_msg("vae train --help lacks %s or its help", r->option);
+        /* its help, then the default its row gives */
+        run_settings def = settings_defaults();
+        char v[64], line[1024];
+        snprintf(line, sizeof line, "%s (default %s)\n", r->help,
+                 settings_format(&def, (setting_id)i, 0, v, sizeof v));
+        if (!strstr(help, r->option) || !strstr(help, line))
+            fail_msg("vae train --help lacks %s or its help '%s'", r->option, line);
         if (!strstr(man, roffed))
             fail_msg("the man page lacks %s", r->option);
     }
+    tu_assert_contains(help, "images per step (default 128)\n");
     free(help);
     free(man);
 

@@ -381,9 +381,10 @@ void cli_defaults(cli_opts *o)
     o->cfg.act = MODEL_ACT_RELU;
     o->cfg.likelihood = MODEL_LIK_BERNOULLI;
     o->run = train_defaults(); /* the settings' defaults, from their rows */
-    o->background = 255;
-    o->test_fraction = 0.1;
-    o->max_pixels = IMPORT_DEFAULT_MAX_PIXELS;
+    import_opts imp = import_defaults(); /* import's defaults, from import.c */
+    o->background = imp.background;
+    o->test_fraction = imp.test_fraction;
+    o->max_pixels = imp.max_pixels;
 }
 
 /* The conv VAE's defaults are the article's: 64, 128, 256 channels, a
@@ -433,10 +434,20 @@ static void option_usage(char *out, size_t size, int id)
              s->arg ? " " : "", arg);
 }
 
-/* Command c's help for option id: its own, or the table's. */
-static const char *option_help(const cmd_spec *c, int id)
+/* Command c's help for option id: its own, or the table's; a run's
+ * setting's ends with its default, from its row (buf: size bytes). */
+static const char *option_help(const cmd_spec *c, int id, char *buf, size_t size)
 {
-    return c->help[id] ? c->help[id] : spec(id).help;
+    if (c->help[id])
+        return c->help[id];
+    if (!SPECS[id].setting)
+        return SPECS[id].help;
+    setting_id sid = (setting_id)(SPECS[id].setting - 1);
+    run_settings def = settings_defaults();
+    char v[64];
+    snprintf(buf, size, "%s (default %s)", SETTINGS[sid].help,
+             settings_format(&def, sid, 0, v, sizeof v));
+    return buf;
 }
 
 static void print_cmd_help(const cmd_spec *c)
@@ -444,12 +455,12 @@ static void print_cmd_help(const cmd_spec *c)
     printf("usage: vae %s%s%s [options]\n\n%s\n\noptions:\n", c->name,
            c->operand ? " " : "", c->operand ? c->operand : "", c->summary);
     for (const int *op = c->opts; *op >= 0; op++) {
-        char left[64];
+        char left[64], help[1024];
         option_usage(left, sizeof left, *op);
         if (strlen(left) > 24)
-            printf("  %s\n  %-24s %s\n", left, "", option_help(c, *op));
+            printf("  %s\n  %-24s %s\n", left, "", option_help(c, *op, help, sizeof help));
         else
-            printf("  %-24s %s\n", left, option_help(c, *op));
+            printf("  %-24s %s\n", left, option_help(c, *op, help, sizeof help));
     }
     printf("  %-24s %s\n", "-h, --help", "show this help");
 }
@@ -507,12 +518,12 @@ void cli_print_man(void)
             printf(".\n");
         }
         for (const int *op = c->opts; *op >= 0; op++) {
-            char left[64];
+            char left[64], help[1024];
             option_usage(left, sizeof left, *op);
             printf(".TP\n.B ");
             roff(left);
             printf("\n");
-            roff(option_help(c, *op));
+            roff(option_help(c, *op, help, sizeof help));
             putchar('\n');
         }
     }

@@ -54,7 +54,7 @@ int idx_write_images(const char *path, const uint8_t *px, size_t n, size_t rows,
                            rows, cols, channels);
     if (channels == 1)
         return write_idx(path, IDX_MAGIC_IMAGES, dims, 3, px, len, err);
-    return write_idx(path, IDX_WRITE_MAGIC_COLOUR, dims, 4, px, len, err);
+    return write_idx(path, IDX_MAGIC_IMAGES4, dims, 4, px, len, err);
 }
 
 int idx_write_labels(const char *path, const uint8_t *labels, size_t n, err_msg *err)

@@ -14,8 +14,6 @@
 
 #include "err.h"
 
-#define IDX_WRITE_MAGIC_COLOUR 0x00000804u /* unsigned byte, 4 dimensions */
-
 /* Writes n images of rows x cols x channels bytes (channels 1: idx3; 3:
  * idx4, interleaved) to path. Every dimension must be 1 to 2^32 - 1.
  * Returns 0, or -1 with err naming path. */

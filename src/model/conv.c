@@ -13,8 +13,10 @@
 /* im2col / col2im                                                        */
 /* ===================================================================== */
 
-void conv_im2col(float *col, const float *x, size_t C, size_t N, size_t H,
-                 size_t W, size_t OH, size_t OW)
+/* col (C*K*K, N*OH*OW) from x (C, N, H, W): row (c, i, j), column
+ * (n, oh, ow) holds x[c][n][oh*S + i - P][ow*S + j - P], 0 outside. */
+static void conv_im2col(float *col, const float *x, size_t C, size_t N, size_t H,
+                        size_t W, size_t OH, size_t OW)
 {
     size_t cols = N * OH * OW;
     for (size_t c = 0; c < C; c++)
@@ -41,8 +43,10 @@ void conv_im2col(float *col, const float *x, size_t C, size_t N, size_t H,
             }
 }
 
-void conv_col2im(float *x, const float *col, size_t C, size_t N, size_t H,
-                 size_t W, size_t OH, size_t OW)
+/* The adjoint of im2col: x (C, N, H, W) = the sum of every column entry
+ * into the pixel it was read from (x is overwritten). */
+static void conv_col2im(float *x, const float *col, size_t C, size_t N, size_t H,
+                        size_t W, size_t OH, size_t OW)
 {
     size_t cols = N * OH * OW;
     memset(x, 0, C * N * H * W * sizeof *x);
@@ -141,22 +145,6 @@ void convt_backward(float *dx, float *dw, float *db, float *col, const float *dy
     row_sums(db, dy, CO, N * oh * ow);
     if (dx) /* dx (CI, cols) = w (CI, CO*KK) . dcol */
         gemm(0, 0, CI, cols, CO * KK, 1.0f, w, CO * KK, col, cols, 0.0f, dx, cols);
-}
-
-/* ===================================================================== */
-/* LeakyReLU                                                              */
-/* ===================================================================== */
-
-void lrelu_forward(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = x[i] > 0.0f ? x[i] : LRELU_SLOPE * x[i];
-}
-
-void lrelu_backward(float *dy, const float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        dy[i] = y[i] > 0.0f ? dy[i] : LRELU_SLOPE * dy[i];
 }
 
 /* ===================================================================== */

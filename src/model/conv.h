@@ -19,17 +19,6 @@
 #define CONV_PAD 1    /* a 4x4 kernel, stride 2, pad 1 halves (doubles) the side */
 #define BN_EPS 1e-5
 #define BN_MOMENTUM 0.1
-#define LRELU_SLOPE 0.1f
-
-/* col (C*K*K, N*OH*OW) from x (C, N, H, W): row (c, i, j), column
- * (n, oh, ow) holds x[c][n][oh*S + i - P][ow*S + j - P], 0 outside. */
-void conv_im2col(float *col, const float *x, size_t C, size_t N, size_t H,
-                 size_t W, size_t OH, size_t OW);
-
-/* The adjoint of im2col: x (C, N, H, W) = the sum of every column entry
- * into the pixel it was read from (x is overwritten). */
-void conv_col2im(float *x, const float *col, size_t C, size_t N, size_t H,
-                 size_t W, size_t OH, size_t OW);
 
 /* Convolution, CI -> CO channels, H x W -> H/2 x W/2 (H, W even):
  *   y (CO, N*OH*OW) = w (CO, CI*K*K) . im2col(x) + b
@@ -57,10 +46,6 @@ void convt_forward(float *y, float *col, const float *x, const float *w,
 void convt_backward(float *dx, float *dw, float *db, float *col, const float *dy,
                     const float *x, const float *w, size_t N, size_t CI, size_t CO,
                     size_t H, size_t W);
-
-/* LeakyReLU in place over n values, and its backward from the output y. */
-void lrelu_forward(float *x, size_t n);
-void lrelu_backward(float *dy, const float *y, size_t n);
 
 /* BatchNorm over (N, H, W) per channel of x (C, N*HW), training mode:
  * mean and biased variance of the whole batch (reduced across the team),

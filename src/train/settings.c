@@ -53,37 +53,38 @@ static int has_valid(const run_settings *s)
 const setting_row SETTINGS[SETTING_COUNT] = {
     [SETTING_SEED] = {
         .key = "seed", .label = "seed", .option = "--seed",
-        .help = "random seed (default 1)",
+        .help = "random seed",
         UINT("N", 0, UINT64_MAX), .offset = AT(seed), .def = 1,
         .field = H_SEED, .since = 2, .group = "training state"},
     [SETTING_BATCH] = {
         .key = "batch", .label = "batch", .unit = "images", .option = "--batch",
-        .help = "images per step (default 128)",
+        .help = "images per step",
         UINT("N", 1, 1u << 20), .offset = AT(batch), .def = 128,
         .field = H_BATCH, .since = 2, .group = "training state"},
     [SETTING_LR] = {
         .key = "lr", .label = "learning rate", .option = "--lr",
-        .help = "Adam learning rate (default 0.001)",
+        .help = "Adam learning rate",
         REAL(0.0, 0, 1e6, 1), .offset = AT(sched.lr), .def = 1e-3,
         .field = H_LR, .since = 2, .group = "training state"},
     [SETTING_BETA] = {
         .key = "beta", .label = "KL weight beta", .option = "--beta",
-        .help = "weight of the KL term (default 1)",
+        .help = "weight of the KL term",
         REAL(0.0, 1, 1e6, 1), .offset = AT(beta), .def = 1.0,
         .field = H_BETA, .since = 2, .group = "training state"},
     [SETTING_BINARIZE] = {
         .key = "binarize", .label = "binarize", .option = "--binarize",
-        .help = "pixels as intensities (default), binarized once, or drawn anew each time",
+        .help = "pixels as intensities (none), binarized once (static), or drawn anew each "
+                "time (dynamic)",
         ENUM(train_binarize_names), .offset = AT(binarize), .def = TRAIN_BIN_NONE,
         .field = H_BINARIZE, .since = 2, .group = "training state", .export = 1},
     [SETTING_NOISE] = {
         .key = "noise", .label = "input noise", .option = "--noise",
-        .help = "denoising: Gaussian input noise of std F, clipped to [0,1] (default 0)",
+        .help = "denoising: Gaussian input noise of std F, clipped to [0,1]",
         REAL(0.0, 1, 10.0, 1), .offset = AT(noise), .def = 0.0,
         .field = H_NOISE, .since = 2, .group = "training state"},
     [SETTING_SCHEDULE] = {
         .key = "schedule", .label = "schedule", .option = "--schedule",
-        .help = "learning rate over the run: constant (default); staged (Burda et al.: "
+        .help = "learning rate over the run: constant; staged (Burda et al.: "
                 "stage i = 0..7 lasts 3^i epochs at lr 10^(-i/7)); cosine decay to 0 at "
                 "--epochs after --warmup; step (x --lr-gamma every --lr-every epochs)",
         ENUM(schedule_names), .offset = AT(sched.kind), .def = SCHEDULE_CONSTANT,
@@ -91,7 +92,7 @@ const setting_row SETTINGS[SETTING_COUNT] = {
         .field = H_SCHED, .since = 4, .group = "learning-rate schedule"},
     [SETTING_WARMUP] = {
         .key = "warmup", .label = "rate warm-up", .unit = "epochs", .option = "--warmup",
-        .help = "cosine: epochs of linear learning-rate warm-up (default 0)",
+        .help = "cosine: epochs of linear learning-rate warm-up",
         UINT("N", 0, 1000000), .offset = AT(sched.warmup), .def = 0,
         .applies = is_cosine, .needs = "--schedule cosine",
         .field = H_WARMUP, .since = 4, .group = "learning-rate schedule"},
@@ -103,69 +104,69 @@ const setting_row SETTINGS[SETTING_COUNT] = {
         .field = H_HORIZON, .since = 4, .group = "learning-rate schedule"},
     [SETTING_LR_EVERY] = {
         .key = "lr_every", .label = "decay every", .unit = "epochs", .option = "--lr-every",
-        .help = "step: epochs between decays (default 10)",
+        .help = "step: epochs between decays",
         UINT("N", 1, 1000000), .offset = AT(sched.every), .def = 10,
         .applies = is_step, .needs = "--schedule step",
         .field = H_EVERY, .since = 4, .group = "learning-rate schedule"},
     [SETTING_LR_GAMMA] = {
         .key = "lr_gamma", .label = "decay factor", .option = "--lr-gamma",
-        .help = "step: factor of each decay (default 0.5)",
+        .help = "step: factor of each decay",
         REAL(0.0, 0, 1.0, 1), .offset = AT(sched.gamma), .def = 0.5, .unused = 1.0,
         .applies = is_step, .needs = "--schedule step",
         .field = H_GAMMA, .since = 4, .group = "learning-rate schedule"},
     [SETTING_KL_WARMUP] = {
         .key = "kl_warmup", .label = "KL warm-up", .unit = "epochs", .option = "--kl-warmup",
-        .help = "raise the KL's weight linearly from 0 to --beta over the first N epochs "
-                "(default 0: none)",
+        .help = "raise the KL's weight linearly from 0 to --beta over the first N epochs; "
+                "0: none",
         UINT("N", 0, 1000000), .offset = AT(kl_warmup), .def = 0,
         .field = H_KL_WARMUP, .since = 4, .group = "training state"},
     [SETTING_ADAM_BETA1] = {
         .key = "adam_beta1", .label = "Adam beta1", .option = "--adam-beta1",
-        .help = "Adam's beta1 (default 0.9)",
+        .help = "Adam's beta1",
         REAL(0.0, 1, 1.0, 0), .offset = AT(adam_beta1), .def = ADAM_BETA1,
         .unused = ADAM_BETA1,
         .field = H_ADAM_BETA1, .since = 4, .group = "optimizer settings"},
     [SETTING_ADAM_BETA2] = {
         .key = "adam_beta2", .label = "Adam beta2", .option = "--adam-beta2",
-        .help = "Adam's beta2 (default 0.999)",
+        .help = "Adam's beta2",
         REAL(0.0, 1, 1.0, 0), .offset = AT(adam_beta2), .def = ADAM_BETA2,
         .unused = ADAM_BETA2,
         .field = H_ADAM_BETA2, .since = 4, .group = "optimizer settings"},
     [SETTING_ADAM_EPS] = {
         .key = "adam_eps", .label = "Adam epsilon", .option = "--adam-eps",
-        .help = "Adam's epsilon (default 1e-8)",
+        .help = "Adam's epsilon",
         REAL(0.0, 0, 1.0, 1), .offset = AT(adam_eps), .def = ADAM_EPS, .unused = ADAM_EPS,
         .field = H_ADAM_EPS, .since = 4, .group = "optimizer settings"},
     [SETTING_INIT] = {
         .key = "init", .label = "initial weights", .option = "--init",
         .help = "initial weights: PyTorch's defaults, or Glorot uniform with zero biases "
-                "and the output bias at the logit of each pixel's training mean (default "
-                "torch)",
+                "and the output bias at the logit of each pixel's training mean",
         ENUM(train_init_names), .offset = AT(init), .def = TRAIN_INIT_TORCH,
         .field = H_INIT, .since = 4, .group = "optimizer settings"},
     [SETTING_VALID] = {
         .key = "valid", .label = "held out for validation", .unit = "images",
         .option = "--valid",
         .help = "hold N training images out (a seeded choice), report their loss each "
-                "epoch and keep the best epoch's model in CKPT.best.bin (CKPT without .bin)",
+                "epoch and keep the best epoch's model in CKPT.best.bin (CKPT without .bin); "
+                "0: none",
         UINT("N", 0, UINT32_MAX), .offset = AT(valid), .def = 0, .applies = has_valid,
         .field = H_VALID_N, .since = 4, .group = "validation state"},
     [SETTING_OBJECTIVE] = {
         .key = "objective", .label = "objective", .option = "--objective",
         .help = "what training minimises: the negative ELBO, its reconstruction averaged "
-                "over --k draws (default), or the importance-weighted bound with --k draws "
+                "over --k draws, or the importance-weighted bound with --k draws "
                 "(Burda et al.)",
         ENUM(model_objective_names), .offset = AT(objective), .def = MODEL_OBJ_ELBO,
         .field = H_OBJECTIVE, .since = 4, .group = "training objective"},
     [SETTING_DRAWS] = {
         .key = "k", .label = "draws per image (k)", .option = "--k",
-        .help = "draws of z per image in training (default 1)",
+        .help = "draws of z per image in training",
         UINT("K", 1, MODEL_MAX_DRAWS), .offset = AT(draws), .def = 1, .unused = 1,
         .field = H_DRAWS, .since = 4, .group = "training objective"},
     [SETTING_ESTIMATOR] = {
         .key = "estimator", .label = "encoder gradient", .option = "--estimator",
         .help = "the importance-weighted bound's encoder gradient: the bound's own "
-                "(default), stl (sticking the landing, Roeder et al.: without the score "
+                "(standard), stl (sticking the landing, Roeder et al.: without the score "
                 "term of q), or dreg (doubly reparameterized, Tucker et al.: the path "
                 "gradient with squared normalised weights); the decoder's is the "
                 "bound's in all three",

@@ -71,7 +71,8 @@ typedef struct setting_row {
     const char *unit;     /* after its value when shown ("epochs"), or NULL */
     const char *option;   /* "--batch", or NULL: derived from other settings */
     const char *arg;      /* the value's placeholder in --help ("N"); NULL for an enum */
-    const char *help;     /* the option's line in --help and the man page */
+    const char *help;     /* the option's line in --help and the man page, which add
+                           * "(default X)" from .def */
     setting_type type;
     const enum_names *names; /* SETTING_ENUM: its values' names */
     size_t offset;        /* of its field in run_settings */

@@ -45,7 +45,9 @@ int runout_open(runout *r, const report_run *run, void (*warn)(void *ctx, const 
     return 0;
 }
 
-void runout_grid_path(char *out, size_t size, const runout *r, const char *prefix,
+/* The name of epoch's grid PREFIX E SUFFIX in OUT into out (size bytes);
+ * prefix RUNOUT_SAMPLED or RUNOUT_RECONST. */
+static void grid_path(char *out, size_t size, const runout *r, const char *prefix,
                       size_t epoch)
 {
     snprintf(out, size, "%s/%s%zu%s", r->dir, prefix, epoch, RUNOUT_GRID_SUFFIX);
@@ -109,12 +111,12 @@ int runout_pictures(runout *r, const train_epoch *e, err_msg *err)
     const model_net *m = e->model;
     report_set_model(&r->page, &m->cfg, e->state, m->n_params);
     char path[4096];
-    runout_grid_path(path, sizeof path, r, RUNOUT_SAMPLED, e->epoch);
+    grid_path(path, sizeof path, r, RUNOUT_SAMPLED, e->epoch);
     infer_prior_z(m, e->acts, r->eps, r->labels, r->n_show, r->prior_z);
     if (show_decode_png(m, e->acts, r->prior_z, r->labels, r->n_show, r->show_cols, path, err))
         return -1;
     if (e->test && e->test->n) {
-        runout_grid_path(path, sizeof path, r, RUNOUT_RECONST, e->epoch);
+        grid_path(path, sizeof path, r, RUNOUT_RECONST, e->epoch);
         if (show_recon_png(m, e->acts, e->test, e->test_view, RUNOUT_RECON_N, path, err))
             return -1;
     }

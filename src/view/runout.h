@@ -53,11 +53,6 @@ typedef struct runout {
 int runout_open(runout *r, const report_run *run, void (*warn)(void *ctx, const char *msg),
                 void *warn_ctx, err_msg *err);
 
-/* The name of epoch's grid PREFIX E SUFFIX in OUT into out (size bytes);
- * prefix RUNOUT_SAMPLED or RUNOUT_RECONST. */
-void runout_grid_path(char *out, size_t size, const runout *r, const char *prefix,
-                      size_t epoch);
-
 /* Once training starts (e->epoch: the epochs done): the metrics CSV
  * (the rows of those epochs kept, the rest dropped) and the fixed prior
  * draws of the pictures. Returns 0, or -1 with err. */
