@@ -12,6 +12,9 @@ typedef struct enum_names {
     size_t n;
 } enum_names;
 
+/* The enum_names of a static array of names: its length counted, not typed. */
+#define ENUM_NAMES(array) {(array), sizeof(array) / sizeof *(array)}
+
 /* The name of value v, or NULL when v is out of range. */
 const char *enum_name(const enum_names *e, int v);
 

@@ -46,8 +46,9 @@ typedef struct opt_spec {
 static const char *const SPLIT_NAMES[] = {"train", "test"};
 static const char *const CHANNEL_NAMES[] = {"auto", "1", "3"};
 static const char *const BACKGROUND_NAMES[] = {"white", "black"};
-static const enum_names split_names = {SPLIT_NAMES, 2}, channel_names = {CHANNEL_NAMES, 3},
-                        background_names = {BACKGROUND_NAMES, 2};
+static const enum_names split_names = ENUM_NAMES(SPLIT_NAMES);
+static const enum_names channel_names = ENUM_NAMES(CHANNEL_NAMES);
+static const enum_names background_names = ENUM_NAMES(BACKGROUND_NAMES);
 
 static const opt_spec SPECS[O_COUNT] = {
     [O_DATA] = {"--data", NULL, "DIR", "folder of IDX files, raw or .gz (default data/)"},

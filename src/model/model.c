@@ -29,12 +29,12 @@ static const char *const ACT_NAMES[] = {"relu", "tanh", "leaky"};
 static const char *const ARCH_NAMES[] = {"mlp", "conv"};
 static const char *const LIK_NAMES[] = {"bernoulli", "cb", "gaussian"};
 static const char *const OBJECTIVE_NAMES[] = {"elbo", "iwae"};
-const enum_names model_act_names = {ACT_NAMES, 3};
-const enum_names model_arch_names = {ARCH_NAMES, 2};
-const enum_names model_lik_names = {LIK_NAMES, 3};
-const enum_names model_objective_names = {OBJECTIVE_NAMES, 2};
+const enum_names model_act_names = ENUM_NAMES(ACT_NAMES);
+const enum_names model_arch_names = ENUM_NAMES(ARCH_NAMES);
+const enum_names model_lik_names = ENUM_NAMES(LIK_NAMES);
+const enum_names model_objective_names = ENUM_NAMES(OBJECTIVE_NAMES);
 static const char *const ESTIMATOR_NAMES[] = {"standard", "stl", "dreg"};
-const enum_names model_estimator_names = {ESTIMATOR_NAMES, 3};
+const enum_names model_estimator_names = ENUM_NAMES(ESTIMATOR_NAMES);
 
 const char *model_lik_name(model_lik lik)
 {

@@ -331,11 +331,12 @@ static int read_config(const char *path, const uint64_t *v, const frame *f, mode
         if (v[H_HIDDEN0 + i] > MODEL_MAX_WIDTH)
             return err_set(err, "%s: bad architecture: hidden width %llu", path,
                            (unsigned long long)v[H_HIDDEN0 + i]);
-    if (v[H_ARCH] > 1)
+    if (v[H_ARCH] >= model_arch_names.n)
         return err_set(err, "%s: unknown architecture %llu in header", path,
                        (unsigned long long)v[H_ARCH]);
-    if (v[H_X_DIM] > MODEL_MAX_WIDTH * 16 || v[H_Z_DIM] > MODEL_MAX_WIDTH || v[H_ACT] > 2 ||
-        v[H_LIKELIHOOD] > 2 || v[H_N_CLASSES] > MODEL_MAX_CLASSES)
+    if (v[H_X_DIM] > MODEL_MAX_WIDTH * 16 || v[H_Z_DIM] > MODEL_MAX_WIDTH ||
+        v[H_ACT] >= model_act_names.n || v[H_LIKELIHOOD] >= model_lik_names.n ||
+        v[H_N_CLASSES] > MODEL_MAX_CLASSES)
         return err_set(err, "%s: bad architecture in header", path);
     c->x_dim = (size_t)v[H_X_DIM];
     c->n_hidden = (size_t)v[H_N_HIDDEN];

@@ -82,7 +82,7 @@ int schedule_check(const schedule_config *c, err_msg *err)
 }
 
 static const char *const NAMES[] = {"constant", "staged", "cosine", "step"};
-const enum_names schedule_names = {NAMES, 4};
+const enum_names schedule_names = ENUM_NAMES(NAMES);
 
 const char *schedule_name(schedule_kind kind)
 {

@@ -12,8 +12,8 @@
 
 static const char *const BINARIZE_NAMES[] = {"none", "static", "dynamic"};
 static const char *const INIT_NAMES[] = {"torch", "glorot"};
-const enum_names train_binarize_names = {BINARIZE_NAMES, 3};
-const enum_names train_init_names = {INIT_NAMES, 2};
+const enum_names train_binarize_names = ENUM_NAMES(BINARIZE_NAMES);
+const enum_names train_init_names = ENUM_NAMES(INIT_NAMES);
 
 /* Settings that only one schedule uses. */
 static int is_cosine(const run_settings *s)

@@ -56,7 +56,7 @@ static void team_sum(void *ctx, size_t k, double *v, size_t n)
 }
 
 static const char *const PLAN_NAMES[] = {"auto", "rows", "units"};
-const enum_names shard_plan_names = {PLAN_NAMES, 3};
+const enum_names shard_plan_names = ENUM_NAMES(PLAN_NAMES);
 
 shard_plan shard_plan_for(const model_net *m, size_t cap, size_t threads)
 {
