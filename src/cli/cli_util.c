@@ -41,10 +41,11 @@ int cli_load_split(cli_opts *o, idx_set *set, const char *split)
     return 0;
 }
 
-/* The images file of split in --data, for messages ("" if none). */
-static const char *images_file(cli_opts *o, const char *split)
+/* The images file of split in --data into images (IDX_PATH_MAX bytes),
+ * for messages ("" if none). Returns images. */
+static const char *images_file(cli_opts *o, const char *split, char *images)
 {
-    static char images[IDX_PATH_MAX], labels[IDX_PATH_MAX];
+    char labels[IDX_PATH_MAX];
     err_msg err;
     if (idx_split_paths(o->data, split, images, labels, &err))
         images[0] = '\0';
@@ -56,8 +57,9 @@ int cli_same_shape(cli_opts *o, const idx_set *train, const idx_set *test)
     size_t c1 = idx_channels(train), c2 = idx_channels(test);
     if (train->rows == test->rows && train->cols == test->cols && c1 == c2)
         return 0;
+    char images[IDX_PATH_MAX];
     say_error("%s: the test images are %zux%zu %s, the training images %zux%zu %s: both "
-              "splits must hold images of one size", images_file(o, "t10k"), test->cols,
+              "splits must hold images of one size", images_file(o, "t10k", images), test->cols,
               test->rows, c2 == 3 ? "colour" : "grey", train->cols, train->rows,
               c1 == 3 ? "colour" : "grey");
     return -1;
@@ -82,7 +84,8 @@ int cli_check_data(cli_opts *o, const model_config *cfg, const idx_set *set, con
     err_msg err;
     const char *what = strcmp(split, "train") ? "test" : "training";
     if (train_check_shape(cfg, set, o->ckpt, what, &err)) {
-        say_error("%s (%s)", err.text, images_file(o, split));
+        char images[IDX_PATH_MAX];
+        say_error("%s (%s)", err.text, images_file(o, split, images));
         return -1;
     }
     if (cfg->n_classes && !set->n_classes) {

@@ -402,16 +402,19 @@ static void iw_row(void *ctx, size_t i, FILE *fp)
     fprintf(fp, "%zu,%u,%.6f\n", i, b->set->labels[i], b->iw[i]);
 }
 
-static const float *sort_scores; /* for by_score_desc */
+/* An image's score and index, sorted together. */
+typedef struct scored {
+    float score;
+    uint32_t index;
+} scored;
 
 /* Highest score first; ties by index, so the order is fixed. */
 static int by_score_desc(const void *pa, const void *pb)
 {
-    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-    float x = sort_scores[a], y = sort_scores[b];
-    if (x != y)
-        return x > y ? -1 : 1;
-    return (a > b) - (a < b);
+    const scored *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
 }
 
 /* The top images of set by score, as a grid (through view). */
@@ -421,23 +424,26 @@ static int write_top(const session *s, const float *score, size_t top,
     size_t n = s->data.n, D = s->m.cfg.x_dim;
     if (top > n)
         top = n;
-    uint32_t *order = malloc(n * sizeof *order);
+    scored *ranked = malloc(n * sizeof *ranked);
+    uint32_t *order = malloc((top ? top : 1) * sizeof *order);
     float *tiles = malloc(top * D * sizeof *tiles);
     int rc = -1;
     err_msg err;
-    if (!order || !tiles) {
+    if (!ranked || !order || !tiles) {
         say_error("out of memory");
     } else {
         for (size_t i = 0; i < n; i++)
-            order[i] = (uint32_t)i;
-        sort_scores = score;
-        qsort(order, n, sizeof *order, by_score_desc);
+            ranked[i] = (scored){score[i], (uint32_t)i};
+        qsort(ranked, n, sizeof *ranked, by_score_desc);
+        for (size_t i = 0; i < top; i++)
+            order[i] = ranked[i].index;
         idx_gather(&s->data, order, 0, top, &s->view, tiles);
         if (show_tiles_png(&s->m, tiles, top, SHOW_COLS, path, &err))
             say_error("%s", err.text);
         else
             rc = 0;
     }
+    free(ranked);
     free(order);
     free(tiles);
     return rc;

@@ -210,7 +210,8 @@ static train_opts run_opts(cli_opts *o)
     return to;
 }
 
-static int train_locked(cli_opts *o, const char *csv, const char *best, lock_file *lock);
+static int train_locked(cli_opts *o, const char *csv, const char *best,
+                        const char *replacing, lock_file *lock);
 
 /* A run that made --out and then failed without saving: the folder goes,
  * with what the run wrote into it (pictures of an epoch it never saved).
@@ -319,13 +320,13 @@ static int check_train_paths(cli_opts *o, const char *csv, const char *plot, con
     return cli_check_paths(&l);
 }
 
-static char replacing[320]; /* what --force replaces, to say when it does */
-
 /* A new run never replaces another run's checkpoint unasked, nor, when it
  * keeps a best epoch (--valid), an earlier run's best model. Checked while
- * holding the lock, so no other run can slip in between. Returns 0, or the
- * exit status after a message. */
-static int check_no_earlier_run(cli_opts *o, const char *best)
+ * holding the lock, so no other run can slip in between. With --force,
+ * what it replaces goes into replacing (size bytes; else it is left
+ * empty), to say when the run starts. Returns 0, or the exit status after
+ * a message. */
+static int check_no_earlier_run(cli_opts *o, const char *best, char *replacing, size_t size)
 {
     struct stat st;
     if (o->set[O_RESUME])
@@ -351,7 +352,7 @@ static int check_no_earlier_run(cli_opts *o, const char *best)
     }
     if (o->set[O_FORCE]) {
         /* Said once the new run is about to start (train_locked). */
-        snprintf(replacing, sizeof replacing, "--force: %s %s; the new run replaces it",
+        snprintf(replacing, size, "--force: %s %s; the new run replaces it",
                  o->ckpt, what);
         return 0;
     }
@@ -449,9 +450,10 @@ int cmd_train(cli_opts *o)
         return 1;
     }
     ino_t before = ckpt_inode(o);
-    int rc = check_no_earlier_run(o, best);
+    char replacing[320] = "";
+    int rc = check_no_earlier_run(o, best, replacing, sizeof replacing);
     if (rc == 0)
-        rc = train_locked(o, csv, best, &lock);
+        rc = train_locked(o, csv, best, replacing, &lock);
     /* A failed run that never saved leaves no folder it made. */
     if (rc != 0 && rc < 128 && made_out && ckpt_inode(o) == before)
         unmake_out(o, csv, plot);
@@ -461,7 +463,8 @@ int cmd_train(cli_opts *o)
 }
 
 /* The run itself, once the checkpoint is ours. */
-static int train_locked(cli_opts *o, const char *csv, const char *best, lock_file *lock)
+static int train_locked(cli_opts *o, const char *csv, const char *best,
+                        const char *replacing, lock_file *lock)
 {
     idx_set train = {0}, test = {0};
     if (cli_load_split(o, &train, "train") || cli_load_split(o, &test, "t10k") ||
