@@ -22,6 +22,7 @@
 
 #include "ckpt.h"
 #include "pca.h"
+#include "png_grid.h"
 #include "show.h"
 #include "testutil.h"
 #include "cliutil.h"
@@ -268,6 +269,59 @@ static void test_traverse(void **state)
     check_ranking(3);
 }
 
+/* score --top's grid (png) against score's CSV of the same model (csv):
+ * its first `top` tiles are distinct test images, in non-increasing score,
+ * none below an image left out (within the CSV's 6 decimals; --top ranks
+ * by the float32 sum). */
+static void check_top(const char *csv, const char *png, size_t top)
+{
+    double score[CLI_N_TEST];
+    char *text = (char *)tu_read_file(csv, NULL);
+    const char *line = strchr(text, '\n');
+    for (size_t i = 0; i < CLI_N_TEST; i++, line = strchr(line + 1, '\n')) {
+        size_t index;
+        unsigned label;
+        assert_int_equal(sscanf(line + 1, "%zu,%u,%lf", &index, &label, &score[i]), 3);
+        assert_int_equal(index, i);
+    }
+    free(text);
+    char images[200];
+    snprintf(images, sizeof images, "%s/t10k-images-idx3-ubyte", data);
+    unsigned char *idx = tu_read_file(images, NULL);
+    uint8_t *px;
+    size_t w, h;
+    err_msg err;
+    if (png_grid_read_gray(png, &px, &w, &h, &err))
+        fail_msg("%s", err.text);
+    int shown[CLI_N_TEST] = {0};
+    double lowest_shown = INFINITY, prev = INFINITY;
+    for (size_t k = 0; k < top; k++) {
+        size_t x0 = 2 + (k % 8) * 30, y0 = 2 + (k / 8) * 30, found = CLI_N_TEST;
+        for (size_t i = 0; i < CLI_N_TEST && found == CLI_N_TEST; i++) {
+            const unsigned char *img = idx + 16 + i * 784;
+            int same = !shown[i];
+            for (size_t y = 0; y < 28 && same; y++)
+                same = !memcmp(px + (y0 + y) * w + x0, img + y * 28, 28);
+            if (same)
+                found = i;
+        }
+        if (found == CLI_N_TEST)
+            fail_msg("tile %zu of %s is no test image not shown before it", k, png);
+        shown[found] = 1;
+        if (!(score[found] <= prev + 1e-5))
+            fail_msg("tile %zu: image %zu scores %.6f, above the tile before it (%.6f)", k,
+                     found, score[found], prev);
+        prev = score[found];
+        lowest_shown = fmin(lowest_shown, score[found]);
+    }
+    for (size_t i = 0; i < CLI_N_TEST; i++)
+        if (!shown[i] && !(score[i] <= lowest_shown + 1e-5))
+            fail_msg("image %zu scores %.6f, above the lowest of the top %zu (%.6f), and is "
+                     "not shown", i, score[i], top, lowest_shown);
+    free(px);
+    free(idx);
+}
+
 static void test_encode_and_score(void **state)
 {
     (void)state;
@@ -316,6 +370,7 @@ static void test_encode_and_score(void **state)
     assert_exit(run("score", "--ckpt", vae2, "--data", data, "--top", "12", "-o", png, NULL), 0);
     assert_png_size(png, 8 * 30 + 2, 2 * 30 + 2);
     tu_assert_contains(out_text, "the 12 highest-scoring of 100 images");
+    check_top(csv, png, 12);
 }
 
 /* Reads a CSV written by vae (a header, then n rows): columns first to
