@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lik.h"
 #include "model.h"
 
 /* Finite differences in float32: step 1e-2 keeps the rounding error of the
@@ -186,6 +187,40 @@ static void expect_gradients(model_config cfg, double beta, uint64_t seed, const
         assert_true(skipped * 5 < f.m.n_params);
     }
     teardown(&f);
+}
+
+/* Logits far past float's exp range (a diverging model's) give every
+ * likelihood a finite loss, gradient and mean, never a NaN; the Bernoulli
+ * loss is max(a, 0) - a t + log1p(exp(-|a|)) to float precision. */
+static void test_lik_huge_logits(void **state)
+{
+    (void)state;
+    enum { N = 16 };
+    const float big[4] = {100.0f, 1e10f, 1e30f, 1e35f};
+    float a[N], t[N], out[N];
+    for (size_t i = 0; i < N; i++) {
+        a[i] = (i % 2 ? -1.0f : 1.0f) * big[i / 2 % 4];
+        t[i] = i < N / 2 ? 0.25f : 1.0f;
+    }
+    for (int lik = 0; lik < 3; lik++)
+        for (int what = LIK_SUM; what <= LIK_MEAN; what++) {
+            float loss = lik_row((model_lik)lik, (lik_out)what, out, a, t, N);
+            if (!isfinite(loss))
+                fail_msg("%s: loss %g", model_lik_name((model_lik)lik), (double)loss);
+            for (size_t i = 0; what != LIK_SUM && i < N; i++)
+                if (!isfinite(out[i]))
+                    fail_msg("%s: %s of logit %g is %g", model_lik_name((model_lik)lik),
+                             what == LIK_GRAD ? "gradient" : "mean", (double)a[i],
+                             (double)out[i]);
+            if (lik == MODEL_LIK_BERNOULLI) {
+                double want = 0.0;
+                for (size_t i = 0; i < N; i++)
+                    want += fmax(a[i], 0.0) - (double)a[i] * t[i] +
+                            log1p(exp(-fabs((double)a[i])));
+                if (!(fabs(loss - want) <= 1e-6 * fabs(want)))
+                    fail_msg("bernoulli: loss %.9g, expected %.9g", (double)loss, want);
+            }
+        }
 }
 
 static void test_grad_bernoulli(void **state)
@@ -1034,6 +1069,7 @@ static void test_glorot_init(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lik_huge_logits),
         cmocka_unit_test(test_grad_bernoulli),
         cmocka_unit_test(test_grad_continuous_bernoulli),
         cmocka_unit_test(test_grad_gaussian),

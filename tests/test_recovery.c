@@ -251,18 +251,17 @@ static void test_kill9_leaves_whole_checkpoint(void **state)
                     "--epochs", more, "--resume", NULL), 0);
 }
 
-/* The loss turns non-finite: training stops with the epoch and step and a
- * hint, exit 1, and the last good checkpoint is kept byte for byte. */
-static void test_nonfinite_loss(void **state)
+/* Trains one epoch into ckpt and out (in the scratch folder, names ckpt_name
+ * and out_name), then sets every weight of the output layer to w, keeping
+ * everything else: a run about to blow up. */
+static void blown_up_run(const char *ckpt_name, const char *out_name, float w, char *ckpt,
+                         char *out)
 {
-    (void)state;
-    char out[160], ckpt[160];
-    in_dir(out, sizeof out, "nan-out");
-    in_dir(ckpt, sizeof ckpt, "nan.bin");
+    in_dir(out, 160, out_name);
+    in_dir(ckpt, 160, ckpt_name);
     assert_exit(run("train", "--data", data, "--out", out, "--ckpt", ckpt,
                     "--epochs", "1", "--batch", "100", "--hidden", "32",
                     "--latent", "2", NULL), 0);
-    /* Blow up the output layer's weights, keep everything else. */
     ckpt_data d;
     err_msg err;
     assert_int_equal(ckpt_read(ckpt, &d, &err), 0);
@@ -271,10 +270,27 @@ static void test_nonfinite_loss(void **state)
     memcpy(m.params, d.params, d.n_params * sizeof(float));
     const model_layer *L = &m.layer[m.n_layers - 1];
     for (size_t i = 0; i < L->in * L->out; i++)
-        m.params[L->w_off + i] = 3e38f;
+        m.params[L->w_off + i] = w;
     assert_int_equal(ckpt_save(ckpt, &m, d.adam_m, d.adam_v, &d.train, &err), 0);
+    /* ckpt_save itself refuses what the reader would: an Inf moment. */
+    float *v = malloc(d.n_params * sizeof *v);
+    assert_non_null(v);
+    memcpy(v, d.adam_v, d.n_params * sizeof *v);
+    v[d.n_params - 1] = INFINITY;
+    assert_int_equal(ckpt_save(ckpt, &m, d.adam_m, v, &d.train, &err), -1);
+    tu_assert_contains(err.text, "not written: the Adam second moments hold NaN or Inf");
+    free(v);
     ckpt_data_free(&d);
     model_free(&m);
+}
+
+/* The loss turns non-finite: training stops with the epoch and step and a
+ * hint, exit 1, and the last good checkpoint is kept byte for byte. */
+static void test_nonfinite_loss(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    blown_up_run("nan.bin", "nan-out", 3e38f, ckpt, out);
     size_t n;
     unsigned char *before = tu_read_file(ckpt, &n);
 
@@ -304,10 +320,31 @@ static void test_nonfinite_loss(void **state)
     free(before);
 }
 
+/* The loss stays finite but Adam's second moments overflow (gradients
+ * past 1e19 square to Inf): the state the reader would refuse is never
+ * saved; training stops as diverged, the last good checkpoint kept byte for
+ * byte. */
+static void test_nonfinite_state(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    blown_up_run("inf.bin", "inf-out", 1e30f, ckpt, out);
+    size_t n;
+    unsigned char *before = tu_read_file(ckpt, &n);
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", ckpt,
+                    "--epochs", "2", "--resume", NULL), 1);
+    tu_assert_contains(err_text, "epoch 2: the Adam second moments are no longer finite: "
+                                 "training diverged and stopped; the last good checkpoint "
+                                 "is kept in");
+    tu_assert_file_equals(ckpt, before, n);
+    free(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigint),
+        cmocka_unit_test(test_nonfinite_state),
         cmocka_unit_test(test_sigterm),
         cmocka_unit_test(test_second_signal_quits),
         cmocka_unit_test(test_kill9_leaves_whole_checkpoint),

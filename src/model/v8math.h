@@ -45,9 +45,12 @@ static inline v8f v8_copysign(v8f a, v8f s)
  * relative. x = k ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2),
  * q = exp(r) - 1 from a degree-7 polynomial, then with s = 2^k:
  * exp(x) = s q + s and expm1(x) = s q + (s - 1), exact for k = 0 (small
- * |x|). k < -126 (x < -87.3, -inf, NaN) flushes s to 0. */
+ * |x|). k < -126 (x < -87.3) flushes s to 0; x below -100 is taken as
+ * -100 first (the same 0 and -1), as from -1.5e9 on (and at -inf) k would
+ * overflow its int and q its float, and 0 x Inf is NaN. A NaN stays NaN. */
 static inline v8f v8_expm1_nonpos(v8f x, v8f *ex)
 {
+    x = v8_select(x < -100.0f, (v8f){0} - 100.0f, x);
     v8i k = __builtin_convertvector(x * 1.44269504f - 0.5f, v8i);
     v8f n = __builtin_convertvector(k, v8f);
     v8f r = x - n * 0.693359375f;

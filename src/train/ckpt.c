@@ -138,9 +138,28 @@ ckpt_train ckpt_train_defaults(void)
     return t;
 }
 
+/* The three float arrays after the header, as messages name them. */
+static const char *const ARRAY_NAMES[3] = {"parameters", "Adam first moments",
+                                           "Adam second moments"};
+
+const char *ckpt_nonfinite(const float *params, const float *adam_m, const float *adam_v,
+                           size_t n)
+{
+    const float *arrays[3] = {params, adam_m, adam_v};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(arrays[k][i]))
+                return ARRAY_NAMES[k];
+    return NULL;
+}
+
 int ckpt_save(const char *path, const model_net *m, const float *adam_m,
               const float *adam_v, const ckpt_train *t, err_msg *err)
 {
+    /* What the reader would refuse is never written. */
+    const char *nonfinite = ckpt_nonfinite(m->params, adam_m, adam_v, m->n_params);
+    if (nonfinite)
+        return err_set(err, "%s: not written: the %s hold NaN or Inf", path, nonfinite);
     unsigned char pre[PREFIX_BYTES], h[HEADER_BYTES];
     memcpy(pre, CKPT_MAGIC, 8);
     put_u32(pre + 8, CKPT_VERSION);
@@ -470,10 +489,9 @@ static int read_arrays(const char *path, unsigned char *b, const frame *f, ckpt_
 {
     float *p = (float *)(void *)(b + PREFIX_BYTES + 8 * f->n_fields);
     size_t n = (size_t)f->n_params;
-    const char *what[3] = {"parameters", "Adam first moments", "Adam second moments"};
     for (int k = 0; k < 3; k++)
         if (decode_floats(p + (size_t)k * n, n))
-            return err_set(err, "%s: %s contain NaN or Inf", path, what[k]);
+            return err_set(err, "%s: %s contain NaN or Inf", path, ARRAY_NAMES[k]);
     d->n_params = n;
     d->params = p;
     d->adam_m = p + n;

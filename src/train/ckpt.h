@@ -56,7 +56,14 @@ typedef struct ckpt_data {
     void *buf;
 } ckpt_data;
 
-/* Writes model, Adam moments and training state to path atomically.
+/* Which of the three arrays of n floats holds a NaN or an Inf first
+ * ("parameters", "Adam first moments", "Adam second moments"), or NULL
+ * when all are finite: what ckpt_read refuses. */
+const char *ckpt_nonfinite(const float *params, const float *adam_m, const float *adam_v,
+                           size_t n);
+
+/* Writes model, Adam moments and training state to path atomically; a
+ * NaN or Inf in them is refused (ckpt_nonfinite) and nothing written.
  * Returns 0, or -1 with err (the old file at path is left untouched). */
 int ckpt_save(const char *path, const model_net *m, const float *adam_m,
               const float *adam_v, const ckpt_train *t, err_msg *err);

@@ -45,6 +45,8 @@ typedef struct trainer {
      * none held out, part is the caller's set (not owned). */
     idx_set part, valid;
     int owns_part;
+    const char *ckpt_path;  /* the run's checkpoint */
+    int has_ckpt;           /* it holds this run (resumed, or saved since) */
 } trainer;
 
 static double now_s(void)
@@ -331,6 +333,23 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     return 0;
 }
 
+/* The error of a run stopped in epoch (at step, unless 0) by what (a NaN
+ * or an Inf): which checkpoint the user keeps. Returns -1. */
+static int diverged(const trainer *t, size_t epoch, size_t step, const char *what,
+                    err_msg *err)
+{
+    char where[64];
+    int n = snprintf(where, sizeof where, "epoch %zu", epoch);
+    if (step && n > 0)
+        snprintf(where + n, sizeof where - (size_t)n, ", step %zu", step);
+    if (t->has_ckpt)
+        return err_set(err, "%s: %s: training diverged and stopped; the last good "
+                       "checkpoint is kept in %s (try a smaller --lr)", where, what,
+                       t->ckpt_path);
+    return err_set(err, "%s: %s: training diverged and stopped before its first save: "
+                   "this run wrote no checkpoint (try a smaller --lr)", where, what);
+}
+
 /* Under mpirun only rank 0 writes; every rank calls it, as each holds
  * Adam's moments of its own slice of the parameters only: all are
  * gathered first. */
@@ -339,6 +358,14 @@ static int save(const trainer *t, const char *path, err_msg *err)
     if (dist_size() > 1) {
         dist_from_owners(t->adam_m, t->model.n_params, SHARD_SLICE_ALIGN);
         dist_from_owners(t->adam_v, t->model.n_params, SHARD_SLICE_ALIGN);
+    }
+    /* Every rank now holds the whole state, so all decide alike. */
+    const char *bad = ckpt_nonfinite(t->model.params, t->adam_m, t->adam_v,
+                                     t->model.n_params);
+    if (bad) {
+        char what[64];
+        snprintf(what, sizeof what, "the %s are no longer finite", bad);
+        return diverged(t, (size_t)t->st.epoch + (t->st.step == 0 ? 0 : 1), 0, what, err);
     }
     if (dist_rank() != 0)
         return 0;
@@ -497,6 +524,8 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         trainer_free(&t);
         return -1;
     }
+    t.ckpt_path = o->ckpt_path;
+    t.has_ckpt = o->resume;
     if (t.note[0] && hooks && hooks->warn)
         hooks->warn(hooks->ctx, t.note);
     const model_net *m = &t.model;
@@ -509,6 +538,19 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         return -1;
     }
     size_t steps = (n + batch - 1) / batch;
+    /* A run saved mid-epoch: step steps of this data's epoch done (all of
+     * them when stopped after the last); on other data (--new-data) the
+     * epoch may already be over. */
+    if (o->resume && t.st.step > 0 &&
+        ((t.st.step > steps && !o->new_data) || t.st.n_seen == 0 ||
+         t.st.n_seen > t.st.step * batch)) {
+        err_set(err, "%s: corrupt checkpoint: %llu steps of an epoch done and %llu images "
+                "seen, where an epoch is %zu steps of %zu images", o->ckpt_path,
+                (unsigned long long)t.st.step, (unsigned long long)t.st.n_seen, steps,
+                batch);
+        trainer_free(&t);
+        return -1;
+    }
     idx_view test_view = infer_test_view(t.st.set.binarize);
     train_epoch view = {(size_t)t.st.epoch, m, &t.eval->acts[0], test, &test_view,
                         t.st.set.seed, t.st.set.valid, &t.st};
@@ -524,17 +566,9 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             double rec, kl, obj;
             train_step(&t, train, epoch, first, B, &rec, &kl, &obj);
             if (!isfinite(rec + kl + obj)) {
-                /* Only a run that saved (or was resumed) has a checkpoint. */
-                char kept[4200];
-                if (o->resume || t.st.epoch > 0)
-                    snprintf(kept, sizeof kept, ", the last good checkpoint is kept in %s",
-                             o->ckpt_path);
-                else
-                    snprintf(kept, sizeof kept, " before its first save: this run "
-                             "wrote no checkpoint");
-                rc = err_set(err, "epoch %zu, step %zu: the loss is not finite "
-                             "(%g); training stopped%s (try a smaller --lr)", epoch,
-                             s + 1, rec + kl, kept);
+                char what[64];
+                snprintf(what, sizeof what, "the loss is not finite (%g)", rec + kl);
+                rc = diverged(&t, epoch, s + 1, what, err);
                 break;
             }
             t.st.sum_rec += rec;
@@ -582,9 +616,21 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         if (test && test->n)
             r.test_loss = infer_eval(m, t.eval, test, &test_view, t.st.set.seed,
                                      &r.test_rec, &r.test_kl);
-        if (t.st.set.valid) {
+        if (t.st.set.valid)
             r.valid_loss = infer_eval(m, t.eval, &t.valid, &test_view, t.st.set.seed,
                                       &r.valid_rec, &r.valid_kl);
+        /* A model whose held-out loss overflows has diverged, even when
+         * its training loss has not yet. */
+        const char *held = !isfinite(r.test_loss) ? "test" : !isfinite(r.valid_loss)
+                                                                ? "validation" : NULL;
+        if (held) {
+            char what[96];
+            snprintf(what, sizeof what, "the %s loss is not finite (%g)", held,
+                     held[0] == 't' ? r.test_loss : r.valid_loss);
+            rc = diverged(&t, epoch, 0, what, err);
+            break;
+        }
+        if (t.st.set.valid) {
             if (t.st.best_epoch == 0 || r.valid_loss < t.st.best_loss) {
                 t.st.best_epoch = epoch;
                 t.st.best_loss = r.valid_loss;
@@ -605,6 +651,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             rc = -1;
             break;
         }
+        t.has_ckpt = 1;
         if (hooks && hooks->saved)
             hooks->saved(hooks->ctx);
         if (hooks && hooks->epoch_done && hooks->epoch_done(hooks->ctx, &r, err)) {
