@@ -340,11 +340,47 @@ static void test_nonfinite_state(void **state)
     free(before);
 }
 
+/* A checkpoint (its CRC right) whose mid-epoch position cannot be this
+ * data's: more steps done than an epoch has, or steps without images. The
+ * resume is refused by name and the file left as it was. */
+static void test_bad_position(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "pos-out");
+    in_dir(ckpt, sizeof ckpt, "pos.bin");
+    assert_exit(run("train", "--data", data, "--out", out, "--ckpt", ckpt, "--epochs", "1",
+                    "--batch", "100", "--hidden", "16", "--latent", "2", NULL), 0);
+    const uint64_t cases[2][2] = {{1000000, 0}, {2, 0}}; /* step, images seen */
+    for (size_t c = 0; c < 2; c++) {
+        ckpt_data d;
+        err_msg err;
+        assert_int_equal(ckpt_read(ckpt, &d, &err), 0);
+        model_net m;
+        assert_int_equal(model_init(&m, &d.cfg, &err), 0);
+        memcpy(m.params, d.params, d.n_params * sizeof(float));
+        d.train.step = cases[c][0];
+        d.train.n_seen = cases[c][1];
+        assert_int_equal(ckpt_save(ckpt, &m, d.adam_m, d.adam_v, &d.train, &err), 0);
+        ckpt_data_free(&d);
+        model_free(&m);
+        size_t n;
+        unsigned char *before = tu_read_file(ckpt, &n);
+        assert_exit(run("train", "--data", data, "--out", out, "--ckpt", ckpt, "--epochs",
+                        "2", "--resume", NULL), 1);
+        tu_assert_contains(err_text, "corrupt checkpoint");
+        tu_assert_contains(err_text, "steps of an epoch done");
+        tu_assert_file_equals(ckpt, before, n);
+        free(before);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigint),
         cmocka_unit_test(test_nonfinite_state),
+        cmocka_unit_test(test_bad_position),
         cmocka_unit_test(test_sigterm),
         cmocka_unit_test(test_second_signal_quits),
         cmocka_unit_test(test_kill9_leaves_whole_checkpoint),
