@@ -428,6 +428,26 @@ static void end_run(pid_t pid)
     background = 0;
 }
 
+/* Two outputs that are one file through a link whose target does not
+ * exist yet (a write follows it): CKPT.best.bin -> CKPT for a new run with
+ * --valid is a usage error naming both, and nothing is written. */
+static void test_dangling_link_clash(void **state)
+{
+    (void)state;
+    char ckpt[160], best[160], out[160];
+    in_dir(ckpt, sizeof ckpt, "dangle.bin");
+    in_dir(best, sizeof best, "dangle.best.bin");
+    in_dir(out, sizeof out, "dangle-out");
+    assert_int_equal(symlink("dangle.bin", best), 0);
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--valid", "20", "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "are the same file, which this command would write twice");
+    tu_assert_contains(err_text, "dangle.best.bin");
+    assert_false(tu_exists(ckpt));
+    assert_false(tu_exists(out));
+    unlink(best);
+}
+
 /* While a run holds its checkpoint, a second run is refused by any other
  * name of that file: a symlink, a path through "..", a hard link. */
 static void test_one_writer_by_any_name(void **state)
@@ -529,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_train_stdout_fails),
         cmocka_unit_test_teardown(test_signal_during_stalled_write, kill_background),
         cmocka_unit_test(test_resume_through_symlink),
+        cmocka_unit_test(test_dangling_link_clash),
         cmocka_unit_test_teardown(test_one_writer_by_any_name, kill_background),
         cmocka_unit_test_teardown(test_one_run_per_out_folder, kill_background),
         cmocka_unit_test(test_full_disk_checkpoint),

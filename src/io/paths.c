@@ -62,7 +62,9 @@ static void identify(const char *path, ident *id)
         id->dev = st.st_dev;
         id->ino = st.st_ino;
     }
-    if (realpath(path, id->name))
+    /* A name that reaches no file yet: where a write would land, through
+     * a dangling link too. */
+    if (realpath(path, id->name) || paths_resolve(path, id->name, sizeof id->name) == 0)
         return;
     char folder[PATH_MAX], canon[PATH_MAX];
     const char *base = split_path(path, folder, sizeof folder);
