@@ -230,6 +230,38 @@ static void test_metrics_on_dev_full(void **state)
     assert_int_equal(epoch_of(ckpt), 3);
 }
 
+/* A --metrics file in a folder that is not there, or where nothing can
+ * be written: refused before training (exit 2), so no checkpoint or --out
+ * folder appears. */
+static void test_metrics_folder_missing(void **state)
+{
+    (void)state;
+    char ckpt[160], out[160], csv[200], ro[160];
+    in_dir(ckpt, sizeof ckpt, "nofolder.bin");
+    in_dir(out, sizeof out, "nofolder-out");
+    in_dir(csv, sizeof csv, "no-such-folder/m.csv");
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--metrics", csv, "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "no-such-folder does not exist");
+    assert_false(tu_exists(ckpt));
+    assert_false(tu_exists(out));
+    /* A read-only file system (a tmpfs remounted read-only) when one can be
+     * mounted here. */
+    in_dir(ro, sizeof ro, "ro");
+    if (tu_mount_tmpfs(ro, 64) != 0)
+        return;
+    int ok = mount(NULL, ro, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0;
+    if (ok) {
+        tu_join(csv, sizeof csv, ro, "m.csv");
+        assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                               "--metrics", csv, "--epochs", "1", NULL), 2);
+        tu_assert_contains(err_text, "cannot write in folder");
+        assert_false(tu_exists(ckpt));
+        assert_false(tu_exists(out));
+    }
+    tu_umount_tmpfs(ro);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Standard output that fails                                               */
 
@@ -544,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_stdout_pipe_as_output),
         cmocka_unit_test(test_socket_output),
         cmocka_unit_test(test_metrics_on_dev_full),
+        cmocka_unit_test(test_metrics_folder_missing),
         cmocka_unit_test(test_stdout_full),
         cmocka_unit_test(test_stdout_closed),
         cmocka_unit_test(test_train_stdout_fails),

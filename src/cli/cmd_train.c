@@ -298,6 +298,26 @@ static void best_path(char *out, size_t len, const char *ckpt)
     snprintf(out, len, "%.*s.best.bin", (int)n, ckpt);
 }
 
+/* A --metrics file outside --out is written after the first epoch's
+ * checkpoint: its folder must be there and writable before training. */
+static int check_metrics_folder(const cli_opts *o)
+{
+    if (!o->set[O_METRICS])
+        return 0;
+    char folder[4096] = ".";
+    const char *slash = strrchr(o->metrics, '/');
+    if (slash)
+        snprintf(folder, sizeof folder, "%.*s",
+                 slash == o->metrics ? 1 : (int)(slash - o->metrics), o->metrics);
+    struct stat st;
+    if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
+        return usage_error("--metrics %s: folder %s does not exist", o->metrics, folder);
+    if (access(folder, W_OK | X_OK) != 0)
+        return usage_error("--metrics %s: cannot write in folder %s (%s)", o->metrics, folder,
+                           strerror(errno));
+    return 0;
+}
+
 /* Every file the run reads or writes, none over another (a usage error). */
 static int check_train_paths(cli_opts *o, const char *csv, const char *plot, const char *lock,
                              const char *best)
@@ -317,7 +337,7 @@ static int check_train_paths(cli_opts *o, const char *csv, const char *plot, con
         snprintf(files[i], sizeof files[i], "%s/%s", o->out, RUNOUT_PAGE_FILES[i]);
         paths_add(&l, "the run's page in --out", files[i], PATHS_WRITE);
     }
-    return cli_check_paths(&l);
+    return cli_check_paths(&l) ? -1 : check_metrics_folder(o);
 }
 
 /* A new run never replaces another run's checkpoint unasked, nor, when it
