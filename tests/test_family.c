@@ -811,6 +811,12 @@ static void test_two_stochastic_layers(void **state)
     assert_true(isfinite(json_num(last_line(), "train_objective")));
     assert_exit(run("info", "--ckpt", straight, "--json", NULL), 0);
     tu_assert_contains(out_text, "\"estimator\":\"dreg\"");
+    /* Resumed, it may be given its own estimator again, not another. */
+    assert_exit(run("train", TWO, "--epochs", "2", "--estimator", "dreg", "--ckpt", straight,
+                    "--resume", NULL), 0);
+    assert_exit(run("train", TWO, "--epochs", "3", "--estimator", "stl", "--ckpt", straight,
+                    "--resume", NULL), 1);
+    tu_assert_contains(err_text, "--estimator given other than the run being resumed's");
 #undef TWO
     /* Options that do not make one. */
     assert_exit(run("train", "--data", data, "--latent", "4,2", NULL), 2);

@@ -268,7 +268,9 @@ static int check_schedule_options(cli_opts *o)
     uint64_t given;
     int model;
     cli_given(o, &given, &model);
-    for (int i = 0; i < SETTING_COUNT; i++)
+    /* A resumed run's settings are its checkpoint's: what it is given is
+     * compared with them once it is read. */
+    for (int i = 0; i < SETTING_COUNT && !o->set[O_RESUME]; i++)
         if ((given >> i & 1) && SETTINGS[i].needs &&
             !settings_applies(&o->run.set, (setting_id)i))
             return usage_error("%s applies to %s", SETTINGS[i].option, SETTINGS[i].needs);
