@@ -584,6 +584,27 @@ static void test_too_large_for_memory(void **state)
     assert_false(tu_exists(out));
 }
 
+/* The address space a vae process may have: 4 GB. */
+static void limit_address_space(void)
+{
+    struct rlimit rl = {4ul << 30, 4ul << 30};
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        _exit(96);
+}
+
+/* --batch far above the test set's size: eval sizes its passes by the set
+ * (100 images), not by a million (which would need more than 4 GB). */
+static void test_eval_batch_above_set(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    skip(); /* ASan's shadow memory does not fit under an address-space limit */
+#endif
+    assert_exit(run_with(limit_address_space, "eval", "--ckpt", model, "--data", data,
+                         "--batch", "1048576", NULL), 0);
+    tu_assert_contains(out_text, "on 100 images");
+}
+
 /* A conditional model evaluates on the test labels: a test set without
  * them is refused before training (it was evaluated as all label 0). */
 static void test_conditional_needs_test_labels(void **state)
@@ -703,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_option_errors),
         cmocka_unit_test(test_traverse_errors),
         cmocka_unit_test(test_too_large_for_memory),
+        cmocka_unit_test(test_eval_batch_above_set),
         cmocka_unit_test(test_conditional_needs_test_labels),
         cmocka_unit_test(test_output_errors),
     };

@@ -81,8 +81,11 @@ static int session_load(cli_opts *o, session *s, const char *split, const char *
     if (rc == 0 && cli_check_data(o, &s->m.cfg, &s->data, split))
         rc = 1;
     /* Under mpirun (vae eval, score, encode) each rank takes its shares of
-     * every batch. */
-    shard_spec spec = {.cap = o->run.set.batch, .rank = dist_rank(), .ranks = dist_size()};
+     * every batch; no batch is larger than the set. */
+    size_t cap = (size_t)o->run.set.batch;
+    if (rc == 0 && s->data.n > 0 && cap > s->data.n)
+        cap = s->data.n;
+    shard_spec spec = {.cap = cap, .rank = dist_rank(), .ranks = dist_size()};
     if (rc == 0 && shard_init(&s->sh, &s->m, &spec, &err)) {
         say_error("%s", err.text);
         rc = 1;
