@@ -584,6 +584,36 @@ static void test_too_large_for_memory(void **state)
     assert_false(tu_exists(out));
 }
 
+/* A model whose output weights are finite but huge (1e36): its test loss
+ * overflows float. eval --json says null for it (JSON has no Inf), exit 0,
+ * and the text form says inf. */
+static void test_json_nonfinite(void **state)
+{
+    (void)state;
+    char path[160];
+    in_dir(path, sizeof path, "overflow.bin");
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(model, &d, &err))
+        fail_msg("%s", err.text);
+    model_net m;
+    assert_int_equal(model_init(&m, &d.cfg, &err), 0);
+    memcpy(m.params, d.params, d.n_params * sizeof(float));
+    const model_layer *L = &m.layer[m.n_layers - 1];
+    for (size_t i = 0; i < L->in * L->out; i++)
+        m.params[L->w_off + i] = 1e36f;
+    if (ckpt_save(path, &m, d.adam_m, d.adam_v, &d.train, &err))
+        fail_msg("%s", err.text);
+    model_free(&m);
+    ckpt_data_free(&d);
+    assert_exit(run("eval", "--ckpt", path, "--data", data, "--json", NULL), 0);
+    tu_assert_contains(out_text, "{\"test_loss\":null,\"test_rec\":null,");
+    assert_null(strstr(out_text, "inf"));
+    assert_null(strstr(out_text, "nan"));
+    assert_exit(run("eval", "--ckpt", path, "--data", data, NULL), 0);
+    tu_assert_contains(out_text, "test loss inf");
+}
+
 /* The address space a vae process may have: 4 GB. */
 static void limit_address_space(void)
 {
@@ -725,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_traverse_errors),
         cmocka_unit_test(test_too_large_for_memory),
         cmocka_unit_test(test_eval_batch_above_set),
+        cmocka_unit_test(test_json_nonfinite),
         cmocka_unit_test(test_conditional_needs_test_labels),
         cmocka_unit_test(test_output_errors),
     };

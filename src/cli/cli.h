@@ -136,6 +136,14 @@ int cli_load_model(cli_opts *o, model_net *m, ckpt_train *t);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 
+/* A number as JSON text: v with prec digits (conv 'f': after the point,
+ * 'g': significant), or null when v is NaN or infinite (JSON has no
+ * word for them). Use its .s within the expression. */
+typedef struct cli_json_text {
+    char s[48];
+} cli_json_text;
+cli_json_text cli_json(double v, int prec, char conv);
+
 /* The commands; each returns the exit status. */
 int cmd_train(cli_opts *o);
 int cmd_bench(cli_opts *o);

@@ -3,12 +3,21 @@
  * against a model (see src/cli/cli.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
 #include "par.h"
+
+cli_json_text cli_json(double v, int prec, char conv)
+{
+    cli_json_text t = {"null"};
+    if (isfinite(v))
+        snprintf(t.s, sizeof t.s, conv == 'g' ? "%.*g" : "%.*f", prec, v);
+    return t;
+}
 
 double cli_now(void)
 {

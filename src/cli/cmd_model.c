@@ -227,10 +227,11 @@ int cmd_eval(cli_opts *o)
         return 1;
     }
     if (o->json) {
-        printf("{\"test_loss\":%.6f,\"test_rec\":%.6f,\"test_kl\":%.6f,", loss, rec, kl);
+        printf("{\"test_loss\":%s,\"test_rec\":%s,\"test_kl\":%s,", cli_json(loss, 6, 'f').s,
+               cli_json(rec, 6, 'f').s, cli_json(kl, 6, 'f').s);
         if (o->set[O_IW])
-            printf("\"iw_nll\":%.6f,\"iw\":%zu,\"iw_seconds\":%.3f,", iw.iw_nll, o->iw,
-                   iw_secs);
+            printf("\"iw_nll\":%s,\"iw\":%zu,\"iw_seconds\":%.3f,",
+                   cli_json(iw.iw_nll, 6, 'f').s, o->iw, iw_secs);
         if (o->set[O_ACTIVE_UNITS] && layers == 1) /* a count per stochastic layer */
             printf("\"active_units\":[%zu],\"latent\":[%zu],", active[0], Z[0]);
         else if (o->set[O_ACTIVE_UNITS])
@@ -804,12 +805,14 @@ static void print_traverse(cli_opts *o, const session *s, const traverse_dim *di
         total += dims[r].kl;
     if (o->json) {
         printf("{\"image\":%zu,\"label\":%u,\"latent\":%zu,\"rows\":%zu,\"steps\":%zu,"
-               "\"range\":%g,\"unit\":\"prior_sd\",\"n\":%zu,\"kl_total\":%.6f,\"dims\":[",
-               o->from, label, Z, rows, steps, (double)TRAVERSE_RANGE, s->data.n, total);
+               "\"range\":%g,\"unit\":\"prior_sd\",\"n\":%zu,\"kl_total\":%s,\"dims\":[",
+               o->from, label, Z, rows, steps, (double)TRAVERSE_RANGE, s->data.n,
+               cli_json(total, 6, 'f').s);
         for (size_t r = 0; r < Z; r++)
-            printf("%s{\"rank\":%zu,\"dim\":%zu,\"kl\":%.6f,\"sd_means\":%.6f,"
-                   "\"unit\":%.6g}", r ? "," : "", r + 1, dims[r].dim, dims[r].kl,
-                   dims[r].sd_means, (double)unit[dims[r].dim]);
+            printf("%s{\"rank\":%zu,\"dim\":%zu,\"kl\":%s,\"sd_means\":%s,"
+                   "\"unit\":%s}", r ? "," : "", r + 1, dims[r].dim,
+                   cli_json(dims[r].kl, 6, 'f').s, cli_json(dims[r].sd_means, 6, 'f').s,
+                   cli_json(unit[dims[r].dim], 6, 'g').s);
         printf("]}\n");
         return;
     }

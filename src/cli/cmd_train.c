@@ -634,10 +634,10 @@ static int bench_iw(cli_opts *o)
             char core[256];
             cpu_describe(core, sizeof core);
             if (o->json)
-                printf("{\"iw\":%zu,\"images\":%zu,\"iw_nll\":%.6f,\"work_thread_seconds\":%.4f,"
+                printf("{\"iw\":%zu,\"images\":%zu,\"iw_nll\":%s,\"work_thread_seconds\":%.4f,"
                        "\"sgemm_floor_thread_seconds\":%.4f,\"ratio\":%.4f,"
                        "\"gflops_floor\":%.1f,\"wall_seconds\":%.3f,\"threads\":%zu}\n",
-                       o->iw, test.n, res.iw_nll, res.work_s, res.gemm_s, ratio,
+                       o->iw, test.n, cli_json(res.iw_nll, 6, 'f').s, res.work_s, res.gemm_s, ratio,
                        res.gemm_flops / res.gemm_s * 1e-9 * (double)par_threads(),
                        wall, par_threads());
             else
