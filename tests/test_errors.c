@@ -614,6 +614,22 @@ static void test_json_nonfinite(void **state)
     tu_assert_contains(out_text, "test loss inf");
 }
 
+/* More threads than cores: allowed (bits as on a bigger machine), with a
+ * warning that says why it is slow; as many as the cores: no warning. */
+static void test_threads_above_cores(void **state)
+{
+    (void)state;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    char more[32], same[32];
+    snprintf(more, sizeof more, "%ld", cores + 1);
+    snprintf(same, sizeof same, "%ld", cores);
+    assert_exit(run("eval", "--ckpt", model, "--data", data, "--threads", more, NULL), 0);
+    tu_assert_contains(err_text, "warning: --threads");
+    tu_assert_contains(err_text, "more than the");
+    assert_exit(run("eval", "--ckpt", model, "--data", data, "--threads", same, NULL), 0);
+    assert_null(strstr(err_text, "warning"));
+}
+
 /* The address space a vae process may have: 4 GB. */
 static void limit_address_space(void)
 {
@@ -756,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_too_large_for_memory),
         cmocka_unit_test(test_eval_batch_above_set),
         cmocka_unit_test(test_json_nonfinite),
+        cmocka_unit_test(test_threads_above_cores),
         cmocka_unit_test(test_conditional_needs_test_labels),
         cmocka_unit_test(test_output_errors),
     };

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "par.h"
@@ -32,6 +33,12 @@ double cli_now(void)
 int cli_threads(cli_opts *o)
 {
     size_t n = o->set[O_THREADS] ? o->threads : (size_t)openblas_get_num_threads();
+    /* Allowed (the same --threads give the same bits on any machine), but
+     * every step's barriers then wait for threads that are not running. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (o->set[O_THREADS] && cores > 0 && n > (size_t)cores)
+        say_error("warning: --threads %zu is more than the %ld cores here: the same bits "
+                  "as on a machine with that many, but many times slower", n, cores);
     err_msg err;
     if (par_init(n < 1 ? 1 : n > PAR_MAX_THREADS ? PAR_MAX_THREADS : n, &err)) {
         say_error("%s", err.text);
