@@ -443,7 +443,9 @@ static void test_option_errors(void **state)
         const char *msg;
     } cases[] = {
         {{"train", "--epochs", "0"}, "--epochs: must be at least 1, not 0"},
-        {{"train", "--epochs", "-1"}, "--epochs: '-1' is not a whole number"},
+        {{"train", "--epochs", "-1"}, "--epochs: '-1' is not a whole number >= 1"},
+        {{"eval", "--iw", "-1"}, "--iw: '-1' is not a whole number >= 1"},
+        {{"train", "--seed", "x"}, "--seed: 'x' is not a whole number >= 0"},
         {{"train", "--epochs", "2.5"}, "--epochs: '2.5' is not a whole number"},
         {{"train", "--epochs", ""}, "--epochs: '' is not a whole number"},
         {{"train", "--epochs", "99999999999999999999"}, "--epochs: 99999999999999999999 is too large"},

@@ -10,7 +10,8 @@ int parse_uint(const char *name, const char *s, uint64_t lo, uint64_t hi, uint64
 {
     /* strtoull would take a sign or leading spaces (and wrap "-1"). */
     if (*s < '0' || *s > '9')
-        return err_set(err, "%s: '%s' is not a whole number >= 0", name, s);
+        return err_set(err, "%s: '%s' is not a whole number >= %llu", name, s,
+                       (unsigned long long)lo);
     errno = 0;
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
