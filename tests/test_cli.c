@@ -77,6 +77,15 @@ static void test_help_and_version(void **state)
     assert_exit(run("--version", NULL), 0);
     tu_assert_contains(out_text, "vae " VAE_VERSION_STRING);
     tu_assert_contains(out_text, "OpenBLAS core");
+    /* They take nothing after them; "help CMD" is "CMD --help". */
+    assert_exit(run("--version", "extra", NULL), 2);
+    tu_assert_contains(err_text, "--version takes no arguments, and 'extra' is one");
+    assert_exit(run("--help", "train", NULL), 0);
+    tu_assert_contains(out_text, "usage: vae train [options]");
+    assert_exit(run("help", "nope", NULL), 2);
+    tu_assert_contains(err_text, "help: 'nope' is no command");
+    assert_exit(run("help", "eval", NULL), 0);
+    tu_assert_contains(out_text, "usage: vae eval [options]");
 
     /* Every option the issue names, in the help of the commands using it. */
     assert_exit(run("train", "--help", NULL), 0);

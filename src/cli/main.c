@@ -86,7 +86,26 @@ int main(int argc, char **argv)
         cli_print_help();
         return EXIT_USAGE;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    /* "vae help CMD" (or --help, -h) is "vae CMD --help". */
+    char help_flag[] = "--help";
+    char *as_help[4] = {argv[0], argv[argc > 2 ? 2 : 1], help_flag, NULL};
+    int help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help");
+    if (argc == 3 && help)
+        for (size_t i = 0; i < CLI_N_CMDS; i++)
+            if (!strcmp(argv[2], CLI_CMDS[i].name)) {
+                argv = as_help;
+                help = 0;
+                break;
+            }
+    int global = help || !strcmp(argv[1], "--man") || !strcmp(argv[1], "--version");
+    if (global && argc > 2) {
+        if (argc == 3 && help)
+            usage_error("help: '%s' is no command", argv[2]);
+        else
+            usage_error("%s takes no arguments, and '%s' is one", argv[1], argv[2]);
+        return EXIT_USAGE;
+    }
+    if (help) {
         cli_print_help();
         return finish_stdout() ? 1 : 0;
     }
