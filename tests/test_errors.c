@@ -499,6 +499,11 @@ static void test_option_errors(void **state)
         {{"train", "--warmup", "2"}, "--warmup applies to --schedule cosine"},
         {{"train", "--schedule", "staged", "--lr-gamma", "0.5"},
          "--lr-gamma applies to --schedule step"},
+        {{"bench", "--ckpt", "x.bin"}, "--ckpt applies to bench --iw"},
+        {{"bench", "--iw", "5", "--ckpt", "x.bin", "--conditional"},
+         "give no model options (--hidden, --latent, ...) with it"},
+        {{"bench", "--data", data, "--batch", "100000"},
+         "--batch 100000: the training set has"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char **a = cases[i].args;

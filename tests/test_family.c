@@ -830,9 +830,9 @@ static void test_two_stochastic_layers(void **state)
                     "8/4", NULL), 2);
     tu_assert_contains(err_text, "two stochastic layers are for the MLP");
     assert_exit(run("bench", "--data", data, "--latent", "4,2", "--hidden", "48/16",
-                    "--plan", "units", "--threads", "2", "--epochs", "1", NULL), 1);
-    tu_assert_contains(err_text, "the units plan (threads splitting each layer) is for one "
-                                 "stochastic layer");
+                    "--plan", "units", "--threads", "2", "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "the units plan (threads splitting each layer) is for the "
+                                 "MLP with one stochastic layer");
     assert_exit(run("train", "--data", data, "--latent", "4,2,1", NULL), 2);
     tu_assert_contains(err_text, "--latent: at most 2 stochastic layers");
     assert_exit(run("train", "--data", data, "--hidden", "48/16/8", "--latent", "4,2", NULL),

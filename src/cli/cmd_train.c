@@ -657,6 +657,26 @@ static int bench_iw(cli_opts *o)
 
 int cmd_bench(cli_opts *o)
 {
+    /* Options that would be ignored are refused. */
+    uint64_t given;
+    int model;
+    cli_given(o, &given, &model);
+    const char *ignored =
+        o->set[O_IW] && o->set[O_CKPT] && model
+            ? "--iw with --ckpt times the checkpoint's model: give no model options "
+              "(--hidden, --latent, ...) with it"
+        : !o->set[O_IW] && o->set[O_CKPT]
+            ? "--ckpt applies to bench --iw (the bound of a trained model); training "
+              "epochs are timed on a fresh model"
+        : !o->set[O_IW] && o->run.plan == SHARD_UNITS &&
+                  (o->cfg.z2_dim || o->cfg.arch == MODEL_ARCH_CONV)
+            ? "--plan units: the units plan (threads splitting each layer) is for the MLP "
+              "with one stochastic layer"
+            : NULL;
+    if (ignored) {
+        usage_error("%s", ignored);
+        return EXIT_USAGE;
+    }
     if (o->set[O_IW])
         return bench_iw(o);
     size_t rounds = o->set[O_EPOCHS] ? o->epochs : 3;
@@ -667,6 +687,12 @@ int cmd_bench(cli_opts *o)
     idx_set train = {0};
     if (cli_load_split(o, &train, "train"))
         return 1;
+    if (o->run.set.batch > train.n) {
+        usage_error("--batch %llu: the training set has %zu images in %s",
+                    (unsigned long long)o->run.set.batch, train.n, o->data);
+        idx_free(&train);
+        return EXIT_USAGE;
+    }
     if (cli_data_model(o, &o->cfg, &train) || cli_threads(o)) {
         idx_free(&train);
         return 1;
