@@ -637,6 +637,29 @@ static void test_threads_above_cores(void **state)
     assert_null(strstr(err_text, "warning"));
 }
 
+/* A picture or a CSV never goes over a checkpoint or a data file, even one
+ * the command does not read: another run's checkpoint, the training images
+ * of a command that reads the test set. Exit 2, the file as it was. */
+static void test_output_over_precious(void **state)
+{
+    (void)state;
+    char other[160], img[256];
+    in_dir(other, sizeof other, "other-run.bin");
+    size_t n;
+    unsigned char *b = tu_read_file(model, &n);
+    tu_write_file(other, b, n);
+    free(b);
+    assert_exit(run("sample", "--ckpt", model, "-o", other, NULL), 2);
+    tu_assert_contains(err_text, "holds a vae checkpoint, which this command would write over");
+    tu_assert_same_file(model, other);
+    tu_join(img, sizeof img, data, "train-images-idx3-ubyte");
+    unsigned char *before = tu_read_file(img, &n);
+    assert_exit(run("score", "--ckpt", model, "--data", data, "-o", img, NULL), 2);
+    tu_assert_contains(err_text, "holds IDX data");
+    tu_assert_file_equals(img, before, n);
+    free(before);
+}
+
 /* The address space a vae process may have: 4 GB. */
 static void limit_address_space(void)
 {
@@ -780,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_eval_batch_above_set),
         cmocka_unit_test(test_json_nonfinite),
         cmocka_unit_test(test_threads_above_cores),
+        cmocka_unit_test(test_output_over_precious),
         cmocka_unit_test(test_conditional_needs_test_labels),
         cmocka_unit_test(test_output_errors),
     };

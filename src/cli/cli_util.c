@@ -6,10 +6,13 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "ckpt.h"
+#include "idx.h"
 #include "par.h"
 
 cli_json_text cli_json(double v, int prec, char conv)
@@ -131,11 +134,45 @@ void cli_add_split(cli_opts *o, paths_list *l, const char *split)
         paths_add(l, k ? "the test labels" : "the training labels", names[k][1], PATHS_READ);
 }
 
+/* What a file that exists at path holds that a write over it would lose
+ * (a checkpoint, IDX data), or NULL. */
+static const char *precious(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return NULL;
+    unsigned char head[8] = {0};
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp ? fread(head, 1, sizeof head, fp) : 0;
+    if (fp)
+        fclose(fp);
+    uint32_t magic = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 |
+                     (uint32_t)head[2] << 8 | head[3];
+    size_t len = strlen(path);
+    if (n == 8 && !memcmp(head, CKPT_MAGIC, 8))
+        return "a vae checkpoint";
+    if (n >= 4 && (magic == IDX_MAGIC_IMAGES || magic == IDX_MAGIC_IMAGES4 ||
+                   magic == IDX_MAGIC_LABELS))
+        return "IDX data";
+    if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b && len > 9 &&
+        !strcmp(path + len - 9, "-ubyte.gz"))
+        return "IDX data (gzip)";
+    return NULL;
+}
+
 int cli_check_paths(const paths_list *l)
 {
     err_msg err;
     if (paths_check(l, &err))
         return usage_error("%s", err.text);
+    /* A picture or a CSV never goes over a checkpoint or a data set. */
+    for (size_t i = 0; i < l->n; i++) {
+        const paths_entry *e = &l->e[i];
+        const char *kind = e->mode == PATHS_WRITE && !e->prefix ? precious(e->path) : NULL;
+        if (kind)
+            return usage_error("%s %s holds %s, which this command would write over; "
+                               "move it away or give another path", e->what, e->path, kind);
+    }
     return 0;
 }
 

@@ -39,13 +39,17 @@ static void session_free(session *s)
 /* Loads --ckpt and starts the team; allocates activations for pictures,
  * cap images at a time (fewer for the conv VAE, whose activations take
  * ~1 MB an image). out is the file the command will write (NULL: none):
- * it may be neither the checkpoint nor any other file the command reads.
+ * it may be neither the checkpoint nor any other file the command reads
+ * (split of --data, if not NULL, which session_load loads later).
  * Returns 0, or the exit status after a message. */
-static int session_open(cli_opts *o, session *s, size_t cap, const char *out)
+static int session_open(cli_opts *o, session *s, size_t cap, const char *out,
+                        const char *split)
 {
     memset(s, 0, sizeof *s);
     paths_list l = {0};
     paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
+    if (split)
+        cli_add_split(o, &l, split);
     paths_add(&l, "-o", out, PATHS_WRITE);
     if (cli_check_paths(&l))
         return EXIT_USAGE;
@@ -99,7 +103,7 @@ static int session_load(cli_opts *o, session *s, const char *split, const char *
 static int session_open_data(cli_opts *o, session *s, const char *split, size_t cap,
                              const char *out)
 {
-    int rc = session_open(o, s, cap, out);
+    int rc = session_open(o, s, cap, out, split);
     return rc ? rc : session_load(o, s, split, out);
 }
 
@@ -130,7 +134,7 @@ int cmd_sample(cli_opts *o)
 {
     session s;
     const char *path = output_or(o, "sampled.png");
-    int open_rc = session_open(o, &s, INFER_PICTURE_CAP, path);
+    int open_rc = session_open(o, &s, INFER_PICTURE_CAP, path, NULL);
     if (open_rc)
         return open_rc;
     if (check_label_options(o, &s)) {
@@ -571,7 +575,7 @@ int cmd_manifold(cli_opts *o)
 {
     session s;
     const char *path = output_or(o, "manifold.png");
-    int rc = session_open(o, &s, INFER_PICTURE_CAP, path);
+    int rc = session_open(o, &s, INFER_PICTURE_CAP, path, NULL);
     if (rc)
         return rc;
     rc = 1;

@@ -327,9 +327,10 @@ static int check_train_paths(cli_opts *o, const char *csv, const char *plot, con
     paths_list l = {0};
     cli_add_split(o, &l, "train");
     cli_add_split(o, &l, "t10k");
-    paths_add(&l, "--ckpt", o->ckpt, o->set[O_RESUME] ? PATHS_UPDATE : PATHS_WRITE);
+    /* A checkpoint there already: check_no_earlier_run says what may go. */
+    paths_add(&l, "--ckpt", o->ckpt, o->set[O_RESUME] ? PATHS_UPDATE : PATHS_REPLACE);
     paths_add(&l, "the lock file of --ckpt", lock, PATHS_WRITE);
-    paths_add(&l, "the best epoch's checkpoint (--valid)", best, PATHS_WRITE);
+    paths_add(&l, "the best epoch's checkpoint (--valid)", best, PATHS_REPLACE);
     paths_add(&l, "--metrics", csv, PATHS_WRITE);
     paths_add(&l, "the loss plot of --metrics", plot, PATHS_WRITE);
     paths_add_series(&l, "--out", o->out, RUNOUT_SAMPLED, RUNOUT_GRID_SUFFIX, 1, o->epochs);

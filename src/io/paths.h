@@ -13,8 +13,11 @@
 
 typedef enum paths_mode {
     PATHS_READ,   /* only read */
-    PATHS_WRITE,  /* written (created or replaced) */
-    PATHS_UPDATE  /* read, then replaced by its own next version (a resumed checkpoint) */
+    PATHS_WRITE,  /* written (created or replaced; the CLI keeps it off checkpoints
+                     and data files) */
+    PATHS_UPDATE, /* read, then replaced by its own next version (a resumed checkpoint) */
+    PATHS_REPLACE /* written over whatever it holds (a new run's checkpoint, which
+                     its command guards itself) */
 } paths_mode;
 
 /* One file, or a numbered series of files in a folder. */
