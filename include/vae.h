@@ -64,8 +64,8 @@ VAE_API const char *vae_version(void);
 typedef enum vae_status {
     VAE_OK = 0,
     VAE_EARG = 1,    /* an argument: NULL, a size, a label out of range */
-    VAE_ELOAD = 2,   /* the checkpoint: missing, unreadable, corrupt, truncated, newer,
-                        or too large for the memory */
+    VAE_ELOAD = 2,   /* the checkpoint: missing, not a regular file, unreadable, corrupt,
+                        truncated, newer, or too large for the memory */
     VAE_ENOMEM = 3   /* out of memory */
 } vae_status;
 
@@ -95,8 +95,9 @@ typedef struct vae_info {
 
 /* Loads the model of a checkpoint written by vae train. Returns 0 and the
  * model in *out (free it with vae_free), or -1 with err, *out then NULL:
- * VAE_ELOAD when the file cannot be loaded (missing, unreadable, corrupt,
- * truncated, newer, or too large for the memory: the message says which),
+ * VAE_ELOAD when the file cannot be loaded (missing, not a regular file,
+ * unreadable, corrupt, truncated, newer, or too large for the memory: the
+ * message says which; a FIFO is refused at once, never waited on),
  * VAE_EARG for a NULL argument, VAE_ENOMEM for no memory for the handle. */
 VAE_API int vae_load(const char *path, vae **out, vae_error *err);
 

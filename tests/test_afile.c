@@ -1,4 +1,5 @@
-/* test_afile.c - atomic replacement: content, temp files, errors, devices. */
+/* test_afile.c - atomic replacement: content, temp files, errors, devices;
+ * inputs opened as regular files only. */
 #define _GNU_SOURCE /* mkdtemp, setresuid */
 #include <stdarg.h>
 #include <stddef.h>
@@ -537,6 +538,71 @@ static void test_fifo_does_not_block(void **state)
     tu_assert_contains(err.text, "no process reads it");
 }
 
+/* ------------------------------------------------------------------------ */
+/* Inputs */
+
+/* afile_open_input and afile_fopen_input on path both fail at once with a
+ * message naming path and saying want. */
+static void expect_input_refused(const char *path, const char *want)
+{
+    err_msg err = {{0}};
+    struct stat st;
+    tu_deadline("afile_open_input of a file that is not regular", 10);
+    assert_int_equal(afile_open_input(path, &st, &err), -1);
+    tu_assert_contains(err.text, path);
+    tu_assert_contains(err.text, want);
+    memset(&err, 0, sizeof err);
+    assert_null(afile_fopen_input(path, NULL, &err));
+    tu_deadline(NULL, 0);
+    tu_assert_contains(err.text, path);
+    tu_assert_contains(err.text, want);
+}
+
+/* A regular file: a blocking, close-on-exec descriptor and its size. */
+static void test_input_regular(void **state)
+{
+    fixture *fx = *state;
+    char path[256], buf[16];
+    join(path, sizeof path, fx->dir, "in.txt");
+    write_file(path, "twelve bytes");
+    struct stat st;
+    err_msg err = {{0}};
+    int fd = afile_open_input(path, &st, &err);
+    if (fd < 0)
+        fail_msg("%s", err.text);
+    assert_int_equal(st.st_size, 12);
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(read(fd, buf, sizeof buf), 12);
+    close(fd);
+    FILE *fp = afile_fopen_input(path, NULL, &err);
+    assert_non_null(fp);
+    assert_int_equal(fread(buf, 1, sizeof buf, fp), 12);
+    fclose(fp);
+}
+
+/* A FIFO nobody writes, a socket, a device, a folder: refused by what they
+ * are, without waiting; a missing file by its errno. */
+static void test_input_not_regular(void **state)
+{
+    fixture *fx = *state;
+    char fifo[256], sock[256], missing[256];
+    join(fifo, sizeof fifo, fx->dir, "pipe");
+    join(sock, sizeof sock, fx->dir, "sock");
+    join(missing, sizeof missing, fx->dir, "missing");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    expect_input_refused(fifo, "is a FIFO (named pipe), not a regular file");
+
+    int fd = tu_bind_socket(sock);
+    expect_input_refused(sock, "is a socket, not a regular file");
+    close(fd);
+
+    expect_input_refused("/dev/null", "is a character device, not a regular file");
+    expect_input_refused("/dev/zero", "is a character device, not a regular file");
+    expect_input_refused(fx->dir, "is a directory, not a regular file");
+    expect_input_refused(missing, strerror(ENOENT));
+}
+
 static void test_mode(void **state)
 {
     fixture *fx = *state;
@@ -578,6 +644,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweeps_dead_writers_temp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_does_not_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_input_regular, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_input_not_regular, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1218,6 +1218,24 @@ static void test_read_directory(void **state)
     expect_read_fails(fx->dir, "not a regular file", NULL);
 }
 
+/* A FIFO nobody writes (and a socket): refused at once, not waited on. */
+static void test_read_fifo(void **state)
+{
+    fixture *fx = *state;
+    char fifo[256], sock[256];
+    tu_join(fifo, sizeof fifo, fx->dir, "pipe.bin");
+    tu_join(sock, sizeof sock, fx->dir, "sock.bin");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    int fd = tu_bind_socket(sock);
+    tu_deadline("ckpt_read of a FIFO", 10);
+    expect_read_fails(fifo, "is a FIFO", "not a regular file");
+    expect_read_fails(sock, "is a socket", "not a regular file");
+    tu_deadline(NULL, 0);
+    close(fd);
+    unlink(fifo);
+    unlink(sock);
+}
+
 static void test_read_missing(void **state)
 {
     fixture *fx = *state;
@@ -1421,6 +1439,7 @@ int main(void)
         T(test_bad_architecture_values),
         T(test_bad_training_state),
         T(test_read_directory),
+        T(test_read_fifo),
         T(test_read_missing),
         T(test_save_into_missing_folder),
         T(test_save_onto_directory),

@@ -1,5 +1,6 @@
 /* test_edges.c - the file system's edges, through the vae binary: outputs
- * that are not regular files (a FIFO, a socket, /dev/full), standard output
+ * that are not regular files (a FIFO, a socket, /dev/full), inputs that are
+ * not regular files (a FIFO, a socket), standard output
  * that fails (a full disk, a closed pipe), a checkpoint reached through a
  * symbolic link, a hard link or "..", two runs into one --out folder, and a
  * disk that fills while a checkpoint is written. Every run has a time limit:
@@ -15,15 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include "ckpt.h"
 #include "testutil.h"
 #include "cliutil.h"
 
 #define LIMIT_S 60.0 /* far above any run here; only a hang reaches it */
+#define REFUSE_LIMIT_S 15.0 /* a run that only refuses an input, on a busy machine */
 
 static char model[160]; /* a model of 2 epochs, trained in setup */
 
@@ -38,14 +38,14 @@ static void sleep_ms(double ms)
 static pid_t background;
 
 /* Reaps run pid (what: how the message names it) and reads its outputs;
- * returns its exit code, or 128 + signal. A run still going after LIMIT_S
- * is killed and fails the test. */
-static int wait_within(pid_t pid, const char *what)
+ * returns its exit code, or 128 + signal. A run still going after limit_s
+ * seconds is killed and fails the test. */
+static int wait_limited(pid_t pid, const char *what, double limit_s)
 {
     for (double waited = 0.0;; waited += 5.0) {
         int st;
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid || waited > LIMIT_S * 1000.0) {
+        if (r == pid || waited > limit_s * 1000.0) {
             if (r != pid) {
                 kill(pid, SIGKILL);
                 wait_status(pid);
@@ -54,12 +54,18 @@ static int wait_within(pid_t pid, const char *what)
                 background = 0; /* reaped: its pid may name another process now */
             read_outputs();
             if (r != pid)
-                fail_msg("vae %s hung (killed after %.0f s)\nstderr:\n%s", what, LIMIT_S,
+                fail_msg("vae %s hung (killed after %.0f s)\nstderr:\n%s", what, limit_s,
                          err_text);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
         sleep_ms(5.0);
     }
+}
+
+/* wait_limited with the time limit of a run that does some work. */
+static int wait_within(pid_t pid, const char *what)
+{
+    return wait_limited(pid, what, LIMIT_S);
 }
 
 /* run_with(), failing the test if the run takes more than LIMIT_S. */
@@ -70,6 +76,16 @@ static int run_within(cli_child_fn child, const char *first, ...)
     pid_t pid = spawn_v(child, first, ap);
     va_end(ap);
     return wait_within(pid, first);
+}
+
+/* run(), failing the test if the run takes more than REFUSE_LIMIT_S. */
+static int run_briefly(const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = spawn_v(NULL, first, ap);
+    va_end(ap);
+    return wait_limited(pid, first, REFUSE_LIMIT_S);
 }
 
 /* spawn() with child() called in the child before exec. */
@@ -194,12 +210,7 @@ static void test_socket_output(void **state)
     char sock[160], out[160];
     in_dir(sock, sizeof sock, "sock");
     in_dir(out, sizeof out, "sock-out");
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    assert_true(strlen(sock) < sizeof a.sun_path);
-    memcpy(a.sun_path, sock, strlen(sock) + 1);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int fd = tu_bind_socket(sock);
     assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", sock, "--out", out,
                            "--epochs", "1", NULL), 2);
     tu_assert_contains(err_text, "is a socket");
@@ -260,6 +271,88 @@ static void test_metrics_folder_missing(void **state)
         assert_false(tu_exists(out));
     }
     tu_umount_tmpfs(ro);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Inputs that are not regular files                                        */
+
+/* The last run refused the input path, which is what ("a FIFO"): exit 1 at
+ * once, a message naming it, nothing on standard output. */
+static void expect_input_refused(int rc, const char *path, const char *what)
+{
+    assert_exit(rc, 1);
+    tu_assert_contains(err_text, path);
+    tu_assert_contains(err_text, what);
+    tu_assert_contains(err_text, "not a regular file");
+    assert_string_equal(out_text, "");
+}
+
+/* A data set with both splits in folder (dir/name), whose file bad is a
+ * FIFO. */
+static void data_with_fifo(char *folder, size_t size, const char *name, const char *bad)
+{
+    char path[256];
+    in_dir(folder, size, name);
+    assert_int_equal(mkdir(folder, 0755), 0);
+    write_split(folder, "train", CLI_N_TRAIN, 1);
+    write_split(folder, "t10k", CLI_N_TEST, 2);
+    tu_join(path, sizeof path, folder, bad);
+    unlink(path);
+    if (strstr(bad, ".gz")) { /* only the .gz twin, so the reader takes it */
+        path[strlen(path) - 3] = '\0';
+        assert_int_equal(unlink(path), 0);
+        tu_join(path, sizeof path, folder, bad);
+    }
+    assert_int_equal(mkfifo(path, 0644), 0);
+}
+
+/* A FIFO nobody writes, as a checkpoint or a data file to read: refused at
+ * once (exit 1) naming it; the readers used to wait for a writer for ever. */
+static void test_fifo_inputs(void **state)
+{
+    (void)state;
+    char fifo[160], png[160], st[160], folder[160], ckpt[160], out[160];
+    in_dir(fifo, sizeof fifo, "in-pipe.bin");
+    in_dir(png, sizeof png, "never.png");
+    in_dir(st, sizeof st, "never.safetensors");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+
+    expect_input_refused(run_briefly("info", "--ckpt", fifo, NULL), fifo, "is a FIFO");
+    expect_input_refused(run_briefly("sample", "--ckpt", fifo, "-o", png, NULL), fifo,
+                         "is a FIFO");
+    expect_input_refused(run_briefly("eval", "--ckpt", fifo, "--data", data, NULL), fifo,
+                         "is a FIFO");
+    expect_input_refused(run_briefly("export", "--ckpt", fifo, "-o", st, NULL), fifo,
+                         "is a FIFO");
+    assert_false(tu_exists(png));
+    assert_false(tu_exists(st));
+
+    /* In --data: the test images raw, the training labels gzipped. */
+    data_with_fifo(folder, sizeof folder, "fifo-data", "t10k-images-idx3-ubyte");
+    expect_input_refused(run_briefly("eval", "--ckpt", model, "--data", folder, NULL),
+                         "t10k-images-idx3-ubyte", "is a FIFO");
+    data_with_fifo(folder, sizeof folder, "fifo-gz-data", "train-labels-idx1-ubyte.gz");
+    in_dir(ckpt, sizeof ckpt, "fifo-data.bin");
+    in_dir(out, sizeof out, "fifo-data-out");
+    expect_input_refused(run_briefly("train", "--data", folder, "--ckpt", ckpt, "--out", out,
+                                     "--epochs", "1", NULL),
+                         "train-labels-idx1-ubyte.gz", "is a FIFO");
+    assert_false(tu_exists(ckpt));
+    assert_false(tu_exists(out));
+    unlink(fifo);
+}
+
+/* A socket as --ckpt to read: refused by what it is (opening one fails
+ * with "No such device or address", which says nothing of the file). */
+static void test_socket_input(void **state)
+{
+    (void)state;
+    char sock[160];
+    in_dir(sock, sizeof sock, "in-sock");
+    int fd = tu_bind_socket(sock);
+    expect_input_refused(run_briefly("info", "--ckpt", sock, NULL), sock, "is a socket");
+    close(fd);
+    unlink(sock);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -577,6 +670,8 @@ int main(void)
         cmocka_unit_test(test_socket_output),
         cmocka_unit_test(test_metrics_on_dev_full),
         cmocka_unit_test(test_metrics_folder_missing),
+        cmocka_unit_test(test_fifo_inputs),
+        cmocka_unit_test(test_socket_input),
         cmocka_unit_test(test_stdout_full),
         cmocka_unit_test(test_stdout_closed),
         cmocka_unit_test(test_train_stdout_fails),

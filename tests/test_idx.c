@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "idx.h"
+#include "testutil.h"
 
 /* ---------------------------------------------------------------------- */
 /* Fixtures: a temp folder per test                                        */
@@ -561,6 +562,22 @@ static void test_directory_instead_of_file(void **state)
     expect_load_error(f, "train", "is a directory", "train-images-idx3-ubyte");
 }
 
+/* A FIFO nobody writes, raw or as the .gz twin: refused at once, not
+ * waited on. */
+static void test_fifo_instead_of_file(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mkfifo(tpath(f, "pipe"), 0644), 0);
+    tu_deadline("idx_read of a FIFO", 10);
+    expect_images_error(tpath(f, "pipe"), "is a FIFO (named pipe), not a regular file");
+    expect_labels_error(tpath(f, "pipe"), "is a FIFO (named pipe), not a regular file");
+    /* And through idx_load, which finds the .gz name. */
+    assert_int_equal(mkfifo(tpath(f, "t10k-images-idx3-ubyte.gz"), 0644), 0);
+    put_labels(f, "t10k-labels-idx1-ubyte", 1, 0);
+    expect_load_error(f, "t10k", "is a FIFO", "t10k-images-idx3-ubyte.gz");
+    tu_deadline(NULL, 0);
+}
+
 static void test_empty_file(void **state)
 {
     fixture *f = *state;
@@ -896,6 +913,7 @@ int main(void)
         T(test_load_reports_bad_file),
         T(test_missing_file),
         T(test_directory_instead_of_file),
+        T(test_fifo_instead_of_file),
         T(test_empty_file),
         T(test_truncated_header),
         T(test_wrong_magic),

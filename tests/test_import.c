@@ -6,9 +6,10 @@
  * (labels in byte order, labels.txt, counts), the split (sizes by the rule,
  * disjoint, the same for a seed), a flat folder, grey and colour PNGs,
  * alpha over either background, JPEG, mixed sizes refused and --size,
- * broken images fatal or skipped, other files counted, the 256-class limit,
- * an existing data set kept without --force, grey output through the
- * existing idx_load; and the binary's options, messages and exit codes.
+ * broken images fatal or skipped (a FIFO named as an image among them),
+ * other files counted, the 256-class limit, an existing data set kept
+ * without --force, grey output through the existing idx_load; and the
+ * binary's options, messages and exit codes.
  * Safety: each image its own decoder (a broken and a 10-byte JPEG among good
  * ones), the pixel limit checked from the header (a PNG bomb refused, the
  * child's peak memory measured; --max-pixels); the data set replaced whole
@@ -761,6 +762,24 @@ static void test_broken(void **state)
 
     /* --skip-broken: skipped with a warning naming it. */
     import_skipping(in, out, &o, 4, 1, "half.jpg");
+}
+
+/* A FIFO named as an image: an error naming it at once (skipped with
+ * --skip-broken), not a wait for a writer. */
+static void test_fifo_image(void **state)
+{
+    (void)state;
+    char in[256], out[256], path[512];
+    make_case("fifo", in, out);
+    write_ids(in, "ok%d.png", 4, 4, 3, 0);
+    assert_int_equal(mkfifo(under(path, sizeof path, in, "pipe.png"), 0644), 0);
+    import_opts o = import_defaults();
+    o.test_fraction = 0.25;
+    tu_deadline("vae import of a FIFO named as an image", 20);
+    import_fails(in, out, &o, "pipe.png: is a FIFO (named pipe), not a regular file");
+    assert_false(tu_exists(out));
+    import_skipping(in, out, &o, 4, 1, "pipe.png");
+    tu_deadline(NULL, 0);
 }
 
 static void test_layout_errors(void **state)
@@ -1552,6 +1571,7 @@ int main(void)
         cmocka_unit_test(test_jpeg),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_broken),
+        cmocka_unit_test(test_fifo_image),
         cmocka_unit_test(test_layout_errors),
         cmocka_unit_test(test_class_limit),
         cmocka_unit_test(test_existing_output),

@@ -503,6 +503,17 @@ static void test_load_errors(void **state)
         assert_failed(vae_load(bad, &m, &err), &err, VAE_ELOAD, bad);
         assert_null(m);
     }
+    /* A FIFO nobody writes: refused at once (should it wait, SIGALRM ends
+     * the test binary, a failure rather than a hang). */
+    char fifo[160];
+    snprintf(fifo, sizeof fifo, "%s/pipe.bin", dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    alarm(10);
+    assert_failed(vae_load(fifo, &m, &err), &err, VAE_ELOAD, "not a regular file");
+    alarm(0);
+    assert_non_null(strstr(err.message, fifo));
+    assert_null(m);
+    unlink(fifo);
     write_file(bad, b, len);
     assert_int_equal(vae_load(bad, &m, &err), 0);
     assert_int_equal(err.code, VAE_OK);

@@ -6,11 +6,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #ifdef _GNU_SOURCE
 #include <sched.h>
 #include <sys/mount.h>
@@ -274,6 +277,52 @@ static inline void tu_fill_disk(const char *dir)
     close(fd);
 }
 #endif
+
+/* A Unix socket bound at path (a file that is neither read nor written);
+ * returns its descriptor. */
+static inline int tu_bind_socket(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    assert_true(strlen(path) < sizeof a.sun_path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A time limit for calls that could wait for ever (a read of a FIFO nobody
+ * writes): tu_deadline(what, s) before them, tu_deadline(NULL, 0) after. If
+ * they take more than s seconds the test binary exits 1 naming what, so a
+ * hang fails the test instead of stalling the suite. */
+
+static inline const char **tu_deadline_what(void)
+{
+    static const char *what;
+    return &what;
+}
+
+static inline void tu_deadline_hit(int sig)
+{
+    (void)sig;
+    static const char lead[] = "\nFAILED: still waiting after the time limit: ";
+    const char *what = *tu_deadline_what();
+    ssize_t ignored = write(2, lead, sizeof lead - 1);
+    ignored = write(2, what, strlen(what));
+    ignored = write(2, "\n", 1);
+    (void)ignored;
+    _exit(1);
+}
+
+static inline void tu_deadline(const char *what, unsigned seconds)
+{
+    alarm(0);
+    *tu_deadline_what() = what;
+    signal(SIGALRM, what ? tu_deadline_hit : SIG_DFL);
+    if (what)
+        alarm(seconds);
+}
 
 /* Fails the test if text (NUL-terminated) lacks needle; names both. */
 #define tu_assert_contains(text, needle)                                        \

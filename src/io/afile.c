@@ -1,4 +1,4 @@
-/* afile.c - atomic file replacement (see src/io/afile.h).
+/* afile.c - files in and out whole (see src/io/afile.h).
  *
  * Regular targets: an unnamed file (O_TMPFILE) in the target's folder,
  * write, fflush, fsync, link it as ".NAME.tmp.PID.XXXXXX", close, rename
@@ -15,7 +15,12 @@
  * Why f->fp is a fopencookie stream and not fdopen: glibc drops a buffer it
  * failed to write and keeps only the error flag, so by the time of commit the
  * errno of the failed write(2) (ENOSPC, EDQUOT, EIO, EFBIG) is gone. The
- * cookie records the first write error so commit can name it. */
+ * cookie records the first write error so commit can name it.
+ *
+ * Inputs: stat before open, so a socket (which open refuses with ENXIO, a
+ * message that says nothing of the file) or a device is never opened; then
+ * open with O_NONBLOCK and fstat, so a FIFO put in the file's place since
+ * is opened without waiting for a writer, and refused. */
 #define _GNU_SOURCE /* fopencookie; implies _POSIX_C_SOURCE 200809L */
 #include "afile.h"
 
@@ -445,4 +450,74 @@ void afile_abort(afile *f)
     if (f->tmp_path && !unnamed)
         unlink(f->tmp_path);
     afile_release(f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading an input                                                         */
+
+/* What a file that is not a regular file is, for the message. */
+static const char *kind_of(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO (named pipe)";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    default: return "a special file";
+    }
+}
+
+static int refuse_input(const char *path, mode_t mode, err_msg *err)
+{
+    return err_set(err, "%s: is %s, not a regular file", path, kind_of(mode));
+}
+
+int afile_open_input(const char *path, struct stat *st, err_msg *err)
+{
+    struct stat own;
+    if (!st)
+        st = &own;
+    if (stat(path, st) != 0)
+        return err_sys(err, errno, "%s", path);
+    if (!S_ISREG(st->st_mode))
+        return refuse_input(path, st->st_mode, err);
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return err_sys(err, errno, "%s", path);
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        return err_sys(err, e, "%s", path);
+    }
+    if (!S_ISREG(st->st_mode)) { /* replaced since the stat */
+        close(fd);
+        return refuse_input(path, st->st_mode, err);
+    }
+    /* A regular file's reads never wait anyway; clear the flag so the
+     * descriptor is an ordinary one. */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return err_sys(err, e, "%s", path);
+    }
+    return fd;
+}
+
+FILE *afile_fopen_input(const char *path, struct stat *st, err_msg *err)
+{
+    int fd = afile_open_input(path, st, err);
+    if (fd < 0)
+        return NULL;
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        int e = errno;
+        close(fd);
+        err_sys(err, e, "%s", path);
+    }
+    return fp;
 }

@@ -1,14 +1,21 @@
-/* afile.h - atomic file replacement: write a temp file beside the target,
+/* afile.h - files in and out whole.
+ *
+ * Out: atomic file replacement: write a temp file beside the target,
  * flush, fsync, rename over the target, fsync the folder. A crash or a
  * failed write at any moment leaves either the old file or the new one,
  * whole, and no temp file that outlives the next write of the same file.
  * Through a symbolic link the file it points to is replaced; the link
  * stays. Targets that are not regular files (say /dev/full) are written in
- * place, without blocking, with every write error reported. */
+ * place, without blocking, with every write error reported.
+ *
+ * In: a file the user names (a checkpoint, a data file, an image) is opened
+ * only if it is a regular file; a FIFO, a socket, a device or a folder is
+ * refused at once, never waited on or read. */
 #ifndef VAE_AFILE_H
 #define VAE_AFILE_H
 
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "err.h"
 
@@ -33,5 +40,17 @@ int afile_write_errno(const afile *f);
 
 /* Closes and removes the temp file, leaving the target untouched. */
 void afile_abort(afile *f);
+
+/* ------------------------------------------------------------------------ */
+/* Reading an input                                                         */
+
+/* Opens path to read, a regular file only, without blocking on the way:
+ * "PATH: is a FIFO (named pipe), not a regular file" (or a socket, a
+ * device, a directory). Returns a descriptor (blocking, close-on-exec)
+ * with *st its fstat (st may be NULL), or -1 with err naming path. */
+int afile_open_input(const char *path, struct stat *st, err_msg *err);
+
+/* afile_open_input as a stream ("rb"); fclose it. NULL with err on failure. */
+FILE *afile_fopen_input(const char *path, struct stat *st, err_msg *err);
 
 #endif

@@ -14,7 +14,6 @@
 #include "idx.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "afile.h"
 #include "rng.h"
 
 #define IDX_HEADER_MAX 20 /* magic + 4 dimensions */
@@ -85,24 +85,11 @@ static int src_open(idx_src *s, const char *path, err_msg *err)
 {
     memset(s, 0, sizeof *s);
     s->path = path;
-    s->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0)
-        return err_sys(err, errno, "%s: cannot open", path);
-
+    /* A regular file only: a FIFO would wait for a writer for ever. */
     struct stat st;
-    if (fstat(s->fd, &st) != 0) {
-        int e = errno;
-        src_close(s);
-        return err_sys(err, e, "%s: cannot stat", path);
-    }
-    if (S_ISDIR(st.st_mode)) {
-        src_close(s);
-        return err_set(err, "%s: is a directory, expected an IDX file", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        src_close(s);
-        return err_set(err, "%s: not a regular file", path);
-    }
+    s->fd = afile_open_input(path, &st, err);
+    if (s->fd < 0)
+        return -1;
     if (st.st_size == 0) {
         src_close(s);
         return err_set(err, "%s: file is empty (0 bytes)", path);

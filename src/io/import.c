@@ -340,17 +340,13 @@ static int list_input(listing *l, const char *dir, err_msg *err)
 /* Decoding                                                               */
 /* ===================================================================== */
 
-/* The whole file, malloc'd. */
+/* The whole file, malloc'd; a FIFO or other non-regular file is refused. */
 static int read_whole(const char *path, uint8_t **buf, size_t *len, err_msg *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return err_sys(err, errno, "%s", path);
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return err_set(err, "%s: not a regular file", path);
-    }
+    FILE *fp = afile_fopen_input(path, &st, err);
+    if (!fp)
+        return -1;
     size_t n = (size_t)st.st_size;
     uint8_t *b = malloc(n ? n : 1);
     if (!b) {

@@ -6,6 +6,7 @@
 
 #include <png.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,13 +153,14 @@ int png_grid_write_color(const char *path, const float *tiles, size_t n, size_t 
     return rc;
 }
 
-int png_grid_read_gray(const char *path, uint8_t **px, size_t *width,
-                       size_t *height, err_msg *err)
+/* png_grid_read_gray from fp, the open file path. */
+static int read_gray_from(FILE *fp, const char *path, uint8_t **px, size_t *width,
+                          size_t *height, err_msg *err)
 {
     png_image image;
     memset(&image, 0, sizeof image);
     image.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&image, path)) {
+    if (!png_image_begin_read_from_stdio(&image, fp)) {
         err_set(err, "cannot read %s: %s", path, image.message);
         png_image_free(&image);
         return -1;
@@ -187,4 +189,15 @@ int png_grid_read_gray(const char *path, uint8_t **px, size_t *width,
     *width = w;
     *height = h;
     return 0;
+}
+
+int png_grid_read_gray(const char *path, uint8_t **px, size_t *width,
+                       size_t *height, err_msg *err)
+{
+    FILE *fp = afile_fopen_input(path, NULL, err); /* a FIFO would wait for ever */
+    if (!fp)
+        return -1;
+    int rc = read_gray_from(fp, path, px, width, height, err);
+    fclose(fp);
+    return rc;
 }

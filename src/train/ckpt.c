@@ -224,23 +224,15 @@ int ckpt_save(const char *path, const model_net *m, const float *adam_m,
     return afile_commit(&f, err);
 }
 
-/* Reads the whole file; refuses anything that is not a regular file or is
- * larger than a checkpoint of the largest accepted model could be. */
+/* Reads the whole file; refuses anything that is not a regular file (a
+ * FIFO would wait for a writer for ever) or is larger than a checkpoint of
+ * the largest accepted model could be. */
 static int slurp(const char *path, unsigned char **buf, size_t *len, err_msg *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return err_sys(err, errno, "%s", path);
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0) {
-        int e = errno;
-        fclose(fp);
-        return err_sys(err, e, "%s", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return err_set(err, "%s: not a regular file", path);
-    }
+    FILE *fp = afile_fopen_input(path, &st, err);
+    if (!fp)
+        return -1;
     size_t n = (size_t)st.st_size;
     if ((off_t)n != st.st_size || n > ((size_t)1 << 40)) {
         fclose(fp);

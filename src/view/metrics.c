@@ -50,7 +50,9 @@ int metrics_open(metrics *mt, const char *path, size_t keep_epochs, int valid,
         metrics_close(mt);
         return err_set(err, "%s: out of memory", path);
     }
-    FILE *fp = keep_epochs ? fopen(path, "r") : NULL;
+    /* Only a regular file is read back: --metrics /dev/stdout into a pipe
+     * would wait for ever on the run's own output. */
+    FILE *fp = keep_epochs ? afile_fopen_input(path, NULL, NULL) : NULL;
     if (!fp)
         return 0;
     /* Keep the rows of the epochs the resumed run has done, in order. */

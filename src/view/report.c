@@ -137,7 +137,8 @@ static int png_size(const report *r, const char *name, size_t *w, size_t *h)
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     char path[PATH_LEN];
     unsigned char b[24];
-    FILE *fp = in_out(path, sizeof path, r, name) ? NULL : fopen(path, "rb");
+    FILE *fp = in_out(path, sizeof path, r, name) ? NULL
+                                                  : afile_fopen_input(path, NULL, NULL);
     if (!fp)
         return -1;
     size_t got = fread(b, 1, sizeof b, fp);
