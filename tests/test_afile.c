@@ -410,6 +410,54 @@ static void test_failed_rename_removes_temp(void **state)
     assert_only_entry(fx->dir, "out");
 }
 
+/* Two files that go together: a finished file can be read under its temp
+ * name while the target is old; a failed write of the second (through a
+ * link to /dev/full) leaves the first target old too, and no temp file;
+ * when both are written, both are replaced. */
+static void test_commit_pair(void **state)
+{
+    fixture *fx = *state;
+    char csv[256], png[256], buf[64];
+    join(csv, sizeof csv, fx->dir, "m.csv");
+    join(png, sizeof png, fx->dir, "m.png");
+    write_file(csv, "KEEP");
+    assert_int_equal(symlink("/dev/full", png), 0);
+
+    afile a, b;
+    err_msg err = {{0}};
+    assert_int_equal(afile_open(&a, csv, &err), 0);
+    fputs("new points", a.fp);
+    if (afile_finish(&a, &err) != 0)
+        fail_msg("finish: %s", err.text);
+    assert_null(a.fp);
+    assert_int_equal(slurp(a.tmp_path, buf, sizeof buf), 10);
+    assert_string_equal(buf, "new points");
+    slurp(csv, buf, sizeof buf);
+    assert_string_equal(buf, "KEEP");
+    assert_int_equal(afile_open(&b, png, &err), 0);
+    fputs("picture", b.fp);
+    assert_int_equal(afile_commit_pair(&b, &a, &err), -1);
+    tu_assert_contains(err.text, "No space left on device");
+    assert_null(a.path);
+    assert_null(b.path);
+    slurp(csv, buf, sizeof buf);
+    assert_string_equal(buf, "KEEP");
+    assert_int_equal(count_entries(fx->dir, NULL, 0), 2); /* m.csv, the link */
+
+    unlink(png);
+    assert_int_equal(afile_open(&a, csv, &err), 0);
+    assert_int_equal(afile_open(&b, png, &err), 0);
+    fputs("new points", a.fp);
+    fputs("picture", b.fp);
+    if (afile_commit_pair(&b, &a, &err) != 0)
+        fail_msg("commit_pair: %s", err.text);
+    slurp(csv, buf, sizeof buf);
+    assert_string_equal(buf, "new points");
+    slurp(png, buf, sizeof buf);
+    assert_string_equal(buf, "picture");
+    assert_int_equal(count_entries(fx->dir, NULL, 0), 2);
+}
+
 static void assert_dev_full_still_device(void)
 {
     struct stat st;
@@ -637,6 +685,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_only_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_rename_removes_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_pair, setup, teardown),
         cmocka_unit_test(test_dev_full),
         cmocka_unit_test(test_dev_null),
         cmocka_unit_test_setup_teardown(test_mode, setup, teardown),

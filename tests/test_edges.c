@@ -1,10 +1,11 @@
 /* test_edges.c - the file system's edges, through the vae binary: outputs
- * that are not regular files (a FIFO, a socket, /dev/full), inputs that are
- * not regular files (a FIFO, a socket), standard output
- * that fails (a full disk, a closed pipe), a checkpoint reached through a
- * symbolic link, a hard link or "..", two runs into one --out folder, and a
- * disk that fills while a checkpoint is written. Every run has a time limit:
- * a hang fails the test instead of stalling it. */
+ * that are not regular files (a FIFO, a socket, /dev/full, a device with a
+ * CSV to go beside it), inputs that are not regular files (a FIFO, a
+ * socket), standard output that fails (a full disk, a closed pipe), a
+ * checkpoint reached through a symbolic link, a hard link or "..", two runs
+ * into one --out folder, and a disk that fills while a checkpoint is
+ * written. Every run has a time limit: a hang fails the test instead of
+ * stalling it. */
 #define _GNU_SOURCE /* unshare, for the tmpfs */
 #include <stdarg.h>
 #include <stddef.h>
@@ -355,6 +356,44 @@ static void test_socket_input(void **state)
     unlink(sock);
 }
 
+/* vae manifold's latent map is two files, the PNG (-o) and its points as
+ * CSV beside it, replaced together or not at all: a PNG that cannot be
+ * written (-o a link to /dev/full) leaves the old CSV as it was and no
+ * temp file. A device as -o has no "beside" (it made /dev/full.csv): a
+ * usage error naming -o, before anything is written. */
+static void test_manifold_pair_on_dev_full(void **state)
+{
+    (void)state;
+    char ckpt[160], out[160], sub[160], png[200], csv[200], hidden[256];
+    in_dir(ckpt, sizeof ckpt, "map3.bin");
+    in_dir(out, sizeof out, "map3-out");
+    in_dir(sub, sizeof sub, "map-pair");
+    tu_join(png, sizeof png, sub, "m.png");
+    tu_join(csv, sizeof csv, sub, "m.csv");
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                           "--epochs", "1", "--hidden", "32", "--latent", "3", NULL), 0);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(symlink("/dev/full", png), 0);
+    tu_write_file(csv, "KEEP\n", 5);
+    assert_exit(run_within(NULL, "manifold", "--ckpt", ckpt, "--data", data, "-o", png,
+                           NULL), 1);
+    tu_assert_contains(err_text, "cannot write");
+    tu_assert_contains(err_text, "No space left on device");
+    tu_assert_file_equals(csv, "KEEP\n", 5);
+    assert_int_equal(tu_count_entries(sub, hidden, sizeof hidden), 2);
+    assert_string_equal(hidden, "");
+
+    assert_exit(run_within(NULL, "manifold", "--ckpt", ckpt, "--data", data, "-o",
+                           "/dev/full", NULL), 2);
+    tu_assert_contains(err_text, "-o /dev/full is a device");
+    assert_false(tu_exists("/dev/full.csv"));
+    assert_exit(run_within(NULL, "manifold", "--ckpt", ckpt, "--data", data, "-o",
+                           "/dev/vae-test-map.png", NULL), 2);
+    tu_assert_contains(err_text, "-o /dev/vae-test-map.png is in /dev");
+    assert_false(tu_exists("/dev/vae-test-map.csv"));
+    assert_false(tu_exists("/dev/vae-test-map.png"));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Standard output that fails                                               */
 
@@ -672,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_metrics_folder_missing),
         cmocka_unit_test(test_fifo_inputs),
         cmocka_unit_test(test_socket_input),
+        cmocka_unit_test(test_manifold_pair_on_dev_full),
         cmocka_unit_test(test_stdout_full),
         cmocka_unit_test(test_stdout_closed),
         cmocka_unit_test(test_train_stdout_fails),

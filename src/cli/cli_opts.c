@@ -310,6 +310,16 @@ static int parse_latent(const char *s, model_config *cfg)
     return 0;
 }
 
+/* A file or folder option's value into *out; "" is a usage error: it
+ * names no file, and as a folder would quietly be the current one. */
+static int parse_path(int id, const char *v, const char **out)
+{
+    if (!*v)
+        return usage_error("%s: an empty path", spec(id).name);
+    *out = v;
+    return 0;
+}
+
 static int parse_value(cli_opts *o, int id, const char *v)
 {
     if (SPECS[id].setting) { /* a run's setting: its row parses it */
@@ -323,11 +333,11 @@ static int parse_value(cli_opts *o, int id, const char *v)
     if (spec(id).choices && parse_choice(id, v, spec(id).choices, &c))
         return -1;
     switch (id) {
-    case O_DATA: o->data = v; return 0;
-    case O_CKPT: o->ckpt = v; return 0;
-    case O_OUT: o->out = v; return 0;
-    case O_OUTPUT: o->output = v; return 0;
-    case O_METRICS: o->metrics = v; return 0;
+    case O_DATA: return parse_path(id, v, &o->data);
+    case O_CKPT: return parse_path(id, v, &o->ckpt);
+    case O_OUT: return parse_path(id, v, &o->out);
+    case O_OUTPUT: return parse_path(id, v, &o->output);
+    case O_METRICS: return parse_path(id, v, &o->metrics);
     case O_N: return parse_size(id, v, 1, 65536, &o->n);
     case O_THREADS: return parse_size(id, v, 1, PAR_MAX_THREADS, &o->threads);
     case O_EPOCHS: return parse_size(id, v, 1, 1000000, &o->epochs);
@@ -566,6 +576,8 @@ static int parse_args(cli_opts *o, const cmd_spec *c, int argc, char **argv, int
                 id = *op;
         }
         if (id < 0 && a[0] != '-' && c->operand && !o->operand) {
+            if (!*a) /* the operand is a folder (import's DIR) */
+                return usage_error("%s: an empty path", c->operand);
             o->operand = a;
             continue;
         }

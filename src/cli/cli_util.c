@@ -168,7 +168,8 @@ int cli_check_paths(const paths_list *l)
     /* A picture or a CSV never goes over a checkpoint or a data set. */
     for (size_t i = 0; i < l->n; i++) {
         const paths_entry *e = &l->e[i];
-        const char *kind = e->mode == PATHS_WRITE && !e->prefix ? precious(e->path) : NULL;
+        int plain = e->mode == PATHS_WRITE || e->mode == PATHS_PAIRED;
+        const char *kind = plain && !e->prefix ? precious(e->path) : NULL;
         if (kind)
             return usage_error("%s %s holds %s, which this command would write over; "
                                "move it away or give another path", e->what, e->path, kind);

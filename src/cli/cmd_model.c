@@ -532,7 +532,7 @@ static int manifold_map(cli_opts *o, session *s, const char *path)
     paths_list l = {0};
     paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
     cli_add_split(o, &l, "t10k");
-    paths_add(&l, "-o", path, PATHS_WRITE);
+    paths_add(&l, "-o", path, PATHS_PAIRED); /* no CSV beside a device */
     paths_add(&l, "the CSV beside -o", csv, PATHS_WRITE);
     if (cli_check_paths(&l)) {
         rc = EXIT_USAGE;

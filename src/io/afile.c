@@ -385,12 +385,14 @@ static int sync_folder_of(const char *path, err_msg *err)
     return rc;
 }
 
-int afile_commit(afile *f, err_msg *err)
+int afile_finish(afile *f, err_msg *err)
 {
-    if (!f->fp || !f->path) {
+    if (!f->path) {
         afile_abort(f);
-        return err_set(err, "afile_commit: file is not open");
+        return err_set(err, "afile_finish: file is not open");
     }
+    if (!f->fp)
+        return 0; /* finished already */
     afile_sink *s = sink_of(f);
     const char *path = f->path;
     int rc = 0;
@@ -419,17 +421,69 @@ int afile_commit(afile *f, err_msg *err)
         rc = err_sys(err, errno, "cannot write %s", path);
     s->fd = -1;
 
-    if (f->tmp_path) {
-        if (rc == 0 && rename(f->tmp_path, path) != 0)
-            rc = err_sys(err, errno, "cannot replace %s", path);
-        if (rc != 0) {
-            if (!s->unnamed) /* an unnamed file vanishes with its descriptor */
-                unlink(f->tmp_path); /* the old target is untouched */
-        } else {
-            rc = sync_folder_of(path, err);
-        }
+    if (rc != 0) {
+        if (f->tmp_path && !s->unnamed) /* an unnamed file vanishes with its descriptor */
+            unlink(f->tmp_path);         /* the old target is untouched */
+        afile_release(f);
     }
+    return rc;
+}
+
+/* 5. Renames finished f's temp file over its target (nothing to do for a
+ * target written in place); on failure the temp file is removed and the
+ * target untouched. Does not release f. */
+static int rename_over(afile *f, err_msg *err)
+{
+    if (!f->tmp_path || rename(f->tmp_path, f->path) == 0)
+        return 0;
+    int rc = err_sys(err, errno, "cannot replace %s", f->path);
+    unlink(f->tmp_path);
+    return rc;
+}
+
+/* 6. The rename made durable, for a file that was renamed. */
+static int sync_renamed(const afile *f, err_msg *err)
+{
+    return f->tmp_path ? sync_folder_of(f->path, err) : 0;
+}
+
+int afile_commit(afile *f, err_msg *err)
+{
+    if (afile_finish(f, err))
+        return -1;
+    int rc = rename_over(f, err);
+    if (rc == 0)
+        rc = sync_renamed(f, err);
     afile_release(f);
+    return rc;
+}
+
+int afile_commit_pair(afile *a, afile *b, err_msg *err)
+{
+    /* Every write error shows here, before either target changes. */
+    if (afile_finish(a, err)) {
+        afile_abort(b);
+        return -1;
+    }
+    if (afile_finish(b, err)) {
+        afile_abort(a);
+        return -1;
+    }
+    int rc = rename_over(a, err);
+    if (rc != 0) {
+        afile_abort(b);
+        return rc;
+    }
+    if (rename_over(b, err) != 0) {
+        err_msg why = *err;
+        rc = err_set(err, "%s (%s was replaced already)", why.text, a->path);
+    }
+    if (rc == 0)
+        rc = sync_renamed(a, err);
+    if (rc == 0)
+        rc = sync_renamed(b, err);
+    afile_release(a);
+    afile_release(b);
     return rc;
 }
 

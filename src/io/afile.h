@@ -34,6 +34,22 @@ int afile_open(afile *f, const char *path, err_msg *err);
  * old target is untouched. Always releases f. */
 int afile_commit(afile *f, err_msg *err);
 
+/* The first half of a commit: flushes, fsyncs and closes the temp file and
+ * gives it its name, f->tmp_path, where another program may read it (a
+ * target written in place is read at f->path). afile_commit then renames
+ * it; afile_abort removes it. Returns 0, or -1 with err (every write error
+ * shows here); on failure the temp file is removed, the old target is
+ * untouched and f is released. */
+int afile_finish(afile *f, err_msg *err);
+
+/* Commits two files that go together (a picture and the data it shows):
+ * both are finished before either is renamed, so a failed write of either
+ * leaves both targets untouched and no temp file. Then a, then b, is
+ * renamed: only a failure of b's rename itself (its folder changed under
+ * us) can leave a replaced and b not, and err says so. Returns 0, or -1
+ * with err. Always releases both. */
+int afile_commit_pair(afile *a, afile *b, err_msg *err);
+
 /* errno of the first write to f that failed (ENOSPC, EIO, ...), or 0. For
  * callers whose writer reports a failure without its cause (libpng). */
 int afile_write_errno(const afile *f);

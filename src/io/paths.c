@@ -175,11 +175,54 @@ static int inherited(const char *path)
            !strncmp(path, "/proc/self/fd/", 14);
 }
 
+/* Folders of the system's, where a device written in place may be but no
+ * file of ours belongs: a file beside /dev/full would be /dev/full.csv.
+ * /dev/shm is a folder of files like any other. */
+static const char *system_folder(const char *canon)
+{
+    static const char *const roots[] = {"/dev", "/proc", "/sys"};
+    if (!strcmp(canon, "/dev/shm") || !strncmp(canon, "/dev/shm/", 9))
+        return NULL;
+    for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {
+        size_t n = strlen(roots[i]);
+        if (!strncmp(canon, roots[i], n) && (canon[n] == '\0' || canon[n] == '/'))
+            return roots[i];
+    }
+    return NULL;
+}
+
+/* Why a PATHS_PAIRED file cannot have a file beside it, into why (size
+ * bytes), or NULL (a FIFO, a socket or a folder is unwritable's to say).
+ * The name as given counts: a device by that name has no "beside", while a
+ * link to one in a folder of files is written through, its pair beside the
+ * link. */
+static const char *unpairable(const char *path, char *why, size_t size)
+{
+    char folder[PATH_MAX], canon[PATH_MAX];
+    const char *base = split_path(path, folder, sizeof folder);
+    struct stat st;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+        return "not a file name";
+    if (lstat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+        return "a device";
+    canon_folder(folder, canon);
+    const char *root = system_folder(folder);
+    if (!root && !(root = system_folder(canon)))
+        return NULL;
+    snprintf(why, size, "in %s", root);
+    return why;
+}
+
 static int check_writable(const paths_entry *e, const ident *id, err_msg *err)
 {
+    char in[16];
+    const char *why = e->mode == PATHS_PAIRED ? unpairable(e->path, in, sizeof in) : NULL;
+    if (why)
+        return err_set(err, "%s %s is %s, and this command writes a second file beside "
+                       "it; give the name of a regular file", e->what, e->path, why);
     if (id->type == S_IFIFO && inherited(e->path))
         return 0;
-    const char *why = unwritable(id->type);
+    why = unwritable(id->type);
     if (!why || (e->mode == PATHS_UPDATE && id->type == S_IFDIR))
         return 0; /* a folder to update: its reader says it is no checkpoint */
     return err_set(err, "%s %s is %s; give the name of a file to write", e->what,

@@ -16,8 +16,11 @@ typedef enum paths_mode {
     PATHS_WRITE,  /* written (created or replaced; the CLI keeps it off checkpoints
                      and data files) */
     PATHS_UPDATE, /* read, then replaced by its own next version (a resumed checkpoint) */
-    PATHS_REPLACE /* written over whatever it holds (a new run's checkpoint, which
-                     its command guards itself) */
+    PATHS_REPLACE, /* written over whatever it holds (a new run's checkpoint, which
+                      its command guards itself) */
+    PATHS_PAIRED  /* written, with a second file beside it named after it (the
+                     latent map's CSV beside -o): a file's name in a folder of
+                     files, never a device's or one in /dev, /proc or /sys */
 } paths_mode;
 
 /* One file, or a numbered series of files in a folder. */
@@ -46,7 +49,9 @@ void paths_add_series(paths_list *l, const char *what, const char *folder,
 /* Returns 0 when every written file can be written without stalling and
  * none is another entry's file; else -1 with err naming them: a written
  * file that is a FIFO, a socket or a folder ("-o pipe is a FIFO ..."), a
- * series whose folder is not a folder, or one file twice ("-o keep.bin
+ * PATHS_PAIRED file that is a device or has no folder of files to hold the
+ * file beside it ("-o /dev/full is a device ..."), a series whose folder
+ * is not a folder, or one file twice ("-o keep.bin
  * would write over --ckpt keep.bin, which this command reads ..."). Two
  * reads of one file are fine; so are devices (/dev/null, a terminal),
  * which are written in place and which writing does not destroy. */

@@ -178,9 +178,10 @@ static const char *first_line(plot_buf *msg)
     return s;
 }
 
-int plot_png(const char *png, int width, int height, const char *script,
-             const char *what, err_msg *err)
+int plot_png_stage(afile *f, const char *png, int width, int height, const char *script,
+                   const char *what, err_msg *err)
 {
+    memset(f, 0, sizeof *f); /* not open until the chart is whole */
     char head[128];
     /* No "set output": pngcairo then writes the picture to standard output. */
     int n = snprintf(head, sizeof head, "set terminal pngcairo size %d,%d font ',10'\n",
@@ -252,16 +253,20 @@ int plot_png(const char *png, int width, int height, const char *script,
         rc = err_set(err, "gnuplot gave no whole %dx%d PNG for %s (%zu bytes%s%s); the "
                      "file is left as it was", width, height, png, out.len,
                      msg.len ? ": " : "", first_line(&msg));
-    if (rc == 0) {
-        afile f;
-        if (afile_open(&f, png, err) != 0) {
-            rc = -1;
-        } else {
-            fwrite(out.data, 1, out.len, f.fp);
-            rc = afile_commit(&f, err);
-        }
-    }
+    if (rc == 0 && afile_open(f, png, err) != 0)
+        rc = -1;
+    else if (rc == 0)
+        fwrite(out.data, 1, out.len, f->fp); /* a failed write shows at commit */
     free(out.data);
     free(msg.data);
     return rc;
+}
+
+int plot_png(const char *png, int width, int height, const char *script,
+             const char *what, err_msg *err)
+{
+    afile f;
+    if (plot_png_stage(&f, png, width, height, script, what, err))
+        return -1;
+    return afile_commit(&f, err);
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "afile.h"
 #include "err.h"
 
 /* How to get gnuplot, for messages. */
@@ -28,5 +29,11 @@ int plot_quote(char *out, size_t size, const char *s);
  * gave no whole PNG", or the write's error; png is untouched then. */
 int plot_png(const char *png, int width, int height, const char *script,
              const char *what, err_msg *err);
+
+/* plot_png, but the chart is left in f, opened on png and written, for the
+ * caller to afile_commit with the file it goes with (afile_commit_pair),
+ * or afile_abort. Returns 0, or -1 with err and f not open. */
+int plot_png_stage(afile *f, const char *png, int width, int height, const char *script,
+                   const char *what, err_msg *err);
 
 #endif

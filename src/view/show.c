@@ -205,18 +205,20 @@ static const unsigned PALETTE[20] = {
     0x7f7f7f, 0xbcbd22, 0x17becf, 0xaec7e8, 0xffbb78, 0x98df8a, 0xff9896,
     0xc5b0d5, 0xc49c94, 0xf7b6d2, 0xc7c7c7, 0xdbdb8d, 0x9edae5};
 
-/* The points as CSV: index,label,pc1,pc2, floats to the last bit. */
-static int write_map_csv(const float *xy, const uint8_t *labels, size_t n,
+/* The points as CSV into f, opened on csv: index,label,pc1,pc2, floats to
+ * the last bit. Finished but not committed: gnuplot reads it under its temp
+ * name while csv keeps its old contents. Returns 0, or -1 with err and f
+ * not open. */
+static int stage_map_csv(afile *f, const float *xy, const uint8_t *labels, size_t n,
                          const char *csv, err_msg *err)
 {
-    afile f;
-    if (afile_open(&f, csv, err))
+    if (afile_open(f, csv, err))
         return -1;
-    fputs("index,label,pc1,pc2\n", f.fp);
+    fputs("index,label,pc1,pc2\n", f->fp);
     for (size_t i = 0; i < n; i++)
-        fprintf(f.fp, "%zu,%u,%.9g,%.9g\n", i, labels[i], (double)xy[2 * i],
+        fprintf(f->fp, "%zu,%u,%.9g,%.9g\n", i, labels[i], (double)xy[2 * i],
                 (double)xy[2 * i + 1]);
-    return afile_commit(&f, err);
+    return afile_finish(f, err);
 }
 
 /* Appends to the script at *len; -1 when it would not fit. */
@@ -234,24 +236,22 @@ static int add(char *script, size_t *len, const char *fmt, ...)
     return 0;
 }
 
-int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
-                    const double explained[2], const char *title, const char *csv,
-                    const char *png, err_msg *err)
+/* The gnuplot script of the latent map into script (MAP_SCRIPT_MAX bytes):
+ * the points read from the CSV at points, one colour a label. Returns 0,
+ * or -1 with err (png names the chart). */
+static int map_script(char *script, const char *points, const uint8_t *labels, size_t n,
+                      const double explained[2], const char *title, const char *png,
+                      err_msg *err)
 {
-    if (write_map_csv(xy, labels, n, csv, err))
-        return -1;
     char qcsv[8200], qtitle[1200], xlabel[64], ylabel[64], qx[140], qy[140];
     snprintf(xlabel, sizeof xlabel, "PC1 (%.1f%% of variance)", 100.0 * explained[0]);
     snprintf(ylabel, sizeof ylabel, "PC2 (%.1f%%)", 100.0 * explained[1]);
-    if (plot_quote(qcsv, sizeof qcsv, csv) || plot_quote(qtitle, sizeof qtitle, title) ||
+    if (plot_quote(qcsv, sizeof qcsv, points) || plot_quote(qtitle, sizeof qtitle, title) ||
         plot_quote(qx, sizeof qx, xlabel) || plot_quote(qy, sizeof qy, ylabel))
         return err_set(err, "%s: path or title too long", png);
     int seen[256] = {0};
     for (size_t i = 0; i < n; i++)
         seen[labels[i]] = 1;
-    char *script = malloc(MAP_SCRIPT_MAX);
-    if (!script)
-        return err_set(err, "out of memory for the script of %s", png);
     size_t len = 0;
     /* Equal units on both axes (size ratio -1): the spreads compare. The
      * points in the file's order, each coloured by its label (so no label
@@ -282,10 +282,31 @@ int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
                       PALETTE[c % 20], c);
     if (!bad)
         bad = add(script, &len, "\n");
-    int rc = bad ? err_set(err, "%s: too many labels or too long a path", png)
-                 : plot_png(png, SHOW_MAP_W, SHOW_MAP_H, script, "latent map", err);
+    return bad ? err_set(err, "%s: too many labels or too long a path", png) : 0;
+}
+
+int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
+                    const double explained[2], const char *title, const char *csv,
+                    const char *png, err_msg *err)
+{
+    /* The CSV and the PNG replace their files together or not at all:
+     * gnuplot draws from the points' temp file, and both are committed
+     * once the chart is whole. */
+    afile points, chart;
+    if (stage_map_csv(&points, xy, labels, n, csv, err))
+        return -1;
+    const char *drawn_from = points.tmp_path ? points.tmp_path : points.path;
+    char *script = malloc(MAP_SCRIPT_MAX);
+    int rc = !script ? err_set(err, "out of memory for the script of %s", png)
+                     : map_script(script, drawn_from, labels, n, explained, title, png, err);
+    if (rc == 0)
+        rc = plot_png_stage(&chart, png, SHOW_MAP_W, SHOW_MAP_H, script, "latent map", err);
     free(script);
-    return rc;
+    if (rc != 0) {
+        afile_abort(&points);
+        return -1;
+    }
+    return afile_commit_pair(&chart, &points, err);
 }
 
 int show_latent_pca(const model_net *m, shard_set *s, const idx_set *set,

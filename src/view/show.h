@@ -67,8 +67,9 @@ int show_manifold_png(const model_net *m, model_acts *a, size_t side, int label,
  * principal components, explained[c] the share of the variance along each)
  * written to csv (index,label,pc1,pc2) and drawn from it by gnuplot into
  * png: one colour and legend entry a label, axes "PC1 (x% of variance)"
- * and "PC2 (y%)", the title. Returns 0, or -1 with err (gnuplot missing or
- * failing: the CSV is written, no PNG). */
+ * and "PC2 (y%)", the title. The two replace their files together: on any
+ * failure (gnuplot missing or failing, a full disk) neither is written.
+ * Returns 0, or -1 with err. */
 int show_latent_map(const float *xy, const uint8_t *labels, size_t n,
                     const double explained[2], const char *title, const char *csv,
                     const char *png, err_msg *err);
