@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "metrics.h"
 #include "png_grid.h"
@@ -149,6 +150,17 @@ static void test_plot(void **state)
     assert_int_equal(metrics_plot(bad, out, 0, &err), -1);
     tu_assert_contains(err.text, "gnuplot failed");
     assert_false(tu_exists(out));
+    /* A CSV gnuplot would wait on for ever (--metrics /dev/stdout into a
+     * pipe, a FIFO): refused at once, gnuplot never started. */
+    char fifo[128];
+    tu_join(fifo, sizeof fifo, dir, "plot.fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    tu_deadline("metrics_plot of a FIFO", 10);
+    assert_int_equal(metrics_plot(fifo, out, 0, &err), -1);
+    tu_deadline(NULL, 0);
+    tu_assert_contains(err.text, "is not a regular file: no loss curve is drawn from it");
+    assert_false(tu_exists(out));
+    unlink(fifo);
 }
 
 /* With a validation set: three more columns, kept on resume; a CSV of the

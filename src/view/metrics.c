@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "afile.h"
 #include "plot.h"
@@ -120,6 +121,11 @@ char *metrics_png_path(const char *csv)
 
 int metrics_plot(const char *csv, const char *png, int valid, err_msg *err)
 {
+    /* gnuplot reads the CSV back: from a device or a pipe (/dev/stdout,
+     * /dev/zero) it would wait or read for ever. */
+    struct stat st;
+    if (stat(csv, &st) == 0 && !S_ISREG(st.st_mode))
+        return err_set(err, "%s is not a regular file: no loss curve is drawn from it", csv);
     char qcsv[8200], script[20000];
     if (plot_quote(qcsv, sizeof qcsv, csv))
         return err_set(err, "%s: path too long", csv);

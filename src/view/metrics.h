@@ -42,7 +42,8 @@ void metrics_close(metrics *mt);
 
 /* Draws train and test loss (and the validation loss when valid) against
  * the epoch from csv into png with gnuplot (written to a temp file, then
- * renamed). Returns 0, or -1 with err (gnuplot missing, or failing). */
+ * renamed). Returns 0, or -1 with err (gnuplot missing or failing, or csv
+ * not a regular file, which gnuplot might wait on for ever). */
 int metrics_plot(const char *csv, const char *png, int valid, err_msg *err);
 
 /* The PNG beside a CSV: its name with ".csv" (if any) replaced by ".png".
