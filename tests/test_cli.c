@@ -86,6 +86,17 @@ static void test_help_and_version(void **state)
     tu_assert_contains(err_text, "help: 'nope' is no command");
     assert_exit(run("help", "eval", NULL), 0);
     tu_assert_contains(out_text, "usage: vae eval [options]");
+    /* Each default once in a table, shown by --help from there: the
+     * command's own, the option table's, a setting's row's; none where the
+     * command does without (bench --ckpt). */
+    assert_exit(run("sample", "--help", NULL), 0);
+    tu_assert_contains(out_text, "output PNG (default sampled.png)\n");
+    tu_assert_contains(out_text, "of its labels) (default 128)\n");
+    tu_assert_contains(out_text, "checkpoint file (default vae.bin)\n");
+    tu_assert_contains(out_text, "seed of the prior draws (default 1)\n");
+    assert_exit(run("bench", "--help", NULL), 0);
+    tu_assert_contains(out_text, "with --iw: the model (without it: a fresh one)\n");
+    tu_assert_contains(out_text, "epochs to time (default 3)\n");
 
     /* Every option the issue names, in the help of the commands using it. */
     assert_exit(run("train", "--help", NULL), 0);

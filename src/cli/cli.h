@@ -62,11 +62,24 @@ typedef struct cmd_spec {
     const char *summary; /* the paragraph of 'vae CMD --help' */
     int opts[O_COUNT + 1]; /* allowed options, ended by -1 */
     const char *help[O_COUNT]; /* this command's help for an option, if not the table's */
+    const char *def[O_COUNT];  /* this command's default of an option, if not the
+                                  table's, as it would be given (--help shows it);
+                                  CLI_NO_DEFAULT: none shown */
     const char *operand; /* its one positional argument ("DIR"), or NULL */
     int mpi;             /* splits its work across MPI ranks (else runs in one) */
     int mpi_unless;      /* ... except when this option is given (0: none) */
     int (*run)(cli_opts *o);
 } cmd_spec;
+
+/* A command's .def for an option whose table default it does not use. */
+extern const char CLI_NO_DEFAULT[];
+
+/* What score --top writes unless -o is given. */
+#define SCORE_TOP_OUTPUT "worst.png"
+
+/* A number's macro as the text of its value: STR(TRAVERSE_STEPS) is "11". */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* The commands, in the order 'vae --help' lists them. */
 extern const cmd_spec CLI_CMDS[];

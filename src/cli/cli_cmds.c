@@ -4,6 +4,9 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "traverse.h"
+
+const char CLI_NO_DEFAULT[] = "(none)";
 
 #define MODEL O_ARCH, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD, O_CONDITIONAL
 #define TRAINING O_BETA, O_BINARIZE, O_NOISE
@@ -34,21 +37,22 @@ const cmd_spec CLI_CMDS[] = {
                 "or for a\nconditional model p(z|y) with --label, or one column "
                 "per label with --grid.",
      .opts = {O_CKPT, O_N, O_OUTPUT, O_SEED, O_THREADS, O_LABEL, O_GRID, -1},
-     .help = {[O_N] = "images to draw (default 128; a conditional model without "
-                               "--label: 10 rows of its labels)",
-              [O_OUTPUT] = "output PNG (default sampled.png)",
-              [O_SEED] = "seed of the prior draws (default 1)",
+     .help = {[O_N] = "images to draw (a conditional model without --label: 10 rows "
+                      "of its labels)",
+              [O_OUTPUT] = "output PNG",
+              [O_SEED] = "seed of the prior draws",
               [O_LABEL] = "draw this label (conditional models; 0 to classes - 1)",
               [O_GRID] = "one column per label, up to 16 (what a conditional "
                                 "model without --label shows)"},
+     .def = {[O_N] = "128", [O_OUTPUT] = "sampled.png"},
      .run = cmd_sample},
     {.name = "reconstruct",
      .brief = "test images beside their reconstructions, as a PNG grid",
      .summary = "Write the first --n test images, each beside its reconstruction "
                 "from the\nposterior mean, as one PNG grid.",
      .opts = {O_CKPT, O_DATA, O_N, O_OUTPUT, O_THREADS, -1},
-     .help = {[O_N] = "test images to show (default 32)",
-              [O_OUTPUT] = "output PNG (default reconst.png)"},
+     .help = {[O_N] = "test images to show", [O_OUTPUT] = "output PNG"},
+     .def = {[O_N] = "32", [O_OUTPUT] = "reconst.png"},
      .run = cmd_reconstruct},
     {.name = "eval",
      .brief = "test-set loss (negative ELBO), and the importance-weighted bound",
@@ -57,7 +61,8 @@ const cmd_spec CLI_CMDS[] = {
                 "-log p(x) (Burda et al.) from K\ndraws per image (use K = 5000 "
                 "to report a likelihood).",
      .opts = {O_CKPT, O_DATA, O_SEED, O_BATCH, O_THREADS, O_JSON, O_IW, O_ACTIVE_UNITS, -1},
-     .help = {[O_SEED] = "seed of the z draws (default 1; train's evaluation uses the run's own seed, which vae info shows)",
+     .help = {[O_SEED] = "seed of the z draws (train's evaluation uses the run's own seed, "
+                         "which vae info shows)",
               [O_JSON] = "print the result as one JSON object"},
      .mpi = 1,
      .run = cmd_eval},
@@ -67,16 +72,18 @@ const cmd_spec CLI_CMDS[] = {
                 "means of\ntest images --from and --to (ends included), shown "
                 "between the two images, as\none PNG row.",
      .opts = {O_CKPT, O_DATA, O_FROM, O_TO, O_STEPS, O_LABEL, O_OUTPUT, O_THREADS, -1},
-     .help = {[O_OUTPUT] = "output PNG (default strip.png)",
-              [O_LABEL] = "conditional models: decode with this label (default: "
+     .help = {[O_OUTPUT] = "output PNG",
+              [O_LABEL] = "conditional models: decode with this label (without it: "
                           "the first image's)"},
+     .def = {[O_OUTPUT] = "strip.png"},
      .run = cmd_interpolate},
     {.name = "encode",
      .brief = "latent codes of images, as CSV",
      .summary = "One CSV row per image: index, label, the posterior mean and "
                 "log-variance\n(index,label,mu_0,...,logvar_0,...).",
      .opts = {O_CKPT, O_DATA, O_SPLIT, O_OUTPUT, O_THREADS, -1},
-     .help = {[O_OUTPUT] = "output CSV (default latents.csv)"},
+     .help = {[O_OUTPUT] = "output CSV"},
+     .def = {[O_OUTPUT] = "latents.csv"},
      .mpi = 1,
      .run = cmd_encode},
     {.name = "score",
@@ -86,12 +93,13 @@ const cmd_spec CLI_CMDS[] = {
                 "(index,label,score), or with\n--top N the N highest-scoring "
                 "images as a PNG grid, highest first.",
      .opts = {O_CKPT, O_DATA, O_SPLIT, O_OUTPUT, O_TOP, O_SEED, O_IW, O_THREADS, -1},
-     .help = {[O_OUTPUT] = "output CSV (default scores.csv), or PNG with --top "
-                           "(default worst.png)",
-              [O_SEED] = "seed of the z draws (default 1)",
+     .help = {[O_OUTPUT] = "output CSV, or PNG with --top (then " SCORE_TOP_OUTPUT
+                           " unless given)",
+              [O_SEED] = "seed of the z draws",
               [O_IW] = "score by the importance-weighted bound with K draws per "
                        "image instead"},
      .mpi = 1,
+     .def = {[O_OUTPUT] = "scores.csv"},
      .run = cmd_score},
     {.name = "probe",
      .brief = "k-NN accuracy of the latent means: test images by training labels",
@@ -115,9 +123,10 @@ const cmd_spec CLI_CMDS[] = {
                 "scripts/deps.sh installs gnuplot-nox), with\nthe points as CSV beside "
                 "the PNG (index,label,pc1,pc2; manifold.csv).",
      .opts = {O_CKPT, O_DATA, O_N, O_LABEL, O_LAYER, O_OUTPUT, O_THREADS, -1},
-     .help = {[O_N] = "grid side for a 2-D latent (default 20)",
-              [O_OUTPUT] = "output PNG (default manifold.png; the map's CSV beside it)",
-              [O_LABEL] = "conditional models: the label of the grid (default 0)"},
+     .help = {[O_N] = "grid side for a 2-D latent",
+              [O_OUTPUT] = "output PNG (the map's CSV beside it)",
+              [O_LABEL] = "conditional models: the label of the grid (without it: 0)"},
+     .def = {[O_N] = "20", [O_OUTPUT] = "manifold.png"},
      .run = cmd_manifold},
     {.name = "traverse",
      .brief = "latent dimensions by their KL, each moved around a test image's code",
@@ -131,11 +140,12 @@ const cmd_spec CLI_CMDS[] = {
                 "as one PNG grid.",
      .opts = {O_CKPT, O_DATA, O_FROM, O_TOP, O_STEPS, O_LAYER, O_OUTPUT, O_THREADS, O_JSON,
               -1},
-     .help = {[O_FROM] = "the test image whose code is moved (index, default 0)",
-              [O_TOP] = "rows: the N most active dimensions (default all, at most 10)",
-              [O_STEPS] = "columns a row, -3 to +3 ends included (default 11)",
-              [O_OUTPUT] = "output PNG (default traverse.png)",
+     .help = {[O_FROM] = "the index of the test image whose code is moved",
+              [O_TOP] = "rows: the N most active dimensions (without it: all, at most 10)",
+              [O_STEPS] = "columns a row, -3 to +3 ends included",
+              [O_OUTPUT] = "output PNG",
               [O_JSON] = "print the ranking as one JSON object"},
+     .def = {[O_STEPS] = STR(TRAVERSE_STEPS), [O_OUTPUT] = "traverse.png"},
      .run = cmd_traverse},
     {.name = "info",
      .brief = "what a checkpoint holds: model, training state, training data",
@@ -152,7 +162,8 @@ const cmd_spec CLI_CMDS[] = {
                 "architecture in the\nheader's __metadata__. scripts/vae_torch.py "
                 "loads it with PyTorch alone.",
      .opts = {O_CKPT, O_OUTPUT, -1},
-     .help = {[O_OUTPUT] = "output file (default model.safetensors)"},
+     .help = {[O_OUTPUT] = "output file"},
+     .def = {[O_OUTPUT] = "model.safetensors"},
      .run = cmd_export},
     {.name = "import",
      .brief = "a folder of PNG/JPEG images into IDX files the other commands read",
@@ -177,7 +188,7 @@ const cmd_spec CLI_CMDS[] = {
      .opts = {O_OUTPUT, O_SIZE, O_CHANNELS, O_BACKGROUND, O_TEST_FRACTION, O_SEED,
               O_SKIP_BROKEN, O_MAX_PIXELS, O_FORCE, O_JSON, -1},
      .help = {[O_OUTPUT] = "the data set's folder (required; created if missing)",
-              [O_SEED] = "seed of the split and of the files' order (default 1)",
+              [O_SEED] = "seed of the split and of the files' order",
               [O_FORCE] = "replace the data set already in the folder, whole (its "
                           "files this import does not write go too; other files stay)",
               [O_JSON] = "print the summary as one JSON object"},
@@ -191,9 +202,10 @@ const cmd_spec CLI_CMDS[] = {
                 "--ckpt (or a fresh model)\ninstead.",
      .opts = {O_DATA, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS, O_JSON, MODEL,
               TRAINING, CONTROLS, O_IW, O_CKPT, O_PLAN, -1},
-     .help = {[O_EPOCHS] = "epochs to time (default 3)",
+     .help = {[O_EPOCHS] = "epochs to time",
               [O_JSON] = "print one JSON object per epoch and a summary",
-              [O_CKPT] = "with --iw: the model (default: a fresh one)"},
+              [O_CKPT] = "with --iw: the model (without it: a fresh one)"},
+     .def = {[O_EPOCHS] = "3", [O_CKPT] = CLI_NO_DEFAULT},
      .mpi = 1,
      .mpi_unless = O_IW,
      .run = cmd_bench},

@@ -16,6 +16,7 @@
 #include "infer.h"
 #include "par.h"
 #include "parse.h"
+#include "probe.h"
 #include "train.h"
 
 /* The command being run, for the prefix of messages ("vae train: "). */
@@ -39,6 +40,8 @@ typedef struct opt_spec {
     int model;   /* one of the model's options (a resumed run keeps its model) */
     int setting; /* a run's setting: 1 + its setting_id, whose row (settings.h)
                     gives the rest; 0: an option of the command line alone */
+    const char *def; /* its value when not given, as it would be given: cli_defaults
+                        parses it, --help says "(default DEF)" (NULL: none) */
 } opt_spec;
 
 /* Choices of the command line alone; the model's and training's enums
@@ -51,34 +54,33 @@ static const enum_names channel_names = ENUM_NAMES(CHANNEL_NAMES);
 static const enum_names background_names = ENUM_NAMES(BACKGROUND_NAMES);
 
 static const opt_spec SPECS[O_COUNT] = {
-    [O_DATA] = {"--data", NULL, "DIR", "folder of IDX files, raw or .gz (default data/)"},
-    [O_CKPT] = {"--ckpt", NULL, "PATH", "checkpoint file (default vae.bin)"},
+    [O_DATA] = {"--data", NULL, "DIR", "folder of IDX files, raw or .gz", .def = "data"},
+    [O_CKPT] = {"--ckpt", NULL, "PATH", "checkpoint file", .def = "vae.bin"},
     [O_OUT] = {"--out", NULL, "DIR", "folder for the per-epoch PNG grids and the run's "
-               "page, index.html (default out/)"},
+               "page, index.html", .def = "out"},
     [O_OUTPUT] = {"--output", "-o", "FILE", "output file"},
     [O_N] = {"--n", NULL, "N", "number of images"},
     [O_SEED] = {.setting = 1 + SETTING_SEED},
     [O_THREADS] = {"--threads", NULL, "N", "threads (default: all cores, or OPENBLAS_NUM_THREADS)"},
     [O_BATCH] = {.setting = 1 + SETTING_BATCH},
     [O_LR] = {.setting = 1 + SETTING_LR},
-    [O_EPOCHS] = {"--epochs", NULL, "N", "total epochs of the run (default 15)"},
+    [O_EPOCHS] = {"--epochs", NULL, "N", "total epochs of the run", .def = "15"},
     [O_JSON] = {"--json", NULL, NULL, "print one JSON object per line"},
     [O_RESUME] = {"--resume", NULL, NULL, "continue the run saved in --ckpt"},
-    [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500 "
-                  "(default 400); with two stochastic layers W,W/V,V: q(h1|x)'s, then "
-                  "q(h2|h1)'s (the paper's 200,200/100,100)", .model = 1},
-    [O_LATENT] = {"--latent", NULL, "N", "latent dimensions (default 20); Z1,Z2: two "
-                  "stochastic layers, the bottom one first (with --hidden W,W/V,V)",
-                  .model = 1},
-    [O_ACT] = {"--act", NULL, "", "hidden activation (default relu; "
-               "leaky, LeakyReLU 0.1, for conv)", &model_act_names, .model = 1},
-    [O_ARCH] = {"--arch", NULL, "", "the MLP (default), or the convolutional "
-                "VAE (defaults --hidden 64,128,256 channels, --latent 100)", &model_arch_names,
-                .model = 1},
+    [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500; with two "
+                  "stochastic layers W,W/V,V: q(h1|x)'s, then q(h2|h1)'s (the paper's "
+                  "200,200/100,100)", .model = 1, .def = "400"},
+    [O_LATENT] = {"--latent", NULL, "N", "latent dimensions; Z1,Z2: two stochastic layers, "
+                  "the bottom one first (with --hidden W,W/V,V)", .model = 1, .def = "20"},
+    [O_ACT] = {"--act", NULL, "", "hidden activation (the conv VAE's: leaky, LeakyReLU 0.1)",
+               &model_act_names, .model = 1, .def = "relu"},
+    [O_ARCH] = {"--arch", NULL, "", "the MLP, or the convolutional VAE (its defaults: "
+                "--hidden 64,128,256 channels, --latent 100)", &model_arch_names,
+                .model = 1, .def = "mlp"},
     [O_LIKELIHOOD] = {"--likelihood", NULL, "",
-                      "p(x|z): cross-entropy (default), continuous Bernoulli, "
+                      "p(x|z): cross-entropy (bernoulli), continuous Bernoulli (cb), "
                       "or Gaussian of variance 1/2 (squared error)", &model_lik_names,
-                      .model = 1},
+                      .model = 1, .def = "bernoulli"},
     [O_BETA] = {.setting = 1 + SETTING_BETA},
     [O_BINARIZE] = {.setting = 1 + SETTING_BINARIZE},
     [O_NOISE] = {.setting = 1 + SETTING_NOISE},
@@ -89,14 +91,14 @@ static const opt_spec SPECS[O_COUNT] = {
                    ".csv replaced by .png (default OUT/metrics.csv)"},
     [O_LABEL] = {"--label", NULL, "N", "the label to draw (0 to the model's classes - 1)"},
     [O_GRID] = {"--grid", NULL, NULL, "one column per label"},
-    [O_FROM] = {"--from", NULL, "I", "first test image (index, default 0)"},
-    [O_TO] = {"--to", NULL, "J", "last test image (index, default 1)"},
-    [O_STEPS] = {"--steps", NULL, "N", "points on the line, ends included (default 8)"},
+    [O_FROM] = {"--from", NULL, "I", "the first test image's index", .def = "0"},
+    [O_TO] = {"--to", NULL, "J", "the last test image's index", .def = "1"},
+    [O_STEPS] = {"--steps", NULL, "N", "points on the line, ends included", .def = "8"},
     [O_TOP] = {"--top", NULL, "N", "write the N highest-scoring images as a PNG grid "
                "instead of the CSV"},
     [O_IW] = {"--iw", NULL, "K", "also the importance-weighted bound with K draws "
               "per image"},
-    [O_SPLIT] = {"--split", NULL, "", "which images (default test)", &split_names},
+    [O_SPLIT] = {"--split", NULL, "", "which images", &split_names, .def = "test"},
     [O_FORCE] = {"--force", NULL, NULL, "replace the run already in --ckpt with a new one"},
     [O_NEW_DATA] = {"--new-data", NULL, NULL, "with --resume: go on with training data "
                     "other than the run's own (the checkpoint records it)"},
@@ -115,9 +117,10 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_ACTIVE_UNITS] = {"--active-units", NULL, NULL, "also the active units (Burda et "
                         "al.): latent units whose posterior mean varies over the images "
                         "by more than 0.01"},
-    [O_LAYER] = {"--layer", NULL, "N", "which stochastic layer's posterior means: 1 (h1, "
-                 "the default) or, for a model of two, 2 (h2's, at h1's mean)"},
-    [O_KNN] = {"--k", NULL, "K", "neighbours that vote (default 5; at most the training images)"},
+    [O_LAYER] = {"--layer", NULL, "N", "which stochastic layer's posterior means: 1 (h1) "
+                 "or, for a model of two, 2 (h2's, at h1's mean)", .def = "1"},
+    [O_KNN] = {"--k", NULL, "K", "neighbours that vote (at most the training images)",
+               .def = STR(PROBE_DEFAULT_K)},
     [O_PLAN] = {"--plan", NULL, "", "how threads split a batch: each "
                 "a share of the images (rows), each a share of every layer's units "
                 "(units: the MLP), or what training picks (default auto: units below "
@@ -377,20 +380,10 @@ static int parse_value(cli_opts *o, int id, const char *v)
 void cli_defaults(cli_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->data = "data";
-    o->ckpt = "vae.bin";
-    o->out = "out";
-    o->split = "t10k";
-    o->epochs = 15;
-    o->steps = 8;
-    o->to = 1;
-    o->layer = 1;
     o->cfg.x_dim = IDX_ROWS * IDX_COLS;
-    o->cfg.n_hidden = 1;
-    o->cfg.hidden[0] = 400;
-    o->cfg.z_dim = 20;
-    o->cfg.act = MODEL_ACT_RELU;
-    o->cfg.likelihood = MODEL_LIK_BERNOULLI;
+    for (int id = 0; id < O_COUNT; id++) /* the table's defaults, parsed as given */
+        if (SPECS[id].def && parse_value(o, id, SPECS[id].def))
+            abort(); /* a table that does not parse its own defaults */
     o->run = train_defaults(); /* the settings' defaults, from their rows */
     import_opts imp = import_defaults(); /* import's defaults, from import.c */
     o->background = imp.background;
@@ -445,19 +438,21 @@ static void option_usage(char *out, size_t size, int id)
              s->arg ? " " : "", arg);
 }
 
-/* Command c's help for option id: its own, or the table's; a run's
- * setting's ends with its default, from its row (buf: size bytes). */
+/* Command c's help for option id: its own, or the table's, ended by its
+ * default from its row (the settings') or the table (buf: size bytes). */
 static const char *option_help(const cmd_spec *c, int id, char *buf, size_t size)
 {
-    if (c->help[id])
-        return c->help[id];
-    if (!SPECS[id].setting)
-        return SPECS[id].help;
-    setting_id sid = (setting_id)(SPECS[id].setting - 1);
-    run_settings def = settings_defaults();
+    const char *help = c->help[id] ? c->help[id] : spec(id).help;
+    const char *def = c->def[id] ? c->def[id] : SPECS[id].def;
     char v[64];
-    snprintf(buf, size, "%s (default %s)", SETTINGS[sid].help,
-             settings_format(&def, sid, 0, v, sizeof v));
+    if (!def && SPECS[id].setting) {
+        setting_id sid = (setting_id)(SPECS[id].setting - 1);
+        run_settings d = settings_defaults();
+        def = settings_format(&d, sid, 0, v, sizeof v);
+    }
+    if (!def || def == CLI_NO_DEFAULT)
+        return help;
+    snprintf(buf, size, "%s (default %s)", help, def);
     return buf;
 }
 
@@ -632,6 +627,9 @@ const char *cli_option_name(int id)
 
 int cli_parse(cli_opts *o, const cmd_spec *c, int argc, char **argv, int first)
 {
+    for (int id = 0; id < O_COUNT; id++) /* the command's own defaults first */
+        if (c->def[id] && c->def[id] != CLI_NO_DEFAULT && parse_value(o, id, c->def[id]))
+            abort(); /* a table that does not parse its own defaults */
     int p = parse_args(o, c, argc, argv, first);
     return p ? p : model_defaults(o);
 }

@@ -8,7 +8,7 @@
 
 int cmd_export(cli_opts *o)
 {
-    const char *path = o->output ? o->output : "model.safetensors";
+    const char *path = o->output;
     paths_list l = {0};
     paths_add(&l, "--ckpt", o->ckpt, PATHS_READ);
     paths_add(&l, "-o", path, PATHS_WRITE);

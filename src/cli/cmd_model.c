@@ -123,17 +123,12 @@ static int check_label_options(cli_opts *o, const session *s)
                        "--conditional)", which, o->ckpt);
 }
 
-static const char *output_or(cli_opts *o, const char *fallback)
-{
-    return o->output ? o->output : fallback;
-}
-
 /* ===================================================================== */
 
 int cmd_sample(cli_opts *o)
 {
     session s;
-    const char *path = output_or(o, "sampled.png");
+    const char *path = o->output;
     int open_rc = session_open(o, &s, INFER_PICTURE_CAP, path, NULL);
     if (open_rc)
         return open_rc;
@@ -149,7 +144,7 @@ int cmd_sample(cli_opts *o)
     /* A conditional model without --label shows every label, a column each. */
     int grid = s.m.cfg.n_classes && !o->set[O_LABEL];
     size_t cols = grid ? show_class_cols(s.m.cfg.n_classes) : SHOW_COLS;
-    size_t n = o->set[O_N] ? o->n : grid ? 10 * cols : 128;
+    size_t n = o->set[O_N] || !grid ? o->n : 10 * cols;
     if (grid)
         n = (n + cols - 1) / cols * cols;
     size_t Z = infer_prior_dim(&s.m); /* the noise of a draw, then its code */
@@ -180,11 +175,11 @@ int cmd_sample(cli_opts *o)
 int cmd_reconstruct(cli_opts *o)
 {
     session s;
-    const char *path = output_or(o, "reconst.png");
+    const char *path = o->output;
     int open_rc = session_open_data(o, &s, "t10k", INFER_PICTURE_CAP, path);
     if (open_rc)
         return open_rc;
-    size_t n = o->set[O_N] ? o->n : 32;
+    size_t n = o->n;
     if (n > s.data.n)
         n = s.data.n;
     err_msg err;
@@ -264,7 +259,7 @@ int cmd_eval(cli_opts *o)
 int cmd_interpolate(cli_opts *o)
 {
     session s;
-    const char *path = output_or(o, "strip.png");
+    const char *path = o->output;
     int rc = session_open_data(o, &s, "t10k", INFER_PICTURE_CAP, path);
     if (rc)
         return rc;
@@ -336,7 +331,7 @@ static void code_row(void *ctx, size_t i, FILE *fp)
 int cmd_encode(cli_opts *o)
 {
     session s;
-    const char *path = output_or(o, "latents.csv");
+    const char *path = o->output;
     int open_rc = session_open_data(o, &s, o->split, INFER_PICTURE_CAP, path);
     if (open_rc)
         return open_rc;
@@ -460,7 +455,7 @@ static int write_top(const session *s, const float *score, size_t top,
 int cmd_score(cli_opts *o)
 {
     session s;
-    const char *path = output_or(o, o->set[O_TOP] ? "worst.png" : "scores.csv");
+    const char *path = o->set[O_TOP] && !o->set[O_OUTPUT] ? SCORE_TOP_OUTPUT : o->output;
     int open_rc = session_open_data(o, &s, o->split, 1, path);
     if (open_rc)
         return open_rc;
@@ -574,7 +569,7 @@ static size_t layer_size(cli_opts *o, const model_net *m)
 int cmd_manifold(cli_opts *o)
 {
     session s;
-    const char *path = output_or(o, "manifold.png");
+    const char *path = o->output;
     int rc = session_open(o, &s, INFER_PICTURE_CAP, path, NULL);
     if (rc)
         return rc;
@@ -584,7 +579,7 @@ int cmd_manifold(cli_opts *o)
     if (Z == 0 || check_label_options(o, &s)) {
         rc = EXIT_USAGE;
     } else if (Z == 2 && !s.m.cfg.z2_dim) { /* two layers: the map (no prior grid) */
-        size_t side = o->set[O_N] ? o->n : 20;
+        size_t side = o->n;
         if (side > 200) {
             usage_error("--n %zu: a manifold grid is at most 200 x 200", side);
             rc = EXIT_USAGE;
@@ -738,7 +733,7 @@ int cmd_probe(cli_opts *o)
     int rc = session_open_data(o, &s, "train", 1, NULL);
     if (rc)
         return rc;
-    size_t k = o->set[O_KNN] ? o->knn : PROBE_DEFAULT_K;
+    size_t k = o->knn;
     idx_set test = {0};
     paths_list l = {0};
     cli_add_split(o, &l, "t10k");
@@ -837,7 +832,7 @@ static void print_traverse(cli_opts *o, const session *s, const traverse_dim *di
 int cmd_traverse(cli_opts *o)
 {
     session s;
-    const char *path = output_or(o, "traverse.png");
+    const char *path = o->output;
     int rc = session_open_data(o, &s, "t10k", INFER_PICTURE_CAP, path);
     if (rc)
         return rc;
@@ -848,7 +843,7 @@ int cmd_traverse(cli_opts *o)
     int layer = (int)o->layer, two = s.m.cfg.z2_dim != 0;
     size_t n = s.data.n, Z = traverse_latent(&s.m, layer);
     size_t rows = o->set[O_TOP] ? o->top : Z < TRAVERSE_MAX_ROWS ? Z : TRAVERSE_MAX_ROWS;
-    size_t steps = o->set[O_STEPS] ? o->steps : TRAVERSE_STEPS;
+    size_t steps = o->steps;
     if (o->from >= n) {
         usage_error("--from %zu: the test set has images 0 to %zu", o->from, n - 1);
         session_free(&s);

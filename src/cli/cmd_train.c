@@ -680,7 +680,7 @@ int cmd_bench(cli_opts *o)
     }
     if (o->set[O_IW])
         return bench_iw(o);
-    size_t rounds = o->set[O_EPOCHS] ? o->epochs : 3;
+    size_t rounds = o->epochs;
     if (rounds > 100) {
         usage_error("--epochs: at most 100 benchmark rounds");
         return EXIT_USAGE;
