@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdio_ext.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -217,13 +218,13 @@ static int open_unnamed(const char *path)
 static int link_unnamed(int fd, char *tmpl)
 {
     static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    static unsigned counter;
+    static atomic_uint counter; /* shared by threads naming files at once */
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     char *x = tmpl + strlen(tmpl) - 6;
     for (int attempt = 0; attempt < 1000; attempt++) {
         unsigned long v = (unsigned long)getpid() * 2654435761u +
-                          (unsigned long)counter++ * 40503u + (unsigned long)attempt;
+                          (unsigned long)atomic_fetch_add(&counter, 1u) * 40503u + (unsigned long)attempt;
         for (int i = 0; i < 6; i++, v /= 36)
             x[i] = abc[v % 36];
         if (linkat(AT_FDCWD, proc, AT_FDCWD, tmpl, AT_SYMLINK_FOLLOW) == 0)
