@@ -1075,6 +1075,18 @@ static void test_cli_errors(void **state)
     /* Other commands still take no positional argument. */
     assert_exit(run("eval", in, NULL), 2);
     tu_assert_contains(err_text, "unexpected argument");
+    /* One image a class: none can go to the test files, whatever the
+     * fraction, and the message says why; DIR as -o (by another name). */
+    write_ids(in, "a/%d.png", 1, 4, 4, 1);
+    write_ids(in, "b/%d.png", 1, 4, 4, 2);
+    assert_exit(run("import", in, "-o", out, "--test-fraction", "0.99", NULL), 1);
+    tu_assert_contains(err_text, "every class has one image (2 images), which stays for "
+                                 "training; give classes of two images or more");
+    assert_false(tu_exists(out));
+    char same[300];
+    snprintf(same, sizeof same, "%s/../in", in);
+    assert_exit(run("import", in, "-o", same, NULL), 2);
+    tu_assert_contains(err_text, "is DIR, the folder of images being imported");
 }
 
 /* ------------------------------------------------------------------------ */

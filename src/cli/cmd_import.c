@@ -1,7 +1,11 @@
 /* cmd_import.c - vae import: a folder of PNG and JPEG images into the IDX
  * files the other commands read (see src/io/import.h, docs/import.md and
  * src/cli/cli.h). */
+#define _DEFAULT_SOURCE /* realpath */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "import.h"
@@ -52,6 +56,14 @@ int cmd_import(cli_opts *o)
     io.warn = warn_skip;
 
     err_msg err;
+    /* The folder of images itself as the data set's folder: a swap would
+     * carry its class folders over, which it cannot. */
+    char in[PATH_MAX], out[PATH_MAX];
+    if (realpath(o->operand, in) && realpath(o->output, out) && !strcmp(in, out)) {
+        usage_error("-o %s is DIR, the folder of images being imported; give another "
+                    "folder for the data set", o->output);
+        return EXIT_USAGE;
+    }
     /* Checked first (and again by import_run): replacing a data set
      * unasked is a usage error, as train's --ckpt is. */
     if (import_check_out(o->output, io.force, &err) != 0) {

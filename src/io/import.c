@@ -749,8 +749,20 @@ int import_run(const char *dir, const char *out, const import_opts *o,
                      is_test, &n_test, err) != 0)
         goto done;
     if (n_test == 0) {
-        err_set(err, "no test images: a test fraction of %g rounds to 0 in every class "
-                "(%zu images); give a larger --test-fraction", o->test_fraction, n);
+        /* Each class keeps an image for training: a class of one gives none. */
+        size_t largest = l.n_classes ? 0 : n;
+        for (size_t c = 0; c < l.n_classes; c++) {
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++)
+                k += labels[i] == c;
+            largest = k > largest ? k : largest;
+        }
+        if (largest < 2)
+            err_set(err, "no test images: every class has one image (%zu images), which "
+                    "stays for training; give classes of two images or more", n);
+        else
+            err_set(err, "no test images: a test fraction of %g rounds to 0 in every class "
+                    "(%zu images); give a larger --test-fraction", o->test_fraction, n);
         goto done;
     }
     s->n_test = n_test;
