@@ -566,6 +566,8 @@ static void test_call_errors(void **state)
     assert_failed(vae_reconstruct(m, &im, NULL, &err), &err, VAE_EARG, "out is NULL");
     assert_failed(vae_decode(m, NULL, 1, NULL, out, &err), &err, VAE_EARG, "z is NULL");
     assert_failed(vae_decode(m, z, 1, NULL, NULL, &err), &err, VAE_EARG, "out is NULL");
+    assert_failed(vae_decode(m, z, SIZE_MAX / 2, NULL, out, &err), &err, VAE_EARG,
+                  "codes are too many");
     z[2] = INFINITY;
     assert_failed(vae_decode(m, z, 1, NULL, out, &err), &err, VAE_EARG,
                   "code 0, value 2 is not a finite number");

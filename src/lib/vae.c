@@ -145,6 +145,9 @@ static int check_call(const vae *m, const char *call, const void *out, const cha
 static int check_codes(const char *call, const float *z, size_t n, size_t width,
                        vae_error *err)
 {
+    size_t bytes;
+    if (size_of(n, width, sizeof *z, &bytes))
+        return fail(err, VAE_EARG, "%s: %zu codes are too many", call, n);
     if (!z && n)
         return fail(err, VAE_EARG, "%s: z is NULL", call);
     for (size_t i = 0; i < n * width; i++)
@@ -272,10 +275,13 @@ int vae_decode(const vae *m, const float *z, size_t n, const uint8_t *labels, fl
                vae_error *err)
 {
     const char *call = "vae_decode";
+    size_t bytes;
     if (check_call(m, call, out, "out", err) ||
         check_codes(call, z, n, m->info.latent, err) ||
         check_labels(m, call, labels, n, err))
         return -1;
+    if (size_of(n, m->info.pixels, sizeof *out, &bytes))
+        return fail(err, VAE_EARG, "%s: %zu images are too many", call, n);
     if (n == 0)
         return ok(err);
     model_acts a = {0};
