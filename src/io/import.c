@@ -497,8 +497,7 @@ int import_decode_memory(const uint8_t *data, size_t len, const char *name, uint
                          uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
                          err_msg *err)
 {
-    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (len >= 8 && !memcmp(data, png_sig, 8))
+    if (len >= 8 && png_sig_cmp(data, 0, 8) == 0)
         return decode_png(name, data, len, bg, max_pixels, rgb, w, h, err);
     if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
         return decode_jpeg(name, data, len, max_pixels, rgb, w, h, err);

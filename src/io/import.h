@@ -16,7 +16,7 @@
 
 #include "err.h"
 
-#define IMPORT_MAX_CLASSES 256 /* one byte a label */
+#define IMPORT_MAX_CLASSES (UINT8_MAX + 1) /* one byte a label */
 #define IMPORT_MAX_DEPTH 32    /* folders below a class folder */
 #define IMPORT_MAX_SIDE 65535  /* --size's largest width or height */
 #define IMPORT_NAME_LEN 256    /* room for a file named in the summary */

@@ -46,7 +46,7 @@
 #define MODEL_MAX_LAYERS (4 * MODEL_MAX_HIDDEN + 4) /* two stochastic layers: four networks */
 #define MODEL_MAX_BLOCKS (2 * MODEL_MAX_HIDDEN)
 #define MODEL_MAX_WIDTH 65536 /* largest accepted width of any layer */
-#define MODEL_MAX_CLASSES 256 /* largest accepted number of labels */
+#define MODEL_MAX_CLASSES (UINT8_MAX + 1) /* largest accepted number of labels: bytes */
 #define MODEL_MAX_DRAWS 5000  /* largest accepted number of draws per image (--k) */
 
 /* The Gaussian likelihood's fixed variance: with sigma^2 = 1/2 the

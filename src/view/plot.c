@@ -143,11 +143,10 @@ static int converse(int in, int out, int say, const char *script, size_t len,
 
 static int png_whole(const plot_buf *b, int width, int height)
 {
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D',
                                            0xae, 0x42, 0x60, 0x82};
-    if (!b->data || b->len < sizeof sig + sizeof iend || b->len >= b->max ||
-        memcmp(b->data, sig, sizeof sig) != 0 ||
+    if (!b->data || b->len < 8 + sizeof iend || b->len >= b->max ||
+        png_sig_cmp((png_const_bytep)b->data, 0, 8) != 0 ||
         memcmp(b->data + b->len - sizeof iend, iend, sizeof iend) != 0)
         return 0;
     png_image im;

@@ -23,7 +23,7 @@
 /* ===================================================================== */
 
 #define PROBE_DEFAULT_K 5        /* neighbours that vote, unless told */
-#define PROBE_CLASSES 256        /* labels are bytes */
+#define PROBE_CLASSES (UINT8_MAX + 1) /* labels are bytes */
 #define PROBE_BLOCK_QUERIES 256  /* queries a distance tile holds */
 #define PROBE_BLOCK_REFS 2048    /* references a distance tile holds */
 #define PROBE_HEAP_SLOTS (1u << 20) /* neighbour slots a thread keeps at once */
