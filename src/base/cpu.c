@@ -103,7 +103,7 @@ void cpu_tune_openblas(char **argv)
     unsetenv(REEXEC_MARK);
 }
 
-void cpu_describe(char *buf, unsigned len)
+void cpu_describe(char *buf, size_t len)
 {
     const char *mark = getenv(REEXEC_MARK);
     const char *user = getenv("OPENBLAS_CORETYPE");

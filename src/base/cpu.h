@@ -8,6 +8,8 @@
 #ifndef VAE_CPU_H
 #define VAE_CPU_H
 
+#include <stddef.h>
+
 /* The best OpenBLAS core this CPU and OS support ("SkylakeX", "Haswell",
  * "Sandybridge"), or NULL when none of those applies. */
 const char *cpu_best_core(void);
@@ -33,6 +35,6 @@ const char *cpu_core_to_force(const char *detected, const char *best);
 void cpu_tune_openblas(char **argv);
 
 /* One line for --version: the core in use and how it was chosen. */
-void cpu_describe(char *buf, unsigned len);
+void cpu_describe(char *buf, size_t len);
 
 #endif
