@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "ckpt.h"
 #include "png_grid.h"
 #include "rng.h"
 
@@ -225,6 +226,37 @@ static inline double json_num(const char *line, const char *key)
     if (!p)
         return NAN;
     return strtod(p + strlen(pat), NULL);
+}
+
+/* A checkpoint a test edits: path read into d, and m built from its
+ * architecture holding its parameters. Fails the test on an error. */
+static inline void cli_ckpt_load(const char *path, model_net *m, ckpt_data *d)
+{
+    err_msg err;
+    if (ckpt_read(path, d, &err))
+        fail_msg("%s", err.text);
+    if (model_init(m, &d->cfg, &err))
+        fail_msg("%s", err.text);
+    memcpy(m->params, d->params, d->n_params * sizeof(float));
+}
+
+/* Saves m, with d's Adam moments and training state, as path; frees both.
+ * Fails the test on an error. */
+static inline void cli_ckpt_store(const char *path, model_net *m, ckpt_data *d)
+{
+    err_msg err;
+    if (ckpt_save(path, m, d->adam_m, d->adam_v, &d->train, &err))
+        fail_msg("%s", err.text);
+    ckpt_data_free(d);
+    model_free(m);
+}
+
+/* Sets every weight of m's output layer to w: a model whose loss blows up. */
+static inline void cli_set_output_weights(model_net *m, float w)
+{
+    const model_layer *L = &m->layer[m->n_layers - 1];
+    for (size_t i = 0; i < L->in * L->out; i++)
+        m->params[L->w_off + i] = w;
 }
 
 static inline void assert_png_size(const char *path, size_t w, size_t h)

@@ -72,15 +72,13 @@ static int session_open(cli_opts *o, session *s, size_t cap, const char *out,
 }
 
 /* Loads split of --data into the session, and the team's activations for
- * passes over it (--batch at a time), once out (as in session_open) is
- * known not to be one of its files. Returns 0, or the exit status after a
- * message (the session is then freed). */
-static int session_load(cli_opts *o, session *s, const char *split, const char *out)
+ * passes over it (--batch at a time). The caller has checked the split's
+ * files against what the command writes (session_open with split, or its
+ * own paths_list). Returns 0, or the exit status after a message (the
+ * session is then freed). */
+static int session_load(cli_opts *o, session *s, const char *split)
 {
-    paths_list l = {0};
-    cli_add_split(o, &l, split);
-    paths_add(&l, "-o", out, PATHS_WRITE);
-    int rc = cli_check_paths(&l) ? EXIT_USAGE : cli_load_split(o, &s->data, split) ? 1 : 0;
+    int rc = cli_load_split(o, &s->data, split) ? 1 : 0;
     err_msg err;
     if (rc == 0 && cli_check_data(o, &s->m.cfg, &s->data, split))
         rc = 1;
@@ -104,7 +102,7 @@ static int session_open_data(cli_opts *o, session *s, const char *split, size_t 
                              const char *out)
 {
     int rc = session_open(o, s, cap, out, split);
-    return rc ? rc : session_load(o, s, split, out);
+    return rc ? rc : session_load(o, s, split);
 }
 
 /* --label and --grid apply to conditional models only. */
@@ -533,7 +531,7 @@ static int manifold_map(cli_opts *o, session *s, const char *path)
         rc = EXIT_USAGE;
         goto done;
     }
-    if ((rc = session_load(o, s, "t10k", path)) != 0) {
+    if ((rc = session_load(o, s, "t10k")) != 0) {
         free(csv);
         return rc; /* the session is freed */
     }

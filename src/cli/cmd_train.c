@@ -304,19 +304,9 @@ static void best_path(char *out, size_t len, const char *ckpt)
  * checkpoint: its folder must be there and writable before training. */
 static int check_metrics_folder(const cli_opts *o)
 {
-    if (!o->set[O_METRICS])
-        return 0;
-    char folder[4096] = ".";
-    const char *slash = strrchr(o->metrics, '/');
-    if (slash)
-        snprintf(folder, sizeof folder, "%.*s",
-                 slash == o->metrics ? 1 : (int)(slash - o->metrics), o->metrics);
-    struct stat st;
-    if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
-        return usage_error("--metrics %s: folder %s does not exist", o->metrics, folder);
-    if (access(folder, W_OK | X_OK) != 0)
-        return usage_error("--metrics %s: cannot write in folder %s (%s)", o->metrics, folder,
-                           strerror(errno));
+    err_msg err;
+    if (o->set[O_METRICS] && paths_check_folder("--metrics", o->metrics, &err))
+        return usage_error("%s", err.text);
     return 0;
 }
 

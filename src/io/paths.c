@@ -43,6 +43,18 @@ static const char *split_path(const char *path, char *folder, size_t len)
     return slash + 1;
 }
 
+int paths_check_folder(const char *what, const char *path, err_msg *err)
+{
+    char folder[PATH_MAX];
+    split_path(path, folder, sizeof folder);
+    struct stat st;
+    if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
+        return err_set(err, "%s %s: folder %s does not exist", what, path, folder);
+    if (access(folder, W_OK | X_OK) != 0)
+        return err_sys(err, errno, "%s %s: cannot write in folder %s", what, path, folder);
+    return 0;
+}
+
 /* The canonical name of a folder: realpath(), or the name as given when it
  * does not resolve (then nothing can be written there anyway). */
 static void canon_folder(const char *folder, char *out)

@@ -57,6 +57,12 @@ void paths_add_series(paths_list *l, const char *what, const char *folder,
  * which are written in place and which writing does not destroy. */
 int paths_check(const paths_list *l, err_msg *err);
 
+/* Whether a file can be created as path before anything runs: its folder
+ * exists, is a folder, and this process may write in it. Returns 0, or -1
+ * with err naming what ("--metrics nodir/m.csv: folder nodir does not
+ * exist"). */
+int paths_check_folder(const char *what, const char *path, err_msg *err);
+
 /* The file a write to path lands on, into out (size bytes): the links of
  * its last name followed (a dangling link gives the file it would create),
  * its folder canonical (realpath; as given when it does not exist), so

@@ -158,8 +158,10 @@ int ckpt_save(const char *path, const model_net *m, const float *adam_m,
 {
     /* What the reader would refuse is never written. */
     const char *nonfinite = ckpt_nonfinite(m->params, adam_m, adam_v, m->n_params);
-    if (nonfinite)
-        return err_set(err, "%s: not written: the %s hold NaN or Inf", path, nonfinite);
+    if (nonfinite) {
+        err_set(err, "%s: not written: the %s hold NaN or Inf", path, nonfinite);
+        return CKPT_NONFINITE;
+    }
     unsigned char pre[PREFIX_BYTES], h[HEADER_BYTES];
     memcpy(pre, CKPT_MAGIC, 8);
     put_u32(pre + 8, CKPT_VERSION);

@@ -62,9 +62,13 @@ typedef struct ckpt_data {
 const char *ckpt_nonfinite(const float *params, const float *adam_m, const float *adam_v,
                            size_t n);
 
-/* Writes model, Adam moments and training state to path atomically; a
- * NaN or Inf in them is refused (ckpt_nonfinite) and nothing written.
- * Returns 0, or -1 with err (the old file at path is left untouched). */
+/* What ckpt_save returns when it refuses a state holding NaN or Inf. */
+#define CKPT_NONFINITE (-2)
+
+/* Writes model, Adam moments and training state to path atomically.
+ * Returns 0; CKPT_NONFINITE with err when they hold a NaN or an Inf
+ * (ckpt_nonfinite), which nothing reads back, and nothing is written; or
+ * -1 with err. On failure the old file at path is left untouched. */
 int ckpt_save(const char *path, const model_net *m, const float *adam_m,
               const float *adam_v, const ckpt_train *t, err_msg *err);
 

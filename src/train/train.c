@@ -359,17 +359,19 @@ static int save(const trainer *t, const char *path, err_msg *err)
         dist_from_owners(t->adam_m, t->model.n_params, SHARD_SLICE_ALIGN);
         dist_from_owners(t->adam_v, t->model.n_params, SHARD_SLICE_ALIGN);
     }
-    /* Every rank now holds the whole state, so all decide alike. */
-    const char *bad = ckpt_nonfinite(t->model.params, t->adam_m, t->adam_v,
-                                     t->model.n_params);
-    if (bad) {
+    int rc = dist_rank() == 0
+                 ? ckpt_save(path, &t->model, t->adam_m, t->adam_v, &t->st, err)
+                 : 0;
+    /* A state ckpt_save refused stops every rank alike. Each holds the
+     * whole state now, so each can name the array (a second scan, made
+     * only on this path). */
+    if (dist_any(rc == CKPT_NONFINITE)) {
         char what[64];
-        snprintf(what, sizeof what, "the %s are no longer finite", bad);
+        snprintf(what, sizeof what, "the %s are no longer finite",
+                 ckpt_nonfinite(t->model.params, t->adam_m, t->adam_v, t->model.n_params));
         return diverged(t, (size_t)t->st.epoch + (t->st.step == 0 ? 0 : 1), 0, what, err);
     }
-    if (dist_rank() != 0)
-        return 0;
-    return ckpt_save(path, &t->model, t->adam_m, t->adam_v, &t->st, err);
+    return rc;
 }
 
 typedef struct adam_job {
