@@ -391,11 +391,11 @@ static void test_checkpoint_architecture(void **state)
     assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
                     "--epochs", "3", "--resume", "--hidden", "64", NULL), 1);
     tu_assert_contains(err_text, other);
-    tu_assert_contains(err_text, "the model options given other than");
+    tu_assert_contains(err_text, "--hidden given other than");
     assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
                     "--epochs", "3", "--resume", "--latent", "3", "--act", "tanh",
                     NULL), 1);
-    tu_assert_contains(err_text, "the model options given other than");
+    tu_assert_contains(err_text, "--latent given other than");
     assert_false(tu_exists(out));
 
     /* A model for other images than 28x28: it samples its own 10x10
@@ -509,7 +509,13 @@ static void test_option_errors(void **state)
         {{"train", "--warmup", "2"}, "--warmup applies to --schedule cosine"},
         {{"train", "--schedule", "staged", "--lr-gamma", "0.5"},
          "--lr-gamma applies to --schedule step"},
+        {{"train", "--objective", "iwae", "--kl-warmup", "2"},
+         "--kl-warmup applies to --objective elbo"},
         {{"bench", "--ckpt", "x.bin"}, "--ckpt applies to bench --iw"},
+        {{"bench", "--iw", "5", "--epochs", "4"},
+         "--epochs: bench --iw times the bound of a model, and trains nothing (drop it)"},
+        {{"bench", "--iw", "5", "--plan", "units"}, "--plan: bench --iw times the bound"},
+        {{"bench", "--valid", "3"}, "unknown option '--valid'"},
         {{"bench", "--iw", "5", "--ckpt", "x.bin", "--conditional"},
          "give no model options (--hidden, --latent, ...) with it"},
         {{"bench", "--data", data, "--batch", "100000"},

@@ -504,6 +504,16 @@ static void test_importance_weighted(void **state)
     assert_true(isfinite(ratio) && ratio > 0.0);
     assert_true(json_num(out_text, "sgemm_floor_thread_seconds") > 0.0);
     assert_true(json_num(out_text, "iw_nll") > 0.0);
+    /* What bench --iw would ignore is refused: training options, and the
+     * binarization of a checkpoint's model. */
+    assert_exit(run("bench", "--ckpt", vae2, "--data", data, "--iw", "5", "--binarize",
+                    "dynamic", NULL), 2);
+    tu_assert_contains(err_text, "--binarize: bench --iw --ckpt uses the binarization the "
+                                 "model in");
+    assert_exit(run("bench", "--ckpt", vae2, "--data", data, "--iw", "5", "--lr", "0.1",
+                    NULL), 2);
+    tu_assert_contains(err_text, "--lr: bench --iw times the bound of a model, and trains "
+                                 "nothing");
     assert_exit(run("eval", "--ckpt", vae2, "--data", data, "--iw", "0", NULL), 2);
 }
 
@@ -638,11 +648,21 @@ static void test_training_controls(void **state)
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
                     "--resume", "--valid", "49", NULL), 1);
     tu_assert_contains(err_text, "--valid given other than the run being resumed's");
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
+                    "--resume", "--latent", "4", NULL), 1);
+    tu_assert_contains(err_text, "--latent given other than the run being resumed's");
+    /* An option of a schedule the run does not have is not compared with
+     * a value it never had: it is named as not applying. */
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
+                    "--resume", "--lr-every", "10", NULL), 1);
+    tu_assert_contains(err_text, "--lr-every applies to --schedule step, which the run "
+                                 "being resumed does not have (drop --lr-every)");
     /* The same values said again are fine (the step schedule's own defaults
-     * do not count against a staged run). */
+     * do not count against a staged run), a model option alone too: the
+     * model options not given are not compared with their defaults. */
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
                     "--resume", "--json", "--kl-warmup", "2", "--adam-eps", "1e-4",
-                    "--schedule", "staged", NULL), 0);
+                    "--schedule", "staged", "--latent", "3", NULL), 0);
     assert_true(fabs(json_num(last_line(), "lr") - 5e-3 * pow(10.0, -1.0 / 7.0)) < 1e-9);
     assert_true(json_num(last_line(), "kl_factor") == 1.0);
     /* Everything held out, or a batch larger than what is left: usage errors. */
@@ -738,13 +758,13 @@ static void test_two_stochastic_layers(void **state)
     /* The model is the run's: another second layer, or none, is refused. */
     assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
                     "--ckpt", ckpt, "--latent", "4,3", "--hidden", "48/16", NULL), 1);
-    tu_assert_contains(err_text, "the model options given other than");
+    tu_assert_contains(err_text, "--latent given other than");
     assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
                     "--ckpt", ckpt, "--latent", "4", "--hidden", "48", NULL), 1);
-    tu_assert_contains(err_text, "the model options given other than");
+    tu_assert_contains(err_text, "--hidden given other than");
     assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
                     "--ckpt", ckpt, "--latent", "4,2", "--hidden", "48/17", NULL), 1);
-    tu_assert_contains(err_text, "the model options given other than");
+    tu_assert_contains(err_text, "--hidden given other than");
     assert_exit(run("eval", "--ckpt", ckpt, "--data", data, "--json", "--iw", "20",
                     "--active-units", NULL), 0);
     assert_true(fabs(json_num(out_text, "test_loss") - test2) < 1e-5);
@@ -784,6 +804,26 @@ static void test_two_stochastic_layers(void **state)
     in_dir(png, sizeof png, "two-map.png");
     assert_exit(run("manifold", "--ckpt", ckpt, "--data", data, "--layer", "2", "-o", png,
                     NULL), 0);
+    tu_assert_contains(out_text, "of the 2-D latent's variance");
+    /* A 2-D h1 has no prior grid: the run's page draws the map, as vae
+     * manifold does, and manifold's --n (the grid's side) is refused. */
+    char out22[160], ckpt22[160], file[192];
+    in_dir(out22, sizeof out22, "two22-out");
+    in_dir(ckpt22, sizeof ckpt22, "two22.bin");
+    assert_exit(run("train", "--data", data, "--batch", "30", "--threads", "1", "--latent",
+                    "2,2", "--hidden", "16/8", "--epochs", "1", "--ckpt", ckpt22, "--out",
+                    out22, NULL), 0);
+    assert_null(strstr(err_text, "warning"));
+    snprintf(file, sizeof file, "%s/latent.png", out22);
+    assert_png_size(file, SHOW_MAP_W, SHOW_MAP_H);
+    snprintf(file, sizeof file, "%s/index.html", out22);
+    text = (char *)tu_read_file(file, NULL);
+    tu_assert_contains(text, "posterior means on their first two principal components");
+    free(text);
+    assert_exit(run("manifold", "--ckpt", ckpt22, "--data", data, "--n", "5", "-o", png,
+                    NULL), 2);
+    tu_assert_contains(err_text, "--n sets the side of the grid of a 2-D latent");
+    assert_exit(run("manifold", "--ckpt", ckpt22, "--data", data, "-o", png, NULL), 0);
     tu_assert_contains(out_text, "of the 2-D latent's variance");
     assert_exit(run("probe", "--ckpt", vae2, "--data", data, "--layer", "2", NULL), 2);
     tu_assert_contains(err_text, "--layer 2: the model has one stochastic layer");

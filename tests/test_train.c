@@ -291,7 +291,8 @@ static void test_controls_resume(void **state)
         o.resume = 1;
         o.set = before.train.set; /* the run's own, then one value moved */
         o.given = i >= 0 ? (uint64_t)1 << i : 0;
-        o.given_model = i < 0;
+        o.given_model = i < 0 ? 1u << TRAIN_PART_LATENT : 0;
+        o.part_option[TRAIN_PART_LATENT] = "--latent";
         switch (i) {
         case -1: o.cfg.z_dim += 1; break;
         case SETTING_SEED: o.set.seed += 1; break;
@@ -316,22 +317,67 @@ static void test_controls_resume(void **state)
         default: fail_msg("no case for the setting %s: add one", SETTINGS[i].key);
         }
         assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+        /* One the run does not use is named as such, whatever its value. */
         char want[96];
-        snprintf(want, sizeof want, "%s given other than the run being resumed's",
-                 i < 0 ? "the model options" : SETTINGS[i].option);
+        if (i >= 0 && SETTINGS[i].needs && !settings_applies(&before.train.set, (setting_id)i))
+            snprintf(want, sizeof want, "%s applies to %s, which the run being resumed does "
+                     "not have", SETTINGS[i].option, SETTINGS[i].needs);
+        else
+            snprintf(want, sizeof want, "%s given other than the run being resumed's",
+                     i < 0 ? "--latent" : SETTINGS[i].option);
         if (!strstr(err.text, want))
             fail_msg("expected \"%s\" in: %s", want, err.text);
         tried++;
     }
     assert_int_equal(tried, 20); /* the model and 19 settings with an option */
+
+    /* Each part of the model, given other than the run's, is refused by its
+     * option's name; the parts not given are not compared. */
+    static const char *const PART_OPTION[TRAIN_PART_COUNT] = {
+        "--hidden", "--latent", "--act", "--arch", "--likelihood", "--conditional"};
+    for (int p = 0; p < TRAIN_PART_COUNT; p++) {
+        o = controlled(stopped, 8);
+        o.resume = 1;
+        o.set = before.train.set;
+        o.given = 0;
+        o.given_model = 1u << p;
+        memcpy(o.part_option, PART_OPTION, sizeof PART_OPTION);
+        o.cfg = before.cfg;
+        o.cfg.z_dim += 7; /* not given: not compared */
+        switch ((train_model_part)p) {
+        case TRAIN_PART_HIDDEN: o.cfg.hidden[0] += 1; break;
+        case TRAIN_PART_LATENT: o.cfg.z2_dim = 2; break;
+        case TRAIN_PART_ACT:
+            o.cfg.act = o.cfg.act == MODEL_ACT_TANH ? MODEL_ACT_RELU : MODEL_ACT_TANH;
+            break;
+        case TRAIN_PART_ARCH: o.cfg.arch = MODEL_ARCH_CONV; break;
+        case TRAIN_PART_LIKELIHOOD: o.cfg.likelihood = MODEL_LIK_CB; break;
+        case TRAIN_PART_CONDITIONAL: o.cfg.n_classes = o.cfg.n_classes ? 0 : 10; break;
+        case TRAIN_PART_COUNT: break;
+        }
+        if (p == TRAIN_PART_LATENT)
+            o.cfg.z_dim = before.cfg.z_dim; /* given: z2 differs */
+        assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+        char want[96];
+        snprintf(want, sizeof want, "%s given other than the run being resumed's",
+                 PART_OPTION[p]);
+        if (!strstr(err.text, want))
+            fail_msg("part %d: expected \"%s\" in: %s", p, want, err.text);
+    }
     ckpt_data after;
     assert_int_equal(ckpt_read(stopped, &after, &err), 0);
     assert_int_equal(after.train.epoch, before.train.epoch); /* nothing trained */
     ckpt_data_free(&after);
-    /* The run's own values, all said again: fine. */
+    /* The run's own values, all said again (each setting it uses, each
+     * part of the model): fine. */
     o = controlled(stopped, 8);
     o.resume = 1;
-    o.given = ~0u;
+    o.given = 0;
+    for (int i = 0; i < SETTING_COUNT; i++)
+        if (settings_applies(&before.train.set, (setting_id)i))
+            o.given |= (uint64_t)1 << i;
+    o.given_model = (1u << TRAIN_PART_COUNT) - 1;
+    memcpy(o.part_option, PART_OPTION, sizeof PART_OPTION);
     o.set.sched = before.train.set.sched;
     o.set.seed = before.train.set.seed;
     o.set.valid = before.train.set.valid;

@@ -100,9 +100,12 @@ void cli_defaults(cli_opts *o);
  * VAE's). Returns 0, 1 when help was printed, or -1 after a usage error. */
 int cli_parse(cli_opts *o, const cmd_spec *c, int argc, char **argv, int first);
 
-/* Which of the run's settings were given (bit 1 << setting_id) and
- * whether any model option was (--hidden, --latent, --act, ...). */
-void cli_given(const cli_opts *o, uint64_t *settings, int *model);
+/* Which of the run's settings were given (bit 1 << setting_id) and which
+ * parts of the model (bit 1 << train_model_part: --hidden, --latent, ...). */
+void cli_given(const cli_opts *o, uint64_t *settings, unsigned *model);
+
+/* The option that sets part of the model ("--hidden"). */
+const char *cli_part_option(train_model_part part);
 
 /* The long name of option id ("--iw"). */
 const char *cli_option_name(int id);

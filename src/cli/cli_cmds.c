@@ -11,7 +11,7 @@ const char CLI_NO_DEFAULT[] = "(none)";
 #define MODEL O_ARCH, O_HIDDEN, O_LATENT, O_ACT, O_LIKELIHOOD, O_CONDITIONAL
 #define TRAINING O_BETA, O_BINARIZE, O_NOISE
 #define CONTROLS O_SCHEDULE, O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP, \
-    O_ADAM_BETA1, O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_VALID, O_OBJECTIVE, O_K, O_ESTIMATOR
+    O_ADAM_BETA1, O_ADAM_BETA2, O_ADAM_EPS, O_INIT, O_OBJECTIVE, O_K, O_ESTIMATOR
 const cmd_spec CLI_CMDS[] = {
     {.name = "train",
      .brief = "train a VAE, writing sample grids and a checkpoint each epoch",
@@ -27,7 +27,7 @@ const cmd_spec CLI_CMDS[] = {
                 "is never replaced unasked: --resume continues it, --force replaces it.",
      .opts = {O_DATA, O_CKPT, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_SEED, O_THREADS,
               O_JSON, O_RESUME, O_NEW_DATA, O_FORCE, MODEL, TRAINING, CONTROLS,
-              O_METRICS, -1},
+              O_VALID, O_METRICS, -1},
      .help = {[O_JSON] = "print one JSON object per epoch"},
      .mpi = 1,
      .run = cmd_train},

@@ -37,7 +37,7 @@ typedef struct opt_spec {
     const char *arg;  /* value placeholder, NULL for a flag ("" for choices) */
     const char *help;
     const enum_names *choices; /* the names the value may take (its usage "a|b|c") */
-    int model;   /* one of the model's options (a resumed run keeps its model) */
+    int model;   /* 1 + the part of the model it sets (a resumed run keeps its model) */
     int setting; /* a run's setting: 1 + its setting_id, whose row (settings.h)
                     gives the rest; 0: an option of the command line alone */
     const char *def; /* its value when not given, as it would be given: cli_defaults
@@ -69,24 +69,24 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_RESUME] = {"--resume", NULL, NULL, "continue the run saved in --ckpt"},
     [O_HIDDEN] = {"--hidden", NULL, "LIST", "hidden widths, e.g. 400 or 500,500; with two "
                   "stochastic layers W,W/V,V: q(h1|x)'s, then q(h2|h1)'s (the paper's "
-                  "200,200/100,100)", .model = 1, .def = "400"},
+                  "200,200/100,100)", .model = 1 + TRAIN_PART_HIDDEN, .def = "400"},
     [O_LATENT] = {"--latent", NULL, "N", "latent dimensions; Z1,Z2: two stochastic layers, "
-                  "the bottom one first (with --hidden W,W/V,V)", .model = 1, .def = "20"},
+                  "the bottom one first (with --hidden W,W/V,V)", .model = 1 + TRAIN_PART_LATENT, .def = "20"},
     [O_ACT] = {"--act", NULL, "", "hidden activation (the conv VAE's: leaky, LeakyReLU 0.1)",
-               &model_act_names, .model = 1, .def = "relu"},
+               &model_act_names, .model = 1 + TRAIN_PART_ACT, .def = "relu"},
     [O_ARCH] = {"--arch", NULL, "", "the MLP, or the convolutional VAE (its defaults: "
                 "--hidden 64,128,256 channels, --latent 100)", &model_arch_names,
-                .model = 1, .def = "mlp"},
+                .model = 1 + TRAIN_PART_ARCH, .def = "mlp"},
     [O_LIKELIHOOD] = {"--likelihood", NULL, "",
                       "p(x|z): cross-entropy (bernoulli), continuous Bernoulli (cb), "
                       "or Gaussian of variance 1/2 (squared error)", &model_lik_names,
-                      .model = 1, .def = "bernoulli"},
+                      .model = 1 + TRAIN_PART_LIKELIHOOD, .def = "bernoulli"},
     [O_BETA] = {.setting = 1 + SETTING_BETA},
     [O_BINARIZE] = {.setting = 1 + SETTING_BINARIZE},
     [O_NOISE] = {.setting = 1 + SETTING_NOISE},
     [O_CONDITIONAL] = {"--conditional", NULL, NULL,
                        "a conditional VAE on the labels, with a learned prior p(z|y)",
-                       .model = 1},
+                       .model = 1 + TRAIN_PART_CONDITIONAL},
     [O_METRICS] = {"--metrics", NULL, "FILE", "CSV of the epochs, plotted beside it, "
                    ".csv replaced by .png (default OUT/metrics.csv)"},
     [O_LABEL] = {"--label", NULL, "N", "the label to draw (0 to the model's classes - 1)"},
@@ -607,7 +607,7 @@ static int parse_args(cli_opts *o, const cmd_spec *c, int argc, char **argv, int
 }
 
 
-void cli_given(const cli_opts *o, uint64_t *settings, int *model)
+void cli_given(const cli_opts *o, uint64_t *settings, unsigned *model)
 {
     *settings = 0;
     *model = 0;
@@ -616,8 +616,17 @@ void cli_given(const cli_opts *o, uint64_t *settings, int *model)
             continue;
         if (SPECS[id].setting)
             *settings |= (uint64_t)1 << (SPECS[id].setting - 1);
-        *model |= SPECS[id].model;
+        if (SPECS[id].model)
+            *model |= 1u << (SPECS[id].model - 1);
     }
+}
+
+const char *cli_part_option(train_model_part part)
+{
+    for (int id = 0; id < O_COUNT; id++)
+        if (SPECS[id].model == 1 + (int)part)
+            return SPECS[id].name;
+    abort(); /* a part no option sets: the table is incomplete */
 }
 
 const char *cli_option_name(int id)

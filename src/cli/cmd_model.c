@@ -576,7 +576,7 @@ int cmd_manifold(cli_opts *o)
     size_t Z = layer_size(o, &s.m);
     if (Z == 0 || check_label_options(o, &s)) {
         rc = EXIT_USAGE;
-    } else if (Z == 2 && !s.m.cfg.z2_dim) { /* two layers: the map (no prior grid) */
+    } else if (show_map_is_grid(&s.m.cfg)) { /* else the map (two layers: no prior grid) */
         size_t side = o->n;
         if (side > 200) {
             usage_error("--n %zu: a manifold grid is at most 200 x 200", side);
@@ -589,6 +589,10 @@ int cmd_manifold(cli_opts *o)
                    side, side);
             rc = 0;
         }
+    } else if (o->set[O_N]) {
+        usage_error("--n sets the side of the grid of a 2-D latent; the map of the "
+                    "model in %s is its test codes' principal components", o->ckpt);
+        rc = EXIT_USAGE;
     } else {
         return manifold_map(o, &s, path); /* the 2-D grid above needs no data */
     }

@@ -266,7 +266,7 @@ static int check_schedule_options(cli_opts *o)
 {
     schedule_kind k = o->run.set.sched.kind;
     uint64_t given;
-    int model;
+    unsigned model;
     cli_given(o, &given, &model);
     /* A resumed run's settings are its checkpoint's: what it is given is
      * compared with them once it is read. */
@@ -511,6 +511,8 @@ static int train_locked(cli_opts *o, const char *csv, const char *best,
     to.new_data = o->set[O_NEW_DATA];
     /* The settings given, each of which a resumed run must already have. */
     cli_given(o, &to.given, &to.given_model);
+    for (int p = 0; p < TRAIN_PART_COUNT; p++)
+        to.part_option[p] = cli_part_option((train_model_part)p);
     to.data_name = o->data;
     to.ckpt_path = o->ckpt;
     to.best_path = best;
@@ -650,7 +652,7 @@ int cmd_bench(cli_opts *o)
 {
     /* Options that would be ignored are refused. */
     uint64_t given;
-    int model;
+    unsigned model;
     cli_given(o, &given, &model);
     const char *ignored =
         o->set[O_IW] && o->set[O_CKPT] && model
@@ -666,6 +668,23 @@ int cmd_bench(cli_opts *o)
             : NULL;
     if (ignored) {
         usage_error("%s", ignored);
+        return EXIT_USAGE;
+    }
+    /* --iw times the bound alone: no training, and a checkpoint's model
+     * with its own binarization. */
+    static const int NOT_WITH_IW[] = {O_EPOCHS, O_BATCH, O_LR, O_BETA, O_NOISE, O_SCHEDULE,
+                                      O_WARMUP, O_LR_EVERY, O_LR_GAMMA, O_KL_WARMUP,
+                                      O_ADAM_BETA1, O_ADAM_BETA2, O_ADAM_EPS, O_INIT,
+                                      O_OBJECTIVE, O_K, O_ESTIMATOR, O_PLAN};
+    for (size_t i = 0; o->set[O_IW] && i < sizeof NOT_WITH_IW / sizeof *NOT_WITH_IW; i++)
+        if (o->set[NOT_WITH_IW[i]]) {
+            usage_error("%s: bench --iw times the bound of a model, and trains nothing "
+                        "(drop it)", cli_option_name(NOT_WITH_IW[i]));
+            return EXIT_USAGE;
+        }
+    if (o->set[O_IW] && o->set[O_CKPT] && o->set[O_BINARIZE]) {
+        usage_error("--binarize: bench --iw --ckpt uses the binarization the model in %s "
+                    "was trained with (drop it)", o->ckpt);
         return EXIT_USAGE;
     }
     if (o->set[O_IW])

@@ -32,6 +32,13 @@ static int is_iwae(const run_settings *s)
     return s->objective == MODEL_OBJ_IWAE;
 }
 
+/* The KL's weight (and its warm-up): the ELBO's; the importance-weighted
+ * bound has none. */
+static int has_kl_weight(const run_settings *s)
+{
+    return s->objective != MODEL_OBJ_IWAE;
+}
+
 /* Validation, when images are held out. */
 static int has_valid(const run_settings *s)
 {
@@ -119,6 +126,7 @@ const setting_row SETTINGS[SETTING_COUNT] = {
         .help = "raise the KL's weight linearly from 0 to --beta over the first N epochs; "
                 "0: none",
         UINT("N", 0, 1000000), .offset = AT(kl_warmup), .def = 0,
+        .applies = has_kl_weight, .needs = "--objective elbo",
         .field = H_KL_WARMUP, .since = 4, .group = "training state"},
     [SETTING_ADAM_BETA1] = {
         .key = "adam_beta1", .label = "Adam beta1", .option = "--adam-beta1",

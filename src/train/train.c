@@ -69,21 +69,33 @@ static void trainer_free(trainer *t)
     memset(t, 0, sizeof *t);
 }
 
-static int cfg_equal(const model_config *a, const model_config *b)
+static int part_equal(const model_config *a, const model_config *b, train_model_part p)
 {
-    if (a->x_dim != b->x_dim || a->height != b->height || a->width != b->width ||
-        a->channels != b->channels || a->n_hidden != b->n_hidden ||
-        a->z_dim != b->z_dim || a->act != b->act ||
-        a->likelihood != b->likelihood || a->n_classes != b->n_classes ||
-        a->arch != b->arch || a->z2_dim != b->z2_dim || a->n_hidden2 != b->n_hidden2)
-        return 0;
-    for (size_t i = 0; i < a->n_hidden; i++)
-        if (a->hidden[i] != b->hidden[i])
+    switch (p) {
+    case TRAIN_PART_HIDDEN:
+        if (a->n_hidden != b->n_hidden || a->n_hidden2 != b->n_hidden2)
             return 0;
-    for (size_t i = 0; i < a->n_hidden2; i++)
-        if (a->hidden2[i] != b->hidden2[i])
-            return 0;
-    return 1;
+        for (size_t i = 0; i < a->n_hidden; i++)
+            if (a->hidden[i] != b->hidden[i])
+                return 0;
+        for (size_t i = 0; i < a->n_hidden2; i++)
+            if (a->hidden2[i] != b->hidden2[i])
+                return 0;
+        return 1;
+    case TRAIN_PART_LATENT:
+        return a->z_dim == b->z_dim && a->z2_dim == b->z2_dim;
+    case TRAIN_PART_ACT:
+        return a->act == b->act;
+    case TRAIN_PART_ARCH:
+        return a->arch == b->arch;
+    case TRAIN_PART_LIKELIHOOD:
+        return a->likelihood == b->likelihood;
+    case TRAIN_PART_CONDITIONAL:
+        return (a->n_classes != 0) == (b->n_classes != 0);
+    case TRAIN_PART_COUNT:
+        break;
+    }
+    return 0;
 }
 
 /* Refuses a model whose parameters, Adam moments and per-thread gradients
@@ -242,19 +254,32 @@ static int split_valid(trainer *t, const idx_set *whole, uint64_t valid_n, uint6
 }
 
 /* ------------------------------------------------------------------------ */
-/* A resumed run keeps its settings: each one given (o->given) must equal
- * the run's, unless its row says a resumed run may change it. Returns what
- * differs (the option's name, or "the model options"), or NULL. */
-static const char *resume_clash(const train_opts *o, const model_config *cfg,
-                                const ckpt_train *st)
+/* A resumed run keeps its settings: each part of the model and each
+ * setting given (o->given_model, o->given) must be the run's, unless its
+ * row says a resumed run may change it, and a setting given must be one
+ * the run uses. Returns 0, or -1 with err naming the option. */
+static int resume_clash(const train_opts *o, const model_config *cfg, const ckpt_train *st,
+                        err_msg *err)
 {
-    if (o->given_model && !cfg_equal(&o->cfg, cfg))
-        return "the model options";
-    for (int i = 0; i < SETTING_COUNT; i++)
-        if ((o->given >> i & 1) && !SETTINGS[i].resumable &&
-            settings_differ(&o->set, &st->set, (setting_id)i))
-            return SETTINGS[i].option;
-    return NULL;
+    const char *clash = NULL;
+    for (int p = 0; p < TRAIN_PART_COUNT && !clash; p++)
+        if ((o->given_model >> p & 1) && !part_equal(&o->cfg, cfg, (train_model_part)p))
+            clash = o->part_option[p];
+    for (int i = 0; i < SETTING_COUNT && !clash; i++) {
+        if (!(o->given >> i & 1) || SETTINGS[i].resumable)
+            continue;
+        if (SETTINGS[i].needs && !settings_applies(&st->set, (setting_id)i))
+            return err_set(err, "%s: %s applies to %s, which the run being resumed does "
+                           "not have (drop %s)", o->ckpt_path, SETTINGS[i].option,
+                           SETTINGS[i].needs, SETTINGS[i].option);
+        if (settings_differ(&o->set, &st->set, (setting_id)i))
+            clash = SETTINGS[i].option;
+    }
+    if (!clash)
+        return 0;
+    return err_set(err, "%s: %s given other than the run being resumed's; a resumed run "
+                   "keeps its settings (drop it, or start a new run without --resume)",
+                   o->ckpt_path, clash);
 }
 
 static adam_config adam_of(const ckpt_train *st)
@@ -299,12 +324,9 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     ckpt_data d;
     if (ckpt_read(o->ckpt_path, &d, err))
         return -1;
-    const char *clash = resume_clash(o, &d.cfg, &d.train);
-    if (clash) {
+    if (resume_clash(o, &d.cfg, &d.train, err)) {
         ckpt_data_free(&d);
-        return err_set(err, "%s: %s given other than the run being resumed's; "
-                       "a resumed run keeps its settings (drop it, or start "
-                       "a new run without --resume)", o->ckpt_path, clash);
+        return -1;
     }
     if (check_data(t, o, &d.train, fp, err)) {
         ckpt_data_free(&d);

@@ -19,6 +19,18 @@
 
 #define TRAIN_STOPPED 1 /* train_run's return when *stop was raised */
 
+/* The parts of a model's architecture an option sets (bits of
+ * train_opts.given_model). */
+typedef enum train_model_part {
+    TRAIN_PART_HIDDEN,      /* the hidden widths, of both stochastic layers */
+    TRAIN_PART_LATENT,      /* the latent sizes */
+    TRAIN_PART_ACT,
+    TRAIN_PART_ARCH,
+    TRAIN_PART_LIKELIHOOD,
+    TRAIN_PART_CONDITIONAL, /* whether it is conditional */
+    TRAIN_PART_COUNT
+} train_model_part;
+
 typedef struct train_opts {
     size_t epochs;       /* total epochs of the run (a resumed run included) */
     /* A new run's settings; a resumed run keeps its own. set.sched.horizon
@@ -29,10 +41,13 @@ typedef struct train_opts {
     shard_plan plan;     /* how threads split a batch (auto; bench --plan) */
     int resume;          /* continue the run stored in ckpt_path */
     /* With resume: which settings were given on the command line (bit
-     * 1 << setting_id) and whether any model option was; each must match
-     * the checkpoint's unless its row says a resumed run may change it. */
+     * 1 << setting_id) and which parts of the model (bit 1 << part, named
+     * by part_option[part] in messages); each must match the checkpoint's
+     * unless its row says a resumed run may change it, and a setting given
+     * must be one the run uses. */
     uint64_t given;
-    int given_model;
+    unsigned given_model;
+    const char *part_option[TRAIN_PART_COUNT];
     /* With resume: the training set may differ from the one the checkpoint's
      * fingerprint describes (which then becomes this one's); without it, a
      * different training set is refused. */

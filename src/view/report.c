@@ -514,7 +514,7 @@ static void put_latent(FILE *fp, const report *r, report_status status)
     if (r->latent == 1 && have(r, REPORT_LATENT_PNG)) {
         put_img(fp, r, REPORT_LATENT_PNG, 1, 1, NULL, "the latent map");
         fputs("\n<p>", fp);
-        if (r->have_cfg && r->cfg.z_dim == 2)
+        if (r->have_cfg && show_map_is_grid(&r->cfg))
             fprintf(fp, "The 2-D latent space: %d x %d decodings of points on the "
                     "prior's quantiles.", REPORT_MAP_SIDE, REPORT_MAP_SIDE);
         else
@@ -639,7 +639,7 @@ static int draw_latent(report *r, const model_net *m, const ckpt_train *t,
     if (shard_init(&sh, m, &spec, err))
         return -1;
     int rc;
-    if (m->cfg.z_dim == 2) {
+    if (show_map_is_grid(&m->cfg)) {
         rc = show_manifold_png(m, &sh.acts[0], REPORT_MAP_SIDE, 0, png, err);
     } else {
         idx_view view = infer_test_view(t->set.binarize);

@@ -159,6 +159,11 @@ static double normal_quantile(double p)
            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
 }
 
+int show_map_is_grid(const model_config *c)
+{
+    return c->z_dim == 2 && !c->z2_dim;
+}
+
 int show_manifold_png(const model_net *m, model_acts *a, size_t side, int label,
                       const char *path, err_msg *err)
 {

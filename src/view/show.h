@@ -52,6 +52,11 @@ int show_interpolate_png(const model_net *m, model_acts *a, const idx_set *set,
                          size_t steps, int label, const char *path,
                          err_msg *err);
 
+/* Whether the latent map of m is the grid of decodings (show_manifold_png:
+ * one stochastic layer, 2-D) rather than the principal components of the
+ * test set's codes (show_latent_pca). */
+int show_map_is_grid(const model_config *c);
+
 /* For a 2-D latent: a side x side grid of decodings of z on the prior's
  * quantiles, z = (Phi^-1(u), Phi^-1(v)) with u, v at (i + 1/2) / side
  * (Kingma & Welling, Fig. 4); a conditional model uses p(z | label).
