@@ -137,7 +137,8 @@ VAE_API int vae_encode(const vae *m, const vae_images *images, float *mu, float 
 
 /* The pixel means of p(x|z) for n codes z (n rows of `latent` floats: h1
  * with two layers; labels as in vae_images) into out (n x pixels floats in
- * [0, 1]). Returns 0, or -1 with err. */
+ * [0, 1]). Returns 0, or -1 with err: VAE_EARG also for a code so large
+ * (|z| near FLT_MAX) that the decoder overflows float. */
 VAE_API int vae_decode(const vae *m, const float *z, size_t n, const uint8_t *labels,
                        float *out, vae_error *err);
 

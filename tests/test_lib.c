@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <float.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -514,6 +516,28 @@ static void test_load_errors(void **state)
     assert_non_null(strstr(err.message, fifo));
     assert_null(m);
     unlink(fifo);
+    /* A 2 GiB file (sparse) is refused from its first bytes, not read into
+     * memory first: not a checkpoint, or a checkpoint's header with the
+     * wrong size. */
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    long peak = ru.ru_maxrss; /* KiB */
+    for (int with_header = 0; with_header < 2; with_header++) {
+        FILE *fp = fopen(bad, "wb");
+        assert_non_null(fp);
+        if (with_header)
+            assert_int_equal(fwrite(b, 1, 4096, fp), 4096);
+        assert_int_equal(fclose(fp), 0);
+        assert_int_equal(truncate(bad, (off_t)1 << 31), 0);
+        assert_failed(vae_load(bad, &m, &err), &err, VAE_ELOAD,
+                      with_header ? "truncated or corrupt checkpoint (2147483648 bytes"
+                                  : "not a vae checkpoint");
+        assert_null(m);
+    }
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    if (ru.ru_maxrss - peak > 256 * 1024)
+        fail_msg("loading a 2 GiB non-checkpoint raised the peak memory by %ld KiB",
+                 ru.ru_maxrss - peak);
     write_file(bad, b, len);
     assert_int_equal(vae_load(bad, &m, &err), 0);
     assert_int_equal(err.code, VAE_OK);
@@ -567,7 +591,18 @@ static void test_call_errors(void **state)
     assert_failed(vae_decode(m, NULL, 1, NULL, out, &err), &err, VAE_EARG, "z is NULL");
     assert_failed(vae_decode(m, z, 1, NULL, NULL, &err), &err, VAE_EARG, "out is NULL");
     assert_failed(vae_decode(m, z, SIZE_MAX / 2, NULL, out, &err), &err, VAE_EARG,
-                  "codes are too many");
+                  "are too many");
+    /* Codes that would fit in memory, whose images would not: refused
+     * before z (4 floats here) is read past its end. */
+    assert_failed(vae_decode(m, z, SIZE_MAX / (4 * D) + 1, NULL, out, &err), &err, VAE_EARG,
+                  "images are too many");
+    assert_failed(vae_sample(m, SIZE_MAX / (4 * D) + 1, 1, NULL, out, &err), &err, VAE_EARG,
+                  "samples are too many");
+    /* Finite codes at the end of float's range overflow the decoder: an
+     * error, not NaN pixels. */
+    float huge[4] = {FLT_MAX, -FLT_MAX, FLT_MAX, -FLT_MAX};
+    assert_failed(vae_decode(m, huge, 1, NULL, out, &err), &err, VAE_EARG,
+                  "code 0 is too large to decode");
     z[2] = INFINITY;
     assert_failed(vae_decode(m, z, 1, NULL, out, &err), &err, VAE_EARG,
                   "code 0, value 2 is not a finite number");

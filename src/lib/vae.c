@@ -275,13 +275,14 @@ int vae_decode(const vae *m, const float *z, size_t n, const uint8_t *labels, fl
                vae_error *err)
 {
     const char *call = "vae_decode";
-    size_t bytes;
-    if (check_call(m, call, out, "out", err) ||
-        check_codes(call, z, n, m->info.latent, err) ||
-        check_labels(m, call, labels, n, err))
+    size_t bytes, P = m ? m->info.pixels : 0;
+    if (check_call(m, call, out, "out", err))
         return -1;
-    if (size_of(n, m->info.pixels, sizeof *out, &bytes))
+    /* The sizes before the codes are read. */
+    if (size_of(n, P, sizeof *out, &bytes))
         return fail(err, VAE_EARG, "%s: %zu images are too many", call, n);
+    if (check_codes(call, z, n, m->info.latent, err) || check_labels(m, call, labels, n, err))
+        return -1;
     if (n == 0)
         return ok(err);
     model_acts a = {0};
@@ -289,6 +290,12 @@ int vae_decode(const vae *m, const float *z, size_t n, const uint8_t *labels, fl
         return -1;
     infer_decode_means(&m->m, &a, z, m->info.classes ? labels : NULL, n, out);
     model_acts_free(&a);
+    /* Finite codes so large (|z| near FLT_MAX) that the decoder's sums
+     * overflow give NaN pixels: refused, not returned. */
+    for (size_t i = 0; i < n * P; i++)
+        if (isnan(out[i]))
+            return fail(err, VAE_EARG, "%s: code %zu is too large to decode (the decoder "
+                        "overflows float)", call, i / P);
     return ok(err);
 }
 
@@ -296,14 +303,17 @@ int vae_sample(const vae *m, size_t n, uint64_t seed, const uint8_t *labels, flo
                vae_error *err)
 {
     const char *call = "vae_sample";
-    if (check_call(m, call, out, "out", err) || check_labels(m, call, labels, n, err))
+    if (check_call(m, call, out, "out", err))
+        return -1;
+    /* The noise of each draw, then its code, as vae sample. */
+    size_t dim = infer_prior_dim(&m->m), Z = m->info.latent, bytes;
+    if (size_of(n, m->info.pixels, sizeof *out, &bytes) ||
+        size_of(n, dim + Z, sizeof(float), &bytes))
+        return fail(err, VAE_EARG, "%s: %zu samples are too many", call, n);
+    if (check_labels(m, call, labels, n, err))
         return -1;
     if (n == 0)
         return ok(err);
-    /* The noise of each draw, then its code, as vae sample. */
-    size_t dim = infer_prior_dim(&m->m), Z = m->info.latent, bytes;
-    if (size_of(n, dim + Z, sizeof(float), &bytes))
-        return fail(err, VAE_EARG, "%s: %zu samples are too many", call, n);
     float *eps = malloc(bytes);
     model_acts a = {0};
     int rc = -1;

@@ -226,37 +226,6 @@ int ckpt_save(const char *path, const model_net *m, const float *adam_m,
     return afile_commit(&f, err);
 }
 
-/* Reads the whole file; refuses anything that is not a regular file (a
- * FIFO would wait for a writer for ever) or is larger than a checkpoint of
- * the largest accepted model could be. */
-static int slurp(const char *path, unsigned char **buf, size_t *len, err_msg *err)
-{
-    struct stat st;
-    FILE *fp = afile_fopen_input(path, &st, err);
-    if (!fp)
-        return -1;
-    size_t n = (size_t)st.st_size;
-    if ((off_t)n != st.st_size || n > ((size_t)1 << 40)) {
-        fclose(fp);
-        return err_set(err, "%s: too large to be a checkpoint", path);
-    }
-    unsigned char *b = malloc(n ? n : 1);
-    if (!b) {
-        fclose(fp);
-        return err_set(err, "%s: out of memory reading %zu bytes", path, n);
-    }
-    size_t got = fread(b, 1, n, fp);
-    int rerr = ferror(fp);
-    fclose(fp);
-    if (got != n || rerr) {
-        free(b);
-        return err_set(err, "%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 /* Decodes n little-endian floats in place and checks they are finite. */
 static int decode_floats(float *x, size_t n)
 {
@@ -281,13 +250,16 @@ typedef struct frame {
     uint64_t n_params;
 } frame;
 
-static int read_frame(const char *path, const unsigned char *b, size_t len, frame *f,
-                      err_msg *err)
+/* Everything of the frame but the CRC, from the first have bytes (b) of a
+ * file of len bytes: have is at least the prefix and the longest header,
+ * or the whole file. f->h points into b. */
+static int read_layout(const char *path, const unsigned char *b, size_t have, size_t len,
+                       frame *f, err_msg *err)
 {
-    if (len < 8 || memcmp(b, CKPT_MAGIC, 8) != 0)
+    if (have < 8 || memcmp(b, CKPT_MAGIC, 8) != 0)
         return err_set(err, "%s: not a vae checkpoint (bad magic; expected a vae.bin "
                        "written by 'vae train')", path);
-    if (len < PREFIX_BYTES + 4)
+    if (have < PREFIX_BYTES + 4)
         return err_set(err, "%s: truncated checkpoint (%zu bytes)", path, len);
     uint32_t version = get_u32(b + 8);
     if (version > CKPT_VERSION)
@@ -315,6 +287,16 @@ static int read_frame(const char *path, const unsigned char *b, size_t len, fram
     if (n_params == 0 || n_params > body / 12 || body != n_params * 12)
         return err_set(err, "%s: truncated or corrupt checkpoint (%zu bytes for %llu "
                        "parameters)", path, len, (unsigned long long)n_params);
+    f->version = version;
+    f->n_fields = n_fields;
+    f->h = h;
+    f->n_params = n_params;
+    return 0;
+}
+
+/* The CRC-32 of the len - 4 bytes before it, at the end of b. */
+static int check_crc(const char *path, const unsigned char *b, size_t len, err_msg *err)
+{
     uint32_t want = get_u32(b + len - 4);
     uint32_t got = (uint32_t)crc32(0L, Z_NULL, 0);
     for (size_t off = 0; off < len - 4;) {
@@ -325,10 +307,50 @@ static int read_frame(const char *path, const unsigned char *b, size_t len, fram
     if (got != want)
         return err_set(err, "%s: checkpoint is corrupt (CRC32 %08x, stored %08x)", path,
                        got, want);
-    f->version = version;
-    f->n_fields = n_fields;
-    f->h = h;
-    f->n_params = n_params;
+    return 0;
+}
+
+/* Reads path whole into *buf (len bytes) and its frame into f, once its
+ * first bytes say it is a checkpoint of exactly its size: anything else
+ * is refused before the rest is read. So is anything that is not a regular
+ * file (a FIFO would wait for a writer for ever). */
+static int read_file(const char *path, unsigned char **buf, size_t *len, frame *f,
+                     err_msg *err)
+{
+    struct stat st;
+    FILE *fp = afile_fopen_input(path, &st, err);
+    if (!fp)
+        return -1;
+    size_t n = (size_t)st.st_size;
+    unsigned char head[PREFIX_BYTES + HEADER_BYTES];
+    size_t want = n < sizeof head ? n : sizeof head;
+    size_t have = fread(head, 1, want, fp);
+    unsigned char *b = NULL;
+    int rc = (off_t)n != st.st_size || n > ((size_t)1 << 40)
+                 ? err_set(err, "%s: too large to be a checkpoint", path)
+             : ferror(fp)   ? err_set(err, "%s: read error", path)
+             : have != want ? err_set(err, "%s: changed while being read", path)
+                            : read_layout(path, head, have, n, f, err);
+    if (rc == 0 && !(b = malloc(n)))
+        rc = err_set(err, "%s: out of memory reading %zu bytes", path, n);
+    if (rc == 0) {
+        memcpy(b, head, have);
+        size_t got = fread(b + have, 1, n - have, fp);
+        if (ferror(fp))
+            rc = err_set(err, "%s: read error", path);
+        else if (got != n - have || fgetc(fp) != EOF)
+            rc = err_set(err, "%s: changed while being read", path);
+    }
+    fclose(fp);
+    if (rc == 0)
+        rc = check_crc(path, b, n, err);
+    if (rc) {
+        free(b);
+        return -1;
+    }
+    f->h = b + PREFIX_BYTES;
+    *buf = b;
+    *len = n;
     return 0;
 }
 
@@ -498,15 +520,13 @@ int ckpt_read(const char *path, ckpt_data *d, err_msg *err)
     memset(d, 0, sizeof *d);
     unsigned char *b = NULL;
     size_t len = 0;
-    if (slurp(path, &b, &len, err))
-        return -1;
     frame f = {0};
+    if (read_file(path, &b, &len, &f, err))
+        return -1;
     uint64_t v[H_COUNT] = {0}; /* fields a file predates read as 0 */
-    int rc = read_frame(path, b, len, &f, err);
-    for (size_t i = 0; rc == 0 && i < f.n_fields; i++)
+    for (size_t i = 0; i < f.n_fields; i++)
         v[i] = get_u64(f.h, i);
-    if (rc == 0)
-        rc = read_config(path, v, &f, &d->cfg, err);
+    int rc = read_config(path, v, &f, &d->cfg, err);
     if (rc == 0)
         rc = read_training(path, v, &f, &d->train, err);
     if (rc == 0)
