@@ -669,6 +669,14 @@ static void test_training_controls(void **state)
     assert_exit(run("train", SMALL, "--valid", "300", "--ckpt", ckpt, "--out", out,
                     "--force", NULL), 2);
     tu_assert_contains(err_text, "--valid 300: the training set has 300 images");
+    /* A cosine run reaches rate 0 at the --epochs it began with: resuming
+     * past that is refused (it would not train), up to it is fine. */
+    assert_exit(run("train", SMALL, "--epochs", "2", "--schedule", "cosine", "--ckpt", ckpt,
+                    "--out", out, "--force", NULL), 0);
+    assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
+                    "--resume", NULL), 1);
+    tu_assert_contains(err_text, "--epochs 3: the run's cosine schedule reaches rate 0 at "
+                                 "epoch 2");
 }
 
 /* --objective and --k through the binary, for the MLP and the conv VAE:
@@ -823,6 +831,15 @@ static void test_two_stochastic_layers(void **state)
     assert_exit(run("manifold", "--ckpt", ckpt22, "--data", data, "--n", "5", "-o", png,
                     NULL), 2);
     tu_assert_contains(err_text, "--n sets the side of the grid of a 2-D latent");
+    /* A 1-D layer has no map; the message says which layer. */
+    char ckpt41[160];
+    in_dir(ckpt41, sizeof ckpt41, "two41.bin");
+    assert_exit(run("train", "--data", data, "--batch", "30", "--threads", "1", "--latent",
+                    "4,1", "--hidden", "16/8", "--epochs", "1", "--ckpt", ckpt41, "--out",
+                    out22, "--force", NULL), 0);
+    assert_exit(run("manifold", "--ckpt", ckpt41, "--data", data, "--layer", "2", "-o", png,
+                    NULL), 1);
+    tu_assert_contains(err_text, "two41.bin has a 1-D h2:");
     assert_exit(run("manifold", "--ckpt", ckpt22, "--data", data, "-o", png, NULL), 0);
     tu_assert_contains(out_text, "of the 2-D latent's variance");
     assert_exit(run("probe", "--ckpt", vae2, "--data", data, "--layer", "2", NULL), 2);

@@ -507,9 +507,10 @@ static int manifold_map(cli_opts *o, session *s, const char *path)
     char *csv = NULL;
     int rc = 1;
     if (Z < 2) {
-        say_error("the model in %s has a 1-D latent space: manifold draws a 2-D "
-                  "latent's grid, or the first two principal components of more "
-                  "(vae encode writes the codes)", o->ckpt);
+        say_error("the model in %s has a 1-D %s: manifold draws a 2-D latent's grid, "
+                  "or the first two principal components of more (vae encode writes the "
+                  "codes)", o->ckpt,
+                  !s->m.cfg.z2_dim ? "latent space" : o->layer == 2 ? "h2" : "h1");
         goto done;
     }
     /* The picture is the command's whole output: no gnuplot, no run. */

@@ -339,6 +339,17 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
                        "with --epochs (the total, not the number to add)",
                        o->ckpt_path, done);
     }
+    /* The cosine rate is 0 from its horizon on: epochs past it would not
+     * learn. */
+    const schedule_config *sc = &d.train.set.sched;
+    if (sc->kind == SCHEDULE_COSINE && o->epochs > sc->horizon) {
+        size_t h = (size_t)sc->horizon;
+        ckpt_data_free(&d);
+        return err_set(err, "%s: --epochs %zu: the run's cosine schedule reaches rate 0 at "
+                       "epoch %zu (the --epochs it began with), and epochs past it would "
+                       "not train; ask for at most %zu, or start a new run", o->ckpt_path,
+                       o->epochs, h, h);
+    }
     if (split_valid(t, train, d.train.set.valid, d.train.set.seed, err) ||
         trainer_alloc(t, &d.cfg, &d.train.set, t->part.n, o->plan, err)) {
         ckpt_data_free(&d);
