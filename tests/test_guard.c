@@ -494,6 +494,16 @@ static void test_fingerprint(void **state)
         tu_assert_contains(err_text, "--new-data");
         tu_assert_file_equals(ckpt, before, len);
     }
+    /* Other data the run cannot go on with (fewer images than its batch of
+     * 128): refused, without first saying that the run goes on with it. */
+    char tiny[200];
+    in_dir(tiny, sizeof tiny, "data-tiny");
+    copy_data(tiny, NULL, NULL, 8);
+    assert_exit(run("train", "--data", tiny, "--ckpt", ckpt, "--out", out, "--epochs", "3",
+                    "--resume", "--new-data", NULL), 1);
+    tu_assert_contains(err_text, "the training set has 8");
+    assert_null(strstr(err_text, "goes on with other training data"));
+    tu_assert_file_equals(ckpt, before, len);
     free(before);
     /* Said on purpose: it trains on, with a word, and the checkpoint takes
      * the new fingerprint: the old data is now the other data. */

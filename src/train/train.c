@@ -561,8 +561,6 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     }
     t.ckpt_path = o->ckpt_path;
     t.has_ckpt = o->resume;
-    if (t.note[0] && hooks && hooks->warn)
-        hooks->warn(hooks->ctx, t.note);
     const model_net *m = &t.model;
     train = &t.part; /* from here on: the images trained on */
     size_t batch = (size_t)t.st.set.batch, n = train->n;
@@ -572,6 +570,9 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
         trainer_free(&t);
         return -1;
     }
+    /* Said once the run will go on with it. */
+    if (t.note[0] && hooks && hooks->warn)
+        hooks->warn(hooks->ctx, t.note);
     size_t steps = (n + batch - 1) / batch;
     /* A run saved mid-epoch: step steps of this data's epoch done (all of
      * them when stopped after the last); on other data (--new-data) the
