@@ -857,6 +857,12 @@ static void test_two_stochastic_layers(void **state)
     assert_exit(run("traverse", "--ckpt", ckpt, "--data", data, "-o", png, "--json", NULL), 0);
     tu_assert_contains(out_text, "\"latent\":4,\"rows\":4");
     assert_png_size(png, 11 * 28 + 12 * 2, 4 * 28 + 5 * 2);
+    /* The text ranking gives each dimension's step unit too: the JSON's. */
+    char unit[32];
+    snprintf(unit, sizeof unit, " %9.4f\n", json_num(strstr(out_text, "\"rank\":1,"), "unit"));
+    assert_exit(run("traverse", "--ckpt", ckpt, "--data", data, "-o", png, NULL), 0);
+    tu_assert_contains(out_text, "sd of means  prior sd\n");
+    tu_assert_contains(out_text, unit);
     assert_exit(run("traverse", "--ckpt", ckpt, "--data", data, "-o", png, "--json",
                     "--layer", "2", NULL), 0);
     tu_assert_contains(out_text, "\"latent\":2,\"rows\":2");

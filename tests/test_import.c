@@ -1014,6 +1014,14 @@ static void test_colour_end_to_end(void **state)
                     "--batch", "6", "--hidden", "16", "--latent", "2", NULL), 0);
     assert_exit(run("probe", "--ckpt", ckpt, "--data", fout, NULL), 1);
     tu_assert_contains(err_text, "has no label file");
+    /* traverse says the image has no label, not "label 0". */
+    char tpng[256];
+    tu_join(tpng, sizeof tpng, runs, "flat-traverse.png");
+    assert_exit(run("traverse", "--ckpt", ckpt, "--data", fout, "-o", tpng, NULL), 0);
+    tu_assert_contains(out_text, "(test image 0 (unlabelled): ");
+    assert_exit(run("traverse", "--ckpt", ckpt, "--data", fout, "-o", tpng, "--json", NULL),
+                0);
+    tu_assert_contains(out_text, "{\"image\":0,\"label\":null,");
     tu_join(ckpt, sizeof ckpt, runs, "flat-c.bin");
     assert_exit(run("train", "--data", fout, "--ckpt", ckpt, "--out", path, "--epochs", "1",
                     "--conditional", NULL), 1);

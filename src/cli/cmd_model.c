@@ -801,12 +801,17 @@ static void print_traverse(cli_opts *o, const session *s, const traverse_dim *di
 {
     size_t Z = traverse_latent(&s->m, (int)o->layer);
     const char *layer = !s->m.cfg.z2_dim ? "" : o->layer == 2 ? " of h2" : " of h1";
-    unsigned label = s->data.labels[o->from];
+    /* The image's label, or none for an unlabelled set (a flat import). */
+    char label[16] = "null", said[24] = " (unlabelled)";
+    if (s->data.n_classes) {
+        snprintf(label, sizeof label, "%u", (unsigned)s->data.labels[o->from]);
+        snprintf(said, sizeof said, ", label %s", label);
+    }
     double total = 0.0;
     for (size_t r = 0; r < Z; r++)
         total += dims[r].kl;
     if (o->json) {
-        printf("{\"image\":%zu,\"label\":%u,\"latent\":%zu,\"rows\":%zu,\"steps\":%zu,"
+        printf("{\"image\":%zu,\"label\":%s,\"latent\":%zu,\"rows\":%zu,\"steps\":%zu,"
                "\"range\":%g,\"unit\":\"prior_sd\",\"n\":%zu,\"kl_total\":%s,\"dims\":[",
                o->from, label, Z, rows, steps, (double)TRAVERSE_RANGE, s->data.n,
                cli_json(total, 6, 'f').s);
@@ -818,15 +823,16 @@ static void print_traverse(cli_opts *o, const session *s, const traverse_dim *di
         printf("]}\n");
         return;
     }
-    printf("wrote %s (test image %zu, label %u: the %zu most active of %zu latent "
+    printf("wrote %s (test image %zu%s: the %zu most active of %zu latent "
            "dimensions%s, each from -%g to +%g prior standard deviations in %zu steps)\n",
-           path, o->from, label, rows, Z, layer, (double)TRAVERSE_RANGE,
+           path, o->from, said, rows, Z, layer, (double)TRAVERSE_RANGE,
            (double)TRAVERSE_RANGE, steps);
     printf("latent dimensions by KL to the prior, mean over %zu test images "
-           "(%.4f nats in all):\n rank  dim  KL (nats)  sd of means\n", s->data.n, total);
+           "(%.4f nats in all), and the prior's sd of each at the image (a step's "
+           "unit):\n rank  dim  KL (nats)  sd of means  prior sd\n", s->data.n, total);
     for (size_t r = 0; r < Z; r++)
-        printf("%5zu %4zu %10.4f %12.4f%s\n", r + 1, dims[r].dim, dims[r].kl,
-               dims[r].sd_means, r < rows ? "" : "  (not drawn)");
+        printf("%5zu %4zu %10.4f %12.4f %9.4f%s\n", r + 1, dims[r].dim, dims[r].kl,
+               dims[r].sd_means, unit[dims[r].dim], r < rows ? "" : "  (not drawn)");
 }
 
 /* Latent traversals: the dimensions ranked by the KL they carry over the
