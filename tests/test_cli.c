@@ -605,13 +605,13 @@ static void test_resume_matches_straight_run(void **state)
 
     /* Resuming a finished run, or with other settings, is refused. */
     assert_exit(run("train", "--data", data, "--out", out, "--ckpt", resumed,
-                    "--epochs", "2", "--resume", NULL), 1);
+                    "--epochs", "2", "--resume", NULL), 2);
     tu_assert_contains(err_text, "already has 2 epochs");
     assert_exit(run("train", "--data", data, "--out", out, "--ckpt", resumed,
-                    "--epochs", "3", "--resume", "--batch", "32", NULL), 1);
+                    "--epochs", "3", "--resume", "--batch", "32", NULL), 2);
     tu_assert_contains(err_text, "--batch given other than");
     assert_exit(run("train", "--data", data, "--out", out, "--ckpt", resumed,
-                    "--epochs", "3", "--resume", "--latent", "9", NULL), 1);
+                    "--epochs", "3", "--resume", "--latent", "9", NULL), 2);
     tu_assert_contains(err_text, "--latent given other than");
 }
 

@@ -389,12 +389,12 @@ static void test_checkpoint_architecture(void **state)
     tu_write_file(other, good, n);
     free(good);
     assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
-                    "--epochs", "3", "--resume", "--hidden", "64", NULL), 1);
+                    "--epochs", "3", "--resume", "--hidden", "64", NULL), 2);
     tu_assert_contains(err_text, other);
     tu_assert_contains(err_text, "--hidden given other than");
     assert_exit(run("train", "--ckpt", other, "--data", data, "--out", out,
                     "--epochs", "3", "--resume", "--latent", "3", "--act", "tanh",
-                    NULL), 1);
+                    NULL), 2);
     tu_assert_contains(err_text, "--latent given other than");
     assert_false(tu_exists(out));
 

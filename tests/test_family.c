@@ -144,13 +144,13 @@ static void test_binarize_and_noise(void **state)
     }
     /* A resumed run keeps these settings. */
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
-                    "3", "--resume", "--binarize", "none", NULL), 1);
+                    "3", "--resume", "--binarize", "none", NULL), 2);
     tu_assert_contains(err_text, "--binarize given other than");
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
-                    "3", "--resume", "--noise", "0.1", NULL), 1);
+                    "3", "--resume", "--noise", "0.1", NULL), 2);
     tu_assert_contains(err_text, "--noise given other than");
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
-                    "3", "--resume", "--beta", "2", NULL), 1);
+                    "3", "--resume", "--beta", "2", NULL), 2);
     tu_assert_contains(err_text, "--beta given other than");
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs",
                     "3", "--resume", "--threads", "2", NULL), 0);
@@ -643,18 +643,18 @@ static void test_training_controls(void **state)
     tu_assert_contains(out_text, "validate  50 images held out");
     /* A resume keeps them; asking for others is refused. */
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
-                    "--resume", "--schedule", "cosine", NULL), 1);
+                    "--resume", "--schedule", "cosine", NULL), 2);
     tu_assert_contains(err_text, "--schedule given other than the run being resumed's");
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
-                    "--resume", "--valid", "49", NULL), 1);
+                    "--resume", "--valid", "49", NULL), 2);
     tu_assert_contains(err_text, "--valid given other than the run being resumed's");
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
-                    "--resume", "--latent", "4", NULL), 1);
+                    "--resume", "--latent", "4", NULL), 2);
     tu_assert_contains(err_text, "--latent given other than the run being resumed's");
     /* An option of a schedule the run does not have is not compared with
      * a value it never had: it is named as not applying. */
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
-                    "--resume", "--lr-every", "10", NULL), 1);
+                    "--resume", "--lr-every", "10", NULL), 2);
     tu_assert_contains(err_text, "--lr-every applies to --schedule step, which the run "
                                  "being resumed does not have (drop --lr-every)");
     /* The same values said again are fine (the step schedule's own defaults
@@ -674,7 +674,7 @@ static void test_training_controls(void **state)
     assert_exit(run("train", SMALL, "--epochs", "2", "--schedule", "cosine", "--ckpt", ckpt,
                     "--out", out, "--force", NULL), 0);
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
-                    "--resume", NULL), 1);
+                    "--resume", NULL), 2);
     tu_assert_contains(err_text, "--epochs 3: the run's cosine schedule reaches rate 0 at "
                                  "epoch 2");
 }
@@ -701,7 +701,7 @@ static void test_objectives(void **state)
     assert_exit(run("info", "--ckpt", ckpt, "--json", NULL), 0);
     tu_assert_contains(out_text, "\"objective\":\"iwae\",\"k\":4");
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
-                    "--resume", "--k", "5", NULL), 1);
+                    "--resume", "--k", "5", NULL), 2);
     tu_assert_contains(err_text, "--k given other than the run being resumed's");
     assert_exit(run("train", "--data", data, "--ckpt", ckpt, "--out", out, "--epochs", "3",
                     "--resume", "--objective", "iwae", "--k", "4", NULL), 0);
@@ -765,13 +765,13 @@ static void test_two_stochastic_layers(void **state)
     double test2 = json_num(last_line(), "test_loss");
     /* The model is the run's: another second layer, or none, is refused. */
     assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
-                    "--ckpt", ckpt, "--latent", "4,3", "--hidden", "48/16", NULL), 1);
+                    "--ckpt", ckpt, "--latent", "4,3", "--hidden", "48/16", NULL), 2);
     tu_assert_contains(err_text, "--latent given other than");
     assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
-                    "--ckpt", ckpt, "--latent", "4", "--hidden", "48", NULL), 1);
+                    "--ckpt", ckpt, "--latent", "4", "--hidden", "48", NULL), 2);
     tu_assert_contains(err_text, "--hidden given other than");
     assert_exit(run("train", "--data", data, "--out", out, "--epochs", "3", "--resume",
-                    "--ckpt", ckpt, "--latent", "4,2", "--hidden", "48/17", NULL), 1);
+                    "--ckpt", ckpt, "--latent", "4,2", "--hidden", "48/17", NULL), 2);
     tu_assert_contains(err_text, "--hidden given other than");
     assert_exit(run("eval", "--ckpt", ckpt, "--data", data, "--json", "--iw", "20",
                     "--active-units", NULL), 0);
@@ -878,7 +878,7 @@ static void test_two_stochastic_layers(void **state)
     assert_exit(run("train", TWO, "--epochs", "2", "--estimator", "dreg", "--ckpt", straight,
                     "--resume", NULL), 0);
     assert_exit(run("train", TWO, "--epochs", "3", "--estimator", "stl", "--ckpt", straight,
-                    "--resume", NULL), 1);
+                    "--resume", NULL), 2);
     tu_assert_contains(err_text, "--estimator given other than the run being resumed's");
 #undef TWO
     /* Options that do not make one. */

@@ -154,7 +154,7 @@ static void test_resume_at_epoch_boundary(void **state)
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
     assert_same_run(straight, split);
     /* Asking for no more epochs than the run has is an error, not a no-op. */
-    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), TRAIN_REFUSED);
     assert_non_null(strstr(err.text, "already has 2 epochs"));
 }
 
@@ -274,7 +274,7 @@ static void test_controls_resume(void **state)
     o.resume = 1;
     o.given = (uint64_t)1 << SETTING_SCHEDULE | (uint64_t)1 << SETTING_KL_WARMUP;
     o.set.sched.kind = SCHEDULE_CONSTANT;
-    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+    assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), TRAIN_REFUSED);
     assert_non_null(strstr(err.text, "--schedule given other than the run being resumed's"));
     o.set.sched.kind = SCHEDULE_STAGED; /* the same controls, said again: fine */
     assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), 0);
@@ -316,7 +316,7 @@ static void test_controls_resume(void **state)
         case SETTING_ESTIMATOR: o.set.estimator = MODEL_EST_DREG; break;
         default: fail_msg("no case for the setting %s: add one", SETTINGS[i].key);
         }
-        assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+        assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), TRAIN_REFUSED);
         /* One the run does not use is named as such, whatever its value. */
         char want[96];
         if (i >= 0 && SETTINGS[i].needs && !settings_applies(&before.train.set, (setting_id)i))
@@ -357,7 +357,7 @@ static void test_controls_resume(void **state)
         }
         if (p == TRAIN_PART_LATENT)
             o.cfg.z_dim = before.cfg.z_dim; /* given: z2 differs */
-        assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), -1);
+        assert_int_equal(train_run(&o, &train_set, &test_set, NULL, &err), TRAIN_REFUSED);
         char want[96];
         snprintf(want, sizeof want, "%s given other than the run being resumed's",
                  PART_OPTION[p]);

@@ -541,7 +541,7 @@ static int train_locked(cli_opts *o, const char *csv, const char *best,
             return 128 + (stop_signal ? (int)stop_signal : SIGTERM);
         if (rc)
             say_error("%s", err.text);
-        return rc ? 1 : 0;
+        return rc == TRAIN_REFUSED ? EXIT_USAGE : rc ? 1 : 0;
     }
     if (rc == 0 || rc == TRAIN_STOPPED) /* the page's last state */
         runout_finish(&ctx.out, rc == 0 ? REPORT_FINISHED : REPORT_STOPPED);
@@ -564,7 +564,7 @@ static int train_locked(cli_opts *o, const char *csv, const char *best,
     }
     if (rc) {
         say_error("%s", err.text);
-        return 1;
+        return rc == TRAIN_REFUSED ? EXIT_USAGE : 1;
     }
     if (!o->json)
         say("saved %s; images in %s/, metrics in %s, the run's page %s/%s\n", o->ckpt,

@@ -326,7 +326,7 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
         return -1;
     if (resume_clash(o, &d.cfg, &d.train, err)) {
         ckpt_data_free(&d);
-        return -1;
+        return TRAIN_REFUSED;
     }
     if (check_data(t, o, &d.train, fp, err)) {
         ckpt_data_free(&d);
@@ -335,9 +335,9 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     if (d.train.epoch >= o->epochs) {
         size_t done = (size_t)d.train.epoch;
         ckpt_data_free(&d);
-        return err_set(err, "%s: the run already has %zu epochs; ask for more "
-                       "with --epochs (the total, not the number to add)",
-                       o->ckpt_path, done);
+        err_set(err, "%s: the run already has %zu epochs; ask for more with --epochs "
+                "(the total, not the number to add)", o->ckpt_path, done);
+        return TRAIN_REFUSED;
     }
     /* The cosine rate is 0 from its horizon on: epochs past it would not
      * learn. */
@@ -345,10 +345,10 @@ static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
     if (sc->kind == SCHEDULE_COSINE && o->epochs > sc->horizon) {
         size_t h = (size_t)sc->horizon;
         ckpt_data_free(&d);
-        return err_set(err, "%s: --epochs %zu: the run's cosine schedule reaches rate 0 at "
-                       "epoch %zu (the --epochs it began with), and epochs past it would "
-                       "not train; ask for at most %zu, or start a new run", o->ckpt_path,
-                       o->epochs, h, h);
+        err_set(err, "%s: --epochs %zu: the run's cosine schedule reaches rate 0 at epoch "
+                "%zu (the --epochs it began with), and epochs past it would not train; ask "
+                "for at most %zu, or start a new run", o->ckpt_path, o->epochs, h, h);
+        return TRAIN_REFUSED;
     }
     if (split_valid(t, train, d.train.set.valid, d.train.set.seed, err) ||
         trainer_alloc(t, &d.cfg, &d.train.set, t->part.n, o->plan, err)) {
@@ -555,9 +555,10 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     o = &mine;
     trainer t;
     idx_fingerprint fp = idx_fingerprint_of(train);
-    if (trainer_start(&t, o, train, &fp, err)) {
+    int start = trainer_start(&t, o, train, &fp, err);
+    if (start) {
         trainer_free(&t);
-        return -1;
+        return start == TRAIN_REFUSED ? TRAIN_REFUSED : -1;
     }
     t.ckpt_path = o->ckpt_path;
     t.has_ckpt = o->resume;

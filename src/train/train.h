@@ -18,6 +18,10 @@
 #include "model.h"
 
 #define TRAIN_STOPPED 1 /* train_run's return when *stop was raised */
+/* train_run's return when the options ask what the resumed run cannot do:
+ * a setting other than its own, epochs it already has, epochs past its
+ * cosine schedule (a usage error, where -1 is a failure). */
+#define TRAIN_REFUSED (-2)
 
 /* The parts of a model's architecture an option sets (bits of
  * train_opts.given_model). */
@@ -126,9 +130,9 @@ int train_split(const idx_set *whole, uint64_t valid_n, uint64_t seed, idx_set *
 
 /* Runs training on train, evaluating on test after each epoch.
  * Returns 0 when all epochs are done, TRAIN_STOPPED when *stop was raised
- * (a checkpoint of the exact state is written first), or -1 with err
- * (bad options, non-finite loss, I/O failure; the last good checkpoint
- * is kept). hooks may be NULL. */
+ * (a checkpoint of the exact state is written first), TRAIN_REFUSED with
+ * err, or -1 with err (bad options, non-finite loss, I/O failure; the last
+ * good checkpoint is kept). hooks may be NULL. */
 int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
               const train_hooks *hooks, err_msg *err);
 
