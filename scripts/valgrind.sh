@@ -17,10 +17,16 @@ images (28x28, generated here, no MNIST needed) to a temp folder, and runs
 under valgrind --tool=memcheck --leak-check=full --error-exitcode=1:
   vae train --epochs 2 --batch 50 --hidden 32 --latent 4 --threads 2
   vae train --epochs 3 --resume
-  vae sample --n 16, vae reconstruct --n 8, vae eval --iw 3, vae export
-  vae train --arch conv --hidden 4,8,16 --latent 4 --epochs 1, vae sample,
-  vae info, vae export, vae train --force over it, and vae sample -o over its checkpoint
-  (refused, exit 2)
+  vae sample --n 16, vae reconstruct --n 8, vae eval --iw 3, vae export,
+  vae interpolate --steps 4, vae score --iw 3 --top 4, vae probe --k 3,
+  vae manifold (the latent map, drawn by gnuplot)
+  vae train --arch conv --hidden 4,8,16 --latent 4 --epochs 1, vae sample, vae info
+  vae train --latent 4,2 --hidden 32/8 --objective iwae --k 3 --epochs 1 (two
+  stochastic layers), vae eval --iw 3 --active-units, vae sample, vae encode,
+  vae traverse --steps 5
+  vae export of the conv model, vae train --force over it
+  vae bench --epochs 1, vae import of a folder of the PNGs written above
+  vae sample -o over a checkpoint (refused, exit 2)
 Exits 1 if memcheck reports any error or leak (definite, indirect or possible).
 EOF2
 }
@@ -74,6 +80,10 @@ run sample --ckpt "$tmp/vae.bin" --n 16 -o "$tmp/s.png"
 run reconstruct "${common[@]}" --n 8 -o "$tmp/r.png"
 run eval "${common[@]}" --iw 3
 run export --ckpt "$tmp/vae.bin" -o "$tmp/vae.safetensors"
+run interpolate "${common[@]}" --steps 4 -o "$tmp/i.png"
+run score "${common[@]}" --iw 3 --top 4 -o "$tmp/worst.png"
+run probe "${common[@]}" --k 3
+run manifold "${common[@]}" -o "$tmp/map.png"
 run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --arch conv --hidden 4,8,16 \
     --latent 4 --epochs 1 --batch 50 --threads 2
 run sample --ckpt "$tmp/conv.bin" --n 8 -o "$tmp/conv.png"
@@ -84,9 +94,14 @@ run train "${two[@]}" --out "$tmp/two" --latent 4,2 --hidden 32/8 --objective iw
 run eval "${two[@]}" --iw 3 --active-units
 run sample --ckpt "$tmp/two.bin" --n 8 -o "$tmp/two.png"
 run encode "${two[@]}" -o "$tmp/two.csv"
+run traverse "${two[@]}" --steps 5 -o "$tmp/t.png"
 run export --ckpt "$tmp/conv.bin" -o "$tmp/conv.safetensors"
 run train --data "$tmp" --ckpt "$tmp/conv.bin" --out "$tmp/conv" --hidden 8 --latent 2 \
     --epochs 1 --batch 50 --threads 2 --force
+run bench --data "$tmp" --epochs 1 --batch 50 --hidden 32 --latent 4 --threads 2
+mkdir "$tmp/pics"
+cp "$tmp/s.png" "$tmp/r.png" "$tmp/i.png" "$tmp/t.png" "$tmp/two.png" "$tmp/pics/"
+run import "$tmp/pics" -o "$tmp/imported" --size 28x28 --test-fraction 0.4
 # A refused command (exit 2: -o over the checkpoint) is clean too; memcheck's
 # own failure is exit 1.
 echo "\$ valgrind vae sample --ckpt \$TMP/vae.bin -o \$TMP/vae.bin (refused)"

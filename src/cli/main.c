@@ -8,11 +8,37 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cpu.h"
 #include "dist.h"
 #include "par.h"
+
+/* -o naming the pipe standard output writes to ("vae sample -o /dev/stdout
+ * | display"): the data goes there through a copy of the descriptor
+ * (/dev/fd/N, into buf), and the command's text to standard error, so that
+ * none of it lands in the data. (A file stdout is redirected to needs
+ * nothing: -o replaces it whole, by a rename.) */
+static void text_off_output(cli_opts *o, char *buf, size_t size)
+{
+    struct stat a, b;
+    if (!o->output || stat(o->output, &a) != 0 || fstat(STDOUT_FILENO, &b) != 0 ||
+        a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
+        !(S_ISFIFO(b.st_mode) || S_ISSOCK(b.st_mode)))
+        return;
+    fflush(stdout);
+    int fd = dup(STDOUT_FILENO);
+    if (fd < 0)
+        return;
+    if (dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        close(fd);
+        return;
+    }
+    snprintf(buf, size, "/dev/fd/%d", fd);
+    o->output = buf;
+}
 
 /* Started by mpirun: joins the job (dist.h). A command that does not
  * split its work across ranks (its table entry says so) refuses more
@@ -131,6 +157,8 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         if (join_ranks(c, o, &argc, &argv))
             return 1;
+        char data_fd[32];
+        text_off_output(o, data_fd, sizeof data_fd);
         int rc = c->run(o);
         if (finish_stdout() && rc == 0)
             rc = 1;
