@@ -540,6 +540,41 @@ static unsigned char *png_bytes(const char *name, size_t w, size_t h, int channe
     return b;
 }
 
+/* A 16-bit RGB PNG of w x h pixels, each sample v[i] (big-endian in the
+ * file, as PNG stores it), with no gAMA or sRGB chunk: what most tools
+ * write. libpng's low-level writer, as the simplified one writes 16-bit
+ * files as linear (gAMA 1.0). */
+static unsigned char *png16_bytes(const char *name, size_t w, size_t h, const uint16_t *v,
+                                  size_t *len)
+{
+    char path[512];
+    in_dir(path, sizeof path, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_true(png && info);
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 16, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    uint8_t row[6 * 16];
+    assert_true(w <= 16);
+    for (size_t y = 0; y < h; y++) {
+        for (size_t i = 0; i < 3 * w; i++) {
+            row[2 * i] = (uint8_t)(v[y * 3 * w + i] >> 8);
+            row[2 * i + 1] = (uint8_t)(v[y * 3 * w + i] & 0xff);
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    assert_int_equal(fclose(fp), 0);
+    unsigned char *b = tu_read_file(path, len);
+    unlink(path);
+    return b;
+}
+
 static void test_colour_png(void **state)
 {
     (void)state;
@@ -600,6 +635,19 @@ static void test_colour_png(void **state)
     static const uint8_t g3[6] = {40, 40, 40, 250, 250, 250};
     assert_dims(&f, 0x804, 4, 1, 1, 2, 3);
     assert_memory_equal(f.body, g3, 6);
+    free(f.raw);
+    free(png);
+
+    /* 16 bits a sample without gamma information: the stored values, to 8
+     * bits (v / 257), not taken as linear light and encoded to sRGB
+     * (0x8080 became 186). */
+    static const uint16_t v16[6] = {0x8080, 0x4040, 0xc0c0, 0xffff, 0x0000, 0x0a0a};
+    png = png16_bytes("c16.png", 2, 1, v16, &len);
+    o = import_defaults();
+    f = import_one("colour16", "c16.png", png, len, &o, &s);
+    static const uint8_t want16[6] = {128, 64, 192, 255, 0, 10};
+    assert_dims(&f, 0x804, 4, 1, 1, 2, 3);
+    assert_memory_equal(f.body, want16, 6);
     free(f.raw);
     free(png);
 }

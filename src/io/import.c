@@ -389,7 +389,10 @@ static int check_pixels(const char *name, uint64_t w, uint64_t h, uint64_t max_p
 }
 
 /* libpng, any PNG (grey, palette, 16-bit, tRNS) read as 8-bit RGBA, then
- * composited into *rgb (w x h x 3, malloc'd). */
+ * composited into *rgb (w x h x 3, malloc'd). 16-bit samples are taken
+ * as encoded values (v / 257), as 8-bit ones are, not as linear light;
+ * libpng still converts a file whose gAMA chunk says another encoding to
+ * sRGB's. */
 static int decode_png(const char *name, const uint8_t *data, size_t len, uint8_t bg,
                       uint64_t max_pixels, uint8_t **rgb, size_t *w, size_t *h,
                       err_msg *err)
@@ -408,6 +411,7 @@ static int decode_png(const char *name, const uint8_t *data, size_t len, uint8_t
         return -1;
     }
     im.format = PNG_FORMAT_RGBA;
+    im.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
     size_t npx, nbytes;
     if (err_mul_size(im.width, im.height, &npx) != 0 || err_mul_size(npx, 4, &nbytes) != 0 ||
         (size_t)im.width * 4 > (size_t)INT32_MAX) {
