@@ -1143,6 +1143,17 @@ static void test_cli_errors(void **state)
     snprintf(same, sizeof same, "%s/../in", in);
     assert_exit(run("import", in, "-o", same, NULL), 2);
     tu_assert_contains(err_text, "is DIR, the folder of images being imported");
+    /* A folder inside DIR, there or not yet (the next import of DIR would
+     * take it for a class folder): refused, nothing made. */
+    const char *inside[2] = {"%s/a", "%s/new/deeper/set"};
+    for (int i = 0; i < 2; i++) {
+        char path[320];
+        snprintf(path, sizeof path, inside[i], in);
+        assert_exit(run("import", in, "-o", path, NULL), 2);
+        tu_assert_contains(err_text, "is inside DIR");
+    }
+    snprintf(same, sizeof same, "%s/new", in);
+    assert_false(tu_exists(same));
 }
 
 /* ------------------------------------------------------------------------ */

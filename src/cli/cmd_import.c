@@ -33,6 +33,31 @@ static void print_json_string(const char *s)
     putchar('"');
 }
 
+/* path made absolute into out (size bytes): realpath() of its longest
+ * leading part that exists, the rest appended as written (a data set's
+ * folder need not exist yet). Returns 0, or -1 when it does not fit. */
+static int absolute(const char *path, char *out, size_t size)
+{
+    char head[PATH_MAX], real[PATH_MAX];
+    if (snprintf(head, sizeof head, "%s", path) >= (int)sizeof head)
+        return -1;
+    size_t cut = strlen(head); /* head is path's first cut bytes */
+    while (!realpath(cut ? head : ".", real)) {
+        char *slash = strrchr(head, '/');
+        if (!slash) { /* no part of a relative path exists: from "." */
+            cut = 0;
+        } else if (slash == head) { /* "/x...": from the root */
+            head[1] = '\0';
+            cut = 1;
+        } else {
+            *slash = '\0';
+            cut = (size_t)(slash - head);
+        }
+    }
+    int n = snprintf(out, size, cut ? "%s%s" : "%s/%s", real, path + cut);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
 int cmd_import(cli_opts *o)
 {
     if (!o->operand) {
@@ -57,12 +82,22 @@ int cmd_import(cli_opts *o)
 
     err_msg err;
     /* The folder of images itself as the data set's folder: a swap would
-     * carry its class folders over, which it cannot. */
+     * carry its class folders over, which it cannot. A folder inside it
+     * would be read as a class folder by the next import of DIR. */
     char in[PATH_MAX], out[PATH_MAX];
-    if (realpath(o->operand, in) && realpath(o->output, out) && !strcmp(in, out)) {
-        usage_error("-o %s is DIR, the folder of images being imported; give another "
-                    "folder for the data set", o->output);
-        return EXIT_USAGE;
+    if (realpath(o->operand, in) && absolute(o->output, out, sizeof out) == 0) {
+        size_t n = strlen(in);
+        if (!strcmp(in, out)) {
+            usage_error("-o %s is DIR, the folder of images being imported; give another "
+                        "folder for the data set", o->output);
+            return EXIT_USAGE;
+        }
+        if (!strncmp(in, out, n) && (out[n] == '/' || !strcmp(in, "/"))) {
+            usage_error("-o %s is inside DIR %s, the folder of images being imported: "
+                        "importing DIR again would read the data set as images; give a "
+                        "folder outside it", o->output, o->operand);
+            return EXIT_USAGE;
+        }
     }
     /* Checked first (and again by import_run): replacing a data set
      * unasked is a usage error, as train's --ckpt is. */
