@@ -711,6 +711,8 @@ static void test_conditional_needs_test_labels(void **state)
     assert_exit(run("train", "--data", half, "--ckpt", ckpt, "--out", out, "--epochs", "1",
                     "--conditional", "--hidden", "16", NULL), 1);
     tu_assert_contains(err_text, "the test set has no label file");
+    tu_assert_contains(err_text, half); /* the data is named, not --batch or --hidden */
+    assert_null(strstr(err_text, "--batch"));
     assert_false(tu_exists(ckpt));
     assert_false(tu_exists(out));
 }

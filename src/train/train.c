@@ -493,11 +493,13 @@ int train_check_shape(const model_config *cfg, const idx_set *set, const char *w
                    what, set->cols, set->rows, ch == 3 ? "colour" : "grey");
 }
 
-/* The data against the run: its images must be what the model takes, and
- * a batch must fit in the training set. For a resumed run, batch and
- * architecture are the checkpoint's (what names them is `whose`). */
+/* The data against the run: its images and labels must be what the model
+ * takes (messages name `model`: the checkpoint of a resumed run, else the
+ * data, which the new model's shape comes from), and a batch must fit in
+ * the training set (`batch_of` names where the batch comes from). */
 static int check_run(const idx_set *train, const idx_set *test, size_t batch,
-                     const model_config *cfg, const char *whose, err_msg *err)
+                     const model_config *cfg, const char *batch_of, const char *model,
+                     err_msg *err)
 {
     if (train->n == 0)
         return err_set(err, "the training set is empty");
@@ -505,24 +507,31 @@ static int check_run(const idx_set *train, const idx_set *test, size_t batch,
         return err_set(err, "the training set has more than 2^32 images");
     if (batch == 0 || batch > train->n)
         return err_set(err, "%s: a batch of %zu images; the training set has %zu",
-                       whose, batch, train->n);
+                       batch_of, batch, train->n);
     const idx_set *sets[2] = {train, test};
     for (int i = 0; i < 2; i++)
-        if (sets[i] && sets[i]->n && train_check_shape(cfg, sets[i], whose,
+        if (sets[i] && sets[i]->n && train_check_shape(cfg, sets[i], model,
                                                        i ? "test" : "training", err))
             return -1;
     if (cfg->n_classes && !train->n_classes)
         return err_set(err, "%s: a conditional model needs labels, and the training "
-                       "set has no label file", whose);
+                       "set has no label file", model);
     if (cfg->n_classes && test && test->n && !test->n_classes)
         return err_set(err, "%s: a conditional model needs labels, and the test set "
-                       "has no label file", whose);
+                       "has no label file", model);
     for (int i = 0; i < 2; i++)
         if (cfg->n_classes && sets[i] && sets[i]->n_classes > cfg->n_classes)
             return err_set(err, "%s: the model knows %zu classes, but the %s labels "
-                           "go up to %zu", whose, cfg->n_classes, i ? "test" : "training",
+                           "go up to %zu", model, cfg->n_classes, i ? "test" : "training",
                            sets[i]->n_classes - 1);
     return 0;
+}
+
+/* What messages about a new run's data name: "--data DIR". */
+static const char *data_label(const train_opts *o, char *buf, size_t size)
+{
+    snprintf(buf, size, "--data %s", o->data_name ? o->data_name : "(given)");
+    return buf;
 }
 
 static int check_opts(const train_opts *o, const idx_set *train,
@@ -530,7 +539,9 @@ static int check_opts(const train_opts *o, const idx_set *train,
 {
     if (o->resume) /* checked against the checkpoint once it is read */
         return train->n == 0 ? err_set(err, "the training set is empty") : 0;
-    return check_run(train, test, o->set.batch, &o->cfg, "--batch/--hidden", err);
+    char data[4096 + 16];
+    return check_run(train, test, o->set.batch, &o->cfg, "--batch",
+                     data_label(o, data, sizeof data), err);
 }
 
 train_opts train_defaults(void)
@@ -565,9 +576,10 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
     const model_net *m = &t.model;
     train = &t.part; /* from here on: the images trained on */
     size_t batch = (size_t)t.st.set.batch, n = train->n;
+    char data[4096 + 16];
     if ((o->resume || t.st.set.valid) &&
         check_run(train, test, batch, &m->cfg, o->resume ? o->ckpt_path : "--valid",
-                  err)) {
+                  o->resume ? o->ckpt_path : data_label(o, data, sizeof data), err)) {
         trainer_free(&t);
         return -1;
     }
