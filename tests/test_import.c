@@ -965,6 +965,14 @@ static void test_cli(void **state)
     free(f.raw);
     in_dir(path, sizeof path, "cli/out/t10k-images-idx3-ubyte");
     assert_false(tu_exists(path));
+    /* A file name that is not UTF-8 (any bytes are a name): valid JSON
+     * still, the bad byte as U+FFFD. */
+    tu_write_file(under(path, sizeof path, in, "a/\xff.txt"), "x", 1);
+    assert_exit(run("import", in, "-o", out, "--force", "--json", "--test-fraction", "0.2",
+                    NULL), 0);
+    tu_assert_contains(out_text, "a/\\ufffd.txt\"");
+    assert_null(strchr(out_text, 0xff));
+    assert_int_equal(unlink(path), 0);
 
     /* Broken: fatal with the name (exit 1), or skipped with a warning. */
     tu_write_file(under(path, sizeof path, in, "a/zz.png"), "junk", 4);

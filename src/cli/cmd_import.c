@@ -17,18 +17,45 @@ static void warn_skip(void *ctx, const char *msg)
     say_error("warning: skipping %s", msg);
 }
 
-/* s as JSON text: backslash and quote escaped, control bytes as \u00XX. */
+/* The length of the well-formed UTF-8 sequence at s (1 to 4 bytes), or 0:
+ * a stray byte, an overlong form, a surrogate, above U+10FFFF, cut short. */
+static size_t utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+    if (n == 0 || s[0] > 0xf4 || s[0] == 0xc0 || s[0] == 0xc1)
+        return 0;
+    uint32_t cp = s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* the terminating NUL stops here too */
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* s as JSON text: backslash and quote escaped, control bytes as \u00XX,
+ * bytes that are not UTF-8 (a file name is any bytes) as U+FFFD. */
 static void print_json_string(const char *s)
 {
     putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_len(p);
+        if (n == 0) {
+            fputs("\\ufffd", stdout);
+            p++;
+        } else if (*p == '"' || *p == '\\') {
+            printf("\\%c", *p++);
+        } else if (*p < 0x20) {
+            printf("\\u%04x", *p++);
+        } else {
+            fwrite(p, 1, n, stdout);
+            p += n;
+        }
     }
     putchar('"');
 }
