@@ -43,6 +43,11 @@ links() {
 
 bad=0 n=0
 for md in "$@"; do
+    if [ ! -f "$md" ]; then
+        echo "$md: no such file"
+        bad=1
+        continue
+    fi
     dir="$(dirname "$md")"
     while IFS=$'\t' read -r line target; do
         n=$((n + 1))

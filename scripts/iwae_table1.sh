@@ -97,6 +97,10 @@ for c in "${wanted[@]}"; do
 done
 
 if [ ! -x "$vae" ]; then
+    if [ "$vae" != "$root/build/vae" ]; then
+        echo "iwae_table1.sh: --vae $vae: no such program" >&2
+        exit 2
+    fi
     "$root/scripts/deps.sh"
     "$root/scripts/build.sh" "$root/build" -DVAE_TESTS=ON
 fi

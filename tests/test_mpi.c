@@ -390,6 +390,30 @@ static void test_score_encode_two_ranks_same_bytes(void **state)
 }
 
 /* What does not split its work across ranks yet refuses to run twice. */
+/* vae bench across 2 ranks: each round, and the time rank 0 spent in the
+ * collectives, in text and JSON; and bench --iw refuses ranks. */
+static void test_bench_two_ranks(void **state)
+{
+    (void)state;
+    cli_prefix = two_ranks;
+    int rc = run("bench", "--data", data, "--threads", "1", "--epochs", "2", "--batch", "50",
+                 "--hidden", "32", "--latent", "4", NULL);
+    int rc_json = rc ? rc : run("bench", "--data", data, "--threads", "1", "--epochs", "1",
+                                "--batch", "50", "--hidden", "32", "--latent", "4", "--json",
+                                NULL);
+    char *json = rc_json ? NULL : strdup(out_text);
+    int rc_iw = run("bench", "--data", data, "--threads", "1", "--iw", "3", NULL);
+    cli_prefix = NULL;
+    assert_int_equal(rc, 0);
+    assert_int_equal(rc_json, 0);
+    assert_non_null(json);
+    tu_assert_contains(json, "{\"round\":1,\"ranks\":2,\"allreduce_ms_per_step\":");
+    assert_true(json_num(json, "allreduce_ms_per_step") >= 0.0);
+    free(json);
+    assert_true(rc_iw != 0);
+    tu_assert_contains(err_text, "'vae bench' (without --iw)");
+}
+
 static void test_other_commands_refuse_ranks(void **state)
 {
     (void)state;
@@ -416,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_eval_two_ranks_equal_two_threads),
         cmocka_unit_test(test_eval_iw_two_ranks_equal_two_threads),
         cmocka_unit_test(test_score_encode_two_ranks_same_bytes),
+        cmocka_unit_test(test_bench_two_ranks),
         cmocka_unit_test(test_signal_to_one_rank_stops_all_and_resumes),
         cmocka_unit_test(test_killed_rank_ends_job_checkpoint_whole),
         cmocka_unit_test(test_other_commands_refuse_ranks),
