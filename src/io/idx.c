@@ -232,14 +232,20 @@ static int src_finish(idx_src *s, size_t data_bytes, err_msg *err)
         return 0;
     }
 
-    /* Inflate whatever is left (this also checks the gzip CRC and length). */
+    /* Inflate whatever is left (this also checks the gzip CRC and length),
+     * counting extra bytes up to a cap: a stream of gigabytes of zeros
+     * after the data is refused without inflating them all. */
     uint8_t scratch[16384];
+    const size_t cap = (size_t)1 << 20;
     size_t extra = 0, got;
     do {
         if (gz_read(s, scratch, sizeof scratch, &got, err) != 0)
             return -1;
         extra += got;
-    } while (got == sizeof scratch);
+    } while (got == sizeof scratch && extra <= cap);
+    if (extra > cap)
+        return err_set(err, "%s: trailing garbage: more than %zu extra bytes after the "
+                       "%zu bytes of data the header describes", s->path, cap, data_bytes);
     if (extra > 0)
         return err_set(err, "%s: trailing garbage: %zu extra bytes after the "
                        "%zu bytes of data the header describes",
