@@ -808,6 +808,28 @@ static void test_broken(void **state)
     free(jpg);
     import_fails(in, out, &o, "half.jpg: ");
 
+    /* A CMYK JPEG: refused by name (TurboJPEG said only "Unsupported color
+     * conversion request"); half.jpg waits aside meanwhile. */
+    char aside[512], cmyk_path[512];
+    in_dir(aside, sizeof aside, "broken/half.jpg.aside");
+    assert_int_equal(rename(path, aside), 0);
+    {
+        uint8_t cmyk[8 * 8 * 4];
+        memset(cmyk, 40, sizeof cmyk);
+        tjhandle tj = tjInitCompress();
+        assert_non_null(tj);
+        unsigned char *c = NULL;
+        unsigned long clen = 0;
+        if (tjCompress2(tj, cmyk, 8, 0, 8, TJPF_CMYK, &c, &clen, TJSAMP_444, 95, 0) != 0)
+            fail_msg("tjCompress2: %s", tjGetErrorStr2(tj));
+        tu_write_file(under(cmyk_path, sizeof cmyk_path, in, "cmyk.jpg"), c, clen);
+        tjFree(c);
+        tjDestroy(tj);
+    }
+    import_fails(in, out, &o, "cmyk.jpg: a CMYK JPEG, which vae import does not read");
+    assert_int_equal(unlink(cmyk_path), 0);
+    assert_int_equal(rename(aside, path), 0);
+
     /* --skip-broken: skipped with a warning naming it. */
     import_skipping(in, out, &o, 4, 1, "half.jpg");
 }

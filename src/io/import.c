@@ -467,7 +467,13 @@ static int decode_jpeg(const char *name, const uint8_t *data, size_t len,
         goto done;
     }
     if (width <= 0 || height <= 0) {
-        err_set(err, "%s: a JPEG of %dx%d pixels", name, width, height);
+        err_set(err, "%s: a JPEG header of %dx%d pixels (cut short or damaged)", name, width,
+                height);
+        goto done;
+    }
+    if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
+        err_set(err, "%s: a CMYK JPEG, which vae import does not read (save it as RGB or "
+                "grey)", name);
         goto done;
     }
     if (check_pixels(name, (uint64_t)width, (uint64_t)height, max_pixels, err) != 0)
