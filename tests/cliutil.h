@@ -284,10 +284,11 @@ static inline rlim_t *cli_fsize_limit(void)
 }
 
 /* In the child: a file size limit of *cli_fsize_limit() bytes (as a full
- * disk), with write errors instead of SIGXFSZ. */
+ * disk). SIGXFSZ keeps its default action, which kills: vae itself must
+ * turn it into a write error (EFBIG) to report. */
 static inline void limit_file_size(void)
 {
-    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGXFSZ, SIG_DFL);
     struct rlimit lim = {*cli_fsize_limit(), *cli_fsize_limit()};
     if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
         _exit(97);

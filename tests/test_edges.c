@@ -220,6 +220,36 @@ static void test_stdout_pipe_as_output(void **state)
     }
 }
 
+/* In the child: standard output closed, as "vae ... >&-". */
+static void close_stdout(void)
+{
+    close(STDOUT_FILENO);
+}
+
+/* Started with standard output closed: no file vae opens becomes it (the
+ * lock file took the progress lines, and the run said nothing and exited
+ * 0); the run stops with its state saved and says why, exit 1. */
+static void test_closed_stdout(void **state)
+{
+    (void)state;
+    char ckpt[160], out[160], lock[176];
+    in_dir(ckpt, sizeof ckpt, "closed-stdout.bin");
+    in_dir(out, sizeof out, "closed-stdout-out");
+    snprintf(lock, sizeof lock, "%s.lock", ckpt);
+    assert_exit(run_with(close_stdout, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                         "--epochs", "2", "--batch", "100", "--hidden", "16", "--latent", "2",
+                         NULL), 1);
+    tu_assert_contains(err_text, "standard output failed");
+    tu_assert_contains(err_text, "the exact state is saved in");
+    if (tu_exists(lock)) {
+        char *text = (char *)tu_read_file(lock, NULL);
+        assert_null(strstr(text, "epoch"));
+        free(text);
+    }
+    assert_exit(run_with(close_stdout, "info", "--ckpt", ckpt, NULL), 1);
+    tu_assert_contains(err_text, "cannot write standard output");
+}
+
 static void test_socket_output(void **state)
 {
     (void)state;
@@ -721,6 +751,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_outputs),
         cmocka_unit_test(test_stdout_pipe_as_output),
+        cmocka_unit_test(test_closed_stdout),
         cmocka_unit_test(test_socket_output),
         cmocka_unit_test(test_metrics_on_dev_full),
         cmocka_unit_test(test_metrics_folder_missing),

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,9 +102,30 @@ static int finish_stdout(void)
     return -1;
 }
 
+/* Descriptors 0 to 2 closed when vae starts ("vae train >&-"): /dev/null
+ * there, read only, so that no file it opens lands on one (a lock file
+ * written to as standard output) and a write to a closed standard output
+ * still fails, as finish_stdout reports. */
+static void hold_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", O_RDONLY);
+        if (got >= 0 && got != fd) {
+            dup2(got, fd);
+            close(got);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
+    hold_std_fds();
     signal(SIGPIPE, SIG_IGN);
+    /* Past a file size limit (ulimit -f) a write fails with EFBIG, which
+     * is reported as a full disk is, instead of the signal killing vae. */
+    signal(SIGXFSZ, SIG_IGN);
     cpu_tune_openblas(argv);
     cli_opts opts; /* the command's options, passed down to it */
     cli_opts *o = &opts;

@@ -212,7 +212,8 @@ int plot_png_stage(afile *f, const char *png, int width, int height, const char 
             _exit(126);
         int fds[6] = {to[0], to[1], from[0], from[1], says[0], says[1]};
         for (int i = 0; i < 6; i++)
-            close(fds[i]);
+            if (fds[i] > 2) /* not one it now reads or writes through */
+                close(fds[i]);
         execlp("gnuplot", "gnuplot", (char *)NULL);
         _exit(127);
     }
