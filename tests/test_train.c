@@ -94,6 +94,51 @@ static int on_epoch(void *ctx, const train_report *r, err_msg *err)
     return 0;
 }
 
+/* What the record hook saw of the checkpoint, and where it fails. */
+typedef struct record_probe {
+    const char *ckpt;
+    size_t seen_ckpt_epoch[8], calls, fail_at;
+} record_probe;
+
+/* The checkpoint's epoch when the epoch's record is written; fails at
+ * epoch fail_at (0: never). */
+static int on_record(void *ctx, const train_report *r, err_msg *err)
+{
+    record_probe *p = ctx;
+    ckpt_data d;
+    err_msg e;
+    size_t done = ckpt_read(p->ckpt, &d, &e) == 0 ? (size_t)d.train.epoch : 0;
+    ckpt_data_free(&d);
+    if (p->calls < 8)
+        p->seen_ckpt_epoch[p->calls++] = done;
+    if (r->epoch == p->fail_at)
+        return err_set(err, "record of epoch %zu failed", r->epoch);
+    return 0;
+}
+
+/* An epoch's record is written before its checkpoint: the checkpoint holds
+ * the epoch before, and when the record fails the epoch is not saved (a
+ * resume writes its record again), so no record is ever missing. */
+static void test_record_before_save(void **state)
+{
+    (void)state;
+    char ckpt[128];
+    snprintf(ckpt, sizeof ckpt, "%s/record.bin", dir);
+    train_opts o = base_opts(ckpt, 3);
+    record_probe p = {.ckpt = ckpt, .fail_at = 3};
+    train_hooks h = {.ctx = &p, .record = on_record};
+    err_msg err;
+    assert_int_equal(train_run(&o, &train_set, &test_set, &h, &err), -1);
+    assert_non_null(strstr(err.text, "record of epoch 3 failed"));
+    assert_int_equal(p.calls, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(p.seen_ckpt_epoch[i], i); /* epoch i + 1 not saved yet */
+    ckpt_data d;
+    assert_int_equal(ckpt_read(ckpt, &d, &err), 0);
+    assert_int_equal(d.train.epoch, 2); /* epoch 3 was not saved */
+    ckpt_data_free(&d);
+}
+
 static void test_loss_goes_down(void **state)
 {
     (void)state;
@@ -668,6 +713,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_goes_down),
+        cmocka_unit_test(test_record_before_save),
         cmocka_unit_test(test_resume_at_epoch_boundary),
         cmocka_unit_test(test_stop_mid_epoch_and_resume),
         cmocka_unit_test(test_team_of_three),

@@ -130,9 +130,18 @@ static void on_progress(void *vctx, size_t epoch, size_t done, size_t total,
         done, total, rate, eta);
 }
 
+/* The epoch's metrics row, curve and page, before its checkpoint. */
+static int on_record(void *vctx, const train_report *r, err_msg *err)
+{
+    progress_ctx *ctx = vctx;
+    return runout_epoch(&ctx->out, r, err);
+}
+
+/* The epoch's line, once its checkpoint is saved. */
 static int on_epoch(void *vctx, const train_report *r, err_msg *err)
 {
     progress_ctx *ctx = vctx;
+    (void)err;
     ctx->best_epoch = r->best_epoch;
     if (ctx->tty)
         say("\r\033[K");
@@ -166,7 +175,7 @@ static int on_epoch(void *vctx, const train_report *r, err_msg *err)
                r->train_rec, r->train_kl, r->test_loss, valid, r->seconds,
                r->images_per_s);
     }
-    return runout_epoch(&ctx->out, r, err);
+    return 0;
 }
 
 /* Training begins, and each epoch's pictures: the output folder's. */
@@ -528,7 +537,7 @@ static int train_locked(cli_opts *o, const char *csv, const char *best,
         return 1;
     }
     train_hooks hooks = {on_progress, on_epoch, on_warn, &ctx, on_saved, on_begin,
-                         on_pictures};
+                         on_pictures, on_record};
     if (replacing[0] && !o->json)
         say("%s\n", replacing);
     int root = dist_rank() == 0; /* under mpirun, rank 0 alone writes and tells */

@@ -696,6 +696,10 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             rc = -1;
             break;
         }
+        if (hooks && hooks->record && hooks->record(hooks->ctx, &r, err)) {
+            rc = -1;
+            break;
+        }
         if (save(&t, o->ckpt_path, err)) {
             rc = -1;
             break;

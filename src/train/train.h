@@ -98,8 +98,9 @@ typedef struct train_hooks {
     /* After every step: images done of total in this epoch, seconds so far. */
     void (*progress)(void *ctx, size_t epoch, size_t done, size_t total,
                      double seconds);
-    /* After every epoch, once its checkpoint is saved. A non-zero return
-     * stops training with err (the checkpoint holds the epoch). */
+    /* After every epoch, once its checkpoint is saved (what is said of an
+     * epoch is in the checkpoint). A non-zero return stops training with
+     * err (the checkpoint holds the epoch). */
     int (*epoch_done)(void *ctx, const train_report *r, err_msg *err);
     /* Something went wrong that does not stop training (the loss curve
      * could not be drawn, say). */
@@ -114,6 +115,12 @@ typedef struct train_hooks {
      * with err; may be NULL. */
     int (*begin)(void *ctx, const train_epoch *e, err_msg *err);
     int (*pictures)(void *ctx, const train_epoch *e, err_msg *err);
+    /* After every epoch's pictures, before its checkpoint is saved: the
+     * epoch's record (a metrics row), which a resume from the checkpoint
+     * before it drops and writes again, so that no epoch's record is ever
+     * missing. A non-zero return stops training with err, the epoch not
+     * saved; may be NULL. */
+    int (*record)(void *ctx, const train_report *r, err_msg *err);
 } train_hooks;
 
 /* 15 epochs, every setting at its row's default (settings_defaults), the
