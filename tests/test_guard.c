@@ -314,6 +314,42 @@ static void test_lock(void **state)
     assert_false(tu_exists(lock));
 }
 
+/* --ckpt a symbolic link pointed at another file while the run goes on:
+ * the run keeps saving into the file the link named when it started, and
+ * the other file (a finished run's checkpoint) is left as it was. */
+static void test_link_retargeted_mid_run(void **state)
+{
+    (void)state;
+    char a[200], b[200], link[200], out[200], outb[200];
+    in_dir(a, sizeof a, "retarget-a.bin");
+    in_dir(b, sizeof b, "retarget-b.bin");
+    in_dir(link, sizeof link, "retarget-link.bin");
+    in_dir(out, sizeof out, "retarget-out");
+    in_dir(outb, sizeof outb, "retarget-out-b");
+    assert_exit(run("train", "--data", data, "--ckpt", b, "--out", outb, "--epochs", "1",
+                    SMALL, NULL), 0);
+    size_t len;
+    unsigned char *finished = tu_read_file(b, &len);
+    assert_int_equal(symlink(a, link), 0);
+    pid_t pid = spawn("train", "--data", data, "--ckpt", link, "--out", out, "--epochs", "4",
+                      "--batch", "1", "--hidden", "16", "--latent", "2", "--threads", "1",
+                      NULL);
+    assert_true(wait_for_text(out_path, "epoch 1/4", 60.0));
+    char tmp[220];
+    snprintf(tmp, sizeof tmp, "%s.new", link);
+    assert_int_equal(symlink(b, tmp), 0);
+    assert_int_equal(rename(tmp, link), 0); /* the link now names b */
+    assert_int_equal(wait_status(pid), 0);
+    tu_assert_file_equals(b, finished, len); /* the finished run is whole */
+    free(finished);
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(a, &d, &err))
+        fail_msg("%s", err.text);
+    assert_int_equal(d.train.epoch, 4); /* every save went to a */
+    ckpt_data_free(&d);
+}
+
 /* ------------------------------------------------------------------------ */
 /* A new run never destroys an earlier one                                   */
 
@@ -581,6 +617,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clash_table),
         cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_link_retargeted_mid_run),
         cmocka_unit_test(test_no_run_over_another),
         cmocka_unit_test(test_fingerprint),
         cmocka_unit_test(test_version_2_checkpoint),

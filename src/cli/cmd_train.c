@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <poll.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,6 +107,7 @@ typedef struct progress_ctx {
     runout out;        /* OUT: pictures, metrics, the page */
     lock_file *lock;   /* the checkpoint's, moved to each new save */
     const cli_opts *o; /* the command's options */
+    const char *target; /* the file the saves land on (--ckpt's, resolved once) */
 } progress_ctx;
 
 static void on_warn(void *vctx, const char *msg);
@@ -202,7 +204,7 @@ static void on_saved(void *vctx)
 {
     progress_ctx *ctx = vctx;
     err_msg err;
-    if (lock_follow(ctx->lock, ctx->o->ckpt, &err))
+    if (lock_follow(ctx->lock, ctx->target, &err))
         on_warn(ctx, err.text);
 }
 
@@ -220,7 +222,7 @@ static train_opts run_opts(cli_opts *o)
 }
 
 static int train_locked(cli_opts *o, const char *csv, const char *best,
-                        const char *replacing, lock_file *lock);
+                        const char *replacing, lock_file *lock, const char *target);
 
 /* A run that made --out and then failed without saving: the folder goes,
  * with what the run wrote into it (pictures of an epoch it never saved).
@@ -241,10 +243,10 @@ static void unmake_out(cli_opts *o, const char *csv, const char *plot)
 
 /* The checkpoint's file as it is now (0: none), to tell after a failure
  * whether the run saved. */
-static ino_t ckpt_inode(cli_opts *o)
+static ino_t ckpt_inode(const char *target)
 {
     struct stat st;
-    return stat(o->ckpt, &st) == 0 ? st.st_ino : 0;
+    return stat(target, &st) == 0 ? st.st_ino : 0;
 }
 
 /* --out: made now if missing (*made says so), and locked, so that a second
@@ -463,6 +465,12 @@ int cmd_train(cli_opts *o)
         say_error("%s", err.text);
         return 1;
     }
+    /* The file the saves land on, fixed now that the lock is held: a link
+     * given as --ckpt and pointed elsewhere during the run does not carry
+     * the run's saves onto another file. */
+    char target[PATH_MAX];
+    if (device || paths_resolve(o->ckpt, target, sizeof target) != 0)
+        snprintf(target, sizeof target, "%s", o->ckpt);
     /* From here on a stop saves the run; before the output folder exists,
      * so that its appearing means they are in. */
     catch_signals();
@@ -471,13 +479,13 @@ int cmd_train(cli_opts *o)
         lock_drop(&lock);
         return 1;
     }
-    ino_t before = ckpt_inode(o);
+    ino_t before = ckpt_inode(target);
     char replacing[320] = "";
     int rc = check_no_earlier_run(o, best, replacing, sizeof replacing);
     if (rc == 0)
-        rc = train_locked(o, csv, best, replacing, &lock);
+        rc = train_locked(o, csv, best, replacing, &lock, target);
     /* A failed run that never saved leaves no folder it made. */
-    if (rc != 0 && rc < 128 && made_out && ckpt_inode(o) == before)
+    if (rc != 0 && rc < 128 && made_out && ckpt_inode(target) == before)
         unmake_out(o, csv, plot);
     lock_drop(&out_lock);
     lock_drop(&lock);
@@ -486,7 +494,7 @@ int cmd_train(cli_opts *o)
 
 /* The run itself, once the checkpoint is ours. */
 static int train_locked(cli_opts *o, const char *csv, const char *best,
-                        const char *replacing, lock_file *lock)
+                        const char *replacing, lock_file *lock, const char *target)
 {
     idx_set train = {0}, test = {0};
     if (cli_load_split(o, &train, "train") || cli_load_split(o, &test, "t10k") ||
@@ -524,9 +532,11 @@ static int train_locked(cli_opts *o, const char *csv, const char *best,
         to.part_option[p] = cli_part_option((train_model_part)p);
     to.data_name = o->data;
     to.ckpt_path = o->ckpt;
+    to.save_path = target;
     to.best_path = best;
     to.stop = &stop_signal;
-    progress_ctx ctx = {.tty = isatty(STDOUT_FILENO) && !o->json, .lock = lock, .o = o};
+    progress_ctx ctx = {.tty = isatty(STDOUT_FILENO) && !o->json, .lock = lock, .o = o,
+                        .target = target};
     report_run page = {o->out, o->ckpt, csv, o->data, o->epochs, par_threads(),
                        dist_size()};
     err_msg err;

@@ -288,6 +288,12 @@ static adam_config adam_of(const ckpt_train *st)
     return c;
 }
 
+/* Where the run's checkpoint is read and written. */
+static const char *ckpt_target(const train_opts *o)
+{
+    return o->save_path ? o->save_path : o->ckpt_path;
+}
+
 /* A new run, or the run stored in o->ckpt_path when o->resume; fp is the
  * training set's fingerprint, recorded in the run. */
 static int trainer_start(trainer *t, const train_opts *o, const idx_set *train,
@@ -634,7 +640,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             if (stopping) {
                 t.st.step = s + 1;
                 t.st.seconds += now_s() - t0;
-                rc = save(&t, o->ckpt_path, err) ? -1 : TRAIN_STOPPED;
+                rc = save(&t, ckpt_target(o), err) ? -1 : TRAIN_STOPPED;
                 /* No rank leaves before rank 0 has saved: mpirun ends the
                  * job once a rank exits with a non-zero status. */
                 dist_barrier();
@@ -700,7 +706,7 @@ int train_run(const train_opts *o, const idx_set *train, const idx_set *test,
             rc = -1;
             break;
         }
-        if (save(&t, o->ckpt_path, err)) {
+        if (save(&t, ckpt_target(o), err)) {
             rc = -1;
             break;
         }

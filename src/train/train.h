@@ -58,6 +58,10 @@ typedef struct train_opts {
     int new_data;
     const char *data_name; /* where the training set came from, for messages */
     const char *ckpt_path; /* written after every epoch and when stopped */
+    /* The file those writes land on: ckpt_path's target resolved once,
+     * when the run took its lock, so that a link pointed elsewhere
+     * meanwhile does not move the run's saves; NULL: ckpt_path. */
+    const char *save_path;
     const char *best_path; /* with a validation set: the checkpoint of the epoch with
                               the lowest validation loss; NULL: not kept */
     volatile sig_atomic_t *stop; /* raised by a signal: finish the step, save, stop */
