@@ -573,6 +573,23 @@ static void test_sweeps_dead_writers_temp(void **state)
     assert_true(tu_exists(other)); /* another file's */
 }
 
+/* A name of NAME_MAX bytes, which the file system takes: written, though
+ * ".NAME.tmp.PID.XXXXXX" would not fit (its temp name keeps only the
+ * name's first bytes), and nothing else is left in the folder. */
+static void test_longest_name(void **state)
+{
+    fixture *fx = *state;
+    char base[NAME_MAX + 1], path[NAME_MAX + 256];
+    memset(base, 's', NAME_MAX - 4);
+    memcpy(base + NAME_MAX - 4, ".png", 5);
+    join(path, sizeof path, fx->dir, base);
+    write_file(path, "whole");
+    tu_assert_file_equals(path, "whole", 5);
+    char last[NAME_MAX + 1] = "";
+    assert_int_equal(count_entries(fx->dir, last, sizeof last), 1);
+    assert_string_equal(last, base);
+}
+
 /* A FIFO nobody reads: an error at once, not a wait for a reader. */
 static void test_fifo_does_not_block(void **state)
 {
@@ -691,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeps_dead_writers_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_longest_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_does_not_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_input_regular, setup, teardown),

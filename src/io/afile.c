@@ -42,6 +42,10 @@
 
 /* Between a target's name and the writer's process id in a temp name. */
 #define TEMP_MARK ".tmp."
+/* The most of NAME a temp name keeps: ".NAME.tmp.PID.XXXXXX" must stay
+ * within NAME_MAX for a file name of NAME_MAX bytes (a PID of up to 20
+ * digits). */
+#define TEMP_BASE_MAX (NAME_MAX - 1 - (int)(sizeof TEMP_MARK - 1) - 20 - 7)
 
 /* ------------------------------------------------------------------------ */
 /* The stream's sink: a file descriptor and the first error writing to it.
@@ -124,10 +128,11 @@ static mode_t new_file_mode(void)
     return 0644 & ~mask;
 }
 
-/* ".NAME.tmp.PID.XXXXXX" in the folder of path; NULL if path has no file
- * name (empty, or ends with '/') or on allocation failure (errno says
- * which). The writer's process id in the name tells a later writer of the
- * same file whether a leftover is a live writer's or a dead one's. */
+/* ".NAME.tmp.PID.XXXXXX" in the folder of path (NAME cut to TEMP_BASE_MAX
+ * bytes); NULL if path has no file name (empty, or ends with '/') or on
+ * allocation failure (errno says which). The writer's process id in the
+ * name tells a later writer of the same file whether a leftover is a live
+ * writer's or a dead one's. */
 static char *temp_name_for(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -143,7 +148,7 @@ static char *temp_name_for(const char *path)
     char *tmp = malloc(len);
     if (!tmp)
         return NULL;
-    snprintf(tmp, len, "%.*s.%s%s", (int)dir_len, path, base, suffix);
+    snprintf(tmp, len, "%.*s.%.*s%s", (int)dir_len, path, TEMP_BASE_MAX, base, suffix);
     return tmp;
 }
 
@@ -159,7 +164,7 @@ static void sweep_leftovers(const char *path)
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     char prefix[NAME_MAX + 2 + sizeof TEMP_MARK];
-    int plen = snprintf(prefix, sizeof prefix, ".%s%s", base, TEMP_MARK);
+    int plen = snprintf(prefix, sizeof prefix, ".%.*s%s", TEMP_BASE_MAX, base, TEMP_MARK);
     DIR *d = dir && plen > 0 && (size_t)plen < sizeof prefix ? opendir(dir) : NULL;
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
