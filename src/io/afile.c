@@ -152,6 +152,22 @@ static char *temp_name_for(const char *path)
     return tmp;
 }
 
+int afile_is_temp_of(const char *name, const char *base)
+{
+    size_t lb = strlen(base), lm = strlen(TEMP_MARK);
+    if (lb > TEMP_BASE_MAX)
+        lb = TEMP_BASE_MAX;
+    if (name[0] != '.' || strncmp(name + 1, base, lb) != 0 ||
+        strncmp(name + 1 + lb, TEMP_MARK, lm) != 0)
+        return 0;
+    const char *p = name + 1 + lb + lm, *q = p;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    if (q == p) /* ".BASE.tmp.XXXXXX", before the PID was in the name */
+        return strlen(p) == 6;
+    return *q == '.' && strlen(q + 1) == 6;
+}
+
 static char *folder_of(const char *path);
 
 /* Removes what writers of path killed before they finished left: temp

@@ -57,6 +57,12 @@ int afile_write_errno(const afile *f);
 /* Closes and removes the temp file, leaving the target untouched. */
 void afile_abort(afile *f);
 
+/* Whether name (a file in a folder) is a temp file afile names while
+ * writing base there (".BASE.tmp.PID.XXXXXX", or ".BASE.tmp.XXXXXX" of
+ * older versions), whose writer may have been killed: not a file of the
+ * folder's own. */
+int afile_is_temp_of(const char *name, const char *base);
+
 /* ------------------------------------------------------------------------ */
 /* Reading an input                                                         */
 

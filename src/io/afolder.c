@@ -17,6 +17,8 @@
 #define _GNU_SOURCE /* renameat2, RENAME_EXCHANGE */
 #include "afolder.h"
 
+#include "afile.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,21 +35,12 @@
 /* ------------------------------------------------------------------------ */
 /* Names                                                                    */
 
-/* Whether name is an afile temp file: ".BASE.tmp.XXXXXX" (afile.c, where
- * O_TMPFILE is missing) of base. */
-static int is_temp_of(const char *name, const char *base)
-{
-    size_t lb = strlen(base);
-    return name[0] == '.' && !strncmp(name + 1, base, lb) &&
-           !strncmp(name + 1 + lb, ".tmp.", 5) && strlen(name + 1 + lb + 5) == 6;
-}
-
 /* Whether name is one of the caller's replaced names, or an afile temp
  * file of one: not kept, and removed from leftovers. */
 static int is_replaced(const afolder *f, const char *name)
 {
     for (const char *const *r = f->replaced; *r; r++)
-        if (!strcmp(name, *r) || is_temp_of(name, *r))
+        if (!strcmp(name, *r) || afile_is_temp_of(name, *r))
             return 1;
     return 0;
 }
