@@ -590,6 +590,28 @@ static void test_longest_name(void **state)
     assert_string_equal(last, base);
 }
 
+/* A message longer than an err_msg keeps its head and its end: the cause
+ * strerror gives, the last words, the file's own name. */
+static void test_long_message_keeps_its_end(void **state)
+{
+    fixture *fx = *state;
+    char path[2048];
+    size_t n = (size_t)snprintf(path, sizeof path, "%s/", fx->dir);
+    while (n + 12 < 1200)
+        n += (size_t)snprintf(path + n, sizeof path - n, "deep-folder/");
+    snprintf(path + n, sizeof path - n, "last.png");
+    afile f;
+    err_msg err;
+    assert_int_equal(afile_open(&f, path, &err), -1);
+    assert_true(strlen(err.text) < sizeof err.text);
+    assert_non_null(strstr(err.text, " ... "));
+    tu_assert_contains(err.text, "cannot write ");
+    size_t len = strlen(err.text), want = strlen("does not exist");
+    assert_true(len > want && !strcmp(err.text + len - want, "does not exist"));
+    err_sys(&err, ENOSPC, "cannot write %s", path);
+    tu_assert_contains(err.text, "deep-folder/last.png: No space left on device");
+}
+
 /* A FIFO nobody reads: an error at once, not a wait for a reader. */
 static void test_fifo_does_not_block(void **state)
 {
@@ -708,6 +730,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_through_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeps_dead_writers_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_message_keeps_its_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_longest_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_does_not_block, setup, teardown),
