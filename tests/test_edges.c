@@ -318,8 +318,29 @@ static void test_metrics_folder_missing(void **state)
         tu_assert_contains(err_text, "cannot write in folder");
         assert_false(tu_exists(ckpt));
         assert_false(tu_exists(out));
+        /* --out there but read-only: refused before an epoch is spent (it
+         * failed at the epoch's first picture). */
+        assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", ckpt, "--out", ro,
+                               "--epochs", "1", NULL), 1);
+        tu_assert_contains(err_text, "cannot write in the folder");
+        assert_false(tu_exists(ckpt));
+        /* --ckpt in it: refused as --metrics is. */
+        char in_ro[200];
+        tu_join(in_ro, sizeof in_ro, ro, "x.bin");
+        assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", in_ro, "--out", out,
+                               "--epochs", "1", NULL), 2);
+        tu_assert_contains(err_text, "--ckpt ");
+        tu_assert_contains(err_text, "cannot write in folder");
+        assert_false(tu_exists(out));
     }
     tu_umount_tmpfs(ro);
+    /* --ckpt in a folder that is not there: refused before anything. */
+    char nowhere[200];
+    in_dir(nowhere, sizeof nowhere, "no-such-folder/x.bin");
+    assert_exit(run_within(NULL, "train", "--data", data, "--ckpt", nowhere, "--out", out,
+                           "--epochs", "1", NULL), 2);
+    tu_assert_contains(err_text, "no-such-folder does not exist");
+    assert_false(tu_exists(out));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -260,6 +260,9 @@ static int take_out_folder(cli_opts *o, lock_file *l, int *made)
     else if (errno != EEXIST) {
         say_error("--out %s: cannot create the folder: %s", o->out, strerror(errno));
         return -1;
+    } else if (access(o->out, W_OK | X_OK) != 0) { /* else found after an epoch */
+        say_error("--out %s: cannot write in the folder: %s", o->out, strerror(errno));
+        return -1;
     }
     err_msg err;
     if (lock_take_folder(l, o->out, "--out", &err)) {
@@ -311,12 +314,19 @@ static void best_path(char *out, size_t len, const char *ckpt)
     snprintf(out, len, "%.*s.best.bin", (int)n, ckpt);
 }
 
-/* A --metrics file outside --out is written after the first epoch's
- * checkpoint: its folder must be there and writable before training. */
-static int check_metrics_folder(const cli_opts *o)
+/* The folders of the files the run writes beside others', which it saves
+ * after an epoch's work: --ckpt's (unless a device) and a --metrics file's
+ * outside --out must be there and writable before training. */
+static int check_write_folders(const cli_opts *o)
 {
     err_msg err;
-    if (o->set[O_METRICS] && paths_check_folder("--metrics", o->metrics, &err))
+    struct stat st;
+    char target[PATH_MAX]; /* where a link as --ckpt has the saves land */
+    int device = stat(o->ckpt, &st) == 0 && !S_ISREG(st.st_mode);
+    if (paths_resolve(o->ckpt, target, sizeof target) != 0)
+        snprintf(target, sizeof target, "%s", o->ckpt);
+    if ((!device && paths_check_folder("--ckpt", target, &err)) ||
+        (o->set[O_METRICS] && paths_check_folder("--metrics", o->metrics, &err)))
         return usage_error("%s", err.text);
     return 0;
 }
@@ -341,7 +351,7 @@ static int check_train_paths(cli_opts *o, const char *csv, const char *plot, con
         snprintf(files[i], sizeof files[i], "%s/%s", o->out, RUNOUT_PAGE_FILES[i]);
         paths_add(&l, "the run's page in --out", files[i], PATHS_WRITE);
     }
-    return cli_check_paths(&l) ? -1 : check_metrics_folder(o);
+    return cli_check_paths(&l) ? -1 : check_write_folders(o);
 }
 
 /* A new run never replaces another run's checkpoint unasked, nor, when it
