@@ -529,6 +529,18 @@ static void test_option_errors(void **state)
     }
     assert_exit(run("--verbose", NULL), 2);
     tu_assert_contains(err_text, "unknown command '--verbose'");
+    /* A path too long for the files a run writes: a usage error at once,
+     * not a failure after an epoch's work. */
+    char longest[4200];
+    size_t n = 0;
+    while (n + 3 < 4100)
+        n += (size_t)snprintf(longest + n, sizeof longest - n, "ab/");
+    const char *opts[3] = {"--out", "--ckpt", "--metrics"};
+    for (int i = 0; i < 3; i++) {
+        assert_exit(run("train", "--data", data, opts[i], longest, "--epochs", "1", NULL), 2);
+        tu_assert_contains(err_text, opts[i]);
+        tu_assert_contains(err_text, "too long for the files the run writes");
+    }
 }
 
 /* vae traverse on bad input: a test image or a number of rows the data or

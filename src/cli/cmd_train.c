@@ -447,16 +447,33 @@ int cmd_train(cli_opts *o)
     }
     if (check_schedule_options(o))
         return EXIT_USAGE;
-    char csv[4096], plot[4096 + 8], lock_name[8192], best[4096 + 16];
+    /* Paths the file system cannot take, refused before an epoch is spent:
+     * the files written in --out, and temp names beside each, are up to
+     * TRAIN_NAME_ROOM bytes longer. */
+    enum { TRAIN_NAME_ROOM = 64 };
+    const struct { const char *opt, *path; } given[] = {
+        {"--out", o->out}, {"--ckpt", o->ckpt}, {"--metrics", o->metrics}};
+    for (size_t i = 0; i < sizeof given / sizeof *given; i++)
+        if (given[i].path && strlen(given[i].path) + TRAIN_NAME_ROOM >= PATH_MAX) {
+            usage_error("%s: a path of %zu bytes, too long for the files the run writes "
+                        "(at most %d)", given[i].opt, strlen(given[i].path),
+                        PATH_MAX - 1 - TRAIN_NAME_ROOM);
+            return EXIT_USAGE;
+        }
+    char csv[PATH_MAX], plot[PATH_MAX + 8], lock_name[2 * PATH_MAX], best[PATH_MAX + 16];
     if (o->metrics)
         snprintf(csv, sizeof csv, "%s", o->metrics);
     else
         snprintf(csv, sizeof csv, "%s/metrics.csv", o->out);
     char *png = metrics_png_path(csv);
-    if (!png || lock_path(lock_name, sizeof lock_name, o->ckpt)) {
-        free(png);
-        say_error("--ckpt: path too long");
+    if (!png) {
+        say_error("out of memory");
         return 1;
+    }
+    if (lock_path(lock_name, sizeof lock_name, o->ckpt)) {
+        free(png);
+        usage_error("--ckpt %s: path too long for its lock file beside it", o->ckpt);
+        return EXIT_USAGE;
     }
     snprintf(plot, sizeof plot, "%s", png);
     free(png);
