@@ -123,20 +123,26 @@ static void write_ids(const char *folder, const char *fmt, int n, size_t w, size
     }
 }
 
-/* A JPEG (quality 95) of w x h RGB pixels, or grey when grey is set (then
- * px holds one byte a pixel). */
-static void write_jpeg(const char *path, int w, int h, const uint8_t *px, int grey)
+/* A JPEG (quality 95) of w x h pixels of TurboJPEG pixel format pf
+ * (TJPF_GRAY: one byte a pixel; TJPF_RGB: three; TJPF_CMYK: four). */
+static void write_jpeg_as(const char *path, int w, int h, const uint8_t *px, int pf)
 {
     tjhandle tj = tjInitCompress();
     assert_non_null(tj);
     unsigned char *jpg = NULL;
     unsigned long len = 0;
-    if (tjCompress2(tj, px, w, 0, h, grey ? TJPF_GRAY : TJPF_RGB, &jpg, &len,
-                    grey ? TJSAMP_GRAY : TJSAMP_444, 95, 0) != 0)
+    if (tjCompress2(tj, px, w, 0, h, pf, &jpg, &len,
+                    pf == TJPF_GRAY ? TJSAMP_GRAY : TJSAMP_444, 95, 0) != 0)
         fail_msg("tjCompress2: %s", tjGetErrorStr2(tj));
     tu_write_file(path, jpg, len);
     tjFree(jpg);
     tjDestroy(tj);
+}
+
+/* A JPEG of w x h RGB pixels, or grey when grey is set. */
+static void write_jpeg(const char *path, int w, int h, const uint8_t *px, int grey)
+{
+    write_jpeg_as(path, w, h, px, grey ? TJPF_GRAY : TJPF_RGB);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -813,19 +819,9 @@ static void test_broken(void **state)
     char aside[512], cmyk_path[512];
     in_dir(aside, sizeof aside, "broken/half.jpg.aside");
     assert_int_equal(rename(path, aside), 0);
-    {
-        uint8_t cmyk[8 * 8 * 4];
-        memset(cmyk, 40, sizeof cmyk);
-        tjhandle tj = tjInitCompress();
-        assert_non_null(tj);
-        unsigned char *c = NULL;
-        unsigned long clen = 0;
-        if (tjCompress2(tj, cmyk, 8, 0, 8, TJPF_CMYK, &c, &clen, TJSAMP_444, 95, 0) != 0)
-            fail_msg("tjCompress2: %s", tjGetErrorStr2(tj));
-        tu_write_file(under(cmyk_path, sizeof cmyk_path, in, "cmyk.jpg"), c, clen);
-        tjFree(c);
-        tjDestroy(tj);
-    }
+    uint8_t cmyk[8 * 8 * 4];
+    memset(cmyk, 40, sizeof cmyk);
+    write_jpeg_as(under(cmyk_path, sizeof cmyk_path, in, "cmyk.jpg"), 8, 8, cmyk, TJPF_CMYK);
     import_fails(in, out, &o, "cmyk.jpg: a CMYK JPEG, which vae import does not read");
     assert_int_equal(unlink(cmyk_path), 0);
     assert_int_equal(rename(aside, path), 0);

@@ -314,17 +314,27 @@ static void best_path(char *out, size_t len, const char *ckpt)
     snprintf(out, len, "%.*s.best.bin", (int)n, ckpt);
 }
 
+/* The file a save to --ckpt lands on now, into target (size bytes): its
+ * links followed (paths_resolve), or as given for a device (/dev/null, a
+ * FIFO), which is written in place. Returns whether it is a device. */
+static int ckpt_file(const cli_opts *o, char *target, size_t size)
+{
+    struct stat st;
+    int device = stat(o->ckpt, &st) == 0 &&
+                 (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode));
+    if (device || paths_resolve(o->ckpt, target, size) != 0)
+        snprintf(target, size, "%s", o->ckpt);
+    return device;
+}
+
 /* The folders of the files the run writes beside others', which it saves
  * after an epoch's work: --ckpt's (unless a device) and a --metrics file's
  * outside --out must be there and writable before training. */
 static int check_write_folders(const cli_opts *o)
 {
     err_msg err;
-    struct stat st;
-    char target[PATH_MAX]; /* where a link as --ckpt has the saves land */
-    int device = stat(o->ckpt, &st) == 0 && !S_ISREG(st.st_mode);
-    if (paths_resolve(o->ckpt, target, sizeof target) != 0)
-        snprintf(target, sizeof target, "%s", o->ckpt);
+    char target[PATH_MAX];
+    int device = ckpt_file(o, target, sizeof target);
     if ((!device && paths_check_folder("--ckpt", target, &err)) ||
         (o->set[O_METRICS] && paths_check_folder("--metrics", o->metrics, &err)))
         return usage_error("%s", err.text);
@@ -484,9 +494,8 @@ int cmd_train(cli_opts *o)
      * beside it. */
     lock_file lock = LOCK_NONE, out_lock = LOCK_NONE;
     err_msg err;
-    struct stat st;
-    int device = stat(o->ckpt, &st) == 0 &&
-                 (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode));
+    char target[PATH_MAX];
+    int device = ckpt_file(o, target, sizeof target);
     /* Under mpirun rank 0 alone writes the checkpoint, so it alone locks. */
     if (!device && dist_rank() == 0 && lock_take(&lock, o->ckpt, &err)) {
         say_error("%s", err.text);
@@ -495,9 +504,7 @@ int cmd_train(cli_opts *o)
     /* The file the saves land on, fixed now that the lock is held: a link
      * given as --ckpt and pointed elsewhere during the run does not carry
      * the run's saves onto another file. */
-    char target[PATH_MAX];
-    if (device || paths_resolve(o->ckpt, target, sizeof target) != 0)
-        snprintf(target, sizeof target, "%s", o->ckpt);
+    device = ckpt_file(o, target, sizeof target);
     /* From here on a stop saves the run; before the output folder exists,
      * so that its appearing means they are in. */
     catch_signals();

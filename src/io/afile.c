@@ -152,20 +152,28 @@ static char *temp_name_for(const char *path)
     return tmp;
 }
 
-int afile_is_temp_of(const char *name, const char *base)
+/* Whose temp file name is while writing base (see temp_name_for): its
+ * writer's process id; 0 for ".BASE.tmp.XXXXXX", of versions before the
+ * PID was in the name; -1 when it is not one. */
+static long temp_writer(const char *name, const char *base)
 {
     size_t lb = strlen(base), lm = strlen(TEMP_MARK);
     if (lb > TEMP_BASE_MAX)
         lb = TEMP_BASE_MAX;
     if (name[0] != '.' || strncmp(name + 1, base, lb) != 0 ||
         strncmp(name + 1 + lb, TEMP_MARK, lm) != 0)
-        return 0;
-    const char *p = name + 1 + lb + lm, *q = p;
-    while (*q >= '0' && *q <= '9')
-        q++;
-    if (q == p) /* ".BASE.tmp.XXXXXX", before the PID was in the name */
-        return strlen(p) == 6;
-    return *q == '.' && strlen(q + 1) == 6;
+        return -1;
+    const char *p = name + 1 + lb + lm;
+    if (*p < '0' || *p > '9')
+        return strlen(p) == 6 ? 0 : -1;
+    char *end;
+    long pid = strtol(p, &end, 10);
+    return *end == '.' && strlen(end + 1) == 6 ? pid : -1;
+}
+
+int afile_is_temp_of(const char *name, const char *base)
+{
+    return temp_writer(name, base) >= 0;
 }
 
 static char *folder_of(const char *path);
@@ -179,18 +187,12 @@ static void sweep_leftovers(const char *path)
     char *dir = folder_of(path);
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    char prefix[NAME_MAX + 2 + sizeof TEMP_MARK];
-    int plen = snprintf(prefix, sizeof prefix, ".%.*s%s", TEMP_BASE_MAX, base, TEMP_MARK);
-    DIR *d = dir && plen > 0 && (size_t)plen < sizeof prefix ? opendir(dir) : NULL;
+    DIR *d = dir ? opendir(dir) : NULL;
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, prefix, (size_t)plen) != 0)
-            continue;
-        char *end;
-        long pid = strtol(e->d_name + plen, &end, 10);
+        long pid = temp_writer(e->d_name, base);
         struct stat st;
-        if (pid <= 0 || *end != '.' || strlen(end) != 7 || pid == (long)getpid() ||
-            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue; /* not ours, or its writer may still be at work */
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
             S_ISREG(st.st_mode))
