@@ -770,6 +770,80 @@ static void test_full_disk_checkpoint(void **state)
     tu_umount_tmpfs(mnt);
 }
 
+/* ------------------------------------------------------------------------ */
+/* An address-space limit (ulimit -v)                                       */
+
+/* Seconds a limited run may take: OpenBLAS waiting for room for ever
+ * ends in the alarm (exit 128 + SIGALRM) instead of a stalled test. */
+#define LIMITED_ALARM 60
+
+/* 100 MiB: vae loads, but no OpenBLAS work buffer (128 MiB) fits. */
+static void limit_100_mib(void)
+{
+    struct rlimit rl = {(rlim_t)100 << 20, (rlim_t)100 << 20};
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        _exit(96);
+    alarm(LIMITED_ALARM);
+}
+
+/* 260 MiB: with vae's 40-110 MiB in use, one buffer fits, two do not. */
+static void limit_260_mib(void)
+{
+    struct rlimit rl = {(rlim_t)260 << 20, (rlim_t)260 << 20};
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        _exit(96);
+    alarm(LIMITED_ALARM);
+}
+
+/* The tests' OpenBLAS starts a thread of its own (OPENBLAS_NUM_THREADS=2),
+ * whose work buffer did not fit: it waited for room for ever, and every
+ * command, --version too, hung at exit waiting for it. vae now loads
+ * OpenBLAS with one thread under a limit; a command that multiplies
+ * matrices says how much room it needs, and exits 1. */
+static void test_small_address_limit(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    skip(); /* ASan's shadow memory does not fit under an address-space limit */
+#endif
+    assert_exit(run_with(limit_100_mib, "--version", NULL), 0);
+    tu_assert_contains(out_text, "vae ");
+    assert_exit(run_with(limit_100_mib, "info", "--ckpt", model, NULL), 0);
+    char png[160];
+    in_dir(png, sizeof png, "limited.png");
+    assert_exit(run_with(limit_100_mib, "sample", "--ckpt", model, "-o", png, NULL), 1);
+    tu_assert_contains(err_text, "the address-space limit (ulimit -v) is 100 MiB");
+    tu_assert_contains(err_text, "raise the limit to at least");
+    assert_null(strstr(err_text, "--threads"));
+    assert_false(tu_exists(png));
+}
+
+/* Room for one thread's buffer: the default team (two threads here) runs
+ * one, with a warning; --threads 2 is refused and told of --threads 1; a
+ * training runs to its checkpoint. */
+static void test_address_limit_for_one_thread(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    skip();
+#endif
+    char png[160], ckpt[160], out[160];
+    in_dir(png, sizeof png, "limited-1.png");
+    assert_exit(run_with(limit_260_mib, "sample", "--ckpt", model, "-o", png, NULL), 0);
+    tu_assert_contains(err_text, "room for OpenBLAS's work buffers of 1 thread: running 1, not 2");
+    assert_true(tu_exists(png));
+    assert_exit(run_with(limit_260_mib, "sample", "--ckpt", model, "-o", png, "--threads", "2",
+                         NULL), 1);
+    tu_assert_contains(err_text, "there is room for 1");
+    tu_assert_contains(err_text, "give --threads 1");
+    in_dir(ckpt, sizeof ckpt, "limited.bin");
+    in_dir(out, sizeof out, "limited-out");
+    assert_exit(run_with(limit_260_mib, "train", "--data", data, "--ckpt", ckpt, "--out", out,
+                         "--epochs", "1", "--hidden", "32", "--latent", "2", "--threads", "1",
+                         NULL), 0);
+    assert_int_equal(epoch_of(ckpt), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -791,6 +865,8 @@ int main(void)
         cmocka_unit_test_teardown(test_one_writer_by_any_name, kill_background),
         cmocka_unit_test_teardown(test_one_run_per_out_folder, kill_background),
         cmocka_unit_test(test_full_disk_checkpoint),
+        cmocka_unit_test(test_small_address_limit),
+        cmocka_unit_test(test_address_limit_for_one_thread),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "blasbuf.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define HAVE_CPUID 1
@@ -17,6 +19,10 @@
 /* Set in the environment of the re-executed process so it never loops, and
  * so --version can say the core was chosen by vae. */
 #define REEXEC_MARK "VAE_OPENBLAS_REEXEC"
+
+/* Set, with OPENBLAS_NUM_THREADS=1, when vae re-executed itself under an
+ * address-space limit: the number of threads OpenBLAS had started. */
+#define THREADS_MARK "VAE_OPENBLAS_THREADS"
 
 #ifdef HAVE_CPUID
 static unsigned long long xgetbv0(void)
@@ -84,23 +90,86 @@ const char *cpu_core_to_force(const char *detected, const char *best)
     return best;
 }
 
-void cpu_tune_openblas(char **argv)
+/* Sets OPENBLAS_CORETYPE to the best core when OpenBLAS picked a weaker
+ * one and the user set none. Returns 1 when it set it, else 0. */
+static int tune_core(void)
 {
     if (getenv("OPENBLAS_CORETYPE") || getenv(REEXEC_MARK))
-        return;
+        return 0;
     /* The tests stand in a weak detection for the one this machine gets. */
     const char *detected = getenv(CPU_TEST_DETECTED_ENV);
     if (!detected || !*detected)
         detected = cpu_openblas_core();
     const char *force = cpu_core_to_force(detected, cpu_best_core());
     if (!force)
-        return;
-    if (setenv("OPENBLAS_CORETYPE", force, 1) || setenv(REEXEC_MARK, detected, 1))
-        return;
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the slow kernels rather than not at all. */
-    unsetenv("OPENBLAS_CORETYPE");
-    unsetenv(REEXEC_MARK);
+        return 0;
+    if (setenv("OPENBLAS_CORETYPE", force, 1) || setenv(REEXEC_MARK, detected, 1)) {
+        unsetenv("OPENBLAS_CORETYPE");
+        unsetenv(REEXEC_MARK);
+        return 0;
+    }
+    return 1;
+}
+
+/* Under an address-space limit, sets OPENBLAS_NUM_THREADS=1 when OpenBLAS
+ * started threads of its own when it loaded (each maps a work buffer, and
+ * one whose mapping fails retries for ever: blasbuf.h). vae never uses
+ * them: its team runs OpenBLAS one thread a call (par.h). THREADS_MARK
+ * keeps their number, the default team size. Returns 1 when it set it. */
+static int tune_threads(char **old)
+{
+    *old = NULL;
+    int n = openblas_get_num_threads();
+    if (getenv(THREADS_MARK) || n <= 1 || !blasbuf_limited())
+        return 0;
+    const char *user = getenv("OPENBLAS_NUM_THREADS");
+    *old = user ? strdup(user) : NULL;
+    char num[24];
+    snprintf(num, sizeof num, "%d", n);
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0 && setenv(THREADS_MARK, num, 1) == 0)
+        return 1;
+    unsetenv(THREADS_MARK);
+    if (*old)
+        setenv("OPENBLAS_NUM_THREADS", *old, 1);
+    else
+        unsetenv("OPENBLAS_NUM_THREADS");
+    free(*old);
+    *old = NULL;
+    return 0;
+}
+
+void cpu_tune_openblas(char **argv)
+{
+    char *old_threads;
+    int core = tune_core(), threads = tune_threads(&old_threads);
+    if (core || threads)
+        execv("/proc/self/exe", argv);
+    /* No exec, or it failed: carry on as loaded (the slow kernels rather
+     * than not at all), the environment as it was for the programs vae
+     * starts. */
+    if (core) {
+        unsetenv("OPENBLAS_CORETYPE");
+        unsetenv(REEXEC_MARK);
+    }
+    if (threads) {
+        unsetenv(THREADS_MARK);
+        if (old_threads)
+            setenv("OPENBLAS_NUM_THREADS", old_threads, 1);
+        else
+            unsetenv("OPENBLAS_NUM_THREADS");
+    }
+    free(old_threads);
+}
+
+size_t cpu_default_threads(void)
+{
+    const char *mark = getenv(THREADS_MARK);
+    char *end;
+    unsigned long n = mark ? strtoul(mark, &end, 10) : 0;
+    if (mark && *mark && !*end && n >= 1)
+        return (size_t)n;
+    int k = openblas_get_num_threads();
+    return k < 1 ? 1 : (size_t)k;
 }
 
 void cpu_describe(char *buf, size_t len)

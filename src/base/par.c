@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "blasbuf.h"
+
 /* Pause instructions a worker spins for the next job before it sleeps:
  * some milliseconds, longer than the gaps inside a training epoch. */
 #define SPIN_ROUNDS 100000
@@ -98,6 +100,9 @@ int par_init(size_t threads, err_msg *err)
     if (threads < 1 || threads > PAR_MAX_THREADS)
         return err_set(err, "%zu threads: need 1 to %d", threads, PAR_MAX_THREADS);
     openblas_set_num_threads(1);
+    /* Each thread's products need a work buffer of their own. */
+    if (blasbuf_reserve(threads, err))
+        return -1;
     team.threads = threads;
     team.start_gen = atomic_load(&team.gen);
     for (size_t k = 1; k < threads; k++) {

@@ -18,7 +18,9 @@
 typedef void (*par_task)(void *ctx, size_t k, size_t T);
 
 /* Starts threads-1 workers (the caller is thread 0) and sets OpenBLAS to one
- * thread. Returns 0, or -1 with err. Calling it again first stops the old team. */
+ * thread; under an address-space limit, first maps a work buffer of
+ * OpenBLAS's for each thread (blasbuf_reserve). Returns 0, or -1 with err.
+ * Calling it again first stops the old team. */
 int par_init(size_t threads, err_msg *err);
 
 /* Threads in the team, the caller included (1 without a team). */

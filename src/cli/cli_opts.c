@@ -61,7 +61,8 @@ static const opt_spec SPECS[O_COUNT] = {
     [O_OUTPUT] = {"--output", "-o", "FILE", "output file"},
     [O_N] = {"--n", NULL, "N", "number of images"},
     [O_SEED] = {.setting = 1 + SETTING_SEED},
-    [O_THREADS] = {"--threads", NULL, "N", "threads (default: all cores, or OPENBLAS_NUM_THREADS)"},
+    [O_THREADS] = {"--threads", NULL, "N", "threads (default: all cores, or OPENBLAS_NUM_THREADS; "
+                   "fewer if ulimit -v leaves room for fewer)"},
     [O_BATCH] = {.setting = 1 + SETTING_BATCH},
     [O_LR] = {.setting = 1 + SETTING_LR},
     [O_EPOCHS] = {"--epochs", NULL, "N", "total epochs of the run", .def = "15"},

@@ -2,7 +2,6 @@
  * checkpoints with the messages the user sees, and the checks of data
  * against a model (see src/cli/cli.h). */
 #define _POSIX_C_SOURCE 200809L
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +12,8 @@
 #include "cli.h"
 #include "ckpt.h"
 #include "idx.h"
+#include "blasbuf.h"
+#include "cpu.h"
 #include "par.h"
 
 cli_json_text cli_json(double v, int prec, char conv)
@@ -31,11 +32,21 @@ double cli_now(void)
 }
 
 /* The thread team: --threads, or as many threads as OpenBLAS would use
- * (all cores, or OPENBLAS_NUM_THREADS). par_init makes each sgemm call
- * single-threaded: the team runs them side by side. */
+ * (all cores, or OPENBLAS_NUM_THREADS), fewer if an address-space limit
+ * leaves room for fewer OpenBLAS buffers (blasbuf.h). par_init makes each
+ * sgemm call single-threaded: the team runs them side by side. */
 int cli_threads(cli_opts *o)
 {
-    size_t n = o->set[O_THREADS] ? o->threads : (size_t)openblas_get_num_threads();
+    size_t n = o->set[O_THREADS] ? o->threads : cpu_default_threads();
+    size_t fit = blasbuf_fit();
+    if (!o->set[O_THREADS] && n > fit && fit == 0)
+        n = 1; /* par_init says how much room one needs */
+    if (!o->set[O_THREADS] && n > fit && fit >= 1) {
+        say_error("warning: the address-space limit (ulimit -v) leaves room for OpenBLAS's "
+                  "work buffers of %zu thread%s: running %zu, not %zu (--threads sets it)",
+                  fit, fit == 1 ? "" : "s", fit, n);
+        n = fit;
+    }
     /* Allowed (the same --threads give the same bits on any machine), but
      * every step's barriers then wait for threads that are not running. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
