@@ -28,15 +28,23 @@ static void put(err_msg *err, const char *full, size_t n)
     err->text[sizeof err->text - 1] = '\0';
 }
 
+/* fmt with ap into full (size bytes); returns the length written, cut to
+ * what fits. */
+static size_t format(char *full, size_t size, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(full, size, fmt, ap);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
 int err_set(err_msg *err, const char *fmt, ...)
 {
     if (err) {
         char full[ERR_FULL_LEN] = "";
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(full, sizeof full, fmt, ap);
+        size_t len = format(full, sizeof full, fmt, ap);
         va_end(ap);
-        put(err, full, n < 0 ? 0 : (size_t)n < sizeof full ? (size_t)n : sizeof full - 1);
+        put(err, full, len);
     }
     return -1;
 }
@@ -47,9 +55,8 @@ int err_sys(err_msg *err, int errnum, const char *fmt, ...)
         char full[ERR_FULL_LEN] = "";
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(full, sizeof full, fmt, ap);
+        size_t len = format(full, sizeof full, fmt, ap);
         va_end(ap);
-        size_t len = n < 0 ? 0 : (size_t)n < sizeof full ? (size_t)n : sizeof full - 1;
         /* The cause is kept whatever the message's length. */
         char cause[256];
         int c = snprintf(cause, sizeof cause, ": %s", strerror(errnum));
