@@ -844,6 +844,43 @@ static void test_address_limit_for_one_thread(void **state)
     assert_int_equal(epoch_of(ckpt), 1);
 }
 
+/* ------------------------------------------------------------------------ */
+/* A small stack limit (ulimit -s)                                          */
+
+/* ulimit -Ss 256: a soft limit of 256 KiB, the hard one unlimited. */
+static void soft_stack_256_kib(void)
+{
+    struct rlimit rl = {(rlim_t)256 << 10, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_STACK, &rl) != 0)
+        _exit(96);
+}
+
+/* ulimit -s 256: soft and hard. */
+static void stack_256_kib(void)
+{
+    struct rlimit rl = {(rlim_t)256 << 10, (rlim_t)256 << 10};
+    if (setrlimit(RLIMIT_STACK, &rl) != 0)
+        _exit(96);
+}
+
+/* A training under a 256 KiB stack limit crashed (SIGSEGV, exit 139) in
+ * its first epoch's chart. vae raises the soft limit, for its threads
+ * too, and refuses, naming the limits, when the hard limit is too low. */
+static void test_small_stack_limit(void **state)
+{
+    (void)state;
+    char ckpt[160], out[160];
+    in_dir(ckpt, sizeof ckpt, "small-stack.bin");
+    in_dir(out, sizeof out, "small-stack-out");
+    assert_exit(run_with(soft_stack_256_kib, "train", "--data", data, "--ckpt", ckpt, "--out",
+                         out, "--epochs", "1", "--hidden", "32", "--latent", "2", "--threads",
+                         "2", NULL), 0);
+    assert_int_equal(epoch_of(ckpt), 1);
+    assert_exit(run_with(stack_256_kib, "eval", "--ckpt", model, "--data", data, NULL), 1);
+    tu_assert_contains(err_text, "the stack size limit (ulimit -s) is 256 KiB");
+    tu_assert_contains(err_text, "raise the hard limit");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -867,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_full_disk_checkpoint),
         cmocka_unit_test(test_small_address_limit),
         cmocka_unit_test(test_address_limit_for_one_thread),
+        cmocka_unit_test(test_small_stack_limit),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
