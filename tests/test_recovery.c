@@ -132,6 +132,49 @@ static void test_sigterm(void **state)
     interrupt_and_resume(SIGTERM, "SIGTERM", 143);
 }
 
+/* The terminal closed (nohup not given): saved as on Ctrl-C. */
+static void test_sighup(void **state)
+{
+    (void)state;
+    interrupt_and_resume(SIGHUP, "SIGHUP", 129);
+}
+
+/* A CPU time limit's soft end (ulimit -t, a batch system's): saved. */
+static void test_sigxcpu(void **state)
+{
+    (void)state;
+    interrupt_and_resume(SIGXCPU, "SIGXCPU", 152);
+}
+
+/* ulimit -t 1 (the hard limit a minute on): a second of CPU time. */
+static void cpu_second(void)
+{
+    struct rlimit rl = {1, 60};
+    if (setrlimit(RLIMIT_CPU, &rl) != 0)
+        _exit(96);
+}
+
+/* Under a real CPU time limit, the kernel's SIGXCPU each second past the
+ * soft end does not cut the save short: the run stops with its exact
+ * state, mid-run, and says how to go on. */
+static void test_cpu_time_limit(void **state)
+{
+    (void)state;
+    char out[160], ckpt[160];
+    in_dir(out, sizeof out, "cpu-limit-out");
+    in_dir(ckpt, sizeof ckpt, "cpu-limit.bin");
+    assert_exit(run_with(cpu_second, "train", "--data", big, "--batch", "1", "--hidden", "32",
+                         "--latent", "2", "--epochs", "1000", "--threads", "1", "--out", out,
+                         "--ckpt", ckpt, NULL), 152);
+    tu_assert_contains(err_text, "interrupted by SIGXCPU; the exact state is saved");
+    ckpt_data d;
+    err_msg err;
+    if (ckpt_read(ckpt, &d, &err))
+        fail_msg("%s", err.text);
+    assert_true(d.train.epoch < 1000);
+    ckpt_data_free(&d);
+}
+
 /* path's inode, or 0 if there is none: each checkpoint save renames a new
  * file over the old one. */
 static ino_t ino_of(const char *path)
@@ -376,6 +419,9 @@ int main(void)
         cmocka_unit_test(test_nonfinite_state),
         cmocka_unit_test(test_bad_position),
         cmocka_unit_test(test_sigterm),
+        cmocka_unit_test(test_sighup),
+        cmocka_unit_test(test_sigxcpu),
+        cmocka_unit_test(test_cpu_time_limit),
         cmocka_unit_test(test_second_signal_quits),
         cmocka_unit_test(test_kill9_leaves_whole_checkpoint),
         cmocka_unit_test(test_nonfinite_loss),

@@ -546,8 +546,8 @@ void cli_print_man(void)
            "(or idx4 for colour), the idx1 label files, raw or .gz.\n");
     printf(".SH EXIT STATUS\n.TP\n0\nsuccess\n.TP\n1\nfailure (a message names the "
            "file or option and the problem)\n.TP\n2\na usage error\n.TP\n128+N\n"
-           "training stopped by signal N (130 for SIGINT, 143 for SIGTERM), its exact "
-           "state saved\n");
+           "training stopped by signal N (130 for SIGINT, 143 for SIGTERM, 129 for "
+           "SIGHUP, 152 for SIGXCPU), its exact state saved\n");
     printf(".SH SEE ALSO\nREADME.md and docs/ in the source: commands.md, models.md, "
            "data.md, import.md, export.md, errors.md, checkpoint.md, speed.md, mpi.md.\n");
 }

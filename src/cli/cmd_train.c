@@ -29,12 +29,25 @@
 
 static volatile sig_atomic_t stop_signal;
 
-/* The first SIGINT or SIGTERM asks training to stop after the step under
- * way (it then saves and exits); a second one ends the process at once.
- * Either way the checkpoint on disk stays whole: writes are atomic. */
+/* The signals that stop training with its exact state saved. */
+static const struct {
+    int sig;
+    const char *name;
+} STOP_SIGNALS[] = {{SIGINT, "SIGINT"}, {SIGTERM, "SIGTERM"}, {SIGHUP, "SIGHUP"},
+                    {SIGXCPU, "SIGXCPU"}};
+
+/* The first SIGINT, SIGTERM, SIGHUP (the terminal closed) or SIGXCPU (a
+ * CPU time limit's warning, ulimit -t) asks training to stop after the
+ * step under way (it then saves and exits); a second one ends the process
+ * at once. Either way the checkpoint on disk stays whole: writes are
+ * atomic. */
 static void on_signal(int sig)
 {
     if (stop_signal) {
+        /* Past a CPU time limit's soft end SIGXCPU comes every second
+         * until the hard end: only another signal quits at once. */
+        if (sig == SIGXCPU)
+            return;
         signal(sig, SIG_DFL);
         raise(sig);
         return;
@@ -96,8 +109,17 @@ static void catch_signals(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    for (size_t i = 0; i < sizeof STOP_SIGNALS / sizeof *STOP_SIGNALS; i++)
+        sigaction(STOP_SIGNALS[i].sig, &sa, NULL);
+}
+
+/* The name of a stop signal, for the message. */
+static const char *stop_name(int sig)
+{
+    for (size_t i = 0; i < sizeof STOP_SIGNALS / sizeof *STOP_SIGNALS; i++)
+        if (STOP_SIGNALS[i].sig == sig)
+            return STOP_SIGNALS[i].name;
+    return "a signal";
 }
 
 typedef struct progress_ctx {
@@ -609,7 +631,7 @@ static int train_locked(cli_opts *o, const char *csv, const char *best,
             snprintf(why, sizeof why, "standard output failed (%s)", strerror(stdout_errno));
         else
             snprintf(why, sizeof why, "interrupted by %s",
-                     sig == SIGINT ? "SIGINT" : sig ? "SIGTERM" : "a signal to another rank");
+                     sig ? stop_name(sig) : "a signal to another rank");
         fprintf(stderr, "vae train: %s; the exact state is saved in %s. Continue with: ",
                 why, o->ckpt);
         print_continue(stderr, o);
