@@ -3044,7 +3044,7 @@ static void test_two_layer_layout(void **state)
         fail_msg("%s: the example lists %zu layers; the model has %zu", doc_path(), t.n_rows,
                  d.n_layers);
     for (size_t l = 0; l < d.n_layers; l++) {
-        char key[8], shape[32];
+        char key[24], shape[48];
         snprintf(key, sizeof key, "%zu", l);
         const doc_row *r = row_named(&t, key);
         snprintf(shape, sizeof shape, "%zu x %zu", d.L[l].out, d.L[l].in);
