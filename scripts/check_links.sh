@@ -61,7 +61,7 @@ for md in "$@"; do
         if [ ! -e "$path" ]; then
             echo "$md:$line: $target (no such file)"
             bad=1
-        elif [ -n "$anchor" ] && ! anchors "$path" | grep -qxF -- "$anchor"; then
+        elif [ -n "$anchor" ] && ! grep -qxF -- "$anchor" <<<"$(anchors "$path")"; then
             echo "$md:$line: $target (no heading makes #$anchor)"
             bad=1
         fi

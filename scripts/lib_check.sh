@@ -46,8 +46,11 @@ $(diff <(echo "$api") <(echo "$shared") || true)"
 [ "$static" = "$api" ] || fail "libvae.a defines other globals than include/vae.h's calls:
 $(diff <(echo "$api") <(echo "$static") || true)"
 echo "exports: $(echo $shared)"
-objdump -p "$so" | grep -Eq '^ *SONAME +libvae\.so\.0$' || fail "libvae.so.0 has no SONAME libvae.so.0"
-! objdump -p "$so" | grep -q 'NEEDED.*libmpi' || fail "libvae.so.0 loads Open MPI"
+# Each listing whole before grep reads it: "cmd | grep -q" under pipefail
+# fails when grep leaves early and cmd is still writing (SIGPIPE).
+dyn=$(objdump -p "$so")
+grep -Eq '^ *SONAME +libvae\.so\.0$' <<<"$dyn" || fail "libvae.so.0 has no SONAME libvae.so.0"
+! grep -q 'NEEDED.*libmpi' <<<"$dyn" || fail "libvae.so.0 loads Open MPI"
 
 # Compile against the installed files only: vae.pc, the CMake package, and
 # libvae.a with vae.pc's private libraries; a static program may use the
@@ -68,8 +71,11 @@ EOF
 cc "${cflags[@]}" "$root/examples/anomaly.c" "$tmp/own.c" -o "$tmp/anomaly-static" \
     $(pkg-config --cflags vae) ${static_libs/-lvae/$libdir/libvae.a} ||
     fail "anomaly.c does not link with libvae.a and pkg-config --static"
-ldd "$tmp/anomaly-pc" | grep -q "libvae.so.0 => $so" || fail "anomaly-pc does not load $so"
-! ldd "$tmp/anomaly-static" | grep -q libvae || fail "anomaly-static loads libvae.so"
+deps=$(ldd "$tmp/anomaly-pc")
+grep -qF "libvae.so.0 => $so" <<<"$deps" || fail "anomaly-pc does not load $so:
+$deps"
+deps=$(ldd "$tmp/anomaly-static")
+! grep -q libvae <<<"$deps" || fail "anomaly-static loads libvae.so"
 
 # 200 training and 40 test images of a bar at a row that moves with the
 # index; test images 7 and 23 are noise instead: the anomalies.
