@@ -276,6 +276,15 @@ static inline void assert_png_size(const char *path, size_t w, size_t h)
 /* ------------------------------------------------------------------------ */
 /* Children that fail in chosen ways (for run_with)                          */
 
+/* In the child: resource limited to soft (hard: the limit root could raise
+ * it to); exit 96 if it cannot be set. */
+static inline void cli_set_limit(int resource, rlim_t soft, rlim_t hard)
+{
+    struct rlimit rl = {soft, hard};
+    if (setrlimit(resource, &rl) != 0)
+        _exit(96);
+}
+
 /* The file size limit limit_file_size sets, in bytes. */
 static inline rlim_t *cli_fsize_limit(void)
 {
@@ -289,9 +298,7 @@ static inline rlim_t *cli_fsize_limit(void)
 static inline void limit_file_size(void)
 {
     signal(SIGXFSZ, SIG_DFL);
-    struct rlimit lim = {*cli_fsize_limit(), *cli_fsize_limit()};
-    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
-        _exit(97);
+    cli_set_limit(RLIMIT_FSIZE, *cli_fsize_limit(), *cli_fsize_limit());
 }
 
 /* In the child, when run as root: become nobody, so permissions apply. */

@@ -780,18 +780,14 @@ static void test_full_disk_checkpoint(void **state)
 /* 100 MiB: vae loads, but no OpenBLAS work buffer (128 MiB) fits. */
 static void limit_100_mib(void)
 {
-    struct rlimit rl = {(rlim_t)100 << 20, (rlim_t)100 << 20};
-    if (setrlimit(RLIMIT_AS, &rl) != 0)
-        _exit(96);
+    cli_set_limit(RLIMIT_AS, (rlim_t)100 << 20, (rlim_t)100 << 20);
     alarm(LIMITED_ALARM);
 }
 
 /* 260 MiB: with vae's 40-110 MiB in use, one buffer fits, two do not. */
 static void limit_260_mib(void)
 {
-    struct rlimit rl = {(rlim_t)260 << 20, (rlim_t)260 << 20};
-    if (setrlimit(RLIMIT_AS, &rl) != 0)
-        _exit(96);
+    cli_set_limit(RLIMIT_AS, (rlim_t)260 << 20, (rlim_t)260 << 20);
     alarm(LIMITED_ALARM);
 }
 
@@ -850,17 +846,13 @@ static void test_address_limit_for_one_thread(void **state)
 /* ulimit -Ss 256: a soft limit of 256 KiB, the hard one unlimited. */
 static void soft_stack_256_kib(void)
 {
-    struct rlimit rl = {(rlim_t)256 << 10, RLIM_INFINITY};
-    if (setrlimit(RLIMIT_STACK, &rl) != 0)
-        _exit(96);
+    cli_set_limit(RLIMIT_STACK, (rlim_t)256 << 10, RLIM_INFINITY);
 }
 
 /* ulimit -s 256: soft and hard. */
 static void stack_256_kib(void)
 {
-    struct rlimit rl = {(rlim_t)256 << 10, (rlim_t)256 << 10};
-    if (setrlimit(RLIMIT_STACK, &rl) != 0)
-        _exit(96);
+    cli_set_limit(RLIMIT_STACK, (rlim_t)256 << 10, (rlim_t)256 << 10);
 }
 
 /* A training under a 256 KiB stack limit crashed (SIGSEGV, exit 139) in

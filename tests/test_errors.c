@@ -682,9 +682,7 @@ static void test_output_over_precious(void **state)
 /* The address space a vae process may have: 4 GB. */
 static void limit_address_space(void)
 {
-    struct rlimit rl = {4ul << 30, 4ul << 30};
-    if (setrlimit(RLIMIT_AS, &rl) != 0)
-        _exit(96);
+    cli_set_limit(RLIMIT_AS, (rlim_t)4 << 30, (rlim_t)4 << 30);
 }
 
 /* --batch far above the test set's size: eval sizes its passes by the set

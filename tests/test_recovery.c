@@ -149,9 +149,7 @@ static void test_sigxcpu(void **state)
 /* ulimit -t 1 (the hard limit a minute on): a second of CPU time. */
 static void cpu_second(void)
 {
-    struct rlimit rl = {1, 60};
-    if (setrlimit(RLIMIT_CPU, &rl) != 0)
-        _exit(96);
+    cli_set_limit(RLIMIT_CPU, 1, 60);
 }
 
 /* Under a real CPU time limit, the kernel's SIGXCPU each second past the

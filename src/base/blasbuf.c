@@ -42,15 +42,18 @@ int blasbuf_limited(void)
     return address_limit() != 0;
 }
 
-size_t blasbuf_fit(void)
+/* How many buffers fit under limit with used bytes in use. */
+static size_t fit_in(size_t limit, size_t used)
 {
-    size_t limit = address_limit();
-    if (!limit)
-        return SIZE_MAX;
-    size_t used = address_used();
     if (used + BLASBUF_SLACK >= limit)
         return 0;
     return (limit - used - BLASBUF_SLACK) / BLASBUF_BYTES;
+}
+
+size_t blasbuf_fit(void)
+{
+    size_t limit = address_limit();
+    return limit ? fit_in(limit, address_used()) : SIZE_MAX;
 }
 
 int blasbuf_reserve(size_t threads, err_msg *err)
@@ -58,9 +61,9 @@ int blasbuf_reserve(size_t threads, err_msg *err)
     size_t limit = address_limit();
     if (!limit)
         return 0;
-    size_t fit = blasbuf_fit();
+    size_t used = address_used(), fit = fit_in(limit, used);
     if (threads > fit) {
-        size_t used = address_used(), mib = (size_t)1 << 20;
+        size_t mib = (size_t)1 << 20;
         size_t need = used + threads * BLASBUF_BYTES + BLASBUF_SLACK;
         char fewer[48] = "";
         if (fit >= 1)

@@ -90,6 +90,24 @@ const char *cpu_core_to_force(const char *detected, const char *best)
     return best;
 }
 
+/* Takes back what tune_core set. */
+static void undo_core(void)
+{
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv(REEXEC_MARK);
+}
+
+/* Takes back what tune_threads set: OPENBLAS_NUM_THREADS as old had it
+ * (NULL: unset). */
+static void undo_threads(const char *old)
+{
+    unsetenv(THREADS_MARK);
+    if (old)
+        setenv("OPENBLAS_NUM_THREADS", old, 1);
+    else
+        unsetenv("OPENBLAS_NUM_THREADS");
+}
+
 /* Sets OPENBLAS_CORETYPE to the best core when OpenBLAS picked a weaker
  * one and the user set none. Returns 1 when it set it, else 0. */
 static int tune_core(void)
@@ -104,8 +122,7 @@ static int tune_core(void)
     if (!force)
         return 0;
     if (setenv("OPENBLAS_CORETYPE", force, 1) || setenv(REEXEC_MARK, detected, 1)) {
-        unsetenv("OPENBLAS_CORETYPE");
-        unsetenv(REEXEC_MARK);
+        undo_core();
         return 0;
     }
     return 1;
@@ -115,7 +132,9 @@ static int tune_core(void)
  * started threads of its own when it loaded (each maps a work buffer, and
  * one whose mapping fails retries for ever: blasbuf.h). vae never uses
  * them: its team runs OpenBLAS one thread a call (par.h). THREADS_MARK
- * keeps their number, the default team size. Returns 1 when it set it. */
+ * keeps their number, the default team size. *old gets the user's
+ * OPENBLAS_NUM_THREADS (a copy, or NULL), for undo_threads. Returns 1 when
+ * it set it. */
 static int tune_threads(char **old)
 {
     *old = NULL;
@@ -128,13 +147,7 @@ static int tune_threads(char **old)
     snprintf(num, sizeof num, "%d", n);
     if (setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0 && setenv(THREADS_MARK, num, 1) == 0)
         return 1;
-    unsetenv(THREADS_MARK);
-    if (*old)
-        setenv("OPENBLAS_NUM_THREADS", *old, 1);
-    else
-        unsetenv("OPENBLAS_NUM_THREADS");
-    free(*old);
-    *old = NULL;
+    undo_threads(*old);
     return 0;
 }
 
@@ -147,17 +160,10 @@ void cpu_tune_openblas(char **argv)
     /* No exec, or it failed: carry on as loaded (the slow kernels rather
      * than not at all), the environment as it was for the programs vae
      * starts. */
-    if (core) {
-        unsetenv("OPENBLAS_CORETYPE");
-        unsetenv(REEXEC_MARK);
-    }
-    if (threads) {
-        unsetenv(THREADS_MARK);
-        if (old_threads)
-            setenv("OPENBLAS_NUM_THREADS", old_threads, 1);
-        else
-            unsetenv("OPENBLAS_NUM_THREADS");
-    }
+    if (core)
+        undo_core();
+    if (threads)
+        undo_threads(old_threads);
     free(old_threads);
 }
 

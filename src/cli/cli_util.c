@@ -39,13 +39,12 @@ int cli_threads(cli_opts *o)
 {
     size_t n = o->set[O_THREADS] ? o->threads : cpu_default_threads();
     size_t fit = blasbuf_fit();
-    if (!o->set[O_THREADS] && n > fit && fit == 0)
-        n = 1; /* par_init says how much room one needs */
-    if (!o->set[O_THREADS] && n > fit && fit >= 1) {
-        say_error("warning: the address-space limit (ulimit -v) leaves room for OpenBLAS's "
-                  "work buffers of %zu thread%s: running %zu, not %zu (--threads sets it)",
-                  fit, fit == 1 ? "" : "s", fit, n);
-        n = fit;
+    if (!o->set[O_THREADS] && n > fit) {
+        if (fit >= 1)
+            say_error("warning: the address-space limit (ulimit -v) leaves room for OpenBLAS's "
+                      "work buffers of %zu thread%s: running %zu, not %zu (--threads sets it)",
+                      fit, fit == 1 ? "" : "s", fit, n);
+        n = fit >= 1 ? fit : 1; /* none: par_init says how much room one needs */
     }
     /* Allowed (the same --threads give the same bits on any machine), but
      * every step's barriers then wait for threads that are not running. */

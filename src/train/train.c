@@ -288,7 +288,7 @@ static adam_config adam_of(const ckpt_train *st)
     return c;
 }
 
-/* Where the run's checkpoint is read and written. */
+/* Where the run's checkpoint is written (save_path, else ckpt_path). */
 static const char *ckpt_target(const train_opts *o)
 {
     return o->save_path ? o->save_path : o->ckpt_path;
